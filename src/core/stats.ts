@@ -1,0 +1,171 @@
+import { ARTIFACT_CLASSES, type ArtifactClass, type PeerKey, type Topic } from './artifact.ts'
+
+/** Counts for one topic or one artifact class. */
+export interface FlowStats {
+  /** Artifacts this node published. */
+  published: number
+  /** Distinct artifacts delivered to the application. */
+  delivered: number
+  /** Copies received of artifacts already seen. */
+  duplicates: number
+  /** Artifacts the validator rejected. */
+  rejected: number
+  /** Artifacts the validator ignored. */
+  ignored: number
+  /** Payload bytes of delivered artifacts. */
+  deliveredBytes: number
+}
+
+/** Bytes and frames in one direction, split into payload and control. */
+export interface WireStats {
+  /** Frames (RPCs, datagrams) on the wire. */
+  frames: number
+  /** Bytes carrying application payload (message data). */
+  payloadBytes: number
+  /** Every other byte: headers, ids, control messages, framing. */
+  controlBytes: number
+}
+
+/** Control messages of one kind (IHAVE, GRAFT, HELLO, ...). */
+export interface ControlStats {
+  /** Sent by this node. */
+  sent: number
+  /** Received by this node. */
+  received: number
+}
+
+/** A node's counters, as returned by `Dissemination.stats()`. */
+export interface DisseminationStats {
+  /** Totals over every topic. */
+  total: FlowStats
+  /** Per topic. */
+  byTopic: Record<Topic, FlowStats>
+  /** Per artifact class. */
+  byClass: Record<ArtifactClass, FlowStats>
+  /** Traffic sent. */
+  sent: WireStats
+  /** Traffic received. */
+  received: WireStats
+  /** Control messages by kind. */
+  control: Record<string, ControlStats>
+  /** Inputs rejected as malformed or abusive, by reason. */
+  invalid: Record<string, number>
+  /** Inputs rejected as malformed or abusive, by sending peer (bounded; the largest offenders). */
+  invalidByPeer: Record<PeerKey, number>
+}
+
+/** How many distinct peers {@link StatsRecorder} tracks penalties for. */
+export const MAX_TRACKED_OFFENDERS = 1024
+/** How many distinct topics {@link StatsRecorder} keeps separate counters for. */
+export const MAX_TRACKED_TOPICS = 4096
+
+function emptyFlow(): FlowStats {
+  return { published: 0, delivered: 0, duplicates: 0, rejected: 0, ignored: 0, deliveredBytes: 0 }
+}
+
+function emptyWire(): WireStats {
+  return { frames: 0, payloadBytes: 0, controlBytes: 0 }
+}
+
+type FlowField = Exclude<keyof FlowStats, 'deliveredBytes'>
+
+/**
+ * The counters behind `stats()`. Protocol cores call it as events happen; it is bounded
+ * (topics and offending peers past the caps are folded into `'(other)'`).
+ */
+export class StatsRecorder {
+  private readonly total = emptyFlow()
+  private readonly byTopic = new Map<Topic, FlowStats>()
+  private readonly byClass = new Map<ArtifactClass, FlowStats>(
+    ARTIFACT_CLASSES.map((c) => [c, emptyFlow()]),
+  )
+  private readonly sent = emptyWire()
+  private readonly received = emptyWire()
+  private readonly control = new Map<string, ControlStats>()
+  private readonly invalid = new Map<string, number>()
+  private readonly invalidByPeer = new Map<PeerKey, number>()
+
+  /** Counts one artifact event on a topic and class. */
+  count(field: FlowField, topic: Topic, cls: ArtifactClass, bytes = 0): void {
+    for (const flow of [this.total, this.topicFlow(topic), this.byClass.get(cls)!]) {
+      flow[field]++
+      if (field === 'delivered') flow.deliveredBytes += bytes
+    }
+  }
+
+  /** Counts a frame sent, split into payload and control bytes. */
+  frameSent(totalBytes: number, payloadBytes: number): void {
+    this.sent.frames++
+    this.sent.payloadBytes += payloadBytes
+    this.sent.controlBytes += totalBytes - payloadBytes
+  }
+
+  /** Counts a frame received, split into payload and control bytes. */
+  frameReceived(totalBytes: number, payloadBytes: number): void {
+    this.received.frames++
+    this.received.payloadBytes += payloadBytes
+    this.received.controlBytes += totalBytes - payloadBytes
+  }
+
+  /** Counts control messages of a kind sent. */
+  controlSent(kind: string, n = 1): void {
+    this.controlEntry(kind).sent += n
+  }
+
+  /** Counts control messages of a kind received. */
+  controlReceived(kind: string, n = 1): void {
+    this.controlEntry(kind).received += n
+  }
+
+  /** Counts a rejected input against the peer that sent it. Returns the peer's new count. */
+  penalise(peer: PeerKey, reason: string): number {
+    this.invalid.set(reason, (this.invalid.get(reason) ?? 0) + 1)
+    const key =
+      this.invalidByPeer.has(peer) || this.invalidByPeer.size < MAX_TRACKED_OFFENDERS
+        ? peer
+        : '(other)'
+    const n = (this.invalidByPeer.get(key) ?? 0) + 1
+    this.invalidByPeer.set(key, n)
+    return n
+  }
+
+  /** Penalties counted against one peer. */
+  penalties(peer: PeerKey): number {
+    return this.invalidByPeer.get(peer) ?? 0
+  }
+
+  /** A deep copy of every counter. */
+  snapshot(): DisseminationStats {
+    const flows = <K extends string>(m: Map<K, FlowStats>) =>
+      Object.fromEntries([...m].map(([k, v]) => [k, { ...v }])) as Record<K, FlowStats>
+    return {
+      total: { ...this.total },
+      byTopic: flows(this.byTopic),
+      byClass: flows(this.byClass),
+      sent: { ...this.sent },
+      received: { ...this.received },
+      control: Object.fromEntries([...this.control].map(([k, v]) => [k, { ...v }])),
+      invalid: Object.fromEntries(this.invalid),
+      invalidByPeer: Object.fromEntries(this.invalidByPeer),
+    }
+  }
+
+  private topicFlow(topic: Topic): FlowStats {
+    let flow = this.byTopic.get(topic)
+    if (flow === undefined) {
+      const key = this.byTopic.size < MAX_TRACKED_TOPICS ? topic : '(other)'
+      flow = this.byTopic.get(key) ?? emptyFlow()
+      this.byTopic.set(key, flow)
+    }
+    return flow
+  }
+
+  private controlEntry(kind: string): ControlStats {
+    let entry = this.control.get(kind)
+    if (entry === undefined) {
+      entry = { sent: 0, received: 0 }
+      this.control.set(kind, entry)
+    }
+    return entry
+  }
+}

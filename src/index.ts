@@ -1,0 +1,6 @@
+/**
+ * consensus-multicast: one typed API for disseminating consensus messages, with three
+ * strategies behind it (optimized gossip, replication points, a Chop Chop broker) and a
+ * deterministic simulator (exported from `consensus-multicast/sim`).
+ */
+export * from './core/index.ts'
