@@ -1,0 +1,528 @@
+import {
+  reader as createReader,
+  writer as createWriter,
+  type Reader,
+  type Writer,
+} from 'protons-runtime'
+import { DecodeError } from '../core/errors.ts'
+
+/**
+ * The gossipsub RPC protobuf (meshsub 1.0 to 1.2), written by hand with protons-runtime's
+ * reader and writer so that every decode is bounded by {@link RpcLimits}.
+ *
+ * ```proto
+ * message RPC { repeated SubOpts subscriptions = 1; repeated Message publish = 2; optional ControlMessage control = 3; }
+ * message SubOpts { optional bool subscribe = 1; optional string topic = 2; }
+ * message Message { optional bytes from = 1; optional bytes data = 2; optional bytes seqno = 3;
+ *                   optional string topic = 4; optional bytes signature = 5; optional bytes key = 6; }
+ * message ControlMessage { repeated ControlIHave ihave = 1; repeated ControlIWant iwant = 2;
+ *   repeated ControlGraft graft = 3; repeated ControlPrune prune = 4; repeated ControlIDontWant idontwant = 5; }
+ * message ControlIHave { optional string topicID = 1; repeated bytes messageIDs = 2; }
+ * message ControlIWant { repeated bytes messageIDs = 1; }
+ * message ControlGraft { optional string topicID = 1; }
+ * message ControlPrune { optional string topicID = 1; repeated PeerInfo peers = 2; optional uint64 backoff = 3; }
+ * message PeerInfo { optional bytes peerID = 1; optional bytes signedPeerRecord = 2; }
+ * message ControlIDontWant { repeated bytes messageIDs = 1; }
+ * ```
+ */
+
+/** A subscription change. */
+export interface RpcSubscription {
+  /** True to subscribe, false to unsubscribe. */
+  subscribe: boolean
+  /** The topic. */
+  topic: string
+}
+
+/** A published message as it travels on the wire. */
+export interface RpcMessage {
+  /** The origin's peer id bytes (StrictSign only). */
+  from?: Uint8Array
+  /** The payload. */
+  data?: Uint8Array
+  /** An 8-byte big-endian sequence number (StrictSign only). */
+  seqno?: Uint8Array
+  /** The topic. */
+  topic: string
+  /** The origin's signature over the message without `signature` and `key`. */
+  signature?: Uint8Array
+  /** The origin's public key (protobuf-encoded libp2p key). */
+  key?: Uint8Array
+}
+
+/** IHAVE: message ids the sender has in its cache for a topic. */
+export interface RpcIHave {
+  /** The topic. */
+  topicID: string
+  /** The advertised ids. */
+  messageIDs: Uint8Array[]
+}
+
+/** IWANT: message ids the sender asks for. */
+export interface RpcIWant {
+  /** The requested ids. */
+  messageIDs: Uint8Array[]
+}
+
+/** GRAFT: the sender added the receiver to its mesh of a topic. */
+export interface RpcGraft {
+  /** The topic. */
+  topicID: string
+}
+
+/** A peer offered in PRUNE peer exchange. */
+export interface RpcPeerInfo {
+  /** The peer id bytes. */
+  peerID?: Uint8Array
+  /** A signed peer record envelope. */
+  signedPeerRecord?: Uint8Array
+}
+
+/** PRUNE: the sender removed the receiver from its mesh of a topic. */
+export interface RpcPrune {
+  /** The topic. */
+  topicID: string
+  /** Peer exchange: other peers of the topic. */
+  peers: RpcPeerInfo[]
+  /** Seconds the receiver must wait before grafting again (v1.1). */
+  backoff?: number
+}
+
+/** IDONTWANT (meshsub 1.2): the sender already has these messages. */
+export interface RpcIDontWant {
+  /** The ids. */
+  messageIDs: Uint8Array[]
+}
+
+/** Control messages of one RPC. */
+export interface RpcControl {
+  /** IHAVE entries. */
+  ihave: RpcIHave[]
+  /** IWANT entries. */
+  iwant: RpcIWant[]
+  /** GRAFT entries. */
+  graft: RpcGraft[]
+  /** PRUNE entries. */
+  prune: RpcPrune[]
+  /** IDONTWANT entries. */
+  idontwant: RpcIDontWant[]
+}
+
+/** One gossipsub RPC frame. */
+export interface Rpc {
+  /** Subscription changes. */
+  subscriptions: RpcSubscription[]
+  /** Published messages. */
+  messages: RpcMessage[]
+  /** Control messages, if any. */
+  control?: RpcControl
+}
+
+/** Bounds on what one decoded frame may contain; a frame over any of them is rejected. */
+export interface RpcLimits {
+  /** Maximum frame size in bytes. */
+  maxFrameBytes: number
+  /** Maximum subscription entries. */
+  maxSubscriptions: number
+  /** Maximum published messages. */
+  maxMessages: number
+  /** Maximum message ids over all IHAVE entries. */
+  maxIHaveIds: number
+  /** Maximum message ids over all IWANT entries. */
+  maxIWantIds: number
+  /** Maximum message ids over all IDONTWANT entries. */
+  maxIDontWantIds: number
+  /** Maximum topic-carrying control entries (IHAVE, GRAFT, PRUNE). */
+  maxControlTopics: number
+  /** Maximum peers offered over all PRUNE entries. */
+  maxPeerExchange: number
+  /** Maximum length of a topic string, in bytes. */
+  maxTopicLength: number
+  /** Maximum length of a message id, in bytes. */
+  maxIdLength: number
+}
+
+/** Defaults: generous enough for any honest peer, small enough to bound memory. */
+export const DEFAULT_RPC_LIMITS: RpcLimits = {
+  maxFrameBytes: 4 * 1024 * 1024,
+  maxSubscriptions: 5000,
+  maxMessages: 5000,
+  maxIHaveIds: 5000,
+  maxIWantIds: 5000,
+  maxIDontWantIds: 5000,
+  maxControlTopics: 5000,
+  maxPeerExchange: 256,
+  maxTopicLength: 1024,
+  maxIdLength: 256,
+}
+
+/** Protobuf wire types used here. */
+const VARINT = 0
+const LEN = 2
+
+function tag(field: number, wireType: number): number {
+  return (field << 3) | wireType
+}
+
+/** Creates an empty control message. */
+export function emptyControl(): RpcControl {
+  return { ihave: [], iwant: [], graft: [], prune: [], idontwant: [] }
+}
+
+/** True when a control message carries nothing. */
+export function isControlEmpty(c: RpcControl | undefined): boolean {
+  return (
+    c === undefined ||
+    (c.ihave.length === 0 &&
+      c.iwant.length === 0 &&
+      c.graft.length === 0 &&
+      c.prune.length === 0 &&
+      c.idontwant.length === 0)
+  )
+}
+
+function writeMessageFields(w: Writer, m: RpcMessage, withAuth: boolean): void {
+  if (m.from !== undefined) w.uint32(tag(1, LEN)).bytes(m.from)
+  if (m.data !== undefined) w.uint32(tag(2, LEN)).bytes(m.data)
+  if (m.seqno !== undefined) w.uint32(tag(3, LEN)).bytes(m.seqno)
+  if (m.topic !== '') w.uint32(tag(4, LEN)).string(m.topic)
+  if (!withAuth) return
+  if (m.signature !== undefined) w.uint32(tag(5, LEN)).bytes(m.signature)
+  if (m.key !== undefined) w.uint32(tag(6, LEN)).bytes(m.key)
+}
+
+function writeIds(w: Writer, field: number, ids: Uint8Array[]): void {
+  for (const id of ids) w.uint32(tag(field, LEN)).bytes(id)
+}
+
+function writeControl(w: Writer, c: RpcControl): void {
+  for (const ih of c.ihave) {
+    w.uint32(tag(1, LEN)).fork()
+    w.uint32(tag(1, LEN)).string(ih.topicID)
+    writeIds(w, 2, ih.messageIDs)
+    w.ldelim()
+  }
+  for (const iw of c.iwant) {
+    w.uint32(tag(2, LEN)).fork()
+    writeIds(w, 1, iw.messageIDs)
+    w.ldelim()
+  }
+  for (const g of c.graft) {
+    w.uint32(tag(3, LEN)).fork()
+    w.uint32(tag(1, LEN)).string(g.topicID)
+    w.ldelim()
+  }
+  for (const p of c.prune) {
+    w.uint32(tag(4, LEN)).fork()
+    w.uint32(tag(1, LEN)).string(p.topicID)
+    for (const peer of p.peers) {
+      w.uint32(tag(2, LEN)).fork()
+      if (peer.peerID !== undefined) w.uint32(tag(1, LEN)).bytes(peer.peerID)
+      if (peer.signedPeerRecord !== undefined) w.uint32(tag(2, LEN)).bytes(peer.signedPeerRecord)
+      w.ldelim()
+    }
+    if (p.backoff !== undefined) w.uint32(tag(3, VARINT)).uint64Number(p.backoff)
+    w.ldelim()
+  }
+  for (const d of c.idontwant) {
+    w.uint32(tag(5, LEN)).fork()
+    writeIds(w, 1, d.messageIDs)
+    w.ldelim()
+  }
+}
+
+/** Encodes an RPC frame (without the length prefix). */
+export function encodeRpc(rpc: Rpc): Uint8Array {
+  const w = createWriter()
+  for (const s of rpc.subscriptions) {
+    w.uint32(tag(1, LEN)).fork()
+    w.uint32(tag(1, VARINT)).bool(s.subscribe)
+    w.uint32(tag(2, LEN)).string(s.topic)
+    w.ldelim()
+  }
+  for (const m of rpc.messages) {
+    w.uint32(tag(2, LEN)).fork()
+    writeMessageFields(w, m, true)
+    w.ldelim()
+  }
+  if (!isControlEmpty(rpc.control)) {
+    w.uint32(tag(3, LEN)).fork()
+    writeControl(w, rpc.control!)
+    w.ldelim()
+  }
+  return w.finish()
+}
+
+const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
+const utf8 = new TextDecoder()
+
+/**
+ * The bytes a StrictSign signature covers: `"libp2p-pubsub:"` followed by the message's
+ * protobuf encoding without `signature` and `key`.
+ */
+export function signingBytes(m: RpcMessage): Uint8Array {
+  const w = createWriter()
+  writeMessageFields(w, m, false)
+  const body = w.finish()
+  const out = new Uint8Array(SIGN_PREFIX.length + body.length)
+  out.set(SIGN_PREFIX)
+  out.set(body, SIGN_PREFIX.length)
+  return out
+}
+
+/** Running totals checked against the limits while one frame is decoded. */
+interface Budget {
+  ihaveIds: number
+  iwantIds: number
+  idontwantIds: number
+  controlTopics: number
+  peers: number
+}
+
+class FrameDecoder {
+  private readonly r: Reader
+  private readonly limits: RpcLimits
+  private readonly budget: Budget = {
+    ihaveIds: 0,
+    iwantIds: 0,
+    idontwantIds: 0,
+    controlTopics: 0,
+    peers: 0,
+  }
+
+  constructor(bytes: Uint8Array, limits: RpcLimits) {
+    this.r = createReader(bytes)
+    this.limits = limits
+  }
+
+  rpc(): Rpc {
+    const rpc: Rpc = { subscriptions: [], messages: [] }
+    this.fields(this.r.len, (field, wt) => {
+      if (field === 1 && wt === LEN) {
+        if (rpc.subscriptions.length >= this.limits.maxSubscriptions) {
+          throw new DecodeError(`more than ${this.limits.maxSubscriptions} subscriptions`)
+        }
+        rpc.subscriptions.push(this.subscription())
+      } else if (field === 2 && wt === LEN) {
+        if (rpc.messages.length >= this.limits.maxMessages) {
+          throw new DecodeError(`more than ${this.limits.maxMessages} messages`)
+        }
+        rpc.messages.push(this.message())
+      } else if (field === 3 && wt === LEN) {
+        const c = this.control()
+        if (rpc.control === undefined) rpc.control = c
+        else {
+          // Repeated occurrences of a non-repeated message field merge (protobuf rule).
+          for (const k of ['ihave', 'iwant', 'graft', 'prune', 'idontwant'] as const) {
+            ;(rpc.control[k] as unknown[]).push(...c[k])
+          }
+        }
+      } else return false
+      return true
+    })
+    return rpc
+  }
+
+  /** Calls `onField` for every field up to `end`; skips fields it returns false for. */
+  private fields(end: number, onField: (field: number, wireType: number) => boolean): void {
+    const r = this.r
+    while (r.pos < end) {
+      const t = r.uint32()
+      const field = t >>> 3
+      const wt = t & 7
+      if (field === 0) throw new DecodeError('field number 0')
+      if (!onField(field, wt)) this.skip(wt)
+    }
+    if (r.pos !== end) throw new DecodeError('field overruns its enclosing message')
+  }
+
+  private skip(wt: number): void {
+    const r = this.r
+    if (wt === VARINT) r.skip()
+    else if (wt === 1) r.skip(8)
+    else if (wt === LEN) r.skip(this.length())
+    else if (wt === 5) r.skip(4)
+    else throw new DecodeError(`unsupported wire type ${wt}`)
+  }
+
+  /** Reads a length prefix and checks it fits in the frame. */
+  private length(max = Number.POSITIVE_INFINITY): number {
+    const n = this.r.uint32()
+    if (n > this.r.len - this.r.pos) throw new DecodeError('length exceeds frame')
+    if (n > max) throw new DecodeError(`field of ${n} bytes exceeds limit ${max}`)
+    return n
+  }
+
+  private nested(): number {
+    const n = this.length()
+    return this.r.pos + n
+  }
+
+  private bytes(max = Number.POSITIVE_INFINITY): Uint8Array {
+    const n = this.length(max)
+    const r = this.r
+    const out = r.buf.subarray(r.pos, r.pos + n)
+    r.pos += n
+    return out
+  }
+
+  private string(): string {
+    return utf8.decode(this.bytes(this.limits.maxTopicLength))
+  }
+
+  private expect(wt: number, want: number): void {
+    if (wt !== want) throw new DecodeError(`wire type ${wt}, expected ${want}`)
+  }
+
+  private subscription(): RpcSubscription {
+    const end = this.nested()
+    const s: RpcSubscription = { subscribe: false, topic: '' }
+    this.fields(end, (field, wt) => {
+      if (field === 1) {
+        this.expect(wt, VARINT)
+        s.subscribe = this.r.uint32() !== 0
+      } else if (field === 2) {
+        this.expect(wt, LEN)
+        s.topic = this.string()
+      } else return false
+      return true
+    })
+    return s
+  }
+
+  private message(): RpcMessage {
+    const end = this.nested()
+    const m: RpcMessage = { topic: '' }
+    this.fields(end, (field, wt) => {
+      if (field < 1 || field > 6) return false
+      this.expect(wt, LEN)
+      if (field === 1) m.from = this.bytes()
+      else if (field === 2) m.data = this.bytes()
+      else if (field === 3) m.seqno = this.bytes()
+      else if (field === 4) m.topic = this.string()
+      else if (field === 5) m.signature = this.bytes()
+      else m.key = this.bytes()
+      return true
+    })
+    return m
+  }
+
+  private ids(into: Uint8Array[], counter: 'ihaveIds' | 'iwantIds' | 'idontwantIds'): void {
+    const max = {
+      ihaveIds: this.limits.maxIHaveIds,
+      iwantIds: this.limits.maxIWantIds,
+      idontwantIds: this.limits.maxIDontWantIds,
+    }[counter]
+    if (++this.budget[counter] > max) throw new DecodeError(`more than ${max} ${counter}`)
+    into.push(this.bytes(this.limits.maxIdLength))
+  }
+
+  private topicEntry(): void {
+    if (++this.budget.controlTopics > this.limits.maxControlTopics) {
+      throw new DecodeError(`more than ${this.limits.maxControlTopics} control entries`)
+    }
+  }
+
+  private control(): RpcControl {
+    const end = this.nested()
+    const c = emptyControl()
+    this.fields(end, (field, wt) => {
+      if (field < 1 || field > 5) return false
+      this.expect(wt, LEN)
+      const sub = this.nested()
+      if (field === 1) {
+        this.topicEntry()
+        const ih: RpcIHave = { topicID: '', messageIDs: [] }
+        this.fields(sub, (f, w) => {
+          if (f === 1) {
+            this.expect(w, LEN)
+            ih.topicID = this.string()
+          } else if (f === 2) {
+            this.expect(w, LEN)
+            this.ids(ih.messageIDs, 'ihaveIds')
+          } else return false
+          return true
+        })
+        c.ihave.push(ih)
+      } else if (field === 2 || field === 5) {
+        const entry = { messageIDs: [] as Uint8Array[] }
+        this.fields(sub, (f, w) => {
+          if (f !== 1) return false
+          this.expect(w, LEN)
+          this.ids(entry.messageIDs, field === 2 ? 'iwantIds' : 'idontwantIds')
+          return true
+        })
+        if (field === 2) c.iwant.push(entry)
+        else c.idontwant.push(entry)
+      } else if (field === 3) {
+        this.topicEntry()
+        const g: RpcGraft = { topicID: '' }
+        this.fields(sub, (f, w) => {
+          if (f !== 1) return false
+          this.expect(w, LEN)
+          g.topicID = this.string()
+          return true
+        })
+        c.graft.push(g)
+      } else {
+        this.topicEntry()
+        c.prune.push(this.prune(sub))
+      }
+      return true
+    })
+    return c
+  }
+
+  private prune(end: number): RpcPrune {
+    const p: RpcPrune = { topicID: '', peers: [] }
+    this.fields(end, (f, w) => {
+      if (f === 1) {
+        this.expect(w, LEN)
+        p.topicID = this.string()
+      } else if (f === 2) {
+        this.expect(w, LEN)
+        if (++this.budget.peers > this.limits.maxPeerExchange) {
+          throw new DecodeError(`more than ${this.limits.maxPeerExchange} exchanged peers`)
+        }
+        const pe = this.nested()
+        const info: RpcPeerInfo = {}
+        this.fields(pe, (ff, ww) => {
+          if (ff !== 1 && ff !== 2) return false
+          this.expect(ww, LEN)
+          if (ff === 1) info.peerID = this.bytes(this.limits.maxIdLength)
+          else info.signedPeerRecord = this.bytes()
+          return true
+        })
+        p.peers.push(info)
+      } else if (f === 3) {
+        this.expect(w, VARINT)
+        p.backoff = this.r.uint64Number()
+      } else return false
+      return true
+    })
+    return p
+  }
+}
+
+/**
+ * Decodes one RPC frame. Throws {@link DecodeError} (and nothing else) on malformed input or
+ * when the frame exceeds any of `limits`.
+ */
+export function decodeRpc(bytes: Uint8Array, limits: RpcLimits = DEFAULT_RPC_LIMITS): Rpc {
+  if (bytes.length > limits.maxFrameBytes) {
+    throw new DecodeError(`frame of ${bytes.length} bytes exceeds ${limits.maxFrameBytes}`)
+  }
+  try {
+    return new FrameDecoder(bytes, limits).rpc()
+  } catch (err) {
+    if (err instanceof DecodeError) throw err
+    throw new DecodeError(`malformed RPC: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Payload bytes of a frame: the data of its messages (everything else counts as control). */
+export function payloadBytes(rpc: Rpc): number {
+  let n = 0
+  for (const m of rpc.messages) n += m.data?.length ?? 0
+  return n
+}
