@@ -1,0 +1,156 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../src/core/errors.ts'
+import {
+  DEFAULT_RP_CODEC_LIMITS,
+  decodeRpMessage,
+  encodeRpMessage,
+  type RpMessage,
+} from '../../src/rp/codec.ts'
+
+const id = (n: number) => new Uint8Array(20).fill(n)
+const bytes = (s: string) => new TextEncoder().encode(s)
+
+const samples: RpMessage[] = [
+  { type: 'register', topics: ['blocks', 'votes'], leaseMs: 3000, resume: true },
+  { type: 'register', topics: [], leaseMs: 0, resume: false },
+  { type: 'heartbeat', seq: 2 ** 40 },
+  { type: 'leave', topics: ['votes'] },
+  {
+    type: 'publish',
+    id: id(1),
+    topic: 'blocks',
+    class: 'consensus',
+    data: bytes('block 1'),
+    quorum: true,
+    surplus: 2,
+  },
+  { type: 'ack', ids: [id(1), id(2)], heartbeat: 7, known: true },
+  { type: 'registered', topics: ['blocks'], leaseMs: 3000 },
+  {
+    type: 'deliver',
+    id: id(3),
+    topic: 'tx',
+    class: 'ingress',
+    data: new Uint8Array(256),
+    publisher: 'm1',
+  },
+  { type: 'quorum', id: id(4), count: 7, members: 12 },
+  {
+    type: 'hello',
+    probe: 1234.5,
+    echo: 1200.25,
+    echoDelay: 0.75,
+    states: [
+      {
+        origin: 'rp-a',
+        seq: 9,
+        links: [
+          { peer: 'rp-b', costUs: 1500 },
+          { peer: 'rp-c', costUs: 80_000 },
+        ],
+        counts: [{ topic: 'blocks', members: 4 }],
+      },
+      { origin: 'rp-b', seq: 1, links: [], counts: [] },
+    ],
+  },
+  {
+    type: 'data',
+    id: id(5),
+    topic: 'blocks',
+    class: 'consensus',
+    data: bytes('x'),
+    originRp: 'rp-a',
+    publisher: 'm2',
+    quorum: false,
+    surplus: 0,
+  },
+  {
+    type: 'delivered',
+    counts: [
+      { id: id(6), count: 0 },
+      { id: id(7), count: 3 },
+    ],
+  },
+  { type: 'digest', ids: [id(8)] },
+  { type: 'nack', ids: [] },
+]
+
+describe('rp codec', () => {
+  it('round-trips every message type', () => {
+    for (const m of samples) expect(decodeRpMessage(encodeRpMessage(m))).toEqual(m)
+  })
+
+  it('refuses another version', () => {
+    const frame = encodeRpMessage({ type: 'heartbeat', seq: 1 })
+    // field 1 (version) is the first byte pair: 0x08 0x01
+    expect(frame[0]).toBe(0x08)
+    const v2 = frame.slice()
+    v2[1] = 2
+    expect(() => decodeRpMessage(v2)).toThrow(/unsupported version 2/)
+  })
+
+  it('enforces limits on payload, ids and topics', () => {
+    const big: RpMessage = {
+      type: 'publish',
+      id: id(1),
+      topic: 't',
+      class: 'consensus',
+      data: new Uint8Array(2048),
+      quorum: false,
+      surplus: 0,
+    }
+    const lim = { ...DEFAULT_RP_CODEC_LIMITS, maxDataBytes: 1024 }
+    expect(() => decodeRpMessage(encodeRpMessage(big), lim)).toThrow(DecodeError)
+    const many: RpMessage = { type: 'digest', ids: Array.from({ length: 11 }, (_, i) => id(i)) }
+    expect(() =>
+      decodeRpMessage(encodeRpMessage(many), { ...DEFAULT_RP_CODEC_LIMITS, maxIds: 10 }),
+    ).toThrow(/more than 10 ids/)
+    const longId: RpMessage = { type: 'nack', ids: [new Uint8Array(65)] }
+    expect(() => decodeRpMessage(encodeRpMessage(longId))).toThrow(DecodeError)
+    const topics: RpMessage = { type: 'leave', topics: ['a', 'b', 'c'] }
+    expect(() =>
+      decodeRpMessage(encodeRpMessage(topics), { ...DEFAULT_RP_CODEC_LIMITS, maxTopics: 2 }),
+    ).toThrow(/more than 2 topics/)
+  })
+
+  it('refuses a frame without a body, and a data frame without an origin', () => {
+    expect(() => decodeRpMessage(new Uint8Array([0x08, 0x01]))).toThrow(/no body/)
+    const m = samples.find((s) => s.type === 'data') as Extract<RpMessage, { type: 'data' }>
+    expect(() => decodeRpMessage(encodeRpMessage({ ...m, originRp: '' }))).toThrow(/origin RP/)
+  })
+
+  it('throws only DecodeError on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (buf) => {
+        try {
+          decodeRpMessage(buf)
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err
+        }
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('throws only DecodeError on mutated valid frames', () => {
+    const frames = samples.map(encodeRpMessage)
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: frames.length - 1 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+        fc.nat(),
+        (which, flips, cut) => {
+          const f = frames[which].slice(0, Math.max(1, frames[which].length - (cut % 4)))
+          for (const [pos, v] of flips) f[pos % f.length] = v
+          try {
+            decodeRpMessage(f)
+          } catch (err) {
+            if (!(err instanceof DecodeError)) throw err
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    )
+  })
+})
