@@ -1,0 +1,2 @@
+export * from './flood-codec.ts'
+export * from './flood-core.ts'

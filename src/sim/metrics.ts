@@ -1,0 +1,204 @@
+import { type MessageId, messageIdKey } from '../core/message-id.ts'
+import type { SimCore, Simulation } from './network.ts'
+
+/** Percentiles of a distribution. */
+export interface Distribution {
+  /** Number of samples. */
+  count: number
+  /** Mean. */
+  mean: number
+  /** Median. */
+  p50: number
+  /** 90th percentile. */
+  p90: number
+  /** 99th percentile. */
+  p99: number
+  /** Largest sample. */
+  max: number
+}
+
+/** What {@link DeliveryTracker.summary} reports over every tracked message. */
+export interface DeliverySummary {
+  /** Messages tracked. */
+  messages: number
+  /** Deliveries over expected deliveries, all messages pooled (1 = everyone got everything). */
+  deliveryRatio: number
+  /** The worst single message's delivery ratio. */
+  minDeliveryRatio: number
+  /** Time from publish to first arrival at each recipient, in ms. */
+  latencyMs: Distribution
+  /** Copies beyond the first, per recipient per message. */
+  duplicates: Distribution
+  /** How many (recipient, message) pairs saw 0, 1, 2, ... duplicates (last bucket: that many or more). */
+  duplicateHistogram: number[]
+  /** Frames handed to the network per message. */
+  framesPerMessage: number
+  /** Bytes on the wire per message (network view, including frame overhead). */
+  bytesPerMessage: number
+  /** Payload bytes sent per message (the cores' view). */
+  payloadBytesPerMessage: number
+  /** Control bytes sent per message (the cores' view: headers, ids, control messages). */
+  controlBytesPerMessage: number
+  /** Control messages sent, by kind, per message. */
+  controlPerMessage: Record<string, number>
+}
+
+interface Tracked {
+  publishedAt: number
+  origin: number
+  expected: Uint8Array
+  expectedCount: number
+  arrivals: Float64Array
+  duplicates: Uint16Array
+}
+
+/** Number of buckets in {@link DeliverySummary.duplicateHistogram}. */
+export const DUPLICATE_BUCKETS = 16
+
+/**
+ * Records, for each published message, when it reached each node and how many extra
+ * copies each node received, from the cores' `artifact` and `duplicate` events.
+ */
+export class DeliveryTracker<C extends SimCore = SimCore> {
+  private readonly sim: Simulation<C>
+  private readonly tracked = new Map<string, Tracked>()
+
+  constructor(sim: Simulation<C>) {
+    this.sim = sim
+    sim.observe((i, core) => {
+      core.on('artifact', (a) => this.arrived(i, messageIdKey(a.id), a.receivedAt))
+      core.on('duplicate', (d) => {
+        const t = this.record(messageIdKey(d.id))
+        if (t.duplicates[i] < 65535) t.duplicates[i]++
+      })
+    })
+  }
+
+  /**
+   * Tracks message `id`, published by `origin` at `publishedAt`, expected at `recipients`
+   * (node indices; the origin is never counted). May be called after arrivals were seen:
+   * `publish` resolves in a microtask, after the simulator has moved on.
+   */
+  published(
+    id: MessageId,
+    origin: number,
+    publishedAt: number,
+    recipients: Iterable<number>,
+  ): void {
+    const t = this.record(messageIdKey(id))
+    t.publishedAt = publishedAt
+    t.origin = origin
+    t.expectedCount = 0
+    for (const r of recipients) {
+      if (r !== origin && t.expected[r] === 0) {
+        t.expected[r] = 1
+        t.expectedCount++
+      }
+    }
+  }
+
+  /** Arrival time of message `id` at node `i`, or NaN if it has not arrived. */
+  arrivalTime(id: MessageId, i: number): number {
+    return this.tracked.get(messageIdKey(id))?.arrivals[i] ?? Number.NaN
+  }
+
+  /** Duplicates of message `id` received by node `i`. */
+  duplicatesAt(id: MessageId, i: number): number {
+    return this.tracked.get(messageIdKey(id))?.duplicates[i] ?? 0
+  }
+
+  /** Pools every tracked message into one summary; traffic comes from the network and cores. */
+  summary(): DeliverySummary {
+    const latencies: number[] = []
+    const dups: number[] = []
+    const histogram = new Array<number>(DUPLICATE_BUCKETS).fill(0)
+    let delivered = 0
+    let expected = 0
+    let minRatio = 1
+    let messages = 0
+    for (const t of this.tracked.values()) {
+      if (Number.isNaN(t.publishedAt)) continue
+      messages++
+      let got = 0
+      for (let i = 0; i < t.expected.length; i++) {
+        if (t.expected[i] === 0) continue
+        const at = t.arrivals[i]
+        if (!Number.isNaN(at)) {
+          got++
+          latencies.push(at - t.publishedAt)
+          dups.push(t.duplicates[i])
+          histogram[Math.min(t.duplicates[i], DUPLICATE_BUCKETS - 1)]++
+        }
+      }
+      delivered += got
+      expected += t.expectedCount
+      if (t.expectedCount > 0) minRatio = Math.min(minRatio, got / t.expectedCount)
+    }
+    const m = Math.max(1, messages)
+    let payload = 0
+    let control = 0
+    const controlKinds: Record<string, number> = {}
+    for (let i = 0; i < this.sim.size; i++) {
+      const s = this.sim.core(i).stats()
+      payload += s.sent.payloadBytes
+      control += s.sent.controlBytes
+      for (const [kind, c] of Object.entries(s.control)) {
+        controlKinds[kind] = (controlKinds[kind] ?? 0) + c.sent
+      }
+    }
+    for (const kind of Object.keys(controlKinds)) controlKinds[kind] /= m
+    return {
+      messages,
+      deliveryRatio: expected === 0 ? 1 : delivered / expected,
+      minDeliveryRatio: minRatio,
+      latencyMs: distribution(latencies),
+      duplicates: distribution(dups),
+      duplicateHistogram: histogram,
+      framesPerMessage: this.sim.traffic.framesSent / m,
+      bytesPerMessage: this.sim.traffic.bytesSent / m,
+      payloadBytesPerMessage: payload / m,
+      controlBytesPerMessage: control / m,
+      controlPerMessage: controlKinds,
+    }
+  }
+
+  private arrived(i: number, key: string, at: number): void {
+    const t = this.record(key)
+    if (Number.isNaN(t.arrivals[i])) t.arrivals[i] = at
+  }
+
+  private record(key: string): Tracked {
+    let t = this.tracked.get(key)
+    if (t === undefined) {
+      const n = this.sim.size
+      t = {
+        publishedAt: Number.NaN,
+        origin: -1,
+        expected: new Uint8Array(n),
+        expectedCount: 0,
+        arrivals: new Float64Array(n).fill(Number.NaN),
+        duplicates: new Uint16Array(n),
+      }
+      this.tracked.set(key, t)
+    }
+    return t
+  }
+}
+
+/** Mean and percentiles (nearest rank) of `samples`. */
+export function distribution(samples: ArrayLike<number>): Distribution {
+  const sorted = Float64Array.from(samples).sort()
+  const n = sorted.length
+  if (n === 0) return { count: 0, mean: 0, p50: 0, p90: 0, p99: 0, max: 0 }
+  let sum = 0
+  for (let i = 0; i < n; i++) sum += sorted[i]
+  const rank = (p: number) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))]
+  return {
+    count: n,
+    mean: sum / n,
+    p50: rank(0.5),
+    p90: rank(0.9),
+    p99: rank(0.99),
+    max: sorted[n - 1],
+  }
+}

@@ -1,0 +1,223 @@
+import type { ArtifactClass } from '../core/artifact.ts'
+import type { Env } from '../core/env.ts'
+import { InvalidParametersError } from '../core/errors.ts'
+import { fullMeshGraph, type Graph, randomRegularGraph } from './graph.ts'
+import { type DeliverySummary, DeliveryTracker } from './metrics.ts'
+import { type SimCore, Simulation } from './network.ts'
+import {
+  type LatencyFn,
+  type Placement,
+  placementBandwidth,
+  placementLatency,
+  providerClusteredPlacement,
+  singleRegionPlacement,
+  uniformLatency,
+} from './placement.ts'
+import { Prng } from './prng.ts'
+
+/** How nodes are connected and placed. */
+export type TopologyKind = 'random-regular' | 'full-mesh' | 'provider-clustered'
+
+/** A reproducible workload on a simulated network. */
+export interface Scenario {
+  /** Short name (used on the command line). */
+  name: string
+  /** One line for `--help`. */
+  description: string
+  /** Number of nodes. */
+  nodes: number
+  /**
+   * `random-regular`: k-regular graph, uniform latency; `full-mesh`: everyone connected,
+   * uniform latency; `provider-clustered`: k-regular graph over Ethereum-like placement with
+   * region/provider latencies.
+   */
+  topology: TopologyKind
+  /** Peers per node (k) for the regular topologies. */
+  degree: number
+  /** One-way link latency (ms) for the uniform-latency topologies. */
+  latencyMs: number
+  /** Upload bandwidth: unlimited, per placement (1 Gbit/s data centres, 100 Mbit/s others), or bits/s. */
+  bandwidth: 'unlimited' | 'placement' | number
+  /** Frame loss probability on every link. */
+  loss: number
+  /** Messages published. */
+  messages: number
+  /** Payload bytes per message. */
+  messageBytes: number
+  /** Artifact class of the messages. */
+  class: ArtifactClass
+  /** Time between publishes (ms). */
+  intervalMs: number
+  /** Time before the first publish (ms), for meshes and registrations to form. */
+  warmupMs: number
+  /** Time after the last publish before measuring (ms). */
+  drainMs: number
+  /** Seed. */
+  seed: number | string
+}
+
+/** The network a strategy runs on. */
+export interface BuiltNetwork {
+  /** Links. */
+  graph: Graph
+  /** Link latency. */
+  latency: LatencyFn
+  /** Upload bandwidth per node (bits/s). */
+  uploadBps: (node: number) => number
+  /** Where nodes are. */
+  placement: Placement
+  /** The nodes that subscribe and publish (infrastructure nodes such as RPs are not members). */
+  members: number[]
+}
+
+/** What a strategy's factory is given. */
+export interface StrategyContext {
+  /** The scenario being run. */
+  scenario: Scenario
+  /** The network built for it. */
+  network: BuiltNetwork
+}
+
+/** A strategy the simulator can run: how to build each node's core. */
+export interface SimStrategy {
+  /** Short name (a demo row). */
+  name: string
+  /** One line for `--help`. */
+  description: string
+  /** Builds node `index`'s core. */
+  create(env: Env, index: number, ctx: StrategyContext): SimCore
+  /** Builds its own network (e.g. with RP infrastructure); default: {@link buildNetwork}. */
+  network?(scenario: Scenario, prng: Prng): BuiltNetwork
+}
+
+/** A scenario's outcome for one strategy. */
+export interface ScenarioResult {
+  /** Strategy name. */
+  strategy: string
+  /** Scenario name. */
+  scenario: string
+  /** Delivery, latency, duplicates and traffic. */
+  summary: DeliverySummary
+  /** Publishes that failed (with their error codes). */
+  publishErrors: string[]
+  /** Simulator events fired. */
+  events: number
+  /** Wall-clock run time (ms). */
+  wallMs: number
+}
+
+/** The topic every scenario publishes on. */
+export const SCENARIO_TOPIC = 'consensus-multicast/sim'
+
+/** Builds the scenario's topology, placement, latency and bandwidth; all nodes are members. */
+export function buildNetwork(scenario: Scenario, prng: Prng): BuiltNetwork {
+  const n = scenario.nodes
+  let graph: Graph
+  let placement: Placement
+  let latency: LatencyFn
+  switch (scenario.topology) {
+    case 'full-mesh':
+      graph = fullMeshGraph(n)
+      placement = singleRegionPlacement(n)
+      latency = uniformLatency(scenario.latencyMs)
+      break
+    case 'random-regular':
+      graph = randomRegularGraph(n, scenario.degree, prng.fork('graph'))
+      placement = singleRegionPlacement(n)
+      latency = uniformLatency(scenario.latencyMs)
+      break
+    case 'provider-clustered':
+      graph = randomRegularGraph(n, scenario.degree, prng.fork('graph'))
+      placement = providerClusteredPlacement(n, prng.fork('placement'))
+      latency = placementLatency(placement)
+      break
+    default:
+      throw new InvalidParametersError(`unknown topology ${String(scenario.topology)}`)
+  }
+  const bw = scenario.bandwidth
+  const uploadBps =
+    bw === 'placement'
+      ? placementBandwidth(placement)
+      : () => (bw === 'unlimited' ? Number.POSITIVE_INFINITY : bw)
+  return { graph, latency, uploadBps, placement, members: Array.from({ length: n }, (_, i) => i) }
+}
+
+/** Options of {@link runScenario}. */
+export interface RunOptions {
+  /** Called with the fraction of virtual time done, now and then. */
+  onProgress?: (fraction: number) => void
+}
+
+/**
+ * Runs `scenario` under `strategy`: builds the network, subscribes every member, publishes
+ * from random members at the scenario's interval and measures every delivery.
+ */
+export async function runScenario(
+  scenario: Scenario,
+  strategy: SimStrategy,
+  options: RunOptions = {},
+): Promise<ScenarioResult> {
+  const wallStart = performance.now()
+  const prng = new Prng(scenario.seed)
+  const network = strategy.network?.(scenario, prng) ?? buildNetwork(scenario, prng)
+  const ctx: StrategyContext = { scenario, network }
+  const sim = new Simulation(
+    {
+      seed: scenario.seed,
+      graph: network.graph,
+      latency: network.latency,
+      uploadBps: network.uploadBps,
+      loss: scenario.loss,
+    },
+    (env, i) => strategy.create(env, i, ctx),
+  )
+  const isMember = new Uint8Array(network.graph.n)
+  for (const m of network.members) isMember[m] = 1
+  sim.observe((i, core) => {
+    if (isMember[i] === 1) core.subscribe(SCENARIO_TOPIC)
+  })
+  const tracker = new DeliveryTracker(sim)
+  sim.start()
+
+  const publishErrors: string[] = []
+  const pending: Promise<void>[] = []
+  const data = new Uint8Array(scenario.messageBytes)
+  const pick = prng.fork('publishers')
+  for (let m = 0; m < scenario.messages; m++) {
+    const at = scenario.warmupMs + m * scenario.intervalMs
+    sim.at(at, () => {
+      const origin = network.members[pick.int(network.members.length)]
+      // Distinct payloads: content-derived ids must differ per message.
+      const payload = data.slice()
+      new DataView(payload.buffer).setUint32(0, m)
+      if (payload.length >= 8) new DataView(payload.buffer).setUint32(4, pick.nextU32())
+      pending.push(
+        sim
+          .core(origin)
+          .publish(SCENARIO_TOPIC, payload, { class: scenario.class })
+          .then(
+            (r) => tracker.published(r.id, origin, at, network.members),
+            (err) => {
+              publishErrors.push(err?.code ?? String(err))
+            },
+          ),
+      )
+    })
+  }
+  const end = scenario.warmupMs + (scenario.messages - 1) * scenario.intervalMs + scenario.drainMs
+  const slice = Math.max(1, end / 100)
+  let events = 0
+  for (let t = slice; t < end + slice; t += slice) {
+    events += sim.run({ until: Math.min(t, end) })
+    options.onProgress?.(Math.min(1, t / end))
+  }
+  await Promise.all(pending)
+  return {
+    strategy: strategy.name,
+    scenario: scenario.name,
+    summary: tracker.summary(),
+    publishErrors,
+    events,
+    wallMs: performance.now() - wallStart,
+  }
+}
