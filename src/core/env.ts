@@ -53,4 +53,6 @@ export interface ProtocolCore {
   peerDisconnected(peer: PeerKey): void
   /** One frame arrived from `peer`. Malformed frames are counted against the peer, never thrown. */
   receive(peer: PeerKey, frame: Uint8Array): void
+  /** The driver caught `peer` misbehaving below the core (e.g. bad framing): count it. */
+  penalise(peer: PeerKey, reason: string): void
 }

@@ -16,6 +16,7 @@ import {
   NoPeersError,
 } from '../core/errors.ts'
 import { contentMessageId, messageIdKey } from '../core/message-id.ts'
+import { withDefaults } from '../core/options.ts'
 import { SeenCache } from '../core/seen-cache.ts'
 import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
 import type { ValidationResult, Validator } from '../core/validation.ts'
@@ -63,7 +64,7 @@ export class FloodCore implements ProtocolCore, Dissemination {
 
   constructor(env: Env, options: FloodOptions = {}) {
     this.env = env
-    this.options = { ...DEFAULTS, ...options }
+    this.options = withDefaults(DEFAULTS, options)
     for (const [k, v] of Object.entries(this.options)) {
       if (!(Number.isInteger(v) && v > 0)) {
         throw new InvalidParametersError(`flood option ${k} must be a positive integer`)
@@ -224,6 +225,10 @@ export class FloodCore implements ProtocolCore, Dissemination {
       sent++
     }
     return sent
+  }
+
+  penalise(peer: PeerKey, reason: string): void {
+    this.reject(peer, reason)
   }
 
   private reject(peer: PeerKey, reason: string, topic?: Topic): void {

@@ -1,0 +1,343 @@
+import type {
+  ComponentLogger,
+  Connection,
+  Logger,
+  PeerId,
+  Startable,
+  Stream,
+} from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { PeerKey, Topic } from '../core/artifact.ts'
+import type {
+  Dissemination,
+  DisseminationEvents,
+  PublishOptions,
+  PublishResult,
+  StrategyName,
+} from '../core/dissemination.ts'
+import type { Listener } from '../core/emitter.ts'
+import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import { InvalidParametersError } from '../core/errors.ts'
+import { withDefaults } from '../core/options.ts'
+import type { DisseminationStats } from '../core/stats.ts'
+import type { Validator } from '../core/validation.ts'
+import { encodeLengthPrefixed, LengthPrefixedDecoder } from './length-prefixed.ts'
+
+/** The libp2p components a {@link CoreService} needs (libp2p passes them to service factories). */
+export interface CoreServiceComponents {
+  /** This node's peer id. */
+  peerId: PeerId
+  /** Protocol handlers and topologies. */
+  registrar: Registrar
+  /** Open connections. */
+  connectionManager: ConnectionManager
+  /** Loggers. */
+  logger: ComponentLogger
+}
+
+/** How a {@link CoreService} maps a core onto libp2p streams. */
+export interface CoreServiceOptions {
+  /** Protocol ids, most preferred first (e.g. `/meshsub/1.2.0`, `/meshsub/1.1.0`). */
+  protocols: string[]
+  /** Name for logs (`consensus-multicast:<name>`). */
+  name: string
+  /** Largest frame accepted from a peer, in bytes; a larger one closes the stream. */
+  maxFrameBytes: number
+  /** Bytes that may wait in one peer's outbound buffer; frames beyond it are dropped and counted. */
+  maxQueuedBytesPerPeer?: number
+  /** Concurrent inbound streams per connection for these protocols (default 2). */
+  maxInboundStreams?: number
+  /** Concurrent outbound streams per connection for these protocols (default 2). */
+  maxOutboundStreams?: number
+}
+
+/** A protocol core that can be hosted by {@link CoreService}. */
+export type HostedCore = ProtocolCore & Dissemination
+
+interface PeerState {
+  outbound?: Stream
+  opening?: Promise<void>
+  inbound: Set<Stream>
+  pending: Uint8Array[]
+  connected: boolean
+}
+
+/**
+ * The one libp2p driver: hosts a sans-IO core as a libp2p 3 service. Each side writes on
+ * its own outbound stream and reads length-prefixed frames from the peer's, as gossipsub
+ * does. It holds no protocol logic: frames go to `core.receive`, `Env.send` goes to streams.
+ */
+export class CoreService<C extends HostedCore> implements Startable, Dissemination {
+  /** The hosted core (for strategy-specific calls). */
+  readonly core: C
+  private readonly components: CoreServiceComponents
+  private readonly options: Required<CoreServiceOptions>
+  private readonly log: Logger
+  private readonly peers = new Map<PeerKey, PeerState>()
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+  private readonly topologyIds: string[] = []
+  private running = false
+  /** Frames dropped because a peer's outbound buffer was full or its stream failed. */
+  droppedFrames = 0
+
+  constructor(
+    components: CoreServiceComponents,
+    options: CoreServiceOptions,
+    createCore: (env: Env) => C,
+  ) {
+    if (options.protocols.length === 0) throw new InvalidParametersError('no protocol ids given')
+    if (!(options.maxFrameBytes > 0)) throw new InvalidParametersError('maxFrameBytes must be > 0')
+    this.components = components
+    this.options = withDefaults(
+      {
+        maxQueuedBytesPerPeer: 16 * 1024 * 1024,
+        maxInboundStreams: 2,
+        maxOutboundStreams: 2,
+        ...options,
+      },
+      options,
+    )
+    this.log = components.logger.forComponent(`consensus-multicast:${options.name}`)
+    const env: Env = {
+      self: components.peerId.toString(),
+      now: () => Date.now(),
+      send: (peer, frame) => this.send(peer, frame),
+      setTimer: (ms, fn) => this.setTimer(ms, fn),
+      random: () => Math.random(),
+    }
+    this.core = createCore(env)
+  }
+
+  /** @inheritdoc */
+  get strategy(): StrategyName {
+    return this.core.strategy
+  }
+
+  /** Registers the protocol handlers and topologies, then starts the core. */
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    const { registrar } = this.components
+    for (const protocol of this.options.protocols) {
+      await registrar.handle(protocol, (stream, connection) => this.onInbound(stream, connection), {
+        maxInboundStreams: this.options.maxInboundStreams,
+        maxOutboundStreams: this.options.maxOutboundStreams,
+      })
+      this.topologyIds.push(
+        await registrar.register(protocol, {
+          onConnect: (peerId, connection) => this.onConnect(peerId, connection),
+          onDisconnect: (peerId) => this.onDisconnect(peerId.toString()),
+        }),
+      )
+    }
+    this.core.start()
+    // Peers already connected before start (a service added late) are picked up here.
+    for (const connection of this.components.connectionManager.getConnections()) {
+      this.onConnect(connection.remotePeer, connection)
+    }
+  }
+
+  /** Stops the core, closes every stream and unregisters the protocols. */
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.core.stop()
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    for (const id of this.topologyIds.splice(0)) this.components.registrar.unregister(id)
+    await Promise.all(this.options.protocols.map((p) => this.components.registrar.unhandle(p)))
+    const closing: Promise<void>[] = []
+    for (const state of this.peers.values()) {
+      for (const s of [state.outbound, ...state.inbound]) {
+        if (s !== undefined) closing.push(s.close().catch((err) => s.abort(err)))
+      }
+    }
+    this.peers.clear()
+    await Promise.all(closing)
+  }
+
+  subscribe(topic: Topic): void {
+    this.core.subscribe(topic)
+  }
+
+  unsubscribe(topic: Topic): void {
+    this.core.unsubscribe(topic)
+  }
+
+  getTopics(): Topic[] {
+    return this.core.getTopics()
+  }
+
+  publish(topic: Topic, data: Uint8Array, options?: PublishOptions): Promise<PublishResult> {
+    return this.core.publish(topic, data, options)
+  }
+
+  setValidator(topic: Topic, validator: Validator | undefined): void {
+    this.core.setValidator(topic, validator)
+  }
+
+  on<K extends keyof DisseminationEvents>(
+    type: K,
+    listener: Listener<DisseminationEvents[K]>,
+  ): () => void {
+    return this.core.on(type, listener)
+  }
+
+  off<K extends keyof DisseminationEvents>(
+    type: K,
+    listener: Listener<DisseminationEvents[K]>,
+  ): void {
+    this.core.off(type, listener)
+  }
+
+  stats(): DisseminationStats {
+    return this.core.stats()
+  }
+
+  /** Peers with an open outbound stream on one of the protocols. */
+  getPeers(): PeerKey[] {
+    return [...this.peers].filter(([, s]) => s.connected).map(([k]) => k)
+  }
+
+  private state(peer: PeerKey): PeerState {
+    let state = this.peers.get(peer)
+    if (state === undefined) {
+      state = { inbound: new Set(), pending: [], connected: false }
+      this.peers.set(peer, state)
+    }
+    return state
+  }
+
+  private onConnect(peerId: PeerId, connection: Connection): void {
+    if (!this.running || connection.status !== 'open') return
+    const peer = peerId.toString()
+    const state = this.state(peer)
+    if (state.outbound !== undefined || state.opening !== undefined) return
+    state.opening = this.openOutbound(peer, state, connection).finally(() => {
+      state.opening = undefined
+    })
+  }
+
+  private async openOutbound(
+    peer: PeerKey,
+    state: PeerState,
+    connection: Connection,
+  ): Promise<void> {
+    let stream: Stream
+    try {
+      stream = await connection.newStream(this.options.protocols)
+    } catch (err) {
+      this.log('peer %s does not speak %s: %e', peer, this.options.protocols, err)
+      return
+    }
+    if (!this.running || this.peers.get(peer) !== state) {
+      stream.abort(new Error('service stopped'))
+      return
+    }
+    state.outbound = stream
+    stream.addEventListener('close', () => {
+      if (state.outbound === stream) {
+        state.outbound = undefined
+        this.markDisconnected(peer, state)
+      }
+    })
+    state.connected = true
+    this.core.peerConnected(peer, {
+      protocol: stream.protocol,
+      outbound: connection.direction === 'outbound',
+      address: connection.remoteAddr.toString(),
+    })
+    for (const frame of state.pending.splice(0)) this.write(peer, state, frame)
+  }
+
+  private onInbound(stream: Stream, connection: Connection): void {
+    const peer = connection.remotePeer.toString()
+    const state = this.state(peer)
+    state.inbound.add(stream)
+    const decoder = new LengthPrefixedDecoder(this.options.maxFrameBytes)
+    stream.addEventListener('message', (evt) => {
+      let frames: Uint8Array[]
+      try {
+        frames = decoder.push(evt.data)
+      } catch (err) {
+        // A bad length prefix desynchronises the stream: nothing after it can be trusted.
+        this.log.error('closing stream from %s: %e', peer, err)
+        this.core.penalise(peer, 'bad-framing')
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+        return
+      }
+      for (const frame of frames) this.core.receive(peer, frame)
+    })
+    stream.addEventListener('close', () => {
+      state.inbound.delete(stream)
+    })
+    // The peer talks to us: make sure we can talk back.
+    if (state.outbound === undefined) this.onConnect(connection.remotePeer, connection)
+  }
+
+  private onDisconnect(peer: PeerKey): void {
+    const state = this.peers.get(peer)
+    if (state === undefined) return
+    this.peers.delete(peer)
+    this.markDisconnected(peer, state)
+  }
+
+  private markDisconnected(peer: PeerKey, state: PeerState): void {
+    if (!state.connected) return
+    state.connected = false
+    state.pending.length = 0
+    this.core.peerDisconnected(peer)
+    // Another connection to the same peer may still be open: try it.
+    if (this.running && this.peers.get(peer) === state) {
+      const connection = this.components.connectionManager
+        .getConnections()
+        .find((c) => c.remotePeer.toString() === peer && c.status === 'open')
+      if (connection !== undefined) this.onConnect(connection.remotePeer, connection)
+    }
+  }
+
+  private send(peer: PeerKey, frame: Uint8Array): void {
+    if (!this.running) return
+    const state = this.peers.get(peer)
+    if (state === undefined) {
+      this.droppedFrames++
+      return
+    }
+    if (state.outbound === undefined) {
+      // Frames sent while the stream opens are kept, within the same byte bound.
+      const queued = state.pending.reduce((n, f) => n + f.length, 0)
+      if (queued + frame.length > this.options.maxQueuedBytesPerPeer) this.droppedFrames++
+      else state.pending.push(frame)
+      return
+    }
+    this.write(peer, state, frame)
+  }
+
+  private write(peer: PeerKey, state: PeerState, frame: Uint8Array): void {
+    const stream = state.outbound
+    if (stream === undefined || stream.writeStatus !== 'writable') {
+      this.droppedFrames++
+      return
+    }
+    if (stream.writeBufferLength + frame.length > this.options.maxQueuedBytesPerPeer) {
+      this.log('outbound buffer to %s full, dropping a frame of %d bytes', peer, frame.length)
+      this.droppedFrames++
+      return
+    }
+    stream.send(encodeLengthPrefixed(frame))
+  }
+
+  private setTimer(ms: number, fn: () => void): TimerHandle {
+    const t = setTimeout(() => {
+      this.timers.delete(t)
+      if (this.running) fn()
+    }, ms)
+    this.timers.add(t)
+    return {
+      cancel: () => {
+        clearTimeout(t)
+        this.timers.delete(t)
+      },
+    }
+  }
+}

@@ -1,0 +1,3 @@
+export * from './core-service.ts'
+export * from './flood-service.ts'
+export * from './length-prefixed.ts'

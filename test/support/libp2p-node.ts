@@ -1,0 +1,42 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { type Identify, identify } from '@libp2p/identify'
+import type { ServiceMap } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
+
+/**
+ * A real libp2p 3 node on 127.0.0.1 over TCP with noise and yamux, hosting `services`.
+ * Tests use it wherever a user would run a real node.
+ */
+export async function createTestNode<S extends ServiceMap>(
+  services: ServiceFactoryMap<S>,
+): Promise<Libp2p<S & { identify: Identify }>> {
+  return createLibp2p<S & { identify: Identify }>({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), ...services } as ServiceFactoryMap<
+      S & { identify: Identify }
+    >,
+  })
+}
+
+/** Dials `b` from `a` on its first listen address. */
+export async function connect(a: Libp2p, b: Libp2p): Promise<void> {
+  await a.dial(b.getMultiaddrs()[0])
+}
+
+/** Polls `condition` every 20 ms until it holds; throws after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
