@@ -1,4 +1,5 @@
 export * from './event-queue.ts'
+export * from './faults.ts'
 export * from './graph.ts'
 export * from './metrics.ts'
 export * from './network.ts'
