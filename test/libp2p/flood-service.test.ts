@@ -39,7 +39,8 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
   it('relays consensus messages across a line of real nodes, once each', async () => {
     const ns = await line(4)
     const got = ns.map(() => [] as Artifact[])
-    ns.forEach((n, i) => n.services.dissemination.on('artifact', (a) => got[i].push(a)))
+    for (const [i, n] of ns.entries())
+      n.services.dissemination.on('artifact', (a) => got[i].push(a))
     const published: PublishResult[] = []
     for (let m = 0; m < 20; m++) {
       published.push(
@@ -62,11 +63,11 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
   it('does not relay ingress beyond the origin’s peers', async () => {
     const ns = await line(3)
     const got = ns.map(() => 0)
-    ns.forEach((n, i) =>
+    for (const [i, n] of ns.entries()) {
       n.services.dissemination.on('artifact', () => {
         got[i]++
-      }),
-    )
+      })
+    }
     await ns[0].services.dissemination.publish(TOPIC, new Uint8Array([1, 2, 3]), {
       class: 'ingress',
     })
