@@ -62,6 +62,16 @@ export function randomRegularGraph(n: number, k: number, prng: Prng): Graph {
   }
   if (k >= n) throw new InvalidParametersError(`degree ${k} needs more than ${n} nodes`)
   if ((n * k) % 2 !== 0) throw new InvalidParametersError(`n × k must be even (n=${n}, k=${k})`)
+  if (k === n - 1) return fullMeshGraph(n)
+  // Dense graphs can leave a bad pair no valid swap fixes; then start over.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const edges = tryRegularPairing(n, k, prng)
+    if (edges !== undefined) return graphFromEdges(n, edges)
+  }
+  throw new InvalidParametersError(`cannot build a ${k}-regular graph on ${n} nodes`)
+}
+
+function tryRegularPairing(n: number, k: number, prng: Prng): Int32Array | undefined {
   const stubs = new Int32Array(n * k)
   for (let i = 0; i < stubs.length; i++) stubs[i] = Math.floor(i / k)
   prng.shuffle(stubs)
@@ -90,7 +100,7 @@ export function randomRegularGraph(n: number, k: number, prng: Prng): Graph {
     const u = bad[b]
     const v = bad[b + 1]
     for (let attempt = 0; ; attempt++) {
-      if (attempt > 100_000) throw new InvalidParametersError(`cannot build ${k}-regular graph`)
+      if (attempt > 10 * (edgesAdded + 10)) return undefined
       const e = prng.int(edgesAdded)
       let x = eu[e]
       let y = ev[e]
@@ -113,7 +123,7 @@ export function randomRegularGraph(n: number, k: number, prng: Prng): Graph {
     edges[2 * e] = eu[e]
     edges[2 * e + 1] = ev[e]
   }
-  return graphFromEdges(n, edges)
+  return edges
 }
 
 /** Hop distances from `source` by breadth-first search (-1 where unreachable). */

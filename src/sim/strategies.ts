@@ -1,5 +1,6 @@
 import { FloodCore } from '../flood/flood-core.ts'
-import type { SimStrategy } from './scenario.ts'
+import { type GossipProfile, GossipRouter } from '../gossip/index.ts'
+import { SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
 
 /** Flooding: the baseline. */
 export const floodStrategy: SimStrategy = {
@@ -8,8 +9,34 @@ export const floodStrategy: SimStrategy = {
   create: (env) => new FloodCore(env),
 }
 
+/** A gossip profile in the simulator; the scenario's class is declared for its topic. */
+function gossipStrategy(profile: GossipProfile, description: string): SimStrategy {
+  return {
+    name: `gossip-${profile}`,
+    description,
+    create: (env, _index, ctx) =>
+      new GossipRouter(env, {
+        profile,
+        topicClasses: { [SCENARIO_TOPIC]: ctx.scenario.class },
+        uploadBps: ctx.network.uploadBps(_index),
+      }),
+  }
+}
+
+/** Stock gossipsub v1.1 (Ethereum parameters, 0.7 s heartbeat, every class relayed). */
+export const gossipStockStrategy = gossipStrategy(
+  'stock',
+  'gossipsub v1.1 with Ethereum parameters: D 8, 0.7 s heartbeat, unbounded IWANT, ingress relayed',
+)
+
+/** Optimized gossip: IDONTWANT, α = 1 IWANT, 1 s heartbeat, ingress not relayed. */
+export const gossipOptimizedStrategy = gossipStrategy(
+  'optimized',
+  'gossipsub with IDONTWANT, one IWANT per message, 1 s heartbeat, ingress not relayed',
+)
+
 /** Every strategy the simulator (and so the demo and the benchmarks) can run. */
-export const STRATEGIES: SimStrategy[] = [floodStrategy]
+export const STRATEGIES: SimStrategy[] = [floodStrategy, gossipStockStrategy, gossipOptimizedStrategy]
 
 /** The strategy called `name`, or undefined. */
 export function findStrategy(name: string): SimStrategy | undefined {

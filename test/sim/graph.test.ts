@@ -1,0 +1,74 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { EventQueue } from '../../src/sim/event-queue.ts'
+import {
+  fullMeshGraph,
+  hopDistances,
+  neighborsOf,
+  randomRegularGraph,
+} from '../../src/sim/graph.ts'
+import { PROVIDERS, providerClusteredPlacement } from '../../src/sim/placement.ts'
+import { Prng } from '../../src/sim/prng.ts'
+
+describe('graphs', () => {
+  it('random regular graphs are simple, exactly k-regular and connected', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 3, max: 300 }),
+        fc.integer({ min: 2, max: 12 }),
+        fc.integer(),
+        (n, k, seed) => {
+          fc.pre(k < n && (n * k) % 2 === 0)
+          const g = randomRegularGraph(n, k, new Prng(seed))
+          for (let i = 0; i < n; i++) {
+            const nb = [...neighborsOf(g, i)]
+            expect(nb.length).toBe(k)
+            expect(new Set(nb).size).toBe(k)
+            expect(nb.includes(i)).toBe(false)
+            for (const j of nb) expect([...neighborsOf(g, j)].includes(i)).toBe(true)
+          }
+          if (k >= 3) expect([...hopDistances(g, 0)].every((d) => d >= 0)).toBe(true)
+        },
+      ),
+      { numRuns: 60 },
+    )
+  })
+
+  it('the same seed gives the same graph', () => {
+    const a = randomRegularGraph(500, 8, new Prng('x'))
+    const b = randomRegularGraph(500, 8, new Prng('x'))
+    const c = randomRegularGraph(500, 8, new Prng('y'))
+    expect(a.neighbors).toEqual(b.neighbors)
+    expect(a.neighbors).not.toEqual(c.neighbors)
+  })
+
+  it('a full mesh connects everyone to everyone else', () => {
+    const g = fullMeshGraph(56)
+    for (let i = 0; i < 56; i++) expect(neighborsOf(g, i).length).toBe(55)
+  })
+
+  it('provider-clustered placement puts about half the nodes in the providers', () => {
+    const p = providerClusteredPlacement(20_000, new Prng(3))
+    const hosted = p.provider.filter((x) => x >= 0).length / 20_000
+    const share = PROVIDERS.reduce((a, b) => a + b.share, 0)
+    expect(Math.abs(hosted - share)).toBeLessThan(0.02)
+  })
+})
+
+describe('the event queue', () => {
+  it('pops in time order, ties in insertion order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 200 }), (times) => {
+        const q = new EventQueue()
+        const fired: [number, number][] = []
+        times.forEach((t, i) => {
+          q.push(t, () => fired.push([t, i]))
+        })
+        while (q.size > 0) q.pop()!.fn()
+        const expected = times.map((t, i) => [t, i] as [number, number])
+        expected.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+        expect(fired).toEqual(expected)
+      }),
+    )
+  })
+})
