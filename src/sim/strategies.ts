@@ -36,7 +36,11 @@ export const gossipOptimizedStrategy = gossipStrategy(
 )
 
 /** Every strategy the simulator (and so the demo and the benchmarks) can run. */
-export const STRATEGIES: SimStrategy[] = [floodStrategy, gossipStockStrategy, gossipOptimizedStrategy]
+export const STRATEGIES: SimStrategy[] = [
+  floodStrategy,
+  gossipStockStrategy,
+  gossipOptimizedStrategy,
+]
 
 /** The strategy called `name`, or undefined. */
 export function findStrategy(name: string): SimStrategy | undefined {

@@ -1,0 +1,141 @@
+import type { PeerKey } from '../core/artifact.ts'
+import type { TimerHandle } from '../core/env.ts'
+import type { MessageId } from '../core/message-id.ts'
+
+/** What the limiter does to the outside world (through the router's Env). */
+export interface IWantLimiterHooks {
+  /** Schedules a follow-up check. */
+  setTimer(delayMs: number, fn: () => void): TimerHandle
+  /** Sends an IWANT for `ids` to `peer`. */
+  request(peer: PeerKey, ids: MessageId[]): void
+  /** `peer` did not deliver a message it advertised and we asked for (a P7 penalty). */
+  brokenPromise(peer: PeerKey): void
+}
+
+/** Limits of the limiter. */
+export interface IWantLimiterOptions {
+  /** Outstanding requests per id (α); Infinity asks every advertiser at once. */
+  maxConcurrent: number
+  /** How long a request may stay unanswered before the next advertiser is asked. */
+  followupMs: number
+  /** Advertisers remembered per id beyond the α asked ones. */
+  maxAlternates: number
+  /** Ids tracked at once; advertisements of further ids are not requested. */
+  maxTracked: number
+}
+
+interface Want {
+  id: MessageId
+  outstanding: Map<PeerKey, TimerHandle>
+  alternates: PeerKey[]
+}
+
+/** An advertised id not seen yet. */
+export interface AdvertisedId {
+  /** The id key (hex). */
+  key: string
+  /** The id bytes. */
+  id: MessageId
+}
+
+/**
+ * Bounded concurrent IWANT (seed 002, recommendation 1): at most α outstanding requests per
+ * message id. Later advertisers are remembered; when a request is not answered within the
+ * follow-up time, the peer is penalised and the next advertiser is asked; when the message
+ * arrives by any path, everything pending for it is cancelled. The follow-up timers double
+ * as gossipsub's IWANT promises.
+ */
+export class IWantLimiter {
+  private readonly wants = new Map<string, Want>()
+  private readonly options: IWantLimiterOptions
+  private readonly hooks: IWantLimiterHooks
+
+  constructor(options: IWantLimiterOptions, hooks: IWantLimiterHooks) {
+    this.options = options
+    this.hooks = hooks
+  }
+
+  /** Ids currently tracked. */
+  get size(): number {
+    return this.wants.size
+  }
+
+  /** The peers with an outstanding request for an id. */
+  outstandingPeers(key: string): PeerKey[] {
+    const w = this.wants.get(key)
+    return w === undefined ? [] : [...w.outstanding.keys()]
+  }
+
+  /**
+   * `peer` advertised these unseen ids. Returns the ids to request from it now (the caller
+   * sends them in one IWANT); the rest are remembered as alternates or dropped.
+   */
+  advertised(peer: PeerKey, ids: AdvertisedId[]): MessageId[] {
+    const ask: MessageId[] = []
+    for (const { key, id } of ids) {
+      let w = this.wants.get(key)
+      if (w === undefined) {
+        if (this.wants.size >= this.options.maxTracked) continue
+        w = { id, outstanding: new Map(), alternates: [] }
+        this.wants.set(key, w)
+      }
+      if (w.outstanding.has(peer)) continue
+      if (w.outstanding.size < this.options.maxConcurrent) {
+        this.track(key, w, peer)
+        ask.push(id)
+      } else if (w.alternates.length < this.options.maxAlternates && !w.alternates.includes(peer)) {
+        w.alternates.push(peer)
+      }
+    }
+    return ask
+  }
+
+  /** The message arrived (by any path): cancel its pending requests. */
+  delivered(key: string): void {
+    const w = this.wants.get(key)
+    if (w === undefined) return
+    for (const t of w.outstanding.values()) t.cancel()
+    this.wants.delete(key)
+  }
+
+  /** A peer disconnected: its requests move on to the next advertisers. */
+  peerGone(peer: PeerKey): void {
+    for (const [key, w] of this.wants) {
+      const i = w.alternates.indexOf(peer)
+      if (i >= 0) w.alternates.splice(i, 1)
+      const t = w.outstanding.get(peer)
+      if (t === undefined) continue
+      t.cancel()
+      w.outstanding.delete(peer)
+      this.askNext(key, w)
+    }
+  }
+
+  /** Cancels every timer and forgets everything. */
+  clear(): void {
+    for (const w of this.wants.values()) for (const t of w.outstanding.values()) t.cancel()
+    this.wants.clear()
+  }
+
+  private track(key: string, w: Want, peer: PeerKey): void {
+    const timer = this.hooks.setTimer(this.options.followupMs, () => this.expire(key, peer))
+    w.outstanding.set(peer, timer)
+  }
+
+  private expire(key: string, peer: PeerKey): void {
+    const w = this.wants.get(key)
+    if (w === undefined || !w.outstanding.delete(peer)) return
+    this.hooks.brokenPromise(peer)
+    this.askNext(key, w)
+  }
+
+  private askNext(key: string, w: Want): void {
+    const next = w.alternates.shift()
+    if (next !== undefined) {
+      this.track(key, w, next)
+      this.hooks.request(next, [w.id])
+    } else if (w.outstanding.size === 0) {
+      this.wants.delete(key)
+    }
+  }
+}

@@ -1,0 +1,469 @@
+import type { ArtifactClass, Topic } from '../core/artifact.ts'
+import { InvalidParametersError } from '../core/errors.ts'
+import { DEFAULT_RPC_LIMITS, type RpcLimits } from './rpc-codec.ts'
+
+/** Gossipsub message signing: sign with the node's libp2p key, or carry no origin at all. */
+export type SignaturePolicy = 'StrictSign' | 'StrictNoSign'
+
+/** The named parameter sets. */
+export type GossipProfile = 'stock' | 'optimized'
+
+/** Score parameters of one topic (gossipsub v1.1, P1–P4). */
+export interface TopicScoreParams {
+  /** Weight of this topic's score in the total. */
+  topicWeight: number
+  /** P1: weight of time in mesh (positive). */
+  timeInMeshWeight: number
+  /** P1: the time unit, in milliseconds. */
+  timeInMeshQuantumMs: number
+  /** P1: cap of the counter, in quanta. */
+  timeInMeshCap: number
+  /** P2: weight of first message deliveries (positive). */
+  firstMessageDeliveriesWeight: number
+  /** P2: decay factor per decay interval. */
+  firstMessageDeliveriesDecay: number
+  /** P2: cap of the counter. */
+  firstMessageDeliveriesCap: number
+  /** P3: weight of the mesh delivery deficit (negative; 0 disables P3 and P3b). */
+  meshMessageDeliveriesWeight: number
+  /** P3: decay factor per decay interval. */
+  meshMessageDeliveriesDecay: number
+  /** P3: the expected deliveries; below this the deficit is penalised. */
+  meshMessageDeliveriesThreshold: number
+  /** P3: cap of the counter. */
+  meshMessageDeliveriesCap: number
+  /** P3: how long a peer must be in the mesh before P3 applies, in ms. */
+  meshMessageDeliveriesActivationMs: number
+  /** P3: a duplicate within this many ms of the first copy counts as a mesh delivery. */
+  meshMessageDeliveriesWindowMs: number
+  /** P3b: weight of the deficit carried when a peer leaves the mesh (negative). */
+  meshFailurePenaltyWeight: number
+  /** P3b: decay factor per decay interval. */
+  meshFailurePenaltyDecay: number
+  /** P4: weight of invalid messages (negative; the counter is squared). */
+  invalidMessageDeliveriesWeight: number
+  /** P4: decay factor per decay interval. */
+  invalidMessageDeliveriesDecay: number
+}
+
+/** Peer score parameters (gossipsub v1.1). */
+export interface ScoreParams {
+  /** Parameters of every topic not listed in `topics`. */
+  defaultTopic: TopicScoreParams
+  /** Per-topic overrides. */
+  topics: Record<Topic, Partial<TopicScoreParams>>
+  /** Cap on the sum of topic scores (0 = no cap). */
+  topicScoreCap: number
+  /** P6: weight of IP colocation (negative; 0 disables). */
+  ipColocationFactorWeight: number
+  /** P6: how many peers may share an address before P6 applies. */
+  ipColocationFactorThreshold: number
+  /** P6: addresses exempt from P6 (default: loopback, where every test peer lives). */
+  ipColocationWhitelist: string[]
+  /** P7: weight of behaviour penalties (negative; the excess is squared). */
+  behaviourPenaltyWeight: number
+  /** P7: penalties up to this are free. */
+  behaviourPenaltyThreshold: number
+  /** P7: decay factor per decay interval. */
+  behaviourPenaltyDecay: number
+  /** How often counters decay, in milliseconds. */
+  decayIntervalMs: number
+  /** Counters below this are reset to 0. */
+  decayToZero: number
+  /** How long the score of a disconnected peer is kept, in milliseconds. */
+  retainScoreMs: number
+}
+
+/** Score thresholds (gossipsub v1.1). */
+export interface ScoreThresholds {
+  /** Below this, no gossip is sent to or accepted from the peer. */
+  gossipThreshold: number
+  /** Below this, the peer gets no flood-published messages. */
+  publishThreshold: number
+  /** Below this, every RPC from the peer is ignored. */
+  graylistThreshold: number
+  /** PRUNE peer exchange is accepted only from peers above this. */
+  acceptPXThreshold: number
+  /** Opportunistic grafting starts when the median mesh score is below this. */
+  opportunisticGraftThreshold: number
+}
+
+/** Every parameter of the gossip router. */
+export interface GossipParams {
+  /** Target mesh degree. */
+  D: number
+  /** Lower bound of the mesh degree (graft below it). */
+  Dlo: number
+  /** Upper bound of the mesh degree (prune above it). */
+  Dhi: number
+  /** Peers to send IHAVE gossip to per topic and heartbeat (at least). */
+  Dlazy: number
+  /** Outbound peers to keep in each mesh. */
+  Dout: number
+  /** Peers kept by score when pruning an oversized mesh. */
+  Dscore: number
+  /** Fraction of eligible peers to gossip to when more than `Dlazy`. */
+  gossipFactor: number
+  /** Heartbeat interval, in milliseconds. */
+  heartbeatIntervalMs: number
+  /** Delay of the first heartbeat, in milliseconds. */
+  heartbeatInitialDelayMs: number
+  /** How long a fanout topic is kept after the last publish, in milliseconds. */
+  fanoutTtlMs: number
+  /** Heartbeats of history in the message cache. */
+  mcacheLength: number
+  /** Heartbeats of history advertised in IHAVE. */
+  mcacheGossip: number
+  /** How long a message id is remembered, in milliseconds. */
+  seenTtlMs: number
+  /** Upper bound of the seen cache, in entries. */
+  maxSeenEntries: number
+  /** Backoff after a PRUNE, in milliseconds. */
+  pruneBackoffMs: number
+  /** Backoff announced when leaving a topic, in milliseconds. */
+  unsubscribeBackoffMs: number
+  /** A GRAFT this soon after the backoff started earns an extra penalty, in milliseconds. */
+  graftFloodThresholdMs: number
+  /** Heartbeats between opportunistic grafting rounds. */
+  opportunisticGraftTicks: number
+  /** Peers grafted per opportunistic grafting round. */
+  opportunisticGraftPeers: number
+  /** Most IHAVE frames accepted from one peer per heartbeat. */
+  maxIHaveMessages: number
+  /** Most message ids requested from one peer per heartbeat. */
+  maxIHaveLength: number
+  /** Most times one message is sent to one peer in reply to IWANT. */
+  gossipRetransmission: number
+  /**
+   * Outstanding IWANTs per message id (the α of seed 002); `Infinity` asks every peer that
+   * advertises the id, as stock gossipsub does.
+   */
+  maxConcurrentIWant: number
+  /** Time to wait for an IWANT reply before asking the next advertiser (and penalising). */
+  iwantFollowupMs: number
+  /** Advertisers remembered per wanted id, to ask when the first one fails. */
+  maxIWantAlternates: number
+  /** Message ids tracked by the IWANT limiter at once. */
+  maxIWantTracked: number
+  /** Sends IDONTWANT (meshsub 1.2) to mesh peers on first receipt of large messages. */
+  idontwant: boolean
+  /** Smallest payload, in bytes, that triggers IDONTWANT. */
+  idontwantMinDataSize: number
+  /** IDONTWANT ids remembered per peer. */
+  maxIDontWantPerPeer: number
+  /** How long an IDONTWANT is honoured, in milliseconds. */
+  idontwantTtlMs: number
+  /** Sends the node's own consensus messages to every topic peer above the publish threshold. */
+  floodPublish: boolean
+  /** Largest accepted payload, in bytes. */
+  maxMessageSize: number
+  /**
+   * The node's upload bandwidth in bits per second. When finite, frames carrying messages
+   * wait in the router's own queue and leave at this rate, so that an IDONTWANT arriving
+   * meanwhile still cancels the copy (as a real per-peer queue under TCP backpressure
+   * does). `Infinity` hands every frame to the driver at once.
+   */
+  uploadBps: number
+  /** Message frames the send queue holds at most; more are dropped and counted. */
+  maxSendQueue: number
+  /** Signing of published messages and what received messages must carry. */
+  signaturePolicy: SignaturePolicy
+  /** The artifact class of each topic (nodes must agree: it is not on the wire). */
+  topicClasses: Record<Topic, ArtifactClass>
+  /** The class of topics not listed in `topicClasses`. */
+  defaultClass: ArtifactClass
+  /**
+   * Relays and advertises ingress messages like consensus ones (stock gossipsub). When
+   * false, an ingress message goes from its origin to every topic peer and stops there.
+   */
+  forwardIngress: boolean
+  /** Topics tracked per peer; subscriptions beyond are ignored. */
+  maxTopicsPerPeer: number
+  /** Decode limits of incoming frames. */
+  rpcLimits: RpcLimits
+  /** Peer score parameters. */
+  score: ScoreParams
+  /** Peer score thresholds. */
+  thresholds: ScoreThresholds
+}
+
+/** Options: a profile plus any parameter overrides (nested objects merge). */
+export type GossipParamsOptions = Partial<
+  Omit<GossipParams, 'score' | 'thresholds' | 'rpcLimits'>
+> & {
+  /** The base parameter set (default `optimized`). */
+  profile?: GossipProfile
+  /** Score parameter overrides. */
+  score?: Partial<Omit<ScoreParams, 'defaultTopic'>> & {
+    defaultTopic?: Partial<TopicScoreParams>
+  }
+  /** Threshold overrides. */
+  thresholds?: Partial<ScoreThresholds>
+  /** Decode limit overrides. */
+  rpcLimits?: Partial<RpcLimits>
+}
+
+/** Default topic score parameters: P1 and P2 reward, P4 punishes, P3 off until tuned. */
+export const DEFAULT_TOPIC_SCORE: TopicScoreParams = {
+  topicWeight: 1,
+  timeInMeshWeight: 0.0027,
+  timeInMeshQuantumMs: 1000,
+  timeInMeshCap: 3600,
+  firstMessageDeliveriesWeight: 1,
+  firstMessageDeliveriesDecay: 0.5,
+  firstMessageDeliveriesCap: 20,
+  meshMessageDeliveriesWeight: 0,
+  meshMessageDeliveriesDecay: 0.5,
+  meshMessageDeliveriesThreshold: 1,
+  meshMessageDeliveriesCap: 20,
+  meshMessageDeliveriesActivationMs: 5000,
+  meshMessageDeliveriesWindowMs: 10,
+  meshFailurePenaltyWeight: 0,
+  meshFailurePenaltyDecay: 0.5,
+  invalidMessageDeliveriesWeight: -10,
+  invalidMessageDeliveriesDecay: 0.5,
+}
+
+const DEFAULT_SCORE: ScoreParams = {
+  defaultTopic: DEFAULT_TOPIC_SCORE,
+  topics: {},
+  topicScoreCap: 50,
+  ipColocationFactorWeight: -10,
+  ipColocationFactorThreshold: 10,
+  ipColocationWhitelist: ['127.0.0.1', '::1'],
+  behaviourPenaltyWeight: -10,
+  behaviourPenaltyThreshold: 6,
+  behaviourPenaltyDecay: 0.9,
+  decayIntervalMs: 1000,
+  decayToZero: 0.01,
+  retainScoreMs: 60_000,
+}
+
+const DEFAULT_THRESHOLDS: ScoreThresholds = {
+  gossipThreshold: -10,
+  publishThreshold: -50,
+  graylistThreshold: -80,
+  acceptPXThreshold: 10,
+  opportunisticGraftThreshold: 2,
+}
+
+type FlatParams = Omit<GossipParams, 'score' | 'thresholds' | 'rpcLimits'>
+
+/** gossipsub v1.1 as Ethereum runs it: the baseline of seed 002. */
+const STOCK: FlatParams = {
+  D: 8,
+  Dlo: 6,
+  Dhi: 12,
+  Dlazy: 6,
+  Dout: 2,
+  Dscore: 4,
+  gossipFactor: 0.25,
+  heartbeatIntervalMs: 700,
+  heartbeatInitialDelayMs: 100,
+  fanoutTtlMs: 60_000,
+  mcacheLength: 6,
+  mcacheGossip: 3,
+  seenTtlMs: 120_000,
+  maxSeenEntries: 200_000,
+  pruneBackoffMs: 60_000,
+  unsubscribeBackoffMs: 10_000,
+  graftFloodThresholdMs: 10_000,
+  opportunisticGraftTicks: 60,
+  opportunisticGraftPeers: 2,
+  maxIHaveMessages: 10,
+  maxIHaveLength: 5000,
+  gossipRetransmission: 3,
+  maxConcurrentIWant: Number.POSITIVE_INFINITY,
+  iwantFollowupMs: 3000,
+  maxIWantAlternates: 8,
+  maxIWantTracked: 10_000,
+  idontwant: false,
+  idontwantMinDataSize: 512,
+  maxIDontWantPerPeer: 5000,
+  idontwantTtlMs: 3000,
+  floodPublish: true,
+  maxMessageSize: 1024 * 1024,
+  uploadBps: Number.POSITIVE_INFINITY,
+  maxSendQueue: 10_000,
+  signaturePolicy: 'StrictNoSign',
+  topicClasses: {},
+  defaultClass: 'consensus',
+  forwardIngress: true,
+  maxTopicsPerPeer: 1024,
+}
+
+/** The optimized profile: seed 002's recommendations plus seed 001's ingress policy. */
+const OPTIMIZED: FlatParams = {
+  ...STOCK,
+  heartbeatIntervalMs: 1000,
+  maxConcurrentIWant: 1,
+  iwantFollowupMs: 1000,
+  idontwant: true,
+  forwardIngress: false,
+}
+
+/** The two profiles' flat parameters (scores, thresholds and limits are shared). */
+export const PROFILES: Readonly<Record<GossipProfile, Readonly<FlatParams>>> = {
+  stock: STOCK,
+  optimized: OPTIMIZED,
+}
+
+/**
+ * Builds validated parameters from a profile and overrides. Throws
+ * {@link InvalidParametersError} for an impossible combination (e.g. `Dlo > D`).
+ */
+export function resolveGossipParams(options: GossipParamsOptions = {}): GossipParams {
+  const { profile = 'optimized', score, thresholds, rpcLimits, ...flat } = options
+  const base = PROFILES[profile]
+  if (base === undefined) throw new InvalidParametersError(`unknown gossip profile "${profile}"`)
+  const defined = Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== undefined))
+  const params: GossipParams = {
+    ...base,
+    ...defined,
+    topicClasses: { ...base.topicClasses, ...(flat.topicClasses ?? {}) },
+    score: {
+      ...DEFAULT_SCORE,
+      ...(score ?? {}),
+      defaultTopic: { ...DEFAULT_TOPIC_SCORE, ...(score?.defaultTopic ?? {}) },
+      topics: { ...(score?.topics ?? {}) },
+    },
+    thresholds: { ...DEFAULT_THRESHOLDS, ...(thresholds ?? {}) },
+    rpcLimits: { ...DEFAULT_RPC_LIMITS, ...(rpcLimits ?? {}) },
+  }
+  validateGossipParams(params)
+  return params
+}
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new InvalidParametersError(message)
+}
+
+const isCount = (v: number) => Number.isInteger(v) && v >= 0
+const isPositiveTime = (v: number) => Number.isFinite(v) && v > 0
+const isFraction = (v: number) => Number.isFinite(v) && v >= 0 && v <= 1
+
+/** Checks every constraint of the gossipsub spec; throws {@link InvalidParametersError}. */
+export function validateGossipParams(p: GossipParams): void {
+  for (const k of ['D', 'Dlo', 'Dhi', 'Dlazy', 'Dout', 'Dscore'] as const) {
+    check(isCount(p[k]), `${k} must be a non-negative integer, got ${p[k]}`)
+  }
+  check(p.D >= 1, `D must be at least 1, got ${p.D}`)
+  check(p.Dlo <= p.D, `Dlo (${p.Dlo}) must not exceed D (${p.D})`)
+  check(p.D <= p.Dhi, `D (${p.D}) must not exceed Dhi (${p.Dhi})`)
+  check(p.Dout < p.Dlo || p.Dlo === 0, `Dout (${p.Dout}) must be below Dlo (${p.Dlo})`)
+  check(p.Dout <= p.D / 2, `Dout (${p.Dout}) must not exceed D/2 (${p.D / 2})`)
+  check(p.Dscore <= p.D, `Dscore (${p.Dscore}) must not exceed D (${p.D})`)
+  check(isFraction(p.gossipFactor), `gossipFactor must be in [0, 1], got ${p.gossipFactor}`)
+  for (const k of [
+    'heartbeatIntervalMs',
+    'fanoutTtlMs',
+    'seenTtlMs',
+    'iwantFollowupMs',
+    'idontwantTtlMs',
+  ] as const) {
+    check(isPositiveTime(p[k]), `${k} must be a positive number of ms, got ${p[k]}`)
+  }
+  for (const k of [
+    'heartbeatInitialDelayMs',
+    'pruneBackoffMs',
+    'unsubscribeBackoffMs',
+    'graftFloodThresholdMs',
+  ] as const) {
+    check(Number.isFinite(p[k]) && p[k] >= 0, `${k} must be a non-negative number, got ${p[k]}`)
+  }
+  check(p.mcacheLength >= 1 && isCount(p.mcacheLength), 'mcacheLength must be at least 1')
+  check(
+    isCount(p.mcacheGossip) && p.mcacheGossip <= p.mcacheLength,
+    `mcacheGossip (${p.mcacheGossip}) must not exceed mcacheLength (${p.mcacheLength})`,
+  )
+  for (const k of [
+    'maxSeenEntries',
+    'opportunisticGraftTicks',
+    'maxIHaveMessages',
+    'maxIHaveLength',
+    'maxIWantAlternates',
+    'maxIWantTracked',
+    'maxIDontWantPerPeer',
+    'maxTopicsPerPeer',
+    'maxMessageSize',
+    'maxSendQueue',
+  ] as const) {
+    check(isCount(p[k]) && p[k] >= 1, `${k} must be a positive integer, got ${p[k]}`)
+  }
+  check(isCount(p.opportunisticGraftPeers), 'opportunisticGraftPeers must be a count')
+  check(isCount(p.gossipRetransmission), 'gossipRetransmission must be a count')
+  check(isCount(p.idontwantMinDataSize), 'idontwantMinDataSize must be a count')
+  check(
+    p.maxConcurrentIWant === Number.POSITIVE_INFINITY ||
+      (isCount(p.maxConcurrentIWant) && p.maxConcurrentIWant >= 1),
+    `maxConcurrentIWant must be a positive integer or Infinity, got ${p.maxConcurrentIWant}`,
+  )
+  check(p.uploadBps > 0, `uploadBps must be > 0 (or Infinity), got ${p.uploadBps}`)
+  check(
+    p.signaturePolicy === 'StrictSign' || p.signaturePolicy === 'StrictNoSign',
+    `unknown signature policy ${p.signaturePolicy}`,
+  )
+  check(
+    p.rpcLimits.maxFrameBytes >= p.maxMessageSize,
+    `rpcLimits.maxFrameBytes (${p.rpcLimits.maxFrameBytes}) must hold maxMessageSize (${p.maxMessageSize})`,
+  )
+  for (const [k, v] of Object.entries(p.rpcLimits)) {
+    check(isCount(v) && v >= 1, `rpcLimits.${k} must be a positive integer, got ${v}`)
+  }
+  const t = p.thresholds
+  check(t.gossipThreshold <= 0, 'gossipThreshold must be <= 0')
+  check(t.publishThreshold <= t.gossipThreshold, 'publishThreshold must be <= gossipThreshold')
+  check(t.graylistThreshold <= t.publishThreshold, 'graylistThreshold must be <= publishThreshold')
+  check(t.acceptPXThreshold >= 0, 'acceptPXThreshold must be >= 0')
+  check(t.opportunisticGraftThreshold >= 0, 'opportunisticGraftThreshold must be >= 0')
+  validateScoreParams(p.score)
+}
+
+function validateTopicScore(name: string, t: TopicScoreParams): void {
+  check(t.topicWeight >= 0, `${name}.topicWeight must be >= 0`)
+  check(t.timeInMeshWeight >= 0, `${name}.timeInMeshWeight must be >= 0`)
+  check(isPositiveTime(t.timeInMeshQuantumMs), `${name}.timeInMeshQuantumMs must be > 0`)
+  check(t.timeInMeshCap > 0, `${name}.timeInMeshCap must be > 0`)
+  check(t.firstMessageDeliveriesWeight >= 0, `${name}.firstMessageDeliveriesWeight must be >= 0`)
+  check(t.firstMessageDeliveriesCap > 0, `${name}.firstMessageDeliveriesCap must be > 0`)
+  check(t.meshMessageDeliveriesWeight <= 0, `${name}.meshMessageDeliveriesWeight must be <= 0`)
+  check(t.meshMessageDeliveriesThreshold > 0, `${name}.meshMessageDeliveriesThreshold must be > 0`)
+  check(
+    t.meshMessageDeliveriesCap >= t.meshMessageDeliveriesThreshold,
+    `${name}.meshMessageDeliveriesCap must be >= meshMessageDeliveriesThreshold`,
+  )
+  check(t.meshMessageDeliveriesActivationMs >= 0, `${name}.meshMessageDeliveriesActivationMs < 0`)
+  check(t.meshMessageDeliveriesWindowMs >= 0, `${name}.meshMessageDeliveriesWindowMs < 0`)
+  check(t.meshFailurePenaltyWeight <= 0, `${name}.meshFailurePenaltyWeight must be <= 0`)
+  check(
+    t.invalidMessageDeliveriesWeight <= 0,
+    `${name}.invalidMessageDeliveriesWeight must be <= 0`,
+  )
+  for (const k of [
+    'firstMessageDeliveriesDecay',
+    'meshMessageDeliveriesDecay',
+    'meshFailurePenaltyDecay',
+    'invalidMessageDeliveriesDecay',
+  ] as const) {
+    check(t[k] > 0 && t[k] < 1, `${name}.${k} must be in (0, 1)`)
+  }
+}
+
+function validateScoreParams(s: ScoreParams): void {
+  validateTopicScore('score.defaultTopic', s.defaultTopic)
+  for (const [topic, t] of Object.entries(s.topics)) {
+    validateTopicScore(`score.topics[${topic}]`, { ...s.defaultTopic, ...t })
+  }
+  check(s.topicScoreCap >= 0, 'score.topicScoreCap must be >= 0')
+  check(s.ipColocationFactorWeight <= 0, 'score.ipColocationFactorWeight must be <= 0')
+  check(s.ipColocationFactorThreshold >= 1, 'score.ipColocationFactorThreshold must be >= 1')
+  check(s.behaviourPenaltyWeight <= 0, 'score.behaviourPenaltyWeight must be <= 0')
+  check(s.behaviourPenaltyThreshold >= 0, 'score.behaviourPenaltyThreshold must be >= 0')
+  check(
+    s.behaviourPenaltyDecay > 0 && s.behaviourPenaltyDecay < 1,
+    'score.behaviourPenaltyDecay must be in (0, 1)',
+  )
+  check(isPositiveTime(s.decayIntervalMs), 'score.decayIntervalMs must be > 0')
+  check(s.decayToZero > 0 && s.decayToZero < 1, 'score.decayToZero must be in (0, 1)')
+  check(s.retainScoreMs >= 0, 'score.retainScoreMs must be >= 0')
+}

@@ -1,0 +1,1082 @@
+import type { PrivateKey } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
+import type {
+  Dissemination,
+  DisseminationEvents,
+  PublishOptions,
+  PublishResult,
+} from '../core/dissemination.ts'
+import { Emitter, type Listener } from '../core/emitter.ts'
+import type { Env, PeerInfo, ProtocolCore, TimerHandle } from '../core/env.ts'
+import {
+  DuplicateMessageError,
+  InvalidParametersError,
+  MessageTooLargeError,
+  NoPeersError,
+  NotStartedError,
+} from '../core/errors.ts'
+import { type MessageId, messageIdKey } from '../core/message-id.ts'
+import { SeenCache } from '../core/seen-cache.ts'
+import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
+import type { ValidationResult, Validator } from '../core/validation.ts'
+import { IWantLimiter } from './iwant-limiter.ts'
+import { MessageCache } from './mcache.ts'
+import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
+import { supportsIDontWant } from './protocol-ids.ts'
+import {
+  decodeRpc,
+  emptyControl,
+  encodeRpc,
+  isControlEmpty,
+  payloadBytes,
+  type Rpc,
+  type RpcControl,
+  type RpcGraft,
+  type RpcIHave,
+  type RpcIWant,
+  type RpcMessage,
+  type RpcPrune,
+} from './rpc-codec.ts'
+import { PeerScore } from './score.ts'
+import {
+  checkAuthFields,
+  defaultMessageId,
+  type MessageIdFn,
+  MessageSigner,
+  verifySignature,
+} from './signing.ts'
+
+const log = logger('consensus-multicast:gossip')
+
+const EMPTY = new Uint8Array(0)
+
+/** Options of {@link GossipRouter}: parameters plus identity. */
+export interface GossipRouterOptions extends GossipParamsOptions {
+  /** The node's libp2p private key; required by the StrictSign policy. */
+  privateKey?: PrivateKey
+  /** Overrides the message id function (all nodes of a network must agree on it). */
+  msgIdFn?: MessageIdFn
+  /** First sequence number of StrictSign messages (default: the clock in nanoseconds). */
+  firstSeqno?: bigint
+}
+
+/** What the router knows about a connected peer. */
+interface PeerState {
+  protocol: string | undefined
+  outbound: boolean
+  topics: Set<Topic>
+  /** IDONTWANT ids from this peer → expiry time (insertion order is time order). */
+  dontWant: Map<string, number>
+  ihavesThisHeartbeat: number
+  askedThisHeartbeat: number
+}
+
+/** A message frame waiting in the paced send queue. */
+interface QueuedMessage {
+  peer: PeerKey
+  key: string
+  frame: Uint8Array
+  payload: number
+}
+
+function emptyRpc(): Rpc {
+  return { subscriptions: [], messages: [], control: emptyControl() }
+}
+
+function isRpcEmpty(rpc: Rpc): boolean {
+  return rpc.subscriptions.length === 0 && rpc.messages.length === 0 && isControlEmpty(rpc.control)
+}
+
+/** Calls `fn` with a value that may or may not be a promise (synchronously when it is not). */
+function settle<T>(v: T | Promise<T>, fn: (v: T) => void, onError: (e: unknown) => void): void {
+  if (v instanceof Promise) v.then(fn, onError)
+  else fn(v)
+}
+
+/**
+ * A sans-IO gossipsub router (meshsub 1.0–1.2): mesh maintenance with GRAFT/PRUNE and
+ * backoff, opportunistic grafting, fanout, IHAVE/IWANT gossip from a message cache, flood
+ * publish, StrictSign/StrictNoSign, per-topic validators, the v1.1 peer score, IDONTWANT,
+ * bounded concurrent IWANT and per-topic artifact classes. Driven only through its
+ * {@link Env}, so the simulator and the libp2p service run the same code.
+ */
+export class GossipRouter implements ProtocolCore, Dissemination {
+  /** The strategy name. */
+  readonly strategy = 'gossip' as const
+  /** The resolved, validated parameters. */
+  readonly params: GossipParams
+  /** Message frames dropped because the send queue was full. */
+  droppedFrames = 0
+  /** Queued message frames cancelled by the peer's IDONTWANT before they were sent. */
+  cancelledByIDontWant = 0
+
+  private readonly env: Env
+  private readonly emitter = new Emitter<DisseminationEvents>()
+  private readonly recorder = new StatsRecorder()
+  private readonly peers = new Map<PeerKey, PeerState>()
+  private readonly topicPeers = new Map<Topic, Set<PeerKey>>()
+  private readonly mesh = new Map<Topic, Set<PeerKey>>()
+  private readonly fanout = new Map<Topic, Set<PeerKey>>()
+  private readonly fanoutLastPublish = new Map<Topic, number>()
+  private readonly backoff = new Map<Topic, Map<PeerKey, number>>()
+  private readonly subscriptions = new Set<Topic>()
+  private readonly validators = new Map<Topic, Validator>()
+  private readonly classes = new Map<Topic, ArtifactClass>()
+  private readonly pendingControl = new Map<PeerKey, RpcControl>()
+  private readonly mcache: MessageCache
+  private readonly seen: SeenCache
+  private readonly limiter: IWantLimiter
+  private readonly score: PeerScore
+  private readonly signer: MessageSigner | undefined
+  private readonly msgIdFn: MessageIdFn
+  private readonly selfOrigin: PeerKey
+  private readonly sendQueue: QueuedMessage[] = []
+  private sendQueueHead = 0
+  private uplinkFreeAt = 0
+  private drainTimer: TimerHandle | undefined
+  private heartbeatTimer: TimerHandle | undefined
+  private heartbeatTicks = 0
+  private lastDecay = 0
+  private started = false
+
+  constructor(env: Env, options: GossipRouterOptions = {}) {
+    const { privateKey, msgIdFn, firstSeqno, ...paramOptions } = options
+    this.env = env
+    this.params = resolveGossipParams(paramOptions)
+    const p = this.params
+    if (p.signaturePolicy === 'StrictSign') {
+      if (privateKey === undefined) {
+        throw new InvalidParametersError('the StrictSign policy needs the node privateKey')
+      }
+      this.signer = new MessageSigner(
+        privateKey,
+        firstSeqno ?? BigInt(Math.floor(env.now())) * 1_000_000n,
+      )
+      this.selfOrigin = this.signer.origin
+    } else {
+      this.selfOrigin = env.self
+    }
+    this.msgIdFn = msgIdFn ?? defaultMessageId(p.signaturePolicy)
+    for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
+    this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
+    this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
+    this.score = new PeerScore(p.score, () => env.now())
+    this.limiter = new IWantLimiter(
+      {
+        maxConcurrent: p.maxConcurrentIWant,
+        followupMs: p.iwantFollowupMs,
+        maxAlternates: p.maxIWantAlternates,
+        maxTracked: p.maxIWantTracked,
+      },
+      {
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        request: (peer, ids) => {
+          if (this.peers.has(peer)) this.send(peer, { ...emptyRpc(), control: iwant(ids) })
+        },
+        brokenPromise: (peer) => {
+          this.score.addPenalty(peer, 1)
+          this.recorder.penalise(peer, 'broken-iwant-promise')
+        },
+      },
+    )
+  }
+
+  // ---------------------------------------------------------------- ProtocolCore
+
+  /** Starts the heartbeat. */
+  start(): void {
+    if (this.started) return
+    this.started = true
+    this.lastDecay = this.env.now()
+    this.heartbeatTimer = this.env.setTimer(this.params.heartbeatInitialDelayMs, () =>
+      this.heartbeat(),
+    )
+  }
+
+  /** Stops the heartbeat and forgets every peer. */
+  stop(): void {
+    this.started = false
+    this.heartbeatTimer?.cancel()
+    this.heartbeatTimer = undefined
+    this.drainTimer?.cancel()
+    this.drainTimer = undefined
+    this.sendQueue.length = 0
+    this.sendQueueHead = 0
+    this.limiter.clear()
+    for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
+    this.pendingControl.clear()
+  }
+
+  /** A peer speaking meshsub connected: tell it our subscriptions. */
+  peerConnected(peer: PeerKey, info: PeerInfo = {}): void {
+    const existing = this.peers.get(peer)
+    if (existing !== undefined) {
+      if (info.protocol !== undefined) existing.protocol = info.protocol
+      return
+    }
+    this.peers.set(peer, {
+      protocol: info.protocol,
+      outbound: info.outbound ?? false,
+      topics: new Set(),
+      dontWant: new Map(),
+      ihavesThisHeartbeat: 0,
+      askedThisHeartbeat: 0,
+    })
+    this.score.addPeer(peer, info.address)
+    if (this.subscriptions.size > 0) {
+      this.send(peer, {
+        subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
+        messages: [],
+      })
+    }
+  }
+
+  /** A peer is gone: drop it from every topic, mesh and fanout. */
+  peerDisconnected(peer: PeerKey): void {
+    const ps = this.peers.get(peer)
+    if (ps === undefined) return
+    for (const topic of ps.topics) this.removeTopicPeer(topic, peer)
+    this.peers.delete(peer)
+    this.pendingControl.delete(peer)
+    this.limiter.peerGone(peer)
+    this.score.removePeer(peer)
+  }
+
+  /** One RPC frame from `peer`. Never throws: bad input is counted against the peer. */
+  receive(peer: PeerKey, frame: Uint8Array): void {
+    const ps = this.peers.get(peer)
+    if (ps === undefined || !this.started) return
+    if (this.score.score(peer) < this.params.thresholds.graylistThreshold) {
+      this.recorder.frameReceived(frame.length, 0)
+      this.reject(peer, 'graylisted')
+      return
+    }
+    let rpc: Rpc
+    try {
+      rpc = decodeRpc(frame, this.params.rpcLimits)
+    } catch (err) {
+      this.recorder.frameReceived(frame.length, 0)
+      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.score.addPenalty(peer, 1)
+      this.reject(peer, 'malformed-frame')
+      return
+    }
+    this.recorder.frameReceived(frame.length, payloadBytes(rpc))
+    this.countControl(rpc.control, 'received')
+    let rejectedTopics = false
+    for (const sub of rpc.subscriptions) {
+      if (!this.handleSubscription(peer, ps, sub.topic, sub.subscribe) && !rejectedTopics) {
+        rejectedTopics = true
+        this.reject(peer, 'too-many-topics')
+      }
+    }
+    const c = rpc.control
+    // IDONTWANT first, so that it suppresses replies to IWANTs in the same frame.
+    if (c !== undefined) this.handleIDontWant(ps, c.idontwant)
+    for (const m of rpc.messages) this.handleMessage(peer, m)
+    if (c === undefined) return
+    const out = emptyRpc()
+    this.handleGraft(peer, ps, c.graft, out)
+    this.handlePrune(peer, c.prune)
+    this.handleIHave(peer, ps, c.ihave, out)
+    if (!isRpcEmpty(out)) this.send(peer, out)
+    this.handleIWant(peer, ps, c.iwant)
+  }
+
+  /** The driver caught `peer` misbehaving below the core (bad framing): count and score it. */
+  penalise(peer: PeerKey, reason: string): void {
+    this.score.addPenalty(peer, 1)
+    this.reject(peer, reason)
+  }
+
+  // ---------------------------------------------------------------- Dissemination
+
+  /** Joins `topic`: announces it and builds a mesh (from fanout peers first). */
+  subscribe(topic: Topic): void {
+    if (this.subscriptions.has(topic)) return
+    this.subscriptions.add(topic)
+    for (const peer of this.peers.keys()) {
+      this.send(peer, { subscriptions: [{ subscribe: true, topic }], messages: [] })
+    }
+    const mesh = new Set<PeerKey>()
+    this.mesh.set(topic, mesh)
+    const fanout = this.fanout.get(topic)
+    this.fanout.delete(topic)
+    this.fanoutLastPublish.delete(topic)
+    const eligible = (p: PeerKey) => !this.inBackoff(topic, p) && this.score.score(p) >= 0
+    const fromFanout = [...(fanout ?? [])].filter(eligible)
+    for (const p of this.pick(fromFanout, this.params.D)) this.graft(p, topic)
+    if (mesh.size < this.params.D) {
+      const others = [...(this.topicPeers.get(topic) ?? [])].filter(
+        (p) => !mesh.has(p) && eligible(p),
+      )
+      for (const p of this.pick(others, this.params.D - mesh.size)) this.graft(p, topic)
+    }
+    this.flushControl()
+  }
+
+  /** Leaves `topic`: announces it and prunes the mesh with the unsubscribe backoff. */
+  unsubscribe(topic: Topic): void {
+    if (!this.subscriptions.delete(topic)) return
+    for (const peer of this.peers.keys()) {
+      this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
+    }
+    for (const p of this.mesh.get(topic) ?? []) {
+      this.prune(p, topic, this.params.unsubscribeBackoffMs)
+    }
+    this.mesh.delete(topic)
+    this.flushControl()
+  }
+
+  /** The subscribed topics. */
+  getTopics(): Topic[] {
+    return [...this.subscriptions]
+  }
+
+  /**
+   * Publishes `data` on `topic`. Consensus messages go to the mesh (or, with flood publish,
+   * every topic peer); ingress messages go to every topic peer and stop there.
+   */
+  publish(topic: Topic, data: Uint8Array, options: PublishOptions = {}): Promise<PublishResult> {
+    try {
+      if (!this.started) throw new NotStartedError('gossip router')
+      if (data.length > this.params.maxMessageSize) {
+        throw new MessageTooLargeError(data.length, this.params.maxMessageSize)
+      }
+      const cls = options.class ?? this.classOf(topic)
+      const built = this.signer?.sign(topic, data) ?? { topic, data }
+      if (built instanceof Promise) return built.then((m) => this.publishMessage(m, cls))
+      return Promise.resolve(this.publishMessage(built, cls))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** Sets or removes the validator of a topic. */
+  setValidator(topic: Topic, validator: Validator | undefined): void {
+    if (validator === undefined) this.validators.delete(topic)
+    else this.validators.set(topic, validator)
+  }
+
+  /** Declares the artifact class of a topic (every node of the network must agree). */
+  setTopicClass(topic: Topic, cls: ArtifactClass): void {
+    this.classes.set(topic, cls)
+  }
+
+  /** Adds an event listener. */
+  on<K extends keyof DisseminationEvents>(
+    type: K,
+    listener: Listener<DisseminationEvents[K]>,
+  ): () => void {
+    return this.emitter.on(type, listener)
+  }
+
+  /** Removes an event listener. */
+  off<K extends keyof DisseminationEvents>(
+    type: K,
+    listener: Listener<DisseminationEvents[K]>,
+  ): void {
+    this.emitter.off(type, listener)
+  }
+
+  /** A snapshot of the counters. */
+  stats(): DisseminationStats {
+    return this.recorder.snapshot()
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  /** Connected meshsub peers. */
+  getPeers(): PeerKey[] {
+    return [...this.peers.keys()]
+  }
+
+  /** Peers known to subscribe to `topic`. */
+  getTopicPeers(topic: Topic): PeerKey[] {
+    return [...(this.topicPeers.get(topic) ?? [])]
+  }
+
+  /** Our mesh peers of `topic`. */
+  getMeshPeers(topic: Topic): PeerKey[] {
+    return [...(this.mesh.get(topic) ?? [])]
+  }
+
+  /** Our fanout peers of `topic`. */
+  getFanoutPeers(topic: Topic): PeerKey[] {
+    return [...(this.fanout.get(topic) ?? [])]
+  }
+
+  /** A peer's current score. */
+  getPeerScore(peer: PeerKey): number {
+    return this.score.score(peer)
+  }
+
+  /** The protocol a peer negotiated, if the driver said. */
+  getPeerProtocol(peer: PeerKey): string | undefined {
+    return this.peers.get(peer)?.protocol
+  }
+
+  /** The artifact class of a topic. */
+  classOf(topic: Topic): ArtifactClass {
+    return this.classes.get(topic) ?? this.params.defaultClass
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  private handleSubscription(peer: PeerKey, ps: PeerState, topic: Topic, on: boolean): boolean {
+    if (topic === '') return true
+    if (on) {
+      if (ps.topics.has(topic)) return true
+      if (ps.topics.size >= this.params.maxTopicsPerPeer) return false
+      ps.topics.add(topic)
+      let set = this.topicPeers.get(topic)
+      if (set === undefined) {
+        set = new Set()
+        this.topicPeers.set(topic, set)
+      }
+      set.add(peer)
+    } else if (ps.topics.delete(topic)) {
+      this.removeTopicPeer(topic, peer)
+    }
+    return true
+  }
+
+  private removeTopicPeer(topic: Topic, peer: PeerKey): void {
+    const set = this.topicPeers.get(topic)
+    set?.delete(peer)
+    if (set?.size === 0) this.topicPeers.delete(topic)
+    if (this.mesh.get(topic)?.delete(peer)) this.score.prune(peer, topic)
+    this.fanout.get(topic)?.delete(peer)
+  }
+
+  private handleMessage(peer: PeerKey, m: RpcMessage): void {
+    const topic = m.topic
+    if (topic === '') {
+      this.reject(peer, 'missing-topic')
+      return
+    }
+    // Like stock gossipsub, messages of topics we do not subscribe to are dropped unread.
+    if (!this.subscriptions.has(topic)) return
+    const cls = this.classOf(topic)
+    const data = m.data ?? EMPTY
+    if (data.length > this.params.maxMessageSize) {
+      this.invalid(peer, topic, cls, 'message-too-large')
+      return
+    }
+    const auth = checkAuthFields(this.params.signaturePolicy, m)
+    if (auth.problem !== undefined) {
+      this.invalid(peer, topic, cls, auth.problem)
+      return
+    }
+    let id: MessageId
+    try {
+      id = this.msgIdFn(m)
+    } catch {
+      this.invalid(peer, topic, cls, 'bad-message-id')
+      return
+    }
+    const key = messageIdKey(id)
+    const now = this.env.now()
+    if (this.seen.has(key, now)) {
+      this.recorder.count('duplicates', topic, cls)
+      const first = this.mcache.get(key)?.firstSeen
+      if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
+      this.emitter.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
+      return
+    }
+    this.seen.add(key, now)
+    const asked = this.limiter.outstandingPeers(key)
+    this.limiter.delivered(key)
+    if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
+      this.sendIDontWant(topic, cls, id, peer, asked)
+    }
+    const artifact: Artifact = {
+      id,
+      topic,
+      data,
+      class: cls,
+      from: peer,
+      origin: auth.origin,
+      receivedAt: now,
+    }
+    const fail = (reason: string) => (err: unknown) => {
+      log.error('%s of %s failed: %e', reason, key, err)
+    }
+    const validate = () => {
+      const validator = this.validators.get(topic)
+      if (validator === undefined) {
+        this.accepted(peer, m, key, artifact)
+        return
+      }
+      let verdict: ValidationResult | Promise<ValidationResult>
+      try {
+        verdict = validator(artifact)
+      } catch (err) {
+        fail('validation')(err)
+        verdict = 'ignore'
+      }
+      settle(verdict, (v) => this.validated(peer, m, key, artifact, v), fail('validation'))
+    }
+    if (auth.key === undefined) {
+      validate()
+      return
+    }
+    settle(
+      verifySignature(m, auth.key),
+      (ok) => {
+        if (!this.started) return
+        if (ok) validate()
+        else this.invalid(peer, topic, cls, 'bad-signature')
+      },
+      fail('signature check'),
+    )
+  }
+
+  private validated(
+    peer: PeerKey,
+    m: RpcMessage,
+    key: string,
+    a: Artifact,
+    verdict: ValidationResult,
+  ): void {
+    if (!this.started) return
+    if (verdict === 'accept') this.accepted(peer, m, key, a)
+    else if (verdict === 'reject') this.invalid(peer, a.topic, a.class, 'validation-rejected')
+    else this.recorder.count('ignored', a.topic, a.class)
+  }
+
+  private accepted(peer: PeerKey, m: RpcMessage, key: string, a: Artifact): void {
+    this.score.firstDelivery(peer, a.topic)
+    const forwarded = this.forwards(a.class)
+    if (forwarded) {
+      this.mcache.put(key, {
+        id: a.id,
+        message: m,
+        topic: a.topic,
+        class: a.class,
+        advertise: true,
+        firstSeen: a.receivedAt,
+      })
+      const targets: PeerKey[] = []
+      for (const p of this.mesh.get(a.topic) ?? []) {
+        if (p !== peer && p !== a.origin && !this.peerDoesNotWant(p, key)) targets.push(p)
+      }
+      this.sendMessage(targets, m, key)
+    }
+    this.recorder.count('delivered', a.topic, a.class, a.data.length)
+    this.emitter.emit('artifact', a)
+  }
+
+  private invalid(peer: PeerKey, topic: Topic, cls: ArtifactClass, reason: string): void {
+    this.recorder.count('rejected', topic, cls)
+    this.score.invalidMessage(peer, topic)
+    this.reject(peer, reason, topic)
+  }
+
+  private reject(peer: PeerKey, reason: string, topic?: Topic): void {
+    this.recorder.penalise(peer, reason)
+    this.emitter.emit(
+      'rejected',
+      topic === undefined ? { from: peer, reason } : { from: peer, reason, topic },
+    )
+  }
+
+  private handleIDontWant(ps: PeerState, entries: RpcControl['idontwant']): void {
+    const expiry = this.env.now() + this.params.idontwantTtlMs
+    for (const e of entries) {
+      for (const id of e.messageIDs) {
+        const key = messageIdKey(id)
+        ps.dontWant.delete(key)
+        if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
+          const oldest = ps.dontWant.keys().next().value
+          if (oldest !== undefined) ps.dontWant.delete(oldest)
+        }
+        ps.dontWant.set(key, expiry)
+      }
+    }
+  }
+
+  private handleGraft(peer: PeerKey, ps: PeerState, grafts: RpcGraft[], out: Rpc): void {
+    const now = this.env.now()
+    for (const { topicID: topic } of grafts) {
+      const mesh = this.mesh.get(topic)
+      if (mesh === undefined || mesh.has(peer)) continue
+      const until = this.backoff.get(topic)?.get(peer)
+      if (until !== undefined && until > now) {
+        // GRAFT during backoff: a protocol violation, doubly so right after the PRUNE.
+        this.score.addPenalty(peer, 1)
+        const started = until - this.params.pruneBackoffMs
+        if (now < started + this.params.graftFloodThresholdMs) this.score.addPenalty(peer, 1)
+        this.reject(peer, 'graft-during-backoff', topic)
+        this.pruneResponse(peer, topic, out)
+        continue
+      }
+      if (this.score.score(peer) < 0 || (mesh.size >= this.params.Dhi && !ps.outbound)) {
+        this.pruneResponse(peer, topic, out)
+        continue
+      }
+      mesh.add(peer)
+      this.score.graft(peer, topic)
+    }
+  }
+
+  private pruneResponse(peer: PeerKey, topic: Topic, out: Rpc): void {
+    this.setBackoff(topic, peer, this.params.pruneBackoffMs)
+    out.control!.prune.push(this.pruneEntry(topic, this.params.pruneBackoffMs))
+  }
+
+  private handlePrune(peer: PeerKey, prunes: RpcPrune[]): void {
+    for (const p of prunes) {
+      if (this.mesh.get(p.topicID)?.delete(peer)) this.score.prune(peer, p.topicID)
+      const backoffMs =
+        p.backoff !== undefined && p.backoff > 0
+          ? Math.min(p.backoff * 1000, 24 * 3600_000)
+          : this.params.pruneBackoffMs
+      this.setBackoff(p.topicID, peer, backoffMs)
+      // Peer exchange needs dialling, which a sans-IO core cannot do: the offer is noted only.
+      if (p.peers.length > 0) log('%s offered %d peers for %s', peer, p.peers.length, p.topicID)
+    }
+  }
+
+  private handleIHave(peer: PeerKey, ps: PeerState, ihaves: RpcIHave[], out: Rpc): void {
+    if (ihaves.length === 0) return
+    if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return
+    if (++ps.ihavesThisHeartbeat > this.params.maxIHaveMessages) {
+      this.reject(peer, 'ihave-flood')
+      return
+    }
+    const budget = this.params.maxIHaveLength - ps.askedThisHeartbeat
+    if (budget <= 0) return
+    const wanted = new Map<string, MessageId>()
+    const now = this.env.now()
+    for (const ih of ihaves) {
+      if (!this.subscriptions.has(ih.topicID)) continue
+      for (const id of ih.messageIDs) {
+        const key = messageIdKey(id)
+        if (!this.seen.has(key, now)) wanted.set(key, id)
+      }
+    }
+    if (wanted.size === 0) return
+    const candidates = this.pick(
+      [...wanted].map(([key, id]) => ({ key, id })),
+      budget,
+    )
+    const ask = this.limiter.advertised(peer, candidates)
+    ps.askedThisHeartbeat += ask.length
+    if (ask.length > 0) out.control!.iwant.push({ messageIDs: ask })
+  }
+
+  private handleIWant(peer: PeerKey, ps: PeerState, iwants: RpcIWant[]): void {
+    if (iwants.length === 0) return
+    if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return
+    const sent = new Set<string>()
+    for (const iw of iwants) {
+      for (const id of iw.messageIDs) {
+        const key = messageIdKey(id)
+        if (sent.has(key) || this.dontWantOf(ps, key)) continue
+        const cached = this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
+        if (cached === undefined) continue
+        sent.add(key)
+        this.sendMessage([peer], cached.message, key)
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  private publishMessage(m: RpcMessage, cls: ArtifactClass): PublishResult {
+    if (!this.started) throw new NotStartedError('gossip router')
+    const id = this.msgIdFn(m)
+    const key = messageIdKey(id)
+    if (this.seen.has(key, this.env.now())) throw new DuplicateMessageError(key)
+    const topic = m.topic
+    const targets = this.publishTargets(topic, cls)
+    if (targets.length === 0) throw new NoPeersError(topic)
+    const now = this.env.now()
+    this.seen.add(key, now)
+    if (this.forwards(cls)) {
+      this.mcache.put(key, { id, message: m, topic, class: cls, advertise: true, firstSeen: now })
+    }
+    this.recorder.count('published', topic, cls)
+    this.sendMessage(targets, m, key)
+    if (this.subscriptions.has(topic)) {
+      const data = m.data ?? EMPTY
+      this.emitter.emit('artifact', {
+        id,
+        topic,
+        data,
+        class: cls,
+        origin: this.selfOrigin,
+        receivedAt: now,
+      })
+    }
+    return { id, recipients: targets.length }
+  }
+
+  private publishTargets(topic: Topic, cls: ArtifactClass): PeerKey[] {
+    const threshold = this.params.thresholds.publishThreshold
+    const topicPeers = [...(this.topicPeers.get(topic) ?? [])].filter(
+      (p) => this.score.score(p) >= threshold,
+    )
+    // Ingress goes to every topic peer because nobody relays it (seed 001).
+    if (!this.forwards(cls) || this.params.floodPublish) return topicPeers
+    const mesh = this.mesh.get(topic)
+    if (mesh !== undefined) return [...mesh]
+    let fanout = this.fanout.get(topic)
+    if (fanout === undefined || fanout.size === 0) {
+      fanout = new Set(this.pick(topicPeers, this.params.D))
+      this.fanout.set(topic, fanout)
+    }
+    this.fanoutLastPublish.set(topic, this.env.now())
+    return [...fanout]
+  }
+
+  private forwards(cls: ArtifactClass): boolean {
+    return cls === 'consensus' || this.params.forwardIngress
+  }
+
+  // ---------------------------------------------------------------- IDONTWANT
+
+  private sendIDontWant(
+    topic: Topic,
+    cls: ArtifactClass,
+    id: MessageId,
+    from: PeerKey,
+    asked: PeerKey[],
+  ): void {
+    const targets = new Set<PeerKey>()
+    // Only peers that relay this class can be about to send it to us.
+    if (this.forwards(cls)) for (const p of this.mesh.get(topic) ?? []) targets.add(p)
+    // Peers we asked with IWANT may have the reply queued: tell them too.
+    for (const p of asked) targets.add(p)
+    targets.delete(from)
+    const to = [...targets].filter((p) => supportsIDontWant(this.peers.get(p)?.protocol))
+    if (to.length > 0) {
+      this.sendToMany(to, {
+        subscriptions: [],
+        messages: [],
+        control: { ...emptyControl(), idontwant: [{ messageIDs: [id] }] },
+      })
+    }
+  }
+
+  private dontWantOf(ps: PeerState, key: string): boolean {
+    const until = ps.dontWant.get(key)
+    return until !== undefined && until > this.env.now()
+  }
+
+  private peerDoesNotWant(peer: PeerKey, key: string): boolean {
+    const ps = this.peers.get(peer)
+    return ps === undefined || this.dontWantOf(ps, key)
+  }
+
+  // ---------------------------------------------------------------- heartbeat
+
+  private heartbeat(): void {
+    if (!this.started) return
+    const now = this.env.now()
+    this.heartbeatTicks++
+    if (now - this.lastDecay >= this.params.score.decayIntervalMs) {
+      this.score.refresh()
+      this.lastDecay = now
+    }
+    for (const ps of this.peers.values()) {
+      ps.ihavesThisHeartbeat = 0
+      ps.askedThisHeartbeat = 0
+      for (const [key, until] of ps.dontWant) {
+        if (until > now) break
+        ps.dontWant.delete(key)
+      }
+    }
+    for (const [topic, peers] of this.backoff) {
+      for (const [peer, until] of peers) if (until <= now) peers.delete(peer)
+      if (peers.size === 0) this.backoff.delete(topic)
+    }
+    for (const topic of this.subscriptions) this.maintainMesh(topic)
+    this.maintainFanout(now)
+    this.emitGossip()
+    this.flushControl()
+    this.mcache.shift()
+    this.seen.prune(now)
+    this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, () => this.heartbeat())
+  }
+
+  private maintainMesh(topic: Topic): void {
+    const p = this.params
+    const mesh = this.mesh.get(topic)
+    if (mesh === undefined) return
+    for (const peer of mesh) {
+      if (this.score.score(peer) < 0) this.prune(peer, topic, p.pruneBackoffMs)
+    }
+    const candidates = (filter: (peer: PeerKey) => boolean) =>
+      [...(this.topicPeers.get(topic) ?? [])].filter(
+        (peer) =>
+          !mesh.has(peer) &&
+          !this.inBackoff(topic, peer) &&
+          this.score.score(peer) >= 0 &&
+          filter(peer),
+      )
+    if (mesh.size < p.Dlo) {
+      for (const peer of this.pick(
+        candidates(() => true),
+        p.D - mesh.size,
+      )) {
+        this.graft(peer, topic)
+      }
+    }
+    if (mesh.size > p.Dhi) this.shrinkMesh(topic, mesh)
+    if (mesh.size >= p.Dlo) {
+      const outbound = [...mesh].filter((peer) => this.peers.get(peer)?.outbound).length
+      if (outbound < p.Dout) {
+        const extra = candidates((peer) => this.peers.get(peer)?.outbound === true)
+        for (const peer of this.pick(extra, p.Dout - outbound)) this.graft(peer, topic)
+      }
+    }
+    if (this.heartbeatTicks % p.opportunisticGraftTicks === 0 && mesh.size > 1) {
+      const scores = [...mesh].map((peer) => this.score.score(peer)).sort((a, b) => a - b)
+      const median = scores[Math.floor(scores.length / 2)]
+      if (median < p.thresholds.opportunisticGraftThreshold) {
+        const better = candidates((peer) => this.score.score(peer) > median)
+        for (const peer of this.pick(better, p.opportunisticGraftPeers)) this.graft(peer, topic)
+      }
+    }
+  }
+
+  /** Keeps the Dscore best-scoring peers and D - Dscore random others, with Dout outbound. */
+  private shrinkMesh(topic: Topic, mesh: Set<PeerKey>): void {
+    const p = this.params
+    const byScore = this.shuffle([...mesh]).sort(
+      (a, b) => this.score.score(b) - this.score.score(a),
+    )
+    const keep = byScore.slice(0, p.Dscore)
+    const rest = this.shuffle(byScore.slice(p.Dscore))
+    keep.push(...rest.splice(0, p.D - p.Dscore))
+    const isOut = (peer: PeerKey) => this.peers.get(peer)?.outbound === true
+    let outbound = keep.filter(isOut).length
+    for (let i = 0; outbound < p.Dout && i < rest.length; i++) {
+      if (!isOut(rest[i])) continue
+      const victim = keep.findLastIndex((peer) => !isOut(peer))
+      if (victim < 0) break
+      rest.push(keep[victim])
+      keep[victim] = rest[i]
+      rest.splice(i, 1)
+      i--
+      outbound++
+    }
+    for (const peer of rest) this.prune(peer, topic, p.pruneBackoffMs)
+  }
+
+  private maintainFanout(now: number): void {
+    for (const [topic, last] of this.fanoutLastPublish) {
+      if (now - last > this.params.fanoutTtlMs) {
+        this.fanout.delete(topic)
+        this.fanoutLastPublish.delete(topic)
+        continue
+      }
+      const fanout = this.fanout.get(topic)
+      if (fanout === undefined) continue
+      const topicPeers = this.topicPeers.get(topic)
+      const threshold = this.params.thresholds.publishThreshold
+      for (const peer of fanout) {
+        if (!topicPeers?.has(peer) || this.score.score(peer) < threshold) fanout.delete(peer)
+      }
+      if (fanout.size < this.params.D) {
+        const more = [...(topicPeers ?? [])].filter(
+          (peer) => !fanout.has(peer) && this.score.score(peer) >= threshold,
+        )
+        for (const peer of this.pick(more, this.params.D - fanout.size)) fanout.add(peer)
+      }
+    }
+  }
+
+  private emitGossip(): void {
+    const p = this.params
+    const topics = new Map<Topic, Set<PeerKey>>([...this.mesh, ...this.fanout])
+    for (const [topic, exclude] of topics) {
+      const ids = this.mcache.gossipIds(topic)
+      if (ids.length === 0) continue
+      const eligible = [...(this.topicPeers.get(topic) ?? [])].filter(
+        (peer) => !exclude.has(peer) && this.score.score(peer) >= p.thresholds.gossipThreshold,
+      )
+      const n = Math.max(p.Dlazy, Math.floor(eligible.length * p.gossipFactor))
+      const advertised = this.pick(ids, p.maxIHaveLength)
+      for (const peer of this.pick(eligible, n)) {
+        const ps = this.peers.get(peer)!
+        const messageIDs = advertised.filter((id) => !this.dontWantOf(ps, messageIdKey(id)))
+        if (messageIDs.length > 0) this.control(peer).ihave.push({ topicID: topic, messageIDs })
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- mesh edits
+
+  private graft(peer: PeerKey, topic: Topic): void {
+    this.mesh.get(topic)?.add(peer)
+    this.score.graft(peer, topic)
+    this.control(peer).graft.push({ topicID: topic })
+  }
+
+  private prune(peer: PeerKey, topic: Topic, backoffMs: number): void {
+    this.mesh.get(topic)?.delete(peer)
+    this.score.prune(peer, topic)
+    this.setBackoff(topic, peer, backoffMs)
+    this.control(peer).prune.push(this.pruneEntry(topic, backoffMs))
+  }
+
+  private pruneEntry(topic: Topic, backoffMs: number): RpcPrune {
+    return { topicID: topic, peers: [], backoff: Math.ceil(backoffMs / 1000) }
+  }
+
+  private setBackoff(topic: Topic, peer: PeerKey, ms: number): void {
+    let peers = this.backoff.get(topic)
+    if (peers === undefined) {
+      peers = new Map()
+      this.backoff.set(topic, peers)
+    }
+    const until = this.env.now() + ms
+    if ((peers.get(peer) ?? 0) < until) peers.set(peer, until)
+  }
+
+  private inBackoff(topic: Topic, peer: PeerKey): boolean {
+    return (this.backoff.get(topic)?.get(peer) ?? 0) > this.env.now()
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private control(peer: PeerKey): RpcControl {
+    let c = this.pendingControl.get(peer)
+    if (c === undefined) {
+      c = emptyControl()
+      this.pendingControl.set(peer, c)
+    }
+    return c
+  }
+
+  private flushControl(): void {
+    for (const [peer, control] of this.pendingControl) {
+      if (this.peers.has(peer) && !isControlEmpty(control)) {
+        this.send(peer, { subscriptions: [], messages: [], control })
+      }
+    }
+    this.pendingControl.clear()
+  }
+
+  /**
+   * Sends one message to `peers`, encoded once. With a finite `uploadBps` the frames wait in
+   * the send queue instead, where an IDONTWANT can still cancel them.
+   */
+  private sendMessage(peers: PeerKey[], m: RpcMessage, key: string): void {
+    if (peers.length === 0) return
+    const rpc: Rpc = { subscriptions: [], messages: [m] }
+    if (this.params.uploadBps === Number.POSITIVE_INFINITY) {
+      this.sendToMany(peers, rpc)
+      return
+    }
+    const frame = encodeRpc(rpc)
+    const payload = payloadBytes(rpc)
+    for (const peer of peers) {
+      if (this.sendQueue.length - this.sendQueueHead >= this.params.maxSendQueue) {
+        this.droppedFrames++
+        continue
+      }
+      this.sendQueue.push({ peer, key, frame, payload })
+    }
+    this.drainSendQueue()
+  }
+
+  /** Releases queued frames while the (modelled) uplink is free, skipping unwanted ones. */
+  private drainSendQueue(): void {
+    const now = this.env.now()
+    const q = this.sendQueue
+    while (this.sendQueueHead < q.length && this.uplinkFreeAt <= now) {
+      const item = q[this.sendQueueHead++]
+      if (this.peerDoesNotWant(item.peer, item.key)) {
+        this.cancelledByIDontWant++
+        continue
+      }
+      this.recorder.frameSent(item.frame.length, item.payload)
+      this.env.send(item.peer, item.frame)
+      this.uplinkFreeAt = now + (item.frame.length * 8000) / this.params.uploadBps
+    }
+    if (this.sendQueueHead === q.length) {
+      q.length = 0
+      this.sendQueueHead = 0
+      return
+    }
+    if (this.sendQueueHead > 1024) {
+      q.splice(0, this.sendQueueHead)
+      this.sendQueueHead = 0
+    }
+    if (this.drainTimer === undefined) {
+      this.drainTimer = this.env.setTimer(this.uplinkFreeAt - now, () => {
+        this.drainTimer = undefined
+        if (this.started) this.drainSendQueue()
+      })
+    }
+  }
+
+  private send(peer: PeerKey, rpc: Rpc): void {
+    this.sendToMany([peer], rpc)
+  }
+
+  private sendToMany(peers: PeerKey[], rpc: Rpc): void {
+    if (peers.length === 0) return
+    // Encoded once: forwarding one message to the whole mesh costs one encoding.
+    const frame = encodeRpc(rpc)
+    const payload = payloadBytes(rpc)
+    for (const peer of peers) {
+      this.recorder.frameSent(frame.length, payload)
+      this.countControl(rpc.control, 'sent')
+      this.env.send(peer, frame)
+    }
+  }
+
+  private countControl(c: RpcControl | undefined, direction: 'sent' | 'received'): void {
+    if (c === undefined) return
+    const add = (kind: string, n: number) => {
+      if (n === 0) return
+      if (direction === 'sent') this.recorder.controlSent(kind, n)
+      else this.recorder.controlReceived(kind, n)
+    }
+    const ids = (entries: { messageIDs: Uint8Array[] }[]) =>
+      entries.reduce((n, e) => n + e.messageIDs.length, 0)
+    add('IHAVE', c.ihave.length)
+    add('IHAVE ids', ids(c.ihave))
+    add('IWANT', c.iwant.length)
+    add('IWANT ids', ids(c.iwant))
+    add('IDONTWANT', c.idontwant.length)
+    add('IDONTWANT ids', ids(c.idontwant))
+    add('GRAFT', c.graft.length)
+    add('PRUNE', c.prune.length)
+  }
+
+  // ---------------------------------------------------------------- randomness
+
+  private shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(this.env.random() * (i + 1))
+      const t = items[i]
+      items[i] = items[j]
+      items[j] = t
+    }
+    return items
+  }
+
+  /** Up to `n` items chosen uniformly at random (the array is reordered). */
+  private pick<T>(items: T[], n: number): T[] {
+    if (n <= 0) return []
+    if (items.length <= n) return this.shuffle(items)
+    for (let i = 0; i < n; i++) {
+      const j = i + Math.floor(this.env.random() * (items.length - i))
+      const t = items[i]
+      items[i] = items[j]
+      items[j] = t
+    }
+    return items.slice(0, n)
+  }
+}
+
+function iwant(ids: MessageId[]): RpcControl {
+  return { ...emptyControl(), iwant: [{ messageIDs: ids }] }
+}

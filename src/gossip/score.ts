@@ -1,0 +1,260 @@
+import type { PeerKey, Topic } from '../core/artifact.ts'
+import type { ScoreParams, TopicScoreParams } from './params.ts'
+
+/** Counters of one peer in one topic. */
+interface TopicStats {
+  inMesh: boolean
+  graftTime: number
+  meshTime: number
+  firstMessageDeliveries: number
+  meshMessageDeliveries: number
+  meshMessageDeliveriesActive: boolean
+  meshFailurePenalty: number
+  invalidMessageDeliveries: number
+}
+
+/** Counters of one peer. */
+interface PeerStats {
+  connected: boolean
+  expire: number
+  address: string | undefined
+  topics: Map<Topic, TopicStats>
+  behaviourPenalty: number
+}
+
+/** The IP of an address given as text: a multiaddr (`/ip4/1.2.3.4/tcp/1`) or a bare IP. */
+export function ipOf(address: string): string {
+  const m = /^\/ip[46]\/([^/]+)/.exec(address)
+  return m === null ? address : m[1]
+}
+
+/** Upper bound on peers whose score is kept after they disconnect. */
+const MAX_RETAINED = 4096
+
+/**
+ * The gossipsub v1.1 peer score: P1 time in mesh, P2 first deliveries, P3/P3b mesh delivery
+ * deficit and failure penalty, P4 invalid messages, P6 IP colocation, P7 behaviour
+ * penalty. Sans-IO: time comes from the `now` function; {@link refresh} decays counters.
+ */
+export class PeerScore {
+  private readonly params: ScoreParams
+  private readonly now: () => number
+  private readonly peers = new Map<PeerKey, PeerStats>()
+  private readonly byAddress = new Map<string, Set<PeerKey>>()
+  private readonly topicParams = new Map<Topic, TopicScoreParams>()
+
+  constructor(params: ScoreParams, now: () => number) {
+    this.params = params
+    this.now = now
+  }
+
+  /** A peer connected (its retained score, if any, comes back). */
+  addPeer(peer: PeerKey, addressText?: string): void {
+    const address = addressText === undefined ? undefined : ipOf(addressText)
+    let ps = this.peers.get(peer)
+    if (ps === undefined) {
+      ps = { connected: true, expire: 0, address, topics: new Map(), behaviourPenalty: 0 }
+      this.peers.set(peer, ps)
+    }
+    ps.connected = true
+    if (address !== undefined) ps.address = address
+    if (ps.address !== undefined) {
+      let set = this.byAddress.get(ps.address)
+      if (set === undefined) {
+        set = new Set()
+        this.byAddress.set(ps.address, set)
+      }
+      set.add(peer)
+    }
+  }
+
+  /** A peer disconnected: a negative score is retained for `retainScoreMs`. */
+  removePeer(peer: PeerKey): void {
+    const ps = this.peers.get(peer)
+    if (ps === undefined) return
+    if (ps.address !== undefined) {
+      const set = this.byAddress.get(ps.address)
+      set?.delete(peer)
+      if (set?.size === 0) this.byAddress.delete(ps.address)
+    }
+    if (this.score(peer) >= 0 || this.retainedCount() >= MAX_RETAINED) {
+      this.peers.delete(peer)
+      return
+    }
+    // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
+    for (const [topic, ts] of ps.topics) if (ts.inMesh) this.leaveMesh(topic, ts)
+    ps.connected = false
+    ps.expire = this.now() + this.params.retainScoreMs
+  }
+
+  /** The peer joined our mesh of `topic`. */
+  graft(peer: PeerKey, topic: Topic): void {
+    const ts = this.topicStats(peer, topic)
+    if (ts === undefined) return
+    ts.inMesh = true
+    ts.graftTime = this.now()
+    ts.meshTime = 0
+    ts.meshMessageDeliveriesActive = false
+  }
+
+  /** The peer left our mesh of `topic`. */
+  prune(peer: PeerKey, topic: Topic): void {
+    const ts = this.topicStats(peer, topic)
+    if (ts === undefined || !ts.inMesh) return
+    this.leaveMesh(topic, ts)
+  }
+
+  /** The peer delivered a message first (P2, and P3 when it is a mesh peer). */
+  firstDelivery(peer: PeerKey, topic: Topic): void {
+    const ts = this.topicStats(peer, topic)
+    if (ts === undefined) return
+    const tp = this.paramsOf(topic)
+    ts.firstMessageDeliveries = Math.min(
+      ts.firstMessageDeliveries + 1,
+      tp.firstMessageDeliveriesCap,
+    )
+    if (ts.inMesh) {
+      ts.meshMessageDeliveries = Math.min(ts.meshMessageDeliveries + 1, tp.meshMessageDeliveriesCap)
+    }
+  }
+
+  /** The peer delivered a copy `sinceFirstMs` after the first one (P3 near-first credit). */
+  duplicateDelivery(peer: PeerKey, topic: Topic, sinceFirstMs: number): void {
+    const ts = this.topicStats(peer, topic)
+    if (ts === undefined || !ts.inMesh) return
+    const tp = this.paramsOf(topic)
+    if (sinceFirstMs <= tp.meshMessageDeliveriesWindowMs) {
+      ts.meshMessageDeliveries = Math.min(ts.meshMessageDeliveries + 1, tp.meshMessageDeliveriesCap)
+    }
+  }
+
+  /** The peer sent a message that was invalid (P4). */
+  invalidMessage(peer: PeerKey, topic: Topic): void {
+    const ts = this.topicStats(peer, topic)
+    if (ts !== undefined) ts.invalidMessageDeliveries += 1
+  }
+
+  /** Adds behaviour penalties (P7): broken IWANT promises, GRAFT during backoff. */
+  addPenalty(peer: PeerKey, n: number): void {
+    const ps = this.peers.get(peer)
+    if (ps !== undefined) ps.behaviourPenalty += n
+  }
+
+  /** The peer's current score (0 for an unknown peer). */
+  score(peer: PeerKey): number {
+    const ps = this.peers.get(peer)
+    if (ps === undefined) return 0
+    const p = this.params
+    let topicScore = 0
+    for (const [topic, ts] of ps.topics) {
+      const tp = this.paramsOf(topic)
+      let s = 0
+      if (ts.inMesh) {
+        const quanta = Math.min(ts.meshTime / tp.timeInMeshQuantumMs, tp.timeInMeshCap)
+        s += quanta * tp.timeInMeshWeight
+      }
+      s += ts.firstMessageDeliveries * tp.firstMessageDeliveriesWeight
+      if (ts.meshMessageDeliveriesActive) {
+        const deficit = tp.meshMessageDeliveriesThreshold - ts.meshMessageDeliveries
+        if (deficit > 0) s += deficit * deficit * tp.meshMessageDeliveriesWeight
+      }
+      s += ts.meshFailurePenalty * tp.meshFailurePenaltyWeight
+      s += ts.invalidMessageDeliveries ** 2 * tp.invalidMessageDeliveriesWeight
+      topicScore += s * tp.topicWeight
+    }
+    if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
+    let score = topicScore
+    if (ps.address !== undefined && p.ipColocationFactorWeight !== 0) {
+      if (!p.ipColocationWhitelist.includes(ps.address)) {
+        const peers = this.byAddress.get(ps.address)?.size ?? 0
+        const surplus = peers - p.ipColocationFactorThreshold
+        if (surplus > 0) score += surplus * surplus * p.ipColocationFactorWeight
+      }
+    }
+    const excess = ps.behaviourPenalty - p.behaviourPenaltyThreshold
+    if (excess > 0) score += excess * excess * p.behaviourPenaltyWeight
+    return score
+  }
+
+  /** Decays every counter by one interval and expires retained scores. Call every `decayIntervalMs`. */
+  refresh(): void {
+    const now = this.now()
+    const p = this.params
+    const decay = (v: number, f: number) => {
+      const d = v * f
+      return d < p.decayToZero ? 0 : d
+    }
+    for (const [peer, ps] of this.peers) {
+      if (!ps.connected) {
+        if (now > ps.expire) this.peers.delete(peer)
+        continue
+      }
+      for (const [topic, ts] of ps.topics) {
+        const tp = this.paramsOf(topic)
+        ts.firstMessageDeliveries = decay(ts.firstMessageDeliveries, tp.firstMessageDeliveriesDecay)
+        ts.meshMessageDeliveries = decay(ts.meshMessageDeliveries, tp.meshMessageDeliveriesDecay)
+        ts.meshFailurePenalty = decay(ts.meshFailurePenalty, tp.meshFailurePenaltyDecay)
+        ts.invalidMessageDeliveries = decay(
+          ts.invalidMessageDeliveries,
+          tp.invalidMessageDeliveriesDecay,
+        )
+        if (ts.inMesh) {
+          ts.meshTime = now - ts.graftTime
+          if (ts.meshTime > tp.meshMessageDeliveriesActivationMs) {
+            ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
+          }
+        }
+      }
+      ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay)
+    }
+  }
+
+  private leaveMesh(topic: Topic, ts: TopicStats): void {
+    const tp = this.paramsOf(topic)
+    if (ts.meshMessageDeliveriesActive) {
+      const deficit = tp.meshMessageDeliveriesThreshold - ts.meshMessageDeliveries
+      if (deficit > 0) ts.meshFailurePenalty += deficit * deficit
+    }
+    ts.inMesh = false
+    ts.meshMessageDeliveriesActive = false
+  }
+
+  private retainedCount(): number {
+    let n = 0
+    for (const ps of this.peers.values()) if (!ps.connected) n++
+    return n
+  }
+
+  private paramsOf(topic: Topic): TopicScoreParams {
+    let tp = this.topicParams.get(topic)
+    if (tp === undefined) {
+      const override = this.params.topics[topic]
+      tp =
+        override === undefined
+          ? this.params.defaultTopic
+          : { ...this.params.defaultTopic, ...override }
+      this.topicParams.set(topic, tp)
+    }
+    return tp
+  }
+
+  private topicStats(peer: PeerKey, topic: Topic): TopicStats | undefined {
+    const ps = this.peers.get(peer)
+    if (ps === undefined || !ps.connected) return undefined
+    let ts = ps.topics.get(topic)
+    if (ts === undefined) {
+      ts = {
+        inMesh: false,
+        graftTime: 0,
+        meshTime: 0,
+        firstMessageDeliveries: 0,
+        meshMessageDeliveries: 0,
+        meshMessageDeliveriesActive: false,
+        meshFailurePenalty: 0,
+        invalidMessageDeliveries: 0,
+      }
+      ps.topics.set(topic, ts)
+    }
+    return ts
+  }
+}
