@@ -1,0 +1,639 @@
+import type { KeyObject } from 'node:crypto'
+import { logger } from '@libp2p/logger'
+import type { PeerKey } from '../core/artifact.ts'
+import type { RejectedEvent } from '../core/dissemination.ts'
+import { Emitter } from '../core/emitter.ts'
+import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import { InvalidParametersError } from '../core/errors.ts'
+import { messageIdKey } from '../core/message-id.ts'
+import { StatsRecorder } from '../core/stats.ts'
+import { blsAggregateShares } from '../crypto/bls.ts'
+import { importEd25519PublicKey, verifyEd25519Prepared } from '../crypto/ed25519.ts'
+import { MerkleTree } from '../crypto/merkle.ts'
+import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
+import type { Shard } from './certificate.ts'
+import type { Directory } from './directory.ts'
+import {
+  batchDigest,
+  batchLeaves,
+  encodeDistilledBatch,
+  type HeightCertificate,
+  type Straggler,
+} from './distilled-batch.ts'
+import type { BatchReference } from './orderer.ts'
+import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
+import { batchRootInput, deliveryInput, witnessInput } from './signing.ts'
+import {
+  decodeShardFrame,
+  decodeShare,
+  decodeSubmission,
+  encodeDelivered,
+  encodeInclusion,
+  encodeWitnessRequest,
+  FrameKind,
+  frameKind,
+  type InclusionProof,
+  type Submission,
+} from './wire.ts'
+
+const log = logger('consensus-multicast:broker:broker')
+
+/** Options of a {@link Broker}. */
+export interface BrokerOptions {
+  /** The client directory. */
+  directory: Directory
+  /** Peer keys of the servers, by server index (the driver maps them to links). */
+  servers: readonly PeerKey[]
+  /** Raw ed25519 public keys of the servers, by index. */
+  serverKeys: readonly Uint8Array[]
+  /** Called with each batch reference once f+1 servers witnessed it: hand it to the orderer. */
+  onWitnessed: (reference: BatchReference) => void
+  /** Decoder limits (`maxBatchEntries` is also the pool size that triggers a flush). */
+  limits?: Partial<BrokerLimits>
+  /** Flush the pool this long after its first entry, even if not full. Default 1,000 ms. */
+  flushTimeoutMs?: number
+  /** Entries per Merkle leaf. Default 8 (1 gives one leaf per entry). */
+  entriesPerLeaf?: number
+  /** How long clients have to return their BLS share before becoming stragglers. Default 500 ms. */
+  shareTimeoutMs?: number
+  /** Ask the other servers to witness when f+1 shards did not come in this time. Default 1,000 ms. */
+  witnessTimeoutMs?: number
+  /** A batch without a delivery certificate this long after its flush is abandoned (its clients retransmit). Default 10,000 ms. */
+  batchTimeoutMs?: number
+  /** Batches between flush and delivery certificate at once; the pool waits beyond. Default 4. */
+  maxInFlightBatches?: number
+  /** Submissions authenticated together. Default 1,024. */
+  authBurst?: number
+  /** Bursts being authenticated at once (an asynchronous authenticator spreads them over threads). Default 4. */
+  authConcurrency?: number
+  /** Longest wait before a partial burst is authenticated. Default 2 ms. */
+  authDelayMs?: number
+  /** Submissions waiting for authentication; beyond, they are dropped (clients retransmit). Default 65,536. */
+  maxAuthQueue?: number
+  /** Recently delivered submissions remembered to answer retransmissions. Default 131,072. */
+  maxDeliveredCache?: number
+  /** Who checks submission signatures. Default: inline, with node:crypto. */
+  authenticator?: SubmissionAuthenticator
+}
+
+/** Counters specific to the broker. */
+export interface BrokerCounters {
+  /** Submissions whose signature verified. */
+  authenticated: number
+  /** Submissions added to the pool. */
+  pooled: number
+  /** Submissions dropped because the authentication queue was full. */
+  authQueueFull: number
+  /** Submissions dropped because the pool was full and batches were in flight. */
+  poolFull: number
+  /** Retransmissions answered from a batch in flight or from the delivered cache. */
+  retransmissionsAnswered: number
+  /** Batches flushed. */
+  batches: number
+  /** Entries that ended up as stragglers. */
+  stragglers: number
+  /** BLS shares found bad by bisection. */
+  badShares: number
+  /** Batches abandoned without a delivery certificate. */
+  abandoned: number
+  /** Batches witnessed by f+1 servers. */
+  witnessed: number
+  /** Batches with a delivery certificate. */
+  certified: number
+  /** Entries in certified batches. */
+  certifiedEntries: number
+  /** Bytes of distilled batch frames sent to ONE server. */
+  batchBytes: number
+}
+
+/** Events of a {@link Broker}. */
+export interface BrokerEvents {
+  /** A distilled batch was sent to the servers. */
+  batch: { batchNumber: number; entries: number; stragglers: number; bytes: number }
+  /** A batch got its delivery certificate. */
+  certified: { batchNumber: number; slot: number; entries: number }
+  /** Input was refused and counted against its sender. */
+  rejected: RejectedEvent
+}
+
+interface PoolEntry {
+  peer: PeerKey
+  submission: Submission
+}
+
+interface InFlight {
+  number: number
+  entries: PoolEntry[]
+  ids: Uint32Array
+  raise: number
+  tree: MerkleTree
+  root: Uint8Array
+  entriesPerLeaf: number
+  height: HeightCertificate
+  shares: (Uint8Array | undefined)[]
+  shareCount: number
+  phase: 'shares' | 'witness' | 'ordering' | 'done'
+  timer?: TimerHandle
+  expiry?: TimerHandle
+  digest?: Uint8Array
+  witnesses: Map<number, Uint8Array>
+  deliveries: Map<number, Map<number, Uint8Array>>
+}
+
+interface DeliveredRecord {
+  sequence: number
+  payload: Uint8Array
+  frame: Uint8Array
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0
+}
+
+/**
+ * A Chop Chop broker (sans-IO): authenticates client submissions in bursts, pools one
+ * entry per client, distills the pool into a batch (sorted ids, raised sequence numbers,
+ * a Merkle tree, BLS shares aggregated with bisection, stragglers), has f+1 servers
+ * witness it, hands the reference to the orderer, and returns delivery certificates.
+ */
+export class Broker implements ProtocolCore {
+  private readonly env: Env
+  private readonly opts: BrokerOptions
+  private readonly limits: BrokerLimits
+  private readonly serverKeys: KeyObject[]
+  private readonly serverIndex = new Map<PeerKey, number>()
+  private readonly threshold: number
+  private readonly events = new Emitter<BrokerEvents>()
+  private readonly recorder = new StatsRecorder()
+  private readonly authenticator: SubmissionAuthenticator
+  private authQueue: PoolEntry[] = []
+  private authTimer?: TimerHandle
+  private authPending = 0
+  private pool = new Map<number, PoolEntry>()
+  private flushTimer?: TimerHandle
+  private readonly inFlight = new Map<string, InFlight>()
+  private readonly inFlightById = new Map<number, InFlight>()
+  private readonly delivered = new Map<number, DeliveredRecord>()
+  private height: HeightCertificate = { slot: 0, shards: [] }
+  private batchNumber = 0
+  private stopped = false
+  private readonly counters: BrokerCounters = {
+    authenticated: 0,
+    pooled: 0,
+    authQueueFull: 0,
+    poolFull: 0,
+    retransmissionsAnswered: 0,
+    batches: 0,
+    stragglers: 0,
+    badShares: 0,
+    abandoned: 0,
+    witnessed: 0,
+    certified: 0,
+    certifiedEntries: 0,
+    batchBytes: 0,
+  }
+
+  constructor(env: Env, opts: BrokerOptions) {
+    this.env = env
+    this.opts = opts
+    this.limits = brokerLimits(opts.limits)
+    if (opts.servers.length !== opts.serverKeys.length || opts.servers.length === 0) {
+      throw new InvalidParametersError('servers and serverKeys must be non-empty and match')
+    }
+    const perLeaf = opts.entriesPerLeaf ?? 8
+    if (perLeaf < 1 || perLeaf > this.limits.maxEntriesPerLeaf) {
+      throw new InvalidParametersError(
+        `entriesPerLeaf must be in 1..${this.limits.maxEntriesPerLeaf}`,
+      )
+    }
+    this.serverKeys = opts.serverKeys.map((k, i) => {
+      const key = importEd25519PublicKey(k)
+      if (key === undefined) throw new InvalidParametersError(`server key ${i} is malformed`)
+      return key
+    })
+    for (const [i, p] of opts.servers.entries()) this.serverIndex.set(p, i)
+    this.threshold = faultsTolerated(opts.servers.length) + 1
+    this.authenticator = opts.authenticator ?? new InlineAuthenticator(opts.directory)
+  }
+
+  /** Adds an event listener; returns a function that removes it. */
+  on<K extends keyof BrokerEvents>(type: K, fn: (e: BrokerEvents[K]) => void): () => void {
+    return this.events.on(type, fn)
+  }
+
+  /** Broker counters. */
+  counts(): BrokerCounters {
+    return { ...this.counters }
+  }
+
+  /** Generic counters (frames, rejections by reason and peer). */
+  stats(): ReturnType<StatsRecorder['snapshot']> {
+    return this.recorder.snapshot()
+  }
+
+  /** The highest slot certified by f+1 servers that this broker knows. */
+  get certifiedHeight(): number {
+    return this.height.slot
+  }
+
+  /** Entries in the pool now. */
+  get poolSize(): number {
+    return this.pool.size
+  }
+
+  start(): void {
+    this.stopped = false
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.authTimer?.cancel()
+    this.flushTimer?.cancel()
+    for (const b of this.inFlight.values()) {
+      b.timer?.cancel()
+      b.expiry?.cancel()
+    }
+  }
+
+  peerConnected(): void {}
+
+  peerDisconnected(): void {}
+
+  penalise(peer: PeerKey, reason: string): void {
+    this.recorder.penalise(peer, reason)
+    this.events.emit('rejected', { from: peer, reason })
+  }
+
+  receive(peer: PeerKey, frame: Uint8Array): void {
+    if (this.stopped) return
+    this.recorder.frameReceived(frame.length, 0)
+    try {
+      switch (frameKind(frame)) {
+        case FrameKind.Submit:
+          this.onSubmission(peer, frame)
+          return
+        case FrameKind.Share:
+          this.onShare(peer, frame)
+          return
+        case FrameKind.WitnessShard:
+        case FrameKind.DeliveryShard:
+          this.onShard(peer, frame)
+          return
+        default:
+          this.penalise(peer, 'unknown-frame')
+      }
+    } catch (err) {
+      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.penalise(peer, 'malformed')
+    }
+  }
+
+  /** Flushes the pool now (normally driven by size and timeout). */
+  flush(): void {
+    this.flushTimer?.cancel()
+    this.flushTimer = undefined
+    if (this.pool.size === 0) return
+    if (this.inFlight.size >= (this.opts.maxInFlightBatches ?? 4)) return // retried on certification
+    const entries = [...this.pool.values()].sort((a, b) => a.submission.id - b.submission.id)
+    this.pool = new Map()
+    this.distill(entries)
+  }
+
+  private onSubmission(peer: PeerKey, frame: Uint8Array): void {
+    // Copy: the driver may reuse its receive buffer.
+    const submission = decodeSubmission(frame.slice(), this.limits)
+    if (!this.opts.directory.has(submission.id)) {
+      this.penalise(peer, 'unknown-client')
+      return
+    }
+    if (submission.sequence > this.height.slot + 1) {
+      // Beyond the certified height: the raise bound would refuse it (see HeightCertificate).
+      this.penalise(peer, 'sequence-ahead')
+      return
+    }
+    if (this.authQueue.length >= (this.opts.maxAuthQueue ?? 65_536)) {
+      this.counters.authQueueFull++
+      return
+    }
+    this.authQueue.push({ peer, submission })
+    if (this.authQueue.length >= (this.opts.authBurst ?? 1024)) this.runAuth()
+    else this.authTimer ??= this.env.setTimer(this.opts.authDelayMs ?? 2, () => this.runAuth())
+  }
+
+  private runAuth(): void {
+    this.authTimer?.cancel()
+    this.authTimer = undefined
+    const burstSize = this.opts.authBurst ?? 1024
+    while (this.authQueue.length > 0 && this.authPending < (this.opts.authConcurrency ?? 4)) {
+      const burst = this.authQueue.splice(0, burstSize)
+      const verdicts = this.authenticator.authenticate(burst.map((e) => e.submission))
+      if (Array.isArray(verdicts)) {
+        this.admitBurst(burst, verdicts)
+        continue
+      }
+      this.authPending++
+      verdicts.then(
+        (v) => {
+          this.authPending--
+          if (this.stopped) return
+          this.admitBurst(burst, v)
+          this.runAuth()
+        },
+        (err) => {
+          this.authPending--
+          log.error('authenticator failed: %e', err)
+        },
+      )
+    }
+  }
+
+  private admitBurst(burst: PoolEntry[], verdicts: boolean[]): void {
+    for (let i = 0; i < burst.length; i++) {
+      if (verdicts[i]) this.admit(burst[i])
+      else this.penalise(burst[i].peer, 'bad-signature')
+    }
+  }
+
+  private admit(entry: PoolEntry): void {
+    this.counters.authenticated++
+    const s = entry.submission
+    const done = this.delivered.get(s.id)
+    if (done !== undefined && done.sequence === s.sequence && bytesEqual(done.payload, s.payload)) {
+      this.counters.retransmissionsAnswered++
+      this.sendTo(entry.peer, done.frame)
+      return
+    }
+    const flying = this.inFlightById.get(s.id)
+    if (flying !== undefined) {
+      const index = this.indexOf(flying, s.id)
+      const mine = flying.entries[index].submission
+      if (mine.sequence === s.sequence && bytesEqual(mine.payload, s.payload)) {
+        this.counters.retransmissionsAnswered++
+        if (flying.phase === 'shares') this.sendTo(entry.peer, this.inclusionFrame(flying, index))
+      }
+      return // one entry per client until its batch is certified
+    }
+    const pooled = this.pool.get(s.id)
+    if (pooled !== undefined) return
+    if (this.pool.size >= this.limits.maxBatchEntries) {
+      this.counters.poolFull++
+      return
+    }
+    this.pool.set(s.id, entry)
+    this.counters.pooled++
+    if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
+    else this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
+  }
+
+  private indexOf(b: InFlight, id: number): number {
+    let lo = 0
+    let hi = b.ids.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      if (b.ids[mid] === id) return mid
+      if (b.ids[mid] < id) lo = mid + 1
+      else hi = mid - 1
+    }
+    return -1
+  }
+
+  private distill(entries: PoolEntry[]): void {
+    const perLeaf = this.opts.entriesPerLeaf ?? 8
+    let raise = 0
+    for (const e of entries) raise = Math.max(raise, e.submission.sequence)
+    const ids = Uint32Array.from(entries, (e) => e.submission.id)
+    const payloads = entries.map((e) => e.submission.payload)
+    const tree = MerkleTree.build(batchLeaves(raise, ids, payloads, perLeaf))
+    const b: InFlight = {
+      number: ++this.batchNumber,
+      entries,
+      ids,
+      raise,
+      tree,
+      root: tree.root,
+      entriesPerLeaf: perLeaf,
+      height: this.height,
+      shares: new Array(entries.length),
+      shareCount: 0,
+      phase: 'shares',
+      witnesses: new Map(),
+      deliveries: new Map(),
+    }
+    this.inFlight.set(messageIdKey(b.root), b)
+    for (const e of entries) this.inFlightById.set(e.submission.id, b)
+    for (let i = 0; i < entries.length; i++) this.sendTo(entries[i].peer, this.inclusionFrame(b, i))
+    b.timer = this.env.setTimer(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
+    b.expiry = this.env.setTimer(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
+  }
+
+  private abandon(b: InFlight): void {
+    if (b.phase === 'done') return
+    log('abandoning batch %d in phase %s', b.number, b.phase)
+    b.phase = 'done'
+    b.timer?.cancel()
+    this.counters.abandoned++
+    this.release(b)
+    this.resumeFlushing()
+  }
+
+  private release(b: InFlight): void {
+    this.inFlight.delete(messageIdKey(b.root))
+    for (const e of b.entries) {
+      if (this.inFlightById.get(e.submission.id) === b) this.inFlightById.delete(e.submission.id)
+    }
+  }
+
+  private resumeFlushing(): void {
+    if (this.pool.size === 0) return
+    if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
+    else this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
+  }
+
+  private inclusionProof(b: InFlight, index: number): InclusionProof {
+    const leafIndex = Math.floor(index / b.entriesPerLeaf)
+    const start = leafIndex * b.entriesPerLeaf
+    const leaf = batchLeaves(
+      b.raise,
+      b.ids.subarray(start, start + b.entriesPerLeaf),
+      b.entries.slice(start, start + b.entriesPerLeaf).map((e) => e.submission.payload),
+      b.entriesPerLeaf,
+    )[0]
+    return {
+      root: b.root,
+      leafIndex,
+      leafCount: b.tree.leafCount,
+      leaf,
+      proof: b.tree.proof(leafIndex),
+    }
+  }
+
+  private inclusionFrame(b: InFlight, index: number): Uint8Array {
+    return encodeInclusion(this.inclusionProof(b, index))
+  }
+
+  private onShare(peer: PeerKey, frame: Uint8Array): void {
+    const share = decodeShare(frame, this.limits)
+    const b = this.inFlight.get(messageIdKey(share.root))
+    if (b === undefined || b.phase !== 'shares') return // late: the client is a straggler
+    const index = this.indexOf(b, share.id)
+    if (index < 0) {
+      this.penalise(peer, 'share-not-in-batch')
+      return
+    }
+    if (b.shares[index] !== undefined) return
+    b.shares[index] = share.signature.slice()
+    b.shareCount++
+    if (b.shareCount === b.entries.length) {
+      b.timer?.cancel()
+      this.aggregate(b)
+    }
+  }
+
+  private aggregate(b: InFlight): void {
+    if (b.phase !== 'shares') return
+    b.phase = 'witness'
+    const { directory } = this.opts
+    const withShare: number[] = []
+    for (let i = 0; i < b.entries.length; i++) if (b.shares[i] !== undefined) withShare.push(i)
+    const result = blsAggregateShares(
+      batchRootInput(b.root),
+      withShare.map((i) => ({
+        publicKey: directory.blsKey(b.ids[i]),
+        signature: b.shares[i]!,
+      })),
+    )
+    this.counters.badShares += result.bad.length
+    for (const k of result.bad) this.penalise(b.entries[withShare[k]].peer, 'bad-share')
+    const signer = new Uint8Array(b.entries.length)
+    for (const k of result.good) signer[withShare[k]] = 1
+    const stragglers: Straggler[] = []
+    for (let i = 0; i < b.entries.length; i++) {
+      if (signer[i] === 1) continue
+      const s = b.entries[i].submission
+      stragglers.push({ index: i, sequence: s.sequence, signature: s.signature })
+    }
+    this.counters.stragglers += stragglers.length
+    const frame = encodeDistilledBatch({
+      batchNumber: b.number,
+      entriesPerLeaf: b.entriesPerLeaf,
+      raise: b.raise,
+      height: b.height,
+      ids: b.ids,
+      payloads: b.entries.map((e) => e.submission.payload),
+      aggregate: result.aggregate,
+      stragglers,
+    })
+    b.digest = batchDigest(frame)
+    this.counters.batches++
+    this.counters.batchBytes += frame.length
+    this.events.emit('batch', {
+      batchNumber: b.number,
+      entries: b.entries.length,
+      stragglers: stragglers.length,
+      bytes: frame.length,
+    })
+    for (const server of this.opts.servers) this.sendTo(server, frame)
+    // Ask f+1 servers (rotating, to spread the verification work) to witness it.
+    const n = this.opts.servers.length
+    const request = encodeWitnessRequest(b.digest)
+    const asked = new Set<number>()
+    for (let k = 0; k < this.threshold; k++) asked.add((b.number + k) % n)
+    for (const i of asked) this.sendTo(this.opts.servers[i], request)
+    b.timer = this.env.setTimer(this.opts.witnessTimeoutMs ?? 1000, () => {
+      if (b.phase !== 'witness') return
+      for (let i = 0; i < n; i++) if (!asked.has(i)) this.sendTo(this.opts.servers[i], request)
+    })
+  }
+
+  private onShard(peer: PeerKey, frame: Uint8Array): void {
+    const server = this.serverIndex.get(peer)
+    if (server === undefined) {
+      this.penalise(peer, 'shard-from-non-server')
+      return
+    }
+    const f = decodeShardFrame(frame)
+    if (f.shard.server !== server) {
+      this.penalise(peer, 'shard-server-mismatch')
+      return
+    }
+    if (f.digest !== undefined) this.onWitnessShard(peer, f.digest, f.shard)
+    else this.onDeliveryShard(peer, f.slot!, f.root!, f.shard)
+  }
+
+  private onWitnessShard(peer: PeerKey, digest: Uint8Array, shard: Shard): void {
+    let b: InFlight | undefined
+    for (const x of this.inFlight.values()) if (x.digest && bytesEqual(x.digest, digest)) b = x
+    if (b === undefined || b.phase !== 'witness') return
+    if (
+      !verifyEd25519Prepared(this.serverKeys[shard.server], witnessInput(digest), shard.signature)
+    ) {
+      this.penalise(peer, 'bad-witness-shard')
+      return
+    }
+    b.witnesses.set(shard.server, shard.signature)
+    if (b.witnesses.size < this.threshold) return
+    b.phase = 'ordering'
+    b.timer?.cancel()
+    this.counters.witnessed++
+    const witnesses = [...b.witnesses].map(([server, signature]) => ({ server, signature }))
+    this.opts.onWitnessed({ digest, witnesses })
+  }
+
+  private onDeliveryShard(peer: PeerKey, slot: number, root: Uint8Array, shard: Shard): void {
+    const b = this.inFlight.get(messageIdKey(root))
+    if (b === undefined || b.phase !== 'ordering') return
+    if (
+      !verifyEd25519Prepared(
+        this.serverKeys[shard.server],
+        deliveryInput(slot, root),
+        shard.signature,
+      )
+    ) {
+      this.penalise(peer, 'bad-delivery-shard')
+      return
+    }
+    let bySlot = b.deliveries.get(slot)
+    if (bySlot === undefined) {
+      bySlot = new Map()
+      b.deliveries.set(slot, bySlot)
+    }
+    bySlot.set(shard.server, shard.signature)
+    if (bySlot.size < this.threshold) return
+    const shards = [...bySlot].map(([server, signature]) => ({ server, signature }))
+    this.certify(b, slot, shards)
+  }
+
+  private certify(b: InFlight, slot: number, shards: Shard[]): void {
+    b.phase = 'done'
+    b.expiry?.cancel()
+    this.release(b)
+    if (slot > this.height.slot) this.height = { slot, root: b.root, shards }
+    this.counters.certified++
+    this.counters.certifiedEntries += b.entries.length
+    const maxCache = this.opts.maxDeliveredCache ?? 131_072
+    for (let i = 0; i < b.entries.length; i++) {
+      const { peer, submission } = b.entries[i]
+      const frame = encodeDelivered({ slot, shards, inclusion: this.inclusionProof(b, i) })
+      this.delivered.delete(submission.id)
+      if (this.delivered.size >= maxCache)
+        this.delivered.delete(this.delivered.keys().next().value!)
+      this.delivered.set(submission.id, {
+        sequence: submission.sequence,
+        payload: submission.payload,
+        frame,
+      })
+      this.sendTo(peer, frame)
+    }
+    this.events.emit('certified', { batchNumber: b.number, slot, entries: b.entries.length })
+    if (this.pool.size > 0) {
+      if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
+      else
+        this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
+    }
+  }
+
+  private sendTo(peer: PeerKey, frame: Uint8Array): void {
+    this.recorder.frameSent(frame.length, 0)
+    this.env.send(peer, frame)
+  }
+}

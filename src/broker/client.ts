@@ -1,0 +1,256 @@
+import type { KeyObject } from 'node:crypto'
+import { logger } from '@libp2p/logger'
+import type { PeerKey } from '../core/artifact.ts'
+import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import { InvalidParametersError, LimitExceededError, MessageTooLargeError } from '../core/errors.ts'
+import { StatsRecorder } from '../core/stats.ts'
+import type { BlsKeyPair } from '../crypto/bls.ts'
+import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
+import { verifyMerkleProof } from '../crypto/merkle.ts'
+import { verifyCertificate } from './certificate.ts'
+import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
+import { batchRootInput, deliveryInput, submissionInput } from './signing.ts'
+import {
+  decodeDelivered,
+  decodeInclusion,
+  decodeLeaf,
+  encodeShare,
+  encodeSubmission,
+  FrameKind,
+  frameKind,
+  type InclusionProof,
+} from './wire.ts'
+
+const log = logger('consensus-multicast:broker:client')
+
+/** Options of a {@link BrokerClient}. */
+export interface BrokerClientOptions {
+  /** This client's id in the directory. */
+  id: number
+  /** Its ed25519 key pair (signs submissions). */
+  ed25519: Ed25519KeyPair
+  /** Its BLS key pair (signs batch roots). */
+  bls: BlsKeyPair
+  /** The broker's peer key. */
+  broker: PeerKey
+  /** Raw ed25519 public keys of the servers (to check delivery certificates). */
+  serverKeys: readonly Uint8Array[]
+  /** Decoder limits. */
+  limits?: Partial<BrokerLimits>
+  /** First retransmission after this long without a delivery certificate. Default 1,500 ms. */
+  retryMs?: number
+  /** Retransmission back-off cap. Default 8,000 ms. */
+  maxRetryMs?: number
+  /** Messages waiting behind the one in flight. Default 1,024. */
+  maxQueue?: number
+  /** Last sequence number delivered for this client (when resuming). Default 0. */
+  lastSequence?: number
+}
+
+/** What a client learns when its message is delivered. */
+export interface DeliveryReceipt {
+  /** The sequence number the client used. */
+  sequence: number
+  /** The slot of the batch that carried it. */
+  slot: number
+  /** Milliseconds from `submit` to the delivery certificate. */
+  latencyMs: number
+  /** Transmissions of the submission (1 when nothing was lost). */
+  transmissions: number
+}
+
+interface Pending {
+  payload: Uint8Array
+  submittedAt: number
+  resolve: (r: DeliveryReceipt) => void
+  reject: (e: Error) => void
+}
+
+interface Current extends Pending {
+  sequence: number
+  frame: Uint8Array
+  transmissions: number
+  retry: number
+  timer?: TimerHandle
+  /** Roots this client co-signed for this message. */
+  signed: Set<string>
+}
+
+/**
+ * A Chop Chop client (sans-IO): signs each message with ed25519 and sends it to its broker
+ * over UDP, checks the inclusion proof and the raise before co-signing the batch root with
+ * BLS, checks the delivery certificate, and retransmits until it has one, so a lost
+ * packet never loses a message. One message is in flight at a time, as in Chop Chop.
+ */
+export class BrokerClient implements ProtocolCore {
+  private readonly env: Env
+  private readonly opts: BrokerClientOptions
+  private readonly limits: BrokerLimits
+  private readonly serverKeys: KeyObject[]
+  private readonly threshold: number
+  private readonly recorder = new StatsRecorder()
+  private readonly queue: Pending[] = []
+  private current?: Current
+  private last: number
+  private stopped = false
+
+  constructor(env: Env, opts: BrokerClientOptions) {
+    this.env = env
+    this.opts = opts
+    this.limits = brokerLimits(opts.limits)
+    this.serverKeys = opts.serverKeys.map((k, i) => {
+      const key = importEd25519PublicKey(k)
+      if (key === undefined) throw new InvalidParametersError(`server key ${i} is malformed`)
+      return key
+    })
+    this.threshold = faultsTolerated(opts.serverKeys.length) + 1
+    this.last = opts.lastSequence ?? 0
+  }
+
+  /** The last sequence number this client knows delivered. */
+  get lastSequence(): number {
+    return this.last
+  }
+
+  /** Messages not yet delivered (in flight and queued). */
+  get pending(): number {
+    return this.queue.length + (this.current === undefined ? 0 : 1)
+  }
+
+  /** Generic counters (frames, rejections by reason). */
+  stats(): ReturnType<StatsRecorder['snapshot']> {
+    return this.recorder.snapshot()
+  }
+
+  /** Submits `payload`; resolves when f+1 servers certify its delivery. */
+  submit(payload: Uint8Array): Promise<DeliveryReceipt> {
+    if (payload.length > this.limits.maxPayload) {
+      return Promise.reject(new MessageTooLargeError(payload.length, this.limits.maxPayload))
+    }
+    if (this.queue.length >= (this.opts.maxQueue ?? 1024)) {
+      return Promise.reject(new LimitExceededError('client queue is full'))
+    }
+    const promise = new Promise<DeliveryReceipt>((resolve, reject) => {
+      this.queue.push({ payload: payload.slice(), submittedAt: this.env.now(), resolve, reject })
+    })
+    if (this.current === undefined) this.next()
+    return promise
+  }
+
+  start(): void {
+    this.stopped = false
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.current?.timer?.cancel()
+  }
+
+  peerConnected(): void {}
+
+  peerDisconnected(): void {}
+
+  penalise(peer: PeerKey, reason: string): void {
+    this.recorder.penalise(peer, reason)
+  }
+
+  receive(peer: PeerKey, frame: Uint8Array): void {
+    if (this.stopped) return
+    this.recorder.frameReceived(frame.length, 0)
+    if (peer !== this.opts.broker) {
+      this.penalise(peer, 'not-the-broker')
+      return
+    }
+    try {
+      const kind = frameKind(frame)
+      if (kind === FrameKind.Inclusion) this.onInclusion(decodeInclusion(frame, this.limits))
+      else if (kind === FrameKind.Delivered) this.onDelivered(frame)
+      else this.penalise(peer, 'unknown-frame')
+    } catch (err) {
+      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.penalise(peer, 'malformed')
+    }
+  }
+
+  private next(): void {
+    const p = this.queue.shift()
+    if (p === undefined || this.stopped) return
+    const sequence = this.last + 1
+    const signature = this.opts.ed25519.sign(submissionInput(this.opts.id, sequence, p.payload))
+    const frame = encodeSubmission({ id: this.opts.id, sequence, payload: p.payload, signature })
+    this.current = {
+      ...p,
+      sequence,
+      frame,
+      transmissions: 0,
+      retry: this.opts.retryMs ?? 1500,
+      signed: new Set(),
+    }
+    this.transmit()
+  }
+
+  private transmit(): void {
+    const c = this.current
+    if (c === undefined || this.stopped) return
+    c.transmissions++
+    this.recorder.frameSent(c.frame.length, c.payload.length)
+    this.env.send(this.opts.broker, c.frame)
+    c.timer = this.env.setTimer(c.retry, () => this.transmit())
+    c.retry = Math.min(c.retry * 2, this.opts.maxRetryMs ?? 8000)
+  }
+
+  /** Checks that `p` proves this client's current message is in the tree; returns the raise. */
+  private checkInclusion(p: InclusionProof): number | undefined {
+    const c = this.current
+    if (c === undefined) return undefined
+    const leaf = decodeLeaf(p.leaf, this.limits)
+    const mine = leaf.entries.find((e) => e.id === this.opts.id)
+    if (mine === undefined || Buffer.compare(mine.payload, c.payload) !== 0) return undefined
+    if (!verifyMerkleProof(p.root, p.leaf, p.leafIndex, p.leafCount, p.proof)) return undefined
+    return leaf.raise
+  }
+
+  private onInclusion(p: InclusionProof): void {
+    const c = this.current
+    if (c === undefined) return
+    const raise = this.checkInclusion(p)
+    // A raise below our sequence number would make servers drop the message as stale.
+    if (raise === undefined || raise < c.sequence) {
+      this.penalise(this.opts.broker, 'bad-inclusion')
+      return
+    }
+    const signature = this.opts.bls.sign(batchRootInput(p.root))
+    c.signed.add(Buffer.from(p.root).toString('hex'))
+    const out = encodeShare({ id: this.opts.id, root: p.root, signature })
+    this.recorder.frameSent(out.length, 0)
+    this.env.send(this.opts.broker, out)
+  }
+
+  private onDelivered(frame: Uint8Array): void {
+    const c = this.current
+    if (c === undefined) return
+    const d = decodeDelivered(frame, this.limits)
+    const raise = this.checkInclusion(d.inclusion)
+    const input = deliveryInput(d.slot, d.inclusion.root)
+    if (
+      raise === undefined ||
+      !verifyCertificate(d.shards, input, this.serverKeys, this.threshold)
+    ) {
+      this.penalise(this.opts.broker, 'bad-delivery-certificate')
+      return
+    }
+    c.timer?.cancel()
+    // Servers delivered it with the raise if our share made it into the aggregate, else
+    // with our own number; continuing above the larger one is right in both cases.
+    const cosigned = c.signed.has(Buffer.from(d.inclusion.root).toString('hex'))
+    this.last = Math.max(this.last, c.sequence, cosigned ? raise : 0)
+    this.current = undefined
+    c.resolve({
+      sequence: c.sequence,
+      slot: d.slot,
+      latencyMs: this.env.now() - c.submittedAt,
+      transmissions: c.transmissions,
+    })
+    this.next()
+  }
+}

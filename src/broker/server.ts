@@ -1,0 +1,341 @@
+import type { KeyObject } from 'node:crypto'
+import { logger } from '@libp2p/logger'
+import type { PeerKey, Topic } from '../core/artifact.ts'
+import type { RejectedEvent } from '../core/dissemination.ts'
+import { Emitter } from '../core/emitter.ts'
+import type { Env, ProtocolCore } from '../core/env.ts'
+import { InvalidParametersError } from '../core/errors.ts'
+import { messageIdKey } from '../core/message-id.ts'
+import { StatsRecorder } from '../core/stats.ts'
+import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
+import { verifyCertificate } from './certificate.ts'
+import { DedupTable, type DedupVerdict } from './dedup.ts'
+import type { Directory } from './directory.ts'
+import { batchDigest, type DistilledBatch, decodeDistilledBatch } from './distilled-batch.ts'
+import type { BatchReference, Orderer } from './orderer.ts'
+import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
+import { deliveryInput, witnessInput } from './signing.ts'
+import { distilledRoot, verifyDistilledBatch } from './verify-batch.ts'
+import {
+  decodeWitnessRequest,
+  encodeDeliveryShard,
+  encodeWitnessShard,
+  FrameKind,
+  frameKind,
+} from './wire.ts'
+
+const log = logger('consensus-multicast:broker:server')
+
+/** The topic under which broker deliveries are counted in stats. */
+export const BROKER_TOPIC: Topic = 'broker'
+
+/** Options of a {@link WitnessServer}. */
+export interface WitnessServerOptions {
+  /** This server's index in `serverKeys`. */
+  index: number
+  /** This server's ed25519 key pair (signs witness and delivery shards). */
+  keyPair: Ed25519KeyPair
+  /** Raw ed25519 public keys of every server, by index. */
+  serverKeys: readonly Uint8Array[]
+  /** The client directory. */
+  directory: Directory
+  /** Decoder limits. */
+  limits?: Partial<BrokerLimits>
+  /** Batches kept while waiting to be witnessed or ordered (oldest evicted). Default 64. */
+  maxStoredBatches?: number
+  /** Ordered references waiting for their batch to arrive. Default 1,024. */
+  maxPendingOrdered?: number
+}
+
+/** A message delivered by a server, in total order. */
+export interface BrokerDelivery {
+  /** The client that sent it. */
+  clientId: number
+  /** Its sequence number (the raise, or a straggler's own). */
+  sequence: number
+  /** The message. */
+  payload: Uint8Array
+  /** The slot of its batch. */
+  slot: number
+  /** What deduplication decided: `deliver` or `nudge`. */
+  verdict: DedupVerdict
+}
+
+/** Events of a {@link WitnessServer}. */
+export interface WitnessServerEvents {
+  /** A message was delivered (in slot order, then batch order). */
+  deliver: BrokerDelivery
+  /** Input was refused and counted against its sender. */
+  rejected: RejectedEvent
+  /** A batch was processed after ordering. */
+  batchDelivered: { slot: number; delivered: number; ignored: number; dropped: number }
+}
+
+/** Counters specific to a witness server. */
+export interface WitnessServerCounters {
+  /** Batches this server verified and witnessed. */
+  witnessed: number
+  /** Entries delivered (including nudges). */
+  delivered: number
+  /** Entries ignored as copies. */
+  ignored: number
+  /** Entries nudged. */
+  nudged: number
+  /** Entries dropped as stale. */
+  dropped: number
+  /** Ordered references skipped because the digest was delivered before. */
+  duplicateBatches: number
+}
+
+interface StoredBatch {
+  batch: DistilledBatch
+  from: PeerKey
+  root?: Uint8Array
+  verified?: boolean
+}
+
+/**
+ * A Chop Chop witness server (sans-IO). It stores distilled batches, witnesses them on
+ * request (one aggregate verification plus straggler checks, then an ed25519 witness
+ * shard), delivers ordered batches with per-client deduplication, and returns a delivery
+ * shard to the broker.
+ */
+export class WitnessServer implements ProtocolCore {
+  private readonly env: Env
+  private readonly opts: WitnessServerOptions
+  private readonly limits: BrokerLimits
+  private readonly serverKeys: KeyObject[]
+  private readonly threshold: number
+  private readonly events = new Emitter<WitnessServerEvents>()
+  private readonly recorder = new StatsRecorder()
+  private readonly stored = new Map<string, StoredBatch>()
+  private readonly deliveredDigests = new Set<string>()
+  private readonly deliveredOrder: string[] = []
+  private readonly pendingOrdered: { slot: number; reference: BatchReference }[] = []
+  private readonly dedup = new DedupTable()
+  private readonly counters: WitnessServerCounters = {
+    witnessed: 0,
+    delivered: 0,
+    ignored: 0,
+    nudged: 0,
+    dropped: 0,
+    duplicateBatches: 0,
+  }
+  private nextSlot = 1
+  private unsubscribe?: () => void
+
+  constructor(env: Env, opts: WitnessServerOptions) {
+    this.env = env
+    this.opts = opts
+    this.limits = brokerLimits(opts.limits)
+    if (opts.serverKeys.length > this.limits.maxServers) {
+      throw new InvalidParametersError('more servers than limits.maxServers')
+    }
+    this.serverKeys = opts.serverKeys.map((k, i) => {
+      const key = importEd25519PublicKey(k)
+      if (key === undefined) throw new InvalidParametersError(`server key ${i} is malformed`)
+      return key
+    })
+    this.threshold = faultsTolerated(opts.serverKeys.length) + 1
+  }
+
+  /** Adds an event listener; returns a function that removes it. */
+  on<K extends keyof WitnessServerEvents>(
+    type: K,
+    fn: (e: WitnessServerEvents[K]) => void,
+  ): () => void {
+    return this.events.on(type, fn)
+  }
+
+  /** The slots delivered so far. */
+  get height(): number {
+    return this.nextSlot - 1
+  }
+
+  /** The last sequence number delivered for a client. */
+  lastSequence(clientId: number): number {
+    return this.dedup.lastSequence(clientId)
+  }
+
+  /** Counters: witness and dedup decisions. */
+  counts(): WitnessServerCounters {
+    return { ...this.counters }
+  }
+
+  /** Generic counters (frames, rejections by reason and peer). */
+  stats(): ReturnType<StatsRecorder['snapshot']> {
+    return this.recorder.snapshot()
+  }
+
+  /** Listens to `orderer` for ordered batch references. */
+  attach(orderer: Orderer): void {
+    this.unsubscribe?.()
+    this.unsubscribe = orderer.subscribe((slot, reference) => this.ordered(slot, reference))
+  }
+
+  start(): void {}
+
+  stop(): void {
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+  }
+
+  peerConnected(): void {}
+
+  peerDisconnected(): void {}
+
+  penalise(peer: PeerKey, reason: string): void {
+    this.reject(peer, reason)
+  }
+
+  receive(peer: PeerKey, frame: Uint8Array): void {
+    this.recorder.frameReceived(frame.length, 0)
+    try {
+      switch (frameKind(frame)) {
+        case FrameKind.Batch:
+          this.storeBatch(peer, frame)
+          return
+        case FrameKind.WitnessRequest:
+          this.witness(peer, decodeWitnessRequest(frame))
+          return
+        default:
+          this.reject(peer, 'unknown-frame')
+      }
+    } catch (err) {
+      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.reject(peer, 'malformed')
+    }
+  }
+
+  /** Handles one ordered reference (called by the orderer, in slot order). */
+  ordered(slot: number, reference: BatchReference): void {
+    if (slot < this.nextSlot) return
+    if (this.pendingOrdered.length >= (this.opts.maxPendingOrdered ?? 1024)) {
+      log.error('ordered queue full; dropping slot %d', slot)
+      return
+    }
+    this.pendingOrdered.push({ slot, reference })
+    this.pendingOrdered.sort((a, b) => a.slot - b.slot)
+    this.drainOrdered()
+  }
+
+  private reject(peer: PeerKey, reason: string): void {
+    this.recorder.penalise(peer, reason)
+    this.events.emit('rejected', { from: peer, reason })
+  }
+
+  private storeBatch(peer: PeerKey, frame: Uint8Array): void {
+    const batch = decodeDistilledBatch(frame, this.limits)
+    const key = messageIdKey(batchDigest(frame))
+    if (this.stored.has(key) || this.deliveredDigests.has(key)) return
+    const max = this.opts.maxStoredBatches ?? 64
+    if (this.stored.size >= max) this.stored.delete(this.stored.keys().next().value!)
+    this.stored.set(key, { batch, from: peer })
+    this.drainOrdered()
+  }
+
+  private rootOf(s: StoredBatch): Uint8Array {
+    s.root ??= distilledRoot(s.batch)
+    return s.root
+  }
+
+  private witness(peer: PeerKey, digest: Uint8Array): void {
+    const s = this.stored.get(messageIdKey(digest))
+    if (s === undefined) {
+      this.reject(peer, 'witness-unknown-batch')
+      return
+    }
+    if (s.verified === undefined) {
+      const fault = verifyDistilledBatch(
+        s.batch,
+        this.rootOf(s),
+        this.opts.directory,
+        this.serverKeys,
+        this.threshold,
+      )
+      s.verified = fault === undefined
+      if (fault !== undefined) {
+        log('refusing to witness batch from %s: %s', peer, fault)
+        this.reject(peer, fault)
+      } else {
+        this.counters.witnessed++
+      }
+    }
+    if (!s.verified) return
+    const signature = this.opts.keyPair.sign(witnessInput(digest))
+    const out = encodeWitnessShard(digest, { server: this.opts.index, signature })
+    this.recorder.frameSent(out.length, 0)
+    this.env.send(peer, out)
+  }
+
+  private drainOrdered(): void {
+    while (this.pendingOrdered.length > 0 && this.pendingOrdered[0].slot <= this.nextSlot) {
+      const head = this.pendingOrdered[0]
+      if (head.slot < this.nextSlot) {
+        this.pendingOrdered.shift()
+        continue
+      }
+      const key = messageIdKey(head.reference.digest)
+      const witnessed = verifyCertificate(
+        head.reference.witnesses,
+        witnessInput(head.reference.digest),
+        this.serverKeys,
+        this.threshold,
+      )
+      if (!witnessed || this.deliveredDigests.has(key)) {
+        // The orderer is not trusted with validity: an unwitnessed or repeated reference
+        // takes its slot but delivers nothing.
+        if (!witnessed) this.reject('orderer', 'unwitnessed-reference')
+        else this.counters.duplicateBatches++
+        this.pendingOrdered.shift()
+        this.nextSlot++
+        continue
+      }
+      const s = this.stored.get(key)
+      if (s === undefined) return // wait for the batch frame
+      this.pendingOrdered.shift()
+      this.deliverBatch(head.slot, key, s)
+      this.nextSlot++
+    }
+  }
+
+  private deliverBatch(slot: number, key: string, s: StoredBatch): void {
+    this.stored.delete(key)
+    this.deliveredDigests.add(key)
+    this.deliveredOrder.push(key)
+    if (this.deliveredOrder.length > 65_536)
+      this.deliveredDigests.delete(this.deliveredOrder.shift()!)
+    const { batch } = s
+    const stragglerSeq = new Map<number, number>()
+    for (const st of batch.stragglers) stragglerSeq.set(st.index, st.sequence)
+    let delivered = 0
+    let ignored = 0
+    let dropped = 0
+    for (let i = 0; i < batch.ids.length; i++) {
+      const clientId = batch.ids[i]
+      const sequence = stragglerSeq.get(i) ?? batch.raise
+      const payload = batch.payloads[i]
+      const verdict = this.dedup.apply(clientId, sequence, payload)
+      if (verdict === 'deliver' || verdict === 'nudge') {
+        delivered++
+        if (verdict === 'nudge') this.counters.nudged++
+        this.recorder.count('delivered', BROKER_TOPIC, 'consensus', payload.length)
+        this.events.emit('deliver', { clientId, sequence, payload, slot, verdict })
+      } else if (verdict === 'ignore') {
+        ignored++
+        this.recorder.count('duplicates', BROKER_TOPIC, 'consensus')
+      } else {
+        dropped++
+      }
+    }
+    this.counters.delivered += delivered
+    this.counters.ignored += ignored
+    this.counters.dropped += dropped
+    this.events.emit('batchDelivered', { slot, delivered, ignored, dropped })
+    const root = this.rootOf(s)
+    const signature = this.opts.keyPair.sign(deliveryInput(slot, root))
+    const out = encodeDeliveryShard(slot, root, { server: this.opts.index, signature })
+    this.recorder.frameSent(out.length, 0)
+    this.env.send(s.from, out)
+  }
+}

@@ -1,0 +1,121 @@
+import { createSocket, type Socket } from 'node:dgram'
+import { logger } from '@libp2p/logger'
+import type { PeerKey } from '../core/artifact.ts'
+import type { Env } from '../core/env.ts'
+import { monotonicNow, nodeTimer } from './timers.ts'
+
+const log = logger('consensus-multicast:broker:udp')
+
+/** Options of {@link UdpEndpoint.bind}. */
+export interface UdpEndpointOptions {
+  /** Address to bind. Default 127.0.0.1. */
+  host?: string
+  /** Port to bind; 0 picks a free one. Default 0. */
+  port?: number
+  /** Kernel receive buffer in bytes (capped by net.core.rmem_max). Default: the system's. */
+  recvBufferSize?: number
+  /** Kernel send buffer in bytes. Default: the system's. */
+  sendBufferSize?: number
+  /** Largest datagram accepted; larger ones are dropped and counted. Default 2,048. */
+  maxDatagramBytes?: number
+}
+
+/** Receives one datagram from `peer` ("host:port"). */
+export type DatagramHandler = (peer: PeerKey, frame: Uint8Array) => void
+
+/**
+ * A UDP socket that drives a sans-IO core: peers are "host:port" strings, frames are
+ * single datagrams. It owns no protocol logic.
+ */
+export class UdpEndpoint {
+  private readonly socket: Socket
+  private readonly maxDatagram: number
+  private readonly addresses = new Map<PeerKey, [string, number]>()
+  private handler: DatagramHandler = () => {}
+  /** Datagrams received. */
+  received = 0
+  /** Datagrams sent. */
+  sent = 0
+  /** Datagrams dropped as oversized. */
+  oversized = 0
+  /** Send errors reported by the socket. */
+  sendErrors = 0
+
+  private constructor(socket: Socket, maxDatagram: number) {
+    this.socket = socket
+    this.maxDatagram = maxDatagram
+    socket.on('message', (msg, rinfo) => {
+      this.received++
+      if (msg.length > this.maxDatagram) {
+        this.oversized++
+        return
+      }
+      this.handler(`${rinfo.address}:${rinfo.port}`, msg)
+    })
+    socket.on('error', (err) => log.error('socket error: %e', err))
+  }
+
+  /** Binds a socket. */
+  static async bind(options: UdpEndpointOptions = {}): Promise<UdpEndpoint> {
+    const socket = createSocket({
+      type: 'udp4',
+      recvBufferSize: options.recvBufferSize,
+      sendBufferSize: options.sendBufferSize,
+    })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject)
+      socket.bind(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        socket.off('error', reject)
+        resolve()
+      })
+    })
+    return new UdpEndpoint(socket, options.maxDatagramBytes ?? 2048)
+  }
+
+  /** This endpoint's "host:port". */
+  get address(): PeerKey {
+    const a = this.socket.address()
+    return `${a.address}:${a.port}`
+  }
+
+  /** The kernel receive buffer size actually granted. */
+  get recvBufferSize(): number {
+    return this.socket.getRecvBufferSize()
+  }
+
+  /** Sets the function that receives datagrams. */
+  onFrame(handler: DatagramHandler): void {
+    this.handler = handler
+  }
+
+  /** Sends one datagram to "host:port". */
+  send(peer: PeerKey, frame: Uint8Array): void {
+    let addr = this.addresses.get(peer)
+    if (addr === undefined) {
+      const colon = peer.lastIndexOf(':')
+      addr = [peer.slice(0, colon), Number(peer.slice(colon + 1))]
+      if (this.addresses.size > 100_000) this.addresses.clear()
+      this.addresses.set(peer, addr)
+    }
+    this.sent++
+    this.socket.send(frame, addr[1], addr[0], (err) => {
+      if (err) this.sendErrors++
+    })
+  }
+
+  /** An {@link Env} whose `send` goes out of this socket. */
+  env(): Env {
+    return {
+      self: this.address,
+      now: monotonicNow,
+      send: (peer, frame) => this.send(peer, frame),
+      setTimer: nodeTimer,
+      random: Math.random,
+    }
+  }
+
+  /** Closes the socket. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()))
+  }
+}
