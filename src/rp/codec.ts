@@ -53,6 +53,7 @@ export type RpMessage =
       class: ArtifactClass
       data: Uint8Array
       publisher: string
+      quorum: boolean
     }
   | { type: 'quorum'; id: Uint8Array; count: number; members: number }
   | { type: 'hello'; probe: number; echo: number; echoDelay: number; states: RpLinkState[] }
@@ -196,6 +197,7 @@ function encodeBody(w: Writer, m: RpMessage): void {
       putUint(w, 3, classCode(m.class))
       putBytes(w, 4, m.data)
       putString(w, 5, m.publisher)
+      putBool(w, 6, m.quorum)
       return
     case 'quorum':
       putBytes(w, 1, m.id)
@@ -464,6 +466,7 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
         else if (type === 'publish' && f === 6) a = readUint(r, wt, 'surplus')
         else if (type === 'deliver' && f === 5)
           s2 = readString(r, wt, 'publisher', lim.maxPeerBytes)
+        else if (type === 'deliver' && f === 6) flag = readBool(r, wt, 'quorum')
         else if (type === 'data' && f === 5) s1 = readString(r, wt, 'origin RP', lim.maxPeerBytes)
         else if (type === 'data' && f === 6) s2 = readString(r, wt, 'publisher', lim.maxPeerBytes)
         else if (type === 'data' && f === 7) flag = readBool(r, wt, 'quorum')
@@ -476,7 +479,9 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
       if (type === 'publish') {
         return { type, id, topic, class: cls, data, quorum: flag, surplus: a }
       }
-      if (type === 'deliver') return { type, id, topic, class: cls, data, publisher: s2 }
+      if (type === 'deliver') {
+        return { type, id, topic, class: cls, data, publisher: s2, quorum: flag }
+      }
       required(s1, 'origin RP')
       return {
         type,

@@ -34,6 +34,7 @@ const samples: RpMessage[] = [
     class: 'ingress',
     data: new Uint8Array(256),
     publisher: 'm1',
+    quorum: true,
   },
   { type: 'quorum', id: id(4), count: 7, members: 12 },
   {

@@ -1,0 +1,38 @@
+import type { Topic } from '../core/artifact.ts'
+import type { DisseminationEvents, PublishOptions } from '../core/dissemination.ts'
+import type { MessageId } from '../core/message-id.ts'
+
+/** More than half of the registered members (plus the surplus asked for) hold a message. */
+export interface QuorumEvent {
+  /** The message. */
+  id: MessageId
+  /** Its topic. */
+  topic: Topic
+  /** Members known to hold it when the quorum was reached. */
+  count: number
+  /** Members registered for the topic on the backbone at that time. */
+  members: number
+}
+
+/** Events of the RP strategy: the common ones, and `quorum` for messages published here. */
+export interface RpEvents extends DisseminationEvents {
+  /** A message this node published reached its delivery quorum. */
+  quorum: QuorumEvent
+}
+
+/** Options of an RP-strategy publish. */
+export interface RpPublishOptions extends PublishOptions {
+  /**
+   * Ask for a `quorum` event once more than half of the registered members (plus
+   * `surplus`) hold the message. Members then acknowledge deliveries, which costs one small
+   * frame per member. Default: the node's `quorum` option (false unless set).
+   */
+  quorum?: boolean
+  /** Members wanted beyond the majority (default 0). */
+  surplus?: number
+}
+
+/** Members needed for a quorum among `members` registered: a majority plus `surplus`. */
+export function quorumThreshold(members: number, surplus: number): number {
+  return Math.min(members, Math.floor(members / 2) + 1 + surplus)
+}

@@ -1,0 +1,485 @@
+import { logger } from '@libp2p/logger'
+import type { Artifact, PeerKey, Topic } from '../core/artifact.ts'
+import type { Dissemination, PublishResult } from '../core/dissemination.ts'
+import { Emitter, type Listener } from '../core/emitter.ts'
+import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import {
+  ConsensusMulticastError,
+  DuplicateMessageError,
+  InvalidParametersError,
+  LimitExceededError,
+  MessageTooLargeError,
+  NoPeersError,
+} from '../core/errors.ts'
+import { contentMessageId, type MessageId, messageIdKey } from '../core/message-id.ts'
+import { SeenCache } from '../core/seen-cache.ts'
+import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
+import type { ValidationResult, Validator } from '../core/validation.ts'
+import {
+  DEFAULT_RP_CODEC_LIMITS,
+  decodeRpMessage,
+  encodeRpMessage,
+  payloadBytes,
+  type RpCodecLimits,
+  type RpMessage,
+} from './codec.ts'
+import type { RpEvents, RpPublishOptions } from './events.ts'
+import { resolveOptions } from './options.ts'
+
+const log = logger('consensus-multicast:rp:member')
+
+/** Options of a member (a node that registers with replication points). */
+export interface MemberOptions {
+  /** Its RPs, in order of preference: the first is the primary, the rest are backups. */
+  rps: readonly PeerKey[]
+  /** Interval between heartbeats, in ms (default 1000). */
+  heartbeatIntervalMs?: number
+  /**
+   * Heartbeat intervals without any frame from the RP before failing over to the next one;
+   * also the lease asked for, in intervals (default 3, as IGMP's robustness variable).
+   */
+  robustness?: number
+  /** Largest payload, in bytes (default 1 MiB). */
+  maxMessageBytes?: number
+  /** Longest topic name, in bytes (default 256). */
+  maxTopicBytes?: number
+  /** Most publishes kept until the backbone acknowledges them (default 1024). */
+  maxPending?: number
+  /** How long message ids are remembered for deduplication, in ms (default 120 s). */
+  seenTtlMs?: number
+  /** Most message ids remembered (default 100,000). */
+  seenCapacity?: number
+  /** Delay that coalesces delivery acknowledgements (quorum messages only), in ms (default 5). */
+  ackDelayMs?: number
+  /** Ask for a quorum event on every publish unless the publish says otherwise (default false). */
+  quorum?: boolean
+}
+
+const DEFAULTS = {
+  heartbeatIntervalMs: 1000,
+  robustness: 3,
+  maxMessageBytes: 1 << 20,
+  maxTopicBytes: 256,
+  maxPending: 1024,
+  seenTtlMs: 120_000,
+  seenCapacity: 100_000,
+  ackDelayMs: 5,
+}
+
+interface Pending {
+  readonly frame: Extract<RpMessage, { type: 'publish' }>
+  sentAt: number
+}
+
+/**
+ * A member of the RP strategy: it registers its topics with one RP at a time (the first
+ * reachable of an ordered list), keeps the lease alive with heartbeats, publishes through
+ * that RP and receives the RP's deliveries. When the RP stops answering (or its connection
+ * closes) it registers with the next one, sends again every publish the backbone has not
+ * acknowledged, and fetches what it missed from the new RP's digest. Sans-IO.
+ */
+export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
+  /** @inheritdoc */
+  readonly strategy = 'rp' as const
+  private readonly env: Env
+  private readonly rps: readonly PeerKey[]
+  private readonly rpSet: ReadonlySet<PeerKey>
+  private readonly opts: typeof DEFAULTS
+  private readonly defaultQuorum: boolean
+  private readonly limits: RpCodecLimits
+  private readonly recorder = new StatsRecorder()
+  private readonly events = new Emitter<RpEvents>()
+  private readonly seen: SeenCache
+  private readonly topics = new Set<Topic>()
+  private readonly validators = new Map<Topic, Validator>()
+  private readonly connected = new Set<PeerKey>()
+  private readonly pending = new Map<string, Pending>()
+  /** Topics of publishes that asked for a quorum and have not reached it (bounded). */
+  private readonly awaitingQuorum = new Map<string, Topic>()
+  private readonly toAck: MessageId[] = []
+  private readonly timers = new Set<TimerHandle>()
+  private current: PeerKey | undefined
+  private registered = false
+  private everRegistered = false
+  private lastHeard = 0
+  private heartbeatSeq = 0
+  private ackScheduled = false
+  private running = false
+
+  constructor(env: Env, options: MemberOptions) {
+    const { rps, quorum, ...rest } = options
+    this.env = env
+    if (rps.length === 0) throw new InvalidParametersError('a member needs at least one RP')
+    this.rps = [...rps]
+    this.rpSet = new Set(rps)
+    this.defaultQuorum = quorum ?? false
+    this.opts = resolveOptions('member', DEFAULTS, rest)
+    this.limits = {
+      ...DEFAULT_RP_CODEC_LIMITS,
+      maxDataBytes: this.opts.maxMessageBytes,
+      maxTopicBytes: this.opts.maxTopicBytes,
+    }
+    this.seen = new SeenCache(this.opts.seenTtlMs, this.opts.seenCapacity)
+  }
+
+  /** The RP this member is registered (or registering) with. */
+  get rp(): PeerKey | undefined {
+    return this.current
+  }
+
+  /** True once the current RP confirmed the registration. */
+  get isRegistered(): boolean {
+    return this.registered
+  }
+
+  /** Publishes not yet acknowledged by the backbone. */
+  get unacknowledged(): number {
+    return this.pending.size
+  }
+
+  // ---- ProtocolCore -------------------------------------------------------------------
+
+  start(): void {
+    this.running = true
+    this.attach(undefined)
+    this.every(this.opts.heartbeatIntervalMs, () => this.tick())
+  }
+
+  stop(): void {
+    if (this.current !== undefined && this.registered) {
+      this.send(this.current, { type: 'leave', topics: [] })
+    }
+    this.running = false
+    for (const t of this.timers) t.cancel()
+    this.timers.clear()
+    this.connected.clear()
+    this.current = undefined
+    this.registered = false
+  }
+
+  peerConnected(peer: PeerKey): void {
+    if (!this.rpSet.has(peer)) return
+    this.connected.add(peer)
+    if (this.running && this.current === undefined) this.attach(undefined)
+  }
+
+  peerDisconnected(peer: PeerKey): void {
+    this.connected.delete(peer)
+    if (peer === this.current) this.failover()
+  }
+
+  receive(peer: PeerKey, frame: Uint8Array): void {
+    let m: RpMessage
+    try {
+      m = decodeRpMessage(frame, this.limits)
+    } catch (err) {
+      this.reject(peer, err instanceof ConsensusMulticastError ? err.code : 'ERR_DECODE')
+      return
+    }
+    if (!this.rpSet.has(peer)) {
+      this.reject(peer, 'not-my-rp')
+      return
+    }
+    this.recorder.frameReceived(frame.length, payloadBytes(m))
+    if (payloadBytes(m) === 0) this.recorder.controlReceived(m.type)
+    if (peer === this.current) this.lastHeard = this.env.now()
+    switch (m.type) {
+      case 'registered':
+        if (peer !== this.current) return
+        if (!this.registered) {
+          this.registered = true
+          this.everRegistered = true
+          log('%s registered with %s', this.env.self, peer)
+          for (const p of this.pending.values()) this.sendPublish(p)
+        }
+        return
+      case 'ack':
+        for (const id of m.ids) this.pending.delete(messageIdKey(id))
+        if (!m.known && peer === this.current) this.register(peer)
+        return
+      case 'deliver':
+        this.onDeliver(peer, m)
+        return
+      case 'quorum': {
+        const key = messageIdKey(m.id)
+        const topic = this.awaitingQuorum.get(key)
+        if (topic === undefined) return
+        this.awaitingQuorum.delete(key)
+        this.events.emit('quorum', { id: m.id, topic, count: m.count, members: m.members })
+        return
+      }
+      case 'digest': {
+        const now = this.env.now()
+        const missing = m.ids.filter((id) => !this.seen.has(messageIdKey(id), now))
+        if (missing.length > 0) this.send(peer, { type: 'nack', ids: missing })
+        return
+      }
+      default:
+        this.reject(peer, `unexpected-${m.type}`)
+    }
+  }
+
+  penalise(peer: PeerKey, reason: string): void {
+    this.reject(peer, reason)
+  }
+
+  // ---- Dissemination ------------------------------------------------------------------
+
+  subscribe(topic: Topic): void {
+    this.checkTopic(topic)
+    if (this.topics.has(topic)) return
+    this.topics.add(topic)
+    if (this.current !== undefined) {
+      this.send(this.current, {
+        type: 'register',
+        topics: [topic],
+        leaseMs: this.lease(),
+        resume: false,
+      })
+    }
+  }
+
+  unsubscribe(topic: Topic): void {
+    if (!this.topics.delete(topic)) return
+    if (this.current !== undefined) this.send(this.current, { type: 'leave', topics: [topic] })
+  }
+
+  getTopics(): Topic[] {
+    return [...this.topics]
+  }
+
+  async publish(
+    topic: Topic,
+    data: Uint8Array,
+    options: RpPublishOptions = {},
+  ): Promise<PublishResult> {
+    this.checkTopic(topic)
+    if (data.length > this.opts.maxMessageBytes) {
+      throw new MessageTooLargeError(data.length, this.opts.maxMessageBytes)
+    }
+    if (this.connected.size === 0) throw new NoPeersError(topic)
+    const cls = options.class ?? 'consensus'
+    const id = contentMessageId(topic, data)
+    const key = messageIdKey(id)
+    const now = this.env.now()
+    if (this.seen.has(key, now) || this.pending.has(key)) throw new DuplicateMessageError(key)
+    const frame: Pending['frame'] = {
+      type: 'publish',
+      id,
+      topic,
+      class: cls,
+      data,
+      quorum: options.quorum ?? this.defaultQuorum,
+      surplus: options.surplus ?? 0,
+    }
+    if (cls === 'consensus') {
+      if (this.pending.size >= this.opts.maxPending) {
+        throw new LimitExceededError(`${this.pending.size} publishes await acknowledgement`)
+      }
+      this.seen.add(key, now)
+      const p: Pending = { frame, sentAt: Number.NEGATIVE_INFINITY }
+      this.pending.set(key, p)
+      if (this.registered) this.sendPublish(p)
+    } else {
+      // Ingress is best effort: sent once, not kept.
+      if (!this.registered || this.current === undefined) throw new NoPeersError(topic)
+      this.seen.add(key, now)
+      this.send(this.current, frame)
+    }
+    if (frame.quorum) {
+      if (this.awaitingQuorum.size >= this.opts.maxPending) {
+        this.awaitingQuorum.delete(this.awaitingQuorum.keys().next().value!)
+      }
+      this.awaitingQuorum.set(key, topic)
+    }
+    this.recorder.count('published', topic, cls)
+    return { id, recipients: this.current === undefined ? 0 : 1 }
+  }
+
+  setValidator(topic: Topic, validator: Validator | undefined): void {
+    if (validator === undefined) this.validators.delete(topic)
+    else this.validators.set(topic, validator)
+  }
+
+  on<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): () => void {
+    return this.events.on(type, listener)
+  }
+
+  off<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): void {
+    this.events.off(type, listener)
+  }
+
+  stats(): DisseminationStats {
+    return this.recorder.snapshot()
+  }
+
+  // ---- registration and failover ---------------------------------------------------------
+
+  private tick(): void {
+    if (this.current === undefined) {
+      this.attach(undefined)
+      return
+    }
+    const now = this.env.now()
+    const deadline = this.opts.robustness * this.opts.heartbeatIntervalMs
+    if (now - this.lastHeard > deadline) {
+      log('%s: no answer from %s for %d ms, failing over', this.env.self, this.current, deadline)
+      this.failover()
+      return
+    }
+    if (!this.registered) {
+      this.register(this.current)
+      return
+    }
+    this.send(this.current, { type: 'heartbeat', seq: ++this.heartbeatSeq })
+    // A publish whose acknowledgement did not come within the deadline is sent again.
+    for (const p of this.pending.values()) if (now - p.sentAt > deadline) this.sendPublish(p)
+  }
+
+  /** Registers with the first connected RP after `after` in the list (from the top if undefined). */
+  private attach(after: PeerKey | undefined): void {
+    const start = after === undefined ? 0 : this.rps.indexOf(after) + 1
+    for (let i = 0; i < this.rps.length; i++) {
+      const rp = this.rps[(start + i) % this.rps.length]
+      if (rp === after || !this.connected.has(rp)) continue
+      this.current = rp
+      this.register(rp)
+      return
+    }
+    // Only the old RP is left (or none): stay with it if it is still connected.
+    this.current = after !== undefined && this.connected.has(after) ? after : undefined
+    if (this.current !== undefined) this.register(this.current)
+  }
+
+  private failover(): void {
+    const old = this.current
+    if (old !== undefined && this.registered && this.connected.has(old)) {
+      this.send(old, { type: 'leave', topics: [] })
+    }
+    this.current = undefined
+    this.registered = false
+    this.attach(old)
+  }
+
+  private register(rp: PeerKey): void {
+    this.registered = false
+    this.lastHeard = this.env.now()
+    this.send(rp, {
+      type: 'register',
+      topics: [...this.topics],
+      leaseMs: this.lease(),
+      resume: this.everRegistered,
+    })
+  }
+
+  private lease(): number {
+    return this.opts.robustness * this.opts.heartbeatIntervalMs
+  }
+
+  private sendPublish(p: Pending): void {
+    if (this.current === undefined) return
+    p.sentAt = this.env.now()
+    this.send(this.current, p.frame)
+  }
+
+  // ---- deliveries ------------------------------------------------------------------------
+
+  private onDeliver(peer: PeerKey, m: Extract<RpMessage, { type: 'deliver' }>): void {
+    const now = this.env.now()
+    const key = messageIdKey(m.id)
+    if (!this.seen.add(key, now)) {
+      this.recorder.count('duplicates', m.topic, m.class)
+      this.events.emit('duplicate', {
+        id: m.id,
+        topic: m.topic,
+        class: m.class,
+        from: peer,
+        receivedAt: now,
+      })
+      return
+    }
+    if (!this.topics.has(m.topic)) return
+    const artifact: Artifact = {
+      id: m.id,
+      topic: m.topic,
+      data: m.data,
+      class: m.class,
+      from: peer,
+      origin: m.publisher.length > 0 ? m.publisher : undefined,
+      receivedAt: now,
+    }
+    const done = (v: ValidationResult) => {
+      if (v === 'reject') {
+        this.recorder.count('rejected', m.topic, m.class)
+        this.reject(peer, 'invalid-message', m.topic)
+        return
+      }
+      if (v === 'ignore') {
+        this.recorder.count('ignored', m.topic, m.class)
+        return
+      }
+      this.recorder.count('delivered', m.topic, m.class, m.data.length)
+      this.events.emit('artifact', artifact)
+      if (m.quorum) this.queueAck(m.id)
+    }
+    const validator = this.validators.get(m.topic)
+    const verdict = validator === undefined ? 'accept' : validator(artifact)
+    if (verdict instanceof Promise) {
+      verdict.then(done, (err) => {
+        log.error('validator of %s threw: %e', m.topic, err)
+        done('ignore')
+      })
+    } else done(verdict)
+  }
+
+  private queueAck(id: MessageId): void {
+    this.toAck.push(id)
+    if (this.ackScheduled) return
+    this.ackScheduled = true
+    this.later(this.opts.ackDelayMs, () => {
+      this.ackScheduled = false
+      const ids = this.toAck.splice(0)
+      if (this.current === undefined) return
+      for (let i = 0; i < ids.length; i += this.limits.maxIds) {
+        const chunk = ids.slice(i, i + this.limits.maxIds)
+        this.send(this.current, { type: 'ack', ids: chunk, heartbeat: 0, known: true })
+      }
+    })
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------
+
+  private checkTopic(topic: Topic): void {
+    if (topic.length === 0 || Buffer.byteLength(topic) > this.opts.maxTopicBytes) {
+      throw new InvalidParametersError(`topic must be 1..${this.opts.maxTopicBytes} bytes`)
+    }
+  }
+
+  private send(peer: PeerKey, m: RpMessage): void {
+    const bytes = encodeRpMessage(m)
+    const payload = payloadBytes(m)
+    if (payload === 0) this.recorder.controlSent(m.type)
+    this.env.send(peer, bytes)
+    this.recorder.frameSent(bytes.length, payload)
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = this.env.setTimer(ms, () => {
+      this.timers.delete(t)
+      fn()
+    })
+    this.timers.add(t)
+  }
+
+  private every(ms: number, fn: () => void): void {
+    this.later(ms, () => {
+      fn()
+      if (this.running) this.every(ms, fn)
+    })
+  }
+
+  private reject(peer: PeerKey, reason: string, topic?: Topic): void {
+    this.recorder.penalise(peer, reason)
+    this.events.emit('rejected', { from: peer, reason, topic })
+  }
+}
