@@ -1,5 +1,6 @@
 import { FloodCore } from '../flood/flood-core.ts'
 import { type GossipProfile, GossipRouter } from '../gossip/index.ts'
+import { rpSimStrategy } from '../rp/sim-strategy.ts'
 import { SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
 
 /** Flooding: the baseline. */
@@ -35,11 +36,15 @@ export const gossipOptimizedStrategy = gossipStrategy(
   'gossipsub with IDONTWANT, one IWANT per message, 1 s heartbeat, ingress not relayed',
 )
 
+/** Replication points: members register with RPs placed per provider; RPs forward once along a backbone tree. */
+export const rpStrategy: SimStrategy = rpSimStrategy()
+
 /** Every strategy the simulator (and so the demo and the benchmarks) can run. */
 export const STRATEGIES: SimStrategy[] = [
   floodStrategy,
   gossipStockStrategy,
   gossipOptimizedStrategy,
+  rpStrategy,
 ]
 
 /** The strategy called `name`, or undefined. */
