@@ -36,7 +36,8 @@ describe('broker over real UDP and TCP sockets', () => {
       for (const rc of receipts) expect(rc.slot).toBeGreaterThan(0)
     }
     const expected = new Set<string>()
-    for (let r = 0; r < rounds; r++) for (let id = 0; id < 64; id++) expected.add(`${id}:m${r}-${id}`)
+    for (let r = 0; r < rounds; r++)
+      for (let id = 0; id < 64; id++) expected.add(`${id}:m${r}-${id}`)
     for (const got of delivered) {
       const keys = got.map((d) => `${d.clientId}:${new TextDecoder().decode(d.payload)}`)
       expect(keys.length).toBe(expected.size)

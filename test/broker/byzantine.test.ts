@@ -1,0 +1,175 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { encodeDistilledBatch } from '../../src/broker/distilled-batch.ts'
+import { LocalCluster } from '../../src/broker/local-cluster.ts'
+import type { BatchReference, OrderedListener, Orderer } from '../../src/broker/orderer.ts'
+import type { BrokerDelivery } from '../../src/broker/server.ts'
+import { HandBroker, type HandEntry, sleep } from './harness.ts'
+
+/**
+ * An orderer that orders whatever it is given, repeats included (a consensus engine is
+ * not asked to judge batches): the servers alone must refuse what is bad.
+ */
+class RelayOrderer implements Orderer {
+  private readonly listeners = new Set<OrderedListener>()
+  private slot = 0
+  propose(reference: BatchReference): void {
+    const slot = ++this.slot
+    queueMicrotask(() => {
+      for (const l of this.listeners) l(slot, reference)
+    })
+  }
+  subscribe(listener: OrderedListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+}
+
+let cluster: LocalCluster
+let broker: HandBroker
+let orderer: RelayOrderer
+let delivered: BrokerDelivery[][]
+
+const enc = (s: string) => new TextEncoder().encode(s)
+const entries = (ids: number[], seq = 1, tag = 'm'): HandEntry[] =>
+  ids.map((id) => ({ id, payload: enc(`${tag}${id}`), sequence: seq }))
+
+beforeEach(async () => {
+  orderer = new RelayOrderer()
+  cluster = await LocalCluster.start({ clients: 16, withBroker: false, orderer })
+  broker = await HandBroker.connect(cluster)
+  delivered = cluster.servers.map((s) => {
+    const got: BrokerDelivery[] = []
+    s.core.on('deliver', (d) => got.push(d))
+    return got
+  })
+})
+
+afterEach(async () => {
+  broker.close()
+  await cluster.close()
+})
+
+function rejections(reason: string): number {
+  return cluster.servers.reduce((n, s) => n + (s.core.stats().invalid[reason] ?? 0), 0)
+}
+
+describe('a Byzantine broker', () => {
+  it('gets an honest batch witnessed and delivered (control)', async () => {
+    const { batch } = broker.build(entries([0, 1, 2, 5, 9]))
+    const ref = await broker.witness(encodeDistilledBatch(batch))
+    expect(ref.witnesses.length).toBe(4)
+    orderer.propose(ref)
+    await sleep(100)
+    for (const got of delivered) expect(got.map((d) => d.clientId)).toEqual([0, 1, 2, 5, 9])
+    expect(broker.deliveryShards(1).length).toBe(4)
+  })
+
+  it('cannot forge an entry: the aggregate no longer verifies, nobody witnesses', async () => {
+    const { batch } = broker.build(entries([0, 1, 2]))
+    batch.payloads[1] = enc('forged')
+    const ref = await broker.witness(encodeDistilledBatch(batch))
+    expect(ref.witnesses).toEqual([])
+    expect(rejections('bad-aggregate')).toBe(4)
+    orderer.propose(ref)
+    await sleep(50)
+    expect(delivered.flat()).toEqual([])
+    expect(rejections('unwitnessed-reference')).toBe(4)
+  })
+
+  it('cannot forge a straggler: its ed25519 signature must verify', async () => {
+    const list = entries([3, 4])
+    list[1].straggler = true
+    const { batch } = broker.build(list)
+    batch.payloads[1] = enc('forged')
+    const ref = await broker.witness(encodeDistilledBatch(batch))
+    // The root changed too, so the signer's aggregate fails first or the straggler does.
+    expect(ref.witnesses).toEqual([])
+    expect(rejections('bad-aggregate') + rejections('straggler-signature')).toBe(4)
+  })
+
+  it('cannot inflate the raise past the certified height, even with valid shares', async () => {
+    const { batch } = broker.build(entries([0, 1]), { raise: 1_000 })
+    const ref = await broker.witness(encodeDistilledBatch(batch))
+    expect(ref.witnesses).toEqual([])
+    expect(rejections('inflated-raise')).toBe(4)
+    // A made-up height certificate does not help either.
+    const fake = broker.build(entries([0, 1]), {
+      raise: 1_000,
+      height: { slot: 999, root: new Uint8Array(32), shards: [] },
+    })
+    const ref2 = await broker.witness(encodeDistilledBatch(fake.batch))
+    expect(ref2.witnesses).toEqual([])
+    expect(rejections('height-certificate')).toBe(4)
+  })
+
+  it('a raise within a REAL certified height is accepted', async () => {
+    const first = await broker.witness(encodeDistilledBatch(broker.build(entries([0])).batch))
+    orderer.propose(first)
+    await sleep(100)
+    const { root } = broker.build(entries([0]))
+    const height = { slot: 1, root, shards: broker.deliveryShards(1) }
+    const { batch } = broker.build(entries([1, 2], 1), { raise: 2, height, batchNumber: 2 })
+    const ref = await broker.witness(encodeDistilledBatch(batch))
+    expect(ref.witnesses.length).toBe(4)
+  })
+
+  it('cannot get a bad aggregate witnessed', async () => {
+    const { batch } = broker.build(entries([0, 1, 2]))
+    const other = broker.build(entries([0, 1, 2], 1, 'x'))
+    batch.aggregate = other.batch.aggregate
+    const ref = await broker.witness(encodeDistilledBatch(batch))
+    expect(ref.witnesses).toEqual([])
+    expect(rejections('bad-aggregate')).toBe(4)
+  })
+
+  it('a batch sent twice (same digest, or same entries renumbered) delivers once', async () => {
+    const a = broker.build(entries([6, 7, 8]), { batchNumber: 1 })
+    const b = broker.build(entries([6, 7, 8]), { batchNumber: 2 })
+    const refA = await broker.witness(encodeDistilledBatch(a.batch))
+    const refB = await broker.witness(encodeDistilledBatch(b.batch))
+    expect(refA.witnesses.length).toBe(4)
+    expect(refB.witnesses.length).toBe(4)
+    orderer.propose(refA)
+    orderer.propose(refA)
+    orderer.propose(refB)
+    await sleep(150)
+    for (const got of delivered) expect(got.map((d) => d.clientId)).toEqual([6, 7, 8])
+    for (const s of cluster.servers) {
+      expect(s.core.counts().duplicateBatches).toBe(1)
+      expect(s.core.counts().ignored).toBe(3)
+      expect(s.core.height).toBe(3)
+    }
+  })
+
+  it('a replayed submission (an old straggler entry) is not delivered twice', async () => {
+    const first = broker.build(entries([2, 3], 1))
+    orderer.propose(await broker.witness(encodeDistilledBatch(first.batch)))
+    await sleep(100)
+    const height = { slot: 1, root: first.root, shards: broker.deliveryShards(1) }
+    // Client 2's old message rides again as a straggler with its genuine signature, beside a
+    // genuinely new message of client 3.
+    const replay: HandEntry[] = [
+      { id: 2, payload: enc('m2'), sequence: 1, straggler: true },
+      { id: 3, payload: enc('new3'), sequence: 2 },
+    ]
+    const again = broker.build(replay, { height, batchNumber: 2 })
+    const ref = await broker.witness(encodeDistilledBatch(again.batch))
+    expect(ref.witnesses.length).toBe(4)
+    orderer.propose(ref)
+    await sleep(100)
+    for (const got of delivered) {
+      expect(got.map((d) => `${d.clientId}@${d.sequence}`)).toEqual(['2@1', '3@1', '3@2'])
+    }
+    for (const s of cluster.servers) expect(s.core.counts().ignored).toBe(1)
+  })
+
+  it('malformed frames to a server are dropped and counted', async () => {
+    broker.sendRaw(0, new Uint8Array([0x10, 1, 2, 3]))
+    broker.sendRaw(0, new Uint8Array([0x77]))
+    broker.sendRaw(0, new Uint8Array([0x11, 1, 2]))
+    await sleep(100)
+    const invalid = cluster.servers[0].core.stats().invalid
+    expect(invalid.malformed).toBe(2)
+    expect(invalid['unknown-frame']).toBe(1)
+  })
+})

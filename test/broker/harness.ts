@@ -1,0 +1,130 @@
+/**
+ * A broker played by hand, for tests of what servers and clients do with a Byzantine
+ * broker. It speaks the real protocol over real TCP links, with real signatures.
+ */
+import type { Shard } from '../../src/broker/certificate.ts'
+import {
+  batchDigest,
+  batchLeaves,
+  type DistilledBatch,
+  type HeightCertificate,
+} from '../../src/broker/distilled-batch.ts'
+import type { LocalCluster } from '../../src/broker/local-cluster.ts'
+import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'
+import { TcpLink } from '../../src/broker/tcp-link.ts'
+import { decodeShardFrame, encodeWitnessRequest, type ShardFrame } from '../../src/broker/wire.ts'
+import { blsAggregateShares } from '../../src/crypto/bls.ts'
+import { merkleRoot } from '../../src/crypto/merkle.ts'
+
+/** One entry a test puts in a hand-made batch. */
+export interface HandEntry {
+  id: number
+  payload: Uint8Array
+  /** The client's own sequence number (used for stragglers). */
+  sequence: number
+  /** Make it a straggler (its ed25519 signature travels in the batch). */
+  straggler?: boolean
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export class HandBroker {
+  readonly shards: ShardFrame[]
+  private readonly links: TcpLink[]
+  private readonly cluster: LocalCluster
+
+  private constructor(cluster: LocalCluster, links: TcpLink[], shards: ShardFrame[]) {
+    this.cluster = cluster
+    this.links = links
+    this.shards = shards
+  }
+
+  static async connect(cluster: LocalCluster): Promise<HandBroker> {
+    const shards: ShardFrame[] = []
+    const links = await Promise.all(
+      cluster.servers.map((s, i) =>
+        TcpLink.connect('127.0.0.1', s.port, `server/${i}`, {
+          frame: (_peer, f) => shards.push(decodeShardFrame(f)),
+        }),
+      ),
+    )
+    return new HandBroker(cluster, links, shards)
+  }
+
+  /** A batch built the way an honest broker would, with real client signatures. */
+  build(
+    entries: HandEntry[],
+    opts: { raise?: number; batchNumber?: number; height?: HeightCertificate } = {},
+  ): {
+    batch: DistilledBatch
+    root: Uint8Array
+  } {
+    const sorted = [...entries].sort((a, b) => a.id - b.id)
+    const ids = Uint32Array.from(sorted, (e) => e.id)
+    const payloads = sorted.map((e) => e.payload)
+    const raise = opts.raise ?? Math.max(...sorted.map((e) => e.sequence))
+    const root = merkleRoot(batchLeaves(raise, ids, payloads, 8))
+    const keys = this.cluster.clientKeys
+    const signers = sorted.filter((e) => !e.straggler)
+    const agg = blsAggregateShares(
+      batchRootInput(root),
+      signers.map((e) => ({
+        publicKey: this.cluster.directory.blsKey(e.id),
+        signature: keys[e.id].bls.sign(batchRootInput(root)),
+      })),
+    )
+    const stragglers = sorted.flatMap((e, index) =>
+      e.straggler
+        ? [
+            {
+              index,
+              sequence: e.sequence,
+              signature: keys[e.id].ed25519.sign(submissionInput(e.id, e.sequence, e.payload)),
+            },
+          ]
+        : [],
+    )
+    return {
+      root,
+      batch: {
+        batchNumber: opts.batchNumber ?? 1,
+        entriesPerLeaf: 8,
+        raise,
+        height: opts.height ?? { slot: 0, shards: [] },
+        ids,
+        payloads,
+        aggregate: agg.aggregate,
+        stragglers,
+      },
+    }
+  }
+
+  /** Sends a batch frame to every server and asks all to witness; returns the shards got. */
+  async witness(
+    frame: Uint8Array,
+    waitMs = 300,
+  ): Promise<{ digest: Uint8Array; witnesses: Shard[] }> {
+    const digest = batchDigest(frame)
+    for (const l of this.links) l.send(frame)
+    for (const l of this.links) l.send(encodeWitnessRequest(digest))
+    await sleep(waitMs)
+    const witnesses = this.shards
+      .filter((s) => s.digest !== undefined && Buffer.compare(s.digest, digest) === 0)
+      .map((s) => s.shard)
+    return { digest, witnesses }
+  }
+
+  /** Delivery shards received for a slot. */
+  deliveryShards(slot: number): Shard[] {
+    return this.shards.filter((s) => s.slot === slot).map((s) => s.shard)
+  }
+
+  /** Sends raw bytes on the link to server `i`. */
+  sendRaw(i: number, frame: Uint8Array): void {
+    this.links[i].send(frame)
+  }
+
+  close(): void {
+    for (const l of this.links) l.close()
+  }
+}
