@@ -1,3 +1,4 @@
 export * from './core-service.ts'
 export * from './flood-service.ts'
+export * from './gossip-service.ts'
 export * from './length-prefixed.ts'
