@@ -32,6 +32,7 @@ export class UdpEndpoint {
   private readonly maxDatagram: number
   private readonly addresses = new Map<PeerKey, [string, number]>()
   private handler: DatagramHandler = () => {}
+  private closed = false
   /** Datagrams received. */
   received = 0
   /** Datagrams sent. */
@@ -114,8 +115,10 @@ export class UdpEndpoint {
     }
   }
 
-  /** Closes the socket. */
+  /** Closes the socket (idempotent). */
   async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
     await new Promise<void>((resolve) => this.socket.close(() => resolve()))
   }
 }

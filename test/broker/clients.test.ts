@@ -1,0 +1,282 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { LocalCluster } from '../../src/broker/local-cluster.ts'
+import { ClientNode } from '../../src/broker/nodes.ts'
+import type { BrokerDelivery } from '../../src/broker/server.ts'
+import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'
+import { UdpEndpoint } from '../../src/broker/udp-endpoint.ts'
+import {
+  decodeInclusion,
+  decodeSubmission,
+  encodeDelivered,
+  encodeInclusion,
+  encodeShare,
+  encodeSubmission,
+  FrameKind,
+} from '../../src/broker/wire.ts'
+import { sleep } from './harness.ts'
+import { LossyRelay } from './lossy-relay.ts'
+
+const enc = (s: string) => new TextEncoder().encode(s)
+const dec = (b: Uint8Array) => new TextDecoder().decode(b)
+
+const closers: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c()
+})
+
+async function cluster(opts: Parameters<typeof LocalCluster.start>[0]): Promise<LocalCluster> {
+  const c = await LocalCluster.start(opts)
+  closers.push(() => c.close())
+  return c
+}
+
+async function udp(): Promise<UdpEndpoint> {
+  const u = await UdpEndpoint.bind()
+  closers.push(() => u.close())
+  return u
+}
+
+function record(c: LocalCluster): BrokerDelivery[][] {
+  return c.servers.map((s) => {
+    const got: BrokerDelivery[] = []
+    s.core.on('deliver', (d) => got.push(d))
+    return got
+  })
+}
+
+/** A submission datagram signed with client `id`'s real key. */
+function submission(c: LocalCluster, id: number, sequence: number, payload: Uint8Array) {
+  const signature = c.clientKeys[id].ed25519.sign(submissionInput(id, sequence, payload))
+  return encodeSubmission({ id, sequence, payload, signature })
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await sleep(10)
+  }
+}
+
+describe('clients and the broker', () => {
+  it('a client that never answers becomes a straggler and is still delivered', async () => {
+    const c = await cluster({
+      clients: 16,
+      broker: { flushTimeoutMs: 30, shareTimeoutMs: 150, authThreads: 0 },
+    })
+    const delivered = record(c)
+    const mute = await udp()
+    const inbox: number[] = []
+    mute.onFrame((_p, f) => inbox.push(f[0]))
+    mute.send(c.broker!.address, submission(c, 5, 1, enc('mute')))
+    await Promise.all(
+      c.clients.filter((_, id) => id !== 5).map((cl, id) => cl.submit(enc(`x${id}`))),
+    )
+    await until(() => delivered.every((g) => g.some((d) => d.clientId === 5)))
+    for (const got of delivered) {
+      const five = got.filter((d) => d.clientId === 5)
+      expect(five.map((d) => [dec(d.payload), d.sequence])).toEqual([['mute', 1]])
+    }
+    expect(c.broker!.core.counts().stragglers).toBe(1)
+    await until(() => inbox.includes(FrameKind.Delivered))
+    expect(inbox[0]).toBe(FrameKind.Inclusion)
+  })
+
+  it('bisection turns a client with a bad BLS share into a straggler, delivered once', async () => {
+    const c = await cluster({
+      clients: 16,
+      broker: { flushTimeoutMs: 30, shareTimeoutMs: 200, authThreads: 1 },
+    })
+    const delivered = record(c)
+    const liar = await udp()
+    liar.onFrame((peer, f) => {
+      if (f[0] !== FrameKind.Inclusion) return
+      const p = decodeInclusion(f, {
+        maxPayload: 256,
+        maxBatchEntries: 65536,
+        maxEntriesPerLeaf: 8,
+        maxServers: 64,
+        maxClients: 1 << 24,
+      })
+      // Signed with another client's BLS key: a share that cannot verify for id 9.
+      const signature = c.clientKeys[10].bls.sign(batchRootInput(p.root))
+      liar.send(peer, encodeShare({ id: 9, root: p.root, signature }))
+    })
+    liar.send(c.broker!.address, submission(c, 9, 1, enc('liar')))
+    await Promise.all(
+      c.clients.filter((_, id) => id !== 9).map((cl, id) => cl.submit(enc(`y${id}`))),
+    )
+    await until(() => delivered.every((g) => g.some((d) => d.clientId === 9)))
+    const counts = c.broker!.core.counts()
+    expect(counts.badShares).toBe(1)
+    expect(counts.stragglers).toBe(1)
+    expect(c.broker!.core.stats().invalid['bad-share']).toBe(1)
+    for (const got of delivered) expect(got.filter((d) => d.clientId === 9).length).toBe(1)
+  })
+
+  it('a client refuses a bad inclusion proof or a forged delivery certificate', async () => {
+    const c = await cluster({ clients: 2, withBroker: false })
+    const fake = await udp()
+    const client = await ClientNode.start({
+      id: 0,
+      ...c.clientKeys[0],
+      broker: fake.address,
+      serverKeys: c.serverKeys,
+      retryMs: 5000,
+    })
+    closers.push(() => client.close())
+    const got: number[] = []
+    let settled = false
+    fake.onFrame((peer, f) => {
+      got.push(f[0])
+      if (f[0] !== FrameKind.Submit) return
+      const s = decodeSubmission(f, {
+        maxPayload: 256,
+        maxBatchEntries: 65536,
+        maxEntriesPerLeaf: 8,
+        maxServers: 64,
+        maxClients: 1 << 24,
+      })
+      const leafFor = (payload: Uint8Array, raise: number) => {
+        const w = [raise, 1, s.id & 0xff, 0, 0, 0, payload.length, ...payload]
+        return Uint8Array.from(w)
+      }
+      const root = new Uint8Array(32).fill(1)
+      // Wrong root for the leaf; a changed payload; a raise below the client's sequence.
+      fake.send(
+        peer,
+        encodeInclusion({
+          root,
+          leafIndex: 0,
+          leafCount: 1,
+          leaf: leafFor(s.payload, 1),
+          proof: [],
+        }),
+      )
+      fake.send(
+        peer,
+        encodeInclusion({
+          root,
+          leafIndex: 0,
+          leafCount: 1,
+          leaf: leafFor(enc('evil'), 1),
+          proof: [],
+        }),
+      )
+      fake.send(
+        peer,
+        encodeDelivered({
+          slot: 1,
+          shards: [
+            { server: 0, signature: new Uint8Array(64) },
+            { server: 1, signature: new Uint8Array(64) },
+          ],
+          inclusion: { root, leafIndex: 0, leafCount: 1, leaf: leafFor(s.payload, 1), proof: [] },
+        }),
+      )
+    })
+    void client.submit(enc('hello')).then(() => {
+      settled = true
+    })
+    await until(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1)
+    expect(client.core.stats().invalid['bad-inclusion']).toBe(2)
+    expect(got.filter((k) => k === FrameKind.Share)).toEqual([])
+    expect(settled).toBe(false)
+  })
+
+  it('a replayed submission is answered from the cache and not delivered twice', async () => {
+    const c = await cluster({
+      clients: 4,
+      broker: { flushTimeoutMs: 20, shareTimeoutMs: 200, authThreads: 0 },
+    })
+    const delivered = record(c)
+    await Promise.all(c.clients.map((cl, id) => cl.submit(enc(`once${id}`))))
+    const attacker = await udp()
+    const answers: number[] = []
+    attacker.onFrame((_p, f) => answers.push(f[0]))
+    // ed25519 is deterministic: this is byte for byte the datagram client 1 sent.
+    for (let i = 0; i < 3; i++) attacker.send(c.broker!.address, submission(c, 1, 1, enc('once1')))
+    await until(() => answers.length === 3)
+    await sleep(150)
+    expect(answers).toEqual([FrameKind.Delivered, FrameKind.Delivered, FrameKind.Delivered])
+    for (const got of delivered) expect(got.filter((d) => d.clientId === 1).length).toBe(1)
+    expect(c.broker!.core.counts().retransmissionsAnswered).toBe(3)
+    expect(c.broker!.core.counts().batches).toBe(1)
+  })
+
+  it('malformed, unknown and badly signed datagrams are dropped and counted', async () => {
+    const c = await cluster({
+      clients: 4,
+      broker: { flushTimeoutMs: 20, shareTimeoutMs: 200, authThreads: 1 },
+    })
+    const delivered = record(c)
+    const junk = await udp()
+    const to = c.broker!.address
+    junk.send(to, new Uint8Array([0x01, 2, 3]))
+    junk.send(to, new Uint8Array([0x42, 0, 0]))
+    junk.send(to, new Uint8Array(0))
+    junk.send(to, new Uint8Array(4000))
+    junk.send(to, submission(c, 0, 1, enc('x')).subarray(0, 30))
+    junk.send(
+      to,
+      encodeSubmission({
+        id: 999,
+        sequence: 1,
+        payload: enc('who'),
+        signature: new Uint8Array(64),
+      }),
+    )
+    const forged = submission(c, 2, 1, enc('real'))
+    forged[forged.length - 1] ^= 1
+    junk.send(to, forged)
+    await until(() => (c.broker!.core.stats().invalid['bad-signature'] ?? 0) === 1)
+    const invalid = c.broker!.core.stats().invalid
+    expect(invalid.malformed).toBe(2)
+    expect(invalid['unknown-frame']).toBe(2)
+    expect(invalid['unknown-client']).toBe(1)
+    expect(c.broker!.udp.oversized).toBe(1)
+    expect(c.broker!.core.stats().invalidByPeer[junk.address]).toBe(6)
+    // The broker still works.
+    await Promise.all(c.clients.map((cl, id) => cl.submit(enc(`ok${id}`))))
+    for (const got of delivered)
+      expect(got.map((d) => dec(d.payload)).sort()).toEqual(['ok0', 'ok1', 'ok2', 'ok3'])
+  })
+
+  it('with 1 datagram in 4 lost each way, retransmission loses no message', async () => {
+    const c = await cluster({
+      clients: 32,
+      limits: { maxBatchEntries: 16 },
+      broker: { flushTimeoutMs: 20, shareTimeoutMs: 100, authThreads: 1 },
+      withBroker: true,
+    })
+    const relay = await LossyRelay.start(c.broker!.address, 4)
+    closers.push(() => relay.close())
+    const lossy = await Promise.all(
+      c.clientKeys.map(async (k, id) => {
+        await c.clients[id].close()
+        const node = await ClientNode.start({
+          id,
+          ...k,
+          broker: relay.address,
+          serverKeys: c.serverKeys,
+          retryMs: 150,
+          maxRetryMs: 600,
+        })
+        closers.push(() => node.close())
+        return node
+      }),
+    )
+    const delivered = record(c)
+    const receipts = []
+    for (let r = 0; r < 2; r++) {
+      receipts.push(...(await Promise.all(lossy.map((cl, id) => cl.submit(enc(`r${r}c${id}`))))))
+    }
+    expect(relay.dropped).toBeGreaterThan(10)
+    expect(receipts.some((r) => r.transmissions > 1)).toBe(true)
+    for (const got of delivered) {
+      const keys = got.map((d) => `${d.clientId}:${dec(d.payload)}`)
+      expect(keys.length).toBe(64)
+      expect(new Set(keys).size).toBe(64)
+    }
+  })
+})
