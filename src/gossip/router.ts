@@ -1049,6 +1049,10 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     add('IDONTWANT ids', ids(c.idontwant))
     add('GRAFT', c.graft.length)
     add('PRUNE', c.prune.length)
+    add(
+      'PRUNE px peers',
+      c.prune.reduce((n, p) => n + p.peers.length, 0),
+    )
   }
 
   // ---------------------------------------------------------------- randomness

@@ -116,4 +116,128 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     const texts = got.map((g) => g.map((d) => new TextDecoder().decode(d)).sort())
     expect(texts[3]).toEqual(['from ours', 'from stock', 'ingress from ours', 'ingress from stock'])
   })
+
+  it('stock peers honour our IDONTWANT', async () => {
+    // X publishes to O and S at once; S validates slowly, so by the time it forwards, O's
+    // IDONTWANT (sent on first receipt) is there: S must skip O. Without IDONTWANT, O
+    // gets S's copy as a duplicate.
+    for (const idontwant of [true, false]) {
+      const x = await ours()
+      const o = await ours({ idontwant })
+      const s = await stock()
+      s.services.pubsub.topicValidators.set(C, async () => {
+        await new Promise((r) => setTimeout(r, 300))
+        return 'accept' as never
+      })
+      await fullyConnect([x, o, s])
+      for (const n of [x, o, s]) subscribe(n, C)
+      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
+      const got = received(o)
+      await x.services.dissemination.publish(C, new Uint8Array(4000).fill(7))
+      await waitFor(() => got.length === 1, 5000, 'delivery')
+      await new Promise((r) => setTimeout(r, 600))
+      const stats = o.services.dissemination.stats()
+      if (idontwant) {
+        expect(stats.control.IDONTWANT?.sent).toBeGreaterThanOrEqual(1)
+        expect(stats.total.duplicates).toBe(0)
+      } else {
+        expect(stats.control.IDONTWANT?.sent ?? 0).toBe(0)
+        expect(stats.total.duplicates).toBe(1)
+      }
+      await Promise.all([x, o, s].map((n) => n.stop()))
+      running = []
+    }
+  })
+
+  it('we honour the IDONTWANT of stock peers', async () => {
+    // X publishes to O and S; S sends IDONTWANT to O at once; O validates slowly and then
+    // must not forward to S. With IDONTWANT off at S, O does send S its copy.
+    for (const stockSendsIDontWant of [true, false]) {
+      const x = await ours()
+      const o = await ours()
+      const s = await stock(stockSendsIDontWant ? {} : { idontwantMinDataSize: 1 << 30 })
+      o.services.dissemination.setValidator(
+        C,
+        () => new Promise((r) => setTimeout(() => r('accept'), 300)),
+      )
+      await fullyConnect([x, o, s])
+      for (const n of [x, o, s]) subscribe(n, C)
+      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
+      const got = received(o)
+      await x.services.dissemination.publish(C, new Uint8Array(4000).fill(9))
+      await waitFor(() => got.length === 1, 5000, 'delivery')
+      await new Promise((r) => setTimeout(r, 200))
+      const stats = o.services.dissemination.stats()
+      if (stockSendsIDontWant) {
+        expect(stats.control.IDONTWANT?.received).toBeGreaterThanOrEqual(1)
+        expect(stats.sent.payloadBytes).toBe(0)
+      } else {
+        expect(stats.sent.payloadBytes).toBe(4000)
+      }
+      await Promise.all([x, o, s].map((n) => n.stop()))
+      running = []
+    }
+  })
+
+  it('stays correct when a stock peer floods topics, advertises unknown ids and prunes with PX', async () => {
+    const o = await ours({ maxTopicsPerPeer: 100, iwantFollowupMs: 200 })
+    const s = await stock({ doPX: true })
+    const s2 = await stock()
+    await fullyConnect([o, s, s2])
+    for (const n of [o, s, s2]) subscribe(n, C)
+    await waitFor(() => meshOf(o, C).length === 2, 10_000, 'mesh')
+    const router = o.services.dissemination.core
+
+    for (let t = 0; t < 150; t++) s.services.pubsub.subscribe(`extra-${t}`)
+    await waitFor(
+      () => (o.services.dissemination.stats().invalid['too-many-topics'] ?? 0) > 0,
+      5000,
+      'topic cap',
+    )
+    expect(router.getTopicPeers('extra-10')).toContain(id(s))
+
+    s.services.pubsub.unsubscribe(C)
+    await waitFor(
+      () => (o.services.dissemination.stats().control.PRUNE?.received ?? 0) >= 1,
+      5000,
+      'PRUNE with peer exchange',
+    )
+    expect(meshOf(o, C)).not.toContain(id(s))
+    expect(
+      o.services.dissemination.stats().control['PRUNE px peers']?.received,
+    ).toBeGreaterThanOrEqual(1)
+
+    const unknown = Array.from({ length: 20 }, (_, i) => new Uint8Array(40).fill(i + 1))
+    const internals = s.services.pubsub as unknown as {
+      sendRpc(peer: string, rpc: unknown): boolean
+    }
+    internals.sendRpc(id(o), {
+      subscriptions: [],
+      messages: [],
+      control: {
+        ihave: [{ topicID: C, messageIDs: unknown }],
+        iwant: [],
+        graft: [],
+        prune: [],
+        idontwant: [],
+      },
+    })
+    await waitFor(
+      () => (o.services.dissemination.stats().invalid['broken-iwant-promise'] ?? 0) === 20,
+      5000,
+      'broken promises',
+    )
+    expect(o.services.dissemination.stats().control['IWANT ids']?.sent).toBe(20)
+
+    const fromStock = received(o)
+    const fromOurs = received(s2)
+    await s2.services.pubsub.publish(C, text('still fine?'))
+    await o.services.dissemination.publish(C, text('still fine!'))
+    await waitFor(
+      () => fromStock.length === 1 && fromOurs.length === 1,
+      5000,
+      'delivery after abuse',
+    )
+    expect(router.getPeers()).toContain(id(s))
+  })
 })
