@@ -12,7 +12,13 @@ import {
 import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
 
 type Ours = Libp2p<{ dissemination: GossipService }>
-type Stock = Libp2p<{ pubsub: GossipSub }>
+/** The stock router: its public interface plus the mesh accessor its class has. */
+type StockPubsub = GossipSub & { getMeshPeers(topic: string): string[] }
+type Stock = Libp2p<{ pubsub: StockPubsub }>
+
+function isOurs(node: Ours | Stock): node is Ours {
+  return 'dissemination' in node.services
+}
 
 const C = 'consensus-topic'
 const I = 'ingress-topic'
@@ -51,7 +57,7 @@ const id = (n: Libp2p) => n.peerId.toString()
 /** Collects what each node delivers. */
 function received(node: Ours | Stock): Uint8Array[] {
   const got: Uint8Array[] = []
-  if ('dissemination' in node.services) {
+  if (isOurs(node)) {
     node.services.dissemination.on('artifact', (a: Artifact) => {
       if (a.from !== undefined) got.push(a.data)
     })
@@ -64,12 +70,12 @@ function received(node: Ours | Stock): Uint8Array[] {
 }
 
 function meshOf(node: Ours | Stock, topic: string): string[] {
-  if ('dissemination' in node.services) return node.services.dissemination.core.getMeshPeers(topic)
+  if (isOurs(node)) return node.services.dissemination.core.getMeshPeers(topic)
   return node.services.pubsub.getMeshPeers(topic)
 }
 
 function subscribe(node: Ours | Stock, topic: string): void {
-  if ('dissemination' in node.services) node.services.dissemination.subscribe(topic)
+  if (isOurs(node)) node.services.dissemination.subscribe(topic)
   else node.services.pubsub.subscribe(topic)
 }
 
