@@ -89,14 +89,17 @@ const text = (s: string) => new TextEncoder().encode(s)
 
 describe('interop with stock @libp2p/gossipsub over TCP', () => {
   it('forms a mixed mesh and carries consensus and ingress messages both ways', async () => {
-    const nodes = [await ours(), await ours(), await stock(), await stock()]
+    const o1 = await ours()
+    const o2 = await ours()
+    const s1 = await stock()
+    const s2 = await stock()
+    const nodes = [o1, o2, s1, s2]
     await fullyConnect(nodes)
     for (const n of nodes) {
       subscribe(n, C)
       subscribe(n, I)
     }
     await waitFor(() => nodes.every((n) => meshOf(n, C).length === 3), 10_000, 'a full mixed mesh')
-    const [o1, , s1] = nodes
     expect(o1.services.dissemination.core.getPeerProtocol(id(s1))).toBe(MESHSUB_1_2)
     const got = nodes.map(received)
 
