@@ -126,6 +126,7 @@ interface InFlight {
   entries: PoolEntry[]
   ids: Uint32Array
   raise: number
+  leaves: Uint8Array[]
   tree: MerkleTree
   root: Uint8Array
   entriesPerLeaf: number
@@ -403,12 +404,14 @@ export class Broker implements ProtocolCore {
     for (const e of entries) raise = Math.max(raise, e.submission.sequence)
     const ids = Uint32Array.from(entries, (e) => e.submission.id)
     const payloads = entries.map((e) => e.submission.payload)
-    const tree = MerkleTree.build(batchLeaves(raise, ids, payloads, perLeaf))
+    const leaves = batchLeaves(raise, ids, payloads, perLeaf)
+    const tree = MerkleTree.build(leaves)
     const b: InFlight = {
       number: ++this.batchNumber,
       entries,
       ids,
       raise,
+      leaves,
       tree,
       root: tree.root,
       entriesPerLeaf: perLeaf,
@@ -451,18 +454,11 @@ export class Broker implements ProtocolCore {
 
   private inclusionProof(b: InFlight, index: number): InclusionProof {
     const leafIndex = Math.floor(index / b.entriesPerLeaf)
-    const start = leafIndex * b.entriesPerLeaf
-    const leaf = batchLeaves(
-      b.raise,
-      b.ids.subarray(start, start + b.entriesPerLeaf),
-      b.entries.slice(start, start + b.entriesPerLeaf).map((e) => e.submission.payload),
-      b.entriesPerLeaf,
-    )[0]
     return {
       root: b.root,
       leafIndex,
       leafCount: b.tree.leafCount,
-      leaf,
+      leaf: b.leaves[leafIndex],
       proof: b.tree.proof(leafIndex),
     }
   }

@@ -219,7 +219,7 @@ export class BrokerClient implements ProtocolCore {
       this.penalise(this.opts.broker, 'bad-inclusion')
       return
     }
-    const signature = this.opts.bls.sign(batchRootInput(p.root))
+    const signature = this.opts.bls.signShare(batchRootInput(p.root))
     c.signed.add(Buffer.from(p.root).toString('hex'))
     const out = encodeShare({ id: this.opts.id, root: p.root, signature })
     this.recorder.frameSent(out.length, 0)

@@ -1,6 +1,6 @@
 import { ByteReader, ByteWriter } from '../core/binary.ts'
 import { DecodeError } from '../core/errors.ts'
-import { BLS_SIGNATURE_LENGTH } from '../crypto/bls.ts'
+import { BLS_SIGNATURE_UNCOMPRESSED_LENGTH } from '../crypto/bls.ts'
 import { ED25519_SIGNATURE_LENGTH } from '../crypto/ed25519.ts'
 import { MERKLE_HASH_LENGTH } from '../crypto/merkle.ts'
 import { readShards, type Shard, writeShards } from './certificate.ts'
@@ -61,7 +61,7 @@ export interface ShareFrame {
   id: number
   /** The root it signed. */
   root: Uint8Array
-  /** The 96-byte BLS signature. */
+  /** The 192-byte uncompressed BLS signature (cheap for the broker to decode). */
   signature: Uint8Array
 }
 
@@ -193,7 +193,7 @@ export function decodeInclusion(frame: Uint8Array, limits: BrokerLimits): Inclus
 
 /** Encodes a BLS share datagram. */
 export function encodeShare(s: ShareFrame): Uint8Array {
-  return new ByteWriter(5 + MERKLE_HASH_LENGTH + BLS_SIGNATURE_LENGTH)
+  return new ByteWriter(5 + MERKLE_HASH_LENGTH + BLS_SIGNATURE_UNCOMPRESSED_LENGTH)
     .u8(FrameKind.Share)
     .u32(s.id)
     .raw(s.root)
@@ -208,7 +208,7 @@ export function decodeShare(frame: Uint8Array, limits: BrokerLimits): ShareFrame
   const id = r.u32()
   if (id >= limits.maxClients) throw new DecodeError(`client id ${id} out of range`)
   const root = r.raw(MERKLE_HASH_LENGTH)
-  const signature = r.raw(BLS_SIGNATURE_LENGTH)
+  const signature = r.raw(BLS_SIGNATURE_UNCOMPRESSED_LENGTH)
   r.end()
   return { id, root, signature }
 }

@@ -99,7 +99,7 @@ describe('clients and the broker', () => {
         maxClients: 1 << 24,
       })
       // Signed with another client's BLS key: a share that cannot verify for id 9.
-      const signature = c.clientKeys[10].bls.sign(batchRootInput(p.root))
+      const signature = c.clientKeys[10].bls.signShare(batchRootInput(p.root))
       liar.send(peer, encodeShare({ id: 9, root: p.root, signature }))
     })
     liar.send(c.broker!.address, submission(c, 9, 1, enc('liar')))

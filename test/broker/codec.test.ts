@@ -85,7 +85,7 @@ describe('broker codecs', () => {
     expect(decodeInclusion(inc, limits)).toEqual(inclusion)
     // 13 proof hashes and a leaf of 8 entries: about the seed's 514-byte outgoing packet.
     expect(inc.length).toBeLessThan(600)
-    const share = { id: 7, root: bytes(32, 4), signature: bytes(96, 5) }
+    const share = { id: 7, root: bytes(32, 4), signature: bytes(192, 5) }
     expect(decodeShare(encodeShare(share), limits)).toEqual(share)
     const delivered = {
       slot: 77,

@@ -94,9 +94,13 @@ describe('BLS multi-signatures (blst, min-pk)', () => {
       signature:
         i === 4
           ? new Uint8Array(96).fill(7) // not a curve point
-          : badSet.includes(i)
-            ? p.sign(new TextEncoder().encode('another root'))
-            : p.sign(msg),
+          : i === 31
+            ? new Uint8Array(192).fill(3) // not a point either, uncompressed
+            : badSet.includes(i)
+              ? p.sign(new TextEncoder().encode('another root'))
+              : i % 2 === 0
+                ? p.sign(msg)
+                : p.signShare(msg), // uncompressed, as clients send shares
     }))
     const r = blsAggregateShares(msg, shares)
     expect(r.bad).toEqual(badSet)
