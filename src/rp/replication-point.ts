@@ -430,8 +430,9 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       flow.holders.add(m.publisher)
       flow.count = 1
     }
-    const local = this.deliverLocal(held, m.publisher, undefined)
+    // The backbone first: its paths are the long ones.
     const forwarded = this.forward(held, undefined)
+    const local = this.deliverLocal(held, m.publisher, undefined)
     // With no other RP to hold it, this RP's word is all there is; ingress is best effort.
     if (forwarded === 0 || m.class === 'ingress') this.ackPublisher(flow)
     this.checkQuorum(flow)
@@ -460,8 +461,8 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
         }
         const held = this.hold({ ...m, key, at: now, exchanged: new Set([peer]) })
         const flow = this.newFlow(held, peer)
-        this.deliverLocal(held, undefined, peer)
         this.forward(held, peer)
+        this.deliverLocal(held, undefined, peer)
         // The first report tells the parent (and so the origin) that one more RP holds it.
         this.queueReport(flow, 0)
         return

@@ -3,6 +3,7 @@ import { type Graph, graphFromEdges } from '../sim/graph.ts'
 import type { SimCore } from '../sim/network.ts'
 import {
   type Placement,
+  PROVIDER_UPLOAD_BPS,
   PROVIDERS,
   placementBandwidth,
   placementLatency,
@@ -110,9 +111,11 @@ export function buildRpNetwork(scenario: Scenario, prng: Prng, opts: RpSimOption
   for (let a = n; a < total; a++) for (let b = a + 1; b < total; b++) edges.push(a, b)
   const graph: Graph = graphFromEdges(total, edges)
   const bw = scenario.bandwidth
+  const hosted = placementBandwidth(placement)
+  // RPs are infrastructure: data-centre uplinks wherever they sit.
   const uploadBps =
     bw === 'placement'
-      ? placementBandwidth(placement)
+      ? (i: number) => (i >= n ? PROVIDER_UPLOAD_BPS : hosted(i))
       : () => (bw === 'unlimited' ? Number.POSITIVE_INFINITY : bw)
   return {
     graph,

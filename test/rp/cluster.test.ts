@@ -1,0 +1,114 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { QuorumEvent } from '../../src/rp/events.ts'
+import type { RpMember } from '../../src/rp/member.ts'
+import {
+  clusterIdentities,
+  numberOf,
+  payload,
+  type RpNode,
+  rpListFor,
+  startRpNode,
+  waitUntil,
+} from './fixtures/cluster.ts'
+import type { Identity } from './fixtures/identity.ts'
+
+const TOPIC = 'blocks'
+const FAST = { heartbeatIntervalMs: 200 }
+const FAST_RP = { helloIntervalMs: 200 }
+let nodes: RpNode[] = []
+
+afterEach(async () => {
+  await Promise.all(nodes.map((n) => n.stop()))
+  nodes = []
+})
+
+async function cluster(rpCount: number, memberCount: number) {
+  const ids = await clusterIdentities(rpCount, memberCount)
+  const backbone = ids.rps.map((r) => r.addr)
+  const rps = await Promise.all(
+    ids.rps.map((id) => startRpNode(id, { role: 'rp', backbone, ...FAST_RP })),
+  )
+  nodes.push(...rps)
+  const members = await Promise.all(
+    ids.members.map((id, i) =>
+      startRpNode(id, { role: 'member', rps: rpListFor(i, ids.rps), ...FAST }),
+    ),
+  )
+  nodes.push(...members)
+  // received[i]: message number → copies delivered to member i's application.
+  const received = members.map(() => new Map<number, number>())
+  for (const [i, m] of members.entries()) {
+    m.services.rp.subscribe(TOPIC)
+    m.services.rp.on('artifact', (a) => {
+      const n = numberOf(a.data)
+      received[i].set(n, (received[i].get(n) ?? 0) + 1)
+    })
+  }
+  const total = () => rps.map((r) => r.services.rp.view()?.totalCounts[TOPIC] ?? 0)
+  await waitUntil(
+    () => total().every((t) => t === memberCount) && rps.every((r) => treeReady(r, rpCount)),
+    15_000,
+    'every member registered and the backbone tree built',
+  )
+  return { ids, rps, members, received, total }
+}
+
+function treeReady(rp: RpNode, rpCount: number): boolean {
+  return rp.services.rp.view()?.reachable.length === rpCount
+}
+
+describe('replication points over real libp2p nodes (TCP on 127.0.0.1)', () => {
+  it('delivers every message to every member of a 3-RP, 12-member cluster, once', async () => {
+    const { members, received, rps } = await cluster(3, 12)
+    // Three RPs, two tree edges, the same tree at each.
+    const edges = new Set<string>()
+    for (const r of rps) {
+      const me = r.peerId.toString()
+      for (const t of r.services.rp.view()!.treeNeighbours) edges.add([me, t].sort().join(' '))
+    }
+    expect(edges.size).toBe(2)
+    for (let n = 0; n < 36; n++) await members[n % 12].services.rp.publish(TOPIC, payload(n))
+    await waitUntil(
+      () => received.every((r, i) => r.size === 36 - 3 && !r.has(i)),
+      10_000,
+      'every message at every member',
+    )
+    for (const [i, r] of received.entries()) {
+      for (let n = 0; n < 36; n++) expect(r.get(n) ?? 0).toBe(n % 12 === i ? 0 : 1)
+    }
+    // The backbone acknowledges every publish (another RP holds it), so nothing stays pending.
+    await waitUntil(
+      () => members.every((m) => (m.services.rp.core as RpMember).unacknowledged === 0),
+      5_000,
+      'every publish acknowledged',
+    )
+  })
+
+  it('reports the delivery quorum to the publisher', async () => {
+    const { members } = await cluster(3, 12)
+    const quorums: QuorumEvent[] = []
+    members[4].services.rp.on('quorum', (q) => quorums.push(q))
+    await members[4].services.rp.publish(TOPIC, payload(1), { quorum: true, surplus: 2 })
+    await waitUntil(() => quorums.length === 1, 10_000, 'the quorum event')
+    expect(quorums[0].members).toBe(12)
+    // A majority of 12 is 7; two more were asked for.
+    expect(quorums[0].count).toBeGreaterThanOrEqual(9)
+  })
+
+  it('changes the member counts as members join, leave and go away', async () => {
+    const { ids, members, total } = await cluster(3, 12)
+    members[0].services.rp.unsubscribe(TOPIC)
+    await waitUntil(() => total().every((t) => t === 11), 10_000, 'count 11 after a leave')
+    await members[1].stop()
+    await waitUntil(() => total().every((t) => t === 10), 10_000, 'count 10 after a stop')
+    const late: Identity = (await clusterIdentities(0, 1)).members[0]
+    const newcomer = await startRpNode(late, {
+      role: 'member',
+      rps: rpListFor(0, ids.rps),
+      ...FAST,
+    })
+    nodes.push(newcomer)
+    newcomer.services.rp.subscribe(TOPIC)
+    await waitUntil(() => total().every((t) => t === 11), 10_000, 'count 11 after a join')
+  })
+})
