@@ -15,11 +15,11 @@ import type { Shard } from './certificate.ts'
 import type { Directory } from './directory.ts'
 import {
   batchDigest,
-  batchLeaves,
   encodeDistilledBatch,
   type HeightCertificate,
   type Straggler,
 } from './distilled-batch.ts'
+import { batchLeaves } from './leaf.ts'
 import type { BatchReference } from './orderer.ts'
 import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
 import { batchRootInput, deliveryInput, witnessInput } from './signing.ts'

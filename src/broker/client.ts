@@ -8,12 +8,12 @@ import type { BlsKeyPair } from '../crypto/bls.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
 import { verifyMerkleProof } from '../crypto/merkle.ts'
 import { verifyCertificate } from './certificate.ts'
+import { decodeLeaf } from './leaf.ts'
 import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
 import { batchRootInput, deliveryInput, submissionInput } from './signing.ts'
 import {
   decodeDelivered,
   decodeInclusion,
-  decodeLeaf,
   encodeShare,
   encodeSubmission,
   FrameKind,
@@ -219,6 +219,9 @@ export class BrokerClient implements ProtocolCore {
       this.penalise(this.opts.broker, 'bad-inclusion')
       return
     }
+    // The broker has the message: wait a full retry period from now before resending.
+    c.timer?.cancel()
+    c.timer = this.env.setTimer(c.retry, () => this.transmit())
     const signature = this.opts.bls.signShare(batchRootInput(p.root))
     c.signed.add(Buffer.from(p.root).toString('hex'))
     const out = encodeShare({ id: this.opts.id, root: p.root, signature })

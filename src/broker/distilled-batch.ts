@@ -5,7 +5,7 @@ import { ED25519_SIGNATURE_LENGTH } from '../crypto/ed25519.ts'
 import { MERKLE_HASH_LENGTH, sha256 } from '../crypto/merkle.ts'
 import { readShards, type Shard, writeShards } from './certificate.ts'
 import type { BrokerLimits } from './params.ts'
-import { encodeLeaf, FrameKind, type LeafEntry } from './wire.ts'
+import { FrameKind } from './wire.ts'
 
 const VERSION = 1
 
@@ -165,23 +165,6 @@ export function decodeDistilledBatch(frame: Uint8Array, limits: BrokerLimits): D
   }
   r.end()
   return { batchNumber, entriesPerLeaf, raise, height, ids, payloads, aggregate, stragglers }
-}
-
-/** The Merkle leaves of a batch: consecutive runs of `entriesPerLeaf` entries with the raise. */
-export function batchLeaves(
-  raise: number,
-  ids: ArrayLike<number>,
-  payloads: readonly Uint8Array[],
-  entriesPerLeaf: number,
-): Uint8Array[] {
-  const leaves: Uint8Array[] = []
-  for (let start = 0; start < ids.length; start += entriesPerLeaf) {
-    const entries: LeafEntry[] = []
-    const end = Math.min(ids.length, start + entriesPerLeaf)
-    for (let i = start; i < end; i++) entries.push({ id: ids[i], payload: payloads[i] })
-    leaves.push(encodeLeaf(raise, entries))
-  }
-  return leaves
 }
 
 /** The digest that names a batch (sha256 of its frame): what witnesses sign and consensus orders. */

@@ -121,11 +121,13 @@ export class BrokerNode {
       ),
     )
     const threads = opts.authThreads ?? 1
-    const authenticator =
-      opts.authenticator ??
-      (threads > 0
-        ? new WorkerAuthenticator(opts.directory, threads, opts.limits)
-        : new InlineAuthenticator(opts.directory))
+    let authenticator = opts.authenticator
+    if (authenticator === undefined && threads > 0) {
+      const pool = new WorkerAuthenticator(opts.directory, threads, opts.limits)
+      await pool.ready()
+      authenticator = pool
+    }
+    authenticator ??= new InlineAuthenticator(opts.directory)
     const udpEnv = udp.env()
     const env: Env = {
       ...udpEnv,

@@ -4,7 +4,8 @@ import { verifyEd25519Prepared } from '../crypto/ed25519.ts'
 import { merkleRoot } from '../crypto/merkle.ts'
 import { verifyCertificate } from './certificate.ts'
 import type { Directory } from './directory.ts'
-import { batchLeaves, type DistilledBatch } from './distilled-batch.ts'
+import type { DistilledBatch } from './distilled-batch.ts'
+import { batchLeaves } from './leaf.ts'
 import { batchRootInput, deliveryInput, submissionInput } from './signing.ts'
 
 /** Why a distilled batch was refused (stable reason strings, also used as stats keys). */

@@ -87,22 +87,6 @@ export interface ShardFrame {
   shard: Shard
 }
 
-/** One entry inside a Merkle leaf. */
-export interface LeafEntry {
-  /** Client id. */
-  id: number
-  /** Payload. */
-  payload: Uint8Array
-}
-
-/** A decoded leaf: the batch's raise and up to `maxEntriesPerLeaf` entries. */
-export interface Leaf {
-  /** The sequence number every signer's entry is raised to. */
-  raise: number
-  /** The entries, by ascending id. */
-  entries: LeafEntry[]
-}
-
 const MAX_PROOF_HASHES = 40
 
 /** The kind byte of a frame, or undefined when empty. */
@@ -133,25 +117,6 @@ export function decodeSubmission(frame: Uint8Array, limits: BrokerLimits): Submi
   const signature = r.raw(ED25519_SIGNATURE_LENGTH)
   r.end()
   return { id, sequence, payload, signature }
-}
-
-/** Encodes a Merkle leaf: varint raise ‖ u8 count ‖ (u32 id ‖ bytes payload)*. */
-export function encodeLeaf(raise: number, entries: readonly LeafEntry[]): Uint8Array {
-  const w = new ByteWriter(16 + entries.length * 16).varint(raise).u8(entries.length)
-  for (const e of entries) w.u32(e.id).bytes(e.payload)
-  return w.finish()
-}
-
-/** Decodes a Merkle leaf. */
-export function decodeLeaf(leaf: Uint8Array, limits: BrokerLimits): Leaf {
-  const r = new ByteReader(leaf)
-  const raise = r.varint()
-  const k = r.u8()
-  if (k === 0 || k > limits.maxEntriesPerLeaf) throw new DecodeError(`leaf of ${k} entries`)
-  const entries: LeafEntry[] = []
-  for (let i = 0; i < k; i++) entries.push({ id: r.u32(), payload: r.bytes(limits.maxPayload) })
-  r.end()
-  return { raise, entries }
 }
 
 function maxLeafBytes(limits: BrokerLimits): number {

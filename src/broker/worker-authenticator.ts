@@ -21,6 +21,8 @@ export class WorkerAuthenticator implements SubmissionAuthenticator {
   private readonly limits: BrokerLimits
   private readonly jobs = new Map<number, Job>()
   private keysSent = 0
+  private readyAcks = new Map<number, number>()
+  private readyWaiters: { keys: number; resolve: () => void }[] = []
   private nextJob = 0
   private nextWorker = 0
 
@@ -33,7 +35,11 @@ export class WorkerAuthenticator implements SubmissionAuthenticator {
     const url = new URL('./auth-worker.ts', import.meta.url)
     this.workers = Array.from({ length: threads }, () => {
       const w = new Worker(url)
-      w.on('message', (m: { job: number; verdicts: Uint8Array }) => {
+      w.on('message', (m: { job: number; verdicts: Uint8Array } | { ready: number }) => {
+        if ('ready' in m) {
+          this.onReady(m.ready)
+          return
+        }
         const job = this.jobs.get(m.job)
         this.jobs.delete(m.job)
         job?.resolve(Array.from(m.verdicts, (v) => v === 1))
@@ -50,6 +56,25 @@ export class WorkerAuthenticator implements SubmissionAuthenticator {
   /** Worker threads in the pool. */
   get threads(): number {
     return this.workers.length
+  }
+
+  /** Resolves once every worker has imported every key of the directory (call before traffic). */
+  ready(): Promise<void> {
+    this.syncKeys()
+    const keys = this.keysSent
+    if ((this.readyAcks.get(keys) ?? 0) >= this.workers.length) return Promise.resolve()
+    return new Promise((resolve) => this.readyWaiters.push({ keys, resolve }))
+  }
+
+  private onReady(keys: number): void {
+    this.readyAcks.set(keys, (this.readyAcks.get(keys) ?? 0) + 1)
+    const done = (this.readyAcks.get(keys) ?? 0) >= this.workers.length
+    if (!done) return
+    this.readyWaiters = this.readyWaiters.filter((w) => {
+      if (w.keys > keys) return true
+      w.resolve()
+      return false
+    })
   }
 
   authenticate(submissions: readonly Submission[]): Promise<boolean[]> {

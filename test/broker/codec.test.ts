@@ -1,23 +1,21 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
-  batchLeaves,
   type DistilledBatch,
   decodeDistilledBatch,
   encodeDistilledBatch,
 } from '../../src/broker/distilled-batch.ts'
+import { batchLeaves, decodeLeaf, encodeLeaf } from '../../src/broker/leaf.ts'
 import { brokerLimits } from '../../src/broker/params.ts'
 import {
   decodeDelivered,
   decodeInclusion,
-  decodeLeaf,
   decodeShardFrame,
   decodeShare,
   decodeSubmission,
   encodeDelivered,
   encodeDeliveryShard,
   encodeInclusion,
-  encodeLeaf,
   encodeShare,
   encodeSubmission,
   encodeWitnessShard,

@@ -5,10 +5,10 @@
 import type { Shard } from '../../src/broker/certificate.ts'
 import {
   batchDigest,
-  batchLeaves,
   type DistilledBatch,
   type HeightCertificate,
 } from '../../src/broker/distilled-batch.ts'
+import { batchLeaves } from '../../src/broker/leaf.ts'
 import type { LocalCluster } from '../../src/broker/local-cluster.ts'
 import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'
 import { TcpLink } from '../../src/broker/tcp-link.ts'
