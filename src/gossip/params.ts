@@ -153,6 +153,16 @@ export interface GossipParams {
   maxIDontWantPerPeer: number
   /** How long an IDONTWANT is honoured, in milliseconds. */
   idontwantTtlMs: number
+  /**
+   * Mesh peers a large relayed message is pushed to in full; the other mesh peers get an
+   * IHAVE and pull it only if no copy arrives (an eager/lazy split, as in Plumtree and the
+   * gossipsub v2.0 announce proposal). `Infinity` pushes to the whole mesh (stock).
+   */
+  eagerPushPeers: number
+  /** Smallest payload, in bytes, relayed with the eager/lazy split. */
+  lazyPushMinDataSize: number
+  /** How long an IHAVE from a mesh peer waits for the pushed copy before pulling, in ms. */
+  lazyPullDelayMs: number
   /** Sends the node's own consensus messages to every topic peer above the publish threshold. */
   floodPublish: boolean
   /** Largest accepted payload, in bytes. */
@@ -281,6 +291,9 @@ const STOCK: FlatParams = {
   idontwantMinDataSize: 512,
   maxIDontWantPerPeer: 5000,
   idontwantTtlMs: 3000,
+  eagerPushPeers: Number.POSITIVE_INFINITY,
+  lazyPushMinDataSize: 16 * 1024,
+  lazyPullDelayMs: 0,
   floodPublish: true,
   maxMessageSize: 1024 * 1024,
   uploadBps: Number.POSITIVE_INFINITY,
@@ -299,6 +312,8 @@ const OPTIMIZED: FlatParams = {
   maxConcurrentIWant: 1,
   iwantFollowupMs: 1000,
   idontwant: true,
+  eagerPushPeers: 5,
+  lazyPullDelayMs: 50,
   forwardIngress: false,
 }
 
@@ -397,6 +412,16 @@ export function validateGossipParams(p: GossipParams): void {
     p.maxConcurrentIWant === Number.POSITIVE_INFINITY ||
       (isCount(p.maxConcurrentIWant) && p.maxConcurrentIWant >= 1),
     `maxConcurrentIWant must be a positive integer or Infinity, got ${p.maxConcurrentIWant}`,
+  )
+  check(
+    p.eagerPushPeers === Number.POSITIVE_INFINITY ||
+      (isCount(p.eagerPushPeers) && p.eagerPushPeers >= 1),
+    `eagerPushPeers must be a positive integer or Infinity, got ${p.eagerPushPeers}`,
+  )
+  check(isCount(p.lazyPushMinDataSize), 'lazyPushMinDataSize must be a count')
+  check(
+    Number.isFinite(p.lazyPullDelayMs) && p.lazyPullDelayMs >= 0,
+    'lazyPullDelayMs must be >= 0',
   )
   check(p.uploadBps > 0, `uploadBps must be > 0 (or Infinity), got ${p.uploadBps}`)
   check(

@@ -51,6 +51,9 @@ const log = logger('consensus-multicast:gossip')
 
 const EMPTY = new Uint8Array(0)
 
+/** Per-heartbeat decay of the first-delivery counts that rank eager-push peers. */
+const FIRST_DELIVERY_DECAY = 0.9
+
 /** Options of {@link GossipRouter}: parameters plus identity. */
 export interface GossipRouterOptions extends GossipParamsOptions {
   /** The node's libp2p private key; required by the StrictSign policy. */
@@ -70,6 +73,8 @@ interface PeerState {
   dontWant: Map<string, number>
   ihavesThisHeartbeat: number
   askedThisHeartbeat: number
+  /** Messages this peer delivered to us first, decayed every heartbeat. */
+  firstDeliveries: number
 }
 
 /** A message frame waiting in the paced send queue. */
@@ -222,6 +227,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       dontWant: new Map(),
       ihavesThisHeartbeat: 0,
       askedThisHeartbeat: 0,
+      firstDeliveries: 0,
     })
     this.score.addPeer(peer, info.address)
     if (this.subscriptions.size > 0) {
@@ -548,6 +554,8 @@ export class GossipRouter implements ProtocolCore, Dissemination {
 
   private accepted(peer: PeerKey, m: RpcMessage, key: string, a: Artifact): void {
     this.score.firstDelivery(peer, a.topic)
+    const from = this.peers.get(peer)
+    if (from !== undefined) from.firstDeliveries++
     const forwarded = this.forwards(a.class)
     if (forwarded) {
       this.mcache.put(key, {
@@ -561,6 +569,16 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       const targets: PeerKey[] = []
       for (const p of this.mesh.get(a.topic) ?? []) {
         if (p !== peer && p !== a.origin && !this.peerDoesNotWant(p, key)) targets.push(p)
+      }
+      const eager = this.params.eagerPushPeers
+      if (targets.length > eager && a.data.length >= this.params.lazyPushMinDataSize) {
+        // Eager/lazy split: the rest of the mesh is told, and pulls only if it must.
+        const lazy = this.eagerFirst(targets).splice(eager)
+        this.sendToMany(lazy, {
+          subscriptions: [],
+          messages: [],
+          control: { ...emptyControl(), ihave: [{ topicID: a.topic, messageIDs: [a.id] }] },
+        })
       }
       this.sendMessage(targets, m, key)
     }
@@ -649,15 +667,18 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     const budget = this.params.maxIHaveLength - ps.askedThisHeartbeat
     if (budget <= 0) return
     const wanted = new Map<string, MessageId>()
+    const deferred = new Map<string, MessageId>()
     const now = this.env.now()
+    const delay = this.params.lazyPullDelayMs
     for (const ih of ihaves) {
       if (!this.subscriptions.has(ih.topicID)) continue
+      // From a mesh peer, an IHAVE is a lazy push: the full copy is probably on its way.
+      const into = delay > 0 && this.mesh.get(ih.topicID)?.has(peer) ? deferred : wanted
       for (const id of ih.messageIDs) {
         const key = messageIdKey(id)
-        if (!this.seen.has(key, now)) wanted.set(key, id)
+        if (!this.seen.has(key, now)) into.set(key, id)
       }
     }
-    if (wanted.size === 0) return
     const candidates = this.pick(
       [...wanted].map(([key, id]) => ({ key, id })),
       budget,
@@ -665,6 +686,21 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     const ask = this.limiter.advertised(peer, candidates)
     ps.askedThisHeartbeat += ask.length
     if (ask.length > 0) out.control!.iwant.push({ messageIDs: ask })
+    const later = this.pick(
+      [...deferred].map(([key, id]) => ({ key, id })),
+      this.params.maxIHaveLength - ps.askedThisHeartbeat,
+    )
+    if (later.length === 0) return
+    ps.askedThisHeartbeat += later.length
+    this.env.setTimer(delay, () => {
+      if (!this.started || !this.peers.has(peer)) return
+      const t = this.env.now()
+      const pull = this.limiter.advertised(
+        peer,
+        later.filter((c) => !this.seen.has(c.key, t)),
+      )
+      if (pull.length > 0) this.send(peer, { ...emptyRpc(), control: iwant(pull) })
+    })
   }
 
   private handleIWant(peer: PeerKey, ps: PeerState, iwants: RpcIWant[]): void {
@@ -732,6 +768,22 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     return [...fanout]
   }
 
+  /**
+   * Orders relay targets for the eager/lazy split: the peers that most often deliver first
+   * to us (close, well-connected ones) lead, so the pushed copies take the fast links; the
+   * last eager slot goes to a random other peer, so that new links are tried too.
+   */
+  private eagerFirst(targets: PeerKey[]): PeerKey[] {
+    const score = (p: PeerKey) => this.peers.get(p)?.firstDeliveries ?? 0
+    const ranked = this.shuffle(targets).sort((a, b) => score(b) - score(a))
+    const eager = this.params.eagerPushPeers
+    const explore = eager - 1 + Math.floor(this.env.random() * (ranked.length - eager + 1))
+    const t = ranked[eager - 1]
+    ranked[eager - 1] = ranked[explore]
+    ranked[explore] = t
+    return ranked
+  }
+
   private forwards(cls: ArtifactClass): boolean {
     return cls === 'consensus' || this.params.forwardIngress
   }
@@ -782,6 +834,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       this.lastDecay = now
     }
     for (const ps of this.peers.values()) {
+      ps.firstDeliveries *= FIRST_DELIVERY_DECAY
       ps.ihavesThisHeartbeat = 0
       ps.askedThisHeartbeat = 0
       for (const [key, until] of ps.dontWant) {

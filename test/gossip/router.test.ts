@@ -355,4 +355,36 @@ describe('gossip router', () => {
       )
     }
   })
+
+  it('pushes large messages to eagerPushPeers mesh peers and announces them to the rest', () => {
+    const { env, router } = setup({}, 16)
+    const mesh = router.getMeshPeers(T)
+    router.receive(mesh[0], frame({ messages: [{ topic: T, data: bytes(20_000) }] }))
+    const sent = env.take()
+    const pushed = messagesTo(sent)
+    const announced = controlTo(sent, 'ihave')
+    expect(pushed).toHaveLength(5)
+    expect([...pushed, ...announced].sort()).toEqual(mesh.slice(1).sort())
+  })
+
+  it('waits lazyPullDelayMs before pulling a message a mesh peer announced', () => {
+    const { env, router } = setup({}, 16)
+    const mesh = router.getMeshPeers(T)
+    const a = bytes(20_000, 1)
+    const b = bytes(20_000, 2)
+    const announce = (data: Uint8Array) =>
+      frame({ control: { ihave: [{ topicID: T, messageIDs: [contentMessageId(T, data)] }] } })
+    router.receive(mesh[0], announce(a))
+    router.receive(mesh[1], announce(b))
+    expect(controlTo(env.take(), 'iwant')).toHaveLength(0)
+    router.receive(mesh[2], frame({ messages: [{ topic: T, data: b }] }))
+    env.take()
+    env.advance(60)
+    // Only the message that did not arrive by push is pulled.
+    const pulls = env.take().filter((s) => (s.rpc.control?.iwant.length ?? 0) > 0)
+    expect(pulls.map((s) => s.peer)).toEqual([mesh[0]])
+    expect(messageIdKey(pulls[0].rpc.control!.iwant[0].messageIDs[0])).toBe(
+      messageIdKey(contentMessageId(T, a)),
+    )
+  })
 })
