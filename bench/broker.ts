@@ -15,6 +15,7 @@
  */
 import { cpus } from 'node:os'
 import { Worker } from 'node:worker_threads'
+import { ThreadpoolAuthenticator } from '../src/broker/authenticator.ts'
 import { Broker } from '../src/broker/broker.ts'
 import { runBrokerDemo } from '../src/broker/demo-run.ts'
 import { Directory } from '../src/broker/directory.ts'
@@ -102,7 +103,7 @@ sock.bind(0, '127.0.0.1', () => {
 })
 `
 
-async function ingest(authThreads: number, servers: ServerNode[]): Promise<Row> {
+async function ingest(authThreads: number | 'threadpool', servers: ServerNode[]): Promise<Row> {
   const node = await BrokerNode.start({
     directory,
     serverAddresses: servers.map((s) => ({ host: '127.0.0.1', port: s.port })),
@@ -110,7 +111,9 @@ async function ingest(authThreads: number, servers: ServerNode[]): Promise<Row> 
     orderer: new SingleSequencer(),
     limits,
     flushTimeoutMs: 600_000,
-    authThreads,
+    authThreads: authThreads === 'threadpool' ? 0 : authThreads,
+    authenticator:
+      authThreads === 'threadpool' ? new ThreadpoolAuthenticator(directory) : undefined,
     maxAuthQueue: 131_072,
     udp: { recvBufferSize: 4 * 1024 * 1024 },
   })
@@ -147,7 +150,12 @@ async function ingest(authThreads: number, servers: ServerNode[]): Promise<Row> 
   const counts = node.core.counts()
   const received = node.udp.received
   await node.close()
-  const mode = authThreads === 0 ? 'inline (main thread)' : `${authThreads} worker thread(s)`
+  const mode =
+    authThreads === 'threadpool'
+      ? 'node:crypto callbacks (libuv threadpool)'
+      : authThreads === 0
+        ? 'inline (main thread)'
+        : `${authThreads} worker thread(s)`
   return {
     'signature checks': mode,
     'offered packets/s': Math.round(sent.sent / (sent.ms / 1000)),
@@ -173,7 +181,7 @@ const servers = await Promise.all(
   ),
 )
 const ingestRows: Row[] = []
-for (const threads of [0, 1, 2]) ingestRows.push(await ingest(threads, servers))
+for (const mode of [0, 1, 2, 'threadpool'] as const) ingestRows.push(await ingest(mode, servers))
 await Promise.all(servers.map((s) => s.close()))
 
 // ---------------------------------------------------------------------------------------

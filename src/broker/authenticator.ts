@@ -1,4 +1,5 @@
-import { verifyEd25519Prepared } from '../crypto/ed25519.ts'
+import { verify } from 'node:crypto'
+import { ED25519_SIGNATURE_LENGTH, verifyEd25519Prepared } from '../crypto/ed25519.ts'
 import type { Directory } from './directory.ts'
 import { submissionInput } from './signing.ts'
 import type { Submission } from './wire.ts'
@@ -28,6 +29,38 @@ export class InlineAuthenticator implements SubmissionAuthenticator {
         this.directory.ed25519Key(s.id),
         submissionInput(s.id, s.sequence, s.payload),
         s.signature,
+      ),
+    )
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Verifies with node:crypto's asynchronous (callback) API, which runs each check on libuv's
+ * threadpool (UV_THREADPOOL_SIZE threads): parallel without worker_threads.
+ */
+export class ThreadpoolAuthenticator implements SubmissionAuthenticator {
+  private readonly directory: Directory
+
+  constructor(directory: Directory) {
+    this.directory = directory
+  }
+
+  authenticate(submissions: readonly Submission[]): Promise<boolean[]> {
+    return Promise.all(
+      submissions.map(
+        (s) =>
+          new Promise<boolean>((resolve) => {
+            if (s.signature.length !== ED25519_SIGNATURE_LENGTH) {
+              resolve(false)
+              return
+            }
+            const input = submissionInput(s.id, s.sequence, s.payload)
+            verify(null, input, this.directory.ed25519Key(s.id), s.signature, (err, ok) =>
+              resolve(err === null && ok),
+            )
+          }),
       ),
     )
   }

@@ -48,7 +48,6 @@ export class WorkerAuthenticator implements SubmissionAuthenticator {
         for (const j of this.jobs.values()) j.reject(err)
         this.jobs.clear()
       })
-      w.unref()
       return w
     })
   }
