@@ -11,6 +11,8 @@ export class LinkStateDb {
   private readonly self: PeerKey
   private readonly knownRps: ReadonlySet<PeerKey>
   private readonly costChange: number
+  private readonly settleMs: number
+  private readonly since = new Map<PeerKey, number>()
   private readonly states = new Map<PeerKey, RpLinkState>()
   private readonly sent = new Map<PeerKey, Map<PeerKey, number>>()
   private own: RpLinkState
@@ -22,11 +24,20 @@ export class LinkStateDb {
    * @param knownRps - the RPs whose states are accepted
    * @param costChange - relative change of a link's RTT that is worth advertising (so that
    *   jitter does not make the tree flap)
+   * @param settleMs - how long after a neighbour comes up states are relayed to it
+   * @param now - the current time (sequence numbers follow the clock)
    */
-  constructor(self: PeerKey, knownRps: ReadonlySet<PeerKey>, costChange: number, now: number) {
+  constructor(
+    self: PeerKey,
+    knownRps: ReadonlySet<PeerKey>,
+    costChange: number,
+    settleMs: number,
+    now: number,
+  ) {
     this.self = self
     this.knownRps = knownRps
     this.costChange = costChange
+    this.settleMs = settleMs
     this.own = { origin: self, seq: Math.max(1, Math.floor(now * 1000)), links: [], counts: [] }
     this.states.set(self, this.own)
   }
@@ -105,12 +116,16 @@ export class LinkStateDb {
    * directly (on a full mesh of RPs nothing is relayed at all). Skipped states stay unsent,
    * so they go out once that link is withdrawn.
    */
-  pendingFor(neighbour: PeerKey): RpLinkState[] {
+  pendingFor(neighbour: PeerKey, now: number): RpLinkState[] {
     const out: RpLinkState[] = []
     const direct = new Set(this.states.get(neighbour)?.links.map((l) => l.peer))
+    const since = this.since.get(neighbour)
+    // A neighbour that just came up has not measured its own links yet: relaying to it now
+    // would send it every state that it is about to hear first-hand (R³ frames at start).
+    const settled = since !== undefined && now - since >= this.settleMs
     for (const s of this.states.values()) {
       if (s.origin === neighbour) continue
-      if (s.origin !== this.self && direct.has(s.origin)) continue
+      if (s.origin !== this.self && (!settled || direct.has(s.origin))) continue
       const sent = this.sent.get(neighbour)?.get(s.origin)
       if (sent !== undefined && sent >= s.seq) continue
       this.markSent(neighbour, s.origin, s.seq)
@@ -119,9 +134,15 @@ export class LinkStateDb {
     return out
   }
 
+  /** `neighbour` is up (its first hello arrived at `now`). */
+  neighbourUp(neighbour: PeerKey, now: number): void {
+    if (!this.since.has(neighbour)) this.since.set(neighbour, now)
+  }
+
   /** Forgets what `neighbour` was sent (it went away; it gets everything when back). */
   forgetNeighbour(neighbour: PeerKey): void {
     this.sent.delete(neighbour)
+    this.since.delete(neighbour)
   }
 
   /** The backbone tree from the current view (cached until the view changes). */

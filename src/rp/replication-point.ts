@@ -186,7 +186,13 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       maxLinks: Math.max(DEFAULT_RP_CODEC_LIMITS.maxLinks, this.backboneSet.size),
     }
     this.membership = new Membership(this.opts.maxMembers, this.opts.maxTopicsPerMember)
-    this.lsdb = new LinkStateDb(env.self, this.backboneSet, this.opts.costChange, env.now())
+    this.lsdb = new LinkStateDb(
+      env.self,
+      this.backboneSet,
+      this.opts.costChange,
+      2 * this.opts.helloIntervalMs,
+      env.now(),
+    )
     this.seen = new SeenCache(this.opts.seenTtlMs, this.opts.seenCapacity)
     this.buffer = new RepairBuffer(this.opts.repairCapacity, this.opts.repairWindowMs)
   }
@@ -212,7 +218,8 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
 
   peerConnected(peer: PeerKey): void {
     this.connected.add(peer)
-    if (this.isRp(peer) && this.running) this.sendHello(peer, this.lsdb.pendingFor(peer))
+    if (this.isRp(peer) && this.running)
+      this.sendHello(peer, this.lsdb.pendingFor(peer, this.env.now()))
   }
 
   peerDisconnected(peer: PeerKey): void {
@@ -683,7 +690,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       if (n.heard && now - n.lastHeard > deadline) this.neighbourDown(peer)
     }
     for (const peer of this.connected) {
-      if (this.isRp(peer)) this.sendHello(peer, this.lsdb.pendingFor(peer))
+      if (this.isRp(peer)) this.sendHello(peer, this.lsdb.pendingFor(peer, this.env.now()))
     }
     this.repair(this.liveTreeNeighbours())
   }
@@ -708,6 +715,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
     const now = this.env.now()
     const n = this.neighbour(peer)
     const first = !n.heard
+    if (first) this.lsdb.neighbourUp(peer, now)
     n.heard = true
     n.lastHeard = now
     n.lastProbe = { value: m.probe, at: now }
@@ -721,7 +729,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       viewChanged = this.updateLinks()
     }
     for (const s of m.states) if (this.lsdb.accept(peer, s, now)) viewChanged = true
-    if (first) this.sendHello(peer, this.lsdb.pendingFor(peer))
+    if (first) this.sendHello(peer, this.lsdb.pendingFor(peer, this.env.now()))
     if (viewChanged) this.viewChanged()
   }
 
@@ -780,7 +788,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       this.lsaScheduled = false
       for (const [peer, n] of this.neighbours) {
         if (!n.heard) continue
-        const states = this.lsdb.pendingFor(peer)
+        const states = this.lsdb.pendingFor(peer, this.env.now())
         if (states.length > 0) this.sendHello(peer, states)
       }
       this.checkTree()

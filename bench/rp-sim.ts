@@ -1,0 +1,269 @@
+/**
+ * Replication points on Ethereum-like placement (seed 000), in the deterministic simulator:
+ *  1. steady state: 10,000 members on the provider-clustered topology, 256-byte consensus
+ *     messages, RP backbones of 25 and 50 RPs (one or two per provider region and per
+ *     region's independent hosts) against flooding and optimized gossip on a 50-peer random
+ *     graph over the same placement: bytes per message (the floor is (N − 1) × 256 B of
+ *     payload), duplicates per member, latency p50/p99 against the direct-path bound,
+ *     messages lost;
+ *  2. an RP crash in the middle of a stream (its connections reset, or a silent crash found
+ *     by missed heartbeats): time until every live member has every message again, and
+ *     messages lost.
+ *
+ * Bytes per message are the traffic of the publishing window minus the background (hellos,
+ * heartbeats, gossip heartbeats) measured over an idle window of the same length just
+ * before; the totals with background are printed too.
+ *
+ * Usage: npm run bench -- rp-sim [--members N] [--messages M]
+ */
+import type { MessageId } from '../src/core/message-id.ts'
+import type { RpMember } from '../src/rp/member.ts'
+import type { ReplicationPoint } from '../src/rp/replication-point.ts'
+import { type RpNetwork, rpSimStrategy } from '../src/rp/sim-strategy.ts'
+import { DeliveryTracker, distribution } from '../src/sim/metrics.ts'
+import { type SimCore, Simulation } from '../src/sim/network.ts'
+import { Prng } from '../src/sim/prng.ts'
+import {
+  type BuiltNetwork,
+  buildNetwork,
+  SCENARIO_TOPIC,
+  type Scenario,
+  type SimStrategy,
+} from '../src/sim/scenario.ts'
+import { findStrategy } from '../src/sim/strategies.ts'
+import { printTable, type Row, writeResults } from './report.ts'
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}
+
+const MEMBERS = arg('members', 10_000)
+const MESSAGES = arg('messages', 10)
+const BYTES = 256
+const WARMUP_MS = 6_000
+const INTERVAL_MS = 200
+const DRAIN_MS = 4_000
+
+const scenario: Scenario = {
+  name: 'rp-sim',
+  description: `${MEMBERS} members, provider-clustered, ${BYTES}-byte consensus messages`,
+  nodes: MEMBERS,
+  topology: 'provider-clustered',
+  degree: 50,
+  latencyMs: 0,
+  bandwidth: 'placement',
+  loss: 0,
+  messages: MESSAGES,
+  messageBytes: BYTES,
+  class: 'consensus',
+  intervalMs: INTERVAL_MS,
+  warmupMs: WARMUP_MS,
+  drainMs: DRAIN_MS,
+  seed: 1,
+}
+
+interface Run {
+  sim: Simulation<SimCore>
+  network: BuiltNetwork
+  tracker: DeliveryTracker<SimCore>
+  published: Array<{ id: MessageId; origin: number; at: number }>
+  pending: Promise<void>[]
+}
+
+function setup(strategy: SimStrategy, disconnectDetectionMs = 0): Run {
+  const prng = new Prng(scenario.seed)
+  const network = strategy.network?.(scenario, prng) ?? buildNetwork(scenario, prng)
+  const sim = new Simulation<SimCore>(
+    {
+      seed: scenario.seed,
+      graph: network.graph,
+      latency: network.latency,
+      uploadBps: network.uploadBps,
+      disconnectDetectionMs,
+    },
+    (env, i) => strategy.create(env, i, { scenario, network }),
+  )
+  const isMember = new Uint8Array(network.graph.n)
+  for (const m of network.members) isMember[m] = 1
+  sim.observe((i, core) => {
+    if (isMember[i] === 1) core.subscribe(SCENARIO_TOPIC)
+  })
+  const tracker = new DeliveryTracker(sim)
+  sim.start()
+  return { sim, network, tracker, published: [], pending: [] }
+}
+
+/** Schedules `count` publishes from random members every `interval` ms from `start`. */
+function schedule(run: Run, start: number, count: number, interval: number, seed: string) {
+  const pick = new Prng(seed)
+  for (let m = 0; m < count; m++) {
+    const at = start + m * interval
+    run.sim.at(at, () => {
+      const origin = run.network.members[pick.int(run.network.members.length)]
+      const data = new Uint8Array(BYTES)
+      new DataView(data.buffer).setUint32(0, m)
+      new DataView(data.buffer).setUint32(4, pick.nextU32())
+      run.pending.push(
+        run.sim
+          .core(origin)
+          .publish(SCENARIO_TOPIC, data, { class: 'consensus' })
+          .then((r) => {
+            run.published.push({ id: r.id, origin, at })
+            run.tracker.published(r.id, origin, at, run.network.members)
+          }),
+      )
+    })
+  }
+}
+
+/** Direct one-way latency from each message's origin to each member: no overlay beats it. */
+function boundLatencies(run: Run): number[] {
+  const out: number[] = []
+  for (const p of run.published) {
+    for (const m of run.network.members)
+      if (m !== p.origin) out.push(run.network.latency(p.origin, m))
+  }
+  return out
+}
+
+/** (member, message) pairs that never arrived, over live members. */
+function lostPairs(run: Run): number {
+  let lost = 0
+  for (const p of run.published) {
+    for (const m of run.network.members) {
+      if (m === p.origin || !run.sim.isUp(m)) continue
+      if (Number.isNaN(run.tracker.arrivalTime(p.id, m))) lost++
+    }
+  }
+  return lost
+}
+
+async function steady(name: string, strategy: SimStrategy): Promise<Row> {
+  const wall = performance.now()
+  const run = setup(strategy)
+  const idleStart = WARMUP_MS - (MESSAGES * INTERVAL_MS + DRAIN_MS) / 2
+  run.sim.run({ until: idleStart })
+  const b0 = run.sim.traffic.bytesSent
+  run.sim.run({ until: WARMUP_MS })
+  const idleBytes = run.sim.traffic.bytesSent - b0
+  const idleMs = WARMUP_MS - idleStart
+  schedule(run, WARMUP_MS, MESSAGES, INTERVAL_MS, 'publishers')
+  const b1 = run.sim.traffic.bytesSent
+  const end = WARMUP_MS + MESSAGES * INTERVAL_MS + DRAIN_MS
+  run.sim.run({ until: end })
+  await Promise.all(run.pending)
+  const windowBytes = run.sim.traffic.bytesSent - b1
+  const background = (idleBytes / idleMs) * (end - WARMUP_MS)
+  const perMsg = (windowBytes - background) / MESSAGES
+  const floor = (MEMBERS - 1) * BYTES
+  const s = run.tracker.summary()
+  const bound = distribution(boundLatencies(run))
+  const rps = (run.network as Partial<RpNetwork>).firstRp
+  return {
+    strategy: name,
+    RPs: rps === undefined ? '-' : run.network.graph.n - rps,
+    delivered: `${(s.deliveryRatio * 100).toFixed(2)}%`,
+    lost: lostPairs(run),
+    'dups/member/msg': s.duplicates.mean,
+    'KB/msg': perMsg / 1024,
+    'x floor': perMsg / floor,
+    'KB/msg incl. bg': windowBytes / MESSAGES / 1024,
+    'p50 ms': s.latencyMs.p50,
+    'p99 ms': s.latencyMs.p99,
+    'bound p50': bound.p50,
+    'bound p99': bound.p99,
+    'p50 / bound': s.latencyMs.p50 / bound.p50,
+    'wall s': (performance.now() - wall) / 1000,
+  }
+}
+
+/**
+ * Crashes the RP with the most members 1 s into a stream of messages (every 50 ms for 4 s):
+ * how long until its members are registered elsewhere, how many (member, message) pairs
+ * had to be repaired (arrived over a second late) and when the last of them arrived.
+ */
+async function crash(rpsPerSite: number, silent: boolean): Promise<Row> {
+  const wall = performance.now()
+  const strategy = rpSimStrategy({ rpsPerSite })
+  const run = setup(strategy, silent ? Number.POSITIVE_INFINITY : 0)
+  const net = run.network as RpNetwork
+  run.sim.run({ until: WARMUP_MS })
+  let victim = net.firstRp
+  const membersOf = (r: number) => (run.sim.core(r) as ReplicationPoint).view().members
+  for (let r = net.firstRp; r < net.graph.n; r++) if (membersOf(r) > membersOf(victim)) victim = r
+  const victimName = run.sim.nameOf(victim)
+  const orphans = net.members.filter((m) => (run.sim.core(m) as RpMember).rp === victimName)
+  const crashAt = WARMUP_MS + 1_000
+  const count = 80
+  const interval = 50
+  schedule(run, WARMUP_MS, count, interval, 'crash-publishers')
+  run.sim.at(crashAt, () => run.sim.crash(victim))
+  // Failover is done when every orphan is registered with another RP.
+  let failoverAt = Number.NaN
+  const poll = () => {
+    const done = orphans.every((m) => {
+      const core = run.sim.core(m) as RpMember
+      return core.isRegistered && core.rp !== victimName
+    })
+    if (done) failoverAt = run.sim.now()
+    else run.sim.after(5, poll)
+  }
+  run.sim.at(crashAt, poll)
+  const end = WARMUP_MS + count * interval + 10_000
+  run.sim.run({ until: end })
+  await Promise.all(run.pending)
+  // Pairs that arrived late (more than a second after the publish) were repaired; the repair
+  // is over when the last of them arrived.
+  let lastRepair = crashAt
+  let late = 0
+  for (const p of run.published) {
+    for (const m of net.members) {
+      if (m === p.origin) continue
+      const t = run.tracker.arrivalTime(p.id, m)
+      if (Number.isNaN(t) || t <= p.at + 1_000) continue
+      late++
+      lastRepair = Math.max(lastRepair, t)
+    }
+  }
+  const s = run.tracker.summary()
+  return {
+    RPs: net.graph.n - net.firstRp,
+    crash: silent ? 'silent (heartbeats)' : 'connection reset',
+    orphans: orphans.length,
+    messages: run.published.length,
+    'failover ms': failoverAt - crashAt,
+    'repaired pairs': late,
+    'repair done ms': lastRepair - crashAt,
+    lost: lostPairs(run),
+    'p50 ms': s.latencyMs.p50,
+    'p99 ms': s.latencyMs.p99,
+    'max ms': s.latencyMs.max,
+    'dups/member/msg': s.duplicates.mean,
+    'wall s': (performance.now() - wall) / 1000,
+  }
+}
+
+console.log(
+  `${MEMBERS} members on the provider-clustered placement, ${MESSAGES} × ${BYTES} B consensus messages every ${INTERVAL_MS} ms`,
+)
+console.log(
+  `floor: (N - 1) × ${BYTES} B = ${(((MEMBERS - 1) * BYTES) / 1024).toFixed(1)} KB of payload per message`,
+)
+const steadyRows: Row[] = []
+const baselines = ['flood', 'gossip-optimized']
+for (const name of baselines) {
+  const s = findStrategy(name)
+  if (s === undefined) continue
+  steadyRows.push(await steady(name, s))
+}
+steadyRows.push(await steady('rp', rpSimStrategy({ rpsPerSite: 1 })))
+steadyRows.push(await steady('rp', rpSimStrategy({ rpsPerSite: 2 })))
+printTable('steady state: one 256-byte consensus message to every member', steadyRows)
+
+const crashRows: Row[] = []
+for (const perSite of [1, 2]) {
+  for (const silent of [false, true]) crashRows.push(await crash(perSite, silent))
+}
+printTable('RP crash 1 s into a stream of 80 messages (20/s): the most loaded RP dies', crashRows)
+writeResults('rp-sim', { scenario, steady: steadyRows, crash: crashRows })
