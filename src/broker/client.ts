@@ -53,8 +53,10 @@ export interface DeliveryReceipt {
   sequence: number
   /** The slot of the batch that carried it. */
   slot: number
-  /** Milliseconds from `submit` to the delivery certificate. */
+  /** Milliseconds from the first transmission to the delivery certificate. */
   latencyMs: number
+  /** Milliseconds the message waited behind earlier ones before its first transmission. */
+  queuedMs: number
   /** Transmissions of the submission (1 when nothing was lost). */
   transmissions: number
 }
@@ -67,6 +69,7 @@ interface Pending {
 }
 
 interface Current extends Pending {
+  sentAt: number
   sequence: number
   frame: Uint8Array
   transmissions: number
@@ -180,6 +183,7 @@ export class BrokerClient implements ProtocolCore {
     const frame = encodeSubmission({ id: this.opts.id, sequence, payload: p.payload, signature })
     this.current = {
       ...p,
+      sentAt: this.env.now(),
       sequence,
       frame,
       transmissions: 0,
@@ -251,7 +255,8 @@ export class BrokerClient implements ProtocolCore {
     c.resolve({
       sequence: c.sequence,
       slot: d.slot,
-      latencyMs: this.env.now() - c.submittedAt,
+      latencyMs: this.env.now() - c.sentAt,
+      queuedMs: c.sentAt - c.submittedAt,
       transmissions: c.transmissions,
     })
     this.next()

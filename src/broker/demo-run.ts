@@ -35,7 +35,7 @@ export interface BrokerDemoResult {
   seconds: number
   /** Delivered messages per second. */
   throughput: number
-  /** Submission → delivery certificate latency percentiles, in milliseconds. */
+  /** First transmission → delivery certificate latency percentiles, in milliseconds. */
   latencyMs: { p50: number; p90: number; p99: number; max: number }
   /** Batches the broker distilled. */
   batches: number

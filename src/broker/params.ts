@@ -1,4 +1,5 @@
 import { InvalidParametersError } from '../core/errors.ts'
+import { withDefaults } from '../core/options.ts'
 
 /** Limits every broker-protocol decoder enforces (bytes and counts). */
 export interface BrokerLimits {
@@ -25,7 +26,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
 
 /** Merges `partial` over the defaults and checks the result. */
 export function brokerLimits(partial: Partial<BrokerLimits> = {}): BrokerLimits {
-  const limits = { ...DEFAULT_BROKER_LIMITS, ...partial }
+  const limits = withDefaults(DEFAULT_BROKER_LIMITS, partial)
   for (const [k, v] of Object.entries(limits)) {
     if (!Number.isSafeInteger(v) || v < 1) {
       throw new InvalidParametersError(`limit ${k} must be a positive integer, got ${v}`)

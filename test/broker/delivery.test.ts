@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { BrokerDissemination, brokerMessageId } from '../../src/broker/dissemination.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
+import { InvalidParametersError } from '../../src/core/errors.ts'
 
 let cluster: LocalCluster | undefined
 
@@ -49,5 +51,34 @@ describe('broker over real UDP and TCP sockets', () => {
     const counts = cluster.broker!.core.counts()
     expect(counts.batches).toBeGreaterThanOrEqual(6)
     expect(counts.stragglers).toBe(0)
+  })
+})
+
+describe('the broker behind the typed Dissemination API', () => {
+  it('publish resolves on the delivery certificate; servers emit validated artifacts', async () => {
+    cluster = await LocalCluster.start({
+      clients: 3,
+      broker: { flushTimeoutMs: 20, shareTimeoutMs: 300, authThreads: 0 },
+    })
+    const pub = new BrokerDissemination({ client: cluster.clients[1].core, clientId: 1 })
+    const sub = new BrokerDissemination({ server: cluster.servers[2].core })
+    expect(pub.strategy).toBe('broker')
+    sub.subscribe('broker')
+    const got: string[] = []
+    sub.on('artifact', (a) => got.push(`${a.origin}:${new TextDecoder().decode(a.data)}`))
+    sub.setValidator('broker', (a) => (a.data[0] === 0x78 ? 'reject' : 'accept'))
+    const r = await pub.publish('broker', enc('hello'))
+    expect(r.recipients).toBe(1)
+    expect([...r.id]).toEqual([...brokerMessageId(1, 1)])
+    await pub.publish('broker', enc('x-rejected'))
+    await expect(pub.publish('other', enc('no'))).rejects.toThrow(InvalidParametersError)
+    await expect(pub.publish('broker', enc('no'), { class: 'ingress' })).rejects.toThrow(
+      InvalidParametersError,
+    )
+    expect(got).toEqual(['client/1:hello'])
+    expect(sub.stats().total.delivered).toBe(1)
+    expect(sub.stats().total.rejected).toBe(1)
+    expect(pub.stats().total.published).toBe(2)
+    sub.close()
   })
 })

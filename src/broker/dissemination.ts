@@ -1,0 +1,171 @@
+import type { ArtifactClass, Topic } from '../core/artifact.ts'
+import type {
+  Dissemination,
+  DisseminationEvents,
+  PublishOptions,
+  PublishResult,
+} from '../core/dissemination.ts'
+import { Emitter, type Listener } from '../core/emitter.ts'
+import { InvalidParametersError } from '../core/errors.ts'
+import type { MessageId } from '../core/message-id.ts'
+import { StatsRecorder } from '../core/stats.ts'
+import type { Validator } from '../core/validation.ts'
+import type { BrokerClient, DeliveryReceipt } from './client.ts'
+import type { BrokerDelivery, WitnessServer } from './server.ts'
+
+/** Options of {@link BrokerDissemination}. */
+export interface BrokerDisseminationOptions {
+  /** The client this node publishes through (absent on a server that only delivers). */
+  client?: BrokerClient
+  /** The client's directory id (names published messages). */
+  clientId?: number
+  /** The witness server this node delivers from (absent on a pure client). */
+  server?: WitnessServer
+  /** The one topic the broker system carries. Default 'broker'. */
+  topic?: Topic
+}
+
+/** A broker message id: u32 client id ‖ u64 sequence number, little-endian. */
+export function brokerMessageId(clientId: number, sequence: number): MessageId {
+  const id = new Uint8Array(12)
+  const v = new DataView(id.buffer)
+  v.setUint32(0, clientId, true)
+  v.setUint32(4, sequence >>> 0, true)
+  v.setUint32(8, Math.floor(sequence / 2 ** 32), true)
+  return id
+}
+
+/**
+ * The Chop Chop broker behind the typed {@link Dissemination} API (strategy `broker`).
+ * A client publishes through its broker; `publish` resolves once f+1 servers certify the
+ * delivery. A server emits every message it delivers, in total order, as an `artifact`
+ * (after the topic's validator, which must answer synchronously: delivery is in total
+ * order) and counts the copies deduplication ignored as duplicates.
+ * The broker system carries one topic and only the `consensus` class: every message is
+ * ordered and delivered to every server.
+ */
+export class BrokerDissemination implements Dissemination {
+  readonly strategy = 'broker' as const
+  private readonly opts: BrokerDisseminationOptions
+  private readonly topic: Topic
+  private readonly events = new Emitter<DisseminationEvents>()
+  private readonly recorder = new StatsRecorder()
+  private readonly topics = new Set<Topic>()
+  private validator?: Validator
+  private readonly unlisten: (() => void)[] = []
+
+  constructor(opts: BrokerDisseminationOptions) {
+    if (opts.client === undefined && opts.server === undefined) {
+      throw new InvalidParametersError('a BrokerDissemination needs a client, a server or both')
+    }
+    if (opts.client !== undefined && opts.clientId === undefined) {
+      throw new InvalidParametersError('clientId is required with a client')
+    }
+    this.opts = opts
+    this.topic = opts.topic ?? 'broker'
+    const server = opts.server
+    if (server !== undefined) {
+      this.unlisten.push(server.on('deliver', (d) => this.onDeliver(d)))
+      this.unlisten.push(server.on('rejected', (e) => this.events.emit('rejected', e)))
+      this.unlisten.push(
+        server.on('batchDelivered', (b) => {
+          for (let i = 0; i < b.ignored; i++)
+            this.recorder.count('duplicates', this.topic, 'consensus')
+        }),
+      )
+    }
+  }
+
+  subscribe(topic: Topic): void {
+    this.checkTopic(topic)
+    this.topics.add(topic)
+  }
+
+  unsubscribe(topic: Topic): void {
+    this.topics.delete(topic)
+  }
+
+  getTopics(): Topic[] {
+    return [...this.topics]
+  }
+
+  async publish(topic: Topic, data: Uint8Array, options?: PublishOptions): Promise<PublishResult> {
+    this.checkTopic(topic)
+    const cls: ArtifactClass = options?.class ?? 'consensus'
+    if (cls !== 'consensus') {
+      throw new InvalidParametersError('the broker orders every message: only class consensus')
+    }
+    const client = this.opts.client
+    if (client === undefined) throw new InvalidParametersError('this node has no broker client')
+    const receipt: DeliveryReceipt = await client.submit(data)
+    this.recorder.count('published', topic, cls)
+    return { id: brokerMessageId(this.opts.clientId!, receipt.sequence), recipients: 1 }
+  }
+
+  setValidator(topic: Topic, validator: Validator | undefined): void {
+    this.checkTopic(topic)
+    this.validator = validator
+  }
+
+  on<K extends keyof DisseminationEvents>(
+    type: K,
+    listener: Listener<DisseminationEvents[K]>,
+  ): () => void {
+    return this.events.on(type, listener)
+  }
+
+  off<K extends keyof DisseminationEvents>(
+    type: K,
+    listener: Listener<DisseminationEvents[K]>,
+  ): void {
+    this.events.off(type, listener)
+  }
+
+  stats(): ReturnType<StatsRecorder['snapshot']> {
+    return this.recorder.snapshot()
+  }
+
+  /** Stops listening to the server. */
+  close(): void {
+    for (const u of this.unlisten.splice(0)) u()
+  }
+
+  private checkTopic(topic: Topic): void {
+    if (topic !== this.topic) {
+      throw new InvalidParametersError(
+        `the broker carries topic "${this.topic}" only, not "${topic}"`,
+      )
+    }
+  }
+
+  private onDeliver(d: BrokerDelivery): void {
+    if (!this.topics.has(this.topic)) return
+    const artifact = {
+      id: brokerMessageId(d.clientId, d.sequence),
+      topic: this.topic,
+      data: d.payload,
+      class: 'consensus' as const,
+      origin: `client/${d.clientId}`,
+      receivedAt: performance.now(),
+    }
+    const verdict = this.validator?.(artifact) ?? 'accept'
+    if (typeof verdict !== 'string') {
+      // Delivery is in total order: an asynchronous validator would reorder it.
+      this.events.emit('rejected', {
+        from: artifact.origin,
+        reason: 'async-validator',
+        topic: this.topic,
+      })
+      return
+    }
+    if (verdict === 'accept') {
+      this.recorder.count('delivered', this.topic, 'consensus', d.payload.length)
+      this.events.emit('artifact', artifact)
+    } else if (verdict === 'reject') {
+      this.recorder.count('rejected', this.topic, 'consensus')
+      this.recorder.penalise(artifact.origin, 'validator-reject')
+    } else {
+      this.recorder.count('ignored', this.topic, 'consensus')
+    }
+  }
+}
