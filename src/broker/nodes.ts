@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import type { PeerKey } from '../core/artifact.ts'
 import type { Env } from '../core/env.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
@@ -74,7 +75,10 @@ export interface BrokerNodeOptions
   serverAddresses: readonly { host: string; port: number }[]
   /** Where witnessed batch references go. */
   orderer: Orderer
-  /** Worker threads that verify submissions; 0 verifies on the main thread. Default 1. */
+  /**
+   * Worker threads that verify submissions; 0 verifies on the main thread. Default: the
+   * machine's available parallelism (measured best, see docs/broker.md).
+   */
   authThreads?: number
   /** Or a custom authenticator (overrides `authThreads`). */
   authenticator?: SubmissionAuthenticator
@@ -120,7 +124,7 @@ export class BrokerNode {
         }),
       ),
     )
-    const threads = opts.authThreads ?? 1
+    const threads = opts.authThreads ?? availableParallelism()
     let authenticator = opts.authenticator
     if (authenticator === undefined && threads > 0) {
       const pool = new WorkerAuthenticator(opts.directory, threads, opts.limits)
