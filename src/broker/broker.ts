@@ -141,10 +141,19 @@ interface InFlight {
   deliveries: Map<number, Map<number, Uint8Array>>
 }
 
+/** A certified batch, kept while the delivered cache still points into it. */
+interface Certified {
+  batch: InFlight
+  slot: number
+  shards: Shard[]
+}
+
+/** Enough to re-send a client its delivery certificate (encoded on demand, not kept). */
 interface DeliveredRecord {
   sequence: number
   payload: Uint8Array
-  frame: Uint8Array
+  certified: Certified
+  index: number
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -361,7 +370,7 @@ export class Broker implements ProtocolCore {
     const done = this.delivered.get(s.id)
     if (done !== undefined && done.sequence === s.sequence && bytesEqual(done.payload, s.payload)) {
       this.counters.retransmissionsAnswered++
-      this.sendTo(entry.peer, done.frame)
+      this.sendTo(entry.peer, this.deliveredFrame(done.certified, done.index))
       return
     }
     const flying = this.inFlightById.get(s.id)
@@ -607,25 +616,34 @@ export class Broker implements ProtocolCore {
     this.counters.certified++
     this.counters.certifiedEntries += b.entries.length
     const maxCache = this.opts.maxDeliveredCache ?? 131_072
+    b.shares = [] // not needed any more; the delivered cache keeps the batch
+    b.witnesses.clear()
+    b.deliveries.clear()
+    const certified: Certified = { batch: b, slot, shards }
     for (let i = 0; i < b.entries.length; i++) {
       const { peer, submission } = b.entries[i]
-      const frame = encodeDelivered({ slot, shards, inclusion: this.inclusionProof(b, i) })
       this.delivered.delete(submission.id)
-      if (this.delivered.size >= maxCache)
+      if (this.delivered.size >= maxCache) {
         this.delivered.delete(this.delivered.keys().next().value!)
+      }
       this.delivered.set(submission.id, {
         sequence: submission.sequence,
         payload: submission.payload,
-        frame,
+        certified,
+        index: i,
       })
-      this.sendTo(peer, frame)
+      this.sendTo(peer, this.deliveredFrame(certified, i))
     }
     this.events.emit('certified', { batchNumber: b.number, slot, entries: b.entries.length })
-    if (this.pool.size > 0) {
-      if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
-      else
-        this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
-    }
+    this.resumeFlushing()
+  }
+
+  private deliveredFrame(c: Certified, index: number): Uint8Array {
+    return encodeDelivered({
+      slot: c.slot,
+      shards: c.shards,
+      inclusion: this.inclusionProof(c.batch, index),
+    })
   }
 
   private sendTo(peer: PeerKey, frame: Uint8Array): void {
