@@ -82,3 +82,25 @@ describe('the broker behind the typed Dissemination API', () => {
     sub.close()
   })
 })
+
+describe('with a crashed server', () => {
+  it('asks the other servers to witness and still certifies every delivery', async () => {
+    cluster = await LocalCluster.start({
+      clients: 16,
+      broker: { flushTimeoutMs: 20, shareTimeoutMs: 300, witnessTimeoutMs: 100, authThreads: 0 },
+    })
+    // Batch 1 asks servers 1 and 2 first (rotation); server 2 is gone.
+    await cluster.servers[2].close()
+    const live = [0, 1, 3].map((i) => cluster!.servers[i])
+    const got = live.map(() => 0)
+    live.forEach((s, k) => {
+      s.core.on('deliver', () => {
+        got[k]++
+      })
+    })
+    const receipts = await Promise.all(cluster.clients.map((c, id) => c.submit(enc(`c${id}`))))
+    expect(receipts.every((r) => r.slot === 1)).toBe(true)
+    expect(got).toEqual([16, 16, 16])
+    expect(cluster.broker!.core.counts().witnessed).toBe(1)
+  })
+})
