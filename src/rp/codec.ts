@@ -44,7 +44,7 @@ export type RpMessage =
       quorum: boolean
       surplus: number
     }
-  | { type: 'ack'; ids: Uint8Array[]; heartbeat: number; known: boolean }
+  | { type: 'ack'; ids: Uint8Array[]; heartbeat: number; known: boolean; sent: number }
   | { type: 'registered'; topics: string[]; leaseMs: number }
   | {
       type: 'deliver'
@@ -56,7 +56,14 @@ export type RpMessage =
       quorum: boolean
     }
   | { type: 'quorum'; id: Uint8Array; count: number; members: number }
-  | { type: 'hello'; probe: number; echo: number; echoDelay: number; states: RpLinkState[] }
+  | {
+      type: 'hello'
+      probe: number
+      echo: number
+      echoDelay: number
+      states: RpLinkState[]
+      sent: number
+    }
   | {
       type: 'data'
       id: Uint8Array
@@ -70,7 +77,7 @@ export type RpMessage =
     }
   | { type: 'delivered'; counts: Array<{ id: Uint8Array; count: number }> }
   | { type: 'digest'; ids: Uint8Array[] }
-  | { type: 'nack'; ids: Uint8Array[] }
+  | { type: 'nack'; ids: Uint8Array[]; recent: number; upto: number }
 
 /** The message type names. */
 export type RpMessageType = RpMessage['type']
@@ -190,6 +197,7 @@ function encodeBody(w: Writer, m: RpMessage): void {
       for (const id of m.ids) tag(w, 1, LEN).bytes(id)
       putUint(w, 2, m.heartbeat)
       putBool(w, 3, m.known)
+      putUint(w, 4, m.sent)
       return
     case 'deliver':
       putBytes(w, 1, m.id)
@@ -208,6 +216,7 @@ function encodeBody(w: Writer, m: RpMessage): void {
       putDouble(w, 1, m.probe)
       putDouble(w, 2, m.echo)
       putDouble(w, 3, m.echoDelay)
+      putUint(w, 5, m.sent)
       for (const s of m.states) {
         putMessage(w, 4, () => {
           putString(w, 1, s.origin)
@@ -248,6 +257,10 @@ function encodeBody(w: Writer, m: RpMessage): void {
     case 'digest':
     case 'nack':
       for (const id of m.ids) tag(w, 1, LEN).bytes(id)
+      if (m.type === 'nack') {
+        putUint(w, 2, m.recent)
+        putUint(w, 3, m.upto)
+      }
       return
   }
 }
@@ -449,10 +462,14 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
         else if (f === 2 && type === 'ack')
           a = readUint(r, wt, 'heartbeat', Number.MAX_SAFE_INTEGER)
         else if (f === 3 && type === 'ack') flag = readBool(r, wt, 'known')
+        else if (f === 4 && type === 'ack') b = readUint(r, wt, 'sent', Number.MAX_SAFE_INTEGER)
+        else if (f === 2 && type === 'nack') b = readUint(r, wt, 'recent')
+        else if (f === 3 && type === 'nack') a = readUint(r, wt, 'upto', Number.MAX_SAFE_INTEGER)
         else return false
         return true
       })
-      if (type === 'ack') return { type, ids, heartbeat: a, known: flag }
+      if (type === 'ack') return { type, ids, heartbeat: a, known: flag, sent: b }
+      if (type === 'nack') return { type, ids, recent: b, upto: a }
       return { type, ids }
     case 'publish':
     case 'deliver':
@@ -508,18 +525,20 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
       let probe = 0
       let echo = 0
       let echoDelay = 0
+      let sent = 0
       const states: RpLinkState[] = []
       readFields(r, end, (f, wt) => {
         if (f === 1) probe = readDouble(r, wt, 'probe')
         else if (f === 2) echo = readDouble(r, wt, 'echo')
         else if (f === 3) echoDelay = readDouble(r, wt, 'echo delay')
+        else if (f === 5) sent = readUint(r, wt, 'sent', Number.MAX_SAFE_INTEGER)
         else if (f === 4) {
           const e = nestedEnd(r, wt, 'link state', end)
           push(states, decodeLinkState(r, e, lim), lim.maxStates, 'link states')
         } else return false
         return true
       })
-      return { type, probe, echo, echoDelay, states }
+      return { type, probe, echo, echoDelay, states, sent }
     }
     case 'delivered': {
       const counts: Array<{ id: Uint8Array; count: number }> = []

@@ -11,7 +11,12 @@ import {
   MessageTooLargeError,
   NoPeersError,
 } from '../core/errors.ts'
-import { contentMessageId, type MessageId, messageIdKey } from '../core/message-id.ts'
+import {
+  contentMessageId,
+  type MessageId,
+  messageIdFromKey,
+  messageIdKey,
+} from '../core/message-id.ts'
 import { SeenCache } from '../core/seen-cache.ts'
 import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
 import type { ValidationResult, Validator } from '../core/validation.ts'
@@ -103,6 +108,12 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
   private everRegistered = false
   private lastHeard = 0
   private heartbeatSeq = 0
+  /** Ids NACKed and not received yet, with the number of retries (bounded). */
+  private readonly wanted = new Map<string, number>()
+  /** A request for a digest of lost deliveries, until a digest comes (the request may be lost). */
+  private recentAsked: { recent: number; tries: number } | undefined
+  /** Consensus deliveries received from the current RP since registering (for loss checks). */
+  private deliveredByRp = 0
   private ackScheduled = false
   private running = false
 
@@ -195,7 +206,9 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
         return
       case 'ack':
         for (const id of m.ids) this.pending.delete(messageIdKey(id))
-        if (!m.known && peer === this.current) this.register(peer)
+        if (peer !== this.current) return
+        if (!m.known) this.register(peer)
+        else if (m.heartbeat > 0) this.checkLosses(peer, m.sent)
         return
       case 'deliver':
         this.onDeliver(peer, m)
@@ -209,9 +222,17 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
         return
       }
       case 'digest': {
+        // Digests count with deliveries in the RP's loss check: a lost one is asked again.
+        if (peer === this.current) {
+          this.deliveredByRp++
+          this.recentAsked = undefined
+        }
         const now = this.env.now()
         const missing = m.ids.filter((id) => !this.seen.has(messageIdKey(id), now))
-        if (missing.length > 0) this.send(peer, { type: 'nack', ids: missing })
+        for (const id of missing) {
+          if (this.wanted.size < this.limits.maxIds) this.wanted.set(messageIdKey(id), 0)
+        }
+        if (missing.length > 0) this.send(peer, { type: 'nack', ids: missing, recent: 0, upto: 0 })
         return
       }
       default:
@@ -332,6 +353,7 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
       return
     }
     this.send(this.current, { type: 'heartbeat', seq: ++this.heartbeatSeq })
+    this.nackAgain(this.current, now)
     // A publish whose acknowledgement did not come within the deadline is sent again.
     for (const p of this.pending.values()) if (now - p.sentAt > deadline) this.sendPublish(p)
   }
@@ -363,6 +385,7 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
 
   private register(rp: PeerKey): void {
     this.registered = false
+    this.deliveredByRp = 0
     this.lastHeard = this.env.now()
     this.send(rp, {
       type: 'register',
@@ -384,8 +407,38 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
 
   // ---- deliveries ------------------------------------------------------------------------
 
+  /**
+   * The RP's heartbeat answer says how many consensus deliveries it sent; frames arrive in
+   * order, so fewer received means some were lost on the way: ask for a digest of them.
+   */
+  private checkLosses(rp: PeerKey, sent: number): void {
+    const lost = sent - this.deliveredByRp
+    if (lost <= 0) return
+    this.deliveredByRp = sent
+    this.recentAsked = { recent: lost, tries: 0 }
+    this.send(rp, { type: 'nack', ids: [], recent: lost, upto: 0 })
+  }
+
+  /** Asks again for messages NACKed an interval ago that did not come (the NACK or the reply was lost). */
+  private nackAgain(rp: PeerKey, now: number): void {
+    const ids: MessageId[] = []
+    for (const [key, tries] of this.wanted) {
+      if (this.seen.has(key, now) || tries >= this.opts.robustness) this.wanted.delete(key)
+      else {
+        this.wanted.set(key, tries + 1)
+        ids.push(messageIdFromKey(key))
+      }
+    }
+    if (ids.length > 0) this.send(rp, { type: 'nack', ids, recent: 0, upto: 0 })
+    const r = this.recentAsked
+    if (r === undefined) return
+    if (++r.tries > this.opts.robustness) this.recentAsked = undefined
+    else this.send(rp, { type: 'nack', ids: [], recent: r.recent, upto: 0 })
+  }
+
   private onDeliver(peer: PeerKey, m: Extract<RpMessage, { type: 'deliver' }>): void {
     const now = this.env.now()
+    if (peer === this.current && m.class === 'consensus') this.deliveredByRp++
     const key = messageIdKey(m.id)
     if (!this.seen.add(key, now)) {
       this.recorder.count('duplicates', m.topic, m.class)
@@ -442,7 +495,7 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
       if (this.current === undefined) return
       for (let i = 0; i < ids.length; i += this.limits.maxIds) {
         const chunk = ids.slice(i, i + this.limits.maxIds)
-        this.send(this.current, { type: 'ack', ids: chunk, heartbeat: 0, known: true })
+        this.send(this.current, { type: 'ack', ids: chunk, heartbeat: 0, known: true, sent: 0 })
       }
     })
   }

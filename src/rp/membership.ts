@@ -11,6 +11,8 @@ export interface MemberRecord {
   leaseMs: number
   /** When it was last heard from. */
   lastHeard: number
+  /** Consensus deliveries sent to it since it registered (it checks them for losses). */
+  sent: number
 }
 
 /**
@@ -49,7 +51,7 @@ export class Membership {
       if (this.members.size >= this.maxMembers) {
         throw new LimitExceededError(`more than ${this.maxMembers} members`)
       }
-      rec = { topics: new Set(), leaseMs, lastHeard: now }
+      rec = { topics: new Set(), leaseMs, lastHeard: now, sent: 0 }
       this.members.set(member, rec)
     }
     rec.leaseMs = leaseMs

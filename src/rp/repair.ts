@@ -99,11 +99,11 @@ export class RepairBuffer {
     return ids
   }
 
-  /** Ids of held messages on any of `topics`, newest last, at most `max`. */
-  idsForTopics(topics: ReadonlySet<Topic>, now: number, max: number): MessageId[] {
+  /** Ids of held messages on any of `topics` that arrived at `since` or later, newest last, at most `max`. */
+  idsForTopics(topics: ReadonlySet<Topic>, since: number, now: number, max: number): MessageId[] {
     this.prune(now)
     const ids: MessageId[] = []
-    for (const m of this.held.values()) if (topics.has(m.topic)) ids.push(m.id)
+    for (const m of this.held.values()) if (m.at >= since && topics.has(m.topic)) ids.push(m.id)
     return ids.slice(-max)
   }
 

@@ -10,7 +10,12 @@ import {
   LimitExceededError,
   MessageTooLargeError,
 } from '../core/errors.ts'
-import { contentMessageId, type MessageId, messageIdKey } from '../core/message-id.ts'
+import {
+  contentMessageId,
+  type MessageId,
+  messageIdFromKey,
+  messageIdKey,
+} from '../core/message-id.ts'
 import { SeenCache } from '../core/seen-cache.ts'
 import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
 import type { ValidationResult, Validator } from '../core/validation.ts'
@@ -97,6 +102,15 @@ interface Neighbour {
   readonly probes: Map<number, number>
   /** Its last probe, to echo, and when it arrived. */
   lastProbe: { value: number; at: number } | undefined
+  /** Consensus Data frames sent to it, and the keys of the latest (for loss repair). */
+  dataSent: number
+  readonly sentLog: string[]
+  /** Consensus Data frames received from it. */
+  dataReceived: number
+  /** Its Data frame count at its previous hello: every frame up to it was accounted for. */
+  sentChecked: number
+  /** A request for a digest of lost frames, until a digest comes (the request may be lost). */
+  recentAsked: { recent: number; upto: number; tries: number } | undefined
 }
 
 /** Per-message delivery bookkeeping: the report path and, at the origin, the quorum. */
@@ -162,6 +176,8 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   private readonly neighbours = new Map<PeerKey, Neighbour>()
   private readonly validators = new Map<Topic, Validator>()
   private readonly reports = new Map<PeerKey, Map<string, number>>()
+  /** Ids NACKed to a neighbour and not received yet (bounded), retried each hello interval. */
+  private readonly wanted = new Map<string, { from: PeerKey; tries: number }>()
   private readonly timers = new Set<TimerHandle>()
   private lastTree = new Set<PeerKey>()
   private reportScheduled = false
@@ -358,14 +374,15 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
         if (changed) this.countsChanged()
         if (m.resume) {
           // A member that failed over: offer what it may have missed while switching.
-          const ids = this.buffer.idsForTopics(rec.topics, now, this.opts.maxDigestIds)
-          if (ids.length > 0) this.send(peer, { type: 'digest', ids })
+          const ids = this.buffer.idsForTopics(rec.topics, 0, now, this.opts.maxDigestIds)
+          if (ids.length > 0) this.digestTo(peer, ids)
         }
         return
       }
       case 'heartbeat': {
         const known = this.membership.touch(peer, now)
-        this.send(peer, { type: 'ack', ids: [], heartbeat: m.seq, known })
+        const sent = this.membership.get(peer)?.sent ?? 0
+        this.send(peer, { type: 'ack', ids: [], heartbeat: m.seq, known, sent })
         return
       }
       case 'leave':
@@ -381,6 +398,17 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       case 'nack': {
         const rec = this.membership.get(peer)
         if (rec === undefined) return
+        if (m.recent > 0) {
+          // Deliveries lost since its last check (one heartbeat ago, well within a lease):
+          // offer what arrived on its topics over the last lease.
+          const ids = this.buffer.idsForTopics(
+            rec.topics,
+            now - rec.leaseMs,
+            now,
+            this.opts.maxDigestIds,
+          )
+          if (ids.length > 0) this.digestTo(peer, ids)
+        }
         for (const id of m.ids) {
           const h = this.buffer.get(messageIdKey(id))
           if (h !== undefined && rec.topics.has(h.topic)) this.deliverTo(peer, h, h.quorum)
@@ -395,14 +423,14 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   private onPublish(peer: PeerKey, m: Extract<RpMessage, { type: 'publish' }>): void {
     if (!this.membership.touch(peer, this.env.now())) {
       this.reject(peer, 'not-registered', m.topic)
-      this.send(peer, { type: 'ack', ids: [], heartbeat: 0, known: false })
+      this.send(peer, { type: 'ack', ids: [], heartbeat: 0, known: false, sent: 0 })
       return
     }
     const key = messageIdKey(m.id)
     if (this.seen.has(key, this.env.now())) {
       // A publish sent again after a failover or a lost ack: the backbone has it already.
       this.recorder.count('duplicates', m.topic, m.class)
-      this.send(peer, { type: 'ack', ids: [m.id], heartbeat: 0, known: true })
+      this.send(peer, { type: 'ack', ids: [m.id], heartbeat: 0, known: true, sent: 0 })
       return
     }
     this.inject({ ...m, key, publisher: peer })
@@ -455,6 +483,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       case 'data': {
         const key = messageIdKey(m.id)
         if (!this.seen.add(key, now)) {
+          if (m.class === 'consensus') this.neighbour(peer).dataReceived++
           this.buffer.exchanged(key, peer)
           this.recorder.count('duplicates', m.topic, m.class)
           this.events.emit('duplicate', {
@@ -466,6 +495,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
           })
           return
         }
+        if (m.class === 'consensus') this.neighbour(peer).dataReceived++
         const held = this.hold({ ...m, key, at: now, exchanged: new Set([peer]) })
         const flow = this.newFlow(held, peer)
         this.forward(held, peer)
@@ -487,19 +517,40 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
         for (const id of m.ids) {
           const key = messageIdKey(id)
           if (this.seen.has(key, now)) this.buffer.exchanged(key, peer)
-          else missing.push(id)
+          else {
+            missing.push(id)
+            if (this.wanted.size < this.opts.maxDigestIds)
+              this.wanted.set(key, { from: peer, tries: 0 })
+          }
         }
-        if (missing.length > 0) this.send(peer, { type: 'nack', ids: missing })
+        const n = this.neighbours.get(peer)
+        if (n !== undefined) n.recentAsked = undefined
+        if (missing.length > 0) this.send(peer, { type: 'nack', ids: missing, recent: 0, upto: 0 })
         return
       }
-      case 'nack':
+      case 'nack': {
+        const n = this.neighbours.get(peer)
+        if (m.recent > 0 && n !== undefined) {
+          // It lost some of the Data frames (upto - recent, upto]: offer those. The log
+          // holds the keys of frames (dataSent - log length, dataSent].
+          const first = n.dataSent - n.sentLog.length
+          const from = Math.max(0, m.upto - m.recent - first)
+          const to = Math.max(0, m.upto - first)
+          const ids: MessageId[] = []
+          for (const k of n.sentLog.slice(from, to).slice(-this.opts.maxDigestIds)) {
+            const h = this.buffer.get(k)
+            if (h !== undefined) ids.push(h.id)
+          }
+          if (ids.length > 0) this.send(peer, { type: 'digest', ids })
+        }
         for (const id of m.ids) {
           const h = this.buffer.get(messageIdKey(id))
           if (h === undefined) continue
           this.buffer.exchanged(h.key, peer)
-          this.send(peer, dataFrame(h))
+          this.sendData(peer, h, encodeRpMessage(dataFrame(h)))
         }
         return
+      }
       default:
         this.reject(peer, `unexpected-${m.type}`)
     }
@@ -546,13 +597,27 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       }
       bytes ??= encodeRpMessage(deliverFrame(h, h.quorum))
       this.sendBytes(member, bytes, h.data.length)
+      this.countDelivery(member, h)
       n++
     }
     return n
   }
 
+  /** Sends a member a digest; it counts with deliveries in the member's loss check. */
+  private digestTo(member: PeerKey, ids: MessageId[]): void {
+    this.send(member, { type: 'digest', ids })
+    const rec = this.membership.get(member)
+    if (rec !== undefined) rec.sent++
+  }
+
   private deliverTo(member: PeerKey, h: HeldMessage, quorum: boolean): void {
     this.send(member, deliverFrame(h, quorum))
+    this.countDelivery(member, h)
+  }
+
+  private countDelivery(member: PeerKey, h: HeldMessage): void {
+    const rec = h.class === 'consensus' ? this.membership.get(member) : undefined
+    if (rec !== undefined) rec.sent++
   }
 
   private deliverToSelf(h: HeldMessage, from: PeerKey | undefined): void {
@@ -591,11 +656,21 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
     for (const peer of this.liveTreeNeighbours()) {
       if (peer === except) continue
       bytes ??= encodeRpMessage(dataFrame(h))
-      this.sendBytes(peer, bytes, h.data.length)
+      this.sendData(peer, h, bytes)
       this.buffer.exchanged(h.key, peer)
       n++
     }
     return n
+  }
+
+  /** Sends a Data frame, counting consensus ones for the receiver's loss check. */
+  private sendData(peer: PeerKey, h: HeldMessage, bytes: Uint8Array): void {
+    this.sendBytes(peer, bytes, h.data.length)
+    if (h.class !== 'consensus') return
+    const n = this.neighbour(peer)
+    n.dataSent++
+    n.sentLog.push(h.key)
+    if (n.sentLog.length > 2 * this.opts.maxDigestIds) n.sentLog.splice(0, this.opts.maxDigestIds)
   }
 
   private liveTreeNeighbours(): PeerKey[] {
@@ -660,7 +735,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
     if (flow.acked) return
     flow.acked = true
     if (flow.publisher !== this.env.self) {
-      this.send(flow.publisher, { type: 'ack', ids: [flow.id], heartbeat: 0, known: true })
+      this.send(flow.publisher, { type: 'ack', ids: [flow.id], heartbeat: 0, known: true, sent: 0 })
     }
   }
 
@@ -693,6 +768,29 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       if (this.isRp(peer)) this.sendHello(peer, this.lsdb.pendingFor(peer, this.env.now()))
     }
     this.repair(this.liveTreeNeighbours())
+    this.nackAgain(now)
+  }
+
+  /** Asks again for what was NACKed or requested an interval ago and did not come. */
+  private nackAgain(now: number): void {
+    const again = new Map<PeerKey, MessageId[]>()
+    for (const [key, w] of this.wanted) {
+      if (this.seen.has(key, now) || w.tries >= this.opts.robustness || !this.isLive(w.from)) {
+        this.wanted.delete(key)
+        continue
+      }
+      w.tries++
+      const list = again.get(w.from)
+      if (list === undefined) again.set(w.from, [messageIdFromKey(key)])
+      else list.push(messageIdFromKey(key))
+    }
+    for (const [peer, ids] of again) this.send(peer, { type: 'nack', ids, recent: 0, upto: 0 })
+    for (const [peer, n] of this.neighbours) {
+      const r = n.recentAsked
+      if (r === undefined) continue
+      if (++r.tries > this.opts.robustness) n.recentAsked = undefined
+      else this.send(peer, { type: 'nack', ids: [], recent: r.recent, upto: r.upto })
+    }
   }
 
   private sendHello(peer: PeerKey, states: RpLinkState[]): void {
@@ -708,6 +806,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       echo: n.lastProbe?.value ?? 0,
       echoDelay: n.lastProbe === undefined ? 0 : now - n.lastProbe.at,
       states,
+      sent: n.dataSent,
     })
   }
 
@@ -729,6 +828,14 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       viewChanged = this.updateLinks()
     }
     for (const s of m.states) if (this.lsdb.accept(peer, s, now)) viewChanged = true
+    // Frames are ordered: fewer Data frames received than it sent means some were lost.
+    // The lost ones are among those sent since the previous hello.
+    if (m.sent > n.dataReceived) {
+      n.recentAsked = { recent: m.sent - n.sentChecked, upto: m.sent, tries: 0 }
+      this.send(peer, { type: 'nack', ids: [], recent: n.recentAsked.recent, upto: m.sent })
+      n.dataReceived = m.sent
+    }
+    n.sentChecked = m.sent
     if (first) this.sendHello(peer, this.lsdb.pendingFor(peer, this.env.now()))
     if (viewChanged) this.viewChanged()
   }
@@ -736,7 +843,18 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   private neighbour(peer: PeerKey): Neighbour {
     let n = this.neighbours.get(peer)
     if (n === undefined) {
-      n = { heard: false, lastHeard: 0, rttMs: undefined, probes: new Map(), lastProbe: undefined }
+      n = {
+        heard: false,
+        lastHeard: 0,
+        rttMs: undefined,
+        probes: new Map(),
+        lastProbe: undefined,
+        dataSent: 0,
+        sentLog: [],
+        dataReceived: 0,
+        sentChecked: 0,
+        recentAsked: undefined,
+      }
       this.neighbours.set(peer, n)
     }
     return n

@@ -25,7 +25,7 @@ const samples: RpMessage[] = [
     quorum: true,
     surplus: 2,
   },
-  { type: 'ack', ids: [id(1), id(2)], heartbeat: 7, known: true },
+  { type: 'ack', ids: [id(1), id(2)], heartbeat: 7, known: true, sent: 12 },
   { type: 'registered', topics: ['blocks'], leaseMs: 3000 },
   {
     type: 'deliver',
@@ -54,6 +54,7 @@ const samples: RpMessage[] = [
       },
       { origin: 'rp-b', seq: 1, links: [], counts: [] },
     ],
+    sent: 300,
   },
   {
     type: 'data',
@@ -74,7 +75,8 @@ const samples: RpMessage[] = [
     ],
   },
   { type: 'digest', ids: [id(8)] },
-  { type: 'nack', ids: [] },
+  { type: 'nack', ids: [], recent: 5, upto: 40 },
+  { type: 'nack', ids: [id(9)], recent: 0, upto: 0 },
 ]
 
 describe('rp codec', () => {
@@ -107,7 +109,7 @@ describe('rp codec', () => {
     expect(() =>
       decodeRpMessage(encodeRpMessage(many), { ...DEFAULT_RP_CODEC_LIMITS, maxIds: 10 }),
     ).toThrow(/more than 10 ids/)
-    const longId: RpMessage = { type: 'nack', ids: [new Uint8Array(65)] }
+    const longId: RpMessage = { type: 'nack', ids: [new Uint8Array(65)], recent: 0, upto: 0 }
     expect(() => decodeRpMessage(encodeRpMessage(longId))).toThrow(DecodeError)
     const topics: RpMessage = { type: 'leave', topics: ['a', 'b', 'c'] }
     expect(() =>

@@ -38,7 +38,7 @@ function scenario(over: Partial<Scenario> = {}): Scenario {
 }
 
 /** A simulated RP network where every member subscribes to TOPIC and counts deliveries. */
-function setup(sc: Scenario, opts: RpSimOptions = {}, disconnectDetectionMs = 0) {
+function setup(sc: Scenario, opts: RpSimOptions = {}, disconnectDetectionMs = 0, loss = 0) {
   const net = buildRpNetwork(sc, new Prng(sc.seed), opts)
   const sim = new Simulation(
     {
@@ -47,6 +47,7 @@ function setup(sc: Scenario, opts: RpSimOptions = {}, disconnectDetectionMs = 0)
       latency: net.latency,
       uploadBps: net.uploadBps,
       disconnectDetectionMs,
+      loss,
     },
     (env, i) => createRpCore(env, i, net, opts),
   )
@@ -193,6 +194,22 @@ describe('replication points in the simulator', () => {
       // A silent crash leaves a gap of robustness × interval: repair must have filled it.
       if (detect === Number.POSITIVE_INFINITY) expect(nacks).toBeGreaterThan(0)
     }
+  })
+
+  it('repairs frames lost on live links (2% loss on every link)', async () => {
+    const sc = scenario({ nodes: 200, topology: 'provider-clustered', seed: 3 })
+    const { net, sim, received } = setup(sc, {}, 0, 0.02)
+    sim.run({ until: 4_000 })
+    const published: Array<{ id: MessageId; origin: number }> = []
+    for (let m = 0; m < 40; m++) publishAt(sim, 4_000 + m * 50, (m * 13) % 200, m, published)
+    sim.run({ until: 20_000 })
+    await Promise.resolve()
+    expect(published.length).toBe(40)
+    expectAllDelivered(sim, net, received, published)
+    // The repair really ran: lost frames were detected and asked for again.
+    let asked = 0
+    for (let i = 0; i < net.graph.n; i++) asked += sim.core(i).stats().control.nack?.sent ?? 0
+    expect(asked).toBeGreaterThan(0)
   })
 
   it('changes the member counts as members leave, crash and come back', () => {
