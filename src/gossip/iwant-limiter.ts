@@ -55,11 +55,6 @@ export class IWantLimiter {
     this.hooks = hooks
   }
 
-  /** Ids currently tracked. */
-  get size(): number {
-    return this.wants.size
-  }
-
   /** The peers with an outstanding request for an id. */
   outstandingPeers(key: string): PeerKey[] {
     const w = this.wants.get(key)

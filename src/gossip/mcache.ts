@@ -41,11 +41,6 @@ export class MessageCache {
     this.maxEntries = maxEntries
   }
 
-  /** Number of cached messages. */
-  get size(): number {
-    return this.entries.size
-  }
-
   /** Adds a message under its id key; returns false when it was there or the cache is full. */
   put(key: string, cached: CachedMessage): boolean {
     if (this.entries.has(key) || this.entries.size >= this.maxEntries) return false

@@ -646,6 +646,8 @@ export class GossipRouter implements ProtocolCore, Dissemination {
 
   private handlePrune(peer: PeerKey, prunes: RpcPrune[]): void {
     for (const p of prunes) {
+      // Backoff only matters, and is only kept, for topics we are in (bounded state).
+      if (!this.subscriptions.has(p.topicID)) continue
       if (this.mesh.get(p.topicID)?.delete(peer)) this.score.prune(peer, p.topicID)
       const backoffMs =
         p.backoff !== undefined && p.backoff > 0
