@@ -33,7 +33,7 @@ export const gossipStockStrategy = gossipStrategy(
 /** Optimized gossip: IDONTWANT, α = 1 IWANT, 1 s heartbeat, ingress not relayed. */
 export const gossipOptimizedStrategy = gossipStrategy(
   'optimized',
-  'gossipsub with IDONTWANT, one IWANT per message, 1 s heartbeat, ingress not relayed',
+  'gossipsub + IDONTWANT, eager/lazy push of large messages, one IWANT per message, 1 s heartbeat, ingress not relayed',
 )
 
 /** Replication points: members register with RPs placed per provider; RPs forward once along a backbone tree. */
