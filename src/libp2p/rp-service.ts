@@ -86,7 +86,9 @@ export class RpService implements Startable, Dissemination<RpEvents> {
     this.role = init.role
     this.redialMs = init.redialIntervalMs ?? 1000
     const self = components.peerId.toString()
-    const maxFrameBytes = (init.maxMessageBytes ?? 1 << 20) + 64 * 1024
+    // Room for a payload and its header; on the backbone, for hellos full of link states too.
+    const maxFrameBytes =
+      (init.maxMessageBytes ?? 1 << 20) + (init.role === 'rp' ? 4 << 20 : 64 << 10)
     const options = { protocols: [RP_PROTOCOL], name: `rp:${init.role}`, maxFrameBytes }
     if (init.role === 'member') {
       const { role: _r, rps, redialIntervalMs: _i, ...rest } = init

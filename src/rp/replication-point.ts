@@ -71,6 +71,11 @@ export interface ReplicationPointOptions {
   costChange?: number
   /** Most ids per digest (default 1024). */
   maxDigestIds?: number
+  /**
+   * Repair work one peer may ask for per hello interval, in messages sent again (a digest
+   * counts as 16); beyond it requests are dropped and counted against the peer (default 4096).
+   */
+  maxRepairsPerInterval?: number
 }
 
 const DEFAULTS = {
@@ -89,7 +94,11 @@ const DEFAULTS = {
   lsaDelayMs: 50,
   costChange: 0.2,
   maxDigestIds: 1024,
+  maxRepairsPerInterval: 4096,
 }
+
+/** Repair units a digest costs (it names up to `maxDigestIds` messages). */
+const DIGEST_COST = 16
 
 /** A neighbour RP on the backbone. */
 interface Neighbour {
@@ -176,6 +185,8 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   private readonly neighbours = new Map<PeerKey, Neighbour>()
   private readonly validators = new Map<Topic, Validator>()
   private readonly reports = new Map<PeerKey, Map<string, number>>()
+  /** Repair work done for each peer this hello interval (bounded by `maxRepairsPerInterval`). */
+  private readonly repairSpent = new Map<PeerKey, number>()
   /** Ids NACKed to a neighbour and not received yet (bounded), retried each hello interval. */
   private readonly wanted = new Map<string, { from: PeerKey; tries: number }>()
   private readonly timers = new Set<TimerHandle>()
@@ -398,7 +409,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       case 'nack': {
         const rec = this.membership.get(peer)
         if (rec === undefined) return
-        if (m.recent > 0) {
+        if (m.recent > 0 && this.spendRepair(peer, DIGEST_COST)) {
           // Deliveries lost since its last check (one heartbeat ago, well within a lease):
           // offer what arrived on its topics over the last lease.
           const ids = this.buffer.idsForTopics(
@@ -411,7 +422,9 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
         }
         for (const id of m.ids) {
           const h = this.buffer.get(messageIdKey(id))
-          if (h !== undefined && rec.topics.has(h.topic)) this.deliverTo(peer, h, h.quorum)
+          if (h === undefined || !rec.topics.has(h.topic)) continue
+          if (!this.spendRepair(peer, 1)) return
+          this.deliverTo(peer, h, h.quorum)
         }
         return
       }
@@ -530,7 +543,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       }
       case 'nack': {
         const n = this.neighbours.get(peer)
-        if (m.recent > 0 && n !== undefined) {
+        if (m.recent > 0 && n !== undefined && this.spendRepair(peer, DIGEST_COST)) {
           // It lost some of the Data frames (upto - recent, upto]: offer those. The log
           // holds the keys of frames (dataSent - log length, dataSent].
           const first = n.dataSent - n.sentLog.length
@@ -546,6 +559,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
         for (const id of m.ids) {
           const h = this.buffer.get(messageIdKey(id))
           if (h === undefined) continue
+          if (!this.spendRepair(peer, 1)) return
           this.buffer.exchanged(h.key, peer)
           this.sendData(peer, h, encodeRpMessage(dataFrame(h)))
         }
@@ -753,8 +767,25 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
 
   // ---- backbone: hellos, link states, tree, repair ----------------------------------------
 
+  /**
+   * Charges `units` of repair work (a message sent again, or a digest) to `peer`; false,
+   * and a penalty, once it asked for more than `maxRepairsPerInterval` this interval: a
+   * NACK is small and its answer large, so it must not become an amplifier.
+   */
+  private spendRepair(peer: PeerKey, units: number): boolean {
+    const spent = (this.repairSpent.get(peer) ?? 0) + units
+    if (spent > this.opts.maxRepairsPerInterval) {
+      if (spent - units <= this.opts.maxRepairsPerInterval) this.reject(peer, 'repair-flood')
+      this.repairSpent.set(peer, spent)
+      return false
+    }
+    this.repairSpent.set(peer, spent)
+    return true
+  }
+
   private tick(): void {
     const now = this.env.now()
+    this.repairSpent.clear()
     const expired = this.membership.expire(now)
     if (expired.length > 0) {
       log('%s expired members %o', this.env.self, expired)

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type MessageId, messageIdKey } from '../../src/core/message-id.ts'
+import { encodeRpMessage } from '../../src/rp/codec.ts'
 import type { QuorumEvent } from '../../src/rp/events.ts'
 import type { RpMember } from '../../src/rp/member.ts'
 import type { ReplicationPoint } from '../../src/rp/replication-point.ts'
@@ -210,6 +211,78 @@ describe('replication points in the simulator', () => {
     let asked = 0
     for (let i = 0; i < net.graph.n; i++) asked += sim.core(i).stats().control.nack?.sent ?? 0
     expect(asked).toBeGreaterThan(0)
+  })
+
+  it("hosts an RP's own application like a member", async () => {
+    const { net, sim, received } = setup(scenario())
+    const r = net.firstRp
+    rp(sim, r).subscribe(TOPIC)
+    sim.run({ until: 3_000 })
+    expect(rp(sim, r + 1).view().totalCounts[TOPIC]).toBe(61)
+    const published: Array<{ id: MessageId; origin: number }> = []
+    publishAt(sim, 3_000, 10, 1, published)
+    sim.at(3_100, () => {
+      rp(sim, r)
+        .publish(TOPIC, payload(2))
+        .then((x) => published.push({ id: x.id, origin: r }))
+    })
+    sim.run({ until: 5_000 })
+    await Promise.resolve()
+    expect(published.length).toBe(2)
+    expect(received[r].get(messageIdKey(published[0].id))).toBe(1)
+    expectAllDelivered(sim, net, received, published)
+  })
+
+  it('takes a restarted RP back into the tree', async () => {
+    const fast: RpSimOptions = {
+      rp: { helloIntervalMs: 200 },
+      member: { heartbeatIntervalMs: 200 },
+    }
+    const { net, sim, received } = setup(scenario(), fast)
+    const rps = [0, 1, 2].map((k) => net.firstRp + k)
+    sim.run({ until: 1_500 })
+    sim.crash(rps[0])
+    sim.run({ until: 3_000 })
+    expect(rp(sim, rps[1]).view().reachable.length).toBe(2)
+    expect(rp(sim, rps[1]).view().totalCounts[TOPIC]).toBe(60)
+    sim.restart(rps[0])
+    sim.run({ until: 5_000 })
+    for (const r of rps) {
+      expect(rp(sim, r).view().reachable.length).toBe(3)
+      expect(rp(sim, r).view().totalCounts[TOPIC]).toBe(60)
+    }
+    const published: Array<{ id: MessageId; origin: number }> = []
+    for (let m = 0; m < 10; m++) publishAt(sim, 5_000 + m * 20, m * 5, m, published)
+    sim.run({ until: 6_000 })
+    await Promise.resolve()
+    expectAllDelivered(sim, net, received, published)
+  })
+
+  it('refuses bad input and caps repair work per peer', async () => {
+    const { net, sim } = setup(scenario())
+    sim.run({ until: 3_000 })
+    const published: Array<{ id: MessageId; origin: number }> = []
+    publishAt(sim, 3_000, 0, 1, published)
+    sim.run({ until: 3_500 })
+    await Promise.resolve()
+    const r = rp(sim, net.firstRp)
+    const member0 = sim.nameOf(0)
+    // Garbage, and a backbone frame from a member, are counted against the sender.
+    r.receive(member0, new Uint8Array([0xff, 0xff, 0xff]))
+    r.receive(member0, encodeRpMessage({ type: 'digest', ids: [published[0].id] }))
+    expect(r.stats().invalidByPeer[member0]).toBe(2)
+    // A NACK is small and its answer large: a flood of them is cut at the budget.
+    const before = r.stats().sent.frames
+    const nack = encodeRpMessage({
+      type: 'nack',
+      ids: Array.from({ length: 4000 }, () => published[0].id),
+      recent: 0,
+      upto: 0,
+    })
+    r.receive(member0, nack)
+    r.receive(member0, nack)
+    expect(r.stats().invalid['repair-flood']).toBe(1)
+    expect(r.stats().sent.frames - before).toBeLessThanOrEqual(4096)
   })
 
   it('changes the member counts as members leave, crash and come back', () => {
