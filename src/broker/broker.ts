@@ -7,7 +7,12 @@ import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { messageIdKey } from '../core/message-id.ts'
 import { StatsRecorder } from '../core/stats.ts'
-import { blsAggregateShares } from '../crypto/bls.ts'
+import {
+  type BlsDecodedShare,
+  blsAggregateShares,
+  blsDecodeShare,
+  blsSumShares,
+} from '../crypto/bls.ts'
 import { importEd25519PublicKey, verifyEd25519Prepared } from '../crypto/ed25519.ts'
 import { MerkleTree } from '../crypto/merkle.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
@@ -72,6 +77,8 @@ export interface BrokerOptions {
   maxAuthQueue?: number
   /** Recently delivered submissions remembered to answer retransmissions. Default 131,072. */
   maxDeliveredCache?: number
+  /** Datagrams (proofs, certificates) sent before yielding to the event loop. Default 4,096. */
+  sendChunk?: number
   /** Who checks submission signatures. Default: inline, with node:crypto. */
   authenticator?: SubmissionAuthenticator
 }
@@ -131,8 +138,12 @@ interface InFlight {
   root: Uint8Array
   entriesPerLeaf: number
   height: HeightCertificate
-  shares: (Uint8Array | undefined)[]
+  /** Shares decoded on arrival (spreads the decoding over the share phase); null = undecodable. */
+  shares: (BlsDecodedShare | null | undefined)[]
   shareCount: number
+  /** Running sums of decoded shares, in chunks, so aggregating at the end costs little. */
+  shareSums: BlsDecodedShare[]
+  unsummed: BlsDecodedShare[]
   phase: 'shares' | 'witness' | 'ordering' | 'done'
   timer?: TimerHandle
   expiry?: TimerHandle
@@ -427,13 +438,15 @@ export class Broker implements ProtocolCore {
       height: this.height,
       shares: new Array(entries.length),
       shareCount: 0,
+      shareSums: [],
+      unsummed: [],
       phase: 'shares',
       witnesses: new Map(),
       deliveries: new Map(),
     }
     this.inFlight.set(messageIdKey(b.root), b)
     for (const e of entries) this.inFlightById.set(e.submission.id, b)
-    for (let i = 0; i < entries.length; i++) this.sendTo(entries[i].peer, this.inclusionFrame(b, i))
+    this.inChunks(entries.length, (i) => this.sendTo(entries[i].peer, this.inclusionFrame(b, i)))
     b.timer = this.env.setTimer(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
     b.expiry = this.env.setTimer(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
   }
@@ -486,8 +499,13 @@ export class Broker implements ProtocolCore {
       return
     }
     if (b.shares[index] !== undefined) return
-    b.shares[index] = share.signature.slice()
+    const decoded = blsDecodeShare(share.signature)
+    b.shares[index] = decoded ?? null
     b.shareCount++
+    if (decoded !== undefined) {
+      b.unsummed.push(decoded)
+      if (b.unsummed.length >= 1024) b.shareSums.push(blsSumShares(b.unsummed.splice(0)))
+    }
     if (b.shareCount === b.entries.length) {
       b.timer?.cancel()
       this.aggregate(b)
@@ -500,12 +518,18 @@ export class Broker implements ProtocolCore {
     const { directory } = this.opts
     const withShare: number[] = []
     for (let i = 0; i < b.entries.length; i++) if (b.shares[i] !== undefined) withShare.push(i)
+    if (b.unsummed.length > 0) b.shareSums.push(blsSumShares(b.unsummed.splice(0)))
     const result = blsAggregateShares(
       batchRootInput(b.root),
       withShare.map((i) => ({
         publicKey: directory.blsKey(b.ids[i]),
-        signature: b.shares[i]!,
+        // An undecodable share is passed as bytes that cannot decode, so it counts as bad.
+        signature: b.shares[i] ?? new Uint8Array(0),
       })),
+      {
+        aggregateKeyParts: directory.aggregateKeyParts(withShare.map((i) => b.ids[i])),
+        aggregate: b.shareSums.length > 0 ? blsSumShares(b.shareSums) : undefined,
+      },
     )
     this.counters.badShares += result.bad.length
     for (const k of result.bad) this.penalise(b.entries[withShare[k]].peer, 'bad-share')
@@ -617,10 +641,11 @@ export class Broker implements ProtocolCore {
     this.counters.certifiedEntries += b.entries.length
     const maxCache = this.opts.maxDeliveredCache ?? 131_072
     b.shares = [] // not needed any more; the delivered cache keeps the batch
+    b.shareSums = []
     b.witnesses.clear()
     b.deliveries.clear()
     const certified: Certified = { batch: b, slot, shards }
-    for (let i = 0; i < b.entries.length; i++) {
+    this.inChunks(b.entries.length, (i) => {
       const { peer, submission } = b.entries[i]
       this.delivered.delete(submission.id)
       if (this.delivered.size >= maxCache) {
@@ -633,9 +658,24 @@ export class Broker implements ProtocolCore {
         index: i,
       })
       this.sendTo(peer, this.deliveredFrame(certified, i))
-    }
+    })
     this.events.emit('certified', { batchNumber: b.number, slot, entries: b.entries.length })
     this.resumeFlushing()
+  }
+
+  /**
+   * Runs `fn(0 … n−1)` in chunks, yielding to the event loop between them, so that sending
+   * 65,536 proofs or certificates never stalls the socket's receive for long.
+   */
+  private inChunks(n: number, fn: (i: number) => void): void {
+    const chunk = this.opts.sendChunk ?? 4096
+    const run = (start: number): void => {
+      if (this.stopped) return
+      const end = Math.min(n, start + chunk)
+      for (let i = start; i < end; i++) fn(i)
+      if (end < n) this.env.setTimer(0, () => run(end))
+    }
+    run(0)
   }
 
   private deliveredFrame(c: Certified, index: number): Uint8Array {

@@ -154,12 +154,34 @@ export function blsAggregatePublicKeys(publicKeys: PublicKey[]): PublicKey {
   return aggregatePublicKeys(publicKeys, false)
 }
 
+/** A share decoded by {@link blsDecodeShare} (native object). */
+export type BlsDecodedShare = Signature
+
 /** One signer's share of a multi-signature. */
 export interface BlsShare {
   /** The signer's validated public key. */
   publicKey: PublicKey
-  /** The signer's signature on the common message: 96 bytes compressed or 192 uncompressed. */
-  signature: Uint8Array
+  /** The signer's signature on the common message: bytes (96 compressed or 192 uncompressed), or already decoded. */
+  signature: Uint8Array | BlsDecodedShare
+}
+
+/** Options of {@link blsAggregateShares}. */
+export interface BlsAggregateOptions {
+  /**
+   * Keys whose sum equals the sum of every share's key (e.g. cached sums of key ranges):
+   * used for the first, optimistic verification instead of adding every key again.
+   */
+  aggregateKeyParts?: PublicKey[]
+  /**
+   * The sum of every decodable share, when the caller kept a running sum as shares arrived
+   * (see {@link blsSumShares}): the optimistic verification then needs no additions.
+   */
+  aggregate?: BlsDecodedShare
+}
+
+/** Sums decoded shares (no subgroup check; the sum is checked when verified). */
+export function blsSumShares(shares: BlsDecodedShare[]): BlsDecodedShare {
+  return aggregateSignatures(shares, false)
 }
 
 /** What {@link blsAggregateShares} found. */
@@ -174,13 +196,16 @@ export interface BlsAggregateResult {
   verifications: number
 }
 
-function decodeShare(bytes: Uint8Array): Signature | undefined {
+/**
+ * Decodes a share WITHOUT the subgroup check (~1.4 µs uncompressed): every aggregate is
+ * subgroup-checked when verified, and only shares inside a verified aggregate are kept.
+ * Returns undefined when the bytes are not a point encoding.
+ */
+export function blsDecodeShare(bytes: Uint8Array): BlsDecodedShare | undefined {
   if (bytes.length !== BLS_SIGNATURE_LENGTH && bytes.length !== BLS_SIGNATURE_UNCOMPRESSED_LENGTH) {
     return undefined
   }
   try {
-    // No per-share subgroup check: every aggregate is subgroup-checked when verified, and
-    // only shares inside a verified aggregate are kept.
     return Signature.fromBytes(bytes, false)
   } catch {
     return undefined
@@ -192,17 +217,23 @@ function decodeShare(bytes: Uint8Array): Signature | undefined {
  * share is good; when it fails, bisects (verifying each half's aggregate) until the bad
  * shares are isolated, so k bad shares among n cost O(k log n) verifications.
  */
-export function blsAggregateShares(message: Uint8Array, shares: BlsShare[]): BlsAggregateResult {
+export function blsAggregateShares(
+  message: Uint8Array,
+  shares: BlsShare[],
+  options: BlsAggregateOptions = {},
+): BlsAggregateResult {
   const input = blsSigningInput(message)
   const good: number[] = []
   const bad: number[] = []
   const decoded: { index: number; pk: PublicKey; sig: Signature }[] = []
   for (let i = 0; i < shares.length; i++) {
-    const sig = decodeShare(shares[i].signature)
+    const raw = shares[i].signature
+    const sig = raw instanceof Uint8Array ? blsDecodeShare(raw) : raw
     if (sig === undefined) bad.push(i)
     else decoded.push({ index: i, pk: shares[i].publicKey, sig })
   }
   let verifications = 0
+  let givenSumVerified = false
   const goodSigs: Signature[] = []
   const check = (lo: number, hi: number): void => {
     if (lo >= hi) return
@@ -210,20 +241,27 @@ export function blsAggregateShares(message: Uint8Array, shares: BlsShare[]): Bls
     verifications++
     let ok = false
     try {
-      const sig = aggregateSignatures(
-        part.map((p) => p.sig),
-        false,
-      )
-      ok = fastAggregateVerify(
-        input,
-        part.map((p) => p.pk),
-        sig,
-        true,
-      )
+      // The whole set (when nothing failed to decode) may use the caller's cached sums.
+      const whole = lo === 0 && hi === decoded.length && bad.length === 0
+      const sig =
+        whole && options.aggregate !== undefined
+          ? options.aggregate
+          : aggregateSignatures(
+              part.map((p) => p.sig),
+              false,
+            )
+      const keys =
+        whole && options.aggregateKeyParts !== undefined
+          ? options.aggregateKeyParts
+          : part.map((p) => p.pk)
+      ok = fastAggregateVerify(input, keys, sig, true)
     } catch {
       ok = false
     }
     if (ok) {
+      if (lo === 0 && hi === decoded.length && bad.length === 0) {
+        givenSumVerified = options.aggregate !== undefined
+      }
       for (const p of part) {
         good.push(p.index)
         goodSigs.push(p.sig)
@@ -242,6 +280,8 @@ export function blsAggregateShares(message: Uint8Array, shares: BlsShare[]): Bls
   good.sort((a, b) => a - b)
   bad.sort((a, b) => a - b)
   const aggregate =
-    goodSigs.length === 0 ? undefined : aggregateSignatures(goodSigs, false).toBytes(true)
+    goodSigs.length === 0
+      ? undefined
+      : (givenSumVerified ? options.aggregate! : aggregateSignatures(goodSigs, false)).toBytes(true)
   return { aggregate, good, bad, verifications }
 }

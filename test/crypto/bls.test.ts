@@ -3,9 +3,12 @@ import { bls12_381 } from '@noble/curves/bls12-381.js'
 import { describe, expect, it } from 'vitest'
 import {
   BlsKeyPair,
+  blsAggregatePublicKeys,
   blsAggregateShares,
+  blsDecodeShare,
   blsPossessionInput,
   blsSigningInput,
+  blsSumShares,
   blsVerify,
   blsVerifyAggregate,
   blsVerifyPossession,
@@ -79,6 +82,21 @@ describe('BLS multi-signatures (blst, min-pk)', () => {
     const r = blsAggregateShares(msg, shares)
     expect(r.verifications).toBe(1)
     expect(r.bad).toEqual([])
+    // With the keys' sum given (as a directory caches it), the result is the same.
+    const cached = blsAggregateShares(msg, shares, {
+      aggregateKeyParts: [blsAggregatePublicKeys(shares.map((s) => s.publicKey))],
+    })
+    expect(cached.aggregate).toEqual(r.aggregate)
+    expect(cached.verifications).toBe(1)
+    // A running sum kept by the caller is used as is; a wrong one only costs bisection.
+    const decoded = shares.map((s) => blsDecodeShare(s.signature as Uint8Array)!)
+    const summed = blsAggregateShares(msg, shares, { aggregate: blsSumShares(decoded) })
+    expect(summed.aggregate).toEqual(r.aggregate)
+    expect(summed.verifications).toBe(1)
+    const wrong = blsAggregateShares(msg, shares, { aggregate: blsSumShares(decoded.slice(1)) })
+    expect(wrong.aggregate).toEqual(r.aggregate)
+    expect(wrong.bad).toEqual([])
+    expect(wrong.verifications).toBeGreaterThan(1)
     expect(r.good).toEqual(pairs.map((_, i) => i))
     const pks = shares.map((s) => s.publicKey)
     expect(blsVerifyAggregate(pks, msg, r.aggregate!)).toBe(true)
