@@ -10,7 +10,7 @@
  * latency from publish to delivery, and CPU time per message (the whole process: nodes and
  * relays).
  *
- * Usage: npm run bench -- gossip-libp2p [--nodes 24] [--messages 20] [--bytes 100000]
+ * Usage: npm run bench -- gossip-libp2p [--nodes 24] [--degree 10] [--messages 15] [--bytes 100000] [--interval 1000]
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -38,9 +38,9 @@ function arg(name: string, fallback: number): number {
 
 const N = arg('nodes', 24)
 const DEGREE = arg('degree', 10)
-const MESSAGES = arg('messages', 20)
+const MESSAGES = arg('messages', 15)
 const BYTES = arg('bytes', 100_000)
-const INTERVAL_MS = arg('interval', 300)
+const INTERVAL_MS = arg('interval', 1000)
 const TOPIC = 'bench/blocks'
 
 const prng = new Prng(11)
@@ -100,7 +100,7 @@ async function startRelay(from: number, to: number, targetPort: number): Promise
 type Impl = 'stock @libp2p/gossipsub' | 'ours, optimized' | 'ours, stock profile'
 type AnyNode = Libp2p<{ pubsub: GossipSub }> | Libp2p<{ dissemination: GossipService }>
 
-async function createNode(impl: Impl, index: number): Promise<AnyNode> {
+async function createNode(impl: Impl): Promise<AnyNode> {
   const base = {
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -127,10 +127,8 @@ async function createNode(impl: Impl, index: number): Promise<AnyNode> {
     ...base,
     services: {
       identify: identify(),
-      dissemination: gossip({
-        profile: impl === 'ours, optimized' ? 'optimized' : 'stock',
-        uploadBps: uploadBps(index),
-      }),
+      // No uploadBps hint: like the stock router, ours learns nothing about the relays.
+      dissemination: gossip({ profile: impl === 'ours, optimized' ? 'optimized' : 'stock' }),
     },
   }) as Promise<AnyNode>
 }
@@ -153,7 +151,7 @@ interface RunResult {
 async function run(impl: Impl): Promise<RunResult> {
   process.stderr.write(`${impl}: starting ${N} nodes\n`)
   uplinkFree.fill(0)
-  const nodes = await Promise.all(Array.from({ length: N }, (_, i) => createNode(impl, i)))
+  const nodes = await Promise.all(Array.from({ length: N }, () => createNode(impl)))
   const relays: Server[] = []
   for (let u = 0; u < N; u++) {
     for (let j = graph.offsets[u]; j < graph.offsets[u + 1]; j++) {

@@ -387,4 +387,26 @@ describe('gossip router', () => {
       messageIdKey(contentMessageId(T, a)),
     )
   })
+
+  it('publishes to D fanout peers of a topic it has not joined, and forgets them after the TTL', async () => {
+    const env = new ManualEnv()
+    const router = new GossipRouter(env, { floodPublish: false, fanoutTtlMs: 5000 })
+    router.start()
+    for (let i = 0; i < 15; i++) {
+      router.peerConnected(`p${i}`, { protocol: MESHSUB_1_2, outbound: true })
+      router.receive(`p${i}`, subscribeFrame('other'))
+    }
+    const first = await router.publish('other', bytes(10, 1))
+    expect(first.recipients).toBe(8)
+    const fanout = router.getFanoutPeers('other').sort()
+    expect(messagesTo(env.take()).sort()).toEqual(fanout)
+    await router.publish('other', bytes(10, 2))
+    expect(messagesTo(env.take()).sort()).toEqual(fanout)
+    env.advance(6000)
+    expect(router.getFanoutPeers('other')).toEqual([])
+    // Flood publish (the default) sends one's own message to every topic peer.
+    const flood = setup({}, 15)
+    await flood.router.publish(T, bytes(10, 3))
+    expect(messagesTo(flood.env.take())).toHaveLength(15)
+  })
 })
