@@ -3,7 +3,7 @@ import { encodeDistilledBatch } from '../../src/broker/distilled-batch.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
 import type { BatchReference, OrderedListener, Orderer } from '../../src/broker/orderer.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
-import { HandBroker, type HandEntry, sleep } from './harness.ts'
+import { HandBroker, type HandEntry, until } from './harness.ts'
 
 /**
  * An orderer that orders whatever it is given, repeats included (a consensus engine is
@@ -59,9 +59,9 @@ describe('a Byzantine broker', () => {
     const ref = await broker.witness(encodeDistilledBatch(batch))
     expect(ref.witnesses.length).toBe(4)
     orderer.propose(ref)
-    await sleep(100)
+    await broker.ordered(1)
     for (const got of delivered) expect(got.map((d) => d.clientId)).toEqual([0, 1, 2, 5, 9])
-    expect(broker.deliveryShards(1).length).toBe(4)
+    await until(() => broker.deliveryShards(1).length === 4)
   })
 
   it('cannot forge an entry: the aggregate no longer verifies, nobody witnesses', async () => {
@@ -71,7 +71,7 @@ describe('a Byzantine broker', () => {
     expect(ref.witnesses).toEqual([])
     expect(rejections('bad-aggregate')).toBe(4)
     orderer.propose(ref)
-    await sleep(50)
+    await broker.ordered(1)
     expect(delivered.flat()).toEqual([])
     expect(rejections('unwitnessed-reference')).toBe(4)
   })
@@ -105,7 +105,8 @@ describe('a Byzantine broker', () => {
   it('a raise within a REAL certified height is accepted', async () => {
     const first = await broker.witness(encodeDistilledBatch(broker.build(entries([0])).batch))
     orderer.propose(first)
-    await sleep(100)
+    await broker.ordered(1)
+    await until(() => broker.deliveryShards(1).length === 4)
     const { root } = broker.build(entries([0]))
     const height = { slot: 1, root, shards: broker.deliveryShards(1) }
     const { batch } = broker.build(entries([1, 2], 1), { raise: 2, height, batchNumber: 2 })
@@ -132,7 +133,7 @@ describe('a Byzantine broker', () => {
     orderer.propose(refA)
     orderer.propose(refA)
     orderer.propose(refB)
-    await sleep(150)
+    await broker.ordered(3)
     for (const got of delivered) expect(got.map((d) => d.clientId)).toEqual([6, 7, 8])
     for (const s of cluster.servers) {
       expect(s.core.counts().duplicateBatches).toBe(1)
@@ -144,7 +145,8 @@ describe('a Byzantine broker', () => {
   it('a replayed submission (an old straggler entry) is not delivered twice', async () => {
     const first = broker.build(entries([2, 3], 1))
     orderer.propose(await broker.witness(encodeDistilledBatch(first.batch)))
-    await sleep(100)
+    await broker.ordered(1)
+    await until(() => broker.deliveryShards(1).length === 4)
     const height = { slot: 1, root: first.root, shards: broker.deliveryShards(1) }
     // Client 2's old message rides again as a straggler with its genuine signature, beside a
     // genuinely new message of client 3.
@@ -156,7 +158,7 @@ describe('a Byzantine broker', () => {
     const ref = await broker.witness(encodeDistilledBatch(again.batch))
     expect(ref.witnesses.length).toBe(4)
     orderer.propose(ref)
-    await sleep(100)
+    await broker.ordered(2)
     for (const got of delivered) {
       expect(got.map((d) => `${d.clientId}@${d.sequence}`)).toEqual(['2@1', '3@1', '3@2'])
     }
@@ -167,7 +169,7 @@ describe('a Byzantine broker', () => {
     broker.sendRaw(0, new Uint8Array([0x10, 1, 2, 3]))
     broker.sendRaw(0, new Uint8Array([0x77]))
     broker.sendRaw(0, new Uint8Array([0x11, 1, 2]))
-    await sleep(100)
+    await until(() => cluster.servers[0].core.stats().invalidByPeer['tcp/1'] === 3)
     const invalid = cluster.servers[0].core.stats().invalid
     expect(invalid.malformed).toBe(2)
     expect(invalid['unknown-frame']).toBe(1)

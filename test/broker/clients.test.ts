@@ -13,7 +13,7 @@ import {
   encodeSubmission,
   FrameKind,
 } from '../../src/broker/wire.ts'
-import { sleep } from './harness.ts'
+import { sleep, until } from './harness.ts'
 import { LossyRelay } from './lossy-relay.ts'
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -48,14 +48,6 @@ function record(c: LocalCluster): BrokerDelivery[][] {
 function submission(c: LocalCluster, id: number, sequence: number, payload: Uint8Array) {
   const signature = c.clientKeys[id].ed25519.sign(submissionInput(id, sequence, payload))
   return encodeSubmission({ id, sequence, payload, signature })
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await sleep(10)
-  }
 }
 
 describe('clients and the broker', () => {

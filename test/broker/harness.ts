@@ -28,6 +28,19 @@ export interface HandEntry {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Polls `cond` every 5 ms; throws after `ms`. */
+export async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await sleep(5)
+  }
+}
+
+function refusals(cluster: LocalCluster, i: number): number {
+  return Object.values(cluster.servers[i].core.stats().invalid).reduce((a, b) => a + b, 0)
+}
+
 export class HandBroker {
   readonly shards: ShardFrame[]
   private readonly links: TcpLink[]
@@ -99,19 +112,29 @@ export class HandBroker {
     }
   }
 
-  /** Sends a batch frame to every server and asks all to witness; returns the shards got. */
-  async witness(
-    frame: Uint8Array,
-    waitMs = 300,
-  ): Promise<{ digest: Uint8Array; witnesses: Shard[] }> {
+  /**
+   * Sends a batch frame to every server and asks all to witness; waits until each server
+   * either signed or refused (counted a fault), and returns the shards got.
+   */
+  async witness(frame: Uint8Array): Promise<{ digest: Uint8Array; witnesses: Shard[] }> {
     const digest = batchDigest(frame)
+    const n = this.links.length
+    const before = Array.from({ length: n }, (_, i) => refusals(this.cluster, i))
     for (const l of this.links) l.send(frame)
     for (const l of this.links) l.send(encodeWitnessRequest(digest))
-    await sleep(waitMs)
-    const witnesses = this.shards
-      .filter((s) => s.digest !== undefined && Buffer.compare(s.digest, digest) === 0)
-      .map((s) => s.shard)
-    return { digest, witnesses }
+    const shards = () =>
+      this.shards.filter((s) => s.digest !== undefined && Buffer.compare(s.digest, digest) === 0)
+    await until(() =>
+      before.every(
+        (b, i) => refusals(this.cluster, i) > b || shards().some((s) => s.shard.server === i),
+      ),
+    )
+    return { digest, witnesses: shards().map((s) => s.shard) }
+  }
+
+  /** Waits until every server has processed slot `slot`. */
+  async ordered(slot: number): Promise<void> {
+    await until(() => this.cluster.servers.every((s) => s.core.height >= slot))
   }
 
   /** Delivery shards received for a slot. */
