@@ -2,7 +2,8 @@
  * Replication points on Ethereum-like placement (seed 000), in the deterministic simulator:
  *  1. steady state: 10,000 members on the provider-clustered topology, 256-byte consensus
  *     messages, RP backbones of 25 and 50 RPs (one or two per provider region and per
- *     region's independent hosts) against flooding and optimized gossip on a 50-peer random
+ *     region's independent hosts), on the shared tree (minimum total RTT) and on source
+ *     trees (shortest paths from the publisher's RP), against flooding and optimized gossip on a 50-peer random
  *     graph over the same placement: bytes per message (the floor is (N − 1) × 256 B of
  *     payload), duplicates per member, latency p50/p99 against the direct-path bound,
  *     messages lost;
@@ -183,9 +184,9 @@ async function steady(name: string, strategy: SimStrategy): Promise<Row> {
  * how long until its members are registered elsewhere, how many (member, message) pairs
  * had to be repaired (arrived over a second late) and when the last of them arrived.
  */
-async function crash(rpsPerSite: number, silent: boolean): Promise<Row> {
+async function crash(rpsPerSite: number, silent: boolean, tree: 'shared' | 'source'): Promise<Row> {
   const wall = performance.now()
-  const strategy = rpSimStrategy({ rpsPerSite })
+  const strategy = rpSimStrategy({ rpsPerSite, rp: { tree } })
   const run = setup(strategy, silent ? Number.POSITIVE_INFINITY : 0)
   const net = run.network as RpNetwork
   run.sim.run({ until: WARMUP_MS })
@@ -228,6 +229,7 @@ async function crash(rpsPerSite: number, silent: boolean): Promise<Row> {
   }
   const s = run.tracker.summary()
   return {
+    tree,
     RPs: net.graph.n - net.firstRp,
     crash: silent ? 'silent (heartbeats)' : 'connection reset',
     orphans: orphans.length,
@@ -257,13 +259,18 @@ for (const name of baselines) {
   if (s === undefined) continue
   steadyRows.push(await steady(name, s))
 }
-steadyRows.push(await steady('rp', rpSimStrategy({ rpsPerSite: 1 })))
-steadyRows.push(await steady('rp', rpSimStrategy({ rpsPerSite: 2 })))
+for (const tree of ['shared', 'source'] as const) {
+  for (const rpsPerSite of [1, 2]) {
+    steadyRows.push(await steady(`rp ${tree} tree`, rpSimStrategy({ rpsPerSite, rp: { tree } })))
+  }
+}
 printTable('steady state: one 256-byte consensus message to every member', steadyRows)
 
 const crashRows: Row[] = []
-for (const perSite of [1, 2]) {
-  for (const silent of [false, true]) crashRows.push(await crash(perSite, silent))
+for (const tree of ['shared', 'source'] as const) {
+  for (const perSite of [1, 2]) {
+    for (const silent of [false, true]) crashRows.push(await crash(perSite, silent, tree))
+  }
 }
 printTable('RP crash 1 s into a stream of 80 messages (20/s): the most loaded RP dies', crashRows)
 writeResults('rp-sim', { scenario, steady: steadyRows, crash: crashRows })

@@ -91,6 +91,68 @@ export function computeBackbone(self: string, states: ReadonlyMap<string, RpLink
   }
 }
 
+/**
+ * The shortest-path tree rooted at `root` over the same view (links both ends advertise,
+ * cost the larger of the two RTTs): each reachable RP mapped to its parent (the root to
+ * itself). PIM's source tree: a message from `root`'s members takes the fastest RP path
+ * instead of the shared tree's. Dijkstra settling the closest RP first, ties to the smaller
+ * key, so every RP with the same view gets the same tree.
+ */
+export function computeSourceTree(
+  root: string,
+  states: ReadonlyMap<string, RpLinkState>,
+): Map<string, string> {
+  const cost = bidirectionalCosts(states)
+  const dist = new Map<string, number>([[root, 0]])
+  const parent = new Map<string, string>([[root, root]])
+  const settled = new Set<string>()
+  for (;;) {
+    let u: string | undefined
+    for (const [n, d] of dist) {
+      if (settled.has(n)) continue
+      if (u === undefined || d < dist.get(u)! || (d === dist.get(u)! && n < u)) u = n
+    }
+    if (u === undefined) break
+    settled.add(u)
+    for (const [v, c] of cost.get(u) ?? []) {
+      if (settled.has(v)) continue
+      const d = dist.get(u)! + c
+      const old = dist.get(v)
+      if (old === undefined || d < old || (d === old && u < parent.get(v)!)) {
+        dist.set(v, d)
+        parent.set(v, u)
+      }
+    }
+  }
+  return parent
+}
+
+/** Links both ends advertise, with the larger of the two costs, in both directions. */
+function bidirectionalCosts(states: ReadonlyMap<string, RpLinkState>) {
+  const out = new Map<string, Map<string, number>>()
+  for (const s of states.values()) {
+    for (const l of s.links) {
+      if (l.peer === s.origin) continue
+      const back = states.get(l.peer)?.links.find((x) => x.peer === s.origin)
+      if (back === undefined) continue
+      let m = out.get(s.origin)
+      if (m === undefined) {
+        m = new Map()
+        out.set(s.origin, m)
+      }
+      m.set(l.peer, Math.max(l.costUs, back.costUs))
+    }
+  }
+  return out
+}
+
+/** The children of `self` in a source tree from {@link computeSourceTree}. */
+export function sourceTreeChildren(parents: ReadonlyMap<string, string>, self: string): string[] {
+  const out: string[] = []
+  for (const [n, p] of parents) if (p === self && n !== self) out.push(n)
+  return out.sort(byKey)
+}
+
 /** The tree neighbours of `self` in `tree`. */
 export function treeNeighbours(tree: Backbone, self: string): readonly string[] {
   return tree.adjacency.get(self) ?? []

@@ -1,5 +1,5 @@
 import type { PeerKey, Topic } from '../core/artifact.ts'
-import { type Backbone, computeBackbone } from './backbone.ts'
+import { type Backbone, computeBackbone, computeSourceTree } from './backbone.ts'
 import type { RpLink, RpLinkState } from './codec.ts'
 
 /**
@@ -17,6 +17,7 @@ export class LinkStateDb {
   private readonly sent = new Map<PeerKey, Map<PeerKey, number>>()
   private own: RpLinkState
   private tree: Backbone | undefined
+  private readonly sourceTrees = new Map<PeerKey, Map<PeerKey, PeerKey>>()
   private totals: Map<Topic, number> | undefined
 
   /**
@@ -105,7 +106,7 @@ export class LinkStateDb {
     if (known !== undefined && state.seq === known.seq) return false
     this.states.set(state.origin, state)
     // Member counts change often; the tree only when links do.
-    if (known === undefined || !sameLinks(known.links, state.links)) this.tree = undefined
+    if (known === undefined || !sameLinks(known.links, state.links)) this.linksChanged()
     this.totals = undefined
     return true
   }
@@ -151,6 +152,16 @@ export class LinkStateDb {
     return this.tree
   }
 
+  /** The shortest-path tree rooted at `root` as a parent map (cached until links change). */
+  sourceTree(root: PeerKey): ReadonlyMap<PeerKey, PeerKey> {
+    let t = this.sourceTrees.get(root)
+    if (t === undefined) {
+      t = computeSourceTree(root, this.states)
+      this.sourceTrees.set(root, t)
+    }
+    return t
+  }
+
   /** Members registered for `topic` at every RP reachable on the backbone. */
   totalMembers(topic: Topic): number {
     if (this.totals === undefined) {
@@ -178,8 +189,13 @@ export class LinkStateDb {
     const linksChanged = !sameLinks(this.own.links, next.links)
     this.own = { ...next, seq: Math.max(this.own.seq + 1, Math.floor(now * 1000)) }
     this.states.set(this.self, this.own)
-    if (linksChanged) this.tree = undefined
+    if (linksChanged) this.linksChanged()
     this.totals = undefined
+  }
+
+  private linksChanged(): void {
+    this.tree = undefined
+    this.sourceTrees.clear()
   }
 
   private markSent(neighbour: PeerKey, origin: PeerKey, seq: number): void {

@@ -19,7 +19,7 @@ import {
 import { SeenCache } from '../core/seen-cache.ts'
 import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
 import type { ValidationResult, Validator } from '../core/validation.ts'
-import { treeNeighbours } from './backbone.ts'
+import { sourceTreeChildren, treeNeighbours } from './backbone.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,
@@ -41,6 +41,12 @@ const log = logger('consensus-multicast:rp')
 export interface ReplicationPointOptions {
   /** Every RP of the backbone (keys); this RP may be in the list. Frames of RP kinds are accepted from these only. */
   backbone: readonly PeerKey[]
+  /**
+   * How messages cross the backbone: `shared`, one minimum spanning tree (least total RTT)
+   * for every message; `source`, the shortest-path tree from the publisher's RP (PIM's
+   * source trees: lower latency, each RP sends to more RPs). Default `shared`.
+   */
+  tree?: 'shared' | 'source'
   /** Interval between hellos (RTT probes, link states) and membership sweeps, in ms (default 1000). */
   helloIntervalMs?: number
   /** Silent hello intervals before a neighbour RP is declared dead (default 3, as IGMP's robustness). */
@@ -172,6 +178,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   readonly strategy = 'rp' as const
   private readonly env: Env
   private readonly opts: typeof DEFAULTS
+  private readonly treeKind: 'shared' | 'source'
   private readonly limits: RpCodecLimits
   private readonly backboneSet: ReadonlySet<PeerKey>
   private readonly recorder = new StatsRecorder()
@@ -198,7 +205,8 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
 
   constructor(env: Env, options: ReplicationPointOptions) {
     this.env = env
-    const { backbone, ...rest } = options
+    const { backbone, tree, ...rest } = options
+    this.treeKind = tree ?? 'shared'
     this.opts = resolveOptions('RP', DEFAULTS, rest)
     if (!Number.isInteger(this.opts.robustness)) {
       throw new InvalidParametersError('RP option robustness must be an integer')
@@ -663,11 +671,11 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
     } else done(verdict)
   }
 
-  /** Sends the message to every live tree neighbour but `except`; returns how many. */
+  /** Sends the message to every live next hop of its tree but `except`; returns how many. */
   private forward(h: HeldMessage, except: PeerKey | undefined): number {
     let n = 0
     let bytes: Uint8Array | undefined
-    for (const peer of this.liveTreeNeighbours()) {
+    for (const peer of this.nextHops(h.originRp)) {
       if (peer === except) continue
       bytes ??= encodeRpMessage(dataFrame(h))
       this.sendData(peer, h, bytes)
@@ -685,6 +693,18 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
     n.dataSent++
     n.sentLog.push(h.key)
     if (n.sentLog.length > 2 * this.opts.maxDigestIds) n.sentLog.splice(0, this.opts.maxDigestIds)
+  }
+
+  /** Where a message from `originRp`'s members goes from here: its tree's next hops. */
+  private nextHops(originRp: PeerKey): PeerKey[] {
+    if (this.treeKind === 'source') {
+      const parents = this.lsdb.sourceTree(originRp)
+      // An origin this RP cannot place (not in its view yet): the shared tree still spans.
+      if (parents.has(this.env.self)) {
+        return sourceTreeChildren(parents, this.env.self).filter((p) => this.isLive(p))
+      }
+    }
+    return this.liveTreeNeighbours()
   }
 
   private liveTreeNeighbours(): PeerKey[] {

@@ -1,6 +1,11 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { computeBackbone, treeNeighbours } from '../../src/rp/backbone.ts'
+import {
+  computeBackbone,
+  computeSourceTree,
+  sourceTreeChildren,
+  treeNeighbours,
+} from '../../src/rp/backbone.ts'
 import type { RpLinkState } from '../../src/rp/codec.ts'
 
 /** A random RP graph: node count, and links as (u, v, cost, one-way?) tuples. */
@@ -124,6 +129,51 @@ describe('backbone tree', () => {
         }
       }),
       { numRuns: 300 },
+    )
+  })
+
+  it('builds source trees of shortest paths that span the reachable RPs without loops', () => {
+    fc.assert(
+      fc.property(graphArb, fc.integer({ min: 0, max: 8 }), (g, s) => {
+        const states = statesOf(g)
+        const root = key(s % g.n)
+        const parents = computeSourceTree(root, states)
+        const edges = edgesOf(states)
+        expect(new Set(parents.keys())).toEqual(reachable(root, edges))
+        // Bellman-Ford distances: the reference for shortest paths.
+        const dist = new Map<string, number>([[root, 0]])
+        for (let i = 0; i < g.n; i++) {
+          for (const [a, b, c] of edges) {
+            for (const [x, y] of [
+              [a, b],
+              [b, a],
+            ]) {
+              const dx = dist.get(x)
+              if (dx !== undefined && dx + c < (dist.get(y) ?? Number.POSITIVE_INFINITY)) {
+                dist.set(y, dx + c)
+              }
+            }
+          }
+        }
+        const cost = (x: string, y: string) =>
+          edges.find(([a, b]) => (a === x && b === y) || (a === y && b === x))![2]
+        for (const n of parents.keys()) {
+          // Walking up the parents reaches the root (no loop) along a shortest path.
+          let at = n
+          let length = 0
+          for (let hops = 0; at !== root; hops++) {
+            expect(hops).toBeLessThan(g.n)
+            length += cost(at, parents.get(at)!)
+            at = parents.get(at)!
+          }
+          expect(length).toBe(dist.get(n))
+        }
+        // Children are the inverse of parents.
+        let children = 0
+        for (const n of parents.keys()) children += sourceTreeChildren(parents, n).length
+        expect(children).toBe(parents.size - 1)
+      }),
+      { numRuns: 500 },
     )
   })
 

@@ -157,11 +157,15 @@ describe('replication points in the simulator', () => {
     expect(quorums[0].topic).toBe(TOPIC)
   })
 
-  it('loses nothing when an RP crashes mid-stream, silently or with a reset', async () => {
-    for (const detect of [0, Number.POSITIVE_INFINITY]) {
+  it('loses nothing when an RP crashes mid-stream, silently or with a reset, on either tree', async () => {
+    for (const [detect, tree] of [
+      [0, 'shared'],
+      [Number.POSITIVE_INFINITY, 'shared'],
+      [Number.POSITIVE_INFINITY, 'source'],
+    ] as const) {
       const sc = scenario({ nodes: 300, topology: 'provider-clustered', seed: 11 })
       const opts: RpSimOptions = {
-        rp: { helloIntervalMs: 200 },
+        rp: { helloIntervalMs: 200, tree },
         member: { heartbeatIntervalMs: 200 },
       }
       const { net, sim, received } = setup(sc, opts, detect)
