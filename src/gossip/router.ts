@@ -69,8 +69,8 @@ interface PeerState {
   protocol: string | undefined
   outbound: boolean
   topics: Set<Topic>
-  /** IDONTWANT ids from this peer → expiry time (insertion order is time order). */
-  dontWant: Map<string, number>
+  /** IDONTWANT ids from this peer → expiry time (insertion order is time order); made on first use. */
+  dontWant: Map<string, number> | undefined
   ihavesThisHeartbeat: number
   askedThisHeartbeat: number
   /** Messages this peer delivered to us first, decayed every heartbeat. */
@@ -141,6 +141,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   private uplinkFreeAt = 0
   private drainTimer: TimerHandle | undefined
   private heartbeatTimer: TimerHandle | undefined
+  private hello: Uint8Array | undefined
   private heartbeatTicks = 0
   private lastDecay = 0
   private started = false
@@ -224,17 +225,20 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       protocol: info.protocol,
       outbound: info.outbound ?? false,
       topics: new Set(),
-      dontWant: new Map(),
+      dontWant: undefined,
       ihavesThisHeartbeat: 0,
       askedThisHeartbeat: 0,
       firstDeliveries: 0,
     })
     this.score.addPeer(peer, info.address)
     if (this.subscriptions.size > 0) {
-      this.send(peer, {
+      // One encoding shared by every peer that connects until the subscriptions change.
+      this.hello ??= encodeRpc({
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
         messages: [],
       })
+      this.recorder.frameSent(this.hello.length, 0)
+      this.env.send(peer, this.hello)
     }
   }
 
@@ -302,6 +306,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   subscribe(topic: Topic): void {
     if (this.subscriptions.has(topic)) return
     this.subscriptions.add(topic)
+    this.hello = undefined
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: true, topic }], messages: [] })
     }
@@ -325,6 +330,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   /** Leaves `topic`: announces it and prunes the mesh with the unsubscribe backoff. */
   unsubscribe(topic: Topic): void {
     if (!this.subscriptions.delete(topic)) return
+    this.hello = undefined
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
@@ -605,6 +611,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     for (const e of entries) {
       for (const id of e.messageIDs) {
         const key = messageIdKey(id)
+        ps.dontWant ??= new Map()
         ps.dontWant.delete(key)
         if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
           const oldest = ps.dontWant.keys().next().value
@@ -816,7 +823,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   }
 
   private dontWantOf(ps: PeerState, key: string): boolean {
-    const until = ps.dontWant.get(key)
+    const until = ps.dontWant?.get(key)
     return until !== undefined && until > this.env.now()
   }
 
@@ -839,9 +846,9 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       ps.firstDeliveries *= FIRST_DELIVERY_DECAY
       ps.ihavesThisHeartbeat = 0
       ps.askedThisHeartbeat = 0
-      for (const [key, until] of ps.dontWant) {
+      for (const [key, until] of ps.dontWant ?? []) {
         if (until > now) break
-        ps.dontWant.delete(key)
+        ps.dontWant!.delete(key)
       }
     }
     for (const [topic, peers] of this.backoff) {

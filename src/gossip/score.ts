@@ -18,7 +18,8 @@ interface PeerStats {
   connected: boolean
   expire: number
   address: string | undefined
-  topics: Map<Topic, TopicStats>
+  /** Made on first use: most peers of a large network never get topic counters. */
+  topics: Map<Topic, TopicStats> | undefined
   behaviourPenalty: number
 }
 
@@ -53,7 +54,7 @@ export class PeerScore {
     const address = addressText === undefined ? undefined : ipOf(addressText)
     let ps = this.peers.get(peer)
     if (ps === undefined) {
-      ps = { connected: true, expire: 0, address, topics: new Map(), behaviourPenalty: 0 }
+      ps = { connected: true, expire: 0, address, topics: undefined, behaviourPenalty: 0 }
       this.peers.set(peer, ps)
     }
     ps.connected = true
@@ -82,7 +83,7 @@ export class PeerScore {
       return
     }
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
-    for (const [topic, ts] of ps.topics) if (ts.inMesh) this.leaveMesh(topic, ts)
+    for (const [topic, ts] of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(topic, ts)
     ps.connected = false
     ps.expire = this.now() + this.params.retainScoreMs
   }
@@ -146,7 +147,7 @@ export class PeerScore {
     if (ps === undefined) return 0
     const p = this.params
     let topicScore = 0
-    for (const [topic, ts] of ps.topics) {
+    for (const [topic, ts] of ps.topics ?? []) {
       const tp = this.paramsOf(topic)
       let s = 0
       if (ts.inMesh) {
@@ -189,7 +190,7 @@ export class PeerScore {
         if (now > ps.expire) this.peers.delete(peer)
         continue
       }
-      for (const [topic, ts] of ps.topics) {
+      for (const [topic, ts] of ps.topics ?? []) {
         const tp = this.paramsOf(topic)
         ts.firstMessageDeliveries = decay(ts.firstMessageDeliveries, tp.firstMessageDeliveriesDecay)
         ts.meshMessageDeliveries = decay(ts.meshMessageDeliveries, tp.meshMessageDeliveriesDecay)
@@ -241,6 +242,7 @@ export class PeerScore {
   private topicStats(peer: PeerKey, topic: Topic): TopicStats | undefined {
     const ps = this.peers.get(peer)
     if (ps === undefined || !ps.connected) return undefined
+    ps.topics ??= new Map()
     let ts = ps.topics.get(topic)
     if (ts === undefined) {
       ts = {
