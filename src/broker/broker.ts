@@ -16,14 +16,9 @@ import {
 import { importEd25519PublicKey, verifyEd25519Prepared } from '../crypto/ed25519.ts'
 import { MerkleTree } from '../crypto/merkle.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
-import type { Shard } from './certificate.ts'
+import type { HeightCertificate, Shard } from './certificate.ts'
 import type { Directory } from './directory.ts'
-import {
-  batchDigest,
-  encodeDistilledBatch,
-  type HeightCertificate,
-  type Straggler,
-} from './distilled-batch.ts'
+import { batchDigest, encodeDistilledBatch, type Straggler } from './distilled-batch.ts'
 import { batchLeaves } from './leaf.ts'
 import type { BatchReference } from './orderer.ts'
 import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
@@ -486,7 +481,7 @@ export class Broker implements ProtocolCore {
   }
 
   private inclusionFrame(b: InFlight, index: number): Uint8Array {
-    return encodeInclusion(this.inclusionProof(b, index))
+    return encodeInclusion({ ...this.inclusionProof(b, index), height: b.height })
   }
 
   private onShare(peer: PeerKey, frame: Uint8Array): void {

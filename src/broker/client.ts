@@ -2,12 +2,17 @@ import type { KeyObject } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../core/artifact.ts'
 import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
-import { InvalidParametersError, LimitExceededError, MessageTooLargeError } from '../core/errors.ts'
+import {
+  DuplicateMessageError,
+  InvalidParametersError,
+  LimitExceededError,
+  MessageTooLargeError,
+} from '../core/errors.ts'
 import { StatsRecorder } from '../core/stats.ts'
 import type { BlsKeyPair } from '../crypto/bls.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
 import { verifyMerkleProof } from '../crypto/merkle.ts'
-import { verifyCertificate } from './certificate.ts'
+import { type HeightCertificate, verifyCertificate, verifyHeight } from './certificate.ts'
 import { decodeLeaf } from './leaf.ts'
 import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
 import { batchRootInput, deliveryInput, submissionInput } from './signing.ts'
@@ -18,6 +23,7 @@ import {
   encodeSubmission,
   FrameKind,
   frameKind,
+  type InclusionFrame,
   type InclusionProof,
 } from './wire.ts'
 
@@ -75,8 +81,8 @@ interface Current extends Pending {
   transmissions: number
   retry: number
   timer?: TimerHandle
-  /** Roots this client co-signed for this message. */
-  signed: Set<string>
+  /** The highest raise this client co-signed for this message (0 when none). */
+  maxSignedRaise: number
 }
 
 /**
@@ -95,6 +101,8 @@ export class BrokerClient implements ProtocolCore {
   private readonly queue: Pending[] = []
   private current?: Current
   private last: number
+  private lastPayload?: Uint8Array
+  private verifiedHeight?: string
   private stopped = false
 
   constructor(env: Env, opts: BrokerClientOptions) {
@@ -132,6 +140,14 @@ export class BrokerClient implements ProtocolCore {
     }
     if (this.queue.length >= (this.opts.maxQueue ?? 1024)) {
       return Promise.reject(new LimitExceededError('client queue is full'))
+    }
+    // Servers treat a client's message equal to its previous one as that message raised
+    // again (a nudge, not a delivery), so consecutive messages must differ.
+    const previous = this.queue.at(-1)?.payload ?? this.current?.payload ?? this.lastPayload
+    if (previous !== undefined && Buffer.compare(previous, payload) === 0) {
+      return Promise.reject(
+        new DuplicateMessageError(`of client ${this.opts.id} equal to its previous one`),
+      )
     }
     const promise = new Promise<DeliveryReceipt>((resolve, reject) => {
       this.queue.push({ payload: payload.slice(), submittedAt: this.env.now(), resolve, reject })
@@ -188,7 +204,7 @@ export class BrokerClient implements ProtocolCore {
       frame,
       transmissions: 0,
       retry: this.opts.retryMs ?? 1500,
-      signed: new Set(),
+      maxSignedRaise: 0,
     }
     this.transmit()
   }
@@ -214,20 +230,36 @@ export class BrokerClient implements ProtocolCore {
     return leaf.raise
   }
 
-  private onInclusion(p: InclusionProof): void {
+  /** True when `h` is a valid height certificate (the last one verified is cached). */
+  private checkHeight(h: HeightCertificate): boolean {
+    if (h.slot === 0) return true
+    const key = `${h.slot}/${Buffer.from(h.root!).toString('hex')}`
+    if (key === this.verifiedHeight) return true
+    if (!verifyHeight(h, this.serverKeys, this.threshold)) return false
+    this.verifiedHeight = key
+    return true
+  }
+
+  private onInclusion(p: InclusionFrame): void {
     const c = this.current
     if (c === undefined) return
     const raise = this.checkInclusion(p)
-    // A raise below our sequence number would make servers drop the message as stale.
+    // A raise below our sequence number would make servers drop the message as stale; one
+    // above the certified height + 1 is not legitimate yet, and a share on it could be
+    // used later, once it is.
     if (raise === undefined || raise < c.sequence) {
       this.penalise(this.opts.broker, 'bad-inclusion')
+      return
+    }
+    if (raise > p.height.slot + 1 || !this.checkHeight(p.height)) {
+      this.penalise(this.opts.broker, 'illegitimate-raise')
       return
     }
     // The broker has the message: wait a full retry period from now before resending.
     c.timer?.cancel()
     c.timer = this.env.setTimer(c.retry, () => this.transmit())
     const signature = this.opts.bls.signShare(batchRootInput(p.root))
-    c.signed.add(Buffer.from(p.root).toString('hex'))
+    c.maxSignedRaise = Math.max(c.maxSignedRaise, raise)
     const out = encodeShare({ id: this.opts.id, root: p.root, signature })
     this.recorder.frameSent(out.length, 0)
     this.env.send(this.opts.broker, out)
@@ -247,10 +279,11 @@ export class BrokerClient implements ProtocolCore {
       return
     }
     c.timer?.cancel()
-    // Servers delivered it with the raise if our share made it into the aggregate, else
-    // with our own number; continuing above the larger one is right in both cases.
-    const cosigned = c.signed.has(Buffer.from(d.inclusion.root).toString('hex'))
-    this.last = Math.max(this.last, c.sequence, cosigned ? raise : 0)
+    // Continue above every raise we co-signed for this message: a batch the broker withheld
+    // and has ordered later then carries a sequence number below our next one, and
+    // servers drop it instead of delivering the message twice.
+    this.last = Math.max(this.last, c.sequence, c.maxSignedRaise)
+    this.lastPayload = c.payload
     this.current = undefined
     c.resolve({
       sequence: c.sequence,

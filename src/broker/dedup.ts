@@ -1,30 +1,40 @@
+import { sha256 } from '../crypto/merkle.ts'
+
 /**
  * What a server does with an ordered entry, given the client's last delivered sequence
- * number and the first bytes of its last delivered message:
- * - `deliver`: a higher sequence number, a new message;
- * - `ignore`: the same sequence number and the same message prefix: a copy of the message
- *   already delivered (a retransmission or a batch ordered twice);
- * - `nudge`: the same sequence number with a different message: the client signed two
- *   messages with one sequence number (only the client can do that; the broker cannot
- *   forge either). Both are authentic, so this one is delivered too, and the client's last
- *   sequence number moves one past it so that no copy of either can be delivered again;
+ * number and a fingerprint of its last message:
+ * - `deliver`: a higher sequence number and a different message: new;
+ * - `nudge`: a higher sequence number but the same message as the last one: that message
+ *   raised again (a batch the broker withheld and had ordered later, or a retransmission
+ *   that went into a later batch). It is not delivered again; the last sequence number
+ *   moves up to it;
+ * - `ignore`: the same sequence number: a copy (a batch ordered twice, a replay);
  * - `drop`: a lower sequence number: stale or replayed.
+ *
+ * Consecutive messages of one client must therefore differ (`BrokerClient.submit` refuses
+ * a payload equal to the previous one).
  */
 export type DedupVerdict = 'deliver' | 'ignore' | 'nudge' | 'drop'
 
-/** Bytes of the last message kept per client. */
-export const DEDUP_PREFIX_LENGTH = 8
+/**
+ * Bytes of the fingerprint kept per client: a payload of up to 16 bytes is kept as is
+ * (Chop Chop's payloads are 8 bytes), a longer one as the first 16 bytes of its sha256.
+ */
+export const DEDUP_FINGERPRINT_LENGTH = 16
 
-/** Per-client deduplication state (last sequence and message prefix), bounded by the client count. */
+/** Length code of a hashed fingerprint (payloads of 0–16 bytes use their length). */
+const HASHED = 0xff
+
+/** Per-client deduplication state (last sequence, message fingerprint), growing with the ids seen. */
 export class DedupTable {
   private last: Float64Array
-  private prefixes: Uint8Array
-  private prefixLengths: Uint8Array
+  private prints: Uint8Array
+  private lengths: Uint8Array
 
   constructor(initialClients = 1024) {
     this.last = new Float64Array(initialClients)
-    this.prefixes = new Uint8Array(initialClients * DEDUP_PREFIX_LENGTH)
-    this.prefixLengths = new Uint8Array(initialClients)
+    this.prints = new Uint8Array(initialClients * DEDUP_FINGERPRINT_LENGTH)
+    this.lengths = new Uint8Array(initialClients)
   }
 
   /** The last sequence number delivered for `id` (0 when none). */
@@ -32,35 +42,25 @@ export class DedupTable {
     return id < this.last.length ? this.last[id] : 0
   }
 
-  /** Classifies an entry and, unless it is ignored or dropped, records it. */
+  /** Classifies an entry and records what it changes. */
   apply(id: number, sequence: number, payload: Uint8Array): DedupVerdict {
     this.ensure(id)
     const last = this.last[id]
     if (sequence < last) return 'drop'
-    const off = id * DEDUP_PREFIX_LENGTH
-    const len = Math.min(DEDUP_PREFIX_LENGTH, payload.length)
-    if (sequence === last) {
-      let same = this.prefixLengths[id] === len
-      for (let i = 0; same && i < len; i++) same = this.prefixes[off + i] === payload[i]
-      if (same) return 'ignore'
-      this.record(id, sequence + 1, payload, off, len)
-      return 'nudge'
-    }
-    this.record(id, sequence, payload, off, len)
-    return 'deliver'
-  }
-
-  private record(
-    id: number,
-    sequence: number,
-    payload: Uint8Array,
-    off: number,
-    len: number,
-  ): void {
+    if (sequence === last) return 'ignore'
+    const short = payload.length <= DEDUP_FINGERPRINT_LENGTH
+    const print = short ? payload : sha256(payload).subarray(0, DEDUP_FINGERPRINT_LENGTH)
+    const code = short ? payload.length : HASHED
+    const off = id * DEDUP_FINGERPRINT_LENGTH
     this.last[id] = sequence
-    this.prefixLengths[id] = len
-    this.prefixes.fill(0, off, off + DEDUP_PREFIX_LENGTH)
-    this.prefixes.set(payload.subarray(0, len), off)
+    // Sequence numbers start at 1, so last = 0 means nothing was delivered yet.
+    let same = last > 0 && this.lengths[id] === code
+    for (let i = 0; same && i < print.length; i++) same = this.prints[off + i] === print[i]
+    if (same) return 'nudge'
+    this.lengths[id] = code
+    this.prints.fill(0, off, off + DEDUP_FINGERPRINT_LENGTH)
+    this.prints.set(print, off)
+    return 'deliver'
   }
 
   private ensure(id: number): void {
@@ -69,12 +69,12 @@ export class DedupTable {
     while (n <= id) n *= 2
     const last = new Float64Array(n)
     last.set(this.last)
-    const prefixes = new Uint8Array(n * DEDUP_PREFIX_LENGTH)
-    prefixes.set(this.prefixes)
+    const prints = new Uint8Array(n * DEDUP_FINGERPRINT_LENGTH)
+    prints.set(this.prints)
     const lengths = new Uint8Array(n)
-    lengths.set(this.prefixLengths)
+    lengths.set(this.lengths)
     this.last = last
-    this.prefixes = prefixes
-    this.prefixLengths = lengths
+    this.prints = prints
+    this.lengths = lengths
   }
 }

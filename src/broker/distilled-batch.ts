@@ -2,27 +2,12 @@ import { ByteReader, ByteWriter } from '../core/binary.ts'
 import { DecodeError } from '../core/errors.ts'
 import { BLS_SIGNATURE_LENGTH } from '../crypto/bls.ts'
 import { ED25519_SIGNATURE_LENGTH } from '../crypto/ed25519.ts'
-import { MERKLE_HASH_LENGTH, sha256 } from '../crypto/merkle.ts'
-import { readShards, type Shard, writeShards } from './certificate.ts'
+import { sha256 } from '../crypto/merkle.ts'
+import { type HeightCertificate, readHeight, writeHeight } from './certificate.ts'
 import type { BrokerLimits } from './params.ts'
 import { FrameKind } from './wire.ts'
 
 const VERSION = 1
-
-/**
- * A height certified by f+1 servers: their delivery shards on (slot, root). The raise of
- * a batch may not exceed `slot + 1`, so a Byzantine broker cannot push a client's sequence
- * number arbitrarily far (each ordered batch raises it by at most one slot). Slot 0 is the
- * genesis height and needs no shards.
- */
-export interface HeightCertificate {
-  /** The certified slot. */
-  slot: number
-  /** Root of the batch delivered in that slot (absent for slot 0). */
-  root?: Uint8Array
-  /** The delivery shards. */
-  shards: Shard[]
-}
 
 /** A client that did not co-sign the root: its entry travels with its original signature. */
 export interface Straggler {
@@ -69,11 +54,8 @@ export function encodeDistilledBatch(b: DistilledBatch): Uint8Array {
   for (const p of b.payloads) payloadBytes += p.length
   const w = new ByteWriter(256 + payloadBytes + n + b.stragglers.length * 80)
   w.u8(FrameKind.Batch).u8(VERSION).varint(b.batchNumber).u8(b.entriesPerLeaf)
-  w.varint(n).varint(b.raise).varint(b.height.slot)
-  if (b.height.slot > 0) {
-    w.raw(b.height.root!)
-    writeShards(w, b.height.shards)
-  }
+  w.varint(n).varint(b.raise)
+  writeHeight(w, b.height)
   // Ids: first id, then gap − 1 bit-packed LSB first.
   w.varint(n === 0 ? 0 : b.ids[0])
   let maxGap = 0
@@ -122,12 +104,7 @@ export function decodeDistilledBatch(frame: Uint8Array, limits: BrokerLimits): D
   const n = r.varint(limits.maxBatchEntries)
   if (n === 0) throw new DecodeError('empty batch')
   const raise = r.varint()
-  const slot = r.varint()
-  const height: HeightCertificate = { slot, shards: [] }
-  if (slot > 0) {
-    height.root = r.raw(MERKLE_HASH_LENGTH)
-    height.shards = readShards(r, limits.maxServers)
-  }
+  const height = readHeight(r, limits.maxServers)
   const ids = new Uint32Array(n)
   ids[0] = r.varint(limits.maxClients - 1)
   const width = r.u8()

@@ -9,7 +9,7 @@ import { messageIdKey } from '../core/message-id.ts'
 import { StatsRecorder } from '../core/stats.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
 import { verifyCertificate } from './certificate.ts'
-import { DedupTable, type DedupVerdict } from './dedup.ts'
+import { DedupTable } from './dedup.ts'
 import type { Directory } from './directory.ts'
 import { batchDigest, type DistilledBatch, decodeDistilledBatch } from './distilled-batch.ts'
 import type { BatchReference, Orderer } from './orderer.ts'
@@ -57,8 +57,6 @@ export interface BrokerDelivery {
   payload: Uint8Array
   /** The slot of its batch. */
   slot: number
-  /** What deduplication decided: `deliver` or `nudge`. */
-  verdict: DedupVerdict
 }
 
 /** Events of a {@link WitnessServer}. */
@@ -75,11 +73,11 @@ export interface WitnessServerEvents {
 export interface WitnessServerCounters {
   /** Batches this server verified and witnessed. */
   witnessed: number
-  /** Entries delivered (including nudges). */
+  /** Entries delivered. */
   delivered: number
-  /** Entries ignored as copies. */
+  /** Entries not delivered again: copies (same sequence) and nudges (same message raised). */
   ignored: number
-  /** Entries nudged. */
+  /** Of the ignored entries, those nudged (the same message at a higher sequence number). */
   nudged: number
   /** Entries dropped as stale. */
   dropped: number
@@ -316,16 +314,17 @@ export class WitnessServer implements ProtocolCore {
       const sequence = stragglerSeq.get(i) ?? batch.raise
       const payload = batch.payloads[i]
       const verdict = this.dedup.apply(clientId, sequence, payload)
-      if (verdict === 'deliver' || verdict === 'nudge') {
+      if (verdict === 'deliver') {
         delivered++
-        if (verdict === 'nudge') this.counters.nudged++
         this.recorder.count('delivered', BROKER_TOPIC, 'consensus', payload.length)
-        this.events.emit('deliver', { clientId, sequence, payload, slot, verdict })
-      } else if (verdict === 'ignore') {
-        ignored++
-        this.recorder.count('duplicates', BROKER_TOPIC, 'consensus')
-      } else {
+        this.events.emit('deliver', { clientId, sequence, payload, slot })
+      } else if (verdict === 'drop') {
         dropped++
+      } else {
+        // A copy, or the same message raised again: not delivered twice.
+        ignored++
+        if (verdict === 'nudge') this.counters.nudged++
+        this.recorder.count('duplicates', BROKER_TOPIC, 'consensus')
       }
     }
     this.counters.delivered += delivered

@@ -2,11 +2,11 @@ import type { KeyObject } from 'node:crypto'
 import { blsVerifyAggregate } from '../crypto/bls.ts'
 import { verifyEd25519Prepared } from '../crypto/ed25519.ts'
 import { merkleRoot } from '../crypto/merkle.ts'
-import { verifyCertificate } from './certificate.ts'
+import { verifyHeight } from './certificate.ts'
 import type { Directory } from './directory.ts'
 import type { DistilledBatch } from './distilled-batch.ts'
 import { batchLeaves } from './leaf.ts'
-import { batchRootInput, deliveryInput, submissionInput } from './signing.ts'
+import { batchRootInput, submissionInput } from './signing.ts'
 
 /** Why a distilled batch was refused (stable reason strings, also used as stats keys). */
 export type BatchFault =
@@ -38,17 +38,7 @@ export function verifyDistilledBatch(
   const n = batch.ids.length
   if (batch.ids[n - 1] >= directory.size) return 'unknown-client'
   const { height } = batch
-  if (
-    height.slot > 0 &&
-    !verifyCertificate(
-      height.shards,
-      deliveryInput(height.slot, height.root!),
-      serverKeys,
-      threshold,
-    )
-  ) {
-    return 'height-certificate'
-  }
+  if (!verifyHeight(height, serverKeys, threshold)) return 'height-certificate'
   const bound = height.slot + 1
   if (batch.raise < 1 || batch.raise > bound) return 'inflated-raise'
   const isStraggler = new Uint8Array(n)

@@ -3,7 +3,14 @@ import { DecodeError } from '../core/errors.ts'
 import { BLS_SIGNATURE_UNCOMPRESSED_LENGTH } from '../crypto/bls.ts'
 import { ED25519_SIGNATURE_LENGTH } from '../crypto/ed25519.ts'
 import { MERKLE_HASH_LENGTH } from '../crypto/merkle.ts'
-import { readShards, type Shard, writeShards } from './certificate.ts'
+import {
+  type HeightCertificate,
+  readHeight,
+  readShards,
+  type Shard,
+  writeHeight,
+  writeShards,
+} from './certificate.ts'
 import type { BrokerLimits } from './params.ts'
 
 /**
@@ -53,6 +60,16 @@ export interface InclusionProof {
   leaf: Uint8Array
   /** Sibling hashes from the leaf up. */
   proof: Uint8Array[]
+}
+
+/**
+ * What the broker sends a client after a flush: the inclusion proof and the height
+ * certificate that bounds the raise, so the client can check the raise before co-signing
+ * (a share on a root with a raise not yet legitimate could be used later, when it is).
+ */
+export interface InclusionFrame extends InclusionProof {
+  /** The certified height the batch's raise is bounded by. */
+  height: HeightCertificate
 }
 
 /** A client's BLS share on a batch root. */
@@ -141,19 +158,21 @@ function readInclusion(r: ByteReader, limits: BrokerLimits): InclusionProof {
 }
 
 /** Encodes an inclusion-proof datagram. */
-export function encodeInclusion(p: InclusionProof): Uint8Array {
-  const w = new ByteWriter(64 + p.leaf.length + p.proof.length * MERKLE_HASH_LENGTH)
+export function encodeInclusion(p: InclusionFrame): Uint8Array {
+  const w = new ByteWriter(256 + p.leaf.length + p.proof.length * MERKLE_HASH_LENGTH)
   writeInclusion(w.u8(FrameKind.Inclusion), p)
+  writeHeight(w, p.height)
   return w.finish()
 }
 
 /** Decodes an inclusion-proof datagram. */
-export function decodeInclusion(frame: Uint8Array, limits: BrokerLimits): InclusionProof {
+export function decodeInclusion(frame: Uint8Array, limits: BrokerLimits): InclusionFrame {
   const r = new ByteReader(frame)
   if (r.u8() !== FrameKind.Inclusion) throw new DecodeError('not an inclusion proof')
   const p = readInclusion(r, limits)
+  const height = readHeight(r, limits.maxServers)
   r.end()
-  return p
+  return { ...p, height }
 }
 
 /** Encodes a BLS share datagram. */

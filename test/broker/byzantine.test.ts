@@ -30,6 +30,7 @@ let orderer: RelayOrderer
 let delivered: BrokerDelivery[][]
 
 const enc = (s: string) => new TextEncoder().encode(s)
+const dec = (b: Uint8Array) => new TextDecoder().decode(b)
 const entries = (ids: number[], seq = 1, tag = 'm'): HandEntry[] =>
   ids.map((id) => ({ id, payload: enc(`${tag}${id}`), sequence: seq }))
 
@@ -163,6 +164,41 @@ describe('a Byzantine broker', () => {
       expect(got.map((d) => `${d.clientId}@${d.sequence}`)).toEqual(['2@1', '3@1', '3@2'])
     }
     for (const s of cluster.servers) expect(s.core.counts().ignored).toBe(1)
+  })
+
+  it('a withheld batch ordered late does not deliver a message twice', async () => {
+    const first = broker.build(entries([0]))
+    orderer.propose(await broker.witness(encodeDistilledBatch(first.batch)))
+    await broker.ordered(1)
+    await until(() => broker.deliveryShards(1).length === 4)
+    const h1 = { slot: 1, root: first.root, shards: broker.deliveryShards(1) }
+    // Client 4 co-signs two batches carrying its message: X (raised to 2) is withheld,
+    // Y (raise 1) is ordered first.
+    const m4: HandEntry[] = [{ id: 4, payload: enc('m4'), sequence: 1 }]
+    const x = broker.build(m4, { raise: 2, height: h1, batchNumber: 2 })
+    const y = broker.build(m4, { raise: 1, height: h1, batchNumber: 3 })
+    const refX = await broker.witness(encodeDistilledBatch(x.batch))
+    orderer.propose(await broker.witness(encodeDistilledBatch(y.batch)))
+    await broker.ordered(2)
+    orderer.propose(refX)
+    await broker.ordered(3)
+    await until(() => broker.deliveryShards(3).length === 4)
+    // The client's next message is numbered above every raise it co-signed (2).
+    const h3 = { slot: 3, root: x.root, shards: broker.deliveryShards(3) }
+    const next = broker.build([{ id: 4, payload: enc('n4'), sequence: 3 }], {
+      height: h3,
+      batchNumber: 4,
+    })
+    orderer.propose(await broker.witness(encodeDistilledBatch(next.batch)))
+    await broker.ordered(4)
+    for (const got of delivered) {
+      expect(got.map((d) => `${d.clientId}@${d.sequence}:${dec(d.payload)}`)).toEqual([
+        '0@1:m0',
+        '4@1:m4',
+        '4@3:n4',
+      ])
+    }
+    for (const s of cluster.servers) expect(s.core.counts().nudged).toBe(1)
   })
 
   it('malformed frames to a server are dropped and counted', async () => {

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { encodeLeaf } from '../../src/broker/leaf.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
 import { ClientNode } from '../../src/broker/nodes.ts'
+import { brokerLimits } from '../../src/broker/params.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
 import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'
 import { UdpEndpoint } from '../../src/broker/udp-endpoint.ts'
@@ -13,6 +15,8 @@ import {
   encodeSubmission,
   FrameKind,
 } from '../../src/broker/wire.ts'
+import { DuplicateMessageError } from '../../src/core/errors.ts'
+import { merkleRoot } from '../../src/crypto/merkle.ts'
 import { sleep, until } from './harness.ts'
 import { LossyRelay } from './lossy-relay.ts'
 
@@ -83,13 +87,7 @@ describe('clients and the broker', () => {
     const liar = await udp()
     liar.onFrame((peer, f) => {
       if (f[0] !== FrameKind.Inclusion) return
-      const p = decodeInclusion(f, {
-        maxPayload: 256,
-        maxBatchEntries: 65536,
-        maxEntriesPerLeaf: 8,
-        maxServers: 64,
-        maxClients: 1 << 24,
-      })
+      const p = decodeInclusion(f, brokerLimits())
       // Signed with another client's BLS key: a share that cannot verify for id 9.
       const signature = c.clientKeys[10].bls.signShare(batchRootInput(p.root))
       liar.send(peer, encodeShare({ id: 9, root: p.root, signature }))
@@ -106,7 +104,7 @@ describe('clients and the broker', () => {
     for (const got of delivered) expect(got.filter((d) => d.clientId === 9).length).toBe(1)
   })
 
-  it('a client refuses a bad inclusion proof or a forged delivery certificate', async () => {
+  it('a client refuses bad proofs, illegitimate raises and forged certificates', async () => {
     const c = await cluster({ clients: 2, withBroker: false })
     const fake = await udp()
     const client = await ClientNode.start({
@@ -119,61 +117,61 @@ describe('clients and the broker', () => {
     closers.push(() => client.close())
     const got: number[] = []
     let settled = false
+    const genesis = { slot: 0, shards: [] }
     fake.onFrame((peer, f) => {
       got.push(f[0])
       if (f[0] !== FrameKind.Submit) return
-      const s = decodeSubmission(f, {
-        maxPayload: 256,
-        maxBatchEntries: 65536,
-        maxEntriesPerLeaf: 8,
-        maxServers: 64,
-        maxClients: 1 << 24,
+      const s = decodeSubmission(f, brokerLimits())
+      const leafFor = (payload: Uint8Array, raise: number) =>
+        encodeLeaf(raise, [{ id: s.id, payload }])
+      const proofFor = (leaf: Uint8Array, root = merkleRoot([leaf])) => ({
+        root,
+        leafIndex: 0,
+        leafCount: 1,
+        leaf,
+        proof: [],
       })
-      const leafFor = (payload: Uint8Array, raise: number) => {
-        const w = [raise, 1, s.id & 0xff, 0, 0, 0, payload.length, ...payload]
-        return Uint8Array.from(w)
+      const good = leafFor(s.payload, 1)
+      const send = (frame: Uint8Array) => fake.send(peer, frame)
+      // A root that is not the leaf's; a changed payload.
+      send(encodeInclusion({ ...proofFor(good, new Uint8Array(32).fill(1)), height: genesis }))
+      send(encodeInclusion({ ...proofFor(leafFor(enc('evil'), 1)), height: genesis }))
+      // Valid proofs, but raises beyond the certified height + 1: with the genesis height,
+      // and with a made-up certificate for slot 10.
+      send(encodeInclusion({ ...proofFor(leafFor(s.payload, 5)), height: genesis }))
+      const forged = {
+        slot: 10,
+        root: new Uint8Array(32),
+        shards: [
+          { server: 0, signature: new Uint8Array(64) },
+          { server: 1, signature: new Uint8Array(64) },
+        ],
       }
-      const root = new Uint8Array(32).fill(1)
-      // Wrong root for the leaf; a changed payload; a raise below the client's sequence.
-      fake.send(
-        peer,
-        encodeInclusion({
-          root,
-          leafIndex: 0,
-          leafCount: 1,
-          leaf: leafFor(s.payload, 1),
-          proof: [],
-        }),
-      )
-      fake.send(
-        peer,
-        encodeInclusion({
-          root,
-          leafIndex: 0,
-          leafCount: 1,
-          leaf: leafFor(enc('evil'), 1),
-          proof: [],
-        }),
-      )
-      fake.send(
-        peer,
-        encodeDelivered({
-          slot: 1,
-          shards: [
-            { server: 0, signature: new Uint8Array(64) },
-            { server: 1, signature: new Uint8Array(64) },
-          ],
-          inclusion: { root, leafIndex: 0, leafCount: 1, leaf: leafFor(s.payload, 1), proof: [] },
-        }),
-      )
+      send(encodeInclusion({ ...proofFor(leafFor(s.payload, 11)), height: forged }))
+      send(encodeDelivered({ slot: 1, shards: forged.shards, inclusion: proofFor(good) }))
     })
     void client.submit(enc('hello')).then(() => {
       settled = true
     })
     await until(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1)
     expect(client.core.stats().invalid['bad-inclusion']).toBe(2)
+    expect(client.core.stats().invalid['illegitimate-raise']).toBe(2)
     expect(got.filter((k) => k === FrameKind.Share)).toEqual([])
     expect(settled).toBe(false)
+  })
+
+  it('refuses a payload equal to the previous one (servers would take it as a copy)', async () => {
+    const c = await cluster({
+      clients: 2,
+      broker: { flushTimeoutMs: 10, shareTimeoutMs: 200, authThreads: 0 },
+    })
+    const [a] = c.clients
+    await a.submit(enc('same'))
+    await expect(a.submit(enc('same'))).rejects.toThrow(DuplicateMessageError)
+    const queued = a.submit(enc('other'))
+    await expect(a.submit(enc('other'))).rejects.toThrow(DuplicateMessageError)
+    await queued
+    expect(a.core.lastSequence).toBe(2)
   })
 
   it('a replayed submission is answered from the cache and not delivered twice', async () => {

@@ -79,10 +79,13 @@ describe('broker codecs', () => {
       leaf,
       proof: Array.from({ length: 13 }, (_, i) => bytes(32, i)),
     }
-    const inc = encodeInclusion(inclusion)
-    expect(decodeInclusion(inc, limits)).toEqual(inclusion)
-    // 13 proof hashes and a leaf of 8 entries: about the seed's 514-byte outgoing packet.
-    expect(inc.length).toBeLessThan(600)
+    const height = { slot: 4, root: bytes(32, 6), shards: [{ server: 1, signature: bytes(64, 2) }] }
+    const inc = encodeInclusion({ ...inclusion, height })
+    expect(decodeInclusion(inc, limits)).toEqual({ ...inclusion, height })
+    const genesis = encodeInclusion({ ...inclusion, height: { slot: 0, shards: [] } })
+    expect(decodeInclusion(genesis, limits).height).toEqual({ slot: 0, shards: [] })
+    // 13 proof hashes and a leaf of 2 entries, with a height certificate of one shard.
+    expect(genesis.length).toBeLessThan(480)
     const share = { id: 7, root: bytes(32, 4), signature: bytes(192, 5) }
     expect(decodeShare(encodeShare(share), limits)).toEqual(share)
     const delivered = {

@@ -8,24 +8,30 @@ import { Ed25519KeyPair } from '../../src/crypto/ed25519.ts'
 const enc = (s: string) => new TextEncoder().encode(s)
 
 describe('per-client deduplication', () => {
-  it('delivers, ignores, nudges and drops by last sequence and message prefix', () => {
+  it('delivers, nudges, ignores and drops by last sequence and message fingerprint', () => {
     const t = new DedupTable(2)
     expect(t.apply(5, 1, enc('hello'))).toBe('deliver')
     expect(t.apply(5, 1, enc('hello'))).toBe('ignore')
-    expect(t.apply(5, 3, enc('raised'))).toBe('deliver')
-    expect(t.lastSequence(5)).toBe(3)
-    expect(t.apply(5, 2, enc('stale'))).toBe('drop')
-    // Same number, other message: delivered, and the last number moves past it.
-    expect(t.apply(5, 3, enc('other'))).toBe('nudge')
+    expect(t.apply(5, 1, enc('other'))).toBe('ignore')
+    // The same message raised again: not delivered, the last sequence moves up.
+    expect(t.apply(5, 4, enc('hello'))).toBe('nudge')
     expect(t.lastSequence(5)).toBe(4)
-    expect(t.apply(5, 3, enc('raised'))).toBe('drop')
-    expect(t.apply(5, 3, enc('other'))).toBe('drop')
-    // Prefixes compare length too ('ab' is not 'ab\0').
+    expect(t.apply(5, 3, enc('stale'))).toBe('drop')
+    expect(t.apply(5, 6, enc('next'))).toBe('deliver')
+    expect(t.apply(5, 7, enc('hello'))).toBe('deliver')
+    // Fingerprints compare length too ('ab' is not 'ab\0').
     expect(t.apply(9, 1, enc('ab'))).toBe('deliver')
-    expect(t.apply(9, 1, new Uint8Array([0x61, 0x62, 0]))).toBe('nudge')
-    // Clients grow the table on demand; others are untouched.
+    expect(t.apply(9, 2, new Uint8Array([0x61, 0x62, 0]))).toBe('deliver')
+    // Long payloads are fingerprinted by hash: a change after byte 16 is a new message.
+    const long = new Uint8Array(100).fill(1)
+    const longer = long.slice()
+    longer[99] = 2
+    expect(t.apply(3, 1, long)).toBe('deliver')
+    expect(t.apply(3, 2, long)).toBe('nudge')
+    expect(t.apply(3, 3, longer)).toBe('deliver')
+    // The table grows on demand; others are untouched.
     expect(t.apply(1000, 7, enc('x'))).toBe('deliver')
-    expect(t.lastSequence(5)).toBe(4)
+    expect(t.lastSequence(5)).toBe(7)
     expect(t.lastSequence(1001)).toBe(0)
   })
 })

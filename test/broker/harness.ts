@@ -2,12 +2,8 @@
  * A broker played by hand, for tests of what servers and clients do with a Byzantine
  * broker. It speaks the real protocol over real TCP links, with real signatures.
  */
-import type { Shard } from '../../src/broker/certificate.ts'
-import {
-  batchDigest,
-  type DistilledBatch,
-  type HeightCertificate,
-} from '../../src/broker/distilled-batch.ts'
+import type { HeightCertificate, Shard } from '../../src/broker/certificate.ts'
+import { batchDigest, type DistilledBatch } from '../../src/broker/distilled-batch.ts'
 import { batchLeaves } from '../../src/broker/leaf.ts'
 import type { LocalCluster } from '../../src/broker/local-cluster.ts'
 import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'
