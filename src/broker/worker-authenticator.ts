@@ -32,7 +32,9 @@ export class WorkerAuthenticator implements SubmissionAuthenticator {
     }
     this.directory = directory
     this.limits = brokerLimits(limits)
-    const url = new URL('./auth-worker.ts', import.meta.url)
+    // Run from source (.ts, Node's type stripping) or from the compiled package (.js).
+    const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js'
+    const url = new URL(`./auth-worker.${ext}`, import.meta.url)
     this.workers = Array.from({ length: threads }, () => {
       const w = new Worker(url)
       w.on('message', (m: { job: number; verdicts: Uint8Array } | { ready: number }) => {
