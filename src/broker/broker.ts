@@ -72,6 +72,8 @@ export interface BrokerOptions {
   maxAuthQueue?: number
   /** Recently delivered submissions remembered to answer retransmissions. Default 131,072. */
   maxDeliveredCache?: number
+  /** Penalties after which a peer's frames are dropped unread. Default 256. */
+  banThreshold?: number
   /** Datagrams (proofs, certificates) sent before yielding to the event loop. Default 4,096. */
   sendChunk?: number
   /** Who checks submission signatures. Default: inline, with node:crypto. */
@@ -90,6 +92,8 @@ export interface BrokerCounters {
   poolFull: number
   /** Retransmissions answered from a batch in flight or from the delivered cache. */
   retransmissionsAnswered: number
+  /** Frames dropped unread because their sender reached `banThreshold` penalties. */
+  banned: number
   /** Batches flushed. */
   batches: number
   /** Entries that ended up as stragglers. */
@@ -199,6 +203,7 @@ export class Broker implements ProtocolCore {
     authQueueFull: 0,
     poolFull: 0,
     retransmissionsAnswered: 0,
+    banned: 0,
     batches: 0,
     stragglers: 0,
     badShares: 0,
@@ -283,6 +288,11 @@ export class Broker implements ProtocolCore {
   receive(peer: PeerKey, frame: Uint8Array): void {
     if (this.stopped) return
     this.recorder.frameReceived(frame.length, 0)
+    if (this.recorder.penalties(peer) >= (this.opts.banThreshold ?? 256)) {
+      // A peer that keeps sending bad input is not worth decoding (or verifying) any more.
+      this.counters.banned++
+      return
+    }
     try {
       switch (frameKind(frame)) {
         case FrameKind.Submit:

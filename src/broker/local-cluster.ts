@@ -35,6 +35,7 @@ export interface LocalClusterOptions {
       | 'authBurst'
       | 'authDelayMs'
       | 'batchTimeoutMs'
+      | 'banThreshold'
     >
   > & { authThreads?: number }
   /** Client options. */

@@ -232,6 +232,21 @@ describe('clients and the broker', () => {
       expect(got.map((d) => dec(d.payload)).sort()).toEqual(['ok0', 'ok1', 'ok2', 'ok3'])
   })
 
+  it('stops reading a peer that keeps sending bad datagrams', async () => {
+    const c = await cluster({
+      clients: 2,
+      broker: { flushTimeoutMs: 10, shareTimeoutMs: 200, authThreads: 0, banThreshold: 3 },
+    })
+    const flooder = await udp()
+    for (let i = 0; i < 5; i++) flooder.send(c.broker!.address, new Uint8Array([0x01, i]))
+    flooder.send(c.broker!.address, submission(c, 1, 1, enc('late')))
+    await until(() => c.broker!.core.counts().banned === 3)
+    expect(c.broker!.core.stats().invalid.malformed).toBe(3)
+    expect(c.broker!.core.counts().authenticated).toBe(0)
+    // Other clients are unaffected.
+    await c.clients[0].submit(enc('fine'))
+  })
+
   it('with 1 datagram in 4 lost each way, retransmission loses no message', async () => {
     const c = await cluster({
       clients: 32,
