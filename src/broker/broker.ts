@@ -503,6 +503,12 @@ export class Broker implements ProtocolCore {
       this.penalise(peer, 'share-not-in-batch')
       return
     }
+    if (peer !== b.entries[index].peer) {
+      // Only the address the submission came from may answer for it: otherwise anyone
+      // could pre-empt a client's share with a bad one and make it a straggler.
+      this.penalise(peer, 'share-from-other-address')
+      return
+    }
     if (b.shares[index] !== undefined) return
     const decoded = blsDecodeShare(share.signature)
     b.shares[index] = decoded ?? null

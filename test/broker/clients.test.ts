@@ -62,8 +62,16 @@ describe('clients and the broker', () => {
     })
     const delivered = record(c)
     const mute = await udp()
+    const spoofer = await udp()
     const inbox: number[] = []
-    mute.onFrame((_p, f) => inbox.push(f[0]))
+    mute.onFrame((peer, f) => {
+      inbox.push(f[0])
+      if (f[0] !== FrameKind.Inclusion) return
+      // Another address answers for client 5 (even with its real key): it does not count.
+      const p = decodeInclusion(f, brokerLimits())
+      const signature = c.clientKeys[5].bls.signShare(batchRootInput(p.root))
+      spoofer.send(peer, encodeShare({ id: 5, root: p.root, signature }))
+    })
     mute.send(c.broker!.address, submission(c, 5, 1, enc('mute')))
     await Promise.all(
       c.clients.filter((_, id) => id !== 5).map((cl, id) => cl.submit(enc(`x${id}`))),
@@ -74,6 +82,7 @@ describe('clients and the broker', () => {
       expect(five.map((d) => [dec(d.payload), d.sequence])).toEqual([['mute', 1]])
     }
     expect(c.broker!.core.counts().stragglers).toBe(1)
+    expect(c.broker!.core.stats().invalidByPeer[spoofer.address]).toBe(1)
     await until(() => inbox.includes(FrameKind.Delivered))
     expect(inbox[0]).toBe(FrameKind.Inclusion)
   })
