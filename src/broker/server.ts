@@ -43,6 +43,8 @@ export interface WitnessServerOptions {
   limits?: Partial<BrokerLimits>
   /** Batches kept while waiting to be witnessed or ordered (oldest evicted). Default 64. */
   maxStoredBatches?: number
+  /** Of those, at most this many from one broker (its oldest evicted). Default 16. */
+  maxStoredBatchesPerPeer?: number
   /** Ordered references waiting for their batch to arrive. Default 1,024. */
   maxPendingOrdered?: number
 }
@@ -226,6 +228,10 @@ export class WitnessServer implements ProtocolCore {
     const batch = decodeDistilledBatch(frame, this.limits)
     const key = messageIdKey(batchDigest(frame))
     if (this.stored.has(key) || this.deliveredDigests.has(key)) return
+    // Bounded per sender first, so one broker flooding batches cannot evict the others'.
+    const perPeer = this.opts.maxStoredBatchesPerPeer ?? 16
+    const mine = [...this.stored].filter(([, b]) => b.from === peer)
+    if (mine.length >= perPeer) this.stored.delete(mine[0][0])
     const max = this.opts.maxStoredBatches ?? 64
     if (this.stored.size >= max) this.stored.delete(this.stored.keys().next().value!)
     this.stored.set(key, { batch, from: peer })
