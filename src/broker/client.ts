@@ -220,12 +220,17 @@ export class BrokerClient implements ProtocolCore {
   }
 
   /** Checks that `p` proves this client's current message is in the tree; returns the raise. */
-  private checkInclusion(p: InclusionProof): number | undefined {
+  private checkInclusion(p: InclusionProof): number | 'stale' | undefined {
     const c = this.current
     if (c === undefined) return undefined
     const leaf = decodeLeaf(p.leaf, this.limits)
     const mine = leaf.entries.find((e) => e.id === this.opts.id)
-    if (mine === undefined || Buffer.compare(mine.payload, c.payload) !== 0) return undefined
+    if (mine === undefined) return undefined
+    // A late answer about the previous message (a retransmission answered twice).
+    if (this.lastPayload !== undefined && Buffer.compare(mine.payload, this.lastPayload) === 0) {
+      return 'stale'
+    }
+    if (Buffer.compare(mine.payload, c.payload) !== 0) return undefined
     if (!verifyMerkleProof(p.root, p.leaf, p.leafIndex, p.leafCount, p.proof)) return undefined
     return leaf.raise
   }
@@ -244,6 +249,7 @@ export class BrokerClient implements ProtocolCore {
     const c = this.current
     if (c === undefined) return
     const raise = this.checkInclusion(p)
+    if (raise === 'stale') return
     // A raise below our sequence number would make servers drop the message as stale; one
     // above the certified height + 1 is not legitimate yet, and a share on it could be
     // used later, once it is.
@@ -270,6 +276,7 @@ export class BrokerClient implements ProtocolCore {
     if (c === undefined) return
     const d = decodeDelivered(frame, this.limits)
     const raise = this.checkInclusion(d.inclusion)
+    if (raise === 'stale') return
     const input = deliveryInput(d.slot, d.inclusion.root)
     if (
       raise === undefined ||
