@@ -86,12 +86,14 @@ export class TcpListener {
     this.server = server
   }
 
-  /** Listens on host:port (0 picks a free port). */
+  /** Listens on host:port (0 picks a free port); at most `maxConnections` (256) at once. */
   static async listen(
     handlers: LinkHandlers,
-    options: { host?: string; port?: number; maxFrame?: number } = {},
+    options: { host?: string; port?: number; maxFrame?: number; maxConnections?: number } = {},
   ): Promise<TcpListener> {
     const server = createServer()
+    // Connections beyond this are refused by Node (brokers are few; this bounds the state).
+    server.maxConnections = options.maxConnections ?? 256
     const listener = new TcpListener(server)
     server.on('connection', (socket) => {
       const peer = `tcp/${++listener.counter}`
