@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { encodeDistilledBatch } from '../../src/broker/distilled-batch.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
@@ -209,5 +210,12 @@ describe('a Byzantine broker', () => {
     const invalid = cluster.servers[0].core.stats().invalid
     expect(invalid.malformed).toBe(2)
     expect(invalid['unknown-frame']).toBe(1)
+    // A length prefix far over the limit: counted, and the connection is closed.
+    const raw = connect({ host: '127.0.0.1', port: cluster.servers[0].port })
+    const closed = new Promise((r) => raw.once('close', r))
+    raw.on('error', () => {})
+    raw.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x7f]))
+    await closed
+    await until(() => cluster.servers[0].core.stats().invalid['bad-framing'] === 1)
   })
 })
