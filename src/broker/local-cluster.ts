@@ -1,11 +1,13 @@
 import { BlsKeyPair } from '../crypto/bls.ts'
 import { Ed25519KeyPair } from '../crypto/ed25519.ts'
 import type { BrokerOptions } from './broker.ts'
+import { BrokerNode } from './broker-node.ts'
 import type { BrokerClientOptions } from './client.ts'
+import { ClientNode } from './client-node.ts'
 import { Directory } from './directory.ts'
-import { BrokerNode, ClientNode, ServerNode } from './nodes.ts'
 import { type Orderer, SingleSequencer } from './orderer.ts'
 import type { BrokerLimits } from './params.ts'
+import { ServerNode } from './server-node.ts'
 
 /** A client's keys. */
 export interface ClientKeys {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { ClientNode } from '../../src/broker/client-node.ts'
 import { encodeLeaf } from '../../src/broker/leaf.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
-import { ClientNode } from '../../src/broker/nodes.ts'
 import { brokerLimits } from '../../src/broker/params.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
 import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'

@@ -3,70 +3,10 @@ import type { PeerKey } from '../core/artifact.ts'
 import type { Env } from '../core/env.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
 import { Broker, type BrokerOptions } from './broker.ts'
-import { BrokerClient, type BrokerClientOptions } from './client.ts'
 import type { Orderer } from './orderer.ts'
-import { WitnessServer, type WitnessServerOptions } from './server.ts'
-import { TcpLink, TcpListener } from './tcp-link.ts'
-import { monotonicNow, nodeTimer } from './timers.ts'
+import { TcpLink } from './tcp-link.ts'
 import { UdpEndpoint, type UdpEndpointOptions } from './udp-endpoint.ts'
 import { WorkerAuthenticator } from './worker-authenticator.ts'
-
-/** Options of {@link ServerNode.start}. */
-export interface ServerNodeOptions extends WitnessServerOptions {
-  /** The orderer whose ordered references this server follows. */
-  orderer: Orderer
-  /** TCP address to listen on. Default 127.0.0.1, a free port. */
-  host?: string
-  /** TCP port; 0 picks one. */
-  port?: number
-}
-
-/** A witness server on a real TCP listener (driver only: the logic is in {@link WitnessServer}). */
-export class ServerNode {
-  /** The protocol core. */
-  readonly core: WitnessServer
-  /** The listener brokers connect to. */
-  readonly listener: TcpListener
-
-  private constructor(core: WitnessServer, listener: TcpListener) {
-    this.core = core
-    this.listener = listener
-  }
-
-  /** Starts listening and following the orderer. */
-  static async start(opts: ServerNodeOptions): Promise<ServerNode> {
-    let core: WitnessServer | undefined
-    const listener = await TcpListener.listen(
-      {
-        frame: (peer, frame) => core?.receive(peer, frame),
-        misbehaved: (peer, reason) => core?.penalise(peer, reason),
-      },
-      { host: opts.host, port: opts.port },
-    )
-    const env: Env = {
-      self: `server/${opts.index}`,
-      now: monotonicNow,
-      send: (peer, frame) => listener.send(peer, frame),
-      setTimer: nodeTimer,
-      random: Math.random,
-    }
-    core = new WitnessServer(env, opts)
-    core.attach(opts.orderer)
-    core.start()
-    return new ServerNode(core, listener)
-  }
-
-  /** The TCP port brokers dial. */
-  get port(): number {
-    return this.listener.port
-  }
-
-  /** Stops the core and closes the listener. */
-  async close(): Promise<void> {
-    this.core.stop()
-    await this.listener.close()
-  }
-}
 
 /** Options of {@link BrokerNode.start}. */
 export interface BrokerNodeOptions
@@ -167,45 +107,6 @@ export class BrokerNode {
     this.core.stop()
     for (const l of this.links) l.close()
     await this.authenticator.close()
-    await this.udp.close()
-  }
-}
-
-/** Options of {@link ClientNode.start}. */
-export interface ClientNodeOptions extends BrokerClientOptions {
-  /** The client's UDP socket. */
-  udp?: UdpEndpointOptions
-}
-
-/** A client on its own UDP socket. */
-export class ClientNode {
-  /** The protocol core. */
-  readonly core: BrokerClient
-  /** Its socket. */
-  readonly udp: UdpEndpoint
-
-  private constructor(core: BrokerClient, udp: UdpEndpoint) {
-    this.core = core
-    this.udp = udp
-  }
-
-  /** Binds the socket and starts the core. */
-  static async start(opts: ClientNodeOptions): Promise<ClientNode> {
-    const udp = await UdpEndpoint.bind(opts.udp)
-    const core = new BrokerClient(udp.env(), opts)
-    udp.onFrame((peer, frame) => core.receive(peer, frame))
-    core.start()
-    return new ClientNode(core, udp)
-  }
-
-  /** Submits a message; resolves with its delivery receipt. */
-  submit(payload: Uint8Array): ReturnType<BrokerClient['submit']> {
-    return this.core.submit(payload)
-  }
-
-  /** Stops the core and closes the socket. */
-  async close(): Promise<void> {
-    this.core.stop()
     await this.udp.close()
   }
 }
