@@ -13,7 +13,7 @@
  * i mod 256). The work measured is unchanged: every signature is checked, every public key
  * is added into the aggregate, every share is decoded.
  */
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { ThreadpoolAuthenticator } from '../src/broker/authenticator.ts'
 import { Broker } from '../src/broker/broker.ts'
@@ -50,7 +50,11 @@ const TARGET_RATE = 84_000
 const PAYLOAD = 8
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-console.log(`machine: ${cpus().length} cores, Node ${process.version}`)
+console.log(
+  `machine: ${cpus().length} cores, Node ${process.version}, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} (other work on the machine lowers every figure)`,
+)
 console.log('setting up keys and a directory...')
 const edKeys = Array.from({ length: KEY_SETS }, () => Ed25519KeyPair.generate())
 const blsKeys = Array.from({ length: KEY_SETS }, () => BlsKeyPair.generate())
@@ -404,6 +408,7 @@ printTable(
 )
 writeResults('broker', {
   cores: cpus().length,
+  loadAverage: loadavg(),
   ingest: ingestRows,
   assembly: {
     inclusionsMs: tInclusions,
