@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest'
+import { IWantLimiter } from '../../src/gossip/iwant-limiter.ts'
+import { ManualEnv } from './harness.ts'
+
+function limiter(maxConcurrent: number) {
+  const env = new ManualEnv()
+  const requests: [string, number][] = []
+  const broken: string[] = []
+  const l = new IWantLimiter(
+    { maxConcurrent, followupMs: 100, maxAlternates: 2, maxTracked: 3 },
+    {
+      setTimer: (ms, fn) => env.setTimer(ms, fn),
+      request: (peer, ids) => requests.push([peer, ids[0][0]]),
+      brokenPromise: (peer) => broken.push(peer),
+    },
+  )
+  return { env, l, requests, broken }
+}
+
+const want = (n: number) => ({ key: `k${n}`, id: new Uint8Array([n]) })
+
+describe('IWANT limiter', () => {
+  it('asks at most α peers per id and keeps a bounded list of alternates', () => {
+    const { l } = limiter(2)
+    expect(l.advertised('a', [want(1)])).toHaveLength(1)
+    expect(l.advertised('b', [want(1)])).toHaveLength(1)
+    expect(l.advertised('c', [want(1)])).toHaveLength(0)
+    expect(l.advertised('a', [want(1)])).toHaveLength(0) // already asked
+    expect(l.outstandingPeers('k1').sort()).toEqual(['a', 'b'])
+  })
+
+  it('moves on to the next advertiser after the follow-up time, then gives up', () => {
+    const { env, l, requests, broken } = limiter(1)
+    l.advertised('a', [want(1)])
+    l.advertised('b', [want(1)])
+    l.advertised('c', [want(1)])
+    l.advertised('d', [want(1)]) // beyond maxAlternates: forgotten
+    env.advance(100)
+    expect(broken).toEqual(['a'])
+    expect(requests).toEqual([['b', 1]])
+    env.advance(200)
+    expect(broken).toEqual(['a', 'b', 'c'])
+    expect(requests).toEqual([
+      ['b', 1],
+      ['c', 1],
+    ])
+    expect(l.outstandingPeers('k1')).toEqual([])
+  })
+
+  it('cancels everything on delivery and reassigns on disconnect', () => {
+    const { env, l, requests, broken } = limiter(1)
+    l.advertised('a', [want(1), want(2)])
+    l.advertised('b', [want(1), want(2)])
+    l.delivered('k1')
+    l.peerGone('a')
+    expect(requests).toEqual([['b', 2]])
+    env.advance(1000)
+    expect(broken).toEqual(['b'])
+  })
+
+  it('tracks a bounded number of ids', () => {
+    const { l } = limiter(1)
+    expect(l.advertised('a', [want(1), want(2), want(3), want(4)])).toHaveLength(3)
+  })
+})
