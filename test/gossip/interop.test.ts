@@ -1,9 +1,13 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
 import type { Message } from '@libp2p/gossipsub'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
-import type { Libp2p } from 'libp2p'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Artifact } from '../../src/core/artifact.ts'
-import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
+import { MESHSUB_1_1, MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import {
   type GossipService,
   type GossipServiceOptions,
@@ -248,5 +252,40 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       'delivery after abuse',
     )
     expect(router.getPeers()).toContain(id(s))
+  })
+
+  it('falls back to meshsub 1.1 with a 1.1-only stock peer and sends it no IDONTWANT', async () => {
+    const legacy = (await createLibp2p({
+      start: false,
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({ heartbeatInterval: 100, scoreParams: { IPColocationFactorWeight: 0 } }),
+      },
+    })) as unknown as Stock
+    // The stock router's protocol list, cut down to 1.1 before it registers its handlers.
+    ;(legacy.services.pubsub as unknown as { protocols: string[] }).protocols = [MESHSUB_1_1]
+    await legacy.start()
+    running.push(legacy)
+    // A slow validator keeps the legacy peer from relaying before x's copy reaches o.
+    legacy.services.pubsub.topicValidators.set(C, async () => {
+      await new Promise((r) => setTimeout(r, 300))
+      return 'accept' as never
+    })
+    const x = await ours()
+    const o = await ours()
+    await fullyConnect([x, o, legacy])
+    for (const n of [x, o, legacy]) subscribe(n, C)
+    await waitFor(() => [x, o, legacy].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
+    expect(o.services.dissemination.core.getPeerProtocol(id(legacy))).toBe(MESHSUB_1_1)
+    expect(o.services.dissemination.core.getPeerProtocol(id(x))).toBe(MESHSUB_1_2)
+    const got = received(legacy)
+    await x.services.dissemination.publish(C, new Uint8Array(4000).fill(5))
+    await waitFor(() => got.length === 1, 5000, 'delivery to the 1.1 peer')
+    // o's only IDONTWANT candidate besides the sender x is the 1.1 peer: nothing is sent.
+    expect(o.services.dissemination.stats().control.IDONTWANT?.sent ?? 0).toBe(0)
   })
 })
