@@ -209,6 +209,12 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     )
     expect(router.getTopicPeers('extra-10')).toContain(id(s))
 
+    // Peer exchange offers the peers s knows in C: make sure it knows s2 first.
+    await waitFor(
+      () => s.services.pubsub.getSubscribers(C).some((p) => p.toString() === id(s2)),
+      5000,
+      's to see s2 in the topic',
+    )
     s.services.pubsub.unsubscribe(C)
     await waitFor(
       () => (o.services.dissemination.stats().control.PRUNE?.received ?? 0) >= 1,
