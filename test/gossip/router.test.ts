@@ -409,4 +409,17 @@ describe('gossip router', () => {
     await flood.router.publish(T, bytes(10, 3))
     expect(messagesTo(flood.env.take())).toHaveLength(15)
   })
+
+  it('grafts a better-scoring peer opportunistically when the mesh median score is low', () => {
+    const { env, router, peers } = setup({ opportunisticGraftTicks: 1 }, 20)
+    const outsider = peers.find((p) => !router.getMeshPeers(T).includes(p))!
+    for (let i = 0; i < 5; i++) {
+      router.receive(outsider, frame({ messages: [{ topic: T, data: bytes(10, 100 + i) }] }))
+    }
+    expect(router.getPeerScore(outsider)).toBeGreaterThan(2)
+    env.take()
+    env.advance(150)
+    expect(router.getMeshPeers(T)).toContain(outsider)
+    expect(controlTo(env.take(), 'graft')).toEqual([outsider])
+  })
 })
