@@ -171,7 +171,15 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
   peerConnected(peer: PeerKey): void {
     if (!this.rpSet.has(peer)) return
     this.connected.add(peer)
-    if (this.running && this.current === undefined) this.attach(undefined)
+    if (!this.running) return
+    if (this.current === undefined) this.attach(undefined)
+    else if (this.rps.indexOf(peer) < this.rps.indexOf(this.current)) {
+      // Revertive, as routing failover is: back to the preferred RP once it is reachable.
+      log('%s: preferred RP %s is back, leaving %s', this.env.self, peer, this.current)
+      this.leaveCurrent()
+      this.current = peer
+      this.register(peer)
+    }
   }
 
   peerDisconnected(peer: PeerKey): void {
@@ -375,12 +383,18 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
 
   private failover(): void {
     const old = this.current
-    if (old !== undefined && this.registered && this.connected.has(old)) {
-      this.send(old, { type: 'leave', topics: [] })
-    }
+    this.leaveCurrent()
     this.current = undefined
     this.registered = false
     this.attach(old)
+  }
+
+  /** Tells the current RP, if it can still hear, that this member is leaving it. */
+  private leaveCurrent(): void {
+    const rp = this.current
+    if (rp !== undefined && this.registered && this.connected.has(rp)) {
+      this.send(rp, { type: 'leave', topics: [] })
+    }
   }
 
   private register(rp: PeerKey): void {
