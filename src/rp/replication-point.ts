@@ -448,6 +448,11 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       return
     }
     const key = messageIdKey(m.id)
+    // Ids are content-derived: one that does not match could shadow a real message.
+    if (key !== messageIdKey(contentMessageId(m.topic, m.data))) {
+      this.reject(peer, 'bad-message-id', m.topic)
+      return
+    }
     if (this.seen.has(key, this.env.now())) {
       // A publish sent again after a failover or a lost ack: the backbone has it already.
       this.recorder.count('duplicates', m.topic, m.class)

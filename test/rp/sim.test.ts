@@ -274,7 +274,21 @@ describe('replication points in the simulator', () => {
     // Garbage, and a backbone frame from a member, are counted against the sender.
     r.receive(member0, new Uint8Array([0xff, 0xff, 0xff]))
     r.receive(member0, encodeRpMessage({ type: 'digest', ids: [published[0].id] }))
-    expect(r.stats().invalidByPeer[member0]).toBe(2)
+    // A publish whose id does not match its content could shadow a real message.
+    r.receive(
+      member0,
+      encodeRpMessage({
+        type: 'publish',
+        id: published[0].id,
+        topic: TOPIC,
+        class: 'consensus',
+        data: payload(99),
+        quorum: false,
+        surplus: 0,
+      }),
+    )
+    expect(r.stats().invalid['bad-message-id']).toBe(1)
+    expect(r.stats().invalidByPeer[member0]).toBe(3)
     // A NACK is small and its answer large: a flood of them is cut at the budget.
     const before = r.stats().sent.frames
     const nack = encodeRpMessage({
