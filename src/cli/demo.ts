@@ -29,7 +29,7 @@ Runs a scenario in the deterministic simulator under each strategy and prints on
 
 options:
   --scenario NAME     one of the scenarios below (default: ethereum)
-  --strategies A,B    strategies to run (default: all): ${STRATEGIES.map((s) => s.name).join(', ')}
+  --strategies A,B    strategies to run (default: the scenario's, else all): ${STRATEGIES.map((s) => s.name).join(', ')}
   --nodes N           override the number of nodes
   --messages N        override the number of messages
   --bytes N           override the payload size in bytes
@@ -71,7 +71,7 @@ if (scenario.topology !== 'full-mesh')
   scenario.degree = Math.min(scenario.degree, scenario.nodes - 1)
 if ((scenario.nodes * scenario.degree) % 2 === 1) scenario.degree--
 
-const wanted = values.strategies?.split(',') ?? STRATEGIES.map((s) => s.name)
+const wanted = values.strategies?.split(',') ?? scenario.strategies ?? STRATEGIES.map((s) => s.name)
 const unknown = wanted.filter((w) => !STRATEGIES.some((s) => s.name === w))
 if (unknown.length > 0) {
   console.error(`unknown strategies: ${unknown.join(', ')}; try --help`)

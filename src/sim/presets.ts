@@ -36,6 +36,8 @@ export const SCENARIOS: Record<string, Scenario> = {
     warmupMs: 5_000,
     drainMs: 5_000,
     seed: 1,
+    // Gossip at this scale needs ~4 GB and minutes of heartbeats: run it with --strategies.
+    strategies: ['flood', 'rp'],
   },
   'ic-subnet': {
     name: 'ic-subnet',

@@ -54,6 +54,8 @@ export interface Scenario {
   drainMs: number
   /** Seed. */
   seed: number | string
+  /** Strategies the demo runs by default (all when absent): some do not fit every scale. */
+  strategies?: string[]
 }
 
 /** The network a strategy runs on. */
