@@ -165,6 +165,20 @@ export interface GossipParams {
   lazyPullDelayMs: number
   /** Sends the node's own consensus messages to every topic peer above the publish threshold. */
   floodPublish: boolean
+  /**
+   * Local processing time of a received message before it is validated and forwarded, in
+   * ms: models the CPU cost of validation (signature and state checks) on a real node. The
+   * IDONTWANT of a first receipt leaves before it; duplicates arriving during it are
+   * remembered and their senders skipped when the message is forwarded.
+   */
+  validationDelayMs: number
+  /** Extra processing time per 1,000 payload bytes, in ms (added to `validationDelayMs`). */
+  validationDelayMsPerKB: number
+  /**
+   * Messages pending validation whose duplicate senders are remembered at once; beyond this
+   * a message is still validated, but its duplicate senders are not skipped.
+   */
+  maxPendingValidations: number
   /** Largest accepted payload, in bytes. */
   maxMessageSize: number
   /**
@@ -295,6 +309,9 @@ const STOCK: FlatParams = {
   lazyPushMinDataSize: 16 * 1024,
   lazyPullDelayMs: 0,
   floodPublish: true,
+  validationDelayMs: 0,
+  validationDelayMsPerKB: 0,
+  maxPendingValidations: 4096,
   maxMessageSize: 1024 * 1024,
   uploadBps: Number.POSITIVE_INFINITY,
   maxSendQueue: 10_000,
@@ -402,6 +419,7 @@ export function validateGossipParams(p: GossipParams): void {
     'maxTopicsPerPeer',
     'maxMessageSize',
     'maxSendQueue',
+    'maxPendingValidations',
   ] as const) {
     check(isCount(p[k]) && p[k] >= 1, `${k} must be a positive integer, got ${p[k]}`)
   }
@@ -423,6 +441,9 @@ export function validateGossipParams(p: GossipParams): void {
     Number.isFinite(p.lazyPullDelayMs) && p.lazyPullDelayMs >= 0,
     'lazyPullDelayMs must be >= 0',
   )
+  for (const k of ['validationDelayMs', 'validationDelayMsPerKB'] as const) {
+    check(Number.isFinite(p[k]) && p[k] >= 0, `${k} must be a non-negative number, got ${p[k]}`)
+  }
   check(p.uploadBps > 0, `uploadBps must be > 0 (or Infinity), got ${p.uploadBps}`)
   check(
     p.signaturePolicy === 'StrictSign' || p.signaturePolicy === 'StrictNoSign',

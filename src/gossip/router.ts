@@ -129,6 +129,12 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   private readonly validators = new Map<Topic, Validator>()
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
+  /**
+   * Messages pending validation → the peers that sent a copy meanwhile, skipped when the
+   * message is forwarded (they have it). Bounded by `maxPendingValidations`; each set holds
+   * connected peers at most once.
+   */
+  private readonly validating = new Map<string, Set<PeerKey>>()
   private readonly mcache: MessageCache
   private readonly seen: SeenCache
   private readonly limiter: IWantLimiter
@@ -210,6 +216,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     this.sendQueue.length = 0
     this.sendQueueHead = 0
     this.limiter.clear()
+    this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
     this.pendingControl.clear()
   }
@@ -495,6 +502,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       const first = this.mcache.get(key)?.firstSeen
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.emitter.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
+      this.validating.get(key)?.add(peer)
       return
     }
     this.seen.add(key, now)
@@ -512,7 +520,11 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       origin: auth.origin,
       receivedAt: now,
     }
+    if (this.validating.size < this.params.maxPendingValidations) {
+      this.validating.set(key, new Set())
+    }
     const fail = (reason: string) => (err: unknown) => {
+      this.validating.delete(key)
       log.error('%s of %s failed: %e', reason, key, err)
     }
     const validate = () => {
@@ -530,19 +542,34 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       }
       settle(verdict, (v) => this.validated(peer, m, key, artifact, v), fail('validation'))
     }
-    if (auth.key === undefined) {
-      validate()
-      return
+    const check = () => {
+      if (auth.key === undefined) {
+        validate()
+        return
+      }
+      settle(
+        verifySignature(m, auth.key),
+        (ok) => {
+          if (!this.started) return
+          if (ok) validate()
+          else {
+            this.validating.delete(key)
+            this.invalid(peer, topic, cls, 'bad-signature')
+          }
+        },
+        fail('signature check'),
+      )
     }
-    settle(
-      verifySignature(m, auth.key),
-      (ok) => {
-        if (!this.started) return
-        if (ok) validate()
-        else this.invalid(peer, topic, cls, 'bad-signature')
-      },
-      fail('signature check'),
-    )
+    // A timer, not a promise: the simulator runs timers, and the delay is the node's CPU time.
+    const delay =
+      this.params.validationDelayMs + (this.params.validationDelayMsPerKB * data.length) / 1000
+    if (delay > 0) {
+      this.env.setTimer(delay, () => {
+        if (this.started) check()
+      })
+    } else {
+      check()
+    }
   }
 
   private validated(
@@ -553,12 +580,18 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     verdict: ValidationResult,
   ): void {
     if (!this.started) return
-    if (verdict === 'accept') this.accepted(peer, m, key, a)
-    else if (verdict === 'reject') this.invalid(peer, a.topic, a.class, 'validation-rejected')
+    if (verdict === 'accept') {
+      this.accepted(peer, m, key, a)
+      return
+    }
+    this.validating.delete(key)
+    if (verdict === 'reject') this.invalid(peer, a.topic, a.class, 'validation-rejected')
     else this.recorder.count('ignored', a.topic, a.class)
   }
 
   private accepted(peer: PeerKey, m: RpcMessage, key: string, a: Artifact): void {
+    const haveIt = this.validating.get(key)
+    this.validating.delete(key)
     this.score.firstDelivery(peer, a.topic)
     const from = this.peers.get(peer)
     if (from !== undefined) from.firstDeliveries++
@@ -574,7 +607,8 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       })
       const targets: PeerKey[] = []
       for (const p of this.mesh.get(a.topic) ?? []) {
-        if (p !== peer && p !== a.origin && !this.peerDoesNotWant(p, key)) targets.push(p)
+        if (p === peer || p === a.origin || haveIt?.has(p)) continue
+        if (!this.peerDoesNotWant(p, key)) targets.push(p)
       }
       const eager = this.params.eagerPushPeers
       if (targets.length > eager && a.data.length >= this.params.lazyPushMinDataSize) {

@@ -55,6 +55,11 @@ describe('gossip parameters', () => {
     expect(() => resolveGossipParams({ mcacheGossip: 7 })).toThrow(InvalidParametersError)
     expect(() => resolveGossipParams({ heartbeatIntervalMs: 0 })).toThrow(InvalidParametersError)
     expect(() => resolveGossipParams({ maxConcurrentIWant: 0 })).toThrow(InvalidParametersError)
+    expect(() => resolveGossipParams({ validationDelayMs: -1 })).toThrow(InvalidParametersError)
+    expect(() => resolveGossipParams({ validationDelayMsPerKB: Number.NaN })).toThrow(
+      InvalidParametersError,
+    )
+    expect(() => resolveGossipParams({ maxPendingValidations: 0 })).toThrow(InvalidParametersError)
     expect(() => resolveGossipParams({ thresholds: { publishThreshold: 1 } })).toThrow(
       InvalidParametersError,
     )
@@ -118,6 +123,70 @@ describe('gossip router', () => {
     expect(artifacts).toHaveLength(1)
     expect(env.take()).toHaveLength(0)
     expect(router.stats().total).toMatchObject({ delivered: 1, duplicates: 1 })
+  })
+
+  it('skips peers that sent a duplicate while an async validator was deciding', async () => {
+    const { env, router, artifacts } = setup({ profile: 'stock' })
+    let decide: (v: 'accept') => void = () => {}
+    router.setValidator(T, () => new Promise((resolve) => (decide = resolve)))
+    const mesh = router.getMeshPeers(T)
+    const msg = { topic: T, data: bytes(100) }
+    router.receive(mesh[0], frame({ messages: [msg] }))
+    router.receive(mesh[1], frame({ messages: [msg] }))
+    router.receive(mesh[2], frame({ messages: [msg] }))
+    expect(messagesTo(env.take())).toHaveLength(0)
+    decide('accept')
+    await Promise.resolve()
+    expect(artifacts).toHaveLength(1)
+    expect(messagesTo(env.take()).sort()).toEqual(mesh.slice(3).sort())
+    expect(router.stats().total).toMatchObject({ delivered: 1, duplicates: 2 })
+  })
+
+  it('waits validationDelayMs before forwarding; IDONTWANT leaves at once, duplicate senders are skipped', () => {
+    const { env, router, artifacts } = setup({ validationDelayMs: 20 })
+    const mesh = router.getMeshPeers(T)
+    const msg = { topic: T, data: bytes(2000) }
+    router.receive(mesh[0], frame({ messages: [msg] }))
+    const before = env.take()
+    expect(controlTo(before, 'idontwant').sort()).toEqual(mesh.slice(1).sort())
+    expect(messagesTo(before)).toHaveLength(0)
+    env.advance(10)
+    router.receive(mesh[1], frame({ messages: [msg] }))
+    env.advance(9)
+    expect(artifacts).toHaveLength(0)
+    expect(messagesTo(env.take())).toHaveLength(0)
+    env.advance(1)
+    expect(artifacts).toHaveLength(1)
+    const forwarded = env.take()
+    const pushed = messagesTo(forwarded)
+    expect(pushed).not.toContain(mesh[0])
+    expect(pushed).not.toContain(mesh[1])
+    // Eager/lazy split of the optimized profile: the other mesh peers are told by IHAVE.
+    expect([...pushed, ...controlTo(forwarded, 'ihave')].sort()).toEqual(mesh.slice(2).sort())
+  })
+
+  it('adds validationDelayMsPerKB for the payload size, and bounds the tracked validations', () => {
+    const { env, router } = setup({
+      profile: 'stock',
+      validationDelayMs: 1,
+      validationDelayMsPerKB: 2,
+      maxPendingValidations: 1,
+    })
+    const mesh = router.getMeshPeers(T)
+    const first = { topic: T, data: bytes(4500, 1) } // 1 + 2 × 4.5 = 10 ms
+    const second = { topic: T, data: bytes(4500, 2) }
+    router.receive(mesh[0], frame({ messages: [first, second] }))
+    router.receive(mesh[1], frame({ messages: [first, second] }))
+    env.advance(9)
+    expect(messagesTo(env.take())).toHaveLength(0)
+    env.advance(1)
+    const sent = env.take().filter((s) => s.rpc.messages.length > 0)
+    const to = (fill: number) =>
+      sent.filter((s) => s.rpc.messages[0].data?.[0] === fill).map((s) => s.peer)
+    expect(to(1).sort()).toEqual(mesh.slice(2).sort())
+    // Only one validation is tracked at a time: the second message's duplicate sender is
+    // not remembered, so it gets a copy back.
+    expect(to(2).sort()).toEqual(mesh.slice(1).sort())
   })
 
   it('publishes ingress to every topic peer; receivers deliver without relaying or advertising', async () => {
