@@ -24,12 +24,13 @@ import { decodeDistilledBatch } from '../src/broker/distilled-batch.ts'
 import { SingleSequencer } from '../src/broker/orderer.ts'
 import { brokerLimits, faultsTolerated } from '../src/broker/params.ts'
 import { ServerNode } from '../src/broker/server-node.ts'
-import { batchRootInput, submissionInput } from '../src/broker/signing.ts'
+import { batchRootInput, deliveryInput, submissionInput } from '../src/broker/signing.ts'
 import { nodeTimer } from '../src/broker/timers.ts'
 import { distilledRoot, verifyDistilledBatch } from '../src/broker/verify-batch.ts'
 import {
   decodeInclusion,
   decodeSubmission,
+  encodeInclusion,
   encodeShare,
   encodeSubmission,
   FrameKind,
@@ -225,6 +226,7 @@ await Promise.all(servers.map((s) => s.close()))
 console.log('2. distilling a 65,536-entry batch...')
 let batchFrame: Uint8Array | undefined
 let inclusionBytes = 0
+let sampleInclusion: Uint8Array | undefined
 let inclusionFrames = 0
 let root: Uint8Array | undefined
 const env: Env = {
@@ -236,6 +238,7 @@ const env: Env = {
       inclusionFrames++
       inclusionBytes += frame.length
       root ??= decodeInclusion(frame, limits).root.slice()
+      sampleInclusion ??= frame.slice()
     }
   },
   setTimer: nodeTimer,
@@ -344,6 +347,18 @@ const verifyRows: Row[] = [
 // ---------------------------------------------------------------------------------------
 // 4. Bytes; 5. end to end.
 // ---------------------------------------------------------------------------------------
+// The same proof with a real height certificate (2 server signatures on slot 1).
+const sample = decodeInclusion(sampleInclusion!, limits)
+const withHeight = encodeInclusion({
+  ...sample,
+  height: {
+    slot: 1,
+    root: root!,
+    shards: serverKeyPairs
+      .slice(0, 2)
+      .map((k, server) => ({ server, signature: k.sign(deliveryInput(1, root!)) })),
+  },
+})
 const bytesRows: Row[] = [
   {
     quantity: 'client → broker submission datagram (8 B payload)',
@@ -351,9 +366,14 @@ const bytesRows: Row[] = [
     seed: '124 B packet in',
   },
   {
-    quantity: 'broker → client inclusion proof datagram (mean)',
+    quantity: 'broker → client inclusion proof datagram (mean, no height certificate)',
     bytes: Math.round(inclusionBytes / inclusionFrames),
     seed: '514 B packet out',
+  },
+  {
+    quantity: '… with a height certificate of f+1 = 2 shards (client behind the height)',
+    bytes: withHeight.length,
+    seed: '',
   },
   {
     quantity: 'broker → server, undistilled (id, seq, payload, signature) per message',

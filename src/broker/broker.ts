@@ -491,7 +491,11 @@ export class Broker implements ProtocolCore {
   }
 
   private inclusionFrame(b: InFlight, index: number): Uint8Array {
-    return encodeInclusion({ ...this.inclusionProof(b, index), height: b.height })
+    // The client verified the delivery certificate of its previous message (it only moves
+    // on after that): when that slot already bounds the raise, the certificate is left out.
+    const known = this.delivered.get(b.ids[index])?.certified.slot ?? 0
+    const height = b.raise > known + 1 ? b.height : undefined
+    return encodeInclusion({ ...this.inclusionProof(b, index), height })
   }
 
   private onShare(peer: PeerKey, frame: Uint8Array): void {

@@ -103,6 +103,8 @@ export class BrokerClient implements ProtocolCore {
   private last: number
   private lastPayload?: Uint8Array
   private verifiedHeight?: string
+  /** The highest slot this client has seen certified by f+1 servers. */
+  private knownHeight = 0
   private stopped = false
 
   constructor(env: Env, opts: BrokerClientOptions) {
@@ -242,6 +244,7 @@ export class BrokerClient implements ProtocolCore {
     if (key === this.verifiedHeight) return true
     if (!verifyHeight(h, this.serverKeys, this.threshold)) return false
     this.verifiedHeight = key
+    this.knownHeight = Math.max(this.knownHeight, h.slot)
     return true
   }
 
@@ -257,7 +260,8 @@ export class BrokerClient implements ProtocolCore {
       this.penalise(this.opts.broker, 'bad-inclusion')
       return
     }
-    if (raise > p.height.slot + 1 || !this.checkHeight(p.height)) {
+    const height = p.height === undefined ? this.knownHeight : p.height.slot
+    if (raise > height + 1 || (p.height !== undefined && !this.checkHeight(p.height))) {
       this.penalise(this.opts.broker, 'illegitimate-raise')
       return
     }
@@ -290,6 +294,8 @@ export class BrokerClient implements ProtocolCore {
     // and has ordered later then carries a sequence number below our next one, and
     // servers drop it instead of delivering the message twice.
     this.last = Math.max(this.last, c.sequence, c.maxSignedRaise)
+    // A delivery certificate is a height certificate too.
+    this.knownHeight = Math.max(this.knownHeight, d.slot)
     this.lastPayload = c.payload
     this.current = undefined
     c.resolve({

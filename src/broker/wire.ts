@@ -68,8 +68,11 @@ export interface InclusionProof {
  * (a share on a root with a raise not yet legitimate could be used later, when it is).
  */
 export interface InclusionFrame extends InclusionProof {
-  /** The certified height the batch's raise is bounded by. */
-  height: HeightCertificate
+  /**
+   * The certified height the batch's raise is bounded by; absent when the client already
+   * knows a high enough one (from its last delivery certificate), to keep the datagram small.
+   */
+  height?: HeightCertificate
 }
 
 /** A client's BLS share on a batch root. */
@@ -161,7 +164,8 @@ function readInclusion(r: ByteReader, limits: BrokerLimits): InclusionProof {
 export function encodeInclusion(p: InclusionFrame): Uint8Array {
   const w = new ByteWriter(256 + p.leaf.length + p.proof.length * MERKLE_HASH_LENGTH)
   writeInclusion(w.u8(FrameKind.Inclusion), p)
-  writeHeight(w, p.height)
+  if (p.height === undefined) w.u8(0)
+  else writeHeight(w.u8(1), p.height)
   return w.finish()
 }
 
@@ -170,9 +174,11 @@ export function decodeInclusion(frame: Uint8Array, limits: BrokerLimits): Inclus
   const r = new ByteReader(frame)
   if (r.u8() !== FrameKind.Inclusion) throw new DecodeError('not an inclusion proof')
   const p = readInclusion(r, limits)
-  const height = readHeight(r, limits.maxServers)
+  const flag = r.u8()
+  if (flag > 1) throw new DecodeError(`bad height flag ${flag}`)
+  const height = flag === 1 ? readHeight(r, limits.maxServers) : undefined
   r.end()
-  return { ...p, height }
+  return height === undefined ? p : { ...p, height }
 }
 
 /** Encodes a BLS share datagram. */

@@ -157,6 +157,8 @@ describe('clients and the broker', () => {
         ],
       }
       send(encodeInclusion({ ...proofFor(leafFor(s.payload, 11)), height: forged }))
+      // No certificate, and the client knows no height above genesis: a raise of 2 is refused.
+      send(encodeInclusion(proofFor(leafFor(s.payload, 2))))
       send(encodeDelivered({ slot: 1, shards: forged.shards, inclusion: proofFor(good) }))
     })
     void client.submit(enc('hello')).then(() => {
@@ -164,7 +166,7 @@ describe('clients and the broker', () => {
     })
     await until(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1)
     expect(client.core.stats().invalid['bad-inclusion']).toBe(2)
-    expect(client.core.stats().invalid['illegitimate-raise']).toBe(2)
+    expect(client.core.stats().invalid['illegitimate-raise']).toBe(3)
     expect(got.filter((k) => k === FrameKind.Share)).toEqual([])
     expect(settled).toBe(false)
   })

@@ -84,6 +84,10 @@ describe('broker codecs', () => {
     expect(decodeInclusion(inc, limits)).toEqual({ ...inclusion, height })
     const genesis = encodeInclusion({ ...inclusion, height: { slot: 0, shards: [] } })
     expect(decodeInclusion(genesis, limits).height).toEqual({ slot: 0, shards: [] })
+    // Without a certificate (the client knows a high enough height already): one byte.
+    const bare = encodeInclusion(inclusion)
+    expect(decodeInclusion(bare, limits)).toEqual(inclusion)
+    expect(bare.length).toBe(genesis.length - 1)
     // 13 proof hashes and a leaf of 2 entries, with a height certificate of one shard.
     expect(genesis.length).toBeLessThan(480)
     const share = { id: 7, root: bytes(32, 4), signature: bytes(192, 5) }
