@@ -7,6 +7,7 @@ import {
   InvalidParametersError,
   LimitExceededError,
   MessageTooLargeError,
+  NotStartedError,
 } from '../core/errors.ts'
 import { StatsRecorder } from '../core/stats.ts'
 import type { BlsKeyPair } from '../crypto/bls.ts'
@@ -137,6 +138,7 @@ export class BrokerClient implements ProtocolCore {
 
   /** Submits `payload`; resolves when f+1 servers certify its delivery. */
   submit(payload: Uint8Array): Promise<DeliveryReceipt> {
+    if (this.stopped) return Promise.reject(new NotStartedError('broker client'))
     if (payload.length > this.limits.maxPayload) {
       return Promise.reject(new MessageTooLargeError(payload.length, this.limits.maxPayload))
     }
@@ -162,9 +164,14 @@ export class BrokerClient implements ProtocolCore {
     this.stopped = false
   }
 
+  /** Stops retransmitting; messages without a delivery certificate reject with `NotStartedError`. */
   stop(): void {
     this.stopped = true
     this.current?.timer?.cancel()
+    const unfinished = [...(this.current === undefined ? [] : [this.current]), ...this.queue]
+    this.current = undefined
+    this.queue.length = 0
+    for (const p of unfinished) p.reject(new NotStartedError('broker client'))
   }
 
   peerConnected(): void {}

@@ -15,7 +15,7 @@ import {
   encodeSubmission,
   FrameKind,
 } from '../../src/broker/wire.ts'
-import { DuplicateMessageError } from '../../src/core/errors.ts'
+import { DuplicateMessageError, NotStartedError } from '../../src/core/errors.ts'
 import { merkleRoot } from '../../src/crypto/merkle.ts'
 import { sleep, until } from './harness.ts'
 import { LossyRelay } from './lossy-relay.ts'
@@ -161,7 +161,7 @@ describe('clients and the broker', () => {
       send(encodeInclusion(proofFor(leafFor(s.payload, 2))))
       send(encodeDelivered({ slot: 1, shards: forged.shards, inclusion: proofFor(good) }))
     })
-    void client.submit(enc('hello')).then(() => {
+    const pending = client.submit(enc('hello')).then(() => {
       settled = true
     })
     await until(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1)
@@ -169,6 +169,9 @@ describe('clients and the broker', () => {
     expect(client.core.stats().invalid['illegitimate-raise']).toBe(3)
     expect(got.filter((k) => k === FrameKind.Share)).toEqual([])
     expect(settled).toBe(false)
+    // Stopping the client rejects the message that never got a delivery certificate.
+    await client.close()
+    await expect(pending).rejects.toThrow(NotStartedError)
   })
 
   it('refuses a payload equal to the previous one (servers would take it as a copy)', async () => {
