@@ -274,7 +274,7 @@ export function encodeRpMessage(m: RpMessage): Uint8Array {
 }
 
 /** Bytes of application payload a message carries (for payload/control accounting). */
-export function payloadBytes(m: RpMessage): number {
+export function rpPayloadBytes(m: RpMessage): number {
   return m.type === 'publish' || m.type === 'deliver' || m.type === 'data' ? m.data.length : 0
 }
 

@@ -24,9 +24,9 @@ import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,
   encodeRpMessage,
-  payloadBytes,
   type RpCodecLimits,
   type RpMessage,
+  rpPayloadBytes,
 } from './codec.ts'
 import type { RpEvents, RpPublishOptions } from './events.ts'
 import { resolveOptions } from './options.ts'
@@ -199,8 +199,8 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
       this.reject(peer, 'not-my-rp')
       return
     }
-    this.recorder.frameReceived(frame.length, payloadBytes(m))
-    if (payloadBytes(m) === 0) this.recorder.controlReceived(m.type)
+    this.recorder.frameReceived(frame.length, rpPayloadBytes(m))
+    if (rpPayloadBytes(m) === 0) this.recorder.controlReceived(m.type)
     if (peer === this.current) this.lastHeard = this.env.now()
     switch (m.type) {
       case 'registered':
@@ -524,7 +524,7 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
 
   private send(peer: PeerKey, m: RpMessage): void {
     const bytes = encodeRpMessage(m)
-    const payload = payloadBytes(m)
+    const payload = rpPayloadBytes(m)
     if (payload === 0) this.recorder.controlSent(m.type)
     this.env.send(peer, bytes)
     this.recorder.frameSent(bytes.length, payload)

@@ -24,10 +24,10 @@ import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,
   encodeRpMessage,
-  payloadBytes,
   type RpCodecLimits,
   type RpLinkState,
   type RpMessage,
+  rpPayloadBytes,
 } from './codec.ts'
 import { quorumThreshold, type RpEvents, type RpPublishOptions } from './events.ts'
 import { LinkStateDb } from './link-state.ts'
@@ -274,8 +274,8 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       this.reject(peer, err instanceof ConsensusMulticastError ? err.code : 'ERR_DECODE')
       return
     }
-    this.recorder.frameReceived(frame.length, payloadBytes(m))
-    if (payloadBytes(m) === 0) this.recorder.controlReceived(m.type)
+    this.recorder.frameReceived(frame.length, rpPayloadBytes(m))
+    if (rpPayloadBytes(m) === 0) this.recorder.controlReceived(m.type)
     if (this.isRp(peer)) this.fromRp(peer, m)
     else this.fromMember(peer, m)
   }
@@ -996,7 +996,7 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
 
   private send(peer: PeerKey, m: RpMessage): void {
     const bytes = encodeRpMessage(m)
-    const payload = payloadBytes(m)
+    const payload = rpPayloadBytes(m)
     if (payload === 0) this.recorder.controlSent(m.type)
     this.sendBytes(peer, bytes, payload)
   }
