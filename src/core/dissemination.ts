@@ -57,9 +57,12 @@ export interface DisseminationEvents {
 
 /**
  * The one API consensus engines use. Every strategy (flooding, gossip, replication
- * points, broker) implements it.
+ * points, broker) implements it; a strategy may add events and publish options of its own.
  */
-export interface Dissemination<Events extends DisseminationEvents = DisseminationEvents> {
+export interface Dissemination<
+  Events extends DisseminationEvents = DisseminationEvents,
+  Options extends PublishOptions = PublishOptions,
+> {
   /** Which strategy this is. */
   readonly strategy: StrategyName
   /** Starts receiving (and, for forwarding strategies, relaying) artifacts of `topic`. */
@@ -69,7 +72,7 @@ export interface Dissemination<Events extends DisseminationEvents = Disseminatio
   /** The topics this node is subscribed to. */
   getTopics(): Topic[]
   /** Publishes `data` on `topic`. Rejects with a typed error (too large, no peers, ...). */
-  publish(topic: Topic, data: Uint8Array, options?: PublishOptions): Promise<PublishResult>
+  publish(topic: Topic, data: Uint8Array, options?: Options): Promise<PublishResult>
   /** Sets (or, with `undefined`, removes) the validator of a topic. */
   setValidator(topic: Topic, validator: Validator | undefined): void
   /** Adds an event listener; returns a function that removes it. */

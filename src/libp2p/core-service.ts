@@ -7,6 +7,7 @@ import type {
   Stream,
 } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerKey, Topic } from '../core/artifact.ts'
 import type {
   Dissemination,
@@ -49,10 +50,20 @@ export interface CoreServiceOptions {
   maxInboundStreams?: number
   /** Concurrent outbound streams per connection for these protocols (default 2). */
   maxOutboundStreams?: number
+  /**
+   * Peers to stay connected to, as multiaddrs ending in `/p2p/<peer id>`: dialled at start
+   * and again whenever their connection is gone (e.g. a restarted replication point).
+   */
+  keepConnected?: Multiaddr[]
+  /** How often missing `keepConnected` peers are dialled again, in ms (default 1000). */
+  redialIntervalMs?: number
 }
 
 /** A protocol core that can be hosted by {@link CoreService}. */
-export type HostedCore = ProtocolCore & Dissemination
+export type HostedCore<
+  E extends DisseminationEvents = DisseminationEvents,
+  O extends PublishOptions = PublishOptions,
+> = ProtocolCore & Dissemination<E, O>
 
 interface PeerState {
   outbound?: Stream
@@ -67,7 +78,12 @@ interface PeerState {
  * its own outbound stream and reads length-prefixed frames from the peer's, as gossipsub
  * does. It holds no protocol logic: frames go to `core.receive`, `Env.send` goes to streams.
  */
-export class CoreService<C extends HostedCore> implements Startable, Dissemination {
+export class CoreService<
+  C extends HostedCore<E, O>,
+  E extends DisseminationEvents = DisseminationEvents,
+  O extends PublishOptions = PublishOptions,
+> implements Startable, Dissemination<E, O>
+{
   /** The hosted core (for strategy-specific calls). */
   readonly core: C
   private readonly components: CoreServiceComponents
@@ -76,6 +92,8 @@ export class CoreService<C extends HostedCore> implements Startable, Disseminati
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private readonly topologyIds: string[] = []
+  private readonly dialing = new Set<PeerKey>()
+  private redialTimer: ReturnType<typeof setInterval> | undefined
   private running = false
   /** Frames dropped because a peer's outbound buffer was full or its stream failed. */
   droppedFrames = 0
@@ -93,6 +111,8 @@ export class CoreService<C extends HostedCore> implements Startable, Disseminati
         maxQueuedBytesPerPeer: 16 * 1024 * 1024,
         maxInboundStreams: 2,
         maxOutboundStreams: 2,
+        keepConnected: [],
+        redialIntervalMs: 1000,
         ...options,
       },
       options,
@@ -135,12 +155,18 @@ export class CoreService<C extends HostedCore> implements Startable, Disseminati
     for (const connection of this.components.connectionManager.getConnections()) {
       this.onConnect(connection.remotePeer, connection)
     }
+    if (this.options.keepConnected.length > 0) {
+      this.redial()
+      this.redialTimer = setInterval(() => this.redial(), this.options.redialIntervalMs)
+    }
   }
 
   /** Stops the core, closes every stream and unregisters the protocols. */
   async stop(): Promise<void> {
     if (!this.running) return
     this.running = false
+    if (this.redialTimer !== undefined) clearInterval(this.redialTimer)
+    this.redialTimer = undefined
     this.core.stop()
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
@@ -168,7 +194,7 @@ export class CoreService<C extends HostedCore> implements Startable, Disseminati
     return this.core.getTopics()
   }
 
-  publish(topic: Topic, data: Uint8Array, options?: PublishOptions): Promise<PublishResult> {
+  publish(topic: Topic, data: Uint8Array, options?: O): Promise<PublishResult> {
     return this.core.publish(topic, data, options)
   }
 
@@ -176,17 +202,11 @@ export class CoreService<C extends HostedCore> implements Startable, Disseminati
     this.core.setValidator(topic, validator)
   }
 
-  on<K extends keyof DisseminationEvents>(
-    type: K,
-    listener: Listener<DisseminationEvents[K]>,
-  ): () => void {
+  on<K extends keyof E>(type: K, listener: Listener<E[K]>): () => void {
     return this.core.on(type, listener)
   }
 
-  off<K extends keyof DisseminationEvents>(
-    type: K,
-    listener: Listener<DisseminationEvents[K]>,
-  ): void {
+  off<K extends keyof E>(type: K, listener: Listener<E[K]>): void {
     this.core.off(type, listener)
   }
 
@@ -325,6 +345,26 @@ export class CoreService<C extends HostedCore> implements Startable, Disseminati
       return
     }
     stream.send(encodeLengthPrefixed(frame))
+  }
+
+  /** Dials every `keepConnected` peer that has no open connection. */
+  private redial(): void {
+    const { connectionManager } = this.components
+    for (const addr of this.options.keepConnected) {
+      const key = addr.getComponents().findLast((c) => c.name === 'p2p')?.value
+      if (key === undefined || key === this.components.peerId.toString() || this.dialing.has(key)) {
+        continue
+      }
+      const open = connectionManager
+        .getConnections()
+        .some((c) => c.remotePeer.toString() === key && c.status === 'open')
+      if (open) continue
+      this.dialing.add(key)
+      connectionManager
+        .openConnection(addr)
+        .catch((err) => this.log('cannot reach %s yet: %e', key, err))
+        .finally(() => this.dialing.delete(key))
+    }
   }
 
   private setTimer(ms: number, fn: () => void): TimerHandle {

@@ -1,11 +1,7 @@
-import type { PeerId, Startable } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import type { PeerKey, Topic } from '../core/artifact.ts'
-import type { Dissemination, PublishResult } from '../core/dissemination.ts'
-import type { Listener } from '../core/emitter.ts'
+import type { PeerKey } from '../core/artifact.ts'
+import type { Env } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
-import type { DisseminationStats } from '../core/stats.ts'
-import type { Validator } from '../core/validation.ts'
 import type { RpEvents, RpPublishOptions } from '../rp/events.ts'
 import { type MemberOptions, RpMember } from '../rp/member.ts'
 import {
@@ -13,7 +9,7 @@ import {
   type ReplicationPointOptions,
   type RpView,
 } from '../rp/replication-point.ts'
-import { CoreService, type CoreServiceComponents } from './core-service.ts'
+import { CoreService, type CoreServiceComponents, type CoreServiceOptions } from './core-service.ts'
 
 /** Protocol id of the replication-point strategy (wire version 1, see `src/rp/rp.proto`). */
 export const RP_PROTOCOL = '/consensus-multicast/rp/1.0.0'
@@ -46,13 +42,9 @@ export interface RpServiceInit extends RpServiceCommon, Omit<ReplicationPointOpt
 /** Options of {@link replicationPoints}. */
 export type ReplicationPointsInit = RpMemberServiceInit | RpServiceInit
 
-/** A peer to keep connected to: its key and address. */
-interface Target {
-  key: PeerKey
-  addr: Multiaddr
-}
-
-function targetsOf(addrs: ReadonlyArray<string | Multiaddr>): Target[] {
+function addressesOf(
+  addrs: ReadonlyArray<string | Multiaddr>,
+): { key: PeerKey; addr: Multiaddr }[] {
   return addrs.map((a) => {
     const addr = typeof a === 'string' ? multiaddr(a) : a
     const key = addr.getComponents().findLast((c) => c.name === 'p2p')?.value
@@ -63,131 +55,56 @@ function targetsOf(addrs: ReadonlyArray<string | Multiaddr>): Target[] {
   })
 }
 
+function driverOptions(self: PeerKey, init: ReplicationPointsInit): CoreServiceOptions {
+  // Room for a payload and its header; on the backbone, for hellos full of link states too.
+  const maxFrameBytes =
+    (init.maxMessageBytes ?? 1 << 20) + (init.role === 'rp' ? 4 << 20 : 64 << 10)
+  const peers =
+    init.role === 'member'
+      ? addressesOf(init.rps)
+      : // One connection per RP pair: the smaller key dials (the other accepts).
+        addressesOf(init.backbone).filter((t) => t.key !== self && self < t.key)
+  return {
+    protocols: [RP_PROTOCOL],
+    name: `rp:${init.role}`,
+    maxFrameBytes,
+    keepConnected: peers.map((t) => t.addr),
+    redialIntervalMs: init.redialIntervalMs,
+  }
+}
+
+function createCore(init: ReplicationPointsInit, env: Env): RpMember | ReplicationPoint {
+  if (init.role === 'member') {
+    const { role: _r, rps, redialIntervalMs: _i, ...rest } = init
+    return new RpMember(env, { ...rest, rps: addressesOf(rps).map((t) => t.key) })
+  }
+  const { role: _r, backbone, redialIntervalMs: _i, ...rest } = init
+  return new ReplicationPoint(env, { ...rest, backbone: addressesOf(backbone).map((t) => t.key) })
+}
+
 /**
- * The replication-point strategy as a libp2p 3 service. It hosts the sans-IO member or RP
- * core on the generic {@link CoreService} driver and keeps the connections the role needs:
- * a member to every RP of its list (so a failover needs no dial), an RP to the other RPs.
+ * The replication-point strategy as a libp2p 3 service: the sans-IO member or RP core on
+ * the generic {@link CoreService} driver, which keeps the connections the role needs (a
+ * member to every RP of its list, so a failover needs no dial; an RP to the other RPs).
  */
-export class RpService implements Startable, Dissemination<RpEvents> {
-  /** @inheritdoc */
-  readonly strategy = 'rp' as const
+export class RpService extends CoreService<
+  RpMember | ReplicationPoint,
+  RpEvents,
+  RpPublishOptions
+> {
   /** The role of this node. */
   readonly role: 'member' | 'rp'
-  /** The driver hosting the core. */
-  readonly driver: CoreService<RpMember | ReplicationPoint>
-  private readonly components: CoreServiceComponents
-  private readonly targets: Target[]
-  private readonly redialMs: number
-  private redialTimer: ReturnType<typeof setInterval> | undefined
-  private readonly dialing = new Set<PeerKey>()
 
   constructor(components: CoreServiceComponents, init: ReplicationPointsInit) {
-    this.components = components
+    super(components, driverOptions(components.peerId.toString(), init), (env) =>
+      createCore(init, env),
+    )
     this.role = init.role
-    this.redialMs = init.redialIntervalMs ?? 1000
-    const self = components.peerId.toString()
-    // Room for a payload and its header; on the backbone, for hellos full of link states too.
-    const maxFrameBytes =
-      (init.maxMessageBytes ?? 1 << 20) + (init.role === 'rp' ? 4 << 20 : 64 << 10)
-    const options = { protocols: [RP_PROTOCOL], name: `rp:${init.role}`, maxFrameBytes }
-    if (init.role === 'member') {
-      const { role: _r, rps, redialIntervalMs: _i, ...rest } = init
-      const targets = targetsOf(rps)
-      this.targets = targets
-      this.driver = new CoreService(
-        components,
-        options,
-        (env) => new RpMember(env, { ...rest, rps: targets.map((t) => t.key) }),
-      )
-    } else {
-      const { role: _r, backbone, redialIntervalMs: _i, ...rest } = init
-      const all = targetsOf(backbone)
-      // One connection per RP pair: the smaller key dials (the other accepts).
-      this.targets = all.filter((t) => t.key !== self && self < t.key)
-      this.driver = new CoreService(
-        components,
-        options,
-        (env) => new ReplicationPoint(env, { ...rest, backbone: all.map((t) => t.key) }),
-      )
-    }
-  }
-
-  /** The hosted core: an {@link RpMember} or a {@link ReplicationPoint}. */
-  get core(): RpMember | ReplicationPoint {
-    return this.driver.core
-  }
-
-  /** This node's peer id. */
-  get peerId(): PeerId {
-    return this.components.peerId
   }
 
   /** The RP's view (membership, neighbours, tree); undefined on a member. */
   view(): RpView | undefined {
     return this.core instanceof ReplicationPoint ? this.core.view() : undefined
-  }
-
-  async start(): Promise<void> {
-    await this.driver.start()
-    this.redial()
-    this.redialTimer = setInterval(() => this.redial(), this.redialMs)
-  }
-
-  async stop(): Promise<void> {
-    if (this.redialTimer !== undefined) clearInterval(this.redialTimer)
-    this.redialTimer = undefined
-    await this.driver.stop()
-  }
-
-  subscribe(topic: Topic): void {
-    this.core.subscribe(topic)
-  }
-
-  unsubscribe(topic: Topic): void {
-    this.core.unsubscribe(topic)
-  }
-
-  getTopics(): Topic[] {
-    return this.core.getTopics()
-  }
-
-  publish(topic: Topic, data: Uint8Array, options?: RpPublishOptions): Promise<PublishResult> {
-    return this.core.publish(topic, data, options)
-  }
-
-  setValidator(topic: Topic, validator: Validator | undefined): void {
-    this.core.setValidator(topic, validator)
-  }
-
-  on<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): () => void {
-    return this.core.on(type, listener)
-  }
-
-  off<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): void {
-    this.core.off(type, listener)
-  }
-
-  stats(): DisseminationStats {
-    return this.core.stats()
-  }
-
-  /** Dials every listed peer without an open connection (an RP that restarted comes back). */
-  private redial(): void {
-    const { connectionManager } = this.components
-    for (const t of this.targets) {
-      if (this.dialing.has(t.key)) continue
-      const open = connectionManager
-        .getConnections()
-        .some((c) => c.remotePeer.toString() === t.key && c.status === 'open')
-      if (open) continue
-      this.dialing.add(t.key)
-      connectionManager
-        .openConnection(t.addr)
-        .catch(() => {
-          // Unreachable for now: the next round tries again.
-        })
-        .finally(() => this.dialing.delete(t.key))
-    }
   }
 }
 
