@@ -1,7 +1,64 @@
+import type { BrokerDemoResult } from '../broker/demo-run.ts'
 import type { ScenarioResult } from '../sim/scenario.ts'
 
-/** Formats scenario results as an aligned text table, a row per strategy. */
-export function formatResults(results: ScenarioResult[]): string {
+/** One row of the demo table. */
+export interface DemoRow {
+  /** Strategy name. */
+  strategy: string
+  /** Deliveries over expected deliveries. */
+  deliveryRatio: number
+  /** Median latency, ms. */
+  p50: number
+  /** 99th percentile latency, ms. */
+  p99: number
+  /** Mean duplicates per receiver per message. */
+  duplicates: number
+  /** 99th percentile duplicates per receiver per message. */
+  duplicatesP99: number
+  /** Frames on the wire per message, when known. */
+  framesPerMessage?: number
+  /** Bytes on the wire per message. */
+  bytesPerMessage: number
+  /** Failed publishes or lost messages. */
+  errors: number
+  /** Wall-clock seconds of the run. */
+  wallSeconds: number
+}
+
+/** A simulator result as a demo row. */
+export function scenarioRow(r: ScenarioResult): DemoRow {
+  const s = r.summary
+  return {
+    strategy: r.strategy,
+    deliveryRatio: s.deliveryRatio,
+    p50: s.latencyMs.p50,
+    p99: s.latencyMs.p99,
+    duplicates: s.duplicates.mean,
+    duplicatesP99: s.duplicates.p99,
+    framesPerMessage: s.framesPerMessage,
+    bytesPerMessage: s.bytesPerMessage,
+    errors: r.publishErrors.length,
+    wallSeconds: r.wallMs / 1000,
+  }
+}
+
+/** A broker run (real sockets on this machine) as a demo row: bytes are per server. */
+export function brokerRow(r: BrokerDemoResult, wallSeconds: number): DemoRow {
+  return {
+    strategy: 'broker',
+    deliveryRatio: r.submitted === 0 ? 1 : r.delivered / r.submitted,
+    p50: r.latencyMs.p50,
+    p99: r.latencyMs.p99,
+    duplicates: r.duplicates / Math.max(1, r.delivered),
+    duplicatesP99: 0,
+    bytesPerMessage: r.distilledBytesPerMessage,
+    errors: r.lost,
+    wallSeconds,
+  }
+}
+
+/** Formats demo rows as an aligned text table. */
+export function formatRows(rows: DemoRow[]): string {
   const f = (v: number, d = 1) =>
     v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
   const header = [
@@ -13,30 +70,23 @@ export function formatResults(results: ScenarioResult[]): string {
     'dups p99',
     'frames/msg',
     'KB/msg',
-    'payload KB',
-    'control KB',
     'errors',
     'wall s',
   ]
-  const rows = results.map((r) => {
-    const s = r.summary
-    return [
-      r.strategy,
-      `${f(s.deliveryRatio * 100, 2)}%`,
-      f(s.latencyMs.p50),
-      f(s.latencyMs.p99),
-      f(s.duplicates.mean, 2),
-      f(s.duplicates.p99, 0),
-      f(s.framesPerMessage, 0),
-      f(s.bytesPerMessage / 1000),
-      f(s.payloadBytesPerMessage / 1000),
-      f(s.controlBytesPerMessage / 1000),
-      String(r.publishErrors.length),
-      f(r.wallMs / 1000, 2),
-    ]
-  })
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')
+  const cells = rows.map((r) => [
+    r.strategy,
+    `${f(r.deliveryRatio * 100, 2)}%`,
+    f(r.p50),
+    f(r.p99),
+    f(r.duplicates, 2),
+    f(r.duplicatesP99, 0),
+    r.framesPerMessage === undefined ? '-' : f(r.framesPerMessage, 0),
+    f(r.bytesPerMessage / 1000, 2),
+    String(r.errors),
+    f(r.wallSeconds, 2),
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)))
+  const line = (c: string[]) =>
+    c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ')
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n')
 }
