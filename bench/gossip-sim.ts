@@ -8,13 +8,29 @@
  * 2. Ingress on an Internet Computer subnet (full mesh, 20 ms links): transmissions per
  *    message against N − 1, for 256 B and 100 KB, and how it grows with N.
  * 3. Seed 001's load: 56 nodes, full mesh, 300 ingress messages per second.
+ * 4. Stock duplicates against the validation time (256 B consensus messages), with the mean
+ *    mesh degree D̄ and the floor D̄/2 − 1 that a mesh where every link carries the message
+ *    once would reach.
+ *
+ * Every node takes the validation time of `SIM_VALIDATION_DELAY` (2 ms + 0.3 ms per KB)
+ * before it relays a message; duplicates that arrive meanwhile spare their senders a copy.
  *
  * Usage: npm run bench -- gossip-sim [--quick]
  */
 import type { ArtifactClass } from '../src/core/artifact.ts'
+import type { GossipRouter } from '../src/gossip/router.ts'
 import { SCENARIOS } from '../src/sim/presets.ts'
-import { runScenario, type Scenario, type ScenarioResult } from '../src/sim/scenario.ts'
-import { gossipOptimizedStrategy, gossipStockStrategy } from '../src/sim/strategies.ts'
+import {
+  runScenario,
+  SCENARIO_TOPIC,
+  type Scenario,
+  type ScenarioResult,
+} from '../src/sim/scenario.ts'
+import {
+  gossipOptimizedStrategy,
+  gossipStockStrategy,
+  gossipStrategy,
+} from '../src/sim/strategies.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 const quick = process.argv.includes('--quick')
@@ -85,9 +101,11 @@ async function compare(label: string, sc: Scenario): Promise<ScenarioResult[]> {
 const nodes = quick ? 300 : 1000
 const consensusRows: Row[] = []
 const checks: Row[] = []
+let stock100k: ScenarioResult | undefined
 for (const bytes of [256, 100_000]) {
   const label = `${nodes} nodes, consensus ${bytes === 256 ? '256 B' : '100 KB'}`
   const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'))
+  if (bytes === 100_000) stock100k = stock
   consensusRows.push(row(label, stock), row(label, opt))
   checks.push({
     scenario: label,
@@ -102,6 +120,28 @@ printTable(
   consensusRows,
 )
 printTable('Targets (dups ≤ 0.5 × stock at 100 KB, p99 ratio ≤ 1, delivery 1)', checks)
+
+// 1b. The eager/lazy split trades latency (a pulled copy costs a round trip) for duplicates.
+const splitRows: Row[] = []
+for (const eager of [5, 6, Number.POSITIVE_INFINITY]) {
+  const label = `eagerPushPeers ${eager}`
+  const sc = scenario(label, nodes, 100_000, 'consensus')
+  const r =
+    eager === 5
+      ? results[`${nodes} nodes, consensus 100 KB`][1]
+      : await runScenario(sc, gossipStrategy('optimized', label, { eagerPushPeers: eager }))
+  const base = stock100k!.summary
+  splitRows.push({
+    'optimized with': label,
+    delivery: fmt(r.summary.deliveryRatio, 4),
+    'dups mean': fmt(r.summary.duplicates.mean),
+    'dups /stock': fmt(r.summary.duplicates.mean / base.duplicates.mean),
+    'lat p50 ms': fmt(r.summary.latencyMs.p50, 1),
+    'lat p99 ms': fmt(r.summary.latencyMs.p99, 1),
+    'p99 /stock': fmt(r.summary.latencyMs.p99 / base.latencyMs.p99),
+  })
+}
+printTable(`Eager/lazy split at 100 KB, ${nodes} nodes (stock as above)`, splitRows)
 
 // 2. Ingress on full-mesh subnets: transmissions per message against N − 1.
 const ingressRows: Row[] = []
@@ -152,7 +192,48 @@ printTable(
   loadRows,
 )
 
+// 4. Stock duplicates against the validation time.
+const sweepRows: Row[] = []
+const sweep: Record<string, unknown>[] = []
+for (const ms of [0, 2, 10, 30, 100]) {
+  const base = gossipStrategy('stock', 'stock with a fixed validation time', {
+    validationDelayMs: ms,
+    validationDelayMsPerKB: 0,
+  })
+  const meshDegrees: number[] = []
+  const strategy = {
+    ...base,
+    create: (...args: Parameters<typeof base.create>) => {
+      const router = base.create(...args) as GossipRouter
+      router.on('artifact', () => meshDegrees.push(router.getMeshPeers(SCENARIO_TOPIC).length))
+      return router
+    },
+  }
+  const label = `validation ${ms} ms`
+  process.stderr.write(`running ${label} with gossip-stock...\n`)
+  const sc = scenario(label, nodes, 256, 'consensus', { messages: quick ? 5 : 10 })
+  const r = await runScenario(sc, strategy)
+  const meshMean = meshDegrees.reduce((a, b) => a + b, 0) / meshDegrees.length
+  const copies = r.summary.payloadBytesPerMessage / 256 / nodes
+  sweepRows.push({
+    'validation ms': ms,
+    delivery: fmt(r.summary.deliveryRatio, 4),
+    'dups mean': fmt(r.summary.duplicates.mean),
+    'copies sent/node': fmt(copies),
+    'mesh degree D̄': fmt(meshMean),
+    'floor D̄/2 − 1': fmt(meshMean / 2 - 1),
+    'lat p50 ms': fmt(r.summary.latencyMs.p50, 1),
+    'lat p99 ms': fmt(r.summary.latencyMs.p99, 1),
+  })
+  sweep.push({ validationDelayMs: ms, meshDegree: meshMean, summary: r.summary })
+}
+printTable(
+  `Stock duplicates against validation time: ${nodes} nodes, 256 B consensus messages`,
+  sweepRows,
+)
+
 writeResults('gossip-sim', {
+  validationSweep: sweep,
   quick,
   results: Object.fromEntries(
     Object.entries(results).map(([k, rs]) => [

@@ -1,5 +1,5 @@
 import { FloodCore } from '../flood/flood-core.ts'
-import { type GossipProfile, GossipRouter } from '../gossip/index.ts'
+import { type GossipProfile, GossipRouter, type GossipRouterOptions } from '../gossip/index.ts'
 import { rpSimStrategy } from '../rp/sim-strategy.ts'
 import { SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
 
@@ -16,22 +16,31 @@ export const floodStrategy: SimStrategy = {
  * consensus message is checked before it is relayed; one BLS signature verification costs
  * ≈ 1.2 ms on this machine (`npm run bench -- crypto`), and a block adds snappy
  * decompression, SSZ decoding, hashing and state-dependent checks that take clients tens of
- * ms. Without it the simulator validates instantly, both ends of most mesh links relay before
- * hearing from each other, and stock gossip shows twice the duplicates real nodes see.
+ * ms. With instant validation a node hears from no mesh peer before it relays, so every
+ * mesh link but the first sender's carries the message both ways.
  */
 export const SIM_VALIDATION_DELAY = { validationDelayMs: 2, validationDelayMsPerKB: 0.3 } as const
 
-/** A gossip profile in the simulator; the scenario's class is declared for its topic. */
-function gossipStrategy(profile: GossipProfile, description: string): SimStrategy {
+/**
+ * A gossip profile in the simulator, with {@link SIM_VALIDATION_DELAY} and the node's
+ * modelled upload bandwidth; the scenario's class is declared for its topic. `overrides`
+ * change any router option (benchmarks vary one parameter with it).
+ */
+export function gossipStrategy(
+  profile: GossipProfile,
+  description: string,
+  overrides: GossipRouterOptions = {},
+): SimStrategy {
   return {
     name: `gossip-${profile}`,
     description,
-    create: (env, _index, ctx) =>
+    create: (env, index, ctx) =>
       new GossipRouter(env, {
         profile,
         ...SIM_VALIDATION_DELAY,
         topicClasses: { [SCENARIO_TOPIC]: ctx.scenario.class },
-        uploadBps: ctx.network.uploadBps(_index),
+        uploadBps: ctx.network.uploadBps(index),
+        ...overrides,
       }),
   }
 }
