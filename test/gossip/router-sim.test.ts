@@ -5,7 +5,11 @@ import { Simulation } from '../../src/sim/network.ts'
 import { uniformLatency } from '../../src/sim/placement.ts'
 import { Prng } from '../../src/sim/prng.ts'
 import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
-import { gossipOptimizedStrategy, gossipStockStrategy } from '../../src/sim/strategies.ts'
+import {
+  gossipOptimizedStrategy,
+  gossipStockStrategy,
+  gossipStrategy,
+} from '../../src/sim/strategies.ts'
 
 const base: Scenario = {
   name: 'test',
@@ -72,6 +76,23 @@ describe('gossip routers in the simulator', () => {
     expect(opt.summary.payloadBytesPerMessage).toBe(19 * 2000)
     expect(opt.summary.controlPerMessage['IHAVE ids'] ?? 0).toBe(0)
     expect(stock.summary.payloadBytesPerMessage).toBeGreaterThan(2 * 19 * 2000)
+  })
+
+  it('wait validationDelayMs at every hop, and relay less when duplicates arrive meanwhile', async () => {
+    const run = (validationDelayMs: number) =>
+      runScenario(
+        base,
+        gossipStrategy('stock', `validation ${validationDelayMs} ms`, {
+          validationDelayMs,
+          validationDelayMsPerKB: 0,
+        }),
+      )
+    const instant = await run(0)
+    const slow = await run(50)
+    expect(slow.summary.deliveryRatio).toBe(1)
+    expect(slow.summary.latencyMs.p50).toBeGreaterThan(instant.summary.latencyMs.p50 + 25)
+    expect(slow.summary.duplicates.mean).toBeLessThan(instant.summary.duplicates.mean)
+    expect(slow.summary.payloadBytesPerMessage).toBeLessThan(instant.summary.payloadBytesPerMessage)
   })
 
   it('IDONTWANT cuts duplicates of large messages under limited bandwidth', async () => {
