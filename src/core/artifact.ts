@@ -32,7 +32,7 @@ export interface Artifact {
   readonly data: Uint8Array
   /** Its class. */
   readonly class: ArtifactClass
-  /** The peer it was received from, or undefined for the node's own publish. */
+  /** The peer it was received from, when the strategy knows one. */
   readonly from?: PeerKey
   /** The origin that published it, when the strategy knows it. */
   readonly origin?: PeerKey

@@ -47,7 +47,10 @@ export interface RejectedEvent {
 
 /** Events every strategy emits. */
 export interface DisseminationEvents {
-  /** A new artifact was delivered to the application (after validation). */
+  /**
+   * A new artifact from another node was delivered to the application (after validation).
+   * A node's own publishes are not emitted: the publisher already holds them.
+   */
   artifact: Artifact
   /** A copy of an already delivered artifact arrived. */
   duplicate: DuplicateEvent
