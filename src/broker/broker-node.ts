@@ -17,7 +17,7 @@ export interface BrokerNodeOptions
   orderer: Orderer
   /**
    * Worker threads that verify submissions; 0 verifies on the main thread. Default: the
-   * machine's available parallelism (measured best, see docs/broker.md).
+   * machine's available parallelism (measured best: see the README, "The Chop Chop broker").
    */
   authThreads?: number
   /** Or a custom authenticator (overrides `authThreads`). */
@@ -29,7 +29,7 @@ export interface BrokerNodeOptions
 /**
  * A broker on a real UDP socket (clients) and TCP links (servers). The socket's receive
  * and send run on the main thread with the sans-IO {@link Broker}; signature checks run in
- * `authThreads` worker threads (see docs/broker.md for the measured choice).
+ * `authThreads` worker threads (the README's broker section has the measured choice).
  */
 export class BrokerNode {
   /** The protocol core. */
