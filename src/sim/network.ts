@@ -180,9 +180,8 @@ export class Simulation<C extends SimCore = SimCore> {
     const maxEvents = options.maxEvents ?? Number.POSITIVE_INFINITY
     let fired = 0
     while (fired < maxEvents && this.queue.size > 0 && this.queue.peekTime() <= until) {
-      const ev = this.queue.pop()!
-      this.clock = ev.time
-      ev.fn()
+      this.clock = this.queue.peekTime()
+      this.queue.pop()!()
       fired++
     }
     if (until !== Number.POSITIVE_INFINITY && this.clock < until && fired < maxEvents) {

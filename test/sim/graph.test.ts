@@ -64,7 +64,7 @@ describe('the event queue', () => {
         times.forEach((t, i) => {
           q.push(t, () => fired.push([t, i]))
         })
-        while (q.size > 0) q.pop()!.fn()
+        while (q.size > 0) q.pop()!()
         const expected = times.map((t, i) => [t, i] as [number, number])
         expected.sort((a, b) => a[0] - b[0] || a[1] - b[1])
         expect(fired).toEqual(expected)
