@@ -159,6 +159,11 @@ export interface GossipParams {
    * gossipsub v2.0 announce proposal). `Infinity` pushes to the whole mesh (stock).
    */
   eagerPushPeers: number
+  /**
+   * Uplink time, in ms, that a large message's eager pushes may take: a node pushes to as
+   * many mesh peers as its `uploadBps` sends copies within it, and at least `eagerPushPeers`.
+   */
+  eagerPushBudgetMs: number
   /** Smallest payload, in bytes, relayed with the eager/lazy split. */
   lazyPushMinDataSize: number
   /** How long an IHAVE from a mesh peer waits for the pushed copy before pulling, in ms. */
@@ -306,6 +311,7 @@ const STOCK: FlatParams = {
   maxIDontWantPerPeer: 5000,
   idontwantTtlMs: 3000,
   eagerPushPeers: Number.POSITIVE_INFINITY,
+  eagerPushBudgetMs: 0,
   lazyPushMinDataSize: 16 * 1024,
   lazyPullDelayMs: 0,
   floodPublish: true,
@@ -329,7 +335,8 @@ const OPTIMIZED: FlatParams = {
   maxConcurrentIWant: 1,
   iwantFollowupMs: 1000,
   idontwant: true,
-  eagerPushPeers: 5,
+  eagerPushPeers: 4,
+  eagerPushBudgetMs: 35,
   lazyPullDelayMs: 50,
   forwardIngress: false,
 }
@@ -435,6 +442,10 @@ export function validateGossipParams(p: GossipParams): void {
     p.eagerPushPeers === Number.POSITIVE_INFINITY ||
       (isCount(p.eagerPushPeers) && p.eagerPushPeers >= 1),
     `eagerPushPeers must be a positive integer or Infinity, got ${p.eagerPushPeers}`,
+  )
+  check(
+    Number.isFinite(p.eagerPushBudgetMs) && p.eagerPushBudgetMs >= 0,
+    `eagerPushBudgetMs must be >= 0, got ${p.eagerPushBudgetMs}`,
   )
   check(isCount(p.lazyPushMinDataSize), 'lazyPushMinDataSize must be a count')
   check(

@@ -51,8 +51,11 @@ const log = logger('consensus-multicast:gossip')
 
 const EMPTY = new Uint8Array(0)
 
-/** Per-heartbeat decay of the first-delivery counts that rank eager-push peers. */
-const FIRST_DELIVERY_DECAY = 0.9
+/** Large pushes per peer remembered to match against its IDONTWANTs. */
+const MAX_RECENT_PUSHES = 64
+
+/** Per-heartbeat decay of the push counts that rank eager-push peers. */
+const PUSH_DECAY = 0.9
 
 /** Options of {@link GossipRouter}: parameters plus identity. */
 export interface GossipRouterOptions extends GossipParamsOptions {
@@ -73,8 +76,12 @@ interface PeerState {
   dontWant: Map<string, number> | undefined
   ihavesThisHeartbeat: number
   askedThisHeartbeat: number
-  /** Messages this peer delivered to us first, decayed every heartbeat. */
-  firstDeliveries: number
+  /** Large messages pushed to this peer, decayed every heartbeat. */
+  pushes: number
+  /** Of those, the ones it had from another peer first (its IDONTWANT followed or cancelled our copy). */
+  wastedPushes: number
+  /** Keys of the last large messages pushed to it (bounded by `MAX_RECENT_PUSHES`); made on first use. */
+  recentPushes: Set<string> | undefined
 }
 
 /** A message frame waiting in the paced send queue. */
@@ -235,7 +242,9 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       dontWant: undefined,
       ihavesThisHeartbeat: 0,
       askedThisHeartbeat: 0,
-      firstDeliveries: 0,
+      pushes: 0,
+      wastedPushes: 0,
+      recentPushes: undefined,
     })
     this.score.addPeer(peer, info.address)
     if (this.subscriptions.size > 0) {
@@ -593,8 +602,6 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     const haveIt = this.validating.get(key)
     this.validating.delete(key)
     this.score.firstDelivery(peer, a.topic)
-    const from = this.peers.get(peer)
-    if (from !== undefined) from.firstDeliveries++
     const forwarded = this.forwards(a.class)
     if (forwarded) {
       this.mcache.put(key, {
@@ -610,10 +617,10 @@ export class GossipRouter implements ProtocolCore, Dissemination {
         if (p === peer || p === a.origin || haveIt?.has(p)) continue
         if (!this.peerDoesNotWant(p, key)) targets.push(p)
       }
-      const eager = this.params.eagerPushPeers
+      const eager = this.eagerCount(a.data.length)
       if (targets.length > eager && a.data.length >= this.params.lazyPushMinDataSize) {
         // Eager/lazy split: the rest of the mesh is told, and pulls only if it must.
-        const lazy = this.eagerFirst(targets).splice(eager)
+        const lazy = this.eagerFirst(targets, eager).splice(eager)
         this.sendToMany(lazy, {
           subscriptions: [],
           messages: [],
@@ -645,6 +652,9 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     for (const e of entries) {
       for (const id of e.messageIDs) {
         const key = messageIdKey(id)
+        // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
+        // our push was not the one that delivered.
+        if (ps.recentPushes?.delete(key)) ps.wastedPushes++
         ps.dontWant ??= new Map()
         ps.dontWant.delete(key)
         if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
@@ -812,14 +822,31 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   }
 
   /**
-   * Orders relay targets for the eager/lazy split: the peers that most often deliver first
-   * to us (close, well-connected ones) lead, so the pushed copies take the fast links; the
-   * last eager slot goes to a random other peer, so that new links are tried too.
+   * How many mesh peers get a large message in full: as many copies as the uplink sends
+   * within `eagerPushBudgetMs`, and at least `eagerPushPeers`. A slow uplink sends each
+   * copy only after the ones before it, so its later copies would arrive after a pull
+   * from a faster neighbour; a fast uplink pushes widely at little cost in time. With an
+   * unknown uplink (`uploadBps` Infinity) the fixed `eagerPushPeers` applies.
    */
-  private eagerFirst(targets: PeerKey[]): PeerKey[] {
-    const score = (p: PeerKey) => this.peers.get(p)?.firstDeliveries ?? 0
+  private eagerCount(bytes: number): number {
+    const { eagerPushPeers, eagerPushBudgetMs, uploadBps } = this.params
+    if (uploadBps === Number.POSITIVE_INFINITY) return eagerPushPeers
+    const copyMs = (bytes * 8000) / uploadBps
+    return Math.max(eagerPushPeers, Math.floor(eagerPushBudgetMs / copyMs))
+  }
+
+  /**
+   * Orders relay targets for the eager/lazy split: the peers our pushes reach first lead
+   * (a push to a peer that then sends IDONTWANT, or whose queued copy its IDONTWANT
+   * cancelled, was not needed), so the pushed copies go where no other path is quicker;
+   * the last of the `eager` slots goes to a random other peer, so that new links are tried.
+   */
+  private eagerFirst(targets: PeerKey[], eager: number): PeerKey[] {
+    const score = (p: PeerKey) => {
+      const ps = this.peers.get(p)
+      return ps === undefined ? 0 : (ps.pushes - ps.wastedPushes + 1) / (ps.pushes + 2)
+    }
     const ranked = this.shuffle(targets).sort((a, b) => score(b) - score(a))
-    const eager = this.params.eagerPushPeers
     const explore = eager - 1 + Math.floor(this.env.random() * (ranked.length - eager + 1))
     const t = ranked[eager - 1]
     ranked[eager - 1] = ranked[explore]
@@ -877,7 +904,8 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       this.lastDecay = now
     }
     for (const ps of this.peers.values()) {
-      ps.firstDeliveries *= FIRST_DELIVERY_DECAY
+      ps.pushes *= PUSH_DECAY
+      ps.wastedPushes *= PUSH_DECAY
       ps.ihavesThisHeartbeat = 0
       ps.askedThisHeartbeat = 0
       for (const [key, until] of ps.dontWant ?? []) {
@@ -1067,6 +1095,8 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     const rpc: Rpc = { subscriptions: [], messages: [m] }
     if (this.params.uploadBps === Number.POSITIVE_INFINITY) {
       this.sendToMany(peers, rpc)
+      const payload = m.data?.length ?? 0
+      for (const peer of peers) this.notePush(peer, key, payload)
       return
     }
     const frame = encodeRpc(rpc)
@@ -1081,6 +1111,29 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     this.drainSendQueue()
   }
 
+  /** Remembers a large message sent to `peer`, to learn from its IDONTWANT whether it was needed. */
+  private notePush(peer: PeerKey, key: string, payload: number): void {
+    if (payload < this.params.lazyPushMinDataSize) return
+    const ps = this.peers.get(peer)
+    if (ps === undefined) return
+    ps.pushes++
+    ps.recentPushes ??= new Set()
+    if (ps.recentPushes.size >= MAX_RECENT_PUSHES) {
+      const oldest = ps.recentPushes.values().next().value
+      if (oldest !== undefined) ps.recentPushes.delete(oldest)
+    }
+    ps.recentPushes.add(key)
+  }
+
+  /** A large message queued for `peer` was cancelled: it had it from someone else first. */
+  private noteUnneededPush(peer: PeerKey, payload: number): void {
+    if (payload < this.params.lazyPushMinDataSize) return
+    const ps = this.peers.get(peer)
+    if (ps === undefined) return
+    ps.pushes++
+    ps.wastedPushes++
+  }
+
   /** Releases queued frames while the (modelled) uplink is free, skipping unwanted ones. */
   private drainSendQueue(): void {
     const now = this.env.now()
@@ -1089,10 +1142,12 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       const item = q[this.sendQueueHead++]
       if (this.peerDoesNotWant(item.peer, item.key)) {
         this.cancelledByIDontWant++
+        this.noteUnneededPush(item.peer, item.payload)
         continue
       }
       this.recorder.frameSent(item.frame.length, item.payload)
       this.env.send(item.peer, item.frame)
+      this.notePush(item.peer, item.key, item.payload)
       this.uplinkFreeAt = now + (item.frame.length * 8000) / this.params.uploadBps
     }
     if (this.sendQueueHead === q.length) {

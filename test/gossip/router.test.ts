@@ -432,8 +432,41 @@ describe('gossip router', () => {
     const sent = env.take()
     const pushed = messagesTo(sent)
     const announced = controlTo(sent, 'ihave')
-    expect(pushed).toHaveLength(5)
+    expect(pushed).toHaveLength(resolveGossipParams({}).eagerPushPeers)
     expect([...pushed, ...announced].sort()).toEqual(mesh.slice(1).sort())
+  })
+
+  it('sizes the eager push to what the uplink sends within eagerPushBudgetMs', () => {
+    const relay = (uploadBps: number) => {
+      const { env, router } = setup({ uploadBps, eagerPushPeers: 2, eagerPushBudgetMs: 35 }, 16)
+      const mesh = router.getMeshPeers(T)
+      router.receive(mesh[0], frame({ messages: [{ topic: T, data: bytes(20_000) }] }))
+      env.advance(1000)
+      return { mesh, pushed: messagesTo(env.take()) }
+    }
+    // 10 Mbit/s: a 20 KB copy takes 16 ms, so two fit in 35 ms; 1 Gbit/s: all of them do.
+    expect(relay(10e6).pushed).toHaveLength(2)
+    const fast = relay(1e9)
+    expect(fast.pushed.sort()).toEqual(fast.mesh.slice(1).sort())
+  })
+
+  it('ranks first the eager peers whose IDONTWANT did not follow our push', () => {
+    const { env, router } = setup({ eagerPushPeers: 4 }, 20)
+    const mesh = router.getMeshPeers(T)
+    const first = { topic: T, data: bytes(20_000, 1) }
+    router.receive(mesh[0], frame({ messages: [first] }))
+    const pushed = messagesTo(env.take())
+    expect(pushed).toHaveLength(4)
+    // All but one of them had it from someone else: they answer with IDONTWANT.
+    const [needed, ...wasted] = pushed
+    const id = contentMessageId(T, first.data)
+    for (const p of wasted)
+      router.receive(p, frame({ control: { idontwant: [{ messageIDs: [id] }] } }))
+    router.receive(mesh[0], frame({ messages: [{ topic: T, data: bytes(20_000, 2) }] }))
+    const next = messagesTo(env.take())
+    expect(next).toContain(needed)
+    // The one random exploring slot may pick a demoted peer, the ranked slots do not.
+    expect(next.filter((p) => wasted.includes(p)).length).toBeLessThanOrEqual(1)
   })
 
   it('waits lazyPullDelayMs before pulling a message a mesh peer announced', () => {
