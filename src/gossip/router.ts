@@ -789,17 +789,6 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     }
     this.recorder.count('published', topic, cls)
     this.sendMessage(targets, m, key)
-    if (this.subscriptions.has(topic)) {
-      const data = m.data ?? EMPTY
-      this.emitter.emit('artifact', {
-        id,
-        topic,
-        data,
-        class: cls,
-        origin: this.selfOrigin,
-        receivedAt: now,
-      })
-    }
     return { id, recipients: targets.length }
   }
 
