@@ -148,7 +148,6 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   private readonly score: PeerScore
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
-  private readonly selfOrigin: PeerKey
   private readonly sendQueue: QueuedMessage[] = []
   private sendQueueHead = 0
   private uplinkFreeAt = 0
@@ -172,9 +171,6 @@ export class GossipRouter implements ProtocolCore, Dissemination {
         privateKey,
         firstSeqno ?? BigInt(Math.floor(env.now())) * 1_000_000n,
       )
-      this.selfOrigin = this.signer.origin
-    } else {
-      this.selfOrigin = env.self
     }
     this.msgIdFn = msgIdFn ?? defaultMessageId(p.signaturePolicy)
     for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
