@@ -21,15 +21,15 @@ import type { MessageId } from '../src/core/message-id.ts'
 import type { RpMember } from '../src/rp/member.ts'
 import type { ReplicationPoint } from '../src/rp/replication-point.ts'
 import { type RpNetwork, rpSimStrategy } from '../src/rp/sim-strategy.ts'
-import { DeliveryTracker, distribution } from '../src/sim/metrics.ts'
-import { type SimCore, Simulation } from '../src/sim/network.ts'
+import { type DeliveryTracker, distribution } from '../src/sim/metrics.ts'
+import type { SimCore, Simulation } from '../src/sim/network.ts'
 import { Prng } from '../src/sim/prng.ts'
 import {
   type BuiltNetwork,
-  buildNetwork,
   SCENARIO_TOPIC,
   type Scenario,
   type SimStrategy,
+  startScenario,
 } from '../src/sim/scenario.ts'
 import { findStrategy } from '../src/sim/strategies.ts'
 import { printTable, type Row, writeResults } from './report.ts'
@@ -73,26 +73,11 @@ interface Run {
 }
 
 function setup(strategy: SimStrategy, disconnectDetectionMs = 0): Run {
-  const prng = new Prng(scenario.seed)
-  const network = strategy.network?.(scenario, prng) ?? buildNetwork(scenario, prng)
-  const sim = new Simulation<SimCore>(
-    {
-      seed: scenario.seed,
-      graph: network.graph,
-      latency: network.latency,
-      uploadBps: network.uploadBps,
-      disconnectDetectionMs,
-    },
-    (env, i) => strategy.create(env, i, { scenario, network }),
-  )
-  const isMember = new Uint8Array(network.graph.n)
-  for (const m of network.members) isMember[m] = 1
-  sim.observe((i, core) => {
-    if (isMember[i] === 1) core.subscribe(SCENARIO_TOPIC)
-  })
-  const tracker = new DeliveryTracker(sim)
-  sim.start()
-  return { sim, network, tracker, published: [], pending: [] }
+  return {
+    ...startScenario(scenario, strategy, { disconnectDetectionMs }),
+    published: [],
+    pending: [],
+  }
 }
 
 /** Schedules `count` publishes from random members every `interval` ms from `start`. */

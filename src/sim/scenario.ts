@@ -3,7 +3,7 @@ import type { Env } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { fullMeshGraph, type Graph, randomRegularGraph } from './graph.ts'
 import { type DeliverySummary, DeliveryTracker } from './metrics.ts'
-import { type SimCore, Simulation } from './network.ts'
+import { type NetworkOptions, type SimCore, Simulation } from './network.ts'
 import {
   type LatencyFn,
   type Placement,
@@ -144,6 +144,50 @@ export function buildNetwork(scenario: Scenario, prng: Prng): BuiltNetwork {
   return { graph, latency, uploadBps, placement, members: Array.from({ length: n }, (_, i) => i) }
 }
 
+/** A started simulation of a scenario, before any publish. */
+export interface ScenarioRun {
+  /** The simulation. */
+  sim: Simulation<SimCore>
+  /** The network it runs on. */
+  network: BuiltNetwork
+  /** Deliveries, recorded from the start. */
+  tracker: DeliveryTracker<SimCore>
+}
+
+/**
+ * Builds the strategy's network for `scenario`, creates and starts every node, and
+ * subscribes every member to {@link SCENARIO_TOPIC}. `overrides` adjust the network model
+ * (e.g. `disconnectDetectionMs` for silent crashes).
+ */
+export function startScenario(
+  scenario: Scenario,
+  strategy: SimStrategy,
+  overrides: Partial<Pick<NetworkOptions, 'disconnectDetectionMs' | 'frameOverhead'>> = {},
+): ScenarioRun {
+  const prng = new Prng(scenario.seed)
+  const network = strategy.network?.(scenario, prng) ?? buildNetwork(scenario, prng)
+  const ctx: StrategyContext = { scenario, network }
+  const sim = new Simulation<SimCore>(
+    {
+      seed: scenario.seed,
+      graph: network.graph,
+      latency: network.latency,
+      uploadBps: network.uploadBps,
+      loss: scenario.loss,
+      ...overrides,
+    },
+    (env, i) => strategy.create(env, i, ctx),
+  )
+  const isMember = new Uint8Array(network.graph.n)
+  for (const m of network.members) isMember[m] = 1
+  sim.observe((i, core) => {
+    if (isMember[i] === 1) core.subscribe(SCENARIO_TOPIC)
+  })
+  const tracker = new DeliveryTracker(sim)
+  sim.start()
+  return { sim, network, tracker }
+}
+
 /** Options of {@link runScenario}. */
 export interface RunOptions {
   /** Called with the fraction of virtual time done, now and then. */
@@ -160,26 +204,8 @@ export async function runScenario(
   options: RunOptions = {},
 ): Promise<ScenarioResult> {
   const wallStart = performance.now()
+  const { sim, network, tracker } = startScenario(scenario, strategy)
   const prng = new Prng(scenario.seed)
-  const network = strategy.network?.(scenario, prng) ?? buildNetwork(scenario, prng)
-  const ctx: StrategyContext = { scenario, network }
-  const sim = new Simulation(
-    {
-      seed: scenario.seed,
-      graph: network.graph,
-      latency: network.latency,
-      uploadBps: network.uploadBps,
-      loss: scenario.loss,
-    },
-    (env, i) => strategy.create(env, i, ctx),
-  )
-  const isMember = new Uint8Array(network.graph.n)
-  for (const m of network.members) isMember[m] = 1
-  sim.observe((i, core) => {
-    if (isMember[i] === 1) core.subscribe(SCENARIO_TOPIC)
-  })
-  const tracker = new DeliveryTracker(sim)
-  sim.start()
 
   const publishErrors: string[] = []
   const pending: Promise<void>[] = []
