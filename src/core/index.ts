@@ -1,5 +1,6 @@
 export * from './artifact.ts'
 export * from './binary.ts'
+export * from './core-base.ts'
 export * from './dissemination.ts'
 export * from './emitter.ts'
 export * from './env.ts'

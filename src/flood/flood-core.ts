@@ -1,12 +1,7 @@
 import { logger } from '@libp2p/logger'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import type {
-  Dissemination,
-  DisseminationEvents,
-  PublishOptions,
-  PublishResult,
-} from '../core/dissemination.ts'
-import { Emitter, type Listener } from '../core/emitter.ts'
+import { CoreBase } from '../core/core-base.ts'
+import type { Dissemination, PublishOptions, PublishResult } from '../core/dissemination.ts'
 import type { Env, ProtocolCore } from '../core/env.ts'
 import {
   ConsensusMulticastError,
@@ -18,8 +13,7 @@ import {
 import { contentMessageId, messageIdKey } from '../core/message-id.ts'
 import { withDefaults } from '../core/options.ts'
 import { SeenCache } from '../core/seen-cache.ts'
-import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
-import type { ValidationResult, Validator } from '../core/validation.ts'
+import type { ValidationResult } from '../core/validation.ts'
 import { decodeFloodFrame, encodeFloodFrame, type FloodLimits } from './flood-codec.ts'
 
 const log = logger('consensus-multicast:flood')
@@ -49,21 +43,17 @@ const DEFAULTS: Required<FloodOptions> = {
  * baseline every other strategy is measured against. Subscriptions decide delivery only:
  * a node relays whatever it is subscribed to or not.
  */
-export class FloodCore implements ProtocolCore, Dissemination {
+export class FloodCore extends CoreBase implements ProtocolCore, Dissemination {
   /** @inheritdoc */
   readonly strategy = 'flood' as const
-  private readonly env: Env
   private readonly options: Required<FloodOptions>
   private readonly limits: FloodLimits
   private readonly peers = new Set<PeerKey>()
   private readonly topics = new Set<Topic>()
-  private readonly validators = new Map<Topic, Validator>()
   private readonly seen: SeenCache
-  private readonly events = new Emitter<DisseminationEvents>()
-  private readonly recorder = new StatsRecorder()
 
   constructor(env: Env, options: FloodOptions = {}) {
-    this.env = env
+    super(env)
     this.options = withDefaults(DEFAULTS, options)
     for (const [k, v] of Object.entries(this.options)) {
       if (!(Number.isInteger(v) && v > 0)) {
@@ -193,29 +183,6 @@ export class FloodCore implements ProtocolCore, Dissemination {
     return { id, recipients: this.forward(bytes, data.length, undefined) }
   }
 
-  setValidator(topic: Topic, validator: Validator | undefined): void {
-    if (validator === undefined) this.validators.delete(topic)
-    else this.validators.set(topic, validator)
-  }
-
-  on<K extends keyof DisseminationEvents>(
-    type: K,
-    listener: Listener<DisseminationEvents[K]>,
-  ): () => void {
-    return this.events.on(type, listener)
-  }
-
-  off<K extends keyof DisseminationEvents>(
-    type: K,
-    listener: Listener<DisseminationEvents[K]>,
-  ): void {
-    this.events.off(type, listener)
-  }
-
-  stats(): DisseminationStats {
-    return this.recorder.snapshot()
-  }
-
   private forward(bytes: Uint8Array, payload: number, except: PeerKey | undefined): number {
     let sent = 0
     for (const peer of this.peers) {
@@ -225,14 +192,5 @@ export class FloodCore implements ProtocolCore, Dissemination {
       sent++
     }
     return sent
-  }
-
-  penalise(peer: PeerKey, reason: string): void {
-    this.reject(peer, reason)
-  }
-
-  private reject(peer: PeerKey, reason: string, topic?: Topic): void {
-    this.recorder.penalise(peer, reason)
-    this.events.emit('rejected', { from: peer, reason, topic })
   }
 }

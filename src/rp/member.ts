@@ -1,8 +1,8 @@
 import { logger } from '@libp2p/logger'
 import type { Artifact, PeerKey, Topic } from '../core/artifact.ts'
+import { CoreBase } from '../core/core-base.ts'
 import type { Dissemination, PublishResult } from '../core/dissemination.ts'
-import { Emitter, type Listener } from '../core/emitter.ts'
-import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import type { Env, ProtocolCore } from '../core/env.ts'
 import {
   ConsensusMulticastError,
   DuplicateMessageError,
@@ -18,8 +18,7 @@ import {
   messageIdKey,
 } from '../core/message-id.ts'
 import { SeenCache } from '../core/seen-cache.ts'
-import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
-import type { ValidationResult, Validator } from '../core/validation.ts'
+import type { ValidationResult } from '../core/validation.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,
@@ -83,26 +82,24 @@ interface Pending {
  * closes) it registers with the next one, sends again every publish the backbone has not
  * acknowledged, and fetches what it missed from the new RP's digest. Sans-IO.
  */
-export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
+export class RpMember
+  extends CoreBase<RpEvents>
+  implements ProtocolCore, Dissemination<RpEvents, RpPublishOptions>
+{
   /** @inheritdoc */
   readonly strategy = 'rp' as const
-  private readonly env: Env
   private readonly rps: readonly PeerKey[]
   private readonly rpSet: ReadonlySet<PeerKey>
   private readonly opts: typeof DEFAULTS
   private readonly defaultQuorum: boolean
   private readonly limits: RpCodecLimits
-  private readonly recorder = new StatsRecorder()
-  private readonly events = new Emitter<RpEvents>()
   private readonly seen: SeenCache
   private readonly topics = new Set<Topic>()
-  private readonly validators = new Map<Topic, Validator>()
   private readonly connected = new Set<PeerKey>()
   private readonly pending = new Map<string, Pending>()
   /** Topics of publishes that asked for a quorum and have not reached it (bounded). */
   private readonly awaitingQuorum = new Map<string, Topic>()
   private readonly toAck: MessageId[] = []
-  private readonly timers = new Set<TimerHandle>()
   private current: PeerKey | undefined
   private registered = false
   private everRegistered = false
@@ -115,11 +112,10 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
   /** Consensus deliveries received from the current RP since registering (for loss checks). */
   private deliveredByRp = 0
   private ackScheduled = false
-  private running = false
 
   constructor(env: Env, options: MemberOptions) {
+    super(env)
     const { rps, quorum, ...rest } = options
-    this.env = env
     if (rps.length === 0) throw new InvalidParametersError('a member needs at least one RP')
     this.rps = [...rps]
     this.rpSet = new Set(rps)
@@ -161,8 +157,7 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
       this.send(this.current, { type: 'leave', topics: [] })
     }
     this.running = false
-    for (const t of this.timers) t.cancel()
-    this.timers.clear()
+    this.cancelTimers()
     this.connected.clear()
     this.current = undefined
     this.registered = false
@@ -248,10 +243,6 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
     }
   }
 
-  penalise(peer: PeerKey, reason: string): void {
-    this.reject(peer, reason)
-  }
-
   // ---- Dissemination ------------------------------------------------------------------
 
   subscribe(topic: Topic): void {
@@ -323,23 +314,6 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
     }
     this.recorder.count('published', topic, cls)
     return { id, recipients: this.current === undefined ? 0 : 1 }
-  }
-
-  setValidator(topic: Topic, validator: Validator | undefined): void {
-    if (validator === undefined) this.validators.delete(topic)
-    else this.validators.set(topic, validator)
-  }
-
-  on<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): () => void {
-    return this.events.on(type, listener)
-  }
-
-  off<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): void {
-    this.events.off(type, listener)
-  }
-
-  stats(): DisseminationStats {
-    return this.recorder.snapshot()
   }
 
   // ---- registration and failover ---------------------------------------------------------
@@ -528,25 +502,5 @@ export class RpMember implements ProtocolCore, Dissemination<RpEvents> {
     if (payload === 0) this.recorder.controlSent(m.type)
     this.env.send(peer, bytes)
     this.recorder.frameSent(bytes.length, payload)
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const t = this.env.setTimer(ms, () => {
-      this.timers.delete(t)
-      fn()
-    })
-    this.timers.add(t)
-  }
-
-  private every(ms: number, fn: () => void): void {
-    this.later(ms, () => {
-      fn()
-      if (this.running) this.every(ms, fn)
-    })
-  }
-
-  private reject(peer: PeerKey, reason: string, topic?: Topic): void {
-    this.recorder.penalise(peer, reason)
-    this.events.emit('rejected', { from: peer, reason, topic })
   }
 }

@@ -1,8 +1,8 @@
 import { logger } from '@libp2p/logger'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
+import { CoreBase } from '../core/core-base.ts'
 import type { Dissemination, PublishResult } from '../core/dissemination.ts'
-import { Emitter, type Listener } from '../core/emitter.ts'
-import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import type { Env, ProtocolCore } from '../core/env.ts'
 import {
   ConsensusMulticastError,
   DuplicateMessageError,
@@ -17,8 +17,7 @@ import {
   messageIdKey,
 } from '../core/message-id.ts'
 import { SeenCache } from '../core/seen-cache.ts'
-import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
-import type { ValidationResult, Validator } from '../core/validation.ts'
+import type { ValidationResult } from '../core/validation.ts'
 import { sourceTreeChildren, treeNeighbours } from './backbone.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
@@ -173,16 +172,16 @@ export interface RpView {
  * members; delivered counts flow back to the publisher's RP for the quorum; RPs repair one
  * another with digests and NACKs after failures. Sans-IO: driven only through {@link Env}.
  */
-export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
+export class ReplicationPoint
+  extends CoreBase<RpEvents>
+  implements ProtocolCore, Dissemination<RpEvents>
+{
   /** @inheritdoc */
   readonly strategy = 'rp' as const
-  private readonly env: Env
   private readonly opts: typeof DEFAULTS
   private readonly treeKind: 'shared' | 'source'
   private readonly limits: RpCodecLimits
   private readonly backboneSet: ReadonlySet<PeerKey>
-  private readonly recorder = new StatsRecorder()
-  private readonly events = new Emitter<RpEvents>()
   private readonly membership: Membership
   private readonly lsdb: LinkStateDb
   private readonly seen: SeenCache
@@ -190,21 +189,18 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   private readonly flows = new Map<string, Flow>()
   private readonly connected = new Set<PeerKey>()
   private readonly neighbours = new Map<PeerKey, Neighbour>()
-  private readonly validators = new Map<Topic, Validator>()
   private readonly reports = new Map<PeerKey, Map<string, number>>()
   /** Repair work done for each peer this hello interval (bounded by `maxRepairsPerInterval`). */
   private readonly repairSpent = new Map<PeerKey, number>()
   /** Ids NACKed to a neighbour and not received yet (bounded), retried each hello interval. */
   private readonly wanted = new Map<string, { from: PeerKey; tries: number }>()
-  private readonly timers = new Set<TimerHandle>()
   private lastTree = new Set<PeerKey>()
   private reportScheduled = false
   private lsaScheduled = false
   private probeSeq = 0
-  private running = false
 
   constructor(env: Env, options: ReplicationPointOptions) {
-    this.env = env
+    super(env)
     const { backbone, tree, ...rest } = options
     this.treeKind = tree ?? 'shared'
     this.opts = resolveOptions('RP', DEFAULTS, rest)
@@ -237,15 +233,16 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   start(): void {
     this.running = true
     // A random phase keeps RPs from sending hellos in lockstep.
-    this.every(this.opts.helloIntervalMs, this.env.random() * this.opts.helloIntervalMs, () =>
-      this.tick(),
+    this.every(
+      this.opts.helloIntervalMs,
+      () => this.tick(),
+      this.env.random() * this.opts.helloIntervalMs,
     )
   }
 
   stop(): void {
     this.running = false
-    for (const t of this.timers) t.cancel()
-    this.timers.clear()
+    this.cancelTimers()
     this.connected.clear()
     this.neighbours.clear()
     this.reports.clear()
@@ -278,10 +275,6 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
     if (rpPayloadBytes(m) === 0) this.recorder.controlReceived(m.type)
     if (this.isRp(peer)) this.fromRp(peer, m)
     else this.fromMember(peer, m)
-  }
-
-  penalise(peer: PeerKey, reason: string): void {
-    this.reject(peer, reason)
   }
 
   // ---- Dissemination ------------------------------------------------------------------
@@ -327,23 +320,6 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
       surplus: options.surplus ?? 0,
     })
     return { id, recipients }
-  }
-
-  setValidator(topic: Topic, validator: Validator | undefined): void {
-    if (validator === undefined) this.validators.delete(topic)
-    else this.validators.set(topic, validator)
-  }
-
-  on<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): () => void {
-    return this.events.on(type, listener)
-  }
-
-  off<K extends keyof RpEvents>(type: K, listener: Listener<RpEvents[K]>): void {
-    this.events.off(type, listener)
-  }
-
-  stats(): DisseminationStats {
-    return this.recorder.snapshot()
   }
 
   /** Membership, neighbours and tree as this RP sees them now. */
@@ -1004,26 +980,6 @@ export class ReplicationPoint implements ProtocolCore, Dissemination<RpEvents> {
   private sendBytes(peer: PeerKey, bytes: Uint8Array, payload: number): void {
     this.env.send(peer, bytes)
     this.recorder.frameSent(bytes.length, payload)
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const t = this.env.setTimer(ms, () => {
-      this.timers.delete(t)
-      fn()
-    })
-    this.timers.add(t)
-  }
-
-  private every(ms: number, first: number, fn: () => void): void {
-    this.later(first, () => {
-      fn()
-      if (this.running) this.every(ms, ms, fn)
-    })
-  }
-
-  private reject(peer: PeerKey, reason: string, topic?: Topic): void {
-    this.recorder.penalise(peer, reason)
-    this.events.emit('rejected', { from: peer, reason, topic })
   }
 }
 
