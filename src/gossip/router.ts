@@ -1,13 +1,8 @@
 import type { PrivateKey } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import type {
-  Dissemination,
-  DisseminationEvents,
-  PublishOptions,
-  PublishResult,
-} from '../core/dissemination.ts'
-import { Emitter, type Listener } from '../core/emitter.ts'
+import { CoreBase } from '../core/core-base.ts'
+import type { Dissemination, PublishOptions, PublishResult } from '../core/dissemination.ts'
 import type { Env, PeerInfo, ProtocolCore, TimerHandle } from '../core/env.ts'
 import {
   DuplicateMessageError,
@@ -18,8 +13,7 @@ import {
 } from '../core/errors.ts'
 import { type MessageId, messageIdKey } from '../core/message-id.ts'
 import { SeenCache } from '../core/seen-cache.ts'
-import { type DisseminationStats, StatsRecorder } from '../core/stats.ts'
-import type { ValidationResult, Validator } from '../core/validation.ts'
+import type { ValidationResult } from '../core/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
@@ -113,7 +107,7 @@ function settle<T>(v: T | Promise<T>, fn: (v: T) => void, onError: (e: unknown) 
  * bounded concurrent IWANT and per-topic artifact classes. Driven only through its
  * {@link Env}, so the simulator and the libp2p service run the same code.
  */
-export class GossipRouter implements ProtocolCore, Dissemination {
+export class GossipRouter extends CoreBase implements ProtocolCore, Dissemination {
   /** The strategy name. */
   readonly strategy = 'gossip' as const
   /** The resolved, validated parameters. */
@@ -123,9 +117,6 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   /** Queued message frames cancelled by the peer's IDONTWANT before they were sent. */
   cancelledByIDontWant = 0
 
-  private readonly env: Env
-  private readonly emitter = new Emitter<DisseminationEvents>()
-  private readonly recorder = new StatsRecorder()
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly topicPeers = new Map<Topic, Set<PeerKey>>()
   private readonly mesh = new Map<Topic, Set<PeerKey>>()
@@ -133,7 +124,6 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   private readonly fanoutLastPublish = new Map<Topic, number>()
   private readonly backoff = new Map<Topic, Map<PeerKey, number>>()
   private readonly subscriptions = new Set<Topic>()
-  private readonly validators = new Map<Topic, Validator>()
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
   /**
@@ -156,11 +146,10 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   private hello: Uint8Array | undefined
   private heartbeatTicks = 0
   private lastDecay = 0
-  private started = false
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
+    super(env)
     const { privateKey, msgIdFn, firstSeqno, ...paramOptions } = options
-    this.env = env
     this.params = resolveGossipParams(paramOptions)
     const p = this.params
     if (p.signaturePolicy === 'StrictSign') {
@@ -201,8 +190,8 @@ export class GossipRouter implements ProtocolCore, Dissemination {
 
   /** Starts the heartbeat. */
   start(): void {
-    if (this.started) return
-    this.started = true
+    if (this.running) return
+    this.running = true
     this.lastDecay = this.env.now()
     this.heartbeatTimer = this.env.setTimer(this.params.heartbeatInitialDelayMs, () =>
       this.heartbeat(),
@@ -211,7 +200,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
 
   /** Stops the heartbeat and forgets every peer. */
   stop(): void {
-    this.started = false
+    this.running = false
     this.heartbeatTimer?.cancel()
     this.heartbeatTimer = undefined
     this.drainTimer?.cancel()
@@ -268,7 +257,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   /** One RPC frame from `peer`. Never throws: bad input is counted against the peer. */
   receive(peer: PeerKey, frame: Uint8Array): void {
     const ps = this.peers.get(peer)
-    if (ps === undefined || !this.started) return
+    if (ps === undefined || !this.running) return
     if (this.score.score(peer) < this.params.thresholds.graylistThreshold) {
       this.recorder.frameReceived(frame.length, 0)
       this.reject(peer, 'graylisted')
@@ -307,9 +296,9 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   }
 
   /** The driver caught `peer` misbehaving below the core (bad framing): count and score it. */
-  penalise(peer: PeerKey, reason: string): void {
+  override penalise(peer: PeerKey, reason: string): void {
     this.score.addPenalty(peer, 1)
-    this.reject(peer, reason)
+    super.penalise(peer, reason)
   }
 
   // ---------------------------------------------------------------- Dissemination
@@ -364,7 +353,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
    */
   publish(topic: Topic, data: Uint8Array, options: PublishOptions = {}): Promise<PublishResult> {
     try {
-      if (!this.started) throw new NotStartedError('gossip router')
+      if (!this.running) throw new NotStartedError('gossip router')
       if (data.length > this.params.maxMessageSize) {
         throw new MessageTooLargeError(data.length, this.params.maxMessageSize)
       }
@@ -377,36 +366,9 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     }
   }
 
-  /** Sets or removes the validator of a topic. */
-  setValidator(topic: Topic, validator: Validator | undefined): void {
-    if (validator === undefined) this.validators.delete(topic)
-    else this.validators.set(topic, validator)
-  }
-
   /** Declares the artifact class of a topic (every node of the network must agree). */
   setTopicClass(topic: Topic, cls: ArtifactClass): void {
     this.classes.set(topic, cls)
-  }
-
-  /** Adds an event listener. */
-  on<K extends keyof DisseminationEvents>(
-    type: K,
-    listener: Listener<DisseminationEvents[K]>,
-  ): () => void {
-    return this.emitter.on(type, listener)
-  }
-
-  /** Removes an event listener. */
-  off<K extends keyof DisseminationEvents>(
-    type: K,
-    listener: Listener<DisseminationEvents[K]>,
-  ): void {
-    this.emitter.off(type, listener)
-  }
-
-  /** A snapshot of the counters. */
-  stats(): DisseminationStats {
-    return this.recorder.snapshot()
   }
 
   // ---------------------------------------------------------------- inspection
@@ -506,7 +468,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       this.recorder.count('duplicates', topic, cls)
       const first = this.mcache.get(key)?.firstSeen
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
-      this.emitter.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
+      this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.validating.get(key)?.add(peer)
       return
     }
@@ -555,7 +517,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       settle(
         verifySignature(m, auth.key),
         (ok) => {
-          if (!this.started) return
+          if (!this.running) return
           if (ok) validate()
           else {
             this.validating.delete(key)
@@ -570,7 +532,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       this.params.validationDelayMs + (this.params.validationDelayMsPerKB * data.length) / 1000
     if (delay > 0) {
       this.env.setTimer(delay, () => {
-        if (this.started) check()
+        if (this.running) check()
       })
     } else {
       check()
@@ -584,7 +546,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     a: Artifact,
     verdict: ValidationResult,
   ): void {
-    if (!this.started) return
+    if (!this.running) return
     if (verdict === 'accept') {
       this.accepted(peer, m, key, a)
       return
@@ -626,21 +588,13 @@ export class GossipRouter implements ProtocolCore, Dissemination {
       this.sendMessage(targets, m, key)
     }
     this.recorder.count('delivered', a.topic, a.class, a.data.length)
-    this.emitter.emit('artifact', a)
+    this.events.emit('artifact', a)
   }
 
   private invalid(peer: PeerKey, topic: Topic, cls: ArtifactClass, reason: string): void {
     this.recorder.count('rejected', topic, cls)
     this.score.invalidMessage(peer, topic)
     this.reject(peer, reason, topic)
-  }
-
-  private reject(peer: PeerKey, reason: string, topic?: Topic): void {
-    this.recorder.penalise(peer, reason)
-    this.emitter.emit(
-      'rejected',
-      topic === undefined ? { from: peer, reason } : { from: peer, reason, topic },
-    )
   }
 
   private handleIDontWant(ps: PeerState, entries: RpcControl['idontwant']): void {
@@ -742,7 +696,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     if (later.length === 0) return
     ps.askedThisHeartbeat += later.length
     this.env.setTimer(delay, () => {
-      if (!this.started || !this.peers.has(peer)) return
+      if (!this.running || !this.peers.has(peer)) return
       const t = this.env.now()
       const pull = this.limiter.advertised(
         peer,
@@ -771,7 +725,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   // ---------------------------------------------------------------- publishing
 
   private publishMessage(m: RpcMessage, cls: ArtifactClass): PublishResult {
-    if (!this.started) throw new NotStartedError('gossip router')
+    if (!this.running) throw new NotStartedError('gossip router')
     const id = this.msgIdFn(m)
     const key = messageIdKey(id)
     if (this.seen.has(key, this.env.now())) throw new DuplicateMessageError(key)
@@ -881,7 +835,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
   // ---------------------------------------------------------------- heartbeat
 
   private heartbeat(): void {
-    if (!this.started) return
+    if (!this.running) return
     const now = this.env.now()
     this.heartbeatTicks++
     if (now - this.lastDecay >= this.params.score.decayIntervalMs) {
@@ -1147,7 +1101,7 @@ export class GossipRouter implements ProtocolCore, Dissemination {
     if (this.drainTimer === undefined) {
       this.drainTimer = this.env.setTimer(this.uplinkFreeAt - now, () => {
         this.drainTimer = undefined
-        if (this.started) this.drainSendQueue()
+        if (this.running) this.drainSendQueue()
       })
     }
   }
