@@ -1,6 +1,5 @@
 import { logger } from '@libp2p/logger'
 import type { Artifact, PeerKey, Topic } from '../core/artifact.ts'
-import { CoreBase } from '../core/core-base.ts'
 import type { Dissemination, PublishResult } from '../core/dissemination.ts'
 import type { Env, ProtocolCore } from '../core/env.ts'
 import {
@@ -22,13 +21,13 @@ import type { ValidationResult } from '../core/validation.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,
-  encodeRpMessage,
   type RpCodecLimits,
   type RpMessage,
   rpPayloadBytes,
 } from './codec.ts'
 import type { RpEvents, RpPublishOptions } from './events.ts'
 import { resolveOptions } from './options.ts'
+import { RpCore } from './rp-core.ts'
 
 const log = logger('consensus-multicast:rp:member')
 
@@ -83,7 +82,7 @@ interface Pending {
  * acknowledged, and fetches what it missed from the new RP's digest. Sans-IO.
  */
 export class RpMember
-  extends CoreBase<RpEvents>
+  extends RpCore
   implements ProtocolCore, Dissemination<RpEvents, RpPublishOptions>
 {
   /** @inheritdoc */
@@ -92,7 +91,7 @@ export class RpMember
   private readonly rpSet: ReadonlySet<PeerKey>
   private readonly opts: typeof DEFAULTS
   private readonly defaultQuorum: boolean
-  private readonly limits: RpCodecLimits
+  protected readonly limits: RpCodecLimits
   private readonly seen: SeenCache
   private readonly topics = new Set<Topic>()
   private readonly connected = new Set<PeerKey>()
@@ -429,14 +428,7 @@ export class RpMember
     if (peer === this.current && m.class === 'consensus') this.deliveredByRp++
     const key = messageIdKey(m.id)
     if (!this.seen.add(key, now)) {
-      this.recorder.count('duplicates', m.topic, m.class)
-      this.events.emit('duplicate', {
-        id: m.id,
-        topic: m.topic,
-        class: m.class,
-        from: peer,
-        receivedAt: now,
-      })
+      this.duplicate(m, peer, now)
       return
     }
     if (!this.topics.has(m.topic)) return
@@ -489,18 +481,4 @@ export class RpMember
   }
 
   // ---- plumbing -------------------------------------------------------------------------
-
-  private checkTopic(topic: Topic): void {
-    if (topic.length === 0 || Buffer.byteLength(topic) > this.opts.maxTopicBytes) {
-      throw new InvalidParametersError(`topic must be 1..${this.opts.maxTopicBytes} bytes`)
-    }
-  }
-
-  private send(peer: PeerKey, m: RpMessage): void {
-    const bytes = encodeRpMessage(m)
-    const payload = rpPayloadBytes(m)
-    if (payload === 0) this.recorder.controlSent(m.type)
-    this.env.send(peer, bytes)
-    this.recorder.frameSent(bytes.length, payload)
-  }
 }

@@ -1,6 +1,5 @@
 import { logger } from '@libp2p/logger'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import { CoreBase } from '../core/core-base.ts'
 import type { Dissemination, PublishResult } from '../core/dissemination.ts'
 import type { Env, ProtocolCore } from '../core/env.ts'
 import {
@@ -33,6 +32,7 @@ import { LinkStateDb } from './link-state.ts'
 import { Membership } from './membership.ts'
 import { resolveOptions } from './options.ts'
 import { type HeldMessage, RepairBuffer } from './repair.ts'
+import { RpCore } from './rp-core.ts'
 
 const log = logger('consensus-multicast:rp')
 
@@ -172,15 +172,12 @@ export interface RpView {
  * members; delivered counts flow back to the publisher's RP for the quorum; RPs repair one
  * another with digests and NACKs after failures. Sans-IO: driven only through {@link Env}.
  */
-export class ReplicationPoint
-  extends CoreBase<RpEvents>
-  implements ProtocolCore, Dissemination<RpEvents>
-{
+export class ReplicationPoint extends RpCore implements ProtocolCore, Dissemination<RpEvents> {
   /** @inheritdoc */
   readonly strategy = 'rp' as const
   private readonly opts: typeof DEFAULTS
   private readonly treeKind: 'shared' | 'source'
-  private readonly limits: RpCodecLimits
+  protected readonly limits: RpCodecLimits
   private readonly backboneSet: ReadonlySet<PeerKey>
   private readonly membership: Membership
   private readonly lsdb: LinkStateDb
@@ -487,14 +484,7 @@ export class ReplicationPoint
         if (!this.seen.add(key, now)) {
           if (m.class === 'consensus') this.neighbour(peer).dataReceived++
           this.buffer.exchanged(key, peer)
-          this.recorder.count('duplicates', m.topic, m.class)
-          this.events.emit('duplicate', {
-            id: m.id,
-            topic: m.topic,
-            class: m.class,
-            from: peer,
-            receivedAt: now,
-          })
+          this.duplicate(m, peer, now)
           return
         }
         if (m.class === 'consensus') this.neighbour(peer).dataReceived++
@@ -962,24 +952,6 @@ export class ReplicationPoint
 
   private isLive(peer: PeerKey): boolean {
     return this.neighbours.get(peer)?.heard === true
-  }
-
-  private checkTopic(topic: Topic): void {
-    if (topic.length === 0 || Buffer.byteLength(topic) > this.opts.maxTopicBytes) {
-      throw new InvalidParametersError(`topic must be 1..${this.opts.maxTopicBytes} bytes`)
-    }
-  }
-
-  private send(peer: PeerKey, m: RpMessage): void {
-    const bytes = encodeRpMessage(m)
-    const payload = rpPayloadBytes(m)
-    if (payload === 0) this.recorder.controlSent(m.type)
-    this.sendBytes(peer, bytes, payload)
-  }
-
-  private sendBytes(peer: PeerKey, bytes: Uint8Array, payload: number): void {
-    this.env.send(peer, bytes)
-    this.recorder.frameSent(bytes.length, payload)
   }
 }
 
