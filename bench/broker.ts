@@ -25,7 +25,6 @@ import { SingleSequencer } from '../src/broker/orderer.ts'
 import { brokerLimits, faultsTolerated } from '../src/broker/params.ts'
 import { ServerNode } from '../src/broker/server-node.ts'
 import { batchRootInput, deliveryInput, submissionInput } from '../src/broker/signing.ts'
-import { nodeTimer } from '../src/broker/timers.ts'
 import { distilledRoot, verifyDistilledBatch } from '../src/broker/verify-batch.ts'
 import {
   decodeInclusion,
@@ -37,6 +36,7 @@ import {
 } from '../src/broker/wire.ts'
 import { WorkerAuthenticator } from '../src/broker/worker-authenticator.ts'
 import type { Env } from '../src/core/env.ts'
+import { nodeTimer } from '../src/core/system-clock.ts'
 import { BlsKeyPair } from '../src/crypto/bls.ts'
 import {
   Ed25519KeyPair,

@@ -1,3 +1,4 @@
+import { distribution } from '../core/distribution.ts'
 import { LocalCluster } from './local-cluster.ts'
 import type { BrokerLimits } from './params.ts'
 
@@ -49,11 +50,6 @@ export interface BrokerDemoResult {
   undistilledBytesPerMessage: number
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
-}
-
 /**
  * Runs clients, a broker and witness servers on this machine over loopback (UDP and TCP)
  * with real signatures, sends `clients × messages` messages and reports throughput,
@@ -103,7 +99,7 @@ export async function runBrokerDemo(options: BrokerDemoOptions = {}): Promise<Br
     const delivered = Math.min(...perServer.map((m) => m.size))
     let duplicates = 0
     for (const m of perServer) for (const n of m.values()) duplicates += n - 1
-    latencies.sort((a, b) => a - b)
+    const latency = distribution(latencies)
     const counts = cluster.broker!.core.counts()
     const undistilled = 1 + 4 + 1 + 1 + payloadBytes + 64
     return {
@@ -114,10 +110,10 @@ export async function runBrokerDemo(options: BrokerDemoOptions = {}): Promise<Br
       seconds,
       throughput: delivered / seconds,
       latencyMs: {
-        p50: percentile(latencies, 50),
-        p90: percentile(latencies, 90),
-        p99: percentile(latencies, 99),
-        max: latencies[latencies.length - 1] ?? 0,
+        p50: latency.p50,
+        p90: latency.p90,
+        p99: latency.p99,
+        max: latency.max,
       },
       batches: counts.batches,
       stragglers: counts.stragglers,

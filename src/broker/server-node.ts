@@ -1,8 +1,8 @@
 import type { Env } from '../core/env.ts'
+import { monotonicNow, nodeTimer } from '../core/system-clock.ts'
 import type { Orderer } from './orderer.ts'
 import { WitnessServer, type WitnessServerOptions } from './server.ts'
 import { TcpListener } from './tcp-link.ts'
-import { monotonicNow, nodeTimer } from './timers.ts'
 
 /** Options of {@link ServerNode.start}. */
 export interface ServerNodeOptions extends WitnessServerOptions {

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../core/artifact.ts'
 import type { Env } from '../core/env.ts'
-import { monotonicNow, nodeTimer } from './timers.ts'
+import { monotonicNow, nodeTimer } from '../core/system-clock.ts'
 
 const log = logger('consensus-multicast:broker:udp')
 

@@ -21,6 +21,7 @@ import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { withDefaults } from '../core/options.ts'
 import type { DisseminationStats } from '../core/stats.ts'
+import { nodeTimer } from '../core/system-clock.ts'
 import type { Validator } from '../core/validation.ts'
 import { encodeLengthPrefixed, LengthPrefixedDecoder } from './length-prefixed.ts'
 
@@ -90,7 +91,7 @@ export class CoreService<
   private readonly options: Required<CoreServiceOptions>
   private readonly log: Logger
   private readonly peers = new Map<PeerKey, PeerState>()
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+  private readonly timers = new Set<TimerHandle>()
   private readonly topologyIds: string[] = []
   private readonly dialing = new Set<PeerKey>()
   private redialTimer: ReturnType<typeof setInterval> | undefined
@@ -168,7 +169,7 @@ export class CoreService<
     if (this.redialTimer !== undefined) clearInterval(this.redialTimer)
     this.redialTimer = undefined
     this.core.stop()
-    for (const t of this.timers) clearTimeout(t)
+    for (const t of this.timers) t.cancel()
     this.timers.clear()
     for (const id of this.topologyIds.splice(0)) this.components.registrar.unregister(id)
     await Promise.all(this.options.protocols.map((p) => this.components.registrar.unhandle(p)))
@@ -368,14 +369,14 @@ export class CoreService<
   }
 
   private setTimer(ms: number, fn: () => void): TimerHandle {
-    const t = setTimeout(() => {
+    const t = nodeTimer(ms, () => {
       this.timers.delete(t)
       if (this.running) fn()
-    }, ms)
+    })
     this.timers.add(t)
     return {
       cancel: () => {
-        clearTimeout(t)
+        t.cancel()
         this.timers.delete(t)
       },
     }

@@ -1,3 +1,4 @@
+export * from '../core/distribution.ts'
 export * from './event-queue.ts'
 export * from './faults.ts'
 export * from './graph.ts'

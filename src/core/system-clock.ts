@@ -1,4 +1,8 @@
-import type { TimerHandle } from '../core/env.ts'
+/**
+ * The real clock and timers, for drivers on a real network (cores never import this: they
+ * get time only through their `Env`).
+ */
+import type { TimerHandle } from './env.ts'
 
 /** `Env.setTimer` on Node's timers (unref'd, so a pending retry never keeps a process alive). */
 export function nodeTimer(delayMs: number, fn: () => void): TimerHandle {
