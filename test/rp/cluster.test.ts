@@ -13,8 +13,10 @@ import {
 import type { Identity } from './fixtures/identity.ts'
 
 const TOPIC = 'blocks'
-const FAST = { heartbeatIntervalMs: 200 }
-const FAST_RP = { helloIntervalMs: 200 }
+// Fast heartbeats, but a lease of 10 intervals (2 s): a test process stalled for a few
+// hundred ms by the rest of the suite must not look like a dead member and move counts.
+const FAST = { heartbeatIntervalMs: 200, robustness: 10 }
+const FAST_RP = { helloIntervalMs: 200, robustness: 10 }
 let nodes: RpNode[] = []
 
 afterEach(async () => {
