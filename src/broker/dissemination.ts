@@ -1,4 +1,5 @@
-import type { ArtifactClass, Topic } from '../core/artifact.ts'
+import { logger } from '@libp2p/logger'
+import type { Artifact, ArtifactClass, Topic } from '../core/artifact.ts'
 import type {
   Dissemination,
   DisseminationEvents,
@@ -9,9 +10,11 @@ import { Emitter, type Listener } from '../core/emitter.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import type { MessageId } from '../core/message-id.ts'
 import { StatsRecorder } from '../core/stats.ts'
-import type { Validator } from '../core/validation.ts'
+import type { ValidationResult, Validator } from '../core/validation.ts'
 import type { BrokerClient, DeliveryReceipt } from './client.ts'
 import type { BrokerDelivery, WitnessServer } from './server.ts'
+
+const log = logger('consensus-multicast:broker:dissemination')
 
 /** Options of {@link BrokerDissemination}. */
 export interface BrokerDisseminationOptions {
@@ -23,6 +26,12 @@ export interface BrokerDisseminationOptions {
   server?: WitnessServer
   /** The one topic the broker system carries. Default 'broker'. */
   topic?: Topic
+  /**
+   * Deliveries waiting behind an asynchronous validator, at most. Beyond it a delivery is
+   * not validated but counted and reported as a `rejected` event with reason
+   * `validation-queue-full`. Default 4096.
+   */
+  maxPendingValidations?: number
 }
 
 /** A broker message id: u32 client id ‖ u64 sequence number, little-endian. */
@@ -39,8 +48,9 @@ export function brokerMessageId(clientId: number, sequence: number): MessageId {
  * The Chop Chop broker behind the typed {@link Dissemination} API (strategy `broker`).
  * A client publishes through its broker; `publish` resolves once f+1 servers certify the
  * delivery. A server emits every message it delivers, in total order, as an `artifact`
- * (after the topic's validator, which must answer synchronously: delivery is in total
- * order) and counts the copies deduplication ignored as duplicates.
+ * (after the topic's validator; an asynchronous validator's verdicts are applied in delivery
+ * order, so artifacts keep the total order) and counts the copies deduplication ignored as
+ * duplicates.
  * The broker system carries one topic and only the `consensus` class: every message is
  * ordered and delivered to every server.
  */
@@ -53,6 +63,9 @@ export class BrokerDissemination implements Dissemination {
   private readonly topics = new Set<Topic>()
   private validator?: Validator
   private readonly unlisten: (() => void)[] = []
+  private readonly maxPending: number
+  /** Deliveries whose verdict is awaited, oldest first: verdicts apply in this order. */
+  private readonly awaiting: { artifact: Artifact; verdict: Promise<ValidationResult> }[] = []
 
   constructor(opts: BrokerDisseminationOptions) {
     if (opts.client === undefined && opts.server === undefined) {
@@ -63,6 +76,10 @@ export class BrokerDissemination implements Dissemination {
     }
     this.opts = opts
     this.topic = opts.topic ?? 'broker'
+    this.maxPending = opts.maxPendingValidations ?? 4096
+    if (!Number.isInteger(this.maxPending) || this.maxPending < 1) {
+      throw new InvalidParametersError('maxPendingValidations must be a positive integer')
+    }
     const server = opts.server
     if (server !== undefined) {
       this.unlisten.push(server.on('deliver', (d) => this.onDeliver(d)))
@@ -148,22 +165,52 @@ export class BrokerDissemination implements Dissemination {
       origin: `client/${d.clientId}`,
       receivedAt: performance.now(),
     }
-    const verdict = this.validator?.(artifact) ?? 'accept'
-    if (typeof verdict !== 'string') {
-      // Delivery is in total order: an asynchronous validator would reorder it.
+    let verdict: ValidationResult | Promise<ValidationResult>
+    try {
+      verdict = this.validator?.(artifact) ?? 'accept'
+    } catch (err) {
+      log.error('validator threw on %s, ignoring the message: %e', artifact.origin, err)
+      verdict = 'ignore'
+    }
+    if (typeof verdict === 'string' && this.awaiting.length === 0) {
+      this.apply(artifact, verdict)
+      return
+    }
+    // Behind (or itself) an asynchronous verdict: wait, so artifacts keep the total order.
+    if (this.awaiting.length >= this.maxPending) {
+      this.recorder.count('rejected', this.topic, 'consensus')
       this.events.emit('rejected', {
         from: artifact.origin,
-        reason: 'async-validator',
+        reason: 'validation-queue-full',
         topic: this.topic,
       })
       return
     }
+    const settled = Promise.resolve(verdict).catch((err): ValidationResult => {
+      log.error('validator failed on %s, ignoring the message: %e', artifact.origin, err)
+      return 'ignore'
+    })
+    this.awaiting.push({ artifact, verdict: settled })
+    if (this.awaiting.length === 1) void this.drain()
+  }
+
+  /** Applies awaited verdicts in delivery order. */
+  private async drain(): Promise<void> {
+    while (this.awaiting.length > 0) {
+      const head = this.awaiting[0]
+      const verdict = await head.verdict
+      this.awaiting.shift()
+      this.apply(head.artifact, verdict)
+    }
+  }
+
+  private apply(artifact: Artifact, verdict: ValidationResult): void {
     if (verdict === 'accept') {
-      this.recorder.count('delivered', this.topic, 'consensus', d.payload.length)
+      this.recorder.count('delivered', this.topic, 'consensus', artifact.data.length)
       this.events.emit('artifact', artifact)
     } else if (verdict === 'reject') {
       this.recorder.count('rejected', this.topic, 'consensus')
-      this.recorder.penalise(artifact.origin, 'validator-reject')
+      this.recorder.penalise(artifact.origin ?? 'unknown', 'validator-reject')
     } else {
       this.recorder.count('ignored', this.topic, 'consensus')
     }

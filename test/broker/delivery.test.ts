@@ -83,6 +83,79 @@ describe('the broker behind the typed Dissemination API', () => {
   })
 })
 
+describe('an asynchronous validator on the broker', () => {
+  it('keeps the total order: verdicts apply in delivery order, however long each takes', async () => {
+    cluster = await LocalCluster.start({
+      clients: 4,
+      broker: { flushTimeoutMs: 20, shareTimeoutMs: 300, authThreads: 0 },
+    })
+    const server = cluster.servers[0]
+    const order: string[] = []
+    server.core.on('deliver', (d) => order.push(new TextDecoder().decode(d.payload)))
+    const sub = new BrokerDissemination({ server: server.core })
+    sub.subscribe('broker')
+    const got: string[] = []
+    sub.on('artifact', (a) => got.push(new TextDecoder().decode(a.data)))
+    // The earliest messages take longest to validate, so verdicts settle in reverse.
+    const settled: string[] = []
+    sub.setValidator('broker', async (a) => {
+      const text = new TextDecoder().decode(a.data)
+      const wait = 120 - 30 * Number(text.slice(-1))
+      await new Promise((r) => setTimeout(r, wait))
+      settled.push(text)
+      return text.startsWith('bad') ? 'reject' : 'accept'
+    })
+    const texts = ['slow-0', 'bad-1', 'mid-2', 'fast-3']
+    const pubs = texts.map(
+      (_, id) => new BrokerDissemination({ client: cluster!.clients[id].core, clientId: id }),
+    )
+    await Promise.all(pubs.map((p, id) => p.publish('broker', enc(texts[id]))))
+    for (let i = 0; i < 50 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 20))
+    expect([...order].sort()).toEqual([...texts].sort())
+    // The verdicts did settle out of order (one batch, validated concurrently)...
+    expect(settled).not.toEqual(order)
+    // ...yet the artifacts follow the delivery order.
+    expect(got).toEqual(order.filter((t) => !t.startsWith('bad')))
+    expect(sub.stats().total.delivered).toBe(3)
+    expect(sub.stats().total.rejected).toBe(1)
+    sub.close()
+  })
+
+  it('bounds the deliveries waiting for a verdict and reports the overflow', async () => {
+    cluster = await LocalCluster.start({
+      clients: 3,
+      broker: { flushTimeoutMs: 20, shareTimeoutMs: 300, authThreads: 0 },
+    })
+    const sub = new BrokerDissemination({
+      server: cluster.servers[1].core,
+      maxPendingValidations: 1,
+    })
+    expect(
+      () => new BrokerDissemination({ server: cluster!.servers[1].core, maxPendingValidations: 0 }),
+    ).toThrow(InvalidParametersError)
+    sub.subscribe('broker')
+    const rejected: string[] = []
+    sub.on('rejected', (e) => rejected.push(e.reason))
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    sub.setValidator('broker', async () => {
+      await gate
+      return 'accept' as const
+    })
+    await Promise.all(cluster.clients.map((c) => c.submit(enc('m'))))
+    release()
+    for (let i = 0; i < 50 && sub.stats().total.delivered < 1; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(sub.stats().total.delivered).toBe(1)
+    expect(rejected).toEqual(['validation-queue-full', 'validation-queue-full'])
+    expect(sub.stats().total.rejected).toBe(2)
+    sub.close()
+  })
+})
+
 describe('with a crashed server', () => {
   it('asks the other servers to witness and still certifies every delivery', async () => {
     cluster = await LocalCluster.start({
