@@ -8,7 +8,9 @@
  * Reports per implementation: delivery, relayed bytes per delivered message and what that
  * is in copies of the payload, exact duplicates where the implementation counts them,
  * latency from publish to delivery, and CPU time per message (the whole process: nodes and
- * relays).
+ * relays). The last row gives our optimized router its uplink (`uploadBps`, the rate the
+ * relay paces that node to), which turns on the uplink-budgeted eager push and lets an
+ * IDONTWANT cancel a copy still waiting in the router's queue.
  *
  * Usage: npm run bench -- gossip-libp2p [--nodes 24] [--degree 10] [--messages 15] [--bytes 100000] [--interval 1000]
  */
@@ -97,10 +99,14 @@ async function startRelay(from: number, to: number, targetPort: number): Promise
   return server
 }
 
-type Impl = 'stock @libp2p/gossipsub' | 'ours, optimized' | 'ours, stock profile'
+type Impl =
+  | 'stock @libp2p/gossipsub'
+  | 'ours, stock profile'
+  | 'ours, optimized'
+  | 'ours, optimized, uploadBps set'
 type AnyNode = Libp2p<{ pubsub: GossipSub }> | Libp2p<{ dissemination: GossipService }>
 
-async function createNode(impl: Impl): Promise<AnyNode> {
+async function createNode(impl: Impl, index: number): Promise<AnyNode> {
   const base = {
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -127,8 +133,15 @@ async function createNode(impl: Impl): Promise<AnyNode> {
     ...base,
     services: {
       identify: identify(),
-      // No uploadBps hint: like the stock router, ours learns nothing about the relays.
-      dissemination: gossip({ profile: impl === 'ours, optimized' ? 'optimized' : 'stock' }),
+      // Without the hint ours, like the stock router, learns nothing about the relays; with
+      // it, the operator has told the router its uplink (what the relay paces it to).
+      dissemination: gossip(
+        impl === 'ours, stock profile'
+          ? { profile: 'stock' }
+          : impl === 'ours, optimized'
+            ? { profile: 'optimized' }
+            : { profile: 'optimized', uploadBps: uploadBps(index) },
+      ),
     },
   }) as Promise<AnyNode>
 }
@@ -151,7 +164,7 @@ interface RunResult {
 async function run(impl: Impl): Promise<RunResult> {
   process.stderr.write(`${impl}: starting ${N} nodes\n`)
   uplinkFree.fill(0)
-  const nodes = await Promise.all(Array.from({ length: N }, () => createNode(impl)))
+  const nodes = await Promise.all(Array.from({ length: N }, (_, i) => createNode(impl, i)))
   const relays: Server[] = []
   for (let u = 0; u < N; u++) {
     for (let j = graph.offsets[u]; j < graph.offsets[u + 1]; j++) {
@@ -255,6 +268,7 @@ for (const impl of [
   'stock @libp2p/gossipsub',
   'ours, stock profile',
   'ours, optimized',
+  'ours, optimized, uploadBps set',
 ] as Impl[]) {
   rows.push(await run(impl))
 }

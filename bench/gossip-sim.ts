@@ -8,9 +8,11 @@
  * 2. Ingress on an Internet Computer subnet (full mesh, 20 ms links): transmissions per
  *    message against N − 1, for 256 B and 100 KB, and how it grows with N.
  * 3. Seed 001's load: 56 nodes, full mesh, 300 ingress messages per second.
- * 4. Stock duplicates against the validation time (256 B consensus messages), with the mean
- *    mesh degree D̄ and the floor D̄/2 − 1 that a mesh where every link carries the message
- *    once would reach.
+ * 4. Stock duplicates against the two models of seed 002's thread: every mesh link the
+ *    message does not need carries it once, (D̄ − 2)/2 per node; or, with no processing
+ *    time, both ways, D̄ − 2. For uniform and per-node validation times it prints the mean
+ *    mesh degree D̄, the share of mesh links that carried a message both ways, and the
+ *    duplicates that link use accounts for, beside the measured ones.
  *
  * Every node takes the validation time of `SIM_VALIDATION_DELAY` (2 ms + 0.3 ms per KB)
  * before it relays a message; duplicates that arrive meanwhile spare their senders a copy.
@@ -18,13 +20,16 @@
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N]
  */
 import type { ArtifactClass } from '../src/core/artifact.ts'
+import { messageIdKey } from '../src/core/message-id.ts'
 import type { GossipRouter } from '../src/gossip/router.ts'
 import { SCENARIOS } from '../src/sim/presets.ts'
+import { Prng } from '../src/sim/prng.ts'
 import {
   runScenario,
   SCENARIO_TOPIC,
   type Scenario,
   type ScenarioResult,
+  type SimStrategy,
 } from '../src/sim/scenario.ts'
 import {
   gossipOptimizedStrategy,
@@ -81,6 +86,7 @@ function row(label: string, r: ScenarioResult): Row {
     'control B/msg': Math.round(s.controlBytesPerMessage),
     'lat p50 ms': fmt(s.latencyMs.p50, 1),
     'lat p99 ms': fmt(s.latencyMs.p99, 1),
+    'first dup p50 ms': fmt(s.firstDuplicateDelayMs.p50, 1),
     'IHAVE/msg': fmt(control(r, 'IHAVE')),
     'IWANT/msg': fmt(control(r, 'IWANT')),
     'IDONTWANT/msg': fmt(control(r, 'IDONTWANT')),
@@ -203,48 +209,99 @@ printTable(
   loadRows,
 )
 
-// 4. Stock duplicates against the validation time.
-const sweepRows: Row[] = []
-const sweep: Record<string, unknown>[] = []
-for (const ms of [0, 2, 10, 30, 100]) {
-  const base = gossipStrategy('stock', 'stock with a fixed validation time', {
-    validationDelayMs: ms,
-    validationDelayMsPerKB: 0,
+// 4. Stock duplicates against the two models. Seed 002's model assumes every mesh link the
+// message does not need carries it once: (D̄ − 2)/2 per node. A reply in the same thread
+// points out that with no processing time both ends of such a link relay before hearing from
+// the other, so it carries the message both ways: D̄ − 2. Processing time in between lets a
+// node hear from peers before it relays; how much depends on how unevenly nodes relay.
+const modelRows: Row[] = []
+const models: Record<string, unknown>[] = []
+const relayDelays: { label: string; ms: (node: number) => number }[] = [
+  ...[0, 2, 10, 30, 100].map((ms) => ({ label: `${ms} ms on every node`, ms: () => ms })),
+  ...[1, 1.5].map((sigma) => {
+    const draw = new Prng(seed).fork(`validation σ ${sigma}`)
+    const perNode = Array.from({ length: nodes }, () => 30 * Math.exp(sigma * draw.normal()))
+    return { label: `per node, median 30 ms, σ ${sigma}`, ms: (i: number) => perNode[i] }
+  }),
+]
+for (const { label, ms } of relayDelays) {
+  const observed = observeLinks((i) =>
+    gossipStrategy('stock', `stock, validation ${label}`, {
+      validationDelayMs: ms(i),
+      validationDelayMsPerKB: 0,
+    }),
+  )
+  process.stderr.write(`running validation ${label} with gossip-stock...\n`)
+  const sc = scenario(label, nodes, 256, 'consensus', { messages: quick ? 5 : 10 })
+  const r = await runScenario(sc, observed.strategy)
+  const links = observed.links()
+  const recipients = nodes - 1
+  modelRows.push({
+    validation: label,
+    delivery: fmt(r.summary.deliveryRatio, 4),
+    'dups mean': fmt(r.summary.duplicates.mean),
+    'mesh degree D̄': fmt(links.meshDegree),
+    'one way (D̄−2)/2': fmt((links.meshDegree - 2) / 2),
+    'both ways D̄−2': fmt(links.meshDegree - 2),
+    'links used both ways': `${fmt(100 * links.bothWaysShare, 1)}%`,
+    'dups from link use': fmt((links.used + links.bothWays) / recipients - 1),
+    'first dup p50 ms': fmt(r.summary.firstDuplicateDelayMs.p50, 1),
+    'lat p99 ms': fmt(r.summary.latencyMs.p99, 1),
   })
+  models.push({ validation: label, links, summary: r.summary })
+}
+printTable(
+  `Stock duplicates against the models: ${nodes} nodes, 256 B consensus messages (dups from link use = (links used + links used both ways) / (N − 1) − 1)`,
+  modelRows,
+)
+
+/** Wraps a per-node strategy to count, per message, the links that carried it one way and both ways. */
+function observeLinks(perNode: (node: number) => SimStrategy) {
+  const received = new Set<string>()
   const meshDegrees: number[] = []
-  const strategy = {
-    ...base,
-    create: (...args: Parameters<typeof base.create>) => {
-      const router = base.create(...args) as GossipRouter
-      router.on('artifact', () => meshDegrees.push(router.getMeshPeers(SCENARIO_TOPIC).length))
+  const messages = new Set<string>()
+  const strategy: SimStrategy = {
+    ...perNode(0),
+    create: (env, index, ctx) => {
+      const router = perNode(index).create(env, index, ctx) as GossipRouter
+      const note = (id: Uint8Array, from: string | undefined) => {
+        const key = messageIdKey(id)
+        messages.add(key)
+        if (from !== undefined) received.add(`${key} ${from} ${env.self}`)
+      }
+      router.on('artifact', (a) => {
+        meshDegrees.push(router.getMeshPeers(SCENARIO_TOPIC).length)
+        note(a.id, a.from)
+      })
+      router.on('duplicate', (d) => note(d.id, d.from))
       return router
     },
   }
-  const label = `validation ${ms} ms`
-  process.stderr.write(`running ${label} with gossip-stock...\n`)
-  const sc = scenario(label, nodes, 256, 'consensus', { messages: quick ? 5 : 10 })
-  const r = await runScenario(sc, strategy)
-  const meshMean = meshDegrees.reduce((a, b) => a + b, 0) / meshDegrees.length
-  const copies = r.summary.payloadBytesPerMessage / 256 / nodes
-  sweepRows.push({
-    'validation ms': ms,
-    delivery: fmt(r.summary.deliveryRatio, 4),
-    'dups mean': fmt(r.summary.duplicates.mean),
-    'copies sent/node': fmt(copies),
-    'mesh degree D̄': fmt(meshMean),
-    'floor D̄/2 − 1': fmt(meshMean / 2 - 1),
-    'lat p50 ms': fmt(r.summary.latencyMs.p50, 1),
-    'lat p99 ms': fmt(r.summary.latencyMs.p99, 1),
-  })
-  sweep.push({ validationDelayMs: ms, meshDegree: meshMean, summary: r.summary })
+  const links = () => {
+    let used = 0
+    let bothWays = 0
+    for (const k of received) {
+      const [id, from, to] = k.split(' ')
+      const back = received.has(`${id} ${to} ${from}`)
+      if (!back) used++
+      else if (from < to) {
+        used++
+        bothWays++
+      }
+    }
+    const m = Math.max(1, messages.size)
+    return {
+      used: used / m,
+      bothWays: bothWays / m,
+      bothWaysShare: used === 0 ? 0 : bothWays / used,
+      meshDegree: meshDegrees.reduce((a, b) => a + b, 0) / Math.max(1, meshDegrees.length),
+    }
+  }
+  return { strategy, links }
 }
-printTable(
-  `Stock duplicates against validation time: ${nodes} nodes, 256 B consensus messages`,
-  sweepRows,
-)
 
 writeResults(seed === 1 ? 'gossip-sim' : `gossip-sim-seed${seed}`, {
-  validationSweep: sweep,
+  models,
   quick,
   seed,
   results: Object.fromEntries(

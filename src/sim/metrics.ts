@@ -14,6 +14,12 @@ export interface DeliverySummary {
   latencyMs: Distribution
   /** Copies beyond the first, per recipient per message. */
   duplicates: Distribution
+  /**
+   * Time from a recipient's first copy to its first duplicate, in ms, over the (recipient,
+   * message) pairs that saw a duplicate: how far apart a node's mesh peers relay (seed 002
+   * measured a median of 73 ms for beacon blocks on Ethereum's mainnet).
+   */
+  firstDuplicateDelayMs: Distribution
   /** How many (recipient, message) pairs saw 0, 1, 2, ... duplicates (last bucket: that many or more). */
   duplicateHistogram: number[]
   /** Frames handed to the network per message. */
@@ -35,6 +41,7 @@ interface Tracked {
   expectedCount: number
   arrivals: Float64Array
   duplicates: Uint16Array
+  firstDuplicates: Float64Array
 }
 
 /** Number of buckets in {@link DeliverySummary.duplicateHistogram}. */
@@ -55,6 +62,7 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
       core.on('duplicate', (d) => {
         const t = this.record(messageIdKey(d.id))
         if (t.duplicates[i] < 65535) t.duplicates[i]++
+        if (Number.isNaN(t.firstDuplicates[i])) t.firstDuplicates[i] = d.receivedAt
       })
     })
   }
@@ -96,6 +104,7 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
   summary(): DeliverySummary {
     const latencies: number[] = []
     const dups: number[] = []
+    const firstDupDelays: number[] = []
     const histogram = new Array<number>(DUPLICATE_BUCKETS).fill(0)
     let delivered = 0
     let expected = 0
@@ -113,6 +122,8 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
           latencies.push(at - t.publishedAt)
           dups.push(t.duplicates[i])
           histogram[Math.min(t.duplicates[i], DUPLICATE_BUCKETS - 1)]++
+          const dupAt = t.firstDuplicates[i]
+          if (!Number.isNaN(dupAt)) firstDupDelays.push(Math.max(0, dupAt - at))
         }
       }
       delivered += got
@@ -138,6 +149,7 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
       minDeliveryRatio: minRatio,
       latencyMs: distribution(latencies),
       duplicates: distribution(dups),
+      firstDuplicateDelayMs: distribution(firstDupDelays),
       duplicateHistogram: histogram,
       framesPerMessage: this.sim.traffic.framesSent / m,
       bytesPerMessage: this.sim.traffic.bytesSent / m,
@@ -163,6 +175,7 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
         expectedCount: 0,
         arrivals: new Float64Array(n).fill(Number.NaN),
         duplicates: new Uint16Array(n),
+        firstDuplicates: new Float64Array(n).fill(Number.NaN),
       }
       this.tracked.set(key, t)
     }

@@ -51,6 +51,12 @@ export class Prng {
     return -mean * Math.log(1 - this.next())
   }
 
+  /** A standard normal number (mean 0, variance 1), by the Box–Muller transform. */
+  normal(): number {
+    const u = 1 - this.next()
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next())
+  }
+
   /** A new generator whose sequence depends on this one's seed and `label` only. */
   fork(label: string | number): Prng {
     return new Prng(hashString(`${this.a}:${this.b}:${this.c}:${this.d}:${label}`))

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { encodeFloodFrame } from '../../src/flood/flood-codec.ts'
 import { FloodCore } from '../../src/flood/flood-core.ts'
 import {
+  type Graph,
   graphFromEdges,
   hopDistances,
   neighborsOf,
@@ -16,29 +17,31 @@ import { floodStrategy } from '../../src/sim/strategies.ts'
 
 const TOPIC = 't'
 
-function floodOnce(n: number, k: number, seed: number, latencyMs: number) {
-  const graph = randomRegularGraph(n, k, new Prng(seed))
-  const sim = new Simulation({ seed, graph, latency: uniformLatency(latencyMs) }, (env) => {
-    const core = new FloodCore(env)
-    core.subscribe(TOPIC)
-    return core
-  })
+/** Floods one message from node 0 over `graph` and runs the simulation to the end. */
+function floodOn(
+  graph: Graph,
+  opts: { seed?: number; latencyMs: number; uploadBps?: number; data?: Uint8Array },
+  recipients: number[] = Array.from({ length: graph.n }, (_, i) => i),
+) {
+  const { seed = 1, latencyMs, uploadBps, data = new Uint8Array(256) } = opts
+  const sim = new Simulation(
+    { seed, graph, latency: uniformLatency(latencyMs), uploadBps },
+    (env) => {
+      const core = new FloodCore(env)
+      core.subscribe(TOPIC)
+      return core
+    },
+  )
   const tracker = new DeliveryTracker(sim)
   sim.start()
-  const origin = 0
-  let id: Uint8Array | undefined
-  sim.at(0, () => {
-    const r = sim.core(origin).publishNow(TOPIC, new Uint8Array(256), 'consensus')
-    id = r.id
-    tracker.published(
-      r.id,
-      origin,
-      0,
-      Array.from({ length: n }, (_, i) => i),
-    )
-  })
+  const r = sim.core(0).publishNow(TOPIC, data, 'consensus')
+  tracker.published(r.id, 0, 0, recipients)
   sim.run()
-  return { sim, tracker, graph, id: id! }
+  return { sim, tracker, graph, id: r.id }
+}
+
+function floodOnce(n: number, k: number, seed: number, latencyMs: number) {
+  return floodOn(randomRegularGraph(n, k, new Prng(seed)), { seed, latencyMs })
 }
 
 describe('flooding in the simulator holds to the closed forms', () => {
@@ -79,29 +82,37 @@ describe('flooding in the simulator holds to the closed forms', () => {
     expect(neighborsOf(graph, 0).length).toBe(k)
   })
 
+  it('measures the time from first copy to first duplicate', () => {
+    // Flooding on a ring of 9: the copies going both ways meet at the two farthest nodes
+    // (4 hops each way), which relay to each other and so hear one duplicate each, one
+    // latency after their first copy. Nobody else hears a duplicate.
+    const n = 9
+    const latency = 5
+    const edges = Array.from({ length: n }, (_, i) => [i, (i + 1) % n]).flat()
+    const { tracker, id } = floodOn(graphFromEdges(n, edges), { latencyMs: latency })
+    const d = tracker.summary().firstDuplicateDelayMs
+    expect(d.count).toBe(2)
+    expect(d.mean).toBeCloseTo(latency, 9)
+    expect(d.max).toBeCloseTo(latency, 9)
+    expect(tracker.duplicatesAt(id, 4)).toBe(1)
+    expect(tracker.duplicatesAt(id, 5)).toBe(1)
+    expect(tracker.arrivalTime(id, 4)).toBeCloseTo(4 * latency, 9)
+  })
+
   it('serializes a node uplink: a frame to 8 peers takes 8 times as long as to one', () => {
     // A star: node 0 in the middle, 8 leaves, no propagation latency.
     const leaves = [1, 2, 3, 4, 5, 6, 7, 8]
     const edges = leaves.flatMap((l) => [0, l])
-    const graph = graphFromEdges(9, edges)
     const bps = 8_000_000 // one byte per microsecond
-    const sim = new Simulation(
-      { seed: 1, graph, latency: uniformLatency(0), uploadBps: bps },
-      (env) => {
-        const core = new FloodCore(env)
-        core.subscribe(TOPIC)
-        return core
-      },
-    )
-    const tracker = new DeliveryTracker(sim)
-    sim.start()
     const data = new Uint8Array(100_000)
-    const r = sim.core(0).publishNow(TOPIC, data, 'consensus')
-    tracker.published(r.id, 0, 0, leaves)
-    sim.run()
-    const frameBytes = encodeFloodFrame({ id: r.id, class: 'consensus', topic: TOPIC, data }).length
+    const { tracker, id } = floodOn(
+      graphFromEdges(9, edges),
+      { latencyMs: 0, uploadBps: bps, data },
+      leaves,
+    )
+    const frameBytes = encodeFloodFrame({ id, class: 'consensus', topic: TOPIC, data }).length
     const oneFrameMs = (frameBytes * 8 * 1000) / bps
-    const arrivals = leaves.map((i) => tracker.arrivalTime(r.id, i)).sort((x, y) => x - y)
+    const arrivals = leaves.map((i) => tracker.arrivalTime(id, i)).sort((x, y) => x - y)
     arrivals.forEach((t, j) => {
       expect(t).toBeCloseTo((j + 1) * oneFrameMs, 9)
     })

@@ -72,3 +72,25 @@ describe('the event queue', () => {
     )
   })
 })
+
+describe('the seeded generator', () => {
+  it('draws standard normal numbers', () => {
+    const prng = new Prng(5)
+    const n = 20_000
+    let sum = 0
+    let squares = 0
+    let within1 = 0
+    for (let i = 0; i < n; i++) {
+      const z = prng.normal()
+      sum += z
+      squares += z * z
+      if (Math.abs(z) < 1) within1++
+    }
+    expect(Math.abs(sum / n)).toBeLessThan(0.03)
+    expect(squares / n).toBeGreaterThan(0.95)
+    expect(squares / n).toBeLessThan(1.05)
+    // 68.3% of a standard normal lies within one standard deviation.
+    expect(within1 / n).toBeGreaterThan(0.67)
+    expect(within1 / n).toBeLessThan(0.695)
+  })
+})
