@@ -144,7 +144,14 @@ describe('an asynchronous validator on the broker', () => {
       await gate
       return 'accept' as const
     })
+    let seen = 0
+    cluster.servers[1].core.on('deliver', () => {
+      seen++
+    })
     await Promise.all(cluster.clients.map((c) => c.submit(enc('m'))))
+    // Certified means f + 1 servers delivered: wait for this one before the verdict comes.
+    for (let i = 0; i < 50 && seen < 3; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(seen).toBe(3)
     release()
     for (let i = 0; i < 50 && sub.stats().total.delivered < 1; i++) {
       await new Promise((r) => setTimeout(r, 20))
