@@ -1,4 +1,4 @@
-import type { ArtifactClass, Topic } from '../core/artifact.ts'
+import type { ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { DEFAULT_RPC_LIMITS, type RpcLimits } from './rpc-codec.ts'
 
@@ -208,6 +208,13 @@ export interface GossipParams {
   forwardIngress: boolean
   /** Topics tracked per peer; subscriptions beyond are ignored. */
   maxTopicsPerPeer: number
+  /**
+   * Direct peers (gossipsub v1.1 explicit peering agreements, which must be reciprocal):
+   * every new valid message of a topic they subscribe to is forwarded to them, they stay
+   * outside the mesh (a GRAFT from one is answered with PRUNE), are sent no gossip, and
+   * are never graylisted. The libp2p service keeps connections to them.
+   */
+  directPeers: readonly PeerKey[]
   /** Decode limits of incoming frames. */
   rpcLimits: RpcLimits
   /** Peer score parameters. */
@@ -326,6 +333,7 @@ const STOCK: FlatParams = {
   defaultClass: 'consensus',
   forwardIngress: true,
   maxTopicsPerPeer: 1024,
+  directPeers: [],
 }
 
 /** The optimized profile: seed 002's recommendations plus seed 001's ingress policy. */
@@ -372,6 +380,9 @@ export function resolveGossipParams(options: GossipParamsOptions = {}): GossipPa
   validateGossipParams(params)
   return params
 }
+
+/** Direct peers a router accepts at most: each is a standing connection and an unconditional copy. */
+export const MAX_DIRECT_PEERS = 256
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new InvalidParametersError(message)
@@ -456,6 +467,12 @@ export function validateGossipParams(p: GossipParams): void {
     check(Number.isFinite(p[k]) && p[k] >= 0, `${k} must be a non-negative number, got ${p[k]}`)
   }
   check(p.uploadBps > 0, `uploadBps must be > 0 (or Infinity), got ${p.uploadBps}`)
+  check(
+    Array.isArray(p.directPeers) &&
+      p.directPeers.length <= MAX_DIRECT_PEERS &&
+      p.directPeers.every((k) => typeof k === 'string' && k.length > 0),
+    `directPeers must be at most ${MAX_DIRECT_PEERS} non-empty peer keys`,
+  )
   check(
     p.signaturePolicy === 'StrictSign' || p.signaturePolicy === 'StrictNoSign',
     `unknown signature policy ${p.signaturePolicy}`,

@@ -126,6 +126,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly subscriptions = new Set<Topic>()
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
+  /** Explicit peering agreements: forwarded to unconditionally, kept out of the mesh. */
+  private readonly direct: ReadonlySet<PeerKey>
   /**
    * Messages pending validation → the peers that sent a copy meanwhile, skipped when the
    * message is forwarded (they have it). Bounded by `maxPendingValidations`; each set holds
@@ -162,6 +164,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       )
     }
     this.msgIdFn = msgIdFn ?? defaultMessageId(p.signaturePolicy)
+    this.direct = new Set(p.directPeers)
     for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
     this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
@@ -258,7 +261,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   receive(peer: PeerKey, frame: Uint8Array): void {
     const ps = this.peers.get(peer)
     if (ps === undefined || !this.running) return
-    if (this.score.score(peer) < this.params.thresholds.graylistThreshold) {
+    if (
+      !this.direct.has(peer) &&
+      this.score.score(peer) < this.params.thresholds.graylistThreshold
+    ) {
       this.recorder.frameReceived(frame.length, 0)
       this.reject(peer, 'graylisted')
       return
@@ -316,7 +322,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const fanout = this.fanout.get(topic)
     this.fanout.delete(topic)
     this.fanoutLastPublish.delete(topic)
-    const eligible = (p: PeerKey) => !this.inBackoff(topic, p) && this.score.score(p) >= 0
+    const eligible = (p: PeerKey) =>
+      !this.direct.has(p) && !this.inBackoff(topic, p) && this.score.score(p) >= 0
     const fromFanout = [...(fanout ?? [])].filter(eligible)
     for (const p of this.pick(fromFanout, this.params.D)) this.graft(p, topic)
     if (mesh.size < this.params.D) {
@@ -585,6 +592,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           control: { ...emptyControl(), ihave: [{ topicID: a.topic, messageIDs: [a.id] }] },
         })
       }
+      for (const p of this.directIn(a.topic)) {
+        if (p === peer || p === a.origin || haveIt?.has(p)) continue
+        if (!this.peerDoesNotWant(p, key)) targets.push(p)
+      }
       this.sendMessage(targets, m, key)
     }
     this.recorder.count('delivered', a.topic, a.class, a.data.length)
@@ -621,6 +632,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const { topicID: topic } of grafts) {
       const mesh = this.mesh.get(topic)
       if (mesh === undefined || mesh.has(peer)) continue
+      if (this.direct.has(peer)) {
+        // A direct peer lives outside the mesh: its GRAFT is an error on its side (spec v1.1).
+        log('GRAFT from direct peer %s on %s, answered with PRUNE', peer, topic)
+        this.reject(peer, 'graft-from-direct-peer', topic)
+        this.pruneResponse(peer, topic, out)
+        continue
+      }
       const until = this.backoff.get(topic)?.get(peer)
       if (until !== undefined && until > now) {
         // GRAFT during backoff: a protocol violation, doubly so right after the PRUNE.
@@ -743,21 +761,31 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   private publishTargets(topic: Topic, cls: ArtifactClass): PeerKey[] {
+    const direct = this.directIn(topic)
     const threshold = this.params.thresholds.publishThreshold
     const topicPeers = [...(this.topicPeers.get(topic) ?? [])].filter(
-      (p) => this.score.score(p) >= threshold,
+      (p) => !this.direct.has(p) && this.score.score(p) >= threshold,
     )
     // Ingress goes to every topic peer because nobody relays it (seed 001).
-    if (!this.forwards(cls) || this.params.floodPublish) return topicPeers
+    if (!this.forwards(cls) || this.params.floodPublish) return [...direct, ...topicPeers]
     const mesh = this.mesh.get(topic)
-    if (mesh !== undefined) return [...mesh]
+    if (mesh !== undefined) return [...direct, ...mesh]
     let fanout = this.fanout.get(topic)
     if (fanout === undefined || fanout.size === 0) {
       fanout = new Set(this.pick(topicPeers, this.params.D))
       this.fanout.set(topic, fanout)
     }
     this.fanoutLastPublish.set(topic, this.env.now())
-    return [...fanout]
+    return [...direct, ...fanout]
+  }
+
+  /** Connected direct peers that subscribe to `topic`. */
+  private directIn(topic: Topic): PeerKey[] {
+    const out: PeerKey[] = []
+    if (this.direct.size === 0) return out
+    const subscribed = this.topicPeers.get(topic)
+    for (const p of this.direct) if (subscribed?.has(p)) out.push(p)
+    return out
   }
 
   /**
@@ -876,6 +904,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       [...(this.topicPeers.get(topic) ?? [])].filter(
         (peer) =>
           !mesh.has(peer) &&
+          !this.direct.has(peer) &&
           !this.inBackoff(topic, peer) &&
           this.score.score(peer) >= 0 &&
           filter(peer),
@@ -946,7 +975,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       }
       if (fanout.size < this.params.D) {
         const more = [...(topicPeers ?? [])].filter(
-          (peer) => !fanout.has(peer) && this.score.score(peer) >= threshold,
+          (peer) =>
+            !fanout.has(peer) && !this.direct.has(peer) && this.score.score(peer) >= threshold,
         )
         for (const peer of this.pick(more, this.params.D - fanout.size)) fanout.add(peer)
       }
@@ -960,7 +990,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const ids = this.mcache.gossipIds(topic)
       if (ids.length === 0) continue
       const eligible = [...(this.topicPeers.get(topic) ?? [])].filter(
-        (peer) => !exclude.has(peer) && this.score.score(peer) >= p.thresholds.gossipThreshold,
+        (peer) =>
+          !exclude.has(peer) &&
+          !this.direct.has(peer) &&
+          this.score.score(peer) >= p.thresholds.gossipThreshold,
       )
       const n = Math.max(p.Dlazy, Math.floor(eligible.length * p.gossipFactor))
       const advertised = this.pick(ids, p.maxIHaveLength)

@@ -7,7 +7,7 @@ import type {
   Stream,
 } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
-import type { Multiaddr } from '@multiformats/multiaddr'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { PeerKey, Topic } from '../core/artifact.ts'
 import type {
   Dissemination,
@@ -60,6 +60,24 @@ export interface CoreServiceOptions {
   redialIntervalMs?: number
 }
 
+/**
+ * Parses peer addresses that must end in `/p2p/<peer id>` (for `keepConnected`), with the
+ * peer key each names. `what` names them in the error (e.g. 'RP address').
+ */
+export function peerAddresses(
+  addrs: ReadonlyArray<string | Multiaddr>,
+  what: string,
+): { key: PeerKey; addr: Multiaddr }[] {
+  return addrs.map((a) => {
+    const addr = typeof a === 'string' ? multiaddr(a) : a
+    const key = addr.getComponents().findLast((c) => c.name === 'p2p')?.value
+    if (key === undefined) {
+      throw new InvalidParametersError(`${what} ${addr.toString()} has no /p2p/<peer id>`)
+    }
+    return { key, addr }
+  })
+}
+
 /** A protocol core that can be hosted by {@link CoreService}. */
 export type HostedCore<
   E extends DisseminationEvents = DisseminationEvents,
@@ -71,8 +89,16 @@ interface PeerState {
   opening?: Promise<void>
   inbound: Set<Stream>
   pending: Uint8Array[]
+  /** Frames the peer sent before the core was told of it (our stream to it was opening). */
+  early: Uint8Array[]
   connected: boolean
 }
+
+/**
+ * Frames held per peer while our stream to it opens: its hello and a few more. A peer that
+ * sends more in that time loses the rest, counted in `earlyFramesDropped`.
+ */
+export const MAX_EARLY_FRAMES = 64
 
 /**
  * The one libp2p driver: hosts a sans-IO core as a libp2p 3 service. Each side writes on
@@ -98,6 +124,8 @@ export class CoreService<
   private running = false
   /** Frames dropped because a peer's outbound buffer was full or its stream failed. */
   droppedFrames = 0
+  /** Received frames dropped because a peer sent over {@link MAX_EARLY_FRAMES} before its stream opened. */
+  earlyFramesDropped = 0
 
   constructor(
     components: CoreServiceComponents,
@@ -223,7 +251,7 @@ export class CoreService<
   private state(peer: PeerKey): PeerState {
     let state = this.peers.get(peer)
     if (state === undefined) {
-      state = { inbound: new Set(), pending: [], connected: false }
+      state = { inbound: new Set(), pending: [], early: [], connected: false }
       this.peers.set(peer, state)
     }
     return state
@@ -269,6 +297,7 @@ export class CoreService<
       address: connection.remoteAddr.toString(),
     })
     for (const frame of state.pending.splice(0)) this.write(peer, state, frame)
+    for (const frame of state.early.splice(0)) this.core.receive(peer, frame)
   }
 
   private onInbound(stream: Stream, connection: Connection): void {
@@ -287,13 +316,31 @@ export class CoreService<
         stream.abort(err instanceof Error ? err : new Error(String(err)))
         return
       }
-      for (const frame of frames) this.core.receive(peer, frame)
+      for (const frame of frames) this.received(peer, state, frame)
     })
     stream.addEventListener('close', () => {
       state.inbound.delete(stream)
     })
     // The peer talks to us: make sure we can talk back.
     if (state.outbound === undefined) this.onConnect(connection.remotePeer, connection)
+  }
+
+  /**
+   * Hands a frame to the core, or holds it while our stream to the peer opens: the core
+   * only hears from peers it was told of, and a peer's first frame (its subscriptions)
+   * usually arrives before that.
+   */
+  private received(peer: PeerKey, state: PeerState, frame: Uint8Array): void {
+    if (state.connected) {
+      this.core.receive(peer, frame)
+      return
+    }
+    if (state.early.length >= MAX_EARLY_FRAMES) {
+      this.earlyFramesDropped++
+      this.log('dropping a frame from %s: %d held while its stream opens', peer, MAX_EARLY_FRAMES)
+      return
+    }
+    state.early.push(frame)
   }
 
   private onDisconnect(peer: PeerKey): void {
@@ -307,6 +354,7 @@ export class CoreService<
     if (!state.connected) return
     state.connected = false
     state.pending.length = 0
+    state.early.length = 0
     this.core.peerDisconnected(peer)
     // Another connection to the same peer may still be open: try it.
     if (this.running && this.peers.get(peer) === state) {

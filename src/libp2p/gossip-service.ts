@@ -1,8 +1,9 @@
 import type { PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { resolveGossipParams } from '../gossip/params.ts'
 import { GOSSIP_PROTOCOLS } from '../gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../gossip/router.ts'
-import { CoreService, type CoreServiceComponents } from './core-service.ts'
+import { CoreService, type CoreServiceComponents, peerAddresses } from './core-service.ts'
 
 /** The optimized gossip router as a libp2p service. */
 export type GossipService = CoreService<GossipRouter>
@@ -13,10 +14,20 @@ export interface GossipServiceComponents extends CoreServiceComponents {
   privateKey: PrivateKey
 }
 
-/** Options of {@link gossip}: every router parameter, plus the driver's buffer bound. */
-export interface GossipServiceOptions extends Omit<GossipRouterOptions, 'privateKey'> {
+/** Options of {@link gossip}: every router parameter, plus the driver's own. */
+export interface GossipServiceOptions
+  extends Omit<GossipRouterOptions, 'privateKey' | 'directPeers'> {
   /** Bytes that may wait in one peer's outbound stream buffer (default 16 MiB). */
   maxQueuedBytesPerPeer?: number
+  /**
+   * Direct peers (explicit peering agreements, which must be reciprocal), as multiaddrs
+   * ending in `/p2p/<peer id>`: dialled at start and again whenever the connection is
+   * gone; every new valid message of a topic they subscribe to is forwarded to them, and
+   * they stay outside the mesh.
+   */
+  directPeers?: ReadonlyArray<string | Multiaddr>
+  /** How often a lost direct peer is dialled again, in ms (default 1000). */
+  directRedialIntervalMs?: number
 }
 
 /**
@@ -29,9 +40,11 @@ export interface GossipServiceOptions extends Omit<GossipRouterOptions, 'private
 export function gossip(
   options: GossipServiceOptions = {},
 ): (components: GossipServiceComponents) => GossipService {
-  const { maxQueuedBytesPerPeer, ...routerOptions } = options
-  const signaturePolicy = routerOptions.signaturePolicy ?? 'StrictSign'
-  const params = resolveGossipParams({ ...routerOptions, signaturePolicy })
+  const { maxQueuedBytesPerPeer, directPeers = [], directRedialIntervalMs, ...rest } = options
+  const direct = peerAddresses(directPeers, 'direct peer address')
+  const signaturePolicy = rest.signaturePolicy ?? 'StrictSign'
+  const routerOptions = { ...rest, signaturePolicy, directPeers: direct.map((d) => d.key) }
+  const params = resolveGossipParams(routerOptions)
   return (components) =>
     new CoreService(
       components,
@@ -40,12 +53,11 @@ export function gossip(
         name: 'gossip',
         maxFrameBytes: params.rpcLimits.maxFrameBytes,
         ...(maxQueuedBytesPerPeer === undefined ? {} : { maxQueuedBytesPerPeer }),
+        keepConnected: direct.map((d) => d.addr),
+        ...(directRedialIntervalMs === undefined
+          ? {}
+          : { redialIntervalMs: directRedialIntervalMs }),
       },
-      (env) =>
-        new GossipRouter(env, {
-          ...routerOptions,
-          signaturePolicy,
-          privateKey: components.privateKey,
-        }),
+      (env) => new GossipRouter(env, { ...routerOptions, privateKey: components.privateKey }),
     )
 }

@@ -1,7 +1,6 @@
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerKey } from '../core/artifact.ts'
 import type { Env } from '../core/env.ts'
-import { InvalidParametersError } from '../core/errors.ts'
 import type { RpEvents, RpPublishOptions } from '../rp/events.ts'
 import { type MemberOptions, RpMember } from '../rp/member.ts'
 import {
@@ -9,7 +8,12 @@ import {
   type ReplicationPointOptions,
   type RpView,
 } from '../rp/replication-point.ts'
-import { CoreService, type CoreServiceComponents, type CoreServiceOptions } from './core-service.ts'
+import {
+  CoreService,
+  type CoreServiceComponents,
+  type CoreServiceOptions,
+  peerAddresses,
+} from './core-service.ts'
 
 /** Protocol id of the replication-point strategy (wire version 1, see `src/rp/rp.proto`). */
 export const RP_PROTOCOL = '/consensus-multicast/rp/1.0.0'
@@ -42,18 +46,7 @@ export interface RpServiceInit extends RpServiceCommon, Omit<ReplicationPointOpt
 /** Options of {@link replicationPoints}. */
 export type ReplicationPointsInit = RpMemberServiceInit | RpServiceInit
 
-function addressesOf(
-  addrs: ReadonlyArray<string | Multiaddr>,
-): { key: PeerKey; addr: Multiaddr }[] {
-  return addrs.map((a) => {
-    const addr = typeof a === 'string' ? multiaddr(a) : a
-    const key = addr.getComponents().findLast((c) => c.name === 'p2p')?.value
-    if (key === undefined) {
-      throw new InvalidParametersError(`RP address ${addr.toString()} has no /p2p/<peer id>`)
-    }
-    return { key, addr }
-  })
-}
+const addressesOf = (addrs: ReadonlyArray<string | Multiaddr>) => peerAddresses(addrs, 'RP address')
 
 function driverOptions(self: PeerKey, init: ReplicationPointsInit): CoreServiceOptions {
   // Room for a payload and its header; on the backbone, for hellos full of link states too.

@@ -8,7 +8,7 @@ import {
   NoPeersError,
 } from '../../src/core/errors.ts'
 import { contentMessageId, messageIdKey } from '../../src/core/message-id.ts'
-import { resolveGossipParams } from '../../src/gossip/params.ts'
+import { MAX_DIRECT_PEERS, resolveGossipParams } from '../../src/gossip/params.ts'
 import { MESHSUB_1_1, MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
 import type { Rpc } from '../../src/gossip/rpc-codec.ts'
@@ -406,6 +406,64 @@ describe('gossip router', () => {
     router.receive('p2', frame({ messages: [{ topic: T, data: bytes(3) }] }))
     expect(router.stats().invalid['missing-seqno']).toBe(1)
     expect(received()).toHaveLength(1)
+  })
+
+  it('forwards to direct peers unconditionally and keeps them out of the mesh and its gossip', () => {
+    const { env, router, artifacts } = setup({ directPeers: ['d0'] }, 12)
+    router.peerConnected('d0', { protocol: MESHSUB_1_2, outbound: false })
+    router.receive('d0', subscribeFrame(T))
+    // A GRAFT from a direct peer is an error on its side: answered with PRUNE.
+    router.receive('d0', frame({ control: { graft: [{ topicID: T }] } }))
+    expect(controlTo(env.take(), 'prune')).toEqual(['d0'])
+    expect(router.stats().invalid['graft-from-direct-peer']).toBe(1)
+    const mesh = router.getMeshPeers(T)
+    // Relayed to the mesh and to the direct peer.
+    const relayed = { topic: T, data: bytes(10, 3) }
+    router.receive(mesh[0], frame({ messages: [relayed] }))
+    expect(messagesTo(env.take()).sort()).toEqual([...mesh.slice(1), 'd0'].sort())
+    // From the direct peer: relayed to the mesh, not back.
+    router.receive('d0', frame({ messages: [{ topic: T, data: bytes(10, 4) }] }))
+    expect(messagesTo(env.take()).sort()).toEqual([...mesh].sort())
+    // Heartbeats with a dwindling mesh: others are grafted and sent IHAVE, d0 never.
+    for (const p of mesh.slice(0, 3)) router.peerDisconnected(p)
+    const grafted: string[] = []
+    const advertised: string[] = []
+    for (let i = 0; i < 5; i++) {
+      env.advance(1000)
+      const sent = env.take()
+      grafted.push(...controlTo(sent, 'graft'))
+      advertised.push(...controlTo(sent, 'ihave'))
+    }
+    expect(grafted.length).toBeGreaterThan(0)
+    expect(advertised.length).toBeGreaterThan(0)
+    expect(grafted).not.toContain('d0')
+    expect(advertised).not.toContain('d0')
+    expect(router.getMeshPeers(T)).not.toContain('d0')
+    // Published messages go to the direct peer too.
+    return router.publish(T, bytes(10, 5)).then(() => {
+      expect(messagesTo(env.take())).toContain('d0')
+      expect(artifacts).toHaveLength(2)
+    })
+  })
+
+  it('never graylists a direct peer', () => {
+    const { router, artifacts } = setup({ directPeers: ['p0'] })
+    router.setValidator(T, (a) => (a.data[0] === 0 ? 'reject' : 'accept'))
+    for (let i = 0; i < 5; i++) {
+      router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array([0, i]) }] }))
+    }
+    expect(router.getPeerScore('p0')).toBeLessThan(-80)
+    expect(router.stats().total.rejected).toBe(5)
+    router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array([1]) }] }))
+    expect(artifacts).toHaveLength(1)
+    expect(router.stats().invalid.graylisted ?? 0).toBe(0)
+  })
+
+  it('rejects more than MAX_DIRECT_PEERS direct peers or empty keys', () => {
+    expect(() => resolveGossipParams({ directPeers: [''] })).toThrow(InvalidParametersError)
+    const many = Array.from({ length: MAX_DIRECT_PEERS + 1 }, (_, i) => `d${i}`)
+    expect(() => resolveGossipParams({ directPeers: many })).toThrow(InvalidParametersError)
+    expect(resolveGossipParams({ directPeers: ['d0'] }).directPeers).toEqual(['d0'])
   })
 
   it('sends IHAVE gossip for consensus messages to non-mesh peers on the heartbeat', () => {

@@ -1,0 +1,58 @@
+import type { Libp2p } from 'libp2p'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { Artifact } from '../../src/core/artifact.ts'
+import { InvalidParametersError } from '../../src/core/errors.ts'
+import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
+import { createTestNode, waitFor } from '../support/libp2p-node.ts'
+
+const T = 'direct'
+const running: Libp2p[] = []
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((n) => n.stop()))
+})
+
+async function node(options: Parameters<typeof gossip>[0] = {}) {
+  const n = await createTestNode({
+    dissemination: gossip({ ...options, signaturePolicy: 'StrictNoSign' }),
+  })
+  running.push(n)
+  return n as Libp2p<{ dissemination: GossipService }>
+}
+
+describe('direct peers on real libp2p nodes', () => {
+  it('are dialled, redialled, sent every message and kept out of the mesh', async () => {
+    const b = await node()
+    b.services.dissemination.subscribe(T)
+    const got: Artifact[] = []
+    b.services.dissemination.on('artifact', (x) => got.push(x))
+    const address = `${b.getMultiaddrs()[0].toString()}`
+    const a = await node({ directPeers: [address], directRedialIntervalMs: 100 })
+    a.services.dissemination.subscribe(T)
+    const svc = a.services.dissemination
+    // Nobody dialled: the service connects to its direct peer by itself.
+    await waitFor(() => svc.core.getTopicPeers(T).includes(b.peerId.toString()), 10_000, 'b')
+    await svc.publish(T, new TextEncoder().encode('one'))
+    await waitFor(() => got.length === 1, 10_000, 'delivery')
+    // b does not know the agreement and GRAFTs a: a answers with PRUNE, so after heartbeats
+    // a's mesh still lacks b, and messages still flow.
+    await new Promise((r) => setTimeout(r, 2500))
+    expect(svc.core.getMeshPeers(T)).not.toContain(b.peerId.toString())
+    expect(svc.stats().invalid['graft-from-direct-peer']).toBeGreaterThan(0)
+    // b hangs up: a dials it again.
+    await b.hangUp(a.peerId)
+    await waitFor(
+      () => a.getConnections(b.peerId).some((c) => c.status === 'open'),
+      10_000,
+      'redial',
+    )
+    await waitFor(() => svc.core.getTopicPeers(T).includes(b.peerId.toString()), 10_000, 'topic')
+    await svc.publish(T, new TextEncoder().encode('two'))
+    await waitFor(() => got.length === 2, 10_000, 'second delivery')
+    expect(got.map((x) => new TextDecoder().decode(x.data))).toEqual(['one', 'two'])
+  })
+
+  it('must be named by /p2p/ addresses', () => {
+    expect(() => gossip({ directPeers: ['/ip4/127.0.0.1/tcp/1'] })).toThrow(InvalidParametersError)
+  })
+})
