@@ -5,6 +5,7 @@ import {
   type Writer,
 } from 'protons-runtime'
 import { DecodeError } from '../core/errors.ts'
+import { expectWireType, LEN, readFields, VARINT } from '../core/protobuf-fields.ts'
 
 /**
  * The gossipsub RPC protobuf (meshsub 1.0 to 1.2), written by hand with protons-runtime's
@@ -156,10 +157,6 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxIdLength: 256,
 }
 
-/** Protobuf wire types used here. */
-const VARINT = 0
-const LEN = 2
-
 function tag(field: number, wireType: number): number {
   return (field << 3) | wireType
 }
@@ -297,7 +294,7 @@ class FrameDecoder {
 
   rpc(): Rpc {
     const rpc: Rpc = { subscriptions: [], messages: [] }
-    this.fields(this.r.len, (field, wt) => {
+    readFields(this.r, this.r.len, (field, wt) => {
       if (field === 1 && wt === LEN) {
         if (rpc.subscriptions.length >= this.limits.maxSubscriptions) {
           throw new DecodeError(`more than ${this.limits.maxSubscriptions} subscriptions`)
@@ -321,28 +318,6 @@ class FrameDecoder {
       return true
     })
     return rpc
-  }
-
-  /** Calls `onField` for every field up to `end`; skips fields it returns false for. */
-  private fields(end: number, onField: (field: number, wireType: number) => boolean): void {
-    const r = this.r
-    while (r.pos < end) {
-      const t = r.uint32()
-      const field = t >>> 3
-      const wt = t & 7
-      if (field === 0) throw new DecodeError('field number 0')
-      if (!onField(field, wt)) this.skip(wt)
-    }
-    if (r.pos !== end) throw new DecodeError('field overruns its enclosing message')
-  }
-
-  private skip(wt: number): void {
-    const r = this.r
-    if (wt === VARINT) r.skip()
-    else if (wt === 1) r.skip(8)
-    else if (wt === LEN) r.skip(this.length())
-    else if (wt === 5) r.skip(4)
-    else throw new DecodeError(`unsupported wire type ${wt}`)
   }
 
   /** Reads a length prefix and checks it fits in the frame. */
@@ -370,19 +345,15 @@ class FrameDecoder {
     return utf8.decode(this.bytes(this.limits.maxTopicLength))
   }
 
-  private expect(wt: number, want: number): void {
-    if (wt !== want) throw new DecodeError(`wire type ${wt}, expected ${want}`)
-  }
-
   private subscription(): RpcSubscription {
     const end = this.nested()
     const s: RpcSubscription = { subscribe: false, topic: '' }
-    this.fields(end, (field, wt) => {
+    readFields(this.r, end, (field, wt) => {
       if (field === 1) {
-        this.expect(wt, VARINT)
+        expectWireType(wt, VARINT)
         s.subscribe = this.r.uint32() !== 0
       } else if (field === 2) {
-        this.expect(wt, LEN)
+        expectWireType(wt, LEN)
         s.topic = this.string()
       } else return false
       return true
@@ -393,9 +364,9 @@ class FrameDecoder {
   private message(): RpcMessage {
     const end = this.nested()
     const m: RpcMessage = { topic: '' }
-    this.fields(end, (field, wt) => {
+    readFields(this.r, end, (field, wt) => {
       if (field < 1 || field > 6) return false
-      this.expect(wt, LEN)
+      expectWireType(wt, LEN)
       if (field === 1) m.from = this.bytes()
       else if (field === 2) m.data = this.bytes()
       else if (field === 3) m.seqno = this.bytes()
@@ -426,19 +397,19 @@ class FrameDecoder {
   private control(): RpcControl {
     const end = this.nested()
     const c = emptyControl()
-    this.fields(end, (field, wt) => {
+    readFields(this.r, end, (field, wt) => {
       if (field < 1 || field > 5) return false
-      this.expect(wt, LEN)
+      expectWireType(wt, LEN)
       const sub = this.nested()
       if (field === 1) {
         this.topicEntry()
         const ih: RpcIHave = { topicID: '', messageIDs: [] }
-        this.fields(sub, (f, w) => {
+        readFields(this.r, sub, (f, w) => {
           if (f === 1) {
-            this.expect(w, LEN)
+            expectWireType(w, LEN)
             ih.topicID = this.string()
           } else if (f === 2) {
-            this.expect(w, LEN)
+            expectWireType(w, LEN)
             this.ids(ih.messageIDs, 'ihaveIds')
           } else return false
           return true
@@ -446,9 +417,9 @@ class FrameDecoder {
         c.ihave.push(ih)
       } else if (field === 2 || field === 5) {
         const entry = { messageIDs: [] as Uint8Array[] }
-        this.fields(sub, (f, w) => {
+        readFields(this.r, sub, (f, w) => {
           if (f !== 1) return false
-          this.expect(w, LEN)
+          expectWireType(w, LEN)
           this.ids(entry.messageIDs, field === 2 ? 'iwantIds' : 'idontwantIds')
           return true
         })
@@ -457,9 +428,9 @@ class FrameDecoder {
       } else if (field === 3) {
         this.topicEntry()
         const g: RpcGraft = { topicID: '' }
-        this.fields(sub, (f, w) => {
+        readFields(this.r, sub, (f, w) => {
           if (f !== 1) return false
-          this.expect(w, LEN)
+          expectWireType(w, LEN)
           g.topicID = this.string()
           return true
         })
@@ -475,27 +446,27 @@ class FrameDecoder {
 
   private prune(end: number): RpcPrune {
     const p: RpcPrune = { topicID: '', peers: [] }
-    this.fields(end, (f, w) => {
+    readFields(this.r, end, (f, w) => {
       if (f === 1) {
-        this.expect(w, LEN)
+        expectWireType(w, LEN)
         p.topicID = this.string()
       } else if (f === 2) {
-        this.expect(w, LEN)
+        expectWireType(w, LEN)
         if (++this.budget.peers > this.limits.maxPeerExchange) {
           throw new DecodeError(`more than ${this.limits.maxPeerExchange} exchanged peers`)
         }
         const pe = this.nested()
         const info: RpcPeerInfo = {}
-        this.fields(pe, (ff, ww) => {
+        readFields(this.r, pe, (ff, ww) => {
           if (ff !== 1 && ff !== 2) return false
-          this.expect(ww, LEN)
+          expectWireType(ww, LEN)
           if (ff === 1) info.peerID = this.bytes(this.limits.maxIdLength)
           else info.signedPeerRecord = this.bytes()
           return true
         })
         p.peers.push(info)
       } else if (f === 3) {
-        this.expect(w, VARINT)
+        expectWireType(w, VARINT)
         p.backoff = this.r.uint64Number()
       } else return false
       return true

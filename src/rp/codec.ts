@@ -6,6 +6,13 @@
 import { reader, type Writer, writer } from 'protons-runtime'
 import type { ArtifactClass } from '../core/artifact.ts'
 import { DecodeError } from '../core/errors.ts'
+import {
+  expectWireType as expect,
+  FIXED64,
+  LEN,
+  readFields,
+  VARINT,
+} from '../core/protobuf-fields.ts'
 
 /** The wire version this codec speaks. */
 export const RP_WIRE_VERSION = 1
@@ -132,11 +139,6 @@ const FIELD: Record<RpMessageType, number> = {
 const TYPE_BY_FIELD = new Map(
   Object.entries(FIELD).map(([type, field]) => [field, type as RpMessageType]),
 )
-
-const VARINT = 0
-const FIXED64 = 1
-const LEN = 2
-const FIXED32 = 5
 
 const classCode = (c: ArtifactClass) => (c === 'consensus' ? 0 : 1)
 
@@ -281,43 +283,6 @@ export function rpPayloadBytes(m: RpMessage): number {
 // ---- decoding --------------------------------------------------------------------------
 
 type Reader = ReturnType<typeof reader>
-
-/** Reads the fields of one message ending at `end`; `on` returns false for unknown fields. */
-function readFields(r: Reader, end: number, on: (field: number, wireType: number) => boolean) {
-  while (r.pos < end) {
-    const key = r.uint32()
-    const field = key >>> 3
-    const wireType = key & 7
-    if (field === 0) throw new DecodeError('field number 0')
-    if (!on(field, wireType)) skip(r, wireType, end)
-    if (r.pos > end) throw new DecodeError('field overruns its message')
-  }
-}
-
-function skip(r: Reader, wireType: number, end: number): void {
-  switch (wireType) {
-    case VARINT:
-      r.uint64()
-      return
-    case FIXED64:
-      r.pos += 8
-      break
-    case LEN:
-      r.pos += r.uint32()
-      break
-    case FIXED32:
-      r.pos += 4
-      break
-    default:
-      // Groups (3, 4) are deprecated and recursive: refused rather than skipped.
-      throw new DecodeError(`unsupported wire type ${wireType}`)
-  }
-  if (r.pos > end) throw new DecodeError('skipped field overruns its message')
-}
-
-function expect(wireType: number, wanted: number, what: string): void {
-  if (wireType !== wanted) throw new DecodeError(`${what}: wire type ${wireType}, want ${wanted}`)
-}
 
 function readUint(r: Reader, wireType: number, what: string, max = 0xffffffff): number {
   expect(wireType, VARINT, what)

@@ -1,8 +1,10 @@
 import fc from 'fast-check'
+import { reader } from 'protons-runtime'
 import { describe, expect, it } from 'vitest'
 import { ByteReader, ByteWriter } from '../../src/core/binary.ts'
 import { DecodeError, MessageTooLargeError } from '../../src/core/errors.ts'
 import { contentMessageId, messageIdFromKey, messageIdKey } from '../../src/core/message-id.ts'
+import { expectWireType, LEN, readFields, VARINT } from '../../src/core/protobuf-fields.ts'
 import { SeenCache } from '../../src/core/seen-cache.ts'
 import { decodeFloodFrame, encodeFloodFrame } from '../../src/flood/flood-codec.ts'
 import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../../src/libp2p/length-prefixed.ts'
@@ -128,5 +130,49 @@ describe('message ids and the seen cache', () => {
     expect(cache.size).toBe(3)
     expect(cache.has('a', 1001)).toBe(false)
     expect(cache.has('e', 1001)).toBe(true)
+  })
+})
+
+describe('protobuf field reading shared by the codecs', () => {
+  // Field 1 (varint 150), then unknown fields of every wire type, then field 2 (bytes "hi").
+  const known = [0x08, 0x96, 0x01]
+  const unknown = [
+    ...[0x18, 0xff, 0xff, 0x03], // field 3, varint
+    ...[0x21, 1, 2, 3, 4, 5, 6, 7, 8], // field 4, fixed64
+    ...[0x2a, 0x03, 9, 9, 9], // field 5, length-delimited
+    ...[0x35, 1, 2, 3, 4], // field 6, fixed32
+  ]
+  const tail = [0x12, 0x02, 0x68, 0x69]
+
+  function read(bytes: number[]) {
+    const r = reader(Uint8Array.from(bytes))
+    const got: string[] = []
+    readFields(r, r.len, (field, wireType) => {
+      if (field === 1) {
+        expectWireType(wireType, VARINT)
+        got.push(`1=${r.uint32()}`)
+      } else if (field === 2) {
+        expectWireType(wireType, LEN)
+        got.push(`2=${new TextDecoder().decode(r.bytes())}`)
+      } else return false
+      return true
+    })
+    return { got, pos: r.pos }
+  }
+
+  it('skips unknown fields of every wire type and reads the known ones around them', () => {
+    const bytes = [...known, ...unknown, ...tail]
+    expect(read(bytes)).toEqual({ got: ['1=150', '2=hi'], pos: bytes.length })
+  })
+
+  it('refuses groups, field 0, wrong wire types and fields that overrun the message', () => {
+    expect(() => read([...known, 0x1b])).toThrow(/unsupported wire type 3/)
+    expect(() => read([0x00, 0x01])).toThrow(/field number 0/)
+    expect(() => read([0x0a, 0x00])).toThrow(/wire type 2, want 0/)
+    expect(() => read([...known, 0x2a, 0x05, 1, 2])).toThrow(/overruns/)
+    expect(() => read([...known, 0x21, 1, 2, 3])).toThrow(/overruns/)
+    for (const bad of [[0x2a, 0x05, 1, 2], [0x1b], [0x00]]) {
+      expect(() => read(bad)).toThrow(DecodeError)
+    }
   })
 })

@@ -90,6 +90,17 @@ describe('gossipsub RPC codec', () => {
     )
   })
 
+  it('skips fields a newer peer adds', () => {
+    fc.assert(
+      fc.property(rpcArb, (rpc) => {
+        // Field 15 (bytes) and field 14 (varint) are unknown to this schema.
+        const extra = Uint8Array.from([0x7a, 0x02, 0xaa, 0xbb, 0x70, 0x2a])
+        const frame = encodeRpc(rpc)
+        expect(normalise(decodeRpc(Uint8Array.from([...frame, ...extra])))).toEqual(normalise(rpc))
+      }),
+    )
+  })
+
   it('is wire-compatible with the stock gossipsub protobuf in both directions', () => {
     fc.assert(
       fc.property(rpcArb, (rpc) => {

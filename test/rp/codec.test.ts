@@ -84,6 +84,14 @@ describe('rp codec', () => {
     for (const m of samples) expect(decodeRpMessage(encodeRpMessage(m))).toEqual(m)
   })
 
+  it('skips fields a newer version adds', () => {
+    // Field 15 (bytes) and field 30 (fixed32) are unknown to version 1.
+    const extra = [0x7a, 0x01, 0x00, 0xf5, 0x01, 1, 2, 3, 4]
+    for (const m of samples) {
+      expect(decodeRpMessage(Uint8Array.from([...encodeRpMessage(m), ...extra]))).toEqual(m)
+    }
+  })
+
   it('refuses another version', () => {
     const frame = encodeRpMessage({ type: 'heartbeat', seq: 1 })
     // field 1 (version) is the first byte pair: 0x08 0x01
