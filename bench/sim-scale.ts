@@ -4,10 +4,8 @@
  * Prints events/s, wall time and peak memory, and checks the closed form
  * k + (N − 1)(k − 1) for the transmission count.
  */
-import { FloodCore } from '../src/flood/flood-core.ts'
+import { floodNetwork } from '../src/sim/flood-network.ts'
 import { randomRegularGraph } from '../src/sim/graph.ts'
-import { DeliveryTracker } from '../src/sim/metrics.ts'
-import { Simulation } from '../src/sim/network.ts'
 import { placementLatency, providerClusteredPlacement } from '../src/sim/placement.ts'
 import { Prng } from '../src/sim/prng.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
@@ -34,23 +32,11 @@ for (const { n, k } of sizes) {
   const graph = randomRegularGraph(n, k, prng.fork('graph'))
   const placement = providerClusteredPlacement(n, prng.fork('placement'))
   const tGraph = performance.now() - t0
-  const sim = new Simulation(
+  const { sim, tracker, publish } = floodNetwork(
     { seed: `scale-${n}`, graph, latency: placementLatency(placement) },
-    (env) => {
-      const core = new FloodCore(env)
-      core.subscribe(TOPIC)
-      return core
-    },
+    TOPIC,
   )
-  const tracker = new DeliveryTracker(sim)
-  sim.start()
-  const r = sim.core(0).publishNow(TOPIC, new Uint8Array(256), 'consensus')
-  tracker.published(
-    r.id,
-    0,
-    0,
-    Array.from({ length: n }, (_, i) => i),
-  )
+  publish(0, new Uint8Array(256))
   const t1 = performance.now()
   const events = sim.run()
   const tRun = performance.now() - t1

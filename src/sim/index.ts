@@ -1,6 +1,7 @@
 export * from '../core/distribution.ts'
 export * from './event-queue.ts'
 export * from './faults.ts'
+export * from './flood-network.ts'
 export * from './graph.ts'
 export * from './metrics.ts'
 export * from './network.ts'

@@ -1,64 +1,31 @@
 import { describe, expect, it } from 'vitest'
 import { FloodCore } from '../../src/flood/flood-core.ts'
 import { scheduleChurn } from '../../src/sim/faults.ts'
+import { floodNetwork } from '../../src/sim/flood-network.ts'
 import { graphFromEdges, randomRegularGraph } from '../../src/sim/graph.ts'
-import { DeliveryTracker } from '../../src/sim/metrics.ts'
 import { Simulation } from '../../src/sim/network.ts'
 import { uniformLatency } from '../../src/sim/placement.ts'
 import { Prng } from '../../src/sim/prng.ts'
 
-const TOPIC = 't'
-
 function ringSim(n: number, options: { loss?: number; detect?: number } = {}) {
   const edges: number[] = []
   for (let i = 0; i < n; i++) edges.push(i, (i + 1) % n)
-  const sim = new Simulation(
-    {
-      seed: 5,
-      graph: graphFromEdges(n, edges),
-      latency: uniformLatency(10),
-      loss: options.loss,
-      disconnectDetectionMs: options.detect,
-    },
-    (env) => {
-      const core = new FloodCore(env)
-      core.subscribe(TOPIC)
-      return core
-    },
-  )
-  const tracker = new DeliveryTracker(sim)
-  sim.start()
-  return { sim, tracker }
-}
-
-function publishFrom(
-  sim: Simulation<FloodCore>,
-  tracker: DeliveryTracker<FloodCore>,
-  origin: number,
-  tag: number,
-) {
-  const r = sim.core(origin).publishNow(TOPIC, new Uint8Array([tag]), 'consensus')
-  tracker.published(
-    r.id,
-    origin,
-    sim.now(),
-    Array.from({ length: sim.size }, (_, i) => i),
-  )
-  return r.id
+  return floodNetwork({
+    seed: 5,
+    graph: graphFromEdges(n, edges),
+    latency: uniformLatency(10),
+    loss: options.loss,
+    disconnectDetectionMs: options.detect,
+  })
 }
 
 describe('simulator faults', () => {
   it('a crashed node receives nothing, its timers stop, and a restart brings a fresh core back', () => {
-    const { sim, tracker } = ringSim(6)
+    const { sim, tracker, publish } = ringSim(6)
     sim.crash(3)
     expect(sim.isUp(3)).toBe(false)
     const before = sim.core(3)
-    const id = publishFrom(
-      sim as Simulation<FloodCore>,
-      tracker as DeliveryTracker<FloodCore>,
-      0,
-      1,
-    )
+    const id = publish(0, new Uint8Array([1]))
     sim.run()
     expect(Number.isNaN(tracker.arrivalTime(id, 3))).toBe(true)
     // The ring minus node 3 is a line: everyone else is still reached.
@@ -69,73 +36,43 @@ describe('simulator faults', () => {
     sim.after(5, () => {
       fired = true
     })
-    const id2 = publishFrom(
-      sim as Simulation<FloodCore>,
-      tracker as DeliveryTracker<FloodCore>,
-      0,
-      2,
-    )
+    const id2 = publish(0, new Uint8Array([2]))
     sim.run()
     expect(fired).toBe(true)
     expect(tracker.arrivalTime(id2, 3)).toBeGreaterThan(0)
   })
 
   it('a partition drops frames between sides; healing it restores delivery', () => {
-    const { sim, tracker } = ringSim(8)
+    const { sim, tracker, publish } = ringSim(8)
     sim.partition([0, 0, 0, 0, 1, 1, 1, 1])
-    const id = publishFrom(
-      sim as Simulation<FloodCore>,
-      tracker as DeliveryTracker<FloodCore>,
-      1,
-      1,
-    )
+    const id = publish(1, new Uint8Array([1]))
     sim.run()
     for (const i of [0, 2, 3, 4, 5, 6, 7]) {
       expect(Number.isNaN(tracker.arrivalTime(id, i))).toBe(i >= 4)
     }
     expect(sim.traffic.framesDropped).toBe(2)
     sim.partition(undefined)
-    const id2 = publishFrom(
-      sim as Simulation<FloodCore>,
-      tracker as DeliveryTracker<FloodCore>,
-      1,
-      2,
-    )
+    const id2 = publish(1, new Uint8Array([2]))
     sim.run()
     for (let i = 0; i < 8; i++) if (i !== 1) expect(tracker.arrivalTime(id2, i)).toBeGreaterThan(0)
   })
 
   it('link loss of 1 on one link and a cut link both reroute flooding around the ring', () => {
-    const { sim, tracker } = ringSim(6)
+    const { sim, tracker, publish } = ringSim(6)
     sim.setLinkLoss(0, 1, 1)
-    const id = publishFrom(
-      sim as Simulation<FloodCore>,
-      tracker as DeliveryTracker<FloodCore>,
-      0,
-      1,
-    )
+    const id = publish(0, new Uint8Array([1]))
     sim.run()
     // Node 1 is reached the long way round: 5 hops of 10 ms.
     expect(tracker.arrivalTime(id, 1)).toBeCloseTo(50, 9)
     sim.cutLink(2, 3)
-    const id2 = publishFrom(
-      sim as Simulation<FloodCore>,
-      tracker as DeliveryTracker<FloodCore>,
-      0,
-      2,
-    )
+    const id2 = publish(0, new Uint8Array([2]))
     sim.run()
     expect(Number.isNaN(tracker.arrivalTime(id2, 1))).toBe(true)
     expect(Number.isNaN(tracker.arrivalTime(id2, 2))).toBe(true)
     sim.healLink(2, 3)
     sim.setLinkLoss(0, 1, 0)
     const t3 = sim.now()
-    const id3 = publishFrom(
-      sim as Simulation<FloodCore>,
-      tracker as DeliveryTracker<FloodCore>,
-      0,
-      3,
-    )
+    const id3 = publish(0, new Uint8Array([3]))
     sim.run()
     // The second message reached 3 of its 5 recipients (nodes 5, 4, 3).
     expect(tracker.summary().minDeliveryRatio).toBe(0.6)

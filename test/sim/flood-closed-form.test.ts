@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { encodeFloodFrame } from '../../src/flood/flood-codec.ts'
-import { FloodCore } from '../../src/flood/flood-core.ts'
+import { floodNetwork } from '../../src/sim/flood-network.ts'
 import {
   type Graph,
   graphFromEdges,
@@ -8,8 +8,6 @@ import {
   neighborsOf,
   randomRegularGraph,
 } from '../../src/sim/graph.ts'
-import { DeliveryTracker } from '../../src/sim/metrics.ts'
-import { Simulation } from '../../src/sim/network.ts'
 import { uniformLatency } from '../../src/sim/placement.ts'
 import { Prng } from '../../src/sim/prng.ts'
 import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
@@ -21,23 +19,13 @@ const TOPIC = 't'
 function floodOn(
   graph: Graph,
   opts: { seed?: number; latencyMs: number; uploadBps?: number; data?: Uint8Array },
-  recipients: number[] = Array.from({ length: graph.n }, (_, i) => i),
+  recipients?: number[],
 ) {
   const { seed = 1, latencyMs, uploadBps, data = new Uint8Array(256) } = opts
-  const sim = new Simulation(
-    { seed, graph, latency: uniformLatency(latencyMs), uploadBps },
-    (env) => {
-      const core = new FloodCore(env)
-      core.subscribe(TOPIC)
-      return core
-    },
-  )
-  const tracker = new DeliveryTracker(sim)
-  sim.start()
-  const r = sim.core(0).publishNow(TOPIC, data, 'consensus')
-  tracker.published(r.id, 0, 0, recipients)
-  sim.run()
-  return { sim, tracker, graph, id: r.id }
+  const net = floodNetwork({ seed, graph, latency: uniformLatency(latencyMs), uploadBps }, TOPIC)
+  const id = net.publish(0, data, recipients)
+  net.sim.run()
+  return { ...net, graph, id }
 }
 
 function floodOnce(n: number, k: number, seed: number, latencyMs: number) {
