@@ -2,32 +2,18 @@ import { connect } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { encodeDistilledBatch } from '../../src/broker/distilled-batch.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
-import type { BatchReference, OrderedListener, Orderer } from '../../src/broker/orderer.ts'
+import { SingleSequencer } from '../../src/broker/orderer.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
 import { HandBroker, type HandEntry, until } from './harness.ts'
 
-/**
- * An orderer that orders whatever it is given, repeats included (a consensus engine is
- * not asked to judge batches): the servers alone must refuse what is bad.
- */
-class RelayOrderer implements Orderer {
-  private readonly listeners = new Set<OrderedListener>()
-  private slot = 0
-  propose(reference: BatchReference): void {
-    const slot = ++this.slot
-    queueMicrotask(() => {
-      for (const l of this.listeners) l(slot, reference)
-    })
-  }
-  subscribe(listener: OrderedListener): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-}
-
 let cluster: LocalCluster
 let broker: HandBroker
-let orderer: RelayOrderer
+/**
+ * An orderer that orders whatever it is given, repeats included (a sequencer that
+ * remembers no digest): a consensus engine is not asked to judge batches, so the servers
+ * alone must refuse what is bad.
+ */
+let orderer: SingleSequencer
 let delivered: BrokerDelivery[][]
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -36,7 +22,7 @@ const entries = (ids: number[], seq = 1, tag = 'm'): HandEntry[] =>
   ids.map((id) => ({ id, payload: enc(`${tag}${id}`), sequence: seq }))
 
 beforeEach(async () => {
-  orderer = new RelayOrderer()
+  orderer = new SingleSequencer(0)
   cluster = await LocalCluster.start({ clients: 16, withBroker: false, orderer })
   broker = await HandBroker.connect(cluster)
   delivered = cluster.servers.map((s) => {
