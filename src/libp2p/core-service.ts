@@ -91,7 +91,6 @@ interface PeerState {
   pending: Uint8Array[]
   /** Frames the peer sent before the core was told of it (our stream to it was opening). */
   early: Uint8Array[]
-  earlyBytes: number
   connected: boolean
 }
 
@@ -253,7 +252,7 @@ export class CoreService<
   private state(peer: PeerKey): PeerState {
     let state = this.peers.get(peer)
     if (state === undefined) {
-      state = { inbound: new Set(), pending: [], early: [], earlyBytes: 0, connected: false }
+      state = { inbound: new Set(), pending: [], early: [], connected: false }
       this.peers.set(peer, state)
     }
     return state
@@ -299,7 +298,6 @@ export class CoreService<
       address: connection.remoteAddr.toString(),
     })
     for (const frame of state.pending.splice(0)) this.write(peer, state, frame)
-    state.earlyBytes = 0
     for (const frame of state.early.splice(0)) this.core.receive(peer, frame)
   }
 
@@ -340,14 +338,13 @@ export class CoreService<
     }
     if (
       state.early.length >= MAX_EARLY_FRAMES ||
-      state.earlyBytes + frame.length > this.options.maxQueuedBytesPerPeer
+      state.early.reduce((n, f) => n + f.length, frame.length) > this.options.maxQueuedBytesPerPeer
     ) {
       this.earlyFramesDropped++
       this.log('dropping a frame from %s: too much held while its stream opens', peer)
       return
     }
     state.early.push(frame)
-    state.earlyBytes += frame.length
   }
 
   private onDisconnect(peer: PeerKey): void {
@@ -362,7 +359,6 @@ export class CoreService<
     state.connected = false
     state.pending.length = 0
     state.early.length = 0
-    state.earlyBytes = 0
     this.core.peerDisconnected(peer)
     // Another connection to the same peer may still be open: try it.
     if (this.running && this.peers.get(peer) === state) {
