@@ -1,8 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parse, View } from 'vega'
-import { compile, type TopLevelSpec } from 'vega-lite'
 
 /** Where benchmarks write their figures. */
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results')
@@ -44,19 +42,5 @@ export function writeResults(name: string, data: unknown): string {
   const path = join(RESULTS_DIR, `${name}.json`)
   writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`)
   console.log(`\nfigures written to ${path}`)
-  return path
-}
-
-/**
- * Renders a Vega-Lite spec to `bench/results/NAME.svg` (no canvas needed); returns the path.
- */
-export async function writeChart(name: string, spec: TopLevelSpec): Promise<string> {
-  mkdirSync(RESULTS_DIR, { recursive: true })
-  const view = new View(parse(compile(spec).spec), { renderer: 'none' })
-  const svg = await view.toSVG()
-  view.finalize()
-  const path = join(RESULTS_DIR, `${name}.svg`)
-  writeFileSync(path, svg)
-  console.log(`chart written to ${path}`)
   return path
 }
