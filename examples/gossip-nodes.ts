@@ -10,7 +10,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { gossip } from '../src/index.ts'
+import { gossip } from '../src/gossip/index.ts'
 
 const BLOCKS = 'example/blocks'
 const TXS = 'example/txs'

@@ -1,12 +1,45 @@
 /**
- * consensus-multicast: one typed API for disseminating consensus messages, with three
- * strategies behind it (optimized gossip, replication points, a Chop Chop broker) beside the
- * flooding baseline, and a deterministic simulator (exported from `consensus-multicast/sim`).
+ * consensus-multicast: one typed API for disseminating consensus messages. This entry point
+ * holds what every strategy shares (the `Dissemination` interface, artifacts, events, stats,
+ * errors, and the sans-IO `Env` a protocol core runs on) and loads no strategy. Each strategy
+ * has its own entry point: `consensus-multicast/flood`, `/gossip`, `/rp`, `/broker`, and the
+ * simulator `consensus-multicast/sim`.
  */
-export * from './broker/index.ts'
-export * from './core/index.ts'
-export * from './crypto/index.ts'
-export * from './flood/index.ts'
-export * from './gossip/index.ts'
-export * from './libp2p/index.ts'
-export * from './rp/index.ts'
+export type { Artifact, ArtifactClass, PeerKey, Topic } from './core/artifact.ts'
+export { ARTIFACT_CLASSES, isArtifactClass } from './core/artifact.ts'
+export type {
+  Dissemination,
+  DisseminationEvents,
+  DuplicateEvent,
+  PublishOptions,
+  PublishResult,
+  RejectedEvent,
+  StrategyName,
+} from './core/dissemination.ts'
+export type { Listener } from './core/emitter.ts'
+export type { Env, PeerInfo, ProtocolCore, TimerHandle } from './core/env.ts'
+export type { ErrorCode } from './core/errors.ts'
+export {
+  ConsensusMulticastError,
+  DecodeError,
+  DuplicateMessageError,
+  InvalidParametersError,
+  LimitExceededError,
+  MessageTooLargeError,
+  NoPeersError,
+  NotStartedError,
+  NotSubscribedError,
+  ReplayError,
+  SignatureError,
+  TimeoutError,
+  ValidationError,
+} from './core/errors.ts'
+export type { MessageId } from './core/message-id.ts'
+export { messageIdEquals, messageIdFromKey, messageIdKey } from './core/message-id.ts'
+export type {
+  ControlStats,
+  DisseminationStats,
+  FlowStats,
+  WireStats,
+} from './core/stats.ts'
+export type { ValidationResult, Validator } from './core/validation.ts'

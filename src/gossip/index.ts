@@ -1,8 +1,26 @@
-export * from './iwant-limiter.ts'
-export * from './mcache.ts'
-export * from './params.ts'
-export * from './protocol-ids.ts'
-export * from './router.ts'
-export * from './rpc-codec.ts'
-export * from './score.ts'
-export * from './signing.ts'
+/**
+ * `consensus-multicast/gossip`: gossipsub-compatible dissemination with the optimized
+ * profile, as a libp2p 3 service (`gossip()`) and as its sans-IO router.
+ */
+export type {
+  GossipService,
+  GossipServiceComponents,
+  GossipServiceOptions,
+} from '../libp2p/gossip-service.ts'
+export { gossip } from '../libp2p/gossip-service.ts'
+export type {
+  GossipParams,
+  GossipParamsOptions,
+  GossipProfile,
+  ScoreParams,
+  ScoreThresholds,
+  SignaturePolicy,
+  TopicScoreParams,
+} from './params.ts'
+export { GOSSIP_PROTOCOLS, MESHSUB_1_0, MESHSUB_1_1, MESHSUB_1_2 } from './protocol-ids.ts'
+export type { GossipRouterOptions } from './router.ts'
+export { GossipRouter } from './router.ts'
+export type { RpcLimits, RpcMessage } from './rpc-codec.ts'
+export { DEFAULT_RPC_LIMITS } from './rpc-codec.ts'
+export type { MessageIdFn } from './signing.ts'
+export { defaultMessageId } from './signing.ts'

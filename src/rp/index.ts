@@ -1,10 +1,15 @@
-export * from './backbone.ts'
-export * from './codec.ts'
-export * from './events.ts'
-export * from './link-state.ts'
-export * from './member.ts'
-export * from './membership.ts'
-export * from './options.ts'
-export * from './repair.ts'
-export * from './replication-point.ts'
-export * from './rp-core.ts'
+/**
+ * `consensus-multicast/rp`: replication points, as a libp2p 3 service
+ * (`replicationPoints()`, member or RP role) and as the two sans-IO cores.
+ */
+export type {
+  ReplicationPointsInit,
+  RpMemberServiceInit,
+  RpServiceInit,
+} from '../libp2p/rp-service.ts'
+export { RP_PROTOCOL, RpService, replicationPoints } from '../libp2p/rp-service.ts'
+export type { QuorumEvent, RpEvents, RpPublishOptions } from './events.ts'
+export type { MemberOptions } from './member.ts'
+export { RpMember } from './member.ts'
+export type { ReplicationPointOptions, RpView } from './replication-point.ts'
+export { ReplicationPoint } from './replication-point.ts'

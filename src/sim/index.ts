@@ -1,12 +1,52 @@
-export * from '../core/distribution.ts'
-export * from './event-queue.ts'
-export * from './faults.ts'
-export * from './flood-network.ts'
-export * from './graph.ts'
-export * from './metrics.ts'
-export * from './network.ts'
-export * from './placement.ts'
-export * from './presets.ts'
-export * from './prng.ts'
-export * from './scenario.ts'
-export * from './strategies.ts'
+/**
+ * `consensus-multicast/sim`: the deterministic simulator. Runs the same protocol cores on a
+ * discrete-event network in virtual time: scenarios, the strategies, the network model,
+ * topologies, placement, faults and delivery metrics.
+ */
+export type { Distribution } from '../core/distribution.ts'
+export type { RpSimOptions } from '../rp/sim-strategy.ts'
+export { rpSimStrategy } from '../rp/sim-strategy.ts'
+export type { ChurnLog, ChurnOptions } from './faults.ts'
+export { scheduleChurn } from './faults.ts'
+export type { Graph } from './graph.ts'
+export { fullMeshGraph, graphFromEdges, randomRegularGraph } from './graph.ts'
+export type { DeliverySummary } from './metrics.ts'
+export { DeliveryTracker } from './metrics.ts'
+export type {
+  CoreFactory,
+  CoreObserver,
+  NetworkOptions,
+  SimCore,
+  TrafficCounters,
+} from './network.ts'
+export { Simulation } from './network.ts'
+export type { LatencyFn, Placement, Provider, Region } from './placement.ts'
+export {
+  placementBandwidth,
+  placementLatency,
+  providerClusteredPlacement,
+  singleRegionPlacement,
+  uniformLatency,
+} from './placement.ts'
+export { SCENARIOS } from './presets.ts'
+export { Prng } from './prng.ts'
+export type {
+  BuiltNetwork,
+  RunOptions,
+  Scenario,
+  ScenarioResult,
+  ScenarioRun,
+  SimStrategy,
+  StrategyContext,
+  TopologyKind,
+} from './scenario.ts'
+export { buildNetwork, runScenario, SCENARIO_TOPIC, startScenario } from './scenario.ts'
+export {
+  findStrategy,
+  floodStrategy,
+  gossipOptimizedStrategy,
+  gossipStockStrategy,
+  gossipStrategy,
+  rpStrategy,
+  STRATEGIES,
+} from './strategies.ts'

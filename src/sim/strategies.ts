@@ -1,5 +1,6 @@
 import { FloodCore } from '../flood/flood-core.ts'
-import { type GossipProfile, GossipRouter, type GossipRouterOptions } from '../gossip/index.ts'
+import type { GossipProfile } from '../gossip/params.ts'
+import { GossipRouter, type GossipRouterOptions } from '../gossip/router.ts'
 import { rpSimStrategy } from '../rp/sim-strategy.ts'
 import { SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
 

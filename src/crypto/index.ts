@@ -1,3 +1,0 @@
-export * from './bls.ts'
-export * from './ed25519.ts'
-export * from './merkle.ts'
