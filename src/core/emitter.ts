@@ -40,11 +40,6 @@ export class Emitter<Events extends object> {
     this.listeners.get(type)?.delete(listener as Listener<never>)
   }
 
-  /** True when at least one listener (or a forwarding sink) would receive `type`. */
-  has<K extends keyof Events>(type: K): boolean {
-    return this.sink !== undefined || (this.listeners.get(type)?.size ?? 0) > 0
-  }
-
   /** Hands every event to `sink` as well, after the listeners (one sink; a new one replaces it). */
   forwardTo(sink: EventSink<Events>): void {
     this.sink = sink
