@@ -1,6 +1,8 @@
+import type { Logger } from '@libp2p/interface'
+import { defaultLogger } from '@libp2p/logger'
 import type { PeerKey, Topic } from './artifact.ts'
 import type { DisseminationEvents } from './dissemination.ts'
-import { Emitter, type Listener } from './emitter.ts'
+import { Emitter, type EventSink, type Listener } from './emitter.ts'
 import type { Env, TimerHandle } from './env.ts'
 import { type DisseminationStats, StatsRecorder } from './stats.ts'
 import type { Validator } from './validation.ts'
@@ -13,8 +15,10 @@ import type { Validator } from './validation.ts'
 export abstract class CoreBase<E extends DisseminationEvents = DisseminationEvents> {
   /** The core's only way to the outside world. */
   protected readonly env: Env
+  /** The core's logger: the node's (through {@link Env.logger}) under the libp2p driver. */
+  protected readonly log: Logger
   /** Typed events for the application. */
-  protected readonly events = new Emitter<E>()
+  protected readonly events: Emitter<E>
   /** The counters behind `stats()`. */
   protected readonly recorder = new StatsRecorder()
   /** Per-topic validators. */
@@ -23,8 +27,11 @@ export abstract class CoreBase<E extends DisseminationEvents = DisseminationEven
   protected running = false
   private readonly timers = new Set<TimerHandle>()
 
-  constructor(env: Env) {
+  /** `component` names the core in logs (e.g. `consensus-multicast:gossip`). */
+  constructor(env: Env, component: string) {
     this.env = env
+    this.log = (env.logger ?? defaultLogger()).forComponent(component)
+    this.events = new Emitter<E>(this.log)
   }
 
   /** Sets (or, with `undefined`, removes) the validator of a topic. */
@@ -41,6 +48,11 @@ export abstract class CoreBase<E extends DisseminationEvents = DisseminationEven
   /** Removes an event listener. */
   off<K extends keyof E>(type: K, listener: Listener<E[K]>): void {
     this.events.off(type, listener)
+  }
+
+  /** Hands every event to `sink` too, after the listeners: how a driver re-dispatches them. */
+  forwardEvents(sink: EventSink<E>): void {
+    this.events.forwardTo(sink)
   }
 
   /** A snapshot of the core's counters. */

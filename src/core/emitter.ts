@@ -1,9 +1,14 @@
+import type { Logger } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-
-const log = logger('consensus-multicast:emitter')
 
 /** A listener for events of type `T`. */
 export type Listener<T> = (event: T) => void
+
+/** Receives every event an {@link Emitter} emits, whatever its type. */
+export type EventSink<Events extends object> = <K extends keyof Events>(
+  type: K,
+  event: Events[K],
+) => void
 
 /**
  * A minimal typed event emitter. Listener exceptions are logged and swallowed, so an
@@ -11,6 +16,13 @@ export type Listener<T> = (event: T) => void
  */
 export class Emitter<Events extends object> {
   private readonly listeners = new Map<keyof Events, Set<Listener<never>>>()
+  private readonly log: Logger
+  private sink: EventSink<Events> | undefined
+
+  /** `log` receives listener exceptions (default: `consensus-multicast:emitter`). */
+  constructor(log: Logger = logger('consensus-multicast:emitter')) {
+    this.log = log
+  }
 
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof Events>(type: K, listener: Listener<Events[K]>): () => void {
@@ -28,21 +40,28 @@ export class Emitter<Events extends object> {
     this.listeners.get(type)?.delete(listener as Listener<never>)
   }
 
-  /** True when at least one listener is registered for `type`. */
-  has<K extends keyof Events>(type: K): boolean {
-    return (this.listeners.get(type)?.size ?? 0) > 0
+  /** Hands every event to `sink` as well, after the listeners (one sink; a new one replaces it). */
+  forwardTo(sink: EventSink<Events>): void {
+    this.sink = sink
   }
 
-  /** Calls every listener of `type` with `event`. */
+  /** Calls every listener of `type` with `event`, then the sink. */
   emit<K extends keyof Events>(type: K, event: Events[K]): void {
     const set = this.listeners.get(type)
-    if (set === undefined) return
-    for (const listener of set) {
-      try {
-        ;(listener as Listener<Events[K]>)(event)
-      } catch (err) {
-        log.error('listener for %s threw: %e', String(type), err)
+    if (set !== undefined) {
+      for (const listener of set) {
+        try {
+          ;(listener as Listener<Events[K]>)(event)
+        } catch (err) {
+          this.log.error('listener for %s threw: %e', String(type), err)
+        }
       }
+    }
+    if (this.sink === undefined) return
+    try {
+      this.sink(type, event)
+    } catch (err) {
+      this.log.error('event sink for %s threw: %e', String(type), err)
     }
   }
 }

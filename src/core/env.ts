@@ -1,3 +1,4 @@
+import type { ComponentLogger } from '@libp2p/interface'
 import type { PeerKey } from './artifact.ts'
 
 /** A scheduled callback that can be cancelled. */
@@ -26,6 +27,11 @@ export interface Env {
   setTimer(delayMs: number, fn: () => void): TimerHandle
   /** A uniformly distributed number in [0, 1): seeded in the simulator. */
   random(): number
+  /**
+   * Where the core logs: the node's logger under the libp2p driver (`components.logger`),
+   * `@libp2p/logger` in the simulator. Absent, cores log through `@libp2p/logger`.
+   */
+  readonly logger?: ComponentLogger
 }
 
 /** What a driver knows about a newly connected peer. */

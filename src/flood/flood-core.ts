@@ -1,4 +1,3 @@
-import { logger } from '@libp2p/logger'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
 import { CoreBase } from '../core/core-base.ts'
 import type { Dissemination, PublishOptions, PublishResult } from '../core/dissemination.ts'
@@ -15,8 +14,6 @@ import { withDefaults } from '../core/options.ts'
 import { SeenCache } from '../core/seen-cache.ts'
 import type { ValidationResult } from '../core/validation.ts'
 import { decodeFloodFrame, encodeFloodFrame, type FloodLimits } from './flood-codec.ts'
-
-const log = logger('consensus-multicast:flood')
 
 /** Options of the flooding strategy. */
 export interface FloodOptions {
@@ -53,7 +50,7 @@ export class FloodCore extends CoreBase implements ProtocolCore, Dissemination {
   private readonly seen: SeenCache
 
   constructor(env: Env, options: FloodOptions = {}) {
-    super(env)
+    super(env, 'consensus-multicast:flood')
     this.options = withDefaults(DEFAULTS, options)
     for (const [k, v] of Object.entries(this.options)) {
       if (!(Number.isInteger(v) && v > 0)) {
@@ -118,7 +115,7 @@ export class FloodCore extends CoreBase implements ProtocolCore, Dissemination {
       verdict.then(
         (v) => this.complete(artifact, v, bytes),
         (err) => {
-          log.error('validator of %s threw: %e', frame.topic, err)
+          this.log.error('validator of %s threw: %e', frame.topic, err)
           this.complete(artifact, 'ignore', bytes)
         },
       )

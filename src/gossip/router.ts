@@ -1,5 +1,4 @@
 import type { PrivateKey } from '@libp2p/interface'
-import { logger } from '@libp2p/logger'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
 import { CoreBase } from '../core/core-base.ts'
 import type { Dissemination, PublishOptions, PublishResult } from '../core/dissemination.ts'
@@ -40,8 +39,6 @@ import {
   MessageSigner,
   verifySignature,
 } from './signing.ts'
-
-const log = logger('consensus-multicast:gossip')
 
 const EMPTY = new Uint8Array(0)
 
@@ -150,7 +147,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private lastDecay = 0
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
-    super(env)
+    super(env, 'consensus-multicast:gossip')
     const { privateKey, msgIdFn, firstSeqno, ...paramOptions } = options
     this.params = resolveGossipParams(paramOptions)
     const p = this.params
@@ -274,7 +271,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       rpc = decodeRpc(frame, this.params.rpcLimits)
     } catch (err) {
       this.recorder.frameReceived(frame.length, 0)
-      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.log('malformed frame from %s: %s', peer, (err as Error).message)
       this.score.addPenalty(peer, 1)
       this.reject(peer, 'malformed-frame')
       return
@@ -499,7 +496,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     const fail = (reason: string) => (err: unknown) => {
       this.validating.delete(key)
-      log.error('%s of %s failed: %e', reason, key, err)
+      this.log.error('%s of %s failed: %e', reason, key, err)
     }
     const validate = () => {
       const validator = this.validators.get(topic)
@@ -634,7 +631,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (mesh === undefined || mesh.has(peer)) continue
       if (this.direct.has(peer)) {
         // A direct peer lives outside the mesh: its GRAFT is an error on its side (spec v1.1).
-        log('GRAFT from direct peer %s on %s, answered with PRUNE', peer, topic)
+        this.log('GRAFT from direct peer %s on %s, answered with PRUNE', peer, topic)
         this.reject(peer, 'graft-from-direct-peer', topic)
         this.pruneResponse(peer, topic, out)
         continue
@@ -674,7 +671,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           : this.params.pruneBackoffMs
       this.setBackoff(p.topicID, peer, backoffMs)
       // Peer exchange needs dialling, which a sans-IO core cannot do: the offer is noted only.
-      if (p.peers.length > 0) log('%s offered %d peers for %s', peer, p.peers.length, p.topicID)
+      if (p.peers.length > 0)
+        this.log('%s offered %d peers for %s', peer, p.peers.length, p.topicID)
     }
   }
 

@@ -1,10 +1,15 @@
-import type {
-  ComponentLogger,
-  Connection,
-  Logger,
-  PeerId,
-  Startable,
-  Stream,
+import {
+  type ComponentLogger,
+  type Connection,
+  type Histogram,
+  type Logger,
+  type Metrics,
+  type PeerId,
+  type Startable,
+  type Stream,
+  serviceCapabilities,
+  serviceDependencies,
+  TypedEventEmitter,
 } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
@@ -16,7 +21,7 @@ import type {
   PublishResult,
   StrategyName,
 } from '../core/dissemination.ts'
-import type { Listener } from '../core/emitter.ts'
+import type { EventSink, Listener } from '../core/emitter.ts'
 import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { withDefaults } from '../core/options.ts'
@@ -24,6 +29,7 @@ import type { DisseminationStats } from '../core/stats.ts'
 import { nodeTimer } from '../core/system-clock.ts'
 import type { Validator } from '../core/validation.ts'
 import { encodeLengthPrefixed, LengthPrefixedDecoder } from './length-prefixed.ts'
+import { type DriverStats, registerCoreMetrics, ServiceMetrics } from './service-metrics.ts'
 
 /** The libp2p components a {@link CoreService} needs (libp2p passes them to service factories). */
 export interface CoreServiceComponents {
@@ -33,8 +39,10 @@ export interface CoreServiceComponents {
   registrar: Registrar
   /** Open connections. */
   connectionManager: ConnectionManager
-  /** Loggers. */
+  /** Loggers: the driver's and the core's. */
   logger: ComponentLogger
+  /** Metrics, when the node has a metrics implementation (e.g. `@libp2p/prometheus-metrics`). */
+  metrics?: Metrics
 }
 
 /** How a {@link CoreService} maps a core onto libp2p streams. */
@@ -43,6 +51,11 @@ export interface CoreServiceOptions {
   protocols: string[]
   /** Name for logs (`consensus-multicast:<name>`). */
   name: string
+  /**
+   * The service's name among libp2p services, e.g. `@consensus-multicast/gossip`: its
+   * `Symbol.toStringTag` and the capability it provides.
+   */
+  tag: string
   /** Largest frame accepted from a peer, in bytes; a larger one closes the stream. */
   maxFrameBytes: number
   /** Bytes that may wait in one peer's outbound buffer; frames beyond it are dropped and counted. */
@@ -82,7 +95,19 @@ export function peerAddresses(
 export type HostedCore<
   E extends DisseminationEvents = DisseminationEvents,
   O extends PublishOptions = PublishOptions,
-> = ProtocolCore & Dissemination<E, O>
+> = ProtocolCore &
+  Dissemination<E, O> & {
+    /** Hands every event to `sink` too (the service re-dispatches them). */
+    forwardEvents(sink: EventSink<E>): void
+  }
+
+/** A service's events as libp2p dispatches them: `CustomEvent`s carrying the core's payloads. */
+export type ServiceEvents<E extends DisseminationEvents> = {
+  [K in keyof E & string]: CustomEvent<E[K]>
+}
+
+/** The capability every service here provides, whatever its strategy. */
+export const DISSEMINATION_CAPABILITY = '@consensus-multicast/dissemination'
 
 interface PeerState {
   outbound?: Stream
@@ -105,28 +130,47 @@ export const MAX_EARLY_FRAMES = 64
  * The one libp2p driver: hosts a sans-IO core as a libp2p 3 service. Each side writes on
  * its own outbound stream and reads length-prefixed frames from the peer's, as gossipsub
  * does. It holds no protocol logic: frames go to `core.receive`, `Env.send` goes to streams.
+ *
+ * It is a libp2p `TypedEventEmitter`: the core's events are dispatched as `CustomEvent`s
+ * (`addEventListener('artifact', (evt) => evt.detail)`), and `on()` listens to the same.
+ * With a `metrics` component, it registers the core's counters (see {@link ServiceMetrics}).
+ * It needs identify: libp2p learns from it which peers speak the protocols.
  */
 export class CoreService<
-  C extends HostedCore<E, O>,
-  E extends DisseminationEvents = DisseminationEvents,
-  O extends PublishOptions = PublishOptions,
-> implements Startable, Dissemination<E, O>
+    C extends HostedCore<E, O>,
+    E extends DisseminationEvents = DisseminationEvents,
+    O extends PublishOptions = PublishOptions,
+  >
+  extends TypedEventEmitter<ServiceEvents<E>>
+  implements Startable, Dissemination<E, O>
 {
   /** The hosted core (for strategy-specific calls). */
   readonly core: C
+  /** libp2p's name for the service (in errors about unmet dependencies). */
+  readonly [Symbol.toStringTag]!: string
+  /** What the service provides to other libp2p services. */
+  readonly [serviceCapabilities]: string[]
+  /** Identify tells the registrar which peers speak our protocols: without it none connect. */
+  readonly [serviceDependencies]: string[] = ['@libp2p/identify']
+  /** The service's metrics, when the node has a metrics component. */
+  protected readonly metrics: ServiceMetrics | undefined
+  /** The driver's logger. */
+  protected readonly log: Logger
   private readonly components: CoreServiceComponents
   private readonly options: Required<CoreServiceOptions>
-  private readonly log: Logger
+  private readonly listeners = new Map<keyof E, Map<Listener<never>, (evt: Event) => void>>()
+  private readonly frameHandling: Histogram | undefined
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly timers = new Set<TimerHandle>()
   private readonly topologyIds: string[] = []
   private readonly dialing = new Set<PeerKey>()
   private redialTimer: ReturnType<typeof setInterval> | undefined
   private running = false
-  /** Frames dropped because a peer's outbound buffer was full or its stream failed. */
-  droppedFrames = 0
-  /** Received frames dropped because a peer sent over {@link MAX_EARLY_FRAMES} before its stream opened. */
-  earlyFramesDropped = 0
+  private readonly dropped: DriverStats = {
+    framesDropped: 0,
+    bytesDropped: 0,
+    earlyFramesDropped: 0,
+  }
 
   constructor(
     components: CoreServiceComponents,
@@ -135,6 +179,7 @@ export class CoreService<
   ) {
     if (options.protocols.length === 0) throw new InvalidParametersError('no protocol ids given')
     if (!(options.maxFrameBytes > 0)) throw new InvalidParametersError('maxFrameBytes must be > 0')
+    super()
     this.components = components
     this.options = withDefaults(
       {
@@ -154,8 +199,21 @@ export class CoreService<
       send: (peer, frame) => this.send(peer, frame),
       setTimer: (ms, fn) => this.setTimer(ms, fn),
       random: () => Math.random(),
+      logger: components.logger,
     }
     this.core = createCore(env)
+    this[Symbol.toStringTag] = options.tag
+    this[serviceCapabilities] = [options.tag, DISSEMINATION_CAPABILITY]
+    this.core.forwardEvents(this.dispatch)
+    if (components.metrics !== undefined) {
+      this.metrics = new ServiceMetrics(components.metrics, this.core.strategy)
+      this.frameHandling = registerCoreMetrics(
+        this.metrics,
+        () => this.core.stats(),
+        () => this.driverStats(),
+        () => this.getPeers().length,
+      )
+    }
   }
 
   /** @inheritdoc */
@@ -232,21 +290,65 @@ export class CoreService<
     this.core.setValidator(topic, validator)
   }
 
+  /** Adds an event listener (on top of `addEventListener`); returns a function that removes it. */
   on<K extends keyof E>(type: K, listener: Listener<E[K]>): () => void {
-    return this.core.on(type, listener)
+    let byListener = this.listeners.get(type)
+    if (byListener === undefined) {
+      byListener = new Map()
+      this.listeners.set(type, byListener)
+    }
+    if (!byListener.has(listener as Listener<never>)) {
+      // Like the core's own listeners, an application's exception is logged, not thrown.
+      const handler = (evt: Event) => {
+        try {
+          listener((evt as CustomEvent<E[K]>).detail)
+        } catch (err) {
+          this.log.error('listener for %s threw: %e', String(type), err)
+        }
+      }
+      byListener.set(listener as Listener<never>, handler)
+      this.addEventListener(type as keyof E & string, handler)
+    }
+    return () => this.off(type, listener)
   }
 
+  /** Removes a listener added with {@link on}. */
   off<K extends keyof E>(type: K, listener: Listener<E[K]>): void {
-    this.core.off(type, listener)
+    const handler = this.listeners.get(type)?.get(listener as Listener<never>)
+    if (handler === undefined) return
+    this.listeners.get(type)?.delete(listener as Listener<never>)
+    this.removeEventListener(type as keyof E & string, handler)
   }
 
   stats(): DisseminationStats {
     return this.core.stats()
   }
 
+  /** The driver's own counters: frames dropped below the core. */
+  driverStats(): DriverStats {
+    return { ...this.dropped }
+  }
+
   /** Peers with an open outbound stream on one of the protocols. */
   getPeers(): PeerKey[] {
     return [...this.peers].filter(([, s]) => s.connected).map(([k]) => k)
+  }
+
+  /** Re-dispatches a core event as a `CustomEvent`, unless nobody listens. */
+  private readonly dispatch: EventSink<E> = (type, event) => {
+    const name = type as keyof E & string
+    if (this.listenerCount(name) > 0) this.dispatchEvent(new CustomEvent(name, { detail: event }))
+  }
+
+  /** Hands one frame to the core, timing it when metrics are on. */
+  private handle(peer: PeerKey, frame: Uint8Array): void {
+    if (this.frameHandling === undefined) {
+      this.core.receive(peer, frame)
+      return
+    }
+    const start = performance.now()
+    this.core.receive(peer, frame)
+    this.frameHandling.observe((performance.now() - start) / 1000)
   }
 
   private state(peer: PeerKey): PeerState {
@@ -298,7 +400,7 @@ export class CoreService<
       address: connection.remoteAddr.toString(),
     })
     for (const frame of state.pending.splice(0)) this.write(peer, state, frame)
-    for (const frame of state.early.splice(0)) this.core.receive(peer, frame)
+    for (const frame of state.early.splice(0)) this.handle(peer, frame)
   }
 
   private onInbound(stream: Stream, connection: Connection): void {
@@ -333,14 +435,14 @@ export class CoreService<
    */
   private received(peer: PeerKey, state: PeerState, frame: Uint8Array): void {
     if (state.connected) {
-      this.core.receive(peer, frame)
+      this.handle(peer, frame)
       return
     }
     if (
       state.early.length >= MAX_EARLY_FRAMES ||
       state.early.reduce((n, f) => n + f.length, frame.length) > this.options.maxQueuedBytesPerPeer
     ) {
-      this.earlyFramesDropped++
+      this.dropped.earlyFramesDropped++
       this.log('dropping a frame from %s: too much held while its stream opens', peer)
       return
     }
@@ -373,13 +475,13 @@ export class CoreService<
     if (!this.running) return
     const state = this.peers.get(peer)
     if (state === undefined) {
-      this.droppedFrames++
+      this.drop(frame)
       return
     }
     if (state.outbound === undefined) {
       // Frames sent while the stream opens are kept, within the same byte bound.
       const queued = state.pending.reduce((n, f) => n + f.length, 0)
-      if (queued + frame.length > this.options.maxQueuedBytesPerPeer) this.droppedFrames++
+      if (queued + frame.length > this.options.maxQueuedBytesPerPeer) this.drop(frame)
       else state.pending.push(frame)
       return
     }
@@ -389,15 +491,20 @@ export class CoreService<
   private write(peer: PeerKey, state: PeerState, frame: Uint8Array): void {
     const stream = state.outbound
     if (stream === undefined || stream.writeStatus !== 'writable') {
-      this.droppedFrames++
+      this.drop(frame)
       return
     }
     if (stream.writeBufferLength + frame.length > this.options.maxQueuedBytesPerPeer) {
       this.log('outbound buffer to %s full, dropping a frame of %d bytes', peer, frame.length)
-      this.droppedFrames++
+      this.drop(frame)
       return
     }
     stream.send(encodeLengthPrefixed(frame))
+  }
+
+  private drop(frame: Uint8Array): void {
+    this.dropped.framesDropped++
+    this.dropped.bytesDropped += frame.length
   }
 
   /** Dials every `keepConnected` peer that has no open connection. */

@@ -20,6 +20,7 @@ export function flood(
       {
         protocols: [FLOOD_PROTOCOL],
         name: 'flood',
+        tag: '@consensus-multicast/flood',
         // A frame is the payload plus a small header (class, id, topic).
         maxFrameBytes: (options.maxMessageBytes ?? 1 << 20) + 1024,
       },

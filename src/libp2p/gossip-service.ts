@@ -3,10 +3,37 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { resolveGossipParams } from '../gossip/params.ts'
 import { GOSSIP_PROTOCOLS } from '../gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../gossip/router.ts'
-import { CoreService, type CoreServiceComponents, peerAddresses } from './core-service.ts'
+import {
+  CoreService,
+  type CoreServiceComponents,
+  type CoreServiceOptions,
+  peerAddresses,
+} from './core-service.ts'
 
-/** The optimized gossip router as a libp2p service. */
-export type GossipService = CoreService<GossipRouter>
+/**
+ * The optimized gossip router as a libp2p service. Beside the common metrics it reports the
+ * router's send-queue drops, IDONTWANT cancellations and the mesh size per topic.
+ */
+export class GossipService extends CoreService<GossipRouter> {
+  constructor(
+    components: GossipServiceComponents,
+    options: CoreServiceOptions,
+    routerOptions: GossipRouterOptions,
+  ) {
+    super(components, options, (env) => new GossipRouter(env, routerOptions))
+    const m = this.metrics
+    if (m === undefined) return
+    m.counter('send_queue_frames_dropped', 'message frames dropped: send queue full', () => {
+      return this.core.droppedFrames
+    })
+    m.counter('idontwant_cancelled', 'queued message frames cancelled by IDONTWANT', () => {
+      return this.core.cancelledByIDontWant
+    })
+    m.gaugeGroup('mesh_peers', 'topic', 'mesh peers per subscribed topic', () =>
+      Object.fromEntries(this.core.getTopics().map((t) => [t, this.core.getMeshPeers(t).length])),
+    )
+  }
+}
 
 /** What libp2p gives the gossip service: the generic components plus the node's key. */
 export interface GossipServiceComponents extends CoreServiceComponents {
@@ -46,11 +73,12 @@ export function gossip(
   const routerOptions = { ...rest, signaturePolicy, directPeers: direct.map((d) => d.key) }
   const params = resolveGossipParams(routerOptions)
   return (components) =>
-    new CoreService(
+    new GossipService(
       components,
       {
         protocols: [...GOSSIP_PROTOCOLS],
         name: 'gossip',
+        tag: '@consensus-multicast/gossip',
         maxFrameBytes: params.rpcLimits.maxFrameBytes,
         ...(maxQueuedBytesPerPeer === undefined ? {} : { maxQueuedBytesPerPeer }),
         keepConnected: direct.map((d) => d.addr),
@@ -58,6 +86,6 @@ export function gossip(
           ? {}
           : { redialIntervalMs: directRedialIntervalMs }),
       },
-      (env) => new GossipRouter(env, { ...routerOptions, privateKey: components.privateKey }),
+      { ...routerOptions, privateKey: components.privateKey },
     )
 }

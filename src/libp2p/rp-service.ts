@@ -1,6 +1,9 @@
+import type { Histogram } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { PeerKey } from '../core/artifact.ts'
+import type { PeerKey, Topic } from '../core/artifact.ts'
+import type { PublishResult } from '../core/dissemination.ts'
 import type { Env } from '../core/env.ts'
+import { messageIdKey } from '../core/message-id.ts'
 import type { RpEvents, RpPublishOptions } from '../rp/events.ts'
 import { type MemberOptions, RpMember } from '../rp/member.ts'
 import {
@@ -46,6 +49,12 @@ export interface RpServiceInit extends RpServiceCommon, Omit<ReplicationPointOpt
 /** Options of {@link replicationPoints}. */
 export type ReplicationPointsInit = RpMemberServiceInit | RpServiceInit
 
+/** Publishes awaiting their quorum whose start time is kept for the latency histogram. */
+export const MAX_TIMED_PUBLISHES = 1024
+
+/** Buckets of the publish-to-quorum latency, in seconds: 1 ms to 10 s. */
+const QUORUM_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
+
 const addressesOf = (addrs: ReadonlyArray<string | Multiaddr>) => peerAddresses(addrs, 'RP address')
 
 function driverOptions(self: PeerKey, init: ReplicationPointsInit): CoreServiceOptions {
@@ -60,6 +69,7 @@ function driverOptions(self: PeerKey, init: ReplicationPointsInit): CoreServiceO
   return {
     protocols: [RP_PROTOCOL],
     name: `rp:${init.role}`,
+    tag: '@consensus-multicast/rp',
     maxFrameBytes,
     keepConnected: peers.map((t) => t.addr),
     redialIntervalMs: init.redialIntervalMs,
@@ -87,12 +97,44 @@ export class RpService extends CoreService<
 > {
   /** The role of this node. */
   readonly role: 'member' | 'rp'
+  /** Start times (`performance.now()`) of recent publishes, by message id key (bounded). */
+  private readonly publishedAt = new Map<string, number>()
+  private readonly quorumLatency: Histogram | undefined
 
   constructor(components: CoreServiceComponents, init: ReplicationPointsInit) {
     super(components, driverOptions(components.peerId.toString(), init), (env) =>
       createCore(init, env),
     )
     this.role = init.role
+    this.quorumLatency = this.metrics?.histogram(
+      'quorum_seconds',
+      'time from publish to the delivery quorum',
+      QUORUM_BUCKETS,
+    )
+    if (this.quorumLatency === undefined) return
+    this.core.on('quorum', (q) => {
+      const key = messageIdKey(q.id)
+      const start = this.publishedAt.get(key)
+      if (start === undefined) return
+      this.publishedAt.delete(key)
+      this.quorumLatency?.observe((performance.now() - start) / 1000)
+    })
+  }
+
+  /** Publishes as every strategy does; with metrics on, times it until its quorum. */
+  override async publish(
+    topic: Topic,
+    data: Uint8Array,
+    options?: RpPublishOptions,
+  ): Promise<PublishResult> {
+    if (this.quorumLatency === undefined) return super.publish(topic, data, options)
+    const start = performance.now()
+    const result = await super.publish(topic, data, options)
+    if (this.publishedAt.size >= MAX_TIMED_PUBLISHES) {
+      this.publishedAt.delete(this.publishedAt.keys().next().value!)
+    }
+    this.publishedAt.set(messageIdKey(result.id), start)
+    return result
   }
 
   /** The RP's view (membership, neighbours, tree); undefined on a member. */

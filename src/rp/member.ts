@@ -1,4 +1,3 @@
-import { logger } from '@libp2p/logger'
 import type { Artifact, PeerKey, Topic } from '../core/artifact.ts'
 import type { Dissemination, PublishResult } from '../core/dissemination.ts'
 import type { Env, ProtocolCore } from '../core/env.ts'
@@ -28,8 +27,6 @@ import {
 import type { RpEvents, RpPublishOptions } from './events.ts'
 import { resolveOptions } from './options.ts'
 import { RpCore } from './rp-core.ts'
-
-const log = logger('consensus-multicast:rp:member')
 
 /** Options of a member (a node that registers with replication points). */
 export interface MemberOptions {
@@ -113,7 +110,7 @@ export class RpMember
   private ackScheduled = false
 
   constructor(env: Env, options: MemberOptions) {
-    super(env)
+    super(env, 'consensus-multicast:rp:member')
     const { rps, quorum, ...rest } = options
     if (rps.length === 0) throw new InvalidParametersError('a member needs at least one RP')
     this.rps = [...rps]
@@ -169,7 +166,7 @@ export class RpMember
     if (this.current === undefined) this.attach(undefined)
     else if (this.rps.indexOf(peer) < this.rps.indexOf(this.current)) {
       // Revertive, as routing failover is: back to the preferred RP once it is reachable.
-      log('%s: preferred RP %s is back, leaving %s', this.env.self, peer, this.current)
+      this.log('%s: preferred RP %s is back, leaving %s', this.env.self, peer, this.current)
       this.leaveCurrent()
       this.current = peer
       this.register(peer)
@@ -202,7 +199,7 @@ export class RpMember
         if (!this.registered) {
           this.registered = true
           this.everRegistered = true
-          log('%s registered with %s', this.env.self, peer)
+          this.log('%s registered with %s', this.env.self, peer)
           for (const p of this.pending.values()) this.sendPublish(p)
         }
         return
@@ -325,7 +322,12 @@ export class RpMember
     const now = this.env.now()
     const deadline = this.opts.robustness * this.opts.heartbeatIntervalMs
     if (now - this.lastHeard > deadline) {
-      log('%s: no answer from %s for %d ms, failing over', this.env.self, this.current, deadline)
+      this.log(
+        '%s: no answer from %s for %d ms, failing over',
+        this.env.self,
+        this.current,
+        deadline,
+      )
       this.failover()
       return
     }
@@ -459,7 +461,7 @@ export class RpMember
     const verdict = validator === undefined ? 'accept' : validator(artifact)
     if (verdict instanceof Promise) {
       verdict.then(done, (err) => {
-        log.error('validator of %s threw: %e', m.topic, err)
+        this.log.error('validator of %s threw: %e', m.topic, err)
         done('ignore')
       })
     } else done(verdict)

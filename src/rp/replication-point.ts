@@ -1,4 +1,3 @@
-import { logger } from '@libp2p/logger'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
 import type { Dissemination, PublishResult } from '../core/dissemination.ts'
 import type { Env, ProtocolCore } from '../core/env.ts'
@@ -33,8 +32,6 @@ import { Membership } from './membership.ts'
 import { resolveOptions } from './options.ts'
 import { type HeldMessage, RepairBuffer } from './repair.ts'
 import { RpCore } from './rp-core.ts'
-
-const log = logger('consensus-multicast:rp')
 
 /** Options of a replication point. */
 export interface ReplicationPointOptions {
@@ -197,7 +194,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
   private probeSeq = 0
 
   constructor(env: Env, options: ReplicationPointOptions) {
-    super(env)
+    super(env, 'consensus-multicast:rp')
     const { backbone, tree, ...rest } = options
     this.treeKind = tree ?? 'shared'
     this.opts = resolveOptions('RP', DEFAULTS, rest)
@@ -636,7 +633,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     const verdict = validator === undefined ? 'accept' : validator(artifact)
     if (verdict instanceof Promise) {
       verdict.then(done, (err) => {
-        log.error('validator of %s threw: %e', h.topic, err)
+        this.log.error('validator of %s threw: %e', h.topic, err)
         done('ignore')
       })
     } else done(verdict)
@@ -779,7 +776,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     this.repairSpent.clear()
     const expired = this.membership.expire(now)
     if (expired.length > 0) {
-      log('%s expired members %o', this.env.self, expired)
+      this.log('%s expired members %o', this.env.self, expired)
       this.countsChanged()
     }
     const deadline = this.opts.robustness * this.opts.helloIntervalMs
@@ -884,7 +881,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
 
   private neighbourDown(peer: PeerKey): void {
     if (!this.neighbours.delete(peer)) return
-    log('%s lost backbone neighbour %s', this.env.self, peer)
+    this.log('%s lost backbone neighbour %s', this.env.self, peer)
     this.lsdb.forgetNeighbour(peer)
     this.buffer.forgetPeer(peer)
     if (this.updateLinks()) this.viewChanged()
@@ -915,7 +912,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     const added = [...now].filter((p) => !this.lastTree.has(p))
     this.lastTree = now
     if (added.length > 0) {
-      log('%s tree neighbours now %o', this.env.self, [...now])
+      this.log('%s tree neighbours now %o', this.env.self, [...now])
       this.repair(added)
     }
   }

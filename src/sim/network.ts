@@ -1,3 +1,4 @@
+import type { ComponentLogger, Logger } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../core/artifact.ts'
 import type { Dissemination } from '../core/dissemination.ts'
@@ -9,6 +10,19 @@ import type { LatencyFn } from './placement.ts'
 import { Prng } from './prng.ts'
 
 const log = logger('consensus-multicast:sim')
+
+const coreLoggers = new Map<string, Logger>()
+/** The cores' loggers: one `@libp2p/logger` per component, shared by every simulated node. */
+const simLogger: ComponentLogger = {
+  forComponent(name) {
+    let l = coreLoggers.get(name)
+    if (l === undefined) {
+      l = logger(name)
+      coreLoggers.set(name, l)
+    }
+    return l
+  },
+}
 
 /** A protocol core the simulator can host: driven as a core, used through the public API. */
 export type SimCore = ProtocolCore & Dissemination
@@ -264,6 +278,7 @@ export class Simulation<C extends SimCore = SimCore> {
       send: (peer, frame) => this.send(i, epoch, peer, frame),
       setTimer: (delayMs, fn) => this.setTimer(i, epoch, delayMs, fn),
       random: () => rng.next(),
+      logger: simLogger,
     }
     const core = this.factory(env, i)
     this.cores[i] = core

@@ -26,7 +26,8 @@ describe('the generic libp2p driver, on a new connection', () => {
       x.services.dissemination.core.getTopicPeers('t').includes(y.peerId.toString())
     await waitFor(() => knows(a, b) && knows(b, a), 5000, 'both subscriptions')
     expect(
-      a.services.dissemination.earlyFramesDropped + b.services.dissemination.earlyFramesDropped,
+      a.services.dissemination.driverStats().earlyFramesDropped +
+        b.services.dissemination.driverStats().earlyFramesDropped,
     ).toBe(0)
   })
 })
