@@ -6,6 +6,9 @@ import { ConsensusMulticastError } from '../core/errors.ts'
 import { messageIdKey } from '../core/message-id.ts'
 import type { NodeService } from './node-libp2p.ts'
 
+/** Lines read from stdin that may wait for their publish at once. */
+export const MAX_QUEUED_LINES = 256
+
 /** Where a publisher reports each outcome. */
 export interface PublishReport {
   /** A line to print. */
@@ -58,14 +61,23 @@ export class NodePublisher {
     }
   }
 
-  /** Publishes every line of `input` (empty lines skipped), in order. */
+  /**
+   * Publishes every line of `input` (empty lines skipped), in order. Reading pauses while
+   * {@link MAX_QUEUED_LINES} lines wait, so a large file piped in is not read all at once.
+   */
   readLines(input: Readable): void {
     const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })
     const encoder = new TextEncoder()
     let chain = Promise.resolve()
+    let queued = 0
     lines.on('line', (line) => {
       if (line === '') return
-      chain = chain.then(() => this.publish(encoder.encode(line)))
+      if (++queued >= MAX_QUEUED_LINES) lines.pause()
+      chain = chain
+        .then(() => this.publish(encoder.encode(line)))
+        .finally(() => {
+          if (--queued === MAX_QUEUED_LINES / 2) lines.resume()
+        })
     })
   }
 

@@ -13,6 +13,7 @@ const CLI = `${ROOT}src/cli/node.ts`
  * are collected, and tests wait for a line to appear (an event), never for a fixed time.
  */
 export class NodeProcess {
+  /** The child process. */
   readonly proc: ChildProcess
   /** Every stdout line so far. */
   readonly lines: string[] = []

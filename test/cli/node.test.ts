@@ -9,9 +9,9 @@ import { NodeProcess } from './node-process.ts'
 const WAIT_MS = 15_000
 const field = NodeProcess.field
 
-/** A line of `kind` for `topic` whose `key=` value is at least `min`. */
+/** A status line whose `key=` value is at least `min`. */
 const statusAtLeast = (key: string, min: number) => (line: string) =>
-  line.startsWith('status ') && Number(field(line, key)) >= min
+  line.startsWith('status ') && Number.parseFloat(field(line, key) ?? '') >= min
 
 /** Publishes `text` from `publisher`'s stdin; returns the message id the node printed. */
 async function publishLine(publisher: NodeProcess, text: string): Promise<string> {
@@ -72,7 +72,17 @@ describe('consensus-multicast node, three gossip processes', () => {
     const aArgs = [...common, ...status, '--metrics-port', '0', ...(await identityArgs(aId))]
     a = new NodeProcess(aArgs, { stdin: true })
     b = new NodeProcess([...common, '--no-stdin', '--peer', aId.addr])
-    c = new NodeProcess([...common, '--no-stdin', '--peer', aId.addr])
+    // c also publishes 20 messages of 100 bytes a second.
+    c = new NodeProcess([
+      ...common,
+      '--no-stdin',
+      '--peer',
+      aId.addr,
+      '--rate',
+      '20',
+      '--size',
+      '100',
+    ])
     const metricsLine = await a.waitForLine((l) => l.startsWith('metrics '), WAIT_MS, 'metrics')
     metricsUrl = metricsLine.slice('metrics '.length)
     // Both others dialled a and told it their subscription.
@@ -99,6 +109,27 @@ describe('consensus-multicast node, three gossip processes', () => {
     await Promise.all([delivered(b, topic, id, bytes), delivered(c, topic, id, bytes)])
     // The publisher's status line counts what it sent.
     await a.waitForLine(statusAtLeast('published', 1), WAIT_MS, 'published=1 in the status')
+  })
+
+  it('publishes at a set rate', async () => {
+    const rateDelivery = (l: string) => l.startsWith('delivered ') && field(l, 'bytes') === '100'
+    await b.waitForLine(
+      () => b.lines.filter(rateDelivery).length >= 10,
+      WAIT_MS,
+      'ten messages of c',
+    )
+    // Each is one c published (and printed, with --print-messages).
+    for (const id of b.lines
+      .filter(rateDelivery)
+      .slice(0, 10)
+      .map((l) => field(l, 'id'))) {
+      await c.waitForLine(
+        (l) => l.startsWith('published ') && field(l, 'id') === id,
+        WAIT_MS,
+        `c's published line for ${id}`,
+      )
+    }
+    await c.waitForLine(statusAtLeast('out', 1), WAIT_MS, 'a publish rate in the status')
   })
 
   it('serves libp2p metrics in the Prometheus format on /metrics', async () => {
