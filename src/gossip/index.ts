@@ -1,6 +1,7 @@
 export * from './iwant-limiter.ts'
 export * from './mcache.ts'
 export * from './params.ts'
+export * from './peer-budget.ts'
 export * from './protocol-ids.ts'
 export * from './router.ts'
 export * from './rpc-codec.ts'

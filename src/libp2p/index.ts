@@ -1,4 +1,5 @@
 export * from './core-service.ts'
+export * from './deny-gater.ts'
 export * from './flood-service.ts'
 export * from './gossip-service.ts'
 export * from './length-prefixed.ts'
