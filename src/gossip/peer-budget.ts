@@ -35,10 +35,13 @@ export interface PeerBudgetParams {
   /** One token bucket per kind of input. */
   rates: Record<BudgetKind, BudgetRate>
   /**
-   * Strikes that disconnect a peer: a frame over any budget, a malformed frame, bad framing
-   * seen by the driver, or a frame sent while graylisted each count one.
+   * Strikes that disconnect a peer: a frame over any budget or sent while graylisted counts
+   * one; a malformed frame (or one over a decode limit) and bad framing seen by the driver
+   * count `malformedStrikes`.
    */
   disconnectStrikes: number
+  /** Strikes a malformed frame costs (decoding it may have cost up to a limit's worth of work). */
+  malformedStrikes: number
   /** Strikes forgiven per second (a peer that stops misbehaving is forgiven). */
   strikeDecayPerSecond: number
   /** How long a disconnected peer is refused, in milliseconds. */
@@ -60,7 +63,8 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     stream: { perSecond: 0.2, burst: 4 },
   },
   disconnectStrikes: 20,
-  strikeDecayPerSecond: 2,
+  malformedStrikes: 4,
+  strikeDecayPerSecond: 1,
   denyMs: 60_000,
   maxDenied: 4096,
 }
@@ -136,15 +140,15 @@ export class PeerBudgets {
   }
 
   /**
-   * Counts one strike against `peer`; true when it has now reached `disconnectStrikes` and
-   * must be disconnected.
+   * Counts `weight` strikes against `peer`; true when it has now reached `disconnectStrikes`
+   * and must be disconnected.
    */
-  strike(peer: PeerKey): boolean {
+  strike(peer: PeerKey, weight = 1): boolean {
     const pb = this.peers.get(peer)
     if (pb === undefined) return false
     const now = this.now()
     const forgiven = ((now - pb.strikesAt) / 1000) * this.params.strikeDecayPerSecond
-    pb.strikes = Math.max(0, pb.strikes - forgiven) + 1
+    pb.strikes = Math.max(0, pb.strikes - forgiven) + weight
     pb.strikesAt = now
     return pb.strikes >= this.params.disconnectStrikes
   }

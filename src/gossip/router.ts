@@ -302,7 +302,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       log('malformed frame from %s: %s', peer, (err as Error).message)
       this.score.addPenalty(peer, 1)
       this.reject(peer, 'malformed-frame')
-      this.strike(peer, 'malformed-frame')
+      this.strike(peer, 'malformed-frame', this.params.budgets.malformedStrikes)
       return
     }
     this.noteWork(work.fields)
@@ -342,7 +342,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   override penalise(peer: PeerKey, reason: string): void {
     this.score.addPenalty(peer, 1)
     super.penalise(peer, reason)
-    this.strike(peer, reason)
+    this.strike(peer, reason, this.params.budgets.malformedStrikes)
   }
 
   /** The driver saw `peer` open an inbound stream: reopening one is budgeted. */
@@ -361,8 +361,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   /** Counts a strike; a peer that reaches the limit is disconnected and denied. */
-  private strike(peer: PeerKey, reason: string): void {
-    if (this.direct.has(peer) || !this.budgets.strike(peer)) return
+  private strike(peer: PeerKey, reason: string, weight = 1): void {
+    if (this.direct.has(peer) || !this.budgets.strike(peer, weight)) return
     const until = this.budgets.deny(peer)
     this.peersDisconnected++
     log('disconnecting %s until %d: %s', peer, until, reason)
@@ -476,6 +476,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** A peer's behaviour penalty counter (P7, before weighting). */
   getBehaviourPenalty(peer: PeerKey): number {
     return this.score.behaviourPenalty(peer)
+  }
+
+  /** IDONTWANT ids held for `peer` (bounded by its budget and `maxIDontWantPerPeer`). */
+  getIDontWantCount(peer: PeerKey): number {
+    return this.peers.get(peer)?.dontWant?.size ?? 0
   }
 
   /** True while `peer` is denied after being disconnected for going on past its budgets. */

@@ -1,0 +1,222 @@
+import type { Connection, Stream } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
+import { contentMessageId } from '../../src/core/message-id.ts'
+import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
+import { emptyControl, encodeRpc, type Rpc } from '../../src/gossip/rpc-codec.ts'
+import { encodeLengthPrefixed } from '../../src/libp2p/length-prefixed.ts'
+
+/**
+ * The gossip attacks of issue 11, as hand-built `/meshsub/1.2.0` frames an outside attacker
+ * sends to a victim. Shared by the sans-IO tests, the libp2p tests and `bench/attack-gossip.ts`.
+ */
+export interface GossipAttack {
+  /** Short name (a table row). */
+  name: string
+  /** Frames per second the attacker aims at (as measured in issue 11). */
+  rate: number
+  /**
+   * The next frame (without its length prefix). `stream` attacks instead return the raw
+   * bytes to write on a fresh stream.
+   */
+  next(): Uint8Array
+  /** True when every frame goes on a new stream as raw bytes (the bad-framing attack). */
+  stream?: boolean
+}
+
+const FOUR_MIB = 4 * 1024 * 1024
+
+function varint(n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  out.push(n)
+  return out
+}
+
+/** A frame of `field` (top level, or inside one control field) repeated empty, filling `bytes`. */
+function emptyEntries(bytes: number, field: number, insideControl: boolean): Uint8Array {
+  const tag = (field << 3) | 2
+  const header = insideControl ? 1 + 5 : 0
+  const count = Math.floor((bytes - header) / 2)
+  const head = insideControl ? [0x1a, ...varint(count * 2)] : []
+  const out = new Uint8Array(head.length + count * 2)
+  out.set(head)
+  for (let i = head.length; i < out.length; i += 2) out[i] = tag
+  return out
+}
+
+/** A frame of many empty IWANT entries inside one control field (about 2.1 M in 4 MiB). */
+export function emptyIWantEntriesFrame(bytes = FOUR_MIB - 8): Uint8Array {
+  return emptyEntries(bytes, 2, true)
+}
+
+/** A frame of many empty IDONTWANT entries inside one control field. */
+export function emptyIDontWantEntriesFrame(bytes = FOUR_MIB - 8): Uint8Array {
+  return emptyEntries(bytes, 5, true)
+}
+
+/** A frame of many empty control fields. */
+export function emptyControlFieldsFrame(bytes = FOUR_MIB - 8): Uint8Array {
+  return emptyEntries(bytes, 3, false)
+}
+
+/** A small deterministic generator of pseudo-random ids (xorshift), for repeatable frames. */
+function idSource(seed: number): () => Uint8Array {
+  let x = seed | 1
+  return () => {
+    const id = new Uint8Array(20)
+    for (let i = 0; i < 20; i += 4) {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      new DataView(id.buffer).setUint32(i, x >>> 0)
+    }
+    return id
+  }
+}
+
+function control(c: Partial<NonNullable<Rpc['control']>>): Uint8Array {
+  return encodeRpc({ subscriptions: [], messages: [], control: { ...emptyControl(), ...c } })
+}
+
+/** The attacker's own message, 1 KB on `topic`: valid under StrictNoSign. */
+export function attackerMessage(topic: string): { topic: string; data: Uint8Array } {
+  return { topic, data: new Uint8Array(1024).fill(0xa5) }
+}
+
+/** The same frame every time, built on first use. */
+function once(build: () => Uint8Array): () => Uint8Array {
+  let frame: Uint8Array | undefined
+  return () => {
+    frame ??= build()
+    return frame
+  }
+}
+
+/** Every gossip attack of issue 11, against `topic`. */
+export function gossipAttacks(topic: string): GossipAttack[] {
+  const random = idSource(0x5eed)
+  const ids = (n: number) => Array.from({ length: n }, random)
+  const mine = attackerMessage(topic)
+  const mineId = contentMessageId(mine.topic, mine.data)
+  let churn = 0
+  return [
+    { name: 'empty IWANT entries (4 MiB)', rate: 20, next: once(emptyIWantEntriesFrame) },
+    { name: 'empty IDONTWANT entries (4 MiB)', rate: 20, next: once(emptyIDontWantEntriesFrame) },
+    { name: 'empty control fields (4 MiB)', rate: 20, next: once(emptyControlFieldsFrame) },
+    {
+      name: 'IDONTWANT 5,000 ids',
+      rate: 40,
+      next: () => control({ idontwant: [{ messageIDs: ids(5000) }] }),
+    },
+    {
+      name: 'IWANT random ids',
+      rate: 250,
+      next: () => control({ iwant: [{ messageIDs: ids(1000) }] }),
+    },
+    {
+      name: 'IWANT a real id repeated',
+      rate: 250,
+      // The first frame publishes the id; every later one asks for it 1,000 times.
+      next: () =>
+        churn++ === 0
+          ? encodeRpc({ subscriptions: [], messages: [mine] })
+          : control({ iwant: [{ messageIDs: Array(1000).fill(mineId) }] }),
+    },
+    {
+      name: 'subscription churn 5,000',
+      rate: 100,
+      next: () => {
+        const base = (churn++ % 2) * 5000
+        const on = churn % 4 < 2
+        return encodeRpc({
+          subscriptions: Array.from({ length: 5000 }, (_, i) => ({
+            subscribe: on,
+            topic: `churn-${base + i}`,
+          })),
+          messages: [],
+        })
+      },
+    },
+    {
+      name: 'IHAVE 5,000 random ids',
+      rate: 125,
+      next: () => control({ ihave: [{ topicID: topic, messageIDs: ids(5000) }] }),
+    },
+    {
+      name: 'same message replayed',
+      rate: 700,
+      next: () => encodeRpc({ subscriptions: [], messages: [mine] }),
+    },
+    {
+      name: 'declared 100 MB frame',
+      rate: 50,
+      stream: true,
+      next: () => Uint8Array.from([...varint(100 * 1024 * 1024), 1, 2, 3, 4]),
+    },
+  ]
+}
+
+/** What an attack run saw. */
+export interface AttackRun {
+  /** Frames (or streams, for stream attacks) written. */
+  sent: number
+  /** True when the victim closed the connection. */
+  disconnected: boolean
+  /** Milliseconds from the start to the disconnection (or to the end). */
+  elapsedMs: number
+}
+
+/**
+ * Sends `attack`'s frames from `attacker` to `victim` on `/meshsub/1.2.0` at its rate, until
+ * `durationMs` pass, the victim closes the connection, or `stop()` says so.
+ */
+export async function runAttack(
+  attacker: Libp2p,
+  victim: Libp2p,
+  attack: GossipAttack,
+  durationMs: number,
+  stop: () => boolean = () => false,
+): Promise<AttackRun> {
+  const start = Date.now()
+  let connection: Connection
+  try {
+    connection = await attacker.dial(victim.getMultiaddrs()[0])
+  } catch {
+    return { sent: 0, disconnected: true, elapsedMs: Date.now() - start }
+  }
+  const closed = () => connection.status !== 'open'
+  let stream: Stream | undefined
+  let sent = 0
+  const interval = 1000 / attack.rate
+  while (Date.now() - start < durationMs && !closed() && !stop()) {
+    try {
+      if (attack.stream) {
+        const s = await connection.newStream(MESHSUB_1_2)
+        s.send(attack.next())
+      } else {
+        if (stream === undefined || stream.writeStatus !== 'writable') {
+          stream = await connection.newStream(MESHSUB_1_2)
+        }
+        if (!stream.send(encodeLengthPrefixed(attack.next()))) await stream.onDrain()
+      }
+      sent++
+    } catch {
+      // The victim reset the stream or closed the connection: try again (an attacker would).
+      stream = undefined
+    }
+    const due = start + sent * interval
+    const wait = due - Date.now()
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(wait, 50))))
+  }
+  return { sent, disconnected: closed(), elapsedMs: Date.now() - start }
+}
+
+/** Makes `node` accept `/meshsub/1.2.0` streams and drop what arrives (the attacker's side). */
+export async function acceptMeshsub(node: Libp2p): Promise<void> {
+  await node.handle(MESHSUB_1_2, (stream) => {
+    stream.addEventListener('message', () => {})
+  })
+}
