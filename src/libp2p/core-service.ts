@@ -291,7 +291,16 @@ export class CoreService<
 
   private closeConnectionsOf(peer: PeerKey): void {
     for (const c of this.components.connectionManager.getConnections()) {
-      if (c.remotePeer.toString() === peer) c.abort(new Error('peer denied'))
+      if (c.remotePeer.toString() === peer) this.refuse(c)
+    }
+  }
+
+  /** Aborts a connection or stream of a denied peer (one already closing may throw: ignored). */
+  private refuse(target: Connection | Stream): void {
+    try {
+      target.abort(new Error('peer denied'))
+    } catch (err) {
+      this.log('aborting a denied peer: %e', err)
     }
   }
 
@@ -299,7 +308,7 @@ export class CoreService<
     if (!this.running || connection.status !== 'open') return
     const peer = peerId.toString()
     if (this.isDenied(peer)) {
-      connection.abort(new Error('peer denied'))
+      this.refuse(connection)
       return
     }
     const state = this.state(peer)
@@ -345,14 +354,13 @@ export class CoreService<
   private onInbound(stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString()
     if (this.isDenied(peer)) {
-      stream.abort(new Error('peer denied'))
-      connection.abort(new Error('peer denied'))
+      this.refuse(connection)
       return
     }
     // Reported before the stream is used: the core budgets how often a peer reopens one.
     this.core.inboundStreamOpened?.(peer)
     if (this.isDenied(peer)) {
-      stream.abort(new Error('peer denied'))
+      this.refuse(stream)
       return
     }
     const state = this.state(peer)

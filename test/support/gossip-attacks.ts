@@ -1,9 +1,16 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { type Identify, identify } from '@libp2p/identify'
 import type { Connection, Stream } from '@libp2p/interface'
-import type { Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p } from 'libp2p'
 import { contentMessageId } from '../../src/core/message-id.ts'
 import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { emptyControl, encodeRpc, type Rpc } from '../../src/gossip/rpc-codec.ts'
+import { denyListGater } from '../../src/libp2p/deny-gater.ts'
+import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
 import { encodeLengthPrefixed } from '../../src/libp2p/length-prefixed.ts'
+import { waitFor } from './libp2p-node.ts'
 
 /**
  * The gossip attacks of issue 11, as hand-built `/meshsub/1.2.0` frames an outside attacker
@@ -219,4 +226,168 @@ export async function acceptMeshsub(node: Libp2p): Promise<void> {
   await node.handle(MESHSUB_1_2, (stream) => {
     stream.addEventListener('message', () => {})
   })
+}
+
+/** Marks A's messages (the attacker's own message is all 0xa5). */
+const HONEST_MARK = 0x42
+
+/** A gossip node as the attack bed runs it. */
+export type GossipNode = Libp2p<{ dissemination: GossipService; identify: Identify }>
+
+/** Honest traffic of one run: what A published and when C got each. */
+export interface HonestTraffic {
+  /** Messages A published. */
+  published: number
+  /** Messages C delivered. */
+  delivered: number
+  /** Latency of each delivered message, A's publish to C's delivery, in ms. */
+  latenciesMs: number[]
+  /** Wall time the traffic ran, in ms. */
+  elapsedMs: number
+}
+
+/**
+ * Honest A publishes through victim B to honest C (A and C are not connected); an attacker
+ * connects to B. B's router is timed frame by frame: `frames`/`maxFrameMs` per sending peer.
+ */
+export class AttackBed {
+  /** The honest publisher. */
+  readonly a: GossipNode
+  /** The victim. */
+  readonly b: GossipNode
+  /** The honest receiver. */
+  readonly c: GossipNode
+  /** The topic. */
+  readonly topic: string
+  /** Frames B's router received, by peer. */
+  readonly frames = new Map<string, number>()
+  /** The longest time B's router spent on one frame (or one driver report), by peer, in ms. */
+  readonly maxFrameMs = new Map<string, number>()
+  private readonly latencies: number[] = []
+
+  private constructor(a: GossipNode, b: GossipNode, c: GossipNode, topic: string) {
+    this.a = a
+    this.b = b
+    this.c = c
+    this.topic = topic
+    const core = b.services.dissemination.core
+    const timed =
+      <A extends unknown[]>(fn: (peer: string, ...args: A) => void, count: boolean) =>
+      (peer: string, ...args: A) => {
+        const t0 = performance.now()
+        fn(peer, ...args)
+        const ms = performance.now() - t0
+        if (count) this.frames.set(peer, (this.frames.get(peer) ?? 0) + 1)
+        if (ms > (this.maxFrameMs.get(peer) ?? 0)) this.maxFrameMs.set(peer, ms)
+      }
+    // Timing hooks on the victim's router: the sans-IO core is what is measured.
+    core.receive = timed(core.receive.bind(core), true)
+    core.penalise = timed(core.penalise.bind(core), false)
+    core.inboundStreamOpened = timed(core.inboundStreamOpened.bind(core), false)
+    c.services.dissemination.on('artifact', (art) => {
+      if (art.data[12] !== HONEST_MARK) return
+      const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
+      this.latencies.push(Date.now() - sentAt)
+    })
+  }
+
+  /** Builds and connects A, B and C, and waits for B's mesh to hold both. */
+  static async create(topic = 'blocks'): Promise<AttackBed> {
+    const node = async (): Promise<GossipNode> => {
+      let n: GossipNode | undefined
+      n = await createLibp2p({
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        connectionGater: denyListGater(() => n?.services.dissemination),
+        // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
+        // connections a second would refuse them before our service ever sees them.
+        connectionManager: { inboundConnectionThreshold: 1000 },
+        services: {
+          identify: identify(),
+          dissemination: gossip({ signaturePolicy: 'StrictNoSign' }),
+        },
+      })
+      n.services.dissemination.subscribe(topic)
+      return n
+    }
+    const [a, b, c] = [await node(), await node(), await node()]
+    await a.dial(b.getMultiaddrs()[0])
+    await c.dial(b.getMultiaddrs()[0])
+    const bed = new AttackBed(a, b, c, topic)
+    const mesh = () => b.services.dissemination.core.getMeshPeers(topic)
+    await waitFor(
+      () =>
+        mesh().includes(a.peerId.toString()) &&
+        mesh().includes(c.peerId.toString()) &&
+        a.services.dissemination.core.getMeshPeers(topic).length > 0 &&
+        c.services.dissemination.core.getMeshPeers(topic).length > 0,
+      15_000,
+      'the meshes of A, B and C',
+    )
+    return bed
+  }
+
+  /**
+   * Publishes `rate` messages a second of `bytes` from A while `during` runs, then waits (at
+   * most `drainMs`) for C to deliver them all.
+   */
+  async honestTraffic<T>(
+    during: () => Promise<T>,
+    rate = 20,
+    bytes = 1024,
+    drainMs = 10_000,
+  ): Promise<{ result: T; traffic: HonestTraffic }> {
+    const firstLatency = this.latencies.length
+    let published = 0
+    let running = true
+    const start = Date.now()
+    const publisher = (async () => {
+      while (running) {
+        const data = new Uint8Array(bytes)
+        new DataView(data.buffer).setFloat64(0, Date.now())
+        new DataView(data.buffer).setUint32(8, published)
+        data[12] = HONEST_MARK
+        await this.a.services.dissemination.publish(this.topic, data)
+        published++
+        const wait = start + (published * 1000) / rate - Date.now()
+        await new Promise((r) => setTimeout(r, Math.max(0, wait)))
+      }
+    })()
+    const result = await during()
+    running = false
+    await publisher
+    const elapsedMs = Date.now() - start
+    const delivered = () => this.latencies.length - firstLatency
+    await waitFor(() => delivered() >= published, drainMs, 'every honest message at C').catch(
+      () => {},
+    )
+    return {
+      result,
+      traffic: {
+        published,
+        delivered: delivered(),
+        latenciesMs: this.latencies.slice(firstLatency),
+        elapsedMs,
+      },
+    }
+  }
+
+  /** A fresh attacker node (a new identity, since the last one may be denied). */
+  async attacker(): Promise<Libp2p> {
+    const x = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+    })
+    await acceptMeshsub(x)
+    return x
+  }
+
+  /** Stops the three nodes. */
+  async stop(): Promise<void> {
+    await Promise.all([this.a.stop(), this.b.stop(), this.c.stop()])
+  }
 }
