@@ -178,11 +178,13 @@ export class RpcLimitError extends DecodeError {
 /** Defaults: generous enough for any honest peer, small enough to bound memory. */
 export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxFrameBytes: 4 * 1024 * 1024,
-  maxSubscriptions: 5000,
+  // An honest hello holds at most maxTopicsPerPeer (1,024) topics.
+  maxSubscriptions: 2048,
   maxMessages: 5000,
   maxIHaveIds: 5000,
   maxIWantIds: 5000,
-  maxIDontWantIds: 5000,
+  // Implementations send IDONTWANT as messages arrive, one or a few ids at a time.
+  maxIDontWantIds: 1000,
   maxControlTopics: 5000,
   maxIHaveEntries: 1024,
   maxIWantEntries: 1024,

@@ -117,14 +117,18 @@ describe('a gossip router under attack (sans-IO)', () => {
   it('stores no IDONTWANT id past the budget', () => {
     const { router } = victim()
     const burst = DEFAULT_PEER_BUDGETS.rates.idontwant.burst
-    const ids = (n: number, seed: number) =>
-      Array.from({ length: n }, (_, i) => Uint8Array.from([seed, i >> 8, i & 0xff]))
-    router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(4000, 1) }] } }))
-    expect(router.getIDontWantCount(X)).toBe(4000)
-    expect(router.getBehaviourPenalty(X)).toBe(0)
-    router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(4000, 2) }] } }))
+    const perFrame = DEFAULT_RPC_LIMITS.maxIDontWantIds
+    const ids = (seed: number) =>
+      Array.from({ length: perFrame }, (_, i) => Uint8Array.from([seed, i >> 8, i & 0xff]))
+    let frames = 0
+    while (router.getBehaviourPenalty(X) === 0 && frames < 100) {
+      router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(frames++) }] } }))
+    }
+    expect(frames).toBe(Math.floor(burst / perFrame) + 1)
     expect(router.getIDontWantCount(X)).toBe(burst)
-    expect(router.getBehaviourPenalty(X)).toBe(1)
+    router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(frames++) }] } }))
+    expect(router.getIDontWantCount(X)).toBe(burst)
+    expect(router.getBehaviourPenalty(X)).toBe(2)
   })
 
   it('budgets stream reopening and bad framing reported by the driver', () => {

@@ -119,6 +119,12 @@ export function gossipAttacks(topic: string): GossipAttack[] {
       next: () => control({ idontwant: [{ messageIDs: ids(5000) }] }),
     },
     {
+      // Within the per-frame limit: the per-peer budget is what stops it.
+      name: 'IDONTWANT 1,000 ids',
+      rate: 200,
+      next: () => control({ idontwant: [{ messageIDs: ids(1000) }] }),
+    },
+    {
       name: 'IWANT random ids',
       rate: 250,
       next: () => control({ iwant: [{ messageIDs: ids(1000) }] }),
@@ -178,7 +184,8 @@ export interface AttackRun {
 
 /**
  * Sends `attack`'s frames from `attacker` to `victim` on `/meshsub/1.2.0` at its rate, until
- * `durationMs` pass, the victim closes the connection, or `stop()` says so.
+ * `durationMs` pass or `stop()` says so. Without `persist` it also stops when the victim
+ * closes the connection; with it, it dials again and goes on, as a determined attacker would.
  */
 export async function runAttack(
   attacker: Libp2p,
@@ -186,19 +193,28 @@ export async function runAttack(
   attack: GossipAttack,
   durationMs: number,
   stop: () => boolean = () => false,
+  persist = false,
 ): Promise<AttackRun> {
   const start = Date.now()
-  let connection: Connection
-  try {
-    connection = await attacker.dial(victim.getMultiaddrs()[0])
-  } catch {
-    return { sent: 0, disconnected: true, elapsedMs: Date.now() - start }
-  }
-  const closed = () => connection.status !== 'open'
+  let connection: Connection | undefined
   let stream: Stream | undefined
   let sent = 0
+  let disconnected = false
   const interval = 1000 / attack.rate
-  while (Date.now() - start < durationMs && !closed() && !stop()) {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
+  while (Date.now() - start < durationMs && !stop()) {
+    if (connection === undefined || connection.status !== 'open') {
+      if (connection !== undefined) disconnected = true
+      if (connection !== undefined && !persist) break
+      connection = await attacker.dial(victim.getMultiaddrs()[0]).catch(() => undefined)
+      stream = undefined
+      if (connection === undefined) {
+        disconnected = true
+        if (!persist) break
+        await pause(50)
+        continue
+      }
+    }
     try {
       if (attack.stream) {
         const s = await connection.newStream(MESHSUB_1_2)
@@ -214,11 +230,10 @@ export async function runAttack(
       // The victim reset the stream or closed the connection: try again (an attacker would).
       stream = undefined
     }
-    const due = start + sent * interval
-    const wait = due - Date.now()
-    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(wait, 50))))
+    await pause(Math.min(start + sent * interval - Date.now(), 50))
   }
-  return { sent, disconnected: closed(), elapsedMs: Date.now() - start }
+  if (connection !== undefined && connection.status !== 'open') disconnected = true
+  return { sent, disconnected, elapsedMs: Date.now() - start }
 }
 
 /** Makes `node` accept `/meshsub/1.2.0` streams and drop what arrives (the attacker's side). */

@@ -1,0 +1,171 @@
+/**
+ * Gossip under attack (issue 11): honest A publishes 20 msg/s of 1 KB through victim B to
+ * honest C, all real libp2p nodes on loopback; an attacker connected to B speaks
+ * `/meshsub/1.2.0` with hand-built frames. For each attack: honest latency and throughput
+ * before and during, when the attacker was penalised and whether it was disconnected, the
+ * longest time B's router spent on one of its frames, and B's heap after GC before and after.
+ *
+ * `npm run bench -- attack-gossip [--before-ms N] [--attack-ms N]`
+ */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { build } from 'hdr-histogram-js'
+import { AttackBed, gossipAttacks, runAttack } from '../test/support/gossip-attacks.ts'
+import { fmt, printTable, type Row, writeResults } from './report.ts'
+
+const args = process.argv.slice(2)
+const arg = (name: string, fallback: number) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? Number(args[i + 1]) : fallback
+}
+const BEFORE_MS = arg('--before-ms', 3000)
+const ATTACK_MS = arg('--attack-ms', 6000)
+const RATE = 20
+const BYTES = 1024
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+/** Heap in use after two full collections, in MB (the whole process: A, B, C and attacker). */
+function heapAfterGcMB(): number {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed / 1e6
+}
+
+function percentiles(ms: number[]): { p50: number; p99: number } {
+  if (ms.length === 0) return { p50: Number.NaN, p99: Number.NaN }
+  const h = build()
+  for (const v of ms) h.recordValue(Math.max(0, Math.round(v * 1000)))
+  const p50 = h.getValueAtPercentile(50) / 1000
+  const p99 = h.getValueAtPercentile(99) / 1000
+  h.destroy()
+  return { p50, p99 }
+}
+
+interface AttackFigures {
+  attack: string
+  attackRateFramesPerS: number
+  beforeP50Ms: number
+  beforeP99Ms: number
+  beforeThroughputMsgPerS: number
+  duringP50Ms: number
+  duringP99Ms: number
+  duringThroughputMsgPerS: number
+  p99DuringOverBefore: number
+  honestPublished: number
+  honestDelivered: number
+  honestDeliveredFraction: number
+  attackerFramesSent: number
+  victimFramesFromAttacker: number
+  timeToPenaltyMs: number | null
+  timeToDisconnectMs: number | null
+  disconnected: boolean
+  maxRouterMsPerAttackerFrame: number
+  maxRouterMsPerHonestFrame: number
+  heapAfterGcBeforeMB: number
+  heapAfterGcAfterMB: number
+  heapChangeFraction: number
+}
+
+const T = 'blocks'
+const bed = await AttackBed.create(T)
+const router = bed.b.services.dissemination.core
+const honestKeys = [bed.a.peerId.toString(), bed.c.peerId.toString()]
+const figures: AttackFigures[] = []
+// Warm-up: JIT, meshes and caches settle before anything is measured.
+await bed.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
+
+for (const attack of gossipAttacks(T)) {
+  const heapBefore = heapAfterGcMB()
+  const before = await bed.honestTraffic(
+    () => new Promise((r) => setTimeout(r, BEFORE_MS)),
+    RATE,
+    BYTES,
+  )
+  const x = await bed.attacker()
+  const key = x.peerId.toString()
+  for (const k of honestKeys) bed.maxFrameMs.delete(k)
+  let penaltyAt: number | undefined
+  let disconnectAt: number | undefined
+  const off = router.on('rejected', ({ from, reason }) => {
+    if (from !== key) return
+    if (penaltyAt === undefined && router.getBehaviourPenalty(key) > 0) penaltyAt = Date.now()
+    if (reason === 'disconnected') disconnectAt ??= Date.now()
+  })
+  const start = Date.now()
+  const during = await bed.honestTraffic(
+    () => runAttack(x, bed.b, attack, ATTACK_MS, () => false, true),
+    RATE,
+    BYTES,
+  )
+  off()
+  await x.stop()
+  const heapAfter = heapAfterGcMB()
+  const b = percentiles(before.traffic.latenciesMs)
+  const d = percentiles(during.traffic.latenciesMs)
+  const perS = (n: number, ms: number) => (n * 1000) / ms
+  figures.push({
+    attack: attack.name,
+    attackRateFramesPerS: attack.rate,
+    beforeP50Ms: b.p50,
+    beforeP99Ms: b.p99,
+    beforeThroughputMsgPerS: perS(before.traffic.delivered, before.traffic.elapsedMs),
+    duringP50Ms: d.p50,
+    duringP99Ms: d.p99,
+    duringThroughputMsgPerS: perS(during.traffic.delivered, during.traffic.elapsedMs),
+    p99DuringOverBefore: d.p99 / b.p99,
+    honestPublished: during.traffic.published,
+    honestDelivered: during.traffic.delivered,
+    honestDeliveredFraction: during.traffic.delivered / during.traffic.published,
+    attackerFramesSent: during.result.sent,
+    victimFramesFromAttacker: bed.frames.get(key) ?? 0,
+    timeToPenaltyMs: penaltyAt === undefined ? null : penaltyAt - start,
+    timeToDisconnectMs: disconnectAt === undefined ? null : disconnectAt - start,
+    disconnected: router.isDenied(key),
+    maxRouterMsPerAttackerFrame: bed.maxFrameMs.get(key) ?? 0,
+    maxRouterMsPerHonestFrame: Math.max(0, ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0)),
+    heapAfterGcBeforeMB: heapBefore,
+    heapAfterGcAfterMB: heapAfter,
+    heapChangeFraction: heapAfter / heapBefore - 1,
+  })
+  console.log(`done: ${attack.name}`)
+}
+await bed.stop()
+
+const ms = (v: number | null) => (v === null ? 'never' : fmt(v, 0))
+const rows: Row[] = figures.map((f) => ({
+  attack: f.attack,
+  'before p50/p99 ms': `${fmt(f.beforeP50Ms, 1)} / ${fmt(f.beforeP99Ms, 1)}`,
+  'during p50/p99 ms': `${fmt(f.duringP50Ms, 1)} / ${fmt(f.duringP99Ms, 1)}`,
+  'p99 ratio': fmt(f.p99DuringOverBefore, 2),
+  'msg/s before/during': `${fmt(f.beforeThroughputMsgPerS, 1)} / ${fmt(f.duringThroughputMsgPerS, 1)}`,
+  delivered: `${f.honestDelivered}/${f.honestPublished}`,
+  'penalty ms': ms(f.timeToPenaltyMs),
+  'disconnect ms': ms(f.timeToDisconnectMs),
+  'max router ms/frame': fmt(f.maxRouterMsPerAttackerFrame, 2),
+  'heap MB before/after': `${fmt(f.heapAfterGcBeforeMB, 1)} / ${fmt(f.heapAfterGcAfterMB, 1)}`,
+}))
+printTable(
+  `gossip under attack: A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
+  rows,
+)
+const targets = {
+  p99DuringAtMost2xBefore: figures.every((f) => f.p99DuringOverBefore <= 2),
+  penalisedWithin1s: figures.every((f) => f.timeToPenaltyMs !== null && f.timeToPenaltyMs <= 1000),
+  disconnected: figures.every((f) => f.disconnected),
+  noFrameOver10msOfRouterTime: figures.every((f) => f.maxRouterMsPerAttackerFrame <= 10),
+  heapWithin10Percent: figures.every((f) => Math.abs(f.heapChangeFraction) <= 0.1),
+  honestDelivery100Percent: figures.every((f) => f.honestDelivered === f.honestPublished),
+}
+console.log('\ntargets met:', targets)
+writeResults('attack-gossip', {
+  config: {
+    honestRateMsgPerS: RATE,
+    honestMessageBytes: BYTES,
+    beforeMs: BEFORE_MS,
+    attackMs: ATTACK_MS,
+  },
+  attacks: figures,
+  targets,
+})
