@@ -7,10 +7,14 @@
  *
  * `npm run bench -- attack-gossip [--before-ms N] [--attack-ms N]`
  */
+import { spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { build } from 'hdr-histogram-js'
-import { AttackBed, gossipAttacks, runAttack } from '../test/support/gossip-attacks.ts'
+import { AttackBed, type AttackRun, gossipAttacks } from '../test/support/gossip-attacks.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 const args = process.argv.slice(2)
@@ -21,12 +25,44 @@ const arg = (name: string, fallback: number) => {
 const BEFORE_MS = arg('--before-ms', 3000)
 const ATTACK_MS = arg('--attack-ms', 6000)
 const RATE = 20
+const T = 'blocks'
 const BYTES = 1024
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
-/** Heap in use after two full collections, in MB (the whole process: A, B, C and attacker). */
+const ATTACKER = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '../test/support/gossip-attacker-main.ts',
+)
+
+/**
+ * Starts the attacker in its own process (its work must not stall the victim's event loop);
+ * resolves with its peer id and a function that starts the attack and resolves when it ends.
+ */
+async function spawnAttacker(
+  victim: string,
+  index: number,
+): Promise<{ key: string; attack: () => Promise<AttackRun> }> {
+  const child = spawn(process.execPath, [ATTACKER, victim, String(index), String(ATTACK_MS), T], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const first = await lines.next()
+  if (first.done) throw new Error('the attacker process exited before it started')
+  const { peerId } = JSON.parse(first.value) as { peerId: string }
+  return {
+    key: peerId,
+    attack: async () => {
+      child.stdin.write('go\n')
+      const last = await lines.next()
+      if (last.done) throw new Error('the attacker process exited without a report')
+      return JSON.parse(last.value) as AttackRun
+    },
+  }
+}
+
+/** Heap in use after two full collections, in MB (the bench process: A, B and C). */
 function heapAfterGcMB(): number {
   gc()
   gc()
@@ -68,7 +104,6 @@ interface AttackFigures {
   heapChangeFraction: number
 }
 
-const T = 'blocks'
 const bed = await AttackBed.create(T)
 const router = bed.b.services.dissemination.core
 const honestKeys = [bed.a.peerId.toString(), bed.c.peerId.toString()]
@@ -76,15 +111,15 @@ const figures: AttackFigures[] = []
 // Warm-up: JIT, meshes and caches settle before anything is measured.
 await bed.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
 
-for (const attack of gossipAttacks(T)) {
+for (const [index, attack] of gossipAttacks(T).entries()) {
   const heapBefore = heapAfterGcMB()
   const before = await bed.honestTraffic(
     () => new Promise((r) => setTimeout(r, BEFORE_MS)),
     RATE,
     BYTES,
   )
-  const x = await bed.attacker()
-  const key = x.peerId.toString()
+  const x = await spawnAttacker(bed.b.getMultiaddrs()[0].toString(), index)
+  const key = x.key
   for (const k of honestKeys) bed.maxFrameMs.delete(k)
   let penaltyAt: number | undefined
   let disconnectAt: number | undefined
@@ -94,13 +129,8 @@ for (const attack of gossipAttacks(T)) {
     if (reason === 'disconnected') disconnectAt ??= Date.now()
   })
   const start = Date.now()
-  const during = await bed.honestTraffic(
-    () => runAttack(x, bed.b, attack, ATTACK_MS, () => false, true),
-    RATE,
-    BYTES,
-  )
+  const during = await bed.honestTraffic(() => x.attack(), RATE, BYTES)
   off()
-  await x.stop()
   const heapAfter = heapAfterGcMB()
   const b = percentiles(before.traffic.latenciesMs)
   const d = percentiles(during.traffic.latenciesMs)

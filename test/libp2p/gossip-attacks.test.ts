@@ -1,7 +1,7 @@
 import type { Libp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
-import { AttackBed, gossipAttacks, runAttack } from '../support/gossip-attacks.ts'
+import { AttackBed, createAttacker, gossipAttacks, runAttack } from '../support/gossip-attacks.ts'
 import { waitFor } from '../support/libp2p-node.ts'
 
 const T = 'blocks'
@@ -20,7 +20,7 @@ afterAll(async () => {
 describe('a victim running our gossip service, attacked over TCP on loopback', () => {
   for (const attack of gossipAttacks(T)) {
     it(`${attack.name}: honest delivery 100%, attacker penalised and disconnected`, async () => {
-      const x = await bed.attacker()
+      const x = await createAttacker()
       attackers.push(x)
       const key = x.peerId.toString()
       const router = bed.b.services.dissemination.core
@@ -32,7 +32,7 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
         }
       })
       const { result: run, traffic } = await bed.honestTraffic(() =>
-        runAttack(x, bed.b, attack, 8000, () => router.isDenied(key)),
+        runAttack(x, bed.b.getMultiaddrs()[0], attack, 8000, () => router.isDenied(key)),
       )
       off()
       expect(traffic.published).toBeGreaterThan(0)

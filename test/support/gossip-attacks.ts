@@ -3,6 +3,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
 import type { Connection, Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { contentMessageId } from '../../src/core/message-id.ts'
 import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
@@ -102,6 +103,16 @@ function once(build: () => Uint8Array): () => Uint8Array {
   }
 }
 
+/**
+ * Cycles through `n` frames built up front, so that building frames costs the attacker
+ * (which may share the victim's process and cores) next to nothing while it attacks.
+ */
+function pool(n: number, build: () => Uint8Array): () => Uint8Array {
+  const frames = Array.from({ length: n }, build)
+  let i = 0
+  return () => frames[i++ % n]
+}
+
 /** Every gossip attack of issue 11, against `topic`. */
 export function gossipAttacks(topic: string): GossipAttack[] {
   const random = idSource(0x5eed)
@@ -116,34 +127,41 @@ export function gossipAttacks(topic: string): GossipAttack[] {
     {
       name: 'IDONTWANT 5,000 ids',
       rate: 40,
-      next: () => control({ idontwant: [{ messageIDs: ids(5000) }] }),
+      next: pool(16, () => control({ idontwant: [{ messageIDs: ids(5000) }] })),
     },
     {
       // Within the per-frame limit: the per-peer budget is what stops it.
       name: 'IDONTWANT 1,000 ids',
       rate: 200,
-      next: () => control({ idontwant: [{ messageIDs: ids(1000) }] }),
+      next: pool(64, () => control({ idontwant: [{ messageIDs: ids(1000) }] })),
     },
     {
       name: 'IWANT random ids',
       rate: 250,
-      next: () => control({ iwant: [{ messageIDs: ids(1000) }] }),
+      next: pool(64, () => control({ iwant: [{ messageIDs: ids(1000) }] })),
     },
     {
       name: 'IWANT a real id repeated',
       rate: 250,
       // The first frame publishes the id; every later one asks for it 1,000 times.
-      next: () =>
-        churn++ === 0
-          ? encodeRpc({ subscriptions: [], messages: [mine] })
-          : control({ iwant: [{ messageIDs: Array(1000).fill(mineId) }] }),
+      next: (() => {
+        const publish = encodeRpc({ subscriptions: [], messages: [mine] })
+        const ask = control({ iwant: [{ messageIDs: Array(1000).fill(mineId) }] })
+        let first = true
+        return () => {
+          const f = first ? publish : ask
+          first = false
+          return f
+        }
+      })(),
     },
     {
       name: 'subscription churn 5,000',
       rate: 100,
-      next: () => {
-        const base = (churn++ % 2) * 5000
-        const on = churn % 4 < 2
+      // Subscribe to 5,000 names, then to 5,000 others, then leave both, and again.
+      next: pool(4, () => {
+        const base = (churn % 2) * 5000
+        const on = churn++ < 2
         return encodeRpc({
           subscriptions: Array.from({ length: 5000 }, (_, i) => ({
             subscribe: on,
@@ -151,17 +169,17 @@ export function gossipAttacks(topic: string): GossipAttack[] {
           })),
           messages: [],
         })
-      },
+      }),
     },
     {
       name: 'IHAVE 5,000 random ids',
       rate: 125,
-      next: () => control({ ihave: [{ topicID: topic, messageIDs: ids(5000) }] }),
+      next: pool(64, () => control({ ihave: [{ topicID: topic, messageIDs: ids(5000) }] })),
     },
     {
       name: 'same message replayed',
       rate: 700,
-      next: () => encodeRpc({ subscriptions: [], messages: [mine] }),
+      next: pool(1, () => encodeRpc({ subscriptions: [], messages: [mine] })),
     },
     {
       name: 'declared 100 MB frame',
@@ -189,7 +207,7 @@ export interface AttackRun {
  */
 export async function runAttack(
   attacker: Libp2p,
-  victim: Libp2p,
+  victim: Multiaddr,
   attack: GossipAttack,
   durationMs: number,
   stop: () => boolean = () => false,
@@ -206,7 +224,7 @@ export async function runAttack(
     if (connection === undefined || connection.status !== 'open') {
       if (connection !== undefined) disconnected = true
       if (connection !== undefined && !persist) break
-      connection = await attacker.dial(victim.getMultiaddrs()[0]).catch(() => undefined)
+      connection = await attacker.dial(victim).catch(() => undefined)
       stream = undefined
       if (connection === undefined) {
         disconnected = true
@@ -236,11 +254,21 @@ export async function runAttack(
   return { sent, disconnected, elapsedMs: Date.now() - start }
 }
 
-/** Makes `node` accept `/meshsub/1.2.0` streams and drop what arrives (the attacker's side). */
-export async function acceptMeshsub(node: Libp2p): Promise<void> {
-  await node.handle(MESHSUB_1_2, (stream) => {
+/**
+ * A fresh attacker node (a new identity, since the last one may be denied): it accepts the
+ * victim's `/meshsub/1.2.0` stream and drops what arrives on it.
+ */
+export async function createAttacker(): Promise<Libp2p> {
+  const x = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+  })
+  await x.handle(MESHSUB_1_2, (stream) => {
     stream.addEventListener('message', () => {})
   })
+  return x
 }
 
 /** Marks A's messages (the attacker's own message is all 0xa5). */
@@ -387,18 +415,6 @@ export class AttackBed {
         elapsedMs,
       },
     }
-  }
-
-  /** A fresh attacker node (a new identity, since the last one may be denied). */
-  async attacker(): Promise<Libp2p> {
-    const x = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-    })
-    await acceptMeshsub(x)
-    return x
   }
 
   /** Stops the three nodes. */
