@@ -94,11 +94,14 @@ interface AttackFigures {
   honestDeliveredFraction: number
   attackerFramesSent: number
   victimFramesFromAttacker: number
+  /** From the victim's first frame (or stream) from the attacker to its first P7 penalty. */
   timeToPenaltyMs: number | null
+  /** From the same first contact to the disconnection. */
   timeToDisconnectMs: number | null
   disconnected: boolean
-  maxRouterMsPerAttackerFrame: number
-  maxRouterMsPerHonestFrame: number
+  maxRouterWallMsPerAttackerFrame: number
+  maxRouterCpuMsPerAttackerFrame: number
+  maxRouterWallMsPerHonestFrame: number
   heapAfterGcBeforeMB: number
   heapAfterGcAfterMB: number
   heapChangeFraction: number
@@ -121,6 +124,7 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
   const x = await spawnAttacker(bed.b.getMultiaddrs()[0].toString(), index)
   const key = x.key
   for (const k of honestKeys) bed.maxFrameMs.delete(k)
+  for (const k of honestKeys) bed.maxFrameCpuMs.delete(k)
   let penaltyAt: number | undefined
   let disconnectAt: number | undefined
   const off = router.on('rejected', ({ from, reason }) => {
@@ -128,13 +132,15 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     if (penaltyAt === undefined && router.getBehaviourPenalty(key) > 0) penaltyAt = Date.now()
     if (reason === 'disconnected') disconnectAt ??= Date.now()
   })
-  const start = Date.now()
   const during = await bed.honestTraffic(() => x.attack(), RATE, BYTES)
   off()
   const heapAfter = heapAfterGcMB()
   const b = percentiles(before.traffic.latenciesMs)
   const d = percentiles(during.traffic.latenciesMs)
   const perS = (n: number, ms: number) => (n * 1000) / ms
+  const contact = bed.firstContact.get(key)
+  const since = (t: number | undefined) =>
+    t === undefined || contact === undefined ? null : t - contact
   figures.push({
     attack: attack.name,
     attackRateFramesPerS: attack.rate,
@@ -150,11 +156,15 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     honestDeliveredFraction: during.traffic.delivered / during.traffic.published,
     attackerFramesSent: during.result.sent,
     victimFramesFromAttacker: bed.frames.get(key) ?? 0,
-    timeToPenaltyMs: penaltyAt === undefined ? null : penaltyAt - start,
-    timeToDisconnectMs: disconnectAt === undefined ? null : disconnectAt - start,
+    timeToPenaltyMs: since(penaltyAt),
+    timeToDisconnectMs: since(disconnectAt),
     disconnected: router.isDenied(key),
-    maxRouterMsPerAttackerFrame: bed.maxFrameMs.get(key) ?? 0,
-    maxRouterMsPerHonestFrame: Math.max(0, ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0)),
+    maxRouterWallMsPerAttackerFrame: bed.maxFrameMs.get(key) ?? 0,
+    maxRouterCpuMsPerAttackerFrame: bed.maxFrameCpuMs.get(key) ?? 0,
+    maxRouterWallMsPerHonestFrame: Math.max(
+      0,
+      ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0),
+    ),
     heapAfterGcBeforeMB: heapBefore,
     heapAfterGcAfterMB: heapAfter,
     heapChangeFraction: heapAfter / heapBefore - 1,
@@ -173,7 +183,7 @@ const rows: Row[] = figures.map((f) => ({
   delivered: `${f.honestDelivered}/${f.honestPublished}`,
   'penalty ms': ms(f.timeToPenaltyMs),
   'disconnect ms': ms(f.timeToDisconnectMs),
-  'max router ms/frame': fmt(f.maxRouterMsPerAttackerFrame, 2),
+  'router ms/frame wall/CPU': `${fmt(f.maxRouterWallMsPerAttackerFrame, 1)} / ${fmt(f.maxRouterCpuMsPerAttackerFrame, 1)}`,
   'heap MB before/after': `${fmt(f.heapAfterGcBeforeMB, 1)} / ${fmt(f.heapAfterGcAfterMB, 1)}`,
 }))
 printTable(
@@ -184,8 +194,9 @@ const targets = {
   p99DuringAtMost2xBefore: figures.every((f) => f.p99DuringOverBefore <= 2),
   penalisedWithin1s: figures.every((f) => f.timeToPenaltyMs !== null && f.timeToPenaltyMs <= 1000),
   disconnected: figures.every((f) => f.disconnected),
-  noFrameOver10msOfRouterTime: figures.every((f) => f.maxRouterMsPerAttackerFrame <= 10),
-  heapWithin10Percent: figures.every((f) => Math.abs(f.heapChangeFraction) <= 0.1),
+  noFrameOver10msOfRouterCpuTime: figures.every((f) => f.maxRouterCpuMsPerAttackerFrame <= 10),
+  noFrameOver10msOfRouterWallTime: figures.every((f) => f.maxRouterWallMsPerAttackerFrame <= 10),
+  heapGrowthWithin10Percent: figures.every((f) => f.heapChangeFraction <= 0.1),
   honestDelivery100Percent: figures.every((f) => f.honestDelivered === f.honestPublished),
 }
 console.log('\ntargets met:', targets)

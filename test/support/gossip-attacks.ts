@@ -304,8 +304,15 @@ export class AttackBed {
   readonly topic: string
   /** Frames B's router received, by peer. */
   readonly frames = new Map<string, number>()
-  /** The longest time B's router spent on one frame (or one driver report), by peer, in ms. */
+  /** The longest wall time B's router spent on one frame (or one driver report), by peer, in ms. */
   readonly maxFrameMs = new Map<string, number>()
+  /**
+   * The most CPU time (process user + system) B's router spent on one frame, by peer, in ms:
+   * unlike wall time, it does not count the time the process waited for a core.
+   */
+  readonly maxFrameCpuMs = new Map<string, number>()
+  /** When B's router first heard from each peer (a frame or a driver report), as `Date.now()`. */
+  readonly firstContact = new Map<string, number>()
   private readonly latencies: number[] = []
 
   private constructor(a: GossipNode, b: GossipNode, c: GossipNode, topic: string) {
@@ -317,11 +324,16 @@ export class AttackBed {
     const timed =
       <A extends unknown[]>(fn: (peer: string, ...args: A) => void, count: boolean) =>
       (peer: string, ...args: A) => {
+        if (!this.firstContact.has(peer)) this.firstContact.set(peer, Date.now())
+        const cpu0 = process.cpuUsage()
         const t0 = performance.now()
         fn(peer, ...args)
         const ms = performance.now() - t0
+        const cpu = process.cpuUsage(cpu0)
+        const cpuMs = (cpu.user + cpu.system) / 1000
         if (count) this.frames.set(peer, (this.frames.get(peer) ?? 0) + 1)
         if (ms > (this.maxFrameMs.get(peer) ?? 0)) this.maxFrameMs.set(peer, ms)
+        if (cpuMs > (this.maxFrameCpuMs.get(peer) ?? 0)) this.maxFrameCpuMs.set(peer, cpuMs)
       }
     // Timing hooks on the victim's router: the sans-IO core is what is measured.
     core.receive = timed(core.receive.bind(core), true)
