@@ -17,7 +17,13 @@ export type {
   StrategyName,
 } from './core/dissemination.ts'
 export type { Listener } from './core/emitter.ts'
-export type { Env, PeerInfo, ProtocolCore, TimerHandle } from './core/env.ts'
+export type {
+  DisconnectOptions,
+  Env,
+  PeerInfo,
+  ProtocolCore,
+  TimerHandle,
+} from './core/env.ts'
 export type { ErrorCode } from './core/errors.ts'
 export {
   ConsensusMulticastError,
@@ -43,3 +49,4 @@ export type {
   WireStats,
 } from './core/stats.ts'
 export type { ValidationResult, Validator } from './core/validation.ts'
+export type { DriverStats } from './libp2p/service-metrics.ts'

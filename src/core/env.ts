@@ -32,6 +32,20 @@ export interface Env {
    * `@libp2p/logger` in the simulator. Absent, cores log through `@libp2p/logger`.
    */
   readonly logger?: ComponentLogger
+  /**
+   * Closes every connection to `peer` and refuses it (new connections and streams) for
+   * `denyMs`; the core then learns of it through {@link ProtocolCore.peerDisconnected}.
+   * Optional: a driver without it leaves the connection up, and the core ignores the peer.
+   */
+  disconnect?(peer: PeerKey, options: DisconnectOptions): void
+}
+
+/** Why and for how long a core asks its driver to drop a peer. */
+export interface DisconnectOptions {
+  /** How long to refuse the peer, in milliseconds. */
+  denyMs: number
+  /** Why, for logs. */
+  reason: string
 }
 
 /** What a driver knows about a newly connected peer. */
@@ -61,4 +75,6 @@ export interface ProtocolCore {
   receive(peer: PeerKey, frame: Uint8Array): void
   /** The driver caught `peer` misbehaving below the core (e.g. bad framing): count it. */
   penalise(peer: PeerKey, reason: string): void
+  /** The peer opened an inbound stream of this protocol (optional: lets a core budget reopens). */
+  inboundStreamOpened?(peer: PeerKey): void
 }

@@ -2,6 +2,9 @@
  * `consensus-multicast/gossip`: gossipsub-compatible dissemination with the optimized
  * profile, as a libp2p 3 service (`gossip()`) and as its sans-IO router.
  */
+
+export type { DenyList } from '../libp2p/deny-gater.ts'
+export { denyListGater } from '../libp2p/deny-gater.ts'
 export type {
   GossipService,
   GossipServiceComponents,
@@ -17,10 +20,12 @@ export type {
   SignaturePolicy,
   TopicScoreParams,
 } from './params.ts'
+export type { BudgetKind, BudgetRate, PeerBudgetParams } from './peer-budget.ts'
+export { DEFAULT_PEER_BUDGETS } from './peer-budget.ts'
 export { GOSSIP_PROTOCOLS, MESHSUB_1_0, MESHSUB_1_1, MESHSUB_1_2 } from './protocol-ids.ts'
 export type { GossipRouterOptions } from './router.ts'
 export { GossipRouter } from './router.ts'
 export type { RpcLimits, RpcMessage } from './rpc-codec.ts'
-export { DEFAULT_RPC_LIMITS } from './rpc-codec.ts'
+export { DEFAULT_RPC_LIMITS, RpcLimitError } from './rpc-codec.ts'
 export type { MessageIdFn } from './signing.ts'
 export { defaultMessageId } from './signing.ts'

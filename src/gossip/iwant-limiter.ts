@@ -26,7 +26,8 @@ export interface IWantLimiterOptions {
 
 interface Want {
   id: MessageId
-  outstanding: Map<PeerKey, TimerHandle>
+  /** Asked peers → the batch whose follow-up timer watches the request. */
+  outstanding: Map<PeerKey, number>
   alternates: PeerKey[]
 }
 
@@ -47,6 +48,9 @@ export interface AdvertisedId {
  */
 export class IWantLimiter {
   private readonly wants = new Map<string, Want>()
+  /** One follow-up timer per batch of requests (an IWANT), not per id: a peer cannot multiply them. */
+  private readonly timers = new Set<TimerHandle>()
+  private batches = 0
   private readonly options: IWantLimiterOptions
   private readonly hooks: IWantLimiterHooks
 
@@ -67,6 +71,8 @@ export class IWantLimiter {
    */
   advertised(peer: PeerKey, ids: AdvertisedId[]): MessageId[] {
     const ask: MessageId[] = []
+    const keys: string[] = []
+    const batch = ++this.batches
     for (const { key, id } of ids) {
       let w = this.wants.get(key)
       if (w === undefined) {
@@ -76,12 +82,14 @@ export class IWantLimiter {
       }
       if (w.outstanding.has(peer)) continue
       if (w.outstanding.size < this.options.maxConcurrent) {
-        this.track(key, w, peer)
+        w.outstanding.set(peer, batch)
+        keys.push(key)
         ask.push(id)
       } else if (w.alternates.length < this.options.maxAlternates && !w.alternates.includes(peer)) {
         w.alternates.push(peer)
       }
     }
+    this.watch(peer, batch, keys)
     return ask
   }
 
@@ -89,7 +97,7 @@ export class IWantLimiter {
   delivered(key: string): void {
     const w = this.wants.get(key)
     if (w === undefined) return
-    for (const t of w.outstanding.values()) t.cancel()
+    // Its batch timers find nothing outstanding when they fire.
     this.wants.delete(key)
   }
 
@@ -98,28 +106,33 @@ export class IWantLimiter {
     for (const [key, w] of this.wants) {
       const i = w.alternates.indexOf(peer)
       if (i >= 0) w.alternates.splice(i, 1)
-      const t = w.outstanding.get(peer)
-      if (t === undefined) continue
-      t.cancel()
-      w.outstanding.delete(peer)
+      if (!w.outstanding.delete(peer)) continue
       this.askNext(key, w)
     }
   }
 
   /** Cancels every timer and forgets everything. */
   clear(): void {
-    for (const w of this.wants.values()) for (const t of w.outstanding.values()) t.cancel()
+    for (const t of this.timers) t.cancel()
+    this.timers.clear()
     this.wants.clear()
   }
 
-  private track(key: string, w: Want, peer: PeerKey): void {
-    const timer = this.hooks.setTimer(this.options.followupMs, () => this.expire(key, peer))
-    w.outstanding.set(peer, timer)
+  /** Starts the follow-up timer of one batch of requests to `peer`. */
+  private watch(peer: PeerKey, batch: number, keys: string[]): void {
+    if (keys.length === 0) return
+    const timer = this.hooks.setTimer(this.options.followupMs, () => {
+      this.timers.delete(timer)
+      for (const key of keys) this.expire(key, peer, batch)
+    })
+    this.timers.add(timer)
   }
 
-  private expire(key: string, peer: PeerKey): void {
+  private expire(key: string, peer: PeerKey, batch: number): void {
     const w = this.wants.get(key)
-    if (w === undefined || !w.outstanding.delete(peer)) return
+    // A later request of the same id to the same peer has its own batch and timer.
+    if (w === undefined || w.outstanding.get(peer) !== batch) return
+    w.outstanding.delete(peer)
     this.hooks.brokenPromise(peer)
     this.askNext(key, w)
   }
@@ -127,7 +140,9 @@ export class IWantLimiter {
   private askNext(key: string, w: Want): void {
     const next = w.alternates.shift()
     if (next !== undefined) {
-      this.track(key, w, next)
+      const batch = ++this.batches
+      w.outstanding.set(next, batch)
+      this.watch(next, batch, [key])
       this.hooks.request(next, [w.id])
     } else if (w.outstanding.size === 0) {
       this.wants.delete(key)

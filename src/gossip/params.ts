@@ -1,5 +1,12 @@
 import type { ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
 import { InvalidParametersError } from '../core/errors.ts'
+import {
+  BUDGET_KINDS,
+  type BudgetKind,
+  type BudgetRate,
+  DEFAULT_PEER_BUDGETS,
+  type PeerBudgetParams,
+} from './peer-budget.ts'
 import { DEFAULT_RPC_LIMITS, type RpcLimits } from './rpc-codec.ts'
 
 /** Gossipsub message signing: sign with the node's libp2p key, or carry no origin at all. */
@@ -217,6 +224,8 @@ export interface GossipParams {
   directPeers: readonly PeerKey[]
   /** Decode limits of incoming frames. */
   rpcLimits: RpcLimits
+  /** Per-peer budgets of control input, and the penalty, disconnect and deny beyond them. */
+  budgets: PeerBudgetParams
   /** Peer score parameters. */
   score: ScoreParams
   /** Peer score thresholds. */
@@ -225,7 +234,7 @@ export interface GossipParams {
 
 /** Options: a profile plus any parameter overrides (nested objects merge). */
 export type GossipParamsOptions = Partial<
-  Omit<GossipParams, 'score' | 'thresholds' | 'rpcLimits'>
+  Omit<GossipParams, 'score' | 'thresholds' | 'rpcLimits' | 'budgets'>
 > & {
   /** The base parameter set (default `optimized`). */
   profile?: GossipProfile
@@ -237,6 +246,10 @@ export type GossipParamsOptions = Partial<
   thresholds?: Partial<ScoreThresholds>
   /** Decode limit overrides. */
   rpcLimits?: Partial<RpcLimits>
+  /** Budget overrides (per kind for `rates`). */
+  budgets?: Partial<Omit<PeerBudgetParams, 'rates'>> & {
+    rates?: Partial<Record<BudgetKind, BudgetRate>>
+  }
 }
 
 /** Default topic score parameters: P1 and P2 reward, P4 punishes, P3 off until tuned. */
@@ -283,7 +296,7 @@ const DEFAULT_THRESHOLDS: ScoreThresholds = {
   opportunisticGraftThreshold: 2,
 }
 
-type FlatParams = Omit<GossipParams, 'score' | 'thresholds' | 'rpcLimits'>
+type FlatParams = Omit<GossipParams, 'score' | 'thresholds' | 'rpcLimits' | 'budgets'>
 
 /** gossipsub v1.1 as Ethereum runs it: the baseline of seed 002. */
 const STOCK: FlatParams = {
@@ -360,7 +373,7 @@ export const PROFILES: Readonly<Record<GossipProfile, Readonly<FlatParams>>> = {
  * {@link InvalidParametersError} for an impossible combination (e.g. `Dlo > D`).
  */
 export function resolveGossipParams(options: GossipParamsOptions = {}): GossipParams {
-  const { profile = 'optimized', score, thresholds, rpcLimits, ...flat } = options
+  const { profile = 'optimized', score, thresholds, rpcLimits, budgets, ...flat } = options
   const base = PROFILES[profile]
   if (base === undefined) throw new InvalidParametersError(`unknown gossip profile "${profile}"`)
   const defined = Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== undefined))
@@ -376,6 +389,11 @@ export function resolveGossipParams(options: GossipParamsOptions = {}): GossipPa
     },
     thresholds: { ...DEFAULT_THRESHOLDS, ...(thresholds ?? {}) },
     rpcLimits: { ...DEFAULT_RPC_LIMITS, ...(rpcLimits ?? {}) },
+    budgets: {
+      ...DEFAULT_PEER_BUDGETS,
+      ...(budgets ?? {}),
+      rates: { ...DEFAULT_PEER_BUDGETS.rates, ...(budgets?.rates ?? {}) },
+    },
   }
   validateGossipParams(params)
   return params
@@ -484,6 +502,7 @@ export function validateGossipParams(p: GossipParams): void {
   for (const [k, v] of Object.entries(p.rpcLimits)) {
     check(isCount(v) && v >= 1, `rpcLimits.${k} must be a positive integer, got ${v}`)
   }
+  validateBudgets(p.budgets)
   const t = p.thresholds
   check(t.gossipThreshold <= 0, 'gossipThreshold must be <= 0')
   check(t.publishThreshold <= t.gossipThreshold, 'publishThreshold must be <= gossipThreshold')
@@ -491,6 +510,21 @@ export function validateGossipParams(p: GossipParams): void {
   check(t.acceptPXThreshold >= 0, 'acceptPXThreshold must be >= 0')
   check(t.opportunisticGraftThreshold >= 0, 'opportunisticGraftThreshold must be >= 0')
   validateScoreParams(p.score)
+}
+
+function validateBudgets(b: PeerBudgetParams): void {
+  for (const kind of BUDGET_KINDS) {
+    const r = b.rates[kind]
+    check(
+      r !== undefined && Number.isFinite(r.perSecond) && r.perSecond >= 0 && r.burst >= 1,
+      `budgets.rates.${kind} needs a finite perSecond >= 0 and a burst >= 1`,
+    )
+  }
+  check(b.disconnectStrikes >= 1, 'budgets.disconnectStrikes must be >= 1')
+  check(b.malformedStrikes >= 0, 'budgets.malformedStrikes must be >= 0')
+  check(b.strikeDecayPerSecond >= 0, 'budgets.strikeDecayPerSecond must be >= 0')
+  check(b.denyMs >= 0, 'budgets.denyMs must be >= 0')
+  check(isCount(b.maxDenied) && b.maxDenied >= 1, 'budgets.maxDenied must be a positive integer')
 }
 
 function validateTopicScore(name: string, t: TopicScoreParams): void {

@@ -16,6 +16,7 @@ import type { ValidationResult } from '../core/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
+import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { supportsIDontWant } from './protocol-ids.ts'
 import {
   decodeRpc,
@@ -48,6 +49,9 @@ const MAX_RECENT_PUSHES = 64
 /** Per-heartbeat decay of the push counts that rank eager-push peers. */
 const PUSH_DECAY = 0.9
 
+/** Messages per peer remembered to spot one it sends again (an honest peer sends each once). */
+const MAX_RECENT_RECEIVED = 256
+
 /** Options of {@link GossipRouter}: parameters plus identity. */
 export interface GossipRouterOptions extends GossipParamsOptions {
   /** The node's libp2p private key; required by the StrictSign policy. */
@@ -73,6 +77,8 @@ interface PeerState {
   wastedPushes: number
   /** Keys of the last large messages pushed to it (bounded by `MAX_RECENT_PUSHES`); made on first use. */
   recentPushes: Set<string> | undefined
+  /** Keys of the last messages it sent us (bounded by `MAX_RECENT_RECEIVED`), to spot repeats. */
+  recentReceived: Set<string> | undefined
 }
 
 /** A message frame waiting in the paced send queue. */
@@ -113,6 +119,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   droppedFrames = 0
   /** Queued message frames cancelled by the peer's IDONTWANT before they were sent. */
   cancelledByIDontWant = 0
+  /** Peers disconnected (and denied) for going on past their budgets. */
+  peersDisconnected = 0
+  /** Most protobuf fields decoded from one frame so far: the decoding work of the worst frame. */
+  maxFieldsPerFrame = 0
 
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly topicPeers = new Map<Topic, Set<PeerKey>>()
@@ -135,6 +145,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly seen: SeenCache
   private readonly limiter: IWantLimiter
   private readonly score: PeerScore
+  private readonly budgets: PeerBudgets
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
   private readonly sendQueue: QueuedMessage[] = []
@@ -166,6 +177,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
     this.score = new PeerScore(p.score, () => env.now())
+    this.budgets = new PeerBudgets(p.budgets, () => env.now())
     this.limiter = new IWantLimiter(
       {
         maxConcurrent: p.maxConcurrentIWant,
@@ -215,6 +227,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** A peer speaking meshsub connected: tell it our subscriptions. */
   peerConnected(peer: PeerKey, info: PeerInfo = {}): void {
+    if (this.budgets.isDenied(peer)) {
+      // The driver let a denied peer back in (or cannot refuse it): drop it again.
+      this.env.disconnect?.(peer, { denyMs: this.budgets.deniedForMs(peer), reason: 'denied' })
+      return
+    }
     const existing = this.peers.get(peer)
     if (existing !== undefined) {
       if (info.protocol !== undefined) existing.protocol = info.protocol
@@ -230,8 +247,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       pushes: 0,
       wastedPushes: 0,
       recentPushes: undefined,
+      recentReceived: undefined,
     })
     this.score.addPeer(peer, info.address)
+    this.budgets.addPeer(peer)
     if (this.subscriptions.size > 0) {
       // One encoding shared by every peer that connects until the subscriptions change.
       this.hello ??= encodeRpc({
@@ -252,32 +271,44 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.pendingControl.delete(peer)
     this.limiter.peerGone(peer)
     this.score.removePeer(peer)
+    this.budgets.removePeer(peer)
   }
 
-  /** One RPC frame from `peer`. Never throws: bad input is counted against the peer. */
+  /**
+   * One RPC frame from `peer`. Never throws: bad input is counted against the peer. Each
+   * part of the frame is checked against the peer's budget before it is handled; past a
+   * budget the peer is penalised (P7) and the rest of the frame is dropped.
+   */
   receive(peer: PeerKey, frame: Uint8Array): void {
     const ps = this.peers.get(peer)
     if (ps === undefined || !this.running) return
-    if (
-      !this.direct.has(peer) &&
-      this.score.score(peer) < this.params.thresholds.graylistThreshold
-    ) {
+    const direct = this.direct.has(peer)
+    if (!direct && this.score.score(peer) < this.params.thresholds.graylistThreshold) {
       this.recorder.frameReceived(frame.length, 0)
       this.reject(peer, 'graylisted')
+      this.strike(peer, 'graylisted')
       return
     }
     let rpc: Rpc
+    const work = { fields: 0 }
     try {
-      rpc = decodeRpc(frame, this.params.rpcLimits)
+      rpc = decodeRpc(frame, this.params.rpcLimits, work)
     } catch (err) {
+      this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
       this.log('malformed frame from %s: %s', peer, (err as Error).message)
       this.score.addPenalty(peer, 1)
       this.reject(peer, 'malformed-frame')
+      this.strike(peer, 'malformed-frame', this.params.budgets.malformedStrikes)
       return
     }
+    this.noteWork(work.fields)
     this.recorder.frameReceived(frame.length, payloadBytes(rpc))
     this.countControl(rpc.control, 'received')
+    // Direct peers are trusted by agreement: they are never graylisted nor budgeted.
+    const within = (kind: BudgetKind, n: number) =>
+      direct || this.budgets.spend(peer, kind, n) || this.overBudget(peer, kind)
+    if (!within('subscription', rpc.subscriptions.length)) return
     let rejectedTopics = false
     for (const sub of rpc.subscriptions) {
       if (!this.handleSubscription(peer, ps, sub.topic, sub.subscribe) && !rejectedTopics) {
@@ -287,21 +318,58 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     const c = rpc.control
     // IDONTWANT first, so that it suppresses replies to IWANTs in the same frame.
-    if (c !== undefined) this.handleIDontWant(ps, c.idontwant)
-    for (const m of rpc.messages) this.handleMessage(peer, m)
+    if (c !== undefined && !this.handleIDontWant(peer, ps, c.idontwant, direct)) return
+    for (const m of rpc.messages) {
+      if (!this.handleMessage(peer, ps, m, direct)) return
+    }
     if (c === undefined) return
+    if (!within('graftPrune', c.graft.length + c.prune.length)) return
+    if (!within('ihave', idCount(c.ihave))) return
+    if (!within('iwant', idCount(c.iwant))) return
     const out = emptyRpc()
     this.handleGraft(peer, ps, c.graft, out)
     this.handlePrune(peer, c.prune)
     this.handleIHave(peer, ps, c.ihave, out)
     if (!isRpcEmpty(out)) this.send(peer, out)
-    this.handleIWant(peer, ps, c.iwant)
+    const misses = this.handleIWant(peer, ps, c.iwant)
+    within('iwantMiss', misses)
   }
 
   /** The driver caught `peer` misbehaving below the core (bad framing): count and score it. */
   override penalise(peer: PeerKey, reason: string): void {
     this.score.addPenalty(peer, 1)
     super.penalise(peer, reason)
+    this.strike(peer, reason, this.params.budgets.malformedStrikes)
+  }
+
+  /** The driver saw `peer` open an inbound stream: reopening one is budgeted. */
+  inboundStreamOpened(peer: PeerKey): void {
+    // The first stream usually comes before the core hears of the peer: only later ones count.
+    if (!this.budgets.has(peer) || this.direct.has(peer)) return
+    if (!this.budgets.spend(peer, 'stream', 1)) this.overBudget(peer, 'stream')
+  }
+
+  /** Penalises a peer past its budget of `kind`; returns false (the frame's rest is dropped). */
+  private overBudget(peer: PeerKey, kind: BudgetKind): false {
+    this.score.addPenalty(peer, 1)
+    this.reject(peer, `${kind}-over-budget`)
+    this.strike(peer, `${kind}-over-budget`)
+    return false
+  }
+
+  /** Counts a strike; a peer that reaches the limit is disconnected and denied. */
+  private strike(peer: PeerKey, reason: string, weight = 1): void {
+    if (this.direct.has(peer) || !this.budgets.strike(peer, weight)) return
+    const until = this.budgets.deny(peer)
+    this.peersDisconnected++
+    this.log('disconnecting %s until %d: %s', peer, until, reason)
+    this.reject(peer, 'disconnected')
+    this.peerDisconnected(peer)
+    this.env.disconnect?.(peer, { denyMs: this.params.budgets.denyMs, reason })
+  }
+
+  private noteWork(fields: number): void {
+    if (fields > this.maxFieldsPerFrame) this.maxFieldsPerFrame = fields
   }
 
   // ---------------------------------------------------------------- Dissemination
@@ -402,6 +470,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     return this.score.score(peer)
   }
 
+  /** A peer's behaviour penalty counter (P7, before weighting). */
+  getBehaviourPenalty(peer: PeerKey): number {
+    return this.score.behaviourPenalty(peer)
+  }
+
+  /** IDONTWANT ids held for `peer` (bounded by its budget and `maxIDontWantPerPeer`). */
+  getIDontWantCount(peer: PeerKey): number {
+    return this.peers.get(peer)?.dontWant?.size ?? 0
+  }
+
+  /** True while `peer` is denied after being disconnected for going on past its budgets. */
+  isDenied(peer: PeerKey): boolean {
+    return this.budgets.isDenied(peer)
+  }
+
   /** The protocol a peer negotiated, if the driver said. */
   getPeerProtocol(peer: PeerKey): string | undefined {
     return this.peers.get(peer)?.protocol
@@ -440,41 +523,49 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.fanout.get(topic)?.delete(peer)
   }
 
-  private handleMessage(peer: PeerKey, m: RpcMessage): void {
+  /**
+   * Handles one received message; false when the peer repeated a message past its budget
+   * (the rest of the frame is then dropped).
+   */
+  private handleMessage(peer: PeerKey, ps: PeerState, m: RpcMessage, direct: boolean): boolean {
     const topic = m.topic
     if (topic === '') {
       this.reject(peer, 'missing-topic')
-      return
+      return true
     }
     // Like stock gossipsub, messages of topics we do not subscribe to are dropped unread.
-    if (!this.subscriptions.has(topic)) return
+    if (!this.subscriptions.has(topic)) return true
     const cls = this.classOf(topic)
     const data = m.data ?? EMPTY
     if (data.length > this.params.maxMessageSize) {
       this.invalid(peer, topic, cls, 'message-too-large')
-      return
+      return true
     }
     const auth = checkAuthFields(this.params.signaturePolicy, m)
     if (auth.problem !== undefined) {
       this.invalid(peer, topic, cls, auth.problem)
-      return
+      return true
     }
     let id: MessageId
     try {
       id = this.msgIdFn(m)
     } catch {
       this.invalid(peer, topic, cls, 'bad-message-id')
-      return
+      return true
     }
     const key = messageIdKey(id)
     const now = this.env.now()
+    const repeated = !this.noteReceived(ps, key)
+    if (repeated && !direct && !this.budgets.spend(peer, 'repeat', 1)) {
+      return this.overBudget(peer, 'repeat')
+    }
     if (this.seen.has(key, now)) {
       this.recorder.count('duplicates', topic, cls)
       const first = this.mcache.get(key)?.firstSeen
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.validating.get(key)?.add(peer)
-      return
+      return true
     }
     this.seen.add(key, now)
     const asked = this.limiter.outstandingPeers(key)
@@ -541,6 +632,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     } else {
       check()
     }
+    return true
+  }
+
+  /** Remembers that `ps` sent the message `key`; false when it had sent it already. */
+  private noteReceived(ps: PeerState, key: string): boolean {
+    ps.recentReceived ??= new Set()
+    if (ps.recentReceived.has(key)) return false
+    if (ps.recentReceived.size >= MAX_RECENT_RECEIVED) {
+      const oldest = ps.recentReceived.values().next().value
+      if (oldest !== undefined) ps.recentReceived.delete(oldest)
+    }
+    ps.recentReceived.add(key)
+    return true
   }
 
   private validated(
@@ -605,10 +709,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.reject(peer, reason, topic)
   }
 
-  private handleIDontWant(ps: PeerState, entries: RpcControl['idontwant']): void {
+  /**
+   * Stores the IDONTWANT ids within the peer's budget; ids beyond it are not even read, the
+   * peer is penalised and false returned (the rest of the frame is dropped).
+   */
+  private handleIDontWant(
+    peer: PeerKey,
+    ps: PeerState,
+    entries: RpcControl['idontwant'],
+    direct: boolean,
+  ): boolean {
+    const total = idCount(entries)
+    if (total === 0) return true
+    let allowed = direct ? total : this.budgets.take(peer, 'idontwant', total)
     const expiry = this.env.now() + this.params.idontwantTtlMs
     for (const e of entries) {
       for (const id of e.messageIDs) {
+        if (allowed-- <= 0) return this.overBudget(peer, 'idontwant')
         const key = messageIdKey(id)
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
         // our push was not the one that delivered.
@@ -622,6 +739,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         ps.dontWant.set(key, expiry)
       }
     }
+    return true
   }
 
   private handleGraft(peer: PeerKey, ps: PeerState, grafts: RpcGraft[], out: Rpc): void {
@@ -722,20 +840,31 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     })
   }
 
-  private handleIWant(peer: PeerKey, ps: PeerState, iwants: RpcIWant[]): void {
-    if (iwants.length === 0) return
-    if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return
+  /**
+   * Answers IWANTs from the message cache; returns the ids it could not serve (unknown, asked
+   * twice, or past `gossipRetransmission`), which the peer's budget pays for.
+   */
+  private handleIWant(peer: PeerKey, ps: PeerState, iwants: RpcIWant[]): number {
+    if (iwants.length === 0) return 0
+    if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return 0
     const sent = new Set<string>()
+    let misses = 0
     for (const iw of iwants) {
       for (const id of iw.messageIDs) {
         const key = messageIdKey(id)
-        if (sent.has(key) || this.dontWantOf(ps, key)) continue
-        const cached = this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
-        if (cached === undefined) continue
+        if (this.dontWantOf(ps, key)) continue
+        const cached = sent.has(key)
+          ? undefined
+          : this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
+        if (cached === undefined) {
+          misses++
+          continue
+        }
         sent.add(key)
         this.sendMessage([peer], cached.message, key)
       }
     }
+    return misses
   }
 
   // ---------------------------------------------------------------- publishing
@@ -1160,14 +1289,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (direction === 'sent') this.recorder.controlSent(kind, n)
       else this.recorder.controlReceived(kind, n)
     }
-    const ids = (entries: { messageIDs: Uint8Array[] }[]) =>
-      entries.reduce((n, e) => n + e.messageIDs.length, 0)
     add('IHAVE', c.ihave.length)
-    add('IHAVE ids', ids(c.ihave))
+    add('IHAVE ids', idCount(c.ihave))
     add('IWANT', c.iwant.length)
-    add('IWANT ids', ids(c.iwant))
+    add('IWANT ids', idCount(c.iwant))
     add('IDONTWANT', c.idontwant.length)
-    add('IDONTWANT ids', ids(c.idontwant))
+    add('IDONTWANT ids', idCount(c.idontwant))
     add('GRAFT', c.graft.length)
     add('PRUNE', c.prune.length)
     add(
@@ -1200,6 +1327,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     return items.slice(0, n)
   }
+}
+
+function idCount(entries: { messageIDs: Uint8Array[] }[]): number {
+  let n = 0
+  for (const e of entries) n += e.messageIDs.length
+  return n
 }
 
 function iwant(ids: MessageId[]): RpcControl {

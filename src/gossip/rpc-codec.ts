@@ -135,6 +135,21 @@ export interface RpcLimits {
   maxIDontWantIds: number
   /** Maximum topic-carrying control entries (IHAVE, GRAFT, PRUNE). */
   maxControlTopics: number
+  /** Maximum IHAVE entries (each names a topic and carries ids; an empty one still counts). */
+  maxIHaveEntries: number
+  /** Maximum IWANT entries (an empty one still counts). */
+  maxIWantEntries: number
+  /** Maximum IDONTWANT entries (an empty one still counts). */
+  maxIDontWantEntries: number
+  /** Maximum GRAFT and PRUNE entries together. */
+  maxGraftPruneEntries: number
+  /** Maximum occurrences of the control field (repeated ones merge, but each costs work). */
+  maxControlMessages: number
+  /**
+   * Maximum protobuf fields read in one frame, at every depth, unknown ones included: bounds
+   * the decoding work of any frame, whatever it is made of.
+   */
+  maxFields: number
   /** Maximum peers offered over all PRUNE entries. */
   maxPeerExchange: number
   /** Maximum length of a topic string, in bytes. */
@@ -143,15 +158,40 @@ export interface RpcLimits {
   maxIdLength: number
 }
 
+/**
+ * A frame crossed one of its {@link RpcLimits}: decoding stopped there, so the work spent on
+ * it is bounded by the limit, not by the frame.
+ */
+export class RpcLimitError extends DecodeError {
+  /** The limit that was crossed. */
+  readonly limit: keyof RpcLimits
+  /** Protobuf fields read before decoding stopped (the work spent on the frame). */
+  readonly fieldsRead: number
+
+  constructor(limit: keyof RpcLimits, value: number, fieldsRead: number) {
+    super(`${limit} exceeded (${value})`)
+    this.limit = limit
+    this.fieldsRead = fieldsRead
+  }
+}
+
 /** Defaults: generous enough for any honest peer, small enough to bound memory. */
 export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxFrameBytes: 4 * 1024 * 1024,
-  maxSubscriptions: 5000,
+  // An honest hello holds at most maxTopicsPerPeer (1,024) topics.
+  maxSubscriptions: 2048,
   maxMessages: 5000,
   maxIHaveIds: 5000,
   maxIWantIds: 5000,
-  maxIDontWantIds: 5000,
+  // Implementations send IDONTWANT as messages arrive, one or a few ids at a time.
+  maxIDontWantIds: 1000,
   maxControlTopics: 5000,
+  maxIHaveEntries: 1024,
+  maxIWantEntries: 1024,
+  maxIDontWantEntries: 1024,
+  maxGraftPruneEntries: 2048,
+  maxControlMessages: 16,
+  maxFields: 40_000,
   maxPeerExchange: 256,
   maxTopicLength: 1024,
   maxIdLength: 256,
@@ -274,17 +314,45 @@ interface Budget {
   idontwantIds: number
   controlTopics: number
   peers: number
+  ihaveEntries: number
+  iwantEntries: number
+  idontwantEntries: number
+  graftPruneEntries: number
+  controlMessages: number
+  fields: number
+}
+
+type Counter = Exclude<keyof Budget, 'fields'>
+
+/** The limit each running total is checked against. */
+const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
+  ihaveIds: 'maxIHaveIds',
+  iwantIds: 'maxIWantIds',
+  idontwantIds: 'maxIDontWantIds',
+  controlTopics: 'maxControlTopics',
+  peers: 'maxPeerExchange',
+  ihaveEntries: 'maxIHaveEntries',
+  iwantEntries: 'maxIWantEntries',
+  idontwantEntries: 'maxIDontWantEntries',
+  graftPruneEntries: 'maxGraftPruneEntries',
+  controlMessages: 'maxControlMessages',
 }
 
 class FrameDecoder {
   private readonly r: Reader
   private readonly limits: RpcLimits
-  private readonly budget: Budget = {
+  readonly budget: Budget = {
     ihaveIds: 0,
     iwantIds: 0,
     idontwantIds: 0,
     controlTopics: 0,
     peers: 0,
+    ihaveEntries: 0,
+    iwantEntries: 0,
+    idontwantEntries: 0,
+    graftPruneEntries: 0,
+    controlMessages: 0,
+    fields: 0,
   }
 
   constructor(bytes: Uint8Array, limits: RpcLimits) {
@@ -292,28 +360,46 @@ class FrameDecoder {
     this.limits = limits
   }
 
+  /** Counts one more of `counter`; throws as soon as its limit is crossed. */
+  private count(counter: Counter): void {
+    const limit = LIMIT_OF[counter]
+    if (++this.budget[counter] > this.limits[limit]) {
+      throw new RpcLimitError(limit, this.budget[counter], this.budget.fields)
+    }
+  }
+
+  /** `readFields`, counting every field (unknown ones too) against `maxFields`. */
+  private fields(end: number, on: (field: number, wireType: number) => boolean): void {
+    readFields(this.r, end, (field, wt) => {
+      if (++this.budget.fields > this.limits.maxFields) {
+        throw new RpcLimitError('maxFields', this.budget.fields, this.budget.fields)
+      }
+      return on(field, wt)
+    })
+  }
+
   rpc(): Rpc {
     const rpc: Rpc = { subscriptions: [], messages: [] }
-    readFields(this.r, this.r.len, (field, wt) => {
+    this.fields(this.r.len, (field, wt) => {
       if (field === 1 && wt === LEN) {
         if (rpc.subscriptions.length >= this.limits.maxSubscriptions) {
-          throw new DecodeError(`more than ${this.limits.maxSubscriptions} subscriptions`)
+          throw new RpcLimitError(
+            'maxSubscriptions',
+            rpc.subscriptions.length + 1,
+            this.budget.fields,
+          )
         }
         rpc.subscriptions.push(this.subscription())
       } else if (field === 2 && wt === LEN) {
         if (rpc.messages.length >= this.limits.maxMessages) {
-          throw new DecodeError(`more than ${this.limits.maxMessages} messages`)
+          throw new RpcLimitError('maxMessages', rpc.messages.length + 1, this.budget.fields)
         }
         rpc.messages.push(this.message())
       } else if (field === 3 && wt === LEN) {
-        const c = this.control()
-        if (rpc.control === undefined) rpc.control = c
-        else {
-          // Repeated occurrences of a non-repeated message field merge (protobuf rule).
-          for (const k of ['ihave', 'iwant', 'graft', 'prune', 'idontwant'] as const) {
-            ;(rpc.control[k] as unknown[]).push(...c[k])
-          }
-        }
+        this.count('controlMessages')
+        // Repeated occurrences of a non-repeated message field merge (protobuf rule).
+        rpc.control ??= emptyControl()
+        this.control(rpc.control)
       } else return false
       return true
     })
@@ -348,7 +434,7 @@ class FrameDecoder {
   private subscription(): RpcSubscription {
     const end = this.nested()
     const s: RpcSubscription = { subscribe: false, topic: '' }
-    readFields(this.r, end, (field, wt) => {
+    this.fields(end, (field, wt) => {
       if (field === 1) {
         expectWireType(wt, VARINT)
         s.subscribe = this.r.uint32() !== 0
@@ -364,7 +450,7 @@ class FrameDecoder {
   private message(): RpcMessage {
     const end = this.nested()
     const m: RpcMessage = { topic: '' }
-    readFields(this.r, end, (field, wt) => {
+    this.fields(end, (field, wt) => {
       if (field < 1 || field > 6) return false
       expectWireType(wt, LEN)
       if (field === 1) m.from = this.bytes()
@@ -379,32 +465,29 @@ class FrameDecoder {
   }
 
   private ids(into: Uint8Array[], counter: 'ihaveIds' | 'iwantIds' | 'idontwantIds'): void {
-    const max = {
-      ihaveIds: this.limits.maxIHaveIds,
-      iwantIds: this.limits.maxIWantIds,
-      idontwantIds: this.limits.maxIDontWantIds,
-    }[counter]
-    if (++this.budget[counter] > max) throw new DecodeError(`more than ${max} ${counter}`)
+    this.count(counter)
     into.push(this.bytes(this.limits.maxIdLength))
   }
 
-  private topicEntry(): void {
-    if (++this.budget.controlTopics > this.limits.maxControlTopics) {
-      throw new DecodeError(`more than ${this.limits.maxControlTopics} control entries`)
-    }
-  }
-
-  private control(): RpcControl {
+  private control(c: RpcControl): void {
     const end = this.nested()
-    const c = emptyControl()
-    readFields(this.r, end, (field, wt) => {
+    this.fields(end, (field, wt) => {
       if (field < 1 || field > 5) return false
       expectWireType(wt, LEN)
+      // Counted before its body is read: an empty entry costs as much as a full one.
+      if (field === 1) {
+        this.count('ihaveEntries')
+        this.count('controlTopics')
+      } else if (field === 2) this.count('iwantEntries')
+      else if (field === 5) this.count('idontwantEntries')
+      else {
+        this.count('graftPruneEntries')
+        this.count('controlTopics')
+      }
       const sub = this.nested()
       if (field === 1) {
-        this.topicEntry()
         const ih: RpcIHave = { topicID: '', messageIDs: [] }
-        readFields(this.r, sub, (f, w) => {
+        this.fields(sub, (f, w) => {
           if (f === 1) {
             expectWireType(w, LEN)
             ih.topicID = this.string()
@@ -417,7 +500,7 @@ class FrameDecoder {
         c.ihave.push(ih)
       } else if (field === 2 || field === 5) {
         const entry = { messageIDs: [] as Uint8Array[] }
-        readFields(this.r, sub, (f, w) => {
+        this.fields(sub, (f, w) => {
           if (f !== 1) return false
           expectWireType(w, LEN)
           this.ids(entry.messageIDs, field === 2 ? 'iwantIds' : 'idontwantIds')
@@ -426,9 +509,8 @@ class FrameDecoder {
         if (field === 2) c.iwant.push(entry)
         else c.idontwant.push(entry)
       } else if (field === 3) {
-        this.topicEntry()
         const g: RpcGraft = { topicID: '' }
-        readFields(this.r, sub, (f, w) => {
+        this.fields(sub, (f, w) => {
           if (f !== 1) return false
           expectWireType(w, LEN)
           g.topicID = this.string()
@@ -436,28 +518,24 @@ class FrameDecoder {
         })
         c.graft.push(g)
       } else {
-        this.topicEntry()
         c.prune.push(this.prune(sub))
       }
       return true
     })
-    return c
   }
 
   private prune(end: number): RpcPrune {
     const p: RpcPrune = { topicID: '', peers: [] }
-    readFields(this.r, end, (f, w) => {
+    this.fields(end, (f, w) => {
       if (f === 1) {
         expectWireType(w, LEN)
         p.topicID = this.string()
       } else if (f === 2) {
         expectWireType(w, LEN)
-        if (++this.budget.peers > this.limits.maxPeerExchange) {
-          throw new DecodeError(`more than ${this.limits.maxPeerExchange} exchanged peers`)
-        }
+        this.count('peers')
         const pe = this.nested()
         const info: RpcPeerInfo = {}
-        readFields(this.r, pe, (ff, ww) => {
+        this.fields(pe, (ff, ww) => {
           if (ff !== 1 && ff !== 2) return false
           expectWireType(ww, LEN)
           if (ff === 1) info.peerID = this.bytes(this.limits.maxIdLength)
@@ -476,19 +554,32 @@ class FrameDecoder {
 }
 
 /**
- * Decodes one RPC frame. Throws {@link DecodeError} (and nothing else) on malformed input or
- * when the frame exceeds any of `limits`.
+ * Decodes one RPC frame. Throws {@link DecodeError} (and nothing else) on malformed input,
+ * and its subclass {@link RpcLimitError} as soon as the frame crosses any of `limits`.
  */
-export function decodeRpc(bytes: Uint8Array, limits: RpcLimits = DEFAULT_RPC_LIMITS): Rpc {
+export function decodeRpc(
+  bytes: Uint8Array,
+  limits: RpcLimits = DEFAULT_RPC_LIMITS,
+  work?: DecodeWork,
+): Rpc {
   if (bytes.length > limits.maxFrameBytes) {
-    throw new DecodeError(`frame of ${bytes.length} bytes exceeds ${limits.maxFrameBytes}`)
+    throw new RpcLimitError('maxFrameBytes', bytes.length, 0)
   }
+  const decoder = new FrameDecoder(bytes, limits)
   try {
-    return new FrameDecoder(bytes, limits).rpc()
+    return decoder.rpc()
   } catch (err) {
     if (err instanceof DecodeError) throw err
     throw new DecodeError(`malformed RPC: ${(err as Error).message}`, { cause: err })
+  } finally {
+    if (work !== undefined) work.fields = decoder.budget.fields
   }
+}
+
+/** Filled in by {@link decodeRpc}: the work one decode took, whether it succeeded or not. */
+export interface DecodeWork {
+  /** Protobuf fields read (at every depth, unknown ones included). */
+  fields: number
 }
 
 /** Payload bytes of a frame: the data of its messages (everything else counts as control). */

@@ -141,6 +141,11 @@ export class PeerScore {
     if (ps !== undefined) ps.behaviourPenalty += n
   }
 
+  /** The peer's behaviour penalty counter (P7, before weighting; 0 for an unknown peer). */
+  behaviourPenalty(peer: PeerKey): number {
+    return this.peers.get(peer)?.behaviourPenalty ?? 0
+  }
+
   /** The peer's current score (0 for an unknown peer). */
   score(peer: PeerKey): number {
     const ps = this.peers.get(peer)

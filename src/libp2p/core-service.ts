@@ -22,7 +22,7 @@ import type {
   StrategyName,
 } from '../core/dissemination.ts'
 import type { EventSink, Listener } from '../core/emitter.ts'
-import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import type { DisconnectOptions, Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { withDefaults } from '../core/options.ts'
 import type { DisseminationStats } from '../core/stats.ts'
@@ -126,6 +126,9 @@ interface PeerState {
  */
 export const MAX_EARLY_FRAMES = 64
 
+/** Peers a service refuses at once (the oldest deny is forgotten first). */
+export const MAX_DENIED_PEERS = 4096
+
 /**
  * The one libp2p driver: hosts a sans-IO core as a libp2p 3 service. Each side writes on
  * its own outbound stream and reads length-prefixed frames from the peer's, as gossipsub
@@ -165,6 +168,8 @@ export class CoreService<
   private readonly topologyIds: string[] = []
   private readonly dialing = new Set<PeerKey>()
   private redialTimer: ReturnType<typeof setInterval> | undefined
+  /** Peers the core disconnected → time their deny ends (insertion order is time order). */
+  private readonly denied = new Map<PeerKey, number>()
   private running = false
   private readonly dropped: DriverStats = {
     framesDropped: 0,
@@ -200,6 +205,7 @@ export class CoreService<
       setTimer: (ms, fn) => this.setTimer(ms, fn),
       random: () => Math.random(),
       logger: components.logger,
+      disconnect: (peer, opts) => this.disconnect(peer, opts),
     }
     this.core = createCore(env)
     this[Symbol.toStringTag] = options.tag
@@ -360,9 +366,53 @@ export class CoreService<
     return state
   }
 
+  /**
+   * True while `peer` is refused because the core disconnected it. Plug it into libp2p's
+   * connection gater ({@link denyListGater}) to refuse its connections before they upgrade.
+   */
+  isDenied(peer: PeerKey | PeerId): boolean {
+    const key = peer.toString()
+    const until = this.denied.get(key)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.denied.delete(key)
+    return false
+  }
+
+  /** The core's verdict: close every connection to `peer` and refuse it for `denyMs`. */
+  private disconnect(peer: PeerKey, { denyMs, reason }: DisconnectOptions): void {
+    this.denied.delete(peer)
+    if (this.denied.size >= MAX_DENIED_PEERS) {
+      const oldest = this.denied.keys().next().value
+      if (oldest !== undefined) this.denied.delete(oldest)
+    }
+    this.denied.set(peer, Date.now() + denyMs)
+    this.log('disconnecting %s for %d ms: %s', peer, denyMs, reason)
+    this.closeConnectionsOf(peer)
+  }
+
+  private closeConnectionsOf(peer: PeerKey): void {
+    for (const c of this.components.connectionManager.getConnections()) {
+      if (c.remotePeer.toString() === peer) this.refuse(c)
+    }
+  }
+
+  /** Aborts a connection or stream of a denied peer (one already closing may throw: ignored). */
+  private refuse(target: Connection | Stream): void {
+    try {
+      target.abort(new Error('peer denied'))
+    } catch (err) {
+      this.log('aborting a denied peer: %e', err)
+    }
+  }
+
   private onConnect(peerId: PeerId, connection: Connection): void {
     if (!this.running || connection.status !== 'open') return
     const peer = peerId.toString()
+    if (this.isDenied(peer)) {
+      this.refuse(connection)
+      return
+    }
     const state = this.state(peer)
     if (state.outbound !== undefined || state.opening !== undefined) return
     state.opening = this.openOutbound(peer, state, connection).finally(() => {
@@ -405,6 +455,16 @@ export class CoreService<
 
   private onInbound(stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString()
+    if (this.isDenied(peer)) {
+      this.refuse(connection)
+      return
+    }
+    // Reported before the stream is used: the core budgets how often a peer reopens one.
+    this.core.inboundStreamOpened?.(peer)
+    if (this.isDenied(peer)) {
+      this.refuse(stream)
+      return
+    }
     const state = this.state(peer)
     state.inbound.add(stream)
     const decoder = new LengthPrefixedDecoder(this.options.maxFrameBytes)

@@ -279,12 +279,22 @@ export class Simulation<C extends SimCore = SimCore> {
       setTimer: (delayMs, fn) => this.setTimer(i, epoch, delayMs, fn),
       random: () => rng.next(),
       logger: simLogger,
+      disconnect: (peer, { denyMs }) => this.disconnect(i, epoch, peer, denyMs),
     }
     const core = this.factory(env, i)
     this.cores[i] = core
     this.up[i] = 1
     for (const observer of this.observers) observer(i, core)
     return core
+  }
+
+  /** A core dropped `peer`: the link is cut (both ends told) and healed after `denyMs`. */
+  private disconnect(i: number, epoch: number, peer: PeerKey, denyMs: number): void {
+    const j = this.index.get(peer)
+    if (j === undefined || this.up[i] !== 1 || this.epoch[i] !== epoch) return
+    if (this.isCut(i, j)) return
+    this.cutLink(i, j)
+    this.after(denyMs, () => this.healLink(i, j))
   }
 
   private setTimer(i: number, epoch: number, delayMs: number, fn: () => void): TimerHandle {

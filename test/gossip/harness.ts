@@ -1,4 +1,4 @@
-import type { Env, TimerHandle } from '../../src/core/env.ts'
+import type { DisconnectOptions, Env, TimerHandle } from '../../src/core/env.ts'
 import {
   decodeRpc,
   emptyControl,
@@ -24,6 +24,8 @@ export class ManualEnv implements Env {
   readonly self: string
   time = 1000
   sent: { peer: string; rpc: Rpc; bytes: number }[] = []
+  /** Every disconnect the core asked for. */
+  disconnected: ({ peer: string } & DisconnectOptions)[] = []
   private timers: Timer[] = []
   private seq = 0
   private readonly prng = new Prng(7)
@@ -52,6 +54,10 @@ export class ManualEnv implements Env {
 
   random(): number {
     return this.prng.next()
+  }
+
+  disconnect(peer: string, options: DisconnectOptions): void {
+    this.disconnected.push({ peer, ...options })
   }
 
   /** Runs every timer due within `ms`, in time order, then sets the clock to the end. */

@@ -63,3 +63,32 @@ describe('IWANT limiter', () => {
     expect(l.advertised('a', [want(1), want(2), want(3), want(4)])).toHaveLength(3)
   })
 })
+
+describe('IWANT limiter timers', () => {
+  it('set one follow-up timer per batch of requests, however many ids it holds', () => {
+    const env = new ManualEnv()
+    let timers = 0
+    const broken: string[] = []
+    const l = new IWantLimiter(
+      { maxConcurrent: 1, followupMs: 100, maxAlternates: 2, maxTracked: 10_000 },
+      {
+        setTimer: (ms, fn) => {
+          timers++
+          return env.setTimer(ms, fn)
+        },
+        request: () => {},
+        brokenPromise: (peer) => broken.push(peer),
+      },
+    )
+    const ids = Array.from({ length: 5000 }, (_, i) => ({
+      key: `k${i}`,
+      id: Uint8Array.from([i >> 8, i & 0xff]),
+    }))
+    expect(l.advertised('a', ids)).toHaveLength(5000)
+    expect(timers).toBe(1)
+    l.delivered('k0')
+    env.advance(100)
+    // Every undelivered request is a broken promise; the delivered one is not.
+    expect(broken).toHaveLength(4999)
+  })
+})

@@ -1,0 +1,209 @@
+/**
+ * Gossip under attack (issue 11): honest A publishes 20 msg/s of 1 KB through victim B to
+ * honest C, all real libp2p nodes on loopback; an attacker connected to B speaks
+ * `/meshsub/1.2.0` with hand-built frames. For each attack: honest latency and throughput
+ * before and during, when the attacker was penalised and whether it was disconnected, the
+ * longest time B's router spent on one of its frames, and B's heap after GC before and after.
+ *
+ * `npm run bench -- attack-gossip [--before-ms N] [--attack-ms N]`
+ */
+
+import { spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { distribution } from '../src/core/distribution.ts'
+import { AttackBed, type AttackRun, gossipAttacks } from '../test/support/gossip-attacks.ts'
+import { fmt, printTable, type Row, writeResults } from './report.ts'
+
+const args = process.argv.slice(2)
+const arg = (name: string, fallback: number) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? Number(args[i + 1]) : fallback
+}
+const BEFORE_MS = arg('--before-ms', 3000)
+const ATTACK_MS = arg('--attack-ms', 6000)
+const RATE = 20
+const T = 'blocks'
+const BYTES = 1024
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+const ATTACKER = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '../test/support/gossip-attacker-main.ts',
+)
+
+/**
+ * Starts the attacker in its own process (its work must not stall the victim's event loop);
+ * resolves with its peer id and a function that starts the attack and resolves when it ends.
+ */
+async function spawnAttacker(
+  victim: string,
+  index: number,
+): Promise<{ key: string; attack: () => Promise<AttackRun> }> {
+  const child = spawn(process.execPath, [ATTACKER, victim, String(index), String(ATTACK_MS), T], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const first = await lines.next()
+  if (first.done) throw new Error('the attacker process exited before it started')
+  const { peerId } = JSON.parse(first.value) as { peerId: string }
+  return {
+    key: peerId,
+    attack: async () => {
+      child.stdin.write('go\n')
+      const last = await lines.next()
+      if (last.done) throw new Error('the attacker process exited without a report')
+      return JSON.parse(last.value) as AttackRun
+    },
+  }
+}
+
+/** Heap in use after two full collections, in MB (the bench process: A, B and C). */
+function heapAfterGcMB(): number {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed / 1e6
+}
+
+function percentiles(ms: number[]): { p50: number; p99: number } {
+  if (ms.length === 0) return { p50: Number.NaN, p99: Number.NaN }
+  const { p50, p99 } = distribution(ms)
+  return { p50, p99 }
+}
+
+interface AttackFigures {
+  attack: string
+  attackRateFramesPerS: number
+  beforeP50Ms: number
+  beforeP99Ms: number
+  beforeThroughputMsgPerS: number
+  duringP50Ms: number
+  duringP99Ms: number
+  duringThroughputMsgPerS: number
+  p99DuringOverBefore: number
+  honestPublished: number
+  honestDelivered: number
+  honestDeliveredFraction: number
+  attackerFramesSent: number
+  victimFramesFromAttacker: number
+  /** From the victim's first frame (or stream) from the attacker to its first P7 penalty. */
+  timeToPenaltyMs: number | null
+  /** From the same first contact to the disconnection. */
+  timeToDisconnectMs: number | null
+  disconnected: boolean
+  maxRouterWallMsPerAttackerFrame: number
+  maxRouterCpuMsPerAttackerFrame: number
+  maxRouterWallMsPerHonestFrame: number
+  heapAfterGcBeforeMB: number
+  heapAfterGcAfterMB: number
+  heapChangeFraction: number
+}
+
+const bed = await AttackBed.create(T)
+const router = bed.b.services.dissemination.core
+const honestKeys = [bed.a.peerId.toString(), bed.c.peerId.toString()]
+const figures: AttackFigures[] = []
+// Warm-up: JIT, meshes and caches settle before anything is measured.
+await bed.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
+
+for (const [index, attack] of gossipAttacks(T).entries()) {
+  const heapBefore = heapAfterGcMB()
+  const before = await bed.honestTraffic(
+    () => new Promise((r) => setTimeout(r, BEFORE_MS)),
+    RATE,
+    BYTES,
+  )
+  const x = await spawnAttacker(bed.b.getMultiaddrs()[0].toString(), index)
+  const key = x.key
+  for (const k of honestKeys) bed.maxFrameMs.delete(k)
+  for (const k of honestKeys) bed.maxFrameCpuMs.delete(k)
+  let penaltyAt: number | undefined
+  let disconnectAt: number | undefined
+  const off = router.on('rejected', ({ from, reason }) => {
+    if (from !== key) return
+    if (penaltyAt === undefined && router.getBehaviourPenalty(key) > 0) penaltyAt = Date.now()
+    if (reason === 'disconnected') disconnectAt ??= Date.now()
+  })
+  const during = await bed.honestTraffic(() => x.attack(), RATE, BYTES)
+  off()
+  const heapAfter = heapAfterGcMB()
+  const b = percentiles(before.traffic.latenciesMs)
+  const d = percentiles(during.traffic.latenciesMs)
+  const perS = (n: number, ms: number) => (n * 1000) / ms
+  const contact = bed.firstContact.get(key)
+  const since = (t: number | undefined) =>
+    t === undefined || contact === undefined ? null : t - contact
+  figures.push({
+    attack: attack.name,
+    attackRateFramesPerS: attack.rate,
+    beforeP50Ms: b.p50,
+    beforeP99Ms: b.p99,
+    beforeThroughputMsgPerS: perS(before.traffic.delivered, before.traffic.elapsedMs),
+    duringP50Ms: d.p50,
+    duringP99Ms: d.p99,
+    duringThroughputMsgPerS: perS(during.traffic.delivered, during.traffic.elapsedMs),
+    p99DuringOverBefore: d.p99 / b.p99,
+    honestPublished: during.traffic.published,
+    honestDelivered: during.traffic.delivered,
+    honestDeliveredFraction: during.traffic.delivered / during.traffic.published,
+    attackerFramesSent: during.result.sent,
+    victimFramesFromAttacker: bed.frames.get(key) ?? 0,
+    timeToPenaltyMs: since(penaltyAt),
+    timeToDisconnectMs: since(disconnectAt),
+    disconnected: router.isDenied(key),
+    maxRouterWallMsPerAttackerFrame: bed.maxFrameMs.get(key) ?? 0,
+    maxRouterCpuMsPerAttackerFrame: bed.maxFrameCpuMs.get(key) ?? 0,
+    maxRouterWallMsPerHonestFrame: Math.max(
+      0,
+      ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0),
+    ),
+    heapAfterGcBeforeMB: heapBefore,
+    heapAfterGcAfterMB: heapAfter,
+    heapChangeFraction: heapAfter / heapBefore - 1,
+  })
+  console.log(`done: ${attack.name}`)
+}
+await bed.stop()
+
+const ms = (v: number | null) => (v === null ? 'never' : fmt(v, 0))
+const rows: Row[] = figures.map((f) => ({
+  attack: f.attack,
+  'before p50/p99 ms': `${fmt(f.beforeP50Ms, 1)} / ${fmt(f.beforeP99Ms, 1)}`,
+  'during p50/p99 ms': `${fmt(f.duringP50Ms, 1)} / ${fmt(f.duringP99Ms, 1)}`,
+  'p99 ratio': fmt(f.p99DuringOverBefore, 2),
+  'msg/s before/during': `${fmt(f.beforeThroughputMsgPerS, 1)} / ${fmt(f.duringThroughputMsgPerS, 1)}`,
+  delivered: `${f.honestDelivered}/${f.honestPublished}`,
+  'penalty ms': ms(f.timeToPenaltyMs),
+  'disconnect ms': ms(f.timeToDisconnectMs),
+  'router ms/frame wall/CPU': `${fmt(f.maxRouterWallMsPerAttackerFrame, 1)} / ${fmt(f.maxRouterCpuMsPerAttackerFrame, 1)}`,
+  'heap MB before/after': `${fmt(f.heapAfterGcBeforeMB, 1)} / ${fmt(f.heapAfterGcAfterMB, 1)}`,
+}))
+printTable(
+  `gossip under attack: A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
+  rows,
+)
+const targets = {
+  p99DuringAtMost2xBefore: figures.every((f) => f.p99DuringOverBefore <= 2),
+  penalisedWithin1s: figures.every((f) => f.timeToPenaltyMs !== null && f.timeToPenaltyMs <= 1000),
+  disconnected: figures.every((f) => f.disconnected),
+  noFrameOver10msOfRouterCpuTime: figures.every((f) => f.maxRouterCpuMsPerAttackerFrame <= 10),
+  noFrameOver10msOfRouterWallTime: figures.every((f) => f.maxRouterWallMsPerAttackerFrame <= 10),
+  heapGrowthWithin10Percent: figures.every((f) => f.heapChangeFraction <= 0.1),
+  honestDelivery100Percent: figures.every((f) => f.honestDelivered === f.honestPublished),
+}
+console.log('\ntargets met:', targets)
+writeResults('attack-gossip', {
+  config: {
+    honestRateMsgPerS: RATE,
+    honestMessageBytes: BYTES,
+    beforeMs: BEFORE_MS,
+    attackMs: ATTACK_MS,
+  },
+  attacks: figures,
+  targets,
+})

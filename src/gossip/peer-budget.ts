@@ -1,0 +1,205 @@
+import type { PeerKey } from '../core/artifact.ts'
+
+/**
+ * The kinds of input a peer spends budget on. Each is counted in the unit whose cost a peer
+ * could otherwise multiply: ids, entries or events, not frames.
+ */
+export type BudgetKind =
+  /** IHAVE message ids. */
+  | 'ihave'
+  /** IWANT message ids. */
+  | 'iwant'
+  /** IWANT ids we could not serve: unknown, or asked for past `gossipRetransmission`. */
+  | 'iwantMiss'
+  /** IDONTWANT message ids. */
+  | 'idontwant'
+  /** Subscription changes. */
+  | 'subscription'
+  /** GRAFT and PRUNE entries. */
+  | 'graftPrune'
+  /** A message the same peer already sent us (an honest peer sends each one once). */
+  | 'repeat'
+  /** Inbound streams the peer opened after its first one (reported by the driver). */
+  | 'stream'
+
+/** A token bucket: `burst` units at once, refilled at `perSecond`. */
+export interface BudgetRate {
+  /** Units regained per second. */
+  perSecond: number
+  /** Units a peer may spend at once (the bucket's size, and what a new peer starts with). */
+  burst: number
+}
+
+/** Budgets and what happens beyond them. */
+export interface PeerBudgetParams {
+  /** One token bucket per kind of input. */
+  rates: Record<BudgetKind, BudgetRate>
+  /**
+   * Strikes that disconnect a peer: a frame over any budget or sent while graylisted counts
+   * one; a malformed frame (or one over a decode limit) and bad framing seen by the driver
+   * count `malformedStrikes`.
+   */
+  disconnectStrikes: number
+  /** Strikes a malformed frame costs (decoding it may have cost up to a limit's worth of work). */
+  malformedStrikes: number
+  /** Strikes forgiven per second (a peer that stops misbehaving is forgiven). */
+  strikeDecayPerSecond: number
+  /** How long a disconnected peer is refused, in milliseconds. */
+  denyMs: number
+  /** Denied peers remembered at once (the oldest deny is forgotten first). */
+  maxDenied: number
+}
+
+/** Defaults: several times what an honest peer sends at the default parameters. */
+export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
+  rates: {
+    ihave: { perSecond: 5000, burst: 10_000 },
+    iwant: { perSecond: 5000, burst: 10_000 },
+    iwantMiss: { perSecond: 100, burst: 500 },
+    idontwant: { perSecond: 2000, burst: 4000 },
+    subscription: { perSecond: 100, burst: 2048 },
+    graftPrune: { perSecond: 100, burst: 2048 },
+    repeat: { perSecond: 5, burst: 20 },
+    stream: { perSecond: 0.2, burst: 4 },
+  },
+  disconnectStrikes: 20,
+  malformedStrikes: 10,
+  strikeDecayPerSecond: 1,
+  denyMs: 60_000,
+  maxDenied: 4096,
+}
+
+/** Every budget kind, in a fixed order. */
+export const BUDGET_KINDS = Object.keys(DEFAULT_PEER_BUDGETS.rates) as BudgetKind[]
+
+interface Bucket {
+  tokens: number
+  at: number
+}
+
+interface PeerBudget {
+  buckets: Map<BudgetKind, Bucket>
+  strikes: number
+  strikesAt: number
+}
+
+/**
+ * Per-peer token buckets for every kind of control input, plus strikes and a deny list.
+ * Sans-IO: time comes from `now`; everything is refilled lazily when spent, so an idle
+ * peer costs nothing. A check costs O(1) whatever the amount asked.
+ */
+export class PeerBudgets {
+  private readonly params: PeerBudgetParams
+  private readonly now: () => number
+  private readonly peers = new Map<PeerKey, PeerBudget>()
+  /** Denied peers → time the deny ends (insertion order is time order). */
+  private readonly denied = new Map<PeerKey, number>()
+
+  constructor(params: PeerBudgetParams, now: () => number) {
+    this.params = params
+    this.now = now
+  }
+
+  /** Starts tracking a peer with full buckets. */
+  addPeer(peer: PeerKey): void {
+    if (!this.peers.has(peer)) {
+      this.peers.set(peer, { buckets: new Map(), strikes: 0, strikesAt: this.now() })
+    }
+  }
+
+  /** Forgets a peer's buckets and strikes (its deny, if any, stays). */
+  removePeer(peer: PeerKey): void {
+    this.peers.delete(peer)
+  }
+
+  /** True when `peer` is tracked (it connected and was not removed). */
+  has(peer: PeerKey): boolean {
+    return this.peers.has(peer)
+  }
+
+  /**
+   * Grants up to `n` units of `kind` and returns how many were granted; a short grant empties
+   * the bucket. An untracked peer is granted nothing.
+   */
+  take(peer: PeerKey, kind: BudgetKind, n: number): number {
+    const b = this.bucket(peer, kind)
+    if (b === undefined) return 0
+    const granted = Math.min(n, Math.floor(b.tokens))
+    b.tokens = granted < n ? 0 : b.tokens - n
+    return granted
+  }
+
+  /** Spends `n` units of `kind`: true when all of them were within budget. */
+  spend(peer: PeerKey, kind: BudgetKind, n: number): boolean {
+    return n <= 0 || this.take(peer, kind, n) === n
+  }
+
+  /** Units of `kind` the peer may spend now. */
+  remaining(peer: PeerKey, kind: BudgetKind): number {
+    return Math.floor(this.bucket(peer, kind)?.tokens ?? 0)
+  }
+
+  /**
+   * Counts `weight` strikes against `peer`; true when it has now reached `disconnectStrikes`
+   * and must be disconnected.
+   */
+  strike(peer: PeerKey, weight = 1): boolean {
+    const pb = this.peers.get(peer)
+    if (pb === undefined) return false
+    const now = this.now()
+    const forgiven = ((now - pb.strikesAt) / 1000) * this.params.strikeDecayPerSecond
+    pb.strikes = Math.max(0, pb.strikes - forgiven) + weight
+    pb.strikesAt = now
+    return pb.strikes >= this.params.disconnectStrikes
+  }
+
+  /** Current strikes of a peer (after forgiveness). */
+  strikes(peer: PeerKey): number {
+    const pb = this.peers.get(peer)
+    if (pb === undefined) return 0
+    const forgiven = ((this.now() - pb.strikesAt) / 1000) * this.params.strikeDecayPerSecond
+    return Math.max(0, pb.strikes - forgiven)
+  }
+
+  /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */
+  deny(peer: PeerKey): number {
+    const until = this.now() + this.params.denyMs
+    this.denied.delete(peer)
+    if (this.denied.size >= this.params.maxDenied) {
+      const oldest = this.denied.keys().next().value
+      if (oldest !== undefined) this.denied.delete(oldest)
+    }
+    this.denied.set(peer, until)
+    return until
+  }
+
+  /** True while `peer` is denied. */
+  isDenied(peer: PeerKey): boolean {
+    const until = this.denied.get(peer)
+    if (until === undefined) return false
+    if (until > this.now()) return true
+    this.denied.delete(peer)
+    return false
+  }
+
+  /** Milliseconds left on `peer`'s deny (0 when it is not denied). */
+  deniedForMs(peer: PeerKey): number {
+    return this.isDenied(peer) ? this.denied.get(peer)! - this.now() : 0
+  }
+
+  private bucket(peer: PeerKey, kind: BudgetKind): Bucket | undefined {
+    const pb = this.peers.get(peer)
+    if (pb === undefined) return undefined
+    const rate = this.params.rates[kind]
+    const now = this.now()
+    let b = pb.buckets.get(kind)
+    if (b === undefined) {
+      b = { tokens: rate.burst, at: now }
+      pb.buckets.set(kind, b)
+    } else {
+      b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond)
+      b.at = now
+    }
+    return b
+  }
+}

@@ -1,0 +1,186 @@
+import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../src/core/errors.ts'
+import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
+import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
+import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
+import { DEFAULT_RPC_LIMITS, decodeRpc, RpcLimitError } from '../../src/gossip/rpc-codec.ts'
+import { fullMeshGraph } from '../../src/sim/graph.ts'
+import { Simulation } from '../../src/sim/network.ts'
+import { uniformLatency } from '../../src/sim/placement.ts'
+import {
+  emptyControlFieldsFrame,
+  emptyIDontWantEntriesFrame,
+  emptyIWantEntriesFrame,
+  gossipAttacks,
+} from '../support/gossip-attacks.ts'
+import { frame, ManualEnv, subscribeFrame } from './harness.ts'
+
+const T = 'blocks'
+const HONEST = ['p0', 'p1', 'p2']
+const X = 'attacker'
+
+function victim(options: GossipRouterOptions = {}) {
+  const env = new ManualEnv()
+  const router = new GossipRouter(env, { signaturePolicy: 'StrictNoSign', ...options })
+  router.start()
+  for (const p of [...HONEST, X]) router.peerConnected(p, { protocol: MESHSUB_1_2 })
+  for (const p of HONEST) router.receive(p, subscribeFrame(T))
+  router.subscribe(T)
+  env.take()
+  let delivered = 0
+  router.on('artifact', (a) => {
+    if (a.from === 'p0') delivered++
+  })
+  return { env, router, delivered: () => delivered }
+}
+
+describe('the gossip decoder under hostile frames', () => {
+  it('stops at the entry limit, whatever the frame holds', () => {
+    const cases = [
+      [emptyIWantEntriesFrame(), 'maxIWantEntries'],
+      [emptyIDontWantEntriesFrame(), 'maxIDontWantEntries'],
+      [emptyControlFieldsFrame(), 'maxControlMessages'],
+    ] as const
+    for (const [bytes, limit] of cases) {
+      // About 2 M entries in 4 MiB: only a limit's worth of them may be read.
+      expect(bytes.length).toBeGreaterThan(4_000_000)
+      let error: unknown
+      try {
+        decodeRpc(bytes)
+      } catch (err) {
+        error = err
+      }
+      expect(error).toBeInstanceOf(RpcLimitError)
+      const e = error as RpcLimitError
+      expect(e.limit).toBe(limit)
+      expect(e.fieldsRead).toBeLessThanOrEqual(DEFAULT_RPC_LIMITS[limit] + 2)
+    }
+  })
+
+  it('counts unknown fields against maxFields', () => {
+    // 50,000 unknown varint fields (field 9): skipped cheaply, but counted.
+    const bytes = new Uint8Array(100_000)
+    for (let i = 0; i < bytes.length; i += 2) bytes[i] = 9 << 3
+    const work = { fields: 0 }
+    expect(() => decodeRpc(bytes, DEFAULT_RPC_LIMITS, work)).toThrow(RpcLimitError)
+    expect(work.fields).toBe(DEFAULT_RPC_LIMITS.maxFields + 1)
+  })
+
+  it('limits GRAFT and PRUNE entries and reports oversize frames as RpcLimitError', () => {
+    const grafts = Array.from({ length: 20 }, () => ({ topicID: T }))
+    const limits = { ...DEFAULT_RPC_LIMITS, maxGraftPruneEntries: 10 }
+    expect(() => decodeRpc(frame({ control: { graft: grafts } }), limits)).toThrow(RpcLimitError)
+    expect(() => decodeRpc(new Uint8Array(100), { ...limits, maxFrameBytes: 10 })).toThrow(
+      DecodeError,
+    )
+  })
+})
+
+describe('a gossip router under attack (sans-IO)', () => {
+  for (const attack of gossipAttacks(T).filter((a) => !a.stream)) {
+    it(`${attack.name}: penalised within 1 s, disconnected, honest traffic delivered`, () => {
+      const { env, router, delivered } = victim()
+      let published = 0
+      let penalisedAt: number | undefined
+      const start = env.time
+      // Three virtual seconds at the attack's rate, with 20 honest messages a second.
+      const step = 1000 / attack.rate
+      let nextHonest = start
+      for (let t = 0; t < 3000 && router.getPeers().includes(X); t += step) {
+        while (nextHonest <= env.time) {
+          const data = new Uint8Array(1024).fill(published % 251)
+          data[0] = published >> 8
+          data[1] = published & 0xff
+          router.receive('p0', frame({ messages: [{ topic: T, data }] }))
+          published++
+          nextHonest += 50
+        }
+        router.receive(X, attack.next())
+        if (penalisedAt === undefined && router.getBehaviourPenalty(X) > 0) penalisedAt = env.time
+        env.advance(step)
+      }
+      expect(penalisedAt).toBeDefined()
+      expect(penalisedAt! - start).toBeLessThanOrEqual(1000)
+      expect(env.disconnected.map((d) => d.peer)).toEqual([X])
+      expect(env.disconnected[0].denyMs).toBe(DEFAULT_PEER_BUDGETS.denyMs)
+      expect(router.isDenied(X)).toBe(true)
+      expect(router.peersDisconnected).toBe(1)
+      expect(delivered()).toBe(published)
+      for (const p of HONEST) expect(router.getBehaviourPenalty(p)).toBe(0)
+      // The work of the worst frame is bounded by the decode limits, not by the frame.
+      expect(router.maxFieldsPerFrame).toBeLessThanOrEqual(DEFAULT_RPC_LIMITS.maxFields + 1)
+      // IDONTWANT ids past the budget are not stored.
+      expect(router.getIDontWantCount(X)).toBe(0)
+    })
+  }
+
+  it('stores no IDONTWANT id past the budget', () => {
+    const { router } = victim()
+    const burst = DEFAULT_PEER_BUDGETS.rates.idontwant.burst
+    const perFrame = DEFAULT_RPC_LIMITS.maxIDontWantIds
+    const ids = (seed: number) =>
+      Array.from({ length: perFrame }, (_, i) => Uint8Array.from([seed, i >> 8, i & 0xff]))
+    let frames = 0
+    while (router.getBehaviourPenalty(X) === 0 && frames < 100) {
+      router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(frames++) }] } }))
+    }
+    expect(frames).toBe(Math.floor(burst / perFrame) + 1)
+    expect(router.getIDontWantCount(X)).toBe(burst)
+    router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(frames++) }] } }))
+    expect(router.getIDontWantCount(X)).toBe(burst)
+    expect(router.getBehaviourPenalty(X)).toBe(2)
+  })
+
+  it('budgets stream reopening and bad framing reported by the driver', () => {
+    const { env, router } = victim()
+    const { burst } = DEFAULT_PEER_BUDGETS.rates.stream
+    for (let i = 0; i < burst; i++) router.inboundStreamOpened(X)
+    expect(router.getBehaviourPenalty(X)).toBe(0)
+    router.inboundStreamOpened(X)
+    expect(router.getBehaviourPenalty(X)).toBe(1)
+    for (let i = 0; i < 10 && env.disconnected.length === 0; i++) {
+      router.penalise(X, 'bad-framing')
+      router.inboundStreamOpened(X)
+    }
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X])
+  })
+
+  it('refuses a denied peer that comes back, and budgets no direct peer', () => {
+    const { env, router } = victim({ directPeers: ['d'] })
+    router.peerConnected('d', { protocol: MESHSUB_1_2 })
+    for (let i = 0; i < 20; i++) router.receive('d', emptyIWantEntriesFrame(10_000))
+    expect(router.getPeers()).toContain('d')
+    for (let i = 0; i < 20 && env.disconnected.length === 0; i++) {
+      router.receive(X, emptyIWantEntriesFrame(10_000))
+    }
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X])
+    router.peerConnected(X, { protocol: MESHSUB_1_2 })
+    expect(router.getPeers()).not.toContain(X)
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X, X])
+    env.advance(DEFAULT_PEER_BUDGETS.denyMs)
+    router.peerConnected(X, { protocol: MESHSUB_1_2 })
+    expect(router.getPeers()).toContain(X)
+  })
+})
+
+describe('the simulator', () => {
+  it('cuts the link of a disconnected peer and heals it when the deny ends', () => {
+    const denyMs = 5000
+    const sim = new Simulation(
+      { seed: 1, graph: fullMeshGraph(3), latency: uniformLatency(5) },
+      (env) => new GossipRouter(env, { signaturePolicy: 'StrictNoSign', budgets: { denyMs } }),
+    )
+    sim.start()
+    sim.run({ until: 100 })
+    const [a, b] = [sim.nameOf(0), sim.nameOf(1)]
+    expect(sim.core(0).getPeers()).toContain(b)
+    for (let i = 0; i < 10 && sim.core(0).getPeers().includes(b); i++) {
+      sim.core(0).penalise(b, 'bad-framing')
+    }
+    expect(sim.core(0).getPeers()).not.toContain(b)
+    expect(sim.core(1).getPeers()).not.toContain(a)
+    sim.run({ until: 100 + denyMs + 10 })
+    expect(sim.core(0).getPeers()).toContain(b)
+    expect(sim.core(1).getPeers()).toContain(a)
+  })
+})

@@ -1,0 +1,59 @@
+import type { Libp2p } from 'libp2p'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { denyListGater } from '../../src/libp2p/deny-gater.ts'
+import { AttackBed, createAttacker, gossipAttacks, runAttack } from '../support/gossip-attacks.ts'
+import { waitFor } from '../support/libp2p-node.ts'
+
+const T = 'blocks'
+let bed: AttackBed
+const attackers: Libp2p[] = []
+
+beforeAll(async () => {
+  bed = await AttackBed.create(T)
+})
+
+afterAll(async () => {
+  await Promise.all(attackers.map((x) => x.stop()))
+  await bed?.stop()
+})
+
+describe('a victim running our gossip service, attacked over TCP on loopback', () => {
+  for (const attack of gossipAttacks(T)) {
+    it(`${attack.name}: honest delivery 100%, attacker penalised and disconnected`, async () => {
+      const x = await createAttacker()
+      attackers.push(x)
+      const key = x.peerId.toString()
+      const router = bed.b.services.dissemination.core
+      // What the victim had received from the attacker when it first penalised it.
+      let framesAtPenalty: number | undefined
+      const off = router.on('rejected', ({ from }) => {
+        if (from === key && framesAtPenalty === undefined && router.getBehaviourPenalty(key) > 0) {
+          framesAtPenalty = bed.frames.get(key) ?? 0
+        }
+      })
+      const { result: run, traffic } = await bed.honestTraffic(() =>
+        runAttack(x, bed.b.getMultiaddrs()[0], attack, 8000, () => router.isDenied(key)),
+      )
+      off()
+      expect(traffic.published).toBeGreaterThan(0)
+      expect(traffic.delivered).toBe(traffic.published)
+      // Penalised within the first second's worth of the attack's frames.
+      expect(framesAtPenalty).toBeDefined()
+      expect(framesAtPenalty!).toBeLessThanOrEqual(attack.rate)
+      // ...and, as it kept going, disconnected and denied.
+      expect(router.isDenied(key)).toBe(true)
+      expect(bed.b.services.dissemination.isDenied(x.peerId)).toBe(true)
+      await waitFor(
+        () => x.getConnections(bed.b.peerId).every((c) => c.status !== 'open'),
+        5000,
+        'the attacker connection closed',
+      )
+      expect(run.sent).toBeGreaterThan(0)
+      // The gater refuses it now: a new connection dies at once, and the router never hears of it.
+      expect(denyListGater(() => bed.b.services.dissemination).denyDialPeer!(x.peerId)).toBe(true)
+      const again = await x.dial(bed.b.getMultiaddrs()[0]).catch(() => undefined)
+      await waitFor(() => again === undefined || again.status !== 'open', 5000, 'a refused redial')
+      expect(router.getPeers()).not.toContain(key)
+    })
+  }
+})

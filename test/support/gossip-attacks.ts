@@ -1,0 +1,436 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { type Identify, identify } from '@libp2p/identify'
+import type { Connection, Stream } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { contentMessageId } from '../../src/core/message-id.ts'
+import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
+import { emptyControl, encodeRpc, type Rpc } from '../../src/gossip/rpc-codec.ts'
+import { denyListGater } from '../../src/libp2p/deny-gater.ts'
+import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
+import { encodeLengthPrefixed } from '../../src/libp2p/length-prefixed.ts'
+import { waitFor } from './libp2p-node.ts'
+
+/**
+ * The gossip attacks of issue 11, as hand-built `/meshsub/1.2.0` frames an outside attacker
+ * sends to a victim. Shared by the sans-IO tests, the libp2p tests and `bench/attack-gossip.ts`.
+ */
+export interface GossipAttack {
+  /** Short name (a table row). */
+  name: string
+  /** Frames per second the attacker aims at (as measured in issue 11). */
+  rate: number
+  /**
+   * The next frame (without its length prefix). `stream` attacks instead return the raw
+   * bytes to write on a fresh stream.
+   */
+  next(): Uint8Array
+  /** True when every frame goes on a new stream as raw bytes (the bad-framing attack). */
+  stream?: boolean
+}
+
+const FOUR_MIB = 4 * 1024 * 1024
+
+function varint(n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  out.push(n)
+  return out
+}
+
+/** A frame of `field` (top level, or inside one control field) repeated empty, filling `bytes`. */
+function emptyEntries(bytes: number, field: number, insideControl: boolean): Uint8Array {
+  const tag = (field << 3) | 2
+  const header = insideControl ? 1 + 5 : 0
+  const count = Math.floor((bytes - header) / 2)
+  const head = insideControl ? [0x1a, ...varint(count * 2)] : []
+  const out = new Uint8Array(head.length + count * 2)
+  out.set(head)
+  for (let i = head.length; i < out.length; i += 2) out[i] = tag
+  return out
+}
+
+/** A frame of many empty IWANT entries inside one control field (about 2.1 M in 4 MiB). */
+export function emptyIWantEntriesFrame(bytes = FOUR_MIB - 8): Uint8Array {
+  return emptyEntries(bytes, 2, true)
+}
+
+/** A frame of many empty IDONTWANT entries inside one control field. */
+export function emptyIDontWantEntriesFrame(bytes = FOUR_MIB - 8): Uint8Array {
+  return emptyEntries(bytes, 5, true)
+}
+
+/** A frame of many empty control fields. */
+export function emptyControlFieldsFrame(bytes = FOUR_MIB - 8): Uint8Array {
+  return emptyEntries(bytes, 3, false)
+}
+
+/** A small deterministic generator of pseudo-random ids (xorshift), for repeatable frames. */
+function idSource(seed: number): () => Uint8Array {
+  let x = seed | 1
+  return () => {
+    const id = new Uint8Array(20)
+    for (let i = 0; i < 20; i += 4) {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      new DataView(id.buffer).setUint32(i, x >>> 0)
+    }
+    return id
+  }
+}
+
+function control(c: Partial<NonNullable<Rpc['control']>>): Uint8Array {
+  return encodeRpc({ subscriptions: [], messages: [], control: { ...emptyControl(), ...c } })
+}
+
+/** The attacker's own message, 1 KB on `topic`: valid under StrictNoSign. */
+export function attackerMessage(topic: string): { topic: string; data: Uint8Array } {
+  return { topic, data: new Uint8Array(1024).fill(0xa5) }
+}
+
+/** The same frame every time, built on first use. */
+function once(build: () => Uint8Array): () => Uint8Array {
+  let frame: Uint8Array | undefined
+  return () => {
+    frame ??= build()
+    return frame
+  }
+}
+
+/**
+ * Cycles through `n` frames built up front, so that building frames costs the attacker
+ * (which may share the victim's process and cores) next to nothing while it attacks.
+ */
+function pool(n: number, build: () => Uint8Array): () => Uint8Array {
+  const frames = Array.from({ length: n }, build)
+  let i = 0
+  return () => frames[i++ % n]
+}
+
+/** Every gossip attack of issue 11, against `topic`. */
+export function gossipAttacks(topic: string): GossipAttack[] {
+  const random = idSource(0x5eed)
+  const ids = (n: number) => Array.from({ length: n }, random)
+  const mine = attackerMessage(topic)
+  const mineId = contentMessageId(mine.topic, mine.data)
+  let churn = 0
+  return [
+    { name: 'empty IWANT entries (4 MiB)', rate: 20, next: once(emptyIWantEntriesFrame) },
+    { name: 'empty IDONTWANT entries (4 MiB)', rate: 20, next: once(emptyIDontWantEntriesFrame) },
+    { name: 'empty control fields (4 MiB)', rate: 20, next: once(emptyControlFieldsFrame) },
+    {
+      name: 'IDONTWANT 5,000 ids',
+      rate: 40,
+      next: pool(16, () => control({ idontwant: [{ messageIDs: ids(5000) }] })),
+    },
+    {
+      // Within the per-frame limit: the per-peer budget is what stops it.
+      name: 'IDONTWANT 1,000 ids',
+      rate: 200,
+      next: pool(64, () => control({ idontwant: [{ messageIDs: ids(1000) }] })),
+    },
+    {
+      name: 'IWANT random ids',
+      rate: 250,
+      next: pool(64, () => control({ iwant: [{ messageIDs: ids(1000) }] })),
+    },
+    {
+      name: 'IWANT a real id repeated',
+      rate: 250,
+      // The first frame publishes the id; every later one asks for it 1,000 times.
+      next: (() => {
+        const publish = encodeRpc({ subscriptions: [], messages: [mine] })
+        const ask = control({ iwant: [{ messageIDs: Array(1000).fill(mineId) }] })
+        let first = true
+        return () => {
+          const f = first ? publish : ask
+          first = false
+          return f
+        }
+      })(),
+    },
+    {
+      name: 'subscription churn 5,000',
+      rate: 100,
+      // Subscribe to 5,000 names, then to 5,000 others, then leave both, and again.
+      next: pool(4, () => {
+        const base = (churn % 2) * 5000
+        const on = churn++ < 2
+        return encodeRpc({
+          subscriptions: Array.from({ length: 5000 }, (_, i) => ({
+            subscribe: on,
+            topic: `churn-${base + i}`,
+          })),
+          messages: [],
+        })
+      }),
+    },
+    {
+      name: 'IHAVE 5,000 random ids',
+      rate: 125,
+      next: pool(64, () => control({ ihave: [{ topicID: topic, messageIDs: ids(5000) }] })),
+    },
+    {
+      name: 'same message replayed',
+      rate: 700,
+      next: pool(1, () => encodeRpc({ subscriptions: [], messages: [mine] })),
+    },
+    {
+      name: 'declared 100 MB frame',
+      rate: 50,
+      stream: true,
+      next: () => Uint8Array.from([...varint(100 * 1024 * 1024), 1, 2, 3, 4]),
+    },
+  ]
+}
+
+/** What an attack run saw. */
+export interface AttackRun {
+  /** Frames (or streams, for stream attacks) written. */
+  sent: number
+  /** True when the victim closed the connection. */
+  disconnected: boolean
+  /** Milliseconds from the start to the disconnection (or to the end). */
+  elapsedMs: number
+}
+
+/**
+ * Sends `attack`'s frames from `attacker` to `victim` on `/meshsub/1.2.0` at its rate, until
+ * `durationMs` pass or `stop()` says so. Without `persist` it also stops when the victim
+ * closes the connection; with it, it dials again and goes on, as a determined attacker would.
+ */
+export async function runAttack(
+  attacker: Libp2p,
+  victim: Multiaddr,
+  attack: GossipAttack,
+  durationMs: number,
+  stop: () => boolean = () => false,
+  persist = false,
+): Promise<AttackRun> {
+  const start = Date.now()
+  let connection: Connection | undefined
+  let stream: Stream | undefined
+  let sent = 0
+  let disconnected = false
+  const interval = 1000 / attack.rate
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
+  while (Date.now() - start < durationMs && !stop()) {
+    if (connection === undefined || connection.status !== 'open') {
+      if (connection !== undefined) disconnected = true
+      if (connection !== undefined && !persist) break
+      connection = await attacker.dial(victim).catch(() => undefined)
+      stream = undefined
+      if (connection === undefined) {
+        disconnected = true
+        if (!persist) break
+        await pause(50)
+        continue
+      }
+    }
+    try {
+      if (attack.stream) {
+        const s = await connection.newStream(MESHSUB_1_2)
+        s.send(attack.next())
+      } else {
+        if (stream === undefined || stream.writeStatus !== 'writable') {
+          stream = await connection.newStream(MESHSUB_1_2)
+        }
+        if (!stream.send(encodeLengthPrefixed(attack.next()))) await stream.onDrain()
+      }
+      sent++
+    } catch {
+      // The victim reset the stream or closed the connection: try again (an attacker would).
+      stream = undefined
+    }
+    await pause(Math.min(start + sent * interval - Date.now(), 50))
+  }
+  if (connection !== undefined && connection.status !== 'open') disconnected = true
+  return { sent, disconnected, elapsedMs: Date.now() - start }
+}
+
+/**
+ * A fresh attacker node (a new identity, since the last one may be denied): it accepts the
+ * victim's `/meshsub/1.2.0` stream and drops what arrives on it.
+ */
+export async function createAttacker(): Promise<Libp2p> {
+  const x = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+  })
+  await x.handle(MESHSUB_1_2, (stream) => {
+    stream.addEventListener('message', () => {})
+  })
+  return x
+}
+
+/** Marks A's messages (the attacker's own message is all 0xa5). */
+const HONEST_MARK = 0x42
+
+/** A gossip node as the attack bed runs it. */
+export type GossipNode = Libp2p<{ dissemination: GossipService; identify: Identify }>
+
+/** Honest traffic of one run: what A published and when C got each. */
+export interface HonestTraffic {
+  /** Messages A published. */
+  published: number
+  /** Messages C delivered. */
+  delivered: number
+  /** Latency of each delivered message, A's publish to C's delivery, in ms. */
+  latenciesMs: number[]
+  /** Wall time the traffic ran, in ms. */
+  elapsedMs: number
+}
+
+/**
+ * Honest A publishes through victim B to honest C (A and C are not connected); an attacker
+ * connects to B. B's router is timed frame by frame: `frames`/`maxFrameMs` per sending peer.
+ */
+export class AttackBed {
+  /** The honest publisher. */
+  readonly a: GossipNode
+  /** The victim. */
+  readonly b: GossipNode
+  /** The honest receiver. */
+  readonly c: GossipNode
+  /** The topic. */
+  readonly topic: string
+  /** Frames B's router received, by peer. */
+  readonly frames = new Map<string, number>()
+  /** The longest wall time B's router spent on one frame (or one driver report), by peer, in ms. */
+  readonly maxFrameMs = new Map<string, number>()
+  /**
+   * The most CPU time (process user + system) B's router spent on one frame, by peer, in ms:
+   * unlike wall time, it does not count the time the process waited for a core.
+   */
+  readonly maxFrameCpuMs = new Map<string, number>()
+  /** When B's router first heard from each peer (a frame or a driver report), as `Date.now()`. */
+  readonly firstContact = new Map<string, number>()
+  private readonly latencies: number[] = []
+
+  private constructor(a: GossipNode, b: GossipNode, c: GossipNode, topic: string) {
+    this.a = a
+    this.b = b
+    this.c = c
+    this.topic = topic
+    const core = b.services.dissemination.core
+    const timed =
+      <A extends unknown[]>(fn: (peer: string, ...args: A) => void, count: boolean) =>
+      (peer: string, ...args: A) => {
+        if (!this.firstContact.has(peer)) this.firstContact.set(peer, Date.now())
+        const cpu0 = process.cpuUsage()
+        const t0 = performance.now()
+        fn(peer, ...args)
+        const ms = performance.now() - t0
+        const cpu = process.cpuUsage(cpu0)
+        const cpuMs = (cpu.user + cpu.system) / 1000
+        if (count) this.frames.set(peer, (this.frames.get(peer) ?? 0) + 1)
+        if (ms > (this.maxFrameMs.get(peer) ?? 0)) this.maxFrameMs.set(peer, ms)
+        if (cpuMs > (this.maxFrameCpuMs.get(peer) ?? 0)) this.maxFrameCpuMs.set(peer, cpuMs)
+      }
+    // Timing hooks on the victim's router: the sans-IO core is what is measured.
+    core.receive = timed(core.receive.bind(core), true)
+    core.penalise = timed(core.penalise.bind(core), false)
+    core.inboundStreamOpened = timed(core.inboundStreamOpened.bind(core), false)
+    c.services.dissemination.on('artifact', (art) => {
+      if (art.data[12] !== HONEST_MARK) return
+      const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
+      this.latencies.push(Date.now() - sentAt)
+    })
+  }
+
+  /** Builds and connects A, B and C, and waits for B's mesh to hold both. */
+  static async create(topic = 'blocks'): Promise<AttackBed> {
+    const node = async (): Promise<GossipNode> => {
+      let n: GossipNode | undefined
+      n = await createLibp2p({
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        connectionGater: denyListGater(() => n?.services.dissemination),
+        // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
+        // connections a second would refuse them before our service ever sees them.
+        connectionManager: { inboundConnectionThreshold: 1000 },
+        services: {
+          identify: identify(),
+          dissemination: gossip({ signaturePolicy: 'StrictNoSign' }),
+        },
+      })
+      n.services.dissemination.subscribe(topic)
+      return n
+    }
+    const [a, b, c] = [await node(), await node(), await node()]
+    await a.dial(b.getMultiaddrs()[0])
+    await c.dial(b.getMultiaddrs()[0])
+    const bed = new AttackBed(a, b, c, topic)
+    const mesh = () => b.services.dissemination.core.getMeshPeers(topic)
+    await waitFor(
+      () =>
+        mesh().includes(a.peerId.toString()) &&
+        mesh().includes(c.peerId.toString()) &&
+        a.services.dissemination.core.getMeshPeers(topic).length > 0 &&
+        c.services.dissemination.core.getMeshPeers(topic).length > 0,
+      15_000,
+      'the meshes of A, B and C',
+    )
+    return bed
+  }
+
+  /**
+   * Publishes `rate` messages a second of `bytes` from A while `during` runs, then waits (at
+   * most `drainMs`) for C to deliver them all.
+   */
+  async honestTraffic<T>(
+    during: () => Promise<T>,
+    rate = 20,
+    bytes = 1024,
+    drainMs = 10_000,
+  ): Promise<{ result: T; traffic: HonestTraffic }> {
+    const firstLatency = this.latencies.length
+    let published = 0
+    let running = true
+    const start = Date.now()
+    const publisher = (async () => {
+      while (running) {
+        const data = new Uint8Array(bytes)
+        new DataView(data.buffer).setFloat64(0, Date.now())
+        new DataView(data.buffer).setUint32(8, published)
+        data[12] = HONEST_MARK
+        await this.a.services.dissemination.publish(this.topic, data)
+        published++
+        const wait = start + (published * 1000) / rate - Date.now()
+        await new Promise((r) => setTimeout(r, Math.max(0, wait)))
+      }
+    })()
+    const result = await during()
+    running = false
+    await publisher
+    const elapsedMs = Date.now() - start
+    const delivered = () => this.latencies.length - firstLatency
+    await waitFor(() => delivered() >= published, drainMs, 'every honest message at C').catch(
+      () => {},
+    )
+    return {
+      result,
+      traffic: {
+        published,
+        delivered: delivered(),
+        latenciesMs: this.latencies.slice(firstLatency),
+        elapsedMs,
+      },
+    }
+  }
+
+  /** Stops the three nodes. */
+  async stop(): Promise<void> {
+    await Promise.all([this.a.stop(), this.b.stop(), this.c.stop()])
+  }
+}
