@@ -1,12 +1,11 @@
 import type { KeyObject } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../core/artifact.ts'
+import { CoreBase } from '../core/core-base.ts'
 import type { RejectedEvent } from '../core/dissemination.ts'
-import { Emitter } from '../core/emitter.ts'
 import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { messageIdKey } from '../core/message-id.ts'
-import { StatsRecorder } from '../core/stats.ts'
 import {
   type BlsDecodedShare,
   blsAggregateShares,
@@ -176,15 +175,12 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
  * a Merkle tree, BLS shares aggregated with bisection, stragglers), has f+1 servers
  * witness it, hands the reference to the orderer, and returns delivery certificates.
  */
-export class Broker implements ProtocolCore {
-  private readonly env: Env
+export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private readonly opts: BrokerOptions
   private readonly limits: BrokerLimits
   private readonly serverKeys: KeyObject[]
   private readonly serverIndex = new Map<PeerKey, number>()
   private readonly threshold: number
-  private readonly events = new Emitter<BrokerEvents>()
-  private readonly recorder = new StatsRecorder()
   private readonly authenticator: SubmissionAuthenticator
   private authQueue: PoolEntry[] = []
   private authTimer?: TimerHandle
@@ -196,7 +192,6 @@ export class Broker implements ProtocolCore {
   private readonly delivered = new Map<number, DeliveredRecord>()
   private height: HeightCertificate = { slot: 0, shards: [] }
   private batchNumber = 0
-  private stopped = false
   private readonly counters: BrokerCounters = {
     authenticated: 0,
     pooled: 0,
@@ -215,7 +210,7 @@ export class Broker implements ProtocolCore {
   }
 
   constructor(env: Env, opts: BrokerOptions) {
-    this.env = env
+    super(env)
     this.opts = opts
     this.limits = brokerLimits(opts.limits)
     if (opts.servers.length !== opts.serverKeys.length || opts.servers.length === 0) {
@@ -237,19 +232,9 @@ export class Broker implements ProtocolCore {
     this.authenticator = opts.authenticator ?? new InlineAuthenticator(opts.directory)
   }
 
-  /** Adds an event listener; returns a function that removes it. */
-  on<K extends keyof BrokerEvents>(type: K, fn: (e: BrokerEvents[K]) => void): () => void {
-    return this.events.on(type, fn)
-  }
-
   /** Broker counters. */
   counts(): BrokerCounters {
     return { ...this.counters }
-  }
-
-  /** Generic counters (frames, rejections by reason and peer). */
-  stats(): ReturnType<StatsRecorder['snapshot']> {
-    return this.recorder.snapshot()
   }
 
   /** The highest slot certified by f+1 servers that this broker knows. */
@@ -263,30 +248,20 @@ export class Broker implements ProtocolCore {
   }
 
   start(): void {
-    this.stopped = false
+    this.running = true
   }
 
   stop(): void {
-    this.stopped = true
-    this.authTimer?.cancel()
-    this.flushTimer?.cancel()
-    for (const b of this.inFlight.values()) {
-      b.timer?.cancel()
-      b.expiry?.cancel()
-    }
+    this.running = false
+    this.cancelTimers()
   }
 
   peerConnected(): void {}
 
   peerDisconnected(): void {}
 
-  penalise(peer: PeerKey, reason: string): void {
-    this.recorder.penalise(peer, reason)
-    this.events.emit('rejected', { from: peer, reason })
-  }
-
   receive(peer: PeerKey, frame: Uint8Array): void {
-    if (this.stopped) return
+    if (!this.running) return
     this.recorder.frameReceived(frame.length, 0)
     if (this.recorder.penalties(peer) >= (this.opts.banThreshold ?? 256)) {
       // A peer that keeps sending bad input is not worth decoding (or verifying) any more.
@@ -343,7 +318,7 @@ export class Broker implements ProtocolCore {
     }
     this.authQueue.push({ peer, submission })
     if (this.authQueue.length >= (this.opts.authBurst ?? 1024)) this.runAuth()
-    else this.authTimer ??= this.env.setTimer(this.opts.authDelayMs ?? 2, () => this.runAuth())
+    else this.authTimer ??= this.later(this.opts.authDelayMs ?? 2, () => this.runAuth())
   }
 
   private runAuth(): void {
@@ -361,7 +336,7 @@ export class Broker implements ProtocolCore {
       verdicts.then(
         (v) => {
           this.authPending--
-          if (this.stopped) return
+          if (!this.running) return
           this.admitBurst(burst, v)
           this.runAuth()
         },
@@ -408,7 +383,7 @@ export class Broker implements ProtocolCore {
     this.pool.set(s.id, entry)
     this.counters.pooled++
     if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
-    else this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
+    else this.flushTimer ??= this.later(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
   }
 
   private indexOf(b: InFlight, id: number): number {
@@ -452,8 +427,8 @@ export class Broker implements ProtocolCore {
     this.inFlight.set(messageIdKey(b.root), b)
     for (const e of entries) this.inFlightById.set(e.submission.id, b)
     this.inChunks(entries.length, (i) => this.sendTo(entries[i].peer, this.inclusionFrame(b, i)))
-    b.timer = this.env.setTimer(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
-    b.expiry = this.env.setTimer(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
+    b.timer = this.later(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
+    b.expiry = this.later(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
   }
 
   private abandon(b: InFlight): void {
@@ -476,7 +451,7 @@ export class Broker implements ProtocolCore {
   private resumeFlushing(): void {
     if (this.pool.size === 0) return
     if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
-    else this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
+    else this.flushTimer ??= this.later(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
   }
 
   private inclusionProof(b: InFlight, index: number): InclusionProof {
@@ -583,7 +558,7 @@ export class Broker implements ProtocolCore {
     const asked = new Set<number>()
     for (let k = 0; k < this.threshold; k++) asked.add((b.number + k) % n)
     for (const i of asked) this.sendTo(this.opts.servers[i], request)
-    b.timer = this.env.setTimer(this.opts.witnessTimeoutMs ?? 1000, () => {
+    b.timer = this.later(this.opts.witnessTimeoutMs ?? 1000, () => {
       if (b.phase !== 'witness') return
       for (let i = 0; i < n; i++) if (!asked.has(i)) this.sendTo(this.opts.servers[i], request)
     })
@@ -685,10 +660,10 @@ export class Broker implements ProtocolCore {
   private inChunks(n: number, fn: (i: number) => void): void {
     const chunk = this.opts.sendChunk ?? 4096
     const run = (start: number): void => {
-      if (this.stopped) return
+      if (!this.running) return
       const end = Math.min(n, start + chunk)
       for (let i = start; i < end; i++) fn(i)
-      if (end < n) this.env.setTimer(0, () => run(end))
+      if (end < n) this.later(0, () => run(end))
     }
     run(0)
   }

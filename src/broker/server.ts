@@ -1,12 +1,11 @@
 import type { KeyObject } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import type { PeerKey, Topic } from '../core/artifact.ts'
+import { CoreBase } from '../core/core-base.ts'
 import type { RejectedEvent } from '../core/dissemination.ts'
-import { Emitter } from '../core/emitter.ts'
 import type { Env, ProtocolCore } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { messageIdKey } from '../core/message-id.ts'
-import { StatsRecorder } from '../core/stats.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
 import { verifyCertificate } from './certificate.ts'
 import { DedupTable } from './dedup.ts'
@@ -100,14 +99,11 @@ interface StoredBatch {
  * shard), delivers ordered batches with per-client deduplication, and returns a delivery
  * shard to the broker.
  */
-export class WitnessServer implements ProtocolCore {
-  private readonly env: Env
+export class WitnessServer extends CoreBase<WitnessServerEvents> implements ProtocolCore {
   private readonly opts: WitnessServerOptions
   private readonly limits: BrokerLimits
   private readonly serverKeys: KeyObject[]
   private readonly threshold: number
-  private readonly events = new Emitter<WitnessServerEvents>()
-  private readonly recorder = new StatsRecorder()
   private readonly stored = new Map<string, StoredBatch>()
   private readonly deliveredDigests = new Set<string>()
   private readonly deliveredOrder: string[] = []
@@ -125,7 +121,7 @@ export class WitnessServer implements ProtocolCore {
   private unsubscribe?: () => void
 
   constructor(env: Env, opts: WitnessServerOptions) {
-    this.env = env
+    super(env)
     this.opts = opts
     this.limits = brokerLimits(opts.limits)
     if (opts.serverKeys.length > this.limits.maxServers) {
@@ -137,14 +133,6 @@ export class WitnessServer implements ProtocolCore {
       return key
     })
     this.threshold = faultsTolerated(opts.serverKeys.length) + 1
-  }
-
-  /** Adds an event listener; returns a function that removes it. */
-  on<K extends keyof WitnessServerEvents>(
-    type: K,
-    fn: (e: WitnessServerEvents[K]) => void,
-  ): () => void {
-    return this.events.on(type, fn)
   }
 
   /** The slots delivered so far. */
@@ -162,20 +150,18 @@ export class WitnessServer implements ProtocolCore {
     return { ...this.counters }
   }
 
-  /** Generic counters (frames, rejections by reason and peer). */
-  stats(): ReturnType<StatsRecorder['snapshot']> {
-    return this.recorder.snapshot()
-  }
-
   /** Listens to `orderer` for ordered batch references. */
   attach(orderer: Orderer): void {
     this.unsubscribe?.()
     this.unsubscribe = orderer.subscribe((slot, reference) => this.ordered(slot, reference))
   }
 
-  start(): void {}
+  start(): void {
+    this.running = true
+  }
 
   stop(): void {
+    this.running = false
     this.unsubscribe?.()
     this.unsubscribe = undefined
   }
@@ -183,10 +169,6 @@ export class WitnessServer implements ProtocolCore {
   peerConnected(): void {}
 
   peerDisconnected(): void {}
-
-  penalise(peer: PeerKey, reason: string): void {
-    this.reject(peer, reason)
-  }
 
   receive(peer: PeerKey, frame: Uint8Array): void {
     this.recorder.frameReceived(frame.length, 0)
@@ -217,11 +199,6 @@ export class WitnessServer implements ProtocolCore {
     this.pendingOrdered.push({ slot, reference })
     this.pendingOrdered.sort((a, b) => a.slot - b.slot)
     this.drainOrdered()
-  }
-
-  private reject(peer: PeerKey, reason: string): void {
-    this.recorder.penalise(peer, reason)
-    this.events.emit('rejected', { from: peer, reason })
   }
 
   private storeBatch(peer: PeerKey, frame: Uint8Array): void {
