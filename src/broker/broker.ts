@@ -23,7 +23,7 @@ import { batchLeaves } from './leaf.ts'
 import { OffenderTable, type Source, sourceOf } from './offenders.ts'
 import type { BatchReference } from './orderer.ts'
 import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
-import { ReplayFilter, type SeenSubmission } from './replay-filter.ts'
+import { bytesEqual, ReplayFilter, type SeenSubmission } from './replay-filter.ts'
 import { batchRootInput, deliveryInput, witnessInput } from './signing.ts'
 import {
   decodeShardFrame,
@@ -212,10 +212,6 @@ interface DeliveredRecord {
   payload: Uint8Array
   certified: Certified
   index: number
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0
 }
 
 /**

@@ -24,7 +24,8 @@ export interface SeenSubmission {
   copies: number
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+/** True when `a` and `b` hold the same bytes. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0
 }
 

@@ -17,7 +17,7 @@ import {
 } from '../../src/broker/wire.ts'
 import { DuplicateMessageError, NotStartedError } from '../../src/core/errors.ts'
 import { merkleRoot } from '../../src/crypto/merkle.ts'
-import { sleep, until } from './harness.ts'
+import { clientsVia, until } from './harness.ts'
 import { LossyRelay } from './lossy-relay.ts'
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -281,21 +281,7 @@ describe('clients and the broker', () => {
     })
     const relay = await LossyRelay.start(c.broker!.address, 4)
     closers.push(() => relay.close())
-    const lossy = await Promise.all(
-      c.clientKeys.map(async (k, id) => {
-        await c.clients[id].close()
-        const node = await ClientNode.start({
-          id,
-          ...k,
-          broker: relay.address,
-          serverKeys: c.serverKeys,
-          retryMs: 150,
-          maxRetryMs: 600,
-        })
-        closers.push(() => node.close())
-        return node
-      }),
-    )
+    const lossy = await clientsVia(c, relay.address, { retryMs: 150, maxRetryMs: 600 }, closers)
     const delivered = record(c)
     const receipts = []
     for (let r = 0; r < 2; r++) {
