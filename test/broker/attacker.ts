@@ -116,6 +116,8 @@ export class RaceRelay {
   raced = 0
   /** Datagrams the broker sent to the attacker's address. */
   answersToAttacker = 0
+  /** False: the relay only forwards (a baseline); true: the attacker races every SUBMIT. */
+  racing = true
 
   private constructor(front: Socket, attacker: Socket, target: string) {
     this.front = front
@@ -125,7 +127,7 @@ export class RaceRelay {
     attacker.on('message', () => this.answersToAttacker++)
     front.on('message', (msg, rinfo) => {
       const [host, port] = this.target
-      if (msg[0] === FrameKind.Submit) {
+      if (this.racing && msg[0] === FrameKind.Submit) {
         this.raced++
         attacker.send(msg, port, host)
       }
