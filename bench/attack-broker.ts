@@ -9,10 +9,14 @@
  *  - replays: 500 captured valid SUBMITs (byte for byte what the clients sent) in a loop;
  *  - port rotation: 1,100 source ports each send one bad datagram, then a fresh port floods;
  *  - replay race: an on-path relay resends each client SUBMIT before the client does.
+ * Each attack runs with the broker on 1 UDP socket and on 4 (SO_REUSEPORT: the kernel
+ * spreads flows over 4 queues, so one flooding flow does not overflow the honest ones').
  * Targets: honest throughput during ≥ 50% of before, 0 honest lost, no honest client
  * penalised, flood sources banned within 1 s.
  */
 import { availableParallelism, loadavg } from 'node:os'
+import { BrokerNode } from '../src/broker/broker-node.ts'
+import { ClientNode } from '../src/broker/client-node.ts'
 import { LocalCluster } from '../src/broker/local-cluster.ts'
 import { distribution } from '../src/core/distribution.ts'
 import {
@@ -27,6 +31,9 @@ import { HonestLoad } from '../test/broker/honest-load.ts'
 import { printTable, type Row, writeResults } from './report.ts'
 
 const CLIENTS = 16
+/** Broker UDP sockets on its port (SO_REUSEPORT), one run each; 1 = a single kernel queue. */
+const UDP_SOCKETS = (process.env.BROKER_UDP_SOCKETS ?? '1,4').split(',').map(Number)
+const RETRY = { retryMs: 500, maxRetryMs: 2000 }
 const WINDOW_MS = Number(process.env.ATTACK_WINDOW_MS ?? 3000)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -52,27 +59,44 @@ function window(load: HonestLoad, from: number, to: number): Window {
   }
 }
 
-async function run(attack: AttackName) {
-  const cluster = await LocalCluster.start({
-    clients: CLIENTS,
-    broker: { flushTimeoutMs: 20, shareTimeoutMs: 300, authThreads: 1 },
-    client: { retryMs: 500, maxRetryMs: 2000 },
+async function run(attack: AttackName, sockets: number) {
+  // Servers from LocalCluster; the broker and clients by hand, to choose the broker's sockets.
+  const servers = await LocalCluster.start({ clients: CLIENTS, withBroker: false })
+  const broker = await BrokerNode.start({
+    directory: servers.directory,
+    serverAddresses: servers.servers.map((s) => ({ host: '127.0.0.1', port: s.port })),
+    serverKeys: servers.serverKeys,
+    orderer: servers.orderer,
+    flushTimeoutMs: 20,
+    shareTimeoutMs: 300,
+    authThreads: 1,
+    udp: { recvBufferSize: 4 * 1024 * 1024, sockets },
   })
-  const broker = cluster.broker!
-  const closers: (() => Promise<unknown>)[] = [() => cluster.close()]
-  let view = cluster
+  const clients = await Promise.all(
+    servers.clientKeys.map((k, id) =>
+      ClientNode.start({
+        id,
+        ...k,
+        broker: broker.address,
+        serverKeys: servers.serverKeys,
+        ...RETRY,
+      }),
+    ),
+  )
+  const cluster = Object.assign(Object.create(servers) as LocalCluster, { broker, clients })
+  const closers: (() => Promise<unknown>)[] = [
+    () => servers.close(),
+    () => broker.close(),
+    () => Promise.all(clients.map((c) => c.close())),
+  ]
+  let view: LocalCluster = cluster
   let relay: RaceRelay | undefined
   if (attack === 'replay race') {
     relay = await RaceRelay.start(broker.address, '127.66.0.5')
     relay.racing = false
     closers.push(() => relay!.close())
-    const clients = await clientsVia(
-      cluster,
-      relay.address,
-      { retryMs: 500, maxRetryMs: 2000 },
-      closers,
-    )
-    view = Object.assign(Object.create(cluster) as LocalCluster, { clients })
+    const raced = await clientsVia(cluster, relay.address, RETRY, closers)
+    view = Object.assign(Object.create(cluster) as LocalCluster, { clients: raced })
   }
   // Messages the clients send first, so a replay attacker has real ones to capture.
   const first = view.clients.map((_, id) => [enc(`first-${id}`)])
@@ -127,6 +151,7 @@ async function run(attack: AttackName) {
     (broker.core.penaltiesOf('127.0.0.1') > 0 ? 1 : 0)
   const result = {
     attack,
+    brokerUdpSockets: sockets,
     honestThroughputBefore_msgPerS: Math.round(before.throughput),
     honestThroughputDuring_msgPerS: Math.round(during.throughput),
     honestThroughputRatio: Number((during.throughput / before.throughput).toFixed(2)),
@@ -136,7 +161,9 @@ async function run(attack: AttackName) {
     honestP99During_ms: Math.round(during.p99),
     honestLost: load.lost(),
     honestPenalised,
-    timeToBan_ms: bannedAt === undefined ? -1 : Math.round(bannedAt - attackStart),
+    // From the first datagram the worker sent (the worker's start-up is not counted).
+    timeToBan_ms:
+      bannedAt === undefined ? -1 : Math.max(0, Math.round(bannedAt - floods[0].startedAt)),
     attackDatagrams: floodSent,
     attackRate_perS: Math.round(floodSent / ((t3 - attackStart) / 1000)),
     droppedUnread: counts.banned,
@@ -159,13 +186,16 @@ const attacks: AttackName[] = [
 ]
 const only = process.argv[2] as AttackName | undefined
 const results = []
-for (const attack of only === undefined ? attacks : [only]) {
-  console.log(`attack: ${attack}...`)
-  results.push(await run(attack))
+for (const sockets of UDP_SOCKETS) {
+  for (const attack of only === undefined ? attacks : [only]) {
+    console.log(`attack: ${attack}, ${sockets} broker socket(s)...`)
+    results.push(await run(attack, sockets))
+  }
 }
 
 const rows: Row[] = results.map((r) => ({
   attack: r.attack,
+  sockets: r.brokerUdpSockets,
   'msg/s before': r.honestThroughputBefore_msgPerS,
   'msg/s during': r.honestThroughputDuring_msgPerS,
   ratio: r.honestThroughputRatio,

@@ -231,6 +231,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private readonly replay: ReplayFilter
   private readonly offenders: OffenderTable
   private readonly clientAddress = new Map<number, ClientAddress>()
+  private readonly sources = new Map<PeerKey, Source>()
   private authTimer?: TimerHandle
   private authPending = 0
   private pool = new Map<number, PoolEntry>()
@@ -341,7 +342,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   receive(peer: PeerKey, frame: Uint8Array): void {
     if (!this.running) return
     this.recorder.frameReceived(frame.length, 0)
-    const source = sourceOf(peer)
+    const source = this.sourceOf(peer)
     if (this.offenders.isBanned(source, this.env.now())) {
       // A source that kept sending bad input is not worth decoding (or verifying) any more.
       this.counters.banned++
@@ -379,11 +380,22 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     this.distill(entries)
   }
 
+  /** The source of a peer key, from a bounded cache (a flood is from few peers, so mostly hits). */
+  private sourceOf(peer: PeerKey): Source {
+    let s = this.sources.get(peer)
+    if (s === undefined) {
+      if (this.sources.size >= 4096) this.sources.clear()
+      s = sourceOf(peer)
+      this.sources.set(peer, s)
+    }
+    return s
+  }
+
   /** Counts refused input against its source address too: enough of it bans the source. */
   protected override reject(peer: PeerKey, reason: string): void {
     super.reject(peer, reason)
     const now = this.env.now()
-    const offence = this.offenders.offend(sourceOf(peer), now)
+    const offence = this.offenders.offend(this.sourceOf(peer), now)
     if (offence?.banned !== true) return
     this.counters.bans++
     const untilMs = now + (this.opts.banMs ?? 60_000)

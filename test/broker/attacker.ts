@@ -28,10 +28,13 @@ export interface FloodOptions {
 export class Flood {
   private readonly worker: Worker
   private readonly done: Promise<number>
+  /** performance.now() of this thread when the worker sent its first datagram. */
+  readonly startedAt: number
 
-  private constructor(worker: Worker, done: Promise<number>) {
+  private constructor(worker: Worker, done: Promise<number>, startedAt: number) {
     this.worker = worker
     this.done = done
+    this.startedAt = startedAt
   }
 
   /** Binds the flood's sockets and starts sending; resolves once it sends. */
@@ -47,19 +50,20 @@ export class Flood {
         max: opts.max ?? 10_000_000,
       },
     })
-    let started!: () => void
-    const ready = new Promise<void>((r) => {
+    let started!: (at: number) => void
+    const ready = new Promise<number>((r) => {
       started = r
     })
     const done = new Promise<number>((resolve, reject) => {
-      worker.on('message', (m: { started?: boolean; sent?: number }) => {
-        if (m.started) started()
+      worker.on('message', (m: { started?: number; sent?: number }) => {
+        // The worker's clock is converted through the shared epoch.
+        if (m.started !== undefined) started(m.started - performance.timeOrigin)
         if (m.sent !== undefined) resolve(m.sent)
       })
       worker.on('error', reject)
     })
-    await ready
-    return new Flood(worker, done)
+    const startedAt = await ready
+    return new Flood(worker, done, startedAt)
   }
 
   /** Stops sending; resolves with the datagrams sent. */

@@ -3,7 +3,8 @@
  * one loopback address, as fast as its thread can, until told to stop or `max` are sent.
  * `workerData`: `{ host, target, frames, random, sockets, max }`; frames are cycled (or,
  * with `random`, random bytes of 1–200 are sent); `sockets` source ports are used in turn,
- * each bound on first use. Posts `{ started }` once bound and `{ sent }` when done.
+ * all bound first. Posts `{ started }` (epoch milliseconds) as it starts sending and `{ sent }`
+ * when done.
  */
 import { randomBytes } from 'node:crypto'
 import { createSocket, type Socket } from 'node:dgram'
@@ -66,5 +67,5 @@ function burst(): void {
 }
 
 await bindAll()
-parentPort!.postMessage({ started: true })
+parentPort!.postMessage({ started: performance.timeOrigin + performance.now() })
 burst()
