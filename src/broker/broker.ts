@@ -77,7 +77,7 @@ export interface BrokerOptions {
   maxAuthQueue?: number
   /** Share of each authentication burst reserved for known clients with a clean record. Default 0.75. */
   knownAuthShare?: number
-  /** Recently seen submissions remembered, so copies skip the signature check. Default 262,144. */
+  /** Recently seen submissions remembered, so copies skip the signature check (each holds its payload and signature). Default 131,072: both authentication classes full. */
   maxReplayFilter?: number
   /**
    * Copies of one submission from one address closer together than this (or more than 3
@@ -288,7 +288,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     if (!(share > 0 && share <= 1))
       throw new InvalidParametersError('knownAuthShare must be in (0, 1]')
     this.authQueue = new AuthQueue(opts.maxAuthQueue ?? 65_536, share)
-    this.replay = new ReplayFilter(opts.maxReplayFilter ?? 262_144)
+    this.replay = new ReplayFilter(opts.maxReplayFilter ?? 131_072)
     this.offenders = new OffenderTable({
       capacity: opts.maxOffenders,
       banThreshold: opts.banThreshold,
