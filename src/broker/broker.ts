@@ -1,12 +1,10 @@
 import type { KeyObject } from 'node:crypto'
-import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../core/artifact.ts'
+import { CoreBase } from '../core/core-base.ts'
 import type { RejectedEvent } from '../core/dissemination.ts'
-import { Emitter } from '../core/emitter.ts'
 import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { messageIdKey } from '../core/message-id.ts'
-import { StatsRecorder } from '../core/stats.ts'
 import {
   type BlsDecodedShare,
   blsAggregateShares,
@@ -15,13 +13,16 @@ import {
 } from '../crypto/bls.ts'
 import { importEd25519PublicKey, verifyEd25519Prepared } from '../crypto/ed25519.ts'
 import { MerkleTree } from '../crypto/merkle.ts'
+import { AuthQueue } from './auth-queue.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
 import type { HeightCertificate, Shard } from './certificate.ts'
 import type { Directory } from './directory.ts'
 import { batchDigest, encodeDistilledBatch, type Straggler } from './distilled-batch.ts'
 import { batchLeaves } from './leaf.ts'
+import { OffenderTable, type Source, sourceOf } from './offenders.ts'
 import type { BatchReference } from './orderer.ts'
 import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
+import { bytesEqual, ReplayFilter, type SeenSubmission } from './replay-filter.ts'
 import { batchRootInput, deliveryInput, witnessInput } from './signing.ts'
 import {
   decodeShardFrame,
@@ -35,8 +36,6 @@ import {
   type InclusionProof,
   type Submission,
 } from './wire.ts'
-
-const log = logger('consensus-multicast:broker:broker')
 
 /** Options of a {@link Broker}. */
 export interface BrokerOptions {
@@ -68,11 +67,32 @@ export interface BrokerOptions {
   authConcurrency?: number
   /** Longest wait before a partial burst is authenticated. Default 2 ms. */
   authDelayMs?: number
-  /** Submissions waiting for authentication; beyond, they are dropped (clients retransmit). Default 65,536. */
+  /**
+   * Submissions waiting for authentication, per class (known clients; everyone else);
+   * beyond, they are dropped and counted (clients retransmit). Default 65,536.
+   */
   maxAuthQueue?: number
+  /** Share of each authentication burst reserved for known clients with a clean record. Default 0.75. */
+  knownAuthShare?: number
+  /** Recently seen submissions remembered, so copies skip the signature check (each holds its payload and signature). Default 131,072: both authentication classes full. */
+  maxReplayFilter?: number
+  /**
+   * Copies of one submission from one address closer together than this (or more than 3
+   * from anywhere) are replays and penalised. Clients must retransmit less often. Default 100 ms.
+   */
+  minRetransmitMs?: number
+  /**
+   * A client's replies move from the address its latest submission was authenticated from
+   * to another only after the first has been silent this long. Default 2,000 ms.
+   */
+  rebindAfterMs?: number
+  /** Source addresses (and prefixes) whose penalties are tracked. Default 4,096. */
+  maxOffenders?: number
+  /** How long a banned source stays banned. Default 60,000 ms. */
+  banMs?: number
   /** Recently delivered submissions remembered to answer retransmissions. Default 131,072. */
   maxDeliveredCache?: number
-  /** Penalties after which a peer's frames are dropped unread. Default 256. */
+  /** Penalties (per source address, halving every minute) after which it is banned: its frames are dropped unread. Default 256. */
   banThreshold?: number
   /** Datagrams (proofs, certificates) sent before yielding to the event loop. Default 4,096. */
   sendChunk?: number
@@ -88,11 +108,21 @@ export interface BrokerCounters {
   pooled: number
   /** Submissions dropped because the authentication queue was full. */
   authQueueFull: number
+  /** Of those, submissions of known clients (their reserved class full). */
+  authQueueFullKnown: number
+  /** Copies of submissions already queued or authenticated, handled without a signature check. */
+  copies: number
+  /** Of those, copies refused as replays (and penalised). */
+  replays: number
+  /** Sources (addresses or prefixes) banned. */
+  bans: number
+  /** Queued submissions discarded because their source was banned meanwhile. */
+  discardedBanned: number
   /** Submissions dropped because the pool was full and batches were in flight. */
   poolFull: number
   /** Retransmissions answered from a batch in flight or from the delivered cache. */
   retransmissionsAnswered: number
-  /** Frames dropped unread because their sender reached `banThreshold` penalties. */
+  /** Frames dropped unread because their source was banned. */
   banned: number
   /** Batches flushed. */
   batches: number
@@ -120,11 +150,26 @@ export interface BrokerEvents {
   certified: { batchNumber: number; slot: number; entries: number }
   /** Input was refused and counted against its sender. */
   rejected: RejectedEvent
+  /** A source (address, or prefix once the offender table is full) was banned. */
+  banned: { source: string; score: number; untilMs: number }
 }
 
 interface PoolEntry {
+  /** Where the submission came from (replies go to the client's latest address instead). */
   peer: PeerKey
   submission: Submission
+}
+
+interface QueuedEntry extends PoolEntry {
+  source: Source
+  seen: SeenSubmission
+}
+
+/** Where a client's replies go: the source of its latest authenticated submission. */
+interface ClientAddress {
+  peer: PeerKey
+  address: string
+  sequence: number
 }
 
 interface InFlight {
@@ -166,27 +211,24 @@ interface DeliveredRecord {
   index: number
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0
-}
-
 /**
  * A Chop Chop broker (sans-IO): authenticates client submissions in bursts, pools one
  * entry per client, distills the pool into a batch (sorted ids, raised sequence numbers,
  * a Merkle tree, BLS shares aggregated with bisection, stragglers), has f+1 servers
  * witness it, hands the reference to the orderer, and returns delivery certificates.
  */
-export class Broker implements ProtocolCore {
-  private readonly env: Env
+export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private readonly opts: BrokerOptions
   private readonly limits: BrokerLimits
   private readonly serverKeys: KeyObject[]
   private readonly serverIndex = new Map<PeerKey, number>()
   private readonly threshold: number
-  private readonly events = new Emitter<BrokerEvents>()
-  private readonly recorder = new StatsRecorder()
   private readonly authenticator: SubmissionAuthenticator
-  private authQueue: PoolEntry[] = []
+  private readonly authQueue: AuthQueue<QueuedEntry>
+  private readonly replay: ReplayFilter
+  private readonly offenders: OffenderTable
+  private readonly clientAddress = new Map<number, ClientAddress>()
+  private readonly sources = new Map<PeerKey, Source>()
   private authTimer?: TimerHandle
   private authPending = 0
   private pool = new Map<number, PoolEntry>()
@@ -196,11 +238,15 @@ export class Broker implements ProtocolCore {
   private readonly delivered = new Map<number, DeliveredRecord>()
   private height: HeightCertificate = { slot: 0, shards: [] }
   private batchNumber = 0
-  private stopped = false
   private readonly counters: BrokerCounters = {
     authenticated: 0,
     pooled: 0,
     authQueueFull: 0,
+    authQueueFullKnown: 0,
+    copies: 0,
+    replays: 0,
+    bans: 0,
+    discardedBanned: 0,
     poolFull: 0,
     retransmissionsAnswered: 0,
     banned: 0,
@@ -215,7 +261,7 @@ export class Broker implements ProtocolCore {
   }
 
   constructor(env: Env, opts: BrokerOptions) {
-    this.env = env
+    super(env, 'consensus-multicast:broker:broker')
     this.opts = opts
     this.limits = brokerLimits(opts.limits)
     if (opts.servers.length !== opts.serverKeys.length || opts.servers.length === 0) {
@@ -235,21 +281,36 @@ export class Broker implements ProtocolCore {
     for (const [i, p] of opts.servers.entries()) this.serverIndex.set(p, i)
     this.threshold = faultsTolerated(opts.servers.length) + 1
     this.authenticator = opts.authenticator ?? new InlineAuthenticator(opts.directory)
+    const share = opts.knownAuthShare ?? 0.75
+    if (!(share > 0 && share <= 1))
+      throw new InvalidParametersError('knownAuthShare must be in (0, 1]')
+    this.authQueue = new AuthQueue(opts.maxAuthQueue ?? 65_536, share)
+    this.replay = new ReplayFilter(opts.maxReplayFilter ?? 131_072)
+    this.offenders = new OffenderTable({
+      capacity: opts.maxOffenders,
+      banThreshold: opts.banThreshold,
+      banMs: opts.banMs,
+    })
   }
 
-  /** Adds an event listener; returns a function that removes it. */
-  on<K extends keyof BrokerEvents>(type: K, fn: (e: BrokerEvents[K]) => void): () => void {
-    return this.events.on(type, fn)
+  /** The decayed penalty score of a source address or prefix (what bans are decided on). */
+  penaltiesOf(addressOrPrefix: string): number {
+    return this.offenders.score(addressOrPrefix, this.env.now())
+  }
+
+  /** True when frames from `peer` ("host:port") are dropped unread now. */
+  isBanned(peer: PeerKey): boolean {
+    return this.offenders.isBanned(sourceOf(peer), this.env.now())
+  }
+
+  /** Submissions waiting for authentication. */
+  get authQueueLength(): number {
+    return this.authQueue.length
   }
 
   /** Broker counters. */
   counts(): BrokerCounters {
     return { ...this.counters }
-  }
-
-  /** Generic counters (frames, rejections by reason and peer). */
-  stats(): ReturnType<StatsRecorder['snapshot']> {
-    return this.recorder.snapshot()
   }
 
   /** The highest slot certified by f+1 servers that this broker knows. */
@@ -263,40 +324,31 @@ export class Broker implements ProtocolCore {
   }
 
   start(): void {
-    this.stopped = false
+    this.running = true
   }
 
   stop(): void {
-    this.stopped = true
-    this.authTimer?.cancel()
-    this.flushTimer?.cancel()
-    for (const b of this.inFlight.values()) {
-      b.timer?.cancel()
-      b.expiry?.cancel()
-    }
+    this.running = false
+    this.cancelTimers()
   }
 
   peerConnected(): void {}
 
   peerDisconnected(): void {}
 
-  penalise(peer: PeerKey, reason: string): void {
-    this.recorder.penalise(peer, reason)
-    this.events.emit('rejected', { from: peer, reason })
-  }
-
   receive(peer: PeerKey, frame: Uint8Array): void {
-    if (this.stopped) return
+    if (!this.running) return
     this.recorder.frameReceived(frame.length, 0)
-    if (this.recorder.penalties(peer) >= (this.opts.banThreshold ?? 256)) {
-      // A peer that keeps sending bad input is not worth decoding (or verifying) any more.
+    const source = this.sourceOf(peer)
+    if (this.offenders.isBanned(source, this.env.now())) {
+      // A source that kept sending bad input is not worth decoding (or verifying) any more.
       this.counters.banned++
       return
     }
     try {
       switch (frameKind(frame)) {
         case FrameKind.Submit:
-          this.onSubmission(peer, frame)
+          this.onSubmission(peer, source, frame)
           return
         case FrameKind.Share:
           this.onShare(peer, frame)
@@ -309,7 +361,7 @@ export class Broker implements ProtocolCore {
           this.penalise(peer, 'unknown-frame')
       }
     } catch (err) {
-      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.log('malformed frame from %s: %s', peer, (err as Error).message)
       this.penalise(peer, 'malformed')
     }
   }
@@ -325,7 +377,30 @@ export class Broker implements ProtocolCore {
     this.distill(entries)
   }
 
-  private onSubmission(peer: PeerKey, frame: Uint8Array): void {
+  /** The source of a peer key, from a bounded cache (a flood is from few peers, so mostly hits). */
+  private sourceOf(peer: PeerKey): Source {
+    let s = this.sources.get(peer)
+    if (s === undefined) {
+      if (this.sources.size >= 4096) this.sources.clear()
+      s = sourceOf(peer)
+      this.sources.set(peer, s)
+    }
+    return s
+  }
+
+  /** Counts refused input against its source address too: enough of it bans the source. */
+  protected override reject(peer: PeerKey, reason: string): void {
+    super.reject(peer, reason)
+    const now = this.env.now()
+    const offence = this.offenders.offend(this.sourceOf(peer), now)
+    if (offence?.banned !== true) return
+    this.counters.bans++
+    const untilMs = now + (this.opts.banMs ?? 60_000)
+    this.log('banned %s (score %d) after %s', offence.key, offence.score, reason)
+    this.events.emit('banned', { source: offence.key, score: offence.score, untilMs })
+  }
+
+  private onSubmission(peer: PeerKey, source: Source, frame: Uint8Array): void {
     // Copy: the driver may reuse its receive buffer.
     const submission = decodeSubmission(frame.slice(), this.limits)
     if (!this.opts.directory.has(submission.id)) {
@@ -337,13 +412,93 @@ export class Broker implements ProtocolCore {
       this.penalise(peer, 'sequence-ahead')
       return
     }
-    if (this.authQueue.length >= (this.opts.maxAuthQueue ?? 65_536)) {
-      this.counters.authQueueFull++
+    const now = this.env.now()
+    const seen = this.replay.get(submission)
+    if (seen !== undefined) {
+      this.onCopy(peer, source, seen, now)
       return
     }
-    this.authQueue.push({ peer, submission })
+    // Known: the client's latest authenticated submission came from this address, which
+    // has a clean record. Everyone else shares the rest of the authentication capacity.
+    const fromBound = this.clientAddress.get(submission.id)?.address === source.address
+    const known = fromBound && this.offenders.score(source.address, now) < 1
+    const cls = known ? 'known' : 'open'
+    const entry: QueuedEntry = {
+      peer,
+      submission,
+      source,
+      seen: this.replay.add(submission, 'queued', peer, source.address, now),
+    }
+    if (!this.authQueue.push(cls, entry)) {
+      // Counted, and forgotten by the filter: the client's retransmission recovers it.
+      this.counters.authQueueFull++
+      if (known) this.counters.authQueueFullKnown++
+      this.replay.forget(submission)
+      return
+    }
     if (this.authQueue.length >= (this.opts.authBurst ?? 1024)) this.runAuth()
-    else this.authTimer ??= this.env.setTimer(this.opts.authDelayMs ?? 2, () => this.runAuth())
+    else this.authTimer ??= this.later(this.opts.authDelayMs ?? 2, () => this.runAuth())
+  }
+
+  /**
+   * A copy of a submission already queued or authenticated: no signature check. A client
+   * retransmits only its latest message, at most every `minRetransmitMs`; a copy of an older
+   * one, two copies closer than that from one address, or more than 3 from elsewhere than
+   * the client's bound address, are replays, penalised. Otherwise replies go to the
+   * client's bound address (the source of its latest authenticated submission) while it
+   * speaks; to another only after `rebindAfterMs` of silence (a client whose address
+   * changed), or for a client not bound yet, to the latest copy. So a copy an on-path
+   * attacker sends before the client's does not take its proofs. An authenticated copy is
+   * answered as a retransmission.
+   */
+  private onCopy(peer: PeerKey, source: Source, seen: SeenSubmission, now: number): void {
+    this.counters.copies++
+    if (seen.state === 'forged') {
+      this.penalise(peer, 'bad-signature')
+      return
+    }
+    if (now - seen.windowStart >= (this.opts.minRetransmitMs ?? 100)) {
+      seen.windowStart = now
+      seen.copies = 0
+    }
+    seen.copies++
+    const sameAddress = seen.lastAddress === source.address
+    seen.lastAddress = source.address
+    const bound = this.clientAddress.get(seen.submission.id)
+    const fromBound = bound?.address === source.address
+    // A client never resends a message older than its latest: it moves on only once delivered.
+    const old = bound !== undefined && bound.sequence > seen.submission.sequence
+    if (old || (seen.copies > 1 && sameAddress) || (seen.copies > 3 && !fromBound)) {
+      this.counters.replays++
+      this.penalise(peer, 'replay')
+      return
+    }
+    const takes =
+      fromBound ||
+      bound === undefined ||
+      seen.replyAddress === source.address ||
+      now - seen.replyAt >= (this.opts.rebindAfterMs ?? 2000)
+    if (takes) {
+      seen.replyPeer = peer
+      seen.replyAddress = source.address
+      seen.replyAt = now
+    }
+    if (seen.state === 'authenticated') {
+      this.bindAddress(seen.submission, seen.replyPeer, seen.replyAddress)
+      this.admit({ peer, submission: seen.submission }, false)
+    }
+  }
+
+  /** Replies for client `s.id` go where its latest current submission came from. */
+  private bindAddress(s: Submission, peer: PeerKey, address: string): void {
+    const bound = this.clientAddress.get(s.id)
+    if (bound !== undefined && bound.sequence > s.sequence) return // a copy of an old one
+    this.clientAddress.set(s.id, { peer, address, sequence: s.sequence })
+  }
+
+  /** Where replies for the client of `entry` go. */
+  private replyTo(entry: PoolEntry): PeerKey {
+    return this.clientAddress.get(entry.submission.id)?.peer ?? entry.peer
   }
 
   private runAuth(): void {
@@ -351,7 +506,16 @@ export class Broker implements ProtocolCore {
     this.authTimer = undefined
     const burstSize = this.opts.authBurst ?? 1024
     while (this.authQueue.length > 0 && this.authPending < (this.opts.authConcurrency ?? 4)) {
-      const burst = this.authQueue.splice(0, burstSize)
+      const now = this.env.now()
+      const burst = this.authQueue.take(
+        burstSize,
+        (e) => !this.offenders.isBanned(e.source, now),
+        (e) => {
+          this.counters.discardedBanned++
+          this.replay.forget(e.submission)
+        },
+      )
+      if (burst.length === 0) continue
       const verdicts = this.authenticator.authenticate(burst.map((e) => e.submission))
       if (Array.isArray(verdicts)) {
         this.admitBurst(burst, verdicts)
@@ -361,32 +525,42 @@ export class Broker implements ProtocolCore {
       verdicts.then(
         (v) => {
           this.authPending--
-          if (this.stopped) return
+          if (!this.running) return
           this.admitBurst(burst, v)
           this.runAuth()
         },
         (err) => {
           this.authPending--
-          log.error('authenticator failed: %e', err)
+          this.log.error('authenticator failed: %e', err)
         },
       )
     }
   }
 
-  private admitBurst(burst: PoolEntry[], verdicts: boolean[]): void {
+  private admitBurst(burst: QueuedEntry[], verdicts: boolean[]): void {
     for (let i = 0; i < burst.length; i++) {
-      if (verdicts[i]) this.admit(burst[i])
-      else this.penalise(burst[i].peer, 'bad-signature')
+      const e = burst[i]
+      if (!verdicts[i]) {
+        e.seen.state = 'forged'
+        this.penalise(e.peer, 'bad-signature')
+        continue
+      }
+      e.seen.state = 'authenticated'
+      // The latest copy (maybe the client's own, after an on-path attacker's) gets the replies.
+      this.bindAddress(e.submission, e.seen.replyPeer, e.seen.replyAddress)
+      e.seen.replyAt = this.env.now()
+      this.counters.authenticated++
+      this.admit(e, true)
     }
   }
 
-  private admit(entry: PoolEntry): void {
-    this.counters.authenticated++
+  /** Handles an authenticated submission: new (`fresh`) or a copy (a retransmission). */
+  private admit(entry: PoolEntry, fresh: boolean): void {
     const s = entry.submission
     const done = this.delivered.get(s.id)
     if (done !== undefined && done.sequence === s.sequence && bytesEqual(done.payload, s.payload)) {
       this.counters.retransmissionsAnswered++
-      this.sendTo(entry.peer, this.deliveredFrame(done.certified, done.index))
+      this.sendTo(this.replyTo(entry), this.deliveredFrame(done.certified, done.index))
       return
     }
     const flying = this.inFlightById.get(s.id)
@@ -395,12 +569,15 @@ export class Broker implements ProtocolCore {
       const mine = flying.entries[index].submission
       if (mine.sequence === s.sequence && bytesEqual(mine.payload, s.payload)) {
         this.counters.retransmissionsAnswered++
-        if (flying.phase === 'shares') this.sendTo(entry.peer, this.inclusionFrame(flying, index))
+        if (flying.phase === 'shares') {
+          this.sendTo(this.replyTo(entry), this.inclusionFrame(flying, index))
+        }
       }
       return // one entry per client until its batch is certified
     }
     const pooled = this.pool.get(s.id)
     if (pooled !== undefined) return
+    if (!fresh && done !== undefined && done.sequence >= s.sequence) return // an old copy
     if (this.pool.size >= this.limits.maxBatchEntries) {
       this.counters.poolFull++
       return
@@ -408,7 +585,7 @@ export class Broker implements ProtocolCore {
     this.pool.set(s.id, entry)
     this.counters.pooled++
     if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
-    else this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
+    else this.flushTimer ??= this.later(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
   }
 
   private indexOf(b: InFlight, id: number): number {
@@ -451,14 +628,16 @@ export class Broker implements ProtocolCore {
     }
     this.inFlight.set(messageIdKey(b.root), b)
     for (const e of entries) this.inFlightById.set(e.submission.id, b)
-    this.inChunks(entries.length, (i) => this.sendTo(entries[i].peer, this.inclusionFrame(b, i)))
-    b.timer = this.env.setTimer(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
-    b.expiry = this.env.setTimer(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
+    this.inChunks(entries.length, (i) =>
+      this.sendTo(this.replyTo(entries[i]), this.inclusionFrame(b, i)),
+    )
+    b.timer = this.later(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
+    b.expiry = this.later(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
   }
 
   private abandon(b: InFlight): void {
     if (b.phase === 'done') return
-    log('abandoning batch %d in phase %s', b.number, b.phase)
+    this.log('abandoning batch %d in phase %s', b.number, b.phase)
     b.phase = 'done'
     b.timer?.cancel()
     this.counters.abandoned++
@@ -476,7 +655,7 @@ export class Broker implements ProtocolCore {
   private resumeFlushing(): void {
     if (this.pool.size === 0) return
     if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
-    else this.flushTimer ??= this.env.setTimer(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
+    else this.flushTimer ??= this.later(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
   }
 
   private inclusionProof(b: InFlight, index: number): InclusionProof {
@@ -507,13 +686,19 @@ export class Broker implements ProtocolCore {
       this.penalise(peer, 'share-not-in-batch')
       return
     }
-    if (peer !== b.entries[index].peer) {
-      // Only the address the submission came from may answer for it: otherwise anyone
-      // could pre-empt a client's share with a bad one and make it a straggler.
-      this.penalise(peer, 'share-from-other-address')
-      return
-    }
     if (b.shares[index] !== undefined) return
+    if (peer !== this.replyTo(b.entries[index])) {
+      // Not from the client's address: a share counts by its signature, checked alone
+      // now, so nobody can pre-empt a client's share with a bad one.
+      const check = blsAggregateShares(batchRootInput(b.root), [
+        { publicKey: this.opts.directory.blsKey(share.id), signature: share.signature },
+      ])
+      if (check.bad.length > 0) {
+        this.counters.badShares++
+        this.penalise(peer, 'bad-share')
+        return
+      }
+    }
     const decoded = blsDecodeShare(share.signature)
     b.shares[index] = decoded ?? null
     b.shareCount++
@@ -583,7 +768,7 @@ export class Broker implements ProtocolCore {
     const asked = new Set<number>()
     for (let k = 0; k < this.threshold; k++) asked.add((b.number + k) % n)
     for (const i of asked) this.sendTo(this.opts.servers[i], request)
-    b.timer = this.env.setTimer(this.opts.witnessTimeoutMs ?? 1000, () => {
+    b.timer = this.later(this.opts.witnessTimeoutMs ?? 1000, () => {
       if (b.phase !== 'witness') return
       for (let i = 0; i < n; i++) if (!asked.has(i)) this.sendTo(this.opts.servers[i], request)
     })
@@ -661,7 +846,7 @@ export class Broker implements ProtocolCore {
     b.deliveries.clear()
     const certified: Certified = { batch: b, slot, shards }
     this.inChunks(b.entries.length, (i) => {
-      const { peer, submission } = b.entries[i]
+      const { submission } = b.entries[i]
       this.delivered.delete(submission.id)
       if (this.delivered.size >= maxCache) {
         this.delivered.delete(this.delivered.keys().next().value!)
@@ -672,7 +857,7 @@ export class Broker implements ProtocolCore {
         certified,
         index: i,
       })
-      this.sendTo(peer, this.deliveredFrame(certified, i))
+      this.sendTo(this.replyTo(b.entries[i]), this.deliveredFrame(certified, i))
     })
     this.events.emit('certified', { batchNumber: b.number, slot, entries: b.entries.length })
     this.resumeFlushing()
@@ -685,10 +870,10 @@ export class Broker implements ProtocolCore {
   private inChunks(n: number, fn: (i: number) => void): void {
     const chunk = this.opts.sendChunk ?? 4096
     const run = (start: number): void => {
-      if (this.stopped) return
+      if (!this.running) return
       const end = Math.min(n, start + chunk)
       for (let i = start; i < end; i++) fn(i)
-      if (end < n) this.env.setTimer(0, () => run(end))
+      if (end < n) this.later(0, () => run(end))
     }
     run(0)
   }

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto'
-import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../core/artifact.ts'
+import { CoreBase } from '../core/core-base.ts'
+import type { RejectedEvent } from '../core/dissemination.ts'
 import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import {
   DuplicateMessageError,
@@ -9,7 +10,6 @@ import {
   MessageTooLargeError,
   NotStartedError,
 } from '../core/errors.ts'
-import { StatsRecorder } from '../core/stats.ts'
 import type { BlsKeyPair } from '../crypto/bls.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
 import { verifyMerkleProof } from '../crypto/merkle.ts'
@@ -27,8 +27,6 @@ import {
   type InclusionFrame,
   type InclusionProof,
 } from './wire.ts'
-
-const log = logger('consensus-multicast:broker:client')
 
 /** Options of a {@link BrokerClient}. */
 export interface BrokerClientOptions {
@@ -68,6 +66,12 @@ export interface DeliveryReceipt {
   transmissions: number
 }
 
+/** Events of a {@link BrokerClient}. */
+export interface BrokerClientEvents {
+  /** A frame was refused and counted against its sender (normally the broker). */
+  rejected: RejectedEvent
+}
+
 interface Pending {
   payload: Uint8Array
   submittedAt: number
@@ -92,13 +96,11 @@ interface Current extends Pending {
  * BLS, checks the delivery certificate, and retransmits until it has one, so a lost
  * packet never loses a message. One message is in flight at a time, as in Chop Chop.
  */
-export class BrokerClient implements ProtocolCore {
-  private readonly env: Env
+export class BrokerClient extends CoreBase<BrokerClientEvents> implements ProtocolCore {
   private readonly opts: BrokerClientOptions
   private readonly limits: BrokerLimits
   private readonly serverKeys: KeyObject[]
   private readonly threshold: number
-  private readonly recorder = new StatsRecorder()
   private readonly queue: Pending[] = []
   private current?: Current
   private last: number
@@ -106,10 +108,9 @@ export class BrokerClient implements ProtocolCore {
   private verifiedHeight?: string
   /** The highest slot this client has seen certified by f+1 servers. */
   private knownHeight = 0
-  private stopped = false
 
   constructor(env: Env, opts: BrokerClientOptions) {
-    this.env = env
+    super(env, 'consensus-multicast:broker:client')
     this.opts = opts
     this.limits = brokerLimits(opts.limits)
     this.serverKeys = opts.serverKeys.map((k, i) => {
@@ -131,14 +132,9 @@ export class BrokerClient implements ProtocolCore {
     return this.queue.length + (this.current === undefined ? 0 : 1)
   }
 
-  /** Generic counters (frames, rejections by reason). */
-  stats(): ReturnType<StatsRecorder['snapshot']> {
-    return this.recorder.snapshot()
-  }
-
   /** Submits `payload`; resolves when f+1 servers certify its delivery. */
   submit(payload: Uint8Array): Promise<DeliveryReceipt> {
-    if (this.stopped) return Promise.reject(new NotStartedError('broker client'))
+    if (!this.running) return Promise.reject(new NotStartedError('broker client'))
     if (payload.length > this.limits.maxPayload) {
       return Promise.reject(new MessageTooLargeError(payload.length, this.limits.maxPayload))
     }
@@ -161,13 +157,13 @@ export class BrokerClient implements ProtocolCore {
   }
 
   start(): void {
-    this.stopped = false
+    this.running = true
   }
 
   /** Stops retransmitting; messages without a delivery certificate reject with `NotStartedError`. */
   stop(): void {
-    this.stopped = true
-    this.current?.timer?.cancel()
+    this.running = false
+    this.cancelTimers()
     const unfinished = [...(this.current === undefined ? [] : [this.current]), ...this.queue]
     this.current = undefined
     this.queue.length = 0
@@ -178,12 +174,8 @@ export class BrokerClient implements ProtocolCore {
 
   peerDisconnected(): void {}
 
-  penalise(peer: PeerKey, reason: string): void {
-    this.recorder.penalise(peer, reason)
-  }
-
   receive(peer: PeerKey, frame: Uint8Array): void {
-    if (this.stopped) return
+    if (!this.running) return
     this.recorder.frameReceived(frame.length, 0)
     if (peer !== this.opts.broker) {
       this.penalise(peer, 'not-the-broker')
@@ -195,14 +187,14 @@ export class BrokerClient implements ProtocolCore {
       else if (kind === FrameKind.Delivered) this.onDelivered(frame)
       else this.penalise(peer, 'unknown-frame')
     } catch (err) {
-      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.log('malformed frame from %s: %s', peer, (err as Error).message)
       this.penalise(peer, 'malformed')
     }
   }
 
   private next(): void {
     const p = this.queue.shift()
-    if (p === undefined || this.stopped) return
+    if (p === undefined || !this.running) return
     const sequence = this.last + 1
     const signature = this.opts.ed25519.sign(submissionInput(this.opts.id, sequence, p.payload))
     const frame = encodeSubmission({ id: this.opts.id, sequence, payload: p.payload, signature })
@@ -220,11 +212,11 @@ export class BrokerClient implements ProtocolCore {
 
   private transmit(): void {
     const c = this.current
-    if (c === undefined || this.stopped) return
+    if (c === undefined || !this.running) return
     c.transmissions++
     this.recorder.frameSent(c.frame.length, c.payload.length)
     this.env.send(this.opts.broker, c.frame)
-    c.timer = this.env.setTimer(c.retry, () => this.transmit())
+    c.timer = this.later(c.retry, () => this.transmit())
     c.retry = Math.min(c.retry * 2, this.opts.maxRetryMs ?? 8000)
   }
 
@@ -274,7 +266,7 @@ export class BrokerClient implements ProtocolCore {
     }
     // The broker has the message: wait a full retry period from now before resending.
     c.timer?.cancel()
-    c.timer = this.env.setTimer(c.retry, () => this.transmit())
+    c.timer = this.later(c.retry, () => this.transmit())
     const signature = this.opts.bls.signShare(batchRootInput(p.root))
     c.maxSignedRaise = Math.max(c.maxSignedRaise, raise)
     const out = encodeShare({ id: this.opts.id, root: p.root, signature })

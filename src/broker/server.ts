@@ -1,12 +1,10 @@
 import type { KeyObject } from 'node:crypto'
-import { logger } from '@libp2p/logger'
 import type { PeerKey, Topic } from '../core/artifact.ts'
+import { CoreBase } from '../core/core-base.ts'
 import type { RejectedEvent } from '../core/dissemination.ts'
-import { Emitter } from '../core/emitter.ts'
 import type { Env, ProtocolCore } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
 import { messageIdKey } from '../core/message-id.ts'
-import { StatsRecorder } from '../core/stats.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
 import { verifyCertificate } from './certificate.ts'
 import { DedupTable } from './dedup.ts'
@@ -23,8 +21,6 @@ import {
   FrameKind,
   frameKind,
 } from './wire.ts'
-
-const log = logger('consensus-multicast:broker:server')
 
 /** The topic under which broker deliveries are counted in stats. */
 export const BROKER_TOPIC: Topic = 'broker'
@@ -100,14 +96,11 @@ interface StoredBatch {
  * shard), delivers ordered batches with per-client deduplication, and returns a delivery
  * shard to the broker.
  */
-export class WitnessServer implements ProtocolCore {
-  private readonly env: Env
+export class WitnessServer extends CoreBase<WitnessServerEvents> implements ProtocolCore {
   private readonly opts: WitnessServerOptions
   private readonly limits: BrokerLimits
   private readonly serverKeys: KeyObject[]
   private readonly threshold: number
-  private readonly events = new Emitter<WitnessServerEvents>()
-  private readonly recorder = new StatsRecorder()
   private readonly stored = new Map<string, StoredBatch>()
   private readonly deliveredDigests = new Set<string>()
   private readonly deliveredOrder: string[] = []
@@ -125,7 +118,7 @@ export class WitnessServer implements ProtocolCore {
   private unsubscribe?: () => void
 
   constructor(env: Env, opts: WitnessServerOptions) {
-    this.env = env
+    super(env, 'consensus-multicast:broker:server')
     this.opts = opts
     this.limits = brokerLimits(opts.limits)
     if (opts.serverKeys.length > this.limits.maxServers) {
@@ -137,14 +130,6 @@ export class WitnessServer implements ProtocolCore {
       return key
     })
     this.threshold = faultsTolerated(opts.serverKeys.length) + 1
-  }
-
-  /** Adds an event listener; returns a function that removes it. */
-  on<K extends keyof WitnessServerEvents>(
-    type: K,
-    fn: (e: WitnessServerEvents[K]) => void,
-  ): () => void {
-    return this.events.on(type, fn)
   }
 
   /** The slots delivered so far. */
@@ -162,20 +147,18 @@ export class WitnessServer implements ProtocolCore {
     return { ...this.counters }
   }
 
-  /** Generic counters (frames, rejections by reason and peer). */
-  stats(): ReturnType<StatsRecorder['snapshot']> {
-    return this.recorder.snapshot()
-  }
-
   /** Listens to `orderer` for ordered batch references. */
   attach(orderer: Orderer): void {
     this.unsubscribe?.()
     this.unsubscribe = orderer.subscribe((slot, reference) => this.ordered(slot, reference))
   }
 
-  start(): void {}
+  start(): void {
+    this.running = true
+  }
 
   stop(): void {
+    this.running = false
     this.unsubscribe?.()
     this.unsubscribe = undefined
   }
@@ -183,10 +166,6 @@ export class WitnessServer implements ProtocolCore {
   peerConnected(): void {}
 
   peerDisconnected(): void {}
-
-  penalise(peer: PeerKey, reason: string): void {
-    this.reject(peer, reason)
-  }
 
   receive(peer: PeerKey, frame: Uint8Array): void {
     this.recorder.frameReceived(frame.length, 0)
@@ -202,7 +181,7 @@ export class WitnessServer implements ProtocolCore {
           this.reject(peer, 'unknown-frame')
       }
     } catch (err) {
-      log('malformed frame from %s: %s', peer, (err as Error).message)
+      this.log('malformed frame from %s: %s', peer, (err as Error).message)
       this.reject(peer, 'malformed')
     }
   }
@@ -211,17 +190,12 @@ export class WitnessServer implements ProtocolCore {
   ordered(slot: number, reference: BatchReference): void {
     if (slot < this.nextSlot) return
     if (this.pendingOrdered.length >= (this.opts.maxPendingOrdered ?? 1024)) {
-      log.error('ordered queue full; dropping slot %d', slot)
+      this.log.error('ordered queue full; dropping slot %d', slot)
       return
     }
     this.pendingOrdered.push({ slot, reference })
     this.pendingOrdered.sort((a, b) => a.slot - b.slot)
     this.drainOrdered()
-  }
-
-  private reject(peer: PeerKey, reason: string): void {
-    this.recorder.penalise(peer, reason)
-    this.events.emit('rejected', { from: peer, reason })
   }
 
   private storeBatch(peer: PeerKey, frame: Uint8Array): void {
@@ -259,7 +233,7 @@ export class WitnessServer implements ProtocolCore {
       )
       s.verified = fault === undefined
       if (fault !== undefined) {
-        log('refusing to witness batch from %s: %s', peer, fault)
+        this.log('refusing to witness batch from %s: %s', peer, fault)
         this.reject(peer, fault)
       } else {
         this.counters.witnessed++

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../core/artifact.ts'
 import type { Env } from '../core/env.ts'
+import { InvalidParametersError } from '../core/errors.ts'
 import { monotonicNow, nodeTimer } from '../core/system-clock.ts'
 
 const log = logger('consensus-multicast:broker:udp')
@@ -18,6 +19,13 @@ export interface UdpEndpointOptions {
   sendBufferSize?: number
   /** Largest datagram accepted; larger ones are dropped and counted. Default 2,048. */
   maxDatagramBytes?: number
+  /**
+   * Sockets bound to the same port (SO_REUSEPORT; Linux spreads flows over them by
+   * address hash), each with its own kernel queue: a flood from one source fills only its
+   * socket's queue, and the event loop reads every socket in turn, so datagrams from
+   * other sources are not dropped behind it. Needs `port` 0 or a free port. Default 1.
+   */
+  sockets?: number
 }
 
 /** Receives one datagram from `peer` ("host:port"). */
@@ -29,6 +37,7 @@ export type DatagramHandler = (peer: PeerKey, frame: Uint8Array) => void
  */
 export class UdpEndpoint {
   private readonly socket: Socket
+  private readonly extra: Socket[]
   private readonly maxDatagram: number
   private readonly addresses = new Map<PeerKey, [string, number]>()
   private handler: DatagramHandler = () => {}
@@ -42,35 +51,47 @@ export class UdpEndpoint {
   /** Send errors reported by the socket. */
   sendErrors = 0
 
-  private constructor(socket: Socket, maxDatagram: number) {
-    this.socket = socket
+  private constructor(sockets: Socket[], maxDatagram: number) {
+    this.socket = sockets[0]
+    this.extra = sockets.slice(1)
     this.maxDatagram = maxDatagram
-    socket.on('message', (msg, rinfo) => {
-      this.received++
-      if (msg.length > this.maxDatagram) {
-        this.oversized++
-        return
-      }
-      this.handler(`${rinfo.address}:${rinfo.port}`, msg)
-    })
-    socket.on('error', (err) => log.error('socket error: %e', err))
+    for (const socket of sockets) {
+      socket.on('message', (msg, rinfo) => {
+        this.received++
+        if (msg.length > this.maxDatagram) {
+          this.oversized++
+          return
+        }
+        this.handler(`${rinfo.address}:${rinfo.port}`, msg)
+      })
+      socket.on('error', (err) => log.error('socket error: %e', err))
+    }
   }
 
   /** Binds a socket. */
   static async bind(options: UdpEndpointOptions = {}): Promise<UdpEndpoint> {
-    const socket = createSocket({
-      type: 'udp4',
-      recvBufferSize: options.recvBufferSize,
-      sendBufferSize: options.sendBufferSize,
-    })
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject)
-      socket.bind(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-        socket.off('error', reject)
-        resolve()
+    const n = options.sockets ?? 1
+    if (!Number.isInteger(n) || n < 1) throw new InvalidParametersError('sockets must be ≥ 1')
+    const bindOne = async (port: number) => {
+      const socket = createSocket({
+        type: 'udp4',
+        reusePort: n > 1,
+        recvBufferSize: options.recvBufferSize,
+        sendBufferSize: options.sendBufferSize,
       })
-    })
-    return new UdpEndpoint(socket, options.maxDatagramBytes ?? 2048)
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject)
+        socket.bind(port, options.host ?? '127.0.0.1', () => {
+          socket.off('error', reject)
+          resolve()
+        })
+      })
+      return socket
+    }
+    const first = await bindOne(options.port ?? 0)
+    const sockets = [first]
+    for (let i = 1; i < n; i++) sockets.push(await bindOne(first.address().port))
+    return new UdpEndpoint(sockets, options.maxDatagramBytes ?? 2048)
   }
 
   /** This endpoint's "host:port". */
@@ -119,6 +140,10 @@ export class UdpEndpoint {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await new Promise<void>((resolve) => this.socket.close(() => resolve()))
+    await Promise.all(
+      [this.socket, ...this.extra].map(
+        (s) => new Promise<void>((resolve) => s.close(() => resolve())),
+      ),
+    )
   }
 }

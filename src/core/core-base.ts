@@ -1,7 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import type { PeerKey, Topic } from './artifact.ts'
-import type { DisseminationEvents } from './dissemination.ts'
+import type { DisseminationEvents, RejectedEvent } from './dissemination.ts'
 import { Emitter, type EventSink, type Listener } from './emitter.ts'
 import type { Env, TimerHandle } from './env.ts'
 import { type DisseminationStats, StatsRecorder } from './stats.ts'
@@ -12,7 +12,7 @@ import type { Validator } from './validation.ts'
  * penalty path for bad input, and timers that die with the core. Strategies extend it and
  * add their protocol.
  */
-export abstract class CoreBase<E extends DisseminationEvents = DisseminationEvents> {
+export abstract class CoreBase<E extends { rejected: RejectedEvent } = DisseminationEvents> {
   /** The core's only way to the outside world. */
   protected readonly env: Env
   /** The core's logger: the node's (through {@link Env.logger}) under the libp2p driver. */
@@ -71,13 +71,19 @@ export abstract class CoreBase<E extends DisseminationEvents = DisseminationEven
     this.events.emit('rejected', { from: peer, reason, topic } as E['rejected'])
   }
 
-  /** Calls `fn` once after `ms`, unless the core stops first. */
-  protected later(ms: number, fn: () => void): void {
+  /** Calls `fn` once after `ms`, unless the core stops (or the returned handle cancels) first. */
+  protected later(ms: number, fn: () => void): TimerHandle {
     const t = this.env.setTimer(ms, () => {
       this.timers.delete(t)
       fn()
     })
     this.timers.add(t)
+    return {
+      cancel: () => {
+        this.timers.delete(t)
+        t.cancel()
+      },
+    }
   }
 
   /** Calls `fn` every `ms` (the first time after `firstMs`) while the core runs. */

@@ -3,6 +3,7 @@
  * broker. It speaks the real protocol over real TCP links, with real signatures.
  */
 import type { HeightCertificate, Shard } from '../../src/broker/certificate.ts'
+import { ClientNode } from '../../src/broker/client-node.ts'
 import { batchDigest, type DistilledBatch } from '../../src/broker/distilled-batch.ts'
 import { batchLeaves } from '../../src/broker/leaf.ts'
 import type { LocalCluster } from '../../src/broker/local-cluster.ts'
@@ -31,6 +32,32 @@ export async function until(cond: () => boolean, ms = 10_000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time')
     await sleep(5)
   }
+}
+
+/**
+ * Replaces the clients of `cluster` by new ones (same ids and keys) that send to `broker`
+ * (a relay in front of the real broker); each new client's close goes to `closers`.
+ */
+export async function clientsVia(
+  cluster: LocalCluster,
+  broker: string,
+  retry: { retryMs: number; maxRetryMs: number },
+  closers: (() => Promise<unknown>)[],
+): Promise<ClientNode[]> {
+  return Promise.all(
+    cluster.clientKeys.map(async (k, id) => {
+      await cluster.clients[id].close()
+      const node = await ClientNode.start({
+        id,
+        ...k,
+        broker,
+        serverKeys: cluster.serverKeys,
+        ...retry,
+      })
+      closers.push(() => node.close())
+      return node
+    }),
+  )
 }
 
 function refusals(cluster: LocalCluster, i: number): number {

@@ -1,0 +1,162 @@
+/**
+ * Attacks on the broker from outside, over real UDP sockets on loopback, with honest
+ * clients submitting throughout: each flood source is banned, no honest message is lost,
+ * no honest client (all on 127.0.0.1; attackers on 127.66.0.0/16) is penalised, and honest
+ * messages keep being delivered. Waits are on events (bans, receipts), never fixed sleeps.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import type { BrokerEvents } from '../../src/broker/broker.ts'
+import { LocalCluster } from '../../src/broker/local-cluster.ts'
+import { badlySigned, capturedSubmissions, Flood, RaceRelay } from './attacker.ts'
+import { clientsVia } from './harness.ts'
+import { HonestLoad } from './honest-load.ts'
+
+const closers: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c()
+})
+
+async function cluster(): Promise<LocalCluster> {
+  const c = await LocalCluster.start({
+    clients: 8,
+    broker: { flushTimeoutMs: 10, shareTimeoutMs: 300, authThreads: 1 },
+    client: { retryMs: 400, maxRetryMs: 1600 },
+  })
+  closers.push(() => c.close())
+  return c
+}
+
+/** Resolves with the first ban of a source matching `source`; rejects after `ms`. */
+function banOf(c: LocalCluster, source: string, ms = 20_000): Promise<BrokerEvents['banned']> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off()
+      reject(new Error(`${source} not banned in ${ms} ms`))
+    }, ms)
+    const off = c.broker!.core.on('banned', (e) => {
+      if (!e.source.startsWith(source)) return
+      clearTimeout(timer)
+      off()
+      resolve(e)
+    })
+  })
+}
+
+async function flood(opts: Parameters<typeof Flood.start>[0]): Promise<Flood> {
+  const f = await Flood.start(opts)
+  closers.push(() => f.stop())
+  return f
+}
+
+/** Honest load through the attack: nothing lost, nobody honest penalised, still flowing. */
+async function expectHonestUnharmed(c: LocalCluster, load: HonestLoad): Promise<void> {
+  // Still flowing after the ban: every client gets more messages through.
+  await load.more(2 * c.clients.length)
+  await load.stop()
+  await load.settled()
+  expect(load.errors).toEqual([])
+  expect(load.lost()).toBe(0)
+  const broker = c.broker!.core
+  expect(broker.penaltiesOf('127.0.0.1')).toBe(0)
+  expect(broker.isBanned(c.clients[0].udp.address)).toBe(false)
+  const honestPenalties = Object.keys(broker.stats().invalidByPeer).filter((p) =>
+    p.startsWith('127.0.0.1:'),
+  )
+  expect(honestPenalties).toEqual([])
+}
+
+describe('broker under attack (real UDP on loopback)', () => {
+  it('random garbage: the source is banned, honest clients unharmed', async () => {
+    const c = await cluster()
+    const load = HonestLoad.start(c, 'g')
+    await load.more(c.clients.length)
+    const banned = banOf(c, '127.66.0.1')
+    await flood({ host: '127.66.0.1', target: c.broker!.address, frames: 'random' })
+    expect((await banned).source).toBe('127.66.0.1')
+    await expectHonestUnharmed(c, load)
+    expect(c.broker!.core.counts().banned).toBeGreaterThan(0)
+  })
+
+  it('bad signatures on known ids: banned, and never crowd out known clients', async () => {
+    const c = await cluster()
+    const load = HonestLoad.start(c, 's')
+    await load.more(c.clients.length)
+    const banned = banOf(c, '127.66.0.2')
+    await flood({
+      host: '127.66.0.2',
+      target: c.broker!.address,
+      frames: badlySigned(c.clients.length, 4096),
+    })
+    await banned
+    await expectHonestUnharmed(c, load)
+    const counts = c.broker!.core.counts()
+    expect(counts.authQueueFullKnown).toBe(0)
+    expect(c.broker!.core.stats().invalid['bad-signature']).toBeGreaterThanOrEqual(256)
+  })
+
+  it('replayed captured submissions: no signature check, penalised, banned', async () => {
+    const c = await cluster()
+    const enc = (s: string) => new TextEncoder().encode(s)
+    // Messages the clients send first, captured byte for byte (ed25519 is deterministic).
+    const first = c.clients.map((_, id) => [enc(`r-first-${id}`)])
+    await Promise.all(c.clients.map((cl, id) => cl.submit(first[id][0])))
+    const authenticated = c.broker!.core.counts().authenticated
+    const load = HonestLoad.start(c, 'r')
+    await load.more(c.clients.length)
+    const banned = banOf(c, '127.66.0.3')
+    const f = await flood({
+      host: '127.66.0.3',
+      target: c.broker!.address,
+      frames: capturedSubmissions(c, first),
+    })
+    await banned
+    await f.stop()
+    await expectHonestUnharmed(c, load)
+    const counts = c.broker!.core.counts()
+    // Only honest submissions were ever authenticated: the replays never reached a check.
+    expect(counts.authenticated - authenticated).toBe(load.submitted.length)
+    expect(counts.replays).toBeGreaterThanOrEqual(256)
+    expect(counts.authQueueFull).toBe(0)
+  })
+
+  it('port rotation: 1,100 source ports, then a flood from a fresh one: the address is banned', async () => {
+    const c = await cluster()
+    const load = HonestLoad.start(c, 'p')
+    await load.more(c.clients.length)
+    const banned = banOf(c, '127.66.0.4')
+    const rotation = await flood({
+      host: '127.66.0.4',
+      target: c.broker!.address,
+      frames: [new Uint8Array([0x42, 1, 2, 3])],
+      sockets: 1100,
+      max: 1100,
+    })
+    await rotation.finished()
+    await banned // 256 bad datagrams from one address, whatever their ports
+    const before = c.broker!.core.counts().banned
+    await flood({ host: '127.66.0.4', target: c.broker!.address, frames: 'random', max: 20_000 })
+    await expectHonestUnharmed(c, load)
+    expect(c.broker!.core.counts().banned).toBeGreaterThan(before)
+  })
+
+  it('replay race: an on-path attacker resending SUBMITs first gets no honest client penalised', async () => {
+    const c = await cluster()
+    const relay = await RaceRelay.start(c.broker!.address, '127.66.0.5')
+    closers.push(() => relay.close())
+    // The clients now talk through the relay (the attacker sees and races every SUBMIT).
+    const raced = await clientsVia(c, relay.address, { retryMs: 400, maxRetryMs: 1600 }, closers)
+    const view = Object.assign(Object.create(c) as LocalCluster, { clients: raced })
+    const load = HonestLoad.start(view, 'x')
+    await load.more(3 * raced.length)
+    await load.stop()
+    await load.settled()
+    expect(load.errors).toEqual([])
+    expect(load.lost()).toBe(0)
+    expect(relay.raced).toBeGreaterThanOrEqual(load.submitted.length)
+    const broker = c.broker!.core
+    expect(broker.penaltiesOf('127.0.0.1')).toBe(0)
+    expect(broker.stats().invalid).toEqual({})
+    // Proofs and certificates went to the clients, never to the attacker.
+    expect(relay.answersToAttacker).toBe(0)
+  })
+})
