@@ -15,7 +15,7 @@ import { waitFor } from './libp2p-node.ts'
 
 /**
  * The gossip attacks of issue 11, as hand-built `/meshsub/1.2.0` frames an outside attacker
- * sends to a victim. Shared by the sans-IO tests, the libp2p tests and `bench/attack-gossip.ts`.
+ * sends to a victim. Shared by the sans-IO tests, the libp2p tests and `bench/attack/gossip.ts`.
  */
 export interface GossipAttack {
   /** Short name (a table row). */

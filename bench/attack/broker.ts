@@ -15,20 +15,20 @@
  * penalised, flood sources banned within 1 s.
  */
 import { availableParallelism, loadavg } from 'node:os'
-import { BrokerNode } from '../src/broker/broker-node.ts'
-import { ClientNode } from '../src/broker/client-node.ts'
-import { LocalCluster } from '../src/broker/local-cluster.ts'
-import { distribution } from '../src/core/distribution.ts'
+import { BrokerNode } from '../../src/broker/broker-node.ts'
+import { ClientNode } from '../../src/broker/client-node.ts'
+import { LocalCluster } from '../../src/broker/local-cluster.ts'
+import { distribution } from '../../src/core/distribution.ts'
 import {
   badlySigned,
   capturedSubmissions,
   Flood,
   type FloodOptions,
   RaceRelay,
-} from '../test/broker/attacker.ts'
-import { clientsVia } from '../test/broker/harness.ts'
-import { HonestLoad } from '../test/broker/honest-load.ts'
-import { printTable, type Row, writeResults } from './report.ts'
+} from '../../test/broker/attacker.ts'
+import { clientsVia } from '../../test/broker/harness.ts'
+import { HonestLoad } from '../../test/broker/honest-load.ts'
+import { printTable, type Row, writeResults } from '../report.ts'
 
 const CLIENTS = 16
 /** Broker UDP sockets on its port (SO_REUSEPORT), one run each; 1 = a single kernel queue. */

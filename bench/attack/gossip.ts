@@ -5,7 +5,7 @@
  * before and during, when the attacker was penalised and whether it was disconnected, the
  * longest time B's router spent on one of its frames, and B's heap after GC before and after.
  *
- * `npm run bench -- attack-gossip [--before-ms N] [--attack-ms N]`
+ * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N]`
  */
 
 import { spawn } from 'node:child_process'
@@ -14,9 +14,9 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { distribution } from '../src/core/distribution.ts'
-import { AttackBed, type AttackRun, gossipAttacks } from '../test/support/gossip-attacks.ts'
-import { fmt, printTable, type Row, writeResults } from './report.ts'
+import { distribution } from '../../src/core/distribution.ts'
+import { AttackBed, type AttackRun, gossipAttacks } from '../../test/support/gossip-attacks.ts'
+import { fmt, printTable, type Row, writeResults } from '../report.ts'
 
 const args = process.argv.slice(2)
 const arg = (name: string, fallback: number) => {
@@ -34,7 +34,7 @@ const gc = runInNewContext('gc') as () => void
 
 const ATTACKER = join(
   dirname(fileURLToPath(import.meta.url)),
-  '../test/support/gossip-attacker-main.ts',
+  '../../test/support/gossip-attacker-main.ts',
 )
 
 /**
