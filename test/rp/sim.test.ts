@@ -10,7 +10,7 @@ import {
   type RpNetwork,
   type RpSimOptions,
   rpSimStrategy,
-} from '../../src/rp/sim-strategy.ts'
+} from '../../src/sim/rp-strategy.ts'
 import { type SimCore, Simulation } from '../../src/sim/network.ts'
 import { Prng } from '../../src/sim/prng.ts'
 import { runScenario, type Scenario } from '../../src/sim/scenario.ts'

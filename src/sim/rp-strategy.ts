@@ -1,6 +1,8 @@
 import type { Env } from '../core/env.ts'
-import { type Graph, graphFromEdges } from '../sim/graph.ts'
-import type { SimCore } from '../sim/network.ts'
+import { type MemberOptions, RpMember } from '../rp/member.ts'
+import { ReplicationPoint, type ReplicationPointOptions } from '../rp/replication-point.ts'
+import { type Graph, graphFromEdges } from './graph.ts'
+import type { SimCore } from './network.ts'
 import {
   type Placement,
   PROVIDER_UPLOAD_BPS,
@@ -11,11 +13,9 @@ import {
   REGIONS,
   singleRegionPlacement,
   uniformLatency,
-} from '../sim/placement.ts'
-import type { Prng } from '../sim/prng.ts'
-import type { BuiltNetwork, Scenario, SimStrategy, StrategyContext } from '../sim/scenario.ts'
-import { type MemberOptions, RpMember } from './member.ts'
-import { ReplicationPoint, type ReplicationPointOptions } from './replication-point.ts'
+} from './placement.ts'
+import type { Prng } from './prng.ts'
+import type { BuiltNetwork, Scenario, SimStrategy, StrategyContext } from './scenario.ts'
 
 /** How the RP infrastructure is laid over a scenario's members. */
 export interface RpSimOptions {
@@ -155,3 +155,6 @@ export function rpSimStrategy(opts: RpSimOptions = {}): SimStrategy {
       createRpCore(env, index, ctx.network as RpNetwork, opts),
   }
 }
+
+/** Replication points: members register with RPs placed per provider; RPs forward once along a backbone tree. */
+export const rpStrategy: SimStrategy = rpSimStrategy()
