@@ -19,11 +19,11 @@ import type {
 import type { Listener } from '../core/emitter.ts'
 import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
+import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../core/length-prefixed.ts'
 import { withDefaults } from '../core/options.ts'
 import type { DisseminationStats } from '../core/stats.ts'
 import { nodeTimer } from '../core/system-clock.ts'
 import type { Validator } from '../core/validation.ts'
-import { encodeLengthPrefixed, LengthPrefixedDecoder } from './length-prefixed.ts'
 
 /** The libp2p components a {@link CoreService} needs (libp2p passes them to service factories). */
 export interface CoreServiceComponents {

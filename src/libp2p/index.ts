@@ -1,5 +1,4 @@
 export * from './core-service.ts'
 export * from './flood-service.ts'
 export * from './gossip-service.ts'
-export * from './length-prefixed.ts'
 export * from './rp-service.ts'
