@@ -1,4 +1,5 @@
 export * from '../core/distribution.ts'
+export * from './broker-strategy.ts'
 export * from './event-queue.ts'
 export * from './faults.ts'
 export * from './flood-network.ts'

@@ -1,3 +1,4 @@
+import { brokerStrategy } from './broker-strategy.ts'
 import { floodStrategy } from './flood-strategy.ts'
 import { gossipOptimizedStrategy, gossipStockStrategy } from './gossip-strategy.ts'
 import { rpStrategy } from './rp-strategy.ts'
@@ -12,6 +13,7 @@ export const STRATEGIES: SimStrategy[] = [
   gossipStockStrategy,
   gossipOptimizedStrategy,
   rpStrategy,
+  brokerStrategy,
 ]
 
 /** The strategy called `name`, or undefined. */
