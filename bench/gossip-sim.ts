@@ -22,6 +22,11 @@
 import type { ArtifactClass } from '../src/core/artifact.ts'
 import { messageIdKey } from '../src/core/message-id.ts'
 import type { GossipRouter } from '../src/gossip/router.ts'
+import {
+  gossipOptimizedStrategy,
+  gossipStockStrategy,
+  gossipStrategy,
+} from '../src/sim/gossip-strategy.ts'
 import { SCENARIOS } from '../src/sim/presets.ts'
 import { Prng } from '../src/sim/prng.ts'
 import {
@@ -31,11 +36,6 @@ import {
   type ScenarioResult,
   type SimStrategy,
 } from '../src/sim/scenario.ts'
-import {
-  gossipOptimizedStrategy,
-  gossipStockStrategy,
-  gossipStrategy,
-} from '../src/sim/strategies.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 const quick = process.argv.includes('--quick')

@@ -22,10 +22,10 @@ import { distribution } from '../src/core/distribution.ts'
 import type { MessageId } from '../src/core/message-id.ts'
 import type { RpMember } from '../src/rp/member.ts'
 import type { ReplicationPoint } from '../src/rp/replication-point.ts'
-import { type RpNetwork, rpSimStrategy } from '../src/rp/sim-strategy.ts'
 import type { DeliveryTracker } from '../src/sim/metrics.ts'
 import type { SimCore, Simulation } from '../src/sim/network.ts'
 import { Prng } from '../src/sim/prng.ts'
+import { type RpNetwork, rpSimStrategy } from '../src/sim/rp-strategy.ts'
 import {
   type BuiltNetwork,
   SCENARIO_TOPIC,

@@ -64,6 +64,8 @@ export class BrokerNode {
         }),
       ),
     )
+    // Frames route by this table, not by parsing the name: a server's name is only a label.
+    const linkTo = new Map<PeerKey, TcpLink>(servers.map((peer, i) => [peer, links[i]]))
     const threads = opts.authThreads ?? availableParallelism()
     let authenticator = opts.authenticator
     if (authenticator === undefined && threads > 0) {
@@ -76,7 +78,8 @@ export class BrokerNode {
     const env: Env = {
       ...udpEnv,
       send: (peer: PeerKey, frame: Uint8Array) => {
-        if (peer.startsWith('server/')) links[Number(peer.slice(7))]?.send(frame)
+        const link = linkTo.get(peer)
+        if (link !== undefined) link.send(frame)
         else udp.send(peer, frame)
       },
     }

@@ -8,10 +8,10 @@ import type {
 } from '../core/dissemination.ts'
 import { Emitter, type Listener } from '../core/emitter.ts'
 import { InvalidParametersError } from '../core/errors.ts'
-import type { MessageId } from '../core/message-id.ts'
+import { contentMessageId, type MessageId } from '../core/message-id.ts'
 import { StatsRecorder } from '../core/stats.ts'
 import type { ValidationResult, Validator } from '../core/validation.ts'
-import type { BrokerClient, DeliveryReceipt } from './client.ts'
+import type { BrokerClient } from './client.ts'
 import type { BrokerDelivery, WitnessServer } from './server.ts'
 
 const log = logger('consensus-multicast:broker:dissemination')
@@ -32,15 +32,20 @@ export interface BrokerDisseminationOptions {
    * `validation-queue-full`. Default 4096.
    */
   maxPendingValidations?: number
+  /** The clock of an artifact's `receivedAt`, in ms. Default `performance.now` (the simulator passes its virtual clock). */
+  now?: () => number
 }
 
-/** A broker message id: u32 client id ‖ u64 sequence number, little-endian. */
-export function brokerMessageId(clientId: number, sequence: number): MessageId {
-  const id = new Uint8Array(12)
-  const v = new DataView(id.buffer)
-  v.setUint32(0, clientId, true)
-  v.setUint32(4, sequence >>> 0, true)
-  v.setUint32(8, Math.floor(sequence / 2 ** 32), true)
+/**
+ * A broker message id: u32 client id (little-endian) ‖ the content id of its payload on the
+ * topic. The publisher and every server derive it alike; the sequence number a message is
+ * delivered at (its batch's raise, or a straggler's own) is not known to its client.
+ */
+export function brokerMessageId(clientId: number, topic: Topic, payload: Uint8Array): MessageId {
+  const content = contentMessageId(topic, payload)
+  const id = new Uint8Array(4 + content.length)
+  new DataView(id.buffer).setUint32(0, clientId, true)
+  id.set(content, 4)
   return id
 }
 
@@ -114,9 +119,9 @@ export class BrokerDissemination implements Dissemination {
     }
     const client = this.opts.client
     if (client === undefined) throw new InvalidParametersError('this node has no broker client')
-    const receipt: DeliveryReceipt = await client.submit(data)
+    await client.submit(data)
     this.recorder.count('published', topic, cls)
-    return { id: brokerMessageId(this.opts.clientId!, receipt.sequence), recipients: 1 }
+    return { id: brokerMessageId(this.opts.clientId!, this.topic, data), recipients: 1 }
   }
 
   setValidator(topic: Topic, validator: Validator | undefined): void {
@@ -158,12 +163,12 @@ export class BrokerDissemination implements Dissemination {
   private onDeliver(d: BrokerDelivery): void {
     if (!this.topics.has(this.topic)) return
     const artifact = {
-      id: brokerMessageId(d.clientId, d.sequence),
+      id: brokerMessageId(d.clientId, this.topic, d.payload),
       topic: this.topic,
       data: d.payload,
       class: 'consensus' as const,
       origin: `client/${d.clientId}`,
-      receivedAt: performance.now(),
+      receivedAt: this.opts.now?.() ?? performance.now(),
     }
     let verdict: ValidationResult | Promise<ValidationResult>
     try {

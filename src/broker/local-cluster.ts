@@ -1,21 +1,18 @@
-import { BlsKeyPair } from '../crypto/bls.ts'
-import { Ed25519KeyPair } from '../crypto/ed25519.ts'
+import type { Ed25519KeyPair } from '../crypto/ed25519.ts'
 import type { BrokerOptions } from './broker.ts'
 import { BrokerNode } from './broker-node.ts'
 import type { BrokerClientOptions } from './client.ts'
+import {
+  type ClientKeys,
+  directoryOf,
+  generateClientKeys,
+  generateServerKeys,
+} from './client-keys.ts'
 import { ClientNode } from './client-node.ts'
-import { Directory } from './directory.ts'
+import type { Directory } from './directory.ts'
 import { type Orderer, SingleSequencer } from './orderer.ts'
 import type { BrokerLimits } from './params.ts'
 import { ServerNode } from './server-node.ts'
-
-/** A client's keys. */
-export interface ClientKeys {
-  /** Signs submissions. */
-  ed25519: Ed25519KeyPair
-  /** Signs batch roots. */
-  bls: BlsKeyPair
-}
 
 /** Options of {@link LocalCluster.start}. */
 export interface LocalClusterOptions {
@@ -46,14 +43,6 @@ export interface LocalClusterOptions {
   orderer?: Orderer
   /** Start a broker (false: only servers, for tests that play the broker). Default true. */
   withBroker?: boolean
-}
-
-/** Generates client keys. */
-export function generateClientKeys(n: number): ClientKeys[] {
-  return Array.from({ length: n }, () => ({
-    ed25519: Ed25519KeyPair.generate(),
-    bls: BlsKeyPair.generate(),
-  }))
 }
 
 /**
@@ -102,19 +91,10 @@ export class LocalCluster {
 
   /** Starts everything. */
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
-    const directory = new Directory()
     const clientKeys = generateClientKeys(opts.clients)
-    for (const k of clientKeys) {
-      directory.register({
-        ed25519: k.ed25519.publicKey,
-        bls: k.bls.publicKey,
-        proofOfPossession: k.bls.proofOfPossession,
-      })
-    }
+    const directory = directoryOf(clientKeys)
     const orderer = opts.orderer ?? new SingleSequencer()
-    const serverKeyPairs = Array.from({ length: opts.servers ?? 4 }, () =>
-      Ed25519KeyPair.generate(),
-    )
+    const serverKeyPairs = generateServerKeys(opts.servers ?? 4)
     const serverKeys = serverKeyPairs.map((k) => k.publicKey)
     const servers = await Promise.all(
       serverKeyPairs.map((keyPair, index) =>

@@ -1,4 +1,3 @@
-import type { BrokerDemoResult } from '../broker/demo-run.ts'
 import type { ScenarioResult } from '../sim/scenario.ts'
 
 /** One row of the demo table. */
@@ -15,8 +14,8 @@ export interface DemoRow {
   duplicates: number
   /** 99th percentile duplicates per receiver per message. */
   duplicatesP99: number
-  /** Frames on the wire per message, when known. */
-  framesPerMessage?: number
+  /** Frames on the wire per message. */
+  framesPerMessage: number
   /** Bytes on the wire per message. */
   bytesPerMessage: number
   /** Failed publishes or lost messages. */
@@ -39,21 +38,6 @@ export function scenarioRow(r: ScenarioResult): DemoRow {
     bytesPerMessage: s.bytesPerMessage,
     errors: r.publishErrors.length,
     wallSeconds: r.wallMs / 1000,
-  }
-}
-
-/** A broker run (real sockets on this machine) as a demo row: bytes are per server. */
-export function brokerRow(r: BrokerDemoResult, wallSeconds: number): DemoRow {
-  return {
-    strategy: 'broker',
-    deliveryRatio: r.submitted === 0 ? 1 : r.delivered / r.submitted,
-    p50: r.latencyMs.p50,
-    p99: r.latencyMs.p99,
-    duplicates: r.duplicates / Math.max(1, r.delivered),
-    duplicatesP99: 0,
-    bytesPerMessage: r.distilledBytesPerMessage,
-    errors: r.lost,
-    wallSeconds,
   }
 }
 
@@ -80,7 +64,7 @@ export function formatRows(rows: DemoRow[]): string {
     f(r.p99),
     f(r.duplicates, 2),
     f(r.duplicatesP99, 0),
-    r.framesPerMessage === undefined ? '-' : f(r.framesPerMessage, 0),
+    f(r.framesPerMessage, 0),
     f(r.bytesPerMessage / 1000, 2),
     String(r.errors),
     f(r.wallSeconds, 2),

@@ -24,11 +24,11 @@ import type {
 import type { EventSink, Listener } from '../core/emitter.ts'
 import type { DisconnectOptions, Env, ProtocolCore, TimerHandle } from '../core/env.ts'
 import { InvalidParametersError } from '../core/errors.ts'
+import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../core/length-prefixed.ts'
 import { withDefaults } from '../core/options.ts'
 import type { DisseminationStats } from '../core/stats.ts'
 import { nodeTimer } from '../core/system-clock.ts'
 import type { Validator } from '../core/validation.ts'
-import { encodeLengthPrefixed, LengthPrefixedDecoder } from './length-prefixed.ts'
 import { type DriverStats, registerCoreMetrics, ServiceMetrics } from './service-metrics.ts'
 
 /** The libp2p components a {@link CoreService} needs (libp2p passes them to service factories). */

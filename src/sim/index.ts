@@ -4,10 +4,12 @@
  * topologies, placement, faults and delivery metrics.
  */
 export type { Distribution } from '../core/distribution.ts'
-export type { RpSimOptions } from '../rp/sim-strategy.ts'
-export { rpSimStrategy } from '../rp/sim-strategy.ts'
+export type { BrokerSimOptions } from './broker-strategy.ts'
+export { brokerSimStrategy, brokerStrategy } from './broker-strategy.ts'
 export type { ChurnLog, ChurnOptions } from './faults.ts'
 export { scheduleChurn } from './faults.ts'
+export { floodStrategy } from './flood-strategy.ts'
+export { gossipOptimizedStrategy, gossipStockStrategy, gossipStrategy } from './gossip-strategy.ts'
 export type { Graph } from './graph.ts'
 export { fullMeshGraph, graphFromEdges, randomRegularGraph } from './graph.ts'
 export type { DeliverySummary } from './metrics.ts'
@@ -30,6 +32,8 @@ export {
 } from './placement.ts'
 export { SCENARIOS } from './presets.ts'
 export { Prng } from './prng.ts'
+export type { RpSimOptions } from './rp-strategy.ts'
+export { rpSimStrategy, rpStrategy } from './rp-strategy.ts'
 export type {
   BuiltNetwork,
   RunOptions,
@@ -41,12 +45,4 @@ export type {
   TopologyKind,
 } from './scenario.ts'
 export { buildNetwork, runScenario, SCENARIO_TOPIC, startScenario } from './scenario.ts'
-export {
-  findStrategy,
-  floodStrategy,
-  gossipOptimizedStrategy,
-  gossipStockStrategy,
-  gossipStrategy,
-  rpStrategy,
-  STRATEGIES,
-} from './strategies.ts'
+export { findStrategy, STRATEGIES } from './strategies.ts'

@@ -24,6 +24,11 @@ const simLogger: ComponentLogger = {
   },
 }
 
+/** The peer key of node `i` in a simulation. */
+export function simNodeName(i: number): PeerKey {
+  return `n${i}`
+}
+
 /** A protocol core the simulator can host: driven as a core, used through the public API. */
 export type SimCore = ProtocolCore & Dissemination
 
@@ -121,7 +126,7 @@ export class Simulation<C extends SimCore = SimCore> {
     this.names = new Array<string>(n)
     const bps = options.uploadBps ?? Number.POSITIVE_INFINITY
     for (let i = 0; i < n; i++) {
-      this.names[i] = `n${i}`
+      this.names[i] = simNodeName(i)
       this.index.set(this.names[i], i)
       const b = typeof bps === 'number' ? bps : bps(i)
       if (!(b > 0)) throw new InvalidParametersError(`upload bandwidth of node ${i} must be > 0`)

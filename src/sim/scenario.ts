@@ -7,6 +7,7 @@ import { type NetworkOptions, type SimCore, Simulation } from './network.ts'
 import {
   type LatencyFn,
   type Placement,
+  PROVIDER_UPLOAD_BPS,
   placementBandwidth,
   placementLatency,
   providerClusteredPlacement,
@@ -70,6 +71,17 @@ export interface BuiltNetwork {
   placement: Placement
   /** The nodes that subscribe and publish (infrastructure nodes such as RPs are not members). */
   members: number[]
+  /**
+   * The nodes that publish, when not the members (a broker's clients publish, and its
+   * servers, the members, receive). Default: the members.
+   */
+  publishers?: number[]
+  /**
+   * Links whose transport retransmits what is lost (TCP, as between a broker and its
+   * servers), as pairs of nodes: the scenario's loss does not apply to them (the latency a
+   * retransmission would add is not modelled).
+   */
+  reliableLinks?: Array<[number, number]>
 }
 
 /** What a strategy's factory is given. */
@@ -90,6 +102,8 @@ export interface SimStrategy {
   create(env: Env, index: number, ctx: StrategyContext): SimCore
   /** Builds its own network (e.g. with RP infrastructure); default: {@link buildNetwork}. */
   network?(scenario: Scenario, prng: Prng): BuiltNetwork
+  /** The artifact classes it carries (default: every class); it does not fit scenarios of another. */
+  classes?: readonly ArtifactClass[]
 }
 
 /** A scenario's outcome for one strategy. */
@@ -110,6 +124,23 @@ export interface ScenarioResult {
 
 /** The topic every scenario publishes on. */
 export const SCENARIO_TOPIC = 'consensus-multicast/sim'
+
+/**
+ * Upload bandwidth per node as the scenario says: unlimited, a number for all, or per
+ * placement, where the nodes `inDataCentre` says (infrastructure: RPs, a broker) have a
+ * data centre's uplink wherever they sit.
+ */
+export function scenarioBandwidth(
+  scenario: Scenario,
+  placement: Placement,
+  inDataCentre: (node: number) => boolean = () => false,
+): (node: number) => number {
+  const bw = scenario.bandwidth
+  if (bw === 'unlimited') return () => Number.POSITIVE_INFINITY
+  if (bw !== 'placement') return () => bw
+  const hosted = placementBandwidth(placement)
+  return (i) => (inDataCentre(i) ? PROVIDER_UPLOAD_BPS : hosted(i))
+}
 
 /** Builds the scenario's topology, placement, latency and bandwidth; all nodes are members. */
 export function buildNetwork(scenario: Scenario, prng: Prng): BuiltNetwork {
@@ -136,11 +167,7 @@ export function buildNetwork(scenario: Scenario, prng: Prng): BuiltNetwork {
     default:
       throw new InvalidParametersError(`unknown topology ${String(scenario.topology)}`)
   }
-  const bw = scenario.bandwidth
-  const uploadBps =
-    bw === 'placement'
-      ? placementBandwidth(placement)
-      : () => (bw === 'unlimited' ? Number.POSITIVE_INFINITY : bw)
+  const uploadBps = scenarioBandwidth(scenario, placement)
   return { graph, latency, uploadBps, placement, members: Array.from({ length: n }, (_, i) => i) }
 }
 
@@ -178,6 +205,7 @@ export function startScenario(
     },
     (env, i) => strategy.create(env, i, ctx),
   )
+  for (const [a, b] of network.reliableLinks ?? []) sim.setLinkLoss(a, b, 0)
   const isMember = new Uint8Array(network.graph.n)
   for (const m of network.members) isMember[m] = 1
   sim.observe((i, core) => {
@@ -211,10 +239,11 @@ export async function runScenario(
   const pending: Promise<void>[] = []
   const data = new Uint8Array(scenario.messageBytes)
   const pick = prng.fork('publishers')
+  const publishers = network.publishers ?? network.members
   for (let m = 0; m < scenario.messages; m++) {
     const at = scenario.warmupMs + m * scenario.intervalMs
     sim.at(at, () => {
-      const origin = network.members[pick.int(network.members.length)]
+      const origin = publishers[pick.int(publishers.length)]
       // Distinct payloads: content-derived ids must differ per message.
       const payload = data.slice()
       new DataView(payload.buffer).setUint32(0, m)

@@ -3,6 +3,7 @@ import { BrokerDissemination, brokerMessageId } from '../../src/broker/dissemina
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
 import { InvalidParametersError } from '../../src/core/errors.ts'
+import { messageIdKey } from '../../src/core/message-id.ts'
 
 let cluster: LocalCluster | undefined
 
@@ -65,17 +66,23 @@ describe('the broker behind the typed Dissemination API', () => {
     expect(pub.strategy).toBe('broker')
     sub.subscribe('broker')
     const got: string[] = []
-    sub.on('artifact', (a) => got.push(`${a.origin}:${new TextDecoder().decode(a.data)}`))
+    const ids: string[] = []
+    sub.on('artifact', (a) => {
+      got.push(`${a.origin}:${new TextDecoder().decode(a.data)}`)
+      ids.push(messageIdKey(a.id))
+    })
     sub.setValidator('broker', (a) => (a.data[0] === 0x78 ? 'reject' : 'accept'))
     const r = await pub.publish('broker', enc('hello'))
     expect(r.recipients).toBe(1)
-    expect([...r.id]).toEqual([...brokerMessageId(1, 1)])
+    expect([...r.id]).toEqual([...brokerMessageId(1, 'broker', enc('hello'))])
     await pub.publish('broker', enc('x-rejected'))
     await expect(pub.publish('other', enc('no'))).rejects.toThrow(InvalidParametersError)
     await expect(pub.publish('broker', enc('no'), { class: 'ingress' })).rejects.toThrow(
       InvalidParametersError,
     )
     expect(got).toEqual(['client/1:hello'])
+    // The publisher and the server name the message alike.
+    expect(ids).toEqual([messageIdKey(r.id)])
     expect(sub.stats().total.delivered).toBe(1)
     expect(sub.stats().total.rejected).toBe(1)
     expect(pub.stats().total.published).toBe(2)

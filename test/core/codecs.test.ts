@@ -3,11 +3,11 @@ import { reader } from 'protons-runtime'
 import { describe, expect, it } from 'vitest'
 import { ByteReader, ByteWriter } from '../../src/core/binary.ts'
 import { DecodeError, MessageTooLargeError } from '../../src/core/errors.ts'
+import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../../src/core/length-prefixed.ts'
 import { contentMessageId, messageIdFromKey, messageIdKey } from '../../src/core/message-id.ts'
 import { expectWireType, LEN, readFields, VARINT } from '../../src/core/protobuf-fields.ts'
 import { SeenCache } from '../../src/core/seen-cache.ts'
 import { decodeFloodFrame, encodeFloodFrame } from '../../src/flood/flood-codec.ts'
-import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../../src/libp2p/length-prefixed.ts'
 
 const LIMITS = { maxDataBytes: 4096, maxTopicBytes: 64, maxIdBytes: 64 }
 

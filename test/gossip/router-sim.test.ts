@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import { GossipRouter } from '../../src/gossip/router.ts'
+import {
+  gossipOptimizedStrategy,
+  gossipStockStrategy,
+  gossipStrategy,
+} from '../../src/sim/gossip-strategy.ts'
 import { randomRegularGraph } from '../../src/sim/graph.ts'
 import { Simulation } from '../../src/sim/network.ts'
 import { uniformLatency } from '../../src/sim/placement.ts'
 import { Prng } from '../../src/sim/prng.ts'
 import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
-import {
-  gossipOptimizedStrategy,
-  gossipStockStrategy,
-  gossipStrategy,
-} from '../../src/sim/strategies.ts'
 
 const base: Scenario = {
   name: 'test',

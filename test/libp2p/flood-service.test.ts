@@ -2,9 +2,9 @@ import type { Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Artifact } from '../../src/core/artifact.ts'
 import type { PublishResult } from '../../src/core/dissemination.ts'
+import { encodeLengthPrefixed } from '../../src/core/length-prefixed.ts'
 import { messageIdKey } from '../../src/core/message-id.ts'
 import { FLOOD_PROTOCOL, type FloodService, flood } from '../../src/libp2p/flood-service.ts'
-import { encodeLengthPrefixed } from '../../src/libp2p/length-prefixed.ts'
 import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
 
 type Node = Libp2p<{ dissemination: FloodService }>

@@ -182,6 +182,8 @@ const SURFACE: Record<string, { source: string; values: string[]; types: string[
       'SCENARIO_TOPIC',
       'STRATEGIES',
       'Simulation',
+      'brokerSimStrategy',
+      'brokerStrategy',
       'buildNetwork',
       'findStrategy',
       'floodStrategy',
@@ -203,6 +205,7 @@ const SURFACE: Record<string, { source: string; values: string[]; types: string[
       'uniformLatency',
     ],
     types: [
+      'BrokerSimOptions',
       'BuiltNetwork',
       'ChurnLog',
       'ChurnOptions',

@@ -4,15 +4,15 @@ import { encodeRpMessage } from '../../src/rp/codec.ts'
 import type { QuorumEvent } from '../../src/rp/events.ts'
 import type { RpMember } from '../../src/rp/member.ts'
 import type { ReplicationPoint } from '../../src/rp/replication-point.ts'
+import { type SimCore, Simulation } from '../../src/sim/network.ts'
+import { Prng } from '../../src/sim/prng.ts'
 import {
   buildRpNetwork,
   createRpCore,
   type RpNetwork,
   type RpSimOptions,
   rpSimStrategy,
-} from '../../src/rp/sim-strategy.ts'
-import { type SimCore, Simulation } from '../../src/sim/network.ts'
-import { Prng } from '../../src/sim/prng.ts'
+} from '../../src/sim/rp-strategy.ts'
 import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
 
 const TOPIC = 'blocks'

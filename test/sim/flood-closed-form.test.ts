@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { encodeFloodFrame } from '../../src/flood/flood-codec.ts'
 import { floodNetwork } from '../../src/sim/flood-network.ts'
+import { floodStrategy } from '../../src/sim/flood-strategy.ts'
 import {
   type Graph,
   graphFromEdges,
@@ -11,7 +12,6 @@ import {
 import { uniformLatency } from '../../src/sim/placement.ts'
 import { Prng } from '../../src/sim/prng.ts'
 import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
-import { floodStrategy } from '../../src/sim/strategies.ts'
 
 const TOPIC = 't'
 

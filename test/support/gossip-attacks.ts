@@ -5,12 +5,12 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { encodeLengthPrefixed } from '../../src/core/length-prefixed.ts'
 import { contentMessageId } from '../../src/core/message-id.ts'
 import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { emptyControl, encodeRpc, type Rpc } from '../../src/gossip/rpc-codec.ts'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
-import { encodeLengthPrefixed } from '../../src/libp2p/length-prefixed.ts'
 import { waitFor } from './libp2p-node.ts'
 
 /**

@@ -1,21 +1,25 @@
 import type { Env } from '../core/env.ts'
-import { type Graph, graphFromEdges } from '../sim/graph.ts'
-import type { SimCore } from '../sim/network.ts'
+import { type MemberOptions, RpMember } from '../rp/member.ts'
+import { ReplicationPoint, type ReplicationPointOptions } from '../rp/replication-point.ts'
+import { type Graph, graphFromEdges } from './graph.ts'
+import { type SimCore, simNodeName } from './network.ts'
 import {
   type Placement,
-  PROVIDER_UPLOAD_BPS,
   PROVIDERS,
-  placementBandwidth,
   placementLatency,
   providerClusteredPlacement,
   REGIONS,
   singleRegionPlacement,
   uniformLatency,
-} from '../sim/placement.ts'
-import type { Prng } from '../sim/prng.ts'
-import type { BuiltNetwork, Scenario, SimStrategy, StrategyContext } from '../sim/scenario.ts'
-import { type MemberOptions, RpMember } from './member.ts'
-import { ReplicationPoint, type ReplicationPointOptions } from './replication-point.ts'
+} from './placement.ts'
+import type { Prng } from './prng.ts'
+import {
+  type BuiltNetwork,
+  type Scenario,
+  type SimStrategy,
+  type StrategyContext,
+  scenarioBandwidth,
+} from './scenario.ts'
 
 /** How the RP infrastructure is laid over a scenario's members. */
 export interface RpSimOptions {
@@ -110,13 +114,8 @@ export function buildRpNetwork(scenario: Scenario, prng: Prng, opts: RpSimOption
   }
   for (let a = n; a < total; a++) for (let b = a + 1; b < total; b++) edges.push(a, b)
   const graph: Graph = graphFromEdges(total, edges)
-  const bw = scenario.bandwidth
-  const hosted = placementBandwidth(placement)
   // RPs are infrastructure: data-centre uplinks wherever they sit.
-  const uploadBps =
-    bw === 'placement'
-      ? (i: number) => (i >= n ? PROVIDER_UPLOAD_BPS : hosted(i))
-      : () => (bw === 'unlimited' ? Number.POSITIVE_INFINITY : bw)
+  const uploadBps = scenarioBandwidth(scenario, placement, (i) => i >= n)
   return {
     graph,
     latency,
@@ -135,13 +134,11 @@ export function createRpCore(
   network: RpNetwork,
   opts: RpSimOptions = {},
 ): SimCore {
-  // The simulator names node i `n${i}` (Simulation.nameOf).
-  const name = (i: number) => `n${i}`
   if (index < network.firstRp) {
-    return new RpMember(env, { ...opts.member, rps: [...network.rpLists[index]].map(name) })
+    return new RpMember(env, { ...opts.member, rps: [...network.rpLists[index]].map(simNodeName) })
   }
   const backbone: string[] = []
-  for (let i = network.firstRp; i < network.graph.n; i++) backbone.push(name(i))
+  for (let i = network.firstRp; i < network.graph.n; i++) backbone.push(simNodeName(i))
   return new ReplicationPoint(env, { ...opts.rp, backbone })
 }
 
@@ -155,3 +152,6 @@ export function rpSimStrategy(opts: RpSimOptions = {}): SimStrategy {
       createRpCore(env, index, ctx.network as RpNetwork, opts),
   }
 }
+
+/** Replication points: members register with RPs placed per provider; RPs forward once along a backbone tree. */
+export const rpStrategy: SimStrategy = rpSimStrategy()

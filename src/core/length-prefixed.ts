@@ -1,8 +1,8 @@
 import { Uint8ArrayList } from 'uint8arraylist'
-import { ByteWriter } from '../core/binary.ts'
-import { DecodeError, MessageTooLargeError } from '../core/errors.ts'
+import { ByteWriter } from './binary.ts'
+import { DecodeError, MessageTooLargeError } from './errors.ts'
 
-/** Prefixes `frame` with its length as an unsigned varint (libp2p's framing). */
+/** Prefixes `frame` with its length as an unsigned varint: the framing of libp2p streams, and of the broker's TCP links. */
 export function encodeLengthPrefixed(frame: Uint8Array): Uint8Array {
   return new ByteWriter(frame.length + 5).varint(frame.length).raw(frame).finish()
 }
