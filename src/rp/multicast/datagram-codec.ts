@@ -217,7 +217,7 @@ export function encodeGonePayload(seqs: readonly number[]): Uint8Array {
   const out = new Uint8Array(2 + 4 * seqs.length)
   const v = new DataView(out.buffer)
   v.setUint16(0, seqs.length, true)
-  seqs.forEach((s, i) => v.setUint32(2 + 4 * i, s, true))
+  for (let i = 0; i < seqs.length; i++) v.setUint32(2 + 4 * i, seqs[i], true)
   return out
 }
 

@@ -435,7 +435,8 @@ export class MulticastReceiver {
       }
       const p = t.partial.get(seq)
       const fragments: number[] = []
-      if (p !== undefined) p.frags.forEach((f, i) => f === undefined && fragments.push(i))
+      if (p !== undefined)
+        for (let i = 0; i < p.frags.length; i++) if (p.frags[i] === undefined) fragments.push(i)
       entries.push({ seq, fragments })
       const backoff = Math.min(this.o.maxNackRetryMs, this.o.nackRetryMs * 2 ** m.attempts)
       m.attempts++
