@@ -35,10 +35,27 @@ export interface NetnsLan {
     iface: string,
     name: 'tx_packets' | 'rx_packets' | 'tx_bytes' | 'multicast',
   ): Promise<number>
+  /** UDP receive-buffer overflows inside `ns` (`RcvbufErrors` of /proc/net/snmp). */
+  udpReceiveBufferErrors(ns: string): Promise<number>
   /** The bridge's multicast database, as `bridge mdb show` prints it. */
   mdb(): Promise<string>
+  /**
+   * Waits until the bridge has learnt, from IGMP reports, that each of `ports` is a member
+   * of `group` (polled, at most `timeoutMs`); throws with the table it has otherwise.
+   */
+  waitForMembers(group: string, ports: string[], timeoutMs?: number): Promise<void>
   /** Deletes every namespace (and with them the veths and the bridge). */
   destroy(): Promise<void>
+}
+
+/** Polls `check` every 25 ms until it returns true; throws `what` after `timeoutMs`. */
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: () => Promise<string>): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`${await what()} after ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
 }
 
 async function ip(args: string[], input?: string): Promise<string> {
@@ -156,10 +173,20 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
         .join('')
       await ip(['-n', h.ns, '-batch', '-'], lines)
     }
+    // Links come up asynchronously (the kernel's link watch batches carrier changes): an IGMP
+    // report sent before a bridge port forwards is lost, so wait for every port to forward.
+    const states = async () =>
+      (await run('ip', ['netns', 'exec', switchNs, 'sh', '-c', 'cat /sys/class/net/p*/brport/state'])).stdout.trim().split('\n')
+    await until(
+      async () => (await states()).filter((x) => x === '3').length === hostCount,
+      10_000,
+      async () => `bridge port states ${(await states()).join(',')} (3 = forwarding)`,
+    )
   } catch (err) {
     await destroy()
     throw err
   }
+  const mdb = async () => (await run('ip', ['netns', 'exec', switchNs, 'bridge', 'mdb', 'show'])).stdout
   return {
     hosts,
     switchNs,
@@ -173,7 +200,27 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
       ])
       return Number(stdout.trim())
     },
-    mdb: async () => (await run('ip', ['netns', 'exec', switchNs, 'bridge', 'mdb', 'show'])).stdout,
+    udpReceiveBufferErrors: async (ns) => {
+      const { stdout } = await run('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'])
+      const [names, values] = stdout.split('\n').filter((l) => l.startsWith('Udp:'))
+      const i = names.split(/\s+/).indexOf('RcvbufErrors')
+      return Number(values.split(/\s+/)[i])
+    },
+    mdb,
+    waitForMembers: async (group, ports, timeoutMs = 10_000) => {
+      const members = async () => {
+        const entries = (await mdb()).split('\n').filter((l) => l.includes(`grp ${group}`))
+        return new Set(entries.map((l) => /port (\S+)/.exec(l)?.[1]))
+      }
+      await until(
+        async () => {
+          const m = await members()
+          return ports.every((p) => m.has(p))
+        },
+        timeoutMs,
+        async () => `the bridge knows members ${[...(await members())].join(',')} of ${group}, not all of ${ports.join(',')}`,
+      )
+    },
     destroy,
   }
 }

@@ -47,7 +47,10 @@ export interface MulticastReceiverOptions {
   maxTopics?: number
   /** Wait before the first NACK (reordering), plus up to as much jitter. Default 10 ms. */
   nackDelayMs?: number
-  /** First NACK retry; doubles per attempt. Default 40 ms. */
+  /**
+   * First NACK retry, or twice the measured NACK → repair time when that is longer; doubles
+   * per attempt. Default 40 ms.
+   */
   nackRetryMs?: number
   /** Largest NACK retry interval. Default 800 ms. */
   maxNackRetryMs?: number
@@ -86,11 +89,17 @@ interface Partial {
   readonly frags: (Uint8Array | undefined)[]
   have: number
   readonly msgLen: number
+  /** Highest fragment index received. */
+  maxIndex: number
 }
 
 interface Missing {
   attempts: number
   due: number
+  /** The first NACK was put off once because the missing fragments may still be in flight. */
+  deferred: boolean
+  /** When the last NACK for it was sent. */
+  nackedAt: number
 }
 
 interface TopicState {
@@ -110,6 +119,8 @@ interface TopicState {
   probe: ProbeState
   probeNonce: Uint8Array | undefined
   probeTimer: TimerHandle | undefined
+  /** Smoothed NACK → repair time (0 until measured). */
+  repairRtt: number
 }
 
 /**
@@ -181,6 +192,7 @@ export class MulticastReceiver {
       probe: 'unknown',
       probeNonce: undefined,
       probeTimer: undefined,
+      repairRtt: 0,
     }
     this.byTopic.set(topic, t)
     this.byTag.set(tagKey(groupForTopic(topic).tag), t)
@@ -340,7 +352,7 @@ export class MulticastReceiver {
     this.learnHighest(t, seq)
     let p = t.partial.get(seq)
     if (p === undefined) {
-      p = { frags: new Array(d.fragCount).fill(undefined), have: 0, msgLen: d.msgLen }
+      p = { frags: new Array(d.fragCount).fill(undefined), have: 0, msgLen: d.msgLen, maxIndex: -1 }
       t.partial.set(seq, p)
     } else if (p.frags.length !== d.fragCount || p.msgLen !== d.msgLen) {
       this.reject(source, 'fragment-mismatch')
@@ -358,6 +370,7 @@ export class MulticastReceiver {
     }
     p.frags[d.fragIndex] = new Uint8Array(d.payload) // a copy: the driver may reuse its buffer
     p.have++
+    p.maxIndex = Math.max(p.maxIndex, d.fragIndex)
     t.partialBytes += d.payload.length
     if (p.have < p.frags.length) {
       this.markMissing(t, seq, this.o.nackDelayMs)
@@ -370,6 +383,12 @@ export class MulticastReceiver {
       off += f.length
     }
     this.dropPartial(t, seq)
+    const m = t.missing.get(seq)
+    if (m !== undefined && m.attempts > 0) {
+      // Repaired: learn how long a repair takes, so retries do not race slow repairs.
+      const sample = this.env.now() - m.nackedAt
+      t.repairRtt = t.repairRtt === 0 ? sample : 0.875 * t.repairRtt + 0.125 * sample
+    }
     t.missing.delete(seq)
     t.done.add(seq)
     this.counters.delivered++
@@ -404,7 +423,7 @@ export class MulticastReceiver {
   private markMissing(t: TopicState, seq: number, delay: number): void {
     if (t.missing.has(seq)) return
     const due = this.env.now() + delay + this.env.random() * delay
-    t.missing.set(seq, { attempts: 0, due })
+    t.missing.set(seq, { attempts: 0, due, deferred: false, nackedAt: 0 })
     this.armNack(t, due)
   }
 
@@ -438,8 +457,10 @@ export class MulticastReceiver {
       if (p !== undefined)
         for (let i = 0; i < p.frags.length; i++) if (p.frags[i] === undefined) fragments.push(i)
       entries.push({ seq, fragments })
-      const backoff = Math.min(this.o.maxNackRetryMs, this.o.nackRetryMs * 2 ** m.attempts)
+      const first = Math.max(this.o.nackRetryMs, 2 * t.repairRtt)
+      const backoff = Math.min(this.o.maxNackRetryMs, first * 2 ** m.attempts)
       m.attempts++
+      m.nackedAt = now
       m.due = now + backoff * (1 + 0.25 * this.env.random())
       next = Math.min(next, m.due)
     }
