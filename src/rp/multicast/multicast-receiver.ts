@@ -3,6 +3,9 @@ import type { TimerHandle } from '../../core/env.ts'
 import { DecodeError, LimitExceededError } from '../../core/errors.ts'
 import type { DatagramAuthenticator } from './datagram-auth.ts'
 import {
+  DATAGRAM_MAGIC,
+  DATAGRAM_OVERHEAD,
+  DATAGRAM_VERSION,
   type Datagram,
   type DatagramLimits,
   DatagramType,
@@ -232,6 +235,11 @@ export class MulticastReceiver {
    */
   receive(source: string, bytes: Uint8Array): void {
     this.counters.datagrams++
+    // Most garbage fails here, without the cost of building an exception.
+    if (!looksLikeDatagram(bytes, this.o.limits)) {
+      this.reject(source, 'decode')
+      return
+    }
     let d: Datagram
     try {
       d = decodeDatagram(bytes, this.o.limits)
@@ -495,4 +503,14 @@ export class MulticastReceiver {
       t.base++
     }
   }
+}
+
+/** The cheap checks of {@link decodeDatagram}: size, magic and version. */
+function looksLikeDatagram(bytes: Uint8Array, limits: DatagramLimits): boolean {
+  return (
+    bytes.length >= DATAGRAM_OVERHEAD &&
+    bytes.length <= limits.maxDatagramBytes &&
+    bytes[0] === DATAGRAM_MAGIC &&
+    bytes[1] >> 4 === DATAGRAM_VERSION
+  )
 }
