@@ -23,6 +23,8 @@ import { MulticastReceiver } from '../src/rp/multicast/multicast-receiver.ts'
 import { MulticastSender } from '../src/rp/multicast/multicast-sender.ts'
 import { UdpControlCodec } from '../src/rp/multicast/udp-control.ts'
 import { UdpMulticastSocket } from '../src/rp/multicast/udp-multicast.ts'
+import { EventQueue } from '../src/sim/event-queue.ts'
+import { Prng } from '../src/sim/prng.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 /** Runs `fn` for about `budgetMs` (at least `minRuns` times); returns ops/s. */
@@ -369,5 +371,105 @@ printTable(
   repairRows,
 )
 results.repair = repairResults
+
+// 5. Fragment or unicast? On a virtual LAN (1 ms links, seeded loss on every datagram),
+// what the RP transmits per message when it multicasts fragments and repairs them, against
+// sending each member its own copy (the unicast floor, before any retransmission).
+function fragmentRun(size: number, members: number, loss: number, messages: number) {
+  const q = new EventQueue()
+  const prng = new Prng(`frag-${size}-${members}-${loss}`)
+  let now = 0
+  const clock = {
+    now: () => now,
+    random: () => prng.next(),
+    setTimer: (ms: number, fn: () => void) => {
+      let live = true
+      q.push(now + Math.max(0, ms), () => live && fn())
+      return { cancel: () => (live = false) }
+    },
+  }
+  const link = (fn: () => void) => {
+    if (prng.next() >= loss) clock.setTimer(1, fn)
+  }
+  const rxs: MulticastReceiver[] = []
+  let delivered = 0
+  let lost = 0
+  const needRepair = new Set<number>()
+  const sender = new MulticastSender({
+    ...clock,
+    multicast: (_g, d) => {
+      for (const rx of rxs) link(() => rx.receive('rp', d))
+    },
+    unicast: (m, d) => link(() => rxs[Number(m)].receive('rp', d)),
+    gone: () => {},
+  })
+  sender.addTopic(TOPIC, auth)
+  for (let i = 0; i < members; i++) {
+    const rx = new MulticastReceiver({
+      ...clock,
+      deliver: () => delivered++,
+      lost: (_t, a, b) => (lost += b - a + 1),
+      nack: (_t, entries) => {
+        for (const e of entries) needRepair.add(e.seq)
+        link(() => sender.handleNack(String(i), TOPIC, entries))
+      },
+      probeRequest: () => {},
+      probeResult: () => {},
+    })
+    rx.join(TOPIC, new DatagramAuthenticator(1, key), 1)
+    rxs.push(rx)
+  }
+  const data = randomBytes(size)
+  for (let i = 0; i < messages; i++) clock.setTimer(i * 10, () => sender.publish(TOPIC, data))
+  while (q.size > 0 && now < 600_000 && delivered + lost < members * messages) {
+    now = q.peekTime()
+    q.pop()!()
+  }
+  sender.stop()
+  for (const rx of rxs) rx.stop()
+  const st = sender.stats()
+  const fragments = st.dataDatagrams / messages
+  const sent = st.dataDatagrams + st.repairDatagrams + st.heartbeats
+  return {
+    fragments,
+    sentPerMessage: sent / messages,
+    unicastPerMessage: members * fragments,
+    delivered,
+    lost,
+    needRepair: needRepair.size / messages,
+  }
+}
+
+const fragRows: Row[] = []
+const fragResults: Record<string, Record<string, number>> = {}
+for (const size of [256, 8 << 10, 64 << 10]) {
+  for (const members of [10, 100]) {
+    for (const loss of [0.01, 0.05]) {
+      const r = fragmentRun(size, members, loss, 50)
+      fragRows.push({
+        'message B': size,
+        members,
+        loss: `${loss * 100}%`,
+        fragments: r.fragments,
+        'messages needing repair': `${(100 * r.needRepair).toFixed(0)}%`,
+        'RP datagrams/message (multicast + repair)': r.sentPerMessage,
+        'unicast floor datagrams/message': r.unicastPerMessage,
+        'multicast / unicast': (r.sentPerMessage / r.unicastPerMessage).toFixed(3),
+        'delivered / lost': `${r.delivered} / ${r.lost}`,
+      })
+      fragResults[`${size}B_${members}members_loss${loss * 100}pct`] = {
+        fragments_per_message: r.fragments,
+        messages_needing_repair_fraction: r.needRepair,
+        rp_datagrams_per_message: r.sentPerMessage,
+        unicast_floor_datagrams_per_message: r.unicastPerMessage,
+        multicast_over_unicast_ratio: r.sentPerMessage / r.unicastPerMessage,
+        deliveries: r.delivered,
+        lost_messages: r.lost,
+      }
+    }
+  }
+}
+printTable('Fragment and repair, or unicast? (virtual LAN, 50 messages each)', fragRows)
+results.fragmentation = fragResults
 
 writeResults('multicast', results)
