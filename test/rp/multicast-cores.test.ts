@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { TimerHandle } from '../../src/core/env.ts'
-import { DecodeError, MessageTooLargeError } from '../../src/core/errors.ts'
+import { DecodeError, LimitExceededError, MessageTooLargeError } from '../../src/core/errors.ts'
 import { DatagramAuthenticator } from '../../src/rp/multicast/datagram-auth.ts'
 import {
   DatagramType,
@@ -15,8 +15,12 @@ import {
   encodeUnsigned,
 } from '../../src/rp/multicast/datagram-codec.ts'
 import { groupForTopic } from '../../src/rp/multicast/group-address.ts'
-import type { LossReason } from '../../src/rp/multicast/multicast-receiver.ts'
-import { MulticastReceiver } from '../../src/rp/multicast/multicast-receiver.ts'
+import {
+  type LossReason,
+  MulticastReceiver,
+  type MulticastReceiverEnv,
+  type MulticastReceiverOptions,
+} from '../../src/rp/multicast/multicast-receiver.ts'
 import { MulticastSender } from '../../src/rp/multicast/multicast-sender.ts'
 
 /** A virtual clock: timers run in time order when the test advances it. */
@@ -74,6 +78,44 @@ class VirtualClock {
 }
 
 const TOPIC = 'blocks'
+
+/** A receiver on `clock` whose outputs are no-ops unless given. */
+function receiverOn(
+  clock: VirtualClock,
+  outputs: Partial<MulticastReceiverEnv> = {},
+  options?: MulticastReceiverOptions,
+): MulticastReceiver {
+  const none = () => {}
+  const env: MulticastReceiverEnv = {
+    now: clock.now,
+    random: clock.random,
+    setTimer: clock.setTimer,
+    deliver: none,
+    lost: none,
+    nack: none,
+    probeRequest: none,
+    probeResult: none,
+    ...outputs,
+  }
+  return new MulticastReceiver(env, options)
+}
+
+/** A datagram of TOPIC sealed under `auth`: an empty one-fragment data datagram unless overridden. */
+function sealed(
+  auth: DatagramAuthenticator,
+  fields: Partial<Parameters<DatagramAuthenticator['seal']>[0]>,
+): Uint8Array {
+  return auth.seal({
+    type: DatagramType.data,
+    topicTag: groupForTopic(TOPIC).tag,
+    seq: 1,
+    fragIndex: 0,
+    fragCount: 1,
+    msgLen: 0,
+    payload: new Uint8Array(0),
+    ...fields,
+  })
+}
 
 interface Member {
   rx: MulticastReceiver
@@ -317,18 +359,7 @@ describe('multicast sender and receiver over a lossy LAN', () => {
     const m = net.members[0]
     // Deaf to multicast: the heartbeat is lost too, so nothing is known until it hears one.
     expect(m.delivered.size).toBe(0)
-    net.members[0].rx.receive(
-      'rp',
-      net.auth.seal({
-        type: DatagramType.heartbeat,
-        topicTag: groupForTopic(TOPIC).tag,
-        seq: 5,
-        fragIndex: 0,
-        fragCount: 0,
-        msgLen: 0,
-        payload: new Uint8Array(0),
-      }),
-    )
+    m.rx.receive('rp', sealed(net.auth, { type: DatagramType.heartbeat, seq: 5, fragCount: 0 }))
     net.clock.run(20_000)
     expect([...m.delivered.keys()].sort()).toEqual([4, 5])
     expect(m.lost).toEqual([1, 2, 3].map((s) => ({ first: s, last: s, reason: 'gone' })))
@@ -338,30 +369,10 @@ describe('multicast sender and receiver over a lossy LAN', () => {
     const clock = new VirtualClock(1)
     const lost: number[] = []
     let nacks = 0
-    const rx = new MulticastReceiver({
-      now: clock.now,
-      random: clock.random,
-      setTimer: clock.setTimer,
-      deliver: () => {},
-      lost: (_t, a) => lost.push(a),
-      nack: () => nacks++,
-      probeRequest: () => {},
-      probeResult: () => {},
-    })
+    const rx = receiverOn(clock, { lost: (_t, a) => lost.push(a), nack: () => nacks++ })
     const auth = new DatagramAuthenticator(1, randomBytes(32))
     rx.join(TOPIC, auth, 1)
-    rx.receive(
-      'rp',
-      auth.seal({
-        type: DatagramType.data,
-        topicTag: groupForTopic(TOPIC).tag,
-        seq: 3,
-        fragIndex: 0,
-        fragCount: 1,
-        msgLen: 1,
-        payload: new Uint8Array(1),
-      }),
-    )
+    rx.receive('rp', sealed(auth, { seq: 3, msgLen: 1, payload: new Uint8Array(1) }))
     clock.run(60_000)
     expect(lost).toEqual([1, 2])
     // Eight NACK rounds for each of the two missing messages.
@@ -373,32 +384,12 @@ describe('multicast sender and receiver over a lossy LAN', () => {
   it('reports a jump beyond the window as one explicit range, without iterating it', () => {
     const clock = new VirtualClock(1)
     const lost: [number, number, string][] = []
-    const rx = new MulticastReceiver(
-      {
-        now: clock.now,
-        random: clock.random,
-        setTimer: clock.setTimer,
-        deliver: () => {},
-        lost: (_t, a, b, r) => lost.push([a, b, r]),
-        nack: () => {},
-        probeRequest: () => {},
-        probeResult: () => {},
-      },
-      { window: 16 },
-    )
+    const rx = receiverOn(clock, { lost: (_t, a, b, r) => lost.push([a, b, r]) }, { window: 16 })
     const auth = new DatagramAuthenticator(1, randomBytes(32))
     rx.join(TOPIC, auth, 1)
     rx.receive(
       'rp',
-      auth.seal({
-        type: DatagramType.heartbeat,
-        topicTag: groupForTopic(TOPIC).tag,
-        seq: 4_000_000_000,
-        fragIndex: 0,
-        fragCount: 0,
-        msgLen: 0,
-        payload: new Uint8Array(0),
-      }),
+      sealed(auth, { type: DatagramType.heartbeat, seq: 4_000_000_000, fragCount: 0 }),
     )
     expect(lost).toEqual([[1, 4_000_000_000 - 16, 'window']])
     expect(rx.footprint(TOPIC).missing).toBe(16)
@@ -452,6 +443,22 @@ describe('multicast sender and receiver over a lossy LAN', () => {
     expect(() => sender.publish(TOPIC, new Uint8Array(sender.maxMessageBytes + 1))).toThrow(
       MessageTooLargeError,
     )
+    // A bounded queue: a publish that does not fit is refused whole, not half sent.
+    const small = new MulticastSender(
+      {
+        now: clock.now,
+        random: clock.random,
+        setTimer: clock.setTimer,
+        multicast: () => {},
+        unicast: () => {},
+        gone: () => {},
+      },
+      { rateBytesPerSecond: 1000, burstBytes: 1000, maxQueuedDatagrams: 10 },
+    )
+    small.addTopic(TOPIC, new DatagramAuthenticator(1, randomBytes(32)))
+    expect(() => small.publish(TOPIC, randomBytes(20_000))).toThrow(LimitExceededError)
+    expect(small.queued).toBe(0)
+    expect(small.stats().messages).toBe(0)
   })
 })
 
@@ -460,16 +467,7 @@ describe('flood of garbage and forged datagrams', () => {
     const clock = new VirtualClock(5)
     let delivered = 0
     let nacked = 0
-    const rx = new MulticastReceiver({
-      now: clock.now,
-      random: clock.random,
-      setTimer: clock.setTimer,
-      deliver: () => delivered++,
-      lost: () => {},
-      nack: () => nacked++,
-      probeRequest: () => {},
-      probeResult: () => {},
-    })
+    const rx = receiverOn(clock, { deliver: () => delivered++, nack: () => nacked++ })
     const key = randomBytes(32)
     rx.join(TOPIC, new DatagramAuthenticator(1, key), 1)
     const tag = groupForTopic(TOPIC).tag
@@ -512,5 +510,21 @@ describe('flood of garbage and forged datagrams', () => {
     expect(rx.rejections.byReason.get('auth')).toBe((2 * n) / 3)
     expect(rx.rejections.bySource.size).toBeLessThanOrEqual(257)
     expect(rx.footprint(TOPIC)).toEqual({ done: 0, partial: 0, partialBytes: 0, missing: 0 })
+  })
+
+  it('rejects an authentic datagram whose fragment length disagrees with its header', () => {
+    let delivered = 0
+    const rx = receiverOn(new VirtualClock(2), { deliver: () => delivered++ })
+    const auth = new DatagramAuthenticator(1, randomBytes(32))
+    rx.join(TOPIC, auth, 1)
+    const fragment = (fragIndex: number, fragCount: number, length: number) =>
+      sealed(auth, { fragIndex, fragCount, msgLen: 100, payload: new Uint8Array(length) })
+    rx.receive('rp', fragment(0, 2, 10))
+    expect(rx.rejections.byReason.get('fragment-length')).toBe(1)
+    rx.receive('rp', fragment(0, 2, 50))
+    rx.receive('rp', fragment(1, 3, 34))
+    expect(rx.rejections.byReason.get('fragment-mismatch')).toBe(1)
+    rx.receive('rp', fragment(1, 2, 50))
+    expect(delivered).toBe(1)
   })
 })

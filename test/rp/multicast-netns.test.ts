@@ -141,7 +141,10 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
     // IGMP snooping has learnt every joined member (reports can be lost while ports come up;
     // hosts repeat them).
     const group = (await sender.next('ready')).group as string
-    await lan.waitForMembers(group, lan.hosts.slice(1, MEMBERS).map((h) => h.switchPort))
+    await lan.waitForMembers(
+      group,
+      lan.hosts.slice(1, MEMBERS).map((h) => h.switchPort),
+    )
     // Probing is over: nothing else is sent until the publish (heartbeats follow messages).
     const socketBefore = (await sender.command({ cmd: 'counters' }))!.socket as {
       multicast: number
@@ -166,7 +169,9 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
 
     const core = rpStats.core as Record<string, number>
     const socket = rpStats.socket as { multicast: number; unicast: number }
-    const kernelDrops = await Promise.all(lan.hosts.slice(1).map((h) => lan.udpReceiveBufferErrors(h.ns)))
+    const kernelDrops = await Promise.all(
+      lan.hosts.slice(1).map((h) => lan.udpReceiveBufferErrors(h.ns)),
+    )
     const rows = memberStats.map((s, i) => ({
       member: i + 1,
       delivered: s!.count,

@@ -49,7 +49,11 @@ export interface NetnsLan {
 }
 
 /** Polls `check` every 25 ms until it returns true; throws `what` after `timeoutMs`. */
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: () => Promise<string>): Promise<void> {
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  what: () => Promise<string>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (await check()) return
@@ -176,7 +180,18 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
     // Links come up asynchronously (the kernel's link watch batches carrier changes): an IGMP
     // report sent before a bridge port forwards is lost, so wait for every port to forward.
     const states = async () =>
-      (await run('ip', ['netns', 'exec', switchNs, 'sh', '-c', 'cat /sys/class/net/p*/brport/state'])).stdout.trim().split('\n')
+      (
+        await run('ip', [
+          'netns',
+          'exec',
+          switchNs,
+          'sh',
+          '-c',
+          'cat /sys/class/net/p*/brport/state',
+        ])
+      ).stdout
+        .trim()
+        .split('\n')
     await until(
       async () => (await states()).filter((x) => x === '3').length === hostCount,
       10_000,
@@ -186,7 +201,8 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
     await destroy()
     throw err
   }
-  const mdb = async () => (await run('ip', ['netns', 'exec', switchNs, 'bridge', 'mdb', 'show'])).stdout
+  const mdb = async () =>
+    (await run('ip', ['netns', 'exec', switchNs, 'bridge', 'mdb', 'show'])).stdout
   return {
     hosts,
     switchNs,
@@ -218,7 +234,8 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
           return ports.every((p) => m.has(p))
         },
         timeoutMs,
-        async () => `the bridge knows members ${[...(await members())].join(',')} of ${group}, not all of ${ports.join(',')}`,
+        async () =>
+          `the bridge knows members ${[...(await members())].join(',')} of ${group}, not all of ${ports.join(',')}`,
       )
     },
     destroy,
