@@ -113,6 +113,7 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
       role: 'sender',
       address: rp.address,
       join: false,
+      ssm: true,
       loss: 0,
       seed: 1,
     })
@@ -126,6 +127,7 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
         role: 'receiver',
         address: h.address,
         join: !deaf,
+        ssm: i !== 0, // the first member joins any-source and filters the RP in software
         loss,
         seed: 1000 + i,
       })
@@ -133,7 +135,8 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
       return host
     })
     const probes = await Promise.all(members.map((m) => m.next('probe')))
-    expect(probes.slice(0, -1).every((p) => p.multicast === true && p.joinMode === 'ssm')).toBe(
+    expect(probes[0]).toMatchObject({ multicast: true, joinMode: 'asm' })
+    expect(probes.slice(1, -1).every((p) => p.multicast === true && p.joinMode === 'ssm')).toBe(
       true,
     )
     expect(probes.at(-1)).toMatchObject({ multicast: false, joinMode: 'none' })
@@ -221,6 +224,24 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
     }
     const deafSocketGot = deaf.core.datagrams + deaf.dropped + deaf.sourceDropped
     expect(deafPortAfter - deafPortBefore - deafSocketGot).toBeLessThan(core.dataDatagrams / 2)
+
+    // Another host on the LAN multicasts forged datagrams to the group: the SSM members'
+    // kernels never pass them up, the any-source member's driver drops them by source, and
+    // no core sees one.
+    const SPOOFED = 200
+    await members[MEMBERS - 1].command({ cmd: 'spoof', count: SPOOFED })
+    await members[MEMBERS - 1].next('spoofed')
+    let asm = (await members[0].command({ cmd: 'stats' }))!
+    for (let i = 0; i < 200 && (asm.sourceDropped as number) < SPOOFED; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      asm = (await members[0].command({ cmd: 'stats' }))!
+    }
+    expect(asm.sourceDropped).toBe(SPOOFED)
+    const after = await Promise.all(members.map((m) => m.command({ cmd: 'stats' })))
+    for (const [i, st] of after.entries()) {
+      expect(st, `member ${i + 1}`).toMatchObject({ count: sizes.length, rejected: 0 })
+      if (i > 0) expect(st!.sourceDropped, `member ${i + 1}`).toBe(0)
+    }
     for (const m of members) await m.command({ cmd: 'exit' })
     await sender.command({ cmd: 'exit' })
   }, 90_000)

@@ -9,10 +9,11 @@
  *   fraction `loss` of datagrams it receives, NACKs over unicast UDP, prints `done` when it
  *   has every message and `lost` if it ever gives one up.
  */
+import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { monotonicNow, nodeTimer } from '../../src/core/system-clock.ts'
 import { DatagramAuthenticator } from '../../src/rp/multicast/datagram-auth.ts'
-import { DEFAULT_DATAGRAM_LIMITS } from '../../src/rp/multicast/datagram-codec.ts'
+import { DatagramType, DEFAULT_DATAGRAM_LIMITS } from '../../src/rp/multicast/datagram-codec.ts'
 import { groupForTopic } from '../../src/rp/multicast/group-address.ts'
 import { MulticastReceiver } from '../../src/rp/multicast/multicast-receiver.ts'
 import { MulticastSender } from '../../src/rp/multicast/multicast-sender.ts'
@@ -30,6 +31,8 @@ export interface HostConfig {
   keyId: number
   firstSeq: number
   join: boolean
+  /** Join source-specific (true) or any-source (false). */
+  ssm: boolean
   loss: number
   seed: number
 }
@@ -111,7 +114,11 @@ if (cfg.role === 'sender') {
   }
   await socket.close()
 } else {
-  const socket = await UdpMulticastSocket.open({ interfaceAddress: cfg.address, port: group.port })
+  const socket = await UdpMulticastSocket.open({
+    interfaceAddress: cfg.address,
+    port: group.port,
+    sourceSpecific: cfg.ssm,
+  })
   socket.allowSource(cfg.rpAddress)
   const joinMode = cfg.join ? socket.join(cfg.rpAddress, group.address) : 'none'
   const counts = new Map<number, number>()
@@ -165,6 +172,23 @@ if (cfg.role === 'sender') {
     if (cmd.cmd === 'expect') {
       expected = cmd.count ?? 0
       check()
+    } else if (cmd.cmd === 'spoof') {
+      // Datagrams for the group from this host's address, under a key nobody was given.
+      const forger = new DatagramAuthenticator(cfg.keyId, randomBytes(32))
+      for (let i = 0; i < (cmd.count ?? 0); i++) {
+        const d = forger.seal({
+          type: DatagramType.data,
+          topicTag: group.tag,
+          seq: 1 + i,
+          fragIndex: 0,
+          fragCount: 1,
+          msgLen: 8,
+          payload: randomBytes(8),
+        })
+        socket.send(d, group.address, group.port)
+      }
+      await socket.flushed()
+      emit({ event: 'spoofed', count: cmd.count })
     } else if (cmd.cmd === 'stats') {
       emit({
         event: 'stats',
@@ -175,6 +199,7 @@ if (cfg.role === 'sender') {
         dropped,
         goneRejected,
         sourceDropped: socket.dropped.total,
+        rejected: receiver.stats().rejected,
       })
     } else if (cmd.cmd === 'exit') break
   }

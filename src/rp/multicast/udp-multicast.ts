@@ -25,6 +25,11 @@ export interface UdpMulticastOptions {
   readonly loopback?: boolean
   /** SO_RCVBUF in bytes, so a burst of fragments is not dropped by the kernel. Default 4 MiB. */
   readonly receiveBufferBytes?: number
+  /**
+   * Join source-specific (S, G) channels (the default). False joins any-source straight
+   * away, for networks that run only IGMPv2; the source is then filtered here.
+   */
+  readonly sourceSpecific?: boolean
 }
 
 /** How a group was joined. */
@@ -85,6 +90,10 @@ export class UdpMulticastSocket {
    */
   join(source: string, group: string): JoinMode {
     this.sources.add(source)
+    if (this.options.sourceSpecific === false) {
+      this.socket.addMembership(group, this.options.interfaceAddress)
+      return 'asm'
+    }
     try {
       this.socket.addSourceSpecificMembership(source, group, this.options.interfaceAddress)
       return 'ssm'
