@@ -16,7 +16,8 @@ import {
 } from './datagram-codec.ts'
 import { fragmentLength } from './fragments.ts'
 import { groupForTopic, tagKey } from './group-address.ts'
-import { type MulticastClock, RejectionCounter } from './multicast-env.ts'
+import type { MulticastClock } from './multicast-env.ts'
+import { RejectionCounter } from './rejection-counter.ts'
 
 /** Why a message was given up. */
 export type LossReason = 'gone' | 'timeout' | 'window'

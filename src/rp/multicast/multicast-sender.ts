@@ -7,7 +7,12 @@ import {
   NotSubscribedError,
 } from '../../core/errors.ts'
 import type { DatagramAuthenticator } from './datagram-auth.ts'
-import { DATAGRAM_OVERHEAD, DatagramType, type NackEntry } from './datagram-codec.ts'
+import {
+  DATAGRAM_OVERHEAD,
+  DatagramType,
+  type NackEntry,
+  PROBE_NONCE_BYTES,
+} from './datagram-codec.ts'
 import { fragmentLayout } from './fragments.ts'
 import { groupForTopic, type MulticastGroup } from './group-address.ts'
 import type { MulticastClock } from './multicast-env.ts'
@@ -253,6 +258,7 @@ export class MulticastSender {
   /** A member asked for a probe: multicast one carrying its nonce. */
   handleProbeRequest(member: PeerKey, topic: Topic, nonce: Uint8Array): void {
     const t = this.topics.get(topic)
+    if (nonce.length !== PROBE_NONCE_BYTES) return
     if (t === undefined || !this.spend(member) || !this.pacer.hasRoom(1)) return
     const d = t.auth.seal({
       type: DatagramType.probe,

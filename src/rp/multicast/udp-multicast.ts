@@ -1,6 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { logger } from '@libp2p/logger'
-import { RejectionCounter } from './multicast-env.ts'
+import { RejectionCounter } from './rejection-counter.ts'
 
 const log = logger('consensus-multicast:rp:udp-multicast')
 
