@@ -145,9 +145,7 @@ console.log(
 )
 const met = delivered >= TARGET_DELIVERED && lost === 0 && twice === 0
 const ingestMet = e2e.brokerIngestPerSecond >= TARGET_INGEST && e2e.udpLossPercent < TARGET_LOSS
-console.log(
-  `targets: delivery ${met ? 'MET' : 'NOT met'}; ingest ${ingestMet ? 'MET' : 'NOT met'}`,
-)
+console.log(`targets: delivery ${met ? 'MET' : 'NOT met'}; ingest ${ingestMet ? 'MET' : 'NOT met'}`)
 writeResults('broker-e2e', {
   cores: cpus().length,
   loadAverageBefore: load,

@@ -283,8 +283,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
         const seconds = perSecond(s.buckets, firstSend, offeredSeconds)
         return {
           delivered: s.delivered,
-          deliveredPerSecond:
-            s.delivered / Math.max(0.001, (s.lastDeliveryAt - firstSend) / 1000),
+          deliveredPerSecond: s.delivered / Math.max(0.001, (s.lastDeliveryAt - firstSend) / 1000),
           deliveredTwice: s.deliveredTwice,
           wrongPayload: s.wrongPayload,
           lost: spec.clients - s.delivered,

@@ -31,9 +31,7 @@ export type ToServer =
   | { type: 'report' }
 
 /** Server process → coordinator. */
-export type FromServer =
-  | { type: 'ready'; port: number }
-  | { type: 'report'; report: ServerReport }
+export type FromServer = { type: 'ready'; port: number } | { type: 'report'; report: ServerReport }
 
 /** What a server process counted. */
 export interface ServerReport {

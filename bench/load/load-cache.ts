@@ -321,7 +321,10 @@ export function loadOrGenerate(spec: LoadSpec, dir = LOAD_CACHE_DIR): LoadResult
 }
 
 /** A directory registering `load.spec.clients` ids, id i with key set i mod keySets. */
-export function loadDirectory(spec: LoadSpec, registrations: readonly LoadRegistration[]): Directory {
+export function loadDirectory(
+  spec: LoadSpec,
+  registrations: readonly LoadRegistration[],
+): Directory {
   const directory = new Directory()
   for (let id = 0; id < spec.clients; id++) directory.register(registrations[id % spec.keySets])
   return directory

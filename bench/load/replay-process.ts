@@ -71,4 +71,3 @@ function start(at: number): void {
     Math.max(0, at - epochNow()),
   )
 }
-
