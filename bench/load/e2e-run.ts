@@ -41,7 +41,7 @@ export interface EndToEndOptions {
   broker?: Partial<BrokerSettings>
   /** Pool size that triggers a flush. Default 65,536. */
   maxBatchEntries?: number
-  /** Client retransmission time. Default 3,000 ms. */
+  /** Client retransmission time (doubles up to 8 s). Default 5,000 ms. */
   retryMs?: number
   /** Longest wait for the last deliveries after the replay's last first transmission. Default 20,000 ms. */
   drainMs?: number
@@ -49,6 +49,11 @@ export interface EndToEndOptions {
   cacheDir?: string
   /** Longest wait for a child process to start. Default 60,000 ms. */
   startTimeoutMs?: number
+  /**
+   * Longest wait for a child's counters. Default 120,000 ms: on a crowded machine a server
+   * may still be busy with a backlog of batches when asked.
+   */
+  reportTimeoutMs?: number
 }
 
 /** What {@link runEndToEnd} measured. */
@@ -163,6 +168,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
   const parts = Math.min(opts.loadProcesses ?? 2, spec.clients)
   const serverCount = opts.servers ?? 4
   const startTimeout = opts.startTimeoutMs ?? 60_000
+  const reportTimeout = opts.reportTimeoutMs ?? 120_000
   const cacheDir = opts.cacheDir ?? LOAD_CACHE_DIR
   const g0 = performance.now()
   const { load, regenerated } = loadOrGenerate(spec, cacheDir)
@@ -225,7 +231,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
           parts,
           broker: address,
           ratePerSecond: opts.ratePerSecond / parts,
-          retryMs: opts.retryMs ?? 3000,
+          retryMs: opts.retryMs ?? 5000,
         })
         await ready
       }),
@@ -238,7 +244,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     for (const r of replayers) r.send({ type: 'start', at: startAt })
     // The broker's counters at the end of the offered window give its ingest rate.
     await new Promise((r) => setTimeout(r, Math.max(0, startAt + offeredMs - epochNow())))
-    const atWindow = broker.next('report', startTimeout)
+    const atWindow = broker.next('report', reportTimeout)
     broker.send({ type: 'report' })
     const windowReport: BrokerReport = (await atWindow).report
     await Promise.all(done)
@@ -248,7 +254,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     const ask = async <In, Out extends { type: string; report?: unknown }>(
       c: Child<In, Out>,
     ): Promise<Extract<Out, { type: 'report' }>> => {
-      const reply = c.next('report', startTimeout)
+      const reply = c.next('report', reportTimeout)
       c.send({ type: 'report' } as In)
       return reply
     }

@@ -75,6 +75,8 @@ export class Replayer {
   private startedAt = -1
   private next = 0
   private retryCursor = 0
+  private retryTokens = 0
+  private lastRetryAt = 0
   private done = false
   private readonly stats = {
     submitted: 0,
@@ -114,6 +116,7 @@ export class Replayer {
   /** Starts the clock of the first transmissions. */
   start(): void {
     this.startedAt = this.env.now()
+    this.lastRetryAt = this.startedAt
   }
 
   /** Sends the first transmissions now due, then the retransmissions now due. */
@@ -180,11 +183,17 @@ export class Replayer {
     this.env.send(this.opts.broker, frame)
   }
 
-  /** Retransmits submissions without progress for their retry time (at most the rate's worth per call). */
+  /**
+   * Retransmits submissions without progress for their retry time. Retransmissions are
+   * paced by a token bucket of a quarter of the offered rate, so a slow pipeline (latency
+   * above the retry time) is not buried under copies of what it already has.
+   */
   private retransmit(now: number): void {
-    const budget = Math.max(64, Math.ceil(this.opts.ratePerSecond / 10))
-    let sent = 0
-    for (let scanned = 0; scanned < this.next && sent < budget; scanned++) {
+    const perMs = this.opts.ratePerSecond / 4000
+    const cap = Math.max(16, this.opts.ratePerSecond / 4)
+    this.retryTokens = Math.min(cap, this.retryTokens + (now - this.lastRetryAt) * perMs)
+    this.lastRetryAt = now
+    for (let scanned = 0; scanned < this.next && this.retryTokens >= 1; scanned++) {
       const local = this.retryCursor
       this.retryCursor = (this.retryCursor + 1) % this.next
       if (this.latency[local] >= 0) continue
@@ -192,7 +201,7 @@ export class Replayer {
       this.retry[local] = Math.min(this.retry[local] * 2, 8000)
       this.transmit(local, now)
       this.stats.retransmissions++
-      sent++
+      this.retryTokens--
     }
   }
 
