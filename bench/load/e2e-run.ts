@@ -72,6 +72,8 @@ export interface EndToEndResult {
   brokerIngestPerSecond: number
   /** Datagrams sent by the replayers and never received by the broker, in percent. */
   udpLossPercent: number
+  /** Datagrams the broker sent to the replayers that never reached them, in percent. */
+  returnLossPercent: number
   /** Kernel receive buffer granted to the broker's socket, in bytes. */
   brokerRecvBufferBytes: number
   /** Per server: distinct messages delivered, per second from the first transmission to its last delivery. */
@@ -271,6 +273,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     const lastSend = Math.max(...replayReports.map((r) => r.lastSendAt))
     const submitted = replayReports.reduce((a, r) => a + r.submitted, 0)
     const datagramsSent = replayReports.reduce((a, r) => a + r.datagramsSent, 0)
+    const datagramsReceived = replayReports.reduce((a, r) => a + r.datagramsReceived, 0)
     const offeredSeconds = Math.max(0.001, (lastSend - firstSend) / 1000)
     const windowSeconds = Math.max(0.001, (windowReport.at - firstSend) / 1000)
     const latencies = distribution(
@@ -284,6 +287,8 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       offeredSeconds,
       brokerIngestPerSecond: windowReport.received / windowSeconds,
       udpLossPercent: ((datagramsSent - finalBroker.received) / Math.max(1, datagramsSent)) * 100,
+      returnLossPercent:
+        ((finalBroker.sent - datagramsReceived) / Math.max(1, finalBroker.sent)) * 100,
       brokerRecvBufferBytes: recvBufferBytes,
       perServer: serverReports.map((s) => {
         const seconds = perSecond(s.buckets, firstSend, offeredSeconds)
