@@ -116,7 +116,9 @@ function spawnChild<In, Out extends { type: string }>(script: string): Child<In,
   const proc = fork(join(here, script), [], {
     execPath: process.execPath,
     // The parent's flags (e.g. a test runner's) are not for the children.
-    execArgv: [],
+    execArgv: process.env.LOADGEN_PROFILE_DIR
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADGEN_PROFILE_DIR}`]
+      : [],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
@@ -317,8 +319,15 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
         (c) =>
           new Promise<void>((resolve) => {
             if (c.exitCode !== null || c.signalCode !== null) return resolve()
-            c.once('exit', () => resolve())
-            c.kill()
+            // Closing the channel lets a child exit by itself (see its 'disconnect' handler);
+            // one that does not within 5 s is killed.
+            const timer = setTimeout(() => c.kill('SIGKILL'), 5000)
+            c.once('exit', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            if (c.connected) c.disconnect()
+            else c.kill()
           }),
       ),
     )

@@ -153,6 +153,15 @@ export function loadPayload(id: number, payloadBytes: number): Uint8Array {
   return p
 }
 
+/** True when `payload` is {@link loadPayload}(id, payloadBytes) (without allocating). */
+export function isLoadPayload(id: number, payload: Uint8Array, payloadBytes: number): boolean {
+  if (payload.length !== payloadBytes) return false
+  const head = payload[0] | (payload[1] << 8) | (payload[2] << 16) | (payload[3] << 24)
+  if (head >>> 0 !== id) return false
+  for (let i = 4; i < payloadBytes; i++) if (payload[i] !== 0) return false
+  return true
+}
+
 /** The submission frame of client `id` in `load` (a view, not a copy). */
 export function loadFrame(load: Load, id: number): Uint8Array {
   return load.frames.subarray(id * load.frameBytes, (id + 1) * load.frameBytes)

@@ -26,10 +26,10 @@ import { verifyMerkleProof } from '../../src/crypto/merkle.ts'
 import type { ReplayReport } from './ipc.ts'
 import {
   deriveKeySet,
+  isLoadPayload,
   type Load,
   type LoadKeySet,
   loadFrame,
-  loadPayload,
   loadShare,
 } from './load-cache.ts'
 
@@ -191,9 +191,12 @@ export class Replayer {
   private retransmit(now: number): void {
     const perMs = this.opts.ratePerSecond / 4000
     const cap = Math.max(16, this.opts.ratePerSecond / 4)
+    // A tenth of the ids every 100 ms: each is looked at about once a second.
+    if (now - this.lastRetryAt < 100) return
     this.retryTokens = Math.min(cap, this.retryTokens + (now - this.lastRetryAt) * perMs)
     this.lastRetryAt = now
-    for (let scanned = 0; scanned < this.next && this.retryTokens >= 1; scanned++) {
+    const scan = Math.ceil(this.next / 10)
+    for (let scanned = 0; scanned < scan && this.retryTokens >= 1; scanned++) {
       const local = this.retryCursor
       this.retryCursor = (this.retryCursor + 1) % this.next
       if (this.latency[local] >= 0) continue
@@ -211,8 +214,9 @@ export class Replayer {
     for (const e of leaf.entries) {
       const local = this.localOf(e.id)
       if (local < 0 || this.sentAt[local] < 0) continue
-      const expected = loadPayload(e.id, this.opts.load.spec.payloadBytes)
-      if (Buffer.compare(e.payload, expected) === 0) out.push({ id: e.id, local })
+      if (isLoadPayload(e.id, e.payload, this.opts.load.spec.payloadBytes)) {
+        out.push({ id: e.id, local })
+      }
     }
     return out
   }

@@ -4,7 +4,7 @@
  */
 import { ServerNode } from '../../src/broker/server-node.ts'
 import { epochNow, IpcOrderer, type ServerReport, type ToServer, toParent } from './ipc.ts'
-import { deriveServerKey, loadDirectory, loadPayload } from './load-cache.ts'
+import { deriveServerKey, isLoadPayload, loadDirectory } from './load-cache.ts'
 
 const orderer = new IpcOrderer()
 let node: ServerNode | undefined
@@ -47,7 +47,7 @@ async function init(m: Extract<ToServer, { type: 'init' }>): Promise<void> {
   node.core.on('deliver', (d) => {
     const now = epochNow()
     if (d.clientId >= counts.length) return
-    if (Buffer.compare(d.payload, loadPayload(d.clientId, payloadBytes)) !== 0) {
+    if (!isLoadPayload(d.clientId, d.payload, payloadBytes)) {
       report.wrongPayload++
     }
     if (counts[d.clientId] > 0) report.deliveredTwice++

@@ -6,6 +6,7 @@ import { runEndToEnd } from '../../bench/load/e2e-run.ts'
 import {
   deriveKeySet,
   encodeLoad,
+  isLoadPayload,
   LoadCacheError,
   type LoadSpec,
   loadCachePath,
@@ -57,6 +58,8 @@ describe('pre-computed load cache', () => {
       expect(s.id).toBe(id)
       expect(s.sequence).toBe(1)
       expect(Buffer.from(s.payload).equals(loadPayload(id, spec.payloadBytes))).toBe(true)
+      expect(isLoadPayload(id, s.payload, spec.payloadBytes)).toBe(true)
+      expect(isLoadPayload(id + 1, s.payload, spec.payloadBytes)).toBe(false)
       const input = submissionInput(id, s.sequence, s.payload)
       expect(verifyEd25519Prepared(directory.ed25519Key(id), input, s.signature)).toBe(true)
     }
