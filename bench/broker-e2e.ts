@@ -91,12 +91,6 @@ const rows: Row[] = [
     target: `< ${TARGET_LOSS}%`,
   },
   {
-    figure: 'UDP loss, broker → replayers (proofs, certificates)',
-    'pre-generated load': pct(e2e.returnLossPercent),
-    'one-by-one (live clients)': '',
-    target: '',
-  },
-  {
     figure: 'messages/s delivered at every server (min)',
     'pre-generated load': Math.round(delivered),
     'one-by-one (live clients)': Math.round(base.throughput),
@@ -168,7 +162,6 @@ writeResults('broker-e2e', {
     offeredSeconds: e2e.offeredSeconds,
     brokerIngestPacketsPerSecond: e2e.brokerIngestPerSecond,
     udpLossPercent: e2e.udpLossPercent,
-    returnUdpLossPercent: e2e.returnLossPercent,
     brokerRecvBufferBytes: e2e.brokerRecvBufferBytes,
     deliveredMessagesPerSecondMinServer: delivered,
     perServer: e2e.perServer.map((s) => ({

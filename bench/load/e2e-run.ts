@@ -72,8 +72,6 @@ export interface EndToEndResult {
   brokerIngestPerSecond: number
   /** Datagrams sent by the replayers and never received by the broker, in percent. */
   udpLossPercent: number
-  /** Datagrams the broker sent to the replayers that never reached them, in percent. */
-  returnLossPercent: number
   /** Kernel receive buffer granted to the broker's socket, in bytes. */
   brokerRecvBufferBytes: number
   /** Per server: distinct messages delivered, per second from the first transmission to its last delivery. */
@@ -262,20 +260,28 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       c.send({ type: 'report' } as In)
       return reply
     }
+    // Replayers stop first, so nothing more reaches the broker (its received count is then
+    // final) and no retransmission keeps the others busy while they are asked.
+    await Promise.all(
+      replayers.map(async (r) => {
+        const stopped = r.next('stopped', reportTimeout)
+        r.send({ type: 'stop' })
+        await stopped
+      }),
+    )
+    const finalBroker: BrokerReport = (await ask(broker)).report
     const serverReports: ServerReport[] = await Promise.all(
       servers.map(async (s) => (await ask(s)).report),
     )
     const replayReports: ReplayReport[] = await Promise.all(
       replayers.map(async (r) => (await ask(r)).report),
     )
-    const finalBroker: BrokerReport = (await ask(broker)).report
     const end = epochNow()
 
     const firstSend = Math.min(...replayReports.map((r) => r.firstSendAt))
     const lastSend = Math.max(...replayReports.map((r) => r.lastSendAt))
     const submitted = replayReports.reduce((a, r) => a + r.submitted, 0)
     const datagramsSent = replayReports.reduce((a, r) => a + r.datagramsSent, 0)
-    const datagramsReceived = replayReports.reduce((a, r) => a + r.datagramsReceived, 0)
     const offeredSeconds = Math.max(0.001, (lastSend - firstSend) / 1000)
     const windowSeconds = Math.max(0.001, (windowReport.at - firstSend) / 1000)
     const latencies = distribution(
@@ -289,8 +295,6 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       offeredSeconds,
       brokerIngestPerSecond: windowReport.received / windowSeconds,
       udpLossPercent: ((datagramsSent - finalBroker.received) / Math.max(1, datagramsSent)) * 100,
-      returnLossPercent:
-        ((finalBroker.sent - datagramsReceived) / Math.max(1, finalBroker.sent)) * 100,
       brokerRecvBufferBytes: recvBufferBytes,
       perServer: serverReports.map((s) => {
         const seconds = perSecond(s.buckets, firstSend, offeredSeconds)

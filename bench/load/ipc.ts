@@ -106,12 +106,15 @@ export type ToReplay =
       retryMs: number
     }
   | { type: 'start'; at: number }
+  /** Stop sending anything (the run is over for this replayer); answered with 'stopped'. */
+  | { type: 'stop' }
   | { type: 'report' }
 
 /** Replay process → coordinator. */
 export type FromReplay =
   | { type: 'ready' }
   | { type: 'done' }
+  | { type: 'stopped' }
   | { type: 'report'; report: ReplayReport }
 
 /** What a replay process counted. */

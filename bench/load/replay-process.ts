@@ -14,7 +14,10 @@ let rate = 1
 process.on('message', (m: ToReplay) => {
   if (m.type === 'init') void init(m)
   else if (m.type === 'start') start(m.at)
-  else if (m.type === 'report' && replayer !== undefined && udp !== undefined) {
+  else if (m.type === 'stop') {
+    replayer?.stop()
+    toParent({ type: 'stopped' })
+  } else if (m.type === 'report' && replayer !== undefined && udp !== undefined) {
     const report = replayer.report()
     const offset = performance.timeOrigin
     toParent({

@@ -78,6 +78,7 @@ export class Replayer {
   private retryTokens = 0
   private lastRetryAt = 0
   private done = false
+  private stopped = false
   private readonly stats = {
     submitted: 0,
     retransmissions: 0,
@@ -121,26 +122,28 @@ export class Replayer {
 
   /** Sends the first transmissions now due, then the retransmissions now due. */
   tick(): void {
-    if (this.startedAt < 0 || this.done) return
+    if (this.startedAt < 0 || this.done || this.stopped) return
     const now = this.env.now()
     const due = Math.min(
       this.count,
       Math.floor(((now - this.startedAt) / 1000) * this.opts.ratePerSecond),
     )
+    if (this.next < due) {
+      if (this.stats.firstSendAt === 0) this.stats.firstSendAt = now
+      this.stats.lastSendAt = now
+    }
     for (; this.next < due; this.next++) {
       this.transmit(this.next, now)
       this.sentAt[this.next] = now
       this.stats.submitted++
     }
-    if (due > 0) this.stats.lastSendAt = now
-    if (this.stats.firstSendAt === 0 && due > 0) this.stats.firstSendAt = now
     this.retransmit(now)
   }
 
   /** Handles one datagram from the broker. */
   receive(peer: PeerKey, frame: Uint8Array): void {
     this.stats.datagramsReceived++
-    if (peer !== this.opts.broker) return
+    if (peer !== this.opts.broker || this.stopped) return
     try {
       const kind = frameKind(frame)
       if (kind === FrameKind.Inclusion) this.onInclusion(frame)
@@ -149,6 +152,11 @@ export class Replayer {
     } catch {
       this.stats.refused++
     }
+  }
+
+  /** Stops sending anything (submissions, retransmissions, shares); datagrams received are still counted. */
+  stop(): void {
+    this.stopped = true
   }
 
   /** What was counted so far (times in this replayer's clock). */
@@ -185,12 +193,12 @@ export class Replayer {
 
   /**
    * Retransmits submissions without progress for their retry time. Retransmissions are
-   * paced by a token bucket of a quarter of the offered rate, so a slow pipeline (latency
+   * paced by a token bucket of a tenth of the offered rate, so a slow pipeline (latency
    * above the retry time) is not buried under copies of what it already has.
    */
   private retransmit(now: number): void {
-    const perMs = this.opts.ratePerSecond / 4000
-    const cap = Math.max(16, this.opts.ratePerSecond / 4)
+    const perMs = this.opts.ratePerSecond / 10_000
+    const cap = Math.max(16, this.opts.ratePerSecond / 10)
     // A tenth of the ids every 100 ms: each is looked at about once a second.
     if (now - this.lastRetryAt < 100) return
     this.retryTokens = Math.min(cap, this.retryTokens + (now - this.lastRetryAt) * perMs)
