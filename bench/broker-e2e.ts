@@ -6,6 +6,7 @@
  * clients signing on this machine, everything in one process (bench/broker.ts's row 5).
  *
  * usage: npm run bench -- broker-e2e [--rate N] [--seconds S] [--loaders P] [--key-sets K]
+ *   [--flush-ms F] [--share-timeout-ms T] [--drain-ms D]
  *   defaults: the seed's target, 65,536 messages/s for 10 s, 2 load processes, 16 key sets
  *   (ids share key sets: the broker and servers do the same work for any number, but each
  *   load process signs one BLS share per key set per batch root, which must stay well
@@ -27,12 +28,18 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     loaders: { type: 'string', default: '2' },
     'key-sets': { type: 'string', default: '16' },
+    'flush-ms': { type: 'string', default: '250' },
+    'share-timeout-ms': { type: 'string', default: '500' },
+    'drain-ms': { type: 'string', default: '20000' },
   },
 })
 const rate = Number(values.rate)
 const seconds = Number(values.seconds)
 const loaders = Number(values.loaders)
 const keySets = Number(values['key-sets'])
+const flushTimeoutMs = Number(values['flush-ms'])
+const shareTimeoutMs = Number(values['share-timeout-ms'])
+const drainMs = Number(values['drain-ms'])
 const load = loadavg()
 console.log(
   `machine: ${cpus().length} cores, Node ${process.version}, load average ${load
@@ -41,12 +48,14 @@ console.log(
 )
 const clients = Math.round(rate * seconds)
 console.log(
-  `pre-generated load: ${clients.toLocaleString('en-US')} client ids × 1 message, ${rate.toLocaleString('en-US')}/s for ${seconds} s from ${loaders} process(es), ${keySets} key sets`,
+  `pre-generated load: ${clients.toLocaleString('en-US')} client ids × 1 message, ${rate.toLocaleString('en-US')}/s for ${seconds} s from ${loaders} process(es), ${keySets} key sets; broker flush ${flushTimeoutMs} ms, share timeout ${shareTimeoutMs} ms, 2 auth threads; a message not delivered ${drainMs} ms after the last submission counts as lost`,
 )
 const e2e = await runEndToEnd({
   spec: { seed: 'broker-e2e', clients, keySets, payloadBytes: 8 },
   ratePerSecond: rate,
   loadProcesses: loaders,
+  broker: { flushTimeoutMs, shareTimeoutMs },
+  drainMs,
 })
 console.log(
   e2e.cacheHit
@@ -153,7 +162,16 @@ writeResults('broker-e2e', {
   cores: cpus().length,
   loadAverageBefore: load,
   loadAverageAfter: loadAfter,
-  settings: { ratePerSecond: rate, seconds, loadProcesses: loaders, keySets, payloadBytes: 8 },
+  settings: {
+    ratePerSecond: rate,
+    seconds,
+    loadProcesses: loaders,
+    keySets,
+    payloadBytes: 8,
+    flushTimeoutMs,
+    shareTimeoutMs,
+    drainMs,
+  },
   preGenerated: {
     messages: e2e.messages,
     cacheHit: e2e.cacheHit,
