@@ -164,7 +164,10 @@ function perSecond(buckets: [number, number][], start: number, seconds: number):
   return out
 }
 
-/** Runs one end-to-end replay; every child process is ended before it returns. */
+/**
+ * Runs one end-to-end replay; every child process is ended before it returns. With
+ * LOADGEN_PROFILE_DIR set, the children write CPU profiles there (`--cpu-prof`).
+ */
 export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult> {
   const { spec } = opts
   const parts = Math.min(opts.loadProcesses ?? 2, spec.clients)

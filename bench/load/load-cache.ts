@@ -272,13 +272,15 @@ export function decodeLoad(bytes: Uint8Array, spec: LoadSpec): Load {
     })
     o += KEY_RECORD
   }
-  // Cheap, and catches a cache built from another derivation: the first key set's keys.
-  const first = deriveKeySet(spec.seed, 0)
-  if (
-    !Buffer.from(first.ed25519.publicKey).equals(registrations[0].ed25519) ||
-    !Buffer.from(first.bls.publicKey).equals(registrations[0].bls)
-  ) {
-    throw new LoadCacheError('mismatch', 'keys are not derived from this seed')
+  // The replayers sign with keys derived from the seed: every key set must be theirs.
+  for (let k = 0; k < spec.keySets; k++) {
+    const derived = deriveKeySet(spec.seed, k)
+    if (
+      !Buffer.from(derived.ed25519.publicKey).equals(registrations[k].ed25519) ||
+      !Buffer.from(derived.bls.publicKey).equals(registrations[k].bls)
+    ) {
+      throw new LoadCacheError('mismatch', `key set ${k} is not derived from this seed`)
+    }
   }
   return {
     spec: { ...spec },
