@@ -103,6 +103,13 @@ describe('pre-computed load cache', () => {
       expect(r.regenerated?.fault).toBe('mismatch')
       expect(readLoad(other, dir).spec).toEqual(other)
     }
+    // A well-formed cache (valid checksum) whose keys are not the seed's.
+    const { load } = loadOrGenerate(spec, dir)
+    const registrations = [...load.registrations]
+    registrations[3] = { ...registrations[3], ed25519: deriveKeySet('other', 3).ed25519.publicKey }
+    writeFileSync(loadCachePath(spec, dir), encodeLoad({ ...load, registrations }))
+    expectFault(() => readLoad(spec, dir), 'mismatch', /key set 3/)
+    expect(loadOrGenerate(spec, dir).regenerated?.fault).toBe('mismatch')
     expectFault(() => readLoad({ ...spec, seed: 'never-written' }, dir), 'missing', /load-v1/)
   })
 })
