@@ -1,0 +1,42 @@
+/**
+ * Child process: the broker ({@link BrokerNode}: UDP to clients, TCP to the servers, worker
+ * threads for submission signatures), proposing witnessed batches to the coordinator.
+ */
+import { BrokerNode } from '../../src/broker/broker-node.ts'
+import { epochNow, IpcOrderer, type ToBroker, toParent } from './ipc.ts'
+import { loadDirectory } from './load-cache.ts'
+
+let node: BrokerNode | undefined
+
+process.on('message', (m: ToBroker) => {
+  if (m.type === 'init') void init(m)
+  else if (m.type === 'report' && node !== undefined) {
+    toParent({
+      type: 'report',
+      report: {
+        at: epochNow(),
+        received: node.udp.received,
+        sent: node.udp.sent,
+        counts: { ...node.core.counts() },
+      },
+    })
+  }
+})
+process.on('disconnect', () => process.exit(0))
+
+async function init(m: Extract<ToBroker, { type: 'init' }>): Promise<void> {
+  const { spec, registrations, limits, serverKeys } = m.context
+  node = await BrokerNode.start({
+    directory: loadDirectory(spec, registrations),
+    serverAddresses: m.serverPorts.map((port) => ({ host: '127.0.0.1', port })),
+    serverKeys,
+    orderer: new IpcOrderer(),
+    limits,
+    flushTimeoutMs: m.settings.flushTimeoutMs,
+    shareTimeoutMs: m.settings.shareTimeoutMs,
+    maxInFlightBatches: m.settings.maxInFlightBatches,
+    authThreads: m.settings.authThreads,
+    udp: { recvBufferSize: m.settings.recvBufferBytes, sendBufferSize: 4 * 1024 * 1024 },
+  })
+  toParent({ type: 'ready', address: node.address, recvBufferBytes: node.udp.recvBufferSize })
+}

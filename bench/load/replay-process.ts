@@ -1,0 +1,77 @@
+/**
+ * Child process: one {@link Replayer} on its own UDP socket (a driver: it loads the cached
+ * load, paces the replayer and reports to the coordinator).
+ */
+import { UdpEndpoint } from '../../src/broker/udp-endpoint.ts'
+import { epochNow, type ToReplay, toParent } from './ipc.ts'
+import { readLoad } from './load-cache.ts'
+import { Replayer } from './replayer.ts'
+
+let replayer: Replayer | undefined
+let udp: UdpEndpoint | undefined
+let rate = 1
+
+process.on('message', (m: ToReplay) => {
+  if (m.type === 'init') void init(m)
+  else if (m.type === 'start') start(m.at)
+  else if (m.type === 'stop') {
+    replayer?.stop()
+    toParent({ type: 'stopped' })
+  } else if (m.type === 'report' && replayer !== undefined && udp !== undefined) {
+    const report = replayer.report()
+    const offset = performance.timeOrigin
+    toParent({
+      type: 'report',
+      report: {
+        ...report,
+        sendErrors: udp.sendErrors,
+        firstSendAt: report.firstSendAt + offset,
+        lastSendAt: report.lastSendAt + offset,
+      },
+    })
+  }
+})
+process.on('disconnect', () => process.exit(0))
+
+async function init(m: Extract<ToReplay, { type: 'init' }>): Promise<void> {
+  const load = readLoad(m.context.spec, m.cacheDir)
+  rate = m.ratePerSecond
+  udp = await UdpEndpoint.bind({
+    recvBufferSize: 8 * 1024 * 1024,
+    sendBufferSize: 4 * 1024 * 1024,
+  })
+  const r = new Replayer(udp.env(), {
+    load,
+    part: m.part,
+    parts: m.parts,
+    broker: m.broker,
+    serverKeys: m.context.serverKeys,
+    ratePerSecond: m.ratePerSecond,
+    retryMs: m.retryMs,
+    onDone: () => toParent({ type: 'done' }),
+  })
+  udp.onFrame((peer, frame) => r.receive(peer, frame))
+  replayer = r
+  toParent({ type: 'ready' })
+}
+
+function start(at: number): void {
+  const r = replayer
+  if (r === undefined) return
+  setTimeout(
+    () => {
+      r.start()
+      // Millisecond pacing while first transmissions are due (a timer, not a busy loop: the
+      // replayers share the machine with what they measure), then a slow tick.
+      const began = performance.now()
+      const sendingMs = (r.clients / rate) * 1000
+      const pace = (): void => {
+        r.tick()
+        if (performance.now() - began <= sendingMs + 50) setTimeout(pace, 1)
+        else setInterval(() => r.tick(), 50)
+      }
+      pace()
+    },
+    Math.max(0, at - epochNow()),
+  )
+}
