@@ -17,7 +17,7 @@ import {
 } from '../../src/broker/wire.ts'
 import { DuplicateMessageError, NotStartedError } from '../../src/core/errors.ts'
 import { merkleRoot } from '../../src/crypto/merkle.ts'
-import { sleep, until } from './harness.ts'
+import { type Wake, waitFor } from '../support/wait.ts'
 import { LossyRelay } from './lossy-relay.ts'
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -48,6 +48,9 @@ function record(c: LocalCluster): BrokerDelivery[][] {
   })
 }
 
+/** Every server's deliveries, as events to wait on. */
+const deliveries = (c: LocalCluster): Wake[] => c.servers.map((s) => [s.core, 'deliver'])
+
 /** A submission datagram signed with client `id`'s real key. */
 function submission(c: LocalCluster, id: number, sequence: number, payload: Uint8Array) {
   const signature = c.clientKeys[id].ed25519.sign(submissionInput(id, sequence, payload))
@@ -76,14 +79,19 @@ describe('clients and the broker', () => {
     await Promise.all(
       c.clients.filter((_, id) => id !== 5).map((cl, id) => cl.submit(enc(`x${id}`))),
     )
-    await until(() => delivered.every((g) => g.some((d) => d.clientId === 5)))
+    await waitFor(() => delivered.every((g) => g.some((d) => d.clientId === 5)), {
+      what: 'client 5 delivered at every server',
+      wakeOn: deliveries(c),
+    })
     for (const got of delivered) {
       const five = got.filter((d) => d.clientId === 5)
       expect(five.map((d) => [dec(d.payload), d.sequence])).toEqual([['mute', 1]])
     }
     expect(c.broker!.core.counts().stragglers).toBe(1)
     expect(c.broker!.core.stats().invalidByPeer[spoofer.address]).toBe(1)
-    await until(() => inbox.includes(FrameKind.Delivered))
+    await waitFor(() => inbox.includes(FrameKind.Delivered), {
+      what: 'a Delivered frame for the mute client',
+    })
     expect(inbox[0]).toBe(FrameKind.Inclusion)
   })
 
@@ -105,7 +113,10 @@ describe('clients and the broker', () => {
     await Promise.all(
       c.clients.filter((_, id) => id !== 9).map((cl, id) => cl.submit(enc(`y${id}`))),
     )
-    await until(() => delivered.every((g) => g.some((d) => d.clientId === 9)))
+    await waitFor(() => delivered.every((g) => g.some((d) => d.clientId === 9)), {
+      what: 'client 9 delivered at every server',
+      wakeOn: deliveries(c),
+    })
     const counts = c.broker!.core.counts()
     expect(counts.badShares).toBe(1)
     expect(counts.stragglers).toBe(1)
@@ -164,7 +175,9 @@ describe('clients and the broker', () => {
     const pending = client.submit(enc('hello')).then(() => {
       settled = true
     })
-    await until(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1)
+    await waitFor(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1, {
+      what: 'the forged certificate refused',
+    })
     expect(client.core.stats().invalid['bad-inclusion']).toBe(2)
     expect(client.core.stats().invalid['illegitimate-raise']).toBe(3)
     expect(got.filter((k) => k === FrameKind.Share)).toEqual([])
@@ -200,12 +213,18 @@ describe('clients and the broker', () => {
     attacker.onFrame((_p, f) => answers.push(f[0]))
     // ed25519 is deterministic: this is byte for byte the datagram client 1 sent.
     for (let i = 0; i < 3; i++) attacker.send(c.broker!.address, submission(c, 1, 1, enc('once1')))
-    await until(() => answers.length === 3)
-    await sleep(150)
+    await waitFor(() => answers.length === 3, { what: '3 answers to the replays' })
     expect(answers).toEqual([FrameKind.Delivered, FrameKind.Delivered, FrameKind.Delivered])
+    // A barrier instead of a sleep: a batch made of the replays would be ordered before a
+    // fresh submission sent after them, so once that is delivered everywhere, so would it be.
+    await c.clients[0].submit(enc('after'))
+    await waitFor(() => delivered.every((g) => g.some((d) => dec(d.payload) === 'after')), {
+      what: 'the submission after the replays delivered at every server',
+      wakeOn: deliveries(c),
+    })
     for (const got of delivered) expect(got.filter((d) => d.clientId === 1).length).toBe(1)
     expect(c.broker!.core.counts().retransmissionsAnswered).toBe(3)
-    expect(c.broker!.core.counts().batches).toBe(1)
+    expect(c.broker!.core.counts().batches).toBe(2)
   })
 
   it('malformed, unknown and badly signed datagrams are dropped and counted', async () => {
@@ -233,7 +252,9 @@ describe('clients and the broker', () => {
     const forged = submission(c, 2, 1, enc('real'))
     forged[forged.length - 1] ^= 1
     junk.send(to, forged)
-    await until(() => (c.broker!.core.stats().invalid['bad-signature'] ?? 0) === 1)
+    await waitFor(() => (c.broker!.core.stats().invalid['bad-signature'] ?? 0) === 1, {
+      what: 'the bad signature counted',
+    })
     const invalid = c.broker!.core.stats().invalid
     expect(invalid.malformed).toBe(2)
     expect(invalid['unknown-frame']).toBe(2)
@@ -254,7 +275,9 @@ describe('clients and the broker', () => {
     const flooder = await udp()
     for (let i = 0; i < 5; i++) flooder.send(c.broker!.address, new Uint8Array([0x01, i]))
     flooder.send(c.broker!.address, submission(c, 1, 1, enc('late')))
-    await until(() => c.broker!.core.counts().banned === 3)
+    await waitFor(() => c.broker!.core.counts().banned === 3, {
+      what: '3 datagrams dropped for the ban',
+    })
     expect(c.broker!.core.stats().invalid.malformed).toBe(3)
     expect(c.broker!.core.counts().authenticated).toBe(0)
     // Other clients are unaffected.

@@ -18,7 +18,8 @@ import {
   type GossipServiceOptions,
   gossip,
 } from '../../src/libp2p/gossip-service.ts'
-import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
+import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { waitFor } from '../support/wait.ts'
 
 type Ours = Libp2p<{ dissemination: GossipService }>
 /** The stock router: its public interface plus the mesh accessor its class has. */
@@ -108,26 +109,26 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       subscribe(n, C)
       subscribe(n, I)
     }
-    await waitFor(() => nodes.every((n) => meshOf(n, C).length === 3), 10_000, 'a full mixed mesh')
+    await waitFor(() => nodes.every((n) => meshOf(n, C).length === 3), {
+      what: 'a full mixed mesh',
+    })
     expect(o1.services.dissemination.core.getPeerProtocol(id(s1))).toBe(MESHSUB_1_2)
     const got = nodes.map(received)
 
     await o1.services.dissemination.publish(C, text('from ours'))
     await s1.services.pubsub.publish(C, text('from stock'))
-    await waitFor(
-      () => got.every((g, i) => g.length === (i === 0 || i === 2 ? 1 : 2)),
-      5000,
-      'consensus delivery',
-    )
+    await waitFor(() => got.every((g, i) => g.length === (i === 0 || i === 2 ? 1 : 2)), {
+      what: 'consensus delivery',
+      timeoutMs: 5000,
+    })
 
     const before = o1.services.dissemination.stats().sent.payloadBytes
     await o1.services.dissemination.publish(I, text('ingress from ours'), { class: 'ingress' })
     await s1.services.pubsub.publish(I, text('ingress from stock'))
-    await waitFor(
-      () => got.every((g, i) => g.length === (i === 0 || i === 2 ? 2 : 4)),
-      5000,
-      'ingress delivery',
-    )
+    await waitFor(() => got.every((g, i) => g.length === (i === 0 || i === 2 ? 2 : 4)), {
+      what: 'ingress delivery',
+      timeoutMs: 5000,
+    })
     // Our node sent its own ingress message to its 3 peers and relayed nobody's.
     const sentPayload = o1.services.dissemination.stats().sent.payloadBytes - before
     expect(sentPayload).toBe(3 * 'ingress from ours'.length)
@@ -149,10 +150,10 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       })
       await fullyConnect([x, o, s])
       for (const n of [x, o, s]) subscribe(n, C)
-      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
+      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), { what: 'mesh' })
       const got = received(o)
       await x.services.dissemination.publish(C, new Uint8Array(4000).fill(7))
-      await waitFor(() => got.length === 1, 5000, 'delivery')
+      await waitFor(() => got.length === 1, { what: 'delivery', timeoutMs: 5000 })
       await new Promise((r) => setTimeout(r, 600))
       const stats = o.services.dissemination.stats()
       if (idontwant) {
@@ -185,10 +186,10 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       )
       await fullyConnect([x, o, s])
       for (const n of [x, o, s]) subscribe(n, C)
-      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
+      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), { what: 'mesh' })
       const got = received(o)
       await x.services.dissemination.publish(C, new Uint8Array(4000).fill(9))
-      await waitFor(() => got.length === 1, 5000, 'delivery')
+      await waitFor(() => got.length === 1, { what: 'delivery', timeoutMs: 5000 })
       await new Promise((r) => setTimeout(r, 200))
       const stats = o.services.dissemination.stats()
       if (stockSendsIDontWant) {
@@ -208,29 +209,26 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     const s2 = await stock()
     await fullyConnect([o, s, s2])
     for (const n of [o, s, s2]) subscribe(n, C)
-    await waitFor(() => meshOf(o, C).length === 2, 10_000, 'mesh')
+    await waitFor(() => meshOf(o, C).length === 2, { what: 'mesh' })
     const router = o.services.dissemination.core
 
     for (let t = 0; t < 150; t++) s.services.pubsub.subscribe(`extra-${t}`)
-    await waitFor(
-      () => (o.services.dissemination.stats().invalid['too-many-topics'] ?? 0) > 0,
-      5000,
-      'topic cap',
-    )
+    await waitFor(() => (o.services.dissemination.stats().invalid['too-many-topics'] ?? 0) > 0, {
+      what: 'topic cap',
+      timeoutMs: 5000,
+    })
     expect(router.getTopicPeers('extra-10')).toContain(id(s))
 
     // Peer exchange offers the peers s knows in C: make sure it knows s2 first.
-    await waitFor(
-      () => s.services.pubsub.getSubscribers(C).some((p) => p.toString() === id(s2)),
-      5000,
-      's to see s2 in the topic',
-    )
+    await waitFor(() => s.services.pubsub.getSubscribers(C).some((p) => p.toString() === id(s2)), {
+      what: 's to see s2 in the topic',
+      timeoutMs: 5000,
+    })
     s.services.pubsub.unsubscribe(C)
-    await waitFor(
-      () => (o.services.dissemination.stats().control.PRUNE?.received ?? 0) >= 1,
-      5000,
-      'PRUNE with peer exchange',
-    )
+    await waitFor(() => (o.services.dissemination.stats().control.PRUNE?.received ?? 0) >= 1, {
+      what: 'PRUNE with peer exchange',
+      timeoutMs: 5000,
+    })
     expect(meshOf(o, C)).not.toContain(id(s))
     expect(
       o.services.dissemination.stats().control['PRUNE px peers']?.received,
@@ -253,8 +251,7 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     })
     await waitFor(
       () => (o.services.dissemination.stats().invalid['broken-iwant-promise'] ?? 0) === 20,
-      5000,
-      'broken promises',
+      { what: 'broken promises', timeoutMs: 5000 },
     )
     expect(o.services.dissemination.stats().control['IWANT ids']?.sent).toBe(20)
 
@@ -262,11 +259,10 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     const fromOurs = received(s2)
     await s2.services.pubsub.publish(C, text('still fine?'))
     await o.services.dissemination.publish(C, text('still fine!'))
-    await waitFor(
-      () => fromStock.length === 1 && fromOurs.length === 1,
-      5000,
-      'delivery after abuse',
-    )
+    await waitFor(() => fromStock.length === 1 && fromOurs.length === 1, {
+      what: 'delivery after abuse',
+      timeoutMs: 5000,
+    })
     expect(router.getPeers()).toContain(id(s))
   })
 
@@ -295,12 +291,12 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     const o = await ours()
     await fullyConnect([x, o, legacy])
     for (const n of [x, o, legacy]) subscribe(n, C)
-    await waitFor(() => [x, o, legacy].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
+    await waitFor(() => [x, o, legacy].every((n) => meshOf(n, C).length === 2), { what: 'mesh' })
     expect(o.services.dissemination.core.getPeerProtocol(id(legacy))).toBe(MESHSUB_1_1)
     expect(o.services.dissemination.core.getPeerProtocol(id(x))).toBe(MESHSUB_1_2)
     const got = received(legacy)
     await x.services.dissemination.publish(C, new Uint8Array(4000).fill(5))
-    await waitFor(() => got.length === 1, 5000, 'delivery to the 1.1 peer')
+    await waitFor(() => got.length === 1, { what: 'delivery to the 1.1 peer', timeoutMs: 5000 })
     // o's only IDONTWANT candidate besides the sender x is the 1.1 peer: nothing is sent.
     expect(o.services.dissemination.stats().control.IDONTWANT?.sent ?? 0).toBe(0)
   })

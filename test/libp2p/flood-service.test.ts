@@ -5,7 +5,8 @@ import type { PublishResult } from '../../src/core/dissemination.ts'
 import { messageIdKey } from '../../src/core/message-id.ts'
 import { FLOOD_PROTOCOL, type FloodService, flood } from '../../src/libp2p/flood-service.ts'
 import { encodeLengthPrefixed } from '../../src/libp2p/length-prefixed.ts'
-import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
+import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { waitFor } from '../support/wait.ts'
 
 type Node = Libp2p<{ dissemination: FloodService }>
 
@@ -29,8 +30,7 @@ async function line(n: number, maxMessageBytes?: number): Promise<Node[]> {
         (node, i) =>
           node.services.dissemination.getPeers().length === (i === 0 || i === n - 1 ? 1 : 2),
       ),
-    10_000,
-    'flood streams to open',
+    { what: 'flood streams to open' },
   )
   return nodes
 }
@@ -47,8 +47,9 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
         await ns[m % 4].services.dissemination.publish(TOPIC, new TextEncoder().encode(`msg ${m}`)),
       )
     }
-    await waitFor(() =>
-      got.every((g, i) => g.length === published.filter((_, m) => m % 4 !== i).length),
+    await waitFor(
+      () => got.every((g, i) => g.length === published.filter((_, m) => m % 4 !== i).length),
+      { what: '() => got.every((g, i) => g.length === published.filter((_, m) => m % 4 !== i).l' },
     )
     for (let i = 0; i < 4; i++) {
       const keys = new Set(got[i].map((a) => messageIdKey(a.id)))
@@ -72,7 +73,9 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
       class: 'ingress',
     })
     await ns[1].services.dissemination.publish(TOPIC, new Uint8Array([4]), { class: 'ingress' })
-    await waitFor(() => got[1] === 1 && got[0] === 1 && got[2] === 1)
+    await waitFor(() => got[1] === 1 && got[0] === 1 && got[2] === 1, {
+      what: 'got[1] === 1 && got[0] === 1 && got[2] === 1',
+    })
     await new Promise((r) => setTimeout(r, 200))
     // Node 2 is two hops from node 0: it saw only node 1's message.
     expect(got).toEqual([1, 1, 1])
@@ -84,17 +87,21 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
     const attacker = ns[0]
     const stream = await attacker.dialProtocol(victim.peerId, FLOOD_PROTOCOL)
     stream.send(encodeLengthPrefixed(new Uint8Array(64 * 1024)))
-    await waitFor(() => victim.services.dissemination.stats().invalid['bad-framing'] === 1)
+    await waitFor(() => victim.services.dissemination.stats().invalid['bad-framing'] === 1, {
+      what: 'victim.services.dissemination.stats().invalid["bad-framing"] === 1',
+    })
     expect(victim.services.dissemination.stats().invalidByPeer[attacker.peerId.toString()]).toBe(1)
     // Garbage inside a well-framed message is a decode error, also counted.
     const stream2 = await attacker.dialProtocol(victim.peerId, FLOOD_PROTOCOL)
     stream2.send(encodeLengthPrefixed(new Uint8Array([9, 9, 9])))
-    await waitFor(() => victim.services.dissemination.stats().invalid.ERR_DECODE === 1)
+    await waitFor(() => victim.services.dissemination.stats().invalid.ERR_DECODE === 1, {
+      what: 'victim.services.dissemination.stats().invalid.ERR_DECODE === 1',
+    })
     // The honest path still works.
     const got: Artifact[] = []
     victim.services.dissemination.on('artifact', (a) => got.push(a))
     await attacker.services.dissemination.publish(TOPIC, new Uint8Array([7]))
-    await waitFor(() => got.length === 1)
+    await waitFor(() => got.length === 1, { what: 'got.length === 1' })
     await expect(
       attacker.services.dissemination.publish(TOPIC, new Uint8Array(2048)),
     ).rejects.toMatchObject({ code: 'ERR_MESSAGE_TOO_LARGE' })
