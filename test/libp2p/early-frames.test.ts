@@ -25,7 +25,7 @@ describe('the generic libp2p driver, on a new connection', () => {
     await connect(a, b)
     const knows = (x: typeof a, y: typeof a) =>
       x.services.dissemination.core.getTopicPeers('t').includes(y.peerId.toString())
-    await waitFor(() => knows(a, b) && knows(b, a), { what: 'both subscriptions', timeoutMs: 5000 })
+    await waitFor(() => knows(a, b) && knows(b, a), { what: 'both subscriptions' })
     expect(
       a.services.dissemination.earlyFramesDropped + b.services.dissemination.earlyFramesDropped,
     ).toBe(0)

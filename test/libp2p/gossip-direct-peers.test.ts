@@ -37,9 +37,18 @@ describe('direct peers on real libp2p nodes', () => {
     await waitFor(() => got.length === 1, { what: 'delivery' })
     // b does not know the agreement and GRAFTs a: a answers with PRUNE, so after heartbeats
     // a's mesh still lacks b, and messages still flow.
-    await new Promise((r) => setTimeout(r, 2500))
+    await waitFor(() => (svc.stats().invalid['graft-from-direct-peer'] ?? 0) > 0, {
+      what: "b's GRAFT refused",
+    })
+    // Heartbeats emit nothing: their count is read from the router and polled.
+    const ticks = () => {
+      const n = (svc.core as unknown as { heartbeatTicks?: number }).heartbeatTicks
+      if (n === undefined) throw new Error('the router no longer counts heartbeatTicks')
+      return n
+    }
+    const after = ticks()
+    await waitFor(() => ticks() >= after + 2, { what: "two of a's heartbeats" })
     expect(svc.core.getMeshPeers(T)).not.toContain(b.peerId.toString())
-    expect(svc.stats().invalid['graft-from-direct-peer']).toBeGreaterThan(0)
     // b hangs up: a dials it again.
     await b.hangUp(a.peerId)
     await waitFor(() => a.getConnections(b.peerId).some((c) => c.status === 'open'), {
