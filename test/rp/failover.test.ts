@@ -78,9 +78,11 @@ const children: Child[] = []
 /** A child's IPC messages (ready, registered, a delivery...) and its exit: what tests await. */
 const wakeOn = (cs: Child[]): Wake[] => cs.map((c) => [c.proc, 'message', 'exit'])
 
-function stillRunning(cs: Child[]): void {
+/** Throws if one of `cs` has exited, so that a wait on it fails at once; else true. */
+function stillRunning(cs: Child[]): true {
   const gone = cs.findIndex((c) => c.proc.exitCode !== null || c.proc.signalCode !== null)
   if (gone >= 0) throw new Error(`child ${gone} exited before the test was done`)
+  return true
 }
 
 /**
@@ -94,7 +96,7 @@ async function startChildren(configs: ChildConfig[]): Promise<Child[]> {
   const started: Child[] = []
   const loading = () => started.filter((c) => !c.ready).length
   for (const [i, config] of configs.entries()) {
-    await waitFor(() => (stillRunning(started), loading() < parallel), {
+    await waitFor(() => stillRunning(started) && loading() < parallel, {
       what: `a core free to start node process ${i}`,
       wakeOn: wakeOn(started),
       timeoutMs: START_TIMEOUT_MS,
@@ -103,7 +105,7 @@ async function startChildren(configs: ChildConfig[]): Promise<Child[]> {
     children.push(c)
     started.push(c)
   }
-  await waitFor(() => (stillRunning(started), loading() === 0), {
+  await waitFor(() => stillRunning(started) && loading() === 0, {
     what: 'every node process started',
     wakeOn: wakeOn(started),
     progress: () => started.length - loading(),
@@ -147,7 +149,7 @@ describe('RP failover with every node in its own process', () => {
       const fromChildren = wakeOn(all)
       const count = (cs: Child[], f: (c: Child) => boolean) => cs.filter(f).length
       const noneExited = () => stillRunning(all)
-      await waitFor(() => (noneExited(), count(members, (m) => m.registered) === 12), {
+      await waitFor(() => noneExited() && count(members, (m) => m.registered) === 12, {
         what: 'every member registered',
         wakeOn: fromChildren,
         progress: () => count(members, (m) => m.registered),
