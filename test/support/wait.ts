@@ -125,7 +125,8 @@ export function waitFor(
         }
       }
     }
-    if (wakeOn.length === 0) poller = setInterval(run, pollMs)
+    // A poll that finds a check still running skips its turn (an event would queue one).
+    if (wakeOn.length === 0) poller = setInterval(() => running || void run(), pollMs)
     armTimer()
     void run()
   })
