@@ -13,10 +13,11 @@ import {
 import type { Identity } from './fixtures/identity.ts'
 
 const TOPIC = 'blocks'
-// Fast heartbeats, but a lease of 10 intervals (2 s): a test process stalled for a few
-// hundred ms by the rest of the suite must not look like a dead member and move counts.
-const FAST = { heartbeatIntervalMs: 200, robustness: 10 }
-const FAST_RP = { helloIntervalMs: 200, robustness: 10 }
+// Fast heartbeats, but a lease of 25 intervals (5 s): fifteen nodes share this process, and
+// on a busy machine its event loop stalls for seconds; a stall must not look like a dead
+// member or RP (a member that drops its RP cannot publish). No test here waits on a lease.
+const FAST = { heartbeatIntervalMs: 200, robustness: 25 }
+const FAST_RP = { helloIntervalMs: 200, robustness: 25 }
 let nodes: RpNode[] = []
 
 afterEach(async () => {
