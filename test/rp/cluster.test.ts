@@ -48,10 +48,17 @@ async function cluster(rpCount: number, memberCount: number) {
     })
   }
   const total = () => rps.map((r) => r.services.rp.view()?.totalCounts[TOPIC] ?? 0)
-  // Nothing emits when a count or a tree changes: polled.
+  // Nothing emits when a count or a tree changes: polled. Bounded by time without progress
+  // (members counted, RPs reached), not in total: on a busy machine this takes long.
+  const reached = () => rps.reduce((a, r) => a + (r.services.rp.view()?.reachable.length ?? 0), 0)
   await waitFor(
     () => total().every((t) => t === memberCount) && rps.every((r) => treeReady(r, rpCount)),
-    { what: 'every member registered and the backbone tree built', timeoutMs: 15_000 },
+    {
+      what: 'every member registered and the backbone tree built',
+      progress: () => total().reduce((a, t) => a + t, 0) + reached(),
+      timeoutMs: 15_000,
+      detail: () => `counts ${total()}, RPs reached ${reached()}`,
+    },
   )
   return { ids, rps, members, received, total }
 }
@@ -60,7 +67,10 @@ function treeReady(rp: RpNode, rpCount: number): boolean {
   return rp.services.rp.view()?.reachable.length === rpCount
 }
 
-describe('replication points over real libp2p nodes (TCP on 127.0.0.1)', () => {
+// A backstop only: every wait has its own bound.
+describe('replication points over real libp2p nodes (TCP on 127.0.0.1)', {
+  timeout: 120_000,
+}, () => {
   it('delivers every message to every member of a 3-RP, 12-member cluster, once', async () => {
     const { members, received, rps } = await cluster(3, 12)
     // Three RPs, two tree edges, the same tree at each once their link-state views agree
