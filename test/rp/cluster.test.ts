@@ -89,6 +89,7 @@ describe('replication points over real libp2p nodes (TCP on 127.0.0.1)', {
     await waitFor(() => received.every((r, i) => r.size === 36 - 3 && !r.has(i)), {
       what: 'every message at every member',
       wakeOn: members.map((m) => [m.services.rp, 'artifact']),
+      progress: () => received.reduce((a, r) => a + r.size, 0),
     })
     for (const [i, r] of received.entries()) {
       for (let n = 0; n < 36; n++) expect(r.get(n) ?? 0).toBe(n % 12 === i ? 0 : 1)
