@@ -162,13 +162,24 @@ describe('RP failover with every node in its own process', () => {
       await waitFor(
         async () => {
           current = await views()
-          return current.every((v) => v?.totalCounts[TOPIC] === 12 && v.reachable.length === 3)
+          // One tree at every RP: its two edges, as each RP sees them (RTT probes keep
+          // arriving for a while after every RP is reachable, and trees may differ till then).
+          const edges = new Set(
+            current.flatMap((v, k) =>
+              (v?.treeNeighbours ?? []).map((t) => [ids.rps[k].peerId, t].sort().join(' ')),
+            ),
+          )
+          return (
+            edges.size === 2 &&
+            current.every((v) => v?.totalCounts[TOPIC] === 12 && v.reachable.length === 3)
+          )
         },
         {
-          what: 'every RP counting 12 members and reaching the other two',
+          what: 'every RP counting 12 members, reaching the other two, on one tree',
           pollMs: 100,
           timeoutMs: 30_000,
-          detail: () => JSON.stringify(current.map((v) => [v?.totalCounts, v?.reachable])),
+          detail: () =>
+            JSON.stringify(current.map((v) => [v?.totalCounts, v?.reachable, v?.treeNeighbours])),
         },
       )
       expect(current.map((v) => v?.totalCounts[TOPIC])).toEqual([12, 12, 12])
