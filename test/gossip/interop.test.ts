@@ -147,6 +147,7 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       const o = await ours({ idontwant })
       const s = await stock()
       const got = received(o)
+      const atS = received(s)
       const heldByS = s.services.pubsub as unknown as {
         idontwants: Map<string, Map<string, number>>
       }
@@ -170,7 +171,6 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       await waitFor(() => got.length === 1, { what: 'delivery', wakeOn: [artifacts(o)] })
       // A barrier instead of a sleep: S relays on delivering, then sends O a message of its
       // own on the same stream; once O has that, S's relay (if any) has arrived before it.
-      const atS = received(s)
       await waitFor(() => atS.length === 1, { what: 'delivery at S', wakeOn: [messages(s)] })
       await s.services.pubsub.publish(C, text('barrier'))
       await waitFor(() => got.length === 2, { what: 'the barrier at O', wakeOn: [artifacts(o)] })
