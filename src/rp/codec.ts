@@ -218,7 +218,6 @@ function encodeBody(w: Writer, m: RpMessage): void {
       putDouble(w, 1, m.probe)
       putDouble(w, 2, m.echo)
       putDouble(w, 3, m.echoDelay)
-      putUint(w, 5, m.sent)
       for (const s of m.states) {
         putMessage(w, 4, () => {
           putString(w, 1, s.origin)
@@ -237,6 +236,8 @@ function encodeBody(w: Writer, m: RpMessage): void {
           }
         })
       }
+      // Fields in number order, as protobuf encoders write them (rp.proto conformance test).
+      putUint(w, 5, m.sent)
       return
     case 'data':
       putBytes(w, 1, m.id)

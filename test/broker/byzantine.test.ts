@@ -4,7 +4,8 @@ import { encodeDistilledBatch } from '../../src/broker/distilled-batch.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
 import { SingleSequencer } from '../../src/broker/orderer.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
-import { HandBroker, type HandEntry, until } from './harness.ts'
+import { waitFor } from '../support/wait.ts'
+import { HandBroker, type HandEntry } from './harness.ts'
 
 let cluster: LocalCluster
 let broker: HandBroker
@@ -49,7 +50,9 @@ describe('a Byzantine broker', () => {
     orderer.propose(ref)
     await broker.ordered(1)
     for (const got of delivered) expect(got.map((d) => d.clientId)).toEqual([0, 1, 2, 5, 9])
-    await until(() => broker.deliveryShards(1).length === 4)
+    await waitFor(() => broker.deliveryShards(1).length === 4, {
+      what: '4 delivery shards for slot 1',
+    })
   })
 
   it('cannot forge an entry: the aggregate no longer verifies, nobody witnesses', async () => {
@@ -94,7 +97,9 @@ describe('a Byzantine broker', () => {
     const first = await broker.witness(encodeDistilledBatch(broker.build(entries([0])).batch))
     orderer.propose(first)
     await broker.ordered(1)
-    await until(() => broker.deliveryShards(1).length === 4)
+    await waitFor(() => broker.deliveryShards(1).length === 4, {
+      what: '4 delivery shards for slot 1',
+    })
     const { root } = broker.build(entries([0]))
     const height = { slot: 1, root, shards: broker.deliveryShards(1) }
     const { batch } = broker.build(entries([1, 2], 1), { raise: 2, height, batchNumber: 2 })
@@ -134,7 +139,9 @@ describe('a Byzantine broker', () => {
     const first = broker.build(entries([2, 3], 1))
     orderer.propose(await broker.witness(encodeDistilledBatch(first.batch)))
     await broker.ordered(1)
-    await until(() => broker.deliveryShards(1).length === 4)
+    await waitFor(() => broker.deliveryShards(1).length === 4, {
+      what: '4 delivery shards for slot 1',
+    })
     const height = { slot: 1, root: first.root, shards: broker.deliveryShards(1) }
     // Client 2's old message rides again as a straggler with its genuine signature, beside a
     // genuinely new message of client 3.
@@ -157,7 +164,9 @@ describe('a Byzantine broker', () => {
     const first = broker.build(entries([0]))
     orderer.propose(await broker.witness(encodeDistilledBatch(first.batch)))
     await broker.ordered(1)
-    await until(() => broker.deliveryShards(1).length === 4)
+    await waitFor(() => broker.deliveryShards(1).length === 4, {
+      what: '4 delivery shards for slot 1',
+    })
     const h1 = { slot: 1, root: first.root, shards: broker.deliveryShards(1) }
     // Client 4 co-signs two batches carrying its message: X (raised to 2) is withheld,
     // Y (raise 1) is ordered first.
@@ -169,7 +178,9 @@ describe('a Byzantine broker', () => {
     await broker.ordered(2)
     orderer.propose(refX)
     await broker.ordered(3)
-    await until(() => broker.deliveryShards(3).length === 4)
+    await waitFor(() => broker.deliveryShards(3).length === 4, {
+      what: '4 delivery shards for slot 3',
+    })
     // The client's next message is numbered above every raise it co-signed (2).
     const h3 = { slot: 3, root: x.root, shards: broker.deliveryShards(3) }
     const next = broker.build([{ id: 4, payload: enc('n4'), sequence: 3 }], {
@@ -192,7 +203,9 @@ describe('a Byzantine broker', () => {
     broker.sendRaw(0, new Uint8Array([0x10, 1, 2, 3]))
     broker.sendRaw(0, new Uint8Array([0x77]))
     broker.sendRaw(0, new Uint8Array([0x11, 1, 2]))
-    await until(() => cluster.servers[0].core.stats().invalidByPeer['tcp/1'] === 3)
+    await waitFor(() => cluster.servers[0].core.stats().invalidByPeer['tcp/1'] === 3, {
+      what: '3 bad frames counted against the broker',
+    })
     const invalid = cluster.servers[0].core.stats().invalid
     expect(invalid.malformed).toBe(2)
     expect(invalid['unknown-frame']).toBe(1)
@@ -202,6 +215,8 @@ describe('a Byzantine broker', () => {
     raw.on('error', () => {})
     raw.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x7f]))
     await closed
-    await until(() => cluster.servers[0].core.stats().invalid['bad-framing'] === 1)
+    await waitFor(() => cluster.servers[0].core.stats().invalid['bad-framing'] === 1, {
+      what: 'the oversized frame counted',
+    })
   })
 })

@@ -17,7 +17,8 @@ import {
 } from '../../src/broker/wire.ts'
 import { DuplicateMessageError, NotStartedError } from '../../src/core/errors.ts'
 import { merkleRoot } from '../../src/crypto/merkle.ts'
-import { clientsVia, until } from './harness.ts'
+import { type Wake, waitFor } from '../support/wait.ts'
+import { clientsVia } from './harness.ts'
 import { LossyRelay } from './lossy-relay.ts'
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -48,6 +49,9 @@ function record(c: LocalCluster): BrokerDelivery[][] {
   })
 }
 
+/** Every server's deliveries, as events to wait on. */
+const deliveries = (c: LocalCluster): Wake[] => c.servers.map((s) => [s.core, 'deliver'])
+
 /** A submission datagram signed with client `id`'s real key. */
 function submission(c: LocalCluster, id: number, sequence: number, payload: Uint8Array) {
   const signature = c.clientKeys[id].ed25519.sign(submissionInput(id, sequence, payload))
@@ -58,7 +62,8 @@ describe('clients and the broker', () => {
   it('a client that never answers becomes a straggler and is still delivered', async () => {
     const c = await cluster({
       clients: 16,
-      broker: { flushTimeoutMs: 30, shareTimeoutMs: 150, authThreads: 0 },
+      // Long enough for 15 honest clients on a busy machine: the mute one costs the full wait.
+      broker: { flushTimeoutMs: 30, shareTimeoutMs: 2_000, authThreads: 0 },
     })
     const delivered = record(c)
     const mute = await udp()
@@ -77,21 +82,28 @@ describe('clients and the broker', () => {
     await Promise.all(
       c.clients.filter((_, id) => id !== 5).map((cl, id) => cl.submit(enc(`x${id}`))),
     )
-    await until(() => delivered.every((g) => g.some((d) => d.clientId === 5)))
+    await waitFor(() => delivered.every((g) => g.some((d) => d.clientId === 5)), {
+      what: 'client 5 delivered at every server',
+      wakeOn: deliveries(c),
+    })
     for (const got of delivered) {
       const five = got.filter((d) => d.clientId === 5)
       expect(five.map((d) => [dec(d.payload), d.sequence])).toEqual([['mute', 1]])
     }
     expect(c.broker!.core.counts().stragglers).toBe(1)
     expect(c.broker!.core.stats().invalidByPeer[spoofer.address]).toBe(1)
-    await until(() => inbox.includes(FrameKind.Delivered))
+    await waitFor(() => inbox.includes(FrameKind.Delivered), {
+      what: 'a Delivered frame for the mute client',
+    })
     expect(inbox[0]).toBe(FrameKind.Inclusion)
   })
 
   it('bisection turns a client with a bad BLS share into a straggler, delivered once', async () => {
     const c = await cluster({
       clients: 16,
-      broker: { flushTimeoutMs: 30, shareTimeoutMs: 200, authThreads: 1 },
+      // Every client answers (the liar with a bad share), so the broker aggregates as soon as
+      // all are in: a long timeout costs nothing and no slow honest client becomes a straggler.
+      broker: { flushTimeoutMs: 30, shareTimeoutMs: 5_000, authThreads: 1 },
     })
     const delivered = record(c)
     const liar = await udp()
@@ -106,7 +118,10 @@ describe('clients and the broker', () => {
     await Promise.all(
       c.clients.filter((_, id) => id !== 9).map((cl, id) => cl.submit(enc(`y${id}`))),
     )
-    await until(() => delivered.every((g) => g.some((d) => d.clientId === 9)))
+    await waitFor(() => delivered.every((g) => g.some((d) => d.clientId === 9)), {
+      what: 'client 9 delivered at every server',
+      wakeOn: deliveries(c),
+    })
     const counts = c.broker!.core.counts()
     expect(counts.badShares).toBe(1)
     expect(counts.stragglers).toBe(1)
@@ -165,7 +180,9 @@ describe('clients and the broker', () => {
     const pending = client.submit(enc('hello')).then(() => {
       settled = true
     })
-    await until(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1)
+    await waitFor(() => (client.core.stats().invalid['bad-delivery-certificate'] ?? 0) === 1, {
+      what: 'the forged certificate refused',
+    })
     expect(client.core.stats().invalid['bad-inclusion']).toBe(2)
     expect(client.core.stats().invalid['illegitimate-raise']).toBe(3)
     expect(got.filter((k) => k === FrameKind.Share)).toEqual([])
@@ -205,8 +222,8 @@ describe('clients and the broker', () => {
     for (let i = 0; i < 3; i++) attacker.send(c.broker!.address, submission(c, 1, 1, enc('once1')))
     // The copies skip the signature check; the first is answered (to client 1, where its
     // submission came from, not to the sender), the next two are replays.
-    await until(() => c.broker!.core.counts().replays === 2)
-    await until(() => client1() === before + 1)
+    await waitFor(() => c.broker!.core.counts().replays === 2, { what: 'two replays counted' })
+    await waitFor(() => client1() === before + 1, { what: 'the answer at client 1' })
     const counts = c.broker!.core.counts()
     expect(counts.copies).toBe(3)
     expect(counts.retransmissionsAnswered).toBe(1)
@@ -243,7 +260,9 @@ describe('clients and the broker', () => {
     const forged = submission(c, 2, 1, enc('real'))
     forged[forged.length - 1] ^= 1
     junk.send(to, forged)
-    await until(() => (c.broker!.core.stats().invalid['bad-signature'] ?? 0) === 1)
+    await waitFor(() => (c.broker!.core.stats().invalid['bad-signature'] ?? 0) === 1, {
+      what: 'the bad signature counted',
+    })
     const invalid = c.broker!.core.stats().invalid
     expect(invalid.malformed).toBe(2)
     expect(invalid['unknown-frame']).toBe(2)
@@ -265,7 +284,9 @@ describe('clients and the broker', () => {
     const flooder = await udp('127.66.0.1')
     for (let i = 0; i < 5; i++) flooder.send(c.broker!.address, new Uint8Array([0x01, i]))
     flooder.send(c.broker!.address, submission(c, 1, 1, enc('late')))
-    await until(() => c.broker!.core.counts().banned === 3)
+    await waitFor(() => c.broker!.core.counts().banned === 3, {
+      what: '3 datagrams dropped for the ban',
+    })
     expect(c.broker!.core.stats().invalid.malformed).toBe(3)
     expect(c.broker!.core.counts().authenticated).toBe(0)
     // Other clients are unaffected.

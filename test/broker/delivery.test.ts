@@ -1,9 +1,11 @@
+import { EventEmitter } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BrokerDissemination, brokerMessageId } from '../../src/broker/dissemination.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
 import { InvalidParametersError } from '../../src/core/errors.ts'
 import { messageIdKey } from '../../src/core/message-id.ts'
+import { waitFor } from '../support/wait.ts'
 
 let cluster: LocalCluster | undefined
 
@@ -27,7 +29,9 @@ describe('broker over real UDP and TCP sockets', () => {
     cluster = await LocalCluster.start({
       clients: 64,
       limits: { maxBatchEntries: 32 },
-      broker: { flushTimeoutMs: 30, shareTimeoutMs: 300, authThreads: 1 },
+      // Every client answers, so the broker aggregates as soon as all shares are in: a long
+      // timeout costs nothing, and no client is a straggler for being slow on a busy machine.
+      broker: { flushTimeoutMs: 30, shareTimeoutMs: 5_000, authThreads: 1 },
       client: { retryMs: 400 },
     })
     const delivered = record(cluster)
@@ -103,13 +107,26 @@ describe('an asynchronous validator on the broker', () => {
     sub.subscribe('broker')
     const got: string[] = []
     sub.on('artifact', (a) => got.push(new TextDecoder().decode(a.data)))
-    // The earliest messages take longest to validate, so verdicts settle in reverse.
+    // Each verdict waits for those of every message delivered after it: they settle in
+    // the reverse of the delivery order.
     const settled: string[] = []
+    const settling = new EventEmitter()
     sub.setValidator('broker', async (a) => {
       const text = new TextDecoder().decode(a.data)
-      const wait = 120 - 30 * Number(text.slice(-1))
-      await new Promise((r) => setTimeout(r, wait))
+      await waitFor(
+        () =>
+          order.length === texts.length &&
+          order.slice(order.indexOf(text) + 1).every((t) => settled.includes(t)),
+        {
+          what: `the verdicts after ${text}'s`,
+          wakeOn: [
+            [server.core, 'deliver'],
+            [settling, 'settled'],
+          ],
+        },
+      )
       settled.push(text)
+      settling.emit('settled')
       return text.startsWith('bad') ? 'reject' : 'accept'
     })
     const texts = ['slow-0', 'bad-1', 'mid-2', 'fast-3']
@@ -117,7 +134,13 @@ describe('an asynchronous validator on the broker', () => {
       (_, id) => new BrokerDissemination({ client: cluster!.clients[id].core, clientId: id }),
     )
     await Promise.all(pubs.map((p, id) => p.publish('broker', enc(texts[id]))))
-    for (let i = 0; i < 50 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => got.length + sub.stats().total.rejected === texts.length, {
+      what: 'every verdict applied',
+      wakeOn: [
+        [sub, 'artifact'],
+        [sub, 'rejected'],
+      ],
+    })
     expect([...order].sort()).toEqual([...texts].sort())
     // The verdicts did settle out of order (one batch, validated concurrently)...
     expect(settled).not.toEqual(order)
@@ -157,13 +180,15 @@ describe('an asynchronous validator on the broker', () => {
     })
     await Promise.all(cluster.clients.map((c) => c.submit(enc('m'))))
     // Certified means f + 1 servers delivered: wait for this one before the verdict comes.
-    for (let i = 0; i < 50 && seen < 3; i++) await new Promise((r) => setTimeout(r, 20))
-    expect(seen).toBe(3)
+    await waitFor(() => seen === 3, {
+      what: 'server 1 delivering all three',
+      wakeOn: [[cluster.servers[1].core, 'deliver']],
+    })
     release()
-    for (let i = 0; i < 50 && sub.stats().total.delivered < 1; i++) {
-      await new Promise((r) => setTimeout(r, 20))
-    }
-    expect(sub.stats().total.delivered).toBe(1)
+    await waitFor(() => sub.stats().total.delivered === 1, {
+      what: 'the one delivery let through',
+      wakeOn: [[sub, 'artifact']],
+    })
     expect(rejected).toEqual(['validation-queue-full', 'validation-queue-full'])
     expect(sub.stats().total.rejected).toBe(2)
     sub.close()

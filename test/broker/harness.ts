@@ -12,6 +12,7 @@ import { TcpLink } from '../../src/broker/tcp-link.ts'
 import { decodeShardFrame, encodeWitnessRequest, type ShardFrame } from '../../src/broker/wire.ts'
 import { blsAggregateShares } from '../../src/crypto/bls.ts'
 import { merkleRoot } from '../../src/crypto/merkle.ts'
+import { waitFor } from '../support/wait.ts'
 
 /** One entry a test puts in a hand-made batch. */
 export interface HandEntry {
@@ -21,17 +22,6 @@ export interface HandEntry {
   sequence: number
   /** Make it a straggler (its ed25519 signature travels in the batch). */
   straggler?: boolean
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Polls `cond` every 5 ms; throws after `ms`. */
-export async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await sleep(5)
-  }
 }
 
 /**
@@ -147,17 +137,22 @@ export class HandBroker {
     for (const l of this.links) l.send(encodeWitnessRequest(digest))
     const shards = () =>
       this.shards.filter((s) => s.digest !== undefined && Buffer.compare(s.digest, digest) === 0)
-    await until(() =>
-      before.every(
-        (b, i) => refusals(this.cluster, i) > b || shards().some((s) => s.shard.server === i),
-      ),
+    await waitFor(
+      () =>
+        before.every(
+          (b, i) => refusals(this.cluster, i) > b || shards().some((s) => s.shard.server === i),
+        ),
+      { what: 'every server to witness or refuse the batch' },
     )
     return { digest, witnesses: shards().map((s) => s.shard) }
   }
 
   /** Waits until every server has processed slot `slot`. */
   async ordered(slot: number): Promise<void> {
-    await until(() => this.cluster.servers.every((s) => s.core.height >= slot))
+    // A slot taken by a repeated batch delivers nothing and emits nothing: polled.
+    await waitFor(() => this.cluster.servers.every((s) => s.core.height >= slot), {
+      what: `every server past slot ${slot}`,
+    })
   }
 
   /** Delivery shards received for a slot. */

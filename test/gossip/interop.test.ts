@@ -18,7 +18,8 @@ import {
   type GossipServiceOptions,
   gossip,
 } from '../../src/libp2p/gossip-service.ts'
-import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
+import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { type Wake, waitFor } from '../support/wait.ts'
 
 type Ours = Libp2p<{ dissemination: GossipService }>
 /** The stock router: its public interface plus the mesh accessor its class has. */
@@ -78,6 +79,10 @@ function received(node: Ours | Stock): Uint8Array[] {
   return got
 }
 
+/** The event each kind of node fires on delivering a message. */
+const artifacts = (n: Ours): Wake => [n.services.dissemination, 'artifact']
+const messages = (n: Stock): Wake => [n.services.pubsub as unknown as EventTarget, 'message']
+
 function meshOf(node: Ours | Stock, topic: string): string[] {
   if (isOurs(node)) return node.services.dissemination.core.getMeshPeers(topic)
   return node.services.pubsub.getMeshPeers(topic)
@@ -108,26 +113,24 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       subscribe(n, C)
       subscribe(n, I)
     }
-    await waitFor(() => nodes.every((n) => meshOf(n, C).length === 3), 10_000, 'a full mixed mesh')
+    await waitFor(() => nodes.every((n) => meshOf(n, C).length === 3), {
+      what: 'a full mixed mesh',
+    })
     expect(o1.services.dissemination.core.getPeerProtocol(id(s1))).toBe(MESHSUB_1_2)
     const got = nodes.map(received)
 
     await o1.services.dissemination.publish(C, text('from ours'))
     await s1.services.pubsub.publish(C, text('from stock'))
-    await waitFor(
-      () => got.every((g, i) => g.length === (i === 0 || i === 2 ? 1 : 2)),
-      5000,
-      'consensus delivery',
-    )
+    await waitFor(() => got.every((g, i) => g.length === (i === 0 || i === 2 ? 1 : 2)), {
+      what: 'consensus delivery',
+    })
 
     const before = o1.services.dissemination.stats().sent.payloadBytes
     await o1.services.dissemination.publish(I, text('ingress from ours'), { class: 'ingress' })
     await s1.services.pubsub.publish(I, text('ingress from stock'))
-    await waitFor(
-      () => got.every((g, i) => g.length === (i === 0 || i === 2 ? 2 : 4)),
-      5000,
-      'ingress delivery',
-    )
+    await waitFor(() => got.every((g, i) => g.length === (i === 0 || i === 2 ? 2 : 4)), {
+      what: 'ingress delivery',
+    })
     // Our node sent its own ingress message to its 3 peers and relayed nobody's.
     const sentPayload = o1.services.dissemination.stats().sent.payloadBytes - before
     expect(sentPayload).toBe(3 * 'ingress from ours'.length)
@@ -136,24 +139,41 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
   })
 
   it('stock peers honour our IDONTWANT', async () => {
-    // X publishes to O and S at once; S validates slowly, so by the time it forwards, O's
-    // IDONTWANT (sent on first receipt) is there: S must skip O. Without IDONTWANT, O
-    // gets S's copy as a duplicate.
+    // X publishes to O and S at once; S's validation waits until O's IDONTWANT (sent on
+    // first receipt) is there, so S must skip O. Without IDONTWANT it waits until O has the
+    // message from X, and O gets S's copy as a duplicate.
     for (const idontwant of [true, false]) {
       const x = await ours()
       const o = await ours({ idontwant })
       const s = await stock()
+      const got = received(o)
+      const atS = received(s)
+      const heldByS = s.services.pubsub as unknown as {
+        idontwants: Map<string, Map<string, number>>
+      }
       s.services.pubsub.topicValidators.set(C, async () => {
-        await new Promise((r) => setTimeout(r, 300))
+        await waitFor(
+          () =>
+            idontwant
+              ? (heldByS.idontwants.get(id(o))?.size ?? 0) > 0 // stock emits nothing for it
+              : got.length === 1,
+          {
+            what: idontwant ? "O's IDONTWANT at S" : 'delivery at O',
+            ...(idontwant ? {} : { wakeOn: [artifacts(o)] }),
+          },
+        )
         return 'accept' as never
       })
       await fullyConnect([x, o, s])
       for (const n of [x, o, s]) subscribe(n, C)
-      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
-      const got = received(o)
+      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), { what: 'mesh' })
       await x.services.dissemination.publish(C, new Uint8Array(4000).fill(7))
-      await waitFor(() => got.length === 1, 5000, 'delivery')
-      await new Promise((r) => setTimeout(r, 600))
+      await waitFor(() => got.length === 1, { what: 'delivery', wakeOn: [artifacts(o)] })
+      // A barrier instead of a sleep: S relays on delivering, then sends O a message of its
+      // own on the same stream; once O has that, S's relay (if any) has arrived before it.
+      await waitFor(() => atS.length === 1, { what: 'delivery at S', wakeOn: [messages(s)] })
+      await s.services.pubsub.publish(C, text('barrier'))
+      await waitFor(() => got.length === 2, { what: 'the barrier at O', wakeOn: [artifacts(o)] })
       const stats = o.services.dissemination.stats()
       if (idontwant) {
         expect(stats.control.IDONTWANT?.sent).toBeGreaterThanOrEqual(1)
@@ -168,28 +188,35 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
   })
 
   it('we honour the IDONTWANT of stock peers', async () => {
-    // X publishes to O and S; S sends IDONTWANT to O at once; O validates slowly and then
-    // must not forward to S. With IDONTWANT off at S, O does send S its copy. S validates
-    // slower still, so its own relayed copy cannot be what keeps O from sending.
+    // X publishes to O and S; S sends IDONTWANT to O at once; O's validation waits for it
+    // and then O must not forward to S. With IDONTWANT off at S, O does send S its copy. S
+    // validates only once O has delivered, so its own relayed copy cannot be what keeps O
+    // from sending.
     for (const stockSendsIDontWant of [true, false]) {
       const x = await ours()
       const o = await ours()
       const s = await stock(stockSendsIDontWant ? {} : { idontwantMinDataSize: 1 << 30 })
-      s.services.pubsub.topicValidators.set(
-        C,
-        () => new Promise((r) => setTimeout(() => r(TopicValidatorResult.Accept), 1000)),
-      )
-      o.services.dissemination.setValidator(
-        C,
-        () => new Promise((r) => setTimeout(() => r('accept'), 300)),
-      )
+      const got = received(o)
+      s.services.pubsub.topicValidators.set(C, async () => {
+        await waitFor(() => got.length === 1, { what: 'delivery at O', wakeOn: [artifacts(o)] })
+        return TopicValidatorResult.Accept
+      })
+      o.services.dissemination.setValidator(C, async () => {
+        if (stockSendsIDontWant) {
+          // Our stats emit nothing: polled.
+          await waitFor(
+            () => (o.services.dissemination.stats().control.IDONTWANT?.received ?? 0) >= 1,
+            { what: "S's IDONTWANT at O" },
+          )
+        }
+        return 'accept' as const
+      })
       await fullyConnect([x, o, s])
       for (const n of [x, o, s]) subscribe(n, C)
-      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
-      const got = received(o)
+      await waitFor(() => [x, o, s].every((n) => meshOf(n, C).length === 2), { what: 'mesh' })
       await x.services.dissemination.publish(C, new Uint8Array(4000).fill(9))
-      await waitFor(() => got.length === 1, 5000, 'delivery')
-      await new Promise((r) => setTimeout(r, 200))
+      // O forwards (and counts what it sends) before it delivers: no wait beyond delivery.
+      await waitFor(() => got.length === 1, { what: 'delivery', wakeOn: [artifacts(o)] })
       const stats = o.services.dissemination.stats()
       if (stockSendsIDontWant) {
         expect(stats.control.IDONTWANT?.received).toBeGreaterThanOrEqual(1)
@@ -208,29 +235,23 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     const s2 = await stock()
     await fullyConnect([o, s, s2])
     for (const n of [o, s, s2]) subscribe(n, C)
-    await waitFor(() => meshOf(o, C).length === 2, 10_000, 'mesh')
+    await waitFor(() => meshOf(o, C).length === 2, { what: 'mesh' })
     const router = o.services.dissemination.core
 
     for (let t = 0; t < 150; t++) s.services.pubsub.subscribe(`extra-${t}`)
-    await waitFor(
-      () => (o.services.dissemination.stats().invalid['too-many-topics'] ?? 0) > 0,
-      5000,
-      'topic cap',
-    )
+    await waitFor(() => (o.services.dissemination.stats().invalid['too-many-topics'] ?? 0) > 0, {
+      what: 'topic cap',
+    })
     expect(router.getTopicPeers('extra-10')).toContain(id(s))
 
     // Peer exchange offers the peers s knows in C: make sure it knows s2 first.
-    await waitFor(
-      () => s.services.pubsub.getSubscribers(C).some((p) => p.toString() === id(s2)),
-      5000,
-      's to see s2 in the topic',
-    )
+    await waitFor(() => s.services.pubsub.getSubscribers(C).some((p) => p.toString() === id(s2)), {
+      what: 's to see s2 in the topic',
+    })
     s.services.pubsub.unsubscribe(C)
-    await waitFor(
-      () => (o.services.dissemination.stats().control.PRUNE?.received ?? 0) >= 1,
-      5000,
-      'PRUNE with peer exchange',
-    )
+    await waitFor(() => (o.services.dissemination.stats().control.PRUNE?.received ?? 0) >= 1, {
+      what: 'PRUNE with peer exchange',
+    })
     expect(meshOf(o, C)).not.toContain(id(s))
     expect(
       o.services.dissemination.stats().control['PRUNE px peers']?.received,
@@ -253,8 +274,7 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     })
     await waitFor(
       () => (o.services.dissemination.stats().invalid['broken-iwant-promise'] ?? 0) === 20,
-      5000,
-      'broken promises',
+      { what: 'broken promises' },
     )
     expect(o.services.dissemination.stats().control['IWANT ids']?.sent).toBe(20)
 
@@ -262,11 +282,9 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     const fromOurs = received(s2)
     await s2.services.pubsub.publish(C, text('still fine?'))
     await o.services.dissemination.publish(C, text('still fine!'))
-    await waitFor(
-      () => fromStock.length === 1 && fromOurs.length === 1,
-      5000,
-      'delivery after abuse',
-    )
+    await waitFor(() => fromStock.length === 1 && fromOurs.length === 1, {
+      what: 'delivery after abuse',
+    })
     expect(router.getPeers()).toContain(id(s))
   })
 
@@ -286,21 +304,22 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     ;(legacy.services.pubsub as unknown as { protocols: string[] }).protocols = [MESHSUB_1_1]
     await legacy.start()
     running.push(legacy)
-    // A slow validator keeps the legacy peer from relaying before x's copy reaches o.
-    legacy.services.pubsub.topicValidators.set(C, async () => {
-      await new Promise((r) => setTimeout(r, 300))
-      return 'accept' as never
-    })
     const x = await ours()
     const o = await ours()
+    // The legacy peer validates only once o has x's copy, so it cannot relay to o first.
+    const atO = received(o)
+    legacy.services.pubsub.topicValidators.set(C, async () => {
+      await waitFor(() => atO.length === 1, { what: 'delivery at o', wakeOn: [artifacts(o)] })
+      return 'accept' as never
+    })
     await fullyConnect([x, o, legacy])
     for (const n of [x, o, legacy]) subscribe(n, C)
-    await waitFor(() => [x, o, legacy].every((n) => meshOf(n, C).length === 2), 10_000, 'mesh')
+    await waitFor(() => [x, o, legacy].every((n) => meshOf(n, C).length === 2), { what: 'mesh' })
     expect(o.services.dissemination.core.getPeerProtocol(id(legacy))).toBe(MESHSUB_1_1)
     expect(o.services.dissemination.core.getPeerProtocol(id(x))).toBe(MESHSUB_1_2)
     const got = received(legacy)
     await x.services.dissemination.publish(C, new Uint8Array(4000).fill(5))
-    await waitFor(() => got.length === 1, 5000, 'delivery to the 1.1 peer')
+    await waitFor(() => got.length === 1, { what: 'delivery to the 1.1 peer' })
     // o's only IDONTWANT candidate besides the sender x is the 1.1 peer: nothing is sent.
     expect(o.services.dissemination.stats().control.IDONTWANT?.sent ?? 0).toBe(0)
   })

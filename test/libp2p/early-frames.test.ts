@@ -1,7 +1,8 @@
 import type { Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
-import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
+import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { waitFor } from '../support/wait.ts'
 
 const running: Libp2p[] = []
 
@@ -24,7 +25,7 @@ describe('the generic libp2p driver, on a new connection', () => {
     await connect(a, b)
     const knows = (x: typeof a, y: typeof a) =>
       x.services.dissemination.core.getTopicPeers('t').includes(y.peerId.toString())
-    await waitFor(() => knows(a, b) && knows(b, a), 5000, 'both subscriptions')
+    await waitFor(() => knows(a, b) && knows(b, a), { what: 'both subscriptions' })
     expect(
       a.services.dissemination.driverStats().earlyFramesDropped +
         b.services.dissemination.driverStats().earlyFramesDropped,

@@ -5,7 +5,8 @@ import type { PublishResult } from '../../src/core/dissemination.ts'
 import { encodeLengthPrefixed } from '../../src/core/length-prefixed.ts'
 import { messageIdKey } from '../../src/core/message-id.ts'
 import { FLOOD_PROTOCOL, type FloodService, flood } from '../../src/libp2p/flood-service.ts'
-import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
+import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { type Wake, waitFor } from '../support/wait.ts'
 
 type Node = Libp2p<{ dissemination: FloodService }>
 
@@ -16,6 +17,8 @@ afterEach(async () => {
   await Promise.all(nodes.map((n) => n.stop()))
   nodes = []
 })
+
+const artifacts = (ns: Node[]): Wake[] => ns.map((n) => [n.services.dissemination, 'artifact'])
 
 async function line(n: number, maxMessageBytes?: number): Promise<Node[]> {
   nodes = (await Promise.all(
@@ -29,8 +32,7 @@ async function line(n: number, maxMessageBytes?: number): Promise<Node[]> {
         (node, i) =>
           node.services.dissemination.getPeers().length === (i === 0 || i === n - 1 ? 1 : 2),
       ),
-    10_000,
-    'flood streams to open',
+    { what: 'flood streams to open' },
   )
   return nodes
 }
@@ -47,8 +49,9 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
         await ns[m % 4].services.dissemination.publish(TOPIC, new TextEncoder().encode(`msg ${m}`)),
       )
     }
-    await waitFor(() =>
-      got.every((g, i) => g.length === published.filter((_, m) => m % 4 !== i).length),
+    await waitFor(
+      () => got.every((g, i) => g.length === published.filter((_, m) => m % 4 !== i).length),
+      { what: 'every message at every other node', wakeOn: artifacts(ns) },
     )
     for (let i = 0; i < 4; i++) {
       const keys = new Set(got[i].map((a) => messageIdKey(a.id)))
@@ -72,10 +75,20 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
       class: 'ingress',
     })
     await ns[1].services.dissemination.publish(TOPIC, new Uint8Array([4]), { class: 'ingress' })
-    await waitFor(() => got[1] === 1 && got[0] === 1 && got[2] === 1)
-    await new Promise((r) => setTimeout(r, 200))
-    // Node 2 is two hops from node 0: it saw only node 1's message.
-    expect(got).toEqual([1, 1, 1])
+    await waitFor(() => got[1] === 1 && got[0] === 1 && got[2] === 1, {
+      what: "each ingress message at its origin's peers",
+      wakeOn: artifacts(ns),
+    })
+    // A barrier instead of a sleep: node 1 relays a consensus message from node 0 to node 2
+    // after anything it relayed before, so once node 2 has it, a wrongly relayed ingress
+    // message from node 0 would have arrived too.
+    await ns[0].services.dissemination.publish(TOPIC, new Uint8Array([5]))
+    await waitFor(() => got[2] === 2, {
+      what: 'the consensus barrier at node 2',
+      wakeOn: artifacts(ns),
+    })
+    // Node 2 is two hops from node 0: it saw only node 1's ingress message.
+    expect(got).toEqual([1, 2, 2])
   })
 
   it('rejects an oversized frame, counts it against the sender and keeps working', async () => {
@@ -84,17 +97,24 @@ describe('the generic libp2p driver, hosting the flooding core over TCP', () => 
     const attacker = ns[0]
     const stream = await attacker.dialProtocol(victim.peerId, FLOOD_PROTOCOL)
     stream.send(encodeLengthPrefixed(new Uint8Array(64 * 1024)))
-    await waitFor(() => victim.services.dissemination.stats().invalid['bad-framing'] === 1)
+    await waitFor(() => victim.services.dissemination.stats().invalid['bad-framing'] === 1, {
+      what: 'the oversized frame counted',
+    })
     expect(victim.services.dissemination.stats().invalidByPeer[attacker.peerId.toString()]).toBe(1)
     // Garbage inside a well-framed message is a decode error, also counted.
     const stream2 = await attacker.dialProtocol(victim.peerId, FLOOD_PROTOCOL)
     stream2.send(encodeLengthPrefixed(new Uint8Array([9, 9, 9])))
-    await waitFor(() => victim.services.dissemination.stats().invalid.ERR_DECODE === 1)
+    await waitFor(() => victim.services.dissemination.stats().invalid.ERR_DECODE === 1, {
+      what: 'the garbage counted',
+    })
     // The honest path still works.
     const got: Artifact[] = []
     victim.services.dissemination.on('artifact', (a) => got.push(a))
     await attacker.services.dissemination.publish(TOPIC, new Uint8Array([7]))
-    await waitFor(() => got.length === 1)
+    await waitFor(() => got.length === 1, {
+      what: 'the honest message',
+      wakeOn: [[victim.services.dissemination, 'artifact']],
+    })
     await expect(
       attacker.services.dissemination.publish(TOPIC, new Uint8Array(2048)),
     ).rejects.toMatchObject({ code: 'ERR_MESSAGE_TOO_LARGE' })

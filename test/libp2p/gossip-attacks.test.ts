@@ -2,7 +2,7 @@ import type { Libp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { AttackBed, createAttacker, gossipAttacks, runAttack } from '../support/gossip-attacks.ts'
-import { waitFor } from '../support/libp2p-node.ts'
+import { waitFor } from '../support/wait.ts'
 
 const T = 'blocks'
 let bed: AttackBed
@@ -43,16 +43,18 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
       // ...and, as it kept going, disconnected and denied.
       expect(router.isDenied(key)).toBe(true)
       expect(bed.b.services.dissemination.isDenied(x.peerId)).toBe(true)
-      await waitFor(
-        () => x.getConnections(bed.b.peerId).every((c) => c.status !== 'open'),
-        5000,
-        'the attacker connection closed',
-      )
+      await waitFor(() => x.getConnections(bed.b.peerId).every((c) => c.status !== 'open'), {
+        what: 'the attacker connection closed',
+        timeoutMs: 5000,
+      })
       expect(run.sent).toBeGreaterThan(0)
       // The gater refuses it now: a new connection dies at once, and the router never hears of it.
       expect(denyListGater(() => bed.b.services.dissemination).denyDialPeer!(x.peerId)).toBe(true)
       const again = await x.dial(bed.b.getMultiaddrs()[0]).catch(() => undefined)
-      await waitFor(() => again === undefined || again.status !== 'open', 5000, 'a refused redial')
+      await waitFor(() => again === undefined || again.status !== 'open', {
+        what: 'a refused redial',
+        timeoutMs: 5000,
+      })
       expect(router.getPeers()).not.toContain(key)
     })
   }

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Artifact } from '../../src/core/artifact.ts'
 import { InvalidParametersError } from '../../src/core/errors.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
-import { createTestNode, waitFor } from '../support/libp2p-node.ts'
+import { createTestNode } from '../support/libp2p-node.ts'
+import { waitFor } from '../support/wait.ts'
 
 const T = 'direct'
 const running: Libp2p[] = []
@@ -31,24 +32,31 @@ describe('direct peers on real libp2p nodes', () => {
     a.services.dissemination.subscribe(T)
     const svc = a.services.dissemination
     // Nobody dialled: the service connects to its direct peer by itself.
-    await waitFor(() => svc.core.getTopicPeers(T).includes(b.peerId.toString()), 10_000, 'b')
+    await waitFor(() => svc.core.getTopicPeers(T).includes(b.peerId.toString()), { what: 'b' })
     await svc.publish(T, new TextEncoder().encode('one'))
-    await waitFor(() => got.length === 1, 10_000, 'delivery')
+    await waitFor(() => got.length === 1, { what: 'delivery' })
     // b does not know the agreement and GRAFTs a: a answers with PRUNE, so after heartbeats
     // a's mesh still lacks b, and messages still flow.
-    await new Promise((r) => setTimeout(r, 2500))
+    await waitFor(() => (svc.stats().invalid['graft-from-direct-peer'] ?? 0) > 0, {
+      what: "b's GRAFT refused",
+    })
+    // Heartbeats emit nothing: their count is read from the router and polled.
+    const ticks = () => {
+      const n = (svc.core as unknown as { heartbeatTicks?: number }).heartbeatTicks
+      if (n === undefined) throw new Error('the router no longer counts heartbeatTicks')
+      return n
+    }
+    const after = ticks()
+    await waitFor(() => ticks() >= after + 2, { what: "two of a's heartbeats" })
     expect(svc.core.getMeshPeers(T)).not.toContain(b.peerId.toString())
-    expect(svc.stats().invalid['graft-from-direct-peer']).toBeGreaterThan(0)
     // b hangs up: a dials it again.
     await b.hangUp(a.peerId)
-    await waitFor(
-      () => a.getConnections(b.peerId).some((c) => c.status === 'open'),
-      10_000,
-      'redial',
-    )
-    await waitFor(() => svc.core.getTopicPeers(T).includes(b.peerId.toString()), 10_000, 'topic')
+    await waitFor(() => a.getConnections(b.peerId).some((c) => c.status === 'open'), {
+      what: 'redial',
+    })
+    await waitFor(() => svc.core.getTopicPeers(T).includes(b.peerId.toString()), { what: 'topic' })
     await svc.publish(T, new TextEncoder().encode('two'))
-    await waitFor(() => got.length === 2, 10_000, 'second delivery')
+    await waitFor(() => got.length === 2, { what: 'second delivery' })
     expect(got.map((x) => new TextDecoder().decode(x.data))).toEqual(['one', 'two'])
   })
 

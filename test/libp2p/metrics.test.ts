@@ -18,7 +18,8 @@ import {
 import type { QuorumEvent } from '../../src/rp/events.ts'
 import { clusterIdentities, payload, rpListFor } from '../rp/fixtures/cluster.ts'
 import { type Identity, privateKeyOf } from '../rp/fixtures/identity.ts'
-import { connect, waitFor } from '../support/libp2p-node.ts'
+import { connect } from '../support/libp2p-node.ts'
+import { waitFor } from '../support/wait.ts'
 
 const running: Libp2p[] = []
 
@@ -88,11 +89,10 @@ describe('metrics through libp2p’s metrics component (@libp2p/prometheus-metri
     }
     const [a, b] = nodes
     await connect(a, b)
-    await waitFor(
-      () => b.services.dissemination.core.getMeshPeers('t').length === 1,
-      10_000,
-      'a mesh',
-    )
+    await waitFor(() => b.services.dissemination.core.getMeshPeers('t').length === 1, {
+      what: 'a mesh',
+      timeoutMs: 10_000,
+    })
     // A frame whose length prefix claims 1 GiB: refused and counted against the sender.
     const attack = await a.dialProtocol(b.peerId, GOSSIP_PROTOCOLS[0])
     attack.send(new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x04]))
@@ -101,12 +101,11 @@ describe('metrics through libp2p’s metrics component (@libp2p/prometheus-metri
     for (let i = 1; i <= 5; i++) {
       await a.services.dissemination.publish('t', new Uint8Array(100 * i).fill(i))
     }
-    await waitFor(() => delivered.length === 5, 10_000, 'five deliveries')
-    await waitFor(
-      () => b.services.dissemination.stats().invalid['bad-framing'] === 1,
-      10_000,
-      'the bad frame',
-    )
+    await waitFor(() => delivered.length === 5, { what: 'five deliveries', timeoutMs: 10_000 })
+    await waitFor(() => b.services.dissemination.stats().invalid['bad-framing'] === 1, {
+      what: 'the bad frame',
+      timeoutMs: 10_000,
+    })
 
     const before = b.services.dissemination.stats()
     const samples = await scrape(registries[1])
@@ -156,7 +155,7 @@ describe('metrics through libp2p’s metrics component (@libp2p/prometheus-metri
 
     // A second scrape adds nothing that did not happen: counters are not pulled twice.
     await a.services.dissemination.publish('t', new Uint8Array(7))
-    await waitFor(() => delivered.length === 6, 10_000, 'a sixth delivery')
+    await waitFor(() => delivered.length === 6, { what: 'a sixth delivery', timeoutMs: 10_000 })
     const again = await scrape(registries[1])
     expect(again.get(`${p}delivered_total`)).toBe(6)
     expect(again.get(`${p}delivered_bytes_total`)).toBe(1507)
@@ -181,16 +180,15 @@ describe('metrics through libp2p’s metrics component (@libp2p/prometheus-metri
       ),
     )
     for (const m of members) m.services.rp.subscribe('blocks')
-    await waitFor(
-      () => rp.services.rp.view()?.totalCounts.blocks === 3,
-      15_000,
-      'every member registered',
-    )
+    await waitFor(() => rp.services.rp.view()?.totalCounts.blocks === 3, {
+      what: 'every member registered',
+      timeoutMs: 15_000,
+    })
     const quorums: QuorumEvent[] = []
     members[0].services.rp.on('quorum', (q) => quorums.push(q))
     const start = performance.now()
     await members[0].services.rp.publish('blocks', payload(1), { quorum: true })
-    await waitFor(() => quorums.length === 1, 10_000, 'the quorum')
+    await waitFor(() => quorums.length === 1, { what: 'the quorum', timeoutMs: 10_000 })
     const elapsed = (performance.now() - start) / 1000
 
     const samples = await scrape(registries[0])
@@ -199,11 +197,10 @@ describe('metrics through libp2p’s metrics component (@libp2p/prometheus-metri
     expect(sum).toBeGreaterThan(0)
     expect(sum).toBeLessThanOrEqual(elapsed)
     expect(samples.get('consensus_multicast_rp_published_total')).toBe(1)
-    await waitFor(
-      () => members[1].services.rp.stats().total.delivered === 1,
-      10_000,
-      'delivery to member 1',
-    )
+    await waitFor(() => members[1].services.rp.stats().total.delivered === 1, {
+      what: 'delivery to member 1',
+      timeoutMs: 10_000,
+    })
     const m1 = await scrape(registries[1])
     expect(m1.get('consensus_multicast_rp_delivered_total')).toBe(1)
     expect(m1.get('consensus_multicast_rp_delivered_bytes_total')).toBe(payload(1).length)

@@ -16,7 +16,8 @@ import { GOSSIP_PROTOCOLS } from '../../src/gossip/protocol-ids.ts'
 import { flood } from '../../src/libp2p/flood-service.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
 import { replicationPoints } from '../../src/libp2p/rp-service.ts'
-import { connect, createTestNode, waitFor } from '../support/libp2p-node.ts'
+import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { waitFor } from '../support/wait.ts'
 
 const RP_ADDR = '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5'
 
@@ -95,11 +96,10 @@ describe('the libp2p services, as js-libp2p services', () => {
     }
     const [a, b] = nodes
     await connect(a, b)
-    await waitFor(
-      () => a.services.dissemination.core.getMeshPeers('t').length === 1,
-      10_000,
-      'a mesh',
-    )
+    await waitFor(() => a.services.dissemination.core.getMeshPeers('t').length === 1, {
+      what: 'a mesh',
+      timeoutMs: 10_000,
+    })
     const service = b.services.dissemination
     const viaEvent: Artifact[] = []
     const viaOn: Artifact[] = []
@@ -117,14 +117,20 @@ describe('the libp2p services, as js-libp2p services', () => {
     expect(service.listenerCount('artifact')).toBe(3)
 
     const { id } = await a.services.dissemination.publish('t', new TextEncoder().encode('hello'))
-    await waitFor(() => viaEvent.length === 1 && viaOn.length === 1, 10_000, 'delivery')
+    await waitFor(() => viaEvent.length === 1 && viaOn.length === 1, {
+      what: 'delivery',
+      timeoutMs: 10_000,
+    })
     expect(viaEvent[0].id).toEqual(id)
     expect(new TextDecoder().decode(viaEvent[0].data)).toBe('hello')
     expect(viaOn[0]).toBe(viaEvent[0])
     expect(removed).toEqual([])
     // The throwing listener did not stop the next message either.
     await a.services.dissemination.publish('t', new TextEncoder().encode('again'))
-    await waitFor(() => viaEvent.length === 2 && viaOn.length === 2, 10_000, 'second delivery')
+    await waitFor(() => viaEvent.length === 2 && viaOn.length === 2, {
+      what: 'second delivery',
+      timeoutMs: 10_000,
+    })
     expect(service.stats().total.delivered).toBe(2)
   })
 
@@ -142,15 +148,17 @@ describe('the libp2p services, as js-libp2p services', () => {
     const peer = await createTestNode({ dissemination: gossip() })
     running.push(peer)
     await connect(peer, node)
-    await waitFor(() => node.services.dissemination.getPeers().length === 1, 10_000, 'a stream')
+    await waitFor(() => node.services.dissemination.getPeers().length === 1, {
+      what: 'a stream',
+      timeoutMs: 10_000,
+    })
     // Well framed, but not a gossipsub RPC: the router logs it (and counts it).
     const stream = await peer.dialProtocol(node.peerId, GOSSIP_PROTOCOLS[0])
     stream.send(encodeLengthPrefixed(new Uint8Array([0xff, 0xff, 0xff])))
-    await waitFor(
-      () => node.services.dissemination.stats().invalid['malformed-frame'] === 1,
-      10_000,
-      'the malformed frame',
-    )
+    await waitFor(() => node.services.dissemination.stats().invalid['malformed-frame'] === 1, {
+      what: 'the malformed frame',
+      timeoutMs: 10_000,
+    })
     expect(lines).toContainEqual({
       component: 'consensus-multicast:gossip',
       format: 'malformed frame from %s: %s',

@@ -1,14 +1,22 @@
 import { type ChildProcess, fork } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { RpView } from '../../src/rp/replication-point.ts'
-import { clusterIdentities, rpListFor, waitUntil } from './fixtures/cluster.ts'
+import { type Wake, waitFor } from '../support/wait.ts'
+import { clusterIdentities, rpListFor } from './fixtures/cluster.ts'
 import type { ChildConfig, FromChild, ToChild } from './fixtures/rp-node.ts'
 
 const TOPIC = 'blocks'
 const SCRIPT = fileURLToPath(new URL('./fixtures/rp-node.ts', import.meta.url))
 const MESSAGES = 60
 const KILL_AFTER = 20
+// Most time one node process may take to load and listen (about 2 s on an idle machine).
+const START_TIMEOUT_MS = 60_000
+// The children share a compile cache: a process after the first loads its modules faster.
+const COMPILE_CACHE = fileURLToPath(
+  new URL('../../node_modules/.cache/node-compile', import.meta.url),
+)
 
 /** One node in its own Node 24 process, driven over IPC. */
 class Child {
@@ -25,6 +33,7 @@ class Child {
     this.proc = fork(SCRIPT, [JSON.stringify(config)], {
       execPath: process.execPath,
       execArgv: [],
+      env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     this.proc.on('message', (m: FromChild) => {
@@ -66,6 +75,45 @@ class Child {
 
 const children: Child[] = []
 
+/** A child's IPC messages (ready, registered, a delivery...) and its exit: what tests await. */
+const wakeOn = (cs: Child[]): Wake[] => cs.map((c) => [c.proc, 'message', 'exit'])
+
+/** Throws if one of `cs` has exited, so that a wait on it fails at once; else true. */
+function stillRunning(cs: Child[]): true {
+  const gone = cs.findIndex((c) => c.proc.exitCode !== null || c.proc.signalCode !== null)
+  if (gone >= 0) throw new Error(`child ${gone} exited before the test was done`)
+  return true
+}
+
+/**
+ * Starts a process per config, no more loading at once than there are cores: started all
+ * together, fifteen Node processes load for so long on a busy machine that none is ready
+ * before a fixed deadline (the cause of "timed out waiting for every member registered").
+ * One at a time per core, each start is bounded on its own, however many there are.
+ */
+async function startChildren(configs: ChildConfig[]): Promise<Child[]> {
+  const parallel = availableParallelism()
+  const started: Child[] = []
+  const loading = () => started.filter((c) => !c.ready).length
+  for (const [i, config] of configs.entries()) {
+    await waitFor(() => stillRunning(started) && loading() < parallel, {
+      what: `a core free to start node process ${i}`,
+      wakeOn: wakeOn(started),
+      timeoutMs: START_TIMEOUT_MS,
+    })
+    const c = new Child(config)
+    children.push(c)
+    started.push(c)
+  }
+  await waitFor(() => stillRunning(started) && loading() === 0, {
+    what: 'every node process started',
+    wakeOn: wakeOn(started),
+    progress: () => started.length - loading(),
+    timeoutMs: START_TIMEOUT_MS,
+  })
+  return started
+}
+
 afterEach(() => {
   for (const c of children.splice(0)) if (c.proc.exitCode === null) c.proc.kill('SIGKILL')
 })
@@ -79,37 +127,61 @@ describe('RP failover with every node in its own process', () => {
     async (_what, signal) => {
       const ids = await clusterIdentities(3, 12)
       const backbone = ids.rps.map((r) => r.addr)
-      const rps = ids.rps.map((identity) => {
-        const c = new Child({
+      const all = await startChildren([
+        ...ids.rps.map((identity) => ({
           identity,
           topic: TOPIC,
-          init: { role: 'rp', backbone, helloIntervalMs: 200, redialIntervalMs: 300 },
-        })
-        children.push(c)
-        return c
-      })
-      const members = ids.members.map((identity, i) => {
-        const c = new Child({
+          init: { role: 'rp' as const, backbone, helloIntervalMs: 200, redialIntervalMs: 300 },
+        })),
+        ...ids.members.map((identity, i) => ({
           identity,
           topic: TOPIC,
           init: {
-            role: 'member',
+            role: 'member' as const,
             rps: rpListFor(i, ids.rps),
             heartbeatIntervalMs: 200,
             redialIntervalMs: 300,
           },
-        })
-        children.push(c)
-        return c
+        })),
+      ])
+      const rps = all.slice(0, 3)
+      const members = all.slice(3)
+      const fromChildren = wakeOn(all)
+      const count = (cs: Child[], f: (c: Child) => boolean) => cs.filter(f).length
+      const noneExited = () => stillRunning(all)
+      await waitFor(() => noneExited() && count(members, (m) => m.registered) === 12, {
+        what: 'every member registered',
+        wakeOn: fromChildren,
+        progress: () => count(members, (m) => m.registered),
+        timeoutMs: 20_000,
+        detail: () => `unregistered: ${members.flatMap((m, i) => (m.registered ? [] : i))}`,
       })
-      await waitUntil(() => members.every((m) => m.registered), 40_000, 'every member registered')
       const views = async () => Promise.all(rps.filter((r) => r.alive).map((r) => r.view()))
       let current: Array<RpView | null> = []
-      for (let t = 0; t < 150; t++) {
-        current = await views()
-        if (current.every((v) => v?.totalCounts[TOPIC] === 12 && v.reachable.length === 3)) break
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      // Nothing emits when a member count or a tree changes: polled.
+      await waitFor(
+        async () => {
+          current = await views()
+          // One tree at every RP: its two edges, as each RP sees them (RTT probes keep
+          // arriving for a while after every RP is reachable, and trees may differ till then).
+          const edges = new Set(
+            current.flatMap((v, k) =>
+              (v?.treeNeighbours ?? []).map((t) => [ids.rps[k].peerId, t].sort().join(' ')),
+            ),
+          )
+          return (
+            edges.size === 2 &&
+            current.every((v) => v?.totalCounts[TOPIC] === 12 && v.reachable.length === 3)
+          )
+        },
+        {
+          what: 'every RP counting 12 members, reaching the other two, on one tree',
+          pollMs: 100,
+          timeoutMs: 30_000,
+          detail: () =>
+            JSON.stringify(current.map((v) => [v?.totalCounts, v?.reachable, v?.treeNeighbours])),
+        },
+      )
       expect(current.map((v) => v?.totalCounts[TOPIC])).toEqual([12, 12, 12])
       // Fail the RP in the middle of the tree (its members and the tree both have to
       // recover), or, if members happened to avoid it, the one with the most members.
@@ -126,16 +198,18 @@ describe('RP failover with every node in its own process', () => {
       for (let n = 0; n < MESSAGES; n++) {
         if (n === KILL_AFTER) rps[victim].kill(signal)
         members[n % 12].send({ type: 'publish', n })
-        await new Promise((r) => setTimeout(r, 40))
+        await new Promise((r) => setTimeout(r, 40)) // the publishing rate, not a wait
       }
-      await waitUntil(
-        () =>
-          members.every(
-            (m, i) => m.received.size === MESSAGES - MESSAGES / 12 && !m.received.has(i),
-          ),
-        20_000,
-        'every message at every live member',
-      ).catch(() => undefined)
+      const wanted = MESSAGES - MESSAGES / 12
+      await waitFor(
+        () => members.every((m, i) => m.received.size === wanted && !m.received.has(i)),
+        {
+          what: 'every message at every live member',
+          wakeOn: fromChildren,
+          progress: () => members.reduce((a, m) => a + m.received.size, 0),
+          timeoutMs: 20_000,
+        },
+      ).catch(() => undefined) // what is missing is listed, one by one, below
       // Counted one by one: member i got every message but its own, exactly once.
       const missing: string[] = []
       for (const [i, m] of members.entries()) {
@@ -149,10 +223,23 @@ describe('RP failover with every node in its own process', () => {
       expect(members.flatMap((m) => m.failures)).toEqual([])
       expect(orphans).toBeGreaterThan(0)
       // The orphans registered with the surviving RPs: the counts are whole again.
-      const after = await views()
-      expect(after.map((v) => v?.totalCounts[TOPIC])).toEqual([12, 12])
-      expect(after.reduce((a, v) => a + (v?.localCounts[TOPIC] ?? 0), 0)).toBe(12)
+      let after: Array<RpView | null> = []
+      await waitFor(
+        async () => {
+          after = await views()
+          const local = after.reduce((a, v) => a + (v?.localCounts[TOPIC] ?? 0), 0)
+          return local === 12 && after.every((v) => v?.totalCounts[TOPIC] === 12)
+        },
+        {
+          what: 'the surviving RPs counting all 12 members',
+          pollMs: 100,
+          timeoutMs: 20_000,
+          detail: () => JSON.stringify(after.map((v) => [v?.localCounts, v?.totalCounts])),
+        },
+      )
+      expect(after).toHaveLength(2)
     },
-    90_000,
+    // A backstop only: every stage above has its own bound on time without progress.
+    300_000,
   )
 })

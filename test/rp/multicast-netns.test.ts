@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DATAGRAM_OVERHEAD } from '../../src/rp/multicast/datagram-codec.ts'
 import type { HostConfig } from '../support/multicast-host.ts'
 import { createNetnsLan, type NetnsLan, probeNetnsSupport } from '../support/netns.ts'
+import { waitFor } from '../support/wait.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const NODE = join(ROOT, 'node_modules', '.bin', 'node')
@@ -232,10 +233,13 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
     await members[MEMBERS - 1].command({ cmd: 'spoof', count: SPOOFED })
     await members[MEMBERS - 1].next('spoofed')
     let asm = (await members[0].command({ cmd: 'stats' }))!
-    for (let i = 0; i < 200 && (asm.sourceDropped as number) < SPOOFED; i++) {
-      await new Promise((r) => setTimeout(r, 50))
-      asm = (await members[0].command({ cmd: 'stats' }))!
-    }
+    await waitFor(
+      async () => {
+        asm = (await members[0].command({ cmd: 'stats' }))!
+        return (asm.sourceDropped as number) >= SPOOFED
+      },
+      { what: 'the any-source member dropping every spoofed datagram', pollMs: 50 },
+    )
     expect(asm.sourceDropped).toBe(SPOOFED)
     const after = await Promise.all(members.map((m) => m.command({ cmd: 'stats' })))
     for (const [i, st] of after.entries()) {

@@ -11,7 +11,7 @@ import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { emptyControl, encodeRpc, type Rpc } from '../../src/gossip/rpc-codec.ts'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
-import { waitFor } from './libp2p-node.ts'
+import { waitFor } from './wait.ts'
 
 /**
  * The gossip attacks of issue 11, as hand-built `/meshsub/1.2.0` frames an outside attacker
@@ -378,8 +378,7 @@ export class AttackBed {
         mesh().includes(c.peerId.toString()) &&
         a.services.dissemination.core.getMeshPeers(topic).length > 0 &&
         c.services.dissemination.core.getMeshPeers(topic).length > 0,
-      15_000,
-      'the meshes of A, B and C',
+      { what: 'the meshes of A, B and C', timeoutMs: 15_000 },
     )
     return bed
   }
@@ -415,9 +414,10 @@ export class AttackBed {
     await publisher
     const elapsedMs = Date.now() - start
     const delivered = () => this.latencies.length - firstLatency
-    await waitFor(() => delivered() >= published, drainMs, 'every honest message at C').catch(
-      () => {},
-    )
+    await waitFor(() => delivered() >= published, {
+      what: 'every honest message at C',
+      timeoutMs: drainMs,
+    }).catch(() => {})
     return {
       result,
       traffic: {

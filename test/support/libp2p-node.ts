@@ -27,16 +27,3 @@ export async function createTestNode<S extends ServiceMap>(
 export async function connect(a: Libp2p, b: Libp2p): Promise<void> {
   await a.dial(b.getMultiaddrs()[0])
 }
-
-/** Polls `condition` every 20 ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(
-  condition: () => boolean,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}

@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { waitFor } from './wait.ts'
 
 const run = promisify(execFile)
 
@@ -46,20 +47,6 @@ export interface NetnsLan {
   waitForMembers(group: string, ports: string[], timeoutMs?: number): Promise<void>
   /** Deletes every namespace (and with them the veths and the bridge). */
   destroy(): Promise<void>
-}
-
-/** Polls `check` every 25 ms until it returns true; throws `what` after `timeoutMs`. */
-async function until(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: () => Promise<string>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`${await what()} after ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
 }
 
 async function ip(args: string[], input?: string): Promise<string> {
@@ -192,10 +179,17 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
       ).stdout
         .trim()
         .split('\n')
-    await until(
-      async () => (await states()).filter((x) => x === '3').length === hostCount,
-      10_000,
-      async () => `bridge port states ${(await states()).join(',')} (3 = forwarding)`,
+    let seen: string[] = []
+    await waitFor(
+      async () => {
+        seen = await states()
+        return seen.filter((x) => x === '3').length === hostCount
+      },
+      {
+        what: 'every bridge port forwarding',
+        pollMs: 25,
+        detail: () => `bridge port states ${seen.join(',')} (3 = forwarding)`,
+      },
     )
   } catch (err) {
     await destroy()
@@ -228,14 +222,18 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
         const entries = (await mdb()).split('\n').filter((l) => l.includes(`grp ${group}`))
         return new Set(entries.map((l) => /port (\S+)/.exec(l)?.[1]))
       }
-      await until(
+      let known = new Set<string | undefined>()
+      await waitFor(
         async () => {
-          const m = await members()
-          return ports.every((p) => m.has(p))
+          known = await members()
+          return ports.every((p) => known.has(p))
         },
-        timeoutMs,
-        async () =>
-          `the bridge knows members ${[...(await members())].join(',')} of ${group}, not all of ${ports.join(',')}`,
+        {
+          what: `the bridge learning every member of ${group}`,
+          timeoutMs,
+          pollMs: 25,
+          detail: () => `it knows ${[...known].join(',')}, not all of ${ports.join(',')}`,
+        },
       )
     },
     destroy,
