@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Identity, newIdentity } from '../rp/fixtures/identity.ts'
+import { freePorts, type Identity, newIdentity } from '../rp/fixtures/identity.ts'
 import { NodeProcess } from './node-process.ts'
 
 /** Bound on each wait: process start on a loaded 2-core machine, then a few heartbeats. */
@@ -68,7 +68,7 @@ describe('consensus-multicast node, three gossip processes', () => {
   let aId: Identity
 
   beforeAll(async () => {
-    aId = await newIdentity()
+    aId = await newIdentity((await freePorts(1))[0])
     const aArgs = [...common, ...status, '--metrics-port', '0', ...(await identityArgs(aId))]
     a = new NodeProcess(aArgs, { stdin: true })
     b = new NodeProcess([...common, '--no-stdin', '--peer', aId.addr])
@@ -176,7 +176,7 @@ describe('consensus-multicast node, an RP and two members', () => {
   let m2: NodeProcess
 
   beforeAll(async () => {
-    const rpId = await newIdentity()
+    const rpId = await newIdentity((await freePorts(1))[0])
     rp = new NodeProcess([...common, '--role', 'rp', '--no-stdin', ...(await identityArgs(rpId))])
     const addr = rpId.addr
     m1 = new NodeProcess([...common, '--role', 'member', '--rp', addr], { stdin: true })
