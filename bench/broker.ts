@@ -35,8 +35,8 @@ import {
   FrameKind,
 } from '../src/broker/wire.ts'
 import { WorkerAuthenticator } from '../src/broker/worker-authenticator.ts'
-import type { Env } from '../src/core/env.ts'
-import { nodeTimer } from '../src/core/system-clock.ts'
+import type { Env } from '../src/common/env.ts'
+import { nodeTimer } from '../src/common/system-clock.ts'
 import { BlsKeyPair } from '../src/crypto/bls.ts'
 import {
   Ed25519KeyPair,

@@ -22,7 +22,7 @@ import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { distribution } from '../src/core/distribution.ts'
+import { distribution } from '../src/common/distribution.ts'
 import { type GossipService, gossip } from '../src/libp2p/gossip-service.ts'
 import { randomRegularGraph } from '../src/sim/graph.ts'
 import {

@@ -19,8 +19,8 @@
  *
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N]
  */
-import type { ArtifactClass } from '../src/core/artifact.ts'
-import { messageIdKey } from '../src/core/message-id.ts'
+import type { ArtifactClass } from '../src/common/artifact.ts'
+import { messageIdKey } from '../src/common/message-id.ts'
 import type { GossipRouter } from '../src/gossip/router.ts'
 import {
   gossipOptimizedStrategy,

@@ -5,7 +5,7 @@
  * a member, and repair latency at 1% and 5% loss over real UDP sockets on loopback.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { monotonicNow, nodeTimer } from '../src/core/system-clock.ts'
+import { monotonicNow, nodeTimer } from '../src/common/system-clock.ts'
 import {
   Ed25519KeyPair,
   importEd25519PublicKey,

@@ -18,8 +18,8 @@
  * Usage: npm run bench -- rp-sim [--members N] [--messages M]
  */
 
-import { distribution } from '../src/core/distribution.ts'
-import type { MessageId } from '../src/core/message-id.ts'
+import { distribution } from '../src/common/distribution.ts'
+import type { MessageId } from '../src/common/message-id.ts'
 import type { RpMember } from '../src/rp/member.ts'
 import type { ReplicationPoint } from '../src/rp/replication-point.ts'
 import type { DeliveryTracker } from '../src/sim/metrics.ts'

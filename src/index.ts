@@ -5,8 +5,8 @@
  * has its own entry point: `consensus-multicast/flood`, `/gossip`, `/rp`, `/broker`, and the
  * simulator `consensus-multicast/sim`.
  */
-export type { Artifact, ArtifactClass, PeerKey, Topic } from './core/artifact.ts'
-export { ARTIFACT_CLASSES, isArtifactClass } from './core/artifact.ts'
+export type { Artifact, ArtifactClass, PeerKey, Topic } from './common/artifact.ts'
+export { ARTIFACT_CLASSES, isArtifactClass } from './common/artifact.ts'
 export type {
   Dissemination,
   DisseminationEvents,
@@ -15,16 +15,16 @@ export type {
   PublishResult,
   RejectedEvent,
   StrategyName,
-} from './core/dissemination.ts'
-export type { Listener } from './core/emitter.ts'
+} from './common/dissemination.ts'
+export type { Listener } from './common/emitter.ts'
 export type {
   DisconnectOptions,
   Env,
   PeerInfo,
   ProtocolCore,
   TimerHandle,
-} from './core/env.ts'
-export type { ErrorCode } from './core/errors.ts'
+} from './common/env.ts'
+export type { ErrorCode } from './common/errors.ts'
 export {
   ConsensusMulticastError,
   DecodeError,
@@ -39,14 +39,14 @@ export {
   SignatureError,
   TimeoutError,
   ValidationError,
-} from './core/errors.ts'
-export type { MessageId } from './core/message-id.ts'
-export { messageIdEquals, messageIdFromKey, messageIdKey } from './core/message-id.ts'
+} from './common/errors.ts'
+export type { MessageId } from './common/message-id.ts'
+export { messageIdEquals, messageIdFromKey, messageIdKey } from './common/message-id.ts'
 export type {
   ControlStats,
   DisseminationStats,
   FlowStats,
   WireStats,
-} from './core/stats.ts'
-export type { ValidationResult, Validator } from './core/validation.ts'
+} from './common/stats.ts'
+export type { ValidationResult, Validator } from './common/validation.ts'
 export type { DriverStats } from './libp2p/service-metrics.ts'

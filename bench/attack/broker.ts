@@ -18,7 +18,7 @@ import { availableParallelism, loadavg } from 'node:os'
 import { BrokerNode } from '../../src/broker/broker-node.ts'
 import { ClientNode } from '../../src/broker/client-node.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
-import { distribution } from '../../src/core/distribution.ts'
+import { distribution } from '../../src/common/distribution.ts'
 import {
   badlySigned,
   capturedSubmissions,

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { distribution } from '../../src/core/distribution.ts'
+import { distribution } from '../../src/common/distribution.ts'
 import { AttackBed, type AttackRun, gossipAttacks } from '../../test/support/gossip-attacks.ts'
 import { fmt, printTable, type Row, writeResults } from '../report.ts'
 

@@ -7,8 +7,8 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SingleSequencer } from '../../src/broker/orderer.ts'
-import { distribution } from '../../src/core/distribution.ts'
-import { TimeoutError } from '../../src/core/errors.ts'
+import { distribution } from '../../src/common/distribution.ts'
+import { TimeoutError } from '../../src/common/errors.ts'
 import {
   type BrokerReport,
   type BrokerSettings,

@@ -33,7 +33,7 @@ import { logger } from '@libp2p/logger'
 import { Directory } from '../../src/broker/directory.ts'
 import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'
 import { encodeSubmission } from '../../src/broker/wire.ts'
-import { ConsensusMulticastError } from '../../src/core/errors.ts'
+import { ConsensusMulticastError } from '../../src/common/errors.ts'
 import { BlsKeyPair } from '../../src/crypto/bls.ts'
 import { Ed25519KeyPair } from '../../src/crypto/ed25519.ts'
 

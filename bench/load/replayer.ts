@@ -18,9 +18,9 @@ import {
   frameKind,
   type InclusionProof,
 } from '../../src/broker/wire.ts'
-import type { PeerKey } from '../../src/core/artifact.ts'
-import type { Env } from '../../src/core/env.ts'
-import { InvalidParametersError } from '../../src/core/errors.ts'
+import type { PeerKey } from '../../src/common/artifact.ts'
+import type { Env } from '../../src/common/env.ts'
+import { InvalidParametersError } from '../../src/common/errors.ts'
 import { importEd25519PublicKey } from '../../src/crypto/ed25519.ts'
 import { verifyMerkleProof } from '../../src/crypto/merkle.ts'
 import type { ReplayReport } from './ipc.ts'

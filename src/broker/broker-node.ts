@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
-import type { PeerKey } from '../core/artifact.ts'
-import type { Env } from '../core/env.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import type { Env } from '../common/env.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
 import { Broker, type BrokerOptions } from './broker.ts'
 import type { Orderer } from './orderer.ts'

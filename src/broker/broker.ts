@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto'
-import type { PeerKey } from '../core/artifact.ts'
-import { CoreBase } from '../core/core-base.ts'
-import type { RejectedEvent } from '../core/dissemination.ts'
-import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
-import { InvalidParametersError } from '../core/errors.ts'
-import { messageIdKey } from '../core/message-id.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import { CoreBase } from '../common/core-base.ts'
+import type { RejectedEvent } from '../common/dissemination.ts'
+import type { Env, ProtocolCore, TimerHandle } from '../common/env.ts'
+import { InvalidParametersError } from '../common/errors.ts'
+import { messageIdKey } from '../common/message-id.ts'
 import {
   type BlsDecodedShare,
   blsAggregateShares,

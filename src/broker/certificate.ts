@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto'
-import type { ByteReader, ByteWriter } from '../core/binary.ts'
-import { DecodeError } from '../core/errors.ts'
+import type { ByteReader, ByteWriter } from '../common/binary.ts'
+import { DecodeError } from '../common/errors.ts'
 import { ED25519_SIGNATURE_LENGTH, verifyEd25519Prepared } from '../crypto/ed25519.ts'
 import { MERKLE_HASH_LENGTH } from '../crypto/merkle.ts'
 import { deliveryInput } from './signing.ts'

@@ -1,15 +1,15 @@
 import type { KeyObject } from 'node:crypto'
-import type { PeerKey } from '../core/artifact.ts'
-import { CoreBase } from '../core/core-base.ts'
-import type { RejectedEvent } from '../core/dissemination.ts'
-import type { Env, ProtocolCore, TimerHandle } from '../core/env.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import { CoreBase } from '../common/core-base.ts'
+import type { RejectedEvent } from '../common/dissemination.ts'
+import type { Env, ProtocolCore, TimerHandle } from '../common/env.ts'
 import {
   DuplicateMessageError,
   InvalidParametersError,
   LimitExceededError,
   MessageTooLargeError,
   NotStartedError,
-} from '../core/errors.ts'
+} from '../common/errors.ts'
 import type { BlsKeyPair } from '../crypto/bls.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
 import { verifyMerkleProof } from '../crypto/merkle.ts'

@@ -1,4 +1,4 @@
-import { distribution } from '../core/distribution.ts'
+import { distribution } from '../common/distribution.ts'
 import { LocalCluster } from './local-cluster.ts'
 import type { BrokerLimits } from './params.ts'
 

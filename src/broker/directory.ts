@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto'
-import { InvalidParametersError, SignatureError } from '../core/errors.ts'
+import { InvalidParametersError, SignatureError } from '../common/errors.ts'
 import { type BlsPublicKey, blsAggregatePublicKeys, blsVerifyPossession } from '../crypto/bls.ts'
 import { importEd25519PublicKey } from '../crypto/ed25519.ts'
 

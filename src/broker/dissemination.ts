@@ -1,16 +1,16 @@
 import { logger } from '@libp2p/logger'
-import type { Artifact, ArtifactClass, Topic } from '../core/artifact.ts'
+import type { Artifact, ArtifactClass, Topic } from '../common/artifact.ts'
 import type {
   Dissemination,
   DisseminationEvents,
   PublishOptions,
   PublishResult,
-} from '../core/dissemination.ts'
-import { Emitter, type Listener } from '../core/emitter.ts'
-import { InvalidParametersError } from '../core/errors.ts'
-import { contentMessageId, type MessageId } from '../core/message-id.ts'
-import { StatsRecorder } from '../core/stats.ts'
-import type { ValidationResult, Validator } from '../core/validation.ts'
+} from '../common/dissemination.ts'
+import { Emitter, type Listener } from '../common/emitter.ts'
+import { InvalidParametersError } from '../common/errors.ts'
+import { contentMessageId, type MessageId } from '../common/message-id.ts'
+import { StatsRecorder } from '../common/stats.ts'
+import type { ValidationResult, Validator } from '../common/validation.ts'
 import type { BrokerClient } from './client.ts'
 import type { BrokerDelivery, WitnessServer } from './server.ts'
 

@@ -1,5 +1,5 @@
-import { ByteReader, ByteWriter } from '../core/binary.ts'
-import { DecodeError } from '../core/errors.ts'
+import { ByteReader, ByteWriter } from '../common/binary.ts'
+import { DecodeError } from '../common/errors.ts'
 import { BLS_SIGNATURE_LENGTH } from '../crypto/bls.ts'
 import { ED25519_SIGNATURE_LENGTH } from '../crypto/ed25519.ts'
 import { sha256 } from '../crypto/merkle.ts'

@@ -1,5 +1,5 @@
-import { ByteReader, ByteWriter } from '../core/binary.ts'
-import { DecodeError } from '../core/errors.ts'
+import { ByteReader, ByteWriter } from '../common/binary.ts'
+import { DecodeError } from '../common/errors.ts'
 import type { BrokerLimits } from './params.ts'
 
 /** One entry inside a Merkle leaf. */

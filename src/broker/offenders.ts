@@ -1,5 +1,5 @@
-import type { PeerKey } from '../core/artifact.ts'
-import { InvalidParametersError } from '../core/errors.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 
 /** Where a datagram came from, for accounting: its address and its network prefix. */
 export interface Source {

@@ -1,5 +1,5 @@
 import { logger } from '@libp2p/logger'
-import { messageIdKey } from '../core/message-id.ts'
+import { messageIdKey } from '../common/message-id.ts'
 import type { Shard } from './certificate.ts'
 
 const log = logger('consensus-multicast:broker:orderer')

@@ -1,5 +1,5 @@
-import { InvalidParametersError } from '../core/errors.ts'
-import { withDefaults } from '../core/options.ts'
+import { InvalidParametersError } from '../common/errors.ts'
+import { withDefaults } from '../common/options.ts'
 
 /** Limits every broker-protocol decoder enforces (bytes and counts). */
 export interface BrokerLimits {

@@ -1,4 +1,4 @@
-import type { PeerKey } from '../core/artifact.ts'
+import type { PeerKey } from '../common/artifact.ts'
 import type { Submission } from './wire.ts'
 
 /** What the broker knows of a submission it has seen. */

@@ -1,5 +1,5 @@
-import type { Env } from '../core/env.ts'
-import { monotonicNow, nodeTimer } from '../core/system-clock.ts'
+import type { Env } from '../common/env.ts'
+import { monotonicNow, nodeTimer } from '../common/system-clock.ts'
 import type { Orderer } from './orderer.ts'
 import { WitnessServer, type WitnessServerOptions } from './server.ts'
 import { TcpListener } from './tcp-link.ts'

@@ -1,7 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { logger } from '@libp2p/logger'
-import type { PeerKey } from '../core/artifact.ts'
-import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../core/length-prefixed.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../common/length-prefixed.ts'
 
 const log = logger('consensus-multicast:broker:tcp')
 

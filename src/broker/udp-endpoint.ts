@@ -1,9 +1,9 @@
 import { createSocket, type Socket } from 'node:dgram'
 import { logger } from '@libp2p/logger'
-import type { PeerKey } from '../core/artifact.ts'
-import type { Env } from '../core/env.ts'
-import { InvalidParametersError } from '../core/errors.ts'
-import { monotonicNow, nodeTimer } from '../core/system-clock.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import type { Env } from '../common/env.ts'
+import { InvalidParametersError } from '../common/errors.ts'
+import { monotonicNow, nodeTimer } from '../common/system-clock.ts'
 
 const log = logger('consensus-multicast:broker:udp')
 

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads'
-import { InvalidParametersError } from '../core/errors.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 import type { SubmissionAuthenticator } from './authenticator.ts'
 import type { Directory } from './directory.ts'
 import { type BrokerLimits, brokerLimits } from './params.ts'

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import { type ArtifactClass, isArtifactClass } from '../core/artifact.ts'
+import { type ArtifactClass, isArtifactClass } from '../common/artifact.ts'
 
 /** The strategies the node command runs. */
 export const NODE_STRATEGIES = ['gossip', 'rp', 'flood'] as const

@@ -1,9 +1,9 @@
 import { randomFillSync } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import type { ArtifactClass } from '../core/artifact.ts'
-import { ConsensusMulticastError } from '../core/errors.ts'
-import { messageIdKey } from '../core/message-id.ts'
+import type { ArtifactClass } from '../common/artifact.ts'
+import { ConsensusMulticastError } from '../common/errors.ts'
+import { messageIdKey } from '../common/message-id.ts'
 import type { NodeService } from './node-libp2p.ts'
 
 /** Lines read from stdin that may wait for their publish at once. */

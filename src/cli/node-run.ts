@@ -4,8 +4,8 @@
  */
 import { logger } from '@libp2p/logger'
 import { Registry } from 'prom-client'
-import type { Dissemination } from '../core/dissemination.ts'
-import { messageIdKey } from '../core/message-id.ts'
+import type { Dissemination } from '../common/dissemination.ts'
+import { messageIdKey } from '../common/message-id.ts'
 import { serveMetrics } from './metrics-server.ts'
 import type { NodeConfig } from './node-config.ts'
 import { loadOrCreateKey } from './node-identity.ts'

@@ -1,4 +1,4 @@
-import type { DisseminationStats } from '../core/stats.ts'
+import type { DisseminationStats } from '../common/stats.ts'
 import { GossipRouter } from '../gossip/router.ts'
 import { RpMember } from '../rp/member.ts'
 import type { CliNode } from './node-libp2p.ts'

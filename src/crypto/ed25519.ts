@@ -8,7 +8,7 @@ import {
 } from 'node:crypto'
 import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
-import { InvalidParametersError } from '../core/errors.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 
 // @noble/ed25519 v3 needs a sync sha512 for its synchronous API.
 ed.hashes.sha512 = sha512

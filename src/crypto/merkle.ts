@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto'
-import { DecodeError } from '../core/errors.ts'
+import { DecodeError } from '../common/errors.ts'
 
 /** A hash function returning 32 bytes. */
 export type HashFunction = (data: Uint8Array) => Uint8Array

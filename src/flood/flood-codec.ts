@@ -1,7 +1,7 @@
-import type { ArtifactClass } from '../core/artifact.ts'
-import { ByteReader, ByteWriter } from '../core/binary.ts'
-import { DecodeError } from '../core/errors.ts'
-import type { MessageId } from '../core/message-id.ts'
+import type { ArtifactClass } from '../common/artifact.ts'
+import { ByteReader, ByteWriter } from '../common/binary.ts'
+import { DecodeError } from '../common/errors.ts'
+import type { MessageId } from '../common/message-id.ts'
 
 /** Version byte of the flooding frame. */
 export const FLOOD_VERSION = 1

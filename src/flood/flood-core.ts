@@ -1,18 +1,18 @@
-import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import { CoreBase } from '../core/core-base.ts'
-import type { Dissemination, PublishOptions, PublishResult } from '../core/dissemination.ts'
-import type { Env, ProtocolCore } from '../core/env.ts'
+import type { Artifact, ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
+import { CoreBase } from '../common/core-base.ts'
+import type { Dissemination, PublishOptions, PublishResult } from '../common/dissemination.ts'
+import type { Env, ProtocolCore } from '../common/env.ts'
 import {
   ConsensusMulticastError,
   DuplicateMessageError,
   InvalidParametersError,
   MessageTooLargeError,
   NoPeersError,
-} from '../core/errors.ts'
-import { contentMessageId, messageIdKey } from '../core/message-id.ts'
-import { withDefaults } from '../core/options.ts'
-import { SeenCache } from '../core/seen-cache.ts'
-import type { ValidationResult } from '../core/validation.ts'
+} from '../common/errors.ts'
+import { contentMessageId, messageIdKey } from '../common/message-id.ts'
+import { withDefaults } from '../common/options.ts'
+import { SeenCache } from '../common/seen-cache.ts'
+import type { ValidationResult } from '../common/validation.ts'
 import { decodeFloodFrame, encodeFloodFrame, type FloodLimits } from './flood-codec.ts'
 
 /** Options of the flooding strategy. */

@@ -1,6 +1,6 @@
-import type { PeerKey } from '../core/artifact.ts'
-import type { TimerHandle } from '../core/env.ts'
-import type { MessageId } from '../core/message-id.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import type { TimerHandle } from '../common/env.ts'
+import type { MessageId } from '../common/message-id.ts'
 
 /** What the limiter does to the outside world (through the router's Env). */
 export interface IWantLimiterHooks {

@@ -1,5 +1,5 @@
-import type { ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import type { MessageId } from '../core/message-id.ts'
+import type { ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
+import type { MessageId } from '../common/message-id.ts'
 import type { RpcMessage } from './rpc-codec.ts'
 
 /** A cached message, ready to be re-sent in reply to IWANT. */

@@ -1,5 +1,5 @@
-import type { ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import { InvalidParametersError } from '../core/errors.ts'
+import type { ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 import {
   BUDGET_KINDS,
   type BudgetKind,

@@ -1,4 +1,4 @@
-import type { PeerKey } from '../core/artifact.ts'
+import type { PeerKey } from '../common/artifact.ts'
 
 /**
  * The kinds of input a peer spends budget on. Each is counted in the unit whose cost a peer

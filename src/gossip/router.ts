@@ -1,18 +1,18 @@
 import type { PrivateKey } from '@libp2p/interface'
-import type { Artifact, ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import { CoreBase } from '../core/core-base.ts'
-import type { Dissemination, PublishOptions, PublishResult } from '../core/dissemination.ts'
-import type { Env, PeerInfo, ProtocolCore, TimerHandle } from '../core/env.ts'
+import type { Artifact, ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
+import { CoreBase } from '../common/core-base.ts'
+import type { Dissemination, PublishOptions, PublishResult } from '../common/dissemination.ts'
+import type { Env, PeerInfo, ProtocolCore, TimerHandle } from '../common/env.ts'
 import {
   DuplicateMessageError,
   InvalidParametersError,
   MessageTooLargeError,
   NoPeersError,
   NotStartedError,
-} from '../core/errors.ts'
-import { type MessageId, messageIdKey } from '../core/message-id.ts'
-import { SeenCache } from '../core/seen-cache.ts'
-import type { ValidationResult } from '../core/validation.ts'
+} from '../common/errors.ts'
+import { type MessageId, messageIdKey } from '../common/message-id.ts'
+import { SeenCache } from '../common/seen-cache.ts'
+import type { ValidationResult } from '../common/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'

@@ -4,8 +4,8 @@ import {
   type Reader,
   type Writer,
 } from 'protons-runtime'
-import { DecodeError } from '../core/errors.ts'
-import { expectWireType, LEN, readFields, VARINT } from '../core/protobuf-fields.ts'
+import { DecodeError } from '../common/errors.ts'
+import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fields.ts'
 
 /**
  * The gossipsub RPC protobuf (meshsub 1.0 to 1.2), written by hand with protons-runtime's

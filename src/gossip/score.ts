@@ -1,4 +1,4 @@
-import type { PeerKey, Topic } from '../core/artifact.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
 import type { ScoreParams, TopicScoreParams } from './params.ts'
 
 /** Counters of one peer in one topic. */

@@ -1,6 +1,6 @@
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 
-/** Anything that can say whether a peer is refused (a {@link CoreService} can). */
+/** Anything that can say whether a peer is refused (a {@link DisseminationService} can). */
 export interface DenyList {
   /** True while `peer` must be refused. */
   isDenied(peer: PeerId): boolean

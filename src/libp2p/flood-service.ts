@@ -1,11 +1,14 @@
 import { FloodCore, type FloodOptions } from '../flood/flood-core.ts'
-import { CoreService, type CoreServiceComponents } from './core-service.ts'
+import {
+  DisseminationService,
+  type DisseminationServiceComponents,
+} from './dissemination-service.ts'
 
 /** Protocol id of the flooding strategy. */
 export const FLOOD_PROTOCOL = '/consensus-multicast/flood/1.0.0'
 
 /** The flooding strategy as a libp2p service. */
-export type FloodService = CoreService<FloodCore>
+export type FloodService = DisseminationService<FloodCore>
 
 /**
  * Flooding as a libp2p 3 service: `createLibp2p({ services: { dissemination: flood() } })`.
@@ -13,9 +16,9 @@ export type FloodService = CoreService<FloodCore>
  */
 export function flood(
   options: FloodOptions = {},
-): (components: CoreServiceComponents) => FloodService {
+): (components: DisseminationServiceComponents) => FloodService {
   return (components) =>
-    new CoreService(
+    new DisseminationService(
       components,
       {
         protocols: [FLOOD_PROTOCOL],

@@ -4,20 +4,20 @@ import { resolveGossipParams } from '../gossip/params.ts'
 import { GOSSIP_PROTOCOLS } from '../gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../gossip/router.ts'
 import {
-  CoreService,
-  type CoreServiceComponents,
-  type CoreServiceOptions,
+  DisseminationService,
+  type DisseminationServiceComponents,
+  type DisseminationServiceOptions,
   peerAddresses,
-} from './core-service.ts'
+} from './dissemination-service.ts'
 
 /**
  * The optimized gossip router as a libp2p service. Beside the common metrics it reports the
  * router's send-queue drops, IDONTWANT cancellations and the mesh size per topic.
  */
-export class GossipService extends CoreService<GossipRouter> {
+export class GossipService extends DisseminationService<GossipRouter> {
   constructor(
     components: GossipServiceComponents,
-    options: CoreServiceOptions,
+    options: DisseminationServiceOptions,
     routerOptions: GossipRouterOptions,
   ) {
     super(components, options, (env) => new GossipRouter(env, routerOptions))
@@ -36,7 +36,7 @@ export class GossipService extends CoreService<GossipRouter> {
 }
 
 /** What libp2p gives the gossip service: the generic components plus the node's key. */
-export interface GossipServiceComponents extends CoreServiceComponents {
+export interface GossipServiceComponents extends DisseminationServiceComponents {
   /** The node's private key, used to sign messages under StrictSign. */
   privateKey: PrivateKey
 }

@@ -1,9 +1,9 @@
 import type { Histogram } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { PeerKey, Topic } from '../core/artifact.ts'
-import type { PublishResult } from '../core/dissemination.ts'
-import type { Env } from '../core/env.ts'
-import { messageIdKey } from '../core/message-id.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import type { PublishResult } from '../common/dissemination.ts'
+import type { Env } from '../common/env.ts'
+import { messageIdKey } from '../common/message-id.ts'
 import type { RpEvents, RpPublishOptions } from '../rp/events.ts'
 import { type MemberOptions, RpMember } from '../rp/member.ts'
 import {
@@ -12,11 +12,11 @@ import {
   type RpView,
 } from '../rp/replication-point.ts'
 import {
-  CoreService,
-  type CoreServiceComponents,
-  type CoreServiceOptions,
+  DisseminationService,
+  type DisseminationServiceComponents,
+  type DisseminationServiceOptions,
   peerAddresses,
-} from './core-service.ts'
+} from './dissemination-service.ts'
 
 /** Protocol id of the replication-point strategy (wire version 1, see `src/rp/rp.proto`). */
 export const RP_PROTOCOL = '/consensus-multicast/rp/1.0.0'
@@ -57,7 +57,7 @@ const QUORUM_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 const addressesOf = (addrs: ReadonlyArray<string | Multiaddr>) => peerAddresses(addrs, 'RP address')
 
-function driverOptions(self: PeerKey, init: ReplicationPointsInit): CoreServiceOptions {
+function driverOptions(self: PeerKey, init: ReplicationPointsInit): DisseminationServiceOptions {
   // Room for a payload and its header; on the backbone, for hellos full of link states too.
   const maxFrameBytes =
     (init.maxMessageBytes ?? 1 << 20) + (init.role === 'rp' ? 4 << 20 : 64 << 10)
@@ -87,10 +87,10 @@ function createCore(init: ReplicationPointsInit, env: Env): RpMember | Replicati
 
 /**
  * The replication-point strategy as a libp2p 3 service: the sans-IO member or RP core on
- * the generic {@link CoreService} driver, which keeps the connections the role needs (a
+ * the generic {@link DisseminationService} driver, which keeps the connections the role needs (a
  * member to every RP of its list, so a failover needs no dial; an RP to the other RPs).
  */
-export class RpService extends CoreService<
+export class RpService extends DisseminationService<
   RpMember | ReplicationPoint,
   RpEvents,
   RpPublishOptions
@@ -101,7 +101,7 @@ export class RpService extends CoreService<
   private readonly publishedAt = new Map<string, number>()
   private readonly quorumLatency: Histogram | undefined
 
-  constructor(components: CoreServiceComponents, init: ReplicationPointsInit) {
+  constructor(components: DisseminationServiceComponents, init: ReplicationPointsInit) {
     super(components, driverOptions(components.peerId.toString(), init), (env) =>
       createCore(init, env),
     )
@@ -149,6 +149,6 @@ export class RpService extends CoreService<
  */
 export function replicationPoints(
   init: ReplicationPointsInit,
-): (components: CoreServiceComponents) => RpService {
+): (components: DisseminationServiceComponents) => RpService {
   return (components) => new RpService(components, init)
 }

@@ -1,5 +1,5 @@
 import type { Histogram, Metrics } from '@libp2p/interface'
-import type { DisseminationStats } from '../core/stats.ts'
+import type { DisseminationStats } from '../common/stats.ts'
 
 /** The libp2p driver's own counters (what happens below the core). */
 export interface DriverStats {

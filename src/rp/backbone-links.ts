@@ -1,4 +1,4 @@
-import type { PeerKey, Topic } from '../core/artifact.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
 import { sourceTreeChildren, treeNeighbours } from './backbone.ts'
 import type { RpLinkState, RpMessage } from './codec.ts'
 import type { HeldMessage } from './repair.ts'

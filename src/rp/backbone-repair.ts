@@ -1,5 +1,5 @@
-import type { PeerKey } from '../core/artifact.ts'
-import { type MessageId, messageIdFromKey, messageIdKey } from '../core/message-id.ts'
+import type { PeerKey } from '../common/artifact.ts'
+import { type MessageId, messageIdFromKey, messageIdKey } from '../common/message-id.ts'
 import { type BackboneLinks, dataFrame } from './backbone-links.ts'
 import { encodeRpMessage, type RpMessage } from './codec.ts'
 import type { RpContext } from './rp-context.ts'

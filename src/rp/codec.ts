@@ -4,15 +4,15 @@
  * {@link DecodeError}.
  */
 import { reader, type Writer, writer } from 'protons-runtime'
-import type { ArtifactClass } from '../core/artifact.ts'
-import { DecodeError } from '../core/errors.ts'
+import type { ArtifactClass } from '../common/artifact.ts'
+import { DecodeError } from '../common/errors.ts'
 import {
   expectWireType as expect,
   FIXED64,
   LEN,
   readFields,
   VARINT,
-} from '../core/protobuf-fields.ts'
+} from '../common/protobuf-fields.ts'
 
 /** The wire version this codec speaks. */
 export const RP_WIRE_VERSION = 1

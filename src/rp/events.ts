@@ -1,6 +1,6 @@
-import type { Topic } from '../core/artifact.ts'
-import type { DisseminationEvents, PublishOptions } from '../core/dissemination.ts'
-import type { MessageId } from '../core/message-id.ts'
+import type { Topic } from '../common/artifact.ts'
+import type { DisseminationEvents, PublishOptions } from '../common/dissemination.ts'
+import type { MessageId } from '../common/message-id.ts'
 
 /** More than half of the registered members (plus the surplus asked for) hold a message. */
 export interface QuorumEvent {

@@ -1,4 +1,4 @@
-import type { PeerKey, Topic } from '../core/artifact.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
 import { type Backbone, computeBackbone, computeSourceTree } from './backbone.ts'
 import type { RpLink, RpLinkState } from './codec.ts'
 

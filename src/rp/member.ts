@@ -1,6 +1,6 @@
-import type { Artifact, PeerKey, Topic } from '../core/artifact.ts'
-import type { Dissemination, PublishResult } from '../core/dissemination.ts'
-import type { Env, ProtocolCore } from '../core/env.ts'
+import type { Artifact, PeerKey, Topic } from '../common/artifact.ts'
+import type { Dissemination, PublishResult } from '../common/dissemination.ts'
+import type { Env, ProtocolCore } from '../common/env.ts'
 import {
   ConsensusMulticastError,
   DuplicateMessageError,
@@ -8,15 +8,15 @@ import {
   LimitExceededError,
   MessageTooLargeError,
   NoPeersError,
-} from '../core/errors.ts'
+} from '../common/errors.ts'
 import {
   contentMessageId,
   type MessageId,
   messageIdFromKey,
   messageIdKey,
-} from '../core/message-id.ts'
-import { SeenCache } from '../core/seen-cache.ts'
-import type { ValidationResult } from '../core/validation.ts'
+} from '../common/message-id.ts'
+import { SeenCache } from '../common/seen-cache.ts'
+import type { ValidationResult } from '../common/validation.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,

@@ -1,5 +1,5 @@
-import type { PeerKey, Topic } from '../core/artifact.ts'
-import { LimitExceededError } from '../core/errors.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import { LimitExceededError } from '../common/errors.ts'
 
 const EMPTY: ReadonlySet<PeerKey> = new Set()
 

@@ -1,4 +1,4 @@
-import { InvalidParametersError } from '../core/errors.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 
 /**
  * Merges `given` over `defaults`, ignoring undefined values, and checks that every option is

@@ -1,5 +1,5 @@
-import type { PeerKey, Topic } from '../core/artifact.ts'
-import { type MessageId, messageIdKey } from '../core/message-id.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import type { BackboneLinks } from './backbone-links.ts'
 import { quorumThreshold } from './events.ts'
 import type { HeldMessage } from './repair.ts'

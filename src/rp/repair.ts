@@ -1,5 +1,5 @@
-import type { ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import type { MessageId } from '../core/message-id.ts'
+import type { ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
+import type { MessageId } from '../common/message-id.ts'
 
 /** A consensus message an RP keeps so it can repair peers that missed it. */
 export interface HeldMessage {

@@ -1,14 +1,14 @@
-import type { PeerKey, Topic } from '../core/artifact.ts'
-import type { Dissemination, PublishResult } from '../core/dissemination.ts'
-import type { Env, ProtocolCore } from '../core/env.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import type { Dissemination, PublishResult } from '../common/dissemination.ts'
+import type { Env, ProtocolCore } from '../common/env.ts'
 import {
   ConsensusMulticastError,
   DuplicateMessageError,
   InvalidParametersError,
   MessageTooLargeError,
-} from '../core/errors.ts'
-import { contentMessageId, messageIdKey } from '../core/message-id.ts'
-import { SeenCache } from '../core/seen-cache.ts'
+} from '../common/errors.ts'
+import { contentMessageId, messageIdKey } from '../common/message-id.ts'
+import { SeenCache } from '../common/seen-cache.ts'
 import { treeNeighbours } from './backbone.ts'
 import { BackboneLinks } from './backbone-links.ts'
 import { BackboneRepair } from './backbone-repair.ts'

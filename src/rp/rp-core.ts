@@ -1,7 +1,7 @@
-import type { ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
-import { CoreBase } from '../core/core-base.ts'
-import { InvalidParametersError } from '../core/errors.ts'
-import type { MessageId } from '../core/message-id.ts'
+import type { ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
+import { CoreBase } from '../common/core-base.ts'
+import { InvalidParametersError } from '../common/errors.ts'
+import type { MessageId } from '../common/message-id.ts'
 import { encodeRpMessage, type RpCodecLimits, type RpMessage, rpPayloadBytes } from './codec.ts'
 import type { RpEvents } from './events.ts'
 

@@ -1,4 +1,4 @@
-import type { MessageId } from '../core/message-id.ts'
+import type { MessageId } from '../common/message-id.ts'
 import { FloodCore } from '../flood/flood-core.ts'
 import { DeliveryTracker } from './metrics.ts'
 import { type NetworkOptions, Simulation } from './network.ts'

@@ -1,4 +1,4 @@
-import { InvalidParametersError } from '../core/errors.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 import type { Prng } from './prng.ts'
 
 /**

@@ -3,7 +3,7 @@
  * discrete-event network in virtual time: scenarios, the strategies, the network model,
  * topologies, placement, faults and delivery metrics.
  */
-export type { Distribution } from '../core/distribution.ts'
+export type { Distribution } from '../common/distribution.ts'
 export type { BrokerSimOptions } from './broker-strategy.ts'
 export { brokerSimStrategy, brokerStrategy } from './broker-strategy.ts'
 export type { ChurnLog, ChurnOptions } from './faults.ts'

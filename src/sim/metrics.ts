@@ -1,5 +1,5 @@
-import { type Distribution, distribution } from '../core/distribution.ts'
-import { type MessageId, messageIdKey } from '../core/message-id.ts'
+import { type Distribution, distribution } from '../common/distribution.ts'
+import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import type { SimCore, Simulation } from './network.ts'
 
 /** What {@link DeliveryTracker.summary} reports over every tracked message. */

@@ -1,4 +1,4 @@
-import type { Env } from '../core/env.ts'
+import type { Env } from '../common/env.ts'
 import { type MemberOptions, RpMember } from '../rp/member.ts'
 import { ReplicationPoint, type ReplicationPointOptions } from '../rp/replication-point.ts'
 import { type Graph, graphFromEdges } from './graph.ts'

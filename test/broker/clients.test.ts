@@ -15,7 +15,7 @@ import {
   encodeSubmission,
   FrameKind,
 } from '../../src/broker/wire.ts'
-import { DuplicateMessageError, NotStartedError } from '../../src/core/errors.ts'
+import { DuplicateMessageError, NotStartedError } from '../../src/common/errors.ts'
 import { merkleRoot } from '../../src/crypto/merkle.ts'
 import { type Wake, waitFor } from '../support/wait.ts'
 import { clientsVia } from './harness.ts'

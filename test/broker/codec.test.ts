@@ -20,7 +20,7 @@ import {
   encodeSubmission,
   encodeWitnessShard,
 } from '../../src/broker/wire.ts'
-import { DecodeError } from '../../src/core/errors.ts'
+import { DecodeError } from '../../src/common/errors.ts'
 
 const limits = brokerLimits({ maxPayload: 64, maxBatchEntries: 4096 })
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill)

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { BrokerDissemination, brokerMessageId } from '../../src/broker/dissemination.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
 import type { BrokerDelivery } from '../../src/broker/server.ts'
-import { InvalidParametersError } from '../../src/core/errors.ts'
-import { messageIdKey } from '../../src/core/message-id.ts'
+import { InvalidParametersError } from '../../src/common/errors.ts'
+import { messageIdKey } from '../../src/common/message-id.ts'
 import { waitFor } from '../support/wait.ts'
 
 let cluster: LocalCluster | undefined

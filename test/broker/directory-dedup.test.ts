@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DedupTable } from '../../src/broker/dedup.ts'
 import { Directory } from '../../src/broker/directory.ts'
-import { InvalidParametersError, SignatureError } from '../../src/core/errors.ts'
+import { InvalidParametersError, SignatureError } from '../../src/common/errors.ts'
 import { BlsKeyPair, blsAggregatePublicKeys } from '../../src/crypto/bls.ts'
 import { Ed25519KeyPair } from '../../src/crypto/ed25519.ts'
 

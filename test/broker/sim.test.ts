@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Broker } from '../../src/broker/broker.ts'
 import type { WitnessServer } from '../../src/broker/server.ts'
-import { messageIdKey } from '../../src/core/message-id.ts'
+import { messageIdKey } from '../../src/common/message-id.ts'
 import {
   type BrokerNetwork,
   type BrokerSimNode,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { UdpEndpoint } from '../../src/broker/udp-endpoint.ts'
-import { InvalidParametersError } from '../../src/core/errors.ts'
+import { InvalidParametersError } from '../../src/common/errors.ts'
 
 describe('UdpEndpoint', () => {
   it('with several SO_REUSEPORT sockets, receives every source on one port and answers from it', async () => {

@@ -1,12 +1,12 @@
 import fc from 'fast-check'
 import { reader } from 'protons-runtime'
 import { describe, expect, it } from 'vitest'
-import { ByteReader, ByteWriter } from '../../src/core/binary.ts'
-import { DecodeError, MessageTooLargeError } from '../../src/core/errors.ts'
-import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../../src/core/length-prefixed.ts'
-import { contentMessageId, messageIdFromKey, messageIdKey } from '../../src/core/message-id.ts'
-import { expectWireType, LEN, readFields, VARINT } from '../../src/core/protobuf-fields.ts'
-import { SeenCache } from '../../src/core/seen-cache.ts'
+import { ByteReader, ByteWriter } from '../../src/common/binary.ts'
+import { DecodeError, MessageTooLargeError } from '../../src/common/errors.ts'
+import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../../src/common/length-prefixed.ts'
+import { contentMessageId, messageIdFromKey, messageIdKey } from '../../src/common/message-id.ts'
+import { expectWireType, LEN, readFields, VARINT } from '../../src/common/protobuf-fields.ts'
+import { SeenCache } from '../../src/common/seen-cache.ts'
 import { decodeFloodFrame, encodeFloodFrame } from '../../src/flood/flood-codec.ts'
 
 const LIMITS = { maxDataBytes: 4096, maxTopicBytes: 64, maxIdBytes: 64 }

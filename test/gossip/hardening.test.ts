@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DecodeError } from '../../src/core/errors.ts'
+import { DecodeError } from '../../src/common/errors.ts'
 import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
 import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'

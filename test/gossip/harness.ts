@@ -1,4 +1,4 @@
-import type { DisconnectOptions, Env, TimerHandle } from '../../src/core/env.ts'
+import type { DisconnectOptions, Env, TimerHandle } from '../../src/common/env.ts'
 import {
   decodeRpc,
   emptyControl,

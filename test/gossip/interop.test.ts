@@ -11,7 +11,7 @@ import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Artifact } from '../../src/core/artifact.ts'
+import type { Artifact } from '../../src/common/artifact.ts'
 import { MESHSUB_1_1, MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import {
   type GossipService,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { InvalidParametersError } from '../../src/core/errors.ts'
+import { InvalidParametersError } from '../../src/common/errors.ts'
 import { resolveGossipParams } from '../../src/gossip/params.ts'
 import { DEFAULT_PEER_BUDGETS, PeerBudgets } from '../../src/gossip/peer-budget.ts'
 

@@ -1,13 +1,13 @@
 import { generateKeyPair, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
-import type { Artifact } from '../../src/core/artifact.ts'
+import type { Artifact } from '../../src/common/artifact.ts'
 import {
   InvalidParametersError,
   MessageTooLargeError,
   NoPeersError,
-} from '../../src/core/errors.ts'
-import { contentMessageId, messageIdKey } from '../../src/core/message-id.ts'
+} from '../../src/common/errors.ts'
+import { contentMessageId, messageIdKey } from '../../src/common/message-id.ts'
 import { MAX_DIRECT_PEERS, resolveGossipParams } from '../../src/gossip/params.ts'
 import { MESHSUB_1_1, MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'

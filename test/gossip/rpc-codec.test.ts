@@ -1,7 +1,7 @@
 import { RPC } from '@libp2p/gossipsub/message'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { DecodeError } from '../../src/core/errors.ts'
+import { DecodeError } from '../../src/common/errors.ts'
 import {
   DEFAULT_RPC_LIMITS,
   decodeRpc,

@@ -7,7 +7,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { DisseminationStats } from '../../src/core/stats.ts'
+import type { DisseminationStats } from '../../src/common/stats.ts'
 import { GOSSIP_PROTOCOLS } from '../../src/gossip/protocol-ids.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
 import {

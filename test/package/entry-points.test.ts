@@ -285,7 +285,7 @@ describe('package entry points', () => {
       (url) =>
         !url.startsWith('node:') &&
         url !== fileUrl('src/index.ts') &&
-        !url.startsWith(fileUrl('src/core/')),
+        !url.startsWith(fileUrl('src/common/')),
     )
     expect(outside).toEqual([])
   })

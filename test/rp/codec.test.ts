@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { DecodeError } from '../../src/core/errors.ts'
+import { DecodeError } from '../../src/common/errors.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,

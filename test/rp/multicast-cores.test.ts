@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { TimerHandle } from '../../src/core/env.ts'
-import { DecodeError, LimitExceededError, MessageTooLargeError } from '../../src/core/errors.ts'
+import type { TimerHandle } from '../../src/common/env.ts'
+import { DecodeError, LimitExceededError, MessageTooLargeError } from '../../src/common/errors.ts'
 import { DatagramAuthenticator } from '../../src/rp/multicast/datagram-auth.ts'
 import {
   DatagramType,

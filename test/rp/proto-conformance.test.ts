@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { generate } from 'protons'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DecodeError } from '../../src/core/errors.ts'
+import { DecodeError } from '../../src/common/errors.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,

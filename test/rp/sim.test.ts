@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type MessageId, messageIdKey } from '../../src/core/message-id.ts'
+import { type MessageId, messageIdKey } from '../../src/common/message-id.ts'
 import { encodeRpMessage } from '../../src/rp/codec.ts'
 import type { QuorumEvent } from '../../src/rp/events.ts'
 import type { RpMember } from '../../src/rp/member.ts'

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
-import { monotonicNow, nodeTimer } from '../../src/core/system-clock.ts'
+import { monotonicNow, nodeTimer } from '../../src/common/system-clock.ts'
 import { DatagramAuthenticator } from '../../src/rp/multicast/datagram-auth.ts'
 import { DatagramType, DEFAULT_DATAGRAM_LIMITS } from '../../src/rp/multicast/datagram-codec.ts'
 import { groupForTopic } from '../../src/rp/multicast/group-address.ts'

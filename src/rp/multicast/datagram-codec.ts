@@ -1,4 +1,4 @@
-import { DecodeError } from '../../core/errors.ts'
+import { DecodeError } from '../../common/errors.ts'
 import { TOPIC_TAG_BYTES } from './group-address.ts'
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Topic } from '../../core/artifact.ts'
+import type { Topic } from '../../common/artifact.ts'
 
 /** Bytes of the topic tag carried in every datagram. */
 export const TOPIC_TAG_BYTES = 8

@@ -1,4 +1,4 @@
-import type { TimerHandle } from '../../core/env.ts'
+import type { TimerHandle } from '../../common/env.ts'
 
 /**
  * The part of the project's `Env` the multicast cores need: time and timers. Each core adds

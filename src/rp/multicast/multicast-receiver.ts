@@ -1,6 +1,6 @@
-import type { Topic } from '../../core/artifact.ts'
-import type { TimerHandle } from '../../core/env.ts'
-import { DecodeError, LimitExceededError } from '../../core/errors.ts'
+import type { Topic } from '../../common/artifact.ts'
+import type { TimerHandle } from '../../common/env.ts'
+import { DecodeError, LimitExceededError } from '../../common/errors.ts'
 import type { DatagramAuthenticator } from './datagram-auth.ts'
 import {
   DATAGRAM_MAGIC,

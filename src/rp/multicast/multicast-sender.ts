@@ -1,11 +1,11 @@
-import type { PeerKey, Topic } from '../../core/artifact.ts'
-import type { TimerHandle } from '../../core/env.ts'
+import type { PeerKey, Topic } from '../../common/artifact.ts'
+import type { TimerHandle } from '../../common/env.ts'
 import {
   InvalidParametersError,
   LimitExceededError,
   MessageTooLargeError,
   NotSubscribedError,
-} from '../../core/errors.ts'
+} from '../../common/errors.ts'
 import type { DatagramAuthenticator } from './datagram-auth.ts'
 import {
   DATAGRAM_OVERHEAD,

@@ -1,5 +1,5 @@
-import type { TimerHandle } from '../../core/env.ts'
-import { LimitExceededError } from '../../core/errors.ts'
+import type { TimerHandle } from '../../common/env.ts'
+import { LimitExceededError } from '../../common/errors.ts'
 import type { MulticastClock } from './multicast-env.ts'
 
 /**

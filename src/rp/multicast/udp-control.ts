@@ -1,4 +1,4 @@
-import type { PeerKey, Topic } from '../../core/artifact.ts'
+import type { PeerKey, Topic } from '../../common/artifact.ts'
 import type { DatagramAuthenticator } from './datagram-auth.ts'
 import {
   type DatagramLimits,

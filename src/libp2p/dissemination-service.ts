@@ -13,26 +13,26 @@ import {
 } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import type { PeerKey, Topic } from '../core/artifact.ts'
+import type { PeerKey, Topic } from '../common/artifact.ts'
 import type {
   Dissemination,
   DisseminationEvents,
   PublishOptions,
   PublishResult,
   StrategyName,
-} from '../core/dissemination.ts'
-import type { EventSink, Listener } from '../core/emitter.ts'
-import type { DisconnectOptions, Env, ProtocolCore, TimerHandle } from '../core/env.ts'
-import { InvalidParametersError } from '../core/errors.ts'
-import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../core/length-prefixed.ts'
-import { withDefaults } from '../core/options.ts'
-import type { DisseminationStats } from '../core/stats.ts'
-import { nodeTimer } from '../core/system-clock.ts'
-import type { Validator } from '../core/validation.ts'
+} from '../common/dissemination.ts'
+import type { EventSink, Listener } from '../common/emitter.ts'
+import type { DisconnectOptions, Env, ProtocolCore, TimerHandle } from '../common/env.ts'
+import { InvalidParametersError } from '../common/errors.ts'
+import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../common/length-prefixed.ts'
+import { withDefaults } from '../common/options.ts'
+import type { DisseminationStats } from '../common/stats.ts'
+import { nodeTimer } from '../common/system-clock.ts'
+import type { Validator } from '../common/validation.ts'
 import { type DriverStats, registerCoreMetrics, ServiceMetrics } from './service-metrics.ts'
 
-/** The libp2p components a {@link CoreService} needs (libp2p passes them to service factories). */
-export interface CoreServiceComponents {
+/** The libp2p components a {@link DisseminationService} needs (libp2p passes them to service factories). */
+export interface DisseminationServiceComponents {
   /** This node's peer id. */
   peerId: PeerId
   /** Protocol handlers and topologies. */
@@ -45,8 +45,8 @@ export interface CoreServiceComponents {
   metrics?: Metrics
 }
 
-/** How a {@link CoreService} maps a core onto libp2p streams. */
-export interface CoreServiceOptions {
+/** How a {@link DisseminationService} maps a core onto libp2p streams. */
+export interface DisseminationServiceOptions {
   /** Protocol ids, most preferred first (e.g. `/meshsub/1.2.0`, `/meshsub/1.1.0`). */
   protocols: string[]
   /** Name for logs (`consensus-multicast:<name>`). */
@@ -91,7 +91,7 @@ export function peerAddresses(
   })
 }
 
-/** A protocol core that can be hosted by {@link CoreService}. */
+/** A protocol core that can be hosted by {@link DisseminationService}. */
 export type HostedCore<
   E extends DisseminationEvents = DisseminationEvents,
   O extends PublishOptions = PublishOptions,
@@ -139,7 +139,7 @@ export const MAX_DENIED_PEERS = 4096
  * With a `metrics` component, it registers the core's counters (see {@link ServiceMetrics}).
  * It needs identify: libp2p learns from it which peers speak the protocols.
  */
-export class CoreService<
+export class DisseminationService<
     C extends HostedCore<E, O>,
     E extends DisseminationEvents = DisseminationEvents,
     O extends PublishOptions = PublishOptions,
@@ -159,8 +159,8 @@ export class CoreService<
   protected readonly metrics: ServiceMetrics | undefined
   /** The driver's logger. */
   protected readonly log: Logger
-  private readonly components: CoreServiceComponents
-  private readonly options: Required<CoreServiceOptions>
+  private readonly components: DisseminationServiceComponents
+  private readonly options: Required<DisseminationServiceOptions>
   private readonly listeners = new Map<keyof E, Map<Listener<never>, (evt: Event) => void>>()
   private readonly frameHandling: Histogram | undefined
   private readonly peers = new Map<PeerKey, PeerState>()
@@ -178,8 +178,8 @@ export class CoreService<
   }
 
   constructor(
-    components: CoreServiceComponents,
-    options: CoreServiceOptions,
+    components: DisseminationServiceComponents,
+    options: DisseminationServiceOptions,
     createCore: (env: Env) => C,
   ) {
     if (options.protocols.length === 0) throw new InvalidParametersError('no protocol ids given')
