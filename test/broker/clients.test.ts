@@ -210,7 +210,9 @@ describe('clients and the broker', () => {
     const counts = c.broker!.core.counts()
     expect(counts.copies).toBe(3)
     expect(counts.retransmissionsAnswered).toBe(1)
-    expect(counts.authenticated).toBe(4)
+    // Each client's submission was accepted once (pooled unchecked, proven by its share).
+    expect(counts.authenticated + counts.deferred).toBe(4)
+    expect(counts.provenByShare).toBe(counts.deferred)
     expect(counts.batches).toBe(1)
     expect(c.broker!.core.penaltiesOf('127.66.0.2')).toBe(2)
     expect(c.broker!.core.penaltiesOf('127.0.0.1')).toBe(0)

@@ -2,6 +2,7 @@
  * A broker played by hand, for tests of what servers and clients do with a Byzantine
  * broker. It speaks the real protocol over real TCP links, with real signatures.
  */
+import type { BrokerEvents } from '../../src/broker/broker.ts'
 import type { HeightCertificate, Shard } from '../../src/broker/certificate.ts'
 import { ClientNode } from '../../src/broker/client-node.ts'
 import { batchDigest, type DistilledBatch } from '../../src/broker/distilled-batch.ts'
@@ -32,6 +33,26 @@ export async function until(cond: () => boolean, ms = 10_000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time')
     await sleep(5)
   }
+}
+
+/** Resolves with the first ban of a source starting with `source`; rejects after `ms`. */
+export function banOf(
+  c: LocalCluster,
+  source: string,
+  ms = 20_000,
+): Promise<BrokerEvents['banned']> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off()
+      reject(new Error(`${source} not banned in ${ms} ms`))
+    }, ms)
+    const off = c.broker!.core.on('banned', (e) => {
+      if (!e.source.startsWith(source)) return
+      clearTimeout(timer)
+      off()
+      resolve(e)
+    })
+  })
 }
 
 /**
