@@ -29,6 +29,7 @@ import {
   decodeShardFrame,
   decodeShare,
   decodeSubmission,
+  encodeBrokerHello,
   encodeDelivered,
   encodeInclusion,
   encodeWitnessRequest,
@@ -389,6 +390,8 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
 
   start(): void {
     this.running = true
+    // Servers then send this broker every delivery shard (it learns the height from them).
+    for (const server of this.opts.servers) this.sendTo(server, encodeBrokerHello())
   }
 
   stop(): void {
