@@ -727,9 +727,10 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private admit(entry: PoolEntry, fresh: boolean): void {
     const s = entry.submission
     if (this.answered(entry) || !entry.verified) return
-    // One entry per client until its batch is certified, unless that one is unchecked: a
-    // checked submission never waits behind a possibly forged one.
-    if (this.heldInFlight(s.id)?.verified === true) return
+    // One entry per client until its batch is certified, unless that one is unproven (not
+    // checked, no good share yet): a checked submission never waits behind a possible forgery.
+    const held = this.heldInFlight(s.id)
+    if (held !== undefined && (held.verified || held.seen.state === 'authenticated')) return
     const pooled = this.pool.get(s.id)
     if (pooled !== undefined) {
       if (pooled.verified) return
