@@ -35,6 +35,7 @@ export interface LocalClusterOptions {
       | 'authDelayMs'
       | 'batchTimeoutMs'
       | 'banThreshold'
+      | 'maxShareVerifications'
     >
   > & { authThreads?: number }
   /** Client options. */
