@@ -1,21 +1,27 @@
 /**
- * Chop Chop end to end with the clients off the critical path (issue 14, part 1): the
- * broker and 4 witness servers run as separate processes, and load processes replay
- * pre-computed submissions (cached under bench/.cache) over UDP at a set rate, answering
- * inclusion proofs with real BLS shares. Beside it, in the same run, the old path: 512 live
- * clients signing on this machine, everything in one process (bench/broker.ts's row 5).
+ * Chop Chop end to end with the clients off the critical path (issue 14): the broker(s) and
+ * 4 witness servers run as separate processes, and load processes replay pre-computed
+ * submissions (cached under bench/.cache) over UDP at a set rate, answering inclusion
+ * proofs with real BLS shares. Side by side, in the same run, on the same load:
+ *  - deferred authentication (the default: only stragglers' ed25519 signatures checked);
+ *  - the one-by-one path (every submission's signature checked before pooling);
+ *  - two brokers, deferred, the first killed (SIGKILL) mid-stream: replayers move to the
+ *    second on their first retransmission; must lose nothing and deliver nothing twice;
+ *  - and the old baseline: 512 live clients signing on this machine, all in one process.
  *
  * usage: npm run bench -- broker-e2e [--rate N] [--seconds S] [--loaders P] [--key-sets K]
- *   [--flush-ms F] [--share-timeout-ms T] [--drain-ms D]
+ *   [--flush-ms F] [--share-timeout-ms T] [--drain-ms D] [--retry-ms R] [--kill-at-ms M]
+ *   [--paths deferred,one-by-one,two-brokers,live]
  *   defaults: the seed's target, 65,536 messages/s for 10 s, 2 load processes, 16 key sets
  *   (ids share key sets: the broker and servers do the same work for any number, but each
  *   load process signs one BLS share per key set per batch root, which must stay well
- *   inside the broker's share timeout or the load generator itself makes stragglers).
+ *   inside the broker's share timeout or the load generator itself makes stragglers); the
+ *   first broker is killed halfway through the offered window.
  */
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { runBrokerDemo } from '../src/broker/demo-run.ts'
-import { runEndToEnd } from './load/e2e-run.ts'
+import { type EndToEndResult, runEndToEnd } from './load/e2e-run.ts'
 import { printTable, type Row, writeResults } from './report.ts'
 
 const TARGET_DELIVERED = 65_536
@@ -31,6 +37,9 @@ const { values } = parseArgs({
     'flush-ms': { type: 'string', default: '250' },
     'share-timeout-ms': { type: 'string', default: '500' },
     'drain-ms': { type: 'string', default: '20000' },
+    'retry-ms': { type: 'string', default: '5000' },
+    'kill-at-ms': { type: 'string' },
+    paths: { type: 'string', default: 'deferred,one-by-one,two-brokers,live' },
   },
 })
 const rate = Number(values.rate)
@@ -40,6 +49,9 @@ const keySets = Number(values['key-sets'])
 const flushTimeoutMs = Number(values['flush-ms'])
 const shareTimeoutMs = Number(values['share-timeout-ms'])
 const drainMs = Number(values['drain-ms'])
+const retryMs = Number(values['retry-ms'])
+const killAtMs = Number(values['kill-at-ms'] ?? (seconds * 1000) / 2)
+const paths = new Set(values.paths.split(','))
 const load = loadavg()
 console.log(
   `machine: ${cpus().length} cores, Node ${process.version}, load average ${load
@@ -48,116 +60,145 @@ console.log(
 )
 const clients = Math.round(rate * seconds)
 console.log(
-  `pre-generated load: ${clients.toLocaleString('en-US')} client ids × 1 message, ${rate.toLocaleString('en-US')}/s for ${seconds} s from ${loaders} process(es), ${keySets} key sets; broker flush ${flushTimeoutMs} ms, share timeout ${shareTimeoutMs} ms, 2 auth threads; a message not delivered ${drainMs} ms after the last submission counts as lost`,
+  `pre-generated load: ${clients.toLocaleString('en-US')} client ids × 1 message, ${rate.toLocaleString('en-US')}/s for ${seconds} s from ${loaders} process(es), ${keySets} key sets; broker flush ${flushTimeoutMs} ms, share timeout ${shareTimeoutMs} ms, 2 auth threads; replayer retry ${retryMs} ms; a message not delivered ${drainMs} ms after the last submission counts as lost; two-broker run: the first broker killed ${killAtMs} ms after the start`,
 )
-const e2e = await runEndToEnd({
-  spec: { seed: 'broker-e2e', clients, keySets, payloadBytes: 8 },
-  ratePerSecond: rate,
-  loadProcesses: loaders,
-  broker: { flushTimeoutMs, shareTimeoutMs },
-  drainMs,
-})
-console.log(
-  e2e.cacheHit
-    ? 'load read from the cache'
-    : `load generated and cached in ${(e2e.generateMs / 1000).toFixed(1)} s`,
-)
-console.log('baseline: 512 live clients × 8 messages, one process...')
-const base = await runBrokerDemo({ clients: 512, messages: 8 })
-const loadAfter = loadavg()
 
-const minServer = (f: (s: (typeof e2e.perServer)[number]) => number) =>
-  Math.min(...e2e.perServer.map(f))
-const maxServer = (f: (s: (typeof e2e.perServer)[number]) => number) =>
-  Math.max(...e2e.perServer.map(f))
-const delivered = minServer((s) => s.deliveredPerSecond)
-const lost = maxServer((s) => s.lost)
-const twice = maxServer((s) => s.deliveredTwice)
-const pct = (v: number) => `${v.toFixed(2)}%`
-const rows: Row[] = [
+interface Run {
+  column: string
+  e2e: EndToEndResult
+}
+const runs: Run[] = []
+const configs = [
+  { path: 'deferred', column: 'deferred, 1 broker', brokers: 1, defer: true },
+  { path: 'one-by-one', column: 'one by one, 1 broker', brokers: 1, defer: false },
   {
-    figure: 'messages offered',
-    'pre-generated load': e2e.messages,
-    'one-by-one (live clients)': base.submitted,
-    target: '',
-  },
-  {
-    figure: 'offered messages/s',
-    'pre-generated load': Math.round(e2e.offeredPerSecond),
-    'one-by-one (live clients)': '(closed loop)',
-    target: '',
-  },
-  {
-    figure: 'broker ingest packets/s (submissions + shares, offered window)',
-    'pre-generated load': Math.round(e2e.brokerIngestPerSecond),
-    'one-by-one (live clients)': '',
-    target: `>= ${TARGET_INGEST.toLocaleString('en-US')}`,
-  },
-  {
-    figure: 'UDP loss, replayers → broker',
-    'pre-generated load': pct(e2e.udpLossPercent),
-    'one-by-one (live clients)': '',
-    target: `< ${TARGET_LOSS}%`,
-  },
-  {
-    figure: 'messages/s delivered at every server (min)',
-    'pre-generated load': Math.round(delivered),
-    'one-by-one (live clients)': Math.round(base.throughput),
-    target: `>= ${TARGET_DELIVERED.toLocaleString('en-US')}`,
-  },
-  {
-    figure: 'fewest delivered in one second of the window (min server)',
-    'pre-generated load': minServer((s) => s.minDeliveredInASecond),
-    'one-by-one (live clients)': '',
-    target: `>= ${TARGET_DELIVERED.toLocaleString('en-US')} for 10 s`,
-  },
-  {
-    figure: 'lost (any server)',
-    'pre-generated load': lost,
-    'one-by-one (live clients)': base.lost,
-    target: 0,
-  },
-  {
-    figure: 'delivered twice (any server)',
-    'pre-generated load': twice,
-    'one-by-one (live clients)': base.duplicates,
-    target: 0,
-  },
-  {
-    figure: 'p50 latency ms (submit → delivery certificate)',
-    'pre-generated load': Math.round(e2e.latencyMs.p50),
-    'one-by-one (live clients)': Math.round(base.latencyMs.p50),
-    target: '',
-  },
-  {
-    figure: 'p99 latency ms',
-    'pre-generated load': Math.round(e2e.latencyMs.p99),
-    'one-by-one (live clients)': Math.round(base.latencyMs.p99),
-    target: '',
-  },
-  {
-    figure: 'retransmissions',
-    'pre-generated load': e2e.retransmissions,
-    'one-by-one (live clients)': base.retransmissions,
-    target: '',
-  },
-  {
-    figure: 'batches / stragglers',
-    'pre-generated load': `${e2e.broker.batches} / ${e2e.broker.stragglers}`,
-    'one-by-one (live clients)': `${base.batches} / ${base.stragglers}`,
-    target: '',
+    path: 'two-brokers',
+    column: `deferred, 2 brokers, 1st killed at ${(killAtMs / 1000).toFixed(1)} s`,
+    brokers: 2,
+    defer: true,
   },
 ]
+for (const c of configs) {
+  if (!paths.has(c.path)) continue
+  console.log(`${c.column}...`)
+  const e2e = await runEndToEnd({
+    spec: { seed: 'broker-e2e', clients, keySets, payloadBytes: 8 },
+    ratePerSecond: rate,
+    loadProcesses: loaders,
+    broker: { flushTimeoutMs, shareTimeoutMs, deferAuthentication: c.defer },
+    brokers: c.brokers,
+    killBrokerAfterMs: c.brokers > 1 ? killAtMs : undefined,
+    retryMs,
+    drainMs,
+  })
+  if (!e2e.cacheHit)
+    console.log(`load generated and cached in ${(e2e.generateMs / 1000).toFixed(1)} s`)
+  runs.push({ column: c.column, e2e })
+}
+let base: Awaited<ReturnType<typeof runBrokerDemo>> | undefined
+if (paths.has('live')) {
+  console.log('baseline: 512 live clients × 8 messages, one process...')
+  base = await runBrokerDemo({ clients: 512, messages: 8 })
+}
+const loadAfter = loadavg()
+
+type PerServer = EndToEndResult['perServer'][number]
+const minServer = (e: EndToEndResult, f: (s: PerServer) => number) =>
+  Math.min(...e.perServer.map(f))
+const maxServer = (e: EndToEndResult, f: (s: PerServer) => number) =>
+  Math.max(...e.perServer.map(f))
+const pct = (v: number) => (Number.isNaN(v) ? 'n/a (a broker was killed)' : `${v.toFixed(2)}%`)
+const LIVE = 'one by one (512 live clients)'
+
+/** One figure: a cell per pre-generated run, the live baseline's, the target. */
+function row(
+  figure: string,
+  cell: (e: EndToEndResult) => string | number,
+  live: string | number,
+  target: string | number,
+): Row {
+  const r: Row = { figure }
+  for (const run of runs) r[run.column] = cell(run.e2e)
+  if (base !== undefined) r[LIVE] = live
+  r.target = target
+  return r
+}
+const b = base
+const rows: Row[] = [
+  row('messages offered', (e) => e.messages, b?.submitted ?? '', ''),
+  row('offered messages/s', (e) => Math.round(e.offeredPerSecond), '(closed loop)', ''),
+  row(
+    'broker ingest packets/s (submissions + shares, offered window; the surviving broker)',
+    (e) => Math.round(e.brokerIngestPerSecond),
+    '',
+    `>= ${TARGET_INGEST.toLocaleString('en-US')}`,
+  ),
+  row('UDP loss, replayers → broker', (e) => pct(e.udpLossPercent), '', `< ${TARGET_LOSS}%`),
+  row(
+    'submissions checked one by one / pooled unchecked',
+    (e) => `${e.broker.authenticated} / ${e.broker.deferred}`,
+    '',
+    '',
+  ),
+  row(
+    'messages/s delivered at every server (min)',
+    (e) => Math.round(minServer(e, (s) => s.deliveredPerSecond)),
+    b === undefined ? '' : Math.round(b.throughput),
+    `>= ${TARGET_DELIVERED.toLocaleString('en-US')}`,
+  ),
+  row(
+    'fewest delivered in one second of the window (min server)',
+    (e) => minServer(e, (s) => s.minDeliveredInASecond),
+    '',
+    `>= ${TARGET_DELIVERED.toLocaleString('en-US')} for 10 s`,
+  ),
+  row('lost (any server)', (e) => maxServer(e, (s) => s.lost), b?.lost ?? '', 0),
+  row(
+    'delivered twice (any server)',
+    (e) => maxServer(e, (s) => s.deliveredTwice),
+    b?.duplicates ?? '',
+    0,
+  ),
+  row(
+    'p50 latency ms (submit → delivery certificate)',
+    (e) => Math.round(e.latencyMs.p50),
+    b === undefined ? '' : Math.round(b.latencyMs.p50),
+    '',
+  ),
+  row(
+    'p99 latency ms',
+    (e) => Math.round(e.latencyMs.p99),
+    b === undefined ? '' : Math.round(b.latencyMs.p99),
+    '',
+  ),
+  row('retransmissions', (e) => e.retransmissions, b?.retransmissions ?? '', ''),
+  row('moves to the next broker', (e) => e.failovers, '', ''),
+  row(
+    'batches / stragglers (reported broker)',
+    (e) => `${e.broker.batches} / ${e.broker.stragglers}`,
+    b === undefined ? '' : `${b.batches} / ${b.stragglers}`,
+    '',
+  ),
+]
 printTable(
-  `Chop Chop end to end, broker + 4 servers as separate processes (${cpus().length} cores shared; load average ${load[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after)`,
+  `Chop Chop end to end, broker(s) + 4 servers as separate processes (${cpus().length} cores shared; load average ${load[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after)`,
   rows,
 )
-console.log(
-  `replayers: ${e2e.shares.toLocaleString('en-US')} BLS shares sent, ${e2e.blsSignatures.toLocaleString('en-US')} BLS signatures computed (one per key set per root), ${e2e.refused} proofs/certificates refused; broker socket buffer ${e2e.brokerRecvBufferBytes.toLocaleString('en-US')} B`,
-)
-const met = delivered >= TARGET_DELIVERED && lost === 0 && twice === 0
-const ingestMet = e2e.brokerIngestPerSecond >= TARGET_INGEST && e2e.udpLossPercent < TARGET_LOSS
-console.log(`targets: delivery ${met ? 'MET' : 'NOT met'}; ingest ${ingestMet ? 'MET' : 'NOT met'}`)
+for (const { column, e2e } of runs) {
+  console.log(
+    `${column}: ${e2e.shares.toLocaleString('en-US')} BLS shares sent, ${e2e.blsSignatures.toLocaleString('en-US')} BLS signatures computed by the replayers, ${e2e.refused} proofs/certificates refused; broker socket buffer ${e2e.brokerRecvBufferBytes.toLocaleString('en-US')} B`,
+  )
+}
+const verdicts = runs.map(({ column, e2e }) => {
+  const delivered = minServer(e2e, (s) => s.deliveredPerSecond)
+  const exact = maxServer(e2e, (s) => s.lost) === 0 && maxServer(e2e, (s) => s.deliveredTwice) === 0
+  const rateMet = delivered >= TARGET_DELIVERED && exact
+  const ingestMet = e2e.brokerIngestPerSecond >= TARGET_INGEST && e2e.udpLossPercent < TARGET_LOSS
+  console.log(
+    `${column}: exactly once ${exact ? 'YES' : 'NO'}; delivery target ${rateMet ? 'MET' : 'NOT met'}; ingest target ${ingestMet ? 'MET' : 'NOT met'}`,
+  )
+  return { column, exactlyOnce: exact, deliveryTargetMet: rateMet, ingestTargetMet: ingestMet }
+})
 writeResults('broker-e2e', {
   cores: cpus().length,
   loadAverageBefore: load,
@@ -170,18 +211,21 @@ writeResults('broker-e2e', {
     payloadBytes: 8,
     flushTimeoutMs,
     shareTimeoutMs,
+    retryMs,
     drainMs,
+    killFirstBrokerAtMs: killAtMs,
   },
-  preGenerated: {
+  preGenerated: runs.map(({ column, e2e }) => ({
+    column,
+    brokers: e2e.brokers,
+    brokerKilled: e2e.brokerKilled,
     messages: e2e.messages,
     cacheHit: e2e.cacheHit,
-    generateMs: e2e.generateMs,
     offeredMessagesPerSecond: e2e.offeredPerSecond,
     offeredSeconds: e2e.offeredSeconds,
     brokerIngestPacketsPerSecond: e2e.brokerIngestPerSecond,
-    udpLossPercent: e2e.udpLossPercent,
-    brokerRecvBufferBytes: e2e.brokerRecvBufferBytes,
-    deliveredMessagesPerSecondMinServer: delivered,
+    udpLossPercent: Number.isNaN(e2e.udpLossPercent) ? null : e2e.udpLossPercent,
+    deliveredMessagesPerSecondMinServer: minServer(e2e, (s) => s.deliveredPerSecond),
     perServer: e2e.perServer.map((s) => ({
       deliveredMessages: s.delivered,
       deliveredMessagesPerSecond: s.deliveredPerSecond,
@@ -196,30 +240,33 @@ writeResults('broker-e2e', {
     latencyP99Ms: e2e.latencyMs.p99,
     latencyMaxMs: e2e.latencyMs.max,
     retransmissions: e2e.retransmissions,
+    brokerFailovers: e2e.failovers,
     sharesSent: e2e.shares,
     blsSignaturesComputed: e2e.blsSignatures,
     refusedProofsOrCertificates: e2e.refused,
     brokerCounters: e2e.broker,
     wallSeconds: e2e.seconds,
-  },
-  oneByOneBaseline: {
-    clients: 512,
-    messages: base.submitted,
-    deliveredMessagesPerSecond: base.throughput,
-    lostMessages: base.lost,
-    deliveredTwiceMessages: base.duplicates,
-    latencyP50Ms: base.latencyMs.p50,
-    latencyP99Ms: base.latencyMs.p99,
-    retransmissions: base.retransmissions,
-    batches: base.batches,
-    stragglers: base.stragglers,
-  },
+  })),
+  oneByOneLiveBaseline:
+    base === undefined
+      ? null
+      : {
+          clients: 512,
+          messages: base.submitted,
+          deliveredMessagesPerSecond: base.throughput,
+          lostMessages: base.lost,
+          deliveredTwiceMessages: base.duplicates,
+          latencyP50Ms: base.latencyMs.p50,
+          latencyP99Ms: base.latencyMs.p99,
+          retransmissions: base.retransmissions,
+          batches: base.batches,
+          stragglers: base.stragglers,
+        },
   targets: {
     deliveredMessagesPerSecond: TARGET_DELIVERED,
     brokerIngestPacketsPerSecond: TARGET_INGEST,
     udpLossPercentBelow: TARGET_LOSS,
-    deliveryTargetMet: met,
-    ingestTargetMet: ingestMet,
   },
+  verdicts,
 })
 process.exit(0)

@@ -36,6 +36,7 @@ async function init(m: Extract<ToBroker, { type: 'init' }>): Promise<void> {
     shareTimeoutMs: m.settings.shareTimeoutMs,
     maxInFlightBatches: m.settings.maxInFlightBatches,
     authThreads: m.settings.authThreads,
+    deferAuthentication: m.settings.deferAuthentication,
     udp: { recvBufferSize: m.settings.recvBufferBytes, sendBufferSize: 4 * 1024 * 1024 },
   })
   toParent({ type: 'ready', address: node.address, recvBufferBytes: node.udp.recvBufferSize })

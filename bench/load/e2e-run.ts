@@ -39,6 +39,10 @@ export interface EndToEndOptions {
   servers?: number
   /** Broker settings. */
   broker?: Partial<BrokerSettings>
+  /** Broker processes; replayers start at the first and move to the next on silence. Default 1. */
+  brokers?: number
+  /** Kill (SIGKILL) the first broker this long after the first transmission, mid-stream. */
+  killBrokerAfterMs?: number
   /** Pool size that triggers a flush. Default 65,536. */
   maxBatchEntries?: number
   /** Client retransmission time (doubles up to 8 s). Default 5,000 ms. */
@@ -91,6 +95,12 @@ export interface EndToEndResult {
   latencyMs: { p50: number; p99: number; max: number }
   /** Retransmissions by the replayers. */
   retransmissions: number
+  /** Times an id moved to the next broker. */
+  failovers: number
+  /** Brokers run, and whether the first was killed mid-stream. */
+  brokers: number
+  /** See `brokers`. */
+  brokerKilled: boolean
   /** BLS shares sent by the replayers, and BLS signatures they computed. */
   shares: number
   /** See `shares`. */
@@ -193,8 +203,10 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     authThreads: 2,
     maxInFlightBatches: 4,
     recvBufferBytes: 8 * 1024 * 1024,
+    deferAuthentication: true,
     ...opts.broker,
   }
+  const brokerCount = opts.brokers ?? 1
   const children: ChildProcess[] = []
   try {
     const servers = Array.from({ length: serverCount }, () =>
@@ -212,14 +224,25 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     sequencer.subscribe((slot, reference) => {
       for (const s of servers) s.send({ type: 'ordered', slot, reference })
     })
-    const broker = spawnChild<ToBroker, FromBroker>('broker-process.ts')
-    children.push(broker.proc)
-    broker.on((m) => {
-      if (m.type === 'propose') sequencer.propose(m.reference)
-    })
-    const brokerReady = broker.next('ready', startTimeout)
-    broker.send({ type: 'init', context, serverPorts: ports, settings })
-    const { address, recvBufferBytes } = await brokerReady
+    const brokers = Array.from({ length: brokerCount }, () =>
+      spawnChild<ToBroker, FromBroker>('broker-process.ts'),
+    )
+    children.push(...brokers.map((b) => b.proc))
+    const readies = await Promise.all(
+      brokers.map(async (b) => {
+        b.on((m) => {
+          if (m.type === 'propose') sequencer.propose(m.reference)
+        })
+        const ready = b.next('ready', startTimeout)
+        b.send({ type: 'init', context, serverPorts: ports, settings })
+        return ready
+      }),
+    )
+    const addresses = readies.map((r) => r.address)
+    const { recvBufferBytes } = readies[0]
+    // The broker whose counters are reported: the first, or the next when the first is killed.
+    const killed = opts.killBrokerAfterMs !== undefined && brokerCount > 1
+    const broker = killed ? brokers[1] : brokers[0]
 
     const replayers = Array.from({ length: parts }, () =>
       spawnChild<ToReplay, FromReplay>('replay-process.ts'),
@@ -234,7 +257,8 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
           cacheDir,
           part,
           parts,
-          broker: address,
+          broker: addresses[0],
+          otherBrokers: addresses.slice(1),
           ratePerSecond: opts.ratePerSecond / parts,
           retryMs: opts.retryMs ?? 5000,
         })
@@ -247,6 +271,12 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     const startAt = epochNow() + 250
     const done = replayers.map((r) => r.next('done', 250 + offeredMs + drainMs).catch(() => {}))
     for (const r of replayers) r.send({ type: 'start', at: startAt })
+    if (killed) {
+      setTimeout(
+        () => brokers[0].proc.kill('SIGKILL'),
+        Math.max(0, startAt + opts.killBrokerAfterMs! - epochNow()),
+      )
+    }
     // The broker's counters at the end of the offered window give its ingest rate.
     await new Promise((r) => setTimeout(r, Math.max(0, startAt + offeredMs - epochNow())))
     const atWindow = broker.next('report', reportTimeout)
@@ -297,7 +327,10 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       offeredPerSecond: submitted / offeredSeconds,
       offeredSeconds,
       brokerIngestPerSecond: windowReport.received / windowSeconds,
-      udpLossPercent: ((datagramsSent - finalBroker.received) / Math.max(1, datagramsSent)) * 100,
+      // Datagrams sent to a killed broker are lost by design: no loss figure then.
+      udpLossPercent: killed
+        ? Number.NaN
+        : ((datagramsSent - finalBroker.received) / Math.max(1, datagramsSent)) * 100,
       brokerRecvBufferBytes: recvBufferBytes,
       perServer: serverReports.map((s) => {
         const seconds = perSecond(s.buckets, firstSend, offeredSeconds)
@@ -314,6 +347,9 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       certified: replayReports.reduce((a, r) => a + r.delivered, 0),
       latencyMs: { p50: latencies.p50, p99: latencies.p99, max: latencies.max },
       retransmissions: replayReports.reduce((a, r) => a + r.retransmissions, 0),
+      failovers: replayReports.reduce((a, r) => a + r.failovers, 0),
+      brokers: brokerCount,
+      brokerKilled: killed,
       shares: replayReports.reduce((a, r) => a + r.shares, 0),
       blsSignatures: replayReports.reduce((a, r) => a + r.blsSignatures, 0),
       refused: replayReports.reduce((a, r) => a + r.refused, 0),

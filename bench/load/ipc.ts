@@ -63,6 +63,8 @@ export interface BrokerSettings {
   maxInFlightBatches: number
   /** Kernel receive buffer asked for the client socket, in bytes. */
   recvBufferBytes: number
+  /** Pool before checking signatures, check only stragglers' (false: one by one). */
+  deferAuthentication: boolean
 }
 
 /** Coordinator → broker process. */
@@ -102,6 +104,7 @@ export type ToReplay =
       part: number
       parts: number
       broker: string
+      otherBrokers: string[]
       ratePerSecond: number
       retryMs: number
     }
@@ -137,6 +140,8 @@ export interface ReplayReport {
   delivered: number
   /** Inclusion proofs or certificates refused (bad proof, raise or certificate). */
   refused: number
+  /** Times an id moved to the next broker. */
+  failovers: number
   /** BLS signatures computed (one per key set per batch root). */
   blsSignatures: number
   /** Epoch ms of the first and last first-transmission. */

@@ -45,6 +45,7 @@ async function init(m: Extract<ToReplay, { type: 'init' }>): Promise<void> {
     part: m.part,
     parts: m.parts,
     broker: m.broker,
+    otherBrokers: m.otherBrokers,
     serverKeys: m.context.serverKeys,
     ratePerSecond: m.ratePerSecond,
     retryMs: m.retryMs,

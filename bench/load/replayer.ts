@@ -43,6 +43,10 @@ export interface ReplayerOptions {
   parts: number
   /** The broker's "host:port". */
   broker: PeerKey
+  /** Further brokers: an id moves to the next after `failoverAfter` transmissions to one without a certificate. */
+  otherBrokers?: readonly PeerKey[]
+  /** See `otherBrokers`. Default 1: retransmissions are paced (a tenth of the offered rate), so each id moves on its first one. */
+  failoverAfter?: number
   /** Raw ed25519 public keys of the servers (delivery certificates are checked). */
   serverKeys: readonly Uint8Array[]
   /** First transmissions per second. */
@@ -69,6 +73,10 @@ export class Replayer {
   private readonly retry: Float64Array
   private readonly latency: Float64Array
   private readonly answered: (string | undefined)[]
+  private readonly brokers: PeerKey[]
+  /** Per id: the index of the broker it sends to, and its transmissions there. */
+  private readonly brokerOf: Uint8Array
+  private readonly atBroker: Uint8Array
   private readonly keySets = new Map<number, LoadKeySet>()
   private readonly shares = new Map<string, Map<number, Uint8Array>>()
   private readonly verifiedCertificates = new Set<string>()
@@ -87,6 +95,7 @@ export class Replayer {
     datagramsReceived: 0,
     delivered: 0,
     refused: 0,
+    failovers: 0,
     blsSignatures: 0,
     firstSendAt: 0,
     lastSendAt: 0,
@@ -107,6 +116,9 @@ export class Replayer {
     this.retry = new Float64Array(this.count).fill(opts.retryMs)
     this.latency = new Float64Array(this.count).fill(-1)
     this.answered = new Array(this.count)
+    this.brokers = [opts.broker, ...(opts.otherBrokers ?? [])]
+    this.brokerOf = new Uint8Array(this.count)
+    this.atBroker = new Uint8Array(this.count)
   }
 
   /** Client ids this replayer plays. */
@@ -143,10 +155,10 @@ export class Replayer {
   /** Handles one datagram from the broker. */
   receive(peer: PeerKey, frame: Uint8Array): void {
     this.stats.datagramsReceived++
-    if (peer !== this.opts.broker || this.stopped) return
+    if (!this.brokers.includes(peer) || this.stopped) return
     try {
       const kind = frameKind(frame)
-      if (kind === FrameKind.Inclusion) this.onInclusion(frame)
+      if (kind === FrameKind.Inclusion) this.onInclusion(peer, frame)
       else if (kind === FrameKind.Delivered) this.onDelivered(frame)
       else this.stats.refused++
     } catch {
@@ -183,12 +195,20 @@ export class Replayer {
 
   private transmit(local: number, now: number): void {
     this.lastActivity[local] = now
-    this.send(loadFrame(this.opts.load, this.idOf(local)))
+    if (this.atBroker[local] >= (this.opts.failoverAfter ?? 1) && this.brokers.length > 1) {
+      // No certificate from this broker: the next one, at the first retry pace.
+      this.brokerOf[local] = (this.brokerOf[local] + 1) % this.brokers.length
+      this.atBroker[local] = 0
+      this.retry[local] = this.opts.retryMs
+      this.stats.failovers++
+    }
+    this.atBroker[local]++
+    this.send(this.brokers[this.brokerOf[local]], loadFrame(this.opts.load, this.idOf(local)))
   }
 
-  private send(frame: Uint8Array): void {
+  private send(to: PeerKey, frame: Uint8Array): void {
     this.stats.datagramsSent++
-    this.env.send(this.opts.broker, frame)
+    this.env.send(to, frame)
   }
 
   /**
@@ -233,7 +253,7 @@ export class Replayer {
     return verifyMerkleProof(p.root, p.leaf, p.leafIndex, p.leafCount, p.proof)
   }
 
-  private onInclusion(frame: Uint8Array): void {
+  private onInclusion(broker: PeerKey, frame: Uint8Array): void {
     const p = decodeInclusion(frame, this.limits)
     const leaf = decodeLeaf(p.leaf, this.limits)
     const rootKey = Buffer.from(p.root).toString('hex')
@@ -252,7 +272,7 @@ export class Replayer {
       this.answered[local] = rootKey
       this.lastActivity[local] = now
       const signature = this.shareFor(rootKey, p.root, id % this.opts.load.spec.keySets)
-      this.send(encodeShare({ id, root: p.root, signature }))
+      this.send(broker, encodeShare({ id, root: p.root, signature }))
       this.stats.shares++
     }
   }

@@ -16,6 +16,7 @@ import { MerkleTree } from '../crypto/merkle.ts'
 import { AuthQueue } from './auth-queue.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
 import type { HeightCertificate, Shard } from './certificate.ts'
+import { DeferralLedger } from './deferral.ts'
 import type { Directory } from './directory.ts'
 import { batchDigest, encodeDistilledBatch, type Straggler } from './distilled-batch.ts'
 import { batchLeaves } from './leaf.ts'
@@ -28,6 +29,7 @@ import {
   decodeShardFrame,
   decodeShare,
   decodeSubmission,
+  encodeBrokerHello,
   encodeDelivered,
   encodeInclusion,
   encodeWitnessRequest,
@@ -98,12 +100,40 @@ export interface BrokerOptions {
   sendChunk?: number
   /** Who checks submission signatures. Default: inline, with node:crypto. */
   authenticator?: SubmissionAuthenticator
+  /**
+   * Pool submissions before checking their ed25519 signature, and check only those of
+   * entries that end without a good BLS share (stragglers): every other entry is
+   * authenticated by the batch's aggregate (see the README, "Deferred authentication").
+   * false checks every submission first (the one-by-one path). Default true.
+   */
+  deferAuthentication?: boolean
+  /** Unchecked entries a network prefix (/24, /64) may have in the broker before any of its entries is proven. Default 4,096. */
+  deferBase?: number
+  /** Most unchecked entries of one prefix, however many it proved. Default 4 × `limits.maxBatchEntries`. */
+  maxDeferred?: number
+  /** Aggregate verifications spent bisecting a batch's bad shares; the signers left are checked by ed25519 instead. Default 64. */
+  maxShareVerifications?: number
 }
 
 /** Counters specific to the broker. */
 export interface BrokerCounters {
-  /** Submissions whose signature verified. */
+  /** Submissions whose signature verified (checked one by one, before pooling). */
   authenticated: number
+  /** Submissions pooled without a signature check (deferred authentication). */
+  deferred: number
+  /** Of those, entries proven by a good BLS share on their batch root. */
+  provenByShare: number
+  /**
+   * Of those, entries whose signature was checked after all: stragglers, and every entry
+   * still unchecked in a batch found carrying a forgery.
+   */
+  deferredChecks: number
+  /** Deferred entries found forged (bad signature, no good share): dropped, sender penalised. */
+  forged: number
+  /** Submissions checked one by one because another submission for the same id was held unchecked. */
+  contested: number
+  /** Batches rebuilt without their forged entries (before any server saw them). */
+  redistilled: number
   /** Submissions added to the pool. */
   pooled: number
   /** Submissions dropped because the authentication queue was full. */
@@ -118,6 +148,8 @@ export interface BrokerCounters {
   bans: number
   /** Queued submissions discarded because their source was banned meanwhile. */
   discardedBanned: number
+  /** Submissions above the certified height + 1 (dropped; penalised when far above). */
+  sequenceAhead: number
   /** Submissions dropped because the pool was full and batches were in flight. */
   poolFull: number
   /** Retransmissions answered from a batch in flight or from the delivered cache. */
@@ -154,15 +186,28 @@ export interface BrokerEvents {
   banned: { source: string; score: number; untilMs: number }
 }
 
+/**
+ * Slots a client may be ahead of this broker's certified height without a penalty: it may
+ * have learnt them from another broker's certificates a moment before this broker did.
+ */
+const HEIGHT_LAG = 16
+
+/** Rebuilds of one batch's entries after forgeries were found (the last checks them all). */
+const MAX_REBUILDS = 2
+
+/** Slots whose delivery shards are collected at once to learn the height (the highest kept). */
+const MAX_HEIGHT_CANDIDATES = 64
+
 interface PoolEntry {
-  /** Where the submission came from (replies go to the client's latest address instead). */
+  /** Where the submission came from (replies go to the client's bound address instead). */
   peer: PeerKey
   submission: Submission
-}
-
-interface QueuedEntry extends PoolEntry {
   source: Source
   seen: SeenSubmission
+  /** Its ed25519 signature verified. */
+  verified: boolean
+  /** Pooled unchecked, holding a unit of its prefix's deferral allowance until settled. */
+  deferred: boolean
 }
 
 /** Where a client's replies go: the source of its latest authenticated submission. */
@@ -188,11 +233,13 @@ interface InFlight {
   /** Running sums of decoded shares, in chunks, so aggregating at the end costs little. */
   shareSums: BlsDecodedShare[]
   unsummed: BlsDecodedShare[]
-  phase: 'shares' | 'witness' | 'ordering' | 'done'
+  phase: 'shares' | 'proving' | 'witness' | 'ordering' | 'done'
   timer?: TimerHandle
   expiry?: TimerHandle
   digest?: Uint8Array
   witnesses: Map<number, Uint8Array>
+  /** Times these entries were rebuilt into a new batch after a forgery was found. */
+  rebuilds: number
   deliveries: Map<number, Map<number, Uint8Array>>
 }
 
@@ -224,9 +271,10 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private readonly serverIndex = new Map<PeerKey, number>()
   private readonly threshold: number
   private readonly authenticator: SubmissionAuthenticator
-  private readonly authQueue: AuthQueue<QueuedEntry>
+  private readonly authQueue: AuthQueue<PoolEntry>
   private readonly replay: ReplayFilter
   private readonly offenders: OffenderTable
+  private readonly deferral: DeferralLedger
   private readonly clientAddress = new Map<number, ClientAddress>()
   private readonly sources = new Map<PeerKey, Source>()
   private authTimer?: TimerHandle
@@ -237,10 +285,22 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private readonly inFlightById = new Map<number, InFlight>()
   private readonly delivered = new Map<number, DeliveredRecord>()
   private height: HeightCertificate = { slot: 0, shards: [] }
+  /** Delivery shards of other brokers' batches (servers send them to every broker), by slot. */
+  private readonly heightCandidates = new Map<
+    number,
+    { root: Uint8Array; shards: Map<number, Uint8Array> }
+  >()
   private batchNumber = 0
   private readonly counters: BrokerCounters = {
     authenticated: 0,
+    deferred: 0,
+    provenByShare: 0,
+    deferredChecks: 0,
+    forged: 0,
+    contested: 0,
+    redistilled: 0,
     pooled: 0,
+    sequenceAhead: 0,
     authQueueFull: 0,
     authQueueFullKnown: 0,
     copies: 0,
@@ -291,6 +351,11 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       banThreshold: opts.banThreshold,
       banMs: opts.banMs,
     })
+    this.deferral = new DeferralLedger({
+      base: opts.deferBase ?? 4096,
+      max: opts.maxDeferred ?? 4 * this.limits.maxBatchEntries,
+      capacity: opts.maxOffenders ?? 4096,
+    })
   }
 
   /** The decayed penalty score of a source address or prefix (what bans are decided on). */
@@ -325,6 +390,8 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
 
   start(): void {
     this.running = true
+    // Servers then send this broker every delivery shard (it learns the height from them).
+    for (const server of this.opts.servers) this.sendTo(server, encodeBrokerHello())
   }
 
   stop(): void {
@@ -409,7 +476,12 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     }
     if (submission.sequence > this.height.slot + 1) {
       // Beyond the certified height: the raise bound would refuse it (see HeightCertificate).
-      this.penalise(peer, 'sequence-ahead')
+      // Just beyond is a client that learnt a slot this broker has not heard of yet (from
+      // another broker): dropped, and it retransmits. Far beyond is penalised.
+      this.counters.sequenceAhead++
+      if (submission.sequence > this.height.slot + 1 + HEIGHT_LAG) {
+        this.penalise(peer, 'sequence-ahead')
+      }
       return
     }
     const now = this.env.now()
@@ -418,17 +490,42 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       this.onCopy(peer, source, seen, now)
       return
     }
+    const bound = this.clientAddress.get(submission.id)
+    // Deferred: pooled now, its signature checked only if no good share covers it. Never
+    // for a sender with penalties, beyond its prefix's allowance, or for a message older
+    // than its client's latest (no client sends one).
+    const defer =
+      this.opts.deferAuthentication !== false &&
+      (bound === undefined || bound.sequence <= submission.sequence) &&
+      this.offenders.score(source.address, now) < 1 &&
+      this.deferral.take(source.prefix)
+    const entry: PoolEntry = {
+      peer,
+      submission,
+      source,
+      seen: this.replay.add(submission, defer ? 'deferred' : 'queued', peer, source.address, now),
+      verified: false,
+      deferred: defer,
+    }
+    if (defer) {
+      this.counters.deferred++
+      this.admitUnchecked(entry)
+    } else {
+      this.enqueue(entry)
+    }
+  }
+
+  /** Queues `entry` for its signature check (the one-by-one path). */
+  private enqueue(entry: PoolEntry): void {
+    const { submission, source } = entry
+    const now = this.env.now()
+    this.settle(entry, 'release')
+    entry.seen.state = 'queued'
     // Known: the client's latest authenticated submission came from this address, which
     // has a clean record. Everyone else shares the rest of the authentication capacity.
     const fromBound = this.clientAddress.get(submission.id)?.address === source.address
     const known = fromBound && this.offenders.score(source.address, now) < 1
     const cls = known ? 'known' : 'open'
-    const entry: QueuedEntry = {
-      peer,
-      submission,
-      source,
-      seen: this.replay.add(submission, 'queued', peer, source.address, now),
-    }
     if (!this.authQueue.push(cls, entry)) {
       // Counted, and forgotten by the filter: the client's retransmission recovers it.
       this.counters.authQueueFull++
@@ -483,10 +580,25 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       seen.replyAddress = source.address
       seen.replyAt = now
     }
-    if (seen.state === 'authenticated') {
-      this.bindAddress(seen.submission, seen.replyPeer, seen.replyAddress)
-      this.admit({ peer, submission: seen.submission }, false)
+    if (seen.state === 'authenticated' || seen.state === 'deferred') {
+      const verified = seen.state === 'authenticated'
+      if (verified) this.bindAddress(seen.submission, seen.replyPeer, seen.replyAddress)
+      const copy = { peer, submission: seen.submission, source, seen, verified, deferred: false }
+      this.admit(copy, false)
     }
+  }
+
+  /**
+   * Settles the deferral unit `entry` holds, if any: `proven` (a good share or signature),
+   * `forged`, or `release` (left without a verdict, or sent to the one-by-one check).
+   */
+  private settle(entry: PoolEntry, how: 'proven' | 'forged' | 'release'): void {
+    if (!entry.deferred) return
+    entry.deferred = false
+    const prefix = entry.source.prefix
+    if (how === 'proven') this.deferral.proven(prefix)
+    else if (how === 'forged') this.deferral.forged(prefix)
+    else this.deferral.release(prefix)
   }
 
   /** Replies for client `s.id` go where its latest current submission came from. */
@@ -496,9 +608,9 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     this.clientAddress.set(s.id, { peer, address, sequence: s.sequence })
   }
 
-  /** Where replies for the client of `entry` go. */
+  /** Where replies for the client of `entry` go (see `onCopy`). */
   private replyTo(entry: PoolEntry): PeerKey {
-    return this.clientAddress.get(entry.submission.id)?.peer ?? entry.peer
+    return this.clientAddress.get(entry.submission.id)?.peer ?? entry.seen.replyPeer
   }
 
   private runAuth(): void {
@@ -537,7 +649,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     }
   }
 
-  private admitBurst(burst: QueuedEntry[], verdicts: boolean[]): void {
+  private admitBurst(burst: PoolEntry[], verdicts: boolean[]): void {
     for (let i = 0; i < burst.length; i++) {
       const e = burst[i]
       if (!verdicts[i]) {
@@ -549,40 +661,101 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       // The latest copy (maybe the client's own, after an on-path attacker's) gets the replies.
       this.bindAddress(e.submission, e.seen.replyPeer, e.seen.replyAddress)
       e.seen.replyAt = this.env.now()
+      e.verified = true
       this.counters.authenticated++
       this.admit(e, true)
     }
   }
 
-  /** Handles an authenticated submission: new (`fresh`) or a copy (a retransmission). */
-  private admit(entry: PoolEntry, fresh: boolean): void {
+  /**
+   * Answers `entry` when it is a copy of a message delivered or in flight; returns true
+   * when it was (nothing more to do with it).
+   */
+  private answered(entry: PoolEntry): boolean {
     const s = entry.submission
     const done = this.delivered.get(s.id)
     if (done !== undefined && done.sequence === s.sequence && bytesEqual(done.payload, s.payload)) {
       this.counters.retransmissionsAnswered++
       this.sendTo(this.replyTo(entry), this.deliveredFrame(done.certified, done.index))
-      return
+      return true
     }
     const flying = this.inFlightById.get(s.id)
-    if (flying !== undefined) {
-      const index = this.indexOf(flying, s.id)
-      const mine = flying.entries[index].submission
-      if (mine.sequence === s.sequence && bytesEqual(mine.payload, s.payload)) {
-        this.counters.retransmissionsAnswered++
-        if (flying.phase === 'shares') {
-          this.sendTo(this.replyTo(entry), this.inclusionFrame(flying, index))
-        }
-      }
-      return // one entry per client until its batch is certified
-    }
-    const pooled = this.pool.get(s.id)
-    if (pooled !== undefined) return
-    if (!fresh && done !== undefined && done.sequence >= s.sequence) return // an old copy
-    if (this.pool.size >= this.limits.maxBatchEntries) {
-      this.counters.poolFull++
+    if (flying === undefined) return false
+    const index = this.indexOf(flying, s.id)
+    const mine = flying.entries[index].submission
+    if (mine.sequence !== s.sequence || !bytesEqual(mine.payload, s.payload)) return false
+    this.counters.retransmissionsAnswered++
+    if (flying.phase === 'shares')
+      this.sendTo(this.replyTo(entry), this.inclusionFrame(flying, index))
+    return true
+  }
+
+  /**
+   * Pools a submission whose signature is not checked (deferred), unless another one for
+   * its id is held (pooled, in flight, or delivered at this sequence or later): then it,
+   * and the pooled one if unchecked, go to the one-by-one check, so a forged submission can
+   * neither displace nor block its client's genuine one, and is found out at once.
+   */
+  private admitUnchecked(entry: PoolEntry): void {
+    const s = entry.submission
+    if (this.answered(entry)) {
+      this.settle(entry, 'release')
       return
     }
-    this.pool.set(s.id, entry)
+    const pooled = this.pool.get(s.id)
+    const done = this.delivered.get(s.id)
+    const stale = done !== undefined && done.sequence >= s.sequence
+    if (pooled !== undefined || stale || this.heldInFlight(s.id) !== undefined) {
+      this.counters.contested++
+      if (pooled !== undefined && !pooled.verified) {
+        this.pool.delete(s.id)
+        this.enqueue(pooled)
+      }
+      this.enqueue(entry)
+      return
+    }
+    this.poolEntry(entry)
+  }
+
+  /** The entry of client `id` in a batch in flight, if any. */
+  private heldInFlight(id: number): PoolEntry | undefined {
+    const flying = this.inFlightById.get(id)
+    return flying === undefined ? undefined : flying.entries[this.indexOf(flying, id)]
+  }
+
+  /** Handles a submission (checked, or a copy of a deferred one): new (`fresh`) or a copy. */
+  private admit(entry: PoolEntry, fresh: boolean): void {
+    const s = entry.submission
+    if (this.answered(entry) || !entry.verified) return
+    // One entry per client until its batch is certified, unless that one is unproven (not
+    // checked, no good share yet): a checked submission never waits behind a possible forgery.
+    const held = this.heldInFlight(s.id)
+    if (held !== undefined && (held.verified || held.seen.state === 'authenticated')) return
+    const pooled = this.pool.get(s.id)
+    if (pooled !== undefined) {
+      if (pooled.verified) return
+      if (bytesEqual(pooled.submission.signature, s.signature)) {
+        pooled.verified = true // the same submission, checked since it was pooled
+        return
+      }
+      this.counters.contested++
+      this.pool.delete(s.id)
+      this.enqueue(pooled)
+    }
+    const done = this.delivered.get(s.id)
+    if (!fresh && done !== undefined && done.sequence >= s.sequence) return // an old copy
+    this.poolEntry(entry)
+  }
+
+  /** Adds `entry` to the pool (when there is room) and flushes when due. */
+  private poolEntry(entry: PoolEntry): void {
+    if (this.pool.size >= this.limits.maxBatchEntries) {
+      this.counters.poolFull++
+      this.settle(entry, 'release')
+      this.replay.forget(entry.submission) // its retransmission is handled afresh
+      return
+    }
+    this.pool.set(entry.submission.id, entry)
     this.counters.pooled++
     if (this.pool.size >= this.limits.maxBatchEntries) this.flush()
     else this.flushTimer ??= this.later(this.opts.flushTimeoutMs ?? 1000, () => this.flush())
@@ -600,7 +773,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     return -1
   }
 
-  private distill(entries: PoolEntry[]): void {
+  private distill(entries: PoolEntry[], rebuilds = 0): void {
     const perLeaf = this.opts.entriesPerLeaf ?? 8
     let raise = 0
     for (const e of entries) raise = Math.max(raise, e.submission.sequence)
@@ -624,6 +797,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       unsummed: [],
       phase: 'shares',
       witnesses: new Map(),
+      rebuilds,
       deliveries: new Map(),
     }
     this.inFlight.set(messageIdKey(b.root), b)
@@ -639,6 +813,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     if (b.phase === 'done') return
     this.log('abandoning batch %d in phase %s', b.number, b.phase)
     b.phase = 'done'
+    for (const e of b.entries) this.settle(e, 'release')
     b.timer?.cancel()
     this.counters.abandoned++
     this.release(b)
@@ -680,14 +855,20 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private onShare(peer: PeerKey, frame: Uint8Array): void {
     const share = decodeShare(frame, this.limits)
     const b = this.inFlight.get(messageIdKey(share.root))
-    if (b === undefined || b.phase !== 'shares') return // late: the client is a straggler
+    if (b === undefined) return // unknown or long done: dropped for the cost of a lookup
     const index = this.indexOf(b, share.id)
     if (index < 0) {
       this.penalise(peer, 'share-not-in-batch')
       return
     }
-    if (b.shares[index] !== undefined) return
-    if (peer !== this.replyTo(b.entries[index])) {
+    const fromClient = peer === this.replyTo(b.entries[index])
+    if (b.phase !== 'shares' || b.shares[index] !== undefined) {
+      // Late (the client is a straggler) or again (its retransmission was answered
+      // again): fine from the client; nobody else has a reason to send it.
+      if (!fromClient) this.penalise(peer, 'unsolicited-share')
+      return
+    }
+    if (!fromClient) {
       // Not from the client's address: a share counts by its signature, checked alone
       // now, so nobody can pre-empt a client's share with a bad one.
       const check = blsAggregateShares(batchRootInput(b.root), [
@@ -712,9 +893,15 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     }
   }
 
+  /**
+   * Ends the share phase: aggregates the shares (bisecting bad ones within
+   * `maxShareVerifications`), then checks the ed25519 signature of every straggler pooled
+   * unchecked. When one is forged, the batch is rebuilt without it (see `redistill`);
+   * otherwise it goes to the servers.
+   */
   private aggregate(b: InFlight): void {
     if (b.phase !== 'shares') return
-    b.phase = 'witness'
+    b.phase = 'proving'
     const { directory } = this.opts
     const withShare: number[] = []
     for (let i = 0; i < b.entries.length; i++) if (b.shares[i] !== undefined) withShare.push(i)
@@ -729,18 +916,108 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       {
         aggregateKeyParts: directory.aggregateKeyParts(withShare.map((i) => b.ids[i])),
         aggregate: b.shareSums.length > 0 ? blsSumShares(b.shareSums) : undefined,
+        maxVerifications: this.opts.maxShareVerifications ?? 64,
       },
     )
     this.counters.badShares += result.bad.length
     for (const k of result.bad) this.penalise(b.entries[withShare[k]].peer, 'bad-share')
     const signer = new Uint8Array(b.entries.length)
-    for (const k of result.good) signer[withShare[k]] = 1
-    const stragglers: Straggler[] = []
-    for (let i = 0; i < b.entries.length; i++) {
-      if (signer[i] === 1) continue
-      const s = b.entries[i].submission
-      stragglers.push({ index: i, sequence: s.sequence, signature: s.signature })
+    for (const k of result.good) {
+      const e = b.entries[withShare[k]]
+      signer[withShare[k]] = 1
+      if (!e.deferred) continue
+      this.counters.provenByShare++
+      this.proven(e)
     }
+    const stragglers: number[] = []
+    for (let i = 0; i < b.entries.length; i++) if (signer[i] === 0) stragglers.push(i)
+    const unchecked = stragglers.map((i) => b.entries[i]).filter((e) => !e.verified)
+    this.check(unchecked, () => {
+      if (b.phase !== 'proving') return
+      if (unchecked.some((e) => !e.verified)) this.redistill(b)
+      else this.send(b, result.aggregate, stragglers)
+    })
+  }
+
+  /** An unchecked entry turned out genuine: its prefix earns allowance, its client is bound. */
+  private proven(e: PoolEntry): void {
+    this.settle(e, 'proven')
+    if (e.seen.state === 'deferred') e.seen.state = 'authenticated'
+    this.bindAddress(e.submission, e.seen.replyPeer, e.seen.replyAddress)
+  }
+
+  /**
+   * Checks the signatures of `entries` (spread over the authenticator's threads); marks the
+   * genuine ones verified, and drops and penalises the forged ones; then calls `then`.
+   */
+  private check(entries: PoolEntry[], then: () => void): void {
+    if (entries.length === 0) {
+      then()
+      return
+    }
+    this.counters.deferredChecks += entries.length
+    const burst = this.opts.authBurst ?? 1024
+    const parts: (boolean[] | Promise<boolean[]>)[] = []
+    for (let i = 0; i < entries.length; i += burst) {
+      parts.push(
+        this.authenticator.authenticate(entries.slice(i, i + burst).map((e) => e.submission)),
+      )
+    }
+    const apply = (verdicts: boolean[]) => {
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]
+        if (verdicts[i]) {
+          e.verified = true
+          this.proven(e)
+          continue
+        }
+        this.counters.forged++
+        this.settle(e, 'forged')
+        e.seen.state = 'forged'
+        this.penalise(e.peer, 'bad-signature')
+      }
+      then()
+    }
+    if (parts.every((p) => Array.isArray(p))) {
+      apply((parts as boolean[][]).flat())
+      return
+    }
+    Promise.all(parts).then(
+      (v) => {
+        if (this.running) apply(v.flat())
+      },
+      (err) => this.log.error('authenticator failed: %e', err),
+    )
+  }
+
+  /**
+   * Rebuilds batch `b` without its forged entries, before any server saw it; its clients
+   * co-sign the new root, and only the new stragglers still unchecked are checked then. A
+   * second rebuild checks every entry still unchecked first (the one-by-one cost), so the
+   * batch after it cannot hold a forged straggler: two rebuilds at most.
+   */
+  private redistill(b: InFlight): void {
+    b.phase = 'done'
+    b.timer?.cancel()
+    b.expiry?.cancel()
+    this.release(b)
+    this.counters.redistilled++
+    const rest = b.entries.filter((e) => e.seen.state !== 'forged')
+    const last = b.rebuilds + 1 >= MAX_REBUILDS
+    this.check(last ? rest.filter((e) => !e.verified) : [], () => {
+      const genuine = rest.filter((e) => e.seen.state !== 'forged')
+      if (genuine.length > 0) this.distill(genuine, b.rebuilds + 1)
+      else this.resumeFlushing()
+    })
+  }
+
+  /** Sends a proven batch to every server and asks f+1 of them to witness it. */
+  private send(b: InFlight, aggregate: Uint8Array | undefined, stragglerIndices: number[]): void {
+    b.phase = 'witness'
+    const stragglers: Straggler[] = stragglerIndices.map((index) => {
+      const s = b.entries[index].submission
+      return { index, sequence: s.sequence, signature: s.signature }
+    })
     this.counters.stragglers += stragglers.length
     const frame = encodeDistilledBatch({
       batchNumber: b.number,
@@ -749,7 +1026,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       height: b.height,
       ids: b.ids,
       payloads: b.entries.map((e) => e.submission.payload),
-      aggregate: result.aggregate,
+      aggregate,
       stragglers,
     })
     b.digest = batchDigest(frame)
@@ -810,17 +1087,11 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
 
   private onDeliveryShard(peer: PeerKey, slot: number, root: Uint8Array, shard: Shard): void {
     const b = this.inFlight.get(messageIdKey(root))
-    if (b === undefined || b.phase !== 'ordering') return
-    if (
-      !verifyEd25519Prepared(
-        this.serverKeys[shard.server],
-        deliveryInput(slot, root),
-        shard.signature,
-      )
-    ) {
-      this.penalise(peer, 'bad-delivery-shard')
+    if (b === undefined || b.phase !== 'ordering') {
+      this.learnHeight(peer, slot, root, shard)
       return
     }
+    if (!this.deliveryShardValid(peer, slot, root, shard)) return
     let bySlot = b.deliveries.get(slot)
     if (bySlot === undefined) {
       bySlot = new Map()
@@ -830,6 +1101,40 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     if (bySlot.size < this.threshold) return
     const shards = [...bySlot].map(([server, signature]) => ({ server, signature }))
     this.certify(b, slot, shards)
+  }
+
+  /** Verifies a delivery shard; penalises its sender when it is bad. */
+  private deliveryShardValid(peer: PeerKey, slot: number, root: Uint8Array, shard: Shard): boolean {
+    const input = deliveryInput(slot, root)
+    if (verifyEd25519Prepared(this.serverKeys[shard.server], input, shard.signature)) return true
+    this.penalise(peer, 'bad-delivery-shard')
+    return false
+  }
+
+  /**
+   * Learns the certified height from delivery shards of batches that are not this broker's
+   * (another broker's, or one it abandoned): f+1 of them on one (slot, root) are a height
+   * certificate, so this broker's raise bound keeps up with every broker's clients.
+   */
+  private learnHeight(peer: PeerKey, slot: number, root: Uint8Array, shard: Shard): void {
+    if (slot <= this.height.slot) return
+    let c = this.heightCandidates.get(slot)
+    if (c !== undefined && !bytesEqual(c.root, root)) return // not what f+1 servers say: ignored
+    if (!this.deliveryShardValid(peer, slot, root, shard)) return
+    if (c === undefined) {
+      if (this.heightCandidates.size >= MAX_HEIGHT_CANDIDATES) {
+        const lowest = Math.min(...this.heightCandidates.keys())
+        if (lowest > slot) return
+        this.heightCandidates.delete(lowest)
+      }
+      c = { root: root.slice(), shards: new Map() }
+      this.heightCandidates.set(slot, c)
+    }
+    c.shards.set(shard.server, shard.signature)
+    if (c.shards.size < this.threshold) return
+    const shards = [...c.shards].map(([server, signature]) => ({ server, signature }))
+    this.height = { slot, root: c.root, shards }
+    for (const k of this.heightCandidates.keys()) if (k <= slot) this.heightCandidates.delete(k)
   }
 
   private certify(b: InFlight, slot: number, shards: Shard[]): void {

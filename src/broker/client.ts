@@ -36,8 +36,16 @@ export interface BrokerClientOptions {
   ed25519: Ed25519KeyPair
   /** Its BLS key pair (signs batch roots). */
   bls: BlsKeyPair
-  /** The broker's peer key. */
+  /** The broker's peer key (the first broker, when `brokers` is given). */
   broker: PeerKey
+  /**
+   * Further brokers, in order: after `failoverAfter` transmissions to one broker without a
+   * delivery certificate (it stopped answering, or does not include this client), the
+   * client sends to the next, round the list. Frames are accepted from any of them.
+   */
+  otherBrokers?: readonly PeerKey[]
+  /** Transmissions of one message to one broker without a delivery certificate before moving to the next. Default 3. */
+  failoverAfter?: number
   /** Raw ed25519 public keys of the servers (to check delivery certificates). */
   serverKeys: readonly Uint8Array[]
   /** Decoder limits. */
@@ -64,6 +72,8 @@ export interface DeliveryReceipt {
   queuedMs: number
   /** Transmissions of the submission (1 when nothing was lost). */
   transmissions: number
+  /** The broker that returned the delivery certificate. */
+  broker: PeerKey
 }
 
 /** Events of a {@link BrokerClient}. */
@@ -88,6 +98,8 @@ interface Current extends Pending {
   timer?: TimerHandle
   /** The highest raise this client co-signed for this message (0 when none). */
   maxSignedRaise: number
+  /** Transmissions to the current broker. */
+  atBroker: number
 }
 
 /**
@@ -108,6 +120,10 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
   private verifiedHeight?: string
   /** The highest slot this client has seen certified by f+1 servers. */
   private knownHeight = 0
+  private readonly brokers: PeerKey[]
+  private brokerIndex = 0
+  /** Times this client moved to the next broker. */
+  private failovers = 0
 
   constructor(env: Env, opts: BrokerClientOptions) {
     super(env, 'consensus-multicast:broker:client')
@@ -120,6 +136,20 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
     })
     this.threshold = faultsTolerated(opts.serverKeys.length) + 1
     this.last = opts.lastSequence ?? 0
+    this.brokers = [opts.broker, ...(opts.otherBrokers ?? [])]
+    if (new Set(this.brokers).size !== this.brokers.length) {
+      throw new InvalidParametersError('brokers must be distinct')
+    }
+  }
+
+  /** The broker this client sends to now. */
+  get broker(): PeerKey {
+    return this.brokers[this.brokerIndex]
+  }
+
+  /** Times this client moved to the next broker. */
+  get brokerFailovers(): number {
+    return this.failovers
   }
 
   /** The last sequence number this client knows delivered. */
@@ -177,14 +207,14 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
   receive(peer: PeerKey, frame: Uint8Array): void {
     if (!this.running) return
     this.recorder.frameReceived(frame.length, 0)
-    if (peer !== this.opts.broker) {
+    if (!this.brokers.includes(peer)) {
       this.penalise(peer, 'not-the-broker')
       return
     }
     try {
       const kind = frameKind(frame)
-      if (kind === FrameKind.Inclusion) this.onInclusion(decodeInclusion(frame, this.limits))
-      else if (kind === FrameKind.Delivered) this.onDelivered(frame)
+      if (kind === FrameKind.Inclusion) this.onInclusion(peer, decodeInclusion(frame, this.limits))
+      else if (kind === FrameKind.Delivered) this.onDelivered(peer, frame)
       else this.penalise(peer, 'unknown-frame')
     } catch (err) {
       this.log('malformed frame from %s: %s', peer, (err as Error).message)
@@ -206,6 +236,7 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
       transmissions: 0,
       retry: this.opts.retryMs ?? 1500,
       maxSignedRaise: 0,
+      atBroker: 0,
     }
     this.transmit()
   }
@@ -213,9 +244,18 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
   private transmit(): void {
     const c = this.current
     if (c === undefined || !this.running) return
+    if (c.atBroker >= (this.opts.failoverAfter ?? 3) && this.brokers.length > 1) {
+      // This broker stopped answering or leaves us out: the next one, at the first pace.
+      this.brokerIndex = (this.brokerIndex + 1) % this.brokers.length
+      this.failovers++
+      c.atBroker = 0
+      c.retry = this.opts.retryMs ?? 1500
+      this.log('moving to broker %s', this.broker)
+    }
     c.transmissions++
+    c.atBroker++
     this.recorder.frameSent(c.frame.length, c.payload.length)
-    this.env.send(this.opts.broker, c.frame)
+    this.env.send(this.broker, c.frame)
     c.timer = this.later(c.retry, () => this.transmit())
     c.retry = Math.min(c.retry * 2, this.opts.maxRetryMs ?? 8000)
   }
@@ -247,7 +287,7 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
     return true
   }
 
-  private onInclusion(p: InclusionFrame): void {
+  private onInclusion(broker: PeerKey, p: InclusionFrame): void {
     const c = this.current
     if (c === undefined) return
     const raise = this.checkInclusion(p)
@@ -256,12 +296,12 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
     // above the certified height + 1 is not legitimate yet, and a share on it could be
     // used later, once it is.
     if (raise === undefined || raise < c.sequence) {
-      this.penalise(this.opts.broker, 'bad-inclusion')
+      this.penalise(broker, 'bad-inclusion')
       return
     }
     const height = p.height === undefined ? this.knownHeight : p.height.slot
     if (raise > height + 1 || (p.height !== undefined && !this.checkHeight(p.height))) {
-      this.penalise(this.opts.broker, 'illegitimate-raise')
+      this.penalise(broker, 'illegitimate-raise')
       return
     }
     // The broker has the message: wait a full retry period from now before resending.
@@ -271,10 +311,10 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
     c.maxSignedRaise = Math.max(c.maxSignedRaise, raise)
     const out = encodeShare({ id: this.opts.id, root: p.root, signature })
     this.recorder.frameSent(out.length, 0)
-    this.env.send(this.opts.broker, out)
+    this.env.send(broker, out)
   }
 
-  private onDelivered(frame: Uint8Array): void {
+  private onDelivered(broker: PeerKey, frame: Uint8Array): void {
     const c = this.current
     if (c === undefined) return
     const d = decodeDelivered(frame, this.limits)
@@ -285,7 +325,7 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
       raise === undefined ||
       !verifyCertificate(d.shards, input, this.serverKeys, this.threshold)
     ) {
-      this.penalise(this.opts.broker, 'bad-delivery-certificate')
+      this.penalise(broker, 'bad-delivery-certificate')
       return
     }
     c.timer?.cancel()
@@ -303,6 +343,7 @@ export class BrokerClient extends CoreBase<BrokerClientEvents> implements Protoc
       latencyMs: this.env.now() - c.sentAt,
       queuedMs: c.sentAt - c.submittedAt,
       transmissions: c.transmissions,
+      broker,
     })
     this.next()
   }

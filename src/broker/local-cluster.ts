@@ -35,6 +35,7 @@ export interface LocalClusterOptions {
       | 'authDelayMs'
       | 'batchTimeoutMs'
       | 'banThreshold'
+      | 'maxShareVerifications'
     >
   > & { authThreads?: number }
   /** Client options. */
@@ -101,6 +102,8 @@ export class LocalCluster {
         ServerNode.start({ index, keyPair, serverKeys, directory, orderer, limits: opts.limits }),
       ),
     )
+    const serverAddresses = servers.map((s) => ({ host: '127.0.0.1', port: s.port }))
+    await Promise.all(servers.map((s) => s.connectPeers(serverAddresses)))
     if (opts.withBroker === false) {
       return new LocalCluster({
         directory,
@@ -113,7 +116,7 @@ export class LocalCluster {
     }
     const broker = await BrokerNode.start({
       directory,
-      serverAddresses: servers.map((s) => ({ host: '127.0.0.1', port: s.port })),
+      serverAddresses,
       serverKeys,
       orderer,
       limits: opts.limits,

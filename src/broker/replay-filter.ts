@@ -1,14 +1,18 @@
 import type { PeerKey } from '../common/artifact.ts'
 import type { Submission } from './wire.ts'
 
-/** What the broker knows of a submission it has seen. */
-export type SeenState = 'queued' | 'authenticated' | 'forged'
+/**
+ * What the broker knows of a submission it has seen: queued for its signature check,
+ * pooled unchecked (`deferred`: proven later by a BLS share or a straggler check),
+ * authenticated, or found with a bad signature.
+ */
+export type SeenState = 'queued' | 'deferred' | 'authenticated' | 'forged'
 
 /** A submission seen recently, and its last copies. */
 export interface SeenSubmission {
   /** The submission as first received. */
   submission: Submission
-  /** Queued for authentication, authenticated, or found with a bad signature. */
+  /** See {@link SeenState}. */
   state: SeenState
   /** Where replies go once it is authenticated ("host:port"): see `Broker`. */
   replyPeer: PeerKey

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import type { PeerKey, Topic } from '../common/artifact.ts'
 import { CoreBase } from '../common/core-base.ts'
 import type { RejectedEvent } from '../common/dissemination.ts'
-import type { Env, ProtocolCore } from '../common/env.ts'
+import type { Env, ProtocolCore, TimerHandle } from '../common/env.ts'
 import { InvalidParametersError } from '../common/errors.ts'
 import { messageIdKey } from '../common/message-id.ts'
 import { type Ed25519KeyPair, importEd25519PublicKey } from '../crypto/ed25519.ts'
@@ -15,8 +15,10 @@ import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
 import { deliveryInput, witnessInput } from './signing.ts'
 import { distilledRoot, verifyDistilledBatch } from './verify-batch.ts'
 import {
+  decodeFetchBatch,
   decodeWitnessRequest,
   encodeDeliveryShard,
+  encodeFetchBatch,
   encodeWitnessShard,
   FrameKind,
   frameKind,
@@ -43,6 +45,21 @@ export interface WitnessServerOptions {
   maxStoredBatchesPerPeer?: number
   /** Ordered references waiting for their batch to arrive. Default 1,024. */
   maxPendingOrdered?: number
+  /**
+   * An ordered batch not received this long after its turn came is fetched from another
+   * server (peers "server/i", i ≠ index: the driver maps them to links). Default 200 ms.
+   */
+  fetchAfterMs?: number
+  /** Ask the next server when one did not answer a fetch in this time. Default 1,000 ms. */
+  fetchTimeoutMs?: number
+  /** Fetch requests for one batch at most (round the other servers). Default 3 × (servers − 1). */
+  maxFetchAttempts?: number
+  /** Delivered batch frames kept to answer other servers' fetches. Default 16. */
+  maxServedBatches?: number
+  /** Fetches served to one peer per second at most; beyond, refused and penalised. Default 16. */
+  maxFetchesPerSecond?: number
+  /** Brokers sent delivery shards at once (those that said hello or sent a batch). Default 16. */
+  maxBrokers?: number
 }
 
 /** A message delivered by a server, in total order. */
@@ -81,10 +98,20 @@ export interface WitnessServerCounters {
   dropped: number
   /** Ordered references skipped because the digest was delivered before. */
   duplicateBatches: number
+  /** Fetch requests sent for ordered batches never received. */
+  fetchRequests: number
+  /** Batches got from another server that way. */
+  fetched: number
+  /** Batch frames sent to servers that asked for them. */
+  fetchesServed: number
+  /** Fetch requests for batches this server does not hold. */
+  fetchesUnknown: number
 }
 
 interface StoredBatch {
   batch: DistilledBatch
+  /** The frame as received (served to servers that fetch it). */
+  frame: Uint8Array
   from: PeerKey
   root?: Uint8Array
   verified?: boolean
@@ -113,7 +140,20 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
     nudged: 0,
     dropped: 0,
     duplicateBatches: 0,
+    fetchRequests: 0,
+    fetched: 0,
+    fetchesServed: 0,
+    fetchesUnknown: 0,
   }
+  /** Other servers, as the driver names them. */
+  private readonly serverPeers: PeerKey[]
+  /** Brokers that get delivery shards, oldest first. */
+  private readonly brokers = new Set<PeerKey>()
+  /** Delivered batch frames, oldest first, to serve fetches. */
+  private readonly served = new Map<string, Uint8Array>()
+  private readonly fetchBudget = new Map<PeerKey, { windowStart: number; count: number }>()
+  /** The ordered batch being fetched (only the head of the ordered queue can block). */
+  private fetching?: { key: string; digest: Uint8Array; attempts: number; timer?: TimerHandle }
   private nextSlot = 1
   private unsubscribe?: () => void
 
@@ -130,6 +170,12 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
       return key
     })
     this.threshold = faultsTolerated(opts.serverKeys.length) + 1
+    this.serverPeers = opts.serverKeys.flatMap((_, i) => (i === opts.index ? [] : [`server/${i}`]))
+  }
+
+  /** This server's index. */
+  get index(): number {
+    return this.opts.index
   }
 
   /** The slots delivered so far. */
@@ -165,17 +211,27 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
 
   peerConnected(): void {}
 
-  peerDisconnected(): void {}
+  peerDisconnected(peer: PeerKey): void {
+    this.brokers.delete(peer)
+    this.fetchBudget.delete(peer)
+  }
 
   receive(peer: PeerKey, frame: Uint8Array): void {
     this.recorder.frameReceived(frame.length, 0)
     try {
       switch (frameKind(frame)) {
         case FrameKind.Batch:
-          this.storeBatch(peer, frame)
+          if (this.serverPeers.includes(peer)) this.onFetched(peer, frame)
+          else this.storeBatch(peer, frame)
           return
         case FrameKind.WitnessRequest:
           this.witness(peer, decodeWitnessRequest(frame))
+          return
+        case FrameKind.BrokerHello:
+          this.addBroker(peer)
+          return
+        case FrameKind.FetchBatch:
+          this.serveFetch(peer, decodeFetchBatch(frame))
           return
         default:
           this.reject(peer, 'unknown-frame')
@@ -198,9 +254,19 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
     this.drainOrdered()
   }
 
+  /** Remembers a broker (bounded: the oldest is forgotten first). */
+  private addBroker(peer: PeerKey): void {
+    this.brokers.delete(peer)
+    if (this.brokers.size >= (this.opts.maxBrokers ?? 16)) {
+      this.brokers.delete(this.brokers.values().next().value!)
+    }
+    this.brokers.add(peer)
+  }
+
   private storeBatch(peer: PeerKey, frame: Uint8Array): void {
     const batch = decodeDistilledBatch(frame, this.limits)
     const key = messageIdKey(batchDigest(frame))
+    if (!this.brokers.has(peer)) this.addBroker(peer)
     if (this.stored.has(key) || this.deliveredDigests.has(key)) return
     // Bounded per sender first, so one broker flooding batches cannot evict the others'.
     const perPeer = this.opts.maxStoredBatchesPerPeer ?? 16
@@ -208,8 +274,80 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
     if (mine.length >= perPeer) this.stored.delete(mine[0][0])
     const max = this.opts.maxStoredBatches ?? 64
     if (this.stored.size >= max) this.stored.delete(this.stored.keys().next().value!)
-    this.stored.set(key, { batch, from: peer })
+    this.stored.set(key, { batch, frame, from: peer })
     this.drainOrdered()
+  }
+
+  /**
+   * Starts fetching the ordered batch `digest` from the other servers, after `fetchAfterMs`
+   * (it is normally on its way from its broker), then round them every `fetchTimeoutMs`,
+   * at most `maxFetchAttempts` requests.
+   */
+  private fetchLater(key: string, digest: Uint8Array): void {
+    if (this.fetching?.key === key || this.serverPeers.length === 0) return
+    this.fetching?.timer?.cancel()
+    const f: NonNullable<typeof this.fetching> = { key, digest, attempts: 0 }
+    this.fetching = f
+    f.timer = this.later(this.opts.fetchAfterMs ?? 200, () => this.fetchNext(f))
+  }
+
+  private fetchNext(f: NonNullable<typeof this.fetching>): void {
+    if (this.fetching !== f || this.stored.has(f.key)) return
+    const max = this.opts.maxFetchAttempts ?? 3 * this.serverPeers.length
+    if (f.attempts >= max) {
+      this.log.error('no server sent the ordered batch %s after %d requests', f.key, max)
+      return // still delivered if its broker's frame comes
+    }
+    const to = this.serverPeers[f.attempts % this.serverPeers.length]
+    f.attempts++
+    this.counters.fetchRequests++
+    this.sendFrame(to, encodeFetchBatch(f.digest))
+    f.timer = this.later(this.opts.fetchTimeoutMs ?? 1000, () => this.fetchNext(f))
+  }
+
+  /** A batch frame from a server: accepted only as the answer to the fetch in progress. */
+  private onFetched(peer: PeerKey, frame: Uint8Array): void {
+    const f = this.fetching
+    const key = messageIdKey(batchDigest(frame))
+    // The digest in the ordered reference (witnessed by f+1 servers) authenticates it.
+    if (f === undefined || f.key !== key) {
+      this.reject(peer, 'unsolicited-batch')
+      return
+    }
+    const batch = decodeDistilledBatch(frame, this.limits)
+    f.timer?.cancel()
+    this.fetching = undefined
+    this.counters.fetched++
+    this.stored.set(key, { batch, frame, from: peer })
+    this.drainOrdered()
+  }
+
+  /** Sends a batch this server holds to a server that asks for it (rate-limited per peer). */
+  private serveFetch(peer: PeerKey, digest: Uint8Array): void {
+    const now = this.env.now()
+    let b = this.fetchBudget.get(peer)
+    if (b === undefined || now - b.windowStart >= 1000) {
+      if (b === undefined && this.fetchBudget.size >= 256) this.fetchBudget.clear()
+      b = { windowStart: now, count: 0 }
+      this.fetchBudget.set(peer, b)
+    }
+    if (++b.count > (this.opts.maxFetchesPerSecond ?? 16)) {
+      this.reject(peer, 'fetch-flood')
+      return
+    }
+    const key = messageIdKey(digest)
+    const frame = this.stored.get(key)?.frame ?? this.served.get(key)
+    if (frame === undefined) {
+      this.counters.fetchesUnknown++
+      return
+    }
+    this.counters.fetchesServed++
+    this.sendFrame(peer, frame)
+  }
+
+  private sendFrame(peer: PeerKey, frame: Uint8Array): void {
+    this.recorder.frameSent(frame.length, 0)
+    this.env.send(peer, frame)
   }
 
   private rootOf(s: StoredBatch): Uint8Array {
@@ -270,7 +408,10 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
         continue
       }
       const s = this.stored.get(key)
-      if (s === undefined) return // wait for the batch frame
+      if (s === undefined) {
+        this.fetchLater(key, head.reference.digest) // or its broker's frame comes first
+        return
+      }
       this.pendingOrdered.shift()
       this.deliverBatch(head.slot, key, s)
       this.nextSlot++
@@ -279,6 +420,14 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
 
   private deliverBatch(slot: number, key: string, s: StoredBatch): void {
     this.stored.delete(key)
+    if (this.fetching?.key === key) {
+      this.fetching.timer?.cancel()
+      this.fetching = undefined
+    }
+    this.served.set(key, s.frame)
+    if (this.served.size > (this.opts.maxServedBatches ?? 16)) {
+      this.served.delete(this.served.keys().next().value!)
+    }
     this.deliveredDigests.add(key)
     this.deliveredOrder.push(key)
     if (this.deliveredOrder.length > 65_536)
@@ -314,7 +463,9 @@ export class WitnessServer extends CoreBase<WitnessServerEvents> implements Prot
     const root = this.rootOf(s)
     const signature = this.opts.keyPair.sign(deliveryInput(slot, root))
     const out = encodeDeliveryShard(slot, root, { server: this.opts.index, signature })
-    this.recorder.frameSent(out.length, 0)
-    this.env.send(s.from, out)
+    // Every broker: the batch's own certifies its clients, the others learn the height.
+    const to = new Set(this.brokers)
+    if (!this.serverPeers.includes(s.from)) to.add(s.from)
+    for (const peer of to) this.sendFrame(peer, out)
   }
 }

@@ -11,6 +11,8 @@ export interface LinkHandlers {
   frame(peer: PeerKey, frame: Uint8Array): void
   /** The peer broke the framing (oversized or malformed length); the link was closed. */
   misbehaved?(peer: PeerKey, reason: string): void
+  /** The connection closed. */
+  closed?(peer: PeerKey): void
 }
 
 /** Default largest frame on a broker ↔ server link (a distilled batch of 65,536 entries fits). */
@@ -32,6 +34,7 @@ function attach(socket: Socket, peer: PeerKey, maxFrame: number, handlers: LinkH
     for (const f of frames) handlers.frame(peer, f)
   })
   socket.on('error', (err) => log('link %s: %s', peer, err.message))
+  socket.on('close', () => handlers.closed?.(peer))
 }
 
 /** A framed TCP connection (varint length-prefixed frames, as libp2p streams). */

@@ -34,6 +34,10 @@ export const FrameKind = {
   WitnessShard: 0x12,
   /** Server → broker: a delivery shard. */
   DeliveryShard: 0x13,
+  /** Broker → server, once per link: I am a broker (send me delivery shards). */
+  BrokerHello: 0x14,
+  /** Server → server: send me the batch with this digest (it was ordered; I never got it). */
+  FetchBatch: 0x15,
 } as const
 
 /** A client's signed submission. */
@@ -224,13 +228,36 @@ export function decodeDelivered(frame: Uint8Array, limits: BrokerLimits): Delive
 
 /** Encodes a witness request. */
 export function encodeWitnessRequest(digest: Uint8Array): Uint8Array {
-  return new ByteWriter(33).u8(FrameKind.WitnessRequest).raw(digest).finish()
+  return encodeDigestFrame(FrameKind.WitnessRequest, digest)
 }
 
 /** Decodes a witness request; returns the digest. */
 export function decodeWitnessRequest(frame: Uint8Array): Uint8Array {
+  return decodeDigestFrame(FrameKind.WitnessRequest, frame, 'witness request')
+}
+
+/** Encodes a fetch request: u8 kind ‖ 32 B batch digest. */
+export function encodeFetchBatch(digest: Uint8Array): Uint8Array {
+  return encodeDigestFrame(FrameKind.FetchBatch, digest)
+}
+
+/** Decodes a fetch request; returns the digest. */
+export function decodeFetchBatch(frame: Uint8Array): Uint8Array {
+  return decodeDigestFrame(FrameKind.FetchBatch, frame, 'fetch request')
+}
+
+/** The broker hello: one byte. */
+export function encodeBrokerHello(): Uint8Array {
+  return Uint8Array.of(FrameKind.BrokerHello)
+}
+
+function encodeDigestFrame(kind: number, digest: Uint8Array): Uint8Array {
+  return new ByteWriter(1 + MERKLE_HASH_LENGTH).u8(kind).raw(digest).finish()
+}
+
+function decodeDigestFrame(kind: number, frame: Uint8Array, what: string): Uint8Array {
   const r = new ByteReader(frame)
-  if (r.u8() !== FrameKind.WitnessRequest) throw new DecodeError('not a witness request')
+  if (r.u8() !== kind) throw new DecodeError(`not a ${what}`)
   const digest = r.raw(MERKLE_HASH_LENGTH)
   r.end()
   return digest

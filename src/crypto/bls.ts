@@ -177,6 +177,12 @@ export interface BlsAggregateOptions {
    * (see {@link blsSumShares}): the optimistic verification then needs no additions.
    */
   aggregate?: BlsDecodedShare
+  /**
+   * Most aggregate verifications to spend (default: no bound). Once spent, the shares not
+   * yet found good or bad are returned in `unresolved`, neither kept nor blamed: a caller
+   * facing many bad shares checks those signers another way instead of bisecting on.
+   */
+  maxVerifications?: number
 }
 
 /** Sums decoded shares (no subgroup check; the sum is checked when verified). */
@@ -194,6 +200,8 @@ export interface BlsAggregateResult {
   bad: number[]
   /** Aggregate verifications performed (1 when every share is good). */
   verifications: number
+  /** Indices of shares left unchecked when `maxVerifications` ran out, ascending. */
+  unresolved: number[]
 }
 
 /**
@@ -235,9 +243,15 @@ export function blsAggregateShares(
   let verifications = 0
   let givenSumVerified = false
   const goodSigs: Signature[] = []
+  const unresolved: number[] = []
+  const budget = options.maxVerifications ?? Number.POSITIVE_INFINITY
   const check = (lo: number, hi: number): void => {
     if (lo >= hi) return
     const part = decoded.slice(lo, hi)
+    if (verifications >= budget) {
+      for (const p of part) unresolved.push(p.index)
+      return
+    }
     verifications++
     let ok = false
     try {
@@ -279,9 +293,10 @@ export function blsAggregateShares(
   check(0, decoded.length)
   good.sort((a, b) => a - b)
   bad.sort((a, b) => a - b)
+  unresolved.sort((a, b) => a - b)
   const aggregate =
     goodSigs.length === 0
       ? undefined
       : (givenSumVerified ? options.aggregate! : aggregateSignatures(goodSigs, false)).toBytes(true)
-  return { aggregate, good, bad, verifications }
+  return { aggregate, good, bad, verifications, unresolved }
 }

@@ -58,6 +58,21 @@ function submission(c: LocalCluster, id: number, sequence: number, payload: Uint
   return encodeSubmission({ id, sequence, payload, signature })
 }
 
+/**
+ * Client 9, played by hand: submits a genuine message, then answers its inclusion proof
+ * with a share signed by another client's BLS key (one that cannot verify for id 9).
+ */
+async function liarWithBadShare(c: LocalCluster): Promise<void> {
+  const liar = await udp()
+  liar.onFrame((peer, f) => {
+    if (f[0] !== FrameKind.Inclusion) return
+    const p = decodeInclusion(f, brokerLimits())
+    const signature = c.clientKeys[10].bls.signShare(batchRootInput(p.root))
+    liar.send(peer, encodeShare({ id: 9, root: p.root, signature }))
+  })
+  liar.send(c.broker!.address, submission(c, 9, 1, enc('liar')))
+}
+
 describe('clients and the broker', () => {
   it('a client that never answers becomes a straggler and is still delivered', async () => {
     const c = await cluster({
@@ -106,15 +121,7 @@ describe('clients and the broker', () => {
       broker: { flushTimeoutMs: 30, shareTimeoutMs: 5_000, authThreads: 1 },
     })
     const delivered = record(c)
-    const liar = await udp()
-    liar.onFrame((peer, f) => {
-      if (f[0] !== FrameKind.Inclusion) return
-      const p = decodeInclusion(f, brokerLimits())
-      // Signed with another client's BLS key: a share that cannot verify for id 9.
-      const signature = c.clientKeys[10].bls.signShare(batchRootInput(p.root))
-      liar.send(peer, encodeShare({ id: 9, root: p.root, signature }))
-    })
-    liar.send(c.broker!.address, submission(c, 9, 1, enc('liar')))
+    await liarWithBadShare(c)
     await Promise.all(
       c.clients.filter((_, id) => id !== 9).map((cl, id) => cl.submit(enc(`y${id}`))),
     )
@@ -127,6 +134,31 @@ describe('clients and the broker', () => {
     expect(counts.stragglers).toBe(1)
     expect(c.broker!.core.stats().invalid['bad-share']).toBe(1)
     for (const got of delivered) expect(got.filter((d) => d.clientId === 9).length).toBe(1)
+  })
+
+  it('bisection out of budget: the unresolved signers become checked stragglers, all delivered', async () => {
+    const c = await cluster({
+      clients: 16,
+      broker: { flushTimeoutMs: 30, shareTimeoutMs: 200, authThreads: 1, maxShareVerifications: 1 },
+    })
+    const delivered = record(c)
+    await liarWithBadShare(c)
+    const others = c.clients.filter((_, id) => id !== 9)
+    await Promise.all(others.map((cl, k) => cl.submit(enc(`z${k}`))))
+    await waitFor(() => delivered.every((g) => g.some((d) => d.clientId === 9)), {
+      what: 'delivered.every((g) => g.some((d) => d.clientId === 9))',
+    })
+    const counts = c.broker!.core.counts()
+    // The one aggregate check failed and no bisection was left: nobody blamed, every
+    // signer of that batch checked by ed25519 instead, and all of them delivered once.
+    expect(counts.badShares).toBe(0)
+    expect(counts.stragglers).toBeGreaterThanOrEqual(2)
+    expect(counts.deferredChecks).toBe(counts.stragglers)
+    expect(counts.forged).toBe(0)
+    for (const got of delivered) {
+      expect(got.filter((d) => d.clientId === 9)).toHaveLength(1)
+      expect(got).toHaveLength(16)
+    }
   })
 
   it('a client refuses bad proofs, illegitimate raises and forged certificates', async () => {
@@ -227,7 +259,9 @@ describe('clients and the broker', () => {
     const counts = c.broker!.core.counts()
     expect(counts.copies).toBe(3)
     expect(counts.retransmissionsAnswered).toBe(1)
-    expect(counts.authenticated).toBe(4)
+    // Each client's submission was accepted once (pooled unchecked, proven by its share).
+    expect(counts.authenticated + counts.deferred).toBe(4)
+    expect(counts.provenByShare).toBe(counts.deferred)
     expect(counts.batches).toBe(1)
     expect(c.broker!.core.penaltiesOf('127.66.0.2')).toBe(2)
     expect(c.broker!.core.penaltiesOf('127.0.0.1')).toBe(0)

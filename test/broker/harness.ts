@@ -2,6 +2,7 @@
  * A broker played by hand, for tests of what servers and clients do with a Byzantine
  * broker. It speaks the real protocol over real TCP links, with real signatures.
  */
+import type { BrokerEvents } from '../../src/broker/broker.ts'
 import type { HeightCertificate, Shard } from '../../src/broker/certificate.ts'
 import { ClientNode } from '../../src/broker/client-node.ts'
 import { batchDigest, type DistilledBatch } from '../../src/broker/distilled-batch.ts'
@@ -9,7 +10,12 @@ import { batchLeaves } from '../../src/broker/leaf.ts'
 import type { LocalCluster } from '../../src/broker/local-cluster.ts'
 import { batchRootInput, submissionInput } from '../../src/broker/signing.ts'
 import { TcpLink } from '../../src/broker/tcp-link.ts'
-import { decodeShardFrame, encodeWitnessRequest, type ShardFrame } from '../../src/broker/wire.ts'
+import {
+  decodeShardFrame,
+  encodeBrokerHello,
+  encodeWitnessRequest,
+  type ShardFrame,
+} from '../../src/broker/wire.ts'
 import { blsAggregateShares } from '../../src/crypto/bls.ts'
 import { merkleRoot } from '../../src/crypto/merkle.ts'
 import { waitFor } from '../support/wait.ts'
@@ -24,6 +30,26 @@ export interface HandEntry {
   straggler?: boolean
 }
 
+/** Resolves with the first ban of a source starting with `source`; rejects after `ms`. */
+export function banOf(
+  c: LocalCluster,
+  source: string,
+  ms = 20_000,
+): Promise<BrokerEvents['banned']> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off()
+      reject(new Error(`${source} not banned in ${ms} ms`))
+    }, ms)
+    const off = c.broker!.core.on('banned', (e) => {
+      if (!e.source.startsWith(source)) return
+      clearTimeout(timer)
+      off()
+      resolve(e)
+    })
+  })
+}
+
 /**
  * Replaces the clients of `cluster` by new ones (same ids and keys) that send to `broker`
  * (a relay in front of the real broker); each new client's close goes to `closers`.
@@ -31,8 +57,9 @@ export interface HandEntry {
 export async function clientsVia(
   cluster: LocalCluster,
   broker: string,
-  retry: { retryMs: number; maxRetryMs: number },
+  retry: { retryMs: number; maxRetryMs: number; failoverAfter?: number },
   closers: (() => Promise<unknown>)[],
+  otherBrokers: string[] = [],
 ): Promise<ClientNode[]> {
   return Promise.all(
     cluster.clientKeys.map(async (k, id) => {
@@ -41,6 +68,7 @@ export async function clientsVia(
         id,
         ...k,
         broker,
+        otherBrokers,
         serverKeys: cluster.serverKeys,
         ...retry,
       })
@@ -74,6 +102,8 @@ export class HandBroker {
         }),
       ),
     )
+    // Like a real broker, it says hello: servers then send it every delivery shard.
+    for (const l of links) l.send(encodeBrokerHello())
     return new HandBroker(cluster, links, shards)
   }
 
@@ -126,21 +156,25 @@ export class HandBroker {
   }
 
   /**
-   * Sends a batch frame to every server and asks all to witness; waits until each server
-   * either signed or refused (counted a fault), and returns the shards got.
+   * Sends a batch frame to every server (or those in `only`) and asks them to witness; waits
+   * until each either signed or refused (counted a fault), and returns the shards got.
    */
-  async witness(frame: Uint8Array): Promise<{ digest: Uint8Array; witnesses: Shard[] }> {
+  async witness(
+    frame: Uint8Array,
+    only?: number[],
+  ): Promise<{ digest: Uint8Array; witnesses: Shard[] }> {
     const digest = batchDigest(frame)
-    const n = this.links.length
-    const before = Array.from({ length: n }, (_, i) => refusals(this.cluster, i))
-    for (const l of this.links) l.send(frame)
-    for (const l of this.links) l.send(encodeWitnessRequest(digest))
+    const to = only ?? this.links.map((_, i) => i)
+    const before = to.map((i) => refusals(this.cluster, i))
+    for (const i of to) this.links[i].send(frame)
+    for (const i of to) this.links[i].send(encodeWitnessRequest(digest))
     const shards = () =>
       this.shards.filter((s) => s.digest !== undefined && Buffer.compare(s.digest, digest) === 0)
     await waitFor(
       () =>
         before.every(
-          (b, i) => refusals(this.cluster, i) > b || shards().some((s) => s.shard.server === i),
+          (b, k) =>
+            refusals(this.cluster, to[k]) > b || shards().some((s) => s.shard.server === to[k]),
         ),
       { what: 'every server to witness or refuse the batch' },
     )
