@@ -15,9 +15,11 @@ import { SeenCache } from '../core/seen-cache.ts'
 import type { ValidationResult } from '../core/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
+import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { supportsIDontWant } from './protocol-ids.ts'
+import { pick, shuffle } from './random-pick.ts'
 import {
   decodeRpc,
   emptyControl,
@@ -40,6 +42,7 @@ import {
   MessageSigner,
   verifySignature,
 } from './signing.ts'
+import { UplinkQueue } from './uplink-queue.ts'
 
 const EMPTY = new Uint8Array(0)
 
@@ -81,14 +84,6 @@ interface PeerState {
   recentReceived: Set<string> | undefined
 }
 
-/** A message frame waiting in the paced send queue. */
-interface QueuedMessage {
-  peer: PeerKey
-  key: string
-  frame: Uint8Array
-  payload: number
-}
-
 function emptyRpc(): Rpc {
   return { subscriptions: [], messages: [], control: emptyControl() }
 }
@@ -116,9 +111,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** The resolved, validated parameters. */
   readonly params: GossipParams
   /** Message frames dropped because the send queue was full. */
-  droppedFrames = 0
+  get droppedFrames(): number {
+    return this.uplink.droppedFrames
+  }
   /** Queued message frames cancelled by the peer's IDONTWANT before they were sent. */
-  cancelledByIDontWant = 0
+  get cancelledByIDontWant(): number {
+    return this.uplink.cancelledByIDontWant
+  }
   /** Peers disconnected (and denied) for going on past their budgets. */
   peersDisconnected = 0
   /** Most protobuf fields decoded from one frame so far: the decoding work of the worst frame. */
@@ -126,10 +125,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly topicPeers = new Map<Topic, Set<PeerKey>>()
-  private readonly mesh = new Map<Topic, Set<PeerKey>>()
-  private readonly fanout = new Map<Topic, Set<PeerKey>>()
-  private readonly fanoutLastPublish = new Map<Topic, number>()
-  private readonly backoff = new Map<Topic, Map<PeerKey, number>>()
+  private readonly meshes: MeshMaintenance
   private readonly subscriptions = new Set<Topic>()
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
@@ -148,13 +144,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly budgets: PeerBudgets
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
-  private readonly sendQueue: QueuedMessage[] = []
-  private sendQueueHead = 0
-  private uplinkFreeAt = 0
-  private drainTimer: TimerHandle | undefined
+  private readonly uplink: UplinkQueue
   private heartbeatTimer: TimerHandle | undefined
   private hello: Uint8Array | undefined
-  private heartbeatTicks = 0
   private lastDecay = 0
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
@@ -178,6 +170,30 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
     this.score = new PeerScore(p.score, () => env.now())
     this.budgets = new PeerBudgets(p.budgets, () => env.now())
+    this.meshes = new MeshMaintenance({
+      params: p,
+      score: this.score,
+      now: () => env.now(),
+      random: () => env.random(),
+      topicPeers: (topic) => this.topicPeers.get(topic),
+      isDirect: (peer) => this.direct.has(peer),
+      isOutbound: (peer) => this.peers.get(peer)?.outbound === true,
+      control: (peer) => this.control(peer),
+      gossipIds: (topic) => this.mcache.gossipIds(topic),
+      doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
+    })
+    this.uplink = new UplinkQueue(p.uploadBps, p.maxSendQueue, {
+      now: () => env.now(),
+      setTimer: (ms, fn) => env.setTimer(ms, fn),
+      running: () => this.running,
+      unwanted: (peer, key) => this.peerDoesNotWant(peer, key),
+      transmit: (item) => {
+        this.recorder.frameSent(item.frame.length, item.payload)
+        this.env.send(item.peer, item.frame)
+        this.notePush(item.peer, item.key, item.payload)
+      },
+      cancelled: (item) => this.noteUnneededPush(item.peer, item.payload),
+    })
     this.limiter = new IWantLimiter(
       {
         maxConcurrent: p.maxConcurrentIWant,
@@ -215,10 +231,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.running = false
     this.heartbeatTimer?.cancel()
     this.heartbeatTimer = undefined
-    this.drainTimer?.cancel()
-    this.drainTimer = undefined
-    this.sendQueue.length = 0
-    this.sendQueueHead = 0
+    this.uplink.clear()
     this.limiter.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
@@ -382,21 +395,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: true, topic }], messages: [] })
     }
-    const mesh = new Set<PeerKey>()
-    this.mesh.set(topic, mesh)
-    const fanout = this.fanout.get(topic)
-    this.fanout.delete(topic)
-    this.fanoutLastPublish.delete(topic)
-    const eligible = (p: PeerKey) =>
-      !this.direct.has(p) && !this.inBackoff(topic, p) && this.score.score(p) >= 0
-    const fromFanout = [...(fanout ?? [])].filter(eligible)
-    for (const p of this.pick(fromFanout, this.params.D)) this.graft(p, topic)
-    if (mesh.size < this.params.D) {
-      const others = [...(this.topicPeers.get(topic) ?? [])].filter(
-        (p) => !mesh.has(p) && eligible(p),
-      )
-      for (const p of this.pick(others, this.params.D - mesh.size)) this.graft(p, topic)
-    }
+    this.meshes.join(topic)
     this.flushControl()
   }
 
@@ -407,10 +406,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
-    for (const p of this.mesh.get(topic) ?? []) {
-      this.prune(p, topic, this.params.unsubscribeBackoffMs)
-    }
-    this.mesh.delete(topic)
+    this.meshes.leave(topic)
     this.flushControl()
   }
 
@@ -457,12 +453,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** Our mesh peers of `topic`. */
   getMeshPeers(topic: Topic): PeerKey[] {
-    return [...(this.mesh.get(topic) ?? [])]
+    return [...(this.meshes.meshOf(topic) ?? [])]
   }
 
   /** Our fanout peers of `topic`. */
   getFanoutPeers(topic: Topic): PeerKey[] {
-    return [...(this.fanout.get(topic) ?? [])]
+    return [...(this.meshes.fanoutOf(topic) ?? [])]
   }
 
   /** A peer's current score. */
@@ -519,8 +515,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const set = this.topicPeers.get(topic)
     set?.delete(peer)
     if (set?.size === 0) this.topicPeers.delete(topic)
-    if (this.mesh.get(topic)?.delete(peer)) this.score.prune(peer, topic)
-    this.fanout.get(topic)?.delete(peer)
+    this.meshes.removePeer(topic, peer)
   }
 
   /**
@@ -679,7 +674,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         firstSeen: a.receivedAt,
       })
       const targets: PeerKey[] = []
-      for (const p of this.mesh.get(a.topic) ?? []) {
+      for (const p of this.meshes.meshOf(a.topic) ?? []) {
         if (p === peer || p === a.origin || haveIt?.has(p)) continue
         if (!this.peerDoesNotWant(p, key)) targets.push(p)
       }
@@ -745,7 +740,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private handleGraft(peer: PeerKey, ps: PeerState, grafts: RpcGraft[], out: Rpc): void {
     const now = this.env.now()
     for (const { topicID: topic } of grafts) {
-      const mesh = this.mesh.get(topic)
+      const mesh = this.meshes.meshOf(topic)
       if (mesh === undefined || mesh.has(peer)) continue
       if (this.direct.has(peer)) {
         // A direct peer lives outside the mesh: its GRAFT is an error on its side (spec v1.1).
@@ -754,7 +749,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         this.pruneResponse(peer, topic, out)
         continue
       }
-      const until = this.backoff.get(topic)?.get(peer)
+      const until = this.meshes.backoffUntil(topic, peer)
       if (until !== undefined && until > now) {
         // GRAFT during backoff: a protocol violation, doubly so right after the PRUNE.
         this.score.addPenalty(peer, 1)
@@ -774,20 +769,20 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   private pruneResponse(peer: PeerKey, topic: Topic, out: Rpc): void {
-    this.setBackoff(topic, peer, this.params.pruneBackoffMs)
-    out.control!.prune.push(this.pruneEntry(topic, this.params.pruneBackoffMs))
+    this.meshes.setBackoff(topic, peer, this.params.pruneBackoffMs)
+    out.control!.prune.push(pruneEntry(topic, this.params.pruneBackoffMs))
   }
 
   private handlePrune(peer: PeerKey, prunes: RpcPrune[]): void {
     for (const p of prunes) {
       // Backoff only matters, and is only kept, for topics we are in (bounded state).
       if (!this.subscriptions.has(p.topicID)) continue
-      if (this.mesh.get(p.topicID)?.delete(peer)) this.score.prune(peer, p.topicID)
+      this.meshes.prunedBy(peer, p.topicID)
       const backoffMs =
         p.backoff !== undefined && p.backoff > 0
           ? Math.min(p.backoff * 1000, 24 * 3600_000)
           : this.params.pruneBackoffMs
-      this.setBackoff(p.topicID, peer, backoffMs)
+      this.meshes.setBackoff(p.topicID, peer, backoffMs)
       // Peer exchange needs dialling, which a sans-IO core cannot do: the offer is noted only.
       if (p.peers.length > 0)
         this.log('%s offered %d peers for %s', peer, p.peers.length, p.topicID)
@@ -810,7 +805,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const ih of ihaves) {
       if (!this.subscriptions.has(ih.topicID)) continue
       // From a mesh peer, an IHAVE is a lazy push: the full copy is probably on its way.
-      const into = delay > 0 && this.mesh.get(ih.topicID)?.has(peer) ? deferred : wanted
+      const into = delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) ? deferred : wanted
       for (const id of ih.messageIDs) {
         const key = messageIdKey(id)
         if (!this.seen.has(key, now)) into.set(key, id)
@@ -895,15 +890,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     )
     // Ingress goes to every topic peer because nobody relays it (seed 001).
     if (!this.forwards(cls) || this.params.floodPublish) return [...direct, ...topicPeers]
-    const mesh = this.mesh.get(topic)
+    const mesh = this.meshes.meshOf(topic)
     if (mesh !== undefined) return [...direct, ...mesh]
-    let fanout = this.fanout.get(topic)
-    if (fanout === undefined || fanout.size === 0) {
-      fanout = new Set(this.pick(topicPeers, this.params.D))
-      this.fanout.set(topic, fanout)
-    }
-    this.fanoutLastPublish.set(topic, this.env.now())
-    return [...direct, ...fanout]
+    return [...direct, ...this.meshes.fanoutFor(topic, topicPeers)]
   }
 
   /** Connected direct peers that subscribe to `topic`. */
@@ -963,7 +952,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   ): void {
     const targets = new Set<PeerKey>()
     // Only peers that relay this class can be about to send it to us.
-    if (this.forwards(cls)) for (const p of this.mesh.get(topic) ?? []) targets.add(p)
+    if (this.forwards(cls)) for (const p of this.meshes.meshOf(topic) ?? []) targets.add(p)
     // Peers we asked with IWANT may have the reply queued: tell them too.
     for (const p of asked) targets.add(p)
     targets.delete(from)
@@ -992,7 +981,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private heartbeat(): void {
     if (!this.running) return
     const now = this.env.now()
-    this.heartbeatTicks++
     if (now - this.lastDecay >= this.params.score.decayIntervalMs) {
       this.score.refresh()
       this.lastDecay = now
@@ -1007,162 +995,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         ps.dontWant!.delete(key)
       }
     }
-    for (const [topic, peers] of this.backoff) {
-      for (const [peer, until] of peers) if (until <= now) peers.delete(peer)
-      if (peers.size === 0) this.backoff.delete(topic)
-    }
-    for (const topic of this.subscriptions) this.maintainMesh(topic)
-    this.maintainFanout(now)
-    this.emitGossip()
+    this.meshes.heartbeat(now, this.subscriptions)
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)
     this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, () => this.heartbeat())
-  }
-
-  private maintainMesh(topic: Topic): void {
-    const p = this.params
-    const mesh = this.mesh.get(topic)
-    if (mesh === undefined) return
-    for (const peer of mesh) {
-      if (this.score.score(peer) < 0) this.prune(peer, topic, p.pruneBackoffMs)
-    }
-    const candidates = (filter: (peer: PeerKey) => boolean) =>
-      [...(this.topicPeers.get(topic) ?? [])].filter(
-        (peer) =>
-          !mesh.has(peer) &&
-          !this.direct.has(peer) &&
-          !this.inBackoff(topic, peer) &&
-          this.score.score(peer) >= 0 &&
-          filter(peer),
-      )
-    if (mesh.size < p.Dlo) {
-      for (const peer of this.pick(
-        candidates(() => true),
-        p.D - mesh.size,
-      )) {
-        this.graft(peer, topic)
-      }
-    }
-    if (mesh.size > p.Dhi) this.shrinkMesh(topic, mesh)
-    if (mesh.size >= p.Dlo) {
-      const outbound = [...mesh].filter((peer) => this.peers.get(peer)?.outbound).length
-      if (outbound < p.Dout) {
-        const extra = candidates((peer) => this.peers.get(peer)?.outbound === true)
-        for (const peer of this.pick(extra, p.Dout - outbound)) this.graft(peer, topic)
-      }
-    }
-    if (this.heartbeatTicks % p.opportunisticGraftTicks === 0 && mesh.size > 1) {
-      const scores = [...mesh].map((peer) => this.score.score(peer)).sort((a, b) => a - b)
-      const median = scores[Math.floor(scores.length / 2)]
-      if (median < p.thresholds.opportunisticGraftThreshold) {
-        const better = candidates((peer) => this.score.score(peer) > median)
-        for (const peer of this.pick(better, p.opportunisticGraftPeers)) this.graft(peer, topic)
-      }
-    }
-  }
-
-  /** Keeps the Dscore best-scoring peers and D - Dscore random others, with Dout outbound. */
-  private shrinkMesh(topic: Topic, mesh: Set<PeerKey>): void {
-    const p = this.params
-    const byScore = this.shuffle([...mesh]).sort(
-      (a, b) => this.score.score(b) - this.score.score(a),
-    )
-    const keep = byScore.slice(0, p.Dscore)
-    const rest = this.shuffle(byScore.slice(p.Dscore))
-    keep.push(...rest.splice(0, p.D - p.Dscore))
-    const isOut = (peer: PeerKey) => this.peers.get(peer)?.outbound === true
-    let outbound = keep.filter(isOut).length
-    for (let i = 0; outbound < p.Dout && i < rest.length; i++) {
-      if (!isOut(rest[i])) continue
-      const victim = keep.findLastIndex((peer) => !isOut(peer))
-      if (victim < 0) break
-      rest.push(keep[victim])
-      keep[victim] = rest[i]
-      rest.splice(i, 1)
-      i--
-      outbound++
-    }
-    for (const peer of rest) this.prune(peer, topic, p.pruneBackoffMs)
-  }
-
-  private maintainFanout(now: number): void {
-    for (const [topic, last] of this.fanoutLastPublish) {
-      if (now - last > this.params.fanoutTtlMs) {
-        this.fanout.delete(topic)
-        this.fanoutLastPublish.delete(topic)
-        continue
-      }
-      const fanout = this.fanout.get(topic)
-      if (fanout === undefined) continue
-      const topicPeers = this.topicPeers.get(topic)
-      const threshold = this.params.thresholds.publishThreshold
-      for (const peer of fanout) {
-        if (!topicPeers?.has(peer) || this.score.score(peer) < threshold) fanout.delete(peer)
-      }
-      if (fanout.size < this.params.D) {
-        const more = [...(topicPeers ?? [])].filter(
-          (peer) =>
-            !fanout.has(peer) && !this.direct.has(peer) && this.score.score(peer) >= threshold,
-        )
-        for (const peer of this.pick(more, this.params.D - fanout.size)) fanout.add(peer)
-      }
-    }
-  }
-
-  private emitGossip(): void {
-    const p = this.params
-    const topics = new Map<Topic, Set<PeerKey>>([...this.mesh, ...this.fanout])
-    for (const [topic, exclude] of topics) {
-      const ids = this.mcache.gossipIds(topic)
-      if (ids.length === 0) continue
-      const eligible = [...(this.topicPeers.get(topic) ?? [])].filter(
-        (peer) =>
-          !exclude.has(peer) &&
-          !this.direct.has(peer) &&
-          this.score.score(peer) >= p.thresholds.gossipThreshold,
-      )
-      const n = Math.max(p.Dlazy, Math.floor(eligible.length * p.gossipFactor))
-      const advertised = this.pick(ids, p.maxIHaveLength)
-      for (const peer of this.pick(eligible, n)) {
-        const ps = this.peers.get(peer)!
-        const messageIDs = advertised.filter((id) => !this.dontWantOf(ps, messageIdKey(id)))
-        if (messageIDs.length > 0) this.control(peer).ihave.push({ topicID: topic, messageIDs })
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- mesh edits
-
-  private graft(peer: PeerKey, topic: Topic): void {
-    this.mesh.get(topic)?.add(peer)
-    this.score.graft(peer, topic)
-    this.control(peer).graft.push({ topicID: topic })
-  }
-
-  private prune(peer: PeerKey, topic: Topic, backoffMs: number): void {
-    this.mesh.get(topic)?.delete(peer)
-    this.score.prune(peer, topic)
-    this.setBackoff(topic, peer, backoffMs)
-    this.control(peer).prune.push(this.pruneEntry(topic, backoffMs))
-  }
-
-  private pruneEntry(topic: Topic, backoffMs: number): RpcPrune {
-    return { topicID: topic, peers: [], backoff: Math.ceil(backoffMs / 1000) }
-  }
-
-  private setBackoff(topic: Topic, peer: PeerKey, ms: number): void {
-    let peers = this.backoff.get(topic)
-    if (peers === undefined) {
-      peers = new Map()
-      this.backoff.set(topic, peers)
-    }
-    const until = this.env.now() + ms
-    if ((peers.get(peer) ?? 0) < until) peers.set(peer, until)
-  }
-
-  private inBackoff(topic: Topic, peer: PeerKey): boolean {
-    return (this.backoff.get(topic)?.get(peer) ?? 0) > this.env.now()
   }
 
   // ---------------------------------------------------------------- sending
@@ -1198,16 +1035,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       for (const peer of peers) this.notePush(peer, key, payload)
       return
     }
-    const frame = encodeRpc(rpc)
-    const payload = payloadBytes(rpc)
-    for (const peer of peers) {
-      if (this.sendQueue.length - this.sendQueueHead >= this.params.maxSendQueue) {
-        this.droppedFrames++
-        continue
-      }
-      this.sendQueue.push({ peer, key, frame, payload })
-    }
-    this.drainSendQueue()
+    this.uplink.enqueue(peers, key, encodeRpc(rpc), payloadBytes(rpc))
   }
 
   /** Remembers a large message sent to `peer`, to learn from its IDONTWANT whether it was needed. */
@@ -1231,39 +1059,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (ps === undefined) return
     ps.pushes++
     ps.wastedPushes++
-  }
-
-  /** Releases queued frames while the (modelled) uplink is free, skipping unwanted ones. */
-  private drainSendQueue(): void {
-    const now = this.env.now()
-    const q = this.sendQueue
-    while (this.sendQueueHead < q.length && this.uplinkFreeAt <= now) {
-      const item = q[this.sendQueueHead++]
-      if (this.peerDoesNotWant(item.peer, item.key)) {
-        this.cancelledByIDontWant++
-        this.noteUnneededPush(item.peer, item.payload)
-        continue
-      }
-      this.recorder.frameSent(item.frame.length, item.payload)
-      this.env.send(item.peer, item.frame)
-      this.notePush(item.peer, item.key, item.payload)
-      this.uplinkFreeAt = now + (item.frame.length * 8000) / this.params.uploadBps
-    }
-    if (this.sendQueueHead === q.length) {
-      q.length = 0
-      this.sendQueueHead = 0
-      return
-    }
-    if (this.sendQueueHead > 1024) {
-      q.splice(0, this.sendQueueHead)
-      this.sendQueueHead = 0
-    }
-    if (this.drainTimer === undefined) {
-      this.drainTimer = this.env.setTimer(this.uplinkFreeAt - now, () => {
-        this.drainTimer = undefined
-        if (this.running) this.drainSendQueue()
-      })
-    }
   }
 
   private send(peer: PeerKey, rpc: Rpc): void {
@@ -1303,29 +1098,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     )
   }
 
-  // ---------------------------------------------------------------- randomness
-
   private shuffle<T>(items: T[]): T[] {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = Math.floor(this.env.random() * (i + 1))
-      const t = items[i]
-      items[i] = items[j]
-      items[j] = t
-    }
-    return items
+    return shuffle(items, () => this.env.random())
   }
 
-  /** Up to `n` items chosen uniformly at random (the array is reordered). */
   private pick<T>(items: T[], n: number): T[] {
-    if (n <= 0) return []
-    if (items.length <= n) return this.shuffle(items)
-    for (let i = 0; i < n; i++) {
-      const j = i + Math.floor(this.env.random() * (items.length - i))
-      const t = items[i]
-      items[i] = items[j]
-      items[j] = t
-    }
-    return items.slice(0, n)
+    return pick(items, n, () => this.env.random())
   }
 }
 
