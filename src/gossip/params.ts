@@ -107,6 +107,13 @@ export interface GossipParams {
   Dlazy: number
   /** Outbound peers to keep in each mesh. */
   Dout: number
+  /**
+   * GRAFTs from inbound peers are accepted while the mesh is smaller than `D` or `Dhi`
+   * (outbound peers always); others are answered with PRUNE. Stock accepts up to `Dhi`, so meshes
+   * formed by GRAFTs from both sides settle anywhere in [D_lo, D_hi] (mean ≈ 9 for D = 8)
+   * and only opportunistic grafting ever trims them; `'D'` keeps them at D.
+   */
+  acceptGraftsUpTo: 'D' | 'Dhi'
   /** Peers kept by score when pruning an oversized mesh. */
   Dscore: number
   /** Fraction of eligible peers to gossip to when more than `Dlazy`. */
@@ -305,6 +312,7 @@ const STOCK: FlatParams = {
   Dhi: 12,
   Dlazy: 6,
   Dout: 2,
+  acceptGraftsUpTo: 'Dhi',
   Dscore: 4,
   gossipFactor: 0.25,
   heartbeatIntervalMs: 700,
@@ -353,6 +361,7 @@ const STOCK: FlatParams = {
 const OPTIMIZED: FlatParams = {
   ...STOCK,
   heartbeatIntervalMs: 1000,
+  acceptGraftsUpTo: 'D',
   maxConcurrentIWant: 1,
   iwantFollowupMs: 1000,
   idontwant: true,
@@ -418,6 +427,10 @@ export function validateGossipParams(p: GossipParams): void {
   check(p.D >= 1, `D must be at least 1, got ${p.D}`)
   check(p.Dlo <= p.D, `Dlo (${p.Dlo}) must not exceed D (${p.D})`)
   check(p.D <= p.Dhi, `D (${p.D}) must not exceed Dhi (${p.Dhi})`)
+  check(
+    p.acceptGraftsUpTo === 'D' || p.acceptGraftsUpTo === 'Dhi',
+    `acceptGraftsUpTo must be 'D' or 'Dhi', got ${p.acceptGraftsUpTo}`,
+  )
   check(p.Dout < p.Dlo || p.Dlo === 0, `Dout (${p.Dout}) must be below Dlo (${p.Dlo})`)
   check(p.Dout <= p.D / 2, `Dout (${p.Dout}) must not exceed D/2 (${p.D / 2})`)
   check(p.Dscore <= p.D, `Dscore (${p.Dscore}) must not exceed D (${p.D})`)

@@ -759,7 +759,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         this.pruneResponse(peer, topic, out)
         continue
       }
-      if (this.score.score(peer) < 0 || (mesh.size >= this.params.Dhi && !ps.outbound)) {
+      // Outbound peers are always taken (spec v1.1: they resist mesh takeover by inbound floods).
+      const full = !ps.outbound && mesh.size >= this.params[this.params.acceptGraftsUpTo]
+      if (this.score.score(peer) < 0 || full) {
         this.pruneResponse(peer, topic, out)
         continue
       }

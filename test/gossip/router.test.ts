@@ -111,6 +111,34 @@ describe('gossip router', () => {
     expect(controlTo(env.take(), 'prune')).toHaveLength(6)
   })
 
+  it('keeps meshes at D by refusing inbound GRAFTs beyond D (stock takes them up to Dhi)', () => {
+    for (const [profile, kept] of [
+      ['optimized', 8],
+      ['stock', 12],
+    ] as const) {
+      const env = new ManualEnv()
+      const router = new GossipRouter(env, { profile })
+      router.start()
+      for (let i = 0; i < 20; i++) {
+        // Inbound: the peers dialled us, so their GRAFTs are subject to the limit.
+        router.peerConnected(`p${i}`, { protocol: MESHSUB_1_2, outbound: i < 8 })
+        router.receive(`p${i}`, subscribeFrame(T))
+      }
+      router.subscribe(T)
+      const mesh = router.getMeshPeers(T)
+      expect(mesh).toHaveLength(8)
+      const inbound = Array.from({ length: 20 }, (_, i) => `p${i}`).filter(
+        (p, i) => i >= 8 && !mesh.includes(p),
+      )
+      env.take()
+      for (const p of inbound) router.receive(p, frame({ control: { graft: [{ topicID: T }] } }))
+      expect(router.getMeshPeers(T)).toHaveLength(Math.min(kept, 8 + inbound.length))
+      expect(controlTo(env.take(), 'prune')).toHaveLength(
+        inbound.length - (Math.min(kept, 8 + inbound.length) - 8),
+      )
+    }
+  })
+
   it('forwards consensus messages to the mesh except the sender, and counts duplicates', () => {
     const { env, router, artifacts } = setup({ profile: 'stock' })
     const mesh = router.getMeshPeers(T)
