@@ -23,6 +23,10 @@ export interface MeshHost {
   gossipIds(topic: Topic): MessageId[]
   /** True when `peer` said it does not want the message `key`. */
   doesNotWant(peer: PeerKey, key: string): boolean
+  /** Queues heartbeat gossip (IHAVE, or its compact form) of `ids` to `peer`. */
+  gossip(peer: PeerKey, topic: Topic, ids: MessageId[]): void
+  /** `peer` left our mesh of `topic`. */
+  left(topic: Topic, peer: PeerKey): void
 }
 
 /**
@@ -73,7 +77,7 @@ export class MeshMaintenance {
 
   /** Leaves `topic`: prunes the mesh with the unsubscribe backoff. */
   leave(topic: Topic): void {
-    for (const p of this.mesh.get(topic) ?? []) {
+    for (const p of [...(this.mesh.get(topic) ?? [])]) {
       this.prune(p, topic, this.host.params.unsubscribeBackoffMs)
     }
     this.mesh.delete(topic)
@@ -81,13 +85,15 @@ export class MeshMaintenance {
 
   /** `peer` left `topic` (or disconnected): drop it from its mesh and fanout. */
   removePeer(topic: Topic, peer: PeerKey): void {
-    if (this.mesh.get(topic)?.delete(peer)) this.host.score.prune(peer, topic)
+    this.prunedBy(peer, topic)
     this.fanout.get(topic)?.delete(peer)
   }
 
   /** `peer` pruned us from `topic`: drop it from the mesh (no PRUNE back). */
   prunedBy(peer: PeerKey, topic: Topic): void {
-    if (this.mesh.get(topic)?.delete(peer)) this.host.score.prune(peer, topic)
+    if (!this.mesh.get(topic)?.delete(peer)) return
+    this.host.score.prune(peer, topic)
+    this.host.left(topic, peer)
   }
 
   /** The fanout of `topic` for a publish outside its mesh, made from `candidates` when empty. */
@@ -124,6 +130,7 @@ export class MeshMaintenance {
   prune(peer: PeerKey, topic: Topic, backoffMs: number): void {
     this.mesh.get(topic)?.delete(peer)
     this.host.score.prune(peer, topic)
+    this.host.left(topic, peer)
     this.setBackoff(topic, peer, backoffMs)
     this.host.control(peer).prune.push(pruneEntry(topic, backoffMs))
   }
@@ -259,7 +266,7 @@ export class MeshMaintenance {
       const advertised = this.pick(ids, p.maxIHaveLength)
       for (const peer of this.pick(eligible, n)) {
         const messageIDs = advertised.filter((id) => !host.doesNotWant(peer, messageIdKey(id)))
-        if (messageIDs.length > 0) host.control(peer).ihave.push({ topicID: topic, messageIDs })
+        if (messageIDs.length > 0) host.gossip(peer, topic, messageIDs)
       }
     }
   }

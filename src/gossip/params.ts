@@ -182,6 +182,24 @@ export interface GossipParams {
   lazyPushMinDataSize: number
   /** How long an IHAVE from a mesh peer waits for the pushed copy before pulling, in ms. */
   lazyPullDelayMs: number
+  /**
+   * Speaks the one-copy extension (doc/gossip-extension.md) with peers that negotiate it on
+   * meshsub 1.3: each topic's mesh becomes near-spanning trees of eager links, the other
+   * mesh links carry announces, and a missing message is pulled and its link promoted.
+   * Peers without it are served as stock gossipsub serves them.
+   */
+  oneCopy: boolean
+  /** How long an announce from a lazy mesh link waits for the pushed copy before pulling, in ms. */
+  oneCopyPullDelayMs: number
+  /**
+   * When a lazy link announced a message this long (ms) before its first pushed copy came,
+   * the lazy link becomes eager and the pushing one lazy.
+   */
+  oneCopySwapMs: number
+  /** How long a pull (INEED) waits for its reply before the next announcer is asked, in ms. */
+  oneCopyFollowupMs: number
+  /** Short ids of recent messages remembered, to answer INEEDs and ignore known announces. */
+  maxShortIds: number
   /** Sends the node's own consensus messages to every topic peer above the publish threshold. */
   floodPublish: boolean
   /**
@@ -342,6 +360,11 @@ const STOCK: FlatParams = {
   eagerPushBudgetMs: 0,
   lazyPushMinDataSize: 16 * 1024,
   lazyPullDelayMs: 0,
+  oneCopy: false,
+  oneCopyPullDelayMs: 100,
+  oneCopyFollowupMs: 400,
+  oneCopySwapMs: 20,
+  maxShortIds: 16_384,
   floodPublish: true,
   validationDelayMs: 0,
   validationDelayMsPerKB: 0,
@@ -365,9 +388,13 @@ const OPTIMIZED: FlatParams = {
   maxConcurrentIWant: 1,
   iwantFollowupMs: 1000,
   idontwant: true,
-  eagerPushPeers: 4,
+  // Toward peers without the one-copy extension, push as stock does (stock peers that score
+  // P3 mesh deliveries must never see us under-deliver).
+  eagerPushPeers: Number.POSITIVE_INFINITY,
   eagerPushBudgetMs: 35,
   lazyPullDelayMs: 50,
+  oneCopy: true,
+  oneCopyPullDelayMs: 50,
   forwardIngress: false,
 }
 
@@ -493,6 +520,16 @@ export function validateGossipParams(p: GossipParams): void {
   check(
     Number.isFinite(p.lazyPullDelayMs) && p.lazyPullDelayMs >= 0,
     'lazyPullDelayMs must be >= 0',
+  )
+  check(
+    Number.isFinite(p.oneCopyPullDelayMs) && p.oneCopyPullDelayMs >= 0,
+    'oneCopyPullDelayMs must be >= 0',
+  )
+  check(isPositiveTime(p.oneCopyFollowupMs), 'oneCopyFollowupMs must be > 0')
+  check(isPositiveTime(p.oneCopySwapMs), 'oneCopySwapMs must be > 0')
+  check(
+    isCount(p.maxShortIds) && p.maxShortIds >= 1,
+    `maxShortIds must be a positive integer, got ${p.maxShortIds}`,
   )
   for (const k of ['validationDelayMs', 'validationDelayMsPerKB'] as const) {
     check(Number.isFinite(p[k]) && p[k] >= 0, `${k} must be a non-negative number, got ${p[k]}`)

@@ -16,15 +16,18 @@ import type { ValidationResult } from '../core/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
+import { AnnouncedPulls, bytesKey, LazyLinks, shortId, topicHash } from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
-import { supportsIDontWant } from './protocol-ids.ts'
+import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
 import { pick, shuffle } from './random-pick.ts'
 import {
   decodeRpc,
   emptyControl,
+  emptyOneCopy,
   encodeRpc,
   isControlEmpty,
+  isOneCopyEmpty,
   payloadBytes,
   type Rpc,
   type RpcControl,
@@ -32,6 +35,7 @@ import {
   type RpcIHave,
   type RpcIWant,
   type RpcMessage,
+  type RpcOneCopy,
   type RpcPrune,
 } from './rpc-codec.ts'
 import { PeerScore } from './score.ts'
@@ -82,6 +86,12 @@ interface PeerState {
   recentPushes: Set<string> | undefined
   /** Keys of the last messages it sent us (bounded by `MAX_RECENT_RECEIVED`), to spot repeats. */
   recentReceived: Set<string> | undefined
+  /** Frames received from it so far (meshsub 1.3 Extensions may only come in the first). */
+  framesReceived: number
+  /** It sent its Extensions control message. */
+  sentExtensions: boolean
+  /** Both ends speak the one-copy extension. */
+  oneCopy: boolean
 }
 
 function emptyRpc(): Rpc {
@@ -129,6 +139,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly subscriptions = new Set<Topic>()
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
+  private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
+  /** One-copy: which mesh links carry announces only. */
+  private readonly lazyLinks = new LazyLinks()
+  /** One-copy: announced messages not yet here. */
+  private readonly pulls: AnnouncedPulls
+  /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
+  private readonly shortIndex = new Map<string, string>()
+  /** One-copy: topic hash (hex) → subscribed topic. */
+  private readonly topicByHash = new Map<string, Topic>()
+  /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `Dlazy`). */
+  private readonly oneCopyGossiped = new Map<Topic, number>()
   /** Explicit peering agreements: forwarded to unconditionally, kept out of the mesh. */
   private readonly direct: ReadonlySet<PeerKey>
   /**
@@ -181,7 +202,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       control: (peer) => this.control(peer),
       gossipIds: (topic) => this.mcache.gossipIds(topic),
       doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
+      gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
+      left: (topic, peer) => this.lazyLinks.setEager(topic, peer),
     })
+    this.pulls = new AnnouncedPulls(
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        have: (short) => this.shortIndex.has(short),
+        pull: (peer, topic, short) => this.pull(peer, topic, short),
+      },
+      p.oneCopyFollowupMs,
+      p.maxIWantTracked,
+    )
     this.uplink = new UplinkQueue(p.uploadBps, p.maxSendQueue, {
       now: () => env.now(),
       setTimer: (ms, fn) => env.setTimer(ms, fn),
@@ -233,9 +266,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.heartbeatTimer = undefined
     this.uplink.clear()
     this.limiter.clear()
+    this.pulls.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
     this.pendingControl.clear()
+    this.pendingOneCopy.clear()
   }
 
   /** A peer speaking meshsub connected: tell it our subscriptions. */
@@ -261,10 +296,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       wastedPushes: 0,
       recentPushes: undefined,
       recentReceived: undefined,
+      framesReceived: 0,
+      sentExtensions: false,
+      oneCopy: false,
     })
     this.score.addPeer(peer, info.address)
     this.budgets.addPeer(peer)
-    if (this.subscriptions.size > 0) {
+    if (this.params.oneCopy && supportsExtensions(info.protocol)) {
+      // meshsub 1.3: the Extensions control message goes in the first frame, once.
+      const hello: Rpc = {
+        subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
+        messages: [],
+        control: { ...emptyControl(), extensions: { oneCopy: true } },
+      }
+      this.sendToMany([peer], hello)
+    } else if (this.subscriptions.size > 0) {
       // One encoding shared by every peer that connects until the subscriptions change.
       this.hello ??= encodeRpc({
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
@@ -282,7 +328,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const topic of ps.topics) this.removeTopicPeer(topic, peer)
     this.peers.delete(peer)
     this.pendingControl.delete(peer)
+    this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
+    this.pulls.peerGone(peer)
     this.score.removePeer(peer)
     this.budgets.removePeer(peer)
   }
@@ -318,6 +366,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.noteWork(work.fields)
     this.recorder.frameReceived(frame.length, payloadBytes(rpc))
     this.countControl(rpc.control, 'received')
+    this.countOneCopy(rpc.oneCopy, 'received')
+    const first = ps.framesReceived++ === 0
+    if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     // Direct peers are trusted by agreement: they are never graylisted nor budgeted.
     const within = (kind: BudgetKind, n: number) =>
       direct || this.budgets.spend(peer, kind, n) || this.overBudget(peer, kind)
@@ -335,6 +386,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const m of rpc.messages) {
       if (!this.handleMessage(peer, ps, m, direct)) return
     }
+    if (rpc.oneCopy !== undefined && !this.handleOneCopy(peer, ps, rpc.oneCopy, within)) return
     if (c === undefined) return
     if (!within('graftPrune', c.graft.length + c.prune.length)) return
     if (!within('ihave', idCount(c.ihave))) return
@@ -346,6 +398,168 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!isRpcEmpty(out)) this.send(peer, out)
     const misses = this.handleIWant(peer, ps, c.iwant)
     within('iwantMiss', misses)
+  }
+
+  /**
+   * meshsub 1.3 Extensions: only in a peer's first frame and only once; anything else is a
+   * protocol violation, penalised and ignored.
+   */
+  private handleExtensions(peer: PeerKey, ps: PeerState, first: boolean, c: RpcControl): void {
+    const ext = c.extensions!
+    if (!first || ps.sentExtensions) {
+      this.score.addPenalty(peer, 1)
+      this.reject(peer, first ? 'extensions-twice' : 'extensions-late')
+      this.strike(peer, 'extensions-misplaced')
+      return
+    }
+    ps.sentExtensions = true
+    ps.oneCopy = this.params.oneCopy && ext.oneCopy && supportsExtensions(ps.protocol)
+  }
+
+  /**
+   * One-copy messages from `peer`, each kind within its budget; false (rest of the frame
+   * dropped) past one. From a peer that did not negotiate the extension they are ignored.
+   */
+  private handleOneCopy(
+    peer: PeerKey,
+    ps: PeerState,
+    o: RpcOneCopy,
+    within: (kind: BudgetKind, n: number) => boolean,
+  ): boolean {
+    if (!ps.oneCopy) {
+      this.reject(peer, 'one-copy-not-negotiated')
+      return true
+    }
+    if (!within('choke', o.choke.length + o.unchoke.length)) return false
+    if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
+    if (!within('ineed', o.ineed.length)) return false
+    for (const topic of o.choke) {
+      if (this.meshes.meshOf(topic)?.has(peer)) this.lazyLinks.setLazy(topic, peer)
+    }
+    for (const topic of o.unchoke) this.lazyLinks.setEager(topic, peer)
+    for (const a of o.announce) {
+      const topic = this.topicByHash.get(bytesKey(a.topicHash))
+      if (topic === undefined) continue
+      const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
+      // A mesh peer that announces instead of pushing holds our link lazy: agree.
+      if (inMesh) this.lazyLinks.setLazy(topic, peer)
+      for (const id of a.ids) {
+        const short = bytesKey(id)
+        if (this.shortIndex.has(short)) continue
+        this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
+      }
+    }
+    let misses = 0
+    for (const id of o.ineed) {
+      const key = this.shortIndex.get(bytesKey(id))
+      const cached =
+        key === undefined
+          ? undefined
+          : this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
+      if (cached === undefined) misses++
+      else this.sendMessage([peer], cached.message, key!)
+    }
+    return within('iwantMiss', misses)
+  }
+
+  /** Pulls an announced message; a lazy mesh link it came over turns eager (UNCHOKE). */
+  private pull(peer: PeerKey, topic: Topic, short: Uint8Array): void {
+    if (!this.peers.has(peer)) return
+    const o = emptyOneCopy()
+    o.ineed.push(short)
+    if (this.meshes.meshOf(topic)?.has(peer) && this.lazyLinks.setEager(topic, peer)) {
+      o.unchoke.push(topic)
+    }
+    this.sendOneCopy(peer, o)
+  }
+
+  /** A duplicate pushed over an eager one-copy link: the link is not needed, make it lazy. */
+  private chokeOnDuplicate(peer: PeerKey, ps: PeerState, topic: Topic, id: MessageId): void {
+    if (!ps.oneCopy || !this.meshes.meshOf(topic)?.has(peer)) return
+    const short = bytesKey(shortId(id))
+    if (this.pulls.askedOf(short, peer)) return
+    if (!this.lazyLinks.setLazy(topic, peer)) return
+    const o = emptyOneCopy()
+    o.choke.push(topic)
+    this.sendOneCopy(peer, o)
+  }
+
+  /** True when the mesh link to `peer` on `topic` is a lazy one-copy link. */
+  private isLazyLink(topic: Topic, peer: PeerKey): boolean {
+    return this.peers.get(peer)?.oneCopy === true && this.lazyLinks.isLazy(topic, peer)
+  }
+
+  /** Announces one message to `peers` (lazy one-copy links), one encoding for all. */
+  private announce(peers: PeerKey[], topic: Topic, short: Uint8Array): void {
+    if (peers.length === 0) return
+    const o = emptyOneCopy()
+    o.announce.push({ topicHash: topicHash(topic), ids: [short] })
+    this.sendToMany(peers, { subscriptions: [], messages: [], oneCopy: o })
+  }
+
+  /** Heartbeat gossip: compact announces to one-copy peers, IHAVE to the others. */
+  private gossipTo(peer: PeerKey, topic: Topic, ids: MessageId[]): void {
+    if (this.peers.get(peer)?.oneCopy !== true) {
+      this.control(peer).ihave.push({ topicID: topic, messageIDs: ids })
+      return
+    }
+    // Lazy mesh links announce every message as it comes: gossip only repeats the last two
+    // heartbeats', to Dlazy peers, for peers outside the mesh and links that lost an announce.
+    const sent = this.oneCopyGossiped.get(topic) ?? 0
+    if (sent >= this.params.Dlazy) return
+    const since = this.env.now() - 2 * this.params.heartbeatIntervalMs
+    const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
+    if (recent.length === 0) return
+    this.oneCopyGossiped.set(topic, sent + 1)
+    let o = this.pendingOneCopy.get(peer)
+    if (o === undefined) {
+      o = emptyOneCopy()
+      this.pendingOneCopy.set(peer, o)
+    }
+    o.announce.push({ topicHash: topicHash(topic), ids: recent.map((id) => shortId(id)) })
+  }
+
+  /**
+   * A message's first copy came from `peer`. When a lazy link had announced it
+   * `oneCopySwapMs` or more before, that link is the quicker path: it turns eager and the
+   * pushing link lazy (each end told), so eager links follow first arrivals.
+   */
+  private firstCopy(peer: PeerKey, ps: PeerState, topic: Topic, key: string, id: MessageId): void {
+    const announced = this.indexShortId(key, id)
+    if (announced === undefined || !ps.oneCopy) return
+    const { first, firstAt } = announced
+    if (this.env.now() - firstAt < this.params.oneCopySwapMs) return
+    const mesh = this.meshes.meshOf(topic)
+    if (first === peer || !mesh?.has(first) || !mesh.has(peer)) return
+    if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
+    if (this.lazyLinks.setEager(topic, first)) {
+      const o = emptyOneCopy()
+      o.unchoke.push(topic)
+      this.sendOneCopy(first, o)
+    }
+    if (this.lazyLinks.setLazy(topic, peer)) {
+      const o = emptyOneCopy()
+      o.choke.push(topic)
+      this.sendOneCopy(peer, o)
+    }
+  }
+
+  /** Remembers a new message's short id (bounded, oldest forgotten first). */
+  private indexShortId(
+    key: string,
+    id: MessageId,
+  ): { first: PeerKey; firstAt: number } | undefined {
+    const short = bytesKey(shortId(id))
+    if (this.shortIndex.size >= this.params.maxShortIds) {
+      const oldest = this.shortIndex.keys().next().value
+      if (oldest !== undefined) this.shortIndex.delete(oldest)
+    }
+    this.shortIndex.set(short, key)
+    return this.pulls.delivered(short)
+  }
+
+  private sendOneCopy(peer: PeerKey, o: RpcOneCopy): void {
+    this.sendToMany([peer], { subscriptions: [], messages: [], oneCopy: o })
   }
 
   /** The driver caught `peer` misbehaving below the core (bad framing): count and score it. */
@@ -391,6 +605,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   subscribe(topic: Topic): void {
     if (this.subscriptions.has(topic)) return
     this.subscriptions.add(topic)
+    this.topicByHash.set(bytesKey(topicHash(topic)), topic)
     this.hello = undefined
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: true, topic }], messages: [] })
@@ -402,11 +617,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** Leaves `topic`: announces it and prunes the mesh with the unsubscribe backoff. */
   unsubscribe(topic: Topic): void {
     if (!this.subscriptions.delete(topic)) return
+    this.topicByHash.delete(bytesKey(topicHash(topic)))
     this.hello = undefined
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
     this.meshes.leave(topic)
+    this.lazyLinks.clearTopic(topic)
     this.flushControl()
   }
 
@@ -560,9 +777,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.validating.get(key)?.add(peer)
+      this.chokeOnDuplicate(peer, ps, topic, id)
       return true
     }
     this.seen.add(key, now)
+    if (this.params.oneCopy) this.firstCopy(peer, ps, topic, key, id)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
@@ -674,10 +893,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         firstSeen: a.receivedAt,
       })
       const targets: PeerKey[] = []
+      const lazy: PeerKey[] = []
+      const short = this.params.oneCopy ? shortId(a.id) : undefined
+      const announced = short && this.pulls.announcers(bytesKey(short))
       for (const p of this.meshes.meshOf(a.topic) ?? []) {
-        if (p === peer || p === a.origin || haveIt?.has(p)) continue
-        if (!this.peerDoesNotWant(p, key)) targets.push(p)
+        if (p === peer || p === a.origin || haveIt?.has(p) || announced?.has(p)) continue
+        if (this.peerDoesNotWant(p, key)) continue
+        if (this.isLazyLink(a.topic, p)) lazy.push(p)
+        else targets.push(p)
       }
+      if (short !== undefined) this.announce(lazy, a.topic, short)
       const eager = this.eagerCount(a.data.length)
       if (targets.length > eager && a.data.length >= this.params.lazyPushMinDataSize) {
         // Eager/lazy split: the rest of the mesh is told, and pulls only if it must.
@@ -880,6 +1105,22 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.mcache.put(key, { id, message: m, topic, class: cls, advertise: true, firstSeen: now })
     }
     this.recorder.count('published', topic, cls)
+    const mesh = this.meshes.meshOf(topic)
+    if (this.params.oneCopy && mesh !== undefined && this.forwards(cls)) {
+      // One-copy peers get it through the mesh's eager links, announced on its lazy ones.
+      const short = shortId(id)
+      this.indexShortId(key, id)
+      const push = targets.filter(
+        (p) => !this.isLazyLink(topic, p) && (mesh.has(p) || !this.peers.get(p)?.oneCopy),
+      )
+      this.announce(
+        targets.filter((p) => this.isLazyLink(topic, p)),
+        topic,
+        short,
+      )
+      this.sendMessage(push, m, key)
+      return { id, recipients: targets.length }
+    }
     this.sendMessage(targets, m, key)
     return { id, recipients: targets.length }
   }
@@ -958,7 +1199,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // Peers we asked with IWANT may have the reply queued: tell them too.
     for (const p of asked) targets.add(p)
     targets.delete(from)
-    const to = [...targets].filter((p) => supportsIDontWant(this.peers.get(p)?.protocol))
+    // A lazy one-copy link pushes nothing: no IDONTWANT needed there.
+    const to = [...targets].filter(
+      (p) => supportsIDontWant(this.peers.get(p)?.protocol) && !this.isLazyLink(topic, p),
+    )
     if (to.length > 0) {
       this.sendToMany(to, {
         subscriptions: [],
@@ -997,6 +1241,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         ps.dontWant!.delete(key)
       }
     }
+    this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
     this.flushControl()
     this.mcache.shift()
@@ -1017,11 +1262,18 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private flushControl(): void {
     for (const [peer, control] of this.pendingControl) {
-      if (this.peers.has(peer) && !isControlEmpty(control)) {
-        this.send(peer, { subscriptions: [], messages: [], control })
+      if (!this.peers.has(peer)) continue
+      const oneCopy = this.pendingOneCopy.get(peer)
+      this.pendingOneCopy.delete(peer)
+      if (!isControlEmpty(control) || !isOneCopyEmpty(oneCopy)) {
+        this.send(peer, { subscriptions: [], messages: [], control, oneCopy })
       }
     }
+    for (const [peer, oneCopy] of this.pendingOneCopy) {
+      if (this.peers.has(peer)) this.sendOneCopy(peer, oneCopy)
+    }
     this.pendingControl.clear()
+    this.pendingOneCopy.clear()
   }
 
   /**
@@ -1075,8 +1327,22 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const peer of peers) {
       this.recorder.frameSent(frame.length, payload)
       this.countControl(rpc.control, 'sent')
+      this.countOneCopy(rpc.oneCopy, 'sent')
       this.env.send(peer, frame)
     }
+  }
+
+  private countOneCopy(o: RpcOneCopy | undefined, direction: 'sent' | 'received'): void {
+    if (o === undefined) return
+    const add = direction === 'sent' ? this.recorder.controlSent : this.recorder.controlReceived
+    const count = (kind: string, n: number) => {
+      if (n > 0) add.call(this.recorder, kind, n)
+    }
+    count('CHOKE', o.choke.length)
+    count('UNCHOKE', o.unchoke.length)
+    count('ANNOUNCE', o.announce.length)
+    count('ANNOUNCE ids', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))
+    count('INEED ids', o.ineed.length)
   }
 
   private countControl(c: RpcControl | undefined, direction: 'sent' | 'received'): void {

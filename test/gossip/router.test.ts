@@ -511,14 +511,21 @@ describe('gossip router', () => {
     }
   })
 
-  it('pushes large messages to eagerPushPeers mesh peers and announces them to the rest', () => {
+  it('pushes to every mesh peer without the one-copy extension by default, as stock does', () => {
     const { env, router } = setup({}, 16)
+    const mesh = router.getMeshPeers(T)
+    router.receive(mesh[0], frame({ messages: [{ topic: T, data: bytes(20_000) }] }))
+    expect(messagesTo(env.take()).sort()).toEqual(mesh.slice(1).sort())
+  })
+
+  it('pushes large messages to eagerPushPeers mesh peers and announces them to the rest', () => {
+    const { env, router } = setup({ eagerPushPeers: 4 }, 16)
     const mesh = router.getMeshPeers(T)
     router.receive(mesh[0], frame({ messages: [{ topic: T, data: bytes(20_000) }] }))
     const sent = env.take()
     const pushed = messagesTo(sent)
     const announced = controlTo(sent, 'ihave')
-    expect(pushed).toHaveLength(resolveGossipParams({}).eagerPushPeers)
+    expect(pushed).toHaveLength(4)
     expect([...pushed, ...announced].sort()).toEqual(mesh.slice(1).sort())
   })
 

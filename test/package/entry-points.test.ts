@@ -85,6 +85,7 @@ const SURFACE: Record<string, { source: string; values: string[]; types: string[
       'MESHSUB_1_0',
       'MESHSUB_1_1',
       'MESHSUB_1_2',
+      'MESHSUB_1_3',
       'RpcLimitError',
       'defaultMessageId',
       'denyListGater',
