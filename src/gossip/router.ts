@@ -698,6 +698,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     return this.budgets.isDenied(peer)
   }
 
+  /** True when `peer` and this node both speak the one-copy extension (meshsub 1.3). */
+  speaksOneCopy(peer: PeerKey): boolean {
+    return this.peers.get(peer)?.oneCopy === true
+  }
+
+  /** Lazy (announce-only) one-copy links of our mesh of `topic`. */
+  getLazyLinkCount(topic: Topic): number {
+    return this.lazyLinks.count(topic)
+  }
+
   /** The protocol a peer negotiated, if the driver said. */
   getPeerProtocol(peer: PeerKey): string | undefined {
     return this.peers.get(peer)?.protocol

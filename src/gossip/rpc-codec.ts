@@ -588,7 +588,8 @@ class FrameDecoder {
 
   /** Splits concatenated short ids, each counted against `maxShortIds`. */
   private shortIds(into: Uint8Array[]): void {
-    const all = this.bytes(this.limits.maxShortIds * SHORT_ID_BYTES)
+    // No size cap here: the ids are views into the frame, counted one by one below.
+    const all = this.bytes()
     if (all.length % SHORT_ID_BYTES !== 0) {
       throw new DecodeError(`short ids of ${all.length} bytes, not a multiple of ${SHORT_ID_BYTES}`)
     }

@@ -1,0 +1,232 @@
+import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../src/core/errors.ts'
+import { bytesKey, shortId, topicHash } from '../../src/gossip/one-copy.ts'
+import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
+import { GossipRouter } from '../../src/gossip/router.ts'
+import {
+  DEFAULT_RPC_LIMITS,
+  decodeRpc,
+  emptyControl,
+  emptyOneCopy,
+  encodeRpc,
+  ONE_COPY_FIELD,
+  type Rpc,
+  RpcLimitError,
+} from '../../src/gossip/rpc-codec.ts'
+import { defaultMessageId } from '../../src/gossip/signing.ts'
+import { fullMeshGraph } from '../../src/sim/graph.ts'
+import { Simulation } from '../../src/sim/network.ts'
+import { uniformLatency } from '../../src/sim/placement.ts'
+import { frame, ManualEnv, subscribeFrame } from './harness.ts'
+
+const T = 'blocks'
+const id8 = (n: number) => new Uint8Array(8).fill(n)
+const extensionsFrame = () =>
+  frame({
+    control: { extensions: { oneCopy: true } },
+    subscriptions: [{ subscribe: true, topic: T }],
+  })
+
+/** A router with `n` one-copy peers (meshsub 1.3, Extensions received) in its mesh of T. */
+function withPeers(n = 6, protocol = MESHSUB_1_3) {
+  const env = new ManualEnv()
+  const router = new GossipRouter(env, { signaturePolicy: 'StrictNoSign' })
+  router.start()
+  const peers = Array.from({ length: n }, (_, i) => `p${i}`)
+  for (const p of peers) {
+    router.peerConnected(p, { protocol, outbound: true })
+    router.receive(p, protocol === MESHSUB_1_3 ? extensionsFrame() : subscribeFrame(T))
+  }
+  router.subscribe(T)
+  env.take()
+  return { env, router, peers }
+}
+
+const oneCopyTo = (
+  sent: { peer: string; rpc: Rpc }[],
+  kind: 'choke' | 'unchoke' | 'ineed' | 'announce',
+) => sent.filter((s) => (s.rpc.oneCopy?.[kind].length ?? 0) > 0).map((s) => s.peer)
+
+describe('the one-copy wire format', () => {
+  it('roundtrips Extensions and every one-copy message, at the registered field number', () => {
+    const rpc: Rpc = {
+      subscriptions: [],
+      messages: [],
+      control: { ...emptyControl(), extensions: { oneCopy: true } },
+      oneCopy: {
+        choke: ['a'],
+        unchoke: ['b', 'c'],
+        announce: [{ topicHash: topicHash('a'), ids: [id8(1), id8(2)] }],
+        ineed: [id8(3)],
+      },
+    }
+    const bytes = encodeRpc(rpc)
+    expect(decodeRpc(bytes)).toEqual(rpc)
+    // The RPC field key of 6110225 takes 4 bytes (experimental range of meshsub 1.3).
+    expect(ONE_COPY_FIELD).toBeGreaterThan(0x200000)
+  })
+
+  it('rejects one-copy frames over each limit, and short ids of a bad length', () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => id8(i % 251))
+    const over = (o: Partial<ReturnType<typeof emptyOneCopy>>) =>
+      encodeRpc({ subscriptions: [], messages: [], oneCopy: { ...emptyOneCopy(), ...o } })
+    const limits = DEFAULT_RPC_LIMITS
+    const cases: [Uint8Array, string][] = [
+      [over({ choke: Array(limits.maxChokes + 1).fill('t') }), 'maxChokes'],
+      [over({ ineed: many(limits.maxShortIds + 1) }), 'maxShortIds'],
+      [
+        over({
+          announce: Array.from({ length: limits.maxAnnounceEntries + 1 }, () => ({
+            topicHash: topicHash('t'),
+            ids: [],
+          })),
+        }),
+        'maxAnnounceEntries',
+      ],
+    ]
+    for (const [bytes, limit] of cases) {
+      let err: unknown
+      try {
+        decodeRpc(bytes)
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(RpcLimitError)
+      expect((err as RpcLimitError).limit).toBe(limit)
+    }
+    const bad = encodeRpc({
+      subscriptions: [],
+      messages: [],
+      oneCopy: { ...emptyOneCopy(), ineed: [id8(1)] },
+    })
+    // The frame is key (4 bytes), length 10, then INEED (0x22), length 8, 8 bytes: cut one
+    // byte of the id and fix both lengths; 7 bytes is not a short id.
+    expect([...bad.subarray(4, 7)]).toEqual([10, 0x22, 8])
+    const mangled = new Uint8Array([...bad.subarray(0, 4), 9, 0x22, 7, ...bad.subarray(7, 14)])
+    expect(decodeRpc(bad).oneCopy?.ineed).toHaveLength(1)
+    expect(() => decodeRpc(mangled)).toThrow(DecodeError)
+  })
+})
+
+describe('meshsub 1.3 Extensions', () => {
+  it('go in the first frame to a 1.3 peer, and never to a 1.2 peer', () => {
+    const env = new ManualEnv()
+    const router = new GossipRouter(env)
+    router.start()
+    router.peerConnected('new', { protocol: MESHSUB_1_3 })
+    router.peerConnected('old', { protocol: MESHSUB_1_2 })
+    const sent = env.take()
+    expect(sent.filter((s) => s.peer === 'new')).toHaveLength(1)
+    expect(sent[0].rpc.control?.extensions).toEqual({ oneCopy: true })
+    expect(sent.filter((s) => s.peer === 'old')).toHaveLength(0)
+  })
+
+  it('are negotiated between two routers over meshsub 1.3; a second one is penalised', () => {
+    const sim = new Simulation(
+      { seed: 1, graph: fullMeshGraph(2), latency: uniformLatency(5) },
+      (env) => new GossipRouter(env),
+    )
+    sim.start()
+    sim.run({ until: 100 })
+    const [a, b] = [sim.core(0) as GossipRouter, sim.core(1) as GossipRouter]
+    expect(a.speaksOneCopy(a.getPeers()[0])).toBe(true)
+    expect(b.speaksOneCopy(b.getPeers()[0])).toBe(true)
+    const { env, router } = withPeers(1)
+    router.receive('p0', frame({ control: { extensions: { oneCopy: true } } }))
+    expect(router.getBehaviourPenalty('p0')).toBe(1)
+    expect(router.stats().invalid['extensions-late']).toBe(1)
+    expect(env.take()).toHaveLength(0)
+  })
+
+  it('leave a 1.2 peer stock: no one-copy, its CHOKEs ignored, full pushes', () => {
+    const { env, router, peers } = withPeers(4, MESHSUB_1_2)
+    expect(router.speaksOneCopy('p0')).toBe(false)
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    expect(router.stats().invalid['one-copy-not-negotiated']).toBe(1)
+    router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(1) }] }))
+    const pushed = env
+      .take()
+      .filter((s) => s.rpc.messages.length > 0)
+      .map((s) => s.peer)
+    expect(pushed.sort()).toEqual(peers.slice(1))
+  })
+})
+
+describe('one-copy links', () => {
+  it('turn lazy on a pushed duplicate (CHOKE), and carry announces from then on', () => {
+    const { env, router } = withPeers(4)
+    const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
+    router.receive('p0', frame({ messages: [msg(1)] }))
+    env.take()
+    router.receive('p1', frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
+    router.receive('p2', frame({ messages: [msg(2)] }))
+    const sent = env.take()
+    expect(
+      sent
+        .filter((s) => s.rpc.messages.length > 0)
+        .map((s) => s.peer)
+        .sort(),
+    ).toEqual(['p0', 'p3'])
+    expect(oneCopyTo(sent, 'announce')).toEqual(['p1'])
+    const a = sent.find((s) => s.peer === 'p1')!.rpc.oneCopy!.announce[0]
+    const id = defaultMessageId('StrictNoSign')(msg(2))
+    expect(bytesKey(a.ids[0])).toBe(bytesKey(shortId(id)))
+  })
+
+  it('pull an announced message that does not come in time, and promote the link (UNCHOKE)', () => {
+    const { env, router } = withPeers(4)
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    const data = new Uint8Array(300).fill(9)
+    const id = defaultMessageId('StrictNoSign')({ topic: T, data })
+    const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), announce: [announce] } }))
+    env.advance(router.params.oneCopyPullDelayMs - 1)
+    expect(env.take()).toHaveLength(0)
+    env.advance(1)
+    const pull = env.take()
+    expect(pull.map((s) => s.peer)).toEqual(['p1'])
+    expect(pull[0].rpc.oneCopy?.unchoke).toEqual([T])
+    expect(pull[0].rpc.oneCopy?.ineed.map(bytesKey)).toEqual([bytesKey(shortId(id))])
+    // The reply is no duplicate: p1 stays eager and gets the next message pushed.
+    router.receive('p1', frame({ messages: [{ topic: T, data }] }))
+    router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(10) }] }))
+    expect(env.take().some((s) => s.peer === 'p1' && s.rpc.messages.length > 0)).toBe(true)
+  })
+
+  it('answer an INEED from the message cache', () => {
+    const { env, router } = withPeers(2)
+    const data = new Uint8Array(300).fill(3)
+    router.receive('p0', frame({ messages: [{ topic: T, data }] }))
+    env.take()
+    const id = defaultMessageId('StrictNoSign')({ topic: T, data })
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), ineed: [shortId(id)] } }))
+    const sent = env.take()
+    expect(sent.map((s) => s.peer)).toEqual(['p1'])
+    expect(sent[0].rpc.messages[0].data).toEqual(data)
+  })
+
+  it('are budgeted: a CHOKE, announce or INEED flood is penalised and disconnected', () => {
+    for (const kind of ['choke', 'announce', 'ineed'] as const) {
+      const { env, router } = withPeers(3)
+      const flood = () => {
+        const o = emptyOneCopy()
+        if (kind === 'choke') o.choke.push(...Array(100).fill(T))
+        if (kind === 'announce')
+          o.announce.push({
+            topicHash: topicHash(T),
+            ids: Array.from({ length: 2000 }, (_, i) => id8(i % 251)),
+          })
+        if (kind === 'ineed') o.ineed.push(...Array.from({ length: 2000 }, (_, i) => id8(i % 251)))
+        return frame({ oneCopy: o })
+      }
+      for (let i = 0; i < 200 && router.getPeers().includes('p2'); i++) {
+        router.receive('p2', flood())
+        env.advance(10)
+      }
+      expect(router.getBehaviourPenalty('p2')).toBeGreaterThan(0)
+      expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+      for (const p of ['p0', 'p1']) expect(router.getBehaviourPenalty(p)).toBe(0)
+    }
+  })
+})
