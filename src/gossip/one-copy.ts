@@ -26,6 +26,12 @@ export function bytesKey(b: Uint8Array): string {
  */
 export class LazyLinks {
   private readonly lazy = new Map<Topic, Set<PeerKey>>()
+  private readonly changed: (topic: Topic, peer: PeerKey, lazy: boolean) => void
+
+  /** `changed` hears every turn of a link (the peer score stops owing deliveries on lazy ones). */
+  constructor(changed: (topic: Topic, peer: PeerKey, lazy: boolean) => void = () => {}) {
+    this.changed = changed
+  }
 
   /** True when the link to `peer` on `topic` carries announces only. */
   isLazy(topic: Topic, peer: PeerKey): boolean {
@@ -41,6 +47,7 @@ export class LazyLinks {
     }
     if (set.has(peer)) return false
     set.add(peer)
+    this.changed(topic, peer, true)
     return true
   }
 
@@ -49,6 +56,7 @@ export class LazyLinks {
     const set = this.lazy.get(topic)
     if (set?.delete(peer) !== true) return false
     if (set.size === 0) this.lazy.delete(topic)
+    this.changed(topic, peer, false)
     return true
   }
 

@@ -141,7 +141,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
   private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
   /** One-copy: which mesh links carry announces only. */
-  private readonly lazyLinks = new LazyLinks()
+  private readonly lazyLinks = new LazyLinks((topic, peer, lazy) =>
+    this.score.setAnnounceOnly(peer, topic, lazy),
+  )
   /** One-copy: announced messages not yet here. */
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../src/core/errors.ts'
 import { bytesKey, shortId, topicHash } from '../../src/gossip/one-copy.ts'
 import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
-import { GossipRouter } from '../../src/gossip/router.ts'
+import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
 import {
   DEFAULT_RPC_LIMITS,
   decodeRpc,
@@ -14,9 +14,10 @@ import {
   RpcLimitError,
 } from '../../src/gossip/rpc-codec.ts'
 import { defaultMessageId } from '../../src/gossip/signing.ts'
-import { fullMeshGraph } from '../../src/sim/graph.ts'
+import { fullMeshGraph, randomRegularGraph } from '../../src/sim/graph.ts'
 import { Simulation } from '../../src/sim/network.ts'
 import { uniformLatency } from '../../src/sim/placement.ts'
+import { Prng } from '../../src/sim/prng.ts'
 import { frame, ManualEnv, subscribeFrame } from './harness.ts'
 
 const T = 'blocks'
@@ -228,5 +229,100 @@ describe('one-copy links', () => {
       expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
       for (const p of ['p0', 'p1']) expect(router.getBehaviourPenalty(p)).toBe(0)
     }
+  })
+})
+
+describe('scoring both ways', () => {
+  const p3 = {
+    meshMessageDeliveriesWeight: -10,
+    meshMessageDeliveriesThreshold: 3,
+    meshMessageDeliveriesWindowMs: 50,
+    meshMessageDeliveriesActivationMs: 3000,
+    // Nothing else raises a score: P3 alone decides.
+    timeInMeshWeight: 0,
+    firstMessageDeliveriesWeight: 0,
+  }
+
+  /**
+   * 12 stock-profile nodes that score P3 mesh deliveries and 12 of ours, randomly linked,
+   * 10 messages a second from random nodes for 20 s: the lowest score a stock node gave one
+   * of our mesh peers at any time, and how many of our nodes sit in stock meshes at the end.
+   */
+  function mixed(ours: GossipRouterOptions = {}) {
+    const n = 24
+    const ourNames = new Set<string>()
+    const sim = new Simulation(
+      { seed: 5, graph: randomRegularGraph(n, 12, new Prng(5)), latency: uniformLatency(10) },
+      (env, i) => {
+        if (i >= 12) ourNames.add(env.self)
+        const base = { signaturePolicy: 'StrictNoSign' as const, score: { defaultTopic: p3 } }
+        return new GossipRouter(env, i < 12 ? { ...base, profile: 'stock' } : { ...base, ...ours })
+      },
+    )
+    sim.observe((_i, core) => core.subscribe(T))
+    sim.start()
+    const prng = new Prng(6)
+    for (let m = 0; m < 200; m++) {
+      sim.at(2000 + m * 100, () => {
+        const data = new Uint8Array(256)
+        new DataView(data.buffer).setUint32(0, m)
+        sim
+          .core(prng.int(n))
+          .publish(T, data)
+          .catch(() => {})
+      })
+    }
+    // Sampled every 250 ms: a stock node prunes a negative peer at its next heartbeat.
+    let lowest = Number.POSITIVE_INFINITY
+    let inMeshes = 0
+    for (let t = 2000; t <= 22_000; t += 250) {
+      sim.run({ until: t })
+      inMeshes = 0
+      for (let i = 0; i < 12; i++) {
+        const r = sim.core(i)
+        for (const peer of r.getMeshPeers(T)) {
+          if (!ourNames.has(peer)) continue
+          inMeshes++
+          lowest = Math.min(lowest, r.getPeerScore(peer))
+        }
+      }
+    }
+    let lazyLinks = 0
+    for (let i = 12; i < n; i++) lazyLinks += sim.core(i).getLazyLinkCount(T)
+    return { lowest, inMeshes, lazyLinks }
+  }
+
+  it('our nodes push to stock peers as stock does: stock nodes scoring P3 keep them in their meshes', () => {
+    const ours = mixed()
+    expect(ours.lazyLinks).toBeGreaterThan(0)
+    expect(ours.inMeshes).toBeGreaterThan(12)
+    expect(ours.lowest).toBeGreaterThanOrEqual(0)
+  })
+
+  it('our nodes owe no mesh deliveries over an announce-only link', () => {
+    const env = new ManualEnv()
+    const router = new GossipRouter(env, {
+      signaturePolicy: 'StrictNoSign',
+      score: { defaultTopic: { ...p3, meshMessageDeliveriesActivationMs: 1000 } },
+    })
+    router.start()
+    for (const p of ['p0', 'p1']) {
+      router.peerConnected(p, { protocol: MESHSUB_1_3, outbound: true })
+      router.receive(p, extensionsFrame())
+    }
+    router.subscribe(T)
+    // p1 chokes the link: it announces only from now on and delivers nothing.
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    for (let i = 0; i < 10; i++) {
+      router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(i) }] }))
+      env.advance(1000)
+    }
+    expect(router.getMeshPeers(T)).toContain('p1')
+    expect(router.getPeerScore('p1')).toBeGreaterThanOrEqual(0)
+    // Back to eager, it owes deliveries again once the activation time has passed: its
+    // deficit makes its score negative, and the heartbeat prunes it.
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), unchoke: [T] } }))
+    env.advance(3000)
+    expect(router.getMeshPeers(T)).not.toContain('p1')
   })
 })
