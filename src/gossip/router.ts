@@ -1119,11 +1119,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.recorder.count('published', topic, cls)
     const mesh = this.meshes.meshOf(topic)
     if (this.params.oneCopy && mesh !== undefined && this.forwards(cls)) {
-      // One-copy peers get it through the mesh's eager links, announced on its lazy ones.
+      // One-copy peers get it through the mesh's eager links, announced on its lazy ones;
+      // direct peers get every message.
       const short = shortId(id)
       this.indexShortId(key, id)
       const push = targets.filter(
-        (p) => !this.isLazyLink(topic, p) && (mesh.has(p) || !this.peers.get(p)?.oneCopy),
+        (p) =>
+          this.direct.has(p) ||
+          (!this.isLazyLink(topic, p) && (mesh.has(p) || !this.peers.get(p)?.oneCopy)),
       )
       this.announce(
         targets.filter((p) => this.isLazyLink(topic, p)),
