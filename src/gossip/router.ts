@@ -1118,7 +1118,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.recorder.count('published', topic, cls)
     const mesh = this.meshes.meshOf(topic)
-    if (this.params.oneCopy && mesh !== undefined && this.forwards(cls)) {
+    // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
+    if (
+      this.params.oneCopy &&
+      mesh !== undefined &&
+      mesh.size >= this.params.Dlo &&
+      this.forwards(cls)
+    ) {
       // One-copy peers get it through the mesh's eager links, announced on its lazy ones;
       // direct peers get every message.
       const short = shortId(id)

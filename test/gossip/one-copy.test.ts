@@ -326,3 +326,22 @@ describe('scoring both ways', () => {
     expect(router.getMeshPeers(T)).not.toContain('p1')
   })
 })
+
+describe('one-copy publishing', () => {
+  it('floods a publication while the mesh is still forming (below D_lo)', () => {
+    const env = new ManualEnv()
+    const router = new GossipRouter(env, { signaturePolicy: 'StrictNoSign' })
+    router.start()
+    router.subscribe(T)
+    for (const p of ['p0', 'p1', 'p2']) {
+      router.peerConnected(p, { protocol: MESHSUB_1_3, outbound: true })
+      router.receive(p, extensionsFrame())
+    }
+    env.take()
+    // Subscriptions are known, no heartbeat has grafted anyone yet.
+    expect(router.getMeshPeers(T)).toHaveLength(0)
+    void router.publish(T, new Uint8Array(100).fill(1))
+    const pushed = env.take().filter((s) => s.rpc.messages.length > 0)
+    expect(pushed.map((s) => s.peer).sort()).toEqual(['p0', 'p1', 'p2'])
+  })
+})
