@@ -14,15 +14,19 @@
  *    mesh degree D̄, the share of mesh links that carried a message both ways, and the
  *    duplicates that link use accounts for, beside the measured ones.
  *
+ * Sections 1–3 run the optimized profile with the one-copy extension on (it is opt-in,
+ * `oneCopy: true`; doc/gossip-extension.md); 1b runs the default optimized profile without it.
+ *
  * Every node takes the validation time of `SIM_VALIDATION_DELAY` (2 ms + 0.3 ms per KB)
  * before it relays a message; duplicates that arrive meanwhile spare their senders a copy.
  *
- * Usage: npm run bench -- gossip-sim [--quick] [--seed N]
+ * Usage: npm run bench -- gossip-sim [--quick] [--seed N] [--targets-only] (sections 1 and 1b)
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
 import type { GossipRouter } from '../src/gossip/router.ts'
 import {
+  gossipOneCopyStrategy,
   gossipOptimizedStrategy,
   gossipStockStrategy,
   gossipStrategy,
@@ -42,7 +46,8 @@ const quick = process.argv.includes('--quick')
 const seedAt = process.argv.indexOf('--seed')
 const seed = seedAt >= 0 ? Number(process.argv[seedAt + 1]) : 1
 if (!Number.isInteger(seed)) throw new Error('--seed takes an integer')
-const profiles = [gossipStockStrategy, gossipOptimizedStrategy]
+const targetsOnly = process.argv.includes('--targets-only')
+const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
 
 function scenario(
   name: string,
@@ -95,12 +100,17 @@ function row(label: string, r: ScenarioResult): Row {
 }
 
 const results: Record<string, ScenarioResult[]> = {}
+/** Mean mesh degree at each delivery, per result label and strategy. */
+const meshDegrees: Record<string, number> = {}
 
 async function compare(label: string, sc: Scenario): Promise<ScenarioResult[]> {
   const out: ScenarioResult[] = []
   for (const strategy of profiles) {
     process.stderr.write(`running ${label} with ${strategy.name}...\n`)
-    out.push(await runScenario(sc, strategy))
+    const observed = observeLinks(() => strategy)
+    const r = await runScenario(sc, observed.strategy)
+    meshDegrees[`${label} ${strategy.name}`] = observed.links().meshDegree
+    out.push(r)
   }
   results[label] = out
   return out
@@ -110,18 +120,24 @@ async function compare(label: string, sc: Scenario): Promise<ScenarioResult[]> {
 const nodes = quick ? 300 : 1000
 const consensusRows: Row[] = []
 const checks: Row[] = []
-let stock100k: ScenarioResult | undefined
+const stockBySize = new Map<number, ScenarioResult>()
 for (const bytes of [256, 100_000]) {
   const label = `${nodes} nodes, consensus ${bytes === 256 ? '256 B' : '100 KB'}`
   const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'))
-  if (bytes === 100_000) stock100k = stock
+  stockBySize.set(bytes, stock)
   consensusRows.push(row(label, stock), row(label, opt))
+  const floor = (nodes - 1) * bytes
   checks.push({
     scenario: label,
     'stock dups mean': fmt(stock.summary.duplicates.mean),
-    'optimized delivery': fmt(opt.summary.deliveryRatio, 4),
-    'dups optimized/stock': fmt(opt.summary.duplicates.mean / stock.summary.duplicates.mean),
-    'p99 optimized/stock': fmt(opt.summary.latencyMs.p99 / stock.summary.latencyMs.p99),
+    'one-copy dups mean': fmt(opt.summary.duplicates.mean),
+    'one-copy delivery': fmt(opt.summary.deliveryRatio, 4),
+    'p50 one-copy/stock': fmt(opt.summary.latencyMs.p50 / stock.summary.latencyMs.p50),
+    'p99 one-copy/stock': fmt(opt.summary.latencyMs.p99 / stock.summary.latencyMs.p99),
+    'stock bytes/floor': fmt(stock.summary.bytesPerMessage / floor),
+    'one-copy bytes/floor': fmt(opt.summary.bytesPerMessage / floor),
+    'stock mesh D̄': fmt(meshDegrees[`${label} ${stock.strategy}`]),
+    'optimized mesh D̄': fmt(meshDegrees[`${label} ${opt.strategy}`]),
   })
 }
 printTable(
@@ -129,36 +145,38 @@ printTable(
   consensusRows,
 )
 printTable(
-  `Targets (dups ≤ 0.5 × stock at 100 KB, p99 ratio ≤ 1, delivery 1), seed ${seed}`,
+  `Targets (one-copy dups ≤ 0.3, delivery 1, p99 ratio ≤ 1.05, bytes/floor ≤ 2.5 at 256 B; floor = (N − 1) × message bytes), random publishers, seed ${seed}`,
   checks,
 )
 
-// 1b. The eager/lazy split trades latency (a pulled copy costs a round trip) for duplicates:
-// the default sizes the push to the uplink; fixed counts (no budget) for comparison.
-const splitRows: Row[] = []
-for (const eager of [0, 5, 6, Number.POSITIVE_INFINITY]) {
-  const label =
-    eager === 0 ? 'default (uplink budget)' : `eagerPushPeers ${eager}, no uplink budget`
-  const sc = scenario(label, nodes, 100_000, 'consensus')
-  const r =
-    eager === 0
-      ? results[`${nodes} nodes, consensus 100 KB`][1]
-      : await runScenario(
-          sc,
-          gossipStrategy('optimized', label, { eagerPushPeers: eager, eagerPushBudgetMs: 0 }),
-        )
-  const base = stock100k!.summary
-  splitRows.push({
-    'optimized with': label,
+// 1b. What the one-copy extension adds: the optimized profile without it.
+const withoutRows: Row[] = []
+for (const bytes of [256, 100_000]) {
+  const label = `${nodes} nodes, consensus ${bytes === 256 ? '256 B' : '100 KB'}, optimized without one-copy`
+  process.stderr.write(`running ${label}...\n`)
+  const r = await runScenario(scenario(label, nodes, bytes, 'consensus'), gossipOptimizedStrategy)
+  results[label] = [r]
+  const base = stockBySize.get(bytes)!.summary
+  withoutRows.push({
+    scenario: label,
     delivery: fmt(r.summary.deliveryRatio, 4),
     'dups mean': fmt(r.summary.duplicates.mean),
     'dups /stock': fmt(r.summary.duplicates.mean / base.duplicates.mean),
     'lat p50 ms': fmt(r.summary.latencyMs.p50, 1),
     'lat p99 ms': fmt(r.summary.latencyMs.p99, 1),
     'p99 /stock': fmt(r.summary.latencyMs.p99 / base.latencyMs.p99),
+    'bytes/floor': fmt(r.summary.bytesPerMessage / ((nodes - 1) * bytes)),
   })
 }
-printTable(`Eager/lazy split at 100 KB, ${nodes} nodes (stock as above)`, splitRows)
+printTable(
+  `Optimized profile without the one-copy extension, ${nodes} nodes (stock as above)`,
+  withoutRows,
+)
+
+if (targetsOnly) {
+  writeSeedResults()
+  process.exit(0)
+}
 
 // 2. Ingress on full-mesh subnets: transmissions per message against N − 1.
 const ingressRows: Row[] = []
@@ -301,14 +319,23 @@ function observeLinks(perNode: (node: number) => SimStrategy) {
   return { strategy, links }
 }
 
-writeResults(seed === 1 ? 'gossip-sim' : `gossip-sim-seed${seed}`, {
-  models,
-  quick,
-  seed,
-  results: Object.fromEntries(
-    Object.entries(results).map(([k, rs]) => [
-      k,
-      rs.map((r) => ({ strategy: r.strategy, summary: r.summary, wallMs: r.wallMs })),
-    ]),
-  ),
-})
+writeSeedResults(models)
+
+/** Writes every figure printed so far (sections 2–4 only when they ran). */
+function writeSeedResults(models?: Record<string, unknown>[]): void {
+  const name = targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'
+  writeResults(seed === 1 ? name : `${name}-seed${seed}`, {
+    models,
+    quick,
+    seed,
+    targets: checks,
+    withoutOneCopy: withoutRows,
+    meanMeshDegreeAtDelivery: meshDegrees,
+    results: Object.fromEntries(
+      Object.entries(results).map(([k, rs]) => [
+        k,
+        rs.map((r) => ({ strategy: r.strategy, summary: r.summary, wallMs: r.wallMs })),
+      ]),
+    ),
+  })
+}

@@ -22,7 +22,13 @@ export type {
 } from './params.ts'
 export type { BudgetKind, BudgetRate, PeerBudgetParams } from './peer-budget.ts'
 export { DEFAULT_PEER_BUDGETS } from './peer-budget.ts'
-export { GOSSIP_PROTOCOLS, MESHSUB_1_0, MESHSUB_1_1, MESHSUB_1_2 } from './protocol-ids.ts'
+export {
+  GOSSIP_PROTOCOLS,
+  MESHSUB_1_0,
+  MESHSUB_1_1,
+  MESHSUB_1_2,
+  MESHSUB_1_3,
+} from './protocol-ids.ts'
 export type { GossipRouterOptions } from './router.ts'
 export { GossipRouter } from './router.ts'
 export type { RpcLimits, RpcMessage } from './rpc-codec.ts'

@@ -21,6 +21,12 @@ export type BudgetKind =
   | 'repeat'
   /** Inbound streams the peer opened after its first one (reported by the driver). */
   | 'stream'
+  /** One-copy CHOKE and UNCHOKE topics. */
+  | 'choke'
+  /** One-copy announced short ids. */
+  | 'announce'
+  /** One-copy INEED short ids. */
+  | 'ineed'
 
 /** A token bucket: `burst` units at once, refilled at `perSecond`. */
 export interface BudgetRate {
@@ -61,6 +67,10 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     graftPrune: { perSecond: 100, burst: 2048 },
     repeat: { perSecond: 5, burst: 20 },
     stream: { perSecond: 0.2, burst: 4 },
+    // A link flips between eager and lazy a few times a minute at most.
+    choke: { perSecond: 20, burst: 200 },
+    announce: { perSecond: 5000, burst: 10_000 },
+    ineed: { perSecond: 5000, burst: 10_000 },
   },
   disconnectStrikes: 20,
   malformedStrikes: 10,

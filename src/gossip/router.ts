@@ -15,14 +15,19 @@ import { SeenCache } from '../common/seen-cache.ts'
 import type { ValidationResult } from '../common/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
+import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
+import { AnnouncedPulls, bytesKey, LazyLinks, shortId, topicHash } from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
-import { supportsIDontWant } from './protocol-ids.ts'
+import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
+import { pick, shuffle } from './random-pick.ts'
 import {
   decodeRpc,
   emptyControl,
+  emptyOneCopy,
   encodeRpc,
   isControlEmpty,
+  isOneCopyEmpty,
   payloadBytes,
   type Rpc,
   type RpcControl,
@@ -30,6 +35,7 @@ import {
   type RpcIHave,
   type RpcIWant,
   type RpcMessage,
+  type RpcOneCopy,
   type RpcPrune,
 } from './rpc-codec.ts'
 import { PeerScore } from './score.ts'
@@ -40,6 +46,7 @@ import {
   MessageSigner,
   verifySignature,
 } from './signing.ts'
+import { UplinkQueue } from './uplink-queue.ts'
 
 const EMPTY = new Uint8Array(0)
 
@@ -79,14 +86,12 @@ interface PeerState {
   recentPushes: Set<string> | undefined
   /** Keys of the last messages it sent us (bounded by `MAX_RECENT_RECEIVED`), to spot repeats. */
   recentReceived: Set<string> | undefined
-}
-
-/** A message frame waiting in the paced send queue. */
-interface QueuedMessage {
-  peer: PeerKey
-  key: string
-  frame: Uint8Array
-  payload: number
+  /** Frames received from it so far (meshsub 1.3 Extensions may only come in the first). */
+  framesReceived: number
+  /** It sent its Extensions control message. */
+  sentExtensions: boolean
+  /** Both ends speak the one-copy extension. */
+  oneCopy: boolean
 }
 
 function emptyRpc(): Rpc {
@@ -116,9 +121,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** The resolved, validated parameters. */
   readonly params: GossipParams
   /** Message frames dropped because the send queue was full. */
-  droppedFrames = 0
+  get droppedFrames(): number {
+    return this.uplink.droppedFrames
+  }
   /** Queued message frames cancelled by the peer's IDONTWANT before they were sent. */
-  cancelledByIDontWant = 0
+  get cancelledByIDontWant(): number {
+    return this.uplink.cancelledByIDontWant
+  }
   /** Peers disconnected (and denied) for going on past their budgets. */
   peersDisconnected = 0
   /** Most protobuf fields decoded from one frame so far: the decoding work of the worst frame. */
@@ -126,13 +135,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private readonly peers = new Map<PeerKey, PeerState>()
   private readonly topicPeers = new Map<Topic, Set<PeerKey>>()
-  private readonly mesh = new Map<Topic, Set<PeerKey>>()
-  private readonly fanout = new Map<Topic, Set<PeerKey>>()
-  private readonly fanoutLastPublish = new Map<Topic, number>()
-  private readonly backoff = new Map<Topic, Map<PeerKey, number>>()
+  private readonly meshes: MeshMaintenance
   private readonly subscriptions = new Set<Topic>()
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
+  private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
+  /** One-copy: which mesh links carry announces only. */
+  private readonly lazyLinks = new LazyLinks((topic, peer, lazy) =>
+    this.score.setAnnounceOnly(peer, topic, lazy),
+  )
+  /** One-copy: announced messages not yet here. */
+  private readonly pulls: AnnouncedPulls
+  /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
+  private readonly shortIndex = new Map<string, string>()
+  /** One-copy: topic hash (hex) → subscribed topic. */
+  private readonly topicByHash = new Map<string, Topic>()
+  /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `Dlazy`). */
+  private readonly oneCopyGossiped = new Map<Topic, number>()
   /** Explicit peering agreements: forwarded to unconditionally, kept out of the mesh. */
   private readonly direct: ReadonlySet<PeerKey>
   /**
@@ -148,13 +167,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly budgets: PeerBudgets
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
-  private readonly sendQueue: QueuedMessage[] = []
-  private sendQueueHead = 0
-  private uplinkFreeAt = 0
-  private drainTimer: TimerHandle | undefined
+  private readonly uplink: UplinkQueue
   private heartbeatTimer: TimerHandle | undefined
   private hello: Uint8Array | undefined
-  private heartbeatTicks = 0
   private lastDecay = 0
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
@@ -178,6 +193,42 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
     this.score = new PeerScore(p.score, () => env.now())
     this.budgets = new PeerBudgets(p.budgets, () => env.now())
+    this.meshes = new MeshMaintenance({
+      params: p,
+      score: this.score,
+      now: () => env.now(),
+      random: () => env.random(),
+      topicPeers: (topic) => this.topicPeers.get(topic),
+      isDirect: (peer) => this.direct.has(peer),
+      isOutbound: (peer) => this.peers.get(peer)?.outbound === true,
+      control: (peer) => this.control(peer),
+      gossipIds: (topic) => this.mcache.gossipIds(topic),
+      doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
+      gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
+      left: (topic, peer) => this.lazyLinks.setEager(topic, peer),
+    })
+    this.pulls = new AnnouncedPulls(
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        have: (short) => this.shortIndex.has(short),
+        pull: (peer, topic, short) => this.pull(peer, topic, short),
+      },
+      p.oneCopyFollowupMs,
+      p.maxIWantTracked,
+    )
+    this.uplink = new UplinkQueue(p.uploadBps, p.maxSendQueue, {
+      now: () => env.now(),
+      setTimer: (ms, fn) => env.setTimer(ms, fn),
+      running: () => this.running,
+      unwanted: (peer, key) => this.peerDoesNotWant(peer, key),
+      transmit: (item) => {
+        this.recorder.frameSent(item.frame.length, item.payload)
+        this.env.send(item.peer, item.frame)
+        this.notePush(item.peer, item.key, item.payload)
+      },
+      cancelled: (item) => this.noteUnneededPush(item.peer, item.payload),
+    })
     this.limiter = new IWantLimiter(
       {
         maxConcurrent: p.maxConcurrentIWant,
@@ -215,14 +266,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.running = false
     this.heartbeatTimer?.cancel()
     this.heartbeatTimer = undefined
-    this.drainTimer?.cancel()
-    this.drainTimer = undefined
-    this.sendQueue.length = 0
-    this.sendQueueHead = 0
+    this.uplink.clear()
     this.limiter.clear()
+    this.pulls.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
     this.pendingControl.clear()
+    this.pendingOneCopy.clear()
   }
 
   /** A peer speaking meshsub connected: tell it our subscriptions. */
@@ -248,10 +298,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       wastedPushes: 0,
       recentPushes: undefined,
       recentReceived: undefined,
+      framesReceived: 0,
+      sentExtensions: false,
+      oneCopy: false,
     })
     this.score.addPeer(peer, info.address)
     this.budgets.addPeer(peer)
-    if (this.subscriptions.size > 0) {
+    if (this.params.oneCopy && supportsExtensions(info.protocol)) {
+      // meshsub 1.3: the Extensions control message goes in the first frame, once.
+      const hello: Rpc = {
+        subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
+        messages: [],
+        control: { ...emptyControl(), extensions: { oneCopy: true } },
+      }
+      this.sendToMany([peer], hello)
+    } else if (this.subscriptions.size > 0) {
       // One encoding shared by every peer that connects until the subscriptions change.
       this.hello ??= encodeRpc({
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
@@ -269,7 +330,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const topic of ps.topics) this.removeTopicPeer(topic, peer)
     this.peers.delete(peer)
     this.pendingControl.delete(peer)
+    this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
+    this.pulls.peerGone(peer)
     this.score.removePeer(peer)
     this.budgets.removePeer(peer)
   }
@@ -305,6 +368,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.noteWork(work.fields)
     this.recorder.frameReceived(frame.length, payloadBytes(rpc))
     this.countControl(rpc.control, 'received')
+    this.countOneCopy(rpc.oneCopy, 'received')
+    const first = ps.framesReceived++ === 0
+    if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     // Direct peers are trusted by agreement: they are never graylisted nor budgeted.
     const within = (kind: BudgetKind, n: number) =>
       direct || this.budgets.spend(peer, kind, n) || this.overBudget(peer, kind)
@@ -322,6 +388,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const m of rpc.messages) {
       if (!this.handleMessage(peer, ps, m, direct)) return
     }
+    if (rpc.oneCopy !== undefined && !this.handleOneCopy(peer, ps, rpc.oneCopy, within)) return
     if (c === undefined) return
     if (!within('graftPrune', c.graft.length + c.prune.length)) return
     if (!within('ihave', idCount(c.ihave))) return
@@ -333,6 +400,168 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!isRpcEmpty(out)) this.send(peer, out)
     const misses = this.handleIWant(peer, ps, c.iwant)
     within('iwantMiss', misses)
+  }
+
+  /**
+   * meshsub 1.3 Extensions: only in a peer's first frame and only once; anything else is a
+   * protocol violation, penalised and ignored.
+   */
+  private handleExtensions(peer: PeerKey, ps: PeerState, first: boolean, c: RpcControl): void {
+    const ext = c.extensions!
+    if (!first || ps.sentExtensions) {
+      this.score.addPenalty(peer, 1)
+      this.reject(peer, first ? 'extensions-twice' : 'extensions-late')
+      this.strike(peer, 'extensions-misplaced')
+      return
+    }
+    ps.sentExtensions = true
+    ps.oneCopy = this.params.oneCopy && ext.oneCopy && supportsExtensions(ps.protocol)
+  }
+
+  /**
+   * One-copy messages from `peer`, each kind within its budget; false (rest of the frame
+   * dropped) past one. From a peer that did not negotiate the extension they are ignored.
+   */
+  private handleOneCopy(
+    peer: PeerKey,
+    ps: PeerState,
+    o: RpcOneCopy,
+    within: (kind: BudgetKind, n: number) => boolean,
+  ): boolean {
+    if (!ps.oneCopy) {
+      this.reject(peer, 'one-copy-not-negotiated')
+      return true
+    }
+    if (!within('choke', o.choke.length + o.unchoke.length)) return false
+    if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
+    if (!within('ineed', o.ineed.length)) return false
+    for (const topic of o.choke) {
+      if (this.meshes.meshOf(topic)?.has(peer)) this.lazyLinks.setLazy(topic, peer)
+    }
+    for (const topic of o.unchoke) this.lazyLinks.setEager(topic, peer)
+    for (const a of o.announce) {
+      const topic = this.topicByHash.get(bytesKey(a.topicHash))
+      if (topic === undefined) continue
+      const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
+      // A mesh peer that announces instead of pushing holds our link lazy: agree.
+      if (inMesh) this.lazyLinks.setLazy(topic, peer)
+      for (const id of a.ids) {
+        const short = bytesKey(id)
+        if (this.shortIndex.has(short)) continue
+        this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
+      }
+    }
+    let misses = 0
+    for (const id of o.ineed) {
+      const key = this.shortIndex.get(bytesKey(id))
+      const cached =
+        key === undefined
+          ? undefined
+          : this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
+      if (cached === undefined) misses++
+      else this.sendMessage([peer], cached.message, key!)
+    }
+    return within('iwantMiss', misses)
+  }
+
+  /** Pulls an announced message; a lazy mesh link it came over turns eager (UNCHOKE). */
+  private pull(peer: PeerKey, topic: Topic, short: Uint8Array): void {
+    if (!this.peers.has(peer)) return
+    const o = emptyOneCopy()
+    o.ineed.push(short)
+    if (this.meshes.meshOf(topic)?.has(peer) && this.lazyLinks.setEager(topic, peer)) {
+      o.unchoke.push(topic)
+    }
+    this.sendOneCopy(peer, o)
+  }
+
+  /** A duplicate pushed over an eager one-copy link: the link is not needed, make it lazy. */
+  private chokeOnDuplicate(peer: PeerKey, ps: PeerState, topic: Topic, id: MessageId): void {
+    if (!ps.oneCopy || !this.meshes.meshOf(topic)?.has(peer)) return
+    const short = bytesKey(shortId(id))
+    if (this.pulls.askedOf(short, peer)) return
+    if (!this.lazyLinks.setLazy(topic, peer)) return
+    const o = emptyOneCopy()
+    o.choke.push(topic)
+    this.sendOneCopy(peer, o)
+  }
+
+  /** True when the mesh link to `peer` on `topic` is a lazy one-copy link. */
+  private isLazyLink(topic: Topic, peer: PeerKey): boolean {
+    return this.peers.get(peer)?.oneCopy === true && this.lazyLinks.isLazy(topic, peer)
+  }
+
+  /** Announces one message to `peers` (lazy one-copy links), one encoding for all. */
+  private announce(peers: PeerKey[], topic: Topic, short: Uint8Array): void {
+    if (peers.length === 0) return
+    const o = emptyOneCopy()
+    o.announce.push({ topicHash: topicHash(topic), ids: [short] })
+    this.sendToMany(peers, { subscriptions: [], messages: [], oneCopy: o })
+  }
+
+  /** Heartbeat gossip: compact announces to one-copy peers, IHAVE to the others. */
+  private gossipTo(peer: PeerKey, topic: Topic, ids: MessageId[]): void {
+    if (this.peers.get(peer)?.oneCopy !== true) {
+      this.control(peer).ihave.push({ topicID: topic, messageIDs: ids })
+      return
+    }
+    // Lazy mesh links announce every message as it comes: gossip only repeats the last two
+    // heartbeats', to Dlazy peers, for peers outside the mesh and links that lost an announce.
+    const sent = this.oneCopyGossiped.get(topic) ?? 0
+    if (sent >= this.params.Dlazy) return
+    const since = this.env.now() - 2 * this.params.heartbeatIntervalMs
+    const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
+    if (recent.length === 0) return
+    this.oneCopyGossiped.set(topic, sent + 1)
+    let o = this.pendingOneCopy.get(peer)
+    if (o === undefined) {
+      o = emptyOneCopy()
+      this.pendingOneCopy.set(peer, o)
+    }
+    o.announce.push({ topicHash: topicHash(topic), ids: recent.map((id) => shortId(id)) })
+  }
+
+  /**
+   * A message's first copy came from `peer`. When a lazy link had announced it
+   * `oneCopySwapMs` or more before, that link is the quicker path: it turns eager and the
+   * pushing link lazy (each end told), so eager links follow first arrivals.
+   */
+  private firstCopy(peer: PeerKey, ps: PeerState, topic: Topic, key: string, id: MessageId): void {
+    const announced = this.indexShortId(key, id)
+    if (announced === undefined || !ps.oneCopy) return
+    const { first, firstAt } = announced
+    if (this.env.now() - firstAt < this.params.oneCopySwapMs) return
+    const mesh = this.meshes.meshOf(topic)
+    if (first === peer || !mesh?.has(first) || !mesh.has(peer)) return
+    if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
+    if (this.lazyLinks.setEager(topic, first)) {
+      const o = emptyOneCopy()
+      o.unchoke.push(topic)
+      this.sendOneCopy(first, o)
+    }
+    if (this.lazyLinks.setLazy(topic, peer)) {
+      const o = emptyOneCopy()
+      o.choke.push(topic)
+      this.sendOneCopy(peer, o)
+    }
+  }
+
+  /** Remembers a new message's short id (bounded, oldest forgotten first). */
+  private indexShortId(
+    key: string,
+    id: MessageId,
+  ): { first: PeerKey; firstAt: number } | undefined {
+    const short = bytesKey(shortId(id))
+    if (this.shortIndex.size >= this.params.maxShortIds) {
+      const oldest = this.shortIndex.keys().next().value
+      if (oldest !== undefined) this.shortIndex.delete(oldest)
+    }
+    this.shortIndex.set(short, key)
+    return this.pulls.delivered(short)
+  }
+
+  private sendOneCopy(peer: PeerKey, o: RpcOneCopy): void {
+    this.sendToMany([peer], { subscriptions: [], messages: [], oneCopy: o })
   }
 
   /** The driver caught `peer` misbehaving below the core (bad framing): count and score it. */
@@ -378,39 +607,25 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   subscribe(topic: Topic): void {
     if (this.subscriptions.has(topic)) return
     this.subscriptions.add(topic)
+    this.topicByHash.set(bytesKey(topicHash(topic)), topic)
     this.hello = undefined
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: true, topic }], messages: [] })
     }
-    const mesh = new Set<PeerKey>()
-    this.mesh.set(topic, mesh)
-    const fanout = this.fanout.get(topic)
-    this.fanout.delete(topic)
-    this.fanoutLastPublish.delete(topic)
-    const eligible = (p: PeerKey) =>
-      !this.direct.has(p) && !this.inBackoff(topic, p) && this.score.score(p) >= 0
-    const fromFanout = [...(fanout ?? [])].filter(eligible)
-    for (const p of this.pick(fromFanout, this.params.D)) this.graft(p, topic)
-    if (mesh.size < this.params.D) {
-      const others = [...(this.topicPeers.get(topic) ?? [])].filter(
-        (p) => !mesh.has(p) && eligible(p),
-      )
-      for (const p of this.pick(others, this.params.D - mesh.size)) this.graft(p, topic)
-    }
+    this.meshes.join(topic)
     this.flushControl()
   }
 
   /** Leaves `topic`: announces it and prunes the mesh with the unsubscribe backoff. */
   unsubscribe(topic: Topic): void {
     if (!this.subscriptions.delete(topic)) return
+    this.topicByHash.delete(bytesKey(topicHash(topic)))
     this.hello = undefined
     for (const peer of this.peers.keys()) {
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
-    for (const p of this.mesh.get(topic) ?? []) {
-      this.prune(p, topic, this.params.unsubscribeBackoffMs)
-    }
-    this.mesh.delete(topic)
+    this.meshes.leave(topic)
+    this.lazyLinks.clearTopic(topic)
     this.flushControl()
   }
 
@@ -455,14 +670,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     return [...(this.topicPeers.get(topic) ?? [])]
   }
 
+  /** Heartbeats run since start (nothing else marks them; tests wait on it). */
+  getHeartbeatCount(): number {
+    return this.meshes.heartbeats
+  }
+
   /** Our mesh peers of `topic`. */
   getMeshPeers(topic: Topic): PeerKey[] {
-    return [...(this.mesh.get(topic) ?? [])]
+    return [...(this.meshes.meshOf(topic) ?? [])]
   }
 
   /** Our fanout peers of `topic`. */
   getFanoutPeers(topic: Topic): PeerKey[] {
-    return [...(this.fanout.get(topic) ?? [])]
+    return [...(this.meshes.fanoutOf(topic) ?? [])]
   }
 
   /** A peer's current score. */
@@ -483,6 +703,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** True while `peer` is denied after being disconnected for going on past its budgets. */
   isDenied(peer: PeerKey): boolean {
     return this.budgets.isDenied(peer)
+  }
+
+  /** True when `peer` and this node both speak the one-copy extension (meshsub 1.3). */
+  speaksOneCopy(peer: PeerKey): boolean {
+    return this.peers.get(peer)?.oneCopy === true
+  }
+
+  /** Lazy (announce-only) one-copy links of our mesh of `topic`. */
+  getLazyLinkCount(topic: Topic): number {
+    return this.lazyLinks.count(topic)
   }
 
   /** The protocol a peer negotiated, if the driver said. */
@@ -519,8 +749,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const set = this.topicPeers.get(topic)
     set?.delete(peer)
     if (set?.size === 0) this.topicPeers.delete(topic)
-    if (this.mesh.get(topic)?.delete(peer)) this.score.prune(peer, topic)
-    this.fanout.get(topic)?.delete(peer)
+    this.meshes.removePeer(topic, peer)
   }
 
   /**
@@ -565,9 +794,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.validating.get(key)?.add(peer)
+      this.chokeOnDuplicate(peer, ps, topic, id)
       return true
     }
     this.seen.add(key, now)
+    if (this.params.oneCopy) this.firstCopy(peer, ps, topic, key, id)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
@@ -679,10 +910,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         firstSeen: a.receivedAt,
       })
       const targets: PeerKey[] = []
-      for (const p of this.mesh.get(a.topic) ?? []) {
-        if (p === peer || p === a.origin || haveIt?.has(p)) continue
-        if (!this.peerDoesNotWant(p, key)) targets.push(p)
+      const lazy: PeerKey[] = []
+      const short = this.params.oneCopy ? shortId(a.id) : undefined
+      const announced = short && this.pulls.announcers(bytesKey(short))
+      for (const p of this.meshes.meshOf(a.topic) ?? []) {
+        if (p === peer || p === a.origin || haveIt?.has(p) || announced?.has(p)) continue
+        if (this.peerDoesNotWant(p, key)) continue
+        if (this.isLazyLink(a.topic, p)) lazy.push(p)
+        else targets.push(p)
       }
+      if (short !== undefined) this.announce(lazy, a.topic, short)
       const eager = this.eagerCount(a.data.length)
       if (targets.length > eager && a.data.length >= this.params.lazyPushMinDataSize) {
         // Eager/lazy split: the rest of the mesh is told, and pulls only if it must.
@@ -745,7 +982,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private handleGraft(peer: PeerKey, ps: PeerState, grafts: RpcGraft[], out: Rpc): void {
     const now = this.env.now()
     for (const { topicID: topic } of grafts) {
-      const mesh = this.mesh.get(topic)
+      const mesh = this.meshes.meshOf(topic)
       if (mesh === undefined || mesh.has(peer)) continue
       if (this.direct.has(peer)) {
         // A direct peer lives outside the mesh: its GRAFT is an error on its side (spec v1.1).
@@ -754,7 +991,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         this.pruneResponse(peer, topic, out)
         continue
       }
-      const until = this.backoff.get(topic)?.get(peer)
+      const until = this.meshes.backoffUntil(topic, peer)
       if (until !== undefined && until > now) {
         // GRAFT during backoff: a protocol violation, doubly so right after the PRUNE.
         this.score.addPenalty(peer, 1)
@@ -764,7 +1001,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         this.pruneResponse(peer, topic, out)
         continue
       }
-      if (this.score.score(peer) < 0 || (mesh.size >= this.params.Dhi && !ps.outbound)) {
+      // Outbound peers are always taken (spec v1.1: they resist mesh takeover by inbound floods).
+      const full = !ps.outbound && mesh.size >= this.params[this.params.acceptGraftsUpTo]
+      if (this.score.score(peer) < 0 || full) {
         this.pruneResponse(peer, topic, out)
         continue
       }
@@ -774,20 +1013,20 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   private pruneResponse(peer: PeerKey, topic: Topic, out: Rpc): void {
-    this.setBackoff(topic, peer, this.params.pruneBackoffMs)
-    out.control!.prune.push(this.pruneEntry(topic, this.params.pruneBackoffMs))
+    this.meshes.setBackoff(topic, peer, this.params.pruneBackoffMs)
+    out.control!.prune.push(pruneEntry(topic, this.params.pruneBackoffMs))
   }
 
   private handlePrune(peer: PeerKey, prunes: RpcPrune[]): void {
     for (const p of prunes) {
       // Backoff only matters, and is only kept, for topics we are in (bounded state).
       if (!this.subscriptions.has(p.topicID)) continue
-      if (this.mesh.get(p.topicID)?.delete(peer)) this.score.prune(peer, p.topicID)
+      this.meshes.prunedBy(peer, p.topicID)
       const backoffMs =
         p.backoff !== undefined && p.backoff > 0
           ? Math.min(p.backoff * 1000, 24 * 3600_000)
           : this.params.pruneBackoffMs
-      this.setBackoff(p.topicID, peer, backoffMs)
+      this.meshes.setBackoff(p.topicID, peer, backoffMs)
       // Peer exchange needs dialling, which a sans-IO core cannot do: the offer is noted only.
       if (p.peers.length > 0)
         this.log('%s offered %d peers for %s', peer, p.peers.length, p.topicID)
@@ -810,7 +1049,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const ih of ihaves) {
       if (!this.subscriptions.has(ih.topicID)) continue
       // From a mesh peer, an IHAVE is a lazy push: the full copy is probably on its way.
-      const into = delay > 0 && this.mesh.get(ih.topicID)?.has(peer) ? deferred : wanted
+      const into = delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) ? deferred : wanted
       for (const id of ih.messageIDs) {
         const key = messageIdKey(id)
         if (!this.seen.has(key, now)) into.set(key, id)
@@ -883,6 +1122,31 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.mcache.put(key, { id, message: m, topic, class: cls, advertise: true, firstSeen: now })
     }
     this.recorder.count('published', topic, cls)
+    const mesh = this.meshes.meshOf(topic)
+    // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
+    if (
+      this.params.oneCopy &&
+      mesh !== undefined &&
+      mesh.size >= this.params.Dlo &&
+      this.forwards(cls)
+    ) {
+      // One-copy peers get it through the mesh's eager links, announced on its lazy ones;
+      // direct peers get every message.
+      const short = shortId(id)
+      this.indexShortId(key, id)
+      const push = targets.filter(
+        (p) =>
+          this.direct.has(p) ||
+          (!this.isLazyLink(topic, p) && (mesh.has(p) || !this.peers.get(p)?.oneCopy)),
+      )
+      this.announce(
+        targets.filter((p) => this.isLazyLink(topic, p)),
+        topic,
+        short,
+      )
+      this.sendMessage(push, m, key)
+      return { id, recipients: targets.length }
+    }
     this.sendMessage(targets, m, key)
     return { id, recipients: targets.length }
   }
@@ -895,15 +1159,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     )
     // Ingress goes to every topic peer because nobody relays it (seed 001).
     if (!this.forwards(cls) || this.params.floodPublish) return [...direct, ...topicPeers]
-    const mesh = this.mesh.get(topic)
+    const mesh = this.meshes.meshOf(topic)
     if (mesh !== undefined) return [...direct, ...mesh]
-    let fanout = this.fanout.get(topic)
-    if (fanout === undefined || fanout.size === 0) {
-      fanout = new Set(this.pick(topicPeers, this.params.D))
-      this.fanout.set(topic, fanout)
-    }
-    this.fanoutLastPublish.set(topic, this.env.now())
-    return [...direct, ...fanout]
+    return [...direct, ...this.meshes.fanoutFor(topic, topicPeers)]
   }
 
   /** Connected direct peers that subscribe to `topic`. */
@@ -963,11 +1221,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   ): void {
     const targets = new Set<PeerKey>()
     // Only peers that relay this class can be about to send it to us.
-    if (this.forwards(cls)) for (const p of this.mesh.get(topic) ?? []) targets.add(p)
+    if (this.forwards(cls)) for (const p of this.meshes.meshOf(topic) ?? []) targets.add(p)
     // Peers we asked with IWANT may have the reply queued: tell them too.
     for (const p of asked) targets.add(p)
     targets.delete(from)
-    const to = [...targets].filter((p) => supportsIDontWant(this.peers.get(p)?.protocol))
+    // A lazy one-copy link pushes nothing: no IDONTWANT needed there.
+    const to = [...targets].filter(
+      (p) => supportsIDontWant(this.peers.get(p)?.protocol) && !this.isLazyLink(topic, p),
+    )
     if (to.length > 0) {
       this.sendToMany(to, {
         subscriptions: [],
@@ -992,7 +1253,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private heartbeat(): void {
     if (!this.running) return
     const now = this.env.now()
-    this.heartbeatTicks++
     if (now - this.lastDecay >= this.params.score.decayIntervalMs) {
       this.score.refresh()
       this.lastDecay = now
@@ -1007,162 +1267,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         ps.dontWant!.delete(key)
       }
     }
-    for (const [topic, peers] of this.backoff) {
-      for (const [peer, until] of peers) if (until <= now) peers.delete(peer)
-      if (peers.size === 0) this.backoff.delete(topic)
-    }
-    for (const topic of this.subscriptions) this.maintainMesh(topic)
-    this.maintainFanout(now)
-    this.emitGossip()
+    this.oneCopyGossiped.clear()
+    this.meshes.heartbeat(now, this.subscriptions)
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)
     this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, () => this.heartbeat())
-  }
-
-  private maintainMesh(topic: Topic): void {
-    const p = this.params
-    const mesh = this.mesh.get(topic)
-    if (mesh === undefined) return
-    for (const peer of mesh) {
-      if (this.score.score(peer) < 0) this.prune(peer, topic, p.pruneBackoffMs)
-    }
-    const candidates = (filter: (peer: PeerKey) => boolean) =>
-      [...(this.topicPeers.get(topic) ?? [])].filter(
-        (peer) =>
-          !mesh.has(peer) &&
-          !this.direct.has(peer) &&
-          !this.inBackoff(topic, peer) &&
-          this.score.score(peer) >= 0 &&
-          filter(peer),
-      )
-    if (mesh.size < p.Dlo) {
-      for (const peer of this.pick(
-        candidates(() => true),
-        p.D - mesh.size,
-      )) {
-        this.graft(peer, topic)
-      }
-    }
-    if (mesh.size > p.Dhi) this.shrinkMesh(topic, mesh)
-    if (mesh.size >= p.Dlo) {
-      const outbound = [...mesh].filter((peer) => this.peers.get(peer)?.outbound).length
-      if (outbound < p.Dout) {
-        const extra = candidates((peer) => this.peers.get(peer)?.outbound === true)
-        for (const peer of this.pick(extra, p.Dout - outbound)) this.graft(peer, topic)
-      }
-    }
-    if (this.heartbeatTicks % p.opportunisticGraftTicks === 0 && mesh.size > 1) {
-      const scores = [...mesh].map((peer) => this.score.score(peer)).sort((a, b) => a - b)
-      const median = scores[Math.floor(scores.length / 2)]
-      if (median < p.thresholds.opportunisticGraftThreshold) {
-        const better = candidates((peer) => this.score.score(peer) > median)
-        for (const peer of this.pick(better, p.opportunisticGraftPeers)) this.graft(peer, topic)
-      }
-    }
-  }
-
-  /** Keeps the Dscore best-scoring peers and D - Dscore random others, with Dout outbound. */
-  private shrinkMesh(topic: Topic, mesh: Set<PeerKey>): void {
-    const p = this.params
-    const byScore = this.shuffle([...mesh]).sort(
-      (a, b) => this.score.score(b) - this.score.score(a),
-    )
-    const keep = byScore.slice(0, p.Dscore)
-    const rest = this.shuffle(byScore.slice(p.Dscore))
-    keep.push(...rest.splice(0, p.D - p.Dscore))
-    const isOut = (peer: PeerKey) => this.peers.get(peer)?.outbound === true
-    let outbound = keep.filter(isOut).length
-    for (let i = 0; outbound < p.Dout && i < rest.length; i++) {
-      if (!isOut(rest[i])) continue
-      const victim = keep.findLastIndex((peer) => !isOut(peer))
-      if (victim < 0) break
-      rest.push(keep[victim])
-      keep[victim] = rest[i]
-      rest.splice(i, 1)
-      i--
-      outbound++
-    }
-    for (const peer of rest) this.prune(peer, topic, p.pruneBackoffMs)
-  }
-
-  private maintainFanout(now: number): void {
-    for (const [topic, last] of this.fanoutLastPublish) {
-      if (now - last > this.params.fanoutTtlMs) {
-        this.fanout.delete(topic)
-        this.fanoutLastPublish.delete(topic)
-        continue
-      }
-      const fanout = this.fanout.get(topic)
-      if (fanout === undefined) continue
-      const topicPeers = this.topicPeers.get(topic)
-      const threshold = this.params.thresholds.publishThreshold
-      for (const peer of fanout) {
-        if (!topicPeers?.has(peer) || this.score.score(peer) < threshold) fanout.delete(peer)
-      }
-      if (fanout.size < this.params.D) {
-        const more = [...(topicPeers ?? [])].filter(
-          (peer) =>
-            !fanout.has(peer) && !this.direct.has(peer) && this.score.score(peer) >= threshold,
-        )
-        for (const peer of this.pick(more, this.params.D - fanout.size)) fanout.add(peer)
-      }
-    }
-  }
-
-  private emitGossip(): void {
-    const p = this.params
-    const topics = new Map<Topic, Set<PeerKey>>([...this.mesh, ...this.fanout])
-    for (const [topic, exclude] of topics) {
-      const ids = this.mcache.gossipIds(topic)
-      if (ids.length === 0) continue
-      const eligible = [...(this.topicPeers.get(topic) ?? [])].filter(
-        (peer) =>
-          !exclude.has(peer) &&
-          !this.direct.has(peer) &&
-          this.score.score(peer) >= p.thresholds.gossipThreshold,
-      )
-      const n = Math.max(p.Dlazy, Math.floor(eligible.length * p.gossipFactor))
-      const advertised = this.pick(ids, p.maxIHaveLength)
-      for (const peer of this.pick(eligible, n)) {
-        const ps = this.peers.get(peer)!
-        const messageIDs = advertised.filter((id) => !this.dontWantOf(ps, messageIdKey(id)))
-        if (messageIDs.length > 0) this.control(peer).ihave.push({ topicID: topic, messageIDs })
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- mesh edits
-
-  private graft(peer: PeerKey, topic: Topic): void {
-    this.mesh.get(topic)?.add(peer)
-    this.score.graft(peer, topic)
-    this.control(peer).graft.push({ topicID: topic })
-  }
-
-  private prune(peer: PeerKey, topic: Topic, backoffMs: number): void {
-    this.mesh.get(topic)?.delete(peer)
-    this.score.prune(peer, topic)
-    this.setBackoff(topic, peer, backoffMs)
-    this.control(peer).prune.push(this.pruneEntry(topic, backoffMs))
-  }
-
-  private pruneEntry(topic: Topic, backoffMs: number): RpcPrune {
-    return { topicID: topic, peers: [], backoff: Math.ceil(backoffMs / 1000) }
-  }
-
-  private setBackoff(topic: Topic, peer: PeerKey, ms: number): void {
-    let peers = this.backoff.get(topic)
-    if (peers === undefined) {
-      peers = new Map()
-      this.backoff.set(topic, peers)
-    }
-    const until = this.env.now() + ms
-    if ((peers.get(peer) ?? 0) < until) peers.set(peer, until)
-  }
-
-  private inBackoff(topic: Topic, peer: PeerKey): boolean {
-    return (this.backoff.get(topic)?.get(peer) ?? 0) > this.env.now()
   }
 
   // ---------------------------------------------------------------- sending
@@ -1178,11 +1288,18 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private flushControl(): void {
     for (const [peer, control] of this.pendingControl) {
-      if (this.peers.has(peer) && !isControlEmpty(control)) {
-        this.send(peer, { subscriptions: [], messages: [], control })
+      if (!this.peers.has(peer)) continue
+      const oneCopy = this.pendingOneCopy.get(peer)
+      this.pendingOneCopy.delete(peer)
+      if (!isControlEmpty(control) || !isOneCopyEmpty(oneCopy)) {
+        this.send(peer, { subscriptions: [], messages: [], control, oneCopy })
       }
     }
+    for (const [peer, oneCopy] of this.pendingOneCopy) {
+      if (this.peers.has(peer)) this.sendOneCopy(peer, oneCopy)
+    }
     this.pendingControl.clear()
+    this.pendingOneCopy.clear()
   }
 
   /**
@@ -1198,16 +1315,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       for (const peer of peers) this.notePush(peer, key, payload)
       return
     }
-    const frame = encodeRpc(rpc)
-    const payload = payloadBytes(rpc)
-    for (const peer of peers) {
-      if (this.sendQueue.length - this.sendQueueHead >= this.params.maxSendQueue) {
-        this.droppedFrames++
-        continue
-      }
-      this.sendQueue.push({ peer, key, frame, payload })
-    }
-    this.drainSendQueue()
+    this.uplink.enqueue(peers, key, encodeRpc(rpc), payloadBytes(rpc))
   }
 
   /** Remembers a large message sent to `peer`, to learn from its IDONTWANT whether it was needed. */
@@ -1233,39 +1341,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     ps.wastedPushes++
   }
 
-  /** Releases queued frames while the (modelled) uplink is free, skipping unwanted ones. */
-  private drainSendQueue(): void {
-    const now = this.env.now()
-    const q = this.sendQueue
-    while (this.sendQueueHead < q.length && this.uplinkFreeAt <= now) {
-      const item = q[this.sendQueueHead++]
-      if (this.peerDoesNotWant(item.peer, item.key)) {
-        this.cancelledByIDontWant++
-        this.noteUnneededPush(item.peer, item.payload)
-        continue
-      }
-      this.recorder.frameSent(item.frame.length, item.payload)
-      this.env.send(item.peer, item.frame)
-      this.notePush(item.peer, item.key, item.payload)
-      this.uplinkFreeAt = now + (item.frame.length * 8000) / this.params.uploadBps
-    }
-    if (this.sendQueueHead === q.length) {
-      q.length = 0
-      this.sendQueueHead = 0
-      return
-    }
-    if (this.sendQueueHead > 1024) {
-      q.splice(0, this.sendQueueHead)
-      this.sendQueueHead = 0
-    }
-    if (this.drainTimer === undefined) {
-      this.drainTimer = this.env.setTimer(this.uplinkFreeAt - now, () => {
-        this.drainTimer = undefined
-        if (this.running) this.drainSendQueue()
-      })
-    }
-  }
-
   private send(peer: PeerKey, rpc: Rpc): void {
     this.sendToMany([peer], rpc)
   }
@@ -1278,8 +1353,22 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const peer of peers) {
       this.recorder.frameSent(frame.length, payload)
       this.countControl(rpc.control, 'sent')
+      this.countOneCopy(rpc.oneCopy, 'sent')
       this.env.send(peer, frame)
     }
+  }
+
+  private countOneCopy(o: RpcOneCopy | undefined, direction: 'sent' | 'received'): void {
+    if (o === undefined) return
+    const add = direction === 'sent' ? this.recorder.controlSent : this.recorder.controlReceived
+    const count = (kind: string, n: number) => {
+      if (n > 0) add.call(this.recorder, kind, n)
+    }
+    count('CHOKE', o.choke.length)
+    count('UNCHOKE', o.unchoke.length)
+    count('ANNOUNCE', o.announce.length)
+    count('ANNOUNCE ids', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))
+    count('INEED ids', o.ineed.length)
   }
 
   private countControl(c: RpcControl | undefined, direction: 'sent' | 'received'): void {
@@ -1303,29 +1392,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     )
   }
 
-  // ---------------------------------------------------------------- randomness
-
   private shuffle<T>(items: T[]): T[] {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = Math.floor(this.env.random() * (i + 1))
-      const t = items[i]
-      items[i] = items[j]
-      items[j] = t
-    }
-    return items
+    return shuffle(items, () => this.env.random())
   }
 
-  /** Up to `n` items chosen uniformly at random (the array is reordered). */
   private pick<T>(items: T[], n: number): T[] {
-    if (n <= 0) return []
-    if (items.length <= n) return this.shuffle(items)
-    for (let i = 0; i < n; i++) {
-      const j = i + Math.floor(this.env.random() * (items.length - i))
-      const t = items[i]
-      items[i] = items[j]
-      items[j] = t
-    }
-    return items.slice(0, n)
+    return pick(items, n, () => this.env.random())
   }
 }
 

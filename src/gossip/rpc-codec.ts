@@ -25,7 +25,27 @@ import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fiel
  * message PeerInfo { optional bytes peerID = 1; optional bytes signedPeerRecord = 2; }
  * message ControlIDontWant { repeated bytes messageIDs = 1; }
  * ```
+ *
+ * meshsub 1.3 adds `optional ControlExtensions extensions = 6` to ControlMessage, and this
+ * project's one-copy extension (doc/gossip-extension.md) registers, in the experimental
+ * range, `optional bool oneCopy = 6110225` in ControlExtensions and
+ * `optional OneCopy oneCopy = 6110225` in RPC:
+ *
+ * ```proto
+ * message OneCopy { repeated string choke = 1; repeated string unchoke = 2;
+ *                   repeated Announce announce = 3; repeated bytes ineed = 4; }
+ * message Announce { optional bytes topicHash = 1; optional bytes ids = 2; }
+ * ```
  */
+
+/** The field number of the one-copy extension in ControlExtensions and in RPC (experimental range). */
+export const ONE_COPY_FIELD = 6110225
+
+/** Bytes of a short message id in announces and INEEDs. */
+export const SHORT_ID_BYTES = 8
+
+/** Bytes of a topic hash in announces. */
+export const TOPIC_HASH_BYTES = 4
 
 /** A subscription change. */
 export interface RpcSubscription {
@@ -95,6 +115,32 @@ export interface RpcIDontWant {
   messageIDs: Uint8Array[]
 }
 
+/** ControlExtensions (meshsub 1.3): what the sender speaks; sent once, in its first frame. */
+export interface RpcExtensions {
+  /** The sender speaks the one-copy extension. */
+  oneCopy: boolean
+}
+
+/** A one-copy announce: the sender has these messages of the topic. */
+export interface RpcAnnounce {
+  /** The first {@link TOPIC_HASH_BYTES} bytes of SHA-256 of the topic. */
+  topicHash: Uint8Array
+  /** Short ids ({@link SHORT_ID_BYTES} bytes each). */
+  ids: Uint8Array[]
+}
+
+/** The one-copy extension's messages of one RPC. */
+export interface RpcOneCopy {
+  /** Topics on which the sender asks the receiver to stop pushing (announce instead). */
+  choke: string[]
+  /** Topics on which the sender asks the receiver to push again. */
+  unchoke: string[]
+  /** Messages the sender has. */
+  announce: RpcAnnounce[]
+  /** Short ids the sender asks the receiver to send. */
+  ineed: Uint8Array[]
+}
+
 /** Control messages of one RPC. */
 export interface RpcControl {
   /** IHAVE entries. */
@@ -107,6 +153,8 @@ export interface RpcControl {
   prune: RpcPrune[]
   /** IDONTWANT entries. */
   idontwant: RpcIDontWant[]
+  /** Extensions (meshsub 1.3), if present. */
+  extensions?: RpcExtensions
 }
 
 /** One gossipsub RPC frame. */
@@ -117,6 +165,8 @@ export interface Rpc {
   messages: RpcMessage[]
   /** Control messages, if any. */
   control?: RpcControl
+  /** One-copy extension messages, if any. */
+  oneCopy?: RpcOneCopy
 }
 
 /** Bounds on what one decoded frame may contain; a frame over any of them is rejected. */
@@ -156,6 +206,12 @@ export interface RpcLimits {
   maxTopicLength: number
   /** Maximum length of a message id, in bytes. */
   maxIdLength: number
+  /** Maximum one-copy CHOKE and UNCHOKE topics together. */
+  maxChokes: number
+  /** Maximum one-copy announce entries. */
+  maxAnnounceEntries: number
+  /** Maximum short ids over all one-copy announces and INEEDs. */
+  maxShortIds: number
 }
 
 /**
@@ -195,6 +251,9 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxPeerExchange: 256,
   maxTopicLength: 1024,
   maxIdLength: 256,
+  maxChokes: 2048,
+  maxAnnounceEntries: 1024,
+  maxShortIds: 5000,
 }
 
 function tag(field: number, wireType: number): number {
@@ -214,7 +273,24 @@ export function isControlEmpty(c: RpcControl | undefined): boolean {
       c.iwant.length === 0 &&
       c.graft.length === 0 &&
       c.prune.length === 0 &&
-      c.idontwant.length === 0)
+      c.idontwant.length === 0 &&
+      c.extensions === undefined)
+  )
+}
+
+/** Creates an empty one-copy message. */
+export function emptyOneCopy(): RpcOneCopy {
+  return { choke: [], unchoke: [], announce: [], ineed: [] }
+}
+
+/** True when a one-copy message carries nothing. */
+export function isOneCopyEmpty(o: RpcOneCopy | undefined): boolean {
+  return (
+    o === undefined ||
+    (o.choke.length === 0 &&
+      o.unchoke.length === 0 &&
+      o.announce.length === 0 &&
+      o.ineed.length === 0)
   )
 }
 
@@ -266,6 +342,29 @@ function writeControl(w: Writer, c: RpcControl): void {
     writeIds(w, 1, d.messageIDs)
     w.ldelim()
   }
+  if (c.extensions !== undefined) {
+    w.uint32(tag(6, LEN)).fork()
+    if (c.extensions.oneCopy) w.uint32(tag(ONE_COPY_FIELD, VARINT)).bool(true)
+    w.ldelim()
+  }
+}
+
+function concat(ids: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(ids.length * SHORT_ID_BYTES)
+  for (let i = 0; i < ids.length; i++) out.set(ids[i], i * SHORT_ID_BYTES)
+  return out
+}
+
+function writeOneCopy(w: Writer, o: RpcOneCopy): void {
+  for (const t of o.choke) w.uint32(tag(1, LEN)).string(t)
+  for (const t of o.unchoke) w.uint32(tag(2, LEN)).string(t)
+  for (const a of o.announce) {
+    w.uint32(tag(3, LEN)).fork()
+    w.uint32(tag(1, LEN)).bytes(a.topicHash)
+    w.uint32(tag(2, LEN)).bytes(concat(a.ids))
+    w.ldelim()
+  }
+  if (o.ineed.length > 0) w.uint32(tag(4, LEN)).bytes(concat(o.ineed))
 }
 
 /** Encodes an RPC frame (without the length prefix). */
@@ -285,6 +384,11 @@ export function encodeRpc(rpc: Rpc): Uint8Array {
   if (!isControlEmpty(rpc.control)) {
     w.uint32(tag(3, LEN)).fork()
     writeControl(w, rpc.control!)
+    w.ldelim()
+  }
+  if (!isOneCopyEmpty(rpc.oneCopy)) {
+    w.uint32(tag(ONE_COPY_FIELD, LEN)).fork()
+    writeOneCopy(w, rpc.oneCopy!)
     w.ldelim()
   }
   return w.finish()
@@ -319,6 +423,9 @@ interface Budget {
   idontwantEntries: number
   graftPruneEntries: number
   controlMessages: number
+  chokes: number
+  announceEntries: number
+  shortIds: number
   fields: number
 }
 
@@ -336,6 +443,9 @@ const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
   idontwantEntries: 'maxIDontWantEntries',
   graftPruneEntries: 'maxGraftPruneEntries',
   controlMessages: 'maxControlMessages',
+  chokes: 'maxChokes',
+  announceEntries: 'maxAnnounceEntries',
+  shortIds: 'maxShortIds',
 }
 
 class FrameDecoder {
@@ -352,6 +462,9 @@ class FrameDecoder {
     idontwantEntries: 0,
     graftPruneEntries: 0,
     controlMessages: 0,
+    chokes: 0,
+    announceEntries: 0,
+    shortIds: 0,
     fields: 0,
   }
 
@@ -400,6 +513,10 @@ class FrameDecoder {
         // Repeated occurrences of a non-repeated message field merge (protobuf rule).
         rpc.control ??= emptyControl()
         this.control(rpc.control)
+      } else if (field === ONE_COPY_FIELD && wt === LEN) {
+        this.count('controlMessages')
+        rpc.oneCopy ??= emptyOneCopy()
+        this.oneCopy(rpc.oneCopy)
       } else return false
       return true
     })
@@ -469,9 +586,67 @@ class FrameDecoder {
     into.push(this.bytes(this.limits.maxIdLength))
   }
 
+  /** Splits concatenated short ids, each counted against `maxShortIds`. */
+  private shortIds(into: Uint8Array[]): void {
+    // No size cap here: the ids are views into the frame, counted one by one below.
+    const all = this.bytes()
+    if (all.length % SHORT_ID_BYTES !== 0) {
+      throw new DecodeError(`short ids of ${all.length} bytes, not a multiple of ${SHORT_ID_BYTES}`)
+    }
+    for (let i = 0; i < all.length; i += SHORT_ID_BYTES) {
+      this.count('shortIds')
+      into.push(all.subarray(i, i + SHORT_ID_BYTES))
+    }
+  }
+
+  private oneCopy(o: RpcOneCopy): void {
+    const end = this.nested()
+    this.fields(end, (field, wt) => {
+      if (field < 1 || field > 4) return false
+      expectWireType(wt, LEN)
+      if (field === 1 || field === 2) {
+        this.count('chokes')
+        ;(field === 1 ? o.choke : o.unchoke).push(this.string())
+      } else if (field === 4) {
+        this.shortIds(o.ineed)
+      } else {
+        this.count('announceEntries')
+        const sub = this.nested()
+        const a: RpcAnnounce = { topicHash: new Uint8Array(0), ids: [] }
+        this.fields(sub, (f, w) => {
+          if (f !== 1 && f !== 2) return false
+          expectWireType(w, LEN)
+          if (f === 1) a.topicHash = this.bytes(TOPIC_HASH_BYTES)
+          else this.shortIds(a.ids)
+          return true
+        })
+        o.announce.push(a)
+      }
+      return true
+    })
+  }
+
+  private extensions(): RpcExtensions {
+    const end = this.nested()
+    const e: RpcExtensions = { oneCopy: false }
+    this.fields(end, (field, wt) => {
+      if (field !== ONE_COPY_FIELD) return false
+      expectWireType(wt, VARINT)
+      e.oneCopy = this.r.uint32() !== 0
+      return true
+    })
+    return e
+  }
+
   private control(c: RpcControl): void {
     const end = this.nested()
     this.fields(end, (field, wt) => {
+      if (field === 6 && wt === LEN) {
+        // Extensions are read only once per frame; a repeat is a protocol error.
+        if (c.extensions !== undefined) throw new DecodeError('Extensions twice in one frame')
+        c.extensions = this.extensions()
+        return true
+      }
       if (field < 1 || field > 5) return false
       expectWireType(wt, LEN)
       // Counted before its body is read: an empty entry costs as much as a full one.

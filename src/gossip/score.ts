@@ -9,6 +9,10 @@ interface TopicStats {
   firstMessageDeliveries: number
   meshMessageDeliveries: number
   meshMessageDeliveriesActive: boolean
+  /** The link carries one-copy announces only: no mesh delivery is owed (no P3/P3b deficit). */
+  announceOnly: boolean
+  /** When P3 counting (re)started: the GRAFT, or the link's last turn from announce-only to eager. */
+  deliveriesSince: number
   meshFailurePenalty: number
   invalidMessageDeliveries: number
 }
@@ -94,8 +98,23 @@ export class PeerScore {
     if (ts === undefined) return
     ts.inMesh = true
     ts.graftTime = this.now()
+    ts.deliveriesSince = ts.graftTime
     ts.meshTime = 0
     ts.meshMessageDeliveriesActive = false
+    ts.announceOnly = false
+  }
+
+  /**
+   * The one-copy link to `peer` on `topic` turned announce-only (`on`) or back to eager. An
+   * announce-only peer owes no mesh deliveries; back to eager, P3 starts over after its
+   * activation time, as after a GRAFT.
+   */
+  setAnnounceOnly(peer: PeerKey, topic: Topic, on: boolean): void {
+    const ts = this.topicStats(peer, topic)
+    if (ts === undefined || !ts.inMesh || ts.announceOnly === on) return
+    ts.announceOnly = on
+    ts.meshMessageDeliveriesActive = false
+    if (!on) ts.deliveriesSince = this.now()
   }
 
   /** The peer left our mesh of `topic`. */
@@ -160,7 +179,7 @@ export class PeerScore {
         s += quanta * tp.timeInMeshWeight
       }
       s += ts.firstMessageDeliveries * tp.firstMessageDeliveriesWeight
-      if (ts.meshMessageDeliveriesActive) {
+      if (ts.meshMessageDeliveriesActive && !ts.announceOnly) {
         const deficit = tp.meshMessageDeliveriesThreshold - ts.meshMessageDeliveries
         if (deficit > 0) s += deficit * deficit * tp.meshMessageDeliveriesWeight
       }
@@ -206,7 +225,8 @@ export class PeerScore {
         )
         if (ts.inMesh) {
           ts.meshTime = now - ts.graftTime
-          if (ts.meshTime > tp.meshMessageDeliveriesActivationMs) {
+          const counting = now - ts.deliveriesSince
+          if (!ts.announceOnly && counting > tp.meshMessageDeliveriesActivationMs) {
             ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
           }
         }
@@ -217,11 +237,12 @@ export class PeerScore {
 
   private leaveMesh(topic: Topic, ts: TopicStats): void {
     const tp = this.paramsOf(topic)
-    if (ts.meshMessageDeliveriesActive) {
+    if (ts.meshMessageDeliveriesActive && !ts.announceOnly) {
       const deficit = tp.meshMessageDeliveriesThreshold - ts.meshMessageDeliveries
       if (deficit > 0) ts.meshFailurePenalty += deficit * deficit
     }
     ts.inMesh = false
+    ts.announceOnly = false
     ts.meshMessageDeliveriesActive = false
   }
 
@@ -257,6 +278,8 @@ export class PeerScore {
         firstMessageDeliveries: 0,
         meshMessageDeliveries: 0,
         meshMessageDeliveriesActive: false,
+        announceOnly: false,
+        deliveriesSince: 0,
         meshFailurePenalty: 0,
         invalidMessageDeliveries: 0,
       }

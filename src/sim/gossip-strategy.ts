@@ -42,6 +42,19 @@ export const gossipStockStrategy = gossipStrategy(
   'gossipsub v1.1 with Ethereum parameters: D 8, 0.7 s heartbeat, unbounded IWANT, ingress relayed',
 )
 
+/**
+ * The optimized profile with the one-copy extension on (opt-in: `oneCopy: true`): near
+ * spanning trees of eager links, announces on the others (doc/gossip-extension.md).
+ */
+export const gossipOneCopyStrategy: SimStrategy = {
+  ...gossipStrategy(
+    'optimized',
+    'optimized gossip with the one-copy extension: eager trees, announces elsewhere, pulls',
+    { oneCopy: true },
+  ),
+  name: 'gossip-one-copy',
+}
+
 /** Optimized gossip: IDONTWANT, α = 1 IWANT, 1 s heartbeat, ingress not relayed. */
 export const gossipOptimizedStrategy = gossipStrategy(
   'optimized',

@@ -9,7 +9,12 @@ export { brokerSimStrategy, brokerStrategy } from './broker-strategy.ts'
 export type { ChurnLog, ChurnOptions } from './faults.ts'
 export { scheduleChurn } from './faults.ts'
 export { floodStrategy } from './flood-strategy.ts'
-export { gossipOptimizedStrategy, gossipStockStrategy, gossipStrategy } from './gossip-strategy.ts'
+export {
+  gossipOneCopyStrategy,
+  gossipOptimizedStrategy,
+  gossipStockStrategy,
+  gossipStrategy,
+} from './gossip-strategy.ts'
 export type { Graph } from './graph.ts'
 export { fullMeshGraph, graphFromEdges, randomRegularGraph } from './graph.ts'
 export type { DeliverySummary } from './metrics.ts'

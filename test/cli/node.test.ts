@@ -145,7 +145,7 @@ describe('consensus-multicast node, three gossip processes', () => {
     // Two peers dialled this node: two noise handshakes, and gossip bytes on the wire.
     expect(value('libp2p_noise_xxhandshake_successes_total')).toBeGreaterThanOrEqual(2)
     expect(
-      value('libp2p_data_transfer_bytes_total{protocol="/meshsub/1.2.0 sent"}'),
+      value('libp2p_data_transfer_bytes_total{protocol="/meshsub/1.3.0 sent"}'),
     ).toBeGreaterThan(0)
     expect(text).toMatch(/^# TYPE libp2p_connection_manager_connections gauge$/m)
     expect((await fetch(metricsUrl.replace('/metrics', '/other'))).status).toBe(404)

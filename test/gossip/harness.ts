@@ -92,6 +92,7 @@ export function frame(
     subscriptions: parts.subscriptions ?? [],
     messages: parts.messages ?? [],
     control: parts.control === undefined ? undefined : { ...emptyControl(), ...parts.control },
+    oneCopy: parts.oneCopy,
   })
 }
 

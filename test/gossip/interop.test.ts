@@ -12,7 +12,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Artifact } from '../../src/common/artifact.ts'
-import { MESHSUB_1_1, MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
+import { MESHSUB_1_1, MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import {
   type GossipService,
   type GossipServiceOptions,
@@ -288,6 +288,50 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     expect(router.getPeers()).toContain(id(s))
   })
 
+  it('negotiates meshsub 1.3 and one-copy between our nodes, 1.2 with a stock peer, in one mesh', async () => {
+    const mine = [
+      await ours({ oneCopy: true }),
+      await ours({ oneCopy: true }),
+      await ours({ oneCopy: true }),
+    ]
+    const s1 = await stock()
+    const nodes = [...mine, s1]
+    await fullyConnect(nodes)
+    for (const n of nodes) subscribe(n, C)
+    await waitFor(() => nodes.every((n) => meshOf(n, C).length === 3), {
+      what: 'a full mixed mesh',
+      timeoutMs: 10_000,
+    })
+    const core = (n: Ours) => n.services.dissemination.core
+    for (const a of mine) {
+      expect(core(a).getPeerProtocol(id(s1))).toBe(MESHSUB_1_2)
+      expect(core(a).speaksOneCopy(id(s1))).toBe(false)
+      for (const b of mine) {
+        if (a === b) continue
+        expect(core(a).getPeerProtocol(id(b))).toBe(MESHSUB_1_3)
+        await waitFor(() => core(a).speaksOneCopy(id(b)), {
+          what: 'Extensions exchanged',
+          timeoutMs: 5000,
+        })
+      }
+    }
+    const got = nodes.map(received)
+    // Messages from every node, one at a time: duplicates among ours turn links lazy.
+    for (let m = 0; m < 12; m++) {
+      const from = nodes[m % nodes.length]
+      const data = text(`message ${m}`)
+      if (isOurs(from)) await from.services.dissemination.publish(C, data)
+      else await from.services.pubsub.publish(C, data)
+      await waitFor(
+        () => got.every((g, i) => g.length === m + 1 - (Math.floor(m / 4) + (i <= m % 4 ? 1 : 0))),
+        { what: `delivery of message ${m}`, timeoutMs: 5000 },
+      )
+    }
+    expect(mine.some((n) => core(n).getLazyLinkCount(C) > 0)).toBe(true)
+    // The stock peer got every message of the others.
+    expect(got[3]).toHaveLength(9)
+  })
+
   it('falls back to meshsub 1.1 with a 1.1-only stock peer and sends it no IDONTWANT', async () => {
     const legacy = (await createLibp2p({
       start: false,
@@ -316,7 +360,7 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     for (const n of [x, o, legacy]) subscribe(n, C)
     await waitFor(() => [x, o, legacy].every((n) => meshOf(n, C).length === 2), { what: 'mesh' })
     expect(o.services.dissemination.core.getPeerProtocol(id(legacy))).toBe(MESHSUB_1_1)
-    expect(o.services.dissemination.core.getPeerProtocol(id(x))).toBe(MESHSUB_1_2)
+    expect(o.services.dissemination.core.getPeerProtocol(id(x))).toBe(MESHSUB_1_3)
     const got = received(legacy)
     await x.services.dissemination.publish(C, new Uint8Array(4000).fill(5))
     await waitFor(() => got.length === 1, { what: 'delivery to the 1.1 peer' })

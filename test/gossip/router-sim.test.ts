@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { GossipRouter } from '../../src/gossip/router.ts'
 import {
+  gossipOneCopyStrategy,
   gossipOptimizedStrategy,
   gossipStockStrategy,
   gossipStrategy,
@@ -58,6 +59,16 @@ describe('gossip routers in the simulator', () => {
     const r = await runScenario(
       { ...base, loss: 0.3, drainMs: 8000, degree: 10 },
       gossipOptimizedStrategy,
+    )
+    expect(r.summary.deliveryRatio).toBe(1)
+  })
+
+  it('with one-copy, deliver every message through 20% frame loss', async () => {
+    // Not 30%: there one message in 885 was missed (a lost first frame, subscriptions and
+    // Extensions, is never resent; issue 9 keeps it open, and one-copy stays opt-in).
+    const r = await runScenario(
+      { ...base, loss: 0.2, drainMs: 8000, degree: 10 },
+      gossipOneCopyStrategy,
     )
     expect(r.summary.deliveryRatio).toBe(1)
   })

@@ -111,6 +111,34 @@ describe('gossip router', () => {
     expect(controlTo(env.take(), 'prune')).toHaveLength(6)
   })
 
+  it('keeps meshes at D by refusing inbound GRAFTs beyond D (stock takes them up to Dhi)', () => {
+    for (const [profile, kept] of [
+      ['optimized', 8],
+      ['stock', 12],
+    ] as const) {
+      const env = new ManualEnv()
+      const router = new GossipRouter(env, { profile })
+      router.start()
+      for (let i = 0; i < 20; i++) {
+        // Inbound: the peers dialled us, so their GRAFTs are subject to the limit.
+        router.peerConnected(`p${i}`, { protocol: MESHSUB_1_2, outbound: i < 8 })
+        router.receive(`p${i}`, subscribeFrame(T))
+      }
+      router.subscribe(T)
+      const mesh = router.getMeshPeers(T)
+      expect(mesh).toHaveLength(8)
+      const inbound = Array.from({ length: 20 }, (_, i) => `p${i}`).filter(
+        (p, i) => i >= 8 && !mesh.includes(p),
+      )
+      env.take()
+      for (const p of inbound) router.receive(p, frame({ control: { graft: [{ topicID: T }] } }))
+      expect(router.getMeshPeers(T)).toHaveLength(Math.min(kept, 8 + inbound.length))
+      expect(controlTo(env.take(), 'prune')).toHaveLength(
+        inbound.length - (Math.min(kept, 8 + inbound.length) - 8),
+      )
+    }
+  })
+
   it('forwards consensus messages to the mesh except the sender, and counts duplicates', () => {
     const { env, router, artifacts } = setup({ profile: 'stock' })
     const mesh = router.getMeshPeers(T)
@@ -483,14 +511,21 @@ describe('gossip router', () => {
     }
   })
 
-  it('pushes large messages to eagerPushPeers mesh peers and announces them to the rest', () => {
+  it('pushes to every mesh peer without the one-copy extension by default, as stock does', () => {
     const { env, router } = setup({}, 16)
+    const mesh = router.getMeshPeers(T)
+    router.receive(mesh[0], frame({ messages: [{ topic: T, data: bytes(20_000) }] }))
+    expect(messagesTo(env.take()).sort()).toEqual(mesh.slice(1).sort())
+  })
+
+  it('pushes large messages to eagerPushPeers mesh peers and announces them to the rest', () => {
+    const { env, router } = setup({ eagerPushPeers: 4 }, 16)
     const mesh = router.getMeshPeers(T)
     router.receive(mesh[0], frame({ messages: [{ topic: T, data: bytes(20_000) }] }))
     const sent = env.take()
     const pushed = messagesTo(sent)
     const announced = controlTo(sent, 'ihave')
-    expect(pushed).toHaveLength(resolveGossipParams({}).eagerPushPeers)
+    expect(pushed).toHaveLength(4)
     expect([...pushed, ...announced].sort()).toEqual(mesh.slice(1).sort())
   })
 

@@ -1,0 +1,291 @@
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import { type MessageId, messageIdKey } from '../common/message-id.ts'
+import type { GossipParams } from './params.ts'
+import { pick, shuffle } from './random-pick.ts'
+import type { RpcControl, RpcPrune } from './rpc-codec.ts'
+import type { PeerScore } from './score.ts'
+
+/** What mesh maintenance needs from its router. */
+export interface MeshHost {
+  readonly params: GossipParams
+  readonly score: PeerScore
+  now(): number
+  random(): number
+  /** Peers known to subscribe to `topic`. */
+  topicPeers(topic: Topic): ReadonlySet<PeerKey> | undefined
+  /** True for explicit (direct) peers, which live outside the mesh. */
+  isDirect(peer: PeerKey): boolean
+  /** True when this node dialled `peer`. */
+  isOutbound(peer: PeerKey): boolean
+  /** The control message being gathered for `peer` (sent at the end of the heartbeat). */
+  control(peer: PeerKey): RpcControl
+  /** Ids of `topic` to advertise in IHAVE. */
+  gossipIds(topic: Topic): MessageId[]
+  /** True when `peer` said it does not want the message `key`. */
+  doesNotWant(peer: PeerKey, key: string): boolean
+  /** Queues heartbeat gossip (IHAVE, or its compact form) of `ids` to `peer`. */
+  gossip(peer: PeerKey, topic: Topic, ids: MessageId[]): void
+  /** `peer` left our mesh of `topic`. */
+  left(topic: Topic, peer: PeerKey): void
+}
+
+/**
+ * The per-topic meshes, fanouts and PRUNE backoffs, and their upkeep at each heartbeat:
+ * GRAFT to D when below D_lo, shrink to D when above D_hi (keeping D_score best and D_out
+ * outbound), opportunistic grafting, fanout expiry and refill, and IHAVE gossip emission.
+ */
+export class MeshMaintenance {
+  private readonly mesh = new Map<Topic, Set<PeerKey>>()
+  private readonly fanout = new Map<Topic, Set<PeerKey>>()
+  private readonly fanoutLastPublish = new Map<Topic, number>()
+  private readonly backoff = new Map<Topic, Map<PeerKey, number>>()
+  private readonly host: MeshHost
+  private ticks = 0
+
+  constructor(host: MeshHost) {
+    this.host = host
+  }
+
+  /** Our mesh of `topic`, if we are in it. */
+  meshOf(topic: Topic): Set<PeerKey> | undefined {
+    return this.mesh.get(topic)
+  }
+
+  /** Our fanout peers of `topic`, if we publish to it without being in it. */
+  fanoutOf(topic: Topic): Set<PeerKey> | undefined {
+    return this.fanout.get(topic)
+  }
+
+  /** Joins `topic`: builds a mesh of D peers, fanout peers first. */
+  join(topic: Topic): void {
+    const { host } = this
+    const D = host.params.D
+    const mesh = new Set<PeerKey>()
+    this.mesh.set(topic, mesh)
+    const fanout = this.fanout.get(topic)
+    this.fanout.delete(topic)
+    this.fanoutLastPublish.delete(topic)
+    const eligible = (p: PeerKey) =>
+      !host.isDirect(p) && !this.inBackoff(topic, p) && host.score.score(p) >= 0
+    const fromFanout = [...(fanout ?? [])].filter(eligible)
+    for (const p of this.pick(fromFanout, D)) this.graft(p, topic)
+    if (mesh.size < D) {
+      const others = [...(host.topicPeers(topic) ?? [])].filter((p) => !mesh.has(p) && eligible(p))
+      for (const p of this.pick(others, D - mesh.size)) this.graft(p, topic)
+    }
+  }
+
+  /** Leaves `topic`: prunes the mesh with the unsubscribe backoff. */
+  leave(topic: Topic): void {
+    for (const p of [...(this.mesh.get(topic) ?? [])]) {
+      this.prune(p, topic, this.host.params.unsubscribeBackoffMs)
+    }
+    this.mesh.delete(topic)
+  }
+
+  /** `peer` left `topic` (or disconnected): drop it from its mesh and fanout. */
+  removePeer(topic: Topic, peer: PeerKey): void {
+    this.prunedBy(peer, topic)
+    this.fanout.get(topic)?.delete(peer)
+  }
+
+  /** `peer` pruned us from `topic`: drop it from the mesh (no PRUNE back). */
+  prunedBy(peer: PeerKey, topic: Topic): void {
+    if (!this.mesh.get(topic)?.delete(peer)) return
+    this.host.score.prune(peer, topic)
+    this.host.left(topic, peer)
+  }
+
+  /** The fanout of `topic` for a publish outside its mesh, made from `candidates` when empty. */
+  fanoutFor(topic: Topic, candidates: PeerKey[]): Set<PeerKey> {
+    let fanout = this.fanout.get(topic)
+    if (fanout === undefined || fanout.size === 0) {
+      fanout = new Set(this.pick(candidates, this.host.params.D))
+      this.fanout.set(topic, fanout)
+    }
+    this.fanoutLastPublish.set(topic, this.host.now())
+    return fanout
+  }
+
+  /** Heartbeats run so far. */
+  get heartbeats(): number {
+    return this.ticks
+  }
+
+  /** One heartbeat's upkeep: backoff expiry, each subscribed mesh, fanouts, then IHAVE gossip. */
+  heartbeat(now: number, subscriptions: Iterable<Topic>): void {
+    this.ticks++
+    for (const [topic, peers] of this.backoff) {
+      for (const [peer, until] of peers) if (until <= now) peers.delete(peer)
+      if (peers.size === 0) this.backoff.delete(topic)
+    }
+    for (const topic of subscriptions) this.maintainMesh(topic)
+    this.maintainFanout(now)
+    this.emitGossip()
+  }
+
+  /** Adds `peer` to the mesh of `topic` and tells it (GRAFT). */
+  graft(peer: PeerKey, topic: Topic): void {
+    this.mesh.get(topic)?.add(peer)
+    this.host.score.graft(peer, topic)
+    this.host.control(peer).graft.push({ topicID: topic })
+  }
+
+  /** Removes `peer` from the mesh of `topic`, backs it off and tells it (PRUNE). */
+  prune(peer: PeerKey, topic: Topic, backoffMs: number): void {
+    this.mesh.get(topic)?.delete(peer)
+    this.host.score.prune(peer, topic)
+    this.host.left(topic, peer)
+    this.setBackoff(topic, peer, backoffMs)
+    this.host.control(peer).prune.push(pruneEntry(topic, backoffMs))
+  }
+
+  /** Keeps `peer` out of the mesh of `topic` for `ms` (never shortens a longer backoff). */
+  setBackoff(topic: Topic, peer: PeerKey, ms: number): void {
+    let peers = this.backoff.get(topic)
+    if (peers === undefined) {
+      peers = new Map()
+      this.backoff.set(topic, peers)
+    }
+    const until = this.host.now() + ms
+    if ((peers.get(peer) ?? 0) < until) peers.set(peer, until)
+  }
+
+  /** When the backoff of `peer` on `topic` ends, if any. */
+  backoffUntil(topic: Topic, peer: PeerKey): number | undefined {
+    return this.backoff.get(topic)?.get(peer)
+  }
+
+  /** True while `peer` is backed off from `topic`. */
+  inBackoff(topic: Topic, peer: PeerKey): boolean {
+    return (this.backoff.get(topic)?.get(peer) ?? 0) > this.host.now()
+  }
+
+  private maintainMesh(topic: Topic): void {
+    const { host } = this
+    const p = host.params
+    const mesh = this.mesh.get(topic)
+    if (mesh === undefined) return
+    for (const peer of mesh) {
+      if (host.score.score(peer) < 0) this.prune(peer, topic, p.pruneBackoffMs)
+    }
+    const candidates = (filter: (peer: PeerKey) => boolean) =>
+      [...(host.topicPeers(topic) ?? [])].filter(
+        (peer) =>
+          !mesh.has(peer) &&
+          !host.isDirect(peer) &&
+          !this.inBackoff(topic, peer) &&
+          host.score.score(peer) >= 0 &&
+          filter(peer),
+      )
+    if (mesh.size < p.Dlo) {
+      for (const peer of this.pick(
+        candidates(() => true),
+        p.D - mesh.size,
+      )) {
+        this.graft(peer, topic)
+      }
+    }
+    if (mesh.size > p.Dhi) this.shrinkMesh(topic, mesh)
+    if (mesh.size >= p.Dlo) {
+      const outbound = [...mesh].filter((peer) => host.isOutbound(peer)).length
+      if (outbound < p.Dout) {
+        const extra = candidates((peer) => host.isOutbound(peer))
+        for (const peer of this.pick(extra, p.Dout - outbound)) this.graft(peer, topic)
+      }
+    }
+    if (this.ticks % p.opportunisticGraftTicks === 0 && mesh.size > 1) {
+      const scores = [...mesh].map((peer) => host.score.score(peer)).sort((a, b) => a - b)
+      const median = scores[Math.floor(scores.length / 2)]
+      if (median < p.thresholds.opportunisticGraftThreshold) {
+        const better = candidates((peer) => host.score.score(peer) > median)
+        for (const peer of this.pick(better, p.opportunisticGraftPeers)) this.graft(peer, topic)
+      }
+    }
+  }
+
+  /** Keeps the Dscore best-scoring peers and D - Dscore random others, with Dout outbound. */
+  private shrinkMesh(topic: Topic, mesh: Set<PeerKey>): void {
+    const { host } = this
+    const p = host.params
+    const byScore = this.shuffle([...mesh]).sort(
+      (a, b) => host.score.score(b) - host.score.score(a),
+    )
+    const keep = byScore.slice(0, p.Dscore)
+    const rest = this.shuffle(byScore.slice(p.Dscore))
+    keep.push(...rest.splice(0, p.D - p.Dscore))
+    const isOut = (peer: PeerKey) => host.isOutbound(peer)
+    let outbound = keep.filter(isOut).length
+    for (let i = 0; outbound < p.Dout && i < rest.length; i++) {
+      if (!isOut(rest[i])) continue
+      const victim = keep.findLastIndex((peer) => !isOut(peer))
+      if (victim < 0) break
+      rest.push(keep[victim])
+      keep[victim] = rest[i]
+      rest.splice(i, 1)
+      i--
+      outbound++
+    }
+    for (const peer of rest) this.prune(peer, topic, p.pruneBackoffMs)
+  }
+
+  private maintainFanout(now: number): void {
+    const { host } = this
+    for (const [topic, last] of this.fanoutLastPublish) {
+      if (now - last > host.params.fanoutTtlMs) {
+        this.fanout.delete(topic)
+        this.fanoutLastPublish.delete(topic)
+        continue
+      }
+      const fanout = this.fanout.get(topic)
+      if (fanout === undefined) continue
+      const topicPeers = host.topicPeers(topic)
+      const threshold = host.params.thresholds.publishThreshold
+      for (const peer of fanout) {
+        if (!topicPeers?.has(peer) || host.score.score(peer) < threshold) fanout.delete(peer)
+      }
+      if (fanout.size < host.params.D) {
+        const more = [...(topicPeers ?? [])].filter(
+          (peer) =>
+            !fanout.has(peer) && !host.isDirect(peer) && host.score.score(peer) >= threshold,
+        )
+        for (const peer of this.pick(more, host.params.D - fanout.size)) fanout.add(peer)
+      }
+    }
+  }
+
+  private emitGossip(): void {
+    const { host } = this
+    const p = host.params
+    const topics = new Map<Topic, Set<PeerKey>>([...this.mesh, ...this.fanout])
+    for (const [topic, exclude] of topics) {
+      const ids = host.gossipIds(topic)
+      if (ids.length === 0) continue
+      const eligible = [...(host.topicPeers(topic) ?? [])].filter(
+        (peer) =>
+          !exclude.has(peer) &&
+          !host.isDirect(peer) &&
+          host.score.score(peer) >= p.thresholds.gossipThreshold,
+      )
+      const n = Math.max(p.Dlazy, Math.floor(eligible.length * p.gossipFactor))
+      const advertised = this.pick(ids, p.maxIHaveLength)
+      for (const peer of this.pick(eligible, n)) {
+        const messageIDs = advertised.filter((id) => !host.doesNotWant(peer, messageIdKey(id)))
+        if (messageIDs.length > 0) host.gossip(peer, topic, messageIDs)
+      }
+    }
+  }
+
+  private shuffle<T>(items: T[]): T[] {
+    return shuffle(items, this.host.random)
+  }
+
+  private pick<T>(items: T[], n: number): T[] {
+    return pick(items, n, this.host.random)
+  }
+}
+
+/** The PRUNE entry for `topic` with a backoff of `backoffMs` (sent in whole seconds). */
+export function pruneEntry(topic: Topic, backoffMs: number): RpcPrune {
+  return { topicID: topic, peers: [], backoff: Math.ceil(backoffMs / 1000) }
+}

@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto'
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import type { TimerHandle } from '../common/env.ts'
+import type { MessageId } from '../common/message-id.ts'
+import { SHORT_ID_BYTES, TOPIC_HASH_BYTES } from './rpc-codec.ts'
+
+/** The short id of a message in one-copy announces: the first 8 bytes of SHA-256 of its id. */
+export function shortId(id: MessageId): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(id).digest().subarray(0, SHORT_ID_BYTES))
+}
+
+/** A topic's hash in one-copy announces: the first 4 bytes of SHA-256 of its name. */
+export function topicHash(topic: Topic): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(topic).digest().subarray(0, TOPIC_HASH_BYTES))
+}
+
+/** A map key for short ids and topic hashes (lower-case hex). */
+export function bytesKey(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+}
+
+/**
+ * Which mesh links of each topic are lazy (announce only) under the one-copy extension. A
+ * link is eager (full push) unless one end sent or received CHOKE on it since the last
+ * UNCHOKE; both ends agree because each tells the other.
+ */
+export class LazyLinks {
+  private readonly lazy = new Map<Topic, Set<PeerKey>>()
+  private readonly changed: (topic: Topic, peer: PeerKey, lazy: boolean) => void
+
+  /** `changed` hears every turn of a link (the peer score stops owing deliveries on lazy ones). */
+  constructor(changed: (topic: Topic, peer: PeerKey, lazy: boolean) => void = () => {}) {
+    this.changed = changed
+  }
+
+  /** True when the link to `peer` on `topic` carries announces only. */
+  isLazy(topic: Topic, peer: PeerKey): boolean {
+    return this.lazy.get(topic)?.has(peer) === true
+  }
+
+  /** Makes the link lazy; false when it already was. */
+  setLazy(topic: Topic, peer: PeerKey): boolean {
+    let set = this.lazy.get(topic)
+    if (set === undefined) {
+      set = new Set()
+      this.lazy.set(topic, set)
+    }
+    if (set.has(peer)) return false
+    set.add(peer)
+    this.changed(topic, peer, true)
+    return true
+  }
+
+  /** Makes the link eager; false when it already was. */
+  setEager(topic: Topic, peer: PeerKey): boolean {
+    const set = this.lazy.get(topic)
+    if (set?.delete(peer) !== true) return false
+    if (set.size === 0) this.lazy.delete(topic)
+    this.changed(topic, peer, false)
+    return true
+  }
+
+  /** Lazy links of `topic`. */
+  count(topic: Topic): number {
+    return this.lazy.get(topic)?.size ?? 0
+  }
+
+  /** Forgets every link of `topic`. */
+  clearTopic(topic: Topic): void {
+    this.lazy.delete(topic)
+  }
+}
+
+/** What {@link AnnouncedPulls} needs from its router. */
+export interface PullHost {
+  now(): number
+  setTimer(ms: number, fn: () => void): TimerHandle
+  /** True once the message is here. */
+  have(short: string): boolean
+  /** Asks `peer` for the message (INEED), promoting the link when it is a mesh link. */
+  pull(peer: PeerKey, topic: Topic, short: Uint8Array): void
+}
+
+interface Pending {
+  topic: Topic
+  short: Uint8Array
+  /** Peers that announced it, oldest first, not yet asked. */
+  announcers: PeerKey[]
+  /** Every peer that announced it (they have it: no announce back to them). */
+  from: Set<PeerKey>
+  timer: TimerHandle | undefined
+  asked: PeerKey | undefined
+  /** Times every announcer has been asked. */
+  rounds: number
+  /** The first announcer and when its announce came. */
+  first: PeerKey
+  firstAt: number
+}
+
+/** How long a delivered message's announcers are remembered. */
+const KEEP_DELIVERED_MS = 5000
+
+/** Times the announcers of a message are asked before it is given up on. */
+const ASK_ROUNDS = 3
+
+/** Announcers remembered per message: more would only be asked after a long wait anyway. */
+const MAX_ANNOUNCERS = 8
+
+/**
+ * Announced messages not yet here. The first announcer is asked after `delayMs` (0 for one
+ * outside the mesh, whose announce is gossip, not a lazy push), the next one `followupMs`
+ * later if the reply has not come, and so on. Bounded by `maxTracked` messages.
+ */
+export class AnnouncedPulls {
+  private readonly pending = new Map<string, Pending>()
+  private readonly host: PullHost
+  private readonly followupMs: number
+  private readonly maxTracked: number
+
+  constructor(host: PullHost, followupMs: number, maxTracked: number) {
+    this.host = host
+    this.followupMs = followupMs
+    this.maxTracked = maxTracked
+  }
+
+  /** `peer` announced `short` on `topic`; it is asked after `delayMs` unless it arrives. */
+  announced(peer: PeerKey, topic: Topic, short: Uint8Array, key: string, delayMs: number): void {
+    let p = this.pending.get(key)
+    if (p === undefined) {
+      if (this.pending.size >= this.maxTracked) return
+      p = {
+        topic,
+        short,
+        announcers: [],
+        from: new Set(),
+        timer: undefined,
+        asked: undefined,
+        rounds: 0,
+        first: peer,
+        firstAt: this.host.now(),
+      }
+      this.pending.set(key, p)
+      const entry = p
+      p.timer = this.host.setTimer(delayMs, () => this.askNext(key, entry))
+    }
+    if (p.from.has(peer) || p.from.size >= MAX_ANNOUNCERS) return
+    p.from.add(peer)
+    p.announcers.push(peer)
+  }
+
+  /** Peers that announced the message `key` (they need no announce from us). */
+  announcers(key: string): ReadonlySet<PeerKey> | undefined {
+    return this.pending.get(key)?.from
+  }
+
+  /** True when we asked `peer` for `key` (its copy is a reply, not a push). */
+  askedOf(key: string, peer: PeerKey): boolean {
+    return this.pending.get(key)?.asked === peer
+  }
+
+  /**
+   * The message arrived: stop asking. Who announced it and whom we asked are kept for
+   * `KEEP_DELIVERED_MS`, while late copies and announces may still come.
+   */
+  delivered(key: string): { first: PeerKey; firstAt: number } | undefined {
+    const p = this.pending.get(key)
+    if (p === undefined) return undefined
+    p.timer?.cancel()
+    p.announcers.length = 0
+    p.timer = this.host.setTimer(KEEP_DELIVERED_MS, () => {
+      if (this.pending.get(key) === p) this.pending.delete(key)
+    })
+    return { first: p.first, firstAt: p.firstAt }
+  }
+
+  /** A peer is gone: it will not answer. */
+  peerGone(peer: PeerKey): void {
+    for (const p of this.pending.values()) {
+      const i = p.announcers.indexOf(peer)
+      if (i >= 0) p.announcers.splice(i, 1)
+    }
+  }
+
+  /** Messages tracked. */
+  get size(): number {
+    return this.pending.size
+  }
+
+  /** Cancels every timer. */
+  clear(): void {
+    for (const p of this.pending.values()) p.timer?.cancel()
+    this.pending.clear()
+  }
+
+  private askNext(key: string, p: Pending): void {
+    p.timer = undefined
+    if (this.pending.get(key) !== p) return
+    if (this.host.have(key)) {
+      p.announcers.length = 0
+      return
+    }
+    if (p.announcers.length === 0 && ++p.rounds < ASK_ROUNDS) {
+      // Every announcer was asked and no reply came (lost frames): ask them all again.
+      p.announcers.push(...p.from)
+    }
+    const peer = p.announcers.shift()
+    if (peer === undefined) {
+      this.pending.delete(key)
+      return
+    }
+    p.asked = peer
+    this.host.pull(peer, p.topic, p.short)
+    p.timer = this.host.setTimer(this.followupMs, () => this.askNext(key, p))
+  }
+}

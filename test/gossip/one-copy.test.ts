@@ -1,0 +1,351 @@
+import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../src/common/errors.ts'
+import { bytesKey, shortId, topicHash } from '../../src/gossip/one-copy.ts'
+import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
+import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
+import {
+  DEFAULT_RPC_LIMITS,
+  decodeRpc,
+  emptyControl,
+  emptyOneCopy,
+  encodeRpc,
+  ONE_COPY_FIELD,
+  type Rpc,
+  RpcLimitError,
+} from '../../src/gossip/rpc-codec.ts'
+import { defaultMessageId } from '../../src/gossip/signing.ts'
+import { fullMeshGraph, randomRegularGraph } from '../../src/sim/graph.ts'
+import { Simulation } from '../../src/sim/network.ts'
+import { uniformLatency } from '../../src/sim/placement.ts'
+import { Prng } from '../../src/sim/prng.ts'
+import { frame, ManualEnv, subscribeFrame } from './harness.ts'
+
+const T = 'blocks'
+const id8 = (n: number) => new Uint8Array(8).fill(n)
+const extensionsFrame = () =>
+  frame({
+    control: { extensions: { oneCopy: true } },
+    subscriptions: [{ subscribe: true, topic: T }],
+  })
+
+/** A router with `n` one-copy peers (meshsub 1.3, Extensions received) in its mesh of T. */
+function withPeers(n = 6, protocol = MESHSUB_1_3) {
+  const env = new ManualEnv()
+  const router = new GossipRouter(env, { oneCopy: true, signaturePolicy: 'StrictNoSign' })
+  router.start()
+  const peers = Array.from({ length: n }, (_, i) => `p${i}`)
+  for (const p of peers) {
+    router.peerConnected(p, { protocol, outbound: true })
+    router.receive(p, protocol === MESHSUB_1_3 ? extensionsFrame() : subscribeFrame(T))
+  }
+  router.subscribe(T)
+  env.take()
+  return { env, router, peers }
+}
+
+const oneCopyTo = (
+  sent: { peer: string; rpc: Rpc }[],
+  kind: 'choke' | 'unchoke' | 'ineed' | 'announce',
+) => sent.filter((s) => (s.rpc.oneCopy?.[kind].length ?? 0) > 0).map((s) => s.peer)
+
+describe('the one-copy wire format', () => {
+  it('roundtrips Extensions and every one-copy message, at the registered field number', () => {
+    const rpc: Rpc = {
+      subscriptions: [],
+      messages: [],
+      control: { ...emptyControl(), extensions: { oneCopy: true } },
+      oneCopy: {
+        choke: ['a'],
+        unchoke: ['b', 'c'],
+        announce: [{ topicHash: topicHash('a'), ids: [id8(1), id8(2)] }],
+        ineed: [id8(3)],
+      },
+    }
+    const bytes = encodeRpc(rpc)
+    expect(decodeRpc(bytes)).toEqual(rpc)
+    // The RPC field key of 6110225 takes 4 bytes (experimental range of meshsub 1.3).
+    expect(ONE_COPY_FIELD).toBeGreaterThan(0x200000)
+  })
+
+  it('rejects one-copy frames over each limit, and short ids of a bad length', () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => id8(i % 251))
+    const over = (o: Partial<ReturnType<typeof emptyOneCopy>>) =>
+      encodeRpc({ subscriptions: [], messages: [], oneCopy: { ...emptyOneCopy(), ...o } })
+    const limits = DEFAULT_RPC_LIMITS
+    const cases: [Uint8Array, string][] = [
+      [over({ choke: Array(limits.maxChokes + 1).fill('t') }), 'maxChokes'],
+      [over({ ineed: many(limits.maxShortIds + 1) }), 'maxShortIds'],
+      [
+        over({
+          announce: Array.from({ length: limits.maxAnnounceEntries + 1 }, () => ({
+            topicHash: topicHash('t'),
+            ids: [],
+          })),
+        }),
+        'maxAnnounceEntries',
+      ],
+    ]
+    for (const [bytes, limit] of cases) {
+      let err: unknown
+      try {
+        decodeRpc(bytes)
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(RpcLimitError)
+      expect((err as RpcLimitError).limit).toBe(limit)
+    }
+    const bad = encodeRpc({
+      subscriptions: [],
+      messages: [],
+      oneCopy: { ...emptyOneCopy(), ineed: [id8(1)] },
+    })
+    // The frame is key (4 bytes), length 10, then INEED (0x22), length 8, 8 bytes: cut one
+    // byte of the id and fix both lengths; 7 bytes is not a short id.
+    expect([...bad.subarray(4, 7)]).toEqual([10, 0x22, 8])
+    const mangled = new Uint8Array([...bad.subarray(0, 4), 9, 0x22, 7, ...bad.subarray(7, 14)])
+    expect(decodeRpc(bad).oneCopy?.ineed).toHaveLength(1)
+    expect(() => decodeRpc(mangled)).toThrow(DecodeError)
+  })
+})
+
+describe('meshsub 1.3 Extensions', () => {
+  it('go in the first frame to a 1.3 peer, and never to a 1.2 peer', () => {
+    const env = new ManualEnv()
+    const router = new GossipRouter(env, { oneCopy: true })
+    router.start()
+    router.peerConnected('new', { protocol: MESHSUB_1_3 })
+    router.peerConnected('old', { protocol: MESHSUB_1_2 })
+    const sent = env.take()
+    expect(sent.filter((s) => s.peer === 'new')).toHaveLength(1)
+    expect(sent[0].rpc.control?.extensions).toEqual({ oneCopy: true })
+    expect(sent.filter((s) => s.peer === 'old')).toHaveLength(0)
+  })
+
+  it('are negotiated between two routers over meshsub 1.3; a second one is penalised', () => {
+    const sim = new Simulation(
+      { seed: 1, graph: fullMeshGraph(2), latency: uniformLatency(5) },
+      (env) => new GossipRouter(env, { oneCopy: true }),
+    )
+    sim.start()
+    sim.run({ until: 100 })
+    const [a, b] = [sim.core(0) as GossipRouter, sim.core(1) as GossipRouter]
+    expect(a.speaksOneCopy(a.getPeers()[0])).toBe(true)
+    expect(b.speaksOneCopy(b.getPeers()[0])).toBe(true)
+    const { env, router } = withPeers(1)
+    router.receive('p0', frame({ control: { extensions: { oneCopy: true } } }))
+    expect(router.getBehaviourPenalty('p0')).toBe(1)
+    expect(router.stats().invalid['extensions-late']).toBe(1)
+    expect(env.take()).toHaveLength(0)
+  })
+
+  it('leave a 1.2 peer stock: no one-copy, its CHOKEs ignored, full pushes', () => {
+    const { env, router, peers } = withPeers(4, MESHSUB_1_2)
+    expect(router.speaksOneCopy('p0')).toBe(false)
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    expect(router.stats().invalid['one-copy-not-negotiated']).toBe(1)
+    router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(1) }] }))
+    const pushed = env
+      .take()
+      .filter((s) => s.rpc.messages.length > 0)
+      .map((s) => s.peer)
+    expect(pushed.sort()).toEqual(peers.slice(1))
+  })
+})
+
+describe('one-copy links', () => {
+  it('turn lazy on a pushed duplicate (CHOKE), and carry announces from then on', () => {
+    const { env, router } = withPeers(4)
+    const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
+    router.receive('p0', frame({ messages: [msg(1)] }))
+    env.take()
+    router.receive('p1', frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
+    router.receive('p2', frame({ messages: [msg(2)] }))
+    const sent = env.take()
+    expect(
+      sent
+        .filter((s) => s.rpc.messages.length > 0)
+        .map((s) => s.peer)
+        .sort(),
+    ).toEqual(['p0', 'p3'])
+    expect(oneCopyTo(sent, 'announce')).toEqual(['p1'])
+    const a = sent.find((s) => s.peer === 'p1')!.rpc.oneCopy!.announce[0]
+    const id = defaultMessageId('StrictNoSign')(msg(2))
+    expect(bytesKey(a.ids[0])).toBe(bytesKey(shortId(id)))
+  })
+
+  it('pull an announced message that does not come in time, and promote the link (UNCHOKE)', () => {
+    const { env, router } = withPeers(4)
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    const data = new Uint8Array(300).fill(9)
+    const id = defaultMessageId('StrictNoSign')({ topic: T, data })
+    const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), announce: [announce] } }))
+    env.advance(router.params.oneCopyPullDelayMs - 1)
+    expect(env.take()).toHaveLength(0)
+    env.advance(1)
+    const pull = env.take()
+    expect(pull.map((s) => s.peer)).toEqual(['p1'])
+    expect(pull[0].rpc.oneCopy?.unchoke).toEqual([T])
+    expect(pull[0].rpc.oneCopy?.ineed.map(bytesKey)).toEqual([bytesKey(shortId(id))])
+    // The reply is no duplicate: p1 stays eager and gets the next message pushed.
+    router.receive('p1', frame({ messages: [{ topic: T, data }] }))
+    router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(10) }] }))
+    expect(env.take().some((s) => s.peer === 'p1' && s.rpc.messages.length > 0)).toBe(true)
+  })
+
+  it('answer an INEED from the message cache', () => {
+    const { env, router } = withPeers(2)
+    const data = new Uint8Array(300).fill(3)
+    router.receive('p0', frame({ messages: [{ topic: T, data }] }))
+    env.take()
+    const id = defaultMessageId('StrictNoSign')({ topic: T, data })
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), ineed: [shortId(id)] } }))
+    const sent = env.take()
+    expect(sent.map((s) => s.peer)).toEqual(['p1'])
+    expect(sent[0].rpc.messages[0].data).toEqual(data)
+  })
+
+  it('are budgeted: a CHOKE, announce or INEED flood is penalised and disconnected', () => {
+    for (const kind of ['choke', 'announce', 'ineed'] as const) {
+      const { env, router } = withPeers(3)
+      const flood = () => {
+        const o = emptyOneCopy()
+        if (kind === 'choke') o.choke.push(...Array(100).fill(T))
+        if (kind === 'announce')
+          o.announce.push({
+            topicHash: topicHash(T),
+            ids: Array.from({ length: 2000 }, (_, i) => id8(i % 251)),
+          })
+        if (kind === 'ineed') o.ineed.push(...Array.from({ length: 2000 }, (_, i) => id8(i % 251)))
+        return frame({ oneCopy: o })
+      }
+      for (let i = 0; i < 200 && router.getPeers().includes('p2'); i++) {
+        router.receive('p2', flood())
+        env.advance(10)
+      }
+      expect(router.getBehaviourPenalty('p2')).toBeGreaterThan(0)
+      expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+      for (const p of ['p0', 'p1']) expect(router.getBehaviourPenalty(p)).toBe(0)
+    }
+  })
+})
+
+describe('scoring both ways', () => {
+  const p3 = {
+    meshMessageDeliveriesWeight: -10,
+    meshMessageDeliveriesThreshold: 3,
+    meshMessageDeliveriesWindowMs: 50,
+    meshMessageDeliveriesActivationMs: 3000,
+    // Nothing else raises a score: P3 alone decides.
+    timeInMeshWeight: 0,
+    firstMessageDeliveriesWeight: 0,
+  }
+
+  /**
+   * 12 stock-profile nodes that score P3 mesh deliveries and 12 of ours, randomly linked,
+   * 10 messages a second from random nodes for 20 s: the lowest score a stock node gave one
+   * of our mesh peers at any time, and how many of our nodes sit in stock meshes at the end.
+   */
+  function mixed(ours: GossipRouterOptions = {}) {
+    const n = 24
+    const ourNames = new Set<string>()
+    const sim = new Simulation(
+      { seed: 5, graph: randomRegularGraph(n, 12, new Prng(5)), latency: uniformLatency(10) },
+      (env, i) => {
+        if (i >= 12) ourNames.add(env.self)
+        const base = { signaturePolicy: 'StrictNoSign' as const, score: { defaultTopic: p3 } }
+        return new GossipRouter(
+          env,
+          i < 12 ? { ...base, profile: 'stock' } : { ...base, oneCopy: true, ...ours },
+        )
+      },
+    )
+    sim.observe((_i, core) => core.subscribe(T))
+    sim.start()
+    const prng = new Prng(6)
+    for (let m = 0; m < 200; m++) {
+      sim.at(2000 + m * 100, () => {
+        const data = new Uint8Array(256)
+        new DataView(data.buffer).setUint32(0, m)
+        sim
+          .core(prng.int(n))
+          .publish(T, data)
+          .catch(() => {})
+      })
+    }
+    // Sampled every 250 ms: a stock node prunes a negative peer at its next heartbeat.
+    let lowest = Number.POSITIVE_INFINITY
+    let inMeshes = 0
+    for (let t = 2000; t <= 22_000; t += 250) {
+      sim.run({ until: t })
+      inMeshes = 0
+      for (let i = 0; i < 12; i++) {
+        const r = sim.core(i)
+        for (const peer of r.getMeshPeers(T)) {
+          if (!ourNames.has(peer)) continue
+          inMeshes++
+          lowest = Math.min(lowest, r.getPeerScore(peer))
+        }
+      }
+    }
+    let lazyLinks = 0
+    for (let i = 12; i < n; i++) lazyLinks += sim.core(i).getLazyLinkCount(T)
+    return { lowest, inMeshes, lazyLinks }
+  }
+
+  it('our nodes push to stock peers as stock does: stock nodes scoring P3 keep them in their meshes', () => {
+    const ours = mixed()
+    expect(ours.lazyLinks).toBeGreaterThan(0)
+    expect(ours.inMeshes).toBeGreaterThan(12)
+    expect(ours.lowest).toBeGreaterThanOrEqual(0)
+  })
+
+  it('our nodes owe no mesh deliveries over an announce-only link', () => {
+    const env = new ManualEnv()
+    const router = new GossipRouter(env, {
+      oneCopy: true,
+      signaturePolicy: 'StrictNoSign',
+      score: { defaultTopic: { ...p3, meshMessageDeliveriesActivationMs: 1000 } },
+    })
+    router.start()
+    for (const p of ['p0', 'p1']) {
+      router.peerConnected(p, { protocol: MESHSUB_1_3, outbound: true })
+      router.receive(p, extensionsFrame())
+    }
+    router.subscribe(T)
+    // p1 chokes the link: it announces only from now on and delivers nothing.
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    for (let i = 0; i < 10; i++) {
+      router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(i) }] }))
+      env.advance(1000)
+    }
+    expect(router.getMeshPeers(T)).toContain('p1')
+    expect(router.getPeerScore('p1')).toBeGreaterThanOrEqual(0)
+    // Back to eager, it owes deliveries again once the activation time has passed: its
+    // deficit makes its score negative, and the heartbeat prunes it.
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), unchoke: [T] } }))
+    env.advance(3000)
+    expect(router.getMeshPeers(T)).not.toContain('p1')
+  })
+})
+
+describe('one-copy publishing', () => {
+  it('floods a publication while the mesh is still forming (below D_lo)', () => {
+    const env = new ManualEnv()
+    const router = new GossipRouter(env, { oneCopy: true, signaturePolicy: 'StrictNoSign' })
+    router.start()
+    router.subscribe(T)
+    for (const p of ['p0', 'p1', 'p2']) {
+      router.peerConnected(p, { protocol: MESHSUB_1_3, outbound: true })
+      router.receive(p, extensionsFrame())
+    }
+    env.take()
+    // Subscriptions are known, no heartbeat has grafted anyone yet.
+    expect(router.getMeshPeers(T)).toHaveLength(0)
+    void router.publish(T, new Uint8Array(100).fill(1))
+    const pushed = env.take().filter((s) => s.rpc.messages.length > 0)
+    expect(pushed.map((s) => s.peer).sort()).toEqual(['p0', 'p1', 'p2'])
+  })
+})
