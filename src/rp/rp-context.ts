@@ -1,7 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { ArtifactClass, PeerKey, Topic } from '../core/artifact.ts'
 import type { Emitter } from '../core/emitter.ts'
-import type { Env } from '../core/env.ts'
+import type { Env, TimerHandle } from '../core/env.ts'
 import type { MessageId } from '../core/message-id.ts'
 import type { SeenCache } from '../core/seen-cache.ts'
 import type { StatsRecorder } from '../core/stats.ts'
@@ -44,8 +44,8 @@ export interface RpContext {
     from: PeerKey,
     now: number,
   ): void
-  /** Calls `fn` once after `ms`, unless the core stops first. */
-  later(ms: number, fn: () => void): void
+  /** Calls `fn` once after `ms`, unless the core stops (or the handle cancels) first. */
+  later(ms: number, fn: () => void): TimerHandle
   /** Registered members and their topics. */
   readonly membership: Membership
   /** The backbone's link states, this RP's own included. */
