@@ -521,7 +521,8 @@ export class RpMember
     if (peer === this.current && m.class === 'consensus' && !viaLan) this.deliveredByRp++
     const key = messageIdKey(m.id)
     if (!this.seen.add(key, now)) {
-      this.duplicate(m, peer, now)
+      // The LAN carries a member's own publishes back to it: expected, not a duplicate.
+      if (!(viaLan && m.publisher === this.env.self)) this.duplicate(m, peer, now)
       return
     }
     if (!this.topics.has(m.topic)) return

@@ -60,6 +60,7 @@ export class SimLan {
   private readonly channels = new Map<string, Set<number>>()
   private readonly joinedBy = new Map<number, Set<string>>()
   private readonly uplinkFree = new Map<number, number>()
+  private dropListener: ((from: number, to: number, datagram: Uint8Array, at: number) => void) | undefined
 
   constructor(options: SimLanOptions) {
     this.options = options
@@ -69,6 +70,14 @@ export class SimLan {
   /** The address of node `i` on its LAN. */
   static address(i: number): string {
     return `lan-${i}`
+  }
+
+  /**
+   * Calls `fn` for every copy lost to the per-member loss, with the time it would have
+   * arrived (the bench measures repair latency from it).
+   */
+  onDrop(fn: (from: number, to: number, datagram: Uint8Array, at: number) => void): void {
+    this.dropListener = fn
   }
 
   /**
@@ -125,12 +134,13 @@ export class SimLan {
     const source = SimLan.address(from)
     const loss = this.options.loss ?? 0
     for (const to of this.channels.get(channelKey(source, group)) ?? []) {
+      const arrival = done + this.options.latency(from, to)
       if (loss > 0 && this.prng.next() < loss) {
         this.counters.copiesDropped++
+        this.dropListener?.(from, to, datagram, arrival)
         continue
       }
       const host = this.hosts.get(to)
-      const arrival = done + this.options.latency(from, to)
       clock.setTimer(arrival - clock.now(), () => {
         if (host === undefined || this.hosts.get(to) !== host) {
           this.counters.copiesDropped++
