@@ -1,3 +1,4 @@
+import type { Logger } from '@libp2p/interface'
 import type { PeerKey, Topic } from '../core/artifact.ts'
 import type { TimerHandle } from '../core/env.ts'
 import { ConsensusMulticastError } from '../core/errors.ts'
@@ -31,6 +32,8 @@ export interface LanReceptionHost {
   lost(topic: Topic, first: number, last: number, reason: LossReason): void
   /** Counts refused input against `peer`. */
   reject(peer: PeerKey, reason: string, topic?: Topic): void
+  /** The member's logger. */
+  log: Logger
 }
 
 interface Channel {
@@ -55,6 +58,8 @@ export class LanReception {
   private readonly limits: RpCodecLimits
   private readonly receiver: MulticastReceiver
   private readonly channels = new Map<Topic, Channel>()
+  /** Topics whose probe failed: served by unicast until the next announce. */
+  private readonly unicast = new Set<Topic>()
 
   constructor(
     host: LanReceptionHost,
@@ -75,9 +80,13 @@ export class LanReception {
         nack: (topic, entries) => host.sendToRp({ type: 'mcast-nack', topic, entries }),
         probeRequest: (topic, nonce) => host.sendToRp({ type: 'mcast-probe', topic, nonce }),
         probeResult: (topic, reaches) => {
+          host.log('multicast of %s %s', topic, reaches ? 'reaches us' : 'does not reach us')
           host.sendToRp({ type: 'mcast-probe-result', topic, reaches })
           // Served by unicast from now on: stay out of the group.
-          if (!reaches) this.drop(topic)
+          if (!reaches) {
+            this.drop(topic)
+            this.unicast.add(topic)
+          }
         },
       },
       options,
@@ -104,9 +113,11 @@ export class LanReception {
       return
     const missing = this.receiver.missing(g.topic)
     this.drop(g.topic)
+    this.unicast.delete(g.topic)
     // Messages still awaited on the old channel are fetched over the session instead.
     for (const seq of missing) this.host.lost(g.topic, seq, seq, 'gone')
     this.receiver.join(g.topic, new DatagramAuthenticator(g.keyId, g.key), g.nextSeq)
+    this.host.log('joining (%s, %s) for %s, key id %d', g.source, g.group, g.topic, g.keyId)
     this.lan.join(g.source, derived)
     this.channels.set(g.topic, {
       rp,
@@ -138,6 +149,7 @@ export class LanReception {
 
   /** Leaves `topic`'s channel (unsubscribed, or served by unicast). */
   drop(topic: Topic): void {
+    this.unicast.delete(topic)
     const c = this.channels.get(topic)
     if (c === undefined) return
     this.channels.delete(topic)
@@ -152,7 +164,7 @@ export class LanReception {
 
   /** Probe state of `topic`: `multicast` once the RP's multicast reaches this member. */
   probeState(topic: Topic): ReturnType<MulticastReceiver['probeState']> {
-    return this.receiver.probeState(topic)
+    return this.unicast.has(topic) ? 'unicast' : this.receiver.probeState(topic)
   }
 
   /** The receiver's counters. */

@@ -156,6 +156,7 @@ export class RpMember
               deliver: (rp, m) => this.onDeliver(rp, m, true),
               lost: (topic, first, last, reason) => this.multicastLost(topic, first, last, reason),
               reject: (peer, reason, topic) => this.reject(peer, reason, topic),
+              log: this.log,
             },
             lan,
             this.limits,

@@ -60,7 +60,9 @@ export class SimLan {
   private readonly channels = new Map<string, Set<number>>()
   private readonly joinedBy = new Map<number, Set<string>>()
   private readonly uplinkFree = new Map<number, number>()
-  private dropListener: ((from: number, to: number, datagram: Uint8Array, at: number) => void) | undefined
+  private dropListener:
+    | ((from: number, to: number, datagram: Uint8Array, at: number) => void)
+    | undefined
 
   constructor(options: SimLanOptions) {
     this.options = options

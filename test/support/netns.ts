@@ -37,6 +37,8 @@ export interface NetnsLan {
   ): Promise<number>
   /** UDP receive-buffer overflows inside `ns` (`RcvbufErrors` of /proc/net/snmp). */
   udpReceiveBufferErrors(ns: string): Promise<number>
+  /** Counters of /proc/net/snmp inside `ns`, as `Udp.OutDatagrams`, `Tcp.OutSegs`, ... */
+  snmp(ns: string): Promise<Record<string, number>>
   /** The bridge's multicast database, as `bridge mdb show` prints it. */
   mdb(): Promise<string>
   /**
@@ -201,6 +203,19 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
     await destroy()
     throw err
   }
+  const snmp = async (ns: string) => {
+    const { stdout } = await run('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'])
+    const out: Record<string, number> = {}
+    const lines = stdout.trim().split('\n')
+    // Pairs of lines: "Proto: Name Name ..." then "Proto: value value ...".
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i].split(/\s+/)
+      const values = lines[i + 1].split(/\s+/)
+      const proto = names[0].replace(':', '')
+      for (let j = 1; j < names.length; j++) out[`${proto}.${names[j]}`] = Number(values[j])
+    }
+    return out
+  }
   const mdb = async () =>
     (await run('ip', ['netns', 'exec', switchNs, 'bridge', 'mdb', 'show'])).stdout
   return {
@@ -216,12 +231,8 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
       ])
       return Number(stdout.trim())
     },
-    udpReceiveBufferErrors: async (ns) => {
-      const { stdout } = await run('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'])
-      const [names, values] = stdout.split('\n').filter((l) => l.startsWith('Udp:'))
-      const i = names.split(/\s+/).indexOf('RcvbufErrors')
-      return Number(values.split(/\s+/)[i])
-    },
+    udpReceiveBufferErrors: async (ns) => (await snmp(ns))['Udp.RcvbufErrors'],
+    snmp,
     mdb,
     waitForMembers: async (group, ports, timeoutMs = 10_000) => {
       const members = async () => {
