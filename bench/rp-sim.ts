@@ -26,12 +26,12 @@
 import { distribution } from '../src/core/distribution.ts'
 import { type MessageId, messageIdKey } from '../src/core/message-id.ts'
 import { decodeRpMessage } from '../src/rp/codec.ts'
+import type { RpMember } from '../src/rp/member.ts'
 import {
   DatagramType,
   DEFAULT_DATAGRAM_LIMITS,
   decodeDatagram,
 } from '../src/rp/multicast/datagram-codec.ts'
-import type { RpMember } from '../src/rp/member.ts'
 import type { ReplicationPoint } from '../src/rp/replication-point.ts'
 import type { DeliveryTracker } from '../src/sim/metrics.ts'
 import type { SimCore, Simulation } from '../src/sim/network.ts'
