@@ -20,7 +20,8 @@
  * heartbeats, gossip heartbeats) measured over an idle window of the same length just
  * before; the totals with background are printed too.
  *
- * Usage: npm run bench -- rp-sim [--members N] [--messages M] [--multicast-only]
+ * Usage: npm run bench -- rp-sim [--members N] [--messages M] [--no-baselines] [--multicast-only]
+ * (`--no-baselines` skips flooding and gossip, `--multicast-only` the unicast RP rows too).
  */
 
 import { distribution } from '../src/core/distribution.ts'
@@ -55,6 +56,7 @@ function arg(name: string, fallback: number): number {
 const MEMBERS = arg('members', 10_000)
 const MESSAGES = arg('messages', 10)
 const MULTICAST_ONLY = process.argv.includes('--multicast-only')
+const BASELINES = !MULTICAST_ONLY && !process.argv.includes('--no-baselines')
 const BYTES = 256
 const WARMUP_MS = 6_000
 const INTERVAL_MS = 200
@@ -308,7 +310,7 @@ console.log(
   `floor: (N - 1) × ${BYTES} B = ${(((MEMBERS - 1) * BYTES) / 1024).toFixed(1)} KB of payload per message`,
 )
 const steadyRows: Row[] = []
-const baselines = MULTICAST_ONLY ? [] : ['flood', 'gossip-optimized']
+const baselines = BASELINES ? ['flood', 'gossip-optimized'] : []
 for (const name of baselines) {
   const s = findStrategy(name)
   if (s === undefined) continue
@@ -345,7 +347,10 @@ const crashRows: Row[] = []
 for (const tree of ['shared', 'source'] as const) {
   for (const perSite of [1, 2]) {
     for (const silent of [false, true]) {
-      if (!MULTICAST_ONLY) crashRows.push(await crash(perSite, silent, tree))
+      // Without baselines, the unicast crash rows of the source tree only (beside multicast's).
+      if (BASELINES || (!MULTICAST_ONLY && tree === 'source')) {
+        crashRows.push(await crash(perSite, silent, tree))
+      }
     }
   }
 }
