@@ -45,6 +45,8 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
   })
 
   it('every member gets every message exactly once; the RP sends each message once on the LAN', async () => {
+    // The bridge floods every group for a while after it starts: wait (quiet LAN) until it snoops.
+    await lan.waitForSnooping(NODE)
     const rp = lan.hosts[0]
     const base = {
       rpAddress: rp.address,
