@@ -7,6 +7,11 @@
  *     graph over the same placement: bytes per message (the floor is (N − 1) × 256 B of
  *     payload), duplicates per member, latency p50/p99 against the direct-path bound,
  *     messages lost;
+ *     With `multicast` (issue 10), each RP sends a message once into its site's LAN for the
+ *     members multicast reaches: transmissions per message per site at the RP, all hosts'
+ *     bytes (LAN datagrams included) against the floor; and at 5% datagram loss per member
+ *     copy, messages lost, duplicates and the repair latency (from when a lost copy would
+ *     have arrived to when the member delivered the message);
  *  2. an RP crash in the middle of a stream (its connections reset, or a silent crash found
  *     by missed heartbeats): time until every live member has every message again, and
  *     messages lost.
@@ -15,12 +20,19 @@
  * heartbeats, gossip heartbeats) measured over an idle window of the same length just
  * before; the totals with background are printed too.
  *
- * Usage: npm run bench -- rp-sim [--members N] [--messages M]
+ * Usage: npm run bench -- rp-sim [--members N] [--messages M] [--no-baselines] [--multicast-only]
+ * (`--no-baselines` skips flooding and gossip, `--multicast-only` the unicast RP rows too).
  */
 
 import { distribution } from '../src/common/distribution.ts'
-import type { MessageId } from '../src/common/message-id.ts'
+import { type MessageId, messageIdKey } from '../src/common/message-id.ts'
+import { decodeRpMessage } from '../src/rp/codec.ts'
 import type { RpMember } from '../src/rp/member.ts'
+import {
+  DatagramType,
+  DEFAULT_DATAGRAM_LIMITS,
+  decodeDatagram,
+} from '../src/rp/multicast/datagram-codec.ts'
 import type { ReplicationPoint } from '../src/rp/replication-point.ts'
 import type { DeliveryTracker } from '../src/sim/metrics.ts'
 import type { SimCore, Simulation } from '../src/sim/network.ts'
@@ -43,6 +55,8 @@ function arg(name: string, fallback: number): number {
 
 const MEMBERS = arg('members', 10_000)
 const MESSAGES = arg('messages', 10)
+const MULTICAST_ONLY = process.argv.includes('--multicast-only')
+const BASELINES = !MULTICAST_ONLY && !process.argv.includes('--no-baselines')
 const BYTES = 256
 const WARMUP_MS = 6_000
 const INTERVAL_MS = 200
@@ -127,33 +141,83 @@ function lostPairs(run: Run): number {
   return lost
 }
 
+/** The message id inside a data datagram of one fragment (an RP's multicast Deliver). */
+function datagramMessage(bytes: Uint8Array): string | undefined {
+  const d = decodeDatagram(bytes, DEFAULT_DATAGRAM_LIMITS)
+  if (d.type !== DatagramType.data || d.fragCount !== 1) return undefined
+  const m = decodeRpMessage(d.payload)
+  return m.type === 'deliver' ? messageIdKey(m.id) : undefined
+}
+
+/** Each RP's data datagrams multicast so far. */
+function lanDatagrams(run: Run): number[] {
+  const net = run.network as Partial<RpNetwork>
+  const out: number[] = []
+  if (net.firstRp === undefined || net.lan === undefined) return out
+  for (let r = net.firstRp; r < run.network.graph.n; r++) {
+    out.push((run.sim.core(r) as ReplicationPoint).lanStats()?.dataDatagrams ?? 0)
+  }
+  return out
+}
+
 async function steady(name: string, strategy: SimStrategy): Promise<Row> {
   const wall = performance.now()
   const run = setup(strategy)
+  const lan = (run.network as Partial<RpNetwork>).lan
+  // Every host's bytes: the unicast frames and the LAN datagrams.
+  const bytesSent = () => run.sim.traffic.bytesSent + (lan?.counters.bytes ?? 0)
+  // Where a member's copy was lost: when it would have arrived, per (message, member).
+  const lostCopies = new Map<string, { to: number; at: number }>()
+  lan?.onDrop((_from, to, datagram, at) => {
+    const key = datagramMessage(datagram)
+    if (key !== undefined && !lostCopies.has(`${key} ${to}`)) {
+      lostCopies.set(`${key} ${to}`, { to, at })
+    }
+  })
   const idleStart = WARMUP_MS - (MESSAGES * INTERVAL_MS + DRAIN_MS) / 2
   run.sim.run({ until: idleStart })
-  const b0 = run.sim.traffic.bytesSent
+  const b0 = bytesSent()
   run.sim.run({ until: WARMUP_MS })
-  const idleBytes = run.sim.traffic.bytesSent - b0
+  const idleBytes = bytesSent() - b0
   const idleMs = WARMUP_MS - idleStart
   schedule(run, WARMUP_MS, MESSAGES, INTERVAL_MS, 'publishers')
-  const b1 = run.sim.traffic.bytesSent
+  const b1 = bytesSent()
+  const lan0 = lanDatagrams(run)
   const end = WARMUP_MS + MESSAGES * INTERVAL_MS + DRAIN_MS
   run.sim.run({ until: end })
   await Promise.all(run.pending)
-  const windowBytes = run.sim.traffic.bytesSent - b1
+  const windowBytes = bytesSent() - b1
   const background = (idleBytes / idleMs) * (end - WARMUP_MS)
   const perMsg = (windowBytes - background) / MESSAGES
   const floor = (MEMBERS - 1) * BYTES
   const s = run.tracker.summary()
   const bound = distribution(boundLatencies(run))
   const rps = (run.network as Partial<RpNetwork>).firstRp
+  // Transmissions per message per site, at the RPs that multicast at all.
+  const perRp = lanDatagrams(run)
+    .map((n, r) => (n - lan0[r]) / MESSAGES)
+    .filter((x) => x > 0)
+  const repair: number[] = []
+  const byKey = new Map(run.published.map((p) => [messageIdKey(p.id), p]))
+  for (const [k, c] of lostCopies) {
+    const p = byKey.get(k.split(' ')[0])
+    if (p === undefined || p.origin === c.to) continue
+    const t = run.tracker.arrivalTime(p.id, c.to)
+    if (!Number.isNaN(t)) repair.push(t - c.at)
+  }
+  const rd = distribution(repair)
   return {
     strategy: name,
     RPs: rps === undefined ? '-' : run.network.graph.n - rps,
     delivered: `${(s.deliveryRatio * 100).toFixed(2)}%`,
     lost: lostPairs(run),
     'dups/member/msg': s.duplicates.mean,
+    'max dups': s.duplicates.max,
+    'LAN tx/msg/site': lan === undefined ? '-' : perRp.length === 0 ? 0 : Math.max(...perRp),
+    'multicast sites': lan === undefined ? '-' : perRp.length,
+    'lost copies': lan === undefined ? '-' : lostCopies.size,
+    'repair p50 ms': repair.length === 0 ? '-' : rd.p50,
+    'repair p99 ms': repair.length === 0 ? '-' : rd.p99,
     'KB/msg': perMsg / 1024,
     'x floor': perMsg / floor,
     'KB/msg incl. bg': windowBytes / MESSAGES / 1024,
@@ -171,9 +235,14 @@ async function steady(name: string, strategy: SimStrategy): Promise<Row> {
  * how long until its members are registered elsewhere, how many (member, message) pairs
  * had to be repaired (arrived over a second late) and when the last of them arrived.
  */
-async function crash(rpsPerSite: number, silent: boolean, tree: 'shared' | 'source'): Promise<Row> {
+async function crash(
+  rpsPerSite: number,
+  silent: boolean,
+  tree: 'shared' | 'source',
+  multicast = false,
+): Promise<Row> {
   const wall = performance.now()
-  const strategy = rpSimStrategy({ rpsPerSite, rp: { tree } })
+  const strategy = rpSimStrategy({ rpsPerSite, rp: { tree }, multicast })
   const run = setup(strategy, silent ? Number.POSITIVE_INFINITY : 0)
   const net = run.network as RpNetwork
   run.sim.run({ until: WARMUP_MS })
@@ -217,6 +286,7 @@ async function crash(rpsPerSite: number, silent: boolean, tree: 'shared' | 'sour
   const s = run.tracker.summary()
   return {
     tree,
+    multicast: multicast ? 'yes' : 'no',
     RPs: net.graph.n - net.firstRp,
     crash: silent ? 'silent (heartbeats)' : 'connection reset',
     orphans: orphans.length,
@@ -240,7 +310,7 @@ console.log(
   `floor: (N - 1) × ${BYTES} B = ${(((MEMBERS - 1) * BYTES) / 1024).toFixed(1)} KB of payload per message`,
 )
 const steadyRows: Row[] = []
-const baselines = ['flood', 'gossip-optimized']
+const baselines = BASELINES ? ['flood', 'gossip-optimized'] : []
 for (const name of baselines) {
   const s = findStrategy(name)
   if (s === undefined) continue
@@ -248,16 +318,44 @@ for (const name of baselines) {
 }
 for (const tree of ['shared', 'source'] as const) {
   for (const rpsPerSite of [1, 2]) {
-    steadyRows.push(await steady(`rp ${tree} tree`, rpSimStrategy({ rpsPerSite, rp: { tree } })))
+    if (!MULTICAST_ONLY) {
+      steadyRows.push(await steady(`rp ${tree} tree`, rpSimStrategy({ rpsPerSite, rp: { tree } })))
+    }
+    steadyRows.push(
+      await steady(
+        `rp ${tree} tree + multicast`,
+        rpSimStrategy({ rpsPerSite, rp: { tree }, multicast: true }),
+      ),
+    )
   }
 }
 printTable('steady state: one 256-byte consensus message to every member', steadyRows)
 
+// 5% of the members' datagram copies lost on the LANs: repaired over the RP sessions.
+const lossRows: Row[] = []
+for (const tree of ['shared', 'source'] as const) {
+  lossRows.push(
+    await steady(
+      `rp ${tree} tree + multicast, 5% loss`,
+      rpSimStrategy({ rp: { tree }, multicast: true, lanLoss: 0.05 }),
+    ),
+  )
+}
+printTable('multicast with 5% datagram loss per member copy', lossRows)
+
 const crashRows: Row[] = []
 for (const tree of ['shared', 'source'] as const) {
   for (const perSite of [1, 2]) {
-    for (const silent of [false, true]) crashRows.push(await crash(perSite, silent, tree))
+    for (const silent of [false, true]) {
+      // Without baselines, the unicast crash rows of the source tree only (beside multicast's).
+      if (BASELINES || (!MULTICAST_ONLY && tree === 'source')) {
+        crashRows.push(await crash(perSite, silent, tree))
+      }
+    }
   }
 }
+for (const perSite of [1, 2]) {
+  for (const silent of [false, true]) crashRows.push(await crash(perSite, silent, 'source', true))
+}
 printTable('RP crash 1 s into a stream of 80 messages (20/s): the most loaded RP dies', crashRows)
-writeResults('rp-sim', { scenario, steady: steadyRows, crash: crashRows })
+writeResults('rp-sim', { scenario, steady: steadyRows, multicastLoss: lossRows, crash: crashRows })

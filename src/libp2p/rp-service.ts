@@ -17,6 +17,7 @@ import {
   type DisseminationServiceOptions,
   peerAddresses,
 } from './dissemination-service.ts'
+import { UdpLan, type UdpLanOptions } from './udp-lan.ts'
 
 /** Protocol id of the replication-point strategy (wire version 1, see `src/rp/rp.proto`). */
 export const RP_PROTOCOL = '/consensus-multicast/rp/1.0.0'
@@ -25,10 +26,16 @@ export const RP_PROTOCOL = '/consensus-multicast/rp/1.0.0'
 interface RpServiceCommon {
   /** How often missing connections to the listed peers are dialled again, in ms (default 1000). */
   redialIntervalMs?: number
+  /**
+   * RP multicast on a LAN interface (doc/rp-multicast.md): an RP sends each message once to
+   * the topic's (S = this address, G) channel; a member joins the channels its RP announces
+   * on this interface and probes. Absent: unicast only.
+   */
+  lanMulticast?: UdpLanOptions
 }
 
 /** A member: registers with the first reachable RP of `rps` and fails over down the list. */
-export interface RpMemberServiceInit extends RpServiceCommon, Omit<MemberOptions, 'rps'> {
+export interface RpMemberServiceInit extends RpServiceCommon, Omit<MemberOptions, 'rps' | 'lan'> {
   /** The role. */
   role: 'member'
   /** Its RPs in order of preference, as multiaddrs ending in `/p2p/<peer id>`. */
@@ -36,7 +43,9 @@ export interface RpMemberServiceInit extends RpServiceCommon, Omit<MemberOptions
 }
 
 /** A replication point: serves members and joins the backbone of `backbone`. */
-export interface RpServiceInit extends RpServiceCommon, Omit<ReplicationPointOptions, 'backbone'> {
+export interface RpServiceInit
+  extends RpServiceCommon,
+    Omit<ReplicationPointOptions, 'backbone' | 'lan'> {
   /** The role. */
   role: 'rp'
   /**
@@ -76,13 +85,23 @@ function driverOptions(self: PeerKey, init: ReplicationPointsInit): Disseminatio
   }
 }
 
-function createCore(init: ReplicationPointsInit, env: Env): RpMember | ReplicationPoint {
+function createCore(
+  init: ReplicationPointsInit,
+  env: Env,
+  lan: UdpLan | undefined,
+): RpMember | ReplicationPoint {
   if (init.role === 'member') {
-    const { role: _r, rps, redialIntervalMs: _i, ...rest } = init
-    return new RpMember(env, { ...rest, rps: addressesOf(rps).map((t) => t.key) })
+    const { role: _r, rps, redialIntervalMs: _i, lanMulticast: _l, ...rest } = init
+    const member = new RpMember(env, { ...rest, lan, rps: addressesOf(rps).map((t) => t.key) })
+    lan?.onDatagram((source, bytes) => member.datagramReceived(source, bytes))
+    return member
   }
-  const { role: _r, backbone, redialIntervalMs: _i, ...rest } = init
-  return new ReplicationPoint(env, { ...rest, backbone: addressesOf(backbone).map((t) => t.key) })
+  const { role: _r, backbone, redialIntervalMs: _i, lanMulticast: _l, ...rest } = init
+  return new ReplicationPoint(env, {
+    ...rest,
+    lan,
+    backbone: addressesOf(backbone).map((t) => t.key),
+  })
 }
 
 /**
@@ -100,11 +119,15 @@ export class RpService extends DisseminationService<
   /** Start times (`performance.now()`) of recent publishes, by message id key (bounded). */
   private readonly publishedAt = new Map<string, number>()
   private readonly quorumLatency: Histogram | undefined
+  /** The LAN sockets, with the `lanMulticast` option. */
+  readonly lan: UdpLan | undefined
 
   constructor(components: DisseminationServiceComponents, init: ReplicationPointsInit) {
+    const lan = init.lanMulticast === undefined ? undefined : new UdpLan(init.lanMulticast)
     super(components, driverOptions(components.peerId.toString(), init), (env) =>
-      createCore(init, env),
+      createCore(init, env, lan),
     )
+    this.lan = lan
     this.role = init.role
     this.quorumLatency = this.metrics?.histogram(
       'quorum_seconds',
@@ -119,6 +142,18 @@ export class RpService extends DisseminationService<
       this.publishedAt.delete(key)
       this.quorumLatency?.observe((performance.now() - start) / 1000)
     })
+  }
+
+  /** Opens the RP's multicast socket (if any), then starts the core. */
+  override async start(): Promise<void> {
+    if (this.role === 'rp') await this.lan?.openSender()
+    await super.start()
+  }
+
+  /** Stops the core, then closes the LAN sockets. */
+  override async stop(): Promise<void> {
+    await super.stop()
+    await this.lan?.close()
   }
 
   /** Publishes as every strategy does; with metrics on, times it until its quorum. */

@@ -37,6 +37,39 @@ export interface RpLinkState {
   counts: Array<{ topic: string; members: number }>
 }
 
+/**
+ * An RP's multicast channel for one topic, announced to a member in the registration answer
+ * and again on key rotation (doc/rp-multicast.md, "Integration").
+ */
+export interface McastGroupAnnounce {
+  /** The topic. */
+  topic: string
+  /** The SSM group (dotted IPv4); the member derives it too and checks. */
+  group: string
+  /** The group's UDP port. */
+  port: number
+  /** Id of the group key, carried in every datagram. */
+  keyId: number
+  /** The 32-byte group key the datagrams are authenticated under. */
+  key: Uint8Array
+  /** Sequence number of the RP's next message on the topic. */
+  nextSeq: number
+  /** The RP's LAN address: the source S of the (S, G) channel. */
+  source: string
+  /** Largest datagram the RP sends. */
+  maxDatagramBytes: number
+  /** Most fragments per message. */
+  maxFragments: number
+}
+
+/** One NACK entry: a sequence number and its missing fragments (none listed: all). */
+export interface McastNackEntry {
+  /** Sequence number. */
+  seq: number
+  /** Missing fragment indices; empty means the whole message. */
+  fragments: readonly number[]
+}
+
 /** Every message of the protocol, discriminated by `type`. */
 export type RpMessage =
   | { type: 'register'; topics: string[]; leaseMs: number; resume: boolean }
@@ -52,7 +85,7 @@ export type RpMessage =
       surplus: number
     }
   | { type: 'ack'; ids: Uint8Array[]; heartbeat: number; known: boolean; sent: number }
-  | { type: 'registered'; topics: string[]; leaseMs: number }
+  | { type: 'registered'; topics: string[]; leaseMs: number; groups: McastGroupAnnounce[] }
   | {
       type: 'deliver'
       id: Uint8Array
@@ -85,6 +118,12 @@ export type RpMessage =
   | { type: 'delivered'; counts: Array<{ id: Uint8Array; count: number }> }
   | { type: 'digest'; ids: Uint8Array[] }
   | { type: 'nack'; ids: Uint8Array[]; recent: number; upto: number }
+  | { type: 'mcast-group'; group: McastGroupAnnounce }
+  | { type: 'mcast-nack'; topic: string; entries: McastNackEntry[] }
+  | { type: 'mcast-gone'; topic: string; seqs: number[] }
+  | { type: 'mcast-probe'; topic: string; nonce: Uint8Array }
+  | { type: 'mcast-probe-result'; topic: string; reaches: boolean }
+  | { type: 'mcast-datagram'; datagram: Uint8Array }
 
 /** The message type names. */
 export type RpMessageType = RpMessage['type']
@@ -107,6 +146,12 @@ export interface RpCodecLimits {
   maxStates: number
   /** Most links in one link state. */
   maxLinks: number
+  /** Largest multicast datagram carried over the session (repairs). */
+  maxDatagramBytes: number
+  /** Most entries in one multicast NACK, and sequence numbers in one GONE. */
+  maxNackEntries: number
+  /** Most fragments per multicast message (and so fragment indices per NACK entry). */
+  maxFragments: number
 }
 
 /** Default decode limits. */
@@ -119,7 +164,17 @@ export const DEFAULT_RP_CODEC_LIMITS: Readonly<RpCodecLimits> = {
   maxPeerBytes: 128,
   maxStates: 256,
   maxLinks: 256,
+  maxDatagramBytes: 1472,
+  maxNackEntries: 64,
+  maxFragments: 64,
 }
+
+/** Bytes of a multicast group key. */
+export const MCAST_KEY_BYTES = 32
+/** Bytes of a multicast probe nonce. */
+export const MCAST_NONCE_BYTES = 8
+/** Longest group or source address text (an IPv6 address with a zone fits). */
+const MAX_ADDRESS_BYTES = 64
 
 const FIELD: Record<RpMessageType, number> = {
   register: 2,
@@ -135,6 +190,12 @@ const FIELD: Record<RpMessageType, number> = {
   delivered: 12,
   digest: 13,
   nack: 14,
+  'mcast-group': 15,
+  'mcast-nack': 16,
+  'mcast-gone': 17,
+  'mcast-probe': 18,
+  'mcast-probe-result': 19,
+  'mcast-datagram': 20,
 }
 const TYPE_BY_FIELD = new Map(
   Object.entries(FIELD).map(([type, field]) => [field, type as RpMessageType]),
@@ -185,7 +246,10 @@ function encodeBody(w: Writer, m: RpMessage): void {
     case 'leave':
     case 'registered':
       for (const t of m.topics) tag(w, 1, LEN).string(t)
-      if (m.type === 'registered') putUint(w, 2, m.leaseMs)
+      if (m.type === 'registered') {
+        putUint(w, 2, m.leaseMs)
+        for (const g of m.groups) putMessage(w, 3, () => encodeGroup(w, g))
+      }
       return
     case 'publish':
       putBytes(w, 1, m.id)
@@ -265,7 +329,46 @@ function encodeBody(w: Writer, m: RpMessage): void {
         putUint(w, 3, m.upto)
       }
       return
+    case 'mcast-group':
+      encodeGroup(w, m.group)
+      return
+    case 'mcast-nack':
+      putString(w, 1, m.topic)
+      for (const e of m.entries) {
+        putMessage(w, 2, () => {
+          putUint(w, 1, e.seq)
+          for (const f of e.fragments) tag(w, 2, VARINT).uint32(f)
+        })
+      }
+      return
+    case 'mcast-gone':
+      putString(w, 1, m.topic)
+      for (const seq of m.seqs) tag(w, 2, VARINT).uint32(seq)
+      return
+    case 'mcast-probe':
+      putString(w, 1, m.topic)
+      putBytes(w, 2, m.nonce)
+      return
+    case 'mcast-probe-result':
+      putString(w, 1, m.topic)
+      putBool(w, 2, m.reaches)
+      return
+    case 'mcast-datagram':
+      putBytes(w, 1, m.datagram)
+      return
   }
+}
+
+function encodeGroup(w: Writer, g: McastGroupAnnounce): void {
+  putString(w, 1, g.topic)
+  putString(w, 2, g.group)
+  putUint(w, 3, g.port)
+  putUint(w, 4, g.keyId)
+  putBytes(w, 5, g.key)
+  putUint(w, 6, g.nextSeq)
+  putString(w, 7, g.source)
+  putUint(w, 8, g.maxDatagramBytes)
+  putUint(w, 9, g.maxFragments)
 }
 
 /** Encodes one frame (version and body). */
@@ -401,18 +504,23 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
   switch (type) {
     case 'register':
     case 'leave':
-    case 'registered':
+    case 'registered': {
+      const groups: McastGroupAnnounce[] = []
       readFields(r, end, (f, wt) => {
         if (f === 1)
           push(topics, readString(r, wt, 'topic', lim.maxTopicBytes), lim.maxTopics, 'topics')
         else if (f === 2 && type !== 'leave') a = readUint(r, wt, 'lease')
         else if (f === 3 && type === 'register') flag = readBool(r, wt, 'resume')
-        else return false
+        else if (f === 3 && type === 'registered') {
+          const e = nestedEnd(r, wt, 'group', end)
+          push(groups, decodeGroup(r, e, lim), lim.maxTopics, 'groups')
+        } else return false
         return true
       })
       if (type === 'register') return { type, topics, leaseMs: a, resume: flag }
-      if (type === 'registered') return { type, topics, leaseMs: a }
+      if (type === 'registered') return { type, topics, leaseMs: a, groups }
       return { type, topics }
+    }
     case 'heartbeat':
       readFields(r, end, (f, wt) => {
         if (f === 1) a = readUint(r, wt, 'heartbeat seq', Number.MAX_SAFE_INTEGER)
@@ -525,7 +633,105 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
       })
       return { type, counts }
     }
+    case 'mcast-group':
+      return { type, group: decodeGroup(r, end, lim) }
+    case 'mcast-nack': {
+      const entries: McastNackEntry[] = []
+      readFields(r, end, (f, wt) => {
+        if (f === 1) topic = readString(r, wt, 'topic', lim.maxTopicBytes)
+        else if (f === 2) {
+          const e = nestedEnd(r, wt, 'NACK entry', end)
+          let seq = 0
+          const fragments: number[] = []
+          readFields(r, e, (ef, ewt) => {
+            if (ef === 1) seq = readUint(r, ewt, 'seq')
+            else if (ef === 2) {
+              const i = readUint(r, ewt, 'fragment', lim.maxFragments - 1)
+              push(fragments, i, lim.maxFragments, 'fragments')
+            } else return false
+            return true
+          })
+          if (seq === 0) throw new DecodeError('NACK entry without a sequence number')
+          push(entries, { seq, fragments }, lim.maxNackEntries, 'NACK entries')
+        } else return false
+        return true
+      })
+      required(topic, 'topic')
+      return { type, topic, entries }
+    }
+    case 'mcast-gone': {
+      const seqs: number[] = []
+      readFields(r, end, (f, wt) => {
+        if (f === 1) topic = readString(r, wt, 'topic', lim.maxTopicBytes)
+        else if (f === 2) push(seqs, readUint(r, wt, 'seq'), lim.maxNackEntries, 'GONE seqs')
+        else return false
+        return true
+      })
+      required(topic, 'topic')
+      return { type, topic, seqs }
+    }
+    case 'mcast-probe':
+    case 'mcast-probe-result':
+      readFields(r, end, (f, wt) => {
+        if (f === 1) topic = readString(r, wt, 'topic', lim.maxTopicBytes)
+        else if (f === 2 && type === 'mcast-probe')
+          data = readBytes(r, wt, 'nonce', MCAST_NONCE_BYTES)
+        else if (f === 2) flag = readBool(r, wt, 'reaches')
+        else return false
+        return true
+      })
+      required(topic, 'topic')
+      if (type === 'mcast-probe-result') return { type, topic, reaches: flag }
+      if (data.length !== MCAST_NONCE_BYTES) {
+        throw new DecodeError(`probe nonce must be ${MCAST_NONCE_BYTES} bytes`)
+      }
+      return { type, topic, nonce: data }
+    case 'mcast-datagram':
+      readFields(r, end, (f, wt) => {
+        if (f === 1) data = readBytes(r, wt, 'datagram', lim.maxDatagramBytes)
+        else return false
+        return true
+      })
+      required(data, 'datagram')
+      return { type, datagram: data }
   }
+}
+
+function decodeGroup(r: Reader, end: number, lim: RpCodecLimits): McastGroupAnnounce {
+  const g: McastGroupAnnounce = {
+    topic: '',
+    group: '',
+    port: 0,
+    keyId: 0,
+    key: new Uint8Array(0),
+    nextSeq: 0,
+    source: '',
+    maxDatagramBytes: 0,
+    maxFragments: 0,
+  }
+  readFields(r, end, (f, wt) => {
+    if (f === 1) g.topic = readString(r, wt, 'topic', lim.maxTopicBytes)
+    else if (f === 2) g.group = readString(r, wt, 'group', MAX_ADDRESS_BYTES)
+    else if (f === 3) g.port = readUint(r, wt, 'port', 0xffff)
+    else if (f === 4) g.keyId = readUint(r, wt, 'key id')
+    else if (f === 5) g.key = readBytes(r, wt, 'group key', MCAST_KEY_BYTES)
+    else if (f === 6) g.nextSeq = readUint(r, wt, 'next seq')
+    else if (f === 7) g.source = readString(r, wt, 'source', MAX_ADDRESS_BYTES)
+    else if (f === 8) g.maxDatagramBytes = readUint(r, wt, 'max datagram', lim.maxDatagramBytes)
+    else if (f === 9) g.maxFragments = readUint(r, wt, 'max fragments', lim.maxFragments)
+    else return false
+    return true
+  })
+  required(g.topic, 'topic')
+  required(g.group, 'group')
+  required(g.source, 'source')
+  if (g.key.length !== MCAST_KEY_BYTES) {
+    throw new DecodeError(`group key must be ${MCAST_KEY_BYTES} bytes`)
+  }
+  if (g.port === 0 || g.nextSeq === 0 || g.maxDatagramBytes === 0 || g.maxFragments === 0) {
+    throw new DecodeError('group announce lacks port, next seq or limits')
+  }
+  return g
 }
 
 /**

@@ -3,6 +3,7 @@ import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import type { ValidationResult } from '../common/validation.ts'
 import { type BackboneLinks, dataFrame } from './backbone-links.ts'
 import { encodeRpMessage, type RpMessage } from './codec.ts'
+import type { LanDelivery } from './lan-delivery.ts'
 import type { QuorumTracker } from './quorum-tracker.ts'
 import type { HeldMessage } from './repair.ts'
 import type { RpContext } from './rp-context.ts'
@@ -43,11 +44,18 @@ export class DataPlane {
   private readonly ctx: RpContext
   private readonly links: BackboneLinks
   private readonly quorum: QuorumTracker
+  private readonly lan: LanDelivery | undefined
 
-  constructor(ctx: RpContext, links: BackboneLinks, quorum: QuorumTracker) {
+  constructor(
+    ctx: RpContext,
+    links: BackboneLinks,
+    quorum: QuorumTracker,
+    lan: LanDelivery | undefined,
+  ) {
     this.ctx = ctx
     this.links = links
     this.quorum = quorum
+    this.lan = lan
   }
 
   /** A new message enters the backbone here (the publisher is registered with this RP). */
@@ -120,14 +128,27 @@ export class DataPlane {
     return n
   }
 
-  /** Sends the message to the local members of its topic; returns how many. */
+  /**
+   * Sends the message to the local members of its topic: once to the LAN for those
+   * multicast reaches, by unicast to the others; returns how many.
+   */
   private deliverLocal(h: HeldMessage, except: PeerKey | undefined, from: PeerKey | undefined) {
     let n = 0
     let bytes: Uint8Array | undefined
+    const lan = this.lan
+    let multicast = false
+    if (lan !== undefined) {
+      bytes = encodeRpMessage(deliverFrame(h, h.quorum))
+      multicast = lan.publish(h.topic, bytes)
+    }
     for (const member of this.ctx.membership.membersOf(h.topic)) {
       if (member === except) continue
       if (member === this.ctx.env.self) {
         this.deliverToSelf(h, from)
+        continue
+      }
+      if (multicast && lan?.reaches(member, h.topic)) {
+        n++
         continue
       }
       bytes ??= encodeRpMessage(deliverFrame(h, h.quorum))

@@ -14,10 +14,26 @@ export interface QuorumEvent {
   members: number
 }
 
-/** Events of the RP strategy: the common ones, and `quorum` for messages published here. */
+/**
+ * A member's multicast receiver gave up on messages of its RP's LAN channel (after its
+ * NACKs, on GONE, or past its window): the member asks its RP for them over the session.
+ */
+export interface MulticastLostEvent {
+  /** The topic. */
+  topic: Topic
+  /** First and last sequence numbers on the RP's channel. */
+  first: number
+  last: number
+  /** `timeout` (NACKs unanswered), `gone` (left the RP's repair buffer, or the key changed), `window`. */
+  reason: 'timeout' | 'gone' | 'window'
+}
+
+/** Events of the RP strategy: the common ones, `quorum` for messages published here, multicast losses. */
 export interface RpEvents extends DisseminationEvents {
   /** A message this node published reached its delivery quorum. */
   quorum: QuorumEvent
+  /** (member) Messages of the RP's LAN multicast were given up and are fetched by unicast. */
+  'multicast-lost': MulticastLostEvent
 }
 
 /** Options of an RP-strategy publish. */

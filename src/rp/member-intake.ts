@@ -5,6 +5,7 @@ import type { BackboneLinks } from './backbone-links.ts'
 import { type BackboneRepair, DIGEST_COST } from './backbone-repair.ts'
 import type { RpMessage } from './codec.ts'
 import type { DataPlane } from './data-plane.ts'
+import type { LanDelivery } from './lan-delivery.ts'
 import type { QuorumTracker } from './quorum-tracker.ts'
 import type { RpContext } from './rp-context.ts'
 
@@ -26,6 +27,8 @@ export interface MemberIntakeParts {
   quorum: QuorumTracker
   repair: BackboneRepair
   data: DataPlane
+  /** Multicast delivery on the RP's LAN, if it has one. */
+  lan: LanDelivery | undefined
 }
 
 /**
@@ -63,7 +66,9 @@ export class MemberIntake {
           return
         }
         const rec = membership.get(peer)!
-        this.ctx.send(peer, { type: 'registered', topics: [...rec.topics], leaseMs: lease })
+        const topics = [...rec.topics]
+        const groups = this.parts.lan?.announce(topics) ?? []
+        this.ctx.send(peer, { type: 'registered', topics, leaseMs: lease, groups })
         if (changed) this.countsChanged()
         if (m.resume) {
           // A member that failed over: offer what it may have missed while switching.
@@ -79,6 +84,7 @@ export class MemberIntake {
         return
       }
       case 'leave':
+        this.parts.lan?.memberLeft(peer, m.topics)
         if (membership.leave(peer, m.topics)) this.countsChanged()
         return
       case 'publish':
@@ -111,6 +117,7 @@ export class MemberIntake {
         return
       }
       default:
+        if (this.parts.lan?.receive(peer, m)) return
         this.ctx.reject(peer, `unexpected-${m.type}`)
     }
   }

@@ -25,6 +25,14 @@ import {
   rpPayloadBytes,
 } from './codec.ts'
 import type { RpEvents, RpPublishOptions } from './events.ts'
+import type { RpLan } from './lan.ts'
+import { LanReception } from './lan-reception.ts'
+import type {
+  LossReason,
+  MulticastReceiverOptions,
+  MulticastReceiverStats,
+  ProbeState,
+} from './multicast/multicast-receiver.ts'
 import { resolveOptions } from './options.ts'
 import { RpCore } from './rp-core.ts'
 
@@ -53,6 +61,14 @@ export interface MemberOptions {
   ackDelayMs?: number
   /** Ask for a quorum event on every publish unless the publish says otherwise (default false). */
   quorum?: boolean
+  /**
+   * The LAN this member receives its RP's multicast on (doc/rp-multicast.md): it joins the
+   * channel the RP announces, probes, and is served by multicast when the probe comes back.
+   * Absent: unicast Delivers only, as before.
+   */
+  lan?: RpLan
+  /** Options of the multicast receiver (window, NACK timing, probes); with `lan` only. */
+  multicast?: MulticastReceiverOptions
 }
 
 const DEFAULTS = {
@@ -108,10 +124,13 @@ export class RpMember
   /** Consensus deliveries received from the current RP since registering (for loss checks). */
   private deliveredByRp = 0
   private ackScheduled = false
+  private readonly reception: LanReception | undefined
+  /** Multicast messages given up since the last request to the RP (coalesced). */
+  private lostPending = 0
 
   constructor(env: Env, options: MemberOptions) {
     super(env, 'consensus-multicast:rp:member')
-    const { rps, quorum, ...rest } = options
+    const { rps, quorum, lan, multicast, ...rest } = options
     if (rps.length === 0) throw new InvalidParametersError('a member needs at least one RP')
     this.rps = [...rps]
     this.rpSet = new Set(rps)
@@ -123,6 +142,41 @@ export class RpMember
       maxTopicBytes: this.opts.maxTopicBytes,
     }
     this.seen = new SeenCache(this.opts.seenTtlMs, this.opts.seenCapacity)
+    this.reception =
+      lan === undefined
+        ? undefined
+        : new LanReception(
+            {
+              now: () => this.env.now(),
+              later: (ms, fn) => this.later(ms, fn),
+              random: () => this.env.random(),
+              sendToRp: (m) => {
+                if (this.current !== undefined) this.send(this.current, m)
+              },
+              deliver: (rp, m) => this.onDeliver(rp, m, true),
+              lost: (topic, first, last, reason) => this.multicastLost(topic, first, last, reason),
+              reject: (peer, reason, topic) => this.reject(peer, reason, topic),
+              log: this.log,
+            },
+            lan,
+            this.limits,
+            multicast,
+          )
+  }
+
+  /** One datagram the LAN driver accepted from `source` on a channel this member joined. */
+  datagramReceived(source: string, bytes: Uint8Array): void {
+    if (this.running) this.reception?.datagram(source, bytes)
+  }
+
+  /** Whether the RP's multicast reaches this member for `topic` (`unknown` without a LAN). */
+  multicastState(topic: Topic): ProbeState {
+    return this.reception?.probeState(topic) ?? 'unknown'
+  }
+
+  /** Counters of the multicast receiver; undefined without a LAN. */
+  multicastStats(): MulticastReceiverStats | undefined {
+    return this.reception?.stats()
   }
 
   /** The RP this member is registered (or registering) with. */
@@ -152,6 +206,7 @@ export class RpMember
     if (this.current !== undefined && this.registered) {
       this.send(this.current, { type: 'leave', topics: [] })
     }
+    this.reception?.dropAll()
     this.running = false
     this.cancelTimers()
     this.connected.clear()
@@ -202,6 +257,9 @@ export class RpMember
           this.log('%s registered with %s', this.env.self, peer)
           for (const p of this.pending.values()) this.sendPublish(p)
         }
+        for (const g of m.groups) {
+          if (this.topics.has(g.topic)) this.reception?.announce(peer, g)
+        }
         return
       case 'ack':
         for (const id of m.ids) this.pending.delete(messageIdKey(id))
@@ -234,7 +292,13 @@ export class RpMember
         if (missing.length > 0) this.send(peer, { type: 'nack', ids: missing, recent: 0, upto: 0 })
         return
       }
+      case 'mcast-group':
+        if (peer === this.current && this.topics.has(m.group.topic)) {
+          this.reception?.announce(peer, m.group)
+        }
+        return
       default:
+        if (this.reception?.receive(peer, m)) return
         this.reject(peer, `unexpected-${m.type}`)
     }
   }
@@ -257,6 +321,7 @@ export class RpMember
 
   unsubscribe(topic: Topic): void {
     if (!this.topics.delete(topic)) return
+    this.reception?.drop(topic)
     if (this.current !== undefined) this.send(this.current, { type: 'leave', topics: [topic] })
   }
 
@@ -366,6 +431,7 @@ export class RpMember
 
   /** Tells the current RP, if it can still hear, that this member is leaving it. */
   private leaveCurrent(): void {
+    this.reception?.dropAll()
     const rp = this.current
     if (rp !== undefined && this.registered && this.connected.has(rp)) {
       this.send(rp, { type: 'leave', topics: [] })
@@ -425,12 +491,39 @@ export class RpMember
     else this.send(rp, { type: 'nack', ids: [], recent: r.recent, upto: 0 })
   }
 
-  private onDeliver(peer: PeerKey, m: Extract<RpMessage, { type: 'deliver' }>): void {
+  /**
+   * Messages of the RP's multicast channel were given up: tell the application, and ask the
+   * RP (coalesced) for a digest of its recent messages, whose missing ids are then NACKed
+   * and come as unicast Delivers.
+   */
+  private multicastLost(topic: Topic, first: number, last: number, reason: LossReason): void {
+    this.recorder.controlReceived('multicast-lost', last - first + 1)
+    this.events.emit('multicast-lost', { topic, first, last, reason })
+    const schedule = this.lostPending === 0
+    this.lostPending += last - first + 1
+    if (!schedule) return
+    this.later(this.opts.ackDelayMs, () => {
+      const recent = this.lostPending
+      this.lostPending = 0
+      if (this.current === undefined || !this.registered) return
+      this.recentAsked = { recent, tries: 0 }
+      this.send(this.current, { type: 'nack', ids: [], recent, upto: 0 })
+    })
+  }
+
+  /** A Deliver from `peer`, by unicast or (`viaLan`) from its LAN multicast. */
+  private onDeliver(
+    peer: PeerKey,
+    m: Extract<RpMessage, { type: 'deliver' }>,
+    viaLan = false,
+  ): void {
     const now = this.env.now()
-    if (peer === this.current && m.class === 'consensus') this.deliveredByRp++
+    // Only unicast Delivers count in the RP's loss check; the LAN channel has its own.
+    if (peer === this.current && m.class === 'consensus' && !viaLan) this.deliveredByRp++
     const key = messageIdKey(m.id)
     if (!this.seen.add(key, now)) {
-      this.duplicate(m, peer, now)
+      // The LAN carries a member's own publishes back to it: expected, not a duplicate.
+      if (!(viaLan && m.publisher === this.env.self)) this.duplicate(m, peer, now)
       return
     }
     if (!this.topics.has(m.topic)) return

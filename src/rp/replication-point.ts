@@ -21,9 +21,12 @@ import {
 } from './codec.ts'
 import { DataPlane } from './data-plane.ts'
 import type { RpEvents, RpPublishOptions } from './events.ts'
+import type { RpLan } from './lan.ts'
+import { LanDelivery, type LanDeliveryStats } from './lan-delivery.ts'
 import { LinkStateDb } from './link-state.ts'
 import { MemberIntake } from './member-intake.ts'
 import { Membership } from './membership.ts'
+import type { MulticastSenderOptions, MulticastSenderStats } from './multicast/multicast-sender.ts'
 import { resolveOptions } from './options.ts'
 import { QuorumTracker } from './quorum-tracker.ts'
 import { RepairBuffer } from './repair.ts'
@@ -75,6 +78,14 @@ export interface ReplicationPointOptions {
    * counts as 16); beyond it requests are dropped and counted against the peer (default 4096).
    */
   maxRepairsPerInterval?: number
+  /**
+   * The LAN this RP multicasts into (doc/rp-multicast.md): each message goes once to the
+   * topic's (S, G) channel for the members whose probe said multicast reaches them; the
+   * others keep unicast Delivers. Absent: unicast to every member, as before.
+   */
+  lan?: RpLan
+  /** Options of the multicast sender (datagram size, repair buffer, pacing); with `lan` only. */
+  multicast?: MulticastSenderOptions
 }
 
 const DEFAULTS = {
@@ -139,11 +150,12 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
   private readonly repair: BackboneRepair
   private readonly data: DataPlane
   private readonly intake: MemberIntake
+  private readonly lanDelivery: LanDelivery | undefined
   private readonly connected = new Set<PeerKey>()
 
   constructor(env: Env, options: ReplicationPointOptions) {
     super(env, 'consensus-multicast:rp')
-    const { backbone, tree, ...rest } = options
+    const { backbone, tree, lan, multicast, ...rest } = options
     this.opts = resolveOptions('RP', DEFAULTS, rest)
     if (!Number.isInteger(this.opts.robustness)) {
       throw new InvalidParametersError('RP option robustness must be an integer')
@@ -187,10 +199,20 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     })
     this.quorum = new QuorumTracker(this.ctx, this.links, this.opts)
     this.repair = new BackboneRepair(this.ctx, this.links, this.opts)
-    this.data = new DataPlane(this.ctx, this.links, this.quorum)
+    this.lanDelivery =
+      lan === undefined
+        ? undefined
+        : new LanDelivery(this.ctx, lan, this.repair, { sender: multicast ?? {} })
+    this.data = new DataPlane(this.ctx, this.links, this.quorum, this.lanDelivery)
     this.intake = new MemberIntake(
       this.ctx,
-      { links: this.links, quorum: this.quorum, repair: this.repair, data: this.data },
+      {
+        links: this.links,
+        quorum: this.quorum,
+        repair: this.repair,
+        data: this.data,
+        lan: this.lanDelivery,
+      },
       this.opts,
     )
   }
@@ -213,6 +235,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     this.connected.clear()
     this.links.clear()
     this.quorum.clearReports()
+    this.lanDelivery?.stop()
   }
 
   peerConnected(peer: PeerKey): void {
@@ -224,8 +247,9 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     this.connected.delete(peer)
     if (this.isRp(peer)) {
       this.links.neighbourDown(peer)
-    } else if (this.ctx.membership.leave(peer, [])) {
-      this.intake.countsChanged()
+    } else {
+      this.lanDelivery?.memberLeft(peer, [])
+      if (this.ctx.membership.leave(peer, [])) this.intake.countsChanged()
     }
   }
 
@@ -288,6 +312,11 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     return { id, recipients }
   }
 
+  /** Counters of multicast delivery on the LAN; undefined without a LAN. */
+  lanStats(): (LanDeliveryStats & MulticastSenderStats) | undefined {
+    return this.lanDelivery?.stats()
+  }
+
   /** Membership, neighbours and tree as this RP sees them now. */
   view(): RpView {
     const { membership, lsdb, buffer } = this.ctx
@@ -319,6 +348,8 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
     const now = this.env.now()
     this.repair.newInterval()
     const expired = this.ctx.membership.expire(now)
+    for (const member of expired) this.lanDelivery?.memberLeft(member, [])
+    this.lanDelivery?.newInterval()
     if (expired.length > 0) {
       this.log('%s expired members %o', this.env.self, expired)
       this.intake.countsChanged()

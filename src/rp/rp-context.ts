@@ -1,7 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
 import type { Emitter } from '../common/emitter.ts'
-import type { Env } from '../common/env.ts'
+import type { Env, TimerHandle } from '../common/env.ts'
 import type { MessageId } from '../common/message-id.ts'
 import type { SeenCache } from '../common/seen-cache.ts'
 import type { StatsRecorder } from '../common/stats.ts'
@@ -44,8 +44,8 @@ export interface RpContext {
     from: PeerKey,
     now: number,
   ): void
-  /** Calls `fn` once after `ms`, unless the core stops first. */
-  later(ms: number, fn: () => void): void
+  /** Calls `fn` once after `ms`, unless the core stops (or the handle cancels) first. */
+  later(ms: number, fn: () => void): TimerHandle
   /** Registered members and their topics. */
   readonly membership: Membership
   /** The backbone's link states, this RP's own included. */

@@ -2,6 +2,7 @@ import type { Env } from '../common/env.ts'
 import { type MemberOptions, RpMember } from '../rp/member.ts'
 import { ReplicationPoint, type ReplicationPointOptions } from '../rp/replication-point.ts'
 import { type Graph, graphFromEdges } from './graph.ts'
+import { SimLan } from './lan.ts'
 import { type SimCore, simNodeName } from './network.ts'
 import {
   type Placement,
@@ -34,7 +35,17 @@ export interface RpSimOptions {
   /** Options of every RP core (`backbone` is filled in). */
   rp?: Omit<ReplicationPointOptions, 'backbone'>
   /** Options of every member core (`rps` is filled in). */
-  member?: Omit<MemberOptions, 'rps'>
+  member?: Omit<MemberOptions, 'rps' | 'lan'>
+  /**
+   * RPs multicast to their site's members over the site's LAN (issue 10, {@link SimLan}):
+   * one transmission per message at the RP, replicated to every member that joined.
+   * Default false: unicast to every member.
+   */
+  multicast?: boolean
+  /** With `multicast`: probability that one member's copy of a datagram is lost (default 0). */
+  lanLoss?: number
+  /** With `multicast`: members with no LAN (multicast never reaches them; served by unicast). */
+  withoutLan?: (member: number) => boolean
 }
 
 /** A scenario's network with RP infrastructure: members first, then the RPs. */
@@ -43,6 +54,8 @@ export interface RpNetwork extends BuiltNetwork {
   firstRp: number
   /** Each member's RPs (node indices), primary first. */
   rpLists: Int32Array[]
+  /** The sites' LANs, with the `multicast` option. */
+  lan?: SimLan
 }
 
 /**
@@ -116,6 +129,16 @@ export function buildRpNetwork(scenario: Scenario, prng: Prng, opts: RpSimOption
   const graph: Graph = graphFromEdges(total, edges)
   // RPs are infrastructure: data-centre uplinks wherever they sit.
   const uploadBps = scenarioBandwidth(scenario, placement, (i) => i >= n)
+  // A site's LAN: its provider and region (one site per node off the clustered topology).
+  const lan = opts.multicast
+    ? new SimLan({
+        site: (i) => (clustered ? placement.provider[i] * 64 + placement.region[i] : 0),
+        latency,
+        uploadBps: (i) => uploadBps(i),
+        loss: opts.lanLoss,
+        seed: `${scenario.seed}-lan`,
+      })
+    : undefined
   return {
     graph,
     latency,
@@ -124,6 +147,7 @@ export function buildRpNetwork(scenario: Scenario, prng: Prng, opts: RpSimOption
     members: Array.from({ length: n }, (_, i) => i),
     firstRp: n,
     rpLists,
+    lan,
   }
 }
 
@@ -134,12 +158,23 @@ export function createRpCore(
   network: RpNetwork,
   opts: RpSimOptions = {},
 ): SimCore {
+  const sim = network.lan
   if (index < network.firstRp) {
-    return new RpMember(env, { ...opts.member, rps: [...network.rpLists[index]].map(simNodeName) })
+    const rps = [...network.rpLists[index]].map(simNodeName)
+    if (sim === undefined || opts.withoutLan?.(index)) {
+      return new RpMember(env, { ...opts.member, rps })
+    }
+    let member: RpMember | undefined
+    const lan = sim.attach(index, env, {
+      datagramReceived: (source, bytes) => member?.datagramReceived(source, bytes),
+    })
+    member = new RpMember(env, { ...opts.member, rps, lan })
+    return member
   }
   const backbone: string[] = []
   for (let i = network.firstRp; i < network.graph.n; i++) backbone.push(simNodeName(i))
-  return new ReplicationPoint(env, { ...opts.rp, backbone })
+  const lan = sim?.attach(index, env, undefined)
+  return new ReplicationPoint(env, { ...opts.rp, backbone, lan })
 }
 
 /** The RP strategy for the simulator, with `opts` for its infrastructure. */

@@ -26,7 +26,52 @@ const samples: RpMessage[] = [
     surplus: 2,
   },
   { type: 'ack', ids: [id(1), id(2)], heartbeat: 7, known: true, sent: 12 },
-  { type: 'registered', topics: ['blocks'], leaseMs: 3000 },
+  { type: 'registered', topics: ['blocks'], leaseMs: 3000, groups: [] },
+  {
+    type: 'registered',
+    topics: ['blocks', 'votes'],
+    leaseMs: 3000,
+    groups: [
+      {
+        topic: 'blocks',
+        group: '232.1.2.3',
+        port: 50_000,
+        keyId: 7,
+        key: new Uint8Array(32).fill(9),
+        nextSeq: 12,
+        source: '10.77.0.2',
+        maxDatagramBytes: 1472,
+        maxFragments: 64,
+      },
+    ],
+  },
+  {
+    type: 'mcast-group',
+    group: {
+      topic: 'votes',
+      group: '232.9.8.7',
+      port: 65_535,
+      keyId: 2 ** 32 - 1,
+      key: new Uint8Array(32).fill(1),
+      nextSeq: 1,
+      source: 'fd00::1',
+      maxDatagramBytes: 1200,
+      maxFragments: 1,
+    },
+  },
+  {
+    type: 'mcast-nack',
+    topic: 'blocks',
+    entries: [
+      { seq: 5, fragments: [] },
+      { seq: 6, fragments: [0, 63] },
+    ],
+  },
+  { type: 'mcast-gone', topic: 'blocks', seqs: [1, 2, 2 ** 32 - 1] },
+  { type: 'mcast-probe', topic: 'blocks', nonce: new Uint8Array(8).fill(3) },
+  { type: 'mcast-probe-result', topic: 'blocks', reaches: true },
+  { type: 'mcast-probe-result', topic: 'votes', reaches: false },
+  { type: 'mcast-datagram', datagram: new Uint8Array(1472).fill(0x4d) },
   {
     type: 'deliver',
     id: id(3),
@@ -85,8 +130,8 @@ describe('rp codec', () => {
   })
 
   it('skips fields a newer version adds', () => {
-    // Field 15 (bytes) and field 30 (fixed32) are unknown to version 1.
-    const extra = [0x7a, 0x01, 0x00, 0xf5, 0x01, 1, 2, 3, 4]
+    // Field 21 (bytes) and field 30 (fixed32) are unknown to version 1.
+    const extra = [0xaa, 0x01, 0x01, 0x00, 0xf5, 0x01, 1, 2, 3, 4]
     for (const m of samples) {
       expect(decodeRpMessage(Uint8Array.from([...encodeRpMessage(m), ...extra]))).toEqual(m)
     }
@@ -123,6 +168,39 @@ describe('rp codec', () => {
     expect(() =>
       decodeRpMessage(encodeRpMessage(topics), { ...DEFAULT_RP_CODEC_LIMITS, maxTopics: 2 }),
     ).toThrow(/more than 2 topics/)
+  })
+
+  it('enforces limits on the multicast kinds', () => {
+    const lim = DEFAULT_RP_CODEC_LIMITS
+    const entry = { seq: 1, fragments: [] }
+    const nack = (entries: Array<{ seq: number; fragments: number[] }>): RpMessage => ({
+      type: 'mcast-nack',
+      topic: 't',
+      entries,
+    })
+    expect(() =>
+      decodeRpMessage(encodeRpMessage(nack(Array(lim.maxNackEntries + 1).fill(entry)))),
+    ).toThrow(/more than 64 NACK entries/)
+    expect(() => decodeRpMessage(encodeRpMessage(nack([{ seq: 1, fragments: [64] }])))).toThrow(
+      /fragment 64 out of range/,
+    )
+    expect(() => decodeRpMessage(encodeRpMessage(nack([{ seq: 0, fragments: [] }])))).toThrow(
+      /without a sequence number/,
+    )
+    const gone: RpMessage = { type: 'mcast-gone', topic: 't', seqs: Array(65).fill(1) }
+    expect(() => decodeRpMessage(encodeRpMessage(gone))).toThrow(/more than 64 GONE seqs/)
+    const probe: RpMessage = { type: 'mcast-probe', topic: 't', nonce: new Uint8Array(7) }
+    expect(() => decodeRpMessage(encodeRpMessage(probe))).toThrow(/nonce must be 8 bytes/)
+    const big: RpMessage = { type: 'mcast-datagram', datagram: new Uint8Array(1473) }
+    expect(() => decodeRpMessage(encodeRpMessage(big))).toThrow(/exceeds the limit of 1472/)
+    const announce = samples.find((m) => m.type === 'mcast-group') as Extract<
+      RpMessage,
+      { type: 'mcast-group' }
+    >
+    const shortKey = { ...announce, group: { ...announce.group, key: new Uint8Array(31) } }
+    expect(() => decodeRpMessage(encodeRpMessage(shortKey))).toThrow(/group key must be 32/)
+    const noSeq = { ...announce, group: { ...announce.group, nextSeq: 0 } }
+    expect(() => decodeRpMessage(encodeRpMessage(noSeq))).toThrow(/lacks port, next seq/)
   })
 
   it('refuses a frame without a body, and a data frame without an origin', () => {

@@ -5,15 +5,14 @@
  * probing and is served by unicast. NACKs and repairs go over unicast UDP. Skipped, with
  * the reason, where namespaces cannot be built (no CAP_NET_ADMIN).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DATAGRAM_OVERHEAD } from '../../src/rp/multicast/datagram-codec.ts'
 import type { HostConfig } from '../support/multicast-host.ts'
 import { createNetnsLan, type NetnsLan, probeNetnsSupport } from '../support/netns.ts'
+import { NetnsProcess } from '../support/netns-process.ts'
 import { waitFor } from '../support/wait.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -26,63 +25,10 @@ const TOPIC = 'netns-blocks'
 const unsupported = await probeNetnsSupport()
 if (unsupported !== undefined) console.warn(`multicast netns testbed skipped: ${unsupported}`)
 
-type Event = Record<string, unknown> & { event: string }
-
-/** A child process in a namespace, with its stdout events awaitable. */
-class Host {
-  readonly events: Event[] = []
-  readonly stderr: string[] = []
-  private waiters: { match: (e: Event) => boolean; resolve: (e: Event) => void }[] = []
-  readonly child: ChildProcess
-
+/** A host process of the testbed, with its configuration in MC_HOST. */
+class Host extends NetnsProcess {
   constructor(ns: string, cfg: HostConfig) {
-    this.child = spawn('ip', ['netns', 'exec', ns, NODE, HOST_SCRIPT], {
-      env: { ...process.env, MC_HOST: JSON.stringify(cfg) },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      const e = JSON.parse(line) as Event
-      this.events.push(e)
-      const matched = this.waiters.filter((w) => w.match(e))
-      this.waiters = this.waiters.filter((w) => !w.match(e))
-      for (const w of matched) w.resolve(e)
-    })
-    createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line))
-  }
-
-  /** The first event named `name` (past or future), or a rejection after `ms`. */
-  next(name: string, ms = 20_000): Promise<Event> {
-    const seen = this.events.find((e) => e.event === name)
-    if (seen) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no "${name}" within ${ms} ms; stderr: ${this.stderr.join('\n')}`)),
-        ms,
-      )
-      const onExit = () =>
-        reject(new Error(`host exited before "${name}"; stderr: ${this.stderr.join('\n')}`))
-      this.child.once('exit', onExit)
-      this.waiters.push({
-        match: (e) => e.event === name,
-        resolve: (e) => {
-          clearTimeout(timer)
-          this.child.off('exit', onExit)
-          resolve(e)
-        },
-      })
-    })
-  }
-
-  /** Sends a command; for `stats` and `counters`, waits for the answer. */
-  async command(cmd: { cmd: string } & Record<string, unknown>): Promise<Event | undefined> {
-    const answered = cmd.cmd === 'stats' || cmd.cmd === 'counters'
-    this.events.splice(0, this.events.length, ...this.events.filter((e) => e.event !== cmd.cmd))
-    this.child.stdin!.write(`${JSON.stringify(cmd)}\n`)
-    return answered ? this.next(cmd.cmd) : undefined
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL')
+    super(ns, NODE, HOST_SCRIPT, { MC_HOST: JSON.stringify(cfg) })
   }
 }
 
@@ -100,6 +46,8 @@ describe.skipIf(unsupported !== undefined)('multicast on a real LAN of network n
   })
 
   it('every member gets every message exactly once; the RP sends each message once on the LAN', async () => {
+    // The bridge floods every group for a while after it starts: wait (quiet LAN) until it snoops.
+    await lan.waitForSnooping(NODE)
     const rp = lan.hosts[0]
     const base = {
       rpAddress: rp.address,

@@ -11,6 +11,8 @@ import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,
   encodeRpMessage,
+  MCAST_KEY_BYTES,
+  MCAST_NONCE_BYTES,
   type RpMessage,
   type RpMessageType,
 } from '../../src/rp/codec.ts'
@@ -58,8 +60,16 @@ const BODY: Record<RpMessageType, string> = {
   delivered: 'Delivered',
   digest: 'Digest',
   nack: 'Nack',
+  'mcast-group': 'McastGroup',
+  'mcast-nack': 'McastNack',
+  'mcast-gone': 'McastGone',
+  'mcast-probe': 'McastProbe',
+  'mcast-probe-result': 'McastProbeResult',
+  'mcast-datagram': 'McastDatagram',
 }
 const NESTED: Record<string, Record<string, string>> = {
+  Registered: { groups: 'McastGroup' },
+  McastNack: { entries: 'McastNackEntry' },
   Hello: { states: 'LinkState' },
   LinkState: { links: 'Link', counts: 'TopicCount' },
   Delivered: { counts: 'DeliveredCount' },
@@ -101,7 +111,16 @@ function fromProto(value: unknown): unknown {
   return value
 }
 
-const protoFrame = (m: RpMessage) => ({ version: 1, [m.type]: toProto(BODY[m.type], m) })
+/** The frame's oneof field of a body type ('mcast-group' → 'mcastGroup'). */
+const oneofField = (type: string) => type.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+
+/** The body as rp.proto lays it out: a group announce is the McastGroup itself. */
+const body = (m: RpMessage) => (m.type === 'mcast-group' ? m.group : m) as Record<string, unknown>
+
+const protoFrame = (m: RpMessage) => ({
+  version: 1,
+  [oneofField(m.type)]: toProto(BODY[m.type], body(m)),
+})
 
 // ---- random messages -----------------------------------------------------------------------
 
@@ -120,6 +139,19 @@ const payload = fc.uint8Array({ maxLength: 300 })
 const cls = fc.constantFrom('consensus' as const, 'ingress' as const)
 // -0 is a default value for both codecs, so neither sends it: it comes back as 0.
 const double = fc.double({ noNaN: true, noDefaultInfinity: true }).map((v) => (v === 0 ? 0 : v))
+const positive = fc.integer({ min: 1, max: 0xffffffff })
+// A multicast group announce as the decoder accepts it: every field set, a 32-byte key.
+const group = fc.record({
+  topic: name(20),
+  group: name(15),
+  port: fc.integer({ min: 1, max: 0xffff }),
+  keyId: u32,
+  key: fc.uint8Array({ minLength: MCAST_KEY_BYTES, maxLength: MCAST_KEY_BYTES }),
+  nextSeq: positive,
+  source: name(15),
+  maxDatagramBytes: fc.integer({ min: 1, max: DEFAULT_RP_CODEC_LIMITS.maxDatagramBytes }),
+  maxFragments: fc.integer({ min: 1, max: DEFAULT_RP_CODEC_LIMITS.maxFragments }),
+})
 const tagged = <T extends RpMessageType, R>(type: T, a: fc.Arbitrary<R>) =>
   a.map((r) => ({ type, ...r }) as Extract<RpMessage, { type: T }>)
 
@@ -139,7 +171,10 @@ const ARBITRARY: { [T in RpMessageType]: fc.Arbitrary<Extract<RpMessage, { type:
     }),
   ),
   ack: tagged('ack', fc.record({ ids, heartbeat: u64, known: fc.boolean(), sent: u64 })),
-  registered: tagged('registered', fc.record({ topics, leaseMs: u32 })),
+  registered: tagged(
+    'registered',
+    fc.record({ topics, leaseMs: u32, groups: fc.array(group, { maxLength: 3 }) }),
+  ),
   deliver: tagged(
     'deliver',
     fc.record({
@@ -189,6 +224,46 @@ const ARBITRARY: { [T in RpMessageType]: fc.Arbitrary<Extract<RpMessage, { type:
   ),
   digest: tagged('digest', fc.record({ ids })),
   nack: tagged('nack', fc.record({ ids, recent: u32, upto: u64 })),
+  'mcast-group': tagged('mcast-group', fc.record({ group })),
+  'mcast-nack': tagged(
+    'mcast-nack',
+    fc.record({
+      topic: name(20),
+      entries: fc.array(
+        fc.record({
+          seq: positive,
+          fragments: fc.array(fc.nat({ max: DEFAULT_RP_CODEC_LIMITS.maxFragments - 1 }), {
+            maxLength: 8,
+          }),
+        }),
+        { maxLength: 8 },
+      ),
+    }),
+  ),
+  'mcast-gone': tagged(
+    'mcast-gone',
+    fc.record({ topic: name(20), seqs: fc.array(u32, { maxLength: 8 }) }),
+  ),
+  'mcast-probe': tagged(
+    'mcast-probe',
+    fc.record({
+      topic: name(20),
+      nonce: fc.uint8Array({ minLength: MCAST_NONCE_BYTES, maxLength: MCAST_NONCE_BYTES }),
+    }),
+  ),
+  'mcast-probe-result': tagged(
+    'mcast-probe-result',
+    fc.record({ topic: name(20), reaches: fc.boolean() }),
+  ),
+  'mcast-datagram': tagged(
+    'mcast-datagram',
+    fc.record({
+      datagram: fc.uint8Array({
+        minLength: 1,
+        maxLength: DEFAULT_RP_CODEC_LIMITS.maxDatagramBytes,
+      }),
+    }),
+  ),
 }
 
 // ---- the checks --------------------------------------------------------------------------

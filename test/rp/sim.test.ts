@@ -14,29 +14,11 @@ import {
   rpSimStrategy,
 } from '../../src/sim/rp-strategy.ts'
 import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
+import { rpTestScenario } from './fixtures/sim-scenario.ts'
 
 const TOPIC = 'blocks'
 
-function scenario(over: Partial<Scenario> = {}): Scenario {
-  return {
-    name: 'rp-test',
-    description: 'rp test',
-    nodes: 60,
-    topology: 'random-regular',
-    degree: 4,
-    latencyMs: 5,
-    bandwidth: 'unlimited',
-    loss: 0,
-    messages: 20,
-    messageBytes: 256,
-    class: 'consensus',
-    intervalMs: 50,
-    warmupMs: 3_000,
-    drainMs: 3_000,
-    seed: 7,
-    ...over,
-  }
-}
+const scenario = rpTestScenario
 
 /** A simulated RP network where every member subscribes to TOPIC and counts deliveries. */
 function setup(sc: Scenario, opts: RpSimOptions = {}, disconnectDetectionMs = 0, loss = 0) {

@@ -38,6 +38,8 @@ export interface NetnsLan {
   ): Promise<number>
   /** UDP receive-buffer overflows inside `ns` (`RcvbufErrors` of /proc/net/snmp). */
   udpReceiveBufferErrors(ns: string): Promise<number>
+  /** Counters of /proc/net/snmp inside `ns`, as `Udp.OutDatagrams`, `Tcp.OutSegs`, ... */
+  snmp(ns: string): Promise<Record<string, number>>
   /** The bridge's multicast database, as `bridge mdb show` prints it. */
   mdb(): Promise<string>
   /**
@@ -45,9 +47,20 @@ export interface NetnsLan {
    * of `group` (polled, at most `timeoutMs`); throws with the table it has otherwise.
    */
   waitForMembers(group: string, ports: string[], timeoutMs?: number): Promise<void>
+  /**
+   * Waits until the switch forwards a group only to the ports that joined it. A Linux
+   * bridge floods every group for a while after it starts (about 10 s here, until its own
+   * querier counts as present), whatever it has learnt. Checked with traffic: host 1 joins
+   * a test group, host 0 sends to it, host 2's port must carry none of it. Needs 3 hosts.
+   */
+  waitForSnooping(node: string, timeoutMs?: number): Promise<void>
   /** Deletes every namespace (and with them the veths and the bridge). */
   destroy(): Promise<void>
 }
+
+/** The group and port {@link NetnsLan.waitForSnooping} tests with (not one a topic maps to: port 9). */
+const SNOOP_GROUP = '232.255.0.1'
+const SNOOP_PORT = 9
 
 async function ip(args: string[], input?: string): Promise<string> {
   if (input === undefined) return (await run('ip', args)).stdout
@@ -195,6 +208,19 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
     await destroy()
     throw err
   }
+  const snmp = async (ns: string) => {
+    const { stdout } = await run('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'])
+    const out: Record<string, number> = {}
+    const lines = stdout.trim().split('\n')
+    // Pairs of lines: "Proto: Name Name ..." then "Proto: value value ...".
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i].split(/\s+/)
+      const values = lines[i + 1].split(/\s+/)
+      const proto = names[0].replace(':', '')
+      for (let j = 1; j < names.length; j++) out[`${proto}.${names[j]}`] = Number(values[j])
+    }
+    return out
+  }
   const mdb = async () =>
     (await run('ip', ['netns', 'exec', switchNs, 'bridge', 'mdb', 'show'])).stdout
   return {
@@ -210,13 +236,59 @@ export async function createNetnsLan(hostCount: number): Promise<NetnsLan> {
       ])
       return Number(stdout.trim())
     },
-    udpReceiveBufferErrors: async (ns) => {
-      const { stdout } = await run('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'])
-      const [names, values] = stdout.split('\n').filter((l) => l.startsWith('Udp:'))
-      const i = names.split(/\s+/).indexOf('RcvbufErrors')
-      return Number(values.split(/\s+/)[i])
-    },
+    udpReceiveBufferErrors: async (ns) => (await snmp(ns))['Udp.RcvbufErrors'],
+    snmp,
     mdb,
+    waitForSnooping: async (node, timeoutMs = 30_000) => {
+      const [sender, joiner, observer] = hosts
+      // The joiner stays in the group until the check is over, then leaves (exits).
+      const join = execFile('ip', [
+        'netns',
+        'exec',
+        joiner.ns,
+        node,
+        '-e',
+        `const s = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });
+         s.bind(${SNOOP_PORT}, () => s.addMembership('${SNOOP_GROUP}', '${joiner.address}'));
+         process.stdin.on('end', () => process.exit(0)); process.stdin.resume()`,
+      ])
+      const send = () =>
+        run('ip', [
+          'netns',
+          'exec',
+          sender.ns,
+          node,
+          '-e',
+          `const s = require('node:dgram').createSocket('udp4');
+           s.bind(0, '${sender.address}', () => { s.setMulticastInterface('${sender.address}');
+           s.send(Buffer.alloc(8), ${SNOOP_PORT}, '${SNOOP_GROUP}', () => s.close()) })`,
+        ])
+      const tx = (h: NetnsHost) =>
+        run('ip', [
+          'netns',
+          'exec',
+          switchNs,
+          'cat',
+          `/sys/class/net/${h.switchPort}/statistics/tx_packets`,
+        ]).then((r) => Number(r.stdout.trim()))
+      try {
+        const deadline = Date.now() + timeoutMs
+        for (;;) {
+          const before = [await tx(joiner), await tx(observer)]
+          await send()
+          const after = [await tx(joiner), await tx(observer)]
+          // Reached the member and not the other port.
+          if (after[0] > before[0] && after[1] === before[1]) return
+          if (Date.now() > deadline) {
+            throw new Error(`the switch still floods ${SNOOP_GROUP} after ${timeoutMs} ms`)
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250))
+        }
+      } finally {
+        join.stdin?.end()
+        join.kill()
+      }
+    },
     waitForMembers: async (group, ports, timeoutMs = 10_000) => {
       const members = async () => {
         const entries = (await mdb()).split('\n').filter((l) => l.includes(`grp ${group}`))

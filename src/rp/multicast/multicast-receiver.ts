@@ -300,6 +300,12 @@ export class MulticastReceiver {
     }
   }
 
+  /** Sequence numbers of `topic` known to exist and not yet received, lowest first. */
+  missing(topic: Topic): number[] {
+    const t = this.byTopic.get(topic)
+    return t === undefined ? [] : [...t.missing.keys()].sort((a, b) => a - b)
+  }
+
   /** A copy of the counters. */
   stats(): MulticastReceiverStats {
     return { ...this.counters }

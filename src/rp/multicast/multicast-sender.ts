@@ -143,6 +143,16 @@ export class MulticastSender {
     )
   }
 
+  /** Largest datagram sent. */
+  get maxDatagramBytes(): number {
+    return this.o.maxDatagramBytes
+  }
+
+  /** Most fragments per message. */
+  get maxFragments(): number {
+    return this.o.maxFragments
+  }
+
   /** Largest message that fits in `maxFragments` datagrams. */
   get maxMessageBytes(): number {
     return this.o.maxFragments * (this.o.maxDatagramBytes - DATAGRAM_OVERHEAD)
