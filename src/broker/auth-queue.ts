@@ -1,29 +1,7 @@
+import { Fifo } from '../common/fifo.ts'
+
 /** Classes of submissions waiting for authentication. */
 export type AuthClass = 'known' | 'open'
-
-/** A FIFO with O(1) amortised removal from the front. */
-class Fifo<T> {
-  private items: T[] = []
-  private head = 0
-
-  get length(): number {
-    return this.items.length - this.head
-  }
-
-  push(item: T): void {
-    this.items.push(item)
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined
-    const item = this.items[this.head++]
-    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
-    return item
-  }
-}
 
 /**
  * The authentication queue, split in two classes, each bounded on its own: submissions of

@@ -1,5 +1,6 @@
 import type { PeerKey } from '../common/artifact.ts'
 import type { TimerHandle } from '../common/env.ts'
+import { Fifo } from '../common/fifo.ts'
 
 /** A message frame waiting for the uplink. */
 export interface QueuedFrame {
@@ -37,8 +38,7 @@ export class UplinkQueue {
   /** Queued frames cancelled by the peer's IDONTWANT before they were sent. */
   cancelledByIDontWant = 0
 
-  private readonly q: QueuedFrame[] = []
-  private head = 0
+  private readonly q = new Fifo<QueuedFrame>()
   private freeAt = 0
   private timer: TimerHandle | undefined
 
@@ -55,7 +55,7 @@ export class UplinkQueue {
   /** Queues one frame for each of `peers` and sends what the uplink allows now. */
   enqueue(peers: PeerKey[], key: string, frame: Uint8Array, payload: number): void {
     for (const peer of peers) {
-      if (this.q.length - this.head >= this.maxFrames) {
+      if (this.q.length >= this.maxFrames) {
         this.droppedFrames++
         continue
       }
@@ -68,16 +68,15 @@ export class UplinkQueue {
   clear(): void {
     this.timer?.cancel()
     this.timer = undefined
-    this.q.length = 0
-    this.head = 0
+    this.q.clear()
   }
 
   /** Releases queued frames while the (modelled) uplink is free, skipping unwanted ones. */
   private drain(): void {
     const now = this.hooks.now()
     const q = this.q
-    while (this.head < q.length && this.freeAt <= now) {
-      const item = q[this.head++]
+    while (q.length > 0 && this.freeAt <= now) {
+      const item = q.shift()!
       if (this.hooks.unwanted(item.peer, item.key)) {
         this.cancelledByIDontWant++
         this.hooks.cancelled(item)
@@ -86,15 +85,7 @@ export class UplinkQueue {
       this.hooks.transmit(item)
       this.freeAt = now + (item.frame.length * 8000) / this.uploadBps
     }
-    if (this.head === q.length) {
-      q.length = 0
-      this.head = 0
-      return
-    }
-    if (this.head > 1024) {
-      q.splice(0, this.head)
-      this.head = 0
-    }
+    if (q.length === 0) return
     if (this.timer === undefined) {
       this.timer = this.hooks.setTimer(this.freeAt - now, () => {
         this.timer = undefined

@@ -1,5 +1,6 @@
 import type { TimerHandle } from '../../common/env.ts'
 import { LimitExceededError } from '../../common/errors.ts'
+import { Fifo } from '../../common/fifo.ts'
 import type { MulticastClock } from './multicast-env.ts'
 
 /**
@@ -13,8 +14,7 @@ export class Pacer {
   private readonly rate: number
   private readonly burst: number
   private readonly maxQueued: number
-  private readonly queue: Array<() => number> = []
-  private head = 0
+  private readonly queue = new Fifo<() => number>()
   private tokens: number
   private last: number
   private timer: TimerHandle | undefined
@@ -35,7 +35,7 @@ export class Pacer {
 
   /** Datagrams waiting. */
   get queued(): number {
-    return this.queue.length - this.head
+    return this.queue.length
   }
 
   /** Room for `n` more datagrams. */
@@ -54,8 +54,7 @@ export class Pacer {
   stop(): void {
     this.timer?.cancel()
     this.timer = undefined
-    this.queue.length = 0
-    this.head = 0
+    this.queue.clear()
   }
 
   private drain(): void {
@@ -63,16 +62,11 @@ export class Pacer {
     const now = this.clock.now()
     this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.rate)
     this.last = now
-    while (this.head < this.queue.length && this.tokens > 0) {
-      const send = this.queue[this.head]
-      this.queue[this.head++] = noop
+    while (this.queue.length > 0 && this.tokens > 0) {
+      const send = this.queue.shift()!
       this.tokens -= send()
     }
-    if (this.head === this.queue.length) {
-      this.queue.length = 0
-      this.head = 0
-      return
-    }
+    if (this.queue.length === 0) return
     // Wait until the bucket is positive again (a datagram may take it below zero).
     const wait = Math.max(1, Math.ceil(-this.tokens / this.rate))
     this.timer = this.clock.setTimer(wait, () => {
@@ -81,5 +75,3 @@ export class Pacer {
     })
   }
 }
-
-const noop = () => 0
