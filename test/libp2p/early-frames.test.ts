@@ -1,7 +1,6 @@
 import type { Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
-import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { twoGossipNodes } from '../support/libp2p-node.ts'
 import { waitFor } from '../support/wait.ts'
 
 const running: Libp2p[] = []
@@ -14,15 +13,7 @@ describe('the generic libp2p driver, on a new connection', () => {
   it('keeps what a peer sends before our own stream to it is open', async () => {
     // Both subscribe first: each one's first frame on the new connection is its
     // subscription list, which reaches the other side before that side's stream opens.
-    const nodes: Libp2p<{ dissemination: GossipService }>[] = []
-    for (let i = 0; i < 2; i++) {
-      const n = await createTestNode({ dissemination: gossip({ signaturePolicy: 'StrictNoSign' }) })
-      running.push(n)
-      n.services.dissemination.subscribe('t')
-      nodes.push(n)
-    }
-    const [a, b] = nodes
-    await connect(a, b)
+    const [a, b] = await twoGossipNodes(running, 't')
     const knows = (x: typeof a, y: typeof a) =>
       x.services.dissemination.core.getTopicPeers('t').includes(y.peerId.toString())
     await waitFor(() => knows(a, b) && knows(b, a), { what: 'both subscriptions' })

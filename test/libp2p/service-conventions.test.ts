@@ -14,9 +14,9 @@ import type { Artifact } from '../../src/common/artifact.ts'
 import { encodeLengthPrefixed } from '../../src/common/length-prefixed.ts'
 import { GOSSIP_PROTOCOLS } from '../../src/gossip/protocol-ids.ts'
 import { flood } from '../../src/libp2p/flood-service.ts'
-import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
+import { gossip } from '../../src/libp2p/gossip-service.ts'
 import { replicationPoints } from '../../src/libp2p/rp-service.ts'
-import { connect, createTestNode } from '../support/libp2p-node.ts'
+import { connect, createTestNode, twoGossipNodes } from '../support/libp2p-node.ts'
 import { waitFor } from '../support/wait.ts'
 
 const RP_ADDR = '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5'
@@ -87,15 +87,7 @@ describe('the libp2p services, as js-libp2p services', () => {
   })
 
   it('dispatches the core’s events as CustomEvents, and on()/off() ride on them', async () => {
-    const nodes: Libp2p<{ dissemination: GossipService }>[] = []
-    for (let i = 0; i < 2; i++) {
-      const n = await createTestNode({ dissemination: gossip({ signaturePolicy: 'StrictNoSign' }) })
-      running.push(n)
-      n.services.dissemination.subscribe('t')
-      nodes.push(n)
-    }
-    const [a, b] = nodes
-    await connect(a, b)
+    const [a, b] = await twoGossipNodes(running, 't')
     await waitFor(() => a.services.dissemination.core.getMeshPeers('t').length === 1, {
       what: 'a mesh',
       timeoutMs: 10_000,
