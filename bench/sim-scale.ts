@@ -1,31 +1,171 @@
 /**
- * Simulator scale: one 256-byte flood over N nodes with k peers each. Targets (issue 2):
- * 72,000 × 50 (3.6M transmissions) in under 60 s and 8 GB; 10,000 nodes in under 10 s.
- * Prints events/s, wall time and peak memory, and checks the closed form
- * k + (N − 1)(k − 1) for the transmission count.
+ * Simulator scale (issues 2 and 13).
+ *
+ * 1. One 256-byte flood over N nodes with k peers each. Targets (issue 2): 72,000 × 50
+ *    (3.6M transmissions) in under 60 s and 8 GB; 10,000 nodes in under 10 s. Prints
+ *    events/s, wall time and peak memory, and checks the closed form k + (N − 1)(k − 1)
+ *    for the transmission count.
+ * 2. One 256-byte gossip message (stock and optimized profiles) over Ethereum 2022
+ *    (72,000 × 50) and Ethereum 2025 (13,000 × 200), provider-clustered placement and
+ *    bandwidth, through the scenario machinery the demo and the report use: the network is
+ *    built, every node subscribes, heartbeats run for the scenario's warm-up so meshes
+ *    form, one message is published and the run drains. Targets (issue 13): each run in
+ *    under 120 s and 6 GB peak RSS. Prints wall time per phase, events, events/s, peak RSS,
+ *    delivery ratio and duplicates.
+ *
+ * Each gossip run is a child process, so its peak RSS is its own (one process would carry
+ * the heap of the runs before it). The machine is shared: wall times vary with its load.
+ *
+ * Usage: npm run bench -- sim-scale [--quick]   (--quick: 10,000-node flood, 2,000-node gossip)
  */
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { floodNetwork } from '../src/sim/flood-network.ts'
+import { gossipOptimizedStrategy, gossipStockStrategy } from '../src/sim/gossip-strategy.ts'
 import { randomRegularGraph } from '../src/sim/graph.ts'
 import { placementLatency, providerClusteredPlacement } from '../src/sim/placement.ts'
+import { SCENARIOS } from '../src/sim/presets.ts'
 import { Prng } from '../src/sim/prng.ts'
+import { buildNetwork, SCENARIO_TOPIC, type Scenario, startScenario } from '../src/sim/scenario.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
+const quick = process.argv.includes('--quick')
+
+/** Heap limit of each gossip run's process (MB): V8's default (~4 GB here) is too small at 72,000 nodes. */
+const GOSSIP_HEAP_MB = 5600
+
+/** Peak RSS sampled every 50 ms (and at the end of each phase). */
+function rssSampler(): { peak(): number; stop(): void } {
+  let peak = process.memoryUsage().rss
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, 50)
+  return {
+    peak: () => {
+      peak = Math.max(peak, process.memoryUsage().rss)
+      return peak
+    },
+    stop: () => clearInterval(timer),
+  }
+}
+
+// ------------------------------------------------------------------ gossip (child process)
+
+/** What one gossip run measures (written as JSON on the child's stdout). */
+interface GossipFigures {
+  profile: string
+  nodes: number
+  peers: number
+  warmupMs: number
+  drainMs: number
+  graphMs: number
+  startMs: number
+  warmupWallMs: number
+  disseminationWallMs: number
+  wallMs: number
+  warmupEvents: number
+  disseminationEvents: number
+  peakRssBytes: number
+  deliveryRatio: number
+  duplicatesMean: number
+  duplicatesP99: number
+  framesPerMessage: number
+  bytesPerMessage: number
+  latencyP50Ms: number
+  latencyP99Ms: number
+  meshDegreeMean: number
+}
+
+const PROFILES = { stock: gossipStockStrategy, optimized: gossipOptimizedStrategy }
+
+async function gossipRun(
+  profile: keyof typeof PROFILES,
+  nodes: number,
+  peers: number,
+): Promise<GossipFigures> {
+  const rss = rssSampler()
+  const strategy = PROFILES[profile]
+  // The ethereum-72k preset (a 256-byte consensus message, 5 s warm-up, 5 s drain) at this size.
+  const scenario: Scenario = {
+    ...SCENARIOS['ethereum-72k'],
+    name: `sim-scale-${nodes}x${peers}`,
+    nodes,
+    degree: peers,
+  }
+  const t0 = performance.now()
+  const network = buildNetwork(scenario, new Prng(scenario.seed))
+  const tGraph = performance.now()
+  // The network built above, so that building it is timed apart from starting the nodes.
+  const { sim, tracker } = startScenario(scenario, { ...strategy, network: () => network })
+  const tStart = performance.now()
+  const warmupEvents = sim.run({ until: scenario.warmupMs })
+  const tWarm = performance.now()
+  const origin = new Prng(scenario.seed).fork('publishers').int(nodes)
+  const payload = new Uint8Array(scenario.messageBytes)
+  payload[0] = 1
+  // The router sends synchronously; its promise settles after the run, as in runScenario.
+  const published = sim.core(origin).publish(SCENARIO_TOPIC, payload, { class: scenario.class })
+  const disseminationEvents = sim.run({ until: scenario.warmupMs + scenario.drainMs })
+  const tEnd = performance.now()
+  tracker.published((await published).id, origin, scenario.warmupMs, network.members)
+  {
+    const s = tracker.summary()
+    let mesh = 0
+    for (let i = 0; i < nodes; i++) {
+      mesh += (sim.core(i) as unknown as { getMeshPeers(t: string): string[] }).getMeshPeers(
+        SCENARIO_TOPIC,
+      ).length
+    }
+    const peak = rss.peak()
+    rss.stop()
+    return {
+      profile,
+      nodes,
+      peers,
+      warmupMs: scenario.warmupMs,
+      drainMs: scenario.drainMs,
+      graphMs: tGraph - t0,
+      startMs: tStart - tGraph,
+      warmupWallMs: tWarm - tStart,
+      disseminationWallMs: tEnd - tWarm,
+      wallMs: tEnd - t0,
+      warmupEvents,
+      disseminationEvents,
+      peakRssBytes: peak,
+      deliveryRatio: s.deliveryRatio,
+      duplicatesMean: s.duplicates.mean,
+      duplicatesP99: s.duplicates.p99,
+      framesPerMessage: s.framesPerMessage,
+      bytesPerMessage: s.bytesPerMessage,
+      latencyP50Ms: s.latencyMs.p50,
+      latencyP99Ms: s.latencyMs.p99,
+      meshDegreeMean: mesh / nodes,
+    }
+  }
+}
+
+const childAt = process.argv.indexOf('--gossip-child')
+if (childAt >= 0) {
+  const [profile, nodes, peers] = process.argv[childAt + 1].split(':')
+  const figures = await gossipRun(profile as keyof typeof PROFILES, Number(nodes), Number(peers))
+  process.stdout.write(`${JSON.stringify(figures)}\n`)
+  process.exit(0)
+}
+
+// ------------------------------------------------------------------ flood
+
 const TOPIC = 'scale'
-const sizes = process.argv.includes('--quick')
+const floodSizes = quick
   ? [{ n: 10_000, k: 50 }]
   : [
       { n: 10_000, k: 50 },
       { n: 72_000, k: 50 },
     ]
 
-let peakRss = process.memoryUsage().rss
-const sampler = setInterval(() => {
-  peakRss = Math.max(peakRss, process.memoryUsage().rss)
-}, 50)
-
-const rows: Row[] = []
-const results = []
-for (const { n, k } of sizes) {
+const floodRss = rssSampler()
+const floodRows: Row[] = []
+const floodResults = []
+for (const { n, k } of floodSizes) {
   global.gc?.()
   const t0 = performance.now()
   const prng = new Prng(`scale-${n}`)
@@ -40,11 +180,11 @@ for (const { n, k } of sizes) {
   const t1 = performance.now()
   const events = sim.run()
   const tRun = performance.now() - t1
-  peakRss = Math.max(peakRss, process.memoryUsage().rss)
+  const peakRss = floodRss.peak()
   const wall = performance.now() - t0
   const s = tracker.summary()
   const expected = k + (n - 1) * (k - 1)
-  const row = {
+  floodRows.push({
     nodes: n,
     peers: k,
     transmissions: sim.traffic.framesSent,
@@ -58,14 +198,104 @@ for (const { n, k } of sizes) {
     'p50 ms': fmt(s.latencyMs.p50, 1),
     'p99 ms': fmt(s.latencyMs.p99, 1),
     'max ms': fmt(s.latencyMs.max, 1),
-  }
-  rows.push(row)
-  results.push({ ...row, wallMs: wall, runMs: tRun, graphMs: tGraph, peakRssBytes: peakRss })
+  })
+  floodResults.push({
+    nodes: n,
+    peers: k,
+    transmissions: sim.traffic.framesSent,
+    closedFormTransmissions: expected,
+    deliveryRatio: s.deliveryRatio,
+    events,
+    eventsPerSecond: events / (tRun / 1000),
+    graphMs: tGraph,
+    runMs: tRun,
+    wallMs: wall,
+    peakRssBytes: peakRss,
+    latencyP50Ms: s.latencyMs.p50,
+    latencyP99Ms: s.latencyMs.p99,
+    latencyMaxMs: s.latencyMs.max,
+  })
   if (sim.traffic.framesSent !== expected || s.deliveryRatio !== 1) {
     console.error(`closed form violated for N=${n}, k=${k}`)
     process.exitCode = 1
   }
 }
-clearInterval(sampler)
-printTable('Simulator scale: one 256-byte flood (provider-clustered latencies)', rows)
-writeResults('sim-scale', results)
+floodRss.stop()
+printTable('Simulator scale: one 256-byte flood (provider-clustered latencies)', floodRows)
+
+// ------------------------------------------------------------------ gossip
+
+/** Issue 13's targets for one gossip run. */
+const TARGET_WALL_S = 120
+const TARGET_RSS_GB = 6
+
+const gossipSizes = quick
+  ? [
+      { label: 'quick', n: 2_000, k: 50 },
+      { label: 'quick', n: 1_000, k: 200 },
+    ]
+  : [
+      { label: 'Ethereum 2022', n: 72_000, k: 50 },
+      { label: 'Ethereum 2025', n: 13_000, k: 200 },
+    ]
+const gossipRows: Row[] = []
+const gossipResults = []
+for (const { label, n, k } of gossipSizes) {
+  for (const profile of Object.keys(PROFILES)) {
+    const child = spawnSync(
+      process.execPath,
+      [
+        `--max-old-space-size=${GOSSIP_HEAP_MB}`,
+        fileURLToPath(import.meta.url),
+        '--gossip-child',
+        `${profile}:${n}:${k}`,
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 },
+    )
+    if (child.status !== 0) {
+      console.error(`gossip ${profile} ${n} × ${k} failed (status ${child.status})`)
+      process.exitCode = 1
+      continue
+    }
+    const f = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as GossipFigures
+    const events = f.warmupEvents + f.disseminationEvents
+    const runMs = f.warmupWallMs + f.disseminationWallMs
+    const met = f.wallMs / 1000 < TARGET_WALL_S && f.peakRssBytes / 2 ** 30 < TARGET_RSS_GB
+    gossipRows.push({
+      scenario: label,
+      profile,
+      nodes: n,
+      peers: k,
+      'mesh D': fmt(f.meshDegreeMean, 1),
+      'graph s': fmt(f.graphMs / 1000),
+      'start s': fmt(f.startMs / 1000),
+      [`warm-up s (${f.warmupMs / 1000} s virt.)`]: fmt(f.warmupWallMs / 1000),
+      [`dissem. s (${f.drainMs / 1000} s virt.)`]: fmt(f.disseminationWallMs / 1000),
+      'wall s': fmt(f.wallMs / 1000),
+      events,
+      'events/s': Math.round(events / (runMs / 1000)),
+      'peak RSS GB': fmt(f.peakRssBytes / 2 ** 30),
+      delivered: `${fmt(f.deliveryRatio * 100, 1)}%`,
+      'dups mean': fmt(f.duplicatesMean),
+      'dups p99': fmt(f.duplicatesP99, 0),
+      'p50 ms': fmt(f.latencyP50Ms, 1),
+      'p99 ms': fmt(f.latencyP99Ms, 1),
+      [`< ${TARGET_WALL_S} s, < ${TARGET_RSS_GB} GB`]: quick ? '-' : met ? 'yes' : 'NO',
+    })
+    gossipResults.push({
+      scenario: label,
+      ...f,
+      events,
+      eventsPerSecond: events / (runMs / 1000),
+      heapLimitMB: GOSSIP_HEAP_MB,
+      targetWallS: TARGET_WALL_S,
+      targetPeakRssGB: TARGET_RSS_GB,
+      targetsMet: met,
+    })
+  }
+}
+printTable(
+  'Simulator scale: one 256-byte gossip message, provider-clustered placement and bandwidth, after a mesh warm-up (each run its own process)',
+  gossipRows,
+)
+writeResults('sim-scale', { quick, flood: floodResults, gossip: gossipResults })

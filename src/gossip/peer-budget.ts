@@ -82,13 +82,19 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
 /** Every budget kind, in a fixed order. */
 export const BUDGET_KINDS = Object.keys(DEFAULT_PEER_BUDGETS.rates) as BudgetKind[]
 
-interface Bucket {
-  tokens: number
-  at: number
-}
+/** Index of each kind in a peer's bucket array. */
+const KIND_INDEX = Object.fromEntries(BUDGET_KINDS.map((k, i) => [k, i])) as Record<
+  BudgetKind,
+  number
+>
 
 interface PeerBudget {
-  buckets: Map<BudgetKind, Bucket>
+  /**
+   * Per kind (by {@link KIND_INDEX}): tokens at `2i`, time of the last refill at `2i + 1`;
+   * NaN tokens mean untouched (a full bucket). One unboxed array, not a map of objects:
+   * a large simulation holds millions of peers.
+   */
+  buckets: number[]
   strikes: number
   strikesAt: number
 }
@@ -113,7 +119,8 @@ export class PeerBudgets {
   /** Starts tracking a peer with full buckets. */
   addPeer(peer: PeerKey): void {
     if (!this.peers.has(peer)) {
-      this.peers.set(peer, { buckets: new Map(), strikes: 0, strikesAt: this.now() })
+      const buckets = new Array<number>(2 * BUDGET_KINDS.length).fill(Number.NaN)
+      this.peers.set(peer, { buckets, strikes: 0, strikesAt: this.now() })
     }
   }
 
@@ -132,10 +139,12 @@ export class PeerBudgets {
    * the bucket. An untracked peer is granted nothing.
    */
   take(peer: PeerKey, kind: BudgetKind, n: number): number {
-    const b = this.bucket(peer, kind)
-    if (b === undefined) return 0
-    const granted = Math.min(n, Math.floor(b.tokens))
-    b.tokens = granted < n ? 0 : b.tokens - n
+    const pb = this.peers.get(peer)
+    if (pb === undefined) return 0
+    const i = this.refill(pb, kind)
+    const tokens = pb.buckets[i]
+    const granted = Math.min(n, Math.floor(tokens))
+    pb.buckets[i] = granted < n ? 0 : tokens - n
     return granted
   }
 
@@ -146,7 +155,8 @@ export class PeerBudgets {
 
   /** Units of `kind` the peer may spend now. */
   remaining(peer: PeerKey, kind: BudgetKind): number {
-    return Math.floor(this.bucket(peer, kind)?.tokens ?? 0)
+    const pb = this.peers.get(peer)
+    return pb === undefined ? 0 : Math.floor(pb.buckets[this.refill(pb, kind)])
   }
 
   /**
@@ -197,19 +207,17 @@ export class PeerBudgets {
     return this.isDenied(peer) ? this.denied.get(peer)! - this.now() : 0
   }
 
-  private bucket(peer: PeerKey, kind: BudgetKind): Bucket | undefined {
-    const pb = this.peers.get(peer)
-    if (pb === undefined) return undefined
+  /** Refills the peer's bucket of `kind` up to now; returns the index of its tokens. */
+  private refill(pb: PeerBudget, kind: BudgetKind): number {
     const rate = this.params.rates[kind]
     const now = this.now()
-    let b = pb.buckets.get(kind)
-    if (b === undefined) {
-      b = { tokens: rate.burst, at: now }
-      pb.buckets.set(kind, b)
-    } else {
-      b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond)
-      b.at = now
-    }
-    return b
+    const i = 2 * KIND_INDEX[kind]
+    const b = pb.buckets
+    const tokens = b[i]
+    b[i] = Number.isNaN(tokens)
+      ? rate.burst
+      : Math.min(rate.burst, tokens + ((now - b[i + 1]) / 1000) * rate.perSecond)
+    b[i + 1] = now
+    return i
   }
 }

@@ -1262,10 +1262,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       ps.wastedPushes *= PUSH_DECAY
       ps.ihavesThisHeartbeat = 0
       ps.askedThisHeartbeat = 0
-      for (const [key, until] of ps.dontWant ?? []) {
-        if (until > now) break
-        ps.dontWant!.delete(key)
-      }
+      if (ps.dontWant !== undefined) expireDontWant(ps.dontWant, now)
     }
     this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
@@ -1398,6 +1395,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private pick<T>(items: T[], n: number): T[] {
     return pick(items, n, () => this.env.random())
+  }
+}
+
+/** Drops expired IDONTWANT ids (insertion order is expiry order). */
+function expireDontWant(dontWant: Map<string, number>, now: number): void {
+  for (const [key, until] of dontWant) {
+    if (until > now) break
+    dontWant.delete(key)
   }
 }
 

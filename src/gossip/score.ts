@@ -33,6 +33,12 @@ export function ipOf(address: string): string {
   return m === null ? address : m[1]
 }
 
+/** `v` decayed by factor `f`, snapped to 0 below `zero`. */
+function decay(v: number, f: number, zero: number): number {
+  const d = v * f
+  return d < zero ? 0 : d
+}
+
 /** Upper bound on peers whose score is kept after they disconnect. */
 const MAX_RETAINED = 4096
 
@@ -171,7 +177,25 @@ export class PeerScore {
     if (ps === undefined) return 0
     const p = this.params
     let topicScore = 0
-    for (const [topic, ts] of ps.topics ?? []) {
+    // Guarded, not `?? []`: iterating a Map here and an array there deoptimizes this hot loop.
+    if (ps.topics !== undefined) topicScore = this.topicScore(ps.topics)
+    if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
+    let score = topicScore
+    if (ps.address !== undefined && p.ipColocationFactorWeight !== 0) {
+      if (!p.ipColocationWhitelist.includes(ps.address)) {
+        const peers = this.byAddress.get(ps.address)?.size ?? 0
+        const surplus = peers - p.ipColocationFactorThreshold
+        if (surplus > 0) score += surplus * surplus * p.ipColocationFactorWeight
+      }
+    }
+    const excess = ps.behaviourPenalty - p.behaviourPenaltyThreshold
+    if (excess > 0) score += excess * excess * p.behaviourPenaltyWeight
+    return score
+  }
+
+  private topicScore(topics: Map<Topic, TopicStats>): number {
+    let topicScore = 0
+    for (const [topic, ts] of topics) {
       const tp = this.paramsOf(topic)
       let s = 0
       if (ts.inMesh) {
@@ -187,51 +211,50 @@ export class PeerScore {
       s += ts.invalidMessageDeliveries ** 2 * tp.invalidMessageDeliveriesWeight
       topicScore += s * tp.topicWeight
     }
-    if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
-    let score = topicScore
-    if (ps.address !== undefined && p.ipColocationFactorWeight !== 0) {
-      if (!p.ipColocationWhitelist.includes(ps.address)) {
-        const peers = this.byAddress.get(ps.address)?.size ?? 0
-        const surplus = peers - p.ipColocationFactorThreshold
-        if (surplus > 0) score += surplus * surplus * p.ipColocationFactorWeight
-      }
-    }
-    const excess = ps.behaviourPenalty - p.behaviourPenaltyThreshold
-    if (excess > 0) score += excess * excess * p.behaviourPenaltyWeight
-    return score
+    return topicScore
   }
 
   /** Decays every counter by one interval and expires retained scores. Call every `decayIntervalMs`. */
   refresh(): void {
     const now = this.now()
     const p = this.params
-    const decay = (v: number, f: number) => {
-      const d = v * f
-      return d < p.decayToZero ? 0 : d
-    }
     for (const [peer, ps] of this.peers) {
       if (!ps.connected) {
         if (now > ps.expire) this.peers.delete(peer)
         continue
       }
-      for (const [topic, ts] of ps.topics ?? []) {
-        const tp = this.paramsOf(topic)
-        ts.firstMessageDeliveries = decay(ts.firstMessageDeliveries, tp.firstMessageDeliveriesDecay)
-        ts.meshMessageDeliveries = decay(ts.meshMessageDeliveries, tp.meshMessageDeliveriesDecay)
-        ts.meshFailurePenalty = decay(ts.meshFailurePenalty, tp.meshFailurePenaltyDecay)
-        ts.invalidMessageDeliveries = decay(
-          ts.invalidMessageDeliveries,
-          tp.invalidMessageDeliveriesDecay,
-        )
-        if (ts.inMesh) {
-          ts.meshTime = now - ts.graftTime
-          const counting = now - ts.deliveriesSince
-          if (!ts.announceOnly && counting > tp.meshMessageDeliveriesActivationMs) {
-            ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
-          }
+      if (ps.topics !== undefined) this.decayTopics(ps.topics, now)
+      ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
+    }
+  }
+
+  private decayTopics(topics: Map<Topic, TopicStats>, now: number): void {
+    const zero = this.params.decayToZero
+    for (const [topic, ts] of topics) {
+      const tp = this.paramsOf(topic)
+      ts.firstMessageDeliveries = decay(
+        ts.firstMessageDeliveries,
+        tp.firstMessageDeliveriesDecay,
+        zero,
+      )
+      ts.meshMessageDeliveries = decay(
+        ts.meshMessageDeliveries,
+        tp.meshMessageDeliveriesDecay,
+        zero,
+      )
+      ts.meshFailurePenalty = decay(ts.meshFailurePenalty, tp.meshFailurePenaltyDecay, zero)
+      ts.invalidMessageDeliveries = decay(
+        ts.invalidMessageDeliveries,
+        tp.invalidMessageDeliveriesDecay,
+        zero,
+      )
+      if (ts.inMesh) {
+        ts.meshTime = now - ts.graftTime
+        const counting = now - ts.deliveriesSince
+        if (!ts.announceOnly && counting > tp.meshMessageDeliveriesActivationMs) {
+          ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
         }
       }
-      ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay)
     }
   }
 
