@@ -1,12 +1,22 @@
 /**
- * A binary min-heap of callbacks ordered by (time, insertion order). Ties fire in the order
+ * A binary min-heap of events ordered by (time, insertion order). Ties fire in the order
  * they were scheduled, which keeps runs deterministic. Keys live in typed arrays (no object
- * per event), which matters with millions of events in flight.
+ * per event), which matters with millions of events in flight. An event is an item (by
+ * default a callback) plus three integer tags, so a caller can schedule plain data (a frame
+ * and its endpoints) instead of allocating a closure per event.
  */
-export class EventQueue {
+export class EventQueue<T = () => void> {
+  /** Tags of the event {@link pop} returned last. */
+  poppedA = 0
+  /** Second tag of the event {@link pop} returned last. */
+  poppedB = 0
+  /** Third tag of the event {@link pop} returned last. */
+  poppedC = 0
+
   private times = new Float64Array(1024)
   private seqs = new Float64Array(1024)
-  private fns: (() => void)[] = []
+  private tags = new Int32Array(3 * 1024)
+  private items: (T | undefined)[] = []
   private n = 0
   private seq = 0
 
@@ -20,12 +30,13 @@ export class EventQueue {
     return this.n > 0 ? this.times[0] : Number.POSITIVE_INFINITY
   }
 
-  /** Schedules `fn` at `time`. */
-  push(time: number, fn: () => void): void {
+  /** Schedules `item` at `time`, with tags `a`, `b`, `c` (32-bit integers). */
+  push(time: number, item: T, a = 0, b = 0, c = 0): void {
     if (this.n === this.times.length) this.grow()
     const times = this.times
     const seqs = this.seqs
-    const fns = this.fns
+    const tags = this.tags
+    const items = this.items
     const seq = this.seq++
     let i = this.n++
     while (i > 0) {
@@ -34,26 +45,43 @@ export class EventQueue {
       if (pt < time || (pt === time && seqs[parent] < seq)) break
       times[i] = pt
       seqs[i] = seqs[parent]
-      fns[i] = fns[parent]
+      tags[3 * i] = tags[3 * parent]
+      tags[3 * i + 1] = tags[3 * parent + 1]
+      tags[3 * i + 2] = tags[3 * parent + 2]
+      items[i] = items[parent]
       i = parent
     }
     times[i] = time
     seqs[i] = seq
-    fns[i] = fn
+    tags[3 * i] = a
+    tags[3 * i + 1] = b
+    tags[3 * i + 2] = c
+    items[i] = item
   }
 
-  /** Removes the earliest event and returns its callback (its time is {@link peekTime} before). */
-  pop(): (() => void) | undefined {
+  /**
+   * Removes the earliest event and returns its item (its time is {@link peekTime} before,
+   * its tags are {@link poppedA}, {@link poppedB} and {@link poppedC} after).
+   */
+  pop(): T | undefined {
     if (this.n === 0) return undefined
     const times = this.times
     const seqs = this.seqs
-    const fns = this.fns
-    const top = fns[0]
+    const tags = this.tags
+    const items = this.items
+    const top = items[0]
+    this.poppedA = tags[0]
+    this.poppedB = tags[1]
+    this.poppedC = tags[2]
     const last = --this.n
     const lt = times[last]
     const ls = seqs[last]
-    const lf = fns[last]
-    fns[last] = noop
+    const la = tags[3 * last]
+    const lb = tags[3 * last + 1]
+    const lc = tags[3 * last + 2]
+    const li = items[last]
+    // Release the slot: a fired event's item (a frame, a closure) must not stay reachable.
+    items[last] = undefined
     let i = 0
     for (;;) {
       const l = 2 * i + 1
@@ -64,13 +92,19 @@ export class EventQueue {
       if (lt < times[c] || (lt === times[c] && ls < seqs[c])) break
       times[i] = times[c]
       seqs[i] = seqs[c]
-      fns[i] = fns[c]
+      tags[3 * i] = tags[3 * c]
+      tags[3 * i + 1] = tags[3 * c + 1]
+      tags[3 * i + 2] = tags[3 * c + 2]
+      items[i] = items[c]
       i = c
     }
     if (last > 0) {
       times[i] = lt
       seqs[i] = ls
-      fns[i] = lf
+      tags[3 * i] = la
+      tags[3 * i + 1] = lb
+      tags[3 * i + 2] = lc
+      items[i] = li
     }
     return top
   }
@@ -82,7 +116,8 @@ export class EventQueue {
     const seqs = new Float64Array(this.seqs.length * 2)
     seqs.set(this.seqs)
     this.seqs = seqs
+    const tags = new Int32Array(this.tags.length * 2)
+    tags.set(this.tags)
+    this.tags = tags
   }
 }
-
-function noop(): void {}

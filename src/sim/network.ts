@@ -72,6 +72,29 @@ export interface TrafficCounters {
   framesDropped: number
 }
 
+/**
+ * A core's timer in the event queue: one object per timer (no closure per event); the
+ * event's tags say whose it is, so a crashed or restarted node's timers do not fire.
+ */
+class SimTimer implements TimerHandle {
+  cancelled = false
+  readonly fn: () => void
+
+  constructor(fn: () => void) {
+    this.fn = fn
+  }
+
+  cancel(): void {
+    this.cancelled = true
+  }
+}
+
+/**
+ * What the queue holds: a callback, a core's timer (tags: node, epoch), or a frame in
+ * flight (tags: receiver, receiver's epoch at sending, sender), data rather than a closure.
+ */
+type SimEvent = (() => void) | SimTimer | Uint8Array
+
 /** Called when a node's core is created (at start and on every restart). */
 export type CoreObserver<C> = (index: number, core: C) => void
 
@@ -94,7 +117,7 @@ export class Simulation<C extends SimCore = SimCore> {
   readonly size: number
 
   private readonly options: NetworkOptions
-  private readonly queue = new EventQueue()
+  private readonly queue = new EventQueue<SimEvent>()
   private clock = 0
   private readonly factory: CoreFactory<C>
   private readonly cores: C[] = []
@@ -198,9 +221,16 @@ export class Simulation<C extends SimCore = SimCore> {
     const until = options.until ?? Number.POSITIVE_INFINITY
     const maxEvents = options.maxEvents ?? Number.POSITIVE_INFINITY
     let fired = 0
-    while (fired < maxEvents && this.queue.size > 0 && this.queue.peekTime() <= until) {
-      this.clock = this.queue.peekTime()
-      this.queue.pop()!()
+    const queue = this.queue
+    while (fired < maxEvents && queue.size > 0 && queue.peekTime() <= until) {
+      this.clock = queue.peekTime()
+      const event = queue.pop()!
+      if (event instanceof Uint8Array)
+        this.deliver(queue.poppedA, queue.poppedB, queue.poppedC, event)
+      else if (event instanceof SimTimer) {
+        const i = queue.poppedA
+        if (!event.cancelled && this.up[i] === 1 && this.epoch[i] === queue.poppedB) event.fn()
+      } else event()
       fired++
     }
     if (until !== Number.POSITIVE_INFINITY && this.clock < until && fired < maxEvents) {
@@ -303,15 +333,9 @@ export class Simulation<C extends SimCore = SimCore> {
   }
 
   private setTimer(i: number, epoch: number, delayMs: number, fn: () => void): TimerHandle {
-    const timer = { cancelled: false }
-    this.queue.push(this.clock + Math.max(0, delayMs), () => {
-      if (!timer.cancelled && this.up[i] === 1 && this.epoch[i] === epoch) fn()
-    })
-    return {
-      cancel: () => {
-        timer.cancelled = true
-      },
-    }
+    const timer = new SimTimer(fn)
+    this.queue.push(this.clock + Math.max(0, delayMs), timer, i, epoch)
+    return timer
   }
 
   private send(from: number, epoch: number, peer: PeerKey, frame: Uint8Array): void {
@@ -332,17 +356,17 @@ export class Simulation<C extends SimCore = SimCore> {
       this.traffic.framesDropped++
       return
     }
-    const arrival = done + this.options.latency(from, to)
-    const toEpoch = this.epoch[to]
-    const fromName = this.names[from]
-    this.queue.push(arrival, () => {
-      if (this.up[to] !== 1 || this.epoch[to] !== toEpoch || this.isCut(from, to)) {
-        this.traffic.framesDropped++
-        return
-      }
-      this.traffic.framesDelivered++
-      this.cores[to].receive(fromName, frame)
-    })
+    this.queue.push(done + this.options.latency(from, to), frame, to, this.epoch[to], from)
+  }
+
+  /** A frame arrives at `to`, sent by `from` while `to` was in epoch `toEpoch`. */
+  private deliver(to: number, toEpoch: number, from: number, frame: Uint8Array): void {
+    if (this.up[to] !== 1 || this.epoch[to] !== toEpoch || this.isCut(from, to)) {
+      this.traffic.framesDropped++
+      return
+    }
+    this.traffic.framesDelivered++
+    this.cores[to].receive(this.names[from], frame)
   }
 
   private isLost(from: number, to: number): boolean {
