@@ -82,17 +82,29 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
 /** Every budget kind, in a fixed order. */
 export const BUDGET_KINDS = Object.keys(DEFAULT_PEER_BUDGETS.rates) as BudgetKind[]
 
-/** Index of each kind in a peer's bucket array. */
-const KIND_INDEX = Object.fromEntries(BUDGET_KINDS.map((k, i) => [k, i])) as Record<
-  BudgetKind,
-  number
->
+/**
+ * Slot of each kind in a peer's bucket array, the kinds every peer spends first: the array
+ * only grows as far as the kinds a peer has used.
+ */
+const SLOT: Record<BudgetKind, number> = {
+  subscription: 0,
+  graftPrune: 1,
+  ihave: 2,
+  iwant: 3,
+  idontwant: 4,
+  repeat: 5,
+  iwantMiss: 6,
+  announce: 7,
+  ineed: 8,
+  choke: 9,
+  stream: 10,
+}
 
 interface PeerBudget {
   /**
-   * Per kind (by {@link KIND_INDEX}): tokens at `2i`, time of the last refill at `2i + 1`;
-   * NaN tokens mean untouched (a full bucket). One unboxed array, not a map of objects:
-   * a large simulation holds millions of peers.
+   * Per kind (by {@link SLOT}): tokens at `2i`, time of the last refill at `2i + 1`; NaN
+   * tokens, or no slot yet, mean untouched (a full bucket). One unboxed array up to the
+   * last kind used, not a map of objects: a large simulation holds millions of peers.
    */
   buckets: number[]
   strikes: number
@@ -119,8 +131,7 @@ export class PeerBudgets {
   /** Starts tracking a peer with full buckets. */
   addPeer(peer: PeerKey): void {
     if (!this.peers.has(peer)) {
-      const buckets = new Array<number>(2 * BUDGET_KINDS.length).fill(Number.NaN)
-      this.peers.set(peer, { buckets, strikes: 0, strikesAt: this.now() })
+      this.peers.set(peer, { buckets: [], strikes: 0, strikesAt: this.now() })
     }
   }
 
@@ -211,7 +222,13 @@ export class PeerBudgets {
   private refill(pb: PeerBudget, kind: BudgetKind): number {
     const rate = this.params.rates[kind]
     const now = this.now()
-    const i = 2 * KIND_INDEX[kind]
+    const i = 2 * SLOT[kind]
+    if (i >= pb.buckets.length) {
+      // Grown to exactly the slots needed (a push would reserve 16 more).
+      const grown = new Array<number>(i + 2).fill(Number.NaN)
+      for (let k = 0; k < pb.buckets.length; k++) grown[k] = pb.buckets[k]
+      pb.buckets = grown
+    }
     const b = pb.buckets
     const tokens = b[i]
     b[i] = Number.isNaN(tokens)

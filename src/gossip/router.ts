@@ -12,6 +12,7 @@ import {
 } from '../common/errors.ts'
 import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import { SeenCache } from '../common/seen-cache.ts'
+import { SmallSet } from '../common/small-set.ts'
 import type { ValidationResult } from '../common/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
@@ -73,7 +74,8 @@ export interface GossipRouterOptions extends GossipParamsOptions {
 interface PeerState {
   protocol: string | undefined
   outbound: boolean
-  topics: Set<Topic>
+  /** A small set: a peer usually has one or two topics, and a simulation holds millions of peers. */
+  topics: SmallSet<Topic>
   /** IDONTWANT ids from this peer → expiry time (insertion order is time order); made on first use. */
   dontWant: Map<string, number> | undefined
   ihavesThisHeartbeat: number
@@ -290,7 +292,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.peers.set(peer, {
       protocol: info.protocol,
       outbound: info.outbound ?? false,
-      topics: new Set(),
+      topics: new SmallSet(),
       dontWant: undefined,
       ihavesThisHeartbeat: 0,
       askedThisHeartbeat: 0,
