@@ -63,6 +63,8 @@ interface GossipFigures {
   warmupWallMs: number
   disseminationWallMs: number
   wallMs: number
+  /** CPU time of the run (user + system, all threads: GC runs partly in helper threads). */
+  cpuMs: number
   warmupEvents: number
   disseminationEvents: number
   peakRssBytes: number
@@ -92,6 +94,7 @@ async function gossipRun(
     nodes,
     degree: peers,
   }
+  const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const network = buildNetwork(scenario, new Prng(scenario.seed))
   const tGraph = performance.now()
@@ -107,6 +110,7 @@ async function gossipRun(
   const published = sim.core(origin).publish(SCENARIO_TOPIC, payload, { class: scenario.class })
   const disseminationEvents = sim.run({ until: scenario.warmupMs + scenario.drainMs })
   const tEnd = performance.now()
+  const cpu = process.cpuUsage(cpu0)
   tracker.published((await published).id, origin, scenario.warmupMs, network.members)
   {
     const s = tracker.summary()
@@ -129,6 +133,7 @@ async function gossipRun(
       warmupWallMs: tWarm - tStart,
       disseminationWallMs: tEnd - tWarm,
       wallMs: tEnd - t0,
+      cpuMs: (cpu.user + cpu.system) / 1000,
       warmupEvents,
       disseminationEvents,
       peakRssBytes: peak,
@@ -272,6 +277,7 @@ for (const { label, n, k } of gossipSizes) {
       [`warm-up s (${f.warmupMs / 1000} s virt.)`]: fmt(f.warmupWallMs / 1000),
       [`dissem. s (${f.drainMs / 1000} s virt.)`]: fmt(f.disseminationWallMs / 1000),
       'wall s': fmt(f.wallMs / 1000),
+      'CPU s': fmt(f.cpuMs / 1000),
       events,
       'events/s': Math.round(events / (runMs / 1000)),
       'peak RSS GB': fmt(f.peakRssBytes / 2 ** 30),

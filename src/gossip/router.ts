@@ -1260,8 +1260,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.lastDecay = now
     }
     for (const ps of this.peers.values()) {
-      ps.pushes *= PUSH_DECAY
-      ps.wastedPushes *= PUSH_DECAY
+      // Most peers never got a large push: skip them (wastedPushes ≤ pushes, so both are 0).
+      if (ps.pushes !== 0) {
+        ps.pushes *= PUSH_DECAY
+        ps.wastedPushes *= PUSH_DECAY
+      }
       ps.ihavesThisHeartbeat = 0
       ps.askedThisHeartbeat = 0
       if (ps.dontWant !== undefined) expireDontWant(ps.dontWant, now)

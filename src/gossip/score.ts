@@ -224,7 +224,9 @@ export class PeerScore {
         continue
       }
       if (ps.topics !== undefined) this.decayTopics(ps.topics, now)
-      ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
+      if (ps.behaviourPenalty !== 0) {
+        ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
+      }
     }
   }
 

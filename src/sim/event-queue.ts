@@ -1,20 +1,21 @@
 /**
- * A binary min-heap of events ordered by (time, insertion order). Ties fire in the order
+ * A 4-ary min-heap of events ordered by (time, insertion order). Ties fire in the order
  * they were scheduled, which keeps runs deterministic. Keys live in typed arrays (no object
- * per event), which matters with millions of events in flight. An event is an item (by
- * default a callback) plus three integer tags, so a caller can schedule plain data (a frame
- * and its endpoints) instead of allocating a closure per event.
+ * per event), time and sequence side by side, which matters with millions of events in
+ * flight: a 4-ary heap is half as deep as a binary one, and each level is one cache line
+ * of keys. An event is an item (by default a callback) plus three integer tags, so a caller
+ * can schedule plain data (a frame and its endpoints) instead of allocating a closure.
  */
 export class EventQueue<T = () => void> {
-  /** Tags of the event {@link pop} returned last. */
+  /** First tag of the event {@link pop} returned last. */
   poppedA = 0
   /** Second tag of the event {@link pop} returned last. */
   poppedB = 0
   /** Third tag of the event {@link pop} returned last. */
   poppedC = 0
 
-  private times = new Float64Array(1024)
-  private seqs = new Float64Array(1024)
+  /** Event i's time at `2i`, its sequence number at `2i + 1`. */
+  private keys = new Float64Array(2 * 1024)
   private tags = new Int32Array(3 * 1024)
   private items: (T | undefined)[] = []
   private n = 0
@@ -27,36 +28,23 @@ export class EventQueue<T = () => void> {
 
   /** Time of the earliest pending event, or Infinity. */
   peekTime(): number {
-    return this.n > 0 ? this.times[0] : Number.POSITIVE_INFINITY
+    return this.n > 0 ? this.keys[0] : Number.POSITIVE_INFINITY
   }
 
   /** Schedules `item` at `time`, with tags `a`, `b`, `c` (32-bit integers). */
   push(time: number, item: T, a = 0, b = 0, c = 0): void {
-    if (this.n === this.times.length) this.grow()
-    const times = this.times
-    const seqs = this.seqs
-    const tags = this.tags
-    const items = this.items
+    if (2 * this.n === this.keys.length) this.grow()
+    const keys = this.keys
     const seq = this.seq++
     let i = this.n++
     while (i > 0) {
-      const parent = (i - 1) >> 1
-      const pt = times[parent]
-      if (pt < time || (pt === time && seqs[parent] < seq)) break
-      times[i] = pt
-      seqs[i] = seqs[parent]
-      tags[3 * i] = tags[3 * parent]
-      tags[3 * i + 1] = tags[3 * parent + 1]
-      tags[3 * i + 2] = tags[3 * parent + 2]
-      items[i] = items[parent]
+      const parent = (i - 1) >> 2
+      const pt = keys[2 * parent]
+      if (pt < time || (pt === time && keys[2 * parent + 1] < seq)) break
+      this.move(parent, i)
       i = parent
     }
-    times[i] = time
-    seqs[i] = seq
-    tags[3 * i] = a
-    tags[3 * i + 1] = b
-    tags[3 * i + 2] = c
-    items[i] = item
+    this.set(i, time, seq, a, b, c, item)
   }
 
   /**
@@ -65,8 +53,7 @@ export class EventQueue<T = () => void> {
    */
   pop(): T | undefined {
     if (this.n === 0) return undefined
-    const times = this.times
-    const seqs = this.seqs
+    const keys = this.keys
     const tags = this.tags
     const items = this.items
     const top = items[0]
@@ -74,48 +61,73 @@ export class EventQueue<T = () => void> {
     this.poppedB = tags[1]
     this.poppedC = tags[2]
     const last = --this.n
-    const lt = times[last]
-    const ls = seqs[last]
+    const lt = keys[2 * last]
+    const ls = keys[2 * last + 1]
     const la = tags[3 * last]
     const lb = tags[3 * last + 1]
     const lc = tags[3 * last + 2]
     const li = items[last]
     // Release the slot: a fired event's item (a frame, a closure) must not stay reachable.
     items[last] = undefined
+    if (last === 0) return top
     let i = 0
     for (;;) {
-      const l = 2 * i + 1
-      if (l >= last) break
-      const r = l + 1
-      let c = l
-      if (r < last && (times[r] < times[l] || (times[r] === times[l] && seqs[r] < seqs[l]))) c = r
-      if (lt < times[c] || (lt === times[c] && ls < seqs[c])) break
-      times[i] = times[c]
-      seqs[i] = seqs[c]
-      tags[3 * i] = tags[3 * c]
-      tags[3 * i + 1] = tags[3 * c + 1]
-      tags[3 * i + 2] = tags[3 * c + 2]
-      items[i] = items[c]
+      const first = 4 * i + 1
+      if (first >= last) break
+      // The earliest of up to four children.
+      let c = first
+      let ct = keys[2 * first]
+      let cs = keys[2 * first + 1]
+      const end = Math.min(first + 4, last)
+      for (let k = first + 1; k < end; k++) {
+        const kt = keys[2 * k]
+        if (kt < ct || (kt === ct && keys[2 * k + 1] < cs)) {
+          c = k
+          ct = kt
+          cs = keys[2 * k + 1]
+        }
+      }
+      if (lt < ct || (lt === ct && ls < cs)) break
+      this.move(c, i)
       i = c
     }
-    if (last > 0) {
-      times[i] = lt
-      seqs[i] = ls
-      tags[3 * i] = la
-      tags[3 * i + 1] = lb
-      tags[3 * i + 2] = lc
-      items[i] = li
-    }
+    this.set(i, lt, ls, la, lb, lc, li)
     return top
   }
 
+  /** Copies event `from` into slot `to`. */
+  private move(from: number, to: number): void {
+    const keys = this.keys
+    const tags = this.tags
+    keys[2 * to] = keys[2 * from]
+    keys[2 * to + 1] = keys[2 * from + 1]
+    tags[3 * to] = tags[3 * from]
+    tags[3 * to + 1] = tags[3 * from + 1]
+    tags[3 * to + 2] = tags[3 * from + 2]
+    this.items[to] = this.items[from]
+  }
+
+  private set(
+    i: number,
+    time: number,
+    seq: number,
+    a: number,
+    b: number,
+    c: number,
+    item: T | undefined,
+  ): void {
+    this.keys[2 * i] = time
+    this.keys[2 * i + 1] = seq
+    this.tags[3 * i] = a
+    this.tags[3 * i + 1] = b
+    this.tags[3 * i + 2] = c
+    this.items[i] = item
+  }
+
   private grow(): void {
-    const times = new Float64Array(this.times.length * 2)
-    times.set(this.times)
-    this.times = times
-    const seqs = new Float64Array(this.seqs.length * 2)
-    seqs.set(this.seqs)
-    this.seqs = seqs
+    const keys = new Float64Array(this.keys.length * 2)
+    keys.set(this.keys)
+    this.keys = keys
     const tags = new Int32Array(this.tags.length * 2)
     tags.set(this.tags)
     this.tags = tags

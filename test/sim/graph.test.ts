@@ -71,6 +71,33 @@ describe('the event queue', () => {
       }),
     )
   })
+
+  it('interleaved pushes and pops keep the order and the tags of every event', () => {
+    const step = fc.oneof(fc.integer({ min: 0, max: 30 }), fc.constant(-1))
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 400 }), (steps) => {
+        const q = new EventQueue<number>()
+        const ref: [number, number][] = []
+        let now = 0
+        let id = 0
+        for (const s of steps) {
+          if (s >= 0) {
+            q.push(now + s, id, id, 1000 - id, 2 * id)
+            ref.push([now + s, id++])
+            continue
+          }
+          if (ref.length === 0) continue
+          ref.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+          const [t, want] = ref.shift()!
+          expect(q.peekTime()).toBe(t)
+          expect(q.pop()).toBe(want)
+          expect([q.poppedA, q.poppedB, q.poppedC]).toEqual([want, 1000 - want, 2 * want])
+          now = t
+        }
+        expect(q.size).toBe(ref.length)
+      }),
+    )
+  })
 })
 
 describe('the seeded generator', () => {
