@@ -263,6 +263,7 @@ for (const { label, n, k } of gossipSizes) {
       continue
     }
     const f = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as GossipFigures
+    console.log(`gossip ${profile} ${n} × ${k}: ${JSON.stringify(f)}`)
     const events = f.warmupEvents + f.disseminationEvents
     const runMs = f.warmupWallMs + f.disseminationWallMs
     const met = f.wallMs / 1000 < TARGET_WALL_S && f.peakRssBytes / 2 ** 30 < TARGET_RSS_GB
