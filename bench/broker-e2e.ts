@@ -3,7 +3,9 @@
  * 4 witness servers run as separate processes, and load processes replay pre-computed
  * submissions (cached under bench/.cache) over UDP at a set rate, answering inclusion
  * proofs with real BLS shares. Side by side, in the same run, on the same load:
- *  - deferred authentication (the default: only stragglers' ed25519 signatures checked);
+ *  - deferred authentication (the default: only stragglers' ed25519 signatures checked),
+ *    the broker's UDP sockets in worker threads (the default on Linux) and, as before, on
+ *    the main thread;
  *  - the one-by-one path (every submission's signature checked before pooling);
  *  - two brokers, deferred, the first killed (SIGKILL) mid-stream: replayers move to the
  *    second on their first retransmission; must lose nothing and deliver nothing twice;
@@ -11,7 +13,8 @@
  *
  * usage: npm run bench -- broker-e2e [--rate N] [--seconds S] [--loaders P] [--key-sets K]
  *   [--flush-ms F] [--share-timeout-ms T] [--drain-ms D] [--retry-ms R] [--kill-at-ms M]
- *   [--paths deferred,one-by-one,two-brokers,live]
+ *   [--paths deferred,deferred-main-thread,one-by-one,two-brokers,live] [--udp-threads U]
+ *   [--defer-base B]
  *   defaults: the seed's target, 65,536 messages/s for 10 s, 2 load processes, 16 key sets
  *   (ids share key sets: the broker and servers do the same work for any number, but each
  *   load process signs one BLS share per key set per batch root, which must stay well
@@ -39,7 +42,12 @@ const { values } = parseArgs({
     'drain-ms': { type: 'string', default: '20000' },
     'retry-ms': { type: 'string', default: '5000' },
     'kill-at-ms': { type: 'string' },
-    paths: { type: 'string', default: 'deferred,one-by-one,two-brokers,live' },
+    paths: {
+      type: 'string',
+      default: 'deferred,deferred-main-thread,one-by-one,two-brokers,live',
+    },
+    'udp-threads': { type: 'string', default: '2' },
+    'defer-base': { type: 'string', default: '65536' },
   },
 })
 const rate = Number(values.rate)
@@ -52,6 +60,11 @@ const drainMs = Number(values['drain-ms'])
 const retryMs = Number(values['retry-ms'])
 const killAtMs = Number(values['kill-at-ms'] ?? (seconds * 1000) / 2)
 const paths = new Set(values.paths.split(','))
+const udpThreads = Number(values['udp-threads'])
+// The replayers send every id from one address (one /24 prefix), where the ids stand for
+// clients spread over many prefixes: the prefix gets a whole batch of unchecked entries, as
+// a prefix in a steady state that proved as many before (the broker's default is 4,096).
+const deferBase = Number(values['defer-base'])
 const load = loadavg()
 console.log(
   `machine: ${cpus().length} cores, Node ${process.version}, load average ${load
@@ -60,7 +73,7 @@ console.log(
 )
 const clients = Math.round(rate * seconds)
 console.log(
-  `pre-generated load: ${clients.toLocaleString('en-US')} client ids × 1 message, ${rate.toLocaleString('en-US')}/s for ${seconds} s from ${loaders} process(es), ${keySets} key sets; broker flush ${flushTimeoutMs} ms, share timeout ${shareTimeoutMs} ms, 2 auth threads; replayer retry ${retryMs} ms; a message not delivered ${drainMs} ms after the last submission counts as lost; two-broker run: the first broker killed ${killAtMs} ms after the start`,
+  `pre-generated load: ${clients.toLocaleString('en-US')} client ids × 1 message, ${rate.toLocaleString('en-US')}/s for ${seconds} s from ${loaders} process(es), ${keySets} key sets; broker flush ${flushTimeoutMs} ms, share timeout ${shareTimeoutMs} ms, 2 auth threads, deferral allowance of the replayers' prefix ${deferBase.toLocaleString('en-US')}; replayer retry ${retryMs} ms; a message not delivered ${drainMs} ms after the last submission counts as lost; two-broker run: the first broker killed ${killAtMs} ms after the start`,
 )
 
 interface Run {
@@ -68,14 +81,35 @@ interface Run {
   e2e: EndToEndResult
 }
 const runs: Run[] = []
+const threads = `${udpThreads} UDP threads`
 const configs = [
-  { path: 'deferred', column: 'deferred, 1 broker', brokers: 1, defer: true },
-  { path: 'one-by-one', column: 'one by one, 1 broker', brokers: 1, defer: false },
+  {
+    path: 'deferred',
+    column: `deferred, 1 broker, ${threads}`,
+    brokers: 1,
+    defer: true,
+    udpThreads,
+  },
+  {
+    path: 'deferred-main-thread',
+    column: 'deferred, 1 broker, sockets on the main thread (before)',
+    brokers: 1,
+    defer: true,
+    udpThreads: 0,
+  },
+  {
+    path: 'one-by-one',
+    column: `one by one, 1 broker, ${threads}`,
+    brokers: 1,
+    defer: false,
+    udpThreads,
+  },
   {
     path: 'two-brokers',
-    column: `deferred, 2 brokers, 1st killed at ${(killAtMs / 1000).toFixed(1)} s`,
+    column: `deferred, 2 brokers, 1st killed at ${(killAtMs / 1000).toFixed(1)} s, ${threads}`,
     brokers: 2,
     defer: true,
+    udpThreads,
   },
 ]
 for (const c of configs) {
@@ -85,7 +119,13 @@ for (const c of configs) {
     spec: { seed: 'broker-e2e', clients, keySets, payloadBytes: 8 },
     ratePerSecond: rate,
     loadProcesses: loaders,
-    broker: { flushTimeoutMs, shareTimeoutMs, deferAuthentication: c.defer },
+    broker: {
+      flushTimeoutMs,
+      shareTimeoutMs,
+      deferAuthentication: c.defer,
+      udpThreads: c.udpThreads,
+      deferBase,
+    },
     brokers: c.brokers,
     killBrokerAfterMs: c.brokers > 1 ? killAtMs : undefined,
     retryMs,
@@ -211,6 +251,8 @@ writeResults('broker-e2e', {
     payloadBytes: 8,
     flushTimeoutMs,
     shareTimeoutMs,
+    udpThreads,
+    deferBase,
     retryMs,
     drainMs,
     killFirstBrokerAtMs: killAtMs,

@@ -15,7 +15,7 @@ process.on('message', (m: ToBroker) => {
       type: 'report',
       report: {
         at: epochNow(),
-        received: node.udp.received,
+        received: node.udp.received - ('overflow' in node.udp ? node.udp.overflow : 0),
         sent: node.udp.sent,
         counts: { ...node.core.counts() },
       },
@@ -37,6 +37,8 @@ async function init(m: Extract<ToBroker, { type: 'init' }>): Promise<void> {
     maxInFlightBatches: m.settings.maxInFlightBatches,
     authThreads: m.settings.authThreads,
     deferAuthentication: m.settings.deferAuthentication,
+    udpThreads: m.settings.udpThreads,
+    deferBase: m.settings.deferBase,
     udp: { recvBufferSize: m.settings.recvBufferBytes, sendBufferSize: 4 * 1024 * 1024 },
   })
   toParent({ type: 'ready', address: node.address, recvBufferBytes: node.udp.recvBufferSize })

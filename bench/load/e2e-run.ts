@@ -204,6 +204,8 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     maxInFlightBatches: 4,
     recvBufferBytes: 8 * 1024 * 1024,
     deferAuthentication: true,
+    udpThreads: 2,
+    deferBase: 4096,
     ...opts.broker,
   }
   const brokerCount = opts.brokers ?? 1

@@ -65,6 +65,13 @@ export interface BrokerSettings {
   recvBufferBytes: number
   /** Pool before checking signatures, check only stragglers' (false: one by one). */
   deferAuthentication: boolean
+  /** Worker threads that own the UDP sockets (0: the sockets on the main thread). */
+  udpThreads: number
+  /**
+   * Unchecked entries a network prefix may hold before any is proven: the replayers send
+   * every client id from one address, where the ids stand for clients on many prefixes.
+   */
+  deferBase: number
 }
 
 /** Coordinator → broker process. */
@@ -87,7 +94,7 @@ export type FromBroker =
 export interface BrokerReport {
   /** Epoch ms when the counters were read. */
   at: number
-  /** Datagrams received on the client socket. */
+  /** Datagrams that reached the broker core (taken off the sockets, less those dropped between threads). */
   received: number
   /** Datagrams sent to clients. */
   sent: number
