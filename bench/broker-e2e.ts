@@ -175,6 +175,12 @@ const rows: Row[] = [
   ),
   row('UDP loss, replayers → broker', (e) => pct(e.udpLossPercent), '', `< ${TARGET_LOSS}%`),
   row(
+    'UDP loss, broker → replayers (proofs, certificates)',
+    (e) => pct(e.replyLossPercent),
+    '',
+    '',
+  ),
+  row(
     'submissions checked one by one / pooled unchecked',
     (e) => `${e.broker.authenticated} / ${e.broker.deferred}`,
     '',
@@ -267,6 +273,7 @@ writeResults('broker-e2e', {
     offeredSeconds: e2e.offeredSeconds,
     brokerIngestPacketsPerSecond: e2e.brokerIngestPerSecond,
     udpLossPercent: Number.isNaN(e2e.udpLossPercent) ? null : e2e.udpLossPercent,
+    replyUdpLossPercent: Number.isNaN(e2e.replyLossPercent) ? null : e2e.replyLossPercent,
     deliveredMessagesPerSecondMinServer: minServer(e2e, (s) => s.deliveredPerSecond),
     perServer: e2e.perServer.map((s) => ({
       deliveredMessages: s.delivered,

@@ -17,7 +17,10 @@ process.on('message', (m: ToBroker) => {
         at: epochNow(),
         received: node.udp.received - ('overflow' in node.udp ? node.udp.overflow : 0),
         sent: node.udp.sent,
-        counts: { ...node.core.counts() },
+        counts: {
+          ...node.core.counts(),
+          udpOverflow: 'overflow' in node.udp ? node.udp.overflow : 0,
+        },
       },
     })
   }

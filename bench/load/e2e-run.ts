@@ -76,6 +76,8 @@ export interface EndToEndResult {
   brokerIngestPerSecond: number
   /** Datagrams sent by the replayers and never received by the broker, in percent. */
   udpLossPercent: number
+  /** Datagrams the (surviving) broker sent to the replayers and they never received, in percent. */
+  replyLossPercent: number
   /** Kernel receive buffer granted to the broker's socket, in bytes. */
   brokerRecvBufferBytes: number
   /** Per server: distinct messages delivered, per second from the first transmission to its last delivery. */
@@ -333,6 +335,11 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       udpLossPercent: killed
         ? Number.NaN
         : ((datagramsSent - finalBroker.received) / Math.max(1, datagramsSent)) * 100,
+      replyLossPercent: killed
+        ? Number.NaN
+        : ((finalBroker.sent - replayReports.reduce((a, r) => a + r.datagramsReceived, 0)) /
+            Math.max(1, finalBroker.sent)) *
+          100,
       brokerRecvBufferBytes: recvBufferBytes,
       perServer: serverReports.map((s) => {
         const seconds = perSecond(s.buckets, firstSend, offeredSeconds)

@@ -55,7 +55,7 @@ export interface BrokerOptions {
   flushTimeoutMs?: number
   /** Entries per Merkle leaf. Default 8 (1 gives one leaf per entry). */
   entriesPerLeaf?: number
-  /** How long clients have to return their BLS share before becoming stragglers. Default 500 ms. */
+  /** How long clients have to return their BLS share (from the last inclusion proof handed out) before becoming stragglers. Default 500 ms. */
   shareTimeoutMs?: number
   /** Ask the other servers to witness when f+1 shards did not come in this time. Default 1,000 ms. */
   witnessTimeoutMs?: number
@@ -802,10 +802,17 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     }
     this.inFlight.set(messageIdKey(b.root), b)
     for (const e of entries) this.inFlightById.set(e.submission.id, b)
-    this.inChunks(entries.length, (i) =>
-      this.sendTo(this.replyTo(entries[i]), this.inclusionFrame(b, i)),
+    // The share timeout runs from the last proof handed out, not from the flush: handing
+    // out 65,536 proofs takes a while, and the clients of the last ones are not late.
+    this.inChunks(
+      entries.length,
+      (i) => this.sendTo(this.replyTo(entries[i]), this.inclusionFrame(b, i)),
+      () => {
+        if (b.phase === 'shares') {
+          b.timer = this.later(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
+        }
+      },
     )
-    b.timer = this.later(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
     b.expiry = this.later(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
   }
 
@@ -1170,15 +1177,16 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
 
   /**
    * Runs `fn(0 … n−1)` in chunks, yielding to the event loop between them, so that sending
-   * 65,536 proofs or certificates never stalls the socket's receive for long.
+   * 65,536 proofs or certificates never stalls the socket's receive for long; then `done`.
    */
-  private inChunks(n: number, fn: (i: number) => void): void {
+  private inChunks(n: number, fn: (i: number) => void, done?: () => void): void {
     const chunk = this.opts.sendChunk ?? 4096
     const run = (start: number): void => {
       if (!this.running) return
       const end = Math.min(n, start + chunk)
       for (let i = start; i < end; i++) fn(i)
       if (end < n) this.later(0, () => run(end))
+      else done?.()
     }
     run(0)
   }

@@ -37,11 +37,12 @@ export interface ThreadedUdpEndpointOptions {
   /** Capacity of one batch of datagrams between threads, in bytes. Default 65,536. */
   batchBytes?: number
   /**
-   * Batches a thread may have posted that the main thread has not read yet; beyond, it
-   * drops what it receives (counted in `overflow`), so memory stays bounded when the main
-   * thread falls behind. Default 256 (with the default batch size, at most 16 MiB per thread).
+   * Bytes of batches a thread may have posted that the main thread has not read yet;
+   * beyond, it drops what it receives (counted in `overflow`), so memory stays bounded when
+   * the main thread falls behind (or is descheduled). Default 16 MiB per thread: about
+   * 195,000 submissions or 70,000 shares, several times what the kernel's buffer holds.
    */
-  maxBatchesInFlight?: number
+  maxBytesInFlight?: number
 }
 
 interface Thread {
@@ -120,7 +121,7 @@ export class ThreadedUdpEndpoint {
         sendBufferSize: options.sendBufferSize,
         maxDatagramBytes: options.maxDatagramBytes ?? 2048,
         batchBytes: options.batchBytes ?? 65_536,
-        maxBatchesInFlight: options.maxBatchesInFlight ?? 256,
+        maxBytesInFlight: options.maxBytesInFlight ?? 16 * 1024 * 1024,
         counters,
         inFlight,
       }
@@ -274,7 +275,7 @@ export class ThreadedUdpEndpoint {
         this.handler(this.peerKey(ip, address, port), frame)
       })
     } finally {
-      Atomics.sub(t.inFlight, 0, 1)
+      Atomics.sub(t.inFlight, 0, batch.byteLength)
     }
   }
 

@@ -6,7 +6,7 @@ export const WorkerCounter = {
   Received: 0,
   /** Of those, dropped as larger than `maxDatagramBytes`. */
   Oversized: 1,
-  /** Of those, dropped because the main thread was `maxBatchesInFlight` batches behind. */
+  /** Of those, dropped because the main thread was `maxBytesInFlight` bytes of batches behind. */
   Overflow: 2,
   /** Datagrams sent. */
   Sent: 3,
@@ -37,10 +37,10 @@ export interface UdpWorkerData {
   maxDatagramBytes: number
   /** Capacity of one batch to the main thread, in bytes. */
   batchBytes: number
-  /** Batches posted and not yet read by the main thread beyond which datagrams are dropped. */
-  maxBatchesInFlight: number
+  /** Bytes of batches posted and not yet read by the main thread beyond which datagrams are dropped. */
+  maxBytesInFlight: number
   /** SharedArrayBuffer of {@link WORKER_COUNTERS} float64 counters. */
   counters: SharedArrayBuffer
-  /** SharedArrayBuffer of one int32: batches posted and not yet read by the main thread. */
+  /** SharedArrayBuffer of one int32: bytes of batches posted and not yet read by the main thread. */
   inFlight: SharedArrayBuffer
 }

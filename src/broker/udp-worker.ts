@@ -5,7 +5,7 @@
  * datagrams the main thread hands it. A driver only: no protocol logic.
  *
  * Shared counters (Float64Array over `workerData.counters`): see {@link WorkerCounter}.
- * When the main thread is `maxBatchesInFlight` batches behind, received datagrams are
+ * When the main thread is `maxBytesInFlight` bytes of batches behind, received datagrams are
  * dropped here and counted (`overflow`), as a full kernel buffer would drop them, so the
  * queue between the threads stays bounded.
  */
@@ -30,7 +30,7 @@ function flush(): void {
   flushScheduled = false
   const batch = writer.take()
   if (batch === undefined) return
-  Atomics.add(inFlight, 0, 1)
+  Atomics.add(inFlight, 0, batch.byteLength)
   parentPort!.postMessage({ type: 'batch', batch }, [batch])
 }
 
@@ -40,7 +40,7 @@ function onMessage(msg: Buffer, rinfo: { address: string; port: number }): void 
     counters[WorkerCounter.Oversized]++
     return
   }
-  if (Atomics.load(inFlight, 0) >= data.maxBatchesInFlight) {
+  if (Atomics.load(inFlight, 0) >= data.maxBytesInFlight) {
     counters[WorkerCounter.Overflow]++
     return
   }

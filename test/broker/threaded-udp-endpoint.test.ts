@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
 import {
   DatagramBatchWriter,
@@ -89,6 +90,48 @@ describe('ThreadedUdpEndpoint', () => {
       expect(server.handed).toBe(1)
     } finally {
       await Promise.all([server.close(), sender.close()])
+    }
+  })
+
+  it('drops and counts what arrives while the main thread is too far behind, and only that', async () => {
+    const server = await ThreadedUdpEndpoint.bind({ threads: 1, maxBytesInFlight: 1 })
+    // The sender is another thread, so it keeps sending while this one is blocked.
+    const sender = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads')
+       const s = require('node:dgram').createSocket('udp4')
+       let n = 0
+       const tick = () => {
+         s.send(new Uint8Array([n & 255]), workerData.port, '127.0.0.1')
+         if (++n < 100) setTimeout(tick, 2)
+         else setTimeout(() => { s.close(); parentPort.postMessage('done') }, 50)
+       }
+       parentPort.once('message', tick)`,
+      { eval: true, workerData: { port: Number(server.address.split(':')[1]) } },
+    )
+    try {
+      let handed = 0
+      server.onFrame(() => {
+        handed++
+        if (handed === 1) {
+          // Busy until all 100 reached the socket (a live shared counter): the thread's
+          // batch stays unread meanwhile, so it must drop the rest.
+          const until = performance.now() + 10_000
+          while (server.received < 100 && performance.now() < until) {}
+        }
+      })
+      const done = new Promise((resolve) => sender.once('message', resolve))
+      sender.postMessage('go')
+      await done
+      const deadline = performance.now() + 5000
+      while (server.handed + server.overflow < 100 && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      expect(server.received).toBe(100)
+      expect(server.overflow).toBeGreaterThan(0)
+      expect(server.handed + server.overflow).toBe(100)
+    } finally {
+      await sender.terminate()
+      await server.close()
     }
   })
 
