@@ -46,7 +46,7 @@ const { values } = parseArgs({
       type: 'string',
       default: 'deferred,deferred-main-thread,one-by-one,two-brokers,live',
     },
-    'udp-threads': { type: 'string', default: '2' },
+    'udp-threads': { type: 'string', default: '1' },
     'defer-base': { type: 'string', default: '65536' },
   },
 })
@@ -81,7 +81,7 @@ interface Run {
   e2e: EndToEndResult
 }
 const runs: Run[] = []
-const threads = `${udpThreads} UDP threads`
+const threads = `${udpThreads} UDP thread${udpThreads === 1 ? '' : 's'}`
 const configs = [
   {
     path: 'deferred',

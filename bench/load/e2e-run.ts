@@ -206,7 +206,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     maxInFlightBatches: 4,
     recvBufferBytes: 8 * 1024 * 1024,
     deferAuthentication: true,
-    udpThreads: 2,
+    udpThreads: 1,
     deferBase: 4096,
     ...opts.broker,
   }

@@ -18,12 +18,16 @@ import { WorkerAuthenticator } from './worker-authenticator.ts'
 export const DEFAULT_BROKER_SOCKETS = process.platform === 'linux' ? 4 : 1
 
 /**
- * Worker threads that own the broker's UDP sockets by default: on Linux, 2 (they take
- * datagrams off the kernel's queues and send, so the main thread only runs the core on
- * batches of datagrams: see the README, "The Chop Chop broker at full speed"); elsewhere
- * 0, the sockets on the main thread, as SO_REUSEPORT does not spread datagrams there.
+ * Worker threads that own the broker's UDP sockets by default: on Linux, 1 (it takes
+ * datagrams off the kernel's queues and sends, so the main thread only runs the core on
+ * batches of datagrams: see the README, "The Chop Chop broker at full speed"); elsewhere 0,
+ * the sockets on the main thread, as SO_REUSEPORT does not spread datagrams there. One
+ * thread, not more: it keeps up (mostly idle at the measured rates), and one event loop
+ * polling every socket hands datagrams on in about the order they arrived, which the
+ * core's copy handling assumes (threads racing each other reorder an on-path attacker's
+ * copy after its client's, and the latest copy takes an unbound client's replies).
  */
-export const DEFAULT_BROKER_UDP_THREADS = process.platform === 'linux' ? 2 : 0
+export const DEFAULT_BROKER_UDP_THREADS = process.platform === 'linux' ? 1 : 0
 
 /** Options of {@link BrokerNode.start}. */
 export interface BrokerNodeOptions

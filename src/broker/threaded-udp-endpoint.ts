@@ -21,11 +21,11 @@ export interface ThreadedUdpEndpointOptions {
   host?: string
   /** Port to bind; 0 picks a free one. Default 0. */
   port?: number
-  /** Worker threads that own the sockets (receive and send). Default 2. */
+  /** Worker threads that own the sockets (receive and send). Default 1. */
   threads?: number
   /**
    * SO_REUSEPORT sockets per thread, each with its own kernel queue (Linux spreads sources
-   * over them by address hash, so a flooding source fills only its socket's queue). Default 2.
+   * over them by address hash, so a flooding source fills only its socket's queue). Default 4.
    */
   socketsPerThread?: number
   /** Kernel receive buffer per socket in bytes (capped by net.core.rmem_max). Default: the system's. */
@@ -98,8 +98,8 @@ export class ThreadedUdpEndpoint {
 
   /** Starts the threads and binds their sockets. */
   static async bind(options: ThreadedUdpEndpointOptions = {}): Promise<ThreadedUdpEndpoint> {
-    const n = options.threads ?? 2
-    const perThread = options.socketsPerThread ?? 2
+    const n = options.threads ?? 1
+    const perThread = options.socketsPerThread ?? 4
     if (!Number.isInteger(n) || n < 1) throw new InvalidParametersError('threads must be ≥ 1')
     if (!Number.isInteger(perThread) || perThread < 1) {
       throw new InvalidParametersError('socketsPerThread must be ≥ 1')
