@@ -147,6 +147,7 @@ const minServer = (e: EndToEndResult, f: (s: PerServer) => number) =>
   Math.min(...e.perServer.map(f))
 const maxServer = (e: EndToEndResult, f: (s: PerServer) => number) =>
   Math.max(...e.perServer.map(f))
+const delivered = (e: EndToEndResult) => minServer(e, (s) => s.delivered)
 const pct = (v: number) => (Number.isNaN(v) ? 'n/a (a broker was killed)' : `${v.toFixed(2)}%`)
 const LIVE = 'one by one (512 live clients)'
 
@@ -215,6 +216,26 @@ const rows: Row[] = [
     'p99 latency ms',
     (e) => Math.round(e.latencyMs.p99),
     b === undefined ? '' : Math.round(b.latencyMs.p99),
+    '',
+  ),
+  row(
+    'CPU ms per 1,000 delivered: broker process / its main thread busy / 4 servers / replayers',
+    (e) => {
+      const per = (ms: number) => ((ms / Math.max(1, delivered(e))) * 1000).toFixed(0)
+      return `${per(e.cpuMs.broker)} / ${per(e.cpuMs.brokerMainBusy)} / ${per(e.cpuMs.servers)} / ${per(e.cpuMs.replayers)}`
+    },
+    '',
+    '',
+  ),
+  row(
+    'CPU-bound estimate, messages/s: broker + servers on 2 idle cores / broker main thread alone',
+    (e) => {
+      const per = (ms: number) => ms / Math.max(1, delivered(e))
+      const both = (2 * 1000) / per(e.cpuMs.broker + e.cpuMs.servers)
+      const main = 1000 / per(e.cpuMs.brokerMainBusy)
+      return `${Math.round(both).toLocaleString('en-US')} / ${Math.round(main).toLocaleString('en-US')}`
+    },
+    '',
     '',
   ),
   row('retransmissions', (e) => e.retransmissions, b?.retransmissions ?? '', ''),
@@ -294,6 +315,7 @@ writeResults('broker-e2e', {
     blsSignaturesComputed: e2e.blsSignatures,
     refusedProofsOrCertificates: e2e.refused,
     brokerCounters: e2e.broker,
+    cpuMsFromStart: e2e.cpuMs,
     wallSeconds: e2e.seconds,
   })),
   oneByOneLiveBaseline:

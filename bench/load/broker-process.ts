@@ -3,13 +3,15 @@
  * threads for submission signatures), proposing witnessed batches to the coordinator.
  */
 import { BrokerNode } from '../../src/broker/broker-node.ts'
-import { epochNow, IpcOrderer, type ToBroker, toParent } from './ipc.ts'
+import { CpuMeter, epochNow, IpcOrderer, type ToBroker, toParent } from './ipc.ts'
 import { loadDirectory } from './load-cache.ts'
 
 let node: BrokerNode | undefined
+const meter = new CpuMeter()
 
 process.on('message', (m: ToBroker) => {
   if (m.type === 'init') void init(m)
+  else if (m.type === 'mark') meter.mark()
   else if (m.type === 'report' && node !== undefined) {
     toParent({
       type: 'report',
@@ -21,6 +23,8 @@ process.on('message', (m: ToBroker) => {
           ...node.core.counts(),
           udpOverflow: 'overflow' in node.udp ? node.udp.overflow : 0,
         },
+        cpuMs: meter.cpuMs(),
+        mainBusyMs: meter.mainBusyMs(),
       },
     })
   }

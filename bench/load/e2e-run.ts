@@ -111,6 +111,11 @@ export interface EndToEndResult {
   refused: number
   /** Broker counters at the end. */
   broker: Record<string, number>
+  /**
+   * CPU milliseconds from the start of the replay to the end: the reported broker process
+   * (all threads) and its main thread's busy time, the servers and the replayers (summed).
+   */
+  cpuMs: { broker: number; brokerMainBusy: number; servers: number; replayers: number }
   /** Wall-clock seconds from the first transmission to the end of collection. */
   seconds: number
 }
@@ -273,6 +278,8 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     const offeredMs = (spec.clients / opts.ratePerSecond) * 1000
     const drainMs = opts.drainMs ?? 20_000
     const startAt = epochNow() + 250
+    for (const s of servers) s.send({ type: 'mark' })
+    for (const b of brokers) b.send({ type: 'mark' })
     const done = replayers.map((r) => r.next('done', 250 + offeredMs + drainMs).catch(() => {}))
     for (const r of replayers) r.send({ type: 'start', at: startAt })
     if (killed) {
@@ -363,6 +370,12 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       blsSignatures: replayReports.reduce((a, r) => a + r.blsSignatures, 0),
       refused: replayReports.reduce((a, r) => a + r.refused, 0),
       broker: finalBroker.counts,
+      cpuMs: {
+        broker: finalBroker.cpuMs,
+        brokerMainBusy: finalBroker.mainBusyMs,
+        servers: serverReports.reduce((a, r) => a + r.cpuMs, 0),
+        replayers: replayReports.reduce((a, r) => a + r.cpuMs, 0),
+      },
       seconds: (end - firstSend) / 1000,
     }
   } finally {

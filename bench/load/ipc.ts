@@ -24,9 +24,38 @@ export interface LoadContext {
   serverKeys: Uint8Array[]
 }
 
+/**
+ * CPU time a process spends from {@link mark} on (all its threads), and the time its main
+ * thread's event loop is busy: unlike wall-clock rates, these do not depend on how much of
+ * the machine other work leaves the process.
+ */
+export class CpuMeter {
+  private cpu = process.cpuUsage()
+  private elu = performance.eventLoopUtilization()
+
+  /** Starts counting now. */
+  mark(): void {
+    this.cpu = process.cpuUsage()
+    this.elu = performance.eventLoopUtilization()
+  }
+
+  /** CPU milliseconds (user + system, every thread) since the mark. */
+  cpuMs(): number {
+    const d = process.cpuUsage(this.cpu)
+    return (d.user + d.system) / 1000
+  }
+
+  /** Milliseconds the main thread's event loop was busy since the mark. */
+  mainBusyMs(): number {
+    return performance.eventLoopUtilization(this.elu).active
+  }
+}
+
 /** Coordinator → server process. */
 export type ToServer =
   | { type: 'init'; context: LoadContext; index: number }
+  /** Start counting CPU time now (the replay is about to start). */
+  | { type: 'mark' }
   | { type: 'ordered'; slot: number; reference: BatchReference }
   | { type: 'report' }
 
@@ -49,6 +78,8 @@ export interface ServerReport {
   buckets: [number, number][]
   /** Batches this server verified and witnessed. */
   witnessed: number
+  /** CPU milliseconds since the mark (every thread). */
+  cpuMs: number
 }
 
 /** Broker settings of an end-to-end run. */
@@ -82,6 +113,8 @@ export type ToBroker =
       serverPorts: number[]
       settings: BrokerSettings
     }
+  /** Start counting CPU time now (the replay is about to start). */
+  | { type: 'mark' }
   | { type: 'report' }
 
 /** Broker process → coordinator. */
@@ -100,6 +133,10 @@ export interface BrokerReport {
   sent: number
   /** The core's counters. */
   counts: Record<string, number>
+  /** CPU milliseconds since the mark (every thread: main, UDP, authentication). */
+  cpuMs: number
+  /** Milliseconds the main thread (the core) was busy since the mark. */
+  mainBusyMs: number
 }
 
 /** Coordinator → replay process. */
@@ -157,6 +194,8 @@ export interface ReplayReport {
   lastSendAt: number
   /** First transmission → verified delivery certificate, per delivered id, in ms. */
   latenciesMs: Float64Array
+  /** CPU milliseconds since the replay started (every thread). */
+  cpuMs: number
 }
 
 /**

@@ -5,13 +5,14 @@
  * coordinator).
  */
 import { ThreadedUdpEndpoint } from '../../src/broker/threaded-udp-endpoint.ts'
-import { epochNow, type ToReplay, toParent } from './ipc.ts'
+import { CpuMeter, epochNow, type ToReplay, toParent } from './ipc.ts'
 import { readLoad } from './load-cache.ts'
 import { Replayer } from './replayer.ts'
 
 let replayer: Replayer | undefined
 let udp: ThreadedUdpEndpoint | undefined
 let rate = 1
+const meter = new CpuMeter()
 
 process.on('message', (m: ToReplay) => {
   if (m.type === 'init') void init(m)
@@ -27,6 +28,7 @@ process.on('message', (m: ToReplay) => {
       report: {
         ...report,
         sendErrors: udp.sendErrors,
+        cpuMs: meter.cpuMs(),
         firstSendAt: report.firstSendAt + offset,
         lastSendAt: report.lastSendAt + offset,
       },
@@ -65,6 +67,7 @@ function start(at: number): void {
   if (r === undefined) return
   setTimeout(
     () => {
+      meter.mark()
       r.start()
       // Millisecond pacing while first transmissions are due (a timer, not a busy loop: the
       // replayers share the machine with what they measure), then a slow tick.
