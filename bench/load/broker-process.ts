@@ -24,7 +24,7 @@ process.on('message', (m: ToBroker) => {
           udpOverflow: 'overflow' in node.udp ? node.udp.overflow : 0,
         },
         cpuMs: meter.cpuMs(),
-        mainBusyMs: meter.mainBusyMs(),
+        mainCpuMs: meter.mainCpuMs(),
       },
     })
   }

@@ -113,9 +113,9 @@ export interface EndToEndResult {
   broker: Record<string, number>
   /**
    * CPU milliseconds from the start of the replay to the end: the reported broker process
-   * (all threads) and its main thread's busy time, the servers and the replayers (summed).
+   * (all threads) and its main thread alone, the servers and the replayers (summed).
    */
-  cpuMs: { broker: number; brokerMainBusy: number; servers: number; replayers: number }
+  cpuMs: { broker: number; brokerMain: number; servers: number; replayers: number }
   /** Wall-clock seconds from the first transmission to the end of collection. */
   seconds: number
 }
@@ -372,7 +372,7 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       broker: finalBroker.counts,
       cpuMs: {
         broker: finalBroker.cpuMs,
-        brokerMainBusy: finalBroker.mainBusyMs,
+        brokerMain: finalBroker.mainCpuMs,
         servers: serverReports.reduce((a, r) => a + r.cpuMs, 0),
         replayers: replayReports.reduce((a, r) => a + r.cpuMs, 0),
       },

@@ -25,18 +25,18 @@ export interface LoadContext {
 }
 
 /**
- * CPU time a process spends from {@link mark} on (all its threads), and the time its main
- * thread's event loop is busy: unlike wall-clock rates, these do not depend on how much of
- * the machine other work leaves the process.
+ * CPU time a process spends from {@link mark} on, all threads and its main thread alone:
+ * unlike wall-clock rates, these do not depend on how much of the machine other work
+ * leaves the process.
  */
 export class CpuMeter {
   private cpu = process.cpuUsage()
-  private elu = performance.eventLoopUtilization()
+  private main = process.threadCpuUsage()
 
   /** Starts counting now. */
   mark(): void {
     this.cpu = process.cpuUsage()
-    this.elu = performance.eventLoopUtilization()
+    this.main = process.threadCpuUsage()
   }
 
   /** CPU milliseconds (user + system, every thread) since the mark. */
@@ -45,9 +45,10 @@ export class CpuMeter {
     return (d.user + d.system) / 1000
   }
 
-  /** Milliseconds the main thread's event loop was busy since the mark. */
-  mainBusyMs(): number {
-    return performance.eventLoopUtilization(this.elu).active
+  /** CPU milliseconds of the main thread since the mark (call it on the main thread). */
+  mainCpuMs(): number {
+    const d = process.threadCpuUsage(this.main)
+    return (d.user + d.system) / 1000
   }
 }
 
@@ -135,8 +136,8 @@ export interface BrokerReport {
   counts: Record<string, number>
   /** CPU milliseconds since the mark (every thread: main, UDP, authentication). */
   cpuMs: number
-  /** Milliseconds the main thread (the core) was busy since the mark. */
-  mainBusyMs: number
+  /** CPU milliseconds of the main thread (the core) since the mark. */
+  mainCpuMs: number
 }
 
 /** Coordinator → replay process. */

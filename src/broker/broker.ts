@@ -241,6 +241,8 @@ interface InFlight {
   /** Times these entries were rebuilt into a new batch after a forgery was found. */
   rebuilds: number
   deliveries: Map<number, Map<number, Uint8Array>>
+  /** The inclusion frames of the leaf last encoded, with and without the height certificate. */
+  lastFrames: { leafIndex: number; withHeight?: Uint8Array; without?: Uint8Array }
 }
 
 /** A certified batch, kept while the delivered cache still points into it. */
@@ -248,6 +250,9 @@ interface Certified {
   batch: InFlight
   slot: number
   shards: Shard[]
+  /** The delivery frame of the leaf last encoded. */
+  lastLeaf: number
+  lastFrame?: Uint8Array
 }
 
 /** Enough to re-send a client its delivery certificate (encoded on demand, not kept). */
@@ -799,6 +804,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       witnesses: new Map(),
       rebuilds,
       deliveries: new Map(),
+      lastFrames: { leafIndex: -1 },
     }
     this.inFlight.set(messageIdKey(b.root), b)
     for (const e of entries) this.inFlightById.set(e.submission.id, b)
@@ -855,8 +861,22 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     // The client verified the delivery certificate of its previous message (it only moves
     // on after that): when that slot already bounds the raise, the certificate is left out.
     const known = this.delivered.get(b.ids[index])?.certified.slot ?? 0
-    const height = b.raise > known + 1 ? b.height : undefined
-    return encodeInclusion({ ...this.inclusionProof(b, index), height })
+    const withHeight = b.raise > known + 1
+    // Every entry of a leaf gets the same frame: encoded once per leaf (and variant), as
+    // proofs go out in index order.
+    const leafIndex = Math.floor(index / b.entriesPerLeaf)
+    const cache = b.lastFrames
+    if (cache.leafIndex !== leafIndex) {
+      cache.leafIndex = leafIndex
+      cache.withHeight = undefined
+      cache.without = undefined
+    }
+    if (withHeight) {
+      cache.withHeight ??= encodeInclusion({ ...this.inclusionProof(b, index), height: b.height })
+      return cache.withHeight
+    }
+    cache.without ??= encodeInclusion(this.inclusionProof(b, index))
+    return cache.without
   }
 
   private onShare(peer: PeerKey, frame: Uint8Array): void {
@@ -1156,7 +1176,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     b.shareSums = []
     b.witnesses.clear()
     b.deliveries.clear()
-    const certified: Certified = { batch: b, slot, shards }
+    const certified: Certified = { batch: b, slot, shards, lastLeaf: -1 }
     this.inChunks(b.entries.length, (i) => {
       const { submission } = b.entries[i]
       this.delivered.delete(submission.id)
@@ -1192,11 +1212,17 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   }
 
   private deliveredFrame(c: Certified, index: number): Uint8Array {
-    return encodeDelivered({
-      slot: c.slot,
-      shards: c.shards,
-      inclusion: this.inclusionProof(c.batch, index),
-    })
+    // The same for every entry of a leaf: encoded once per leaf as certificates go out.
+    const leafIndex = Math.floor(index / c.batch.entriesPerLeaf)
+    if (c.lastLeaf !== leafIndex || c.lastFrame === undefined) {
+      c.lastLeaf = leafIndex
+      c.lastFrame = encodeDelivered({
+        slot: c.slot,
+        shards: c.shards,
+        inclusion: this.inclusionProof(c.batch, index),
+      })
+    }
+    return c.lastFrame
   }
 
   private sendTo(peer: PeerKey, frame: Uint8Array): void {
