@@ -182,6 +182,13 @@ const rows: Row[] = [
     '',
   ),
   row(
+    'broker received: submissions / shares (the surviving broker)',
+    (e) =>
+      `${(e.broker.submissionsReceived ?? 0).toLocaleString('en-US')} / ${(e.broker.sharesReceived ?? 0).toLocaleString('en-US')}`,
+    '',
+    '',
+  ),
+  row(
     'submissions checked one by one / pooled unchecked',
     (e) => `${e.broker.authenticated} / ${e.broker.deferred}`,
     '',

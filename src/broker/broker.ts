@@ -117,6 +117,10 @@ export interface BrokerOptions {
 
 /** Counters specific to the broker. */
 export interface BrokerCounters {
+  /** SUBMIT frames received (from sources not banned; first transmissions and copies). */
+  submissionsReceived: number
+  /** SHARE frames received (from sources not banned). */
+  sharesReceived: number
   /** Submissions whose signature verified (checked one by one, before pooling). */
   authenticated: number
   /** Submissions pooled without a signature check (deferred authentication). */
@@ -297,6 +301,8 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   >()
   private batchNumber = 0
   private readonly counters: BrokerCounters = {
+    submissionsReceived: 0,
+    sharesReceived: 0,
     authenticated: 0,
     deferred: 0,
     provenByShare: 0,
@@ -420,9 +426,11 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     try {
       switch (frameKind(frame)) {
         case FrameKind.Submit:
+          this.counters.submissionsReceived++
           this.onSubmission(peer, source, frame)
           return
         case FrameKind.Share:
+          this.counters.sharesReceived++
           this.onShare(peer, frame)
           return
         case FrameKind.WitnessShard:
