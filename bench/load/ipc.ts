@@ -223,5 +223,6 @@ export class IpcOrderer implements Orderer {
 
 /** Sends `message` to the parent (a child process's side of the channel). */
 export function toParent(message: FromServer | FromBroker | FromReplay): void {
-  process.send?.(message)
+  // After the coordinator gave up on this child, there is nobody to tell.
+  if (process.connected) process.send?.(message)
 }
