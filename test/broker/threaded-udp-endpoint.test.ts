@@ -64,7 +64,7 @@ describe('ThreadedUdpEndpoint', () => {
             ),
         ),
       )
-      senders.forEach((s, i) => s.send(server.address, new Uint8Array([i])))
+      for (const [i, s] of senders.entries()) s.send(server.address, new Uint8Array([i]))
       await all
       expect([...from].sort()).toEqual(senders.map((s) => s.address).sort())
       const replies = await echoes
