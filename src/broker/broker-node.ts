@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import type { PeerKey } from '../common/artifact.ts'
 import type { Env } from '../common/env.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
 import { Broker, type BrokerOptions } from './broker.ts'
 import type { Orderer } from './orderer.ts'
@@ -18,16 +19,18 @@ import { WorkerAuthenticator } from './worker-authenticator.ts'
 export const DEFAULT_BROKER_SOCKETS = process.platform === 'linux' ? 4 : 1
 
 /**
- * Worker threads that own the broker's UDP sockets by default: on Linux, 1 (it takes
- * datagrams off the kernel's queues and sends, so the main thread only runs the core on
- * batches of datagrams: see the README, "The Chop Chop broker at full speed"); elsewhere 0,
- * the sockets on the main thread, as SO_REUSEPORT does not spread datagrams there. One
- * thread, not more: it keeps up (mostly idle at the measured rates), and one event loop
- * polling every socket hands datagrams on in about the order they arrived, which the
- * core's copy handling assumes (threads racing each other reorder an on-path attacker's
- * copy after its client's, and the latest copy takes an unbound client's replies).
+ * Worker threads that own the broker's UDP sockets by default: 0, the sockets on the main
+ * thread. One thread (`udpThreads: 1`) takes datagrams off the kernel's queues while the
+ * core works (6.9% ingest loss instead of 61% at ~45 K packets/s offered), but, measured
+ * (README, "The Chop Chop broker at full speed"): it drains a flooding source's socket
+ * into the same queue as everyone else's, so the 4 sockets no longer isolate honest clients
+ * (`npm run bench -- attack broker`: 0.10–0.27 of honest throughput under each flood,
+ * target ≥ 0.5), and on a crowded machine each hand-over between threads waits for the
+ * scheduler, which made stragglers at low rates. More than one thread also reorders
+ * datagrams of different sockets, which the core's copy handling must not see (an on-path
+ * attacker's copy must arrive before its client's to be outranked).
  */
-export const DEFAULT_BROKER_UDP_THREADS = process.platform === 'linux' ? 1 : 0
+export const DEFAULT_BROKER_UDP_THREADS = 0
 
 /** Options of {@link BrokerNode.start}. */
 export interface BrokerNodeOptions
@@ -46,8 +49,9 @@ export interface BrokerNodeOptions
   /** The UDP socket(s) clients send to (`sockets` defaults to {@link DEFAULT_BROKER_SOCKETS}). */
   udp?: UdpEndpointOptions
   /**
-   * Worker threads that own the UDP sockets (their `sockets` spread over them); 0 keeps the
-   * sockets on the main thread. Default {@link DEFAULT_BROKER_UDP_THREADS}.
+   * Worker threads that own the UDP sockets (their `sockets` spread over them; Linux only,
+   * and 1 at most, see {@link DEFAULT_BROKER_UDP_THREADS}); 0 keeps the sockets on the main
+   * thread. Default {@link DEFAULT_BROKER_UDP_THREADS}.
    */
   udpThreads?: number
 }
@@ -86,6 +90,9 @@ export class BrokerNode {
       ...opts.udp,
     }
     const udpThreads = opts.udpThreads ?? DEFAULT_BROKER_UDP_THREADS
+    if (udpThreads !== 0 && udpThreads !== 1) {
+      throw new InvalidParametersError('udpThreads must be 0 or 1 (more reorder datagrams)')
+    }
     const udp =
       udpThreads > 0
         ? await ThreadedUdpEndpoint.bind({
