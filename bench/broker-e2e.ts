@@ -4,7 +4,7 @@
  * submissions (cached under bench/.cache) over UDP at a set rate, answering inclusion
  * proofs with real BLS shares. Side by side, in the same run, on the same load:
  *  - deferred authentication (the default: only stragglers' ed25519 signatures checked),
- *    the broker's UDP sockets in worker threads (the default on Linux) and, as before, on
+ *    the broker's UDP sockets in a worker thread (`udpThreads: 1`) and, as by default, on
  *    the main thread;
  *  - the one-by-one path (every submission's signature checked before pooling);
  *  - two brokers, deferred, the first killed (SIGKILL) mid-stream: replayers move to the

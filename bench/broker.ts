@@ -20,7 +20,7 @@
  * usage: npm run bench -- broker [--auth-only | --ingest-only]   (--auth-only: sections 0
  * and 1 with 2 worker threads, one by one vs deferred; written to
  * bench/results/broker-auth.json. --ingest-only: section 1 only, the broker's sockets on
- * the main thread (before) vs in a UDP worker thread (the default on Linux), deferred and
+ * the main thread (before) vs in a UDP worker thread (`udpThreads: 1`), deferred and
  * one by one; written to bench/results/broker-ingest.json)
  */
 import { randomBytes } from 'node:crypto'
