@@ -17,8 +17,11 @@
  * i mod 256). The work measured is unchanged: every signature is checked, every public key
  * is added into the aggregate, every share is decoded.
  *
- * usage: npm run bench -- broker [--auth-only]   (--auth-only: sections 0 and 1 with 2
- * worker threads, one by one vs deferred; written to bench/results/broker-auth.json)
+ * usage: npm run bench -- broker [--auth-only | --ingest-only]   (--auth-only: sections 0
+ * and 1 with 2 worker threads, one by one vs deferred; written to
+ * bench/results/broker-auth.json. --ingest-only: section 1 only, the broker's sockets on
+ * the main thread (before) vs in a UDP worker thread (`udpThreads: 1`), deferred and
+ * one by one; written to bench/results/broker-ingest.json)
  */
 import { randomBytes } from 'node:crypto'
 import { cpus, loadavg } from 'node:os'
@@ -56,7 +59,10 @@ import { authCycle } from './load/auth-cycle.ts'
 import { printTable, type Row, writeResults } from './report.ts'
 
 const { values: args } = parseArgs({
-  options: { 'auth-only': { type: 'boolean', default: false } },
+  options: {
+    'auth-only': { type: 'boolean', default: false },
+    'ingest-only': { type: 'boolean', default: false },
+  },
 })
 
 const KEY_SETS = 256
@@ -126,7 +132,6 @@ sock.bind(0, '127.0.0.1', () => {
 // ---------------------------------------------------------------------------------------
 // 0. Authentication: one by one (every signature before pooling) vs deferred (stragglers only).
 // ---------------------------------------------------------------------------------------
-console.log('0. authentication cycles, one by one vs deferred...')
 const scenarios = [
   { scenario: 'every client shares', silent: () => false, forged: () => false },
   {
@@ -144,7 +149,8 @@ const forge = (id: number) =>
   encodeSubmission({ id, sequence: 1, payload: payloadOf(id), signature: randomBytes(64) })
 const authRows: Row[] = []
 const authResults: Record<string, unknown>[] = []
-for (const sc of scenarios) {
+if (!args['ingest-only']) console.log('0. authentication cycles, one by one vs deferred...')
+for (const sc of args['ingest-only'] ? [] : scenarios) {
   const base = { directory, limits, serverKeys, blsKeys, threads: 2, forge, ...sc }
   const cycle = { submissions: submissions.slice(0, BATCH) }
   const old = await authCycle({ ...base, ...cycle, defer: false })
@@ -169,10 +175,11 @@ for (const sc of scenarios) {
     authResults.push({ path, scenario: sc.scenario, ...r })
   }
 }
-printTable(
-  '0. authentication of 65,536 submissions: one by one vs deferred (broker core, no sockets; ratio = one-by-one cycle time / this one)',
-  authRows,
-)
+if (authRows.length > 0)
+  printTable(
+    '0. authentication of 65,536 submissions: one by one vs deferred (broker core, no sockets; ratio = one-by-one cycle time / this one)',
+    authRows,
+  )
 
 interface IngestRun {
   /** Offered packets per second. */
@@ -188,6 +195,7 @@ async function ingest(
   servers: ServerNode[],
   run: IngestRun = { rate: TARGET_RATE, packets: TARGET_RATE, flushAt: 131_072 },
   defer = false,
+  udpThreads = 0,
 ): Promise<Row> {
   const node = await BrokerNode.start({
     directory,
@@ -208,6 +216,7 @@ async function ingest(
     // that prefix has proven as many entries before).
     deferBase: run.packets,
     udp: { recvBufferSize: 4 * 1024 * 1024 },
+    udpThreads,
   })
   const n = run.packets
   const offsets = new Uint32Array(n + 1)
@@ -241,7 +250,8 @@ async function ingest(
   }
   const seconds = (lastChange - start) / 1000
   const counts = node.core.counts()
-  const received = node.udp.received
+  // Datagrams that reached the core: a UDP thread may drop some when the main thread lags.
+  const received = node.udp.received - ('overflow' in node.udp ? node.udp.overflow : 0)
   await node.close()
   const checks =
     authThreads === 'threadpool'
@@ -251,6 +261,7 @@ async function ingest(
         : `${authThreads} worker thread(s)`
   return {
     'signature checks': defer ? `deferred (${checks})` : `one by one, ${checks}`,
+    sockets: udpThreads > 0 ? `${udpThreads} UDP thread` : 'main thread',
     'offered packets/s': Math.round(sent.sent / (sent.ms / 1000)),
     'received packets/s': Math.round(received / (sent.ms / 1000)),
     'accepted packets/s (checked, or pooled unchecked)': Math.round(
@@ -281,6 +292,33 @@ const ingestRows: Row[] = []
 // This machine is shared and noisy: each configuration runs twice and keeps its better run.
 const ACCEPTED = 'accepted packets/s (checked, or pooled unchecked)'
 const better = (a: Row, b: Row) => (Number(a[ACCEPTED]) >= Number(b[ACCEPTED]) ? a : b)
+if (args['ingest-only']) {
+  // Each configuration twice, keeping the better (the machine is shared and noisy).
+  for (const [defer, threads] of [
+    [true, 0],
+    [true, 1],
+    [false, 0],
+    [false, 1],
+  ] as const) {
+    ingestRows.push(
+      better(
+        await ingest(2, servers, undefined, defer, threads),
+        await ingest(2, servers, undefined, defer, threads),
+      ),
+    )
+  }
+  await Promise.all(servers.map((s) => s.close()))
+  printTable(
+    `1. broker ingest over UDP at ${TARGET_RATE.toLocaleString('en-US')} packets/s offered: sockets on the main thread (before) vs in a UDP thread`,
+    ingestRows,
+  )
+  writeResults('broker-ingest', {
+    cores: cpus().length,
+    loadAverage: loadavg(),
+    ingest: ingestRows,
+  })
+  process.exit(0)
+}
 const modes = args['auth-only'] ? ([2] as const) : ([0, 1, 2, 'threadpool'] as const)
 for (const mode of modes) {
   ingestRows.push(better(await ingest(mode, servers), await ingest(mode, servers)))
@@ -500,10 +538,11 @@ const e2eRows: Row[] = [
   },
 ]
 
-printTable(
-  '0. authentication of 65,536 submissions: one by one vs deferred (broker core, no sockets; ratio = one-by-one cycle time / this one)',
-  authRows,
-)
+if (authRows.length > 0)
+  printTable(
+    '0. authentication of 65,536 submissions: one by one vs deferred (broker core, no sockets; ratio = one-by-one cycle time / this one)',
+    authRows,
+  )
 printTable(
   '1. broker ingest over UDP at the target rate (1 s of traffic, sender on this machine)',
   ingestRows,

@@ -3,21 +3,28 @@
  * threads for submission signatures), proposing witnessed batches to the coordinator.
  */
 import { BrokerNode } from '../../src/broker/broker-node.ts'
-import { epochNow, IpcOrderer, type ToBroker, toParent } from './ipc.ts'
+import { CpuMeter, epochNow, IpcOrderer, type ToBroker, toParent } from './ipc.ts'
 import { loadDirectory } from './load-cache.ts'
 
 let node: BrokerNode | undefined
+const meter = new CpuMeter()
 
 process.on('message', (m: ToBroker) => {
   if (m.type === 'init') void init(m)
+  else if (m.type === 'mark') meter.mark()
   else if (m.type === 'report' && node !== undefined) {
     toParent({
       type: 'report',
       report: {
         at: epochNow(),
-        received: node.udp.received,
+        received: node.udp.received - ('overflow' in node.udp ? node.udp.overflow : 0),
         sent: node.udp.sent,
-        counts: { ...node.core.counts() },
+        counts: {
+          ...node.core.counts(),
+          udpOverflow: 'overflow' in node.udp ? node.udp.overflow : 0,
+        },
+        cpuMs: meter.cpuMs(),
+        mainCpuMs: meter.mainCpuMs(),
       },
     })
   }
@@ -37,6 +44,8 @@ async function init(m: Extract<ToBroker, { type: 'init' }>): Promise<void> {
     maxInFlightBatches: m.settings.maxInFlightBatches,
     authThreads: m.settings.authThreads,
     deferAuthentication: m.settings.deferAuthentication,
+    udpThreads: m.settings.udpThreads,
+    deferBase: m.settings.deferBase,
     udp: { recvBufferSize: m.settings.recvBufferBytes, sendBufferSize: 4 * 1024 * 1024 },
   })
   toParent({ type: 'ready', address: node.address, recvBufferBytes: node.udp.recvBufferSize })

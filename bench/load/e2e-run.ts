@@ -76,6 +76,8 @@ export interface EndToEndResult {
   brokerIngestPerSecond: number
   /** Datagrams sent by the replayers and never received by the broker, in percent. */
   udpLossPercent: number
+  /** Datagrams the (surviving) broker sent to the replayers and they never received, in percent. */
+  replyLossPercent: number
   /** Kernel receive buffer granted to the broker's socket, in bytes. */
   brokerRecvBufferBytes: number
   /** Per server: distinct messages delivered, per second from the first transmission to its last delivery. */
@@ -109,6 +111,11 @@ export interface EndToEndResult {
   refused: number
   /** Broker counters at the end. */
   broker: Record<string, number>
+  /**
+   * CPU milliseconds from the start of the replay to the end: the reported broker process
+   * (all threads) and its main thread alone, the servers and the replayers (summed).
+   */
+  cpuMs: { broker: number; brokerMain: number; servers: number; replayers: number }
   /** Wall-clock seconds from the first transmission to the end of collection. */
   seconds: number
 }
@@ -204,6 +211,8 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     maxInFlightBatches: 4,
     recvBufferBytes: 8 * 1024 * 1024,
     deferAuthentication: true,
+    udpThreads: 1,
+    deferBase: 4096,
     ...opts.broker,
   }
   const brokerCount = opts.brokers ?? 1
@@ -269,6 +278,8 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
     const offeredMs = (spec.clients / opts.ratePerSecond) * 1000
     const drainMs = opts.drainMs ?? 20_000
     const startAt = epochNow() + 250
+    for (const s of servers) s.send({ type: 'mark' })
+    for (const b of brokers) b.send({ type: 'mark' })
     const done = replayers.map((r) => r.next('done', 250 + offeredMs + drainMs).catch(() => {}))
     for (const r of replayers) r.send({ type: 'start', at: startAt })
     if (killed) {
@@ -331,6 +342,11 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       udpLossPercent: killed
         ? Number.NaN
         : ((datagramsSent - finalBroker.received) / Math.max(1, datagramsSent)) * 100,
+      replyLossPercent: killed
+        ? Number.NaN
+        : ((finalBroker.sent - replayReports.reduce((a, r) => a + r.datagramsReceived, 0)) /
+            Math.max(1, finalBroker.sent)) *
+          100,
       brokerRecvBufferBytes: recvBufferBytes,
       perServer: serverReports.map((s) => {
         const seconds = perSecond(s.buckets, firstSend, offeredSeconds)
@@ -354,6 +370,12 @@ export async function runEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult
       blsSignatures: replayReports.reduce((a, r) => a + r.blsSignatures, 0),
       refused: replayReports.reduce((a, r) => a + r.refused, 0),
       broker: finalBroker.counts,
+      cpuMs: {
+        broker: finalBroker.cpuMs,
+        brokerMain: finalBroker.mainCpuMs,
+        servers: serverReports.reduce((a, r) => a + r.cpuMs, 0),
+        replayers: replayReports.reduce((a, r) => a + r.cpuMs, 0),
+      },
       seconds: (end - firstSend) / 1000,
     }
   } finally {

@@ -24,9 +24,39 @@ export interface LoadContext {
   serverKeys: Uint8Array[]
 }
 
+/**
+ * CPU time a process spends from {@link mark} on, all threads and its main thread alone:
+ * unlike wall-clock rates, these do not depend on how much of the machine other work
+ * leaves the process.
+ */
+export class CpuMeter {
+  private cpu = process.cpuUsage()
+  private main = process.threadCpuUsage()
+
+  /** Starts counting now. */
+  mark(): void {
+    this.cpu = process.cpuUsage()
+    this.main = process.threadCpuUsage()
+  }
+
+  /** CPU milliseconds (user + system, every thread) since the mark. */
+  cpuMs(): number {
+    const d = process.cpuUsage(this.cpu)
+    return (d.user + d.system) / 1000
+  }
+
+  /** CPU milliseconds of the main thread since the mark (call it on the main thread). */
+  mainCpuMs(): number {
+    const d = process.threadCpuUsage(this.main)
+    return (d.user + d.system) / 1000
+  }
+}
+
 /** Coordinator → server process. */
 export type ToServer =
   | { type: 'init'; context: LoadContext; index: number }
+  /** Start counting CPU time now (the replay is about to start). */
+  | { type: 'mark' }
   | { type: 'ordered'; slot: number; reference: BatchReference }
   | { type: 'report' }
 
@@ -49,6 +79,8 @@ export interface ServerReport {
   buckets: [number, number][]
   /** Batches this server verified and witnessed. */
   witnessed: number
+  /** CPU milliseconds since the mark (every thread). */
+  cpuMs: number
 }
 
 /** Broker settings of an end-to-end run. */
@@ -65,6 +97,13 @@ export interface BrokerSettings {
   recvBufferBytes: number
   /** Pool before checking signatures, check only stragglers' (false: one by one). */
   deferAuthentication: boolean
+  /** Worker threads that own the UDP sockets (0: the sockets on the main thread). */
+  udpThreads: number
+  /**
+   * Unchecked entries a network prefix may hold before any is proven: the replayers send
+   * every client id from one address, where the ids stand for clients on many prefixes.
+   */
+  deferBase: number
 }
 
 /** Coordinator → broker process. */
@@ -75,6 +114,8 @@ export type ToBroker =
       serverPorts: number[]
       settings: BrokerSettings
     }
+  /** Start counting CPU time now (the replay is about to start). */
+  | { type: 'mark' }
   | { type: 'report' }
 
 /** Broker process → coordinator. */
@@ -87,12 +128,16 @@ export type FromBroker =
 export interface BrokerReport {
   /** Epoch ms when the counters were read. */
   at: number
-  /** Datagrams received on the client socket. */
+  /** Datagrams that reached the broker core (taken off the sockets, less those dropped between threads). */
   received: number
   /** Datagrams sent to clients. */
   sent: number
   /** The core's counters. */
   counts: Record<string, number>
+  /** CPU milliseconds since the mark (every thread: main, UDP, authentication). */
+  cpuMs: number
+  /** CPU milliseconds of the main thread (the core) since the mark. */
+  mainCpuMs: number
 }
 
 /** Coordinator → replay process. */
@@ -150,6 +195,8 @@ export interface ReplayReport {
   lastSendAt: number
   /** First transmission → verified delivery certificate, per delivered id, in ms. */
   latenciesMs: Float64Array
+  /** CPU milliseconds since the replay started (every thread). */
+  cpuMs: number
 }
 
 /**
@@ -176,5 +223,6 @@ export class IpcOrderer implements Orderer {
 
 /** Sends `message` to the parent (a child process's side of the channel). */
 export function toParent(message: FromServer | FromBroker | FromReplay): void {
-  process.send?.(message)
+  // After the coordinator gave up on this child, there is nobody to tell.
+  if (process.connected) process.send?.(message)
 }

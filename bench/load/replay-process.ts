@@ -1,15 +1,18 @@
 /**
- * Child process: one {@link Replayer} on its own UDP socket (a driver: it loads the cached
- * load, paces the replayer and reports to the coordinator).
+ * Child process: one {@link Replayer} on its own UDP socket, owned by a worker thread so
+ * that a burst of inclusion proofs is taken off the kernel's queue while the replayer
+ * works (a driver: it loads the cached load, paces the replayer and reports to the
+ * coordinator).
  */
-import { UdpEndpoint } from '../../src/broker/udp-endpoint.ts'
-import { epochNow, type ToReplay, toParent } from './ipc.ts'
+import { ThreadedUdpEndpoint } from '../../src/broker/threaded-udp-endpoint.ts'
+import { CpuMeter, epochNow, type ToReplay, toParent } from './ipc.ts'
 import { readLoad } from './load-cache.ts'
 import { Replayer } from './replayer.ts'
 
 let replayer: Replayer | undefined
-let udp: UdpEndpoint | undefined
+let udp: ThreadedUdpEndpoint | undefined
 let rate = 1
+const meter = new CpuMeter()
 
 process.on('message', (m: ToReplay) => {
   if (m.type === 'init') void init(m)
@@ -25,6 +28,7 @@ process.on('message', (m: ToReplay) => {
       report: {
         ...report,
         sendErrors: udp.sendErrors,
+        cpuMs: meter.cpuMs(),
         firstSendAt: report.firstSendAt + offset,
         lastSendAt: report.lastSendAt + offset,
       },
@@ -36,7 +40,9 @@ process.on('disconnect', () => process.exit(0))
 async function init(m: Extract<ToReplay, { type: 'init' }>): Promise<void> {
   const load = readLoad(m.context.spec, m.cacheDir)
   rate = m.ratePerSecond
-  udp = await UdpEndpoint.bind({
+  udp = await ThreadedUdpEndpoint.bind({
+    threads: 1,
+    socketsPerThread: 1,
     recvBufferSize: 8 * 1024 * 1024,
     sendBufferSize: 4 * 1024 * 1024,
   })
@@ -61,6 +67,7 @@ function start(at: number): void {
   if (r === undefined) return
   setTimeout(
     () => {
+      meter.mark()
       r.start()
       // Millisecond pacing while first transmissions are due (a timer, not a busy loop: the
       // replayers share the machine with what they measure), then a slow tick.

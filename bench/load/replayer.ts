@@ -179,6 +179,7 @@ export class Replayer {
       clients: this.count,
       ...this.stats,
       sendErrors: 0,
+      cpuMs: 0,
       latenciesMs: Float64Array.from(latencies),
     }
   }

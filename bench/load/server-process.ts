@@ -3,7 +3,14 @@
  * sequencer, counting what it delivers per client id (exactly once is checked here).
  */
 import { ServerNode } from '../../src/broker/server-node.ts'
-import { epochNow, IpcOrderer, type ServerReport, type ToServer, toParent } from './ipc.ts'
+import {
+  CpuMeter,
+  epochNow,
+  IpcOrderer,
+  type ServerReport,
+  type ToServer,
+  toParent,
+} from './ipc.ts'
 import { deriveServerKey, isLoadPayload, loadDirectory } from './load-cache.ts'
 
 const orderer = new IpcOrderer()
@@ -18,13 +25,17 @@ const report: ServerReport = {
   lastDeliveryAt: 0,
   buckets: [],
   witnessed: 0,
+  cpuMs: 0,
 }
+const meter = new CpuMeter()
 const buckets = new Map<number, number>()
 
 process.on('message', (m: ToServer) => {
   if (m.type === 'ordered') orderer.deliver(m.slot, m.reference)
   else if (m.type === 'init') void init(m)
+  else if (m.type === 'mark') meter.mark()
   else if (m.type === 'report') {
+    report.cpuMs = meter.cpuMs()
     report.buckets = [...buckets]
     report.witnessed = node?.core.counts().witnessed ?? 0
     toParent({ type: 'report', report })

@@ -1,10 +1,12 @@
 import { availableParallelism } from 'node:os'
 import type { PeerKey } from '../common/artifact.ts'
 import type { Env } from '../common/env.ts'
+import { InvalidParametersError } from '../common/errors.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
 import { Broker, type BrokerOptions } from './broker.ts'
 import type { Orderer } from './orderer.ts'
 import { TcpLink } from './tcp-link.ts'
+import { ThreadedUdpEndpoint } from './threaded-udp-endpoint.ts'
 import { UdpEndpoint, type UdpEndpointOptions } from './udp-endpoint.ts'
 import { WorkerAuthenticator } from './worker-authenticator.ts'
 
@@ -15,6 +17,20 @@ import { WorkerAuthenticator } from './worker-authenticator.ts'
  * 0.09–0.25 with 1); elsewhere 1, as SO_REUSEPORT does not spread datagrams there.
  */
 export const DEFAULT_BROKER_SOCKETS = process.platform === 'linux' ? 4 : 1
+
+/**
+ * Worker threads that own the broker's UDP sockets by default: 0, the sockets on the main
+ * thread. One thread (`udpThreads: 1`) takes datagrams off the kernel's queues while the
+ * core works (6.9% ingest loss instead of 61% at ~45 K packets/s offered), but, measured
+ * (README, "The Chop Chop broker at full speed"): it drains a flooding source's socket
+ * into the same queue as everyone else's, so the 4 sockets no longer isolate honest clients
+ * (`npm run bench -- attack broker`: 0.10–0.27 of honest throughput under each flood,
+ * target ≥ 0.5), and on a crowded machine each hand-over between threads waits for the
+ * scheduler, which made stragglers at low rates. More than one thread also reorders
+ * datagrams of different sockets, which the core's copy handling must not see (an on-path
+ * attacker's copy must arrive before its client's to be outranked).
+ */
+export const DEFAULT_BROKER_UDP_THREADS = 0
 
 /** Options of {@link BrokerNode.start}. */
 export interface BrokerNodeOptions
@@ -32,24 +48,31 @@ export interface BrokerNodeOptions
   authenticator?: SubmissionAuthenticator
   /** The UDP socket(s) clients send to (`sockets` defaults to {@link DEFAULT_BROKER_SOCKETS}). */
   udp?: UdpEndpointOptions
+  /**
+   * Worker threads that own the UDP sockets (their `sockets` spread over them; Linux only,
+   * and 1 at most, see {@link DEFAULT_BROKER_UDP_THREADS}); 0 keeps the sockets on the main
+   * thread. Default {@link DEFAULT_BROKER_UDP_THREADS}.
+   */
+  udpThreads?: number
 }
 
 /**
- * A broker on a real UDP socket (clients) and TCP links (servers). The socket's receive
- * and send run on the main thread with the sans-IO {@link Broker}; signature checks run in
- * `authThreads` worker threads (the README's broker section has the measured choice).
+ * A broker on real UDP sockets (clients) and TCP links (servers). The sockets live in
+ * `udpThreads` worker threads (or on the main thread), the sans-IO {@link Broker} on the
+ * main thread; signature checks run in `authThreads` worker threads (the README's broker
+ * section has the measured choices).
  */
 export class BrokerNode {
   /** The protocol core. */
   readonly core: Broker
-  /** The socket clients talk to. */
-  readonly udp: UdpEndpoint
+  /** The socket(s) clients talk to. */
+  readonly udp: UdpEndpoint | ThreadedUdpEndpoint
   private readonly links: TcpLink[]
   private readonly authenticator: SubmissionAuthenticator
 
   private constructor(
     core: Broker,
-    udp: UdpEndpoint,
+    udp: UdpEndpoint | ThreadedUdpEndpoint,
     links: TcpLink[],
     authenticator: SubmissionAuthenticator,
   ) {
@@ -61,11 +84,23 @@ export class BrokerNode {
 
   /** Binds the socket, connects to every server and starts the core. */
   static async start(opts: BrokerNodeOptions): Promise<BrokerNode> {
-    const udp = await UdpEndpoint.bind({
+    const udpOptions = {
       recvBufferSize: 4 * 1024 * 1024,
       sockets: DEFAULT_BROKER_SOCKETS,
       ...opts.udp,
-    })
+    }
+    const udpThreads = opts.udpThreads ?? DEFAULT_BROKER_UDP_THREADS
+    if (udpThreads !== 0 && udpThreads !== 1) {
+      throw new InvalidParametersError('udpThreads must be 0 or 1 (more reorder datagrams)')
+    }
+    const udp =
+      udpThreads > 0
+        ? await ThreadedUdpEndpoint.bind({
+            ...udpOptions,
+            threads: udpThreads,
+            socketsPerThread: Math.max(1, Math.ceil(udpOptions.sockets / udpThreads)),
+          })
+        : await UdpEndpoint.bind(udpOptions)
     let core: Broker | undefined
     const servers = opts.serverAddresses.map((_, i) => `server/${i}`)
     const links = await Promise.all(

@@ -55,7 +55,7 @@ export interface BrokerOptions {
   flushTimeoutMs?: number
   /** Entries per Merkle leaf. Default 8 (1 gives one leaf per entry). */
   entriesPerLeaf?: number
-  /** How long clients have to return their BLS share before becoming stragglers. Default 500 ms. */
+  /** How long clients have to return their BLS share (from the last inclusion proof handed out) before becoming stragglers. Default 500 ms. */
   shareTimeoutMs?: number
   /** Ask the other servers to witness when f+1 shards did not come in this time. Default 1,000 ms. */
   witnessTimeoutMs?: number
@@ -117,6 +117,10 @@ export interface BrokerOptions {
 
 /** Counters specific to the broker. */
 export interface BrokerCounters {
+  /** SUBMIT frames received (from sources not banned; first transmissions and copies). */
+  submissionsReceived: number
+  /** SHARE frames received (from sources not banned). */
+  sharesReceived: number
   /** Submissions whose signature verified (checked one by one, before pooling). */
   authenticated: number
   /** Submissions pooled without a signature check (deferred authentication). */
@@ -241,6 +245,8 @@ interface InFlight {
   /** Times these entries were rebuilt into a new batch after a forgery was found. */
   rebuilds: number
   deliveries: Map<number, Map<number, Uint8Array>>
+  /** The inclusion frames of the leaf last encoded, with and without the height certificate. */
+  lastFrames: { leafIndex: number; withHeight?: Uint8Array; without?: Uint8Array }
 }
 
 /** A certified batch, kept while the delivered cache still points into it. */
@@ -248,6 +254,9 @@ interface Certified {
   batch: InFlight
   slot: number
   shards: Shard[]
+  /** The delivery frame of the leaf last encoded. */
+  lastLeaf: number
+  lastFrame?: Uint8Array
 }
 
 /** Enough to re-send a client its delivery certificate (encoded on demand, not kept). */
@@ -292,6 +301,8 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   >()
   private batchNumber = 0
   private readonly counters: BrokerCounters = {
+    submissionsReceived: 0,
+    sharesReceived: 0,
     authenticated: 0,
     deferred: 0,
     provenByShare: 0,
@@ -415,9 +426,11 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     try {
       switch (frameKind(frame)) {
         case FrameKind.Submit:
+          this.counters.submissionsReceived++
           this.onSubmission(peer, source, frame)
           return
         case FrameKind.Share:
+          this.counters.sharesReceived++
           this.onShare(peer, frame)
           return
         case FrameKind.WitnessShard:
@@ -799,13 +812,21 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       witnesses: new Map(),
       rebuilds,
       deliveries: new Map(),
+      lastFrames: { leafIndex: -1 },
     }
     this.inFlight.set(messageIdKey(b.root), b)
     for (const e of entries) this.inFlightById.set(e.submission.id, b)
-    this.inChunks(entries.length, (i) =>
-      this.sendTo(this.replyTo(entries[i]), this.inclusionFrame(b, i)),
+    // The share timeout runs from the last proof handed out, not from the flush: handing
+    // out 65,536 proofs takes a while, and the clients of the last ones are not late.
+    this.inChunks(
+      entries.length,
+      (i) => this.sendTo(this.replyTo(entries[i]), this.inclusionFrame(b, i)),
+      () => {
+        if (b.phase === 'shares') {
+          b.timer = this.later(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
+        }
+      },
     )
-    b.timer = this.later(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
     b.expiry = this.later(this.opts.batchTimeoutMs ?? 10_000, () => this.abandon(b))
   }
 
@@ -848,8 +869,22 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     // The client verified the delivery certificate of its previous message (it only moves
     // on after that): when that slot already bounds the raise, the certificate is left out.
     const known = this.delivered.get(b.ids[index])?.certified.slot ?? 0
-    const height = b.raise > known + 1 ? b.height : undefined
-    return encodeInclusion({ ...this.inclusionProof(b, index), height })
+    const withHeight = b.raise > known + 1
+    // Every entry of a leaf gets the same frame: encoded once per leaf (and variant), as
+    // proofs go out in index order.
+    const leafIndex = Math.floor(index / b.entriesPerLeaf)
+    const cache = b.lastFrames
+    if (cache.leafIndex !== leafIndex) {
+      cache.leafIndex = leafIndex
+      cache.withHeight = undefined
+      cache.without = undefined
+    }
+    if (withHeight) {
+      cache.withHeight ??= encodeInclusion({ ...this.inclusionProof(b, index), height: b.height })
+      return cache.withHeight
+    }
+    cache.without ??= encodeInclusion(this.inclusionProof(b, index))
+    return cache.without
   }
 
   private onShare(peer: PeerKey, frame: Uint8Array): void {
@@ -1149,7 +1184,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     b.shareSums = []
     b.witnesses.clear()
     b.deliveries.clear()
-    const certified: Certified = { batch: b, slot, shards }
+    const certified: Certified = { batch: b, slot, shards, lastLeaf: -1 }
     this.inChunks(b.entries.length, (i) => {
       const { submission } = b.entries[i]
       this.delivered.delete(submission.id)
@@ -1170,25 +1205,32 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
 
   /**
    * Runs `fn(0 … n−1)` in chunks, yielding to the event loop between them, so that sending
-   * 65,536 proofs or certificates never stalls the socket's receive for long.
+   * 65,536 proofs or certificates never stalls the socket's receive for long; then `done`.
    */
-  private inChunks(n: number, fn: (i: number) => void): void {
+  private inChunks(n: number, fn: (i: number) => void, done?: () => void): void {
     const chunk = this.opts.sendChunk ?? 4096
     const run = (start: number): void => {
       if (!this.running) return
       const end = Math.min(n, start + chunk)
       for (let i = start; i < end; i++) fn(i)
       if (end < n) this.later(0, () => run(end))
+      else done?.()
     }
     run(0)
   }
 
   private deliveredFrame(c: Certified, index: number): Uint8Array {
-    return encodeDelivered({
-      slot: c.slot,
-      shards: c.shards,
-      inclusion: this.inclusionProof(c.batch, index),
-    })
+    // The same for every entry of a leaf: encoded once per leaf as certificates go out.
+    const leafIndex = Math.floor(index / c.batch.entriesPerLeaf)
+    if (c.lastLeaf !== leafIndex || c.lastFrame === undefined) {
+      c.lastLeaf = leafIndex
+      c.lastFrame = encodeDelivered({
+        slot: c.slot,
+        shards: c.shards,
+        inclusion: this.inclusionProof(c.batch, index),
+      })
+    }
+    return c.lastFrame
   }
 
   private sendTo(peer: PeerKey, frame: Uint8Array): void {
