@@ -22,6 +22,7 @@ import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
 import { shuffle } from './random-pick.ts'
 import {
+  checkRpcPrefix,
   decodeRpc,
   emptyControl,
   emptyOneCopy,
@@ -359,10 +360,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     } catch (err) {
       this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
-      this.log('malformed frame from %s: %s', peer, (err as Error).message)
-      this.score.addPenalty(peer, 1)
-      this.reject(peer, 'malformed-frame')
-      this.strike(peer, 'malformed-frame', this.params.budgets.malformedStrikes)
+      this.malformed(peer, err)
       return
     }
     this.noteWork(work.fields)
@@ -569,6 +567,30 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.score.addPenalty(peer, 1)
     super.penalise(peer, reason)
     this.strike(peer, reason, this.params.budgets.malformedStrikes)
+  }
+
+  /**
+   * The first bytes of a large frame from `peer`, still arriving (the driver shows them before
+   * buffering the rest): false when they alone cross a decode limit, so that the whole frame
+   * would be refused. The peer is then counted as for a malformed frame and the driver drops
+   * the frame: a hostile 4 MiB frame costs its first kilobytes.
+   */
+  inspectFramePrefix(peer: PeerKey, prefix: Uint8Array, frameLength: number): boolean {
+    try {
+      checkRpcPrefix(prefix, frameLength, this.params.rpcLimits)
+      return true
+    } catch (err) {
+      this.malformed(peer, err)
+      return false
+    }
+  }
+
+  /** A frame from `peer` failed to decode (or crossed a limit): penalised, and strikes. */
+  private malformed(peer: PeerKey, err: unknown): void {
+    this.log('malformed frame from %s: %s', peer, (err as Error).message)
+    this.score.addPenalty(peer, 1)
+    this.reject(peer, 'malformed-frame')
+    this.strike(peer, 'malformed-frame', this.params.budgets.malformedStrikes)
   }
 
   /** The driver saw `peer` open an inbound stream: reopening one is budgeted. */

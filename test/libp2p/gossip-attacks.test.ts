@@ -47,7 +47,14 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
         what: 'the attacker connection closed',
         timeoutMs: 5000,
       })
-      expect(run.sent).toBeGreaterThan(0)
+      if (attack.name.includes('4 MiB')) {
+        // Refused from their first bytes: no such frame reached the router whole, and the
+        // attacker's first one never finished sending (its stream was reset under it).
+        expect(bed.frames.get(key) ?? 0).toBe(0)
+        expect(run.sent).toBeLessThanOrEqual(1)
+      } else {
+        expect(run.sent).toBeGreaterThan(0)
+      }
       // The gater refuses it now: a new connection dies at once, and the router never hears of it.
       expect(denyListGater(() => bed.b.services.dissemination).denyDialPeer!(x.peerId)).toBe(true)
       const again = await x.dial(bed.b.getMultiaddrs()[0]).catch(() => undefined)
