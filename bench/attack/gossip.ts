@@ -3,7 +3,10 @@
  * honest C, all real libp2p nodes on loopback; an attacker connected to B speaks
  * `/meshsub/1.2.0` with hand-built frames. For each attack: honest latency and throughput
  * before and during, when the attacker was penalised and whether it was disconnected, the
- * longest time B's router spent on one of its frames, and B's heap after GC before and after.
+ * longest time B's router spent on one of its frames (or on the first bytes of one, checked as
+ * it arrives), where the attack's extra CPU time went (B's router, or libp2p below it: TCP,
+ * noise, yamux, the handshakes of redials the gater refuses), and B's heap after GC before
+ * and after.
  *
  * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N]`
  */
@@ -70,6 +73,10 @@ function heapAfterGcMB(): number {
   return process.memoryUsage().heapUsed / 1e6
 }
 
+function cpuMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000
+}
+
 function percentiles(ms: number[]): { p50: number; p99: number } {
   if (ms.length === 0) return { p50: Number.NaN, p99: Number.NaN }
   const { p50, p99 } = distribution(ms)
@@ -99,6 +106,19 @@ interface AttackFigures {
   maxRouterWallMsPerAttackerFrame: number
   maxRouterCpuMsPerAttackerFrame: number
   maxRouterWallMsPerHonestFrame: number
+  /** CPU time of the bench process (A, B and C) per second of honest traffic before the attack, in ms/s. */
+  processCpuBeforeMsPerS: number
+  /** The same during the attack. */
+  processCpuDuringMsPerS: number
+  /** CPU time B's router spent on the attacker's frames and reports over the attack, in ms. */
+  routerCpuOnAttackerMs: number
+  /**
+   * The rest of the extra CPU time the attack cost (libp2p below the router: TCP, noise,
+   * yamux, handshakes of refused redials), in ms: (during − before) × duration − router.
+   */
+  belowRouterCpuMs: number
+  /** Connections from the attacker that B's gater refused (redials while denied). */
+  refusedRedials: number
   heapAfterGcBeforeMB: number
   heapAfterGcAfterMB: number
   heapChangeFraction: number
@@ -113,11 +133,13 @@ await bed.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYT
 
 for (const [index, attack] of gossipAttacks(T).entries()) {
   const heapBefore = heapAfterGcMB()
+  const cpuBefore = process.cpuUsage()
   const before = await bed.honestTraffic(
     () => new Promise((r) => setTimeout(r, BEFORE_MS)),
     RATE,
     BYTES,
   )
+  const cpuBeforeMs = cpuMs(process.cpuUsage(cpuBefore))
   const x = await spawnAttacker(bed.b.getMultiaddrs()[0].toString(), index)
   const key = x.key
   for (const k of honestKeys) bed.maxFrameMs.delete(k)
@@ -129,7 +151,9 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     if (penaltyAt === undefined && router.getBehaviourPenalty(key) > 0) penaltyAt = Date.now()
     if (reason === 'disconnected') disconnectAt ??= Date.now()
   })
+  const cpuDuring = process.cpuUsage()
   const during = await bed.honestTraffic(() => x.attack(), RATE, BYTES)
+  const cpuDuringMs = cpuMs(process.cpuUsage(cpuDuring))
   off()
   const heapAfter = heapAfterGcMB()
   const b = percentiles(before.traffic.latenciesMs)
@@ -162,6 +186,14 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
       0,
       ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0),
     ),
+    processCpuBeforeMsPerS: (cpuBeforeMs * 1000) / before.traffic.elapsedMs,
+    processCpuDuringMsPerS: (cpuDuringMs * 1000) / during.traffic.elapsedMs,
+    routerCpuOnAttackerMs: bed.routerCpuMs.get(key) ?? 0,
+    belowRouterCpuMs:
+      cpuDuringMs -
+      (cpuBeforeMs * during.traffic.elapsedMs) / before.traffic.elapsedMs -
+      (bed.routerCpuMs.get(key) ?? 0),
+    refusedRedials: bed.refusedConnections.get(key) ?? 0,
     heapAfterGcBeforeMB: heapBefore,
     heapAfterGcAfterMB: heapAfter,
     heapChangeFraction: heapAfter / heapBefore - 1,
@@ -181,6 +213,9 @@ const rows: Row[] = figures.map((f) => ({
   'penalty ms': ms(f.timeToPenaltyMs),
   'disconnect ms': ms(f.timeToDisconnectMs),
   'router ms/frame wall/CPU': `${fmt(f.maxRouterWallMsPerAttackerFrame, 1)} / ${fmt(f.maxRouterCpuMsPerAttackerFrame, 1)}`,
+  'CPU ms/s before/during': `${fmt(f.processCpuBeforeMsPerS, 0)} / ${fmt(f.processCpuDuringMsPerS, 0)}`,
+  'extra CPU ms router/below': `${fmt(f.routerCpuOnAttackerMs, 0)} / ${fmt(f.belowRouterCpuMs, 0)}`,
+  'refused redials': f.refusedRedials,
   'heap MB before/after': `${fmt(f.heapAfterGcBeforeMB, 1)} / ${fmt(f.heapAfterGcAfterMB, 1)}`,
 }))
 printTable(
