@@ -8,16 +8,43 @@ export function encodeLengthPrefixed(frame: Uint8Array): Uint8Array {
 }
 
 /**
+ * Looks at the first bytes of a frame still arriving; false refuses the frame (its first
+ * bytes alone prove it bad), before the rest of it is buffered.
+ */
+export type FramePrefixInspector = (prefix: Uint8Array, frameLength: number) => boolean
+
+/** Bytes of a frame buffered before its first inspection; each later one waits for 4× more. */
+export const FIRST_INSPECTION_BYTES = 64 * 1024
+
+/** A frame refused by the inspector of a {@link LengthPrefixedDecoder} from its first bytes. */
+export class FrameRefusedError extends DecodeError {
+  /** The frame's declared length, in bytes. */
+  readonly frameLength: number
+
+  constructor(frameLength: number, inspectedBytes: number) {
+    super(`frame of ${frameLength} bytes refused after its first ${inspectedBytes} bytes`)
+    this.frameLength = frameLength
+  }
+}
+
+/**
  * Splits a byte stream into varint-length-prefixed frames, incrementally. A declared length
  * above `maxFrameBytes` throws {@link MessageTooLargeError} before any of it is buffered;
- * a varint longer than 5 bytes throws {@link DecodeError}.
+ * a varint longer than 5 bytes throws {@link DecodeError}. With an `inspect` function, a
+ * frame longer than {@link FIRST_INSPECTION_BYTES} is shown to it as it arrives (at 64 KiB,
+ * 256 KiB, 1 MiB...), and {@link FrameRefusedError} is thrown as soon as it refuses it: a
+ * large hostile frame costs a prefix of it, not its whole length.
  */
 export class LengthPrefixedDecoder {
   private readonly buffer = new Uint8ArrayList()
   private readonly maxFrameBytes: number
+  private readonly inspect: FramePrefixInspector | undefined
+  /** Buffered bytes of the current frame that trigger its next inspection. */
+  private nextInspection = FIRST_INSPECTION_BYTES
 
-  constructor(maxFrameBytes: number) {
+  constructor(maxFrameBytes: number, inspect?: FramePrefixInspector) {
     this.maxFrameBytes = maxFrameBytes
+    this.inspect = inspect
   }
 
   /** Bytes buffered that do not form a whole frame yet. */
@@ -33,11 +60,24 @@ export class LengthPrefixedDecoder {
       const header = this.readLength()
       if (header === undefined) break
       const [length, headerBytes] = header
-      if (this.buffer.byteLength < headerBytes + length) break
+      const have = this.buffer.byteLength - headerBytes
+      if (have < length) {
+        this.inspectPrefix(headerBytes, have, length)
+        break
+      }
       frames.push(this.buffer.subarray(headerBytes, headerBytes + length))
       this.buffer.consume(headerBytes + length)
+      this.nextInspection = FIRST_INSPECTION_BYTES
     }
     return frames
+  }
+
+  private inspectPrefix(headerBytes: number, have: number, length: number): void {
+    if (this.inspect === undefined || have < this.nextInspection) return
+    while (this.nextInspection <= have) this.nextInspection *= 4
+    if (!this.inspect(this.buffer.subarray(headerBytes, headerBytes + have), length)) {
+      throw new FrameRefusedError(length, have)
+    }
   }
 
   private readLength(): [number, number] | undefined {

@@ -8,7 +8,10 @@ export interface IWantLimiterHooks {
   setTimer(delayMs: number, fn: () => void): TimerHandle
   /** Sends an IWANT for `ids` to `peer`. */
   request(peer: PeerKey, ids: MessageId[]): void
-  /** `peer` did not deliver a message it advertised and we asked for (a P7 penalty). */
+  /**
+   * `peer` did not deliver messages it advertised and we asked for, in one request: one
+   * broken promise (a P7 penalty) however many ids the request held.
+   */
   brokenPromise(peer: PeerKey): void
 }
 
@@ -103,12 +106,13 @@ export class IWantLimiter {
 
   /** A peer disconnected: its requests move on to the next advertisers. */
   peerGone(peer: PeerKey): void {
+    const next = new Map<PeerKey, string[]>()
     for (const [key, w] of this.wants) {
       const i = w.alternates.indexOf(peer)
       if (i >= 0) w.alternates.splice(i, 1)
-      if (!w.outstanding.delete(peer)) continue
-      this.askNext(key, w)
+      if (w.outstanding.delete(peer)) this.moveOn(key, w, next)
     }
+    this.askAgain(next)
   }
 
   /** Cancels every timer and forgets everything. */
@@ -123,29 +127,58 @@ export class IWantLimiter {
     if (keys.length === 0) return
     const timer = this.hooks.setTimer(this.options.followupMs, () => {
       this.timers.delete(timer)
-      for (const key of keys) this.expire(key, peer, batch)
+      this.expire(peer, batch, keys)
     })
     this.timers.add(timer)
   }
 
-  private expire(key: string, peer: PeerKey, batch: number): void {
-    const w = this.wants.get(key)
-    // A later request of the same id to the same peer has its own batch and timer.
-    if (w === undefined || w.outstanding.get(peer) !== batch) return
-    w.outstanding.delete(peer)
-    this.hooks.brokenPromise(peer)
-    this.askNext(key, w)
+  /**
+   * A batch's follow-up time passed. Its undelivered ids go to their next advertisers, one
+   * request per advertiser; the peer broke its promise once, whatever the batch held (as
+   * stock gossipsub counts one promise per IWANT), so a peer's many ids cost one penalty.
+   */
+  private expire(peer: PeerKey, batch: number, keys: string[]): void {
+    const next = new Map<PeerKey, string[]>()
+    let broken = false
+    for (const key of keys) {
+      const w = this.wants.get(key)
+      // A later request of the same id to the same peer has its own batch and timer.
+      if (w === undefined || w.outstanding.get(peer) !== batch) continue
+      w.outstanding.delete(peer)
+      broken = true
+      this.moveOn(key, w, next)
+    }
+    if (broken) this.hooks.brokenPromise(peer)
+    this.askAgain(next)
   }
 
-  private askNext(key: string, w: Want): void {
-    const next = w.alternates.shift()
-    if (next !== undefined) {
-      const batch = ++this.batches
-      w.outstanding.set(next, batch)
-      this.watch(next, batch, [key])
-      this.hooks.request(next, [w.id])
+  /** Notes `key`'s next advertiser in `next` (by peer), or forgets the id when none is left. */
+  private moveOn(key: string, w: Want, next: Map<PeerKey, string[]>): void {
+    const alternate = w.alternates.shift()
+    if (alternate !== undefined) {
+      let keys = next.get(alternate)
+      if (keys === undefined) {
+        keys = []
+        next.set(alternate, keys)
+      }
+      keys.push(key)
     } else if (w.outstanding.size === 0) {
       this.wants.delete(key)
+    }
+  }
+
+  /** Sends each next advertiser one request (one batch, one timer) for its ids. */
+  private askAgain(next: Map<PeerKey, string[]>): void {
+    for (const [peer, keys] of next) {
+      const batch = ++this.batches
+      const ids: MessageId[] = []
+      for (const key of keys) {
+        const w = this.wants.get(key)!
+        w.outstanding.set(peer, batch)
+        ids.push(w.id)
+      }
+      this.watch(peer, batch, keys)
+      this.hooks.request(peer, ids)
     }
   }
 }

@@ -14,15 +14,16 @@ import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
 import type { ValidationResult } from '../common/validation.ts'
-import { IWantLimiter } from './iwant-limiter.ts'
+import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
 import { AnnouncedPulls, bytesKey, LazyLinks, shortId, topicHash } from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
-import { pick, shuffle } from './random-pick.ts'
+import { shuffle } from './random-pick.ts'
 import {
+  checkRpcPrefix,
   decodeRpc,
   emptyControl,
   emptyOneCopy,
@@ -361,10 +362,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     } catch (err) {
       this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
-      this.log('malformed frame from %s: %s', peer, (err as Error).message)
-      this.score.addPenalty(peer, 1)
-      this.reject(peer, 'malformed-frame')
-      this.strike(peer, 'malformed-frame', this.params.budgets.malformedStrikes)
+      this.malformed(peer, err)
       return
     }
     this.noteWork(work.fields)
@@ -571,6 +569,30 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.score.addPenalty(peer, 1)
     super.penalise(peer, reason)
     this.strike(peer, reason, this.params.budgets.malformedStrikes)
+  }
+
+  /**
+   * The first bytes of a large frame from `peer`, still arriving (the driver shows them before
+   * buffering the rest): false when they alone cross a decode limit, so that the whole frame
+   * would be refused. The peer is then counted as for a malformed frame and the driver drops
+   * the frame: a hostile 4 MiB frame costs its first kilobytes.
+   */
+  inspectFramePrefix(peer: PeerKey, prefix: Uint8Array, frameLength: number): boolean {
+    try {
+      checkRpcPrefix(prefix, frameLength, this.params.rpcLimits)
+      return true
+    } catch (err) {
+      this.malformed(peer, err)
+      return false
+    }
+  }
+
+  /** A frame from `peer` failed to decode (or crossed a limit): penalised, and strikes. */
+  private malformed(peer: PeerKey, err: unknown): void {
+    this.log('malformed frame from %s: %s', peer, (err as Error).message)
+    this.score.addPenalty(peer, 1)
+    this.reject(peer, 'malformed-frame')
+    this.strike(peer, 'malformed-frame', this.params.budgets.malformedStrikes)
   }
 
   /** The driver saw `peer` open an inbound stream: reopening one is budgeted. */
@@ -1035,6 +1057,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
   }
 
+  /**
+   * IHAVE from `peer`: asks (IWANT) for up to this heartbeat's remaining budget of the unseen
+   * ids, chosen uniformly at random as stock gossipsub does (it shuffles, then truncates).
+   * The ids are visited in a random order and the visit stops once the budget is spent, so an
+   * id beyond it costs nothing and a peer cannot choose which of its ids are looked at.
+   */
   private handleIHave(peer: PeerKey, ps: PeerState, ihaves: RpcIHave[], out: Rpc): void {
     if (ihaves.length === 0) return
     if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return
@@ -1044,32 +1072,39 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     const budget = this.params.maxIHaveLength - ps.askedThisHeartbeat
     if (budget <= 0) return
-    const wanted = new Map<string, MessageId>()
-    const deferred = new Map<string, MessageId>()
-    const now = this.env.now()
     const delay = this.params.lazyPullDelayMs
+    // The ids of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy push
+    // whose full copy is probably on its way (pulled after `lazyPullDelayMs`).
+    const ids: MessageId[] = []
+    const lazy: boolean[] = []
     for (const ih of ihaves) {
       if (!this.subscriptions.has(ih.topicID)) continue
-      // From a mesh peer, an IHAVE is a lazy push: the full copy is probably on its way.
-      const into = delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) ? deferred : wanted
+      const isLazy = delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) === true
       for (const id of ih.messageIDs) {
-        const key = messageIdKey(id)
-        if (!this.seen.has(key, now)) into.set(key, id)
+        ids.push(id)
+        lazy.push(isLazy)
       }
     }
-    const candidates = this.pick(
-      [...wanted].map(([key, id]) => ({ key, id })),
-      budget,
-    )
-    const ask = this.limiter.advertised(peer, candidates)
-    ps.askedThisHeartbeat += ask.length
+    const now = this.env.now()
+    const taken = new Set<string>()
+    const wanted: AdvertisedId[] = []
+    const later: AdvertisedId[] = []
+    for (let i = 0; i < ids.length && taken.size < budget; i++) {
+      // One step of a Fisher–Yates shuffle: position i gets a random id of the rest.
+      const j = i + Math.floor(this.env.random() * (ids.length - i))
+      const id = ids[j]
+      const isLazy = lazy[j]
+      ids[j] = ids[i]
+      lazy[j] = lazy[i]
+      const key = messageIdKey(id)
+      if (taken.has(key) || this.seen.has(key, now)) continue
+      taken.add(key)
+      ;(isLazy ? later : wanted).push({ key, id })
+    }
+    const ask = this.limiter.advertised(peer, wanted)
+    ps.askedThisHeartbeat += ask.length + later.length
     if (ask.length > 0) out.control!.iwant.push({ messageIDs: ask })
-    const later = this.pick(
-      [...deferred].map(([key, id]) => ({ key, id })),
-      this.params.maxIHaveLength - ps.askedThisHeartbeat,
-    )
     if (later.length === 0) return
-    ps.askedThisHeartbeat += later.length
     this.env.setTimer(delay, () => {
       if (!this.running || !this.peers.has(peer)) return
       const t = this.env.now()
@@ -1396,10 +1431,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private shuffle<T>(items: T[]): T[] {
     return shuffle(items, () => this.env.random())
-  }
-
-  private pick<T>(items: T[], n: number): T[] {
-    return pick(items, n, () => this.env.random())
   }
 }
 

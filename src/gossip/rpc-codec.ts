@@ -448,6 +448,9 @@ const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
   shortIds: 'maxShortIds',
 }
 
+/** A prefix check read past the bytes it was given: the rest of the frame decides. */
+class Truncated extends Error {}
+
 class FrameDecoder {
   private readonly r: Reader
   private readonly limits: RpcLimits
@@ -468,9 +471,16 @@ class FrameDecoder {
     fields: 0,
   }
 
-  constructor(bytes: Uint8Array, limits: RpcLimits) {
+  /**
+   * The length of the whole frame: `bytes.length`, or more when `bytes` is only its first
+   * part (a prefix check, where reading past the prefix stops with {@link Truncated}).
+   */
+  private readonly frameLength: number
+
+  constructor(bytes: Uint8Array, limits: RpcLimits, frameLength = bytes.length) {
     this.r = createReader(bytes)
     this.limits = limits
+    this.frameLength = frameLength
   }
 
   /** Counts one more of `counter`; throws as soon as its limit is crossed. */
@@ -523,29 +533,33 @@ class FrameDecoder {
     return rpc
   }
 
-  /** Reads a length prefix and checks it fits in the frame. */
-  private length(max = Number.POSITIVE_INFINITY): number {
+  /** Reads a length prefix and checks it against `limit` and against the frame. */
+  private length(limit?: 'maxTopicLength' | 'maxIdLength'): number {
     const n = this.r.uint32()
-    if (n > this.r.len - this.r.pos) throw new DecodeError('length exceeds frame')
-    if (n > max) throw new DecodeError(`field of ${n} bytes exceeds limit ${max}`)
+    if (limit !== undefined && n > this.limits[limit]) {
+      throw new RpcLimitError(limit, n, this.budget.fields)
+    }
+    if (n > this.frameLength - this.r.pos) throw new DecodeError('length exceeds frame')
     return n
   }
 
+  /** The end of a nested message (in a prefix check, at most the prefix's end). */
   private nested(): number {
     const n = this.length()
-    return this.r.pos + n
+    return Math.min(this.r.pos + n, this.r.len)
   }
 
-  private bytes(max = Number.POSITIVE_INFINITY): Uint8Array {
-    const n = this.length(max)
+  private bytes(limit?: 'maxTopicLength' | 'maxIdLength'): Uint8Array {
+    const n = this.length(limit)
     const r = this.r
+    if (n > r.len - r.pos) throw new Truncated()
     const out = r.buf.subarray(r.pos, r.pos + n)
     r.pos += n
     return out
   }
 
   private string(): string {
-    return utf8.decode(this.bytes(this.limits.maxTopicLength))
+    return utf8.decode(this.bytes('maxTopicLength'))
   }
 
   private subscription(): RpcSubscription {
@@ -583,7 +597,7 @@ class FrameDecoder {
 
   private ids(into: Uint8Array[], counter: 'ihaveIds' | 'iwantIds' | 'idontwantIds'): void {
     this.count(counter)
-    into.push(this.bytes(this.limits.maxIdLength))
+    into.push(this.bytes('maxIdLength'))
   }
 
   /** Splits concatenated short ids, each counted against `maxShortIds`. */
@@ -597,6 +611,14 @@ class FrameDecoder {
       this.count('shortIds')
       into.push(all.subarray(i, i + SHORT_ID_BYTES))
     }
+  }
+
+  private topicHash(): Uint8Array {
+    const hash = this.bytes()
+    if (hash.length > TOPIC_HASH_BYTES) {
+      throw new DecodeError(`topic hash of ${hash.length} bytes, more than ${TOPIC_HASH_BYTES}`)
+    }
+    return hash
   }
 
   private oneCopy(o: RpcOneCopy): void {
@@ -616,7 +638,7 @@ class FrameDecoder {
         this.fields(sub, (f, w) => {
           if (f !== 1 && f !== 2) return false
           expectWireType(w, LEN)
-          if (f === 1) a.topicHash = this.bytes(TOPIC_HASH_BYTES)
+          if (f === 1) a.topicHash = this.topicHash()
           else this.shortIds(a.ids)
           return true
         })
@@ -713,7 +735,7 @@ class FrameDecoder {
         this.fields(pe, (ff, ww) => {
           if (ff !== 1 && ff !== 2) return false
           expectWireType(ww, LEN)
-          if (ff === 1) info.peerID = this.bytes(this.limits.maxIdLength)
+          if (ff === 1) info.peerID = this.bytes('maxIdLength')
           else info.signedPeerRecord = this.bytes()
           return true
         })
@@ -748,6 +770,29 @@ export function decodeRpc(
     throw new DecodeError(`malformed RPC: ${(err as Error).message}`, { cause: err })
   } finally {
     if (work !== undefined) work.fields = decoder.budget.fields
+  }
+}
+
+/**
+ * Checks the first bytes of a frame of `frameLength` bytes that is still arriving: throws
+ * {@link RpcLimitError} when they alone cross one of `limits` (so the whole frame would be
+ * refused, at the same point), and returns otherwise. Lets a driver refuse a large hostile
+ * frame from its first kilobytes instead of buffering all of it. Costs at most one decode of
+ * the prefix, bounded by `maxFields`.
+ */
+export function checkRpcPrefix(
+  prefix: Uint8Array,
+  frameLength: number,
+  limits: RpcLimits = DEFAULT_RPC_LIMITS,
+): void {
+  if (frameLength > limits.maxFrameBytes) {
+    throw new RpcLimitError('maxFrameBytes', frameLength, 0)
+  }
+  try {
+    new FrameDecoder(prefix, limits, Math.max(frameLength, prefix.length)).rpc()
+  } catch (err) {
+    // Anything else may come from where the prefix ends: only a crossed limit is certain.
+    if (err instanceof RpcLimitError) throw err
   }
 }
 

@@ -1,9 +1,36 @@
-import type { ConnectionGater, PeerId } from '@libp2p/interface'
+import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
+import { ipOf } from '../gossip/score.ts'
 
 /** Anything that can say whether a peer is refused (a {@link DisseminationService} can). */
 export interface DenyList {
   /** True while `peer` must be refused. */
   isDenied(peer: PeerId): boolean
+}
+
+/** How {@link denyListGater} throttles the handshakes of addresses denied peers come from. */
+export interface DenyListGaterOptions {
+  /**
+   * Handshakes a second an address gets once a denied peer came from it (default 2). A
+   * denied peer is known only after the encryption handshake, which costs the listener key
+   * exchanges; beyond this rate, connections from that address are refused before it.
+   */
+  deniedHandshakesPerSecond?: number
+  /** Handshakes of denied peers an address may spend at once (default 4). */
+  deniedHandshakesBurst?: number
+  /** How long an address stays throttled after its last denied handshake, in ms (default 60 000). */
+  throttleMs?: number
+  /** Addresses throttled at once (the least recently denied is forgotten first; default 1024). */
+  maxThrottled?: number
+  /** The clock, in ms (default `Date.now`). */
+  now?: () => number
+}
+
+interface Throttle {
+  tokens: number
+  /** When `tokens` was last refilled. */
+  at: number
+  /** When a denied peer's handshake from this address last ended. */
+  deniedAt: number
 }
 
 /**
@@ -17,12 +44,70 @@ export interface DenyList {
  *   services: { dissemination: gossip() },
  * })
  * ```
+ *
+ * A denied peer that keeps dialling still costs an encryption handshake per attempt (its
+ * identity is known only at the end of it). So each handshake that ends in a refusal spends a
+ * token of its IP address, and while the address has none left, every new connection from it
+ * is refused before encryption: a denied peer gets `deniedHandshakesPerSecond` handshakes a
+ * second. Connections already open are untouched; a new honest peer behind the same address
+ * waits for a token like the denied one.
  */
-export function denyListGater(lookup: () => DenyList | undefined): ConnectionGater {
+export function denyListGater(
+  lookup: () => DenyList | undefined,
+  options: DenyListGaterOptions = {},
+): ConnectionGater {
+  const {
+    deniedHandshakesPerSecond = 2,
+    deniedHandshakesBurst = 4,
+    throttleMs = 60_000,
+    maxThrottled = 1024,
+    now: clock = Date.now,
+  } = options
+  /** IP → its tokens (insertion order is the order of their last denied handshake). */
+  const throttled = new Map<string, Throttle>()
+  const refill = (t: Throttle, now: number) => {
+    t.tokens = Math.min(
+      deniedHandshakesBurst,
+      t.tokens + ((now - t.at) / 1000) * deniedHandshakesPerSecond,
+    )
+    t.at = now
+  }
   const denied = (peer: PeerId) => lookup()?.isDenied(peer) ?? false
+  const ip = (maConn: MultiaddrConnection) => ipOf(maConn.remoteAddr.toString())
   return {
     denyDialPeer: denied,
-    denyInboundEncryptedConnection: denied,
+    denyInboundConnection: (maConn) => {
+      const key = ip(maConn)
+      const t = throttled.get(key)
+      if (t === undefined) return false
+      const now = clock()
+      if (now - t.deniedAt >= throttleMs) {
+        throttled.delete(key)
+        return false
+      }
+      refill(t, now)
+      return t.tokens < 1
+    },
+    denyInboundEncryptedConnection: (peer, maConn) => {
+      if (!denied(peer)) return false
+      const key = ip(maConn)
+      const now = clock()
+      let t = throttled.get(key)
+      if (t === undefined) {
+        t = { tokens: deniedHandshakesBurst, at: now, deniedAt: now }
+        if (throttled.size >= maxThrottled) {
+          const oldest = throttled.keys().next().value
+          if (oldest !== undefined) throttled.delete(oldest)
+        }
+      } else {
+        refill(t, now)
+        throttled.delete(key)
+      }
+      t.tokens -= 1
+      t.deniedAt = now
+      throttled.set(key, t)
+      return true
+    },
     denyOutboundEncryptedConnection: denied,
     denyInboundUpgradedConnection: denied,
     denyOutboundUpgradedConnection: denied,

@@ -24,7 +24,11 @@ import type {
 import type { EventSink, Listener } from '../common/emitter.ts'
 import type { DisconnectOptions, Env, ProtocolCore, TimerHandle } from '../common/env.ts'
 import { InvalidParametersError } from '../common/errors.ts'
-import { encodeLengthPrefixed, LengthPrefixedDecoder } from '../common/length-prefixed.ts'
+import {
+  encodeLengthPrefixed,
+  FrameRefusedError,
+  LengthPrefixedDecoder,
+} from '../common/length-prefixed.ts'
 import { withDefaults } from '../common/options.ts'
 import type { DisseminationStats } from '../common/stats.ts'
 import { nodeTimer } from '../common/system-clock.ts'
@@ -99,6 +103,11 @@ export type HostedCore<
   Dissemination<E, O> & {
     /** Hands every event to `sink` too (the service re-dispatches them). */
     forwardEvents(sink: EventSink<E>): void
+    /**
+     * Shown the first bytes of each large frame from `peer` as it arrives; false refuses the
+     * frame before the rest of it is buffered (the core has counted it against the peer).
+     */
+    inspectFramePrefix?(peer: PeerKey, prefix: Uint8Array, frameLength: number): boolean
   }
 
 /** A service's events as libp2p dispatches them: `CustomEvent`s carrying the core's payloads. */
@@ -467,15 +476,20 @@ export class DisseminationService<
     }
     const state = this.state(peer)
     state.inbound.add(stream)
-    const decoder = new LengthPrefixedDecoder(this.options.maxFrameBytes)
+    const inspect = this.core.inspectFramePrefix?.bind(this.core)
+    const decoder = new LengthPrefixedDecoder(
+      this.options.maxFrameBytes,
+      inspect && ((prefix, frameLength) => inspect(peer, prefix, frameLength)),
+    )
     stream.addEventListener('message', (evt) => {
       let frames: Uint8Array[]
       try {
         frames = decoder.push(evt.data)
       } catch (err) {
-        // A bad length prefix desynchronises the stream: nothing after it can be trusted.
+        // A bad length prefix desynchronises the stream: nothing after it can be trusted. A
+        // frame the core refused from its first bytes was counted by the core already.
         this.log.error('closing stream from %s: %e', peer, err)
-        this.core.penalise(peer, 'bad-framing')
+        if (!(err instanceof FrameRefusedError)) this.core.penalise(peer, 'bad-framing')
         stream.abort(err instanceof Error ? err : new Error(String(err)))
         return
       }

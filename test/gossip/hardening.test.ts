@@ -131,6 +131,33 @@ describe('a gossip router under attack (sans-IO)', () => {
     expect(router.getBehaviourPenalty(X)).toBe(2)
   })
 
+  it("asks for IHAVE ids up to the heartbeat's budget, chosen at random", () => {
+    const { env, router } = victim()
+    const ids = (seed: number, n: number) =>
+      Array.from({ length: n }, (_, i) => Uint8Array.from([seed, i >> 8, i & 0xff]))
+    const ihave = (messageIDs: Uint8Array[]) =>
+      frame({ control: { ihave: [{ topicID: T, messageIDs }] } })
+    const asked = () =>
+      env
+        .take()
+        .filter((s) => s.peer === X)
+        .flatMap((s) => s.rpc.control?.iwant.flatMap((w) => w.messageIDs) ?? [])
+    const budget = router.params.maxIHaveLength
+    router.receive(X, ihave(ids(1, budget - 2000)))
+    expect(asked()).toHaveLength(budget - 2000)
+    // 2,000 left of the budget: 2,000 of the 5,000 ids, a random choice, not the first ones.
+    const second = ids(2, 5000)
+    router.receive(X, ihave(second))
+    const got = asked()
+    expect(got).toHaveLength(2000)
+    expect(new Set(got.map((id) => (id[1] << 8) | id[2])).size).toBe(2000)
+    expect(got.some((id) => ((id[1] << 8) | id[2]) >= 2000)).toBe(true)
+    // The budget is spent: a third IHAVE this heartbeat asks for nothing.
+    router.receive(X, ihave(ids(3, 100)))
+    expect(asked()).toHaveLength(0)
+    expect(router.getBehaviourPenalty(X)).toBe(0)
+  })
+
   it('budgets stream reopening and bad framing reported by the driver', () => {
     const { env, router } = victim()
     const { burst } = DEFAULT_PEER_BUDGETS.rates.stream

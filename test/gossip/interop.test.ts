@@ -272,8 +272,9 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
         idontwant: [],
       },
     })
+    // One IWANT for the 20 ids, one promise: broken once, as stock gossipsub counts it.
     await waitFor(
-      () => (o.services.dissemination.stats().invalid['broken-iwant-promise'] ?? 0) === 20,
+      () => (o.services.dissemination.stats().invalid['broken-iwant-promise'] ?? 0) === 1,
       { what: 'broken promises' },
     )
     expect(o.services.dissemination.stats().control['IWANT ids']?.sent).toBe(20)

@@ -88,7 +88,41 @@ describe('IWANT limiter timers', () => {
     expect(timers).toBe(1)
     l.delivered('k0')
     env.advance(100)
-    // Every undelivered request is a broken promise; the delivered one is not.
-    expect(broken).toHaveLength(4999)
+    // One request, one promise: 4,999 undelivered ids cost the peer one penalty.
+    expect(broken).toEqual(['a'])
+  })
+
+  it('asks each next advertiser once for all the ids it inherits', () => {
+    const env = new ManualEnv()
+    const requests: [string, number][] = []
+    const broken: string[] = []
+    const l = new IWantLimiter(
+      { maxConcurrent: 1, followupMs: 100, maxAlternates: 2, maxTracked: 10_000 },
+      {
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        request: (peer, ids) => requests.push([peer, ids.length]),
+        brokenPromise: (peer) => broken.push(peer),
+      },
+    )
+    const ids = Array.from({ length: 300 }, (_, i) => ({
+      key: `k${i}`,
+      id: Uint8Array.from([i >> 8, i & 0xff]),
+    }))
+    l.advertised('a', ids)
+    l.advertised('b', ids)
+    l.advertised('c', ids.slice(0, 100))
+    env.advance(100)
+    expect(broken).toEqual(['a'])
+    expect(requests).toEqual([['b', 300]])
+    l.peerGone('b')
+    // b's ids move on at once: c advertised 100 of them; the others are forgotten.
+    expect(requests).toEqual([
+      ['b', 300],
+      ['c', 100],
+    ])
+    expect(l.outstandingPeers('k0')).toEqual(['c'])
+    expect(l.outstandingPeers('k200')).toEqual([])
+    env.advance(100)
+    expect(broken).toEqual(['a', 'c'])
   })
 })

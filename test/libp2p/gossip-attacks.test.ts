@@ -31,8 +31,10 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
           framesAtPenalty = bed.frames.get(key) ?? 0
         }
       })
+      // Persisting: the gater may refuse a first dial from 127.0.0.1 before encryption while
+      // the previous attacker's denied redials have spent its handshakes there.
       const { result: run, traffic } = await bed.honestTraffic(() =>
-        runAttack(x, bed.b.getMultiaddrs()[0], attack, 8000, () => router.isDenied(key)),
+        runAttack(x, bed.b.getMultiaddrs()[0], attack, 8000, () => router.isDenied(key), true),
       )
       off()
       expect(traffic.published).toBeGreaterThan(0)
@@ -47,7 +49,14 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
         what: 'the attacker connection closed',
         timeoutMs: 5000,
       })
-      expect(run.sent).toBeGreaterThan(0)
+      if (attack.name.includes('4 MiB')) {
+        // Refused from their first bytes: no such frame reached the router whole, and the
+        // attacker's first one never finished sending (its stream was reset under it).
+        expect(bed.frames.get(key) ?? 0).toBe(0)
+        expect(run.sent).toBeLessThanOrEqual(1)
+      } else {
+        expect(run.sent).toBeGreaterThan(0)
+      }
       // The gater refuses it now: a new connection dies at once, and the router never hears of it.
       expect(denyListGater(() => bed.b.services.dissemination).denyDialPeer!(x.peerId)).toBe(true)
       const again = await x.dial(bed.b.getMultiaddrs()[0]).catch(() => undefined)
@@ -58,4 +67,34 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
       expect(router.getPeers()).not.toContain(key)
     })
   }
+
+  it('gives a denied peer that keeps redialling a few encryption handshakes a second, no more', async () => {
+    const x = await createAttacker()
+    attackers.push(x)
+    const key = x.peerId.toString()
+    const router = bed.b.services.dissemination.core
+    const attack = gossipAttacks(T).find((a) => a.stream)!
+    await runAttack(x, bed.b.getMultiaddrs()[0], attack, 8000, () => router.isDenied(key), true)
+    expect(router.isDenied(key)).toBe(true)
+    await waitFor(() => x.getConnections(bed.b.peerId).every((c) => c.status !== 'open'), {
+      what: 'the attacker connection closed',
+      timeoutMs: 5000,
+    })
+    const handshakesBefore = bed.refusedConnections.get(key) ?? 0
+    const start = Date.now()
+    for (let i = 0; i < 40; i++) {
+      const c = await x.dial(bed.b.getMultiaddrs()[0]).catch(() => undefined)
+      // A dial the gater lets through the handshake dies right after it: wait for that.
+      if (c !== undefined) {
+        await waitFor(() => c.status !== 'open', { what: 'a refused redial', timeoutMs: 5000 })
+      }
+    }
+    const seconds = (Date.now() - start) / 1000
+    const handshakes = (bed.refusedConnections.get(key) ?? 0) - handshakesBefore
+    // The gater's defaults: a burst of 4, then 2 a second; the other dials die before encryption.
+    expect(handshakes).toBeLessThanOrEqual(4 + Math.ceil(2 * seconds) + 1)
+    expect(handshakes).toBeLessThan(40)
+    expect(handshakes).toBeGreaterThan(0)
+    expect(router.getPeers()).not.toContain(key)
+  })
 })

@@ -1,7 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
-import type { Connection, Stream } from '@libp2p/interface'
+import type { Connection, ConnectionGater, Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -313,9 +313,20 @@ export class AttackBed {
   readonly maxFrameCpuMs = new Map<string, number>()
   /** When B's router first heard from each peer (a frame or a driver report), as `Date.now()`. */
   readonly firstContact = new Map<string, number>()
+  /** CPU time (process user + system) B's router spent on each peer's frames and reports, in ms. */
+  readonly routerCpuMs = new Map<string, number>()
+  /** Connections B's gater refused (the peer was denied), by peer (A and C share the count map but are never refused). */
+  readonly refusedConnections: Map<string, number>
   private readonly latencies: number[] = []
 
-  private constructor(a: GossipNode, b: GossipNode, c: GossipNode, topic: string) {
+  private constructor(
+    a: GossipNode,
+    b: GossipNode,
+    c: GossipNode,
+    topic: string,
+    refused: Map<string, number>,
+  ) {
+    this.refusedConnections = refused
     this.a = a
     this.b = b
     this.c = c
@@ -334,11 +345,21 @@ export class AttackBed {
         if (count) this.frames.set(peer, (this.frames.get(peer) ?? 0) + 1)
         if (ms > (this.maxFrameMs.get(peer) ?? 0)) this.maxFrameMs.set(peer, ms)
         if (cpuMs > (this.maxFrameCpuMs.get(peer) ?? 0)) this.maxFrameCpuMs.set(peer, cpuMs)
+        this.routerCpuMs.set(peer, (this.routerCpuMs.get(peer) ?? 0) + cpuMs)
       }
     // Timing hooks on the victim's router: the sans-IO core is what is measured.
     core.receive = timed(core.receive.bind(core), true)
     core.penalise = timed(core.penalise.bind(core), false)
     core.inboundStreamOpened = timed(core.inboundStreamOpened.bind(core), false)
+    const inspect = core.inspectFramePrefix.bind(core)
+    let accepted = true
+    const inspectTimed = timed((peer: string, prefix: Uint8Array, length: number) => {
+      accepted = inspect(peer, prefix, length)
+    }, false)
+    core.inspectFramePrefix = (peer, prefix, length) => {
+      inspectTimed(peer, prefix, length)
+      return accepted
+    }
     c.services.dissemination.on('artifact', (art) => {
       if (art.data[12] !== HONEST_MARK) return
       const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
@@ -348,6 +369,15 @@ export class AttackBed {
 
   /** Builds and connects A, B and C, and waits for B's mesh to hold both. */
   static async create(topic = 'blocks'): Promise<AttackBed> {
+    const refused = new Map<string, number>()
+    const countRefusals = (gater: ConnectionGater): ConnectionGater => ({
+      ...gater,
+      denyInboundEncryptedConnection: (peer, connection) => {
+        const deny = gater.denyInboundEncryptedConnection?.(peer, connection) === true
+        if (deny) refused.set(peer.toString(), (refused.get(peer.toString()) ?? 0) + 1)
+        return deny
+      },
+    })
     const node = async (): Promise<GossipNode> => {
       let n: GossipNode | undefined
       n = await createLibp2p({
@@ -355,7 +385,7 @@ export class AttackBed {
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
-        connectionGater: denyListGater(() => n?.services.dissemination),
+        connectionGater: countRefusals(denyListGater(() => n?.services.dissemination)),
         // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
         // connections a second would refuse them before our service ever sees them.
         connectionManager: { inboundConnectionThreshold: 1000 },
@@ -370,7 +400,7 @@ export class AttackBed {
     const [a, b, c] = [await node(), await node(), await node()]
     await a.dial(b.getMultiaddrs()[0])
     await c.dial(b.getMultiaddrs()[0])
-    const bed = new AttackBed(a, b, c, topic)
+    const bed = new AttackBed(a, b, c, topic, refused)
     const mesh = () => b.services.dissemination.core.getMeshPeers(topic)
     await waitFor(
       () =>

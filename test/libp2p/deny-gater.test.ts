@@ -1,0 +1,61 @@
+import type { MultiaddrConnection, PeerId } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { describe, expect, it } from 'vitest'
+import { denyListGater } from '../../src/libp2p/deny-gater.ts'
+
+/** Just enough of a connection for the gater: its remote address. */
+const from = (address: string) => ({ remoteAddr: multiaddr(address) }) as MultiaddrConnection
+const peer = (name: string) => ({ toString: () => name }) as PeerId
+
+describe('the deny-list gater', () => {
+  it("throttles the handshakes of an address a denied peer dials from, and only that address's", () => {
+    let time = 0
+    const denied = new Set(['bad'])
+    const gater = denyListGater(() => ({ isDenied: (p) => denied.has(p.toString()) }), {
+      deniedHandshakesPerSecond: 2,
+      deniedHandshakesBurst: 4,
+      throttleMs: 10_000,
+      now: () => time,
+    })
+    const attacker = from('/ip4/10.0.0.1/tcp/4001')
+    const other = from('/ip4/10.0.0.2/tcp/4001')
+    // A denied peer redials in a loop: four handshakes, then refused before encryption.
+    let handshakes = 0
+    for (let i = 0; i < 20; i++) {
+      if (gater.denyInboundConnection!(attacker)) continue
+      handshakes++
+      expect(gater.denyInboundEncryptedConnection!(peer('bad'), attacker)).toBe(true)
+    }
+    expect(handshakes).toBe(4)
+    // Another address, and an honest peer there, are untouched.
+    expect(gater.denyInboundConnection!(other)).toBe(false)
+    expect(gater.denyInboundEncryptedConnection!(peer('good'), other)).toBe(false)
+    // Two handshakes a second come back.
+    time += 1000
+    handshakes = 0
+    for (let i = 0; i < 20; i++) {
+      if (gater.denyInboundConnection!(attacker)) continue
+      handshakes++
+      gater.denyInboundEncryptedConnection!(peer('bad'), attacker)
+    }
+    expect(handshakes).toBe(2)
+    // Once the denied peer has been quiet for throttleMs, the address is free again.
+    time += 10_000
+    expect(gater.denyInboundConnection!(attacker)).toBe(false)
+    expect(gater.denyDialPeer!(peer('bad'))).toBe(true)
+    expect(gater.denyDialPeer!(peer('good'))).toBe(false)
+  })
+
+  it('throttles a bounded number of addresses, forgetting the least recently denied', () => {
+    const gater = denyListGater(() => ({ isDenied: () => true }), {
+      deniedHandshakesBurst: 1,
+      maxThrottled: 2,
+      now: () => 0,
+    })
+    for (const a of ['1', '2', '3'])
+      gater.denyInboundEncryptedConnection!(peer('x'), from(`/ip4/10.0.0.${a}/tcp/1`))
+    expect(gater.denyInboundConnection!(from('/ip4/10.0.0.1/tcp/1'))).toBe(false)
+    expect(gater.denyInboundConnection!(from('/ip4/10.0.0.2/tcp/1'))).toBe(true)
+    expect(gater.denyInboundConnection!(from('/ip4/10.0.0.3/tcp/1'))).toBe(true)
+  })
+})
