@@ -85,7 +85,7 @@ export function reportPlan(quick: boolean): PlannedRun[] {
       let cost = 0
       if (label.startsWith('gossip')) cost = 2 * edges
       else if (key === 'eth2025' && label === 'flood') cost = edges
-      else if (label.includes('multicast') && s[key].nodes >= 10_000) cost = s[key].nodes ** 2 / 100
+      else if (label.includes('multicast') && s[key].nodes >= 10_000) cost = s[key].nodes ** 2 / 10
       runs.push({ id: `${key}/${label}`, key, label, scenario: s[key], strategy, cost })
     }
   }

@@ -10,7 +10,7 @@
  * `--rewrite` writes the report again from the last run's results.json without running.
  */
 import { fork } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MultiBar, Presets } from 'cli-progress'
@@ -94,6 +94,10 @@ if (process.argv.includes('--rewrite')) {
 await new Promise<void>((resolveAll) => {
   let running = 0
   const next = () => {
+    // Past the budget nothing more starts: what is left is listed as not started.
+    if (performance.now() >= deadline) {
+      for (const r of queue.splice(0)) failures.push(`${r.id}: not started (budget spent)`)
+    }
     if (queue.length === 0 && running === 0) {
       resolveAll()
       return
@@ -126,6 +130,7 @@ const results = plan.flatMap((r) => {
   return d === undefined ? [] : [d.result]
 })
 const missing = plan.filter((r) => !done.has(r.id)).map((r) => r.id)
+mkdirSync(outDir, { recursive: true })
 writeFileSync(resultsFile, `${JSON.stringify({ quick, budgetMin, missing, results }, null, 1)}\n`)
 await writeReport(outDir, quick, results, missing, budgetMin)
 for (const r of plan) {

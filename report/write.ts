@@ -192,7 +192,16 @@ function draftRows(res: Results): string[][] {
   for (const key of ['eth2022', 'eth2025'] as const) {
     const g = res.get(key, 'gossip stock')
     const rp = res.get(key, 'RP unicast')
-    if (g === undefined || rp === undefined) continue
+    if (rp === undefined) continue
+    if (g === undefined) {
+      rows.push([
+        `upkeep bytes per hour, RP unicast (${key === 'eth2022' ? '2022' : '2025'}, measured idle traffic; gossip stock not run)`,
+        `${SEED_000.draftMaintenanceRatio}× fewer`,
+        `${bytes(perHour(rp))} (${bytes(perHour(rp) / rp.nodes)} per node)`,
+        '—',
+      ])
+      continue
+    }
     const ratio = perHour(g) / perHour(rp)
     rows.push([
       `upkeep bytes per hour, gossip stock vs RP unicast (${key === 'eth2022' ? '2022' : '2025'}, measured idle traffic)`,
