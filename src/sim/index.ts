@@ -48,6 +48,7 @@ export type {
   SimStrategy,
   StrategyContext,
   TopologyKind,
+  UplinkRange,
 } from './scenario.ts'
 export { buildNetwork, runScenario, SCENARIO_TOPIC, startScenario } from './scenario.ts'
 export { findStrategy, STRATEGIES } from './strategies.ts'

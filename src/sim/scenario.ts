@@ -37,8 +37,11 @@ export interface Scenario {
   degree: number
   /** One-way link latency (ms) for the uniform-latency topologies. */
   latencyMs: number
-  /** Upload bandwidth: unlimited, per placement (1 Gbit/s data centres, 100 Mbit/s others), or bits/s. */
-  bandwidth: 'unlimited' | 'placement' | number
+  /**
+   * Upload bandwidth: unlimited, per placement (1 Gbit/s data centres, 100 Mbit/s others),
+   * bits/s for all, or a range of bits/s spread evenly over the nodes (EIP-7870's home uplinks).
+   */
+  bandwidth: 'unlimited' | 'placement' | number | UplinkRange
   /** Frame loss probability on every link. */
   loss: number
   /** Messages published. */
@@ -57,6 +60,14 @@ export interface Scenario {
   seed: number | string
   /** Strategies the demo runs by default (all when absent): some do not fit every scale. */
   strategies?: string[]
+}
+
+/** Upload bandwidths between `minBps` and `maxBps`, one per node, spread evenly over the range. */
+export interface UplinkRange {
+  /** Slowest uplink (bits/s). */
+  minBps: number
+  /** Fastest uplink (bits/s). */
+  maxBps: number
 }
 
 /** The network a strategy runs on. */
@@ -137,7 +148,14 @@ export function scenarioBandwidth(
 ): (node: number) => number {
   const bw = scenario.bandwidth
   if (bw === 'unlimited') return () => Number.POSITIVE_INFINITY
-  if (bw !== 'placement') return () => bw
+  if (typeof bw === 'number') return () => bw
+  if (typeof bw === 'object') {
+    // Node i takes the fractional part of i·φ: evenly spread, deterministic, no correlation
+    // with placement order. Infrastructure sits in a data centre.
+    const span = bw.maxBps - bw.minBps
+    return (i) =>
+      inDataCentre(i) ? PROVIDER_UPLOAD_BPS : bw.minBps + span * ((i * 0.618033988749895) % 1)
+  }
   const hosted = placementBandwidth(placement)
   return (i) => (inDataCentre(i) ? PROVIDER_UPLOAD_BPS : hosted(i))
 }

@@ -231,6 +231,7 @@ const SURFACE: Record<string, { source: string; values: string[]; types: string[
       'StrategyContext',
       'TopologyKind',
       'TrafficCounters',
+      'UplinkRange',
     ],
   },
 }
