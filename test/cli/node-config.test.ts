@@ -134,16 +134,8 @@ describe('node command line', () => {
     ).toBe('--lan-multicast applies to --strategy rp only')
     // In a config file too.
     const file = join(dir, 'lan.json')
-    await writeFile(
-      file,
-      JSON.stringify({
-        strategy: 'rp',
-        topic: 't',
-        role: 'rp',
-        'lan-multicast': '10.0.3.7',
-        'lan-any-source': true,
-      }),
-    )
+    const json = { strategy: 'rp', topic: 't', role: 'rp', 'lan-any-source': true }
+    await writeFile(file, JSON.stringify({ ...json, 'lan-multicast': '10.0.3.7' }))
     expect(config(['--config', file]).rp?.lanMulticast).toEqual({
       interfaceAddress: '10.0.3.7',
       ttl: 1,
