@@ -393,7 +393,8 @@ for (const perSite of ONLY_72K ? [] : [1, 2]) {
 if (!ONLY_72K) {
   printTable('RP crash 1 s into a stream of 80 messages (20/s): the most loaded RP dies', crashRows)
 }
-writeResults('rp-sim', {
+// --only-72k writes apart, so it does not replace a full run's figures.
+writeResults(ONLY_72K ? 'rp-sim-72k' : 'rp-sim', {
   scenario,
   steady: steadyRows,
   multicastLoss: lossRows,

@@ -523,12 +523,15 @@ export class RpMember
     })
   }
 
-  /** A Deliver from `peer`, by unicast or (`viaLan`) from its LAN multicast. */
+  /**
+   * A Deliver from `peer`, by unicast or (`viaLan`) from its LAN multicast; false when its
+   * content failed the publisher checks.
+   */
   private onDeliver(
     peer: PeerKey,
     m: Extract<RpMessage, { type: 'deliver' }>,
     viaLan = false,
-  ): void {
+  ): boolean {
     const now = this.env.now()
     // Only unicast Delivers count in the RP's loss check; the LAN channel has its own.
     if (peer === this.current && m.class === 'consensus' && !viaLan) this.deliveredByRp++
@@ -536,16 +539,16 @@ export class RpMember
     if (this.seen.has(key, now)) {
       // The LAN carries a member's own publishes back to it: expected, not a duplicate.
       if (!(viaLan && m.publisher === this.env.self)) this.duplicate(m, peer, now)
-      return
+      return true
     }
-    if (!this.topics.has(m.topic)) return
+    if (!this.topics.has(m.topic)) return true
     // The RP (unicast or multicast) forwarded it: a forgery or an alteration counts
     // against the RP, and is not remembered, so the real message still gets through.
     const problem = checkPublished(this.signatures, m, m.publisher)
     if (problem !== undefined) {
       this.recorder.count('rejected', m.topic, m.class)
       this.reject(peer, problem, m.topic)
-      return
+      return false
     }
     this.seen.add(key, now)
     const artifact: Artifact = {
@@ -579,6 +582,7 @@ export class RpMember
         done('ignore')
       })
     } else done(verdict)
+    return true
   }
 
   private queueAck(id: MessageId): void {

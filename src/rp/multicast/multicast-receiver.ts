@@ -20,7 +20,7 @@ import type { MulticastClock } from './multicast-env.ts'
 import { RejectionCounter } from './rejection-counter.ts'
 
 /** Why a message was given up. */
-export type LossReason = 'gone' | 'timeout' | 'window'
+export type LossReason = 'gone' | 'timeout' | 'window' | 'rejected'
 
 /** What the receiver core does to the outside world. */
 export interface MulticastReceiverEnv extends MulticastClock {
