@@ -179,7 +179,11 @@ async function steady(name: string, strategy: SimStrategy, sc = scenario): Promi
       lostCopies.set(`${key} ${to}`, { to, at })
     }
   })
-  const idleStart = sc.warmupMs - (sc.messages * sc.intervalMs + sc.drainMs) / 2
+  // The background (heartbeats, hellos) is periodic, 1 s: windows of whole seconds each
+  // hold exactly their share of it, so the idle half-window scales to the publishing window
+  // without a partial period's error (at 72,000 members one period is megabytes).
+  const windowMs = Math.ceil((sc.messages * sc.intervalMs + sc.drainMs) / 2000) * 2000
+  const idleStart = sc.warmupMs - windowMs / 2
   run.sim.run({ until: idleStart })
   const b0 = bytesSent()
   run.sim.run({ until: sc.warmupMs })
@@ -188,7 +192,7 @@ async function steady(name: string, strategy: SimStrategy, sc = scenario): Promi
   schedule(run, sc.warmupMs, sc.messages, sc.intervalMs, 'publishers')
   const b1 = bytesSent()
   const lan0 = lanDatagrams(run)
-  const end = sc.warmupMs + sc.messages * sc.intervalMs + sc.drainMs
+  const end = sc.warmupMs + windowMs
   run.sim.run({ until: end })
   await Promise.all(run.pending)
   const windowBytes = bytesSent() - b1
