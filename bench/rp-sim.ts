@@ -21,7 +21,9 @@
  * before; the totals with background are printed too.
  *
  * Usage: npm run bench -- rp-sim [--members N] [--messages M] [--no-baselines] [--multicast-only]
- * (`--no-baselines` skips flooding and gossip, `--multicast-only` the unicast RP rows too).
+ * [--no-72k | --only-72k] [--messages-72k M] [--warmup-72k MS]
+ * (`--no-baselines` skips flooding and gossip, `--multicast-only` the unicast RP rows too;
+ * the 72,000-member row runs after the 5% loss rows unless `--no-72k`).
  */
 
 import { distribution } from '../src/common/distribution.ts'
@@ -36,6 +38,7 @@ import {
 import type { ReplicationPoint } from '../src/rp/replication-point.ts'
 import type { DeliveryTracker } from '../src/sim/metrics.ts'
 import type { SimCore, Simulation } from '../src/sim/network.ts'
+import { SCENARIOS } from '../src/sim/presets.ts'
 import { Prng } from '../src/sim/prng.ts'
 import { type RpNetwork, rpSimStrategy } from '../src/sim/rp-strategy.ts'
 import {
@@ -56,6 +59,8 @@ function arg(name: string, fallback: number): number {
 const MEMBERS = arg('members', 10_000)
 const MESSAGES = arg('messages', 10)
 const MULTICAST_ONLY = process.argv.includes('--multicast-only')
+// Only the 72,000-member row (it takes minutes).
+const ONLY_72K = process.argv.includes('--only-72k')
 const BASELINES = !MULTICAST_ONLY && !process.argv.includes('--no-baselines')
 const BYTES = 256
 const WARMUP_MS = 6_000
@@ -88,9 +93,9 @@ interface Run {
   pending: Promise<void>[]
 }
 
-function setup(strategy: SimStrategy, disconnectDetectionMs = 0): Run {
+function setup(strategy: SimStrategy, disconnectDetectionMs = 0, sc = scenario): Run {
   return {
-    ...startScenario(scenario, strategy, { disconnectDetectionMs }),
+    ...startScenario(sc, strategy, { disconnectDetectionMs }),
     published: [],
     pending: [],
   }
@@ -160,9 +165,9 @@ function lanDatagrams(run: Run): number[] {
   return out
 }
 
-async function steady(name: string, strategy: SimStrategy): Promise<Row> {
+async function steady(name: string, strategy: SimStrategy, sc = scenario): Promise<Row> {
   const wall = performance.now()
-  const run = setup(strategy)
+  const run = setup(strategy, 0, sc)
   const lan = (run.network as Partial<RpNetwork>).lan
   // Every host's bytes: the unicast frames and the LAN datagrams.
   const bytesSent = () => run.sim.traffic.bytesSent + (lan?.counters.bytes ?? 0)
@@ -174,28 +179,32 @@ async function steady(name: string, strategy: SimStrategy): Promise<Row> {
       lostCopies.set(`${key} ${to}`, { to, at })
     }
   })
-  const idleStart = WARMUP_MS - (MESSAGES * INTERVAL_MS + DRAIN_MS) / 2
+  // The background (heartbeats, hellos) is periodic, 1 s: windows of whole seconds each
+  // hold exactly their share of it, so the idle half-window scales to the publishing window
+  // without a partial period's error (at 72,000 members one period is megabytes).
+  const windowMs = Math.ceil((sc.messages * sc.intervalMs + sc.drainMs) / 2000) * 2000
+  const idleStart = sc.warmupMs - windowMs / 2
   run.sim.run({ until: idleStart })
   const b0 = bytesSent()
-  run.sim.run({ until: WARMUP_MS })
+  run.sim.run({ until: sc.warmupMs })
   const idleBytes = bytesSent() - b0
-  const idleMs = WARMUP_MS - idleStart
-  schedule(run, WARMUP_MS, MESSAGES, INTERVAL_MS, 'publishers')
+  const idleMs = sc.warmupMs - idleStart
+  schedule(run, sc.warmupMs, sc.messages, sc.intervalMs, 'publishers')
   const b1 = bytesSent()
   const lan0 = lanDatagrams(run)
-  const end = WARMUP_MS + MESSAGES * INTERVAL_MS + DRAIN_MS
+  const end = sc.warmupMs + windowMs
   run.sim.run({ until: end })
   await Promise.all(run.pending)
   const windowBytes = bytesSent() - b1
-  const background = (idleBytes / idleMs) * (end - WARMUP_MS)
-  const perMsg = (windowBytes - background) / MESSAGES
-  const floor = (MEMBERS - 1) * BYTES
+  const background = (idleBytes / idleMs) * (end - sc.warmupMs)
+  const perMsg = (windowBytes - background) / sc.messages
+  const floor = (sc.nodes - 1) * BYTES
   const s = run.tracker.summary()
   const bound = distribution(boundLatencies(run))
   const rps = (run.network as Partial<RpNetwork>).firstRp
   // Transmissions per message per site, at the RPs that multicast at all.
   const perRp = lanDatagrams(run)
-    .map((n, r) => (n - lan0[r]) / MESSAGES)
+    .map((n, r) => (n - lan0[r]) / sc.messages)
     .filter((x) => x > 0)
   const repair: number[] = []
   const byKey = new Map(run.published.map((p) => [messageIdKey(p.id), p]))
@@ -208,6 +217,7 @@ async function steady(name: string, strategy: SimStrategy): Promise<Row> {
   const rd = distribution(repair)
   return {
     strategy: name,
+    members: sc.nodes,
     RPs: rps === undefined ? '-' : run.network.graph.n - rps,
     delivered: `${(s.deliveryRatio * 100).toFixed(2)}%`,
     lost: lostPairs(run),
@@ -220,7 +230,8 @@ async function steady(name: string, strategy: SimStrategy): Promise<Row> {
     'repair p99 ms': repair.length === 0 ? '-' : rd.p99,
     'KB/msg': perMsg / 1024,
     'x floor': perMsg / floor,
-    'KB/msg incl. bg': windowBytes / MESSAGES / 1024,
+    'KB/msg incl. bg': windowBytes / sc.messages / 1024,
+    'bg KB/s': ((idleBytes / idleMs) * 1000) / 1024,
     'p50 ms': s.latencyMs.p50,
     'p99 ms': s.latencyMs.p99,
     'bound p50': bound.p50,
@@ -310,13 +321,13 @@ console.log(
   `floor: (N - 1) × ${BYTES} B = ${(((MEMBERS - 1) * BYTES) / 1024).toFixed(1)} KB of payload per message`,
 )
 const steadyRows: Row[] = []
-const baselines = BASELINES ? ['flood', 'gossip-optimized'] : []
+const baselines = BASELINES && !ONLY_72K ? ['flood', 'gossip-optimized'] : []
 for (const name of baselines) {
   const s = findStrategy(name)
   if (s === undefined) continue
   steadyRows.push(await steady(name, s))
 }
-for (const tree of ['shared', 'source'] as const) {
+for (const tree of ONLY_72K ? [] : (['shared', 'source'] as const)) {
   for (const rpsPerSite of [1, 2]) {
     if (!MULTICAST_ONLY) {
       steadyRows.push(await steady(`rp ${tree} tree`, rpSimStrategy({ rpsPerSite, rp: { tree } })))
@@ -329,11 +340,12 @@ for (const tree of ['shared', 'source'] as const) {
     )
   }
 }
-printTable('steady state: one 256-byte consensus message to every member', steadyRows)
+if (!ONLY_72K)
+  printTable('steady state: one 256-byte consensus message to every member', steadyRows)
 
 // 5% of the members' datagram copies lost on the LANs: repaired over the RP sessions.
 const lossRows: Row[] = []
-for (const tree of ['shared', 'source'] as const) {
+for (const tree of ONLY_72K ? [] : (['shared', 'source'] as const)) {
   lossRows.push(
     await steady(
       `rp ${tree} tree + multicast, 5% loss`,
@@ -341,10 +353,39 @@ for (const tree of ['shared', 'source'] as const) {
     ),
   )
 }
-printTable('multicast with 5% datagram loss per member copy', lossRows)
+if (!ONLY_72K) printTable('multicast with 5% datagram loss per member copy', lossRows)
+
+// Ethereum's scale (the 'ethereum-72k' placement): 72,000 members, source trees, multicast.
+const bigRows: Row[] = []
+if (!process.argv.includes('--no-72k')) {
+  const preset = SCENARIOS['ethereum-72k']
+  const big: Scenario = {
+    ...scenario,
+    name: preset.name,
+    description: `${preset.nodes} members, ${preset.topology}, ${BYTES}-byte consensus messages`,
+    nodes: preset.nodes,
+    topology: preset.topology,
+    seed: preset.seed,
+    messages: arg('messages-72k', 5),
+    // 72,000 registrations, probes and key announcements take longer to settle than 10,000:
+    // the background is measured once they have.
+    warmupMs: arg('warmup-72k', 20_000),
+  }
+  bigRows.push(
+    await steady(
+      'rp source tree + multicast',
+      rpSimStrategy({ rp: { tree: 'source' }, multicast: true }),
+      big,
+    ),
+  )
+  printTable(
+    `${preset.nodes} members (ethereum-72k placement), ${big.messages} messages: floor ${(((preset.nodes - 1) * BYTES) / 1024).toFixed(1)} KB per message`,
+    bigRows,
+  )
+}
 
 const crashRows: Row[] = []
-for (const tree of ['shared', 'source'] as const) {
+for (const tree of ONLY_72K ? [] : (['shared', 'source'] as const)) {
   for (const perSite of [1, 2]) {
     for (const silent of [false, true]) {
       // Without baselines, the unicast crash rows of the source tree only (beside multicast's).
@@ -354,8 +395,17 @@ for (const tree of ['shared', 'source'] as const) {
     }
   }
 }
-for (const perSite of [1, 2]) {
+for (const perSite of ONLY_72K ? [] : [1, 2]) {
   for (const silent of [false, true]) crashRows.push(await crash(perSite, silent, 'source', true))
 }
-printTable('RP crash 1 s into a stream of 80 messages (20/s): the most loaded RP dies', crashRows)
-writeResults('rp-sim', { scenario, steady: steadyRows, multicastLoss: lossRows, crash: crashRows })
+if (!ONLY_72K) {
+  printTable('RP crash 1 s into a stream of 80 messages (20/s): the most loaded RP dies', crashRows)
+}
+// --only-72k writes apart, so it does not replace a full run's figures.
+writeResults(ONLY_72K ? 'rp-sim-72k' : 'rp-sim', {
+  scenario,
+  steady: steadyRows,
+  multicastLoss: lossRows,
+  ethereum72k: bigRows,
+  crash: crashRows,
+})

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isIPv4 } from 'node:net'
 import { parseArgs } from 'node:util'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { type ArtifactClass, isArtifactClass } from '../common/artifact.ts'
@@ -9,10 +10,24 @@ export const NODE_STRATEGIES = ['gossip', 'rp', 'flood'] as const
 /** A strategy the node command runs. */
 export type NodeStrategy = (typeof NODE_STRATEGIES)[number]
 
+/** RP multicast on a LAN interface (`--lan-multicast`; README, "Deploying RPs with multicast"). */
+export interface LanMulticastConfig {
+  /** IPv4 address of the LAN interface: an RP multicasts from it, a member joins on it. */
+  interfaceAddress: string
+  /** IP TTL of the RP's datagrams (1: they stay on the LAN). */
+  ttl: number
+  /** Join (S, G) channels (IGMPv3); false: any-source groups (IGMPv2 networks). */
+  sourceSpecific: boolean
+}
+
 /** What `--strategy rp` needs on top of the common settings. */
-export type RpRoleConfig =
+export type RpRoleConfig = (
   | { role: 'member'; rps: Multiaddr[] }
   | { role: 'rp'; backbone: Multiaddr[] }
+) & {
+  /** LAN multicast, with `--lan-multicast`; absent, unicast only. */
+  lanMulticast?: LanMulticastConfig
+}
 
 /** A validated configuration of `consensus-multicast node`. */
 export interface NodeConfig {
@@ -72,6 +87,12 @@ set rate.
   --role R             with --strategy rp: rp or member
   --rp ADDR            member: an RP, ending in /p2p/<peer id> (repeatable, in preference order)
   --backbone ADDR      rp: another RP of the backbone, ending in /p2p/<peer id> (repeatable)
+  --lan-multicast IP   rp: multicast each message once into the LAN of this IPv4 interface;
+                       member: receive its RP's multicast on this interface (falls back to
+                       unicast by itself when the probe does not come back)
+  --lan-ttl N          with --lan-multicast: IP TTL of the datagrams (default 1: LAN only)
+  --lan-any-source     with --lan-multicast: join any-source groups (IGMPv2 networks)
+                       instead of source-specific (S, G) channels
   --key-file F         the node's private key, created if missing (a stable peer id)
   --peer-id            print the peer id of --key-file (creating it if missing) and exit
   --rate N             publish N messages per second
@@ -98,6 +119,9 @@ const OPTIONS = {
   role: { type: 'string' },
   rp: { type: 'string', multiple: true },
   backbone: { type: 'string', multiple: true },
+  'lan-multicast': { type: 'string' },
+  'lan-ttl': { type: 'string' },
+  'lan-any-source': { type: 'boolean' },
   'key-file': { type: 'string' },
   'peer-id': { type: 'boolean' },
   rate: { type: 'string' },
@@ -225,7 +249,7 @@ const addresses = (raw: RawOptions, name: OptionName, needsPeerId: boolean) =>
 function rpRole(raw: RawOptions, strategy: NodeStrategy): RpRoleConfig | undefined {
   const role = optionalString(raw, 'role')
   if (strategy !== 'rp') {
-    for (const name of ['role', 'rp', 'backbone'] as const) {
+    for (const name of RP_ONLY) {
       if (raw[name] !== undefined) throw new UsageError(`--${name} applies to --strategy rp only`)
     }
     return undefined
@@ -235,10 +259,34 @@ function rpRole(raw: RawOptions, strategy: NodeStrategy): RpRoleConfig | undefin
     if (raw.backbone !== undefined) throw new UsageError('--backbone applies to --role rp only')
     const rps = addresses(raw, 'rp', true)
     if (rps.length === 0) throw new UsageError('--role member needs at least one --rp address')
-    return { role: 'member', rps }
+    return withLan(raw, { role: 'member', rps })
   }
   if (raw.rp !== undefined) throw new UsageError('--rp applies to --role member only')
-  return { role: 'rp', backbone: addresses(raw, 'backbone', true) }
+  return withLan(raw, { role: 'rp', backbone: addresses(raw, 'backbone', true) })
+}
+
+const RP_ONLY = ['role', 'rp', 'backbone', 'lan-multicast', 'lan-ttl', 'lan-any-source'] as const
+
+/** Adds the `--lan-*` options to an RP role. */
+function withLan(raw: RawOptions, role: RpRoleConfig): RpRoleConfig {
+  const interfaceAddress = optionalString(raw, 'lan-multicast')
+  if (interfaceAddress === undefined) {
+    for (const name of ['lan-ttl', 'lan-any-source'] as const) {
+      if (raw[name] !== undefined) throw new UsageError(`--${name} needs --lan-multicast`)
+    }
+    return role
+  }
+  if (!isIPv4(interfaceAddress)) {
+    throw new UsageError(
+      `--lan-multicast must be the IPv4 address of a LAN interface, got "${interfaceAddress}"`,
+    )
+  }
+  const ttl = integer(raw, 'lan-ttl', 1, 255)
+  if (ttl === 0) throw new UsageError('--lan-ttl must be an integer from 1 to 255, got "0"')
+  return {
+    ...role,
+    lanMulticast: { interfaceAddress, ttl, sourceSpecific: raw['lan-any-source'] !== true },
+  }
 }
 
 /** Largest --rate and --size accepted (a bound, so a typo cannot exhaust the machine). */

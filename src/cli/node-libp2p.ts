@@ -26,10 +26,11 @@ function service(config: NodeConfig): (components: GossipServiceComponents) => N
   if (config.strategy === 'flood') return flood()
   const role = config.rp
   if (role === undefined) throw new Error('unreachable: rp strategy without a role')
+  const lanMulticast = role.lanMulticast
   return replicationPoints(
     role.role === 'member'
-      ? { role: 'member', rps: role.rps }
-      : { role: 'rp', backbone: role.backbone },
+      ? { role: 'member', rps: role.rps, lanMulticast }
+      : { role: 'rp', backbone: role.backbone, lanMulticast },
   )
 }
 

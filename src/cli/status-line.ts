@@ -37,6 +37,8 @@ function strategyFields(node: CliNode, topic: string): string[] {
     return [
       `rp=${core.rp === undefined ? 'none' : shortId(core.rp)}`,
       `registered=${core.isRegistered ? 'yes' : 'no'}`,
+      // With --lan-multicast: whether the RP's multicast reaches it (probe result).
+      ...(core.multicastStats() === undefined ? [] : [`lan=${core.multicastState(topic)}`]),
     ]
   }
   const view = 'view' in service ? service.view() : undefined

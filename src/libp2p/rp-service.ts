@@ -1,9 +1,10 @@
-import type { Histogram } from '@libp2p/interface'
+import type { Histogram, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerKey, Topic } from '../common/artifact.ts'
 import type { PublishResult } from '../common/dissemination.ts'
 import type { Env } from '../common/env.ts'
 import { messageIdKey } from '../common/message-id.ts'
+import { Ed25519PeerSignatures, type PeerSignatures } from '../crypto/peer-signatures.ts'
 import type { RpEvents, RpPublishOptions } from '../rp/events.ts'
 import { type MemberOptions, RpMember } from '../rp/member.ts'
 import {
@@ -35,7 +36,9 @@ interface RpServiceCommon {
 }
 
 /** A member: registers with the first reachable RP of `rps` and fails over down the list. */
-export interface RpMemberServiceInit extends RpServiceCommon, Omit<MemberOptions, 'rps' | 'lan'> {
+export interface RpMemberServiceInit
+  extends RpServiceCommon,
+    Omit<MemberOptions, 'rps' | 'lan' | 'signatures'> {
   /** The role. */
   role: 'member'
   /** Its RPs in order of preference, as multiaddrs ending in `/p2p/<peer id>`. */
@@ -45,7 +48,7 @@ export interface RpMemberServiceInit extends RpServiceCommon, Omit<MemberOptions
 /** A replication point: serves members and joins the backbone of `backbone`. */
 export interface RpServiceInit
   extends RpServiceCommon,
-    Omit<ReplicationPointOptions, 'backbone' | 'lan'> {
+    Omit<ReplicationPointOptions, 'backbone' | 'lan' | 'signatures'> {
   /** The role. */
   role: 'rp'
   /**
@@ -53,6 +56,15 @@ export interface RpServiceInit
    * listed too). RPs dial one another; only these peers are trusted with backbone frames.
    */
   backbone: ReadonlyArray<string | Multiaddr>
+}
+
+/** What libp2p gives the RP service: the generic components plus the node's key. */
+export interface RpServiceComponents extends DisseminationServiceComponents {
+  /**
+   * The node's private key (Ed25519): it signs what this node publishes, and other
+   * publishers' signatures are checked against their peer ids.
+   */
+  privateKey: PrivateKey
 }
 
 /** Options of {@link replicationPoints}. */
@@ -89,10 +101,16 @@ function createCore(
   init: ReplicationPointsInit,
   env: Env,
   lan: UdpLan | undefined,
+  signatures: PeerSignatures,
 ): RpMember | ReplicationPoint {
   if (init.role === 'member') {
     const { role: _r, rps, redialIntervalMs: _i, lanMulticast: _l, ...rest } = init
-    const member = new RpMember(env, { ...rest, lan, rps: addressesOf(rps).map((t) => t.key) })
+    const member = new RpMember(env, {
+      ...rest,
+      lan,
+      signatures,
+      rps: addressesOf(rps).map((t) => t.key),
+    })
     lan?.onDatagram((source, bytes) => member.datagramReceived(source, bytes))
     return member
   }
@@ -100,6 +118,7 @@ function createCore(
   return new ReplicationPoint(env, {
     ...rest,
     lan,
+    signatures,
     backbone: addressesOf(backbone).map((t) => t.key),
   })
 }
@@ -122,10 +141,12 @@ export class RpService extends DisseminationService<
   /** The LAN sockets, with the `lanMulticast` option. */
   readonly lan: UdpLan | undefined
 
-  constructor(components: DisseminationServiceComponents, init: ReplicationPointsInit) {
+  constructor(components: RpServiceComponents, init: ReplicationPointsInit) {
+    // Before any socket opens: a node whose identity is not Ed25519 fails here.
+    const signatures = new Ed25519PeerSignatures(components.privateKey)
     const lan = init.lanMulticast === undefined ? undefined : new UdpLan(init.lanMulticast)
     super(components, driverOptions(components.peerId.toString(), init), (env) =>
-      createCore(init, env, lan),
+      createCore(init, env, lan, signatures),
     )
     this.lan = lan
     this.role = init.role
@@ -184,6 +205,6 @@ export class RpService extends DisseminationService<
  */
 export function replicationPoints(
   init: ReplicationPointsInit,
-): (components: DisseminationServiceComponents) => RpService {
+): (components: RpServiceComponents) => RpService {
   return (components) => new RpService(components, init)
 }

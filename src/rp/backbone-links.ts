@@ -54,6 +54,7 @@ export function dataFrame(h: HeldMessage): RpMessage {
     publisher: h.publisher,
     quorum: h.quorum,
     surplus: h.surplus,
+    signature: h.signature,
   }
 }
 

@@ -83,6 +83,8 @@ export type RpMessage =
       data: Uint8Array
       quorum: boolean
       surplus: number
+      /** The publisher's signature (empty when the network runs without signatures). */
+      signature: Uint8Array
     }
   | { type: 'ack'; ids: Uint8Array[]; heartbeat: number; known: boolean; sent: number }
   | { type: 'registered'; topics: string[]; leaseMs: number; groups: McastGroupAnnounce[] }
@@ -94,6 +96,8 @@ export type RpMessage =
       data: Uint8Array
       publisher: string
       quorum: boolean
+      /** The publisher's signature, as it published the message. */
+      signature: Uint8Array
     }
   | { type: 'quorum'; id: Uint8Array; count: number; members: number }
   | {
@@ -114,6 +118,8 @@ export type RpMessage =
       publisher: string
       quorum: boolean
       surplus: number
+      /** The publisher's signature, as it published the message. */
+      signature: Uint8Array
     }
   | { type: 'delivered'; counts: Array<{ id: Uint8Array; count: number }> }
   | { type: 'digest'; ids: Uint8Array[] }
@@ -152,6 +158,8 @@ export interface RpCodecLimits {
   maxNackEntries: number
   /** Most fragments per multicast message (and so fragment indices per NACK entry). */
   maxFragments: number
+  /** Longest publisher signature, in bytes. */
+  maxSignatureBytes: number
 }
 
 /** Default decode limits. */
@@ -167,6 +175,7 @@ export const DEFAULT_RP_CODEC_LIMITS: Readonly<RpCodecLimits> = {
   maxDatagramBytes: 1472,
   maxNackEntries: 64,
   maxFragments: 64,
+  maxSignatureBytes: 64,
 }
 
 /** Bytes of a multicast group key. */
@@ -258,6 +267,7 @@ function encodeBody(w: Writer, m: RpMessage): void {
       putBytes(w, 4, m.data)
       putBool(w, 5, m.quorum)
       putUint(w, 6, m.surplus)
+      putBytes(w, 7, m.signature)
       return
     case 'ack':
       for (const id of m.ids) tag(w, 1, LEN).bytes(id)
@@ -272,6 +282,7 @@ function encodeBody(w: Writer, m: RpMessage): void {
       putBytes(w, 4, m.data)
       putString(w, 5, m.publisher)
       putBool(w, 6, m.quorum)
+      putBytes(w, 7, m.signature)
       return
     case 'quorum':
       putBytes(w, 1, m.id)
@@ -312,6 +323,7 @@ function encodeBody(w: Writer, m: RpMessage): void {
       putString(w, 6, m.publisher)
       putBool(w, 7, m.quorum)
       putUint(w, 8, m.surplus)
+      putBytes(w, 9, m.signature)
       return
     case 'delivered':
       for (const c of m.counts) {
@@ -547,7 +559,9 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
       return { type, ids }
     case 'publish':
     case 'deliver':
-    case 'data':
+    case 'data': {
+      let signature: Uint8Array = new Uint8Array(0)
+      const signatureField = type === 'data' ? 9 : 7
       readFields(r, end, (f, wt) => {
         if (f === 1) id = readId(wt)
         else if (f === 2) topic = readString(r, wt, 'topic', lim.maxTopicBytes)
@@ -562,16 +576,18 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
         else if (type === 'data' && f === 6) s2 = readString(r, wt, 'publisher', lim.maxPeerBytes)
         else if (type === 'data' && f === 7) flag = readBool(r, wt, 'quorum')
         else if (type === 'data' && f === 8) a = readUint(r, wt, 'surplus')
+        else if (f === signatureField)
+          signature = readBytes(r, wt, 'signature', lim.maxSignatureBytes)
         else return false
         return true
       })
       required(id, 'id')
       required(topic, 'topic')
       if (type === 'publish') {
-        return { type, id, topic, class: cls, data, quorum: flag, surplus: a }
+        return { type, id, topic, class: cls, data, quorum: flag, surplus: a, signature }
       }
       if (type === 'deliver') {
-        return { type, id, topic, class: cls, data, publisher: s2, quorum: flag }
+        return { type, id, topic, class: cls, data, publisher: s2, quorum: flag, signature }
       }
       required(s1, 'origin RP')
       return {
@@ -584,7 +600,9 @@ function decodeBody(type: RpMessageType, r: Reader, end: number, lim: RpCodecLim
         publisher: s2,
         quorum: flag,
         surplus: a,
+        signature,
       }
+    }
     case 'quorum':
       readFields(r, end, (f, wt) => {
         if (f === 1) id = readId(wt)

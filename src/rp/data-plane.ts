@@ -4,6 +4,7 @@ import type { ValidationResult } from '../common/validation.ts'
 import { type BackboneLinks, dataFrame } from './backbone-links.ts'
 import { encodeRpMessage, type RpMessage } from './codec.ts'
 import type { LanDelivery } from './lan-delivery.ts'
+import { checkPublished } from './publisher-auth.ts'
 import type { QuorumTracker } from './quorum-tracker.ts'
 import type { HeldMessage } from './repair.ts'
 import type { RpContext } from './rp-context.ts'
@@ -19,6 +20,8 @@ export interface Injected {
   publisher: PeerKey
   quorum: boolean
   surplus: number
+  /** The publisher's signature (empty without signatures). */
+  signature: Uint8Array
 }
 
 /** The Deliver frame that hands a held message to a member. */
@@ -31,6 +34,7 @@ function deliverFrame(h: HeldMessage, quorum: boolean): RpMessage {
     data: h.data,
     publisher: h.publisher,
     quorum,
+    signature: h.signature,
   }
 }
 
@@ -81,13 +85,19 @@ export class DataPlane {
   onData(peer: PeerKey, m: Extract<RpMessage, { type: 'data' }>): void {
     const now = this.ctx.env.now()
     const key = messageIdKey(m.id)
-    if (!this.ctx.seen.add(key, now)) {
-      if (m.class === 'consensus') this.links.neighbour(peer).dataReceived++
+    if (m.class === 'consensus') this.links.neighbour(peer).dataReceived++
+    if (this.ctx.seen.has(key, now)) {
       this.ctx.buffer.exchanged(key, peer)
       this.ctx.duplicate(m, peer, now)
       return
     }
-    if (m.class === 'consensus') this.links.neighbour(peer).dataReceived++
+    // Checked before it is remembered: a forgery must not shadow the real message's id.
+    const problem = checkPublished(this.ctx.signatures, m, m.publisher)
+    if (problem !== undefined) {
+      this.ctx.reject(peer, problem, m.topic)
+      return
+    }
+    this.ctx.seen.add(key, now)
     const held = this.hold({ ...m, key, at: now, exchanged: new Set([peer]) })
     const flow = this.quorum.open(held, peer)
     this.forward(held, peer)

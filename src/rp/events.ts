@@ -24,8 +24,11 @@ export interface MulticastLostEvent {
   /** First and last sequence numbers on the RP's channel. */
   first: number
   last: number
-  /** `timeout` (NACKs unanswered), `gone` (left the RP's repair buffer, or the key changed), `window`. */
-  reason: 'timeout' | 'gone' | 'window'
+  /**
+   * `timeout` (NACKs unanswered), `gone` (left the RP's repair buffer, or the key changed),
+   * `window`, `rejected` (what came under that number failed the publisher checks).
+   */
+  reason: 'timeout' | 'gone' | 'window' | 'rejected'
 }
 
 /** Events of the RP strategy: the common ones, `quorum` for messages published here, multicast losses. */

@@ -26,8 +26,11 @@ export interface LanReceptionHost {
   random(): number
   /** Sends a frame to the member's current RP. */
   sendToRp(m: RpMessage): void
-  /** A Deliver that came by multicast (or as a repair datagram) from `rp`. */
-  deliver(rp: PeerKey, m: Extract<RpMessage, { type: 'deliver' }>): void
+  /**
+   * A Deliver that came by multicast (or as a repair datagram) from `rp`; false when its
+   * content failed the publisher checks.
+   */
+  deliver(rp: PeerKey, m: Extract<RpMessage, { type: 'deliver' }>): boolean
   /** Messages the receiver gave up on: the member fetches them over its session. */
   lost(topic: Topic, first: number, last: number, reason: LossReason): void
   /** Counts refused input against `peer`. */
@@ -75,7 +78,7 @@ export class LanReception {
         now: () => host.now(),
         setTimer: (ms, fn) => host.later(ms, fn),
         random: () => host.random(),
-        deliver: (topic, _seq, data) => this.onMessage(topic, data),
+        deliver: (topic, seq, data) => this.onMessage(topic, seq, data),
         lost: (topic, first, last, reason) => host.lost(topic, first, last, reason),
         nack: (topic, entries) => host.sendToRp({ type: 'mcast-nack', topic, entries }),
         probeRequest: (topic, nonce) => host.sendToRp({ type: 'mcast-probe', topic, nonce }),
@@ -177,7 +180,13 @@ export class LanReception {
     return this.receiver.rejections
   }
 
-  private onMessage(topic: Topic, data: Uint8Array): void {
+  /**
+   * A message the receiver completed. One that is refused took its sequence number's
+   * slot (every holder of the group key can seal a datagram, so a registered member could
+   * have forged it): it is reported lost, and the member fetches the real one over its
+   * session.
+   */
+  private onMessage(topic: Topic, seq: number, data: Uint8Array): void {
     const c = this.channels.get(topic)
     if (c === undefined) return
     let m: RpMessage
@@ -185,12 +194,14 @@ export class LanReception {
       m = decodeRpMessage(data, this.limits)
     } catch (err) {
       this.host.reject(c.rp, err instanceof ConsensusMulticastError ? err.code : 'ERR_DECODE')
+      this.host.lost(topic, seq, seq, 'rejected')
       return
     }
     if (m.type !== 'deliver' || m.topic !== topic) {
       this.host.reject(c.rp, 'mcast-not-deliver', topic)
+      this.host.lost(topic, seq, seq, 'rejected')
       return
     }
-    this.host.deliver(c.rp, m)
+    if (!this.host.deliver(c.rp, m)) this.host.lost(topic, seq, seq, 'rejected')
   }
 }

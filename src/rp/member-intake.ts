@@ -1,11 +1,12 @@
 import type { PeerKey } from '../common/artifact.ts'
 import { LimitExceededError } from '../common/errors.ts'
-import { contentMessageId, messageIdKey } from '../common/message-id.ts'
+import { messageIdKey } from '../common/message-id.ts'
 import type { BackboneLinks } from './backbone-links.ts'
 import { type BackboneRepair, DIGEST_COST } from './backbone-repair.ts'
 import type { RpMessage } from './codec.ts'
 import type { DataPlane } from './data-plane.ts'
 import type { LanDelivery } from './lan-delivery.ts'
+import { checkPublished } from './publisher-auth.ts'
 import type { QuorumTracker } from './quorum-tracker.ts'
 import type { RpContext } from './rp-context.ts'
 
@@ -134,9 +135,11 @@ export class MemberIntake {
       return
     }
     const key = messageIdKey(m.id)
-    // Ids are content-derived: one that does not match could shadow a real message.
-    if (key !== messageIdKey(contentMessageId(m.topic, m.data))) {
-      this.ctx.reject(peer, 'bad-message-id', m.topic)
+    // Ids are content-derived (one that does not match could shadow a real message), and
+    // the member signs what it publishes with its own key: the connection names it.
+    const problem = checkPublished(this.ctx.signatures, m, peer)
+    if (problem !== undefined) {
+      this.ctx.reject(peer, problem, m.topic)
       return
     }
     if (this.ctx.seen.has(key, this.ctx.env.now())) {

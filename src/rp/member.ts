@@ -17,6 +17,7 @@ import {
 } from '../common/message-id.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import type { ValidationResult } from '../common/validation.ts'
+import type { PeerSignatures } from '../crypto/peer-signatures.ts'
 import {
   DEFAULT_RP_CODEC_LIMITS,
   decodeRpMessage,
@@ -34,6 +35,7 @@ import type {
   ProbeState,
 } from './multicast/multicast-receiver.ts'
 import { resolveOptions } from './options.ts'
+import { checkPublished, signPublished } from './publisher-auth.ts'
 import { RpCore } from './rp-core.ts'
 
 /** Options of a member (a node that registers with replication points). */
@@ -69,6 +71,13 @@ export interface MemberOptions {
   lan?: RpLan
   /** Options of the multicast receiver (window, NACK timing, probes); with `lan` only. */
   multicast?: MulticastReceiverOptions
+  /**
+   * Publishers' signatures (this member's identity key): the member signs what it
+   * publishes and delivers only messages whose publisher signature it verified, so its RP
+   * can drop a message but not forge or alter one. Absent: nothing is signed or checked
+   * (the member trusts its RPs); the libp2p service always sets it.
+   */
+  signatures?: PeerSignatures
 }
 
 const DEFAULTS = {
@@ -106,6 +115,7 @@ export class RpMember
   private readonly defaultQuorum: boolean
   protected readonly limits: RpCodecLimits
   private readonly seen: SeenCache
+  private readonly signatures: PeerSignatures | undefined
   private readonly topics = new Set<Topic>()
   private readonly connected = new Set<PeerKey>()
   private readonly pending = new Map<string, Pending>()
@@ -130,7 +140,8 @@ export class RpMember
 
   constructor(env: Env, options: MemberOptions) {
     super(env, 'consensus-multicast:rp:member')
-    const { rps, quorum, lan, multicast, ...rest } = options
+    const { rps, quorum, lan, multicast, signatures, ...rest } = options
+    this.signatures = signatures
     if (rps.length === 0) throw new InvalidParametersError('a member needs at least one RP')
     this.rps = [...rps]
     this.rpSet = new Set(rps)
@@ -352,6 +363,7 @@ export class RpMember
       data,
       quorum: options.quorum ?? this.defaultQuorum,
       surplus: options.surplus ?? 0,
+      signature: signPublished(this.signatures, id, cls),
     }
     if (cls === 'consensus') {
       if (this.pending.size >= this.opts.maxPending) {
@@ -511,22 +523,34 @@ export class RpMember
     })
   }
 
-  /** A Deliver from `peer`, by unicast or (`viaLan`) from its LAN multicast. */
+  /**
+   * A Deliver from `peer`, by unicast or (`viaLan`) from its LAN multicast; false when its
+   * content failed the publisher checks.
+   */
   private onDeliver(
     peer: PeerKey,
     m: Extract<RpMessage, { type: 'deliver' }>,
     viaLan = false,
-  ): void {
+  ): boolean {
     const now = this.env.now()
     // Only unicast Delivers count in the RP's loss check; the LAN channel has its own.
     if (peer === this.current && m.class === 'consensus' && !viaLan) this.deliveredByRp++
     const key = messageIdKey(m.id)
-    if (!this.seen.add(key, now)) {
+    if (this.seen.has(key, now)) {
       // The LAN carries a member's own publishes back to it: expected, not a duplicate.
       if (!(viaLan && m.publisher === this.env.self)) this.duplicate(m, peer, now)
-      return
+      return true
     }
-    if (!this.topics.has(m.topic)) return
+    if (!this.topics.has(m.topic)) return true
+    // The RP (unicast or multicast) forwarded it: a forgery or an alteration counts
+    // against the RP, and is not remembered, so the real message still gets through.
+    const problem = checkPublished(this.signatures, m, m.publisher)
+    if (problem !== undefined) {
+      this.recorder.count('rejected', m.topic, m.class)
+      this.reject(peer, problem, m.topic)
+      return false
+    }
+    this.seen.add(key, now)
     const artifact: Artifact = {
       id: m.id,
       topic: m.topic,
@@ -558,6 +582,7 @@ export class RpMember
         done('ignore')
       })
     } else done(verdict)
+    return true
   }
 
   private queueAck(id: MessageId): void {

@@ -17,6 +17,8 @@ export interface HeldMessage {
   readonly originRp: PeerKey
   /** The member (or RP) that published it. */
   readonly publisher: PeerKey
+  /** The publisher's signature (empty without signatures). */
+  readonly signature: Uint8Array
   /** The publisher asked for a quorum report. */
   readonly quorum: boolean
   /** Members wanted beyond the majority. */

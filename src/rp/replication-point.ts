@@ -9,6 +9,7 @@ import {
 } from '../common/errors.ts'
 import { contentMessageId, messageIdKey } from '../common/message-id.ts'
 import { SeenCache } from '../common/seen-cache.ts'
+import type { PeerSignatures } from '../crypto/peer-signatures.ts'
 import { treeNeighbours } from './backbone.ts'
 import { BackboneLinks } from './backbone-links.ts'
 import { BackboneRepair } from './backbone-repair.ts'
@@ -28,6 +29,7 @@ import { MemberIntake } from './member-intake.ts'
 import { Membership } from './membership.ts'
 import type { MulticastSenderOptions, MulticastSenderStats } from './multicast/multicast-sender.ts'
 import { resolveOptions } from './options.ts'
+import { signPublished } from './publisher-auth.ts'
 import { QuorumTracker } from './quorum-tracker.ts'
 import { RepairBuffer } from './repair.ts'
 import type { RpContext } from './rp-context.ts'
@@ -86,6 +88,13 @@ export interface ReplicationPointOptions {
   lan?: RpLan
   /** Options of the multicast sender (datagram size, repair buffer, pacing); with `lan` only. */
   multicast?: MulticastSenderOptions
+  /**
+   * Publishers' signatures (this RP's identity key): the RP signs its own publishes and
+   * checks every new message's publisher signature before forwarding or delivering it, so
+   * it never passes on a forgery. Absent: nothing is signed or checked (members trust
+   * their RPs); the libp2p service always sets it.
+   */
+  signatures?: PeerSignatures
 }
 
 const DEFAULTS = {
@@ -155,7 +164,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
 
   constructor(env: Env, options: ReplicationPointOptions) {
     super(env, 'consensus-multicast:rp')
-    const { backbone, tree, lan, multicast, ...rest } = options
+    const { backbone, tree, lan, multicast, signatures, ...rest } = options
     this.opts = resolveOptions('RP', DEFAULTS, rest)
     if (!Number.isInteger(this.opts.robustness)) {
       throw new InvalidParametersError('RP option robustness must be an integer')
@@ -175,6 +184,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
       limits: this.limits,
       recorder: this.recorder,
       events: this.events,
+      signatures,
       validators: this.validators,
       running: () => this.running,
       send: (peer, m) => this.send(peer, m),
@@ -308,6 +318,7 @@ export class ReplicationPoint extends RpCore implements ProtocolCore, Disseminat
       publisher: this.env.self,
       quorum: options.quorum ?? false,
       surplus: options.surplus ?? 0,
+      signature: signPublished(this.ctx.signatures, id, cls),
     })
     return { id, recipients }
   }

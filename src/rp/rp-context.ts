@@ -6,6 +6,7 @@ import type { MessageId } from '../common/message-id.ts'
 import type { SeenCache } from '../common/seen-cache.ts'
 import type { StatsRecorder } from '../common/stats.ts'
 import type { Validator } from '../common/validation.ts'
+import type { PeerSignatures } from '../crypto/peer-signatures.ts'
 import type { RpCodecLimits, RpMessage } from './codec.ts'
 import type { RpEvents } from './events.ts'
 import type { LinkStateDb } from './link-state.ts'
@@ -28,6 +29,8 @@ export interface RpContext {
   readonly recorder: StatsRecorder
   /** The core's events. */
   readonly events: Emitter<RpEvents>
+  /** Publishers' signatures: checked on every new message, made on the RP's own publishes. */
+  readonly signatures: PeerSignatures | undefined
   /** Per-topic validators of the RP's own application. */
   readonly validators: ReadonlyMap<Topic, Validator>
   /** True between `start()` and `stop()`. */

@@ -21,6 +21,7 @@ import {
   type StrategyContext,
   scenarioBandwidth,
 } from './scenario.ts'
+import { SimKeyring } from './sim-signatures.ts'
 
 /** How the RP infrastructure is laid over a scenario's members. */
 export interface RpSimOptions {
@@ -33,9 +34,9 @@ export interface RpSimOptions {
   /** RPs each member knows: its primary and the backups (default 3). */
   rpsPerMember?: number
   /** Options of every RP core (`backbone` is filled in). */
-  rp?: Omit<ReplicationPointOptions, 'backbone'>
+  rp?: Omit<ReplicationPointOptions, 'backbone' | 'lan' | 'signatures'>
   /** Options of every member core (`rps` is filled in). */
-  member?: Omit<MemberOptions, 'rps' | 'lan'>
+  member?: Omit<MemberOptions, 'rps' | 'lan' | 'signatures'>
   /**
    * RPs multicast to their site's members over the site's LAN (issue 10, {@link SimLan}):
    * one transmission per message at the RP, replicated to every member that joined.
@@ -46,6 +47,11 @@ export interface RpSimOptions {
   lanLoss?: number
   /** With `multicast`: members with no LAN (multicast never reaches them; served by unicast). */
   withoutLan?: (member: number) => boolean
+  /**
+   * Publishers sign what they publish and RPs and members verify it (real Ed25519 keys from
+   * a {@link SimKeyring}), as under libp2p. Default true; false: members trust their RPs.
+   */
+  signatures?: boolean
 }
 
 /** A scenario's network with RP infrastructure: members first, then the RPs. */
@@ -56,6 +62,8 @@ export interface RpNetwork extends BuiltNetwork {
   rpLists: Int32Array[]
   /** The sites' LANs, with the `multicast` option. */
   lan?: SimLan
+  /** The nodes' keys, unless `signatures` is false. */
+  keyring?: SimKeyring
 }
 
 /**
@@ -148,6 +156,7 @@ export function buildRpNetwork(scenario: Scenario, prng: Prng, opts: RpSimOption
     firstRp: n,
     rpLists,
     lan,
+    keyring: opts.signatures === false ? undefined : new SimKeyring({ seed: scenario.seed }),
   }
 }
 
@@ -159,22 +168,23 @@ export function createRpCore(
   opts: RpSimOptions = {},
 ): SimCore {
   const sim = network.lan
+  const signatures = network.keyring?.forNode(env.self)
   if (index < network.firstRp) {
     const rps = [...network.rpLists[index]].map(simNodeName)
     if (sim === undefined || opts.withoutLan?.(index)) {
-      return new RpMember(env, { ...opts.member, rps })
+      return new RpMember(env, { ...opts.member, rps, signatures })
     }
     let member: RpMember | undefined
     const lan = sim.attach(index, env, {
       datagramReceived: (source, bytes) => member?.datagramReceived(source, bytes),
     })
-    member = new RpMember(env, { ...opts.member, rps, lan })
+    member = new RpMember(env, { ...opts.member, rps, lan, signatures })
     return member
   }
   const backbone: string[] = []
   for (let i = network.firstRp; i < network.graph.n; i++) backbone.push(simNodeName(i))
   const lan = sim?.attach(index, env, undefined)
-  return new ReplicationPoint(env, { ...opts.rp, backbone, lan })
+  return new ReplicationPoint(env, { ...opts.rp, backbone, lan, signatures })
 }
 
 /** The RP strategy for the simulator, with `opts` for its infrastructure. */

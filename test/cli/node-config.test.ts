@@ -98,6 +98,51 @@ describe('node command line', () => {
     expect(usageError(['--peer-id'])).toBe('--peer-id needs --key-file')
   })
 
+  it('reads the LAN multicast options of either RP role, and refuses them elsewhere', async () => {
+    const rp = ['--strategy', 'rp', '--topic', 't', '--role', 'rp']
+    const member = ['--strategy', 'rp', '--topic', 't', '--role', 'member', '--rp', PEER]
+    expect(config(rp).rp?.lanMulticast).toBeUndefined()
+    expect(config([...rp, '--lan-multicast', '10.0.3.7']).rp?.lanMulticast).toEqual({
+      interfaceAddress: '10.0.3.7',
+      ttl: 1,
+      sourceSpecific: true,
+    })
+    const m = config([
+      ...member,
+      '--lan-multicast',
+      '10.0.3.21',
+      '--lan-ttl',
+      '4',
+      '--lan-any-source',
+    ])
+    expect(m.rp).toMatchObject({
+      role: 'member',
+      lanMulticast: { interfaceAddress: '10.0.3.21', ttl: 4, sourceSpecific: false },
+    })
+    expect(usageError([...rp, '--lan-multicast', 'eth0'])).toBe(
+      '--lan-multicast must be the IPv4 address of a LAN interface, got "eth0"',
+    )
+    expect(usageError([...rp, '--lan-multicast', '10.0.3.7', '--lan-ttl', '0'])).toMatch(
+      /--lan-ttl must be an integer from 1 to 255/,
+    )
+    expect(usageError([...rp, '--lan-multicast', '10.0.3.7', '--lan-ttl', '256'])).toMatch(
+      /--lan-ttl must be an integer from 0 to 255/,
+    )
+    expect(usageError([...rp, '--lan-any-source'])).toBe('--lan-any-source needs --lan-multicast')
+    expect(
+      usageError(['--strategy', 'gossip', '--topic', 't', '--lan-multicast', '10.0.0.1']),
+    ).toBe('--lan-multicast applies to --strategy rp only')
+    // In a config file too.
+    const file = join(dir, 'lan.json')
+    const json = { strategy: 'rp', topic: 't', role: 'rp', 'lan-any-source': true }
+    await writeFile(file, JSON.stringify({ ...json, 'lan-multicast': '10.0.3.7' }))
+    expect(config(['--config', file]).rp?.lanMulticast).toEqual({
+      interfaceAddress: '10.0.3.7',
+      ttl: 1,
+      sourceSpecific: false,
+    })
+  })
+
   it('answers --help and --peer-id without validating the rest', () => {
     expect(parseNodeCommand(['--help'])).toEqual({ kind: 'help' })
     expect(parseNodeCommand(['--peer-id', '--key-file', 'k'])).toEqual({

@@ -24,6 +24,7 @@ const samples: RpMessage[] = [
     data: bytes('block 1'),
     quorum: true,
     surplus: 2,
+    signature: new Uint8Array(64).fill(7),
   },
   { type: 'ack', ids: [id(1), id(2)], heartbeat: 7, known: true, sent: 12 },
   { type: 'registered', topics: ['blocks'], leaseMs: 3000, groups: [] },
@@ -80,6 +81,7 @@ const samples: RpMessage[] = [
     data: new Uint8Array(256),
     publisher: 'm1',
     quorum: true,
+    signature: new Uint8Array(64).fill(9),
   },
   { type: 'quorum', id: id(4), count: 7, members: 12 },
   {
@@ -111,6 +113,7 @@ const samples: RpMessage[] = [
     publisher: 'm2',
     quorum: false,
     surplus: 0,
+    signature: new Uint8Array(0),
   },
   {
     type: 'delivered',
@@ -155,6 +158,7 @@ describe('rp codec', () => {
       data: new Uint8Array(2048),
       quorum: false,
       surplus: 0,
+      signature: new Uint8Array(0),
     }
     const lim = { ...DEFAULT_RP_CODEC_LIMITS, maxDataBytes: 1024 }
     expect(() => decodeRpMessage(encodeRpMessage(big), lim)).toThrow(DecodeError)
@@ -164,6 +168,11 @@ describe('rp codec', () => {
     ).toThrow(/more than 10 ids/)
     const longId: RpMessage = { type: 'nack', ids: [new Uint8Array(65)], recent: 0, upto: 0 }
     expect(() => decodeRpMessage(encodeRpMessage(longId))).toThrow(DecodeError)
+    for (const type of ['publish', 'deliver', 'data'] as const) {
+      const m = samples.find((s) => s.type === type)!
+      const signed = encodeRpMessage({ ...m, signature: new Uint8Array(65) } as RpMessage)
+      expect(() => decodeRpMessage(signed)).toThrow(/signature of 65 bytes exceeds the limit of 64/)
+    }
     const topics: RpMessage = { type: 'leave', topics: ['a', 'b', 'c'] }
     expect(() =>
       decodeRpMessage(encodeRpMessage(topics), { ...DEFAULT_RP_CODEC_LIMITS, maxTopics: 2 }),

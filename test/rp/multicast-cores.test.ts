@@ -416,6 +416,15 @@ describe('multicast sender and receiver over a lossy LAN', () => {
     expect(s.unicastFallbackDatagrams).toBe(50)
   })
 
+  it('members probing together share probe datagrams (one per window, up to 178 nonces each)', () => {
+    const net = lan({ seed: 3, members: 200, loss: 0, dup: 0, jitterMs: 2 })
+    for (const m of net.members) m.rx.probe(TOPIC)
+    net.clock.run(5_000)
+    expect(net.members.every((m) => m.rx.probeState(TOPIC) === 'multicast')).toBe(true)
+    // 200 nonces of 8 bytes: 178 fit in a 1472-byte datagram, so two probes, not 200.
+    expect(net.sender.stats().probes).toBe(2)
+  })
+
   it('paces: datagrams leave no faster than the configured rate', () => {
     const times: number[] = []
     const clock = new VirtualClock(1)

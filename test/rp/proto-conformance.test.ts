@@ -137,6 +137,7 @@ const ids = fc.array(anyId, { maxLength: 8 })
 const topics = fc.array(text(20), { maxLength: 6 })
 const payload = fc.uint8Array({ maxLength: 300 })
 const cls = fc.constantFrom('consensus' as const, 'ingress' as const)
+const signature = fc.uint8Array({ maxLength: DEFAULT_RP_CODEC_LIMITS.maxSignatureBytes })
 // -0 is a default value for both codecs, so neither sends it: it comes back as 0.
 const double = fc.double({ noNaN: true, noDefaultInfinity: true }).map((v) => (v === 0 ? 0 : v))
 const positive = fc.integer({ min: 1, max: 0xffffffff })
@@ -168,6 +169,7 @@ const ARBITRARY: { [T in RpMessageType]: fc.Arbitrary<Extract<RpMessage, { type:
       data: payload,
       quorum: fc.boolean(),
       surplus: u32,
+      signature,
     }),
   ),
   ack: tagged('ack', fc.record({ ids, heartbeat: u64, known: fc.boolean(), sent: u64 })),
@@ -184,6 +186,7 @@ const ARBITRARY: { [T in RpMessageType]: fc.Arbitrary<Extract<RpMessage, { type:
       data: payload,
       publisher: text(20),
       quorum: fc.boolean(),
+      signature,
     }),
   ),
   quorum: tagged('quorum', fc.record({ id, count: u32, members: u32 })),
@@ -216,6 +219,7 @@ const ARBITRARY: { [T in RpMessageType]: fc.Arbitrary<Extract<RpMessage, { type:
       publisher: text(20),
       quorum: fc.boolean(),
       surplus: u32,
+      signature,
     }),
   ),
   delivered: tagged(
@@ -307,6 +311,10 @@ describe('rp codec against rp.proto', () => {
       ['a link state without an origin', { hello: { states: [{ origin: '' }] } }],
       ['a link without a peer', { hello: { states: [{ origin: 'a', links: [{ peer: '' }] }] } }],
       ['a delivered count without an id', { delivered: { counts: [{ id: blank }] } }],
+      [
+        'a signature over 64 bytes',
+        { deliver: { id: Uint8Array.of(1), topic: 't', signature: new Uint8Array(65) } },
+      ],
       ['an unknown artifact class', { publish: { id: Uint8Array.of(1), topic: 't', class: 2 } }],
       ['version 2', { version: 2, heartbeat: {} }],
       ['a frame without a body', {}],

@@ -267,6 +267,7 @@ describe('replication points in the simulator', () => {
         data: payload(99),
         quorum: false,
         surplus: 0,
+        signature: new Uint8Array(0),
       }),
     )
     expect(r.stats().invalid['bad-message-id']).toBe(1)

@@ -34,7 +34,7 @@ export const DatagramType = {
   data: 1,
   /** RP → group: the highest sequence number sent, so a lost last message is noticed. */
   heartbeat: 2,
-  /** RP → group: answers a probe request (payload: the 8-byte nonce). */
+  /** RP → group: answers probe requests (payload: their 8-byte nonces, one after another). */
   probe: 3,
   /** Member → RP: the fragments it misses. */
   nack: 4,

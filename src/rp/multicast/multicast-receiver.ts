@@ -20,7 +20,7 @@ import type { MulticastClock } from './multicast-env.ts'
 import { RejectionCounter } from './rejection-counter.ts'
 
 /** Why a message was given up. */
-export type LossReason = 'gone' | 'timeout' | 'window'
+export type LossReason = 'gone' | 'timeout' | 'window' | 'rejected'
 
 /** What the receiver core does to the outside world. */
 export interface MulticastReceiverEnv extends MulticastClock {
@@ -326,7 +326,7 @@ export class MulticastReceiver {
 
   private onProbe(t: TopicState, d: Datagram): void {
     if (t.probe !== 'probing' || t.probeNonce === undefined) return
-    if (!Buffer.from(d.payload).equals(Buffer.from(t.probeNonce))) return
+    if (!carriesNonce(d.payload, t.probeNonce)) return
     t.probeTimer?.cancel()
     t.probeTimer = undefined
     t.probe = 'multicast'
@@ -520,4 +520,15 @@ function looksLikeDatagram(bytes: Uint8Array, limits: DatagramLimits): boolean {
     bytes[0] === DATAGRAM_MAGIC &&
     bytes[1] >> 4 === DATAGRAM_VERSION
   )
+}
+
+/** True when a probe's payload (8-byte nonces one after another) lists `nonce`. */
+function carriesNonce(payload: Uint8Array, nonce: Uint8Array): boolean {
+  const n = nonce.length
+  if (n === 0 || payload.length % n !== 0) return false
+  const want = Buffer.from(nonce)
+  for (let at = 0; at < payload.length; at += n) {
+    if (want.equals(payload.subarray(at, at + n))) return true
+  }
+  return false
 }

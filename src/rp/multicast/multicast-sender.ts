@@ -52,6 +52,12 @@ export interface MulticastSenderOptions {
   memberBudgetPerSecond?: number
   /** Members tracked for budgets and unicast fallback. Default 4096. */
   maxMembers?: number
+  /**
+   * Probe requests of a topic arriving within this window share one probe datagram (its
+   * payload lists their nonces), so members joining together cost the LAN one probe, not
+   * one per member, each copied to every member. Default 20 ms.
+   */
+  probeCoalesceMs?: number
 }
 
 /** Sender counters. */
@@ -88,6 +94,9 @@ interface TopicState {
   readonly unicastMembers: Set<PeerKey>
   heartbeat: TimerHandle | undefined
   heartbeatDelay: number
+  /** Nonces of probe requests waiting for the next probe datagram. */
+  probeNonces: Uint8Array[]
+  probeTimer: TimerHandle | undefined
 }
 
 /**
@@ -130,6 +139,7 @@ export class MulticastSender {
       maxHeartbeatMs: 1000,
       memberBudgetPerSecond: 2000,
       maxMembers: 4096,
+      probeCoalesceMs: 20,
       ...options,
     }
     if (this.o.maxDatagramBytes <= DATAGRAM_OVERHEAD) {
@@ -171,6 +181,8 @@ export class MulticastSender {
       unicastMembers: new Set(),
       heartbeat: undefined,
       heartbeatDelay: this.o.heartbeatMs,
+      probeNonces: [],
+      probeTimer: undefined,
     })
     return group
   }
@@ -178,6 +190,7 @@ export class MulticastSender {
   /** Stops serving `topic`. */
   removeTopic(topic: Topic): void {
     this.topics.get(topic)?.heartbeat?.cancel()
+    this.topics.get(topic)?.probeTimer?.cancel()
     this.topics.delete(topic)
   }
 
@@ -265,11 +278,37 @@ export class MulticastSender {
     }
   }
 
-  /** A member asked for a probe: multicast one carrying its nonce. */
+  /**
+   * A member asked for a probe: its nonce goes out in the topic's next probe datagram,
+   * within `probeCoalesceMs` (at once when the datagram is full).
+   */
   handleProbeRequest(member: PeerKey, topic: Topic, nonce: Uint8Array): void {
     const t = this.topics.get(topic)
     if (nonce.length !== PROBE_NONCE_BYTES) return
-    if (t === undefined || !this.spend(member) || !this.pacer.hasRoom(1)) return
+    if (t === undefined || !this.spend(member)) return
+    t.probeNonces.push(nonce)
+    if (t.probeNonces.length >= this.noncesPerProbe) this.sendProbe(t)
+    else {
+      t.probeTimer ??= this.env.setTimer(this.o.probeCoalesceMs, () => {
+        t.probeTimer = undefined
+        if (this.topics.get(t.group.topic) === t) this.sendProbe(t)
+      })
+    }
+  }
+
+  /** Nonces one probe datagram carries. */
+  private get noncesPerProbe(): number {
+    return Math.floor((this.o.maxDatagramBytes - DATAGRAM_OVERHEAD) / PROBE_NONCE_BYTES)
+  }
+
+  /** Multicasts one probe with the waiting nonces (dropped when the pacer is full: members retry). */
+  private sendProbe(t: TopicState): void {
+    t.probeTimer?.cancel()
+    t.probeTimer = undefined
+    const nonces = t.probeNonces.splice(0)
+    if (nonces.length === 0 || !this.pacer.hasRoom(1)) return
+    const payload = new Uint8Array(nonces.length * PROBE_NONCE_BYTES)
+    for (const [i, n] of nonces.entries()) payload.set(n, i * PROBE_NONCE_BYTES)
     const d = t.auth.seal({
       type: DatagramType.probe,
       topicTag: t.group.tag,
@@ -277,7 +316,7 @@ export class MulticastSender {
       fragIndex: 0,
       fragCount: 0,
       msgLen: 0,
-      payload: nonce,
+      payload,
     })
     this.pacer.push(() => {
       this.counters.probes++
@@ -322,7 +361,11 @@ export class MulticastSender {
 
   /** Cancels timers and drops what is queued. */
   stop(): void {
-    for (const t of this.topics.values()) t.heartbeat?.cancel()
+    for (const t of this.topics.values()) {
+      t.heartbeat?.cancel()
+      t.probeTimer?.cancel()
+      t.probeNonces.length = 0
+    }
     this.pacer.stop()
   }
 
