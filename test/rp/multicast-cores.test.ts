@@ -125,9 +125,9 @@ interface Member {
 }
 
 /**
- * One RP and `n` members on a lossy virtual LAN: every datagram (multicast copy per member,
- * unicast repair, NACK) is dropped with probability `loss`, duplicated with `dup`, and
- * delayed by 1–`jitterMs` ms (so reordered).
+ * One RP and `n` members on a lossy virtual LAN: every multicast copy per member is dropped
+ * with probability `loss`; it and every session message (NACK, repair, GONE, probe) is
+ * duplicated with `dup` and delayed by 1–`jitterMs` ms (so reordered).
  */
 function lan(opts: {
   seed: number
@@ -144,6 +144,11 @@ function lan(opts: {
   const members: Member[] = []
   const link = (fn: () => void) => {
     if (clock.random() < opts.loss) return
+    session(fn)
+  }
+  // NACKs, repairs, GONE and probes travel on the member's RP session (a stream over TCP, as
+  // in lan-delivery/lan-reception): reordered and repeated here, but never lost.
+  const session = (fn: () => void) => {
     const copies = clock.random() < opts.dup ? 2 : 1
     for (let c = 0; c < copies; c++) clock.setTimer(1 + clock.random() * opts.jitterMs, fn)
   }
@@ -157,8 +162,8 @@ function lan(opts: {
           if (!opts.deaf?.has(i)) link(() => m.rx.receive('rp', d))
         })
       },
-      unicast: (member, d) => link(() => members[Number(member)].rx.receive('rp', d)),
-      gone: (member, topic, seqs) => link(() => members[Number(member)].rx.gone(topic, seqs)),
+      unicast: (member, d) => session(() => members[Number(member)].rx.receive('rp', d)),
+      gone: (member, topic, seqs) => session(() => members[Number(member)].rx.gone(topic, seqs)),
     },
     opts.senderOptions,
   )
@@ -179,10 +184,10 @@ function lan(opts: {
         m.payloads.set(seq, data)
       },
       lost: (_t, first, last, reason) => m.lost.push({ first, last, reason }),
-      nack: (topic, entries) => link(() => sender.handleNack(String(i), topic, entries)),
+      nack: (topic, entries) => session(() => sender.handleNack(String(i), topic, entries)),
       probeRequest: (topic, nonce) =>
-        link(() => sender.handleProbeRequest(String(i), topic, nonce)),
-      probeResult: (topic, ok) => link(() => sender.handleProbeResult(String(i), topic, ok)),
+        session(() => sender.handleProbeRequest(String(i), topic, nonce)),
+      probeResult: (topic, ok) => session(() => sender.handleProbeResult(String(i), topic, ok)),
     })
     m.rx.join(TOPIC, new DatagramAuthenticator(7, key), sender.nextSeq(TOPIC))
     members.push(m)
