@@ -26,6 +26,8 @@ import {
   emptyControl,
   emptyOneCopy,
   encodeRpc,
+  HELLO_ACK,
+  HELLO_ASK,
   isControlEmpty,
   isOneCopyEmpty,
   payloadBytes,
@@ -90,7 +92,9 @@ interface PeerState {
   framesReceived: number
   /** It sent its Extensions control message. */
   sentExtensions: boolean
-  /** Both ends speak the one-copy extension. */
+  /** It advertised the one-copy extension (Extensions or a hello): we accept its one-copy messages. */
+  oneCopyHeard: boolean
+  /** Both ends speak the one-copy extension and each knows the other heard it (a hello came). */
   oneCopy: boolean
 }
 
@@ -300,6 +304,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       recentReceived: undefined,
       framesReceived: 0,
       sentExtensions: false,
+      oneCopyHeard: false,
       oneCopy: false,
     })
     this.score.addPeer(peer, info.address)
@@ -415,7 +420,26 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return
     }
     ps.sentExtensions = true
-    ps.oneCopy = this.params.oneCopy && ext.oneCopy && supportsExtensions(ps.protocol)
+    if (ext.oneCopy && this.mayOneCopy(ps) && !ps.oneCopyHeard) {
+      ps.oneCopyHeard = true
+      this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ASK })
+    }
+  }
+
+  /** True when this node speaks one-copy and the peer's stream can (meshsub 1.3). */
+  private mayOneCopy(ps: PeerState): boolean {
+    return this.params.oneCopy && supportsExtensions(ps.protocol)
+  }
+
+  /**
+   * A one-copy hello: the peer speaks one-copy and heard our advertisement, so the link is
+   * negotiated (even when the peer's own Extensions was lost on the way). An ASK is answered.
+   */
+  private handleHello(peer: PeerKey, ps: PeerState, hello: number): void {
+    if (!this.mayOneCopy(ps)) return
+    ps.oneCopyHeard = true
+    ps.oneCopy = true
+    if (hello === HELLO_ASK) this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ACK })
   }
 
   /**
@@ -428,11 +452,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     o: RpcOneCopy,
     within: (kind: BudgetKind, n: number) => boolean,
   ): boolean {
-    if (!ps.oneCopy) {
+    const hellos = o.hello === undefined ? 0 : 1
+    if (!within('choke', o.choke.length + o.unchoke.length + hellos)) return false
+    if (o.hello !== undefined) this.handleHello(peer, ps, o.hello)
+    if (!ps.oneCopyHeard) {
       this.reject(peer, 'one-copy-not-negotiated')
       return true
     }
-    if (!within('choke', o.choke.length + o.unchoke.length)) return false
     if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
     if (!within('ineed', o.ineed.length)) return false
     for (const topic of o.choke) {
@@ -513,12 +539,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
     if (recent.length === 0) return
     this.oneCopyGossiped.set(topic, sent + 1)
-    let o = this.pendingOneCopy.get(peer)
-    if (o === undefined) {
-      o = emptyOneCopy()
-      this.pendingOneCopy.set(peer, o)
-    }
-    o.announce.push({ topicHash: topicHash(topic), ids: recent.map((id) => shortId(id)) })
+    this.pendingOneCopyOf(peer).announce.push({
+      topicHash: topicHash(topic),
+      ids: recent.map((id) => shortId(id)),
+    })
   }
 
   /**
@@ -558,6 +582,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.shortIndex.set(short, key)
     return this.pulls.delivered(short)
+  }
+
+  /** One-copy messages waiting for the heartbeat's control frame to `peer`. */
+  private pendingOneCopyOf(peer: PeerKey): RpcOneCopy {
+    let o = this.pendingOneCopy.get(peer)
+    if (o === undefined) {
+      o = emptyOneCopy()
+      this.pendingOneCopy.set(peer, o)
+    }
+    return o
   }
 
   private sendOneCopy(peer: PeerKey, o: RpcOneCopy): void {
@@ -1257,7 +1291,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.score.refresh()
       this.lastDecay = now
     }
-    for (const ps of this.peers.values()) {
+    for (const [peer, ps] of this.peers) {
+      if (ps.oneCopyHeard && !ps.oneCopy) {
+        // Our hello or its reply was lost (lossy links): ask again until one comes back.
+        this.pendingOneCopyOf(peer).hello = HELLO_ASK
+      }
       ps.pushes *= PUSH_DECAY
       ps.wastedPushes *= PUSH_DECAY
       ps.ihavesThisHeartbeat = 0

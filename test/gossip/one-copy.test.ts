@@ -9,6 +9,8 @@ import {
   emptyControl,
   emptyOneCopy,
   encodeRpc,
+  HELLO_ACK,
+  HELLO_ASK,
   ONE_COPY_FIELD,
   type Rpc,
   RpcLimitError,
@@ -28,6 +30,8 @@ const extensionsFrame = () =>
     subscriptions: [{ subscribe: true, topic: T }],
   })
 
+const helloFrame = (hello: number) => frame({ oneCopy: { ...emptyOneCopy(), hello } })
+
 /** A router with `n` one-copy peers (meshsub 1.3, Extensions received) in its mesh of T. */
 function withPeers(n = 6, protocol = MESHSUB_1_3) {
   const env = new ManualEnv()
@@ -37,6 +41,7 @@ function withPeers(n = 6, protocol = MESHSUB_1_3) {
   for (const p of peers) {
     router.peerConnected(p, { protocol, outbound: true })
     router.receive(p, protocol === MESHSUB_1_3 ? extensionsFrame() : subscribeFrame(T))
+    if (protocol === MESHSUB_1_3) router.receive(p, helloFrame(HELLO_ACK))
   }
   router.subscribe(T)
   env.take()
@@ -59,6 +64,7 @@ describe('the one-copy wire format', () => {
         unchoke: ['b', 'c'],
         announce: [{ topicHash: topicHash('a'), ids: [id8(1), id8(2)] }],
         ineed: [id8(3)],
+        hello: HELLO_ASK,
       },
     }
     const bytes = encodeRpc(rpc)
@@ -137,6 +143,44 @@ describe('meshsub 1.3 Extensions', () => {
     expect(router.getBehaviourPenalty('p0')).toBe(1)
     expect(router.stats().invalid['extensions-late']).toBe(1)
     expect(env.take()).toHaveLength(0)
+  })
+
+  it('survive a lost first frame: the hello is asked again each heartbeat until answered', () => {
+    // Two routers wired by hand; a frame is delivered unless `drop` says otherwise.
+    const envs = [new ManualEnv('a'), new ManualEnv('b')]
+    const routers = envs.map((env) => new GossipRouter(env, { oneCopy: true }))
+    for (const r of routers) r.start()
+    routers[0].peerConnected('b', { protocol: MESHSUB_1_3, outbound: true })
+    routers[1].peerConnected('a', { protocol: MESHSUB_1_3 })
+    let dropped = 0
+    const relay = (drop: (from: number, rpc: Rpc) => boolean) => {
+      for (const from of [0, 1]) {
+        for (const s of envs[from].take()) {
+          if (drop(from, s.rpc)) dropped++
+          else routers[1 - from].receive(from === 0 ? 'a' : 'b', encodeRpc(s.rpc))
+        }
+      }
+    }
+    // a's first frame, with its Extensions, is lost; b's reaches a.
+    relay((from) => from === 0)
+    expect(dropped).toBe(1)
+    expect(routers[1].speaksOneCopy('a')).toBe(false)
+    // a heard b and says so (hello ASK): lose that too, and b's ACK never comes.
+    relay((from, rpc) => from === 0 && rpc.oneCopy?.hello === HELLO_ASK)
+    expect(dropped).toBe(2)
+    expect(routers[0].speaksOneCopy('b')).toBe(false)
+    // a's heartbeat asks again; b learns a speaks it from the hello alone and answers.
+    for (const env of envs) env.advance(routers[0].params.heartbeatIntervalMs + 100)
+    relay(() => false)
+    relay(() => false)
+    expect(routers[0].speaksOneCopy('b')).toBe(true)
+    expect(routers[1].speaksOneCopy('a')).toBe(true)
+    // Negotiated: no further hellos, and nobody was penalised for the repeats.
+    for (const env of envs) env.advance(routers[0].params.heartbeatIntervalMs)
+    const later = envs.flatMap((env) => env.take()).filter((s) => s.rpc.oneCopy?.hello)
+    expect(later).toEqual([])
+    expect(routers[0].getBehaviourPenalty('b')).toBe(0)
+    expect(routers[1].getBehaviourPenalty('a')).toBe(0)
   })
 
   it('leave a 1.2 peer stock: no one-copy, its CHOKEs ignored, full pushes', () => {
