@@ -213,3 +213,94 @@ export class AnnouncedPulls {
     p.timer = this.host.setTimer(this.followupMs, () => this.askNext(key, p))
   }
 }
+
+/** A link's change of role chosen at a heartbeat: CHOKE or UNCHOKE it. */
+export interface RoleChange {
+  peer: PeerKey
+  /** True: CHOKE (announce to me instead), false: UNCHOKE (push to me again). */
+  lazy: boolean
+}
+
+/** How much of the first-arrival counts survives each heartbeat. */
+const FIRSTS_DECAY = 0.5
+
+/** A lazy link replaces an eager one when it came first this many more times (decayed). */
+const SWAP_MARGIN = 1
+
+/**
+ * Which mesh peers bring each topic's messages first, counted per peer (a pushed copy or an
+ * announce, whichever came first) and decayed every heartbeat. The node keeps the peers
+ * that came first most often as its eager in-links.
+ */
+export class FirstArrivals {
+  private readonly counts = new Map<Topic, Map<PeerKey, number>>()
+
+  /** `peer` brought a message of `topic` first. */
+  note(topic: Topic, peer: PeerKey): void {
+    let m = this.counts.get(topic)
+    if (m === undefined) {
+      m = new Map()
+      this.counts.set(topic, m)
+    }
+    m.set(peer, (m.get(peer) ?? 0) + 1)
+  }
+
+  /** Decayed count of first arrivals from `peer` on `topic`. */
+  count(topic: Topic, peer: PeerKey): number {
+    return this.counts.get(topic)?.get(peer) ?? 0
+  }
+
+  /**
+   * The heartbeat's role changes for `topic`: `candidates` are the mesh peers that speak
+   * one-copy, `isLazy` their current in-link roles, `others` the mesh peers that always push
+   * (they count as eager). Keeps `minEager` eager in-links, the ones that came first most
+   * often: UNCHOKEs the best lazy links while fewer are eager, CHOKEs the worst eager ones
+   * while more are, and swaps a lazy link for an eager one it beat by {@link SWAP_MARGIN}.
+   * Then decays the counts.
+   */
+  select(
+    topic: Topic,
+    candidates: PeerKey[],
+    isLazy: (peer: PeerKey) => boolean,
+    others: number,
+    minEager: number,
+  ): RoleChange[] {
+    const score = (p: PeerKey) => this.count(topic, p)
+    const eager = candidates.filter((p) => !isLazy(p)).sort((a, b) => score(a) - score(b))
+    const lazy = candidates.filter((p) => isLazy(p)).sort((a, b) => score(b) - score(a))
+    const changes: RoleChange[] = []
+    let eagerCount = eager.length + others
+    // Too few: promote the lazy links that came first most often.
+    while (eagerCount < minEager && lazy.length > 0) {
+      changes.push({ peer: lazy.shift()!, lazy: false })
+      eagerCount++
+    }
+    // Too many (pulls promote links): demote the ones that came first least often.
+    while (eagerCount > minEager && eager.length > 0) {
+      changes.push({ peer: eager.shift()!, lazy: true })
+      eagerCount--
+    }
+    // Swap a lazy link that beat an eager one clearly.
+    while (eager.length > 0 && lazy.length > 0 && score(lazy[0]) > score(eager[0]) + SWAP_MARGIN) {
+      changes.push({ peer: lazy.shift()!, lazy: false }, { peer: eager.shift()!, lazy: true })
+    }
+    const m = this.counts.get(topic)
+    if (m !== undefined) {
+      for (const [p, c] of m) {
+        if (c * FIRSTS_DECAY < 0.01) m.delete(p)
+        else m.set(p, c * FIRSTS_DECAY)
+      }
+    }
+    return changes
+  }
+
+  /** Forgets `peer` on `topic` (it left the mesh). */
+  forget(topic: Topic, peer: PeerKey): void {
+    this.counts.get(topic)?.delete(peer)
+  }
+
+  /** Forgets `topic`. */
+  clearTopic(topic: Topic): void {
+    this.counts.delete(topic)
+  }
+}

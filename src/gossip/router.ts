@@ -16,7 +16,14 @@ import type { ValidationResult } from '../common/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
-import { AnnouncedPulls, bytesKey, LazyLinks, shortId, topicHash } from './one-copy.ts'
+import {
+  AnnouncedPulls,
+  bytesKey,
+  FirstArrivals,
+  LazyLinks,
+  shortId,
+  topicHash,
+} from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
@@ -144,14 +151,20 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
   private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
-  /** One-copy: which mesh links carry announces only. */
-  private readonly lazyLinks = new LazyLinks((topic, peer, lazy) =>
+  /** One-copy: mesh peers we asked to announce to us instead of pushing (CHOKE sent). */
+  private readonly inLazy = new LazyLinks((topic, peer, lazy) =>
     this.score.setAnnounceOnly(peer, topic, lazy),
   )
+  /** One-copy: mesh peers that asked us to announce to them instead of pushing (CHOKE received). */
+  private readonly outLazy = new LazyLinks()
+  /** One-copy: which mesh peers bring messages first (they are kept as eager in-links). */
+  private readonly firsts = new FirstArrivals()
   /** One-copy: announced messages not yet here. */
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
   private readonly shortIndex = new Map<string, string>()
+  /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
+  private readonly publishedTo = new Set<string>()
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `Dlazy`). */
@@ -209,7 +222,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       gossipIds: (topic) => this.mcache.gossipIds(topic),
       doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
       gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
-      left: (topic, peer) => this.lazyLinks.setEager(topic, peer),
+      left: (topic, peer) => {
+        this.inLazy.setEager(topic, peer)
+        this.outLazy.setEager(topic, peer)
+        this.firsts.forget(topic, peer)
+      },
     })
     this.pulls = new AnnouncedPulls(
       {
@@ -462,18 +479,24 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
     if (!within('ineed', o.ineed.length)) return false
     for (const topic of o.choke) {
-      if (this.meshes.meshOf(topic)?.has(peer)) this.lazyLinks.setLazy(topic, peer)
+      if (this.meshes.meshOf(topic)?.has(peer)) this.outLazy.setLazy(topic, peer)
     }
-    for (const topic of o.unchoke) this.lazyLinks.setEager(topic, peer)
+    for (const topic of o.unchoke) this.outLazy.setEager(topic, peer)
     for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
       if (topic === undefined) continue
       const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
-      // A mesh peer that announces instead of pushing holds our link lazy: agree.
-      if (inMesh) this.lazyLinks.setLazy(topic, peer)
+      // A mesh peer announcing over a link we want pushes on lost our UNCHOKE: repeat it.
+      if (inMesh && ps.oneCopy && !this.inLazy.isLazy(topic, peer))
+        this.resendRole(peer, topic, false)
       for (const id of a.ids) {
         const short = bytesKey(id)
-        if (this.shortIndex.has(short)) continue
+        const known = this.shortIndex.get(short)
+        if (known !== undefined) {
+          // It has the message too: our forward, if still pending, skips it.
+          this.validating.get(known)?.add(peer)
+          continue
+        }
         this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
       }
     }
@@ -495,26 +518,51 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.peers.has(peer)) return
     const o = emptyOneCopy()
     o.ineed.push(short)
-    if (this.meshes.meshOf(topic)?.has(peer) && this.lazyLinks.setEager(topic, peer)) {
+    if (this.meshes.meshOf(topic)?.has(peer) && this.inLazy.setEager(topic, peer)) {
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
   }
 
-  /** A duplicate pushed over an eager one-copy link: the link is not needed, make it lazy. */
-  private chokeOnDuplicate(peer: PeerKey, ps: PeerState, topic: Topic, id: MessageId): void {
+  /**
+   * A duplicate pushed over a mesh link: while the node has more than `oneCopyMinEager` eager
+   * in-links, this one is not needed (CHOKE). Pushed over a link we hold lazy, our CHOKE was
+   * lost: repeat it.
+   */
+  private chokeOnDuplicate(
+    peer: PeerKey,
+    ps: PeerState,
+    topic: Topic,
+    key: string,
+    id: MessageId,
+  ): void {
     if (!ps.oneCopy || !this.meshes.meshOf(topic)?.has(peer)) return
+    // The first copy came straight from its publisher (flood publish): the mesh link is still
+    // the way every other message comes.
+    if (this.publishedTo.has(key)) return
     const short = bytesKey(shortId(id))
     if (this.pulls.askedOf(short, peer)) return
-    if (!this.lazyLinks.setLazy(topic, peer)) return
+    if (this.inLazy.isLazy(topic, peer)) {
+      this.resendRole(peer, topic, true)
+      return
+    }
+    if (!this.mayChoke(topic)) return
+    this.inLazy.setLazy(topic, peer)
     const o = emptyOneCopy()
     o.choke.push(topic)
     this.sendOneCopy(peer, o)
   }
 
-  /** True when the mesh link to `peer` on `topic` is a lazy one-copy link. */
+  /** Repeats a CHOKE (or UNCHOKE) with the next heartbeat, once per heartbeat. */
+  private resendRole(peer: PeerKey, topic: Topic, lazy: boolean): void {
+    const o = this.pendingOneCopyOf(peer)
+    const list = lazy ? o.choke : o.unchoke
+    if (!list.includes(topic)) list.push(topic)
+  }
+
+  /** True when `peer` asked us to announce `topic`'s messages to it instead of pushing them. */
   private isLazyLink(topic: Topic, peer: PeerKey): boolean {
-    return this.peers.get(peer)?.oneCopy === true && this.lazyLinks.isLazy(topic, peer)
+    return this.peers.get(peer)?.oneCopy === true && this.outLazy.isLazy(topic, peer)
   }
 
   /** Announces one message to `peers` (lazy one-copy links), one encoding for all. */
@@ -531,11 +579,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.control(peer).ihave.push({ topicID: topic, messageIDs: ids })
       return
     }
-    // Lazy mesh links announce every message as it comes: gossip only repeats the last two
-    // heartbeats', to Dlazy peers, for peers outside the mesh and links that lost an announce.
+    // Lazy mesh links announce every message as it comes: gossip only repeats the last
+    // heartbeat's, to Dlazy peers, for peers outside the mesh and links that lost an announce.
     const sent = this.oneCopyGossiped.get(topic) ?? 0
     if (sent >= this.params.Dlazy) return
-    const since = this.env.now() - 2 * this.params.heartbeatIntervalMs
+    const since = this.env.now() - this.params.heartbeatIntervalMs
     const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
     if (recent.length === 0) return
     this.oneCopyGossiped.set(topic, sent + 1)
@@ -546,28 +594,53 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   /**
-   * A message's first copy came from `peer`. When a lazy link had announced it
-   * `oneCopySwapMs` or more before, that link is the quicker path: it turns eager and the
-   * pushing link lazy (each end told), so eager links follow first arrivals.
+   * A message's first copy came from `peer`: the mesh peer whose copy or announce came first
+   * is credited (eager in-links are chosen by these credits at each heartbeat).
    */
-  private firstCopy(peer: PeerKey, ps: PeerState, topic: Topic, key: string, id: MessageId): void {
-    const announced = this.indexShortId(key, id)
-    if (announced === undefined || !ps.oneCopy) return
-    const { first, firstAt } = announced
-    if (this.env.now() - firstAt < this.params.oneCopySwapMs) return
+  private firstCopy(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
     const mesh = this.meshes.meshOf(topic)
-    if (first === peer || !mesh?.has(first) || !mesh.has(peer)) return
-    if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
-    if (this.lazyLinks.setEager(topic, first)) {
-      const o = emptyOneCopy()
-      o.unchoke.push(topic)
-      this.sendOneCopy(first, o)
+    if (!mesh?.has(peer)) {
+      if (this.publishedTo.size >= this.params.maxShortIds) {
+        const oldest = this.publishedTo.values().next().value
+        if (oldest !== undefined) this.publishedTo.delete(oldest)
+      }
+      this.publishedTo.add(key)
     }
-    if (this.lazyLinks.setLazy(topic, peer)) {
-      const o = emptyOneCopy()
-      o.choke.push(topic)
-      this.sendOneCopy(peer, o)
+    const announced = this.indexShortId(key, id)
+    const first =
+      announced !== undefined && announced.firstAt < this.env.now() ? announced.first : peer
+    if (mesh?.has(first)) this.firsts.note(topic, first)
+  }
+
+  /**
+   * Heartbeat: each topic keeps `oneCopyMinEager` eager in-links, the mesh peers that brought
+   * messages first most often (CHOKE and UNCHOKE go with the heartbeat's control frame).
+   */
+  private selectInLinks(): void {
+    for (const topic of this.subscriptions) {
+      const mesh = this.meshes.meshOf(topic)
+      if (mesh === undefined) continue
+      const candidates: PeerKey[] = []
+      for (const p of mesh) if (this.peers.get(p)?.oneCopy === true) candidates.push(p)
+      const changes = this.firsts.select(
+        topic,
+        candidates,
+        (p) => this.inLazy.isLazy(topic, p),
+        mesh.size - candidates.length,
+        this.params.oneCopyMinEager,
+      )
+      for (const c of changes) {
+        if (c.lazy) this.inLazy.setLazy(topic, c.peer)
+        else this.inLazy.setEager(topic, c.peer)
+        this.resendRole(c.peer, topic, c.lazy)
+      }
     }
+  }
+
+  /** True while the mesh of `topic` keeps more than `oneCopyMinEager` eager in-links. */
+  private mayChoke(topic: Topic): boolean {
+    const mesh = this.meshes.meshOf(topic)
+    return mesh !== undefined && mesh.size - this.inLazy.count(topic) > this.params.oneCopyMinEager
   }
 
   /** Remembers a new message's short id (bounded, oldest forgotten first). */
@@ -659,7 +732,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
     this.meshes.leave(topic)
-    this.lazyLinks.clearTopic(topic)
+    this.inLazy.clearTopic(topic)
+    this.outLazy.clearTopic(topic)
+    this.firsts.clearTopic(topic)
     this.flushControl()
   }
 
@@ -746,7 +821,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** Lazy (announce-only) one-copy links of our mesh of `topic`. */
   getLazyLinkCount(topic: Topic): number {
-    return this.lazyLinks.count(topic)
+    return this.inLazy.count(topic)
   }
 
   /** The protocol a peer negotiated, if the driver said. */
@@ -828,11 +903,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.validating.get(key)?.add(peer)
-      this.chokeOnDuplicate(peer, ps, topic, id)
+      this.chokeOnDuplicate(peer, ps, topic, key, id)
       return true
     }
     this.seen.add(key, now)
-    if (this.params.oneCopy) this.firstCopy(peer, ps, topic, key, id)
+    if (this.params.oneCopy) this.firstCopy(peer, topic, key, id)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
@@ -1160,6 +1235,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
     if (
       this.params.oneCopy &&
+      !this.params.oneCopyFloodPublish &&
       mesh !== undefined &&
       mesh.size >= this.params.Dlo &&
       this.forwards(cls)
@@ -1261,7 +1337,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     targets.delete(from)
     // A lazy one-copy link pushes nothing: no IDONTWANT needed there.
     const to = [...targets].filter(
-      (p) => supportsIDontWant(this.peers.get(p)?.protocol) && !this.isLazyLink(topic, p),
+      (p) =>
+        supportsIDontWant(this.peers.get(p)?.protocol) &&
+        !(this.peers.get(p)?.oneCopy === true && this.inLazy.isLazy(topic, p)),
     )
     if (to.length > 0) {
       this.sendToMany(to, {
@@ -1307,6 +1385,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
+    if (this.params.oneCopy) this.selectInLinks()
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)

@@ -198,30 +198,38 @@ describe('meshsub 1.3 Extensions', () => {
 })
 
 describe('one-copy links', () => {
-  it('turn lazy on a pushed duplicate (CHOKE), and carry announces from then on', () => {
+  it('ask peers whose pushes are duplicates to announce instead (CHOKE), keeping minEager eager in-links', () => {
     const { env, router } = withPeers(4)
+    expect(router.params.oneCopyMinEager).toBe(2)
     const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
     router.receive('p0', frame({ messages: [msg(1)] }))
     env.take()
-    router.receive('p1', frame({ messages: [msg(1)] }))
-    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
-    router.receive('p2', frame({ messages: [msg(2)] }))
+    // Four eager in-links: the duplicates of p1 and p2 are choked, p3's no longer (two left).
+    for (const p of ['p1', 'p2', 'p3']) router.receive(p, frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1', 'p2'])
+    expect(router.getLazyLinkCount(T)).toBe(2)
+  })
+
+  it('announce to a peer that sent CHOKE, push to the others', () => {
+    const { env, router } = withPeers(4)
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    const msg = { topic: T, data: new Uint8Array(300).fill(2) }
+    router.receive('p2', frame({ messages: [msg] }))
     const sent = env.take()
-    expect(
-      sent
-        .filter((s) => s.rpc.messages.length > 0)
-        .map((s) => s.peer)
-        .sort(),
-    ).toEqual(['p0', 'p3'])
+    const pushed = sent.filter((s) => s.rpc.messages.length > 0).map((s) => s.peer)
+    expect(pushed.sort()).toEqual(['p0', 'p3'])
     expect(oneCopyTo(sent, 'announce')).toEqual(['p1'])
     const a = sent.find((s) => s.peer === 'p1')!.rpc.oneCopy!.announce[0]
-    const id = defaultMessageId('StrictNoSign')(msg(2))
+    const id = defaultMessageId('StrictNoSign')(msg)
     expect(bytesKey(a.ids[0])).toBe(bytesKey(shortId(id)))
   })
 
   it('pull an announced message that does not come in time, and promote the link (UNCHOKE)', () => {
     const { env, router } = withPeers(4)
-    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
+    router.receive('p0', frame({ messages: [msg(1)] }))
+    router.receive('p1', frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
     const data = new Uint8Array(300).fill(9)
     const id = defaultMessageId('StrictNoSign')({ topic: T, data })
     const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
@@ -233,10 +241,24 @@ describe('one-copy links', () => {
     expect(pull.map((s) => s.peer)).toEqual(['p1'])
     expect(pull[0].rpc.oneCopy?.unchoke).toEqual([T])
     expect(pull[0].rpc.oneCopy?.ineed.map(bytesKey)).toEqual([bytesKey(shortId(id))])
-    // The reply is no duplicate: p1 stays eager and gets the next message pushed.
+    expect(router.getLazyLinkCount(T)).toBe(0)
+    // The reply is no duplicate, and no reason to choke p1 again.
     router.receive('p1', frame({ messages: [{ topic: T, data }] }))
-    router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(10) }] }))
-    expect(env.take().some((s) => s.peer === 'p1' && s.rpc.messages.length > 0)).toBe(true)
+    expect(oneCopyTo(env.take(), 'choke')).toEqual([])
+  })
+
+  it('repeat a CHOKE with the heartbeat when the peer pushes over a link it should announce on', () => {
+    const { env, router } = withPeers(4)
+    const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
+    router.receive('p0', frame({ messages: [msg(1)] }))
+    router.receive('p1', frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
+    // The CHOKE was lost: p1 pushes again.
+    router.receive('p0', frame({ messages: [msg(2)] }))
+    router.receive('p1', frame({ messages: [msg(2)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual([])
+    env.advance(router.params.heartbeatIntervalMs)
+    expect(oneCopyTo(env.take(), 'choke')).toContain('p1')
   })
 
   it('answer an INEED from the message cache', () => {
@@ -354,23 +376,37 @@ describe('scoring both ways', () => {
       score: { defaultTopic: { ...p3, meshMessageDeliveriesActivationMs: 1000 } },
     })
     router.start()
-    for (const p of ['p0', 'p1']) {
+    for (const p of ['p0', 'p1', 'p2']) {
       router.peerConnected(p, { protocol: MESHSUB_1_3, outbound: true })
       router.receive(p, extensionsFrame())
+      router.receive(p, helloFrame(HELLO_ACK))
     }
     router.subscribe(T)
-    // p1 chokes the link: it announces only from now on and delivers nothing.
-    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
-    for (let i = 0; i < 10; i++) {
-      router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(i) }] }))
+    const msg = (i: number) => ({ topic: T, data: new Uint8Array(300).fill(i) })
+    // p1's push is a duplicate: we CHOKE it, and it announces only from then on.
+    router.receive('p0', frame({ messages: [msg(0)] }))
+    router.receive('p1', frame({ messages: [msg(0)] }))
+    expect(router.getLazyLinkCount(T)).toBe(1)
+    // p0 and p2 deliver enough to meet the P3 threshold; p1 delivers nothing.
+    const second = (from: number) => {
+      for (let i = from; i < from + 4; i++) {
+        router.receive('p0', frame({ messages: [msg(i)] }))
+        router.receive('p2', frame({ messages: [msg(i)] }))
+      }
       env.advance(1000)
     }
+    for (let t = 1; t < 10; t++) second(4 * t)
     expect(router.getMeshPeers(T)).toContain('p1')
     expect(router.getPeerScore('p1')).toBeGreaterThanOrEqual(0)
-    // Back to eager, it owes deliveries again once the activation time has passed: its
-    // deficit makes its score negative, and the heartbeat prunes it.
-    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), unchoke: [T] } }))
-    env.advance(3000)
+    // An announce we pull from turns the link eager again (UNCHOKE): once the activation
+    // time has passed its deficit makes its score negative, and the heartbeat prunes it.
+    const data = new Uint8Array(300).fill(99)
+    const id = defaultMessageId('StrictNoSign')({ topic: T, data })
+    const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), announce: [announce] } }))
+    env.advance(router.params.oneCopyPullDelayMs)
+    expect(router.getLazyLinkCount(T)).toBe(0)
+    for (let t = 10; t < 14; t++) second(4 * t)
     expect(router.getMeshPeers(T)).not.toContain('p1')
   })
 })
