@@ -26,6 +26,7 @@
  * before it relays a message; duplicates that arrive meanwhile spare their senders a copy.
  *
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N] [--targets-only] (sections 1 and 1b)
+ *   [--part random|single|churn|silent] (that part of section 1 only; implies --targets-only)
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
@@ -56,6 +57,12 @@ const seedAt = process.argv.indexOf('--seed')
 const seed = seedAt >= 0 ? Number(process.argv[seedAt + 1]) : 1
 if (!Number.isInteger(seed)) throw new Error('--seed takes an integer')
 const targetsOnly = process.argv.includes('--targets-only')
+const partAt = process.argv.indexOf('--part')
+/** `--part random|single|churn|silent`: only that part of section 1 (seeds run in parallel). */
+const part = partAt >= 0 ? process.argv[partAt + 1] : undefined
+const PARTS = ['random', 'single', 'churn', 'silent']
+if (part !== undefined && !PARTS.includes(part)) throw new Error(`--part takes ${PARTS.join('|')}`)
+const runs = (name: string) => part === undefined || part === name
 const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
 
 function scenario(
@@ -176,7 +183,7 @@ function judge(label: string, bytes: number, stock: ScenarioResult, opt: Scenari
   if (bytes === 256) target(label, 'wire bytes / floor', '≤ 2.5', bytesRatio, bytesRatio <= 2.5)
 }
 
-for (const bytes of [256, 100_000]) {
+for (const bytes of runs('random') ? [256, 100_000] : []) {
   const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}`
   const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'))
   stockBySize.set(bytes, stock)
@@ -185,7 +192,7 @@ for (const bytes of [256, 100_000]) {
 }
 
 // A single publisher: node 0 publishes every message.
-for (const bytes of [256, 100_000]) {
+for (const bytes of runs('single') ? [256, 100_000] : []) {
   const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}, single publisher`
   const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'), (s) =>
     withPublishers(s, () => [0]),
@@ -193,14 +200,14 @@ for (const bytes of [256, 100_000]) {
   judge(label, bytes, stock, opt)
 }
 
-// Churn with 1% frame loss: 10% of the nodes crash and restart per minute. The publishers
+// Churn with 1% frame loss: 10% of the nodes crash and restart per minute, for 30 s. The publishers
 // (a tenth of the nodes) stay up; the others churn at the rate that makes 10% of all nodes a
 // minute, each down for 10 s on average. A message counts for the subscribers up from 2 s
 // before it until 3 s after (joined, and not crashed while it spreads).
 const churnRows: Row[] = []
-{
+if (runs('churn')) {
   const label = `${nodes} nodes, consensus 256 B, churn 10%/min, 1% loss`
-  const messages = quick ? 20 : 60
+  const messages = quick ? 20 : 30
   const sc = scenario(label, nodes, 256, 'consensus', { loss: 0.01, messages, intervalMs: 1000 })
   const publishers = Array.from({ length: Math.ceil(nodes / 10) }, (_, i) => i * 10)
   const stable = new Set(publishers)
@@ -248,7 +255,7 @@ const churnRows: Row[] = []
 // forward, answer and publish nothing, while keeping their meshes and control traffic.
 // Honest nodes publish; delivery counts at honest nodes; p99 against the honest run above.
 const silentRows: Row[] = []
-{
+if (runs('silent')) {
   const label = `${nodes} nodes, consensus 256 B, 20% silent relays`
   const pick = new Prng(seed).fork('silent')
   const silent = new Set<number>()
@@ -265,7 +272,7 @@ const silentRows: Row[] = []
     { recipients: () => honest },
   )
   results[label] = [r]
-  const base = oneCopyBySize.get(256)!.summary
+  const base = (oneCopyBySize.get(256) ?? (await honestOneCopy())).summary
   const p99 = r.summary.latencyMs.p99 / base.latencyMs.p99
   silentRows.push({ ...row(label, r), 'p99 / honest run': fmt(p99) })
   target(
@@ -290,9 +297,18 @@ printTable(
 )
 printTable(`Targets (issue 9), seed ${seed}: met or not, computed from the runs above`, verdicts)
 
+/** The honest one-copy run at 256 B with random publishers (when the random part did not run). */
+async function honestOneCopy(): Promise<ScenarioResult> {
+  const label = `${nodes} nodes, consensus 256 B`
+  process.stderr.write(`running ${label} with ${gossipOneCopyStrategy.name}...\n`)
+  const r = await runScenario(scenario(label, nodes, 256, 'consensus'), gossipOneCopyStrategy)
+  results[label] = [r]
+  return r
+}
+
 // 1b. What the one-copy extension adds: the optimized profile without it.
 const withoutRows: Row[] = []
-for (const bytes of [256, 100_000]) {
+for (const bytes of part === undefined ? [256, 100_000] : []) {
   const label = `${nodes} nodes, consensus ${bytes === 256 ? '256 B' : '100 KB'}, optimized without one-copy`
   process.stderr.write(`running ${label}...\n`)
   const r = await runScenario(scenario(label, nodes, bytes, 'consensus'), gossipOptimizedStrategy)
@@ -314,7 +330,7 @@ printTable(
   withoutRows,
 )
 
-if (targetsOnly) {
+if (targetsOnly || part !== undefined) {
   writeSeedResults()
   process.exit(0)
 }
@@ -464,7 +480,7 @@ writeSeedResults(models)
 
 /** Writes every figure printed so far (sections 2–4 only when they ran). */
 function writeSeedResults(models?: Record<string, unknown>[]): void {
-  const name = targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'
+  const name = `${targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'}${part ? `-${part}` : ''}`
   writeResults(seed === 1 ? name : `${name}-seed${seed}`, {
     models,
     quick,

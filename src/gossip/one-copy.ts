@@ -304,3 +304,127 @@ export class FirstArrivals {
     this.counts.delete(topic)
   }
 }
+
+/** What {@link LinkRoles} needs from its router. */
+export interface RolesHost {
+  /** The mesh of `topic`. */
+  meshOf(topic: Topic): ReadonlySet<PeerKey> | undefined
+  /** True when the link to `peer` is negotiated for one-copy. */
+  speaksOneCopy(peer: PeerKey): boolean
+  /** Sends CHOKE (`lazy`) or UNCHOKE for `topic` to `peer` now. */
+  sendRole(peer: PeerKey, topic: Topic, lazy: boolean): void
+  /** Queues CHOKE (`lazy`) or UNCHOKE for the heartbeat's control frame, once per heartbeat. */
+  queueRole(peer: PeerKey, topic: Topic, lazy: boolean): void
+  /** `peer` now announces only (`lazy`) or pushes again on `topic` (the score follows). */
+  announceOnly(peer: PeerKey, topic: Topic, lazy: boolean): void
+}
+
+/**
+ * The one-copy roles of each topic's mesh links, both directions apart: which peers push to
+ * us (our eager in-links, chosen by first arrivals, `minEager` of them) and which asked us
+ * to announce to them instead (doc/gossip-extension.md, Rules).
+ */
+export class LinkRoles {
+  private readonly host: RolesHost
+  private readonly minEager: number
+  /** Peers we asked to announce to us (we sent CHOKE). */
+  private readonly inLazy: LazyLinks
+  /** Peers that asked us to announce to them (they sent CHOKE). */
+  private readonly outLazy = new LazyLinks()
+  private readonly firsts = new FirstArrivals()
+
+  constructor(host: RolesHost, minEager: number) {
+    this.host = host
+    this.minEager = minEager
+    this.inLazy = new LazyLinks((topic, peer, lazy) => host.announceOnly(peer, topic, lazy))
+  }
+
+  /** True when we announce `topic`'s messages to `peer` instead of pushing them. */
+  announcesTo(topic: Topic, peer: PeerKey): boolean {
+    return this.host.speaksOneCopy(peer) && this.outLazy.isLazy(topic, peer)
+  }
+
+  /** True when `peer` announces `topic`'s messages to us instead of pushing them. */
+  announcesToUs(topic: Topic, peer: PeerKey): boolean {
+    return this.host.speaksOneCopy(peer) && this.inLazy.isLazy(topic, peer)
+  }
+
+  /** Our lazy in-links of `topic`. */
+  lazyInLinks(topic: Topic): number {
+    return this.inLazy.count(topic)
+  }
+
+  /** `peer` sent CHOKE (`lazy`) or UNCHOKE for `topic`. */
+  peerAsked(topic: Topic, peer: PeerKey, lazy: boolean): void {
+    if (!lazy) this.outLazy.setEager(topic, peer)
+    else if (this.host.meshOf(topic)?.has(peer)) this.outLazy.setLazy(topic, peer)
+  }
+
+  /** A mesh peer announced on `topic`: over an in-link we hold eager, our UNCHOKE was lost. */
+  announcedBy(topic: Topic, peer: PeerKey): void {
+    if (this.host.speaksOneCopy(peer) && !this.inLazy.isLazy(topic, peer)) {
+      this.host.queueRole(peer, topic, false)
+    }
+  }
+
+  /**
+   * A duplicate pushed by mesh peer `peer` (not one we asked for): CHOKE it while we keep
+   * more than `minEager` eager in-links; over an in-link we hold lazy our CHOKE was lost.
+   */
+  duplicate(topic: Topic, peer: PeerKey): void {
+    if (!this.host.speaksOneCopy(peer)) return
+    if (this.inLazy.isLazy(topic, peer)) {
+      this.host.queueRole(peer, topic, true)
+      return
+    }
+    const mesh = this.host.meshOf(topic)
+    if (mesh === undefined || mesh.size - this.inLazy.count(topic) <= this.minEager) return
+    this.inLazy.setLazy(topic, peer)
+    this.host.sendRole(peer, topic, true)
+  }
+
+  /** We pull from mesh peer `peer`: true when the in-link turns eager (UNCHOKE goes along). */
+  pulling(topic: Topic, peer: PeerKey): boolean {
+    return this.inLazy.setEager(topic, peer)
+  }
+
+  /** Mesh peer `peer` brought a message of `topic` first (its copy or its announce). */
+  first(topic: Topic, peer: PeerKey): void {
+    this.firsts.note(topic, peer)
+  }
+
+  /** Heartbeat: each topic keeps `minEager` eager in-links, those credited most (queued). */
+  heartbeat(topics: Iterable<Topic>): void {
+    for (const topic of topics) {
+      const mesh = this.host.meshOf(topic)
+      if (mesh === undefined) continue
+      const candidates = [...mesh].filter((p) => this.host.speaksOneCopy(p))
+      const changes = this.firsts.select(
+        topic,
+        candidates,
+        (p) => this.inLazy.isLazy(topic, p),
+        mesh.size - candidates.length,
+        this.minEager,
+      )
+      for (const c of changes) {
+        if (c.lazy) this.inLazy.setLazy(topic, c.peer)
+        else this.inLazy.setEager(topic, c.peer)
+        this.host.queueRole(c.peer, topic, c.lazy)
+      }
+    }
+  }
+
+  /** `peer` left the mesh of `topic`: its roles and credits are forgotten. */
+  left(topic: Topic, peer: PeerKey): void {
+    this.inLazy.setEager(topic, peer)
+    this.outLazy.setEager(topic, peer)
+    this.firsts.forget(topic, peer)
+  }
+
+  /** We left `topic`. */
+  clearTopic(topic: Topic): void {
+    this.inLazy.clearTopic(topic)
+    this.outLazy.clearTopic(topic)
+    this.firsts.clearTopic(topic)
+  }
+}

@@ -16,14 +16,7 @@ import type { ValidationResult } from '../common/validation.ts'
 import { IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
-import {
-  AnnouncedPulls,
-  bytesKey,
-  FirstArrivals,
-  LazyLinks,
-  shortId,
-  topicHash,
-} from './one-copy.ts'
+import { AnnouncedPulls, bytesKey, LinkRoles, shortId, topicHash } from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
@@ -151,14 +144,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
   private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
-  /** One-copy: mesh peers we asked to announce to us instead of pushing (CHOKE sent). */
-  private readonly inLazy = new LazyLinks((topic, peer, lazy) =>
-    this.score.setAnnounceOnly(peer, topic, lazy),
-  )
-  /** One-copy: mesh peers that asked us to announce to them instead of pushing (CHOKE received). */
-  private readonly outLazy = new LazyLinks()
-  /** One-copy: which mesh peers bring messages first (they are kept as eager in-links). */
-  private readonly firsts = new FirstArrivals()
+  /** One-copy: who pushes to whom on each mesh link, and who announces. */
+  private readonly roles: LinkRoles
   /** One-copy: announced messages not yet here. */
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
@@ -222,12 +209,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       gossipIds: (topic) => this.mcache.gossipIds(topic),
       doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
       gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
-      left: (topic, peer) => {
-        this.inLazy.setEager(topic, peer)
-        this.outLazy.setEager(topic, peer)
-        this.firsts.forget(topic, peer)
-      },
+      left: (topic, peer) => this.roles.left(topic, peer),
     })
+    this.roles = new LinkRoles(
+      {
+        meshOf: (topic) => this.meshes.meshOf(topic),
+        speaksOneCopy: (peer) => this.peers.get(peer)?.oneCopy === true,
+        sendRole: (peer, topic, lazy) =>
+          this.sendOneCopy(peer, { ...emptyOneCopy(), [lazy ? 'choke' : 'unchoke']: [topic] }),
+        queueRole: (peer, topic, lazy) => {
+          const o = this.pendingOneCopyOf(peer)
+          const list = lazy ? o.choke : o.unchoke
+          if (!list.includes(topic)) list.push(topic)
+        },
+        announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
+      },
+      p.oneCopyMinEager,
+    )
     this.pulls = new AnnouncedPulls(
       {
         now: () => env.now(),
@@ -478,17 +476,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
     if (!within('ineed', o.ineed.length)) return false
-    for (const topic of o.choke) {
-      if (this.meshes.meshOf(topic)?.has(peer)) this.outLazy.setLazy(topic, peer)
-    }
-    for (const topic of o.unchoke) this.outLazy.setEager(topic, peer)
+    for (const topic of o.choke) this.roles.peerAsked(topic, peer, true)
+    for (const topic of o.unchoke) this.roles.peerAsked(topic, peer, false)
     for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
       if (topic === undefined) continue
       const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
-      // A mesh peer announcing over a link we want pushes on lost our UNCHOKE: repeat it.
-      if (inMesh && ps.oneCopy && !this.inLazy.isLazy(topic, peer))
-        this.resendRole(peer, topic, false)
+      if (inMesh) this.roles.announcedBy(topic, peer)
       for (const id of a.ids) {
         const short = bytesKey(id)
         const known = this.shortIndex.get(short)
@@ -518,51 +512,25 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.peers.has(peer)) return
     const o = emptyOneCopy()
     o.ineed.push(short)
-    if (this.meshes.meshOf(topic)?.has(peer) && this.inLazy.setEager(topic, peer)) {
+    if (this.meshes.meshOf(topic)?.has(peer) && this.roles.pulling(topic, peer)) {
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
   }
 
-  /**
-   * A duplicate pushed over a mesh link: while the node has more than `oneCopyMinEager` eager
-   * in-links, this one is not needed (CHOKE). Pushed over a link we hold lazy, our CHOKE was
-   * lost: repeat it.
-   */
-  private chokeOnDuplicate(
-    peer: PeerKey,
-    ps: PeerState,
-    topic: Topic,
-    key: string,
-    id: MessageId,
-  ): void {
-    if (!ps.oneCopy || !this.meshes.meshOf(topic)?.has(peer)) return
+  /** A duplicate pushed over a mesh link, unless asked for or flood published: see LinkRoles. */
+  private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
+    if (!this.meshes.meshOf(topic)?.has(peer)) return
     // The first copy came straight from its publisher (flood publish): the mesh link is still
     // the way every other message comes.
     if (this.publishedTo.has(key)) return
-    const short = bytesKey(shortId(id))
-    if (this.pulls.askedOf(short, peer)) return
-    if (this.inLazy.isLazy(topic, peer)) {
-      this.resendRole(peer, topic, true)
-      return
-    }
-    if (!this.mayChoke(topic)) return
-    this.inLazy.setLazy(topic, peer)
-    const o = emptyOneCopy()
-    o.choke.push(topic)
-    this.sendOneCopy(peer, o)
-  }
-
-  /** Repeats a CHOKE (or UNCHOKE) with the next heartbeat, once per heartbeat. */
-  private resendRole(peer: PeerKey, topic: Topic, lazy: boolean): void {
-    const o = this.pendingOneCopyOf(peer)
-    const list = lazy ? o.choke : o.unchoke
-    if (!list.includes(topic)) list.push(topic)
+    if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
+    this.roles.duplicate(topic, peer)
   }
 
   /** True when `peer` asked us to announce `topic`'s messages to it instead of pushing them. */
   private isLazyLink(topic: Topic, peer: PeerKey): boolean {
-    return this.peers.get(peer)?.oneCopy === true && this.outLazy.isLazy(topic, peer)
+    return this.roles.announcesTo(topic, peer)
   }
 
   /** Announces one message to `peers` (lazy one-copy links), one encoding for all. */
@@ -609,38 +577,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const announced = this.indexShortId(key, id)
     const first =
       announced !== undefined && announced.firstAt < this.env.now() ? announced.first : peer
-    if (mesh?.has(first)) this.firsts.note(topic, first)
-  }
-
-  /**
-   * Heartbeat: each topic keeps `oneCopyMinEager` eager in-links, the mesh peers that brought
-   * messages first most often (CHOKE and UNCHOKE go with the heartbeat's control frame).
-   */
-  private selectInLinks(): void {
-    for (const topic of this.subscriptions) {
-      const mesh = this.meshes.meshOf(topic)
-      if (mesh === undefined) continue
-      const candidates: PeerKey[] = []
-      for (const p of mesh) if (this.peers.get(p)?.oneCopy === true) candidates.push(p)
-      const changes = this.firsts.select(
-        topic,
-        candidates,
-        (p) => this.inLazy.isLazy(topic, p),
-        mesh.size - candidates.length,
-        this.params.oneCopyMinEager,
-      )
-      for (const c of changes) {
-        if (c.lazy) this.inLazy.setLazy(topic, c.peer)
-        else this.inLazy.setEager(topic, c.peer)
-        this.resendRole(c.peer, topic, c.lazy)
-      }
-    }
-  }
-
-  /** True while the mesh of `topic` keeps more than `oneCopyMinEager` eager in-links. */
-  private mayChoke(topic: Topic): boolean {
-    const mesh = this.meshes.meshOf(topic)
-    return mesh !== undefined && mesh.size - this.inLazy.count(topic) > this.params.oneCopyMinEager
+    if (mesh?.has(first)) this.roles.first(topic, first)
   }
 
   /** Remembers a new message's short id (bounded, oldest forgotten first). */
@@ -732,9 +669,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
     this.meshes.leave(topic)
-    this.inLazy.clearTopic(topic)
-    this.outLazy.clearTopic(topic)
-    this.firsts.clearTopic(topic)
+    this.roles.clearTopic(topic)
     this.flushControl()
   }
 
@@ -821,7 +756,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** Lazy (announce-only) one-copy links of our mesh of `topic`. */
   getLazyLinkCount(topic: Topic): number {
-    return this.inLazy.count(topic)
+    return this.roles.lazyInLinks(topic)
   }
 
   /** The protocol a peer negotiated, if the driver said. */
@@ -903,7 +838,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.validating.get(key)?.add(peer)
-      this.chokeOnDuplicate(peer, ps, topic, key, id)
+      if (ps.oneCopy) this.chokeOnDuplicate(peer, topic, key, id)
       return true
     }
     this.seen.add(key, now)
@@ -1337,9 +1272,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     targets.delete(from)
     // A lazy one-copy link pushes nothing: no IDONTWANT needed there.
     const to = [...targets].filter(
-      (p) =>
-        supportsIDontWant(this.peers.get(p)?.protocol) &&
-        !(this.peers.get(p)?.oneCopy === true && this.inLazy.isLazy(topic, p)),
+      (p) => supportsIDontWant(this.peers.get(p)?.protocol) && !this.roles.announcesToUs(topic, p),
     )
     if (to.length > 0) {
       this.sendToMany(to, {
@@ -1385,7 +1318,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
-    if (this.params.oneCopy) this.selectInLinks()
+    if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)
