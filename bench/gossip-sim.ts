@@ -285,17 +285,22 @@ if (runs('silent')) {
   target(label, 'p99 latency / honest run', '≤ 2', p99, p99 <= 2)
 }
 
-printTable(
+/** Prints a table of section 1 unless its part did not run. */
+function show(title: string, rows: Row[]): void {
+  if (rows.length > 0) printTable(title, rows)
+}
+
+show(
   `Consensus gossip, ${nodes} nodes × 50 peers, D = 8, provider-clustered latency and bandwidth`,
   consensusRows,
 )
-printTable(`Churn with 1% frame loss (stock beside it), seed ${seed}`, churnRows)
-printTable(`20% silent relays (one-copy), seed ${seed}`, silentRows)
-printTable(
+show(`Churn with 1% frame loss (stock beside it), seed ${seed}`, churnRows)
+show(`20% silent relays (one-copy), seed ${seed}`, silentRows)
+show(
   `One-copy against stock (floor = (N − 1) × message bytes), random publishers and a single publisher, seed ${seed}`,
   checks,
 )
-printTable(`Targets (issue 9), seed ${seed}: met or not, computed from the runs above`, verdicts)
+show(`Targets (issue 9), seed ${seed}: met or not, computed from the runs above`, verdicts)
 
 /** The honest one-copy run at 256 B with random publishers (when the random part did not run). */
 async function honestOneCopy(): Promise<ScenarioResult> {
@@ -325,7 +330,7 @@ for (const bytes of part === undefined ? [256, 100_000] : []) {
     'bytes/floor': fmt(r.summary.bytesPerMessage / ((nodes - 1) * bytes)),
   })
 }
-printTable(
+show(
   `Optimized profile without the one-copy extension, ${nodes} nodes (stock as above)`,
   withoutRows,
 )
