@@ -65,18 +65,22 @@ describe('one-copy gossip under faults', () => {
     const sc = { ...base, loss: 0.01, messages: 30, intervalMs: 300 }
     const end = sc.warmupMs + sc.messages * sc.intervalMs
     let log: ReturnType<typeof scheduleChurn> | undefined
-    const r = await runScenario(sc, withPublishers(gossipOneCopyStrategy, () => publishers), {
-      setup: (run) => {
-        log = scheduleChurn(run.sim, new Prng(3), {
-          nodes: churning,
-          meanUptimeMs: 20_000,
-          meanDowntimeMs: 2_000,
-          from: sc.warmupMs,
-          until: end,
-        })
+    const r = await runScenario(
+      sc,
+      withPublishers(gossipOneCopyStrategy, () => publishers),
+      {
+        setup: (run) => {
+          log = scheduleChurn(run.sim, new Prng(3), {
+            nodes: churning,
+            meanUptimeMs: 20_000,
+            meanDowntimeMs: 2_000,
+            from: sc.warmupMs,
+            until: end,
+          })
+        },
+        recipients: (_origin, at) => all.filter((i) => upThroughout(log!, i, at - 2000, at + 3000)),
       },
-      recipients: (_origin, at) => all.filter((i) => upThroughout(log!, i, at - 2000, at + 3000)),
-    })
+    )
     // Crashes happened (and restarts), and the live nodes got everything.
     expect([...log!.downtimes.values()].flat().length).toBeGreaterThan(5)
     expect(r.publishErrors).toEqual([])
