@@ -14,6 +14,11 @@
  *    mesh degree D̄, the share of mesh links that carried a message both ways, and the
  *    duplicates that link use accounts for, beside the measured ones.
  *
+ * Section 1 also runs, stock beside one-copy: a single publisher (node 0, at both sizes);
+ * churn (10% of the nodes crash and restart per minute) with 1% frame loss; and 20% silent
+ * relays (one-copy only, against its honest run). It ends with the targets of issue 9, each
+ * computed as met or not.
+ *
  * Sections 1–3 run the optimized profile with the one-copy extension on (it is opt-in,
  * `oneCopy: true`; doc/gossip-extension.md); 1b runs the default optimized profile without it.
  *
@@ -21,19 +26,24 @@
  * before it relays a message; duplicates that arrive meanwhile spare their senders a copy.
  *
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N] [--targets-only] (sections 1 and 1b)
+ *   [--part random|single|churn|silent] (that part of section 1 only; implies --targets-only)
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
 import type { GossipRouter } from '../src/gossip/router.ts'
+import { scheduleChurn, upThroughout } from '../src/sim/faults.ts'
 import {
   gossipOneCopyStrategy,
   gossipOptimizedStrategy,
   gossipStockStrategy,
   gossipStrategy,
+  withPublishers,
+  withSilentRelays,
 } from '../src/sim/gossip-strategy.ts'
 import { SCENARIOS } from '../src/sim/presets.ts'
 import { Prng } from '../src/sim/prng.ts'
 import {
+  type RunOptions,
   runScenario,
   SCENARIO_TOPIC,
   type Scenario,
@@ -47,6 +57,12 @@ const seedAt = process.argv.indexOf('--seed')
 const seed = seedAt >= 0 ? Number(process.argv[seedAt + 1]) : 1
 if (!Number.isInteger(seed)) throw new Error('--seed takes an integer')
 const targetsOnly = process.argv.includes('--targets-only')
+const partAt = process.argv.indexOf('--part')
+/** `--part random|single|churn|silent`: only that part of section 1 (seeds run in parallel). */
+const part = partAt >= 0 ? process.argv[partAt + 1] : undefined
+const PARTS = ['random', 'single', 'churn', 'silent']
+if (part !== undefined && !PARTS.includes(part)) throw new Error(`--part takes ${PARTS.join('|')}`)
+const runs = (name: string) => part === undefined || part === name
 const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
 
 function scenario(
@@ -103,12 +119,17 @@ const results: Record<string, ScenarioResult[]> = {}
 /** Mean mesh degree at each delivery, per result label and strategy. */
 const meshDegrees: Record<string, number> = {}
 
-async function compare(label: string, sc: Scenario): Promise<ScenarioResult[]> {
+async function compare(
+  label: string,
+  sc: Scenario,
+  wrap: (s: SimStrategy) => SimStrategy = (s) => s,
+  options: () => RunOptions = () => ({}),
+): Promise<ScenarioResult[]> {
   const out: ScenarioResult[] = []
   for (const strategy of profiles) {
     process.stderr.write(`running ${label} with ${strategy.name}...\n`)
-    const observed = observeLinks(() => strategy)
-    const r = await runScenario(sc, observed.strategy)
+    const observed = observeLinks(() => wrap(strategy))
+    const r = await runScenario(sc, observed.strategy, options())
     meshDegrees[`${label} ${strategy.name}`] = observed.links().meshDegree
     out.push(r)
   }
@@ -120,38 +141,179 @@ async function compare(label: string, sc: Scenario): Promise<ScenarioResult[]> {
 const nodes = quick ? 300 : 1000
 const consensusRows: Row[] = []
 const checks: Row[] = []
+/** Every target of issue 9, each met or not as computed from the runs. */
+const verdicts: Row[] = []
 const stockBySize = new Map<number, ScenarioResult>()
-for (const bytes of [256, 100_000]) {
-  const label = `${nodes} nodes, consensus ${bytes === 256 ? '256 B' : '100 KB'}`
-  const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'))
-  stockBySize.set(bytes, stock)
+const oneCopyBySize = new Map<number, ScenarioResult>()
+const sizeLabel = (bytes: number) => (bytes === 256 ? '256 B' : '100 KB')
+
+function target(scenario: string, measure: string, goal: string, value: number, met: boolean) {
+  verdicts.push({
+    scenario,
+    measure,
+    target: goal,
+    'one-copy': fmt(value),
+    met: met ? 'met' : 'NOT met',
+  })
+}
+
+/** Rows, checks and targets of one stock vs one-copy comparison. */
+function judge(label: string, bytes: number, stock: ScenarioResult, opt: ScenarioResult): void {
   consensusRows.push(row(label, stock), row(label, opt))
   const floor = (nodes - 1) * bytes
+  const p99 = opt.summary.latencyMs.p99 / stock.summary.latencyMs.p99
+  const bytesRatio = opt.summary.bytesPerMessage / floor
   checks.push({
     scenario: label,
     'stock dups mean': fmt(stock.summary.duplicates.mean),
     'one-copy dups mean': fmt(opt.summary.duplicates.mean),
     'one-copy delivery': fmt(opt.summary.deliveryRatio, 4),
     'p50 one-copy/stock': fmt(opt.summary.latencyMs.p50 / stock.summary.latencyMs.p50),
-    'p99 one-copy/stock': fmt(opt.summary.latencyMs.p99 / stock.summary.latencyMs.p99),
+    'p99 one-copy/stock': fmt(p99),
     'stock bytes/floor': fmt(stock.summary.bytesPerMessage / floor),
-    'one-copy bytes/floor': fmt(opt.summary.bytesPerMessage / floor),
+    'one-copy bytes/floor': fmt(bytesRatio),
     'stock mesh D̄': fmt(meshDegrees[`${label} ${stock.strategy}`]),
     'optimized mesh D̄': fmt(meshDegrees[`${label} ${opt.strategy}`]),
   })
+  const dups = opt.summary.duplicates.mean
+  target(label, 'dups per node per message', '≤ 0.3', dups, dups <= 0.3)
+  const delivery = opt.summary.deliveryRatio
+  target(label, 'delivery', '= 1', delivery, delivery === 1)
+  target(label, 'p99 latency / stock', '≤ 1.05', p99, p99 <= 1.05)
+  if (bytes === 256) target(label, 'wire bytes / floor', '≤ 2.5', bytesRatio, bytesRatio <= 2.5)
 }
-printTable(
+
+for (const bytes of runs('random') ? [256, 100_000] : []) {
+  const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}`
+  const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'))
+  stockBySize.set(bytes, stock)
+  oneCopyBySize.set(bytes, opt)
+  judge(label, bytes, stock, opt)
+}
+
+// A single publisher: node 0 publishes every message.
+for (const bytes of runs('single') ? [256, 100_000] : []) {
+  const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}, single publisher`
+  const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'), (s) =>
+    withPublishers(s, () => [0]),
+  )
+  judge(label, bytes, stock, opt)
+}
+
+// Churn with 1% frame loss: 10% of the nodes crash and restart per minute, for 30 s. The publishers
+// (a tenth of the nodes) stay up; the others churn at the rate that makes 10% of all nodes a
+// minute, each down for 10 s on average. A message counts for the subscribers up from 2 s
+// before it until 3 s after (joined, and not crashed while it spreads).
+const churnRows: Row[] = []
+if (runs('churn')) {
+  const label = `${nodes} nodes, consensus 256 B, churn 10%/min, 1% loss`
+  const messages = quick ? 20 : 30
+  const sc = scenario(label, nodes, 256, 'consensus', { loss: 0.01, messages, intervalMs: 1000 })
+  const publishers = Array.from({ length: Math.ceil(nodes / 10) }, (_, i) => i * 10)
+  const stable = new Set(publishers)
+  const churning = Array.from({ length: nodes }, (_, i) => i).filter((i) => !stable.has(i))
+  const publishEnd = sc.warmupMs + messages * sc.intervalMs
+  let crashes = 0
+  const runs = await compare(
+    label,
+    sc,
+    (s) => withPublishers(s, () => publishers),
+    () => {
+      let log: ReturnType<typeof scheduleChurn> | undefined
+      return {
+        setup: (run) => {
+          log = scheduleChurn(run.sim, new Prng(seed).fork('churn'), {
+            nodes: churning,
+            meanUptimeMs: (60_000 * churning.length) / (0.1 * nodes),
+            meanDowntimeMs: 10_000,
+            from: sc.warmupMs,
+            until: publishEnd,
+          })
+          crashes = [...log.downtimes.values()].reduce((n, d) => n + d.length, 0)
+        },
+        recipients: (_origin, at) => {
+          return Array.from({ length: nodes }, (_, i) => i).filter((i) =>
+            upThroughout(log!, i, at - 2000, at + 3000),
+          )
+        },
+      }
+    },
+  )
+  for (const r of runs) {
+    churnRows.push({
+      ...row(label, r),
+      'crashes planned': crashes,
+      'minutes of churn': fmt((publishEnd - sc.warmupMs) / 60_000),
+    })
+  }
+  const opt = runs[1].summary
+  target(label, 'delivery to live subscribers', '= 1', opt.deliveryRatio, opt.deliveryRatio === 1)
+  target(label, 'dups per node per message', '≤ 1', opt.duplicates.mean, opt.duplicates.mean <= 1)
+}
+
+// 20% silent relays: from the end of the warm-up (meshes joined) a fifth of the nodes
+// forward, answer and publish nothing, while keeping their meshes and control traffic.
+// Honest nodes publish; delivery counts at honest nodes; p99 against the honest run above.
+const silentRows: Row[] = []
+if (runs('silent')) {
+  const label = `${nodes} nodes, consensus 256 B, 20% silent relays`
+  const pick = new Prng(seed).fork('silent')
+  const silent = new Set<number>()
+  while (silent.size < Math.round(nodes / 5)) silent.add(pick.int(nodes))
+  const honest = Array.from({ length: nodes }, (_, i) => i).filter((i) => !silent.has(i))
+  const sc = scenario(label, nodes, 256, 'consensus')
+  process.stderr.write(`running ${label} with ${gossipOneCopyStrategy.name}...\n`)
+  const r = await runScenario(
+    sc,
+    withPublishers(
+      withSilentRelays(gossipOneCopyStrategy, (i) => silent.has(i), sc.warmupMs),
+      () => honest,
+    ),
+    { recipients: () => honest },
+  )
+  results[label] = [r]
+  const base = (oneCopyBySize.get(256) ?? (await honestOneCopy())).summary
+  const p99 = r.summary.latencyMs.p99 / base.latencyMs.p99
+  silentRows.push({ ...row(label, r), 'p99 / honest run': fmt(p99) })
+  target(
+    label,
+    'delivery to honest nodes',
+    '= 1',
+    r.summary.deliveryRatio,
+    r.summary.deliveryRatio === 1,
+  )
+  target(label, 'p99 latency / honest run', '≤ 2', p99, p99 <= 2)
+}
+
+/** Prints a table of section 1 unless its part did not run. */
+function show(title: string, rows: Row[]): void {
+  if (rows.length > 0) printTable(title, rows)
+}
+
+show(
   `Consensus gossip, ${nodes} nodes × 50 peers, D = 8, provider-clustered latency and bandwidth`,
   consensusRows,
 )
-printTable(
-  `Targets (one-copy dups ≤ 0.3, delivery 1, p99 ratio ≤ 1.05, bytes/floor ≤ 2.5 at 256 B; floor = (N − 1) × message bytes), random publishers, seed ${seed}`,
+show(`Churn with 1% frame loss (stock beside it), seed ${seed}`, churnRows)
+show(`20% silent relays (one-copy), seed ${seed}`, silentRows)
+show(
+  `One-copy against stock (floor = (N − 1) × message bytes), random publishers and a single publisher, seed ${seed}`,
   checks,
 )
+show(`Targets (issue 9), seed ${seed}: met or not, computed from the runs above`, verdicts)
+
+/** The honest one-copy run at 256 B with random publishers (when the random part did not run). */
+async function honestOneCopy(): Promise<ScenarioResult> {
+  const label = `${nodes} nodes, consensus 256 B`
+  process.stderr.write(`running ${label} with ${gossipOneCopyStrategy.name}...\n`)
+  const r = await runScenario(scenario(label, nodes, 256, 'consensus'), gossipOneCopyStrategy)
+  results[label] = [r]
+  return r
+}
 
 // 1b. What the one-copy extension adds: the optimized profile without it.
 const withoutRows: Row[] = []
-for (const bytes of [256, 100_000]) {
+for (const bytes of part === undefined ? [256, 100_000] : []) {
   const label = `${nodes} nodes, consensus ${bytes === 256 ? '256 B' : '100 KB'}, optimized without one-copy`
   process.stderr.write(`running ${label}...\n`)
   const r = await runScenario(scenario(label, nodes, bytes, 'consensus'), gossipOptimizedStrategy)
@@ -168,12 +330,12 @@ for (const bytes of [256, 100_000]) {
     'bytes/floor': fmt(r.summary.bytesPerMessage / ((nodes - 1) * bytes)),
   })
 }
-printTable(
+show(
   `Optimized profile without the one-copy extension, ${nodes} nodes (stock as above)`,
   withoutRows,
 )
 
-if (targetsOnly) {
+if (targetsOnly || part !== undefined) {
   writeSeedResults()
   process.exit(0)
 }
@@ -323,12 +485,15 @@ writeSeedResults(models)
 
 /** Writes every figure printed so far (sections 2–4 only when they ran). */
 function writeSeedResults(models?: Record<string, unknown>[]): void {
-  const name = targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'
+  const name = `${targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'}${part ? `-${part}` : ''}`
   writeResults(seed === 1 ? name : `${name}-seed${seed}`, {
     models,
     quick,
     seed,
-    targets: checks,
+    comparisons: checks,
+    targets: verdicts,
+    churn: churnRows,
+    silentRelays: silentRows,
     withoutOneCopy: withoutRows,
     meanMeshDegreeAtDelivery: meshDegrees,
     results: Object.fromEntries(

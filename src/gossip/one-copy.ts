@@ -213,3 +213,218 @@ export class AnnouncedPulls {
     p.timer = this.host.setTimer(this.followupMs, () => this.askNext(key, p))
   }
 }
+
+/** A link's change of role chosen at a heartbeat: CHOKE or UNCHOKE it. */
+export interface RoleChange {
+  peer: PeerKey
+  /** True: CHOKE (announce to me instead), false: UNCHOKE (push to me again). */
+  lazy: boolean
+}
+
+/** How much of the first-arrival counts survives each heartbeat. */
+const FIRSTS_DECAY = 0.5
+
+/** A lazy link replaces an eager one when it came first this many more times (decayed). */
+const SWAP_MARGIN = 1
+
+/**
+ * Which mesh peers bring each topic's messages first, counted per peer (a pushed copy or an
+ * announce, whichever came first) and decayed every heartbeat. The node keeps the peers
+ * that came first most often as its eager in-links.
+ */
+export class FirstArrivals {
+  private readonly counts = new Map<Topic, Map<PeerKey, number>>()
+
+  /** `peer` brought a message of `topic` first. */
+  note(topic: Topic, peer: PeerKey): void {
+    let m = this.counts.get(topic)
+    if (m === undefined) {
+      m = new Map()
+      this.counts.set(topic, m)
+    }
+    m.set(peer, (m.get(peer) ?? 0) + 1)
+  }
+
+  /** Decayed count of first arrivals from `peer` on `topic`. */
+  count(topic: Topic, peer: PeerKey): number {
+    return this.counts.get(topic)?.get(peer) ?? 0
+  }
+
+  /**
+   * The heartbeat's role changes for `topic`: `candidates` are the mesh peers that speak
+   * one-copy, `isLazy` their current in-link roles, `others` the mesh peers that always push
+   * (they count as eager). Keeps `minEager` eager in-links, the ones that came first most
+   * often: UNCHOKEs the best lazy links while fewer are eager, CHOKEs the worst eager ones
+   * while more are, and swaps a lazy link for an eager one it beat by {@link SWAP_MARGIN}.
+   * Then decays the counts.
+   */
+  select(
+    topic: Topic,
+    candidates: PeerKey[],
+    isLazy: (peer: PeerKey) => boolean,
+    others: number,
+    minEager: number,
+  ): RoleChange[] {
+    const score = (p: PeerKey) => this.count(topic, p)
+    const eager = candidates.filter((p) => !isLazy(p)).sort((a, b) => score(a) - score(b))
+    const lazy = candidates.filter((p) => isLazy(p)).sort((a, b) => score(b) - score(a))
+    const changes: RoleChange[] = []
+    let eagerCount = eager.length + others
+    // Too few: promote the lazy links that came first most often.
+    while (eagerCount < minEager && lazy.length > 0) {
+      changes.push({ peer: lazy.shift()!, lazy: false })
+      eagerCount++
+    }
+    // Too many (pulls promote links): demote the ones that came first least often.
+    while (eagerCount > minEager && eager.length > 0) {
+      changes.push({ peer: eager.shift()!, lazy: true })
+      eagerCount--
+    }
+    // Swap a lazy link that beat an eager one clearly.
+    while (eager.length > 0 && lazy.length > 0 && score(lazy[0]) > score(eager[0]) + SWAP_MARGIN) {
+      changes.push({ peer: lazy.shift()!, lazy: false }, { peer: eager.shift()!, lazy: true })
+    }
+    const m = this.counts.get(topic)
+    if (m !== undefined) {
+      for (const [p, c] of m) {
+        if (c * FIRSTS_DECAY < 0.01) m.delete(p)
+        else m.set(p, c * FIRSTS_DECAY)
+      }
+    }
+    return changes
+  }
+
+  /** Forgets `peer` on `topic` (it left the mesh). */
+  forget(topic: Topic, peer: PeerKey): void {
+    this.counts.get(topic)?.delete(peer)
+  }
+
+  /** Forgets `topic`. */
+  clearTopic(topic: Topic): void {
+    this.counts.delete(topic)
+  }
+}
+
+/** What {@link LinkRoles} needs from its router. */
+export interface RolesHost {
+  /** The mesh of `topic`. */
+  meshOf(topic: Topic): ReadonlySet<PeerKey> | undefined
+  /** True when the link to `peer` is negotiated for one-copy. */
+  speaksOneCopy(peer: PeerKey): boolean
+  /** Sends CHOKE (`lazy`) or UNCHOKE for `topic` to `peer` now. */
+  sendRole(peer: PeerKey, topic: Topic, lazy: boolean): void
+  /** Queues CHOKE (`lazy`) or UNCHOKE for the heartbeat's control frame, once per heartbeat. */
+  queueRole(peer: PeerKey, topic: Topic, lazy: boolean): void
+  /** `peer` now announces only (`lazy`) or pushes again on `topic` (the score follows). */
+  announceOnly(peer: PeerKey, topic: Topic, lazy: boolean): void
+}
+
+/**
+ * The one-copy roles of each topic's mesh links, both directions apart: which peers push to
+ * us (our eager in-links, chosen by first arrivals, `minEager` of them) and which asked us
+ * to announce to them instead (doc/gossip-extension.md, Rules).
+ */
+export class LinkRoles {
+  private readonly host: RolesHost
+  private readonly minEager: number
+  /** Peers we asked to announce to us (we sent CHOKE). */
+  private readonly inLazy: LazyLinks
+  /** Peers that asked us to announce to them (they sent CHOKE). */
+  private readonly outLazy = new LazyLinks()
+  private readonly firsts = new FirstArrivals()
+
+  constructor(host: RolesHost, minEager: number) {
+    this.host = host
+    this.minEager = minEager
+    this.inLazy = new LazyLinks((topic, peer, lazy) => host.announceOnly(peer, topic, lazy))
+  }
+
+  /** True when we announce `topic`'s messages to `peer` instead of pushing them. */
+  announcesTo(topic: Topic, peer: PeerKey): boolean {
+    return this.host.speaksOneCopy(peer) && this.outLazy.isLazy(topic, peer)
+  }
+
+  /** True when `peer` announces `topic`'s messages to us instead of pushing them. */
+  announcesToUs(topic: Topic, peer: PeerKey): boolean {
+    return this.host.speaksOneCopy(peer) && this.inLazy.isLazy(topic, peer)
+  }
+
+  /** Our lazy in-links of `topic`. */
+  lazyInLinks(topic: Topic): number {
+    return this.inLazy.count(topic)
+  }
+
+  /** `peer` sent CHOKE (`lazy`) or UNCHOKE for `topic`. */
+  peerAsked(topic: Topic, peer: PeerKey, lazy: boolean): void {
+    if (!lazy) this.outLazy.setEager(topic, peer)
+    else if (this.host.meshOf(topic)?.has(peer)) this.outLazy.setLazy(topic, peer)
+  }
+
+  /** A mesh peer announced on `topic`: over an in-link we hold eager, our UNCHOKE was lost. */
+  announcedBy(topic: Topic, peer: PeerKey): void {
+    if (this.host.speaksOneCopy(peer) && !this.inLazy.isLazy(topic, peer)) {
+      this.host.queueRole(peer, topic, false)
+    }
+  }
+
+  /**
+   * A duplicate pushed by mesh peer `peer` (not one we asked for): CHOKE it while we keep
+   * more than `minEager` eager in-links; over an in-link we hold lazy our CHOKE was lost.
+   */
+  duplicate(topic: Topic, peer: PeerKey): void {
+    if (!this.host.speaksOneCopy(peer)) return
+    if (this.inLazy.isLazy(topic, peer)) {
+      this.host.queueRole(peer, topic, true)
+      return
+    }
+    const mesh = this.host.meshOf(topic)
+    if (mesh === undefined || mesh.size - this.inLazy.count(topic) <= this.minEager) return
+    this.inLazy.setLazy(topic, peer)
+    this.host.sendRole(peer, topic, true)
+  }
+
+  /** We pull from mesh peer `peer`: true when the in-link turns eager (UNCHOKE goes along). */
+  pulling(topic: Topic, peer: PeerKey): boolean {
+    return this.inLazy.setEager(topic, peer)
+  }
+
+  /** Mesh peer `peer` brought a message of `topic` first (its copy or its announce). */
+  first(topic: Topic, peer: PeerKey): void {
+    this.firsts.note(topic, peer)
+  }
+
+  /** Heartbeat: each topic keeps `minEager` eager in-links, those credited most (queued). */
+  heartbeat(topics: Iterable<Topic>): void {
+    for (const topic of topics) {
+      const mesh = this.host.meshOf(topic)
+      if (mesh === undefined) continue
+      const candidates = [...mesh].filter((p) => this.host.speaksOneCopy(p))
+      const changes = this.firsts.select(
+        topic,
+        candidates,
+        (p) => this.inLazy.isLazy(topic, p),
+        mesh.size - candidates.length,
+        this.minEager,
+      )
+      for (const c of changes) {
+        if (c.lazy) this.inLazy.setLazy(topic, c.peer)
+        else this.inLazy.setEager(topic, c.peer)
+        this.host.queueRole(c.peer, topic, c.lazy)
+      }
+    }
+  }
+
+  /** `peer` left the mesh of `topic`: its roles and credits are forgotten. */
+  left(topic: Topic, peer: PeerKey): void {
+    this.inLazy.setEager(topic, peer)
+    this.outLazy.setEager(topic, peer)
+    this.firsts.forget(topic, peer)
+  }
+
+  /** We left `topic`. */
+  clearTopic(topic: Topic): void {
+    this.inLazy.clearTopic(topic)
+    this.outLazy.clearTopic(topic)
+    this.firsts.clearTopic(topic)
+  }
+}

@@ -192,10 +192,17 @@ export interface GossipParams {
   /** How long an announce from a lazy mesh link waits for the pushed copy before pulling, in ms. */
   oneCopyPullDelayMs: number
   /**
-   * When a lazy link announced a message this long (ms) before its first pushed copy came,
-   * the lazy link becomes eager and the pushing one lazy.
+   * A node chokes no mesh link (on a duplicate or a swap) while it has this many eager links
+   * or fewer: more eager links than a tree's, so that the first copy comes about as fast as
+   * over the whole mesh.
    */
-  oneCopySwapMs: number
+  oneCopyMinEager: number
+  /**
+   * A one-copy node publishes its own message as stock flood publish does (a full copy to
+   * every topic peer): the message starts from many points of the network at once, so the
+   * eager links only spread it locally.
+   */
+  oneCopyFloodPublish: boolean
   /** How long a pull (INEED) waits for its reply before the next announcer is asked, in ms. */
   oneCopyFollowupMs: number
   /** Short ids of recent messages remembered, to answer INEEDs and ignore known announces. */
@@ -363,7 +370,8 @@ const STOCK: FlatParams = {
   oneCopy: false,
   oneCopyPullDelayMs: 100,
   oneCopyFollowupMs: 400,
-  oneCopySwapMs: 20,
+  oneCopyMinEager: 2,
+  oneCopyFloodPublish: true,
   maxShortIds: 16_384,
   floodPublish: true,
   validationDelayMs: 0,
@@ -393,7 +401,7 @@ const OPTIMIZED: FlatParams = {
   eagerPushPeers: Number.POSITIVE_INFINITY,
   eagerPushBudgetMs: 35,
   lazyPullDelayMs: 50,
-  // Opt-in until its latency matches stock (p99 1.7–2.75× stock at 1,000 nodes, issue 9).
+  // Opt-in until its latency matches stock (p99 1.41–1.54× stock at 1,000 nodes, issue 9).
   oneCopy: false,
   oneCopyPullDelayMs: 50,
   forwardIngress: false,
@@ -527,7 +535,10 @@ export function validateGossipParams(p: GossipParams): void {
     'oneCopyPullDelayMs must be >= 0',
   )
   check(isPositiveTime(p.oneCopyFollowupMs), 'oneCopyFollowupMs must be > 0')
-  check(isPositiveTime(p.oneCopySwapMs), 'oneCopySwapMs must be > 0')
+  check(
+    Number.isInteger(p.oneCopyMinEager) && p.oneCopyMinEager >= 0,
+    'oneCopyMinEager must be an integer >= 0',
+  )
   check(
     isCount(p.maxShortIds) && p.maxShortIds >= 1,
     `maxShortIds must be a positive integer, got ${p.maxShortIds}`,

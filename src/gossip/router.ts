@@ -17,7 +17,7 @@ import type { ValidationResult } from '../common/validation.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
-import { AnnouncedPulls, bytesKey, LazyLinks, shortId, topicHash } from './one-copy.ts'
+import { AnnouncedPulls, bytesKey, LinkRoles, shortId, topicHash } from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
@@ -28,6 +28,8 @@ import {
   emptyControl,
   emptyOneCopy,
   encodeRpc,
+  HELLO_ACK,
+  HELLO_ASK,
   isControlEmpty,
   isOneCopyEmpty,
   payloadBytes,
@@ -93,7 +95,9 @@ interface PeerState {
   framesReceived: number
   /** It sent its Extensions control message. */
   sentExtensions: boolean
-  /** Both ends speak the one-copy extension. */
+  /** It advertised the one-copy extension (Extensions or a hello): we accept its one-copy messages. */
+  oneCopyHeard: boolean
+  /** Both ends speak the one-copy extension and each knows the other heard it (a hello came). */
   oneCopy: boolean
 }
 
@@ -143,14 +147,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
   private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
-  /** One-copy: which mesh links carry announces only. */
-  private readonly lazyLinks = new LazyLinks((topic, peer, lazy) =>
-    this.score.setAnnounceOnly(peer, topic, lazy),
-  )
+  /** One-copy: who pushes to whom on each mesh link, and who announces. */
+  private readonly roles: LinkRoles
   /** One-copy: announced messages not yet here. */
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
   private readonly shortIndex = new Map<string, string>()
+  /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
+  private readonly publishedTo = new Set<string>()
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `Dlazy`). */
@@ -208,8 +212,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       gossipIds: (topic) => this.mcache.gossipIds(topic),
       doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
       gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
-      left: (topic, peer) => this.lazyLinks.setEager(topic, peer),
+      left: (topic, peer) => this.roles.left(topic, peer),
     })
+    this.roles = new LinkRoles(
+      {
+        meshOf: (topic) => this.meshes.meshOf(topic),
+        speaksOneCopy: (peer) => this.peers.get(peer)?.oneCopy === true,
+        sendRole: (peer, topic, lazy) =>
+          this.sendOneCopy(peer, { ...emptyOneCopy(), [lazy ? 'choke' : 'unchoke']: [topic] }),
+        queueRole: (peer, topic, lazy) => {
+          const o = this.pendingOneCopyOf(peer)
+          const list = lazy ? o.choke : o.unchoke
+          if (!list.includes(topic)) list.push(topic)
+        },
+        announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
+      },
+      p.oneCopyMinEager,
+    )
     this.pulls = new AnnouncedPulls(
       {
         now: () => env.now(),
@@ -303,6 +322,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       recentReceived: undefined,
       framesReceived: 0,
       sentExtensions: false,
+      oneCopyHeard: false,
       oneCopy: false,
     })
     this.score.addPeer(peer, info.address)
@@ -415,7 +435,26 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return
     }
     ps.sentExtensions = true
-    ps.oneCopy = this.params.oneCopy && ext.oneCopy && supportsExtensions(ps.protocol)
+    if (ext.oneCopy && this.mayOneCopy(ps) && !ps.oneCopyHeard) {
+      ps.oneCopyHeard = true
+      this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ASK })
+    }
+  }
+
+  /** True when this node speaks one-copy and the peer's stream can (meshsub 1.3). */
+  private mayOneCopy(ps: PeerState): boolean {
+    return this.params.oneCopy && supportsExtensions(ps.protocol)
+  }
+
+  /**
+   * A one-copy hello: the peer speaks one-copy and heard our advertisement, so the link is
+   * negotiated (even when the peer's own Extensions was lost on the way). An ASK is answered.
+   */
+  private handleHello(peer: PeerKey, ps: PeerState, hello: number): void {
+    if (!this.mayOneCopy(ps)) return
+    ps.oneCopyHeard = true
+    ps.oneCopy = true
+    if (hello === HELLO_ASK) this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ACK })
   }
 
   /**
@@ -428,26 +467,30 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     o: RpcOneCopy,
     within: (kind: BudgetKind, n: number) => boolean,
   ): boolean {
-    if (!ps.oneCopy) {
+    const hellos = o.hello === undefined ? 0 : 1
+    if (!within('choke', o.choke.length + o.unchoke.length + hellos)) return false
+    if (o.hello !== undefined) this.handleHello(peer, ps, o.hello)
+    if (!ps.oneCopyHeard) {
       this.reject(peer, 'one-copy-not-negotiated')
       return true
     }
-    if (!within('choke', o.choke.length + o.unchoke.length)) return false
     if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
     if (!within('ineed', o.ineed.length)) return false
-    for (const topic of o.choke) {
-      if (this.meshes.meshOf(topic)?.has(peer)) this.lazyLinks.setLazy(topic, peer)
-    }
-    for (const topic of o.unchoke) this.lazyLinks.setEager(topic, peer)
+    for (const topic of o.choke) this.roles.peerAsked(topic, peer, true)
+    for (const topic of o.unchoke) this.roles.peerAsked(topic, peer, false)
     for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
       if (topic === undefined) continue
       const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
-      // A mesh peer that announces instead of pushing holds our link lazy: agree.
-      if (inMesh) this.lazyLinks.setLazy(topic, peer)
+      if (inMesh) this.roles.announcedBy(topic, peer)
       for (const id of a.ids) {
         const short = bytesKey(id)
-        if (this.shortIndex.has(short)) continue
+        const known = this.shortIndex.get(short)
+        if (known !== undefined) {
+          // It has the message too: our forward, if still pending, skips it.
+          this.validating.get(known)?.add(peer)
+          continue
+        }
         this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
       }
     }
@@ -469,26 +512,25 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.peers.has(peer)) return
     const o = emptyOneCopy()
     o.ineed.push(short)
-    if (this.meshes.meshOf(topic)?.has(peer) && this.lazyLinks.setEager(topic, peer)) {
+    if (this.meshes.meshOf(topic)?.has(peer) && this.roles.pulling(topic, peer)) {
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
   }
 
-  /** A duplicate pushed over an eager one-copy link: the link is not needed, make it lazy. */
-  private chokeOnDuplicate(peer: PeerKey, ps: PeerState, topic: Topic, id: MessageId): void {
-    if (!ps.oneCopy || !this.meshes.meshOf(topic)?.has(peer)) return
-    const short = bytesKey(shortId(id))
-    if (this.pulls.askedOf(short, peer)) return
-    if (!this.lazyLinks.setLazy(topic, peer)) return
-    const o = emptyOneCopy()
-    o.choke.push(topic)
-    this.sendOneCopy(peer, o)
+  /** A duplicate pushed over a mesh link, unless asked for or flood published: see LinkRoles. */
+  private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
+    if (!this.meshes.meshOf(topic)?.has(peer)) return
+    // The first copy came straight from its publisher (flood publish): the mesh link is still
+    // the way every other message comes.
+    if (this.publishedTo.has(key)) return
+    if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
+    this.roles.duplicate(topic, peer)
   }
 
-  /** True when the mesh link to `peer` on `topic` is a lazy one-copy link. */
+  /** True when `peer` asked us to announce `topic`'s messages to it instead of pushing them. */
   private isLazyLink(topic: Topic, peer: PeerKey): boolean {
-    return this.peers.get(peer)?.oneCopy === true && this.lazyLinks.isLazy(topic, peer)
+    return this.roles.announcesTo(topic, peer)
   }
 
   /** Announces one message to `peers` (lazy one-copy links), one encoding for all. */
@@ -505,45 +547,37 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.control(peer).ihave.push({ topicID: topic, messageIDs: ids })
       return
     }
-    // Lazy mesh links announce every message as it comes: gossip only repeats the last two
-    // heartbeats', to Dlazy peers, for peers outside the mesh and links that lost an announce.
+    // Lazy mesh links announce every message as it comes: gossip only repeats the last
+    // heartbeat's, to Dlazy peers, for peers outside the mesh and links that lost an announce.
     const sent = this.oneCopyGossiped.get(topic) ?? 0
     if (sent >= this.params.Dlazy) return
-    const since = this.env.now() - 2 * this.params.heartbeatIntervalMs
+    const since = this.env.now() - this.params.heartbeatIntervalMs
     const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
     if (recent.length === 0) return
     this.oneCopyGossiped.set(topic, sent + 1)
-    let o = this.pendingOneCopy.get(peer)
-    if (o === undefined) {
-      o = emptyOneCopy()
-      this.pendingOneCopy.set(peer, o)
-    }
-    o.announce.push({ topicHash: topicHash(topic), ids: recent.map((id) => shortId(id)) })
+    this.pendingOneCopyOf(peer).announce.push({
+      topicHash: topicHash(topic),
+      ids: recent.map((id) => shortId(id)),
+    })
   }
 
   /**
-   * A message's first copy came from `peer`. When a lazy link had announced it
-   * `oneCopySwapMs` or more before, that link is the quicker path: it turns eager and the
-   * pushing link lazy (each end told), so eager links follow first arrivals.
+   * A message's first copy came from `peer`: the mesh peer whose copy or announce came first
+   * is credited (eager in-links are chosen by these credits at each heartbeat).
    */
-  private firstCopy(peer: PeerKey, ps: PeerState, topic: Topic, key: string, id: MessageId): void {
-    const announced = this.indexShortId(key, id)
-    if (announced === undefined || !ps.oneCopy) return
-    const { first, firstAt } = announced
-    if (this.env.now() - firstAt < this.params.oneCopySwapMs) return
+  private firstCopy(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
     const mesh = this.meshes.meshOf(topic)
-    if (first === peer || !mesh?.has(first) || !mesh.has(peer)) return
-    if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
-    if (this.lazyLinks.setEager(topic, first)) {
-      const o = emptyOneCopy()
-      o.unchoke.push(topic)
-      this.sendOneCopy(first, o)
+    if (!mesh?.has(peer)) {
+      if (this.publishedTo.size >= this.params.maxShortIds) {
+        const oldest = this.publishedTo.values().next().value
+        if (oldest !== undefined) this.publishedTo.delete(oldest)
+      }
+      this.publishedTo.add(key)
     }
-    if (this.lazyLinks.setLazy(topic, peer)) {
-      const o = emptyOneCopy()
-      o.choke.push(topic)
-      this.sendOneCopy(peer, o)
-    }
+    const announced = this.indexShortId(key, id)
+    const first =
+      announced !== undefined && announced.firstAt < this.env.now() ? announced.first : peer
+    if (mesh?.has(first)) this.roles.first(topic, first)
   }
 
   /** Remembers a new message's short id (bounded, oldest forgotten first). */
@@ -558,6 +592,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.shortIndex.set(short, key)
     return this.pulls.delivered(short)
+  }
+
+  /** One-copy messages waiting for the heartbeat's control frame to `peer`. */
+  private pendingOneCopyOf(peer: PeerKey): RpcOneCopy {
+    let o = this.pendingOneCopy.get(peer)
+    if (o === undefined) {
+      o = emptyOneCopy()
+      this.pendingOneCopy.set(peer, o)
+    }
+    return o
   }
 
   private sendOneCopy(peer: PeerKey, o: RpcOneCopy): void {
@@ -649,7 +693,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
     this.meshes.leave(topic)
-    this.lazyLinks.clearTopic(topic)
+    this.roles.clearTopic(topic)
     this.flushControl()
   }
 
@@ -736,7 +780,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** Lazy (announce-only) one-copy links of our mesh of `topic`. */
   getLazyLinkCount(topic: Topic): number {
-    return this.lazyLinks.count(topic)
+    return this.roles.lazyInLinks(topic)
   }
 
   /** The protocol a peer negotiated, if the driver said. */
@@ -818,11 +862,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.validating.get(key)?.add(peer)
-      this.chokeOnDuplicate(peer, ps, topic, id)
+      if (ps.oneCopy) this.chokeOnDuplicate(peer, topic, key, id)
       return true
     }
     this.seen.add(key, now)
-    if (this.params.oneCopy) this.firstCopy(peer, ps, topic, key, id)
+    if (this.params.oneCopy) this.firstCopy(peer, topic, key, id)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
@@ -1163,6 +1207,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
     if (
       this.params.oneCopy &&
+      !this.params.oneCopyFloodPublish &&
       mesh !== undefined &&
       mesh.size >= this.params.Dlo &&
       this.forwards(cls)
@@ -1264,7 +1309,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     targets.delete(from)
     // A lazy one-copy link pushes nothing: no IDONTWANT needed there.
     const to = [...targets].filter(
-      (p) => supportsIDontWant(this.peers.get(p)?.protocol) && !this.isLazyLink(topic, p),
+      (p) => supportsIDontWant(this.peers.get(p)?.protocol) && !this.roles.announcesToUs(topic, p),
     )
     if (to.length > 0) {
       this.sendToMany(to, {
@@ -1294,7 +1339,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.score.refresh()
       this.lastDecay = now
     }
-    for (const ps of this.peers.values()) {
+    for (const [peer, ps] of this.peers) {
+      if (ps.oneCopyHeard && !ps.oneCopy) {
+        // Our hello or its reply was lost (lossy links): ask again until one comes back.
+        this.pendingOneCopyOf(peer).hello = HELLO_ASK
+      }
       // Most peers never got a large push: skip them (wastedPushes ≤ pushes, so both are 0).
       if (ps.pushes !== 0) {
         ps.pushes *= PUSH_DECAY
@@ -1306,6 +1355,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
+    if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)

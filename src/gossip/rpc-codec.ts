@@ -33,7 +33,8 @@ import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fiel
  *
  * ```proto
  * message OneCopy { repeated string choke = 1; repeated string unchoke = 2;
- *                   repeated Announce announce = 3; repeated bytes ineed = 4; }
+ *                   repeated Announce announce = 3; repeated bytes ineed = 4;
+ *                   optional uint32 hello = 5; }
  * message Announce { optional bytes topicHash = 1; optional bytes ids = 2; }
  * ```
  */
@@ -139,7 +140,17 @@ export interface RpcOneCopy {
   announce: RpcAnnounce[]
   /** Short ids the sender asks the receiver to send. */
   ineed: Uint8Array[]
+  /**
+   * The sender speaks one-copy and has the receiver's advertisement: {@link HELLO_ASK} asks
+   * for a reply, {@link HELLO_ACK} needs none (doc/gossip-extension.md, Negotiation).
+   */
+  hello?: number
 }
+
+/** One-copy hello: "I speak one-copy and heard you; tell me you heard me". */
+export const HELLO_ASK = 1
+/** One-copy hello: "I speak one-copy and heard you" (the reply to {@link HELLO_ASK}). */
+export const HELLO_ACK = 2
 
 /** Control messages of one RPC. */
 export interface RpcControl {
@@ -290,7 +301,8 @@ export function isOneCopyEmpty(o: RpcOneCopy | undefined): boolean {
     (o.choke.length === 0 &&
       o.unchoke.length === 0 &&
       o.announce.length === 0 &&
-      o.ineed.length === 0)
+      o.ineed.length === 0 &&
+      o.hello === undefined)
   )
 }
 
@@ -365,6 +377,7 @@ function writeOneCopy(w: Writer, o: RpcOneCopy): void {
     w.ldelim()
   }
   if (o.ineed.length > 0) w.uint32(tag(4, LEN)).bytes(concat(o.ineed))
+  if (o.hello !== undefined) w.uint32(tag(5, VARINT)).uint32(o.hello)
 }
 
 /** Encodes an RPC frame (without the length prefix). */
@@ -624,7 +637,12 @@ class FrameDecoder {
   private oneCopy(o: RpcOneCopy): void {
     const end = this.nested()
     this.fields(end, (field, wt) => {
-      if (field < 1 || field > 4) return false
+      if (field < 1 || field > 5) return false
+      if (field === 5) {
+        expectWireType(wt, VARINT)
+        o.hello = this.r.uint32()
+        return true
+      }
       expectWireType(wt, LEN)
       if (field === 1 || field === 2) {
         this.count('chokes')

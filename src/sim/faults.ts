@@ -16,12 +16,22 @@ export interface ChurnOptions {
   until: number
 }
 
-/** What {@link scheduleChurn} did. */
+/** What {@link scheduleChurn} did, and what it planned. */
 export interface ChurnLog {
   /** Crashes performed. */
   crashes: number
   /** Restarts performed. */
   restarts: number
+  /** Every planned down period, per node, in time order: [crash, restart) in ms. */
+  downtimes: Map<number, Array<[number, number]>>
+}
+
+/** True when `node` is planned to be up throughout [from, to] (no down period overlaps it). */
+export function upThroughout(log: ChurnLog, node: number, from: number, to: number): boolean {
+  for (const [down, up] of log.downtimes.get(node) ?? []) {
+    if (down <= to && up >= from) return false
+  }
+  return true
 }
 
 /**
@@ -36,12 +46,18 @@ export function scheduleChurn<C extends SimCore>(
   if (!(options.meanUptimeMs > 0 && options.meanDowntimeMs > 0)) {
     throw new InvalidParametersError('churn needs positive mean up and down times')
   }
-  const log: ChurnLog = { crashes: 0, restarts: 0 }
+  const log: ChurnLog = { crashes: 0, restarts: 0, downtimes: new Map() }
   for (const node of options.nodes) {
     let t = options.from + prng.exponential(options.meanUptimeMs)
     while (t < options.until) {
       const down = t
       const up = down + prng.exponential(options.meanDowntimeMs)
+      let periods = log.downtimes.get(node)
+      if (periods === undefined) {
+        periods = []
+        log.downtimes.set(node, periods)
+      }
+      periods.push([down, up])
       sim.at(down, () => {
         if (sim.isUp(node)) {
           sim.crash(node)

@@ -1,5 +1,7 @@
+import type { Env } from '../common/env.ts'
 import { type GossipProfile, GossipRouter, type GossipRouterOptions } from '../gossip/index.ts'
-import { SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
+import { decodeRpc, encodeRpc } from '../gossip/rpc-codec.ts'
+import { type BuiltNetwork, buildNetwork, SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
 
 /**
  * Validation time of a received message on the modelled nodes: 2 ms plus 0.3 ms per
@@ -60,3 +62,54 @@ export const gossipOptimizedStrategy = gossipStrategy(
   'optimized',
   'gossipsub + IDONTWANT, eager/lazy push of large messages, one IWANT per message, 1 s heartbeat, ingress not relayed',
 )
+
+/**
+ * `strategy` with the nodes `silent` says turned into silent relays from `fromMs` on: they
+ * keep their meshes (subscriptions, GRAFTs, announces and every other control message still
+ * go out) but every message they would send, forwarded, answered to an IWANT or INEED or
+ * published, is dropped. A silent relay receives as any node does.
+ */
+export function withSilentRelays(
+  strategy: SimStrategy,
+  silent: (node: number) => boolean,
+  fromMs: number,
+): SimStrategy {
+  return {
+    ...strategy,
+    create: (env, index, ctx) =>
+      strategy.create(silent(index) ? silencedEnv(env, fromMs) : env, index, ctx),
+  }
+}
+
+/** `env`, but frames sent from `fromMs` on lose their messages (a frame left empty is not sent). */
+function silencedEnv(env: Env, fromMs: number): Env {
+  return {
+    self: env.self,
+    logger: env.logger,
+    now: () => env.now(),
+    setTimer: (ms, fn) => env.setTimer(ms, fn),
+    random: () => env.random(),
+    disconnect: env.disconnect && ((peer, options) => env.disconnect?.(peer, options)),
+    send: (peer, frame) => {
+      if (env.now() < fromMs) return env.send(peer, frame)
+      const rpc = decodeRpc(frame)
+      if (rpc.messages.length === 0) return env.send(peer, frame)
+      const rest = encodeRpc({ ...rpc, messages: [] })
+      if (rest.length > 0) env.send(peer, rest)
+    },
+  }
+}
+
+/** `strategy` on its usual network, with `publishers` picking the nodes that publish. */
+export function withPublishers(
+  strategy: SimStrategy,
+  publishers: (network: BuiltNetwork) => number[],
+): SimStrategy {
+  return {
+    ...strategy,
+    network: (scenario, prng) => {
+      const network = strategy.network?.(scenario, prng) ?? buildNetwork(scenario, prng)
+      return { ...network, publishers: publishers(network) }
+    },
+  }
+}

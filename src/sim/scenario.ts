@@ -238,6 +238,10 @@ export function startScenario(
 export interface RunOptions {
   /** Called with the fraction of virtual time done, now and then. */
   onProgress?: (fraction: number) => void
+  /** Called once the nodes started, before any publish (to schedule faults). */
+  setup?: (run: ScenarioRun) => void
+  /** The nodes a message published by `origin` at `at` must reach (default: every member). */
+  recipients?: (origin: number, at: number) => Iterable<number>
 }
 
 /**
@@ -250,7 +254,9 @@ export async function runScenario(
   options: RunOptions = {},
 ): Promise<ScenarioResult> {
   const wallStart = performance.now()
-  const { sim, network, tracker } = startScenario(scenario, strategy)
+  const run = startScenario(scenario, strategy)
+  const { sim, network, tracker } = run
+  options.setup?.(run)
   const prng = new Prng(scenario.seed)
 
   const publishErrors: string[] = []
@@ -271,7 +277,13 @@ export async function runScenario(
           .core(origin)
           .publish(SCENARIO_TOPIC, payload, { class: scenario.class })
           .then(
-            (r) => tracker.published(r.id, origin, at, network.members),
+            (r) =>
+              tracker.published(
+                r.id,
+                origin,
+                at,
+                options.recipients?.(origin, at) ?? network.members,
+              ),
             (err) => {
               publishErrors.push(err?.code ?? String(err))
             },

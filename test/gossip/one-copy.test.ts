@@ -9,6 +9,8 @@ import {
   emptyControl,
   emptyOneCopy,
   encodeRpc,
+  HELLO_ACK,
+  HELLO_ASK,
   ONE_COPY_FIELD,
   type Rpc,
   RpcLimitError,
@@ -28,6 +30,8 @@ const extensionsFrame = () =>
     subscriptions: [{ subscribe: true, topic: T }],
   })
 
+const helloFrame = (hello: number) => frame({ oneCopy: { ...emptyOneCopy(), hello } })
+
 /** A router with `n` one-copy peers (meshsub 1.3, Extensions received) in its mesh of T. */
 function withPeers(n = 6, protocol = MESHSUB_1_3) {
   const env = new ManualEnv()
@@ -37,6 +41,7 @@ function withPeers(n = 6, protocol = MESHSUB_1_3) {
   for (const p of peers) {
     router.peerConnected(p, { protocol, outbound: true })
     router.receive(p, protocol === MESHSUB_1_3 ? extensionsFrame() : subscribeFrame(T))
+    if (protocol === MESHSUB_1_3) router.receive(p, helloFrame(HELLO_ACK))
   }
   router.subscribe(T)
   env.take()
@@ -59,6 +64,7 @@ describe('the one-copy wire format', () => {
         unchoke: ['b', 'c'],
         announce: [{ topicHash: topicHash('a'), ids: [id8(1), id8(2)] }],
         ineed: [id8(3)],
+        hello: HELLO_ASK,
       },
     }
     const bytes = encodeRpc(rpc)
@@ -139,6 +145,44 @@ describe('meshsub 1.3 Extensions', () => {
     expect(env.take()).toHaveLength(0)
   })
 
+  it('survive a lost first frame: the hello is asked again each heartbeat until answered', () => {
+    // Two routers wired by hand; a frame is delivered unless `drop` says otherwise.
+    const envs = [new ManualEnv('a'), new ManualEnv('b')]
+    const routers = envs.map((env) => new GossipRouter(env, { oneCopy: true }))
+    for (const r of routers) r.start()
+    routers[0].peerConnected('b', { protocol: MESHSUB_1_3, outbound: true })
+    routers[1].peerConnected('a', { protocol: MESHSUB_1_3 })
+    let dropped = 0
+    const relay = (drop: (from: number, rpc: Rpc) => boolean) => {
+      for (const from of [0, 1]) {
+        for (const s of envs[from].take()) {
+          if (drop(from, s.rpc)) dropped++
+          else routers[1 - from].receive(from === 0 ? 'a' : 'b', encodeRpc(s.rpc))
+        }
+      }
+    }
+    // a's first frame, with its Extensions, is lost; b's reaches a.
+    relay((from) => from === 0)
+    expect(dropped).toBe(1)
+    expect(routers[1].speaksOneCopy('a')).toBe(false)
+    // a heard b and says so (hello ASK): lose that too, and b's ACK never comes.
+    relay((from, rpc) => from === 0 && rpc.oneCopy?.hello === HELLO_ASK)
+    expect(dropped).toBe(2)
+    expect(routers[0].speaksOneCopy('b')).toBe(false)
+    // a's heartbeat asks again; b learns a speaks it from the hello alone and answers.
+    for (const env of envs) env.advance(routers[0].params.heartbeatIntervalMs + 100)
+    relay(() => false)
+    relay(() => false)
+    expect(routers[0].speaksOneCopy('b')).toBe(true)
+    expect(routers[1].speaksOneCopy('a')).toBe(true)
+    // Negotiated: no further hellos, and nobody was penalised for the repeats.
+    for (const env of envs) env.advance(routers[0].params.heartbeatIntervalMs)
+    const later = envs.flatMap((env) => env.take()).filter((s) => s.rpc.oneCopy?.hello)
+    expect(later).toEqual([])
+    expect(routers[0].getBehaviourPenalty('b')).toBe(0)
+    expect(routers[1].getBehaviourPenalty('a')).toBe(0)
+  })
+
   it('leave a 1.2 peer stock: no one-copy, its CHOKEs ignored, full pushes', () => {
     const { env, router, peers } = withPeers(4, MESHSUB_1_2)
     expect(router.speaksOneCopy('p0')).toBe(false)
@@ -154,30 +198,38 @@ describe('meshsub 1.3 Extensions', () => {
 })
 
 describe('one-copy links', () => {
-  it('turn lazy on a pushed duplicate (CHOKE), and carry announces from then on', () => {
+  it('ask peers whose pushes are duplicates to announce instead (CHOKE), keeping minEager eager in-links', () => {
     const { env, router } = withPeers(4)
+    expect(router.params.oneCopyMinEager).toBe(2)
     const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
     router.receive('p0', frame({ messages: [msg(1)] }))
     env.take()
-    router.receive('p1', frame({ messages: [msg(1)] }))
-    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
-    router.receive('p2', frame({ messages: [msg(2)] }))
+    // Four eager in-links: the duplicates of p1 and p2 are choked, p3's no longer (two left).
+    for (const p of ['p1', 'p2', 'p3']) router.receive(p, frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1', 'p2'])
+    expect(router.getLazyLinkCount(T)).toBe(2)
+  })
+
+  it('announce to a peer that sent CHOKE, push to the others', () => {
+    const { env, router } = withPeers(4)
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    const msg = { topic: T, data: new Uint8Array(300).fill(2) }
+    router.receive('p2', frame({ messages: [msg] }))
     const sent = env.take()
-    expect(
-      sent
-        .filter((s) => s.rpc.messages.length > 0)
-        .map((s) => s.peer)
-        .sort(),
-    ).toEqual(['p0', 'p3'])
+    const pushed = sent.filter((s) => s.rpc.messages.length > 0).map((s) => s.peer)
+    expect(pushed.sort()).toEqual(['p0', 'p3'])
     expect(oneCopyTo(sent, 'announce')).toEqual(['p1'])
     const a = sent.find((s) => s.peer === 'p1')!.rpc.oneCopy!.announce[0]
-    const id = defaultMessageId('StrictNoSign')(msg(2))
+    const id = defaultMessageId('StrictNoSign')(msg)
     expect(bytesKey(a.ids[0])).toBe(bytesKey(shortId(id)))
   })
 
   it('pull an announced message that does not come in time, and promote the link (UNCHOKE)', () => {
     const { env, router } = withPeers(4)
-    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
+    const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
+    router.receive('p0', frame({ messages: [msg(1)] }))
+    router.receive('p1', frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
     const data = new Uint8Array(300).fill(9)
     const id = defaultMessageId('StrictNoSign')({ topic: T, data })
     const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
@@ -189,10 +241,24 @@ describe('one-copy links', () => {
     expect(pull.map((s) => s.peer)).toEqual(['p1'])
     expect(pull[0].rpc.oneCopy?.unchoke).toEqual([T])
     expect(pull[0].rpc.oneCopy?.ineed.map(bytesKey)).toEqual([bytesKey(shortId(id))])
-    // The reply is no duplicate: p1 stays eager and gets the next message pushed.
+    expect(router.getLazyLinkCount(T)).toBe(0)
+    // The reply is no duplicate, and no reason to choke p1 again.
     router.receive('p1', frame({ messages: [{ topic: T, data }] }))
-    router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(10) }] }))
-    expect(env.take().some((s) => s.peer === 'p1' && s.rpc.messages.length > 0)).toBe(true)
+    expect(oneCopyTo(env.take(), 'choke')).toEqual([])
+  })
+
+  it('repeat a CHOKE with the heartbeat when the peer pushes over a link it should announce on', () => {
+    const { env, router } = withPeers(4)
+    const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
+    router.receive('p0', frame({ messages: [msg(1)] }))
+    router.receive('p1', frame({ messages: [msg(1)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
+    // The CHOKE was lost: p1 pushes again.
+    router.receive('p0', frame({ messages: [msg(2)] }))
+    router.receive('p1', frame({ messages: [msg(2)] }))
+    expect(oneCopyTo(env.take(), 'choke')).toEqual([])
+    env.advance(router.params.heartbeatIntervalMs)
+    expect(oneCopyTo(env.take(), 'choke')).toContain('p1')
   })
 
   it('answer an INEED from the message cache', () => {
@@ -310,23 +376,37 @@ describe('scoring both ways', () => {
       score: { defaultTopic: { ...p3, meshMessageDeliveriesActivationMs: 1000 } },
     })
     router.start()
-    for (const p of ['p0', 'p1']) {
+    for (const p of ['p0', 'p1', 'p2']) {
       router.peerConnected(p, { protocol: MESHSUB_1_3, outbound: true })
       router.receive(p, extensionsFrame())
+      router.receive(p, helloFrame(HELLO_ACK))
     }
     router.subscribe(T)
-    // p1 chokes the link: it announces only from now on and delivers nothing.
-    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), choke: [T] } }))
-    for (let i = 0; i < 10; i++) {
-      router.receive('p0', frame({ messages: [{ topic: T, data: new Uint8Array(300).fill(i) }] }))
+    const msg = (i: number) => ({ topic: T, data: new Uint8Array(300).fill(i) })
+    // p1's push is a duplicate: we CHOKE it, and it announces only from then on.
+    router.receive('p0', frame({ messages: [msg(0)] }))
+    router.receive('p1', frame({ messages: [msg(0)] }))
+    expect(router.getLazyLinkCount(T)).toBe(1)
+    // p0 and p2 deliver enough to meet the P3 threshold; p1 delivers nothing.
+    const second = (from: number) => {
+      for (let i = from; i < from + 4; i++) {
+        router.receive('p0', frame({ messages: [msg(i)] }))
+        router.receive('p2', frame({ messages: [msg(i)] }))
+      }
       env.advance(1000)
     }
+    for (let t = 1; t < 10; t++) second(4 * t)
     expect(router.getMeshPeers(T)).toContain('p1')
     expect(router.getPeerScore('p1')).toBeGreaterThanOrEqual(0)
-    // Back to eager, it owes deliveries again once the activation time has passed: its
-    // deficit makes its score negative, and the heartbeat prunes it.
-    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), unchoke: [T] } }))
-    env.advance(3000)
+    // An announce we pull from turns the link eager again (UNCHOKE): once the activation
+    // time has passed its deficit makes its score negative, and the heartbeat prunes it.
+    const data = new Uint8Array(300).fill(99)
+    const id = defaultMessageId('StrictNoSign')({ topic: T, data })
+    const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), announce: [announce] } }))
+    env.advance(router.params.oneCopyPullDelayMs)
+    expect(router.getLazyLinkCount(T)).toBe(0)
+    for (let t = 10; t < 14; t++) second(4 * t)
     expect(router.getMeshPeers(T)).not.toContain('p1')
   })
 })

@@ -63,13 +63,14 @@ describe('gossip routers in the simulator', () => {
     expect(r.summary.deliveryRatio).toBe(1)
   })
 
-  it('with one-copy, deliver every message through 20% frame loss', async () => {
-    // Not 30%: there one message in 885 was missed (a lost first frame, subscriptions and
-    // Extensions, is never resent; issue 9 keeps it open, and one-copy stays opt-in).
+  it('with one-copy, deliver every message through 30% frame loss', async () => {
+    // A lost first frame (Extensions) or hello is asked again on the heartbeat: every link
+    // negotiates, and nothing is announced to a peer that would ignore it.
     const r = await runScenario(
-      { ...base, loss: 0.2, drainMs: 8000, degree: 10 },
+      { ...base, loss: 0.3, drainMs: 8000, degree: 10 },
       gossipOneCopyStrategy,
     )
+    expect(r.publishErrors).toEqual([])
     expect(r.summary.deliveryRatio).toBe(1)
   })
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { FloodCore } from '../../src/flood/flood-core.ts'
-import { scheduleChurn } from '../../src/sim/faults.ts'
+import { scheduleChurn, upThroughout } from '../../src/sim/faults.ts'
 import { floodNetwork } from '../../src/sim/flood-network.ts'
 import { graphFromEdges, randomRegularGraph } from '../../src/sim/graph.ts'
 import { Simulation } from '../../src/sim/network.ts'
@@ -95,13 +95,16 @@ describe('simulator faults', () => {
         until: 10_000,
       })
       let downAt5s = 0
+      let plannedDownAt5s = 0
       sim.at(5_000, () => {
         for (let i = 0; i < 100; i++) if (!sim.isUp(i)) downAt5s++
       })
+      for (let i = 0; i < 100; i++) if (!upThroughout(log, i, 5_000, 5_000)) plannedDownAt5s++
       sim.run()
       return {
         ...log,
         downAt5s,
+        plannedDownAt5s,
         allUp: Array.from({ length: 100 }, (_, i) => sim.isUp(i)).every(Boolean),
       }
     }
@@ -110,6 +113,7 @@ describe('simulator faults', () => {
     // ~5 cycles per node over 10 s; about 20% of nodes down at any time.
     expect(a.crashes).toBeGreaterThan(300)
     expect(a.restarts).toBe(a.crashes)
+    expect(a.plannedDownAt5s).toBe(a.downAt5s)
     expect(a.downAt5s).toBeGreaterThan(5)
     expect(a.downAt5s).toBeLessThan(40)
     expect(a.allUp).toBe(true)

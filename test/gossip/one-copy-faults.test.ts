@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest'
+import { scheduleChurn, upThroughout } from '../../src/sim/faults.ts'
+import {
+  gossipOneCopyStrategy,
+  withPublishers,
+  withSilentRelays,
+} from '../../src/sim/gossip-strategy.ts'
+import { simNodeName } from '../../src/sim/network.ts'
+import { Prng } from '../../src/sim/prng.ts'
+import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
+
+const base: Scenario = {
+  name: 'test',
+  description: 'small one-copy network',
+  nodes: 60,
+  topology: 'random-regular',
+  degree: 14,
+  latencyMs: 20,
+  bandwidth: 'unlimited',
+  loss: 0,
+  messages: 20,
+  messageBytes: 300,
+  class: 'consensus',
+  intervalMs: 100,
+  warmupMs: 3000,
+  drainMs: 5000,
+  seed: 5,
+}
+
+const all = Array.from({ length: base.nodes }, (_, i) => i)
+
+describe('one-copy gossip under faults', () => {
+  it('delivers to every honest node when a fifth of the nodes relay nothing', async () => {
+    const silent = new Set(all.filter((i) => i % 5 === 2))
+    const honest = all.filter((i) => !silent.has(i))
+    const silentNames = new Set([...silent].map(simNodeName))
+    const firstFrom = new Map<string, number>()
+    const r = await runScenario(
+      base,
+      withPublishers(
+        withSilentRelays(gossipOneCopyStrategy, (i) => silent.has(i), base.warmupMs),
+        () => honest,
+      ),
+      {
+        recipients: () => honest,
+        setup: (run) =>
+          run.sim.observe((_i, core) =>
+            core.on('artifact', (a) => {
+              if (a.from !== undefined) firstFrom.set(a.from, (firstFrom.get(a.from) ?? 0) + 1)
+            }),
+          ),
+      },
+    )
+    expect(r.publishErrors).toEqual([])
+    expect(r.summary.messages).toBe(20)
+    expect(r.summary.deliveryRatio).toBe(1)
+    // The silent nodes really are silent: no node got a message from one of them.
+    expect([...firstFrom.keys()].filter((p) => silentNames.has(p))).toEqual([])
+    expect(firstFrom.size).toBeGreaterThan(0)
+  })
+
+  it('delivers to every live subscriber through churn with 1% frame loss', async () => {
+    const publishers = all.filter((i) => i % 10 === 0)
+    const churning = all.filter((i) => i % 10 !== 0)
+    const sc = { ...base, loss: 0.01, messages: 30, intervalMs: 300 }
+    const end = sc.warmupMs + sc.messages * sc.intervalMs
+    let log: ReturnType<typeof scheduleChurn> | undefined
+    const r = await runScenario(
+      sc,
+      withPublishers(gossipOneCopyStrategy, () => publishers),
+      {
+        setup: (run) => {
+          log = scheduleChurn(run.sim, new Prng(3), {
+            nodes: churning,
+            meanUptimeMs: 20_000,
+            meanDowntimeMs: 2_000,
+            from: sc.warmupMs,
+            until: end,
+          })
+        },
+        recipients: (_origin, at) => all.filter((i) => upThroughout(log!, i, at - 2000, at + 3000)),
+      },
+    )
+    // Crashes happened (and restarts), and the live nodes got everything.
+    expect([...log!.downtimes.values()].flat().length).toBeGreaterThan(5)
+    expect(r.publishErrors).toEqual([])
+    expect(r.summary.deliveryRatio).toBe(1)
+    expect(r.summary.duplicates.mean).toBeLessThanOrEqual(1)
+  })
+})
