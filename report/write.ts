@@ -264,7 +264,7 @@ function costOf(id: string): string {
     return 'every gossipsub router runs its heartbeat (0.7 s stock, 1 s optimized) over its peers and meshes, and the start-up exchanges SUBSCRIBE and GRAFT over every link'
   }
   if (id.includes('multicast')) {
-    return "each member's join probe is multicast to every member of its site (src/rp/lan-delivery.ts), so the start-up alone delivers a number of datagram copies that grows with the square of a site's members"
+    return "each member's join probe is answered by a datagram copied to every member of its site (coalesced per 20 ms window, src/rp/lan-delivery.ts)"
   }
   if (id.includes('flood')) {
     return 'every node sends every message to every peer: nodes × peers frames per message'
