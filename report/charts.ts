@@ -41,6 +41,18 @@ export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
   return `${svg}\n`
 }
 
+/** What every chart shares: schema, size, white background, its title and data. */
+function frame(title: string, values: object[]) {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    background: 'white',
+    data: { values },
+  }
+}
+
 /**
  * A ProbeLab-style latency CDF: x = ms since publish, y = share of deliveries, one line
  * per strategy.
@@ -54,12 +66,7 @@ export function cdfSpec(title: string, lines: CdfLine[]): vegaLite.TopLevelSpec 
     })),
   )
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT,
-    background: 'white',
-    data: { values },
+    ...frame(title, values),
     mark: { type: 'line', interpolate: 'step-after' },
     encoding: {
       x: { field: 'ms', type: 'quantitative', title: 'latency since publish (ms)' },
@@ -87,12 +94,7 @@ export function duplicatesSpec(title: string, bars: DuplicateBars[]): vegaLite.T
     }))
   })
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT,
-    background: 'white',
-    data: { values },
+    ...frame(title, values),
     mark: 'bar',
     encoding: {
       x: {
@@ -121,12 +123,11 @@ export function barsSpec(
   log = true,
 ): vegaLite.TopLevelSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
+    ...frame(
+      title,
+      bars.map((b) => ({ label: b.label, value: round(b.value) })),
+    ),
     height: { step: 28 },
-    background: 'white',
-    data: { values: bars.map((b) => ({ label: b.label, value: round(b.value) })) },
     layer: [
       {
         mark: 'bar',

@@ -3,7 +3,6 @@ import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../common/artifact.ts'
 import type { Env } from '../common/env.ts'
 import { InvalidParametersError } from '../common/errors.ts'
-import { monotonicNow, nodeTimer } from '../common/system-clock.ts'
 import {
   DatagramBatchWriter,
   ipv4ToNumber,
@@ -11,6 +10,7 @@ import {
   readDatagramBatch,
 } from './datagram-batch.ts'
 import type { DatagramHandler } from './udp-endpoint.ts'
+import { endpointEnv, splitHostPort } from './udp-socket.ts'
 import { type UdpWorkerData, WORKER_COUNTERS, WorkerCounter } from './udp-worker-protocol.ts'
 
 const log = logger('consensus-multicast:broker:udp-threads')
@@ -202,9 +202,8 @@ export class ThreadedUdpEndpoint {
     if (this.closed) return
     let d = this.destinations.get(peer)
     if (d === undefined) {
-      const colon = peer.lastIndexOf(':')
-      const host = peer.slice(0, colon)
-      d = { ip: ipv4ToNumber(host), host, port: Number(peer.slice(colon + 1)) }
+      const [host, port] = splitHostPort(peer)
+      d = { ip: ipv4ToNumber(host), host, port }
       if (this.destinations.size > 100_000) this.destinations.clear()
       this.destinations.set(peer, d)
     }
@@ -223,13 +222,7 @@ export class ThreadedUdpEndpoint {
 
   /** An {@link Env} whose `send` goes out of this endpoint. */
   env(): Env {
-    return {
-      self: this.address,
-      now: monotonicNow,
-      send: (peer, frame) => this.send(peer, frame),
-      setTimer: nodeTimer,
-      random: Math.random,
-    }
+    return endpointEnv(this.address, (peer, frame) => this.send(peer, frame))
   }
 
   /** Stops the threads and closes their sockets (idempotent). */

@@ -1,9 +1,9 @@
-import { createSocket, type Socket } from 'node:dgram'
+import type { Socket } from 'node:dgram'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../common/artifact.ts'
 import type { Env } from '../common/env.ts'
 import { InvalidParametersError } from '../common/errors.ts'
-import { monotonicNow, nodeTimer } from '../common/system-clock.ts'
+import { bindUdpSocket, endpointEnv, splitHostPort } from './udp-socket.ts'
 
 const log = logger('consensus-multicast:broker:udp')
 
@@ -72,22 +72,14 @@ export class UdpEndpoint {
   static async bind(options: UdpEndpointOptions = {}): Promise<UdpEndpoint> {
     const n = options.sockets ?? 1
     if (!Number.isInteger(n) || n < 1) throw new InvalidParametersError('sockets must be ≥ 1')
-    const bindOne = async (port: number) => {
-      const socket = createSocket({
-        type: 'udp4',
+    const bindOne = (port: number) =>
+      bindUdpSocket({
+        host: options.host ?? '127.0.0.1',
+        port,
         reusePort: n > 1,
         recvBufferSize: options.recvBufferSize,
         sendBufferSize: options.sendBufferSize,
       })
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject)
-        socket.bind(port, options.host ?? '127.0.0.1', () => {
-          socket.off('error', reject)
-          resolve()
-        })
-      })
-      return socket
-    }
     const first = await bindOne(options.port ?? 0)
     const sockets = [first]
     for (let i = 1; i < n; i++) sockets.push(await bindOne(first.address().port))
@@ -114,8 +106,7 @@ export class UdpEndpoint {
   send(peer: PeerKey, frame: Uint8Array): void {
     let addr = this.addresses.get(peer)
     if (addr === undefined) {
-      const colon = peer.lastIndexOf(':')
-      addr = [peer.slice(0, colon), Number(peer.slice(colon + 1))]
+      addr = splitHostPort(peer)
       if (this.addresses.size > 100_000) this.addresses.clear()
       this.addresses.set(peer, addr)
     }
@@ -127,13 +118,7 @@ export class UdpEndpoint {
 
   /** An {@link Env} whose `send` goes out of this socket. */
   env(): Env {
-    return {
-      self: this.address,
-      now: monotonicNow,
-      send: (peer, frame) => this.send(peer, frame),
-      setTimer: nodeTimer,
-      random: Math.random,
-    }
+    return endpointEnv(this.address, (peer, frame) => this.send(peer, frame))
   }
 
   /** Closes the socket (idempotent). */

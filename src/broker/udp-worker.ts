@@ -9,7 +9,7 @@
  * dropped here and counted (`overflow`), as a full kernel buffer would drop them, so the
  * queue between the threads stays bounded.
  */
-import { createSocket, type Socket } from 'node:dgram'
+import type { Socket } from 'node:dgram'
 import { parentPort, workerData } from 'node:worker_threads'
 import {
   DatagramBatchWriter,
@@ -17,6 +17,7 @@ import {
   numberToIpv4,
   readDatagramBatch,
 } from './datagram-batch.ts'
+import { bindUdpSocket } from './udp-socket.ts'
 import { type UdpWorkerData, WorkerCounter } from './udp-worker-protocol.ts'
 
 const data = workerData as UdpWorkerData
@@ -72,18 +73,13 @@ function send(ip: number, address: string, port: number, frame: Uint8Array): voi
 
 async function bindAll(): Promise<void> {
   for (let i = 0; i < data.sockets; i++) {
-    const socket = createSocket({
-      type: data.ipv6 ? 'udp6' : 'udp4',
+    const socket = await bindUdpSocket({
+      host: data.host,
+      port: data.port,
+      ipv6: data.ipv6,
       reusePort: true,
       recvBufferSize: data.recvBufferSize,
       sendBufferSize: data.sendBufferSize,
-    })
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject)
-      socket.bind(data.port, data.host, () => {
-        socket.off('error', reject)
-        resolve()
-      })
     })
     socket.on('message', onMessage)
     socket.on('error', () => counters[WorkerCounter.SocketErrors]++)
