@@ -1,14 +1,20 @@
 /**
- * Gossip under attack (issue 11): honest A publishes 20 msg/s of 1 KB through victim B to
+ * Gossip under attack (issue 11): honest A publishes 100 msg/s of 1 KB through victim B to
  * honest C, all real libp2p nodes on loopback; an attacker connected to B speaks
- * `/meshsub/1.2.0` with hand-built frames. For each attack: honest latency and throughput
- * before and during, when the attacker was penalised and whether it was disconnected, the
- * longest time B's router spent on one of its frames (or on the first bytes of one, checked as
- * it arrives), where the attack's extra CPU time went (B's router, or libp2p below it: TCP,
- * noise, yamux, the handshakes of redials the gater refuses), and B's heap after GC before
- * and after.
+ * `/meshsub/1.2.0` with hand-built frames. For each attack: honest latency (and how many
+ * samples the percentiles stand on) and throughput before and during, when the attacker was
+ * penalised and whether it was disconnected, the longest time B's router spent on one of its
+ * frames (or on the first bytes of one, checked as it arrives), where the attack's extra CPU
+ * time went (B's router, or libp2p below it: TCP, noise, yamux, the handshakes of redials the
+ * gater refuses), and the bench process's heap after GC before and after (and the attack's
+ * part of its growth: the growth over the attack less that over the honest window before it,
+ * as honest traffic alone fills the seen cache for `seenTtlMs`).
  *
- * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N]`
+ * Router time is the sans-IO core's own work on one frame, live and replayed alike; the
+ * driver work its sends and disconnects do synchronously inside the frame (libp2p writes,
+ * connection aborts) is a column of its own (see {@link AttackBed}).
+ *
+ * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME]`
  */
 
 import { spawn } from 'node:child_process'
@@ -35,9 +41,10 @@ const arg = (name: string, fallback: number) => {
   const i = args.indexOf(name)
   return i >= 0 ? Number(args[i + 1]) : fallback
 }
-const BEFORE_MS = arg('--before-ms', 3000)
+const BEFORE_MS = arg('--before-ms', 6000)
 const ATTACK_MS = arg('--attack-ms', 6000)
-const RATE = 20
+// 100 msg/s: ~600 samples per window, so p99 is the 6th-worst sample, not the 2nd.
+const RATE = arg('--rate', 100)
 const T = 'blocks'
 const BYTES = 1024
 
@@ -152,8 +159,12 @@ function sansIoCostliestFrameMs(): (number | null)[] {
 interface AttackFigures {
   attack: string
   attackRateFramesPerS: number
+  /** Honest latency samples the before percentiles stand on. */
+  beforeSamples: number
   beforeP50Ms: number
   beforeP99Ms: number
+  /** Honest latency samples the during percentiles stand on. */
+  duringSamples: number
   beforeThroughputMsgPerS: number
   duringP50Ms: number
   duringP99Ms: number
@@ -169,8 +180,18 @@ interface AttackFigures {
   /** From the same first contact to the disconnection. */
   timeToDisconnectMs: number | null
   disconnected: boolean
+  /** The longest router wall time on one attacker frame, driver work inside it excluded. */
   maxRouterWallMsPerAttackerFrame: number
+  /** The same in main-thread CPU time (not the GC and JIT helper threads beside it). */
   maxRouterCpuMsPerAttackerFrame: number
+  /** The attacker frame that took the most router wall time: its index (0 = first; −1: none). */
+  costliestAttackerFrameIndex: number
+  /** The median router wall time over the attacker's frames. */
+  medianRouterWallMsPerAttackerFrame: number
+  /** The longest driver work (libp2p sends, connection aborts) inside one attacker frame. */
+  maxDriverWallMsInAttackerFrame: number
+  /** The longest event-loop stall of one attacker frame: router and driver work inside it. */
+  maxStallMsPerAttackerFrame: number
   maxRouterWallMsPerHonestFrame: number
   /**
    * The costliest attacker frame's router wall time with no network (sans-IO, virtual time),
@@ -186,13 +207,20 @@ interface AttackFigures {
   routerCpuOnAttackerMs: number
   /**
    * The rest of the extra CPU time the attack cost (libp2p below the router: TCP, noise,
-   * yamux, handshakes of refused redials), in ms: (during − before) × duration − router.
+   * yamux, handshakes of refused redials; GC and JIT helper threads), in ms:
+   * (during − before) × duration − router.
    */
   belowRouterCpuMs: number
   /** Connections from the attacker that B's gater refused (redials while denied). */
   refusedRedials: number
   heapAfterGcBeforeMB: number
+  /** After the honest window, as the attack starts. */
+  heapAfterGcAttackStartMB: number
   heapAfterGcAfterMB: number
+  /**
+   * The attack's part of the heap growth, as a fraction of the heap before: growth over the
+   * attack less growth over the honest window before it (same length and honest rate).
+   */
   heapChangeFraction: number
 }
 
@@ -203,7 +231,9 @@ const figures: AttackFigures[] = []
 // Warm-up: JIT, meshes and caches settle before anything is measured.
 await bed.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
 
+const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
 for (const [index, attack] of gossipAttacks(T).entries()) {
+  if (ONLY !== undefined && !attack.name.includes(ONLY)) continue
   const heapBefore = heapAfterGcMB()
   const cpuBefore = process.cpuUsage()
   const before = await bed.honestTraffic(
@@ -212,10 +242,12 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     BYTES,
   )
   const cpuBeforeMs = cpuMs(process.cpuUsage(cpuBefore))
+  const heapAttackStart = heapAfterGcMB()
   const x = await spawnAttacker(bed.b.getMultiaddrs()[0].toString(), index)
   const key = x.key
   for (const k of honestKeys) bed.maxFrameMs.delete(k)
   for (const k of honestKeys) bed.maxFrameCpuMs.delete(k)
+  for (const k of honestKeys) bed.frameMs.delete(k)
   let penaltyAt: number | undefined
   let disconnectAt: number | undefined
   const off = router.on('rejected', ({ from, reason }) => {
@@ -231,15 +263,19 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
   const b = percentiles(before.traffic.latenciesMs)
   const d = percentiles(during.traffic.latenciesMs)
   const perS = (n: number, ms: number) => (n * 1000) / ms
+  const frameMs = bed.frameMs.get(key) ?? []
+  const costliest = frameMs.indexOf(Math.max(...frameMs))
   const contact = bed.firstContact.get(key)
   const since = (t: number | undefined) =>
     t === undefined || contact === undefined ? null : t - contact
   figures.push({
     attack: attack.name,
     attackRateFramesPerS: attack.rate,
+    beforeSamples: before.traffic.latenciesMs.length,
     beforeP50Ms: b.p50,
     beforeP99Ms: b.p99,
     beforeThroughputMsgPerS: perS(before.traffic.delivered, before.traffic.elapsedMs),
+    duringSamples: during.traffic.latenciesMs.length,
     duringP50Ms: d.p50,
     duringP99Ms: d.p99,
     duringThroughputMsgPerS: perS(during.traffic.delivered, during.traffic.elapsedMs),
@@ -254,6 +290,10 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     disconnected: router.isDenied(key),
     maxRouterWallMsPerAttackerFrame: bed.maxFrameMs.get(key) ?? 0,
     maxRouterCpuMsPerAttackerFrame: bed.maxFrameCpuMs.get(key) ?? 0,
+    costliestAttackerFrameIndex: costliest,
+    medianRouterWallMsPerAttackerFrame: frameMs.length === 0 ? 0 : distribution(frameMs).p50,
+    maxDriverWallMsInAttackerFrame: bed.maxFrameDriverMs.get(key) ?? 0,
+    maxStallMsPerAttackerFrame: bed.maxFrameStallMs.get(key) ?? 0,
     maxRouterWallMsPerHonestFrame: Math.max(
       0,
       ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0),
@@ -268,17 +308,23 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     refusedRedials: bed.refusedConnections.get(key) ?? 0,
     sansIoCostliestFrameMs: null,
     heapAfterGcBeforeMB: heapBefore,
+    heapAfterGcAttackStartMB: heapAttackStart,
     heapAfterGcAfterMB: heapAfter,
-    heapChangeFraction: heapAfter / heapBefore - 1,
+    heapChangeFraction:
+      (heapAfter - heapAttackStart - (heapAttackStart - heapBefore) * (ATTACK_MS / BEFORE_MS)) /
+      heapBefore,
   })
   console.log(`done: ${attack.name}`)
 }
 await bed.stop()
-for (const [i, ms] of sansIoCostliestFrameMs().entries()) figures[i].sansIoCostliestFrameMs = ms
+const sansIo = sansIoCostliestFrameMs()
+const names = gossipAttacks(T).map((a) => a.name)
+for (const f of figures) f.sansIoCostliestFrameMs = sansIo[names.indexOf(f.attack)]
 
 const ms = (v: number | null) => (v === null ? 'never' : fmt(v, 0))
 const rows: Row[] = figures.map((f) => ({
   attack: f.attack,
+  'samples before/during': `${f.beforeSamples} / ${f.duringSamples}`,
   'before p50/p99 ms': `${fmt(f.beforeP50Ms, 1)} / ${fmt(f.beforeP99Ms, 1)}`,
   'during p50/p99 ms': `${fmt(f.duringP50Ms, 1)} / ${fmt(f.duringP99Ms, 1)}`,
   'p99 ratio': fmt(f.p99DuringOverBefore, 2),
@@ -286,13 +332,20 @@ const rows: Row[] = figures.map((f) => ({
   delivered: `${f.honestDelivered}/${f.honestPublished}`,
   'penalty ms': ms(f.timeToPenaltyMs),
   'disconnect ms': ms(f.timeToDisconnectMs),
-  'router ms/frame wall/CPU': `${fmt(f.maxRouterWallMsPerAttackerFrame, 1)} / ${fmt(f.maxRouterCpuMsPerAttackerFrame, 1)}`,
+  'router ms/frame max wall/CPU': `${fmt(f.maxRouterWallMsPerAttackerFrame, 1)} / ${fmt(f.maxRouterCpuMsPerAttackerFrame, 1)}`,
+  'costliest frame #':
+    // None: no whole frame reached the router (prefix checks or driver reports only).
+    f.costliestAttackerFrameIndex < 0 ? 'none' : f.costliestAttackerFrameIndex,
+  'router ms/frame p50': fmt(f.medianRouterWallMsPerAttackerFrame, 2),
+  'driver ms in frame': fmt(f.maxDriverWallMsInAttackerFrame, 1),
+  'stall ms/frame': fmt(f.maxStallMsPerAttackerFrame, 1),
   'sans-IO costliest frame ms':
     f.sansIoCostliestFrameMs === null ? 'n/a' : fmt(f.sansIoCostliestFrameMs, 2),
   'CPU ms/s before/during': `${fmt(f.processCpuBeforeMsPerS, 0)} / ${fmt(f.processCpuDuringMsPerS, 0)}`,
   'extra CPU ms router/below': `${fmt(f.routerCpuOnAttackerMs, 0)} / ${fmt(f.belowRouterCpuMs, 0)}`,
   'refused redials': f.refusedRedials,
-  'heap MB before/after': `${fmt(f.heapAfterGcBeforeMB, 1)} / ${fmt(f.heapAfterGcAfterMB, 1)}`,
+  'heap MB before/start/after': `${fmt(f.heapAfterGcBeforeMB, 1)} / ${fmt(f.heapAfterGcAttackStartMB, 1)} / ${fmt(f.heapAfterGcAfterMB, 1)}`,
+  'attack heap growth %': fmt(f.heapChangeFraction * 100, 1),
 }))
 printTable(
   `gossip under attack: A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
@@ -313,6 +366,8 @@ const targets = {
 console.log('\ntargets met:', targets)
 writeResults('attack-gossip', {
   config: {
+    routerTime:
+      "the sans-IO core's own work on one frame; driver work inside the frame (libp2p sends, connection aborts) apart",
     honestRateMsgPerS: RATE,
     honestMessageBytes: BYTES,
     beforeMs: BEFORE_MS,

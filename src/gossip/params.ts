@@ -146,6 +146,12 @@ export interface GossipParams {
   maxIHaveMessages: number
   /** Most message ids requested from one peer per heartbeat. */
   maxIHaveLength: number
+  /**
+   * Most message ids requested in answer to one frame's IHAVEs (within `maxIHaveLength`):
+   * bounds the work of one frame, which must not stall the node. An honest IHAVE is far
+   * smaller; ids left unasked are advertised again in later heartbeats.
+   */
+  maxIWantPerIHave: number
   /** Most times one message is sent to one peer in reply to IWANT. */
   gossipRetransmission: number
   /**
@@ -354,6 +360,7 @@ const STOCK: FlatParams = {
   opportunisticGraftPeers: 2,
   maxIHaveMessages: 10,
   maxIHaveLength: 5000,
+  maxIWantPerIHave: 1000,
   gossipRetransmission: 3,
   maxConcurrentIWant: Number.POSITIVE_INFINITY,
   iwantFollowupMs: 3000,
@@ -498,6 +505,7 @@ export function validateGossipParams(p: GossipParams): void {
     'opportunisticGraftTicks',
     'maxIHaveMessages',
     'maxIHaveLength',
+    'maxIWantPerIHave',
     'maxIWantAlternates',
     'maxIWantTracked',
     'maxIDontWantPerPeer',

@@ -1103,7 +1103,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /**
    * IHAVE from `peer`: asks (IWANT) for up to this heartbeat's remaining budget of the unseen
-   * ids, chosen uniformly at random as stock gossipsub does (it shuffles, then truncates).
+   * ids (at most `maxIWantPerIHave` per frame), chosen uniformly at random as stock gossipsub
+   * does (it shuffles, then truncates).
    * The ids are visited in a random order and the visit stops once the budget is spent, so an
    * id beyond it costs nothing and a peer cannot choose which of its ids are looked at.
    */
@@ -1114,7 +1115,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.reject(peer, 'ihave-flood')
       return
     }
-    const budget = this.params.maxIHaveLength - ps.askedThisHeartbeat
+    const budget = Math.min(
+      this.params.maxIHaveLength - ps.askedThisHeartbeat,
+      this.params.maxIWantPerIHave,
+    )
     if (budget <= 0) return
     const delay = this.params.lazyPullDelayMs
     // The ids of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy push

@@ -515,6 +515,7 @@ class FrameDecoder {
   }
 
   rpc(): Rpc {
+    this.countEntries()
     const rpc: Rpc = { subscriptions: [], messages: [] }
     this.fields(this.r.len, (field, wt) => {
       if (field === 1 && wt === LEN) {
@@ -544,6 +545,40 @@ class FrameDecoder {
       return true
     })
     return rpc
+  }
+
+  /**
+   * Counts the top-level subscriptions and messages, skipping their bodies, and throws when
+   * either crosses its limit: such a frame is refused before any entry is decoded (a frame of
+   * 5,000 subscriptions used to cost 2,048 topic strings first). Stops quietly at anything it
+   * cannot skip (or after `maxFields` fields), leaving the full decode to judge the frame.
+   */
+  private countEntries(): void {
+    const r = this.r
+    const start = r.pos
+    let subscriptions = 0
+    let messages = 0
+    try {
+      for (let n = 0; n < this.limits.maxFields && r.pos < r.len; n++) {
+        const key = r.uint32()
+        if ((key & 7) !== LEN) break
+        const length = r.uint32()
+        const field = key >>> 3
+        if (field === 1 && ++subscriptions > this.limits.maxSubscriptions) {
+          throw new RpcLimitError('maxSubscriptions', subscriptions, 0)
+        }
+        if (field === 2 && ++messages > this.limits.maxMessages) {
+          throw new RpcLimitError('maxMessages', messages, 0)
+        }
+        if (length > this.frameLength - r.pos) break
+        r.pos += length
+      }
+    } catch (err) {
+      if (err instanceof RpcLimitError) throw err
+      // A varint past the end: the full decode reports it.
+    } finally {
+      r.pos = start
+    }
   }
 
   /** Reads a length prefix and checks it against `limit` and against the frame. */

@@ -57,6 +57,32 @@ describe('the gossip decoder under hostile frames', () => {
     }
   })
 
+  it('refuses a frame over the subscription or message limit before decoding any entry', () => {
+    const subscriptions = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ subscribe: true, topic: `churn-${i}` }))
+    const messages = (n: number) =>
+      Array.from({ length: n }, () => ({ topic: T, data: new Uint8Array(1) }))
+    const cases = [
+      [frame({ subscriptions: subscriptions(5000) }), 'maxSubscriptions'],
+      [frame({ messages: messages(DEFAULT_RPC_LIMITS.maxMessages + 1) }), 'maxMessages'],
+    ] as const
+    for (const [bytes, limit] of cases) {
+      const work = { fields: 0 }
+      let error: unknown
+      try {
+        decodeRpc(bytes, DEFAULT_RPC_LIMITS, work)
+      } catch (err) {
+        error = err
+      }
+      expect((error as RpcLimitError).limit).toBe(limit)
+      // Counted from the entries' tags and lengths alone: no entry was decoded.
+      expect(work.fields).toBe(0)
+    }
+    // At the limit, the frame decodes whole.
+    const max = DEFAULT_RPC_LIMITS.maxSubscriptions
+    expect(decodeRpc(frame({ subscriptions: subscriptions(max) })).subscriptions).toHaveLength(max)
+  })
+
   it('counts unknown fields against maxFields', () => {
     // 50,000 unknown varint fields (field 9): skipped cheaply, but counted.
     const bytes = new Uint8Array(100_000)
@@ -131,7 +157,7 @@ describe('a gossip router under attack (sans-IO)', () => {
     expect(router.getBehaviourPenalty(X)).toBe(2)
   })
 
-  it("asks for IHAVE ids up to the heartbeat's budget, chosen at random", () => {
+  it("asks for IHAVE ids up to the frame's and the heartbeat's budgets, chosen at random", () => {
     const { env, router } = victim()
     const ids = (seed: number, n: number) =>
       Array.from({ length: n }, (_, i) => Uint8Array.from([seed, i >> 8, i & 0xff]))
@@ -142,18 +168,25 @@ describe('a gossip router under attack (sans-IO)', () => {
         .take()
         .filter((s) => s.peer === X)
         .flatMap((s) => s.rpc.control?.iwant.flatMap((w) => w.messageIDs) ?? [])
-    const budget = router.params.maxIHaveLength
-    router.receive(X, ihave(ids(1, budget - 2000)))
-    expect(asked()).toHaveLength(budget - 2000)
-    // 2,000 left of the budget: 2,000 of the 5,000 ids, a random choice, not the first ones.
-    const second = ids(2, 5000)
-    router.receive(X, ihave(second))
+    const perFrame = router.params.maxIWantPerIHave
+    const perHeartbeat = router.params.maxIHaveLength
+    expect(perFrame).toBeLessThan(perHeartbeat)
+    // One frame of 2,500 ids: a random 1,000 of them are asked for, not the first ones.
+    router.receive(X, ihave(ids(1, 2500)))
     const got = asked()
-    expect(got).toHaveLength(2000)
-    expect(new Set(got.map((id) => (id[1] << 8) | id[2])).size).toBe(2000)
-    expect(got.some((id) => ((id[1] << 8) | id[2]) >= 2000)).toBe(true)
-    // The budget is spent: a third IHAVE this heartbeat asks for nothing.
-    router.receive(X, ihave(ids(3, 100)))
+    expect(got).toHaveLength(perFrame)
+    expect(new Set(got.map((id) => (id[1] << 8) | id[2])).size).toBe(perFrame)
+    expect(got.some((id) => ((id[1] << 8) | id[2]) >= perFrame)).toBe(true)
+    // Further frames ask up to what is left of the heartbeat's budget...
+    let total = got.length
+    for (let seed = 2; total < perHeartbeat; seed++) {
+      router.receive(X, ihave(ids(seed, 1000)))
+      const n = asked().length
+      expect(n).toBe(Math.min(1000, perHeartbeat - total))
+      total += n
+    }
+    // ...which, spent, leaves nothing for another IHAVE this heartbeat.
+    router.receive(X, ihave(ids(99, 100)))
     expect(asked()).toHaveLength(0)
     expect(router.getBehaviourPenalty(X)).toBe(0)
   })

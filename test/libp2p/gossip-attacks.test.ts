@@ -1,5 +1,6 @@
 import type { Libp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DEFAULT_RPC_LIMITS } from '../../src/gossip/rpc-codec.ts'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { AttackBed, createAttacker, gossipAttacks, runAttack } from '../support/gossip-attacks.ts'
 import { waitFor } from '../support/wait.ts'
@@ -24,6 +25,11 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
       attackers.push(x)
       const key = x.peerId.toString()
       const router = bed.b.services.dissemination.core
+      const sent = (kind: string) => bed.b.services.dissemination.stats().control[kind]?.sent ?? 0
+      const iwantsBefore = sent('IWANT')
+      const iwantIdsBefore = sent('IWANT ids')
+      // The most protobuf fields the victim decoded from one frame during this attack.
+      router.maxFieldsPerFrame = 0
       // What the victim had received from the attacker when it first penalised it.
       let framesAtPenalty: number | undefined
       const off = router.on('rejected', ({ from }) => {
@@ -56,6 +62,19 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
         expect(run.sent).toBeLessThanOrEqual(1)
       } else {
         expect(run.sent).toBeGreaterThan(0)
+      }
+      if (attack.name.startsWith('IHAVE')) {
+        // Asked for some of the advertised ids, but never more than one frame's budget at once.
+        const iwants = sent('IWANT') - iwantsBefore
+        expect(iwants).toBeGreaterThan(0)
+        expect(sent('IWANT ids') - iwantIdsBefore).toBeLessThanOrEqual(
+          iwants * router.params.maxIWantPerIHave,
+        )
+      }
+      if (attack.name.startsWith('subscription churn')) {
+        // Its 5,000-entry frames were refused from the entries' tags, none decoded (2,048
+        // decoded subscriptions would be over 6,000 fields); honest frames are small.
+        expect(router.maxFieldsPerFrame).toBeLessThan(DEFAULT_RPC_LIMITS.maxSubscriptions)
       }
       // The gater refuses it now: a new connection dies at once, and the router never hears of it.
       expect(denyListGater(() => bed.b.services.dissemination).denyDialPeer!(x.peerId)).toBe(true)
