@@ -19,6 +19,7 @@
 
 import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
@@ -199,6 +200,14 @@ interface AttackFigures {
    * router, which the machine's other load does not inflate. Null for stream attacks.
    */
   sansIoCostliestFrameMs: number | null
+  /**
+   * The longest event-loop delay of the bench process (A, B and C share one loop) before the
+   * attack, in ms: how long a timer fired late, whatever held the loop (our work, GC, or the
+   * process waiting for a core).
+   */
+  maxEventLoopDelayBeforeMs: number
+  /** The same during the attack. */
+  maxEventLoopDelayDuringMs: number
   /** CPU time of the bench process (A, B and C) per second of honest traffic before the attack, in ms/s. */
   processCpuBeforeMsPerS: number
   /** The same during the attack. */
@@ -236,12 +245,15 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
   if (ONLY !== undefined && !attack.name.includes(ONLY)) continue
   const heapBefore = heapAfterGcMB()
   const cpuBefore = process.cpuUsage()
+  const lagBefore = monitorEventLoopDelay({ resolution: 5 })
+  lagBefore.enable()
   const before = await bed.honestTraffic(
     () => new Promise((r) => setTimeout(r, BEFORE_MS)),
     RATE,
     BYTES,
   )
   const cpuBeforeMs = cpuMs(process.cpuUsage(cpuBefore))
+  lagBefore.disable()
   const heapAttackStart = heapAfterGcMB()
   const x = await spawnAttacker(bed.b.getMultiaddrs()[0].toString(), index)
   const key = x.key
@@ -256,8 +268,11 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     if (reason === 'disconnected') disconnectAt ??= Date.now()
   })
   const cpuDuring = process.cpuUsage()
+  const lagDuring = monitorEventLoopDelay({ resolution: 5 })
+  lagDuring.enable()
   const during = await bed.honestTraffic(() => x.attack(), RATE, BYTES)
   const cpuDuringMs = cpuMs(process.cpuUsage(cpuDuring))
+  lagDuring.disable()
   off()
   const heapAfter = heapAfterGcMB()
   const b = percentiles(before.traffic.latenciesMs)
@@ -298,6 +313,8 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
       0,
       ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0),
     ),
+    maxEventLoopDelayBeforeMs: lagBefore.max / 1e6,
+    maxEventLoopDelayDuringMs: lagDuring.max / 1e6,
     processCpuBeforeMsPerS: (cpuBeforeMs * 1000) / before.traffic.elapsedMs,
     processCpuDuringMsPerS: (cpuDuringMs * 1000) / during.traffic.elapsedMs,
     routerCpuOnAttackerMs: bed.routerCpuMs.get(key) ?? 0,
@@ -341,6 +358,7 @@ const rows: Row[] = figures.map((f) => ({
   'stall ms/frame': fmt(f.maxStallMsPerAttackerFrame, 1),
   'sans-IO costliest frame ms':
     f.sansIoCostliestFrameMs === null ? 'n/a' : fmt(f.sansIoCostliestFrameMs, 2),
+  'max loop delay ms before/during': `${fmt(f.maxEventLoopDelayBeforeMs, 0)} / ${fmt(f.maxEventLoopDelayDuringMs, 0)}`,
   'CPU ms/s before/during': `${fmt(f.processCpuBeforeMsPerS, 0)} / ${fmt(f.processCpuDuringMsPerS, 0)}`,
   'extra CPU ms router/below': `${fmt(f.routerCpuOnAttackerMs, 0)} / ${fmt(f.belowRouterCpuMs, 0)}`,
   'refused redials': f.refusedRedials,
