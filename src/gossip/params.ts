@@ -147,11 +147,12 @@ export interface GossipParams {
   /** Most message ids requested from one peer per heartbeat. */
   maxIHaveLength: number
   /**
-   * Most message ids requested in answer to one frame's IHAVEs (within `maxIHaveLength`):
-   * bounds the work of one frame, which must not stall the node. An honest IHAVE is far
-   * smaller; ids left unasked are advertised again in later heartbeats.
+   * Most ids of one frame's IHAVEs looked at (a uniform random sample; the unseen among them
+   * are asked for within `maxIHaveLength`): bounds the work of one frame, which must not
+   * stall the node. An honest IHAVE is far smaller; ids left out are advertised again in
+   * later heartbeats (and by other peers).
    */
-  maxIWantPerIHave: number
+  maxIHaveIdsExamined: number
   /** Most times one message is sent to one peer in reply to IWANT. */
   gossipRetransmission: number
   /**
@@ -360,7 +361,7 @@ const STOCK: FlatParams = {
   opportunisticGraftPeers: 2,
   maxIHaveMessages: 10,
   maxIHaveLength: 5000,
-  maxIWantPerIHave: 1000,
+  maxIHaveIdsExamined: 1000,
   gossipRetransmission: 3,
   maxConcurrentIWant: Number.POSITIVE_INFINITY,
   iwantFollowupMs: 3000,
@@ -505,7 +506,7 @@ export function validateGossipParams(p: GossipParams): void {
     'opportunisticGraftTicks',
     'maxIHaveMessages',
     'maxIHaveLength',
-    'maxIWantPerIHave',
+    'maxIHaveIdsExamined',
     'maxIWantAlternates',
     'maxIWantTracked',
     'maxIDontWantPerPeer',

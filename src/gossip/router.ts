@@ -1103,10 +1103,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /**
    * IHAVE from `peer`: asks (IWANT) for up to this heartbeat's remaining budget of the unseen
-   * ids (at most `maxIWantPerIHave` per frame), chosen uniformly at random as stock gossipsub
-   * does (it shuffles, then truncates).
-   * The ids are visited in a random order and the visit stops once the budget is spent, so an
-   * id beyond it costs nothing and a peer cannot choose which of its ids are looked at.
+   * ids, chosen uniformly at random as stock gossipsub does (it shuffles, then truncates).
+   * The ids are visited in a random order and the visit stops once the budget is spent or
+   * `maxIHaveIdsExamined` ids were looked at, so an id beyond costs nothing (ids we have seen
+   * included) and a peer cannot choose which of its ids are looked at.
    */
   private handleIHave(peer: PeerKey, ps: PeerState, ihaves: RpcIHave[], out: Rpc): void {
     if (ihaves.length === 0) return
@@ -1115,10 +1115,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.reject(peer, 'ihave-flood')
       return
     }
-    const budget = Math.min(
-      this.params.maxIHaveLength - ps.askedThisHeartbeat,
-      this.params.maxIWantPerIHave,
-    )
+    const budget = this.params.maxIHaveLength - ps.askedThisHeartbeat
     if (budget <= 0) return
     const delay = this.params.lazyPullDelayMs
     // The ids of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy push
@@ -1137,7 +1134,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const taken = new Set<string>()
     const wanted: AdvertisedId[] = []
     const later: AdvertisedId[] = []
-    for (let i = 0; i < ids.length && taken.size < budget; i++) {
+    const examined = Math.min(ids.length, this.params.maxIHaveIdsExamined)
+    for (let i = 0; i < examined && taken.size < budget; i++) {
       // One step of a Fisher–Yates shuffle: position i gets a random id of the rest.
       const j = i + Math.floor(this.env.random() * (ids.length - i))
       const id = ids[j]

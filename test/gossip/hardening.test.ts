@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../src/common/errors.ts'
+import { contentMessageId } from '../../src/common/message-id.ts'
 import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
 import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
@@ -168,10 +169,10 @@ describe('a gossip router under attack (sans-IO)', () => {
         .take()
         .filter((s) => s.peer === X)
         .flatMap((s) => s.rpc.control?.iwant.flatMap((w) => w.messageIDs) ?? [])
-    const perFrame = router.params.maxIWantPerIHave
+    const perFrame = router.params.maxIHaveIdsExamined
     const perHeartbeat = router.params.maxIHaveLength
     expect(perFrame).toBeLessThan(perHeartbeat)
-    // One frame of 2,500 ids: a random 1,000 of them are asked for, not the first ones.
+    // One frame of 2,500 unseen ids: a random 1,000 are looked at and asked for, not the first.
     router.receive(X, ihave(ids(1, 2500)))
     const got = asked()
     expect(got).toHaveLength(perFrame)
@@ -189,6 +190,28 @@ describe('a gossip router under attack (sans-IO)', () => {
     router.receive(X, ihave(ids(99, 100)))
     expect(asked()).toHaveLength(0)
     expect(router.getBehaviourPenalty(X)).toBe(0)
+  })
+
+  it('looks at a random sample of an IHAVE frame, seen ids included', () => {
+    const { env, router } = victim()
+    // 4,900 messages the victim has, then an IHAVE of their ids and 100 unseen ones.
+    const data = (i: number) => Uint8Array.from([i >> 8, i & 0xff, 7])
+    const seen = Array.from({ length: 4900 }, (_, i) => ({ topic: T, data: data(i) }))
+    router.receive('p0', frame({ messages: seen }))
+    const unseen = Array.from({ length: 100 }, (_, i) => Uint8Array.from([0xee, i]))
+    const messageIDs = [...seen.map((m) => contentMessageId(T, m.data)), ...unseen]
+    env.take()
+    router.receive(X, frame({ control: { ihave: [{ topicID: T, messageIDs }] } }))
+    const asked = env
+      .take()
+      .filter((s) => s.peer === X)
+      .flatMap((s) => s.rpc.control?.iwant.flatMap((w) => w.messageIDs) ?? [])
+    // Only the unseen ids among the 1,000 looked at (about 20 of the 100) are asked for.
+    const examined = router.params.maxIHaveIdsExamined
+    expect(examined).toBe(1000)
+    expect(asked.every((id) => id[0] === 0xee)).toBe(true)
+    expect(asked.length).toBeGreaterThan(0)
+    expect(asked.length).toBeLessThan(60)
   })
 
   it('budgets stream reopening and bad framing reported by the driver', () => {

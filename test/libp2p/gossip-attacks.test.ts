@@ -64,11 +64,11 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
         expect(run.sent).toBeGreaterThan(0)
       }
       if (attack.name.startsWith('IHAVE')) {
-        // Asked for some of the advertised ids, but never more than one frame's budget at once.
+        // Asked for some of the advertised ids, never more than one frame's sample at once.
         const iwants = sent('IWANT') - iwantsBefore
         expect(iwants).toBeGreaterThan(0)
         expect(sent('IWANT ids') - iwantIdsBefore).toBeLessThanOrEqual(
-          iwants * router.params.maxIWantPerIHave,
+          iwants * router.params.maxIHaveIdsExamined,
         )
       }
       if (attack.name.startsWith('subscription churn')) {
