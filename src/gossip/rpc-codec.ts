@@ -643,9 +643,30 @@ class FrameDecoder {
     return m
   }
 
-  private ids(into: Uint8Array[], counter: 'ihaveIds' | 'iwantIds' | 'idontwantIds'): void {
-    this.count(counter)
-    into.push(this.bytes('maxIdLength'))
+  /**
+   * Reads the id (field `field`, LEN) whose key was just read, then every id right after it
+   * with the same one-byte key, in one loop up to `end`: an entry may hold thousands, and
+   * going back through `readFields` costs two callbacks each. Counts and checks each field
+   * and id exactly as that would.
+   */
+  private ids(
+    into: Uint8Array[],
+    counter: 'ihaveIds' | 'iwantIds' | 'idontwantIds',
+    field: number,
+    end: number,
+  ): void {
+    const r = this.r
+    const key = tag(field, LEN)
+    for (;;) {
+      this.count(counter)
+      into.push(this.bytes('maxIdLength'))
+      if (r.pos > end) throw new DecodeError('field overruns its enclosing message')
+      if (r.pos >= end || r.buf[r.pos] !== key) return
+      if (++this.budget.fields > this.limits.maxFields) {
+        throw new RpcLimitError('maxFields', this.budget.fields, this.budget.fields)
+      }
+      r.pos++
+    }
   }
 
   /** Splits concatenated short ids, each counted against `maxShortIds`. */
@@ -743,7 +764,7 @@ class FrameDecoder {
             ih.topicID = this.string()
           } else if (f === 2) {
             expectWireType(w, LEN)
-            this.ids(ih.messageIDs, 'ihaveIds')
+            this.ids(ih.messageIDs, 'ihaveIds', 2, sub)
           } else return false
           return true
         })
@@ -753,7 +774,7 @@ class FrameDecoder {
         this.fields(sub, (f, w) => {
           if (f !== 1) return false
           expectWireType(w, LEN)
-          this.ids(entry.messageIDs, field === 2 ? 'iwantIds' : 'idontwantIds')
+          this.ids(entry.messageIDs, field === 2 ? 'iwantIds' : 'idontwantIds', 1, sub)
           return true
         })
         if (field === 2) c.iwant.push(entry)

@@ -84,6 +84,33 @@ describe('the gossip decoder under hostile frames', () => {
     expect(decodeRpc(frame({ subscriptions: subscriptions(max) })).subscriptions).toHaveLength(max)
   })
 
+  it('reads runs of ids with every check a field at a time would make', () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => Uint8Array.from([i >> 8, i]))
+    const ihave = frame({ control: { ihave: [{ topicID: T, messageIDs: ids(150) }] } })
+    const limitOf = (bytes: Uint8Array, limits: Partial<typeof DEFAULT_RPC_LIMITS>) => {
+      try {
+        decodeRpc(bytes, { ...DEFAULT_RPC_LIMITS, ...limits })
+      } catch (err) {
+        return [(err as RpcLimitError).limit, (err as RpcLimitError).fieldsRead]
+      }
+      return undefined
+    }
+    // Crossed in the middle of a run: the same limit, at the same field, as one by one
+    // (control, entry and topic, then the 101st id; the 51st field).
+    expect(limitOf(ihave, { maxIHaveIds: 100 })).toEqual(['maxIHaveIds', 104])
+    expect(limitOf(ihave, { maxFields: 50 })).toEqual(['maxFields', 51])
+    // A run broken by another field (unknown 9, the topic) goes on after it.
+    const entry = [0x12, 1, 0xa1, 0x48, 0, 0x12, 1, 0xa2, 0x0a, 1, 0x74, 0x12, 1, 0xa3]
+    const bytes = Uint8Array.from([0x1a, entry.length + 2, 0x0a, entry.length, ...entry])
+    const rpc = decodeRpc(bytes)
+    expect(rpc.control?.ihave).toEqual([
+      { topicID: 't', messageIDs: [[0xa1], [0xa2], [0xa3]].map((b) => Uint8Array.from(b)) },
+    ])
+    // An id overrunning its entry is refused.
+    const overrun = Uint8Array.from([0x1a, 9, 0x0a, 7, 0x12, 1, 0xa1, 0x12, 3, 0xa2, 0xa3, 0, 0])
+    expect(() => decodeRpc(overrun)).toThrow(DecodeError)
+  })
+
   it('counts unknown fields against maxFields', () => {
     // 50,000 unknown varint fields (field 9): skipped cheaply, but counted.
     const bytes = new Uint8Array(100_000)
