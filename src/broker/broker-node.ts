@@ -90,8 +90,8 @@ export class BrokerNode {
       ...opts.udp,
     }
     const udpThreads = opts.udpThreads ?? DEFAULT_BROKER_UDP_THREADS
-    if (udpThreads !== 0 && udpThreads !== 1) {
-      throw new InvalidParametersError('udpThreads must be 0 or 1 (more reorder datagrams)')
+    if (!Number.isInteger(udpThreads) || udpThreads < 0) {
+      throw new InvalidParametersError('udpThreads must be an integer ≥ 0')
     }
     const udp =
       udpThreads > 0
@@ -139,6 +139,7 @@ export class BrokerNode {
     core.start()
     const c = core
     udp.onFrame((peer, frame) => c.receive(peer, frame))
+    if (udp instanceof ThreadedUdpEndpoint) udp.onDrops((source, n) => c.udpDropped(source, n))
     return new BrokerNode(
       core,
       udp,

@@ -1,13 +1,16 @@
 /**
  * Worker thread body of {@link ThreadedUdpEndpoint}: owns some of the SO_REUSEPORT sockets
- * of the endpoint's port, packs the datagrams they receive into batches (one message per
- * event-loop turn, transferred, not copied) for the main thread, and sends the batches of
- * datagrams the main thread hands it. A driver only: no protocol logic.
+ * of the endpoint's port, packs the datagrams each socket receives into that socket's own
+ * batches (one message per socket per event-loop turn, transferred, not copied) for the
+ * main thread, and sends the batches of datagrams the main thread hands it. A driver only:
+ * no protocol logic.
  *
  * Shared counters (Float64Array over `workerData.counters`): see {@link WorkerCounter}.
- * When the main thread is `maxBytesInFlight` bytes of batches behind, received datagrams are
- * dropped here and counted (`overflow`), as a full kernel buffer would drop them, so the
- * queue between the threads stays bounded.
+ * Each socket has its own budget of bytes and datagrams posted and not yet read by the
+ * main thread; beyond it, that socket's datagrams are dropped here and counted (per socket,
+ * and by source address in `drops` reports), as a full kernel buffer would drop them. So a
+ * flood on one socket fills only its own budget, and the queue between the threads stays
+ * bounded.
  */
 import type { Socket } from 'node:dgram'
 import { parentPort, workerData } from 'node:worker_threads'
@@ -18,42 +21,86 @@ import {
   readDatagramBatch,
 } from './datagram-batch.ts'
 import { bindUdpSocket } from './udp-socket.ts'
-import { type UdpWorkerData, WorkerCounter } from './udp-worker-protocol.ts'
+import {
+  type BatchMessage,
+  type DropsMessage,
+  IN_FLIGHT_SLOTS,
+  MAX_DROP_SOURCES,
+  type UdpWorkerData,
+  WORKER_COUNTERS,
+  WorkerCounter,
+} from './udp-worker-protocol.ts'
 
 const data = workerData as UdpWorkerData
 const counters = new Float64Array(data.counters)
 const inFlight = new Int32Array(data.inFlight)
-const writer = new DatagramBatchWriter(data.batchBytes)
 const sockets: Socket[] = []
+const writers: DatagramBatchWriter[] = []
+const drops = new Map<string, number>()
 let flushScheduled = false
+
+function post(socket: number): void {
+  const writer = writers[socket]
+  const records = writer.count
+  const batch = writer.take()
+  if (batch === undefined) return
+  Atomics.add(inFlight, socket * IN_FLIGHT_SLOTS, batch.byteLength)
+  Atomics.add(inFlight, socket * IN_FLIGHT_SLOTS + 1, records)
+  const m: BatchMessage = { type: 'batch', socket, batch, records }
+  parentPort!.postMessage(m, [batch])
+}
 
 function flush(): void {
   flushScheduled = false
-  const batch = writer.take()
-  if (batch === undefined) return
-  Atomics.add(inFlight, 0, batch.byteLength)
-  parentPort!.postMessage({ type: 'batch', batch }, [batch])
+  for (let s = 0; s < writers.length; s++) post(s)
+  if (drops.size > 0) {
+    const m: DropsMessage = { type: 'drops', bySource: [...drops] }
+    drops.clear()
+    parentPort!.postMessage(m)
+  }
 }
 
-function onMessage(msg: Buffer, rinfo: { address: string; port: number }): void {
+function schedule(): void {
+  if (!flushScheduled) {
+    flushScheduled = true
+    setImmediate(flush)
+  }
+}
+
+function overflow(socket: number, address: string): void {
+  counters[WorkerCounter.Overflow]++
+  counters[WORKER_COUNTERS + socket]++
+  const key = drops.has(address) || drops.size < MAX_DROP_SOURCES ? address : 'other'
+  drops.set(key, (drops.get(key) ?? 0) + 1)
+  schedule()
+}
+
+function onMessage(
+  socket: number,
+  msg: Buffer,
+  rinfo: { address: string; port: number },
+): void {
   counters[WorkerCounter.Received]++
   if (msg.length > data.maxDatagramBytes) {
     counters[WorkerCounter.Oversized]++
     return
   }
-  if (Atomics.load(inFlight, 0) >= data.maxBytesInFlight) {
-    counters[WorkerCounter.Overflow]++
+  const slot = socket * IN_FLIGHT_SLOTS
+  const writer = writers[socket]
+  // What is posted and not read yet, plus what waits in this turn's batch.
+  if (
+    Atomics.load(inFlight, slot) + writer.bytes >= data.maxBytesInFlight ||
+    Atomics.load(inFlight, slot + 1) + writer.count >= data.maxDatagramsInFlight
+  ) {
+    overflow(socket, rinfo.address)
     return
   }
   const ip = ipv4ToNumber(rinfo.address)
   if (!writer.add(ip, rinfo.address, rinfo.port, msg)) {
-    flush()
+    post(socket)
     writer.add(ip, rinfo.address, rinfo.port, msg)
   }
-  if (!flushScheduled) {
-    flushScheduled = true
-    setImmediate(flush)
-  }
+  schedule()
 }
 
 const ipText = new Map<number, string>()
@@ -81,7 +128,8 @@ async function bindAll(): Promise<void> {
       recvBufferSize: data.recvBufferSize,
       sendBufferSize: data.sendBufferSize,
     })
-    socket.on('message', onMessage)
+    writers.push(new DatagramBatchWriter(data.batchBytes))
+    socket.on('message', (msg, rinfo) => onMessage(i, msg, rinfo))
     socket.on('error', () => counters[WorkerCounter.SocketErrors]++)
     sockets.push(socket)
   }
