@@ -128,6 +128,8 @@ async function bindAll(): Promise<void> {
       recvBufferSize: data.recvBufferSize,
       sendBufferSize: data.sendBufferSize,
     })
+    // Port 0 picks one for the first socket; the others join it (SO_REUSEPORT).
+    if (i === 0) data.port = socket.address().port
     writers.push(new DatagramBatchWriter(data.batchBytes))
     socket.on('message', (msg, rinfo) => onMessage(i, msg, rinfo))
     socket.on('error', () => counters[WorkerCounter.SocketErrors]++)
