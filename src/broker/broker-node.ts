@@ -139,7 +139,11 @@ export class BrokerNode {
     core.start()
     const c = core
     udp.onFrame((peer, frame) => c.receive(peer, frame))
-    if (udp instanceof ThreadedUdpEndpoint) udp.onDrops((source, n) => c.udpDropped(source, n))
+    if (udp instanceof ThreadedUdpEndpoint) {
+      udp.onDrops((source, n, why) => c.udpDropped(source, n, why))
+      // The core's bans, enforced in the socket threads too (the core still checks).
+      c.on('banned', (e) => udp.block(e.source, e.untilMs - env.now()))
+    }
     return new BrokerNode(
       core,
       udp,

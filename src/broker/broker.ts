@@ -408,11 +408,16 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   }
 
   /**
-   * Called by the UDP driver: it dropped `count` datagrams from `source` (an address, or
-   * "other") because their socket's queue to this core was full. Counted, not penalised:
-   * an honest client sharing a flood's socket loses datagrams this way too.
+   * Called by the UDP driver: it dropped `count` datagrams, from a source this core banned
+   * (`why` "banned": counted in `banned` as if dropped here), or from `source` (an address,
+   * or "other") because their socket's queue to this core was full (`udpOverflow`; not
+   * penalised: an honest client sharing a flood's socket loses datagrams this way too).
    */
-  udpDropped(source: string, count: number): void {
+  udpDropped(source: string, count: number, why: 'overflow' | 'banned' = 'overflow'): void {
+    if (why === 'banned') {
+      this.counters.banned += count
+      return
+    }
     this.counters.udpOverflow += count
     const key =
       this.overflowed.has(source) || this.overflowed.size < MAX_OVERFLOW_SOURCES ? source : 'other'
@@ -985,7 +990,11 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   }
 
   /** Checks one share alone; a bad one is counted and penalised. */
-  private shareChecks(b: InFlight, peer: PeerKey, share: { id: number; signature: Uint8Array }): boolean {
+  private shareChecks(
+    b: InFlight,
+    peer: PeerKey,
+    share: { id: number; signature: Uint8Array },
+  ): boolean {
     const check = blsAggregateShares(batchRootInput(b.root), [
       { publicKey: this.opts.directory.blsKey(share.id), signature: share.signature },
     ])

@@ -3,7 +3,12 @@ import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../common/artifact.ts'
 import type { Env } from '../common/env.ts'
 import { InvalidParametersError } from '../common/errors.ts'
-import { DatagramBatchWriter, ipv4ToNumber, numberToIpv4, readDatagramRecords } from './datagram-batch.ts'
+import {
+  DatagramBatchWriter,
+  ipv4ToNumber,
+  numberToIpv4,
+  readDatagramRecords,
+} from './datagram-batch.ts'
 import { FairQueue } from './fair-queue.ts'
 import type { DatagramHandler } from './udp-endpoint.ts'
 import { endpointEnv, splitHostPort } from './udp-socket.ts'
@@ -56,8 +61,12 @@ export interface ThreadedUdpEndpointOptions {
   quantum?: number
 }
 
-/** Receives the datagrams a thread dropped for overflow since its last report, from `source` (an address, or "other"). */
-export type DropHandler = (source: string, count: number) => void
+/**
+ * Receives the datagrams a thread dropped since its last report: for overflow of their
+ * socket's queue, from `source` (an address, or "other"); or from a source {@link
+ * ThreadedUdpEndpoint.block}ed (`source` "banned").
+ */
+export type DropHandler = (source: string, count: number, why: 'overflow' | 'banned') => void
 
 interface Thread {
   worker: Worker
@@ -137,7 +146,10 @@ export class ThreadedUdpEndpoint {
     threads.forEach((t, i) => {
       t.worker.on('message', (m: BatchMessage | DropsMessage) => {
         if (m.type === 'batch') this.onBatch(t, i, m)
-        else if (m.type === 'drops') for (const [source, n] of m.bySource) this.dropHandler(source, n)
+        else if (m.type === 'drops') {
+          for (const [source, n] of m.bySource) this.dropHandler(source, n, 'overflow')
+          if (m.blocked > 0) this.dropHandler('banned', m.blocked, 'banned')
+        }
       })
     })
   }
@@ -259,6 +271,11 @@ export class ThreadedUdpEndpoint {
     )
   }
 
+  /** Datagrams dropped on receipt because their source was {@link block}ed. */
+  get blocked(): number {
+    return this.sum(WorkerCounter.Blocked)
+  }
+
   /** Send errors reported by the sockets. */
   get sendErrors(): number {
     return this.sum(WorkerCounter.SendErrors)
@@ -269,9 +286,19 @@ export class ThreadedUdpEndpoint {
     this.handler = handler
   }
 
-  /** Sets the function told of datagrams dropped for overflow, by source address. */
+  /** Sets the function told of datagrams the threads dropped (see {@link DropHandler}). */
   onDrops(handler: DropHandler): void {
     this.dropHandler = handler
+  }
+
+  /**
+   * Has the threads drop what `source` sends for `forMs` ms, on receipt: an address, or an
+   * IPv4 prefix "a.b.c.0/24" (other keys are ignored here and left to the core). For a
+   * core's bans, so a banned flood costs its socket thread only.
+   */
+  block(source: string, forMs: number): void {
+    if (this.closed) return
+    for (const t of this.threads) t.worker.postMessage({ type: 'block', source, forMs })
   }
 
   /** Sends one datagram to "host:port" (through a thread, after this event-loop turn). */
@@ -339,7 +366,13 @@ export class ThreadedUdpEndpoint {
   }
 
   private onBatch(t: Thread, index: number, m: BatchMessage): void {
-    const pending: Pending = { thread: t, socket: m.socket, batch: m.batch, records: m.records, at: 0 }
+    const pending: Pending = {
+      thread: t,
+      socket: m.socket,
+      batch: m.batch,
+      records: m.records,
+      at: 0,
+    }
     if (this.closed) {
       this.discardedAtClose += m.records
       this.release(pending)

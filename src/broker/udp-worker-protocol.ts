@@ -14,10 +14,12 @@ export const WorkerCounter = {
   SendErrors: 4,
   /** Socket errors. */
   SocketErrors: 5,
+  /** Of those received, dropped because the core banned their source (see `block`). */
+  Blocked: 6,
 } as const
 
 /** Slots in a worker's counters buffer before the per-socket ones (overflow of socket `s` at `WORKER_COUNTERS + s`). */
-export const WORKER_COUNTERS = 6
+export const WORKER_COUNTERS = 7
 
 /** Int32 slots per socket in a worker's `inFlight` buffer: bytes, then datagrams. */
 export const IN_FLIGHT_SLOTS = 2
@@ -36,11 +38,18 @@ export interface BatchMessage {
   records: number
 }
 
-/** Datagrams dropped for overflow since the last report, by source address ("other" beyond {@link MAX_DROP_SOURCES}). */
+/**
+ * Datagrams dropped since the last report: for overflow, by source address ("other"
+ * beyond {@link MAX_DROP_SOURCES}); and from banned sources.
+ */
 export interface DropsMessage {
   type: 'drops'
   bySource: [address: string, count: number][]
+  blocked: number
 }
+
+/** Sources (addresses, or IPv4 /24 prefixes as "a.b.c.0/24") a worker drops on receipt at once; beyond, the oldest go. */
+export const MAX_BLOCKED = 4096
 
 /** The `workerData` of a UDP worker thread. */
 export interface UdpWorkerData {

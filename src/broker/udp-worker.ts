@@ -25,6 +25,7 @@ import {
   type BatchMessage,
   type DropsMessage,
   IN_FLIGHT_SLOTS,
+  MAX_BLOCKED,
   MAX_DROP_SOURCES,
   type UdpWorkerData,
   WORKER_COUNTERS,
@@ -37,6 +38,9 @@ const inFlight = new Int32Array(data.inFlight)
 const sockets: Socket[] = []
 const writers: DatagramBatchWriter[] = []
 const drops = new Map<string, number>()
+/** Banned sources (the core's verdicts) → until when (this thread's performance.now()). */
+const blocked = new Map<string, number>()
+let blockedSinceReport = 0
 let flushScheduled = false
 
 function post(socket: number): void {
@@ -53,9 +57,10 @@ function post(socket: number): void {
 function flush(): void {
   flushScheduled = false
   for (let s = 0; s < writers.length; s++) post(s)
-  if (drops.size > 0) {
-    const m: DropsMessage = { type: 'drops', bySource: [...drops] }
+  if (drops.size > 0 || blockedSinceReport > 0) {
+    const m: DropsMessage = { type: 'drops', bySource: [...drops], blocked: blockedSinceReport }
     drops.clear()
+    blockedSinceReport = 0
     parentPort!.postMessage(m)
   }
 }
@@ -75,12 +80,29 @@ function overflow(socket: number, address: string): void {
   schedule()
 }
 
-function onMessage(
-  socket: number,
-  msg: Buffer,
-  rinfo: { address: string; port: number },
-): void {
+/** True when `address` or its IPv4 /24 is banned now (expired entries are removed). */
+function isBlocked(address: string): boolean {
+  if (blocked.size === 0) return false
+  const now = performance.now()
+  const dot = address.lastIndexOf('.')
+  for (const key of [address, dot > 0 ? `${address.slice(0, dot)}.0/24` : '']) {
+    const until = blocked.get(key)
+    if (until === undefined) continue
+    if (until > now) return true
+    blocked.delete(key)
+  }
+  return false
+}
+
+function onMessage(socket: number, msg: Buffer, rinfo: { address: string; port: number }): void {
   counters[WorkerCounter.Received]++
+  // A banned source's datagrams would be dropped unread by the core: spare the hand-over.
+  if (isBlocked(rinfo.address)) {
+    counters[WorkerCounter.Blocked]++
+    blockedSinceReport++
+    schedule()
+    return
+  }
   if (msg.length > data.maxDatagramBytes) {
     counters[WorkerCounter.Oversized]++
     return
@@ -140,10 +162,18 @@ async function bindAll(): Promise<void> {
 parentPort!.on(
   'message',
   (
-    m: { type: 'send'; batch: ArrayBuffer } | { type: 'bind'; port: number } | { type: 'close' },
+    m:
+      | { type: 'send'; batch: ArrayBuffer }
+      | { type: 'bind'; port: number }
+      | { type: 'block'; source: string; forMs: number }
+      | { type: 'close' },
   ) => {
     if (m.type === 'send') readDatagramBatch(m.batch, send)
-    else if (m.type === 'bind') {
+    else if (m.type === 'block') {
+      blocked.delete(m.source)
+      if (blocked.size >= MAX_BLOCKED) blocked.delete(blocked.keys().next().value!)
+      blocked.set(m.source, performance.now() + m.forMs)
+    } else if (m.type === 'bind') {
       data.port = m.port
       bindAll().then(
         () => {

@@ -9,6 +9,7 @@ import {
 import { ThreadedUdpEndpoint } from '../../src/broker/threaded-udp-endpoint.ts'
 import { UdpEndpoint } from '../../src/broker/udp-endpoint.ts'
 import { DecodeError, InvalidParametersError } from '../../src/common/errors.ts'
+import { waitFor } from '../support/wait.ts'
 
 describe('datagram batches', () => {
   it('carry IPv4 and IPv6 peers and their bytes, in order, and refuse what does not fit', () => {
@@ -179,7 +180,10 @@ describe('ThreadedUdpEndpoint', () => {
       kick.send(server.address, new Uint8Array([0]))
       const deadline = performance.now() + 10_000
       const all = () => server.handed + server.overflow === server.received - server.oversized
-      while ((Atomics.load(done, 0) === 0 || !all() || drops.size === 0) && performance.now() < deadline) {
+      while (
+        (Atomics.load(done, 0) === 0 || !all() || drops.size === 0) &&
+        performance.now() < deadline
+      ) {
         await new Promise((r) => setTimeout(r, 10))
       }
       await kick.close()
@@ -197,6 +201,52 @@ describe('ThreadedUdpEndpoint', () => {
     } finally {
       await sender.terminate()
       await server.close()
+    }
+  })
+
+  it('drops what a blocked address or /24 sends, on receipt, and reports it', async () => {
+    const server = await ThreadedUdpEndpoint.bind({ threads: 2, socketsPerThread: 2 })
+    const bad = await UdpEndpoint.bind({ host: '127.66.1.7' })
+    const worse = await UdpEndpoint.bind({ host: '127.66.2.9' })
+    const good = await UdpEndpoint.bind({ host: '127.0.0.2' })
+    let banned = 0
+    server.onDrops((_source, n, why) => {
+      if (why === 'banned') banned += n
+    })
+    try {
+      const got: string[] = []
+      // Probes carry 0; the datagrams sent once the blocks are in place carry 1, 2 and 3.
+      server.onFrame((peer, frame) => {
+        if (frame[0] !== 0) got.push(`${peer} ${frame[0]}`)
+      })
+      server.block('127.66.1.7', 60_000)
+      server.block('127.66.2.0/24', 60_000)
+      // The blocks reach the threads as messages: probe each flow until its thread has it
+      // (a flow always lands on the same socket, so the same thread).
+      for (const sender of [bad, worse]) {
+        const before = server.blocked
+        await waitFor(
+          () => {
+            sender.send(server.address, new Uint8Array([0]))
+            return server.blocked > before
+          },
+          { what: `${sender.address} blocked` },
+        )
+      }
+      const blocked = server.blocked
+      for (let i = 0; i < 10; i++) {
+        bad.send(server.address, new Uint8Array([1]))
+        worse.send(server.address, new Uint8Array([2]))
+      }
+      // (≥: a probe still on its way may be counted too)
+      await waitFor(() => server.blocked >= blocked + 20, { what: 'the 20 datagrams blocked' })
+      good.send(server.address, new Uint8Array([3]))
+      await waitFor(() => got.length > 0, { what: 'the good datagram' })
+      await waitFor(() => banned === server.blocked, { what: 'every drop reported' })
+      expect(got).toEqual([`${good.address} 3`])
+      expect(server.overflow).toBe(0)
+    } finally {
+      await Promise.all([server.close(), bad.close(), worse.close(), good.close()])
     }
   })
 
