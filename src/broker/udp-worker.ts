@@ -32,6 +32,8 @@ import {
   WorkerCounter,
 } from './udp-worker-protocol.ts'
 
+/** Longest delay of a drop report. */
+const REPORT_MS = 50
 const data = workerData as UdpWorkerData
 const counters = new Float64Array(data.counters)
 const inFlight = new Int32Array(data.inFlight)
@@ -42,6 +44,7 @@ const drops = new Map<string, number>()
 const blocked = new Map<string, number>()
 let blockedSinceReport = 0
 let flushScheduled = false
+let reportTimer: ReturnType<typeof setTimeout> | undefined
 
 function post(socket: number): void {
   const writer = writers[socket]
@@ -57,12 +60,19 @@ function post(socket: number): void {
 function flush(): void {
   flushScheduled = false
   for (let s = 0; s < writers.length; s++) post(s)
-  if (drops.size > 0 || blockedSinceReport > 0) {
-    const m: DropsMessage = { type: 'drops', bySource: [...drops], blocked: blockedSinceReport }
-    drops.clear()
-    blockedSinceReport = 0
-    parentPort!.postMessage(m)
-  }
+}
+
+/** Reports drops at most every {@link REPORT_MS}, not once per turn of a flood. */
+function report(): void {
+  reportTimer = undefined
+  const m: DropsMessage = { type: 'drops', bySource: [...drops], blocked: blockedSinceReport }
+  drops.clear()
+  blockedSinceReport = 0
+  parentPort!.postMessage(m)
+}
+
+function dropped(): void {
+  reportTimer ??= setTimeout(report, REPORT_MS)
 }
 
 function schedule(): void {
@@ -77,7 +87,7 @@ function overflow(socket: number, address: string): void {
   counters[WORKER_COUNTERS + socket]++
   const key = drops.has(address) || drops.size < MAX_DROP_SOURCES ? address : 'other'
   drops.set(key, (drops.get(key) ?? 0) + 1)
-  schedule()
+  dropped()
 }
 
 /** True when `address` or its IPv4 /24 is banned now (expired entries are removed). */
@@ -100,7 +110,7 @@ function onMessage(socket: number, msg: Buffer, rinfo: { address: string; port: 
   if (isBlocked(rinfo.address)) {
     counters[WorkerCounter.Blocked]++
     blockedSinceReport++
-    schedule()
+    dropped()
     return
   }
   if (msg.length > data.maxDatagramBytes) {
@@ -187,6 +197,7 @@ parentPort!.on(
         (err: Error) => parentPort!.postMessage({ type: 'bind-error', message: err.message }),
       )
     } else {
+      if (reportTimer !== undefined) clearTimeout(reportTimer)
       for (const s of sockets) s.close()
       parentPort!.close()
     }
