@@ -963,8 +963,13 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       // Late (the client is a straggler) or again (its retransmission was answered
       // again): fine from the client; nobody else has a reason to send it.
       if (!fromClient) this.penalise(peer, 'unsolicited-share')
-      else if (b.sharePeers[index] === undefined && bound?.peer !== peer) {
-        // Its first share from a reply peer: checked alone, it binds (once per entry).
+      else if (
+        b.sharePeers[index] === undefined &&
+        bound?.peer !== peer &&
+        entry.seen.senders.length > 1
+      ) {
+        // Its first share from one of several senders: checked alone, it binds (once per
+        // entry; with one sender the replies find the client without a binding).
         if (this.shareChecks(b, peer, share)) {
           b.sharePeers[index] = peer
           this.bindAddress(entry.submission, peer)

@@ -48,11 +48,11 @@ export interface ThreadedUdpEndpointOptions {
    * Bytes of one socket's batches the main thread has not read yet; beyond, the thread
    * drops what that socket receives (counted in `overflow`, per socket and by source), so
    * memory stays bounded when the main thread falls behind, and a flood on one socket
-   * cannot use up another's room. Default 4 MiB per socket: about 48,000 submissions or
-   * 17,000 shares, several times what the kernel's buffer holds.
+   * cannot use up another's room. Default 16 MiB per socket: about 195,000 submissions or
+   * 70,000 shares, a whole batch's shares even when one flow (one socket) carries them all.
    */
   maxBytesInFlight?: number
-  /** Likewise in datagrams, per socket. Default 32,768. */
+  /** Likewise in datagrams, per socket. Default 131,072. */
   maxDatagramsInFlight?: number
   /**
    * Datagrams the main thread takes from each socket's queue in turn, per event-loop turn
@@ -183,8 +183,8 @@ export class ThreadedUdpEndpoint {
         sendBufferSize: options.sendBufferSize,
         maxDatagramBytes: options.maxDatagramBytes ?? 2048,
         batchBytes: options.batchBytes ?? 65_536,
-        maxBytesInFlight: options.maxBytesInFlight ?? 4 * 1024 * 1024,
-        maxDatagramsInFlight: options.maxDatagramsInFlight ?? 32_768,
+        maxBytesInFlight: options.maxBytesInFlight ?? 16 * 1024 * 1024,
+        maxDatagramsInFlight: options.maxDatagramsInFlight ?? 131_072,
         counters,
         inFlight,
       }
