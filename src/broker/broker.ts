@@ -623,7 +623,11 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       return
     }
     if (bound?.peer === peer) bound.heardAt = now
-    if (!seen.senders.includes(peer) && seen.senders.length < MAX_SENDERS) seen.senders.push(peer)
+    // The latest distinct senders: a client whose copy came after several others' still gets in.
+    if (!seen.senders.includes(peer)) {
+      seen.senders.push(peer)
+      if (seen.senders.length > MAX_SENDERS) seen.senders.shift()
+    }
     if (seen.state === 'authenticated' || seen.state === 'deferred') {
       const verified = seen.state === 'authenticated'
       const copy = { peer, submission: seen.submission, source, seen, verified, deferred: false }
@@ -658,8 +662,8 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   /**
    * Where replies for the client of `entry` go: its bound address when that address sent
    * this submission or spoke within `rebindAfterMs`; otherwise (a client not bound yet, or
-   * whose address changed) every distinct sender of the submission, at most
-   * {@link MAX_SENDERS}, and the first good share binds. Arrival order never decides: a
+   * whose address changed) the last {@link MAX_SENDERS} distinct senders of the
+   * submission, and the first good share binds. Arrival order never decides: a
    * copy that an on-path attacker sends before or after its client's gets at most the
    * proof of a client not bound yet (public data), never its binding or its certificates
    * once bound.

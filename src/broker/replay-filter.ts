@@ -15,8 +15,8 @@ export interface SeenSubmission {
   /** See {@link SeenState}. */
   state: SeenState
   /**
-   * The distinct senders ("host:port") of its copies, first one first, at most
-   * {@link MAX_SENDERS}: where replies go while its client has no bound address (see `Broker`).
+   * The last {@link MAX_SENDERS} distinct senders ("host:port") of its copies, oldest
+   * first: where replies go while its client has no bound address (see `Broker`).
    */
   senders: PeerKey[]
   /** The address of the latest copy. */

@@ -15,8 +15,14 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c()
 })
 
-/** A cluster whose broker has its sockets where `udpThreads` says (default: the broker's default). */
-async function cluster(udpThreads?: number): Promise<LocalCluster> {
+/** UDP threads of the flood tests' broker: `BROKER_TEST_UDP_THREADS`, else the broker's default. */
+const FLOOD_UDP_THREADS =
+  process.env.BROKER_TEST_UDP_THREADS === undefined
+    ? undefined
+    : Number(process.env.BROKER_TEST_UDP_THREADS)
+
+/** A cluster whose broker has its sockets where `udpThreads` says. */
+async function cluster(udpThreads = FLOOD_UDP_THREADS): Promise<LocalCluster> {
   const c = await LocalCluster.start({
     clients: 8,
     broker: { flushTimeoutMs: 10, shareTimeoutMs: 300, authThreads: 1, udpThreads },
