@@ -229,6 +229,8 @@ async function ingest(
   const data = new Uint8Array(total)
   for (let i = 0; i < n; i++) data.set(submissions[i], offsets[i])
   const port = Number(node.address.split(':')[1])
+  // This thread's CPU time only (the sender and the UDP and auth workers are other threads).
+  const cpuBefore = process.threadCpuUsage()
   const start = performance.now()
   const sender = new Worker(SENDER, {
     eval: true,
@@ -249,6 +251,7 @@ async function ingest(
     await sleep(20)
   }
   const seconds = (lastChange - start) / 1000
+  const cpu = process.threadCpuUsage(cpuBefore)
   const counts = node.core.counts()
   // Datagrams that reached the core: a UDP thread may drop some when the main thread lags.
   const received = node.udp.received - ('overflow' in node.udp ? node.udp.overflow : 0)
@@ -269,6 +272,7 @@ async function ingest(
     ),
     'UDP loss %': Number((((sent.sent - received) / sent.sent) * 100).toFixed(2)),
     'dropped before auth': counts.authQueueFull,
+    'main-thread CPU µs/packet received': Number(((cpu.user + cpu.system) / received).toFixed(1)),
     'batches flushed meanwhile':
       counts.pooled >= run.flushAt ? Math.floor(counts.pooled / run.flushAt) : 0,
     'seed target packets/s': TARGET_RATE,

@@ -10,7 +10,9 @@
  *  - port rotation: 1,100 source ports each send one bad datagram, then a fresh port floods;
  *  - replay race: an on-path relay resends each client SUBMIT before the client does.
  * Each attack runs with the broker on 1 UDP socket and on 4 (SO_REUSEPORT: the kernel
- * spreads flows over 4 queues, so one flooding flow does not overflow the honest ones').
+ * spreads flows over 4 queues, so one flooding flow does not overflow the honest ones'),
+ * and with the sockets on the broker's main thread (`udpThreads: 0`) and in a UDP worker
+ * thread (`udpThreads: 1`: one queue per socket to the main thread, served round-robin).
  * Targets: honest throughput during ≥ 50% of before, 0 honest lost, no honest client
  * penalised, flood sources banned within 1 s.
  */
@@ -33,6 +35,8 @@ import { printTable, type Row, writeResults } from '../report.ts'
 const CLIENTS = 16
 /** Broker UDP sockets on its port (SO_REUSEPORT), one run each; 1 = a single kernel queue. */
 const UDP_SOCKETS = (process.env.BROKER_UDP_SOCKETS ?? '1,4').split(',').map(Number)
+/** Where the broker's sockets live, one run each: 0 = its main thread, 1 = a UDP worker thread. */
+const UDP_THREADS = (process.env.BROKER_UDP_THREADS ?? '0,1').split(',').map(Number)
 const RETRY = { retryMs: 500, maxRetryMs: 2000 }
 const WINDOW_MS = Number(process.env.ATTACK_WINDOW_MS ?? 3000)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -59,7 +63,7 @@ function window(load: HonestLoad, from: number, to: number): Window {
   }
 }
 
-async function run(attack: AttackName, sockets: number) {
+async function run(attack: AttackName, sockets: number, udpThreads: number) {
   // Servers from LocalCluster; the broker and clients by hand, to choose the broker's sockets.
   const servers = await LocalCluster.start({ clients: CLIENTS, withBroker: false })
   const broker = await BrokerNode.start({
@@ -71,6 +75,7 @@ async function run(attack: AttackName, sockets: number) {
     shareTimeoutMs: 300,
     authThreads: 1,
     udp: { recvBufferSize: 4 * 1024 * 1024, sockets },
+    udpThreads,
   })
   const clients = await Promise.all(
     servers.clientKeys.map((k, id) =>
@@ -152,6 +157,7 @@ async function run(attack: AttackName, sockets: number) {
   const result = {
     attack,
     brokerUdpSockets: sockets,
+    brokerUdpThreads: udpThreads,
     honestThroughputBefore_msgPerS: Math.round(before.throughput),
     honestThroughputDuring_msgPerS: Math.round(during.throughput),
     honestThroughputRatio: Number((during.throughput / before.throughput).toFixed(2)),
@@ -172,6 +178,8 @@ async function run(attack: AttackName, sockets: number) {
     authQueueFullKnown: counts.authQueueFullKnown,
     authQueueFull: counts.authQueueFull,
     answersToAttacker: relay?.answersToAttacker ?? 0,
+    udpOverflow: counts.udpOverflow,
+    udpOverflowBySource: broker.core.overflowBySource(),
   }
   for (const c of closers.reverse()) await c()
   return result
@@ -186,16 +194,19 @@ const attacks: AttackName[] = [
 ]
 const only = process.argv[2] as AttackName | undefined
 const results = []
-for (const sockets of UDP_SOCKETS) {
-  for (const attack of only === undefined ? attacks : [only]) {
-    console.log(`attack: ${attack}, ${sockets} broker socket(s)...`)
-    results.push(await run(attack, sockets))
+for (const udpThreads of UDP_THREADS) {
+  for (const sockets of UDP_SOCKETS) {
+    for (const attack of only === undefined ? attacks : [only]) {
+      console.log(`attack: ${attack}, ${sockets} broker socket(s), ${udpThreads} UDP thread(s)...`)
+      results.push(await run(attack, sockets, udpThreads))
+    }
   }
 }
 
 const rows: Row[] = results.map((r) => ({
   attack: r.attack,
   sockets: r.brokerUdpSockets,
+  'sockets on': r.brokerUdpThreads === 0 ? 'main thread' : `${r.brokerUdpThreads} UDP thread`,
   'msg/s before': r.honestThroughputBefore_msgPerS,
   'msg/s during': r.honestThroughputDuring_msgPerS,
   ratio: r.honestThroughputRatio,
@@ -205,6 +216,7 @@ const rows: Row[] = results.map((r) => ({
   'honest penalised': r.honestPenalised,
   'ban after ms': r.timeToBan_ms < 0 ? 'not banned' : r.timeToBan_ms,
   'attack datagrams/s': r.attackRate_perS,
+  'queue overflow (honest)': `${r.udpOverflow} (${r.udpOverflowBySource['127.0.0.1'] ?? 0})`,
 }))
 printTable(
   `Broker under attack: ${CLIENTS} honest clients, 4 servers, 1 auth thread, ${WINDOW_MS} ms windows (targets: ratio ≥ 0.5, 0 lost, 0 penalised, ban ≤ 1,000 ms)`,
@@ -218,6 +230,7 @@ writeResults('attack-broker', {
     windowMs: WINDOW_MS,
     cpus: availableParallelism(),
     loadAverage1m: loadavg()[0],
+    udpThreads: UDP_THREADS,
   },
   attacks: results,
 })

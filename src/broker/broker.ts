@@ -23,7 +23,7 @@ import { batchLeaves } from './leaf.ts'
 import { OffenderTable, type Source, sourceOf } from './offenders.ts'
 import type { BatchReference } from './orderer.ts'
 import { type BrokerLimits, brokerLimits, faultsTolerated } from './params.ts'
-import { bytesEqual, ReplayFilter, type SeenSubmission } from './replay-filter.ts'
+import { bytesEqual, MAX_SENDERS, ReplayFilter, type SeenSubmission } from './replay-filter.ts'
 import { batchRootInput, deliveryInput, witnessInput } from './signing.ts'
 import {
   decodeShardFrame,
@@ -84,8 +84,9 @@ export interface BrokerOptions {
    */
   minRetransmitMs?: number
   /**
-   * A client's replies move from the address its latest submission was authenticated from
-   * to another only after the first has been silent this long. Default 2,000 ms.
+   * A client's replies go to its bound address (the last that returned a good share for
+   * it) unless that address has been silent this long and did not send the submission
+   * answered. Default 2,000 ms.
    */
   rebindAfterMs?: number
   /** Source addresses (and prefixes) whose penalties are tracked. Default 4,096. */
@@ -138,6 +139,11 @@ export interface BrokerCounters {
   contested: number
   /** Batches rebuilt without their forged entries (before any server saw them). */
   redistilled: number
+  /**
+   * Datagrams the UDP driver received and dropped because their socket's queue to the core
+   * was full (reported by the driver; by source in {@link Broker.overflowBySource}).
+   */
+  udpOverflow: number
   /** Submissions added to the pool. */
   pooled: number
   /** Submissions dropped because the authentication queue was full. */
@@ -214,12 +220,20 @@ interface PoolEntry {
   deferred: boolean
 }
 
-/** Where a client's replies go: the source of its latest authenticated submission. */
+/**
+ * Where a client's replies go: the sender of its latest good BLS share (a fresh signature
+ * on a root only this broker handed out, so that address has the client's key).
+ */
 interface ClientAddress {
   peer: PeerKey
   address: string
   sequence: number
+  /** When this peer last sent a submission or share of the client. */
+  heardAt: number
 }
+
+/** Sources whose driver-reported overflow is kept apart; the rest count under "other". */
+const MAX_OVERFLOW_SOURCES = 1024
 
 interface InFlight {
   number: number
@@ -233,6 +247,8 @@ interface InFlight {
   height: HeightCertificate
   /** Shares decoded on arrival (spreads the decoding over the share phase); null = undecodable. */
   shares: (BlsDecodedShare | null | undefined)[]
+  /** Who sent each counted share, when it was one of the entry's reply peers (it binds there if good). */
+  sharePeers: (PeerKey | undefined)[]
   shareCount: number
   /** Running sums of decoded shares, in chunks, so aggregating at the end costs little. */
   shareSums: BlsDecodedShare[]
@@ -285,6 +301,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   private readonly offenders: OffenderTable
   private readonly deferral: DeferralLedger
   private readonly clientAddress = new Map<number, ClientAddress>()
+  private readonly overflowed = new Map<string, number>()
   private readonly sources = new Map<PeerKey, Source>()
   private authTimer?: TimerHandle
   private authPending = 0
@@ -310,6 +327,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     forged: 0,
     contested: 0,
     redistilled: 0,
+    udpOverflow: 0,
     pooled: 0,
     sequenceAhead: 0,
     authQueueFull: 0,
@@ -387,6 +405,28 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   /** Broker counters. */
   counts(): BrokerCounters {
     return { ...this.counters }
+  }
+
+  /**
+   * Called by the UDP driver: it dropped `count` datagrams, from a source this core banned
+   * (`why` "banned": counted in `banned` as if dropped here), or from `source` (an address,
+   * or "other") because their socket's queue to this core was full (`udpOverflow`; not
+   * penalised: an honest client sharing a flood's socket loses datagrams this way too).
+   */
+  udpDropped(source: string, count: number, why: 'overflow' | 'banned' = 'overflow'): void {
+    if (why === 'banned') {
+      this.counters.banned += count
+      return
+    }
+    this.counters.udpOverflow += count
+    const key =
+      this.overflowed.has(source) || this.overflowed.size < MAX_OVERFLOW_SOURCES ? source : 'other'
+    this.overflowed.set(key, (this.overflowed.get(key) ?? 0) + count)
+  }
+
+  /** {@link BrokerCounters.udpOverflow} by source address (bounded; the rest under "other"). */
+  overflowBySource(): Record<string, number> {
+    return Object.fromEntries(this.overflowed)
   }
 
   /** The highest slot certified by f+1 servers that this broker knows. */
@@ -504,6 +544,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       return
     }
     const bound = this.clientAddress.get(submission.id)
+    if (bound?.peer === peer) bound.heardAt = now
     // Deferred: pooled now, its signature checked only if no good share covers it. Never
     // for a sender with penalties, beyond its prefix's allowance, or for a message older
     // than its client's latest (no client sends one).
@@ -554,12 +595,10 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
    * A copy of a submission already queued or authenticated: no signature check. A client
    * retransmits only its latest message, at most every `minRetransmitMs`; a copy of an older
    * one, two copies closer than that from one address, or more than 3 from elsewhere than
-   * the client's bound address, are replays, penalised. Otherwise replies go to the
-   * client's bound address (the source of its latest authenticated submission) while it
-   * speaks; to another only after `rebindAfterMs` of silence (a client whose address
-   * changed), or for a client not bound yet, to the latest copy. So a copy an on-path
-   * attacker sends before the client's does not take its proofs. An authenticated copy is
-   * answered as a retransmission.
+   * the client's bound address, are replays, penalised. Otherwise its sender joins the
+   * submission's senders (see {@link replyPeers}: which copy came first decides nothing, so
+   * an on-path attacker racing the client, before or after it, takes none of its replies).
+   * An authenticated copy is answered as a retransmission.
    */
   private onCopy(peer: PeerKey, source: Source, seen: SeenSubmission, now: number): void {
     this.counters.copies++
@@ -583,19 +622,14 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       this.penalise(peer, 'replay')
       return
     }
-    const takes =
-      fromBound ||
-      bound === undefined ||
-      seen.replyAddress === source.address ||
-      now - seen.replyAt >= (this.opts.rebindAfterMs ?? 2000)
-    if (takes) {
-      seen.replyPeer = peer
-      seen.replyAddress = source.address
-      seen.replyAt = now
+    if (bound?.peer === peer) bound.heardAt = now
+    // The latest distinct senders: a client whose copy came after several others' still gets in.
+    if (!seen.senders.includes(peer)) {
+      seen.senders.push(peer)
+      if (seen.senders.length > MAX_SENDERS) seen.senders.shift()
     }
     if (seen.state === 'authenticated' || seen.state === 'deferred') {
       const verified = seen.state === 'authenticated'
-      if (verified) this.bindAddress(seen.submission, seen.replyPeer, seen.replyAddress)
       const copy = { peer, submission: seen.submission, source, seen, verified, deferred: false }
       this.admit(copy, false)
     }
@@ -614,16 +648,48 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     else this.deferral.release(prefix)
   }
 
-  /** Replies for client `s.id` go where its latest current submission came from. */
-  private bindAddress(s: Submission, peer: PeerKey, address: string): void {
+  /**
+   * Binds client `s.id` to `peer`, which returned a good BLS share on `s`'s batch root. A
+   * signature check does not bind: it proves the submission, not who sent this copy of it.
+   */
+  private bindAddress(s: Submission, peer: PeerKey): void {
     const bound = this.clientAddress.get(s.id)
-    if (bound !== undefined && bound.sequence > s.sequence) return // a copy of an old one
-    this.clientAddress.set(s.id, { peer, address, sequence: s.sequence })
+    if (bound !== undefined && bound.sequence > s.sequence) return // a share for an old one
+    const address = this.sourceOf(peer).address
+    this.clientAddress.set(s.id, { peer, address, sequence: s.sequence, heardAt: this.env.now() })
   }
 
-  /** Where replies for the client of `entry` go (see `onCopy`). */
-  private replyTo(entry: PoolEntry): PeerKey {
-    return this.clientAddress.get(entry.submission.id)?.peer ?? entry.seen.replyPeer
+  /**
+   * Where replies for the client of `entry` go: its bound address when that address sent
+   * this submission or spoke within `rebindAfterMs`; otherwise (a client not bound yet, or
+   * whose address changed) the last {@link MAX_SENDERS} distinct senders of the
+   * submission, and the first good share binds. Arrival order never decides: a
+   * copy that an on-path attacker sends before or after its client's gets at most the
+   * proof of a client not bound yet (public data), never its binding or its certificates
+   * once bound.
+   */
+  private replyPeers(entry: PoolEntry): readonly PeerKey[] {
+    const bound = this.clientAddress.get(entry.submission.id)
+    const senders = entry.seen.senders
+    if (
+      bound !== undefined &&
+      (senders.includes(bound.peer) ||
+        this.env.now() - bound.heardAt < (this.opts.rebindAfterMs ?? 2000))
+    ) {
+      return [bound.peer]
+    }
+    return senders
+  }
+
+  /** Sends `frame` to every reply peer of `entry`. */
+  private reply(entry: PoolEntry, frame: Uint8Array): void {
+    for (const peer of this.replyPeers(entry)) this.sendTo(peer, frame)
+  }
+
+  /** Answers a copy from `entry.peer`: to it alone when it is a reply peer, else to them all. */
+  private answer(entry: PoolEntry, frame: Uint8Array): void {
+    if (this.replyPeers(entry).includes(entry.peer)) this.sendTo(entry.peer, frame)
+    else this.reply(entry, frame)
   }
 
   private runAuth(): void {
@@ -671,9 +737,6 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
         continue
       }
       e.seen.state = 'authenticated'
-      // The latest copy (maybe the client's own, after an on-path attacker's) gets the replies.
-      this.bindAddress(e.submission, e.seen.replyPeer, e.seen.replyAddress)
-      e.seen.replyAt = this.env.now()
       e.verified = true
       this.counters.authenticated++
       this.admit(e, true)
@@ -689,7 +752,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     const done = this.delivered.get(s.id)
     if (done !== undefined && done.sequence === s.sequence && bytesEqual(done.payload, s.payload)) {
       this.counters.retransmissionsAnswered++
-      this.sendTo(this.replyTo(entry), this.deliveredFrame(done.certified, done.index))
+      this.answer(entry, this.deliveredFrame(done.certified, done.index))
       return true
     }
     const flying = this.inFlightById.get(s.id)
@@ -698,8 +761,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     const mine = flying.entries[index].submission
     if (mine.sequence !== s.sequence || !bytesEqual(mine.payload, s.payload)) return false
     this.counters.retransmissionsAnswered++
-    if (flying.phase === 'shares')
-      this.sendTo(this.replyTo(entry), this.inclusionFrame(flying, index))
+    if (flying.phase === 'shares') this.answer(entry, this.inclusionFrame(flying, index))
     return true
   }
 
@@ -805,6 +867,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       entriesPerLeaf: perLeaf,
       height: this.height,
       shares: new Array(entries.length),
+      sharePeers: new Array(entries.length),
       shareCount: 0,
       shareSums: [],
       unsummed: [],
@@ -820,7 +883,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     // out 65,536 proofs takes a while, and the clients of the last ones are not late.
     this.inChunks(
       entries.length,
-      (i) => this.sendTo(this.replyTo(entries[i]), this.inclusionFrame(b, i)),
+      (i) => this.reply(entries[i], this.inclusionFrame(b, i)),
       () => {
         if (b.phase === 'shares') {
           b.timer = this.later(this.opts.shareTimeoutMs ?? 500, () => this.aggregate(b))
@@ -896,27 +959,34 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       this.penalise(peer, 'share-not-in-batch')
       return
     }
-    const fromClient = peer === this.replyTo(b.entries[index])
+    const entry = b.entries[index]
+    const fromClient = this.replyPeers(entry).includes(peer)
+    const bound = this.clientAddress.get(share.id)
+    if (bound?.peer === peer) bound.heardAt = this.env.now()
     if (b.phase !== 'shares' || b.shares[index] !== undefined) {
       // Late (the client is a straggler) or again (its retransmission was answered
       // again): fine from the client; nobody else has a reason to send it.
       if (!fromClient) this.penalise(peer, 'unsolicited-share')
+      else if (
+        b.sharePeers[index] === undefined &&
+        bound?.peer !== peer &&
+        entry.seen.senders.length > 1
+      ) {
+        // Its first share from one of several senders: checked alone, it binds (once per
+        // entry; with one sender the replies find the client without a binding).
+        if (this.shareChecks(b, peer, share)) {
+          b.sharePeers[index] = peer
+          this.bindAddress(entry.submission, peer)
+        }
+      }
       return
     }
-    if (!fromClient) {
-      // Not from the client's address: a share counts by its signature, checked alone
-      // now, so nobody can pre-empt a client's share with a bad one.
-      const check = blsAggregateShares(batchRootInput(b.root), [
-        { publicKey: this.opts.directory.blsKey(share.id), signature: share.signature },
-      ])
-      if (check.bad.length > 0) {
-        this.counters.badShares++
-        this.penalise(peer, 'bad-share')
-        return
-      }
-    }
+    // Not from the client's address: a share counts by its signature, checked alone now,
+    // so nobody can pre-empt a client's share with a bad one.
+    if (!fromClient && !this.shareChecks(b, peer, share)) return
     const decoded = blsDecodeShare(share.signature)
     b.shares[index] = decoded ?? null
+    if (fromClient) b.sharePeers[index] = peer
     b.shareCount++
     if (decoded !== undefined) {
       b.unsummed.push(decoded)
@@ -926,6 +996,21 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
       b.timer?.cancel()
       this.aggregate(b)
     }
+  }
+
+  /** Checks one share alone; a bad one is counted and penalised. */
+  private shareChecks(
+    b: InFlight,
+    peer: PeerKey,
+    share: { id: number; signature: Uint8Array },
+  ): boolean {
+    const check = blsAggregateShares(batchRootInput(b.root), [
+      { publicKey: this.opts.directory.blsKey(share.id), signature: share.signature },
+    ])
+    if (check.bad.length === 0) return true
+    this.counters.badShares++
+    this.penalise(peer, 'bad-share')
+    return false
   }
 
   /**
@@ -960,6 +1045,8 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     for (const k of result.good) {
       const e = b.entries[withShare[k]]
       signer[withShare[k]] = 1
+      const by = b.sharePeers[withShare[k]]
+      if (by !== undefined) this.bindAddress(e.submission, by)
       if (!e.deferred) continue
       this.counters.provenByShare++
       this.proven(e)
@@ -974,11 +1061,10 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
     })
   }
 
-  /** An unchecked entry turned out genuine: its prefix earns allowance, its client is bound. */
+  /** An unchecked entry turned out genuine: its prefix earns allowance. */
   private proven(e: PoolEntry): void {
     this.settle(e, 'proven')
     if (e.seen.state === 'deferred') e.seen.state = 'authenticated'
-    this.bindAddress(e.submission, e.seen.replyPeer, e.seen.replyAddress)
   }
 
   /**
@@ -1197,7 +1283,7 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
         certified,
         index: i,
       })
-      this.sendTo(this.replyTo(b.entries[i]), this.deliveredFrame(certified, i))
+      this.reply(b.entries[i], this.deliveredFrame(certified, i))
     })
     this.events.emit('certified', { batchNumber: b.number, slot, entries: b.entries.length })
     this.resumeFlushing()

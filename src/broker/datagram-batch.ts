@@ -58,6 +58,11 @@ export class DatagramBatchWriter {
     return this.records
   }
 
+  /** Bytes written since the last {@link take}. */
+  get bytes(): number {
+    return this.length
+  }
+
   /**
    * Appends one datagram from or to `address` (`ip` is its {@link ipv4ToNumber}, -1 for
    * IPv6) and `port`; false when it does not fit (take the batch, then add again).
@@ -103,15 +108,33 @@ export type DatagramRecordHandler = (
 ) => void
 
 /**
- * Calls `fn` for every record of `batch` in order. Throws {@link DecodeError} on a
- * truncated or malformed record (batches come from this process's own threads).
+ * Calls `fn` for every record of `batch` in order; returns how many. Throws
+ * {@link DecodeError} on a truncated or malformed record (batches come from this process's
+ * own threads).
  */
 export function readDatagramBatch(batch: ArrayBuffer, fn: DatagramRecordHandler): number {
+  let n = 0
+  readDatagramRecords(batch, 0, Number.POSITIVE_INFINITY, (ip, address, port, frame) => {
+    n++
+    fn(ip, address, port, frame)
+  })
+  return n
+}
+
+/**
+ * Calls `fn` for at most `max` records of `batch` from byte offset `at` (a record's start);
+ * returns the offset after the last one read, to go on from later.
+ */
+export function readDatagramRecords(
+  batch: ArrayBuffer,
+  at: number,
+  max: number,
+  fn: DatagramRecordHandler,
+): number {
   const bytes = new Uint8Array(batch)
   const view = new DataView(batch)
-  let at = 0
   let n = 0
-  while (at < bytes.length) {
+  while (at < bytes.length && n < max) {
     const family = bytes[at++]
     let ip = -1
     let address = ''
@@ -131,9 +154,9 @@ export function readDatagramBatch(batch: ArrayBuffer, fn: DatagramRecordHandler)
     const len = view.getUint16(at + 2)
     at += 4
     if (at + len > bytes.length) throw new DecodeError('truncated datagram record')
+    n++
     fn(ip, address, port, bytes.subarray(at, at + len))
     at += len
-    n++
   }
-  return n
+  return at
 }

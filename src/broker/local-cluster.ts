@@ -37,7 +37,7 @@ export interface LocalClusterOptions {
       | 'banThreshold'
       | 'maxShareVerifications'
     >
-  > & { authThreads?: number }
+  > & { authThreads?: number; udpThreads?: number }
   /** Client options. */
   client?: Partial<Pick<BrokerClientOptions, 'retryMs' | 'maxRetryMs' | 'maxQueue'>>
   /** The orderer. Default: a {@link SingleSequencer} (not Byzantine fault tolerant). */

@@ -14,12 +14,11 @@ export interface SeenSubmission {
   submission: Submission
   /** See {@link SeenState}. */
   state: SeenState
-  /** Where replies go once it is authenticated ("host:port"): see `Broker`. */
-  replyPeer: PeerKey
-  /** The address part of `replyPeer`. */
-  replyAddress: string
-  /** When `replyPeer` last sent a copy (or was bound). */
-  replyAt: number
+  /**
+   * The last {@link MAX_SENDERS} distinct senders ("host:port") of its copies, oldest
+   * first: where replies go while its client has no bound address (see `Broker`).
+   */
+  senders: PeerKey[]
   /** The address of the latest copy. */
   lastAddress: string
   /** Start of the current copy-counting window. */
@@ -27,6 +26,9 @@ export interface SeenSubmission {
   /** Copies within the current window. */
   copies: number
 }
+
+/** Distinct senders of one submission remembered (the client's, and a few copies' more). */
+export const MAX_SENDERS = 3
 
 /** True when `a` and `b` hold the same bytes. */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -78,9 +80,7 @@ export class ReplayFilter {
     const r: SeenSubmission = {
       submission: s,
       state,
-      replyPeer: peer,
-      replyAddress: address,
-      replyAt: now,
+      senders: [peer],
       lastAddress: address,
       windowStart: now,
       copies: 0,

@@ -7,11 +7,19 @@ import {
   DatagramBatchWriter,
   ipv4ToNumber,
   numberToIpv4,
-  readDatagramBatch,
+  readDatagramRecords,
 } from './datagram-batch.ts'
+import { FairQueue } from './fair-queue.ts'
 import type { DatagramHandler } from './udp-endpoint.ts'
 import { endpointEnv, splitHostPort } from './udp-socket.ts'
-import { type UdpWorkerData, WORKER_COUNTERS, WorkerCounter } from './udp-worker-protocol.ts'
+import {
+  type BatchMessage,
+  type DropsMessage,
+  IN_FLIGHT_SLOTS,
+  type UdpWorkerData,
+  WORKER_COUNTERS,
+  WorkerCounter,
+} from './udp-worker-protocol.ts'
 
 const log = logger('consensus-multicast:broker:udp-threads')
 
@@ -37,18 +45,42 @@ export interface ThreadedUdpEndpointOptions {
   /** Capacity of one batch of datagrams between threads, in bytes. Default 65,536. */
   batchBytes?: number
   /**
-   * Bytes of batches a thread may have posted that the main thread has not read yet;
-   * beyond, it drops what it receives (counted in `overflow`), so memory stays bounded when
-   * the main thread falls behind (or is descheduled). Default 16 MiB per thread: about
-   * 195,000 submissions or 70,000 shares, several times what the kernel's buffer holds.
+   * Bytes of one socket's batches the main thread has not read yet; beyond, the thread
+   * drops what that socket receives (counted in `overflow`, per socket and by source), so
+   * memory stays bounded when the main thread falls behind, and a flood on one socket
+   * cannot use up another's room. Default 16 MiB per socket: about 195,000 submissions or
+   * 70,000 shares, a whole batch's shares even when one flow (one socket) carries them all.
    */
   maxBytesInFlight?: number
+  /** Likewise in datagrams, per socket. Default 131,072. */
+  maxDatagramsInFlight?: number
+  /**
+   * Datagrams the main thread takes from each socket's queue in turn, per event-loop turn
+   * (round-robin). Default 64.
+   */
+  quantum?: number
 }
+
+/**
+ * Receives the datagrams a thread dropped since its last report: for overflow of their
+ * socket's queue, from `source` (an address, or "other"); or from a source {@link
+ * ThreadedUdpEndpoint.block}ed (`source` "banned").
+ */
+export type DropHandler = (source: string, count: number, why: 'overflow' | 'banned') => void
 
 interface Thread {
   worker: Worker
   counters: Float64Array
   inFlight: Int32Array
+}
+
+/** A batch of one socket's datagrams waiting for the main thread, read from `at` on. */
+interface Pending {
+  thread: Thread
+  socket: number
+  batch: ArrayBuffer
+  records: number
+  at: number
 }
 
 interface Destination {
@@ -60,9 +92,14 @@ interface Destination {
 /**
  * A UDP endpoint whose sockets live in worker threads (SO_REUSEPORT, all on one port): the
  * threads take datagrams off the kernel's queues and send, while the main thread only runs
- * the protocol core on batches of datagrams (one message per thread per event-loop turn).
+ * the protocol core on batches of datagrams (one message per socket per event-loop turn).
  * So the kernel's queues keep being drained while the main thread is busy (assembling a
  * batch, say), and the per-datagram cost of the socket layer is off the main thread.
+ *
+ * Each socket keeps its own queue to the main thread, with its own budget, and the main
+ * thread serves the queues round-robin, `quantum` datagrams each per event-loop turn: as
+ * with the sockets on the main thread, a flood fills only the queue of the socket its
+ * flow hashes to, and the others' datagrams do not wait behind it.
  * Same surface as {@link UdpEndpoint}; owns no protocol logic. Linux only (SO_REUSEPORT
  * must spread datagrams over the sockets).
  */
@@ -74,35 +111,60 @@ export class ThreadedUdpEndpoint {
   private readonly writer: DatagramBatchWriter
   private readonly destinations = new Map<PeerKey, Destination>()
   private readonly peerKeys = new Map<number, PeerKey>()
+  private readonly queue: FairQueue<Pending>
+  private readonly socketsPerThread: number
+  private readonly quantum: number
   private handler: DatagramHandler = () => {}
+  private dropHandler: DropHandler = () => {}
   private flushScheduled = false
+  private drainScheduled = false
   private nextThread = 0
   private closed = false
   /** Datagrams handed to the handler. */
   handed = 0
   /** Datagrams given to the threads to send. */
   sent = 0
+  /** Datagrams received but not handed on because the endpoint closed first. */
+  discardedAtClose = 0
 
-  private constructor(threads: Thread[], host: string, port: number, recvBuffer: number) {
+  private constructor(
+    threads: Thread[],
+    host: string,
+    port: number,
+    recvBuffer: number,
+    socketsPerThread: number,
+    quantum: number,
+  ) {
     this.threads = threads
     this.host = host
     this.port = port
     this.grantedRecvBuffer = recvBuffer
+    this.socketsPerThread = socketsPerThread
+    this.quantum = quantum
+    this.queue = new FairQueue(threads.length * socketsPerThread)
     this.writer = new DatagramBatchWriter(65_536)
-    for (const t of threads) {
-      t.worker.on('message', (m: { type: string; batch?: ArrayBuffer }) => {
-        if (m.type === 'batch' && m.batch !== undefined) this.onBatch(t, m.batch)
+    threads.forEach((t, i) => {
+      t.worker.on('message', (m: BatchMessage | DropsMessage) => {
+        if (m.type === 'batch') this.onBatch(t, i, m)
+        else if (m.type === 'drops') {
+          for (const [source, n] of m.bySource) this.dropHandler(source, n, 'overflow')
+          if (m.blocked > 0) this.dropHandler('banned', m.blocked, 'banned')
+        }
       })
-    }
+    })
   }
 
   /** Starts the threads and binds their sockets. */
   static async bind(options: ThreadedUdpEndpointOptions = {}): Promise<ThreadedUdpEndpoint> {
     const n = options.threads ?? 1
     const perThread = options.socketsPerThread ?? 4
+    const quantum = options.quantum ?? 64
     if (!Number.isInteger(n) || n < 1) throw new InvalidParametersError('threads must be ≥ 1')
     if (!Number.isInteger(perThread) || perThread < 1) {
       throw new InvalidParametersError('socketsPerThread must be ≥ 1')
+    }
+    if (!Number.isInteger(quantum) || quantum < 1) {
+      throw new InvalidParametersError('quantum must be ≥ 1')
     }
     const host = options.host ?? '127.0.0.1'
     // Run from source (.ts, Node's type stripping) or from the compiled package (.js).
@@ -110,8 +172,8 @@ export class ThreadedUdpEndpoint {
     const url = new URL(`./udp-worker.${ext}`, import.meta.url)
     const threads: Thread[] = []
     const bindOne = (port: number) => {
-      const counters = new SharedArrayBuffer(WORKER_COUNTERS * 8)
-      const inFlight = new SharedArrayBuffer(4)
+      const counters = new SharedArrayBuffer((WORKER_COUNTERS + perThread) * 8)
+      const inFlight = new SharedArrayBuffer(perThread * IN_FLIGHT_SLOTS * 4)
       const workerData: UdpWorkerData = {
         host,
         port,
@@ -122,6 +184,7 @@ export class ThreadedUdpEndpoint {
         maxDatagramBytes: options.maxDatagramBytes ?? 2048,
         batchBytes: options.batchBytes ?? 65_536,
         maxBytesInFlight: options.maxBytesInFlight ?? 16 * 1024 * 1024,
+        maxDatagramsInFlight: options.maxDatagramsInFlight ?? 131_072,
         counters,
         inFlight,
       }
@@ -155,7 +218,14 @@ export class ThreadedUdpEndpoint {
     try {
       const first = await bindOne(options.port ?? 0)
       for (let i = 1; i < n; i++) await bindOne(first.port)
-      return new ThreadedUdpEndpoint(threads, host, first.port, first.recvBufferSize)
+      return new ThreadedUdpEndpoint(
+        threads,
+        host,
+        first.port,
+        first.recvBufferSize,
+        perThread,
+        quantum,
+      )
     } catch (err) {
       await Promise.all(threads.map((t) => t.worker.terminate()))
       throw err
@@ -182,9 +252,28 @@ export class ThreadedUdpEndpoint {
     return this.sum(WorkerCounter.Oversized)
   }
 
-  /** Datagrams dropped by the threads because the main thread was too far behind. */
+  /** Datagrams dropped by the threads because their socket's queue to the main thread was full. */
   get overflow(): number {
     return this.sum(WorkerCounter.Overflow)
+  }
+
+  /** {@link overflow} by socket (thread by thread, each thread's sockets in order). */
+  get overflowBySocket(): number[] {
+    return this.threads.flatMap((t) =>
+      Array.from({ length: this.socketsPerThread }, (_, s) => t.counters[WORKER_COUNTERS + s]),
+    )
+  }
+
+  /** Datagrams received and waiting for the main thread, by socket (as {@link overflowBySocket}). */
+  get queuedBySocket(): number[] {
+    return Array.from({ length: this.threads.length * this.socketsPerThread }, (_, lane) =>
+      this.queue.unitsIn(lane),
+    )
+  }
+
+  /** Datagrams dropped on receipt because their source was {@link block}ed. */
+  get blocked(): number {
+    return this.sum(WorkerCounter.Blocked)
   }
 
   /** Send errors reported by the sockets. */
@@ -195,6 +284,21 @@ export class ThreadedUdpEndpoint {
   /** Sets the function that receives datagrams. */
   onFrame(handler: DatagramHandler): void {
     this.handler = handler
+  }
+
+  /** Sets the function told of datagrams the threads dropped (see {@link DropHandler}). */
+  onDrops(handler: DropHandler): void {
+    this.dropHandler = handler
+  }
+
+  /**
+   * Has the threads drop what `source` sends for `forMs` ms, on receipt: an address, or an
+   * IPv4 prefix "a.b.c.0/24" (other keys are ignored here and left to the core). For a
+   * core's bans, so a banned flood costs its socket thread only.
+   */
+  block(source: string, forMs: number): void {
+    if (this.closed) return
+    for (const t of this.threads) t.worker.postMessage({ type: 'block', source, forMs })
   }
 
   /** Sends one datagram to "host:port" (through a thread, after this event-loop turn). */
@@ -230,6 +334,7 @@ export class ThreadedUdpEndpoint {
     if (this.closed) return
     this.flushSends()
     this.closed = true
+    this.discardedAtClose += this.queue.clear((p) => this.release(p))
     await Promise.all(
       this.threads.map(
         (t) =>
@@ -260,16 +365,51 @@ export class ThreadedUdpEndpoint {
     t.worker.postMessage({ type: 'send', batch }, [batch])
   }
 
-  private onBatch(t: Thread, batch: ArrayBuffer): void {
-    try {
-      if (this.closed) return
-      readDatagramBatch(batch, (ip, address, port, frame) => {
-        this.handed++
-        this.handler(this.peerKey(ip, address, port), frame)
-      })
-    } finally {
-      Atomics.sub(t.inFlight, 0, batch.byteLength)
+  private onBatch(t: Thread, index: number, m: BatchMessage): void {
+    const pending: Pending = {
+      thread: t,
+      socket: m.socket,
+      batch: m.batch,
+      records: m.records,
+      at: 0,
     }
+    if (this.closed) {
+      this.discardedAtClose += m.records
+      this.release(pending)
+      return
+    }
+    this.queue.push(index * this.socketsPerThread + m.socket, pending, m.records)
+    this.scheduleDrain()
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return
+    this.drainScheduled = true
+    setImmediate(() => this.drain())
+  }
+
+  /** One round over the sockets' queues per event-loop turn, so I/O and timers run between. */
+  private drain(): void {
+    this.drainScheduled = false
+    if (this.closed) return
+    this.queue.round(
+      this.quantum,
+      (p, _lane, n) => {
+        p.at = readDatagramRecords(p.batch, p.at, n, (ip, address, port, frame) => {
+          this.handed++
+          this.handler(this.peerKey(ip, address, port), frame)
+        })
+      },
+      (p) => this.release(p),
+    )
+    if (this.queue.units > 0) this.scheduleDrain()
+  }
+
+  /** Gives a batch's bytes and datagrams back to its socket's budget. */
+  private release(p: Pending): void {
+    const slot = p.socket * IN_FLIGHT_SLOTS
+    Atomics.sub(p.thread.inFlight, slot, p.batch.byteLength)
+    Atomics.sub(p.thread.inFlight, slot + 1, p.records)
   }
 
   /** "host:port" of a record, from a bounded cache for IPv4 (a few sources send most). */

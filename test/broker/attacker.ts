@@ -108,8 +108,9 @@ export function capturedSubmissions(cluster: LocalCluster, payloads: Uint8Array[
 
 /**
  * An on-path attacker between clients and the broker: it forwards every datagram both
- * ways, but first resends each SUBMIT from its own address, so the broker sees the
- * attacker's copy before the client's. Clients send to {@link RaceRelay.address}.
+ * ways, but first resends each SUBMIT from its own address, so the attacker's copy leaves
+ * before the client's (the broker may see either first: its sockets and threads are
+ * served round-robin). Clients send to {@link RaceRelay.address}.
  */
 export class RaceRelay {
   private readonly front: Socket
@@ -120,6 +121,8 @@ export class RaceRelay {
   raced = 0
   /** Datagrams the broker sent to the attacker's address. */
   answersToAttacker = 0
+  /** Of those, delivery certificates. */
+  certificatesToAttacker = 0
   /** False: the relay only forwards (a baseline); true: the attacker races every SUBMIT. */
   racing = true
 
@@ -128,7 +131,10 @@ export class RaceRelay {
     this.attacker = attacker
     const colon = target.lastIndexOf(':')
     this.target = [target.slice(0, colon), Number(target.slice(colon + 1))]
-    attacker.on('message', () => this.answersToAttacker++)
+    attacker.on('message', (msg) => {
+      this.answersToAttacker++
+      if (msg[0] === FrameKind.Delivered) this.certificatesToAttacker++
+    })
     front.on('message', (msg, rinfo) => {
       const [host, port] = this.target
       if (this.racing && msg[0] === FrameKind.Submit) {

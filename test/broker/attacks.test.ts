@@ -15,10 +15,17 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c()
 })
 
-async function cluster(): Promise<LocalCluster> {
+/** UDP threads of the flood tests' broker: `BROKER_TEST_UDP_THREADS`, else the broker's default. */
+const FLOOD_UDP_THREADS =
+  process.env.BROKER_TEST_UDP_THREADS === undefined
+    ? undefined
+    : Number(process.env.BROKER_TEST_UDP_THREADS)
+
+/** A cluster whose broker has its sockets where `udpThreads` says. */
+async function cluster(udpThreads = FLOOD_UDP_THREADS): Promise<LocalCluster> {
   const c = await LocalCluster.start({
     clients: 8,
-    broker: { flushTimeoutMs: 10, shareTimeoutMs: 300, authThreads: 1 },
+    broker: { flushTimeoutMs: 10, shareTimeoutMs: 300, authThreads: 1, udpThreads },
     client: { retryMs: 400, maxRetryMs: 1600 },
   })
   closers.push(() => c.close())
@@ -128,24 +135,34 @@ describe('broker under attack (real UDP on loopback)', () => {
     expect(c.broker!.core.counts().banned).toBeGreaterThan(before)
   })
 
-  it('replay race: an on-path attacker resending SUBMITs first gets no honest client penalised', async () => {
-    const c = await cluster()
-    const relay = await RaceRelay.start(c.broker!.address, '127.66.0.5')
-    closers.push(() => relay.close())
-    // The clients now talk through the relay (the attacker sees and races every SUBMIT).
-    const raced = await clientsVia(c, relay.address, { retryMs: 400, maxRetryMs: 1600 }, closers)
-    const view = Object.assign(Object.create(c) as LocalCluster, { clients: raced })
-    const load = HonestLoad.start(view, 'x')
-    await load.more(3 * raced.length)
-    await load.stop()
-    await load.settled()
-    expect(load.errors).toEqual([])
-    expect(load.lost()).toBe(0)
-    expect(relay.raced).toBeGreaterThanOrEqual(load.submitted.length)
-    const broker = c.broker!.core
-    expect(broker.penaltiesOf('127.0.0.1')).toBe(0)
-    expect(broker.stats().invalid).toEqual({})
-    // Proofs and certificates went to the clients, never to the attacker.
-    expect(relay.answersToAttacker).toBe(0)
-  })
+  // Two UDP threads (and the round-robin between sockets) deliver the attacker's copy and
+  // the client's in either order; the outcome must not depend on it.
+  it.each([0, 1, 2])(
+    'replay race (%i UDP threads): an on-path attacker resending SUBMITs gets no honest client penalised, whichever copy arrives first',
+    async (udpThreads) => {
+      const c = await cluster(udpThreads)
+      const relay = await RaceRelay.start(c.broker!.address, '127.66.0.5')
+      closers.push(() => relay.close())
+      // The clients now talk through the relay (the attacker sees and races every SUBMIT).
+      const raced = await clientsVia(c, relay.address, { retryMs: 400, maxRetryMs: 1600 }, closers)
+      const view = Object.assign(Object.create(c) as LocalCluster, { clients: raced })
+      // First messages: no client is bound yet, so the broker cannot tell the two copies
+      // apart and sends the proofs to both senders; the client's good share binds it.
+      const enc = (text: string) => new TextEncoder().encode(text)
+      await Promise.all(raced.map((client, id) => client.submit(enc(`x-first-${id}`))))
+      const unbound = relay.answersToAttacker
+      const load = HonestLoad.start(view, 'x')
+      await load.more(3 * raced.length)
+      await load.stop()
+      await load.settled()
+      expect(load.errors).toEqual([])
+      expect(load.lost()).toBe(0)
+      expect(relay.raced).toBeGreaterThanOrEqual(load.submitted.length)
+      const broker = c.broker!.core
+      expect(broker.penaltiesOf('127.0.0.1')).toBe(0)
+      expect(broker.stats().invalid).toEqual({})
+      // Once bound, proofs and certificates go to the clients, never to the attacker.
+      expect(relay.answersToAttacker).toBe(unbound)
+    },
+  )
 })

@@ -9,6 +9,7 @@ import {
 import { ThreadedUdpEndpoint } from '../../src/broker/threaded-udp-endpoint.ts'
 import { UdpEndpoint } from '../../src/broker/udp-endpoint.ts'
 import { DecodeError, InvalidParametersError } from '../../src/common/errors.ts'
+import { waitFor } from '../support/wait.ts'
 
 describe('datagram batches', () => {
   it('carry IPv4 and IPv6 peers and their bytes, in order, and refuse what does not fit', () => {
@@ -132,6 +133,120 @@ describe('ThreadedUdpEndpoint', () => {
     } finally {
       await sender.terminate()
       await server.close()
+    }
+  })
+
+  it('keeps one queue per socket: a flood overflows only its own socket, counted by source', async () => {
+    const server = await ThreadedUdpEndpoint.bind({
+      threads: 1,
+      socketsPerThread: 4,
+      maxDatagramsInFlight: 64,
+    })
+    // Another thread floods from 127.66.0.9 (one flow, so one socket), then 16 honest flows
+    // from 127.0.0.1 send 4 datagrams each, all while this thread is blocked.
+    const done = new Int32Array(new SharedArrayBuffer(4))
+    const sender = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads')
+       const dgram = require('node:dgram')
+       const bind = (host) => new Promise((r) => { const s = dgram.createSocket('udp4'); s.bind(0, host, () => r(s)) })
+       parentPort.once('message', async () => {
+         const flood = await bind('127.66.0.9')
+         const honest = await Promise.all(Array.from({ length: 16 }, () => bind('127.0.0.1')))
+         const sent = (s, bytes) => new Promise((r) => s.send(bytes, workerData.port, '127.0.0.1', r))
+         const floods = []
+         for (let i = 0; i < 3000; i++) floods.push(sent(flood, new Uint8Array([1, i & 255])))
+         await Promise.all(floods)
+         await Promise.all(honest.flatMap((s) => [0, 1, 2, 3].map(() => sent(s, new Uint8Array([2])))))
+         setTimeout(() => { Atomics.store(workerData.done, 0, 1); for (const s of [flood, ...honest]) s.close() }, 50)
+       })`,
+      { eval: true, workerData: { port: Number(server.address.split(':')[1]), done } },
+    )
+    const drops = new Map<string, number>()
+    server.onDrops((source, n) => drops.set(source, (drops.get(source) ?? 0) + n))
+    try {
+      let honest = 0
+      let blocked = false
+      server.onFrame((_, frame) => {
+        if (frame[0] === 2) honest++
+        if (blocked) return
+        blocked = true
+        // Busy until the sender is done (a shared flag): every queue fills meanwhile.
+        const until = performance.now() + 10_000
+        while (Atomics.load(done, 0) === 0 && performance.now() < until) {}
+      })
+      sender.postMessage('go')
+      // The first datagram (sent from here) blocks this thread while the others arrive.
+      const kick = await UdpEndpoint.bind()
+      kick.send(server.address, new Uint8Array([0]))
+      const deadline = performance.now() + 10_000
+      const all = () => server.handed + server.overflow === server.received - server.oversized
+      while (
+        (Atomics.load(done, 0) === 0 || !all() || drops.size === 0) &&
+        performance.now() < deadline
+      ) {
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      await kick.close()
+      const bySocket = server.overflowBySocket
+      // Only the flood's socket overflowed (honest flows that hash to it lose there too).
+      expect(bySocket.filter((n) => n > 0)).toHaveLength(1)
+      expect(bySocket.reduce((a, b) => a + b, 0)).toBe(server.overflow)
+      expect([...drops.values()].reduce((a, b) => a + b, 0)).toBe(server.overflow)
+      expect(drops.get('127.66.0.9')).toBeGreaterThan(0)
+      // Every honest datagram was handed on or counted against its source, and the flows
+      // on the other three sockets (about 3 in 4 of the 16) lost nothing.
+      expect(honest + (drops.get('127.0.0.1') ?? 0)).toBe(64)
+      expect(honest).toBeGreaterThan(0)
+      expect(server.queuedBySocket).toEqual([0, 0, 0, 0])
+    } finally {
+      await sender.terminate()
+      await server.close()
+    }
+  })
+
+  it('drops what a blocked address or /24 sends, on receipt, and reports it', async () => {
+    const server = await ThreadedUdpEndpoint.bind({ threads: 2, socketsPerThread: 2 })
+    const bad = await UdpEndpoint.bind({ host: '127.66.1.7' })
+    const worse = await UdpEndpoint.bind({ host: '127.66.2.9' })
+    const good = await UdpEndpoint.bind({ host: '127.0.0.2' })
+    let banned = 0
+    server.onDrops((_source, n, why) => {
+      if (why === 'banned') banned += n
+    })
+    try {
+      const got: string[] = []
+      // Probes carry 0; the datagrams sent once the blocks are in place carry 1, 2 and 3.
+      server.onFrame((peer, frame) => {
+        if (frame[0] !== 0) got.push(`${peer} ${frame[0]}`)
+      })
+      server.block('127.66.1.7', 60_000)
+      server.block('127.66.2.0/24', 60_000)
+      // The blocks reach the threads as messages: probe each flow until its thread has it
+      // (a flow always lands on the same socket, so the same thread).
+      for (const sender of [bad, worse]) {
+        const before = server.blocked
+        await waitFor(
+          () => {
+            sender.send(server.address, new Uint8Array([0]))
+            return server.blocked > before
+          },
+          { what: `${sender.address} blocked` },
+        )
+      }
+      const blocked = server.blocked
+      for (let i = 0; i < 10; i++) {
+        bad.send(server.address, new Uint8Array([1]))
+        worse.send(server.address, new Uint8Array([2]))
+      }
+      // (≥: a probe still on its way may be counted too)
+      await waitFor(() => server.blocked >= blocked + 20, { what: 'the 20 datagrams blocked' })
+      good.send(server.address, new Uint8Array([3]))
+      await waitFor(() => got.length > 0, { what: 'the good datagram' })
+      await waitFor(() => banned === server.blocked, { what: 'every drop reported' })
+      expect(got).toEqual([`${good.address} 3`])
+      expect(server.overflow).toBe(0)
+    } finally {
+      await Promise.all([server.close(), bad.close(), worse.close(), good.close()])
     }
   })
 
