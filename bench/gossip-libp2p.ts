@@ -16,6 +16,7 @@
  * messages (same for every run) are published before the measured ones and not counted.
  *
  * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
+ *   [--only SCENARIO-SUBSTRING] [--p3-weight -10] (0 turns P3 off on both sides)
  */
 
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
@@ -47,6 +48,9 @@ const QUICK = process.argv.includes('--quick')
 const sizesArg = process.argv.indexOf('--sizes')
 const SIZES = sizesArg >= 0 ? process.argv[sizesArg + 1].split(',').map(Number) : [256, 100_000]
 
+const onlyArg = process.argv.indexOf('--only')
+/** Runs only the scenarios whose name contains this (e.g. `--only stock`). */
+const ONLY = onlyArg >= 0 ? process.argv[onlyArg + 1] : ''
 const N = arg('nodes', 24)
 const DEGREE = arg('degree', 10)
 const WARMUP = arg('warmup', QUICK ? 3 : 5)
@@ -58,17 +62,38 @@ const load = (bytes: number) =>
     : { messages: arg('messages', QUICK ? 8 : 15), intervalMs: arg('interval', 1000) }
 
 /**
- * P3 mesh-delivery scoring as Ethereum enables it, on both implementations alike: a mesh peer
- * must bring, within 100 ms of the first copy, about one message in twenty (counter decays
- * ×0.9 per second) once it has been in the mesh 4 s; any deficit makes its score negative.
+ * One topic score, given to both implementations alike (P1 time in mesh, P2 first deliveries,
+ * P3 mesh deliveries as Ethereum enables it, P3b, P4): a mesh peer must bring, within 2 s of
+ * the first copy, about one message in twenty (counter decays ×0.9 per second) once it has
+ * been in the mesh 4 s; any deficit outweighs what P1 and P2 give.
  */
-const P3 = {
-  weight: -1,
-  decay: 0.9,
-  threshold: 0.5,
-  cap: 20,
-  activationMs: 4000,
-  windowMs: 100,
+const SCORE = {
+  topicWeight: 1,
+  timeInMeshWeight: 0.0027,
+  timeInMeshQuantumMs: 1000,
+  timeInMeshCap: 3600,
+  firstMessageDeliveriesWeight: 0.1,
+  firstMessageDeliveriesDecay: 0.5,
+  firstMessageDeliveriesCap: 20,
+  meshMessageDeliveriesWeight: arg('p3-weight', -10),
+  meshMessageDeliveriesDecay: 0.9,
+  meshMessageDeliveriesThreshold: 0.5,
+  meshMessageDeliveriesCap: 20,
+  meshMessageDeliveriesActivationMs: 4000,
+  meshMessageDeliveriesWindowMs: 2000,
+  meshFailurePenaltyWeight: -10,
+  meshFailurePenaltyDecay: 0.5,
+  invalidMessageDeliveriesWeight: -10,
+  invalidMessageDeliveriesDecay: 0.5,
+}
+/** Peer-level score parameters, alike on both sides. */
+const PEER_SCORE = {
+  topicScoreCap: 50,
+  behaviourPenaltyWeight: -10,
+  behaviourPenaltyThreshold: 6,
+  behaviourPenaltyDecay: 0.9,
+  decayIntervalMs: 1000,
+  decayToZero: 0.01,
 }
 
 const prng = new Prng(11)
@@ -141,7 +166,7 @@ type StockPubsub = GossipSub & {
   getScore(peer: string): number
   score: {
     duplicateMessage(from: string, id: string, topic: string): void
-    peerStats: Map<string, { behaviourPenalty: number }>
+    peerStats: Map<string, { behaviourPenalty: number; topics: unknown }>
   }
 }
 type Stock = Libp2p<{ pubsub: StockPubsub }>
@@ -158,7 +183,14 @@ async function createNode(kind: Kind): Promise<AnyNode> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // Every dial comes from 127.0.0.1 and all of them at once: no per-host inbound rate limit.
-    connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 1000 },
+    // Handshakes run through the relays' latency on a loaded machine: generous timeouts.
+    connectionManager: {
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 1000,
+      dialTimeout: 30_000,
+      addressDialTimeout: 30_000,
+      inboundUpgradeTimeout: 30_000,
+    },
   }
   if (kind === 'stock') {
     const node = (await createLibp2p({
@@ -174,16 +206,18 @@ async function createNode(kind: Kind): Promise<AnyNode> {
           scoreParams: {
             // Every node shares 127.0.0.1: without this, P6 keeps meshes from forming.
             IPColocationFactorWeight: 0,
-            decayInterval: 1000,
+            topicScoreCap: PEER_SCORE.topicScoreCap,
+            behaviourPenaltyWeight: PEER_SCORE.behaviourPenaltyWeight,
+            behaviourPenaltyThreshold: PEER_SCORE.behaviourPenaltyThreshold,
+            behaviourPenaltyDecay: PEER_SCORE.behaviourPenaltyDecay,
+            decayInterval: PEER_SCORE.decayIntervalMs,
+            decayToZero: PEER_SCORE.decayToZero,
             topics: {
               [TOPIC]: createTopicScoreParams({
-                topicWeight: 1,
-                meshMessageDeliveriesWeight: P3.weight,
-                meshMessageDeliveriesDecay: P3.decay,
-                meshMessageDeliveriesThreshold: P3.threshold,
-                meshMessageDeliveriesCap: P3.cap,
-                meshMessageDeliveriesActivation: P3.activationMs,
-                meshMessageDeliveriesWindow: P3.windowMs,
+                ...SCORE,
+                timeInMeshQuantum: SCORE.timeInMeshQuantumMs,
+                meshMessageDeliveriesActivation: SCORE.meshMessageDeliveriesActivationMs,
+                meshMessageDeliveriesWindow: SCORE.meshMessageDeliveriesWindowMs,
               }),
             },
           },
@@ -207,17 +241,7 @@ async function createNode(kind: Kind): Promise<AnyNode> {
       dissemination: gossip({
         profile: 'optimized',
         oneCopy: kind === 'ours one-copy',
-        score: {
-          decayIntervalMs: 1000,
-          defaultTopic: {
-            meshMessageDeliveriesWeight: P3.weight,
-            meshMessageDeliveriesDecay: P3.decay,
-            meshMessageDeliveriesThreshold: P3.threshold,
-            meshMessageDeliveriesCap: P3.cap,
-            meshMessageDeliveriesActivationMs: P3.activationMs,
-            meshMessageDeliveriesWindowMs: P3.windowMs,
-          },
-        },
+        score: { ...PEER_SCORE, ipColocationFactorWeight: 0, defaultTopic: SCORE },
       }),
     },
   })) as unknown as Ours
@@ -260,6 +284,8 @@ interface Side {
   meshSizeMax: number
   /** Samples in which this side scored a peer of the given implementation below 0. */
   negativeScoreSamples: Record<'stock' | 'ours', number>
+  /** Samples taken of this side's scores of peers of the given implementation. */
+  scoreSamples: Record<'stock' | 'ours', number>
   /** Lowest score this side gave a mesh peer of the given implementation. */
   minScoreGiven: Record<'stock' | 'ours', number>
   /** Highest behaviour penalty this side held against a peer of the given implementation. */
@@ -276,6 +302,20 @@ interface RunResult {
   loadAvg1mStart: number
   loadAvg1mEnd: number
   sides: Partial<Record<'stock' | 'ours', Side>>
+  /** The first negative scores seen: who gave it to whom, with stock's score details. */
+  negativeExamples: { by: string; of: string; score: number; stockDetail?: unknown }[]
+  /** Each node's mesh at the end: size, links the other end does not hold, peers it dialled. */
+  meshEnd: {
+    side: string
+    size: number
+    oneSided: number
+    dialled: number
+    degree: number
+    graftSent: number
+    graftReceived: number
+    pruneSent: number
+    pruneReceived: number
+  }[]
 }
 
 async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
@@ -309,6 +349,36 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   await Promise.all(dials)
   phase('connected')
   const total = WARMUP + messages
+  // GRAFT and PRUNE sent and received per node over the whole run (mesh upkeep churn).
+  const stockControl = nodes.map(() => ({
+    graftSent: 0,
+    graftReceived: 0,
+    pruneSent: 0,
+    pruneReceived: 0,
+  }))
+  for (const [i, n] of nodes.entries()) {
+    if (isOurs(n)) continue
+    const c = stockControl[i]
+    n.services.pubsub.addEventListener('gossipsub:graft', (e) => {
+      if (e.detail.direction === 'outbound') c.graftSent++
+      else c.graftReceived++
+    })
+    n.services.pubsub.addEventListener('gossipsub:prune', (e) => {
+      if (e.detail.direction === 'outbound') c.pruneSent++
+      else c.pruneReceived++
+    })
+  }
+  const controlOf = (i: number) => {
+    const n = nodes[i]
+    if (!isOurs(n)) return stockControl[i]
+    const c = n.services.dissemination.stats().control
+    return {
+      graftSent: c.GRAFT?.sent ?? 0,
+      graftReceived: c.GRAFT?.received ?? 0,
+      pruneSent: c.PRUNE?.sent ?? 0,
+      pruneReceived: c.PRUNE?.received ?? 0,
+    }
+  }
   const arrivals: number[][] = nodes.map(() => new Array<number>(total).fill(Number.NaN))
   const publishedAt = new Array<number>(total).fill(Number.NaN)
   for (const [i, n] of nodes.entries()) {
@@ -366,9 +436,11 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   const meshSamples: number[][] = nodes.map(() => [])
   const stats = nodes.map(() => ({
     negative: { stock: 0, ours: 0 },
+    sampled: { stock: 0, ours: 0 },
     min: { stock: Number.POSITIVE_INFINITY, ours: Number.POSITIVE_INFINITY },
     penalty: { stock: 0, ours: 0 },
   }))
+  const negativeExamples: RunResult['negativeExamples'] = []
   const sample = () => {
     for (const [i, n] of nodes.entries()) {
       meshSamples[i].push(meshSize(n))
@@ -385,7 +457,19 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
         const other = sideOfPeer.get(peer)
         if (other === undefined) continue
         const { score, penalty } = scoreOf(n, peer)
-        if (score < 0) s.negative[other]++
+        s.sampled[other]++
+        if (score < 0) {
+          s.negative[other]++
+          if (negativeExamples.length < 20) {
+            negativeExamples.push({
+              by: side(i),
+              of: other,
+              score,
+              // Stock shows what made it: P3 counter, P3b, P4, P7.
+              stockDetail: isOurs(n) ? undefined : n.services.pubsub.score.peerStats.get(peer),
+            })
+          }
+        }
         // The lowest over mesh peers, which P3 applies to (others sit at 0).
         if (mesh.has(peer)) s.min[other] = Math.min(s.min[other], score)
         s.penalty[other] = Math.max(s.penalty[other], penalty)
@@ -406,6 +490,27 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   clearInterval(sampler)
   sample()
   const dupsAfter = nodes.map(duplicates)
+  // Mesh composition at the end: one-sided links (a has b, b not a) and outbound mesh peers.
+  const ids = nodes.map((n) => n.peerId.toString())
+  const meshes = nodes.map(
+    (n) =>
+      new Set(
+        isOurs(n)
+          ? n.services.dissemination.core.getMeshPeers(TOPIC)
+          : n.services.pubsub.getMeshPeers(TOPIC),
+      ),
+  )
+  const meshEnd = nodes.map((_, i) => ({
+    side: side(i),
+    ...controlOf(i),
+    size: meshes[i].size,
+    oneSided: [...meshes[i]].filter((p) => !meshes[ids.indexOf(p)]?.has(ids[i])).length,
+    dialled: [...meshes[i]].filter((p) => ids.indexOf(p) > i).length,
+    degree: graph.offsets[i + 1] - graph.offsets[i],
+  }))
+  process.stderr.write(
+    `  mesh at end (size/one-sided/dialled of degree): ${meshEnd.map((m) => `${m.size}/${m.oneSided}/${m.dialled}`).join(' ')}\n`,
+  )
   for (const [i, n] of nodes.entries()) n.removeEventListener('peer:disconnect', onDisconnect[i])
 
   const sides: RunResult['sides'] = {}
@@ -453,6 +558,18 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
           0,
         ),
       },
+      scoreSamples: {
+        stock: fold(
+          (i) => stats[i].sampled.stock,
+          (a, b) => a + b,
+          0,
+        ),
+        ours: fold(
+          (i) => stats[i].sampled.ours,
+          (a, b) => a + b,
+          0,
+        ),
+      },
       minScoreGiven: {
         stock: fold((i) => stats[i].min.stock, Math.min, Number.POSITIVE_INFINITY),
         ours: fold((i) => stats[i].min.ours, Math.min, Number.POSITIVE_INFINITY),
@@ -479,6 +596,8 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
     loadAvg1mStart: loadStart,
     loadAvg1mEnd: loadavg()[0],
     sides,
+    negativeExamples,
+    meshEnd,
   }
 }
 
@@ -486,8 +605,9 @@ const results: RunResult[] = []
 const loadAtStart = loadavg()
 const started = Date.now()
 for (const bytes of SIZES) {
-  for (const scenario of Object.keys(SCENARIOS) as Scenario[])
-    results.push(await run(scenario, bytes))
+  for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
+    if (scenario.includes(ONLY)) results.push(await run(scenario, bytes))
+  }
 }
 const wallS = (Date.now() - started) / 1000
 
@@ -522,7 +642,7 @@ const rows: Row[] = results.flatMap((r) =>
 const header =
   `${N} libp2p nodes (TCP, noise, yamux) on loopback through latency/bandwidth relays, ${DEGREE} peers each; ` +
   `per size ${SIZES.map((b) => `${b} B: ${load(b).messages} messages every ${load(b).intervalMs} ms`).join(', ')}, ` +
-  `after ${WARMUP} warm-up messages; P3 scored on both sides; load average (1/5/15 min) at start ` +
+  `after ${WARMUP} warm-up messages; same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
   `${loadAtStart.map((l) => fmt(l, 1)).join(' / ')}, ${fmt(wallS, 0)} s wall`
 printTable(header, rows)
 
@@ -536,6 +656,9 @@ interface Target {
   met: boolean
 }
 const targets: Target[] = []
+/** Share of `s`'s score samples of `of` peers that were below 0. */
+const rate = (s: Side, of: 'stock' | 'ours') =>
+  s.scoreSamples[of] === 0 ? 0 : s.negativeScoreSamples[of] / s.scoreSamples[of]
 for (const bytes of SIZES) {
   const size = bytes === 256 ? '256 B' : `${fmt(bytes / 1000, 0)} KB`
   const of = (scenario: Scenario) =>
@@ -604,6 +727,14 @@ for (const bytes of SIZES) {
       {
         size,
         run,
+        measure: 'stock: share of score<0 samples, ours / stock peers',
+        target: '≤ 1',
+        value: `${fmt(rate(ms, 'ours'), 4)} / ${fmt(rate(ms, 'stock'), 4)}`,
+        met: rate(ms, 'ours') <= rate(ms, 'stock'),
+      },
+      {
+        size,
+        run,
         measure: 'delivery',
         target: '= 1',
         value: fmt((ms.delivered + mo.delivered) / (ms.expected + mo.expected), 4),
@@ -621,7 +752,8 @@ writeResults('gossip-libp2p', {
   degree: DEGREE,
   warmupMessages: WARMUP,
   quick: QUICK,
-  p3: P3,
+  topicScore: SCORE,
+  peerScore: PEER_SCORE,
   loadAvgAtStart: loadAtStart,
   wallSeconds: wallS,
   runs: results,
