@@ -63,9 +63,10 @@ const load = (bytes: number) =>
 
 /**
  * One topic score, given to both implementations alike (P1 time in mesh, P2 first deliveries,
- * P3 mesh deliveries as Ethereum enables it, P3b, P4): a mesh peer must bring, within 2 s of
- * the first copy, about one message in twenty (counter decays ×0.9 per second) once it has
- * been in the mesh 4 s; any deficit outweighs what P1 and P2 give.
+ * P3 mesh deliveries as Ethereum enables it, P3b, P4): a mesh peer must bring a message, or
+ * a copy within 2 s of the first, about every 20 s (counter decays ×0.9 per second, threshold
+ * 0.1) once it has been in the mesh 4 s; any deficit outweighs what P1 and P2 give. Stricter
+ * settings (threshold 0.5) emptied every stock mesh on a loaded machine (load ~20).
  */
 const SCORE = {
   topicWeight: 1,
@@ -77,7 +78,7 @@ const SCORE = {
   firstMessageDeliveriesCap: 20,
   meshMessageDeliveriesWeight: arg('p3-weight', -10),
   meshMessageDeliveriesDecay: 0.9,
-  meshMessageDeliveriesThreshold: 0.5,
+  meshMessageDeliveriesThreshold: 0.1,
   meshMessageDeliveriesCap: 20,
   meshMessageDeliveriesActivationMs: 4000,
   meshMessageDeliveriesWindowMs: 2000,
@@ -301,6 +302,8 @@ interface RunResult {
   intervalMs: number
   loadAvg1mStart: number
   loadAvg1mEnd: number
+  /** Publications that failed (the publisher had no peer to send to). */
+  publishErrors: number
   sides: Partial<Record<'stock' | 'ours', Side>>
   /** The first negative scores seen: who gave it to whom, with stock's score details. */
   negativeExamples: { by: string; of: string; score: number; stockDetail?: unknown }[]
@@ -403,6 +406,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   phase('meshes formed')
   await new Promise((r) => setTimeout(r, 1500))
 
+  let publishErrors = 0
   const pick = new Prng(5)
   const publishes: Promise<unknown>[] = []
   const publish = (m: number) => {
@@ -413,11 +417,11 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
     publishedAt[m] = performance.now()
     arrivals[origin][m] = Number.NEGATIVE_INFINITY // the origin is not a recipient
     const n = nodes[origin]
-    publishes.push(
-      isOurs(n)
-        ? n.services.dissemination.publish(TOPIC, data)
-        : n.services.pubsub.publish(TOPIC, data),
-    )
+    const published = isOurs(n)
+      ? n.services.dissemination.publish(TOPIC, data)
+      : n.services.pubsub.publish(TOPIC, data)
+    // A publisher left without peers (e.g. all pruned) fails: counted, and the run goes on.
+    publishes.push(published.catch(() => publishErrors++))
   }
   for (let m = 0; m < WARMUP; m++) {
     publish(m)
@@ -595,6 +599,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
     intervalMs,
     loadAvg1mStart: loadStart,
     loadAvg1mEnd: loadavg()[0],
+    publishErrors,
     sides,
     negativeExamples,
     meshEnd,
@@ -634,6 +639,7 @@ const rows: Row[] = results.flatMap((r) =>
         'min mesh score given (same/other)': `${scoreCell(s.minScoreGiven[which])}/${scoreCell(s.minScoreGiven[other])}`,
         'P7 given (same/other)': `${fmt(s.maxBehaviourPenaltyGiven[which])}/${fmt(s.maxBehaviourPenaltyGiven[other])}`,
         disconnects: s.disconnections,
+        'publish errors': r.publishErrors,
         load: `${fmt(r.loadAvg1mStart, 1)}-${fmt(r.loadAvg1mEnd, 1)}`,
       },
     ]
