@@ -350,7 +350,9 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
       meshMessageDeliveriesThreshold: 2,
       meshMessageDeliveriesCap: 20,
       meshMessageDeliveriesActivation: 1000,
-      meshMessageDeliveriesWindow: 500,
+      // Any copy within 5 s counts: a loaded machine (the whole suite on 2 cores) brings a
+      // relayed copy well after the first, and P3 should judge forwarding, not machine speed.
+      meshMessageDeliveriesWindow: 5000,
       meshFailurePenaltyWeight: -1,
     })
     const mine = [] as Ours[]
