@@ -3,21 +3,28 @@
  * loopback, same topology and load. Loopback has no latency and netem is not available, so
  * every link goes through a small TCP relay that holds each chunk for the link's latency
  * and paces it to the sending node's upload bandwidth (one uplink per node, shared by its
- * links). Both implementations run under the same relays, placement and publish schedule.
+ * links). Every run uses the same relays' latencies, placement and publish schedule.
  *
- * Reports per implementation: delivery, relayed bytes per delivered message and what that
- * is in copies of the payload, exact duplicates where the implementation counts them,
- * latency from publish to delivery, and CPU time per message (the whole process: nodes and
- * relays). The last row gives our optimized router its uplink (`uploadBps`, the rate the
- * relay paces that node to), which turns on the uplink-budgeted eager push and lets an
- * IDONTWANT cancel a copy still waiting in the router's queue.
+ * Runs, at 256 B and at 100 KB: all stock; all ours with the one-copy extension; all ours
+ * optimized without it; half stock + half ours (one-copy on; even nodes stock). Every node
+ * scores P3 mesh deliveries on the topic (same parameters on both sides), so an
+ * implementation that under-delivers to the other shows up as negative scores.
  *
- * Usage: npm run bench -- gossip-libp2p [--nodes 24] [--degree 10] [--messages 15] [--bytes 100000] [--interval 1000]
+ * Per run and implementation: delivery, duplicates per delivery (stock's counted where its
+ * router reports a duplicate to its scorer), latency p50/p99, mean mesh size (sampled),
+ * negative scores and behaviour penalties each side gave the other, disconnections. Warm-up
+ * messages (same for every run) are published before the measured ones and not counted.
+ *
+ * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
+ *   [--only SCENARIO-SUBSTRING] [--p3-weight -10] (0 turns P3 off on both sides)
  */
+
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
+import { loadavg } from 'node:os'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -37,13 +44,58 @@ function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
 }
+const QUICK = process.argv.includes('--quick')
+const sizesArg = process.argv.indexOf('--sizes')
+const SIZES = sizesArg >= 0 ? process.argv[sizesArg + 1].split(',').map(Number) : [256, 100_000]
 
+const onlyArg = process.argv.indexOf('--only')
+/** Runs only the scenarios whose name contains this (e.g. `--only stock`). */
+const ONLY = onlyArg >= 0 ? process.argv[onlyArg + 1] : ''
 const N = arg('nodes', 24)
 const DEGREE = arg('degree', 10)
-const MESSAGES = arg('messages', 15)
-const BYTES = arg('bytes', 100_000)
-const INTERVAL_MS = arg('interval', 1000)
-const TOPIC = 'bench/blocks'
+const WARMUP = arg('warmup', QUICK ? 3 : 5)
+const TOPIC = 'bench/consensus'
+/** Messages and spacing per size: small messages come often, large ones as blocks do. */
+const load = (bytes: number) =>
+  bytes <= 4096
+    ? { messages: arg('messages', QUICK ? 20 : 40), intervalMs: arg('interval', 250) }
+    : { messages: arg('messages', QUICK ? 8 : 15), intervalMs: arg('interval', 1000) }
+
+/**
+ * One topic score, given to both implementations alike (P1 time in mesh, P2 first deliveries,
+ * P3 mesh deliveries as Ethereum enables it, P3b, P4): a mesh peer must bring a message, or
+ * a copy within 2 s of the first, about every 20 s (counter decays ×0.9 per second, threshold
+ * 0.1) once it has been in the mesh 4 s; any deficit outweighs what P1 and P2 give. Stricter
+ * settings (threshold 0.5) emptied every stock mesh on a loaded machine (load ~20).
+ */
+const SCORE = {
+  topicWeight: 1,
+  timeInMeshWeight: 0.0027,
+  timeInMeshQuantumMs: 1000,
+  timeInMeshCap: 3600,
+  firstMessageDeliveriesWeight: 0.1,
+  firstMessageDeliveriesDecay: 0.5,
+  firstMessageDeliveriesCap: 20,
+  meshMessageDeliveriesWeight: arg('p3-weight', -10),
+  meshMessageDeliveriesDecay: 0.9,
+  meshMessageDeliveriesThreshold: 0.1,
+  meshMessageDeliveriesCap: 20,
+  meshMessageDeliveriesActivationMs: 4000,
+  meshMessageDeliveriesWindowMs: 2000,
+  meshFailurePenaltyWeight: -10,
+  meshFailurePenaltyDecay: 0.5,
+  invalidMessageDeliveriesWeight: -10,
+  invalidMessageDeliveriesDecay: 0.5,
+}
+/** Peer-level score parameters, alike on both sides. */
+const PEER_SCORE = {
+  topicScoreCap: 50,
+  behaviourPenaltyWeight: -10,
+  behaviourPenaltyThreshold: 6,
+  behaviourPenaltyDecay: 0.9,
+  decayIntervalMs: 1000,
+  decayToZero: 0.01,
+}
 
 const prng = new Prng(11)
 const graph = randomRegularGraph(N, DEGREE, prng.fork('graph'))
@@ -53,7 +105,6 @@ const uploadBps = placementBandwidth(placement)
 
 /** Each node's uplink: when it is free again (ms, performance.now clock). */
 const uplinkFree = new Float64Array(N)
-let relayedBytes = 0
 
 /** Holds chunks from `src` for `delayMs` after pacing them through src's uplink. */
 function shaper(src: number, delayMs: number, out: Socket): (chunk: Buffer) => void {
@@ -69,7 +120,6 @@ function shaper(src: number, delayMs: number, out: Socket): (chunk: Buffer) => v
     if (queue.length > 0) timer = setTimeout(flush, queue[0].at - now)
   }
   return (chunk) => {
-    relayedBytes += chunk.length
     const now = performance.now()
     const start = Math.max(now, uplinkFree[src])
     const done = start + (chunk.length * 8000) / uploadBps(src)
@@ -99,22 +149,52 @@ async function startRelay(from: number, to: number, targetPort: number): Promise
   return server
 }
 
-type Impl =
-  | 'stock @libp2p/gossipsub'
-  | 'ours, stock profile'
-  | 'ours, optimized'
-  | 'ours, optimized, uploadBps set'
-type AnyNode = Libp2p<{ pubsub: GossipSub }> | Libp2p<{ dissemination: GossipService }>
+type Kind = 'stock' | 'ours one-copy' | 'ours optimized'
+type Scenario =
+  | 'all stock'
+  | 'all ours, one-copy'
+  | 'all ours, optimized'
+  | 'half stock + half ours'
+const SCENARIOS: Record<Scenario, (i: number) => Kind> = {
+  'all stock': () => 'stock',
+  'all ours, one-copy': () => 'ours one-copy',
+  'all ours, optimized': () => 'ours optimized',
+  'half stock + half ours': (i) => (i % 2 === 0 ? 'stock' : 'ours one-copy'),
+}
 
-async function createNode(impl: Impl, index: number): Promise<AnyNode> {
+type StockPubsub = GossipSub & {
+  getMeshPeers(t: string): string[]
+  getScore(peer: string): number
+  score: {
+    duplicateMessage(from: string, id: string, topic: string): void
+    peerStats: Map<string, { behaviourPenalty: number; topics: unknown }>
+  }
+}
+type Stock = Libp2p<{ pubsub: StockPubsub }>
+type Ours = Libp2p<{ dissemination: GossipService }>
+type AnyNode = Stock | Ours
+
+/** Duplicates each stock node's router reported to its scorer (one per extra full copy). */
+const stockDuplicates = new Map<AnyNode, number>()
+
+async function createNode(kind: Kind): Promise<AnyNode> {
   const base = {
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    // Every dial comes from 127.0.0.1 and all of them at once: no per-host inbound rate limit.
+    // Handshakes run through the relays' latency on a loaded machine: generous timeouts.
+    connectionManager: {
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 1000,
+      dialTimeout: 30_000,
+      addressDialTimeout: 30_000,
+      inboundUpgradeTimeout: 30_000,
+    },
   }
-  if (impl === 'stock @libp2p/gossipsub') {
-    return createLibp2p({
+  if (kind === 'stock') {
+    const node = (await createLibp2p({
       ...base,
       services: {
         identify: identify(),
@@ -124,48 +204,136 @@ async function createNode(impl: Impl, index: number): Promise<AnyNode> {
           Dhi: 12,
           Dlazy: 6,
           heartbeatInterval: 700,
-          scoreParams: { IPColocationFactorWeight: 0 },
+          scoreParams: {
+            // Every node shares 127.0.0.1: without this, P6 keeps meshes from forming.
+            IPColocationFactorWeight: 0,
+            topicScoreCap: PEER_SCORE.topicScoreCap,
+            behaviourPenaltyWeight: PEER_SCORE.behaviourPenaltyWeight,
+            behaviourPenaltyThreshold: PEER_SCORE.behaviourPenaltyThreshold,
+            behaviourPenaltyDecay: PEER_SCORE.behaviourPenaltyDecay,
+            decayInterval: PEER_SCORE.decayIntervalMs,
+            decayToZero: PEER_SCORE.decayToZero,
+            topics: {
+              [TOPIC]: createTopicScoreParams({
+                ...SCORE,
+                timeInMeshQuantum: SCORE.timeInMeshQuantumMs,
+                meshMessageDeliveriesActivation: SCORE.meshMessageDeliveriesActivationMs,
+                meshMessageDeliveriesWindow: SCORE.meshMessageDeliveriesWindowMs,
+              }),
+            },
+          },
         }),
       },
-    }) as Promise<AnyNode>
+    })) as unknown as Stock
+    // Counted where stock's router hands a duplicate to its scorer: instrumentation only.
+    const score = node.services.pubsub.score
+    const original = score.duplicateMessage.bind(score)
+    stockDuplicates.set(node, 0)
+    score.duplicateMessage = (from, id, topic) => {
+      stockDuplicates.set(node, (stockDuplicates.get(node) ?? 0) + 1)
+      original(from, id, topic)
+    }
+    return node
   }
-  return createLibp2p({
+  return (await createLibp2p({
     ...base,
     services: {
       identify: identify(),
-      // Without the hint ours, like the stock router, learns nothing about the relays; with
-      // it, the operator has told the router its uplink (what the relay paces it to).
-      dissemination: gossip(
-        impl === 'ours, stock profile'
-          ? { profile: 'stock' }
-          : impl === 'ours, optimized'
-            ? { profile: 'optimized' }
-            : { profile: 'optimized', uploadBps: uploadBps(index) },
-      ),
+      dissemination: gossip({
+        profile: 'optimized',
+        oneCopy: kind === 'ours one-copy',
+        score: { ...PEER_SCORE, ipColocationFactorWeight: 0, defaultTopic: SCORE },
+      }),
     },
-  }) as Promise<AnyNode>
+  })) as unknown as Ours
 }
 
-const isOurs = (n: AnyNode): n is Libp2p<{ dissemination: GossipService }> =>
-  'dissemination' in n.services
+const isOurs = (n: AnyNode): n is Ours => 'dissemination' in n.services
 
 function meshSize(n: AnyNode): number {
   if (isOurs(n)) return n.services.dissemination.core.getMeshPeers(TOPIC).length
-  return (n.services.pubsub as GossipSub & { getMeshPeers(t: string): string[] }).getMeshPeers(
-    TOPIC,
-  ).length
+  return n.services.pubsub.getMeshPeers(TOPIC).length
+}
+
+function duplicates(n: AnyNode): number {
+  if (isOurs(n)) return n.services.dissemination.stats().total.duplicates
+  return stockDuplicates.get(n) ?? 0
+}
+
+/** The score `n` gives `peer`, and the behaviour penalty it holds against it. */
+function scoreOf(n: AnyNode, peer: string): { score: number; penalty: number } {
+  if (isOurs(n)) {
+    const core = n.services.dissemination.core
+    return { score: core.getPeerScore(peer), penalty: core.getBehaviourPenalty(peer) }
+  }
+  const pubsub = n.services.pubsub
+  return {
+    score: pubsub.getScore(peer),
+    penalty: pubsub.score.peerStats.get(peer)?.behaviourPenalty ?? 0,
+  }
+}
+
+/** What one implementation's nodes saw in one run. */
+interface Side {
+  nodes: number
+  expected: number
+  delivered: number
+  duplicates: number
+  latency: ReturnType<typeof distribution>
+  meshSizeMean: number
+  meshSizeMin: number
+  meshSizeMax: number
+  /** Samples in which this side scored a peer of the given implementation below 0. */
+  negativeScoreSamples: Record<'stock' | 'ours', number>
+  /** Samples taken of this side's scores of peers of the given implementation. */
+  scoreSamples: Record<'stock' | 'ours', number>
+  /** Lowest score this side gave a mesh peer of the given implementation. */
+  minScoreGiven: Record<'stock' | 'ours', number>
+  /** Highest behaviour penalty this side held against a peer of the given implementation. */
+  maxBehaviourPenaltyGiven: Record<'stock' | 'ours', number>
+  /** Connections this side's nodes lost while measuring. */
+  disconnections: number
 }
 
 interface RunResult {
-  row: Row
-  raw: unknown
+  scenario: Scenario
+  bytes: number
+  messages: number
+  intervalMs: number
+  loadAvg1mStart: number
+  loadAvg1mEnd: number
+  /** Publications that failed (the publisher had no peer to send to). */
+  publishErrors: number
+  sides: Partial<Record<'stock' | 'ours', Side>>
+  /** The first negative scores seen: who gave it to whom, with stock's score details. */
+  negativeExamples: { by: string; of: string; score: number; stockDetail?: unknown }[]
+  /** Each node's mesh at the end: size, links the other end does not hold, peers it dialled. */
+  meshEnd: {
+    side: string
+    size: number
+    oneSided: number
+    dialled: number
+    degree: number
+    graftSent: number
+    graftReceived: number
+    pruneSent: number
+    pruneReceived: number
+  }[]
 }
 
-async function run(impl: Impl): Promise<RunResult> {
-  process.stderr.write(`${impl}: starting ${N} nodes\n`)
+async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
+  const { messages, intervalMs } = load(bytes)
+  const loadStart = loadavg()[0]
+  process.stderr.write(`${scenario}, ${bytes} B: starting ${N} nodes (load ${fmt(loadStart)})\n`)
+  const t0 = Date.now()
+  const phase = (what: string) => process.stderr.write(`  ${what} at ${Date.now() - t0} ms\n`)
   uplinkFree.fill(0)
-  const nodes = await Promise.all(Array.from({ length: N }, (_, i) => createNode(impl, i)))
+  const kinds = Array.from({ length: N }, (_, i) => SCENARIOS[scenario](i))
+  const nodes = await Promise.all(kinds.map((k) => createNode(k)))
+  const side = (i: number): 'stock' | 'ours' => (kinds[i] === 'stock' ? 'stock' : 'ours')
+  const sideOfPeer = new Map(nodes.map((n, i) => [n.peerId.toString(), side(i)]))
   const relays: Server[] = []
+  const dials: Promise<unknown>[] = []
   for (let u = 0; u < N; u++) {
     for (let j = graph.offsets[u]; j < graph.offsets[u + 1]; j++) {
       const v = graph.neighbors[j]
@@ -175,15 +343,51 @@ async function run(impl: Impl): Promise<RunResult> {
       relays.push(relay)
       const address = relay.address()
       if (address === null || typeof address === 'string') throw new Error('relay has no port')
-      await nodes[u].dial(multiaddr(`/ip4/127.0.0.1/tcp/${address.port}/p2p/${nodes[v].peerId}`))
+      // All at once: each dial takes several round trips through its relay's latency.
+      dials.push(
+        nodes[u].dial(multiaddr(`/ip4/127.0.0.1/tcp/${address.port}/p2p/${nodes[v].peerId}`)),
+      )
     }
   }
-  const arrivals: number[][] = nodes.map(() => new Array<number>(MESSAGES).fill(Number.NaN))
-  const publishedAt = new Array<number>(MESSAGES).fill(Number.NaN)
+  await Promise.all(dials)
+  phase('connected')
+  const total = WARMUP + messages
+  // GRAFT and PRUNE sent and received per node over the whole run (mesh upkeep churn).
+  const stockControl = nodes.map(() => ({
+    graftSent: 0,
+    graftReceived: 0,
+    pruneSent: 0,
+    pruneReceived: 0,
+  }))
+  for (const [i, n] of nodes.entries()) {
+    if (isOurs(n)) continue
+    const c = stockControl[i]
+    n.services.pubsub.addEventListener('gossipsub:graft', (e) => {
+      if (e.detail.direction === 'outbound') c.graftSent++
+      else c.graftReceived++
+    })
+    n.services.pubsub.addEventListener('gossipsub:prune', (e) => {
+      if (e.detail.direction === 'outbound') c.pruneSent++
+      else c.pruneReceived++
+    })
+  }
+  const controlOf = (i: number) => {
+    const n = nodes[i]
+    if (!isOurs(n)) return stockControl[i]
+    const c = n.services.dissemination.stats().control
+    return {
+      graftSent: c.GRAFT?.sent ?? 0,
+      graftReceived: c.GRAFT?.received ?? 0,
+      pruneSent: c.PRUNE?.sent ?? 0,
+      pruneReceived: c.PRUNE?.received ?? 0,
+    }
+  }
+  const arrivals: number[][] = nodes.map(() => new Array<number>(total).fill(Number.NaN))
+  const publishedAt = new Array<number>(total).fill(Number.NaN)
   for (const [i, n] of nodes.entries()) {
     const record = (data: Uint8Array) => {
       const m = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
-      if (m < MESSAGES && Number.isNaN(arrivals[i][m])) arrivals[i][m] = performance.now()
+      if (m < total && Number.isNaN(arrivals[i][m])) arrivals[i][m] = performance.now()
     }
     if (isOurs(n)) {
       n.services.dissemination.subscribe(TOPIC)
@@ -195,87 +399,370 @@ async function run(impl: Impl): Promise<RunResult> {
       n.services.pubsub.addEventListener('message', (e) => record(e.detail.data))
     }
   }
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline && !nodes.every((n) => meshSize(n) >= 6)) {
+  const formedBy = Date.now() + 15_000
+  while (Date.now() < formedBy && !nodes.every((n) => meshSize(n) >= 6)) {
     await new Promise((r) => setTimeout(r, 100))
   }
+  phase('meshes formed')
   await new Promise((r) => setTimeout(r, 1500))
 
-  const bytesBefore = relayedBytes
-  const cpuBefore = process.cpuUsage()
+  let publishErrors = 0
   const pick = new Prng(5)
   const publishes: Promise<unknown>[] = []
-  for (let m = 0; m < MESSAGES; m++) {
+  const publish = (m: number) => {
     const origin = pick.int(N)
-    const data = new Uint8Array(BYTES)
-    for (let b = 4; b < BYTES; b += 997) data[b] = pick.int(256)
+    const data = new Uint8Array(bytes)
+    for (let b = 4; b < bytes; b += 997) data[b] = pick.int(256)
     new DataView(data.buffer).setUint32(0, m)
     publishedAt[m] = performance.now()
     arrivals[origin][m] = Number.NEGATIVE_INFINITY // the origin is not a recipient
     const n = nodes[origin]
-    publishes.push(
-      isOurs(n)
-        ? n.services.dissemination.publish(TOPIC, data)
-        : n.services.pubsub.publish(TOPIC, data),
-    )
-    await new Promise((r) => setTimeout(r, INTERVAL_MS))
+    const published = isOurs(n)
+      ? n.services.dissemination.publish(TOPIC, data)
+      : n.services.pubsub.publish(TOPIC, data)
+    // A publisher left without peers (e.g. all pruned) fails: counted, and the run goes on.
+    publishes.push(published.catch(() => publishErrors++))
+  }
+  for (let m = 0; m < WARMUP; m++) {
+    publish(m)
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+  await new Promise((r) => setTimeout(r, 1000)) // the warm-up's late copies
+
+  // Measuring from here: duplicates, disconnections, mesh sizes and scores.
+  const dupsBefore = nodes.map(duplicates)
+  const disconnections = new Array<number>(N).fill(0)
+  const onDisconnect = nodes.map((n, i) => {
+    const listener = () => disconnections[i]++
+    n.addEventListener('peer:disconnect', listener)
+    return listener
+  })
+  const meshSamples: number[][] = nodes.map(() => [])
+  const stats = nodes.map(() => ({
+    negative: { stock: 0, ours: 0 },
+    sampled: { stock: 0, ours: 0 },
+    min: { stock: Number.POSITIVE_INFINITY, ours: Number.POSITIVE_INFINITY },
+    penalty: { stock: 0, ours: 0 },
+  }))
+  const negativeExamples: RunResult['negativeExamples'] = []
+  const sample = () => {
+    for (const [i, n] of nodes.entries()) {
+      meshSamples[i].push(meshSize(n))
+      const s = stats[i]
+      const peers = isOurs(n)
+        ? n.services.dissemination.core.getPeers()
+        : n.services.pubsub.getPeers().map(String)
+      const mesh = new Set(
+        isOurs(n)
+          ? n.services.dissemination.core.getMeshPeers(TOPIC)
+          : n.services.pubsub.getMeshPeers(TOPIC),
+      )
+      for (const peer of peers) {
+        const other = sideOfPeer.get(peer)
+        if (other === undefined) continue
+        const { score, penalty } = scoreOf(n, peer)
+        s.sampled[other]++
+        if (score < 0) {
+          s.negative[other]++
+          if (negativeExamples.length < 20) {
+            negativeExamples.push({
+              by: side(i),
+              of: other,
+              score,
+              // Stock shows what made it: P3 counter, P3b, P4, P7.
+              stockDetail: isOurs(n) ? undefined : n.services.pubsub.score.peerStats.get(peer),
+            })
+          }
+        }
+        // The lowest over mesh peers, which P3 applies to (others sit at 0).
+        if (mesh.has(peer)) s.min[other] = Math.min(s.min[other], score)
+        s.penalty[other] = Math.max(s.penalty[other], penalty)
+      }
+    }
+  }
+  const sampler = setInterval(sample, 250)
+  for (let m = WARMUP; m < total; m++) {
+    publish(m)
+    await new Promise((r) => setTimeout(r, intervalMs))
   }
   await Promise.allSettled(publishes)
   const drainUntil = Date.now() + 5000
   const complete = () => arrivals.every((row) => row.every((t) => !Number.isNaN(t)))
   while (Date.now() < drainUntil && !complete()) await new Promise((r) => setTimeout(r, 100))
-  await new Promise((r) => setTimeout(r, 1000)) // late duplicates still cost bytes
-  const cpu = process.cpuUsage(cpuBefore)
-  const bytes = relayedBytes - bytesBefore
+  phase('delivered')
+  await new Promise((r) => setTimeout(r, 1000)) // late duplicates still count
+  clearInterval(sampler)
+  sample()
+  const dupsAfter = nodes.map(duplicates)
+  // Mesh composition at the end: one-sided links (a has b, b not a) and outbound mesh peers.
+  const ids = nodes.map((n) => n.peerId.toString())
+  const meshes = nodes.map(
+    (n) =>
+      new Set(
+        isOurs(n)
+          ? n.services.dissemination.core.getMeshPeers(TOPIC)
+          : n.services.pubsub.getMeshPeers(TOPIC),
+      ),
+  )
+  const meshEnd = nodes.map((_, i) => ({
+    side: side(i),
+    ...controlOf(i),
+    size: meshes[i].size,
+    oneSided: [...meshes[i]].filter((p) => !meshes[ids.indexOf(p)]?.has(ids[i])).length,
+    dialled: [...meshes[i]].filter((p) => ids.indexOf(p) > i).length,
+    degree: graph.offsets[i + 1] - graph.offsets[i],
+  }))
+  process.stderr.write(
+    `  mesh at end (size/one-sided/dialled of degree): ${meshEnd.map((m) => `${m.size}/${m.oneSided}/${m.dialled}`).join(' ')}\n`,
+  )
+  for (const [i, n] of nodes.entries()) n.removeEventListener('peer:disconnect', onDisconnect[i])
 
-  const latencies: number[] = []
-  let delivered = 0
-  for (const row of arrivals) {
-    for (const [m, t] of row.entries()) {
-      if (t === Number.NEGATIVE_INFINITY || Number.isNaN(t)) continue
-      delivered++
-      latencies.push(t - publishedAt[m])
+  const sides: RunResult['sides'] = {}
+  for (const which of ['stock', 'ours'] as const) {
+    const members = nodes.map((_, i) => i).filter((i) => side(i) === which)
+    if (members.length === 0) continue
+    const latencies: number[] = []
+    let delivered = 0
+    let expected = 0
+    for (const i of members) {
+      for (let m = WARMUP; m < total; m++) {
+        const t = arrivals[i][m]
+        if (t === Number.NEGATIVE_INFINITY) continue
+        expected++
+        if (Number.isNaN(t)) continue
+        delivered++
+        latencies.push(t - publishedAt[m])
+      }
+    }
+    const mesh = members.flatMap((i) => meshSamples[i])
+    const fold = (f: (i: number) => number, op: (a: number, b: number) => number, init: number) =>
+      members.reduce((acc, i) => op(acc, f(i)), init)
+    sides[which] = {
+      nodes: members.length,
+      expected,
+      delivered,
+      duplicates: fold(
+        (i) => dupsAfter[i] - dupsBefore[i],
+        (a, b) => a + b,
+        0,
+      ),
+      latency: distribution(latencies),
+      meshSizeMean: mesh.reduce((a, b) => a + b, 0) / mesh.length,
+      meshSizeMin: Math.min(...mesh),
+      meshSizeMax: Math.max(...mesh),
+      negativeScoreSamples: {
+        stock: fold(
+          (i) => stats[i].negative.stock,
+          (a, b) => a + b,
+          0,
+        ),
+        ours: fold(
+          (i) => stats[i].negative.ours,
+          (a, b) => a + b,
+          0,
+        ),
+      },
+      scoreSamples: {
+        stock: fold(
+          (i) => stats[i].sampled.stock,
+          (a, b) => a + b,
+          0,
+        ),
+        ours: fold(
+          (i) => stats[i].sampled.ours,
+          (a, b) => a + b,
+          0,
+        ),
+      },
+      minScoreGiven: {
+        stock: fold((i) => stats[i].min.stock, Math.min, Number.POSITIVE_INFINITY),
+        ours: fold((i) => stats[i].min.ours, Math.min, Number.POSITIVE_INFINITY),
+      },
+      maxBehaviourPenaltyGiven: {
+        stock: fold((i) => stats[i].penalty.stock, Math.max, 0),
+        ours: fold((i) => stats[i].penalty.ours, Math.max, 0),
+      },
+      disconnections: fold(
+        (i) => disconnections[i],
+        (a, b) => a + b,
+        0,
+      ),
     }
   }
-  let exactDuplicates = Number.NaN
-  if (nodes.every(isOurs)) {
-    exactDuplicates = nodes.reduce(
-      (n, x) => n + x.services.dissemination.stats().total.duplicates,
-      0,
-    )
-  }
-  const lat = distribution(latencies)
   await Promise.all(nodes.map((n) => n.stop()))
   await Promise.all(relays.map((r) => new Promise((res) => r.close(() => res(undefined)))))
-  const expected = MESSAGES * (N - 1)
-  const row: Row = {
-    implementation: impl,
-    delivery: fmt(delivered / expected, 4),
-    'relayed KB / delivery': fmt(bytes / delivered / 1000, 1),
-    'copies / delivery': fmt(bytes / delivered / BYTES),
-    'duplicates / delivery': Number.isNaN(exactDuplicates)
-      ? 'n/a'
-      : fmt(exactDuplicates / delivered),
-    'lat p50 ms': fmt(lat.p50, 1),
-    'lat p99 ms': fmt(lat.p99, 1),
-    'CPU ms / message': fmt((cpu.user + cpu.system) / 1000 / MESSAGES, 1),
+  phase('stopped')
+  return {
+    scenario,
+    bytes,
+    messages,
+    intervalMs,
+    loadAvg1mStart: loadStart,
+    loadAvg1mEnd: loadavg()[0],
+    publishErrors,
+    sides,
+    negativeExamples,
+    meshEnd,
   }
-  return { row, raw: { delivered, expected, bytes, exactDuplicates, latency: lat, cpu } }
 }
 
-const rows: RunResult[] = []
-for (const impl of [
-  'stock @libp2p/gossipsub',
-  'ours, stock profile',
-  'ours, optimized',
-  'ours, optimized, uploadBps set',
-] as Impl[]) {
-  rows.push(await run(impl))
+const results: RunResult[] = []
+const loadAtStart = loadavg()
+const started = Date.now()
+for (const bytes of SIZES) {
+  for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
+    if (scenario.includes(ONLY)) results.push(await run(scenario, bytes))
+  }
+}
+const wallS = (Date.now() - started) / 1000
+
+const kindName = (r: RunResult, which: 'stock' | 'ours') =>
+  which === 'stock' ? 'stock' : r.scenario === 'all ours, optimized' ? 'ours' : 'ours (one-copy)'
+const scoreCell = (v: number) => (Number.isFinite(v) ? fmt(v, 2) : '-')
+const rows: Row[] = results.flatMap((r) =>
+  (['stock', 'ours'] as const).flatMap((which) => {
+    const s = r.sides[which]
+    if (s === undefined) return []
+    const other = which === 'stock' ? 'ours' : 'stock'
+    return [
+      {
+        size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
+        run: r.scenario,
+        nodes: `${s.nodes} ${kindName(r, which)}`,
+        delivery: fmt(s.delivered / s.expected, 4),
+        'dups / delivery': fmt(s.duplicates / s.delivered),
+        'p50 ms': fmt(s.latency.p50, 1),
+        'p99 ms': fmt(s.latency.p99, 1),
+        'mesh mean': fmt(s.meshSizeMean),
+        'mesh min-max': `${s.meshSizeMin}-${s.meshSizeMax}`,
+        'score<0 given (same/other)': `${s.negativeScoreSamples[which]}/${s.negativeScoreSamples[other]}`,
+        'min mesh score given (same/other)': `${scoreCell(s.minScoreGiven[which])}/${scoreCell(s.minScoreGiven[other])}`,
+        'P7 given (same/other)': `${fmt(s.maxBehaviourPenaltyGiven[which])}/${fmt(s.maxBehaviourPenaltyGiven[other])}`,
+        disconnects: s.disconnections,
+        'publish errors': r.publishErrors,
+        load: `${fmt(r.loadAvg1mStart, 1)}-${fmt(r.loadAvg1mEnd, 1)}`,
+      },
+    ]
+  }),
+)
+const header =
+  `${N} libp2p nodes (TCP, noise, yamux) on loopback through latency/bandwidth relays, ${DEGREE} peers each; ` +
+  `per size ${SIZES.map((b) => `${b} B: ${load(b).messages} messages every ${load(b).intervalMs} ms`).join(', ')}, ` +
+  `after ${WARMUP} warm-up messages; same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
+  `${loadAtStart.map((l) => fmt(l, 1)).join(' / ')}, ${fmt(wallS, 0)} s wall`
+printTable(header, rows)
+
+/** Targets of issue 9, computed from the runs above. */
+interface Target {
+  size: string
+  run: string
+  measure: string
+  target: string
+  value: string
+  met: boolean
+}
+const targets: Target[] = []
+/** Share of `s`'s score samples of `of` peers that were below 0. */
+const rate = (s: Side, of: 'stock' | 'ours') =>
+  s.scoreSamples[of] === 0 ? 0 : s.negativeScoreSamples[of] / s.scoreSamples[of]
+for (const bytes of SIZES) {
+  const size = bytes === 256 ? '256 B' : `${fmt(bytes / 1000, 0)} KB`
+  const of = (scenario: Scenario) =>
+    results.find((r) => r.bytes === bytes && r.scenario === scenario)
+  const stock = of('all stock')?.sides.stock
+  for (const scenario of ['all ours, one-copy', 'all ours, optimized'] as const) {
+    const ours = of(scenario)?.sides.ours
+    if (ours === undefined || stock === undefined) continue
+    const dups = ours.duplicates / ours.delivered
+    targets.push(
+      {
+        size,
+        run: scenario,
+        measure: 'dups per delivery',
+        target: '≤ 0.5',
+        value: fmt(dups),
+        met: dups <= 0.5,
+      },
+      {
+        size,
+        run: scenario,
+        measure: 'p99 / stock p99',
+        target: '≤ 1',
+        value: fmt(ours.latency.p99 / stock.latency.p99),
+        met: ours.latency.p99 <= stock.latency.p99,
+      },
+      {
+        size,
+        run: scenario,
+        measure: 'delivery',
+        target: '= 1',
+        value: fmt(ours.delivered / ours.expected, 4),
+        met: ours.delivered === ours.expected,
+      },
+    )
+  }
+  const mixed = of('half stock + half ours')
+  if (mixed?.sides.stock !== undefined && mixed.sides.ours !== undefined && stock !== undefined) {
+    const ms = mixed.sides.stock
+    const mo = mixed.sides.ours
+    const run = 'half stock + half ours'
+    const stockDups = ms.duplicates / ms.delivered
+    const allStockDups = stock.duplicates / stock.delivered
+    const penalties =
+      ms.negativeScoreSamples.ours +
+      mo.negativeScoreSamples.stock +
+      ms.disconnections +
+      mo.disconnections
+    targets.push(
+      {
+        size,
+        run,
+        measure: 'stock half dups / all-stock dups',
+        target: '≤ 1',
+        value: `${fmt(stockDups)} / ${fmt(allStockDups)}`,
+        met: stockDups <= allStockDups,
+      },
+      {
+        size,
+        run,
+        measure: 'score<0 samples + disconnects, either way',
+        target: '= 0',
+        value: `${ms.negativeScoreSamples.ours} + ${mo.negativeScoreSamples.stock} + ${ms.disconnections + mo.disconnections}`,
+        met: penalties === 0,
+      },
+      {
+        size,
+        run,
+        measure: 'stock: share of score<0 samples, ours / stock peers',
+        target: '≤ 1',
+        value: `${fmt(rate(ms, 'ours'), 4)} / ${fmt(rate(ms, 'stock'), 4)}`,
+        met: rate(ms, 'ours') <= rate(ms, 'stock'),
+      },
+      {
+        size,
+        run,
+        measure: 'delivery',
+        target: '= 1',
+        value: fmt((ms.delivered + mo.delivered) / (ms.expected + mo.expected), 4),
+        met: ms.delivered + mo.delivered === ms.expected + mo.expected,
+      },
+    )
+  }
 }
 printTable(
-  `${N} libp2p nodes (TCP, noise, yamux) on loopback through latency/bandwidth relays, ${DEGREE} peers each, ` +
-    `${MESSAGES} consensus messages of ${BYTES} B every ${INTERVAL_MS} ms`,
-  rows.map((r) => r.row),
+  'Targets (issue 9), computed from the runs above',
+  targets.map((t) => ({ ...t, met: t.met ? 'met' : 'NOT met' })),
 )
-writeResults('gossip-libp2p', { nodes: N, degree: DEGREE, messages: MESSAGES, bytes: BYTES, rows })
+writeResults('gossip-libp2p', {
+  nodes: N,
+  degree: DEGREE,
+  warmupMessages: WARMUP,
+  quick: QUICK,
+  topicScore: SCORE,
+  peerScore: PEER_SCORE,
+  loadAvgAtStart: loadAtStart,
+  wallSeconds: wallS,
+  runs: results,
+  targets,
+})
 process.exit(0)

@@ -7,6 +7,7 @@ import {
   gossipsub,
   TopicValidatorResult,
 } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -23,7 +24,10 @@ import { type Wake, waitFor } from '../support/wait.ts'
 
 type Ours = Libp2p<{ dissemination: GossipService }>
 /** The stock router: its public interface plus the mesh accessor its class has. */
-type StockPubsub = GossipSub & { getMeshPeers(topic: string): string[] }
+type StockPubsub = GossipSub & {
+  getMeshPeers(topic: string): string[]
+  getScore(peer: string): number
+}
 type Stock = Libp2p<{ pubsub: StockPubsub }>
 
 function isOurs(node: Ours | Stock): node is Ours {
@@ -331,6 +335,121 @@ describe('interop with stock @libp2p/gossipsub over TCP', () => {
     expect(mine.some((n) => core(n).getLazyLinkCount(C) > 0)).toBe(true)
     // The stock peer got every message of the others.
     expect(got[3]).toHaveLength(9)
+  })
+
+  it('mixed mesh with one-copy: every message everywhere, and stock peers scoring P3 never score ours below 0', async () => {
+    // Only P3 (and P3b) move a score: a peer that under-delivers goes negative at once. A peer
+    // that brings every message keeps ~10 per message a second (decay 0.9 a second), so the
+    // threshold holds on a slow machine too (≥ 0.2 messages a second).
+    const p3 = createTopicScoreParams({
+      topicWeight: 1,
+      timeInMeshWeight: 0,
+      firstMessageDeliveriesWeight: 0,
+      meshMessageDeliveriesWeight: -1,
+      meshMessageDeliveriesDecay: 0.9,
+      meshMessageDeliveriesThreshold: 2,
+      meshMessageDeliveriesCap: 20,
+      meshMessageDeliveriesActivation: 1000,
+      // Any copy within 5 s counts: a loaded machine (the whole suite on 2 cores) brings a
+      // relayed copy well after the first, and P3 should judge forwarding, not machine speed.
+      meshMessageDeliveriesWindow: 5000,
+      meshFailurePenaltyWeight: -1,
+    })
+    const mine = [] as Ours[]
+    const stocks = [] as Stock[]
+    for (let i = 0; i < 4; i++) {
+      mine.push(await ours({ oneCopy: true }))
+      stocks.push(
+        await stock({
+          scoreParams: { IPColocationFactorWeight: 0, decayInterval: 1000, topics: { [C]: p3 } },
+        }),
+      )
+    }
+    const nodes = [...mine, ...stocks]
+    // Fully connected, with each node dialled by at most 4 others: libp2p accepts at most 5
+    // inbound connections a second from one host (here 127.0.0.1).
+    for (let step = 1; step <= 4; step++) {
+      for (let i = 0; i < (step === 4 ? 4 : 8); i++) await connect(nodes[i], nodes[(i + step) % 8])
+    }
+    for (const n of nodes) subscribe(n, C)
+    const core = (n: Ours) => n.services.dissemination.core
+    await waitFor(
+      () =>
+        nodes.every((n) => meshOf(n, C).length >= 4) &&
+        mine.every((a) => mine.every((b) => a === b || core(a).speaksOneCopy(id(b)))),
+      { what: 'a mixed mesh with one-copy negotiated among ours', timeoutMs: 10_000 },
+    )
+    expect(core(mine[0]).getPeerProtocol(id(mine[1]))).toBe(MESHSUB_1_3)
+    expect(core(mine[0]).getPeerProtocol(id(stocks[0]))).toBe(MESHSUB_1_2)
+
+    const ourIds = new Set(mine.map(id))
+    type TopicStats = { meshMessageDeliveriesActive: boolean; meshMessageDeliveries: number }
+    const statsAt = (s: Stock) =>
+      (
+        s.services.pubsub as unknown as {
+          score: { peerStats: Map<string, { topics: Record<string, TopicStats> }> }
+        }
+      ).score.peerStats
+    /** Ours in each stock mesh, and whether P3 already applies to each. */
+    const oursInStockMeshes = () =>
+      stocks.flatMap((s) =>
+        meshOf(s, C)
+          .filter((p) => ourIds.has(p))
+          .map((p) => ({
+            s,
+            p,
+            active: statsAt(s).get(p)?.topics[C]?.meshMessageDeliveriesActive === true,
+          })),
+      )
+    const got = nodes.map(() => new Set<number>())
+    for (const [i, n] of nodes.entries()) {
+      const note = (data: Uint8Array) =>
+        got[i].add(new DataView(data.buffer, data.byteOffset).getUint32(0))
+      if (isOurs(n))
+        n.services.dissemination.on(
+          'artifact',
+          (a: Artifact) => a.from !== undefined && note(a.data),
+        )
+      else
+        n.services.pubsub.addEventListener('message', (e: CustomEvent<Message>) =>
+          note(e.detail.data),
+        )
+    }
+    const wake: Wake[] = nodes.map((n) => (isOurs(n) ? artifacts(n) : messages(n)))
+    // Publish from every node in turn, each message once the previous one is everywhere,
+    // until P3 has applied to every one of ours in a stock mesh for 30 messages.
+    let lowest = Number.POSITIVE_INFINITY
+    let activeFor = 0
+    let m = 0
+    for (; m < 400 && activeFor < 30; m++) {
+      const from = m % nodes.length
+      const data = new Uint8Array(256)
+      new DataView(data.buffer).setUint32(0, m)
+      const n = nodes[from]
+      if (isOurs(n)) await n.services.dissemination.publish(C, data)
+      else await n.services.pubsub.publish(C, data)
+      await waitFor(() => got.every((g, i) => i === from || g.has(m)), {
+        what: `message ${m} everywhere`,
+        wakeOn: wake,
+      })
+      const inMeshes = oursInStockMeshes()
+      // Every one of ours, in the mesh or not (a peer pruned for a deficit keeps it as P3b).
+      for (const s of stocks) {
+        for (const p of ourIds) lowest = Math.min(lowest, s.services.pubsub.getScore(p))
+      }
+      if (inMeshes.length > 0 && inMeshes.every((x) => x.active)) activeFor++
+    }
+    expect(activeFor).toBe(30)
+    expect(lowest).toBeGreaterThanOrEqual(0)
+    // Ours count as mesh deliverers at stock peers, and one-copy is at work among ours.
+    const counted = oursInStockMeshes().map(
+      ({ s, p }) => statsAt(s).get(p)!.topics[C].meshMessageDeliveries,
+    )
+    expect(counted.length).toBeGreaterThanOrEqual(4)
+    expect(Math.min(...counted)).toBeGreaterThanOrEqual(2)
+    expect(mine.some((n) => core(n).getLazyLinkCount(C) > 0)).toBe(true)
+    for (const s of stocks) expect(s.services.pubsub.getPeers().length).toBe(7)
+    for (const o of mine) expect(core(o).getPeers()).toHaveLength(7)
   })
 
   it('falls back to meshsub 1.1 with a 1.1-only stock peer and sends it no IDONTWANT', async () => {
