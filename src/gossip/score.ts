@@ -51,6 +51,12 @@ export class PeerScore {
   private readonly params: ScoreParams
   private readonly now: () => number
   private readonly peers = new Map<PeerKey, PeerStats>()
+  /**
+   * The peers {@link refresh} has work for: counters that may be non-zero, a mesh membership
+   * to time, or a retained score to expire. The others (most peers of a large network) are
+   * not visited: decaying zeros changes nothing.
+   */
+  private readonly decaying = new Map<PeerKey, PeerStats>()
   private readonly byAddress = new Map<string, Set<PeerKey>>()
   private readonly topicParams = new Map<Topic, TopicScoreParams>()
 
@@ -90,8 +96,10 @@ export class PeerScore {
     }
     if (this.score(peer) >= 0 || this.retainedCount() >= MAX_RETAINED) {
       this.peers.delete(peer)
+      this.decaying.delete(peer)
       return
     }
+    this.decaying.set(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
     for (const [topic, ts] of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(topic, ts)
     ps.connected = false
@@ -163,7 +171,9 @@ export class PeerScore {
   /** Adds behaviour penalties (P7): broken IWANT promises, GRAFT during backoff. */
   addPenalty(peer: PeerKey, n: number): void {
     const ps = this.peers.get(peer)
-    if (ps !== undefined) ps.behaviourPenalty += n
+    if (ps === undefined) return
+    ps.behaviourPenalty += n
+    this.decaying.set(peer, ps)
   }
 
   /** The peer's behaviour penalty counter (P7, before weighting; 0 for an unknown peer). */
@@ -218,20 +228,26 @@ export class PeerScore {
   refresh(): void {
     const now = this.now()
     const p = this.params
-    for (const [peer, ps] of this.peers) {
+    for (const [peer, ps] of this.decaying) {
       if (!ps.connected) {
-        if (now > ps.expire) this.peers.delete(peer)
+        if (now > ps.expire) {
+          this.peers.delete(peer)
+          this.decaying.delete(peer)
+        }
         continue
       }
-      if (ps.topics !== undefined) this.decayTopics(ps.topics, now)
+      const active = ps.topics !== undefined && this.decayTopics(ps.topics, now)
       if (ps.behaviourPenalty !== 0) {
         ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
       }
+      if (!active && ps.behaviourPenalty === 0) this.decaying.delete(peer)
     }
   }
 
-  private decayTopics(topics: Map<Topic, TopicStats>, now: number): void {
+  /** Decays the counters of `topics`; false when all are 0 and none is a mesh topic (idle). */
+  private decayTopics(topics: Map<Topic, TopicStats>, now: number): boolean {
     const zero = this.params.decayToZero
+    let active = false
     for (const [topic, ts] of topics) {
       const tp = this.paramsOf(topic)
       ts.firstMessageDeliveries = decay(
@@ -257,7 +273,14 @@ export class PeerScore {
           ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
         }
       }
+      active ||=
+        ts.inMesh ||
+        ts.firstMessageDeliveries !== 0 ||
+        ts.meshMessageDeliveries !== 0 ||
+        ts.meshFailurePenalty !== 0 ||
+        ts.invalidMessageDeliveries !== 0
     }
+    return active
   }
 
   private leaveMesh(topic: Topic, ts: TopicStats): void {
@@ -293,6 +316,8 @@ export class PeerScore {
   private topicStats(peer: PeerKey, topic: Topic): TopicStats | undefined {
     const ps = this.peers.get(peer)
     if (ps === undefined || !ps.connected) return undefined
+    // Any change to a topic counter starts with this lookup: the peer has decay work now.
+    if (!this.decaying.has(peer)) this.decaying.set(peer, ps)
     ps.topics ??= new Map()
     let ts = ps.topics.get(topic)
     if (ts === undefined) {
