@@ -3,6 +3,9 @@ import type { ScoreParams, TopicScoreParams } from './params.ts'
 
 /** Counters of one peer in one topic. */
 interface TopicStats {
+  readonly topic: Topic
+  /** The topic's score parameters, looked up once. */
+  readonly params: TopicScoreParams
   inMesh: boolean
   graftTime: number
   meshTime: number
@@ -22,10 +25,19 @@ interface PeerStats {
   connected: boolean
   expire: number
   address: string | undefined
-  /** Made on first use: most peers of a large network never get topic counters. */
-  topics: Map<Topic, TopicStats> | undefined
+  /**
+   * Topic counters in first-use order (a plain array: a peer has counters in a topic or two
+   * and a large simulation holds millions of peers); made on first use, as most peers of a
+   * large network never get any.
+   */
+  topics: TopicStats[] | undefined
+  /** `topics` by topic, made once they are more than {@link SCANNED_TOPICS}. */
+  topicIndex: Map<Topic, TopicStats> | undefined
   behaviourPenalty: number
 }
+
+/** Topic counters of a peer looked up by a scan; beyond, through an index. */
+const SCANNED_TOPICS = 8
 
 /** The IP of an address given as text: a multiaddr (`/ip4/1.2.3.4/tcp/1`) or a bare IP. */
 export function ipOf(address: string): string {
@@ -70,7 +82,14 @@ export class PeerScore {
     const address = addressText === undefined ? undefined : ipOf(addressText)
     let ps = this.peers.get(peer)
     if (ps === undefined) {
-      ps = { connected: true, expire: 0, address, topics: undefined, behaviourPenalty: 0 }
+      ps = {
+        connected: true,
+        expire: 0,
+        address,
+        topics: undefined,
+        topicIndex: undefined,
+        behaviourPenalty: 0,
+      }
       this.peers.set(peer, ps)
     }
     ps.connected = true
@@ -101,7 +120,7 @@ export class PeerScore {
     }
     this.decaying.set(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
-    for (const [topic, ts] of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(topic, ts)
+    for (const ts of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(ts)
     ps.connected = false
     ps.expire = this.now() + this.params.retainScoreMs
   }
@@ -135,14 +154,14 @@ export class PeerScore {
   prune(peer: PeerKey, topic: Topic): void {
     const ts = this.topicStats(peer, topic)
     if (ts === undefined || !ts.inMesh) return
-    this.leaveMesh(topic, ts)
+    this.leaveMesh(ts)
   }
 
   /** The peer delivered a message first (P2, and P3 when it is a mesh peer). */
   firstDelivery(peer: PeerKey, topic: Topic): void {
     const ts = this.topicStats(peer, topic)
     if (ts === undefined) return
-    const tp = this.paramsOf(topic)
+    const tp = ts.params
     ts.firstMessageDeliveries = Math.min(
       ts.firstMessageDeliveries + 1,
       tp.firstMessageDeliveriesCap,
@@ -156,7 +175,7 @@ export class PeerScore {
   duplicateDelivery(peer: PeerKey, topic: Topic, sinceFirstMs: number): void {
     const ts = this.topicStats(peer, topic)
     if (ts === undefined || !ts.inMesh) return
-    const tp = this.paramsOf(topic)
+    const tp = ts.params
     if (sinceFirstMs <= tp.meshMessageDeliveriesWindowMs) {
       ts.meshMessageDeliveries = Math.min(ts.meshMessageDeliveries + 1, tp.meshMessageDeliveriesCap)
     }
@@ -203,10 +222,10 @@ export class PeerScore {
     return score
   }
 
-  private topicScore(topics: Map<Topic, TopicStats>): number {
+  private topicScore(topics: TopicStats[]): number {
     let topicScore = 0
-    for (const [topic, ts] of topics) {
-      const tp = this.paramsOf(topic)
+    for (const ts of topics) {
+      const tp = ts.params
       let s = 0
       if (ts.inMesh) {
         const quanta = Math.min(ts.meshTime / tp.timeInMeshQuantumMs, tp.timeInMeshCap)
@@ -245,11 +264,11 @@ export class PeerScore {
   }
 
   /** Decays the counters of `topics`; false when all are 0 and none is a mesh topic (idle). */
-  private decayTopics(topics: Map<Topic, TopicStats>, now: number): boolean {
+  private decayTopics(topics: TopicStats[], now: number): boolean {
     const zero = this.params.decayToZero
     let active = false
-    for (const [topic, ts] of topics) {
-      const tp = this.paramsOf(topic)
+    for (const ts of topics) {
+      const tp = ts.params
       ts.firstMessageDeliveries = decay(
         ts.firstMessageDeliveries,
         tp.firstMessageDeliveriesDecay,
@@ -283,8 +302,8 @@ export class PeerScore {
     return active
   }
 
-  private leaveMesh(topic: Topic, ts: TopicStats): void {
-    const tp = this.paramsOf(topic)
+  private leaveMesh(ts: TopicStats): void {
+    const tp = ts.params
     if (ts.meshMessageDeliveriesActive && !ts.announceOnly) {
       const deficit = tp.meshMessageDeliveriesThreshold - ts.meshMessageDeliveries
       if (deficit > 0) ts.meshFailurePenalty += deficit * deficit
@@ -318,10 +337,11 @@ export class PeerScore {
     if (ps === undefined || !ps.connected) return undefined
     // Any change to a topic counter starts with this lookup: the peer has decay work now.
     if (!this.decaying.has(peer)) this.decaying.set(peer, ps)
-    ps.topics ??= new Map()
-    let ts = ps.topics.get(topic)
+    let ts = findTopic(ps, topic)
     if (ts === undefined) {
       ts = {
+        topic,
+        params: this.paramsOf(topic),
         inMesh: false,
         graftTime: 0,
         meshTime: 0,
@@ -333,8 +353,34 @@ export class PeerScore {
         meshFailurePenalty: 0,
         invalidMessageDeliveries: 0,
       }
-      ps.topics.set(topic, ts)
+      const topics = ps.topics ?? []
+      ps.topics = withTopic(topics, ts)
+      if (ps.topicIndex !== undefined) ps.topicIndex.set(topic, ts)
+      else if (ps.topics.length > SCANNED_TOPICS) {
+        ps.topicIndex = new Map(ps.topics.map((t) => [t.topic, t]))
+      }
     }
     return ts
   }
+}
+
+/** `ps`'s counters in `topic`, if any. */
+function findTopic(ps: PeerStats, topic: Topic): TopicStats | undefined {
+  if (ps.topicIndex !== undefined) return ps.topicIndex.get(topic)
+  const topics = ps.topics
+  if (topics === undefined) return undefined
+  for (let i = 0; i < topics.length; i++) if (topics[i].topic === topic) return topics[i]
+  return undefined
+}
+
+/** `topics` and `ts` in a new array of exactly that size (`push` reserves 16 more slots). */
+function withTopic(topics: TopicStats[], ts: TopicStats): TopicStats[] {
+  if (topics.length >= SCANNED_TOPICS) {
+    topics.push(ts)
+    return topics
+  }
+  const grown = new Array<TopicStats>(topics.length + 1)
+  for (let i = 0; i < topics.length; i++) grown[i] = topics[i]
+  grown[topics.length] = ts
+  return grown
 }
