@@ -33,6 +33,11 @@ interface PeerStats {
   topics: TopicStats[] | undefined
   /** `topics` by topic, made once they are more than {@link SCANNED_TOPICS}. */
   topicIndex: Map<Topic, TopicStats> | undefined
+  /**
+   * The topic part of the score as last computed; unset by every change to `topics` (a
+   * peer's score is read at every frame and heartbeat, and changes far less often).
+   */
+  topicScore: number | undefined
   behaviourPenalty: number
 }
 
@@ -88,6 +93,7 @@ export class PeerScore {
         address,
         topics: undefined,
         topicIndex: undefined,
+        topicScore: undefined,
         behaviourPenalty: 0,
       }
       this.peers.set(peer, ps)
@@ -121,6 +127,7 @@ export class PeerScore {
     this.decaying.set(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
     for (const ts of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(ts)
+    ps.topicScore = undefined
     ps.connected = false
     ps.expire = this.now() + this.params.retainScoreMs
   }
@@ -205,10 +212,12 @@ export class PeerScore {
     const ps = this.peers.get(peer)
     if (ps === undefined) return 0
     const p = this.params
-    let topicScore = 0
-    // Guarded, not `?? []`: iterating a Map here and an array there deoptimizes this hot loop.
-    if (ps.topics !== undefined) topicScore = this.topicScore(ps.topics)
-    if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
+    let topicScore = ps.topicScore
+    if (topicScore === undefined) {
+      topicScore = ps.topics === undefined ? 0 : this.topicScore(ps.topics)
+      if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
+      ps.topicScore = topicScore
+    }
     let score = topicScore
     if (ps.address !== undefined && p.ipColocationFactorWeight !== 0) {
       if (!p.ipColocationWhitelist.includes(ps.address)) {
@@ -256,6 +265,7 @@ export class PeerScore {
         continue
       }
       const active = ps.topics !== undefined && this.decayTopics(ps.topics, now)
+      ps.topicScore = undefined
       if (ps.behaviourPenalty !== 0) {
         ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
       }
@@ -335,8 +345,10 @@ export class PeerScore {
   private topicStats(peer: PeerKey, topic: Topic): TopicStats | undefined {
     const ps = this.peers.get(peer)
     if (ps === undefined || !ps.connected) return undefined
-    // Any change to a topic counter starts with this lookup: the peer has decay work now.
+    // Any change to a topic counter starts with this lookup: the peer has decay work now, and
+    // its topic score must be computed again.
     if (!this.decaying.has(peer)) this.decaying.set(peer, ps)
+    ps.topicScore = undefined
     let ts = findTopic(ps, topic)
     if (ts === undefined) {
       ts = {
