@@ -6,7 +6,7 @@ const NONE: unique symbol = Symbol('none')
 
 /** `a` and `b` are the same item for a `Set` (SameValueZero: NaN is NaN). */
 function same(a: unknown, b: unknown): boolean {
-  return a === b || (a !== a && b !== b)
+  return a === b || (Number.isNaN(a) && Number.isNaN(b))
 }
 
 /**
