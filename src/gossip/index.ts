@@ -29,7 +29,7 @@ export {
   MESHSUB_1_2,
   MESHSUB_1_3,
 } from './protocol-ids.ts'
-export type { GossipRouterOptions } from './router.ts'
+export type { GossipRouterOptions, RpcDecoder } from './router.ts'
 export { GossipRouter } from './router.ts'
 export type { RpcLimits, RpcMessage } from './rpc-codec.ts'
 export { DEFAULT_RPC_LIMITS, RpcLimitError } from './rpc-codec.ts'

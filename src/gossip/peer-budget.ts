@@ -100,16 +100,21 @@ const SLOT: Record<BudgetKind, number> = {
   stream: 10,
 }
 
-interface PeerBudget {
-  /**
-   * Per kind (by {@link SLOT}): tokens at `2i`, time of the last refill at `2i + 1`; NaN
-   * tokens, or no slot yet, mean untouched (a full bucket). One unboxed array up to the
-   * last kind used, not a map of objects: a large simulation holds millions of peers.
-   */
-  buckets: number[]
-  strikes: number
-  strikesAt: number
-}
+/**
+ * A peer's budget state in one unboxed array of numbers (no object around it, no boxed
+ * fields: a large simulation holds millions of peers): strikes at {@link STRIKES}, their
+ * time at {@link STRIKES_AT}, then per kind (by {@link SLOT}) tokens at `BUCKETS + 2i` and
+ * the time of the last refill after them. NaN tokens, or no slot yet, mean untouched (a
+ * full bucket); the array only grows as far as the last kind used.
+ */
+type PeerBudget = number[]
+
+/** Index of the strike count in a {@link PeerBudget}. */
+const STRIKES = 0
+/** Index of the time the strikes were last counted. */
+const STRIKES_AT = 1
+/** Index of the first bucket. */
+const BUCKETS = 2
 
 /**
  * Per-peer token buckets for every kind of control input, plus strikes and a deny list.
@@ -131,7 +136,7 @@ export class PeerBudgets {
   /** Starts tracking a peer with full buckets. */
   addPeer(peer: PeerKey): void {
     if (!this.peers.has(peer)) {
-      this.peers.set(peer, { buckets: [], strikes: 0, strikesAt: this.now() })
+      this.peers.set(peer, [0, this.now()])
     }
   }
 
@@ -152,10 +157,11 @@ export class PeerBudgets {
   take(peer: PeerKey, kind: BudgetKind, n: number): number {
     const pb = this.peers.get(peer)
     if (pb === undefined) return 0
-    const i = this.refill(pb, kind)
-    const tokens = pb.buckets[i]
+    const b = this.refill(peer, pb, kind)
+    const i = bucketIndex(kind)
+    const tokens = b[i]
     const granted = Math.min(n, Math.floor(tokens))
-    pb.buckets[i] = granted < n ? 0 : tokens - n
+    b[i] = granted < n ? 0 : tokens - n
     return granted
   }
 
@@ -167,7 +173,7 @@ export class PeerBudgets {
   /** Units of `kind` the peer may spend now. */
   remaining(peer: PeerKey, kind: BudgetKind): number {
     const pb = this.peers.get(peer)
-    return pb === undefined ? 0 : Math.floor(pb.buckets[this.refill(pb, kind)])
+    return pb === undefined ? 0 : Math.floor(this.refill(peer, pb, kind)[bucketIndex(kind)])
   }
 
   /**
@@ -178,18 +184,18 @@ export class PeerBudgets {
     const pb = this.peers.get(peer)
     if (pb === undefined) return false
     const now = this.now()
-    const forgiven = ((now - pb.strikesAt) / 1000) * this.params.strikeDecayPerSecond
-    pb.strikes = Math.max(0, pb.strikes - forgiven) + weight
-    pb.strikesAt = now
-    return pb.strikes >= this.params.disconnectStrikes
+    const forgiven = ((now - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
+    pb[STRIKES] = Math.max(0, pb[STRIKES] - forgiven) + weight
+    pb[STRIKES_AT] = now
+    return pb[STRIKES] >= this.params.disconnectStrikes
   }
 
   /** Current strikes of a peer (after forgiveness). */
   strikes(peer: PeerKey): number {
     const pb = this.peers.get(peer)
     if (pb === undefined) return 0
-    const forgiven = ((this.now() - pb.strikesAt) / 1000) * this.params.strikeDecayPerSecond
-    return Math.max(0, pb.strikes - forgiven)
+    const forgiven = ((this.now() - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
+    return Math.max(0, pb[STRIKES] - forgiven)
   }
 
   /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */
@@ -218,23 +224,31 @@ export class PeerBudgets {
     return this.isDenied(peer) ? this.denied.get(peer)! - this.now() : 0
   }
 
-  /** Refills the peer's bucket of `kind` up to now; returns the index of its tokens. */
-  private refill(pb: PeerBudget, kind: BudgetKind): number {
+  /**
+   * Refills `peer`'s bucket of `kind` up to now (at {@link bucketIndex}); returns its budget
+   * array, which is replaced when it grows.
+   */
+  private refill(peer: PeerKey, pb: PeerBudget, kind: BudgetKind): PeerBudget {
     const rate = this.params.rates[kind]
     const now = this.now()
-    const i = 2 * SLOT[kind]
-    if (i >= pb.buckets.length) {
+    const i = bucketIndex(kind)
+    let b = pb
+    if (i >= b.length) {
       // Grown to exactly the slots needed (a push would reserve 16 more).
-      const grown = new Array<number>(i + 2).fill(Number.NaN)
-      for (let k = 0; k < pb.buckets.length; k++) grown[k] = pb.buckets[k]
-      pb.buckets = grown
+      b = new Array<number>(i + 2).fill(Number.NaN)
+      for (let k = 0; k < pb.length; k++) b[k] = pb[k]
+      this.peers.set(peer, b)
     }
-    const b = pb.buckets
     const tokens = b[i]
     b[i] = Number.isNaN(tokens)
       ? rate.burst
       : Math.min(rate.burst, tokens + ((now - b[i + 1]) / 1000) * rate.perSecond)
     b[i + 1] = now
-    return i
+    return b
   }
+}
+
+/** Index of the tokens of `kind` in a {@link PeerBudget}. */
+function bucketIndex(kind: BudgetKind): number {
+  return BUCKETS + 2 * SLOT[kind]
 }

@@ -24,6 +24,7 @@ import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
 import { shuffle } from './random-pick.ts'
 import {
   checkRpcPrefix,
+  type DecodeWork,
   decodeRpc,
   emptyControl,
   emptyOneCopy,
@@ -38,6 +39,7 @@ import {
   type RpcGraft,
   type RpcIHave,
   type RpcIWant,
+  type RpcLimits,
   type RpcMessage,
   type RpcOneCopy,
   type RpcPrune,
@@ -71,7 +73,16 @@ export interface GossipRouterOptions extends GossipParamsOptions {
   msgIdFn?: MessageIdFn
   /** First sequence number of StrictSign messages (default: the clock in nanoseconds). */
   firstSeqno?: bigint
+  /**
+   * Decodes each received frame (default {@link decodeRpc}). The simulator passes one that
+   * decodes a frame sent to many peers once; the router never changes a decoded RPC, so
+   * receivers can share it.
+   */
+  decodeRpc?: RpcDecoder
 }
+
+/** Decodes a frame within `limits`, counting the fields read in `work` (as {@link decodeRpc}). */
+export type RpcDecoder = (frame: Uint8Array, limits: RpcLimits, work: DecodeWork) => Rpc
 
 /** What the router knows about a connected peer. */
 interface PeerState {
@@ -99,7 +110,19 @@ interface PeerState {
   oneCopyHeard: boolean
   /** Both ends speak the one-copy extension and each knows the other heard it (a hello came). */
   oneCopy: boolean
+  /**
+   * Whether the heartbeat has per-peer upkeep for it (counters to reset or decay, IDONTWANTs to
+   * expire): {@link IDLE}, {@link BUSY} (in `busyPeers`) or {@link GONE} (disconnected).
+   */
+  upkeep: number
 }
+
+/** {@link PeerState.upkeep}: nothing for the heartbeat to do. */
+const IDLE = 0
+/** {@link PeerState.upkeep}: listed in `busyPeers`, visited at the next heartbeat. */
+const BUSY = 1
+/** {@link PeerState.upkeep}: disconnected; never listed again. */
+const GONE = 2
 
 function emptyRpc(): Rpc {
   return { subscriptions: [], messages: [], control: emptyControl() }
@@ -141,6 +164,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   maxFieldsPerFrame = 0
 
   private readonly peers = new Map<PeerKey, PeerState>()
+  /**
+   * Peers with heartbeat upkeep (see {@link PeerState.upkeep}), so that a heartbeat visits
+   * those instead of every peer: at 72,000 nodes × 50 peers most peers are idle and each
+   * visit is a cache miss.
+   */
+  private busyPeers: PeerState[] = []
   private readonly topicPeers = new Map<Topic, Set<PeerKey>>()
   private readonly meshes: MeshMaintenance
   private readonly subscriptions = new Set<Topic>()
@@ -174,6 +203,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly budgets: PeerBudgets
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
+  private readonly decodeRpc: RpcDecoder
   private readonly uplink: UplinkQueue
   private heartbeatTimer: TimerHandle | undefined
   private hello: Uint8Array | undefined
@@ -181,7 +211,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
     super(env, 'consensus-multicast:gossip')
-    const { privateKey, msgIdFn, firstSeqno, ...paramOptions } = options
+    const { privateKey, msgIdFn, firstSeqno, decodeRpc: decoder, ...paramOptions } = options
     this.params = resolveGossipParams(paramOptions)
     const p = this.params
     if (p.signaturePolicy === 'StrictSign') {
@@ -194,6 +224,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       )
     }
     this.msgIdFn = msgIdFn ?? defaultMessageId(p.signaturePolicy)
+    this.decodeRpc = decoder ?? decodeRpc
     this.direct = new Set(p.directPeers)
     for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
     this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
@@ -293,6 +324,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.pulls.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
+    this.busyPeers = []
     this.pendingControl.clear()
     this.pendingOneCopy.clear()
   }
@@ -324,6 +356,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       sentExtensions: false,
       oneCopyHeard: false,
       oneCopy: false,
+      upkeep: IDLE,
     })
     this.score.addPeer(peer, info.address)
     this.budgets.addPeer(peer)
@@ -351,6 +384,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const ps = this.peers.get(peer)
     if (ps === undefined) return
     for (const topic of ps.topics) this.removeTopicPeer(topic, peer)
+    ps.upkeep = GONE
     this.peers.delete(peer)
     this.pendingControl.delete(peer)
     this.pendingOneCopy.delete(peer)
@@ -378,7 +412,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     let rpc: Rpc
     const work = { fields: 0 }
     try {
-      rpc = decodeRpc(frame, this.params.rpcLimits, work)
+      rpc = this.decodeRpc(frame, this.params.rpcLimits, work)
     } catch (err) {
       this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
@@ -1035,6 +1069,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
         // our push was not the one that delivered.
         if (ps.recentPushes?.delete(key)) ps.wastedPushes++
+        this.needsUpkeep(ps)
         ps.dontWant ??= new Map()
         ps.dontWant.delete(key)
         if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
@@ -1111,6 +1146,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private handleIHave(peer: PeerKey, ps: PeerState, ihaves: RpcIHave[], out: Rpc): void {
     if (ihaves.length === 0) return
     if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return
+    this.needsUpkeep(ps)
     if (++ps.ihavesThisHeartbeat > this.params.maxIHaveMessages) {
       this.reject(peer, 'ihave-flood')
       return
@@ -1341,20 +1377,15 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.score.refresh()
       this.lastDecay = now
     }
-    for (const [peer, ps] of this.peers) {
-      if (ps.oneCopyHeard && !ps.oneCopy) {
-        // Our hello or its reply was lost (lossy links): ask again until one comes back.
-        this.pendingOneCopyOf(peer).hello = HELLO_ASK
+    if (this.params.oneCopy) {
+      for (const [peer, ps] of this.peers) {
+        if (ps.oneCopyHeard && !ps.oneCopy) {
+          // Our hello or its reply was lost (lossy links): ask again until one comes back.
+          this.pendingOneCopyOf(peer).hello = HELLO_ASK
+        }
       }
-      // Most peers never got a large push: skip them (wastedPushes ≤ pushes, so both are 0).
-      if (ps.pushes !== 0) {
-        ps.pushes *= PUSH_DECAY
-        ps.wastedPushes *= PUSH_DECAY
-      }
-      ps.ihavesThisHeartbeat = 0
-      ps.askedThisHeartbeat = 0
-      if (ps.dontWant !== undefined) expireDontWant(ps.dontWant, now)
     }
+    this.peerUpkeep(now)
     this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
     if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
@@ -1362,6 +1393,40 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.mcache.shift()
     this.seen.prune(now)
     this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, () => this.heartbeat())
+  }
+
+  /** Lists `ps` for the next heartbeat's upkeep (once; never a disconnected peer). */
+  private needsUpkeep(ps: PeerState): void {
+    if (ps.upkeep !== IDLE) return
+    ps.upkeep = BUSY
+    this.busyPeers.push(ps)
+  }
+
+  /**
+   * The heartbeat's per-peer upkeep, for the listed peers only (the others have nothing to
+   * reset, decay or expire): push counts decay, per-heartbeat counters reset, IDONTWANTs
+   * expire. A peer stays listed while it has decaying counts or IDONTWANTs held.
+   */
+  private peerUpkeep(now: number): void {
+    const listed = this.busyPeers
+    const kept: PeerState[] = []
+    for (const ps of listed) {
+      if (ps.upkeep !== BUSY) continue
+      // wastedPushes ≤ pushes, so both are 0 when pushes is.
+      if (ps.pushes !== 0) {
+        ps.pushes *= PUSH_DECAY
+        ps.wastedPushes *= PUSH_DECAY
+      }
+      ps.ihavesThisHeartbeat = 0
+      ps.askedThisHeartbeat = 0
+      if (ps.dontWant !== undefined) {
+        expireDontWant(ps.dontWant, now)
+        if (ps.dontWant.size === 0) ps.dontWant = undefined
+      }
+      if (ps.pushes !== 0 || ps.dontWant !== undefined) kept.push(ps)
+      else ps.upkeep = IDLE
+    }
+    this.busyPeers = kept
   }
 
   // ---------------------------------------------------------------- sending
@@ -1412,6 +1477,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (payload < this.params.lazyPushMinDataSize) return
     const ps = this.peers.get(peer)
     if (ps === undefined) return
+    this.needsUpkeep(ps)
     ps.pushes++
     ps.recentPushes ??= new Set()
     if (ps.recentPushes.size >= MAX_RECENT_PUSHES) {
@@ -1426,6 +1492,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (payload < this.params.lazyPushMinDataSize) return
     const ps = this.peers.get(peer)
     if (ps === undefined) return
+    this.needsUpkeep(ps)
     ps.pushes++
     ps.wastedPushes++
   }

@@ -3,6 +3,9 @@ import type { ScoreParams, TopicScoreParams } from './params.ts'
 
 /** Counters of one peer in one topic. */
 interface TopicStats {
+  readonly topic: Topic
+  /** The topic's score parameters, looked up once. */
+  readonly params: TopicScoreParams
   inMesh: boolean
   graftTime: number
   meshTime: number
@@ -22,10 +25,24 @@ interface PeerStats {
   connected: boolean
   expire: number
   address: string | undefined
-  /** Made on first use: most peers of a large network never get topic counters. */
-  topics: Map<Topic, TopicStats> | undefined
+  /**
+   * Topic counters in first-use order (a plain array: a peer has counters in a topic or two
+   * and a large simulation holds millions of peers); made on first use, as most peers of a
+   * large network never get any.
+   */
+  topics: TopicStats[] | undefined
+  /** `topics` by topic, made once they are more than {@link SCANNED_TOPICS}. */
+  topicIndex: Map<Topic, TopicStats> | undefined
+  /**
+   * The topic part of the score as last computed; unset by every change to `topics` (a
+   * peer's score is read at every frame and heartbeat, and changes far less often).
+   */
+  topicScore: number | undefined
   behaviourPenalty: number
 }
+
+/** Topic counters of a peer looked up by a scan; beyond, through an index. */
+const SCANNED_TOPICS = 8
 
 /** The IP of an address given as text: a multiaddr (`/ip4/1.2.3.4/tcp/1`) or a bare IP. */
 export function ipOf(address: string): string {
@@ -51,6 +68,12 @@ export class PeerScore {
   private readonly params: ScoreParams
   private readonly now: () => number
   private readonly peers = new Map<PeerKey, PeerStats>()
+  /**
+   * The peers {@link refresh} has work for: counters that may be non-zero, a mesh membership
+   * to time, or a retained score to expire. The others (most peers of a large network) are
+   * not visited: decaying zeros changes nothing.
+   */
+  private readonly decaying = new Map<PeerKey, PeerStats>()
   private readonly byAddress = new Map<string, Set<PeerKey>>()
   private readonly topicParams = new Map<Topic, TopicScoreParams>()
 
@@ -64,7 +87,15 @@ export class PeerScore {
     const address = addressText === undefined ? undefined : ipOf(addressText)
     let ps = this.peers.get(peer)
     if (ps === undefined) {
-      ps = { connected: true, expire: 0, address, topics: undefined, behaviourPenalty: 0 }
+      ps = {
+        connected: true,
+        expire: 0,
+        address,
+        topics: undefined,
+        topicIndex: undefined,
+        topicScore: undefined,
+        behaviourPenalty: 0,
+      }
       this.peers.set(peer, ps)
     }
     ps.connected = true
@@ -90,10 +121,13 @@ export class PeerScore {
     }
     if (this.score(peer) >= 0 || this.retainedCount() >= MAX_RETAINED) {
       this.peers.delete(peer)
+      this.decaying.delete(peer)
       return
     }
+    this.decaying.set(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
-    for (const [topic, ts] of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(topic, ts)
+    for (const ts of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(ts)
+    ps.topicScore = undefined
     ps.connected = false
     ps.expire = this.now() + this.params.retainScoreMs
   }
@@ -127,14 +161,14 @@ export class PeerScore {
   prune(peer: PeerKey, topic: Topic): void {
     const ts = this.topicStats(peer, topic)
     if (ts === undefined || !ts.inMesh) return
-    this.leaveMesh(topic, ts)
+    this.leaveMesh(ts)
   }
 
   /** The peer delivered a message first (P2, and P3 when it is a mesh peer). */
   firstDelivery(peer: PeerKey, topic: Topic): void {
     const ts = this.topicStats(peer, topic)
     if (ts === undefined) return
-    const tp = this.paramsOf(topic)
+    const tp = ts.params
     ts.firstMessageDeliveries = Math.min(
       ts.firstMessageDeliveries + 1,
       tp.firstMessageDeliveriesCap,
@@ -148,7 +182,7 @@ export class PeerScore {
   duplicateDelivery(peer: PeerKey, topic: Topic, sinceFirstMs: number): void {
     const ts = this.topicStats(peer, topic)
     if (ts === undefined || !ts.inMesh) return
-    const tp = this.paramsOf(topic)
+    const tp = ts.params
     if (sinceFirstMs <= tp.meshMessageDeliveriesWindowMs) {
       ts.meshMessageDeliveries = Math.min(ts.meshMessageDeliveries + 1, tp.meshMessageDeliveriesCap)
     }
@@ -163,7 +197,9 @@ export class PeerScore {
   /** Adds behaviour penalties (P7): broken IWANT promises, GRAFT during backoff. */
   addPenalty(peer: PeerKey, n: number): void {
     const ps = this.peers.get(peer)
-    if (ps !== undefined) ps.behaviourPenalty += n
+    if (ps === undefined) return
+    ps.behaviourPenalty += n
+    this.decaying.set(peer, ps)
   }
 
   /** The peer's behaviour penalty counter (P7, before weighting; 0 for an unknown peer). */
@@ -176,10 +212,12 @@ export class PeerScore {
     const ps = this.peers.get(peer)
     if (ps === undefined) return 0
     const p = this.params
-    let topicScore = 0
-    // Guarded, not `?? []`: iterating a Map here and an array there deoptimizes this hot loop.
-    if (ps.topics !== undefined) topicScore = this.topicScore(ps.topics)
-    if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
+    let topicScore = ps.topicScore
+    if (topicScore === undefined) {
+      topicScore = ps.topics === undefined ? 0 : this.topicScore(ps.topics)
+      if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
+      ps.topicScore = topicScore
+    }
     let score = topicScore
     if (ps.address !== undefined && p.ipColocationFactorWeight !== 0) {
       if (!p.ipColocationWhitelist.includes(ps.address)) {
@@ -193,10 +231,10 @@ export class PeerScore {
     return score
   }
 
-  private topicScore(topics: Map<Topic, TopicStats>): number {
+  private topicScore(topics: TopicStats[]): number {
     let topicScore = 0
-    for (const [topic, ts] of topics) {
-      const tp = this.paramsOf(topic)
+    for (const ts of topics) {
+      const tp = ts.params
       let s = 0
       if (ts.inMesh) {
         const quanta = Math.min(ts.meshTime / tp.timeInMeshQuantumMs, tp.timeInMeshCap)
@@ -218,22 +256,29 @@ export class PeerScore {
   refresh(): void {
     const now = this.now()
     const p = this.params
-    for (const [peer, ps] of this.peers) {
+    for (const [peer, ps] of this.decaying) {
       if (!ps.connected) {
-        if (now > ps.expire) this.peers.delete(peer)
+        if (now > ps.expire) {
+          this.peers.delete(peer)
+          this.decaying.delete(peer)
+        }
         continue
       }
-      if (ps.topics !== undefined) this.decayTopics(ps.topics, now)
+      const active = ps.topics !== undefined && this.decayTopics(ps.topics, now)
+      ps.topicScore = undefined
       if (ps.behaviourPenalty !== 0) {
         ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
       }
+      if (!active && ps.behaviourPenalty === 0) this.decaying.delete(peer)
     }
   }
 
-  private decayTopics(topics: Map<Topic, TopicStats>, now: number): void {
+  /** Decays the counters of `topics`; false when all are 0 and none is a mesh topic (idle). */
+  private decayTopics(topics: TopicStats[], now: number): boolean {
     const zero = this.params.decayToZero
-    for (const [topic, ts] of topics) {
-      const tp = this.paramsOf(topic)
+    let active = false
+    for (const ts of topics) {
+      const tp = ts.params
       ts.firstMessageDeliveries = decay(
         ts.firstMessageDeliveries,
         tp.firstMessageDeliveriesDecay,
@@ -257,11 +302,18 @@ export class PeerScore {
           ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
         }
       }
+      active ||=
+        ts.inMesh ||
+        ts.firstMessageDeliveries !== 0 ||
+        ts.meshMessageDeliveries !== 0 ||
+        ts.meshFailurePenalty !== 0 ||
+        ts.invalidMessageDeliveries !== 0
     }
+    return active
   }
 
-  private leaveMesh(topic: Topic, ts: TopicStats): void {
-    const tp = this.paramsOf(topic)
+  private leaveMesh(ts: TopicStats): void {
+    const tp = ts.params
     if (ts.meshMessageDeliveriesActive && !ts.announceOnly) {
       const deficit = tp.meshMessageDeliveriesThreshold - ts.meshMessageDeliveries
       if (deficit > 0) ts.meshFailurePenalty += deficit * deficit
@@ -293,10 +345,15 @@ export class PeerScore {
   private topicStats(peer: PeerKey, topic: Topic): TopicStats | undefined {
     const ps = this.peers.get(peer)
     if (ps === undefined || !ps.connected) return undefined
-    ps.topics ??= new Map()
-    let ts = ps.topics.get(topic)
+    // Any change to a topic counter starts with this lookup: the peer has decay work now, and
+    // its topic score must be computed again.
+    if (!this.decaying.has(peer)) this.decaying.set(peer, ps)
+    ps.topicScore = undefined
+    let ts = findTopic(ps, topic)
     if (ts === undefined) {
       ts = {
+        topic,
+        params: this.paramsOf(topic),
         inMesh: false,
         graftTime: 0,
         meshTime: 0,
@@ -308,8 +365,34 @@ export class PeerScore {
         meshFailurePenalty: 0,
         invalidMessageDeliveries: 0,
       }
-      ps.topics.set(topic, ts)
+      const topics = ps.topics ?? []
+      ps.topics = withTopic(topics, ts)
+      if (ps.topicIndex !== undefined) ps.topicIndex.set(topic, ts)
+      else if (ps.topics.length > SCANNED_TOPICS) {
+        ps.topicIndex = new Map(ps.topics.map((t) => [t.topic, t]))
+      }
     }
     return ts
   }
+}
+
+/** `ps`'s counters in `topic`, if any. */
+function findTopic(ps: PeerStats, topic: Topic): TopicStats | undefined {
+  if (ps.topicIndex !== undefined) return ps.topicIndex.get(topic)
+  const topics = ps.topics
+  if (topics === undefined) return undefined
+  for (let i = 0; i < topics.length; i++) if (topics[i].topic === topic) return topics[i]
+  return undefined
+}
+
+/** `topics` and `ts` in a new array of exactly that size (`push` reserves 16 more slots). */
+function withTopic(topics: TopicStats[], ts: TopicStats): TopicStats[] {
+  if (topics.length >= SCANNED_TOPICS) {
+    topics.push(ts)
+    return topics
+  }
+  const grown = new Array<TopicStats>(topics.length + 1)
+  for (let i = 0; i < topics.length; i++) grown[i] = topics[i]
+  grown[topics.length] = ts
+  return grown
 }

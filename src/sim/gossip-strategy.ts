@@ -2,6 +2,7 @@ import type { Env } from '../common/env.ts'
 import { type GossipProfile, GossipRouter, type GossipRouterOptions } from '../gossip/index.ts'
 import { decodeRpc, encodeRpc } from '../gossip/rpc-codec.ts'
 import { type BuiltNetwork, buildNetwork, SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
+import { sharedRpcDecoder } from './shared-decode.ts'
 
 /**
  * Validation time of a received message on the modelled nodes: 2 ms plus 0.3 ms per
@@ -24,12 +25,15 @@ export function gossipStrategy(
   description: string,
   overrides: GossipRouterOptions = {},
 ): SimStrategy {
+  // Shared by the strategy's nodes: a frame sent to many peers is decoded once.
+  const decodeRpc = sharedRpcDecoder()
   return {
     name: `gossip-${profile}`,
     description,
     create: (env, index, ctx) =>
       new GossipRouter(env, {
         profile,
+        decodeRpc,
         ...SIM_VALIDATION_DELAY,
         topicClasses: { [SCENARIO_TOPIC]: ctx.scenario.class },
         uploadBps: ctx.network.uploadBps(index),
