@@ -104,6 +104,7 @@ const SURFACE: Record<string, { source: string; values: string[]; types: string[
       'GossipServiceOptions',
       'MessageIdFn',
       'PeerBudgetParams',
+      'RpcDecoder',
       'RpcLimits',
       'RpcMessage',
       'ScoreParams',
