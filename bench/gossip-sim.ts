@@ -27,10 +27,12 @@
  *
  * Section 1c runs the preamble extension (PREAMBLE / IMRECEIVING) at 100 KB, random and single
  * publisher: stock, optimized, optimized + preamble, one-copy, one-copy + preamble, with its
- * targets in the targets table; and times a PREAMBLE flood from one peer on one router.
+ * targets in the targets table; and times a PREAMBLE flood from one peer on one router. Part
+ * `preamble-slow` runs the random-publisher case with every uplink at 20 Mbit/s (no targets).
  *
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N] [--targets-only] (sections 1 and 1b)
  *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
+ *   [--part preamble-slow]
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
@@ -70,7 +72,7 @@ const targetsOnly = process.argv.includes('--targets-only')
 const partAt = process.argv.indexOf('--part')
 /** `--part random|single|churn|silent`: only that part of section 1 (seeds run in parallel). */
 const part = partAt >= 0 ? process.argv[partAt + 1] : undefined
-const PARTS = ['random', 'single', 'churn', 'silent', 'preamble']
+const PARTS = ['random', 'single', 'churn', 'silent', 'preamble', 'preamble-slow']
 if (part !== undefined && !PARTS.includes(part)) throw new Error(`--part takes ${PARTS.join('|')}`)
 const runs = (name: string) => part === undefined || part === name
 const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
@@ -316,10 +318,21 @@ const preambleNames: Record<string, string> = {
   [gossipPreambleStrategy.name]: 'optimized+preamble',
   [gossipOneCopyPreambleStrategy.name]: 'one-copy+preamble',
 }
-for (const single of runs('preamble') ? [false, true] : []) {
+// `preamble-slow`: every uplink 20 Mbit/s (a 100 KB copy takes 40 ms), no targets: where a
+// copy's transfer time is no longer small against the round trip, as in the paper's setting.
+const preambleCases = [
+  ...(runs('preamble')
+    ? [
+        { single: false, slow: false },
+        { single: true, slow: false },
+      ]
+    : []),
+  ...(runs('preamble-slow') ? [{ single: false, slow: true }] : []),
+]
+for (const { single, slow } of preambleCases) {
   const bytes = 100_000
-  const label = `${nodes} nodes, consensus 100 KB${single ? ', single publisher' : ''}`
-  const sc = scenario(label, nodes, bytes, 'consensus')
+  const label = `${nodes} nodes, consensus 100 KB${single ? ', single publisher' : ''}${slow ? ', 20 Mbit/s uplinks' : ''}`
+  const sc = scenario(label, nodes, bytes, 'consensus', slow ? { bandwidth: 20e6 } : {})
   const out: ScenarioResult[] = []
   for (const strategy of preambleProfiles) {
     process.stderr.write(`running ${label} with ${strategy.name}...\n`)
@@ -345,7 +358,7 @@ for (const single of runs('preamble') ? [false, true] : []) {
       'IWANT/msg': fmt(control(r, 'IWANT')),
     })
     const name = preambleNames[r.strategy]
-    if (name === undefined) continue
+    if (name === undefined || slow) continue
     target(
       label,
       'dups per node per message',

@@ -577,12 +577,15 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!within('idontwant', receiving.length)) return false
     for (const id of receiving) this.preambles.peerReceiving(peer, messageIdKey(id))
     if (!within('announce', preambles.length)) return false
-    for (const p of preambles) this.handlePreamble(peer, p)
+    for (const p of preambles) this.handlePreamble(peer, ps, p)
     return true
   }
 
-  /** A PREAMBLE: the message is awaited, and our other peers told IMRECEIVING, unless known. */
-  private handlePreamble(peer: PeerKey, p: RpcPreamble): void {
+  /**
+   * A PREAMBLE: its sender has the message (we send it no copy); the message is awaited, and
+   * our other peers told IMRECEIVING, unless known.
+   */
+  private handlePreamble(peer: PeerKey, ps: PeerState, p: RpcPreamble): void {
     const topic = this.topicByHash.get(bytesKey(p.topicHash))
     // Not one of our topics: its message would be dropped unread, nothing to hold back.
     if (topic === undefined) return
@@ -591,7 +594,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return
     }
     const key = messageIdKey(p.messageID)
-    if (this.seen.has(key, this.env.now())) return
+    const now = this.env.now()
+    if (this.seen.has(key, now)) return
+    // Before `announced`: an overdue message is not pulled from the peer that broke its preamble.
+    if (!this.preambles.isOverdue(key)) {
+      this.peerHas(peer, ps, key, p.messageID, now + this.params.idontwantTtlMs)
+    }
     const verdict = this.preambles.announced(peer, key, p.messageID, topic, p.size)
     if (verdict === 'full') this.reject(peer, 'preamble-over-limit', topic)
     else if (verdict === 'new') this.sendImReceiving(topic, p.messageID, key, peer)
@@ -1173,18 +1181,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
         // our push was not the one that delivered.
         if (ps.recentPushes?.delete(key)) ps.wastedPushes++
-        // It has the message: one preambled to us that did not come is pulled from it.
-        if (this.preambles.isOverdue(key)) this.pullPreambled(peer, key, id)
-        ps.dontWant ??= new Map()
-        ps.dontWant.delete(key)
-        if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
-          const oldest = ps.dontWant.keys().next().value
-          if (oldest !== undefined) ps.dontWant.delete(oldest)
-        }
-        ps.dontWant.set(key, expiry)
+        this.peerHas(peer, ps, key, id, expiry)
       }
     }
     return true
+  }
+
+  /** `peer` has the message `key` (IDONTWANT, or a PREAMBLE of it): we send it no copy. */
+  private peerHas(peer: PeerKey, ps: PeerState, key: string, id: MessageId, expiry: number): void {
+    // One preambled to us that did not come is pulled from it.
+    if (this.preambles.isOverdue(key)) this.pullPreambled(peer, key, id)
+    ps.dontWant ??= new Map()
+    ps.dontWant.delete(key)
+    if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
+      const oldest = ps.dontWant.keys().next().value
+      if (oldest !== undefined) ps.dontWant.delete(oldest)
+    }
+    ps.dontWant.set(key, expiry)
   }
 
   private handleGraft(peer: PeerKey, ps: PeerState, grafts: RpcGraft[], out: Rpc): void {
