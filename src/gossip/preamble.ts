@@ -1,4 +1,4 @@
-import type { PeerKey, Topic } from '../common/artifact.ts'
+import type { PeerKey } from '../common/artifact.ts'
 import type { TimerHandle } from '../common/env.ts'
 import type { MessageId } from '../common/message-id.ts'
 
@@ -10,7 +10,7 @@ export interface PreambleHooks {
    * The message a peer preambled did not come in time (`sender` is undefined when the peer
    * went away, which is no fault of its own): pull it elsewhere, and penalise a sender.
    */
-  overdue(key: string, id: MessageId, topic: Topic, sender: PeerKey | undefined): void
+  overdue(key: string, id: MessageId, sender: PeerKey | undefined): void
 }
 
 /** Limits and timing of {@link Preambles}. */
@@ -31,7 +31,6 @@ export interface PreambleOptions {
 interface Awaited {
   sender: PeerKey
   id: MessageId
-  topic: Topic
   size: number
   at: number
   /** Undefined once overdue (then kept until `holdMs` after the PREAMBLE, to pull from later holders). */
@@ -75,13 +74,7 @@ export class Preambles {
    * IMRECEIVING), 'known' when another PREAMBLE already announced it, 'full' when the
    * sender (or the table) is at its limit and the PREAMBLE is ignored.
    */
-  announced(
-    sender: PeerKey,
-    key: string,
-    id: MessageId,
-    topic: Topic,
-    size: number,
-  ): PreambleVerdict {
+  announced(sender: PeerKey, key: string, id: MessageId, size: number): PreambleVerdict {
     if (this.awaited.has(key)) return 'known'
     const mine = this.perPeer.get(sender) ?? 0
     if (mine >= this.options.maxPerPeer || this.awaited.size >= this.options.maxEntries) {
@@ -90,7 +83,7 @@ export class Preambles {
     const now = this.hooks.now()
     const rate = this.rates.get(sender) ?? this.options.defaultBps
     const ms = this.options.graceMs + (RATE_SLACK * size * 8000) / rate
-    const entry: Awaited = { sender, id, topic, size, at: now, timer: undefined }
+    const entry: Awaited = { sender, id, size, at: now, timer: undefined }
     entry.timer = this.hooks.setTimer(ms, () => this.expire(key, entry))
     this.awaited.set(key, entry)
     this.perPeer.set(sender, mine + 1)
@@ -114,11 +107,6 @@ export class Preambles {
   isOverdue(key: string): boolean {
     const e = this.awaited.get(key)
     return e !== undefined && e.timer === undefined
-  }
-
-  /** The awaited message `key`, if any (its id and topic, to pull it). */
-  get(key: string): { id: MessageId; topic: Topic } | undefined {
-    return this.awaited.get(key)
   }
 
   /** `peer` told IMRECEIVING for `key`: our copies to it wait `holdMs`. */
@@ -189,7 +177,7 @@ export class Preambles {
     this.hooks.setTimer(left, () => {
       if (this.awaited.get(key) === e) this.awaited.delete(key)
     })
-    this.hooks.overdue(key, e.id, e.topic, blame)
+    this.hooks.overdue(key, e.id, blame)
   }
 
   private forget(key: string, e: Awaited): void {

@@ -257,7 +257,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       {
         now: () => env.now(),
         setTimer: (ms, fn) => env.setTimer(ms, fn),
-        overdue: (key, id, _topic, sender) => this.preambleOverdue(key, id, sender),
+        overdue: (key, id, sender) => this.preambleOverdue(key, id, sender),
       },
     )
     this.uplink = new UplinkQueue(
@@ -600,7 +600,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.preambles.isOverdue(key)) {
       this.peerHas(peer, ps, key, p.messageID, now + this.params.idontwantTtlMs)
     }
-    const verdict = this.preambles.announced(peer, key, p.messageID, topic, p.size)
+    const verdict = this.preambles.announced(peer, key, p.messageID, p.size)
     if (verdict === 'full') this.reject(peer, 'preamble-over-limit', topic)
     else if (verdict === 'new') this.sendImReceiving(topic, p.messageID, key, peer)
   }
