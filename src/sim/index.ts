@@ -10,10 +10,8 @@ export type { ChurnLog, ChurnOptions } from './faults.ts'
 export { scheduleChurn } from './faults.ts'
 export { floodStrategy } from './flood-strategy.ts'
 export {
-  gossipOneCopyPreambleStrategy,
   gossipOneCopyStrategy,
   gossipOptimizedStrategy,
-  gossipPreambleStrategy,
   gossipStockStrategy,
   gossipStrategy,
 } from './gossip-strategy.ts'
