@@ -25,16 +25,27 @@
  * Every node takes the validation time of `SIM_VALIDATION_DELAY` (2 ms + 0.3 ms per KB)
  * before it relays a message; duplicates that arrive meanwhile spare their senders a copy.
  *
+ * Section 1c runs the preamble extension (PREAMBLE / IMRECEIVING) at 100 KB, random and single
+ * publisher: stock, optimized, optimized + preamble, one-copy, one-copy + preamble, with its
+ * targets in the targets table; and times a PREAMBLE flood from one peer on one router. Part
+ * `preamble-slow` runs the random-publisher case with every uplink at 20 Mbit/s (no targets).
+ *
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N] [--targets-only] (sections 1 and 1b)
- *   [--part random|single|churn|silent] (that part of section 1 only; implies --targets-only)
+ *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
+ *   [--part preamble-slow]
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
-import type { GossipRouter } from '../src/gossip/router.ts'
+import { topicHash } from '../src/gossip/one-copy.ts'
+import { MESHSUB_1_3 } from '../src/gossip/protocol-ids.ts'
+import { GossipRouter } from '../src/gossip/router.ts'
+import { emptyOneCopy } from '../src/gossip/rpc-codec.ts'
 import { scheduleChurn, upThroughout } from '../src/sim/faults.ts'
 import {
+  gossipOneCopyPreambleStrategy,
   gossipOneCopyStrategy,
   gossipOptimizedStrategy,
+  gossipPreambleStrategy,
   gossipStockStrategy,
   gossipStrategy,
   withPublishers,
@@ -50,6 +61,7 @@ import {
   type ScenarioResult,
   type SimStrategy,
 } from '../src/sim/scenario.ts'
+import { frame, ManualEnv } from '../test/gossip/harness.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 const quick = process.argv.includes('--quick')
@@ -60,7 +72,7 @@ const targetsOnly = process.argv.includes('--targets-only')
 const partAt = process.argv.indexOf('--part')
 /** `--part random|single|churn|silent`: only that part of section 1 (seeds run in parallel). */
 const part = partAt >= 0 ? process.argv[partAt + 1] : undefined
-const PARTS = ['random', 'single', 'churn', 'silent']
+const PARTS = ['random', 'single', 'churn', 'silent', 'preamble', 'preamble-slow']
 if (part !== undefined && !PARTS.includes(part)) throw new Error(`--part takes ${PARTS.join('|')}`)
 const runs = (name: string) => part === undefined || part === name
 const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
@@ -147,12 +159,20 @@ const stockBySize = new Map<number, ScenarioResult>()
 const oneCopyBySize = new Map<number, ScenarioResult>()
 const sizeLabel = (bytes: number) => (bytes === 256 ? '256 B' : '100 KB')
 
-function target(scenario: string, measure: string, goal: string, value: number, met: boolean) {
+function target(
+  scenario: string,
+  measure: string,
+  goal: string,
+  value: number,
+  met: boolean,
+  profile = 'one-copy',
+) {
   verdicts.push({
     scenario,
     measure,
     target: goal,
-    'one-copy': fmt(value),
+    profile,
+    value: fmt(value),
     met: met ? 'met' : 'NOT met',
   })
 }
@@ -285,6 +305,137 @@ if (runs('silent')) {
   target(label, 'p99 latency / honest run', '≤ 2', p99, p99 <= 2)
 }
 
+// 1c. The preamble extension at 100 KB, flood-style pushes and with one-copy, stock beside it.
+const preambleRows: Row[] = []
+const preambleProfiles = [
+  gossipStockStrategy,
+  gossipOptimizedStrategy,
+  gossipPreambleStrategy,
+  gossipOneCopyStrategy,
+  gossipOneCopyPreambleStrategy,
+]
+const preambleNames: Record<string, string> = {
+  [gossipPreambleStrategy.name]: 'optimized+preamble',
+  [gossipOneCopyPreambleStrategy.name]: 'one-copy+preamble',
+}
+// `preamble-slow`: every uplink 20 Mbit/s (a 100 KB copy takes 40 ms), no targets: where a
+// copy's transfer time is no longer small against the round trip, as in the paper's setting.
+const preambleCases = [
+  ...(runs('preamble')
+    ? [
+        { single: false, slow: false },
+        { single: true, slow: false },
+      ]
+    : []),
+  ...(runs('preamble-slow') ? [{ single: false, slow: true }] : []),
+]
+for (const { single, slow } of preambleCases) {
+  const bytes = 100_000
+  const label = `${nodes} nodes, consensus 100 KB${single ? ', single publisher' : ''}${slow ? ', 20 Mbit/s uplinks' : ''}`
+  const sc = scenario(label, nodes, bytes, 'consensus', slow ? { bandwidth: 20e6 } : {})
+  const out: ScenarioResult[] = []
+  for (const strategy of preambleProfiles) {
+    process.stderr.write(`running ${label} with ${strategy.name}...\n`)
+    out.push(await runScenario(sc, single ? withPublishers(strategy, () => [0]) : strategy))
+  }
+  results[`${label} (preamble part)`] = out
+  const stock = out[0].summary
+  const floor = (nodes - 1) * bytes
+  for (const r of out) {
+    const s = r.summary
+    const p99 = s.latencyMs.p99 / stock.latencyMs.p99
+    preambleRows.push({
+      scenario: label,
+      profile: r.strategy,
+      delivery: fmt(s.deliveryRatio, 4),
+      'dups mean': fmt(s.duplicates.mean),
+      'lat p50 ms': fmt(s.latencyMs.p50, 1),
+      'lat p99 ms': fmt(s.latencyMs.p99, 1),
+      'p99 /stock': fmt(p99),
+      'bytes/floor': fmt(s.bytesPerMessage / floor),
+      'PREAMBLE/msg': fmt(control(r, 'PREAMBLE')),
+      'IMRECEIVING/msg': fmt(control(r, 'IMRECEIVING ids')),
+      'IWANT/msg': fmt(control(r, 'IWANT')),
+    })
+    const name = preambleNames[r.strategy]
+    if (name === undefined || slow) continue
+    target(
+      label,
+      'dups per node per message',
+      '≤ 0.3',
+      s.duplicates.mean,
+      s.duplicates.mean <= 0.3,
+      name,
+    )
+    target(label, 'delivery', '= 1', s.deliveryRatio, s.deliveryRatio === 1, name)
+    target(label, 'p99 latency / stock', '≤ 1.05', p99, p99 <= 1.05, name)
+  }
+}
+
+/**
+ * One peer sends PREAMBLEs of distinct unknown messages, one per frame, 10 frames per ms, to
+ * one router with 5 other preamble peers in its mesh: the router's time per frame, the table's
+ * high-water mark, and when the flooder is disconnected.
+ */
+function preambleFlood(): Row {
+  const env = new ManualEnv()
+  const router = new GossipRouter(env, { preamble: true, signaturePolicy: 'StrictNoSign' })
+  router.start()
+  const T = 'blocks'
+  const peers = ['flooder', 'p1', 'p2', 'p3', 'p4', 'p5']
+  for (const p of peers) {
+    router.peerConnected(p, { protocol: MESHSUB_1_3, outbound: true })
+    router.receive(
+      p,
+      frame({
+        control: { extensions: { oneCopy: false, preamble: true } },
+        subscriptions: [{ subscribe: true, topic: T }],
+      }),
+    )
+  }
+  router.subscribe(T)
+  const frames = 20_000
+  const encoded = Array.from({ length: frames }, (_, i) => {
+    const id = new Uint8Array(20)
+    new DataView(id.buffer).setUint32(0, i)
+    return frame({
+      oneCopy: {
+        ...emptyOneCopy(),
+        preamble: [{ messageID: id, topicHash: topicHash(T), size: 100_000 }],
+      },
+    })
+  })
+  env.take()
+  let awaitedMax = 0
+  let handled = 0
+  let sentOut = 0
+  let disconnectedAtMs: number | undefined
+  const start = env.now()
+  const t0 = performance.now()
+  for (const f of encoded) {
+    router.receive('flooder', f)
+    handled++
+    awaitedMax = Math.max(awaitedMax, router.getAwaitedPreambleCount())
+    sentOut += env.take().length
+    if (disconnectedAtMs === undefined && env.disconnected.length > 0) {
+      disconnectedAtMs = env.now() - start
+    }
+    env.advance(0.1)
+  }
+  const wallMs = performance.now() - t0
+  const invalid = router.stats().invalid
+  return {
+    'flood frames': handled,
+    'µs per frame': fmt((wallMs * 1000) / handled, 2),
+    'awaited max': awaitedMax,
+    'frames sent by the router': sentOut,
+    'broken preambles penalised': invalid['broken-preamble'] ?? 0,
+    'ignored over limit': invalid['preamble-over-limit'] ?? 0,
+    'disconnected after ms': disconnectedAtMs === undefined ? 'never' : fmt(disconnectedAtMs, 1),
+  }
+}
+const floodRows = runs('preamble') ? [preambleFlood()] : []
+
 /** Prints a table of section 1 unless its part did not run. */
 function show(title: string, rows: Row[]): void {
   if (rows.length > 0) printTable(title, rows)
@@ -296,6 +447,11 @@ show(
 )
 show(`Churn with 1% frame loss (stock beside it), seed ${seed}`, churnRows)
 show(`20% silent relays (one-copy), seed ${seed}`, silentRows)
+show(
+  `Preamble extension at 100 KB, random and single publisher (floor = (N − 1) × message bytes), seed ${seed}`,
+  preambleRows,
+)
+show('PREAMBLE flood from one peer (10 frames per virtual ms, distinct unknown ids)', floodRows)
 show(
   `One-copy against stock (floor = (N − 1) × message bytes), random publishers and a single publisher, seed ${seed}`,
   checks,
@@ -495,6 +651,8 @@ function writeSeedResults(models?: Record<string, unknown>[]): void {
     churn: churnRows,
     silentRelays: silentRows,
     withoutOneCopy: withoutRows,
+    preamble: preambleRows,
+    preambleFlood: floodRows,
     meanMeshDegreeAtDelivery: meshDegrees,
     results: Object.fromEntries(
       Object.entries(results).map(([k, rs]) => [

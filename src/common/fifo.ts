@@ -21,6 +21,12 @@ export class Fifo<T> {
     return this.head < this.items.length ? this.items[this.head] : undefined
   }
 
+  /** The item `i` places behind the front (0 is the front), left in place; undefined past the back. */
+  at(i: number): T | undefined {
+    const j = this.head + i
+    return i >= 0 && j < this.items.length ? this.items[j] : undefined
+  }
+
   /** Removes and returns the front item; undefined when empty. */
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined

@@ -214,6 +214,32 @@ export interface GossipParams {
   oneCopyFollowupMs: number
   /** Short ids of recent messages remembered, to answer INEEDs and ignore known announces. */
   maxShortIds: number
+  /**
+   * Speaks the preamble extension (doc/gossip-extension.md) with peers that negotiate it on
+   * meshsub 1.3: a large message pushed to such a peer is preceded by a small PREAMBLE, on
+   * which the receiver tells its other extension peers IMRECEIVING so that their queued
+   * copies to it are cancelled; one that does not come in time is pulled (IWANT).
+   */
+  preamble: boolean
+  /** Smallest payload, in bytes, announced with a PREAMBLE. */
+  preambleMinDataSize: number
+  /** Slack on top of a preambled message's expected transfer time before it is pulled, in ms. */
+  preambleGraceMs: number
+  /**
+   * Transfer rate assumed for a peer's preambled messages, in bits per second, until one has
+   * been measured (the time from its PREAMBLE to its message).
+   */
+  preambleDefaultBps: number
+  /**
+   * How long before a large message's frame starts leaving the uplink its PREAMBLE goes, in
+   * ms (0: just before it). A longer lead lets the receiver's IMRECEIVING cancel more copies
+   * queued elsewhere, but may hold back a copy that would have come sooner.
+   */
+  preambleLeadMs: number
+  /** Preambled messages awaited from one peer at once; further PREAMBLEs are ignored. */
+  maxPreamblesPerPeer: number
+  /** Preambled messages awaited, and IMRECEIVING notices held, at once (each table). */
+  maxPreambles: number
   /** Sends the node's own consensus messages to every topic peer above the publish threshold. */
   floodPublish: boolean
   /**
@@ -381,6 +407,13 @@ const STOCK: FlatParams = {
   oneCopyMinEager: 2,
   oneCopyFloodPublish: true,
   maxShortIds: 16_384,
+  preamble: false,
+  preambleMinDataSize: 16 * 1024,
+  preambleGraceMs: 50,
+  preambleDefaultBps: 10_000_000,
+  preambleLeadMs: 50,
+  maxPreamblesPerPeer: 16,
+  maxPreambles: 1024,
   floodPublish: true,
   validationDelayMs: 0,
   validationDelayMsPerKB: 0,
@@ -514,6 +547,8 @@ export function validateGossipParams(p: GossipParams): void {
     'maxMessageSize',
     'maxSendQueue',
     'maxPendingValidations',
+    'maxPreamblesPerPeer',
+    'maxPreambles',
   ] as const) {
     check(isCount(p[k]) && p[k] >= 1, `${k} must be a positive integer, got ${p[k]}`)
   }
@@ -535,6 +570,16 @@ export function validateGossipParams(p: GossipParams): void {
     `eagerPushBudgetMs must be >= 0, got ${p.eagerPushBudgetMs}`,
   )
   check(isCount(p.lazyPushMinDataSize), 'lazyPushMinDataSize must be a count')
+  check(isCount(p.preambleMinDataSize), 'preambleMinDataSize must be a count')
+  check(
+    Number.isFinite(p.preambleGraceMs) && p.preambleGraceMs >= 0,
+    'preambleGraceMs must be >= 0',
+  )
+  check(Number.isFinite(p.preambleLeadMs) && p.preambleLeadMs >= 0, 'preambleLeadMs must be >= 0')
+  check(
+    Number.isFinite(p.preambleDefaultBps) && p.preambleDefaultBps > 0,
+    'preambleDefaultBps must be a finite number > 0',
+  )
   check(
     Number.isFinite(p.lazyPullDelayMs) && p.lazyPullDelayMs >= 0,
     'lazyPullDelayMs must be >= 0',

@@ -20,6 +20,7 @@ import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
 import { AnnouncedPulls, bytesKey, LinkRoles, shortId, topicHash } from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
+import { Preambles } from './preamble.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
 import { shuffle } from './random-pick.ts'
 import {
@@ -31,6 +32,7 @@ import {
   encodeRpc,
   HELLO_ACK,
   HELLO_ASK,
+  hasOneCopyMessages,
   isControlEmpty,
   isOneCopyEmpty,
   payloadBytes,
@@ -42,6 +44,7 @@ import {
   type RpcLimits,
   type RpcMessage,
   type RpcOneCopy,
+  type RpcPreamble,
   type RpcPrune,
 } from './rpc-codec.ts'
 import { PeerScore } from './score.ts'
@@ -115,6 +118,8 @@ interface PeerState {
    * expire): {@link IDLE}, {@link BUSY} (in `busyPeers`) or {@link GONE} (disconnected).
    */
   upkeep: number
+  /** Both ends speak the preamble extension (its Extensions said so): PREAMBLE and IMRECEIVING flow. */
+  preamble: boolean
 }
 
 /** {@link PeerState.upkeep}: nothing for the heartbeat to do. */
@@ -188,6 +193,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `Dlazy`). */
   private readonly oneCopyGossiped = new Map<Topic, number>()
+  /** Preamble extension: preambled messages we await, and our peers' IMRECEIVING notices. */
+  private readonly preambles: Preambles
   /** Explicit peering agreements: forwarded to unconditionally, kept out of the mesh. */
   private readonly direct: ReadonlySet<PeerKey>
   /**
@@ -270,18 +277,38 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       p.oneCopyFollowupMs,
       p.maxIWantTracked,
     )
-    this.uplink = new UplinkQueue(p.uploadBps, p.maxSendQueue, {
-      now: () => env.now(),
-      setTimer: (ms, fn) => env.setTimer(ms, fn),
-      running: () => this.running,
-      unwanted: (peer, key) => this.peerDoesNotWant(peer, key),
-      transmit: (item) => {
-        this.recorder.frameSent(item.frame.length, item.payload)
-        this.env.send(item.peer, item.frame)
-        this.notePush(item.peer, item.key, item.payload)
+    this.preambles = new Preambles(
+      {
+        graceMs: p.preambleGraceMs,
+        defaultBps: p.preambleDefaultBps,
+        maxPerPeer: p.maxPreamblesPerPeer,
+        maxEntries: p.maxPreambles,
+        holdMs: p.idontwantTtlMs,
       },
-      cancelled: (item) => this.noteUnneededPush(item.peer, item.payload),
-    })
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        overdue: (key, id, sender) => this.preambleOverdue(key, id, sender),
+      },
+    )
+    this.uplink = new UplinkQueue(
+      p.uploadBps,
+      p.maxSendQueue,
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        running: () => this.running,
+        unwanted: (peer, key) => this.peerDoesNotWant(peer, key),
+        transmit: (item) => {
+          this.recorder.frameSent(item.frame.length, item.payload)
+          this.env.send(item.peer, item.frame)
+          this.notePush(item.peer, item.key, item.payload)
+        },
+        cancelled: (item) => this.noteUnneededPush(item.peer, item.payload),
+        announce: (item) => this.preambleTo(item.peer, item.key, item.payload),
+      },
+      p.preambleLeadMs,
+    )
     this.limiter = new IWantLimiter(
       {
         maxConcurrent: p.maxConcurrentIWant,
@@ -322,6 +349,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.uplink.clear()
     this.limiter.clear()
     this.pulls.clear()
+    this.preambles.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
     this.busyPeers = []
@@ -357,15 +385,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       oneCopyHeard: false,
       oneCopy: false,
       upkeep: IDLE,
+      preamble: false,
     })
     this.score.addPeer(peer, info.address)
     this.budgets.addPeer(peer)
-    if (this.params.oneCopy && supportsExtensions(info.protocol)) {
+    if ((this.params.oneCopy || this.params.preamble) && supportsExtensions(info.protocol)) {
       // meshsub 1.3: the Extensions control message goes in the first frame, once.
+      const extensions = this.params.preamble
+        ? { oneCopy: this.params.oneCopy, preamble: true }
+        : { oneCopy: true }
       const hello: Rpc = {
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
         messages: [],
-        control: { ...emptyControl(), extensions: { oneCopy: true } },
+        control: { ...emptyControl(), extensions },
       }
       this.sendToMany([peer], hello)
     } else if (this.subscriptions.size > 0) {
@@ -390,6 +422,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
     this.pulls.peerGone(peer)
+    this.preambles.peerGone(peer)
     this.score.removePeer(peer)
     this.budgets.removePeer(peer)
   }
@@ -442,7 +475,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const m of rpc.messages) {
       if (!this.handleMessage(peer, ps, m, direct)) return
     }
-    if (rpc.oneCopy !== undefined && !this.handleOneCopy(peer, ps, rpc.oneCopy, within)) return
+    const o = rpc.oneCopy
+    if (o !== undefined) {
+      if (!this.handlePreambleMessages(peer, ps, o, within)) return
+      if (hasOneCopyMessages(o) && !this.handleOneCopy(peer, ps, o, within)) return
+    }
     if (c === undefined) return
     if (!within('graftPrune', c.graft.length + c.prune.length)) return
     if (!within('ihave', idCount(c.ihave))) return
@@ -469,6 +506,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return
     }
     ps.sentExtensions = true
+    if (ext.preamble === true && this.params.preamble) ps.preamble = true
     if (ext.oneCopy && this.mayOneCopy(ps) && !ps.oneCopyHeard) {
       ps.oneCopyHeard = true
       this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ASK })
@@ -550,6 +588,103 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
+  }
+
+  /**
+   * Preamble extension messages from `peer`, within its budgets (IMRECEIVING ids as
+   * IDONTWANT ids, PREAMBLEs as announces); false (rest of the frame dropped) past one. From
+   * a peer that did not negotiate the extension they are ignored and counted.
+   */
+  private handlePreambleMessages(
+    peer: PeerKey,
+    ps: PeerState,
+    o: RpcOneCopy,
+    within: (kind: BudgetKind, n: number) => boolean,
+  ): boolean {
+    const preambles = o.preamble ?? []
+    const receiving = o.imreceiving ?? []
+    if (preambles.length === 0 && receiving.length === 0) return true
+    if (!ps.preamble) {
+      this.reject(peer, 'preamble-not-negotiated')
+      return true
+    }
+    if (!within('idontwant', receiving.length)) return false
+    for (const id of receiving) this.preambles.peerReceiving(peer, messageIdKey(id))
+    if (!within('announce', preambles.length)) return false
+    for (const p of preambles) this.handlePreamble(peer, ps, p)
+    return true
+  }
+
+  /**
+   * A PREAMBLE: its sender has the message (we send it no copy); the message is awaited, and
+   * our other peers told IMRECEIVING, unless known.
+   */
+  private handlePreamble(peer: PeerKey, ps: PeerState, p: RpcPreamble): void {
+    const topic = this.topicByHash.get(bytesKey(p.topicHash))
+    // Not one of our topics: its message would be dropped unread, nothing to hold back.
+    if (topic === undefined) return
+    if (p.size < this.params.preambleMinDataSize || p.size > this.params.maxMessageSize) {
+      this.reject(peer, 'bad-preamble', topic)
+      return
+    }
+    const key = messageIdKey(p.messageID)
+    const now = this.env.now()
+    if (this.seen.has(key, now)) return
+    // Before `announced`: an overdue message is not pulled from the peer that broke its preamble.
+    if (!this.preambles.isOverdue(key)) {
+      this.peerHas(peer, ps, key, p.messageID, now + this.params.idontwantTtlMs)
+    }
+    const verdict = this.preambles.announced(peer, key, p.messageID, p.size)
+    if (verdict === 'full') this.reject(peer, 'preamble-over-limit', topic)
+    else if (verdict === 'new') this.sendImReceiving(topic, p.messageID, key, peer)
+  }
+
+  /**
+   * IMRECEIVING to the extension peers that would send us the message (those IDONTWANT goes
+   * to), so that their copies wait. Stock peers are not told: their IDONTWANT also refuses
+   * our IWANT, which a broken PREAMBLE needs (doc/gossip-extension.md).
+   */
+  private sendImReceiving(topic: Topic, id: MessageId, key: string, from: PeerKey): void {
+    const to = this.noticeTargets(topic, from, this.limiter.outstandingPeers(key)).filter(
+      (p) => this.peers.get(p)?.preamble === true,
+    )
+    if (to.length === 0) return
+    this.sendToMany(to, {
+      subscriptions: [],
+      messages: [],
+      oneCopy: { ...emptyOneCopy(), imreceiving: [id] },
+    })
+  }
+
+  /** A PREAMBLE to `peer` before the large message `key` leaves for it, if it speaks the extension. */
+  private preambleTo(peer: PeerKey, key: string, size: number): void {
+    if (!this.params.preamble || size < this.params.preambleMinDataSize) return
+    if (this.peers.get(peer)?.preamble !== true) return
+    const entry = this.mcache.get(key)
+    if (entry === undefined) return
+    const o = emptyOneCopy()
+    o.preamble = [{ messageID: entry.id, topicHash: topicHash(entry.topic), size }]
+    this.sendOneCopy(peer, o)
+  }
+
+  /**
+   * A preambled message did not come in time: its sender (unless it went away) is penalised
+   * as for a broken IWANT promise, and the message is pulled from the peers that said they
+   * have it (IDONTWANT); one that says so later is asked then.
+   */
+  private preambleOverdue(key: string, id: MessageId, sender: PeerKey | undefined): void {
+    if (sender !== undefined) {
+      this.score.addPenalty(sender, 1)
+      this.recorder.penalise(sender, 'broken-preamble')
+    }
+    for (const [p, ps] of this.peers) {
+      if (p !== sender && this.dontWantOf(ps, key)) this.pullPreambled(p, key, id)
+    }
+  }
+
+  private pullPreambled(peer: PeerKey, key: string, id: MessageId): void {
+    const ask = this.limiter.advertised(peer, [{ key, id }])
+    if (ask.length > 0) this.send(peer, { ...emptyRpc(), control: iwant(ask) })
   }
 
   /** A duplicate pushed over a mesh link, unless asked for or flood published: see LinkRoles. */
@@ -807,6 +942,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     return this.budgets.isDenied(peer)
   }
 
+  /** True when `peer` and this node both speak the preamble extension (meshsub 1.3). */
+  speaksPreamble(peer: PeerKey): boolean {
+    return this.peers.get(peer)?.preamble === true
+  }
+
+  /** Preambled messages awaited now (bounded by `maxPreambles`, `maxPreamblesPerPeer` per peer). */
+  getAwaitedPreambleCount(): number {
+    return this.preambles.size
+  }
+
   /** True when `peer` and this node both speak the one-copy extension (meshsub 1.3). */
   speaksOneCopy(peer: PeerKey): boolean {
     return this.peers.get(peer)?.oneCopy === true
@@ -900,6 +1045,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return true
     }
     this.seen.add(key, now)
+    this.preambles.delivered(key, peer)
     if (this.params.oneCopy) this.firstCopy(peer, topic, key, id)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
@@ -1069,17 +1215,24 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
         // our push was not the one that delivered.
         if (ps.recentPushes?.delete(key)) ps.wastedPushes++
-        this.needsUpkeep(ps)
-        ps.dontWant ??= new Map()
-        ps.dontWant.delete(key)
-        if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
-          const oldest = ps.dontWant.keys().next().value
-          if (oldest !== undefined) ps.dontWant.delete(oldest)
-        }
-        ps.dontWant.set(key, expiry)
+        this.peerHas(peer, ps, key, id, expiry)
       }
     }
     return true
+  }
+
+  /** `peer` has the message `key` (IDONTWANT, or a PREAMBLE of it): we send it no copy. */
+  private peerHas(peer: PeerKey, ps: PeerState, key: string, id: MessageId, expiry: number): void {
+    // One preambled to us that did not come is pulled from it.
+    if (this.preambles.isOverdue(key)) this.pullPreambled(peer, key, id)
+    this.needsUpkeep(ps)
+    ps.dontWant ??= new Map()
+    ps.dontWant.delete(key)
+    if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
+      const oldest = ps.dontWant.keys().next().value
+      if (oldest !== undefined) ps.dontWant.delete(oldest)
+    }
+    ps.dontWant.set(key, expiry)
   }
 
   private handleGraft(peer: PeerKey, ps: PeerState, grafts: RpcGraft[], out: Rpc): void {
@@ -1211,6 +1364,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       for (const id of iw.messageIDs) {
         const key = messageIdKey(id)
         if (this.dontWantOf(ps, key)) continue
+        // Asked for it: its IMRECEIVING (a preambled copy that did not come) no longer holds it back.
+        this.preambles.wants(peer, key)
         const cached = sent.has(key)
           ? undefined
           : this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
@@ -1339,15 +1494,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     from: PeerKey,
     asked: PeerKey[],
   ): void {
-    const targets = new Set<PeerKey>()
-    // Only peers that relay this class can be about to send it to us.
-    if (this.forwards(cls)) for (const p of this.meshes.meshOf(topic) ?? []) targets.add(p)
-    // Peers we asked with IWANT may have the reply queued: tell them too.
-    for (const p of asked) targets.add(p)
-    targets.delete(from)
-    // A lazy one-copy link pushes nothing: no IDONTWANT needed there.
-    const to = [...targets].filter(
-      (p) => supportsIDontWant(this.peers.get(p)?.protocol) && !this.roles.announcesToUs(topic, p),
+    const to = this.noticeTargets(topic, from, asked, cls).filter((p) =>
+      supportsIDontWant(this.peers.get(p)?.protocol),
     )
     if (to.length > 0) {
       this.sendToMany(to, {
@@ -1358,6 +1506,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
   }
 
+  /** The peers that may be about to send us a message of `topic` (but `from`, whose copy came). */
+  private noticeTargets(
+    topic: Topic,
+    from: PeerKey,
+    asked: PeerKey[],
+    cls = this.classOf(topic),
+  ): PeerKey[] {
+    const targets = new Set<PeerKey>()
+    // Only peers that relay this class can be about to send it to us.
+    if (this.forwards(cls)) for (const p of this.meshes.meshOf(topic) ?? []) targets.add(p)
+    // Peers we asked with IWANT may have the reply queued: tell them too.
+    for (const p of asked) targets.add(p)
+    targets.delete(from)
+    // A lazy one-copy link pushes nothing: no notice needed there.
+    return [...targets].filter((p) => !this.roles.announcesToUs(topic, p))
+  }
+
   private dontWantOf(ps: PeerState, key: string): boolean {
     const until = ps.dontWant?.get(key)
     return until !== undefined && until > this.env.now()
@@ -1365,7 +1530,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private peerDoesNotWant(peer: PeerKey, key: string): boolean {
     const ps = this.peers.get(peer)
-    return ps === undefined || this.dontWantOf(ps, key)
+    return ps === undefined || this.dontWantOf(ps, key) || this.preambles.isReceiving(peer, key)
   }
 
   // ---------------------------------------------------------------- heartbeat
@@ -1386,6 +1551,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       }
     }
     this.peerUpkeep(now)
+    this.preambles.prune()
     this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
     if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
@@ -1464,8 +1630,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (peers.length === 0) return
     const rpc: Rpc = { subscriptions: [], messages: [m] }
     if (this.params.uploadBps === Number.POSITIVE_INFINITY) {
-      this.sendToMany(peers, rpc)
       const payload = m.data?.length ?? 0
+      for (const peer of peers) this.preambleTo(peer, key, payload)
+      this.sendToMany(peers, rpc)
       for (const peer of peers) this.notePush(peer, key, payload)
       return
     }
@@ -1525,6 +1692,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     count('ANNOUNCE', o.announce.length)
     count('ANNOUNCE ids', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))
     count('INEED ids', o.ineed.length)
+    count('PREAMBLE', o.preamble?.length ?? 0)
+    count('IMRECEIVING ids', o.imreceiving?.length ?? 0)
   }
 
   private countControl(c: RpcControl | undefined, direction: 'sent' | 'received'): void {

@@ -34,13 +34,23 @@ import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fiel
  * ```proto
  * message OneCopy { repeated string choke = 1; repeated string unchoke = 2;
  *                   repeated Announce announce = 3; repeated bytes ineed = 4;
- *                   optional uint32 hello = 5; }
+ *                   optional uint32 hello = 5;
+ *                   repeated Preamble preamble = 6; repeated bytes imreceiving = 7; }
  * message Announce { optional bytes topicHash = 1; optional bytes ids = 2; }
+ * message Preamble { optional bytes messageID = 1; optional bytes topicHash = 2;
+ *                    optional uint64 size = 3; }
  * ```
+ *
+ * The preamble extension (PREAMBLE / IMRECEIVING) is advertised with
+ * `optional bool preamble = 6110226` in ControlExtensions; its two messages ride in the
+ * OneCopy container (fields 6 and 7), so a peer may speak either extension or both.
  */
 
 /** The field number of the one-copy extension in ControlExtensions and in RPC (experimental range). */
 export const ONE_COPY_FIELD = 6110225
+
+/** The field number of the preamble extension in ControlExtensions (experimental range). */
+export const PREAMBLE_FIELD = 6110226
 
 /** Bytes of a short message id in announces and INEEDs. */
 export const SHORT_ID_BYTES = 8
@@ -120,6 +130,18 @@ export interface RpcIDontWant {
 export interface RpcExtensions {
   /** The sender speaks the one-copy extension. */
   oneCopy: boolean
+  /** The sender speaks the preamble extension (set only when true). */
+  preamble?: boolean
+}
+
+/** PREAMBLE: the sender is about to send this large message to the receiver. */
+export interface RpcPreamble {
+  /** The full message id. */
+  messageID: Uint8Array
+  /** The first {@link TOPIC_HASH_BYTES} bytes of SHA-256 of the topic. */
+  topicHash: Uint8Array
+  /** The message's payload size in bytes. */
+  size: number
 }
 
 /** A one-copy announce: the sender has these messages of the topic. */
@@ -145,6 +167,14 @@ export interface RpcOneCopy {
    * for a reply, {@link HELLO_ACK} needs none (doc/gossip-extension.md, Negotiation).
    */
   hello?: number
+  /** Preamble extension: large messages the sender starts sending to the receiver now. */
+  preamble?: RpcPreamble[]
+  /**
+   * Preamble extension (IMRECEIVING): full ids of messages the sender is receiving from
+   * another peer; the receiver holds back its copies for a while, but the sender does not
+   * have them yet (unlike IDONTWANT).
+   */
+  imreceiving?: Uint8Array[]
 }
 
 /** One-copy hello: "I speak one-copy and heard you; tell me you heard me". */
@@ -223,6 +253,10 @@ export interface RpcLimits {
   maxAnnounceEntries: number
   /** Maximum short ids over all one-copy announces and INEEDs. */
   maxShortIds: number
+  /** Maximum PREAMBLE entries (preamble extension). */
+  maxPreambles: number
+  /** Maximum IMRECEIVING ids (preamble extension). */
+  maxImReceivingIds: number
 }
 
 /**
@@ -265,6 +299,9 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxChokes: 2048,
   maxAnnounceEntries: 1024,
   maxShortIds: 5000,
+  // A sender announces each large message as it starts sending it: a few per frame.
+  maxPreambles: 64,
+  maxImReceivingIds: 1000,
 }
 
 function tag(field: number, wireType: number): number {
@@ -302,7 +339,20 @@ export function isOneCopyEmpty(o: RpcOneCopy | undefined): boolean {
       o.unchoke.length === 0 &&
       o.announce.length === 0 &&
       o.ineed.length === 0 &&
-      o.hello === undefined)
+      o.hello === undefined &&
+      (o.preamble?.length ?? 0) === 0 &&
+      (o.imreceiving?.length ?? 0) === 0)
+  )
+}
+
+/** True when a one-copy container carries one-copy messages (not only preamble ones). */
+export function hasOneCopyMessages(o: RpcOneCopy): boolean {
+  return (
+    o.choke.length > 0 ||
+    o.unchoke.length > 0 ||
+    o.announce.length > 0 ||
+    o.ineed.length > 0 ||
+    o.hello !== undefined
   )
 }
 
@@ -357,6 +407,7 @@ function writeControl(w: Writer, c: RpcControl): void {
   if (c.extensions !== undefined) {
     w.uint32(tag(6, LEN)).fork()
     if (c.extensions.oneCopy) w.uint32(tag(ONE_COPY_FIELD, VARINT)).bool(true)
+    if (c.extensions.preamble === true) w.uint32(tag(PREAMBLE_FIELD, VARINT)).bool(true)
     w.ldelim()
   }
 }
@@ -378,6 +429,14 @@ function writeOneCopy(w: Writer, o: RpcOneCopy): void {
   }
   if (o.ineed.length > 0) w.uint32(tag(4, LEN)).bytes(concat(o.ineed))
   if (o.hello !== undefined) w.uint32(tag(5, VARINT)).uint32(o.hello)
+  for (const p of o.preamble ?? []) {
+    w.uint32(tag(6, LEN)).fork()
+    w.uint32(tag(1, LEN)).bytes(p.messageID)
+    w.uint32(tag(2, LEN)).bytes(p.topicHash)
+    w.uint32(tag(3, VARINT)).uint64Number(p.size)
+    w.ldelim()
+  }
+  for (const id of o.imreceiving ?? []) w.uint32(tag(7, LEN)).bytes(id)
 }
 
 /** Encodes an RPC frame (without the length prefix). */
@@ -439,6 +498,8 @@ interface Budget {
   chokes: number
   announceEntries: number
   shortIds: number
+  preambles: number
+  imReceivingIds: number
   fields: number
 }
 
@@ -459,6 +520,8 @@ const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
   chokes: 'maxChokes',
   announceEntries: 'maxAnnounceEntries',
   shortIds: 'maxShortIds',
+  preambles: 'maxPreambles',
+  imReceivingIds: 'maxImReceivingIds',
 }
 
 /** A prefix check read past the bytes it was given: the rest of the frame decides. */
@@ -481,6 +544,8 @@ class FrameDecoder {
     chokes: 0,
     announceEntries: 0,
     shortIds: 0,
+    preambles: 0,
+    imReceivingIds: 0,
     fields: 0,
   }
 
@@ -693,14 +758,22 @@ class FrameDecoder {
   private oneCopy(o: RpcOneCopy): void {
     const end = this.nested()
     this.fields(end, (field, wt) => {
-      if (field < 1 || field > 5) return false
+      if (field < 1 || field > 7) return false
       if (field === 5) {
         expectWireType(wt, VARINT)
         o.hello = this.r.uint32()
         return true
       }
       expectWireType(wt, LEN)
-      if (field === 1 || field === 2) {
+      if (field === 6) {
+        this.count('preambles')
+        o.preamble ??= []
+        o.preamble.push(this.preamble())
+      } else if (field === 7) {
+        this.count('imReceivingIds')
+        o.imreceiving ??= []
+        o.imreceiving.push(this.bytes('maxIdLength'))
+      } else if (field === 1 || field === 2) {
         this.count('chokes')
         ;(field === 1 ? o.choke : o.unchoke).push(this.string())
       } else if (field === 4) {
@@ -722,13 +795,34 @@ class FrameDecoder {
     })
   }
 
+  private preamble(): RpcPreamble {
+    const end = this.nested()
+    const p: RpcPreamble = { messageID: new Uint8Array(0), topicHash: new Uint8Array(0), size: 0 }
+    this.fields(end, (f, w) => {
+      if (f === 1) {
+        expectWireType(w, LEN)
+        p.messageID = this.bytes('maxIdLength')
+      } else if (f === 2) {
+        expectWireType(w, LEN)
+        p.topicHash = this.topicHash()
+      } else if (f === 3) {
+        expectWireType(w, VARINT)
+        p.size = this.r.uint64Number()
+      } else return false
+      return true
+    })
+    return p
+  }
+
   private extensions(): RpcExtensions {
     const end = this.nested()
     const e: RpcExtensions = { oneCopy: false }
     this.fields(end, (field, wt) => {
-      if (field !== ONE_COPY_FIELD) return false
+      if (field !== ONE_COPY_FIELD && field !== PREAMBLE_FIELD) return false
       expectWireType(wt, VARINT)
-      e.oneCopy = this.r.uint32() !== 0
+      const on = this.r.uint32() !== 0
+      if (field === ONE_COPY_FIELD) e.oneCopy = on
+      else if (on) e.preamble = true
       return true
     })
     return e

@@ -61,6 +61,29 @@ export const gossipOneCopyStrategy: SimStrategy = {
   name: 'gossip-one-copy',
 }
 
+/**
+ * The optimized profile with the preamble extension on (opt-in: `preamble: true`): a large
+ * message is preceded by a PREAMBLE, on which the receiver's other peers hold back their
+ * copies (IMRECEIVING); flood-style pushes otherwise (doc/gossip-extension.md).
+ */
+export const gossipPreambleStrategy: SimStrategy = {
+  ...gossipStrategy(
+    'optimized',
+    'optimized gossip with the preamble extension: PREAMBLE before large pushes, IMRECEIVING holds back other copies',
+    { preamble: true },
+  ),
+  name: 'gossip-preamble',
+}
+
+/** One-copy and preamble extensions together. */
+export const gossipOneCopyPreambleStrategy: SimStrategy = {
+  ...gossipStrategy('optimized', 'optimized gossip with the one-copy and preamble extensions', {
+    oneCopy: true,
+    preamble: true,
+  }),
+  name: 'gossip-one-copy-preamble',
+}
+
 /** Optimized gossip: IDONTWANT, α = 1 IWANT, 1 s heartbeat, ingress not relayed. */
 export const gossipOptimizedStrategy = gossipStrategy(
   'optimized',

@@ -1,0 +1,195 @@
+import type { PeerKey } from '../common/artifact.ts'
+import type { TimerHandle } from '../common/env.ts'
+import type { MessageId } from '../common/message-id.ts'
+
+/** What the preamble tables need from their router. */
+export interface PreambleHooks {
+  now(): number
+  setTimer(ms: number, fn: () => void): TimerHandle
+  /**
+   * The message a peer preambled did not come in time (`sender` is undefined when the peer
+   * went away, which is no fault of its own): pull it elsewhere, and penalise a sender.
+   */
+  overdue(key: string, id: MessageId, sender: PeerKey | undefined): void
+}
+
+/** Limits and timing of {@link Preambles}. */
+export interface PreambleOptions {
+  /** Slack on top of the expected transfer time, in ms. */
+  graceMs: number
+  /** Rate assumed for a peer not measured yet, in bits per second. */
+  defaultBps: number
+  /** Messages awaited from one peer at once. */
+  maxPerPeer: number
+  /** Messages awaited at once, and IMRECEIVING notices held at once (each). */
+  maxEntries: number
+  /** How long an IMRECEIVING notice holds back our copies, and an overdue message is remembered. */
+  holdMs: number
+}
+
+/** A preambled message on its way to us. */
+interface Awaited {
+  sender: PeerKey
+  id: MessageId
+  size: number
+  at: number
+  /** Undefined once overdue (then kept until `holdMs` after the PREAMBLE, to pull from later holders). */
+  timer: TimerHandle | undefined
+}
+
+/** Expected transfer time is multiplied by this before the grace is added. */
+const RATE_SLACK = 2
+
+/** Weight of a new measurement in a peer's transfer rate. */
+const RATE_WEIGHT = 0.25
+
+/** The outcome of {@link Preambles.announced}. */
+export type PreambleVerdict = 'new' | 'known' | 'full'
+
+/**
+ * The preamble extension's state (doc/gossip-extension.md): the preambled messages we await
+ * (each with a deadline from its size and the sender's measured rate) and the IMRECEIVING
+ * notices of our peers (which hold back our copies to them). Both are bounded by
+ * `maxEntries`, and the awaited ones by `maxPerPeer` for each sender, so a peer sending
+ * PREAMBLEs at line rate holds at most `maxPerPeer` entries; the oldest notice goes first.
+ */
+export class Preambles {
+  private readonly awaited = new Map<string, Awaited>()
+  private readonly perPeer = new Map<PeerKey, number>()
+  /** Measured transfer rate per sender, bits per second (peers with an entry or a measure). */
+  private readonly rates = new Map<PeerKey, number>()
+  /** `${peer} ${key}` → until when our copies to `peer` are held back (insertion = time order). */
+  private readonly receiving = new Map<string, number>()
+
+  private readonly options: PreambleOptions
+  private readonly hooks: PreambleHooks
+
+  constructor(options: PreambleOptions, hooks: PreambleHooks) {
+    this.options = options
+    this.hooks = hooks
+  }
+
+  /**
+   * `sender` preambled the message `key`: 'new' when it is now awaited (the caller tells
+   * IMRECEIVING), 'known' when another PREAMBLE already announced it, 'full' when the
+   * sender (or the table) is at its limit and the PREAMBLE is ignored.
+   */
+  announced(sender: PeerKey, key: string, id: MessageId, size: number): PreambleVerdict {
+    if (this.awaited.has(key)) return 'known'
+    const mine = this.perPeer.get(sender) ?? 0
+    if (mine >= this.options.maxPerPeer || this.awaited.size >= this.options.maxEntries) {
+      return 'full'
+    }
+    const now = this.hooks.now()
+    const rate = this.rates.get(sender) ?? this.options.defaultBps
+    const ms = this.options.graceMs + (RATE_SLACK * size * 8000) / rate
+    const entry: Awaited = { sender, id, size, at: now, timer: undefined }
+    entry.timer = this.hooks.setTimer(ms, () => this.expire(key, entry))
+    this.awaited.set(key, entry)
+    this.perPeer.set(sender, mine + 1)
+    return 'new'
+  }
+
+  /** The message `key` came from `from`: no longer awaited; its sender's rate is measured. */
+  delivered(key: string, from: PeerKey): void {
+    const e = this.awaited.get(key)
+    if (e === undefined) return
+    if (e.timer !== undefined && e.sender === from) {
+      const ms = Math.max(this.hooks.now() - e.at, 0.001)
+      const measured = (e.size * 8000) / ms
+      const old = this.rates.get(from)
+      this.rates.set(from, old === undefined ? measured : old + RATE_WEIGHT * (measured - old))
+    }
+    this.forget(key, e)
+  }
+
+  /** True when the message `key` was preambled but did not come in time (it is being pulled). */
+  isOverdue(key: string): boolean {
+    const e = this.awaited.get(key)
+    return e !== undefined && e.timer === undefined
+  }
+
+  /** `peer` told IMRECEIVING for `key`: our copies to it wait `holdMs`. */
+  peerReceiving(peer: PeerKey, key: string): void {
+    const k = `${peer} ${key}`
+    this.receiving.delete(k)
+    if (this.receiving.size >= this.options.maxEntries) {
+      const oldest = this.receiving.keys().next().value
+      if (oldest !== undefined) this.receiving.delete(oldest)
+    }
+    this.receiving.set(k, this.hooks.now() + this.options.holdMs)
+  }
+
+  /** True while `peer`'s IMRECEIVING for `key` holds back our copies. */
+  isReceiving(peer: PeerKey, key: string): boolean {
+    if (this.receiving.size === 0) return false
+    const until = this.receiving.get(`${peer} ${key}`)
+    return until !== undefined && until > this.hooks.now()
+  }
+
+  /** `peer` asked for `key` (IWANT): its IMRECEIVING no longer holds back our copy. */
+  wants(peer: PeerKey, key: string): void {
+    if (this.receiving.size > 0) this.receiving.delete(`${peer} ${key}`)
+  }
+
+  /** Drops expired IMRECEIVING notices (called each heartbeat). */
+  prune(): void {
+    const now = this.hooks.now()
+    for (const [k, until] of this.receiving) {
+      if (until > now) break
+      this.receiving.delete(k)
+    }
+  }
+
+  /** `peer` is gone: what it preambled is pulled at once, without penalty. */
+  peerGone(peer: PeerKey): void {
+    this.rates.delete(peer)
+    if (!this.perPeer.has(peer)) return
+    for (const [key, e] of [...this.awaited]) {
+      if (e.sender === peer && e.timer !== undefined) this.overdue(key, e, undefined)
+    }
+  }
+
+  /** Awaited messages (for tests and inspection). */
+  get size(): number {
+    return this.awaited.size
+  }
+
+  /** Forgets everything and cancels every deadline. */
+  clear(): void {
+    for (const e of this.awaited.values()) e.timer?.cancel()
+    this.awaited.clear()
+    this.perPeer.clear()
+    this.rates.clear()
+    this.receiving.clear()
+  }
+
+  private expire(key: string, e: Awaited): void {
+    if (this.awaited.get(key) === e && e.timer !== undefined) this.overdue(key, e, e.sender)
+  }
+
+  private overdue(key: string, e: Awaited, blame: PeerKey | undefined): void {
+    e.timer?.cancel()
+    e.timer = undefined
+    this.release(e.sender)
+    // Kept a while longer: a peer that shows it has the message (IDONTWANT) is asked then.
+    const left = Math.max(0, e.at + this.options.holdMs - this.hooks.now())
+    this.hooks.setTimer(left, () => {
+      if (this.awaited.get(key) === e) this.awaited.delete(key)
+    })
+    this.hooks.overdue(key, e.id, blame)
+  }
+
+  private forget(key: string, e: Awaited): void {
+    this.awaited.delete(key)
+    if (e.timer === undefined) return
+    e.timer.cancel()
+    this.release(e.sender)
+  }
+
+  private release(sender: PeerKey): void {
+    const n = (this.perPeer.get(sender) ?? 1) - 1
+    if (n <= 0) this.perPeer.delete(sender)
+    else this.perPeer.set(sender, n)
+  }
+}
