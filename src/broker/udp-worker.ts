@@ -14,6 +14,7 @@
  */
 import type { Socket } from 'node:dgram'
 import { parentPort, workerData } from 'node:worker_threads'
+import { setNewest } from '../common/bounded-map.ts'
 import {
   DatagramBatchWriter,
   ipv4ToNumber,
@@ -180,9 +181,7 @@ parentPort!.on(
   ) => {
     if (m.type === 'send') readDatagramBatch(m.batch, send)
     else if (m.type === 'block') {
-      blocked.delete(m.source)
-      if (blocked.size >= MAX_BLOCKED) blocked.delete(blocked.keys().next().value!)
-      blocked.set(m.source, performance.now() + m.forMs)
+      setNewest(blocked, m.source, performance.now() + m.forMs, MAX_BLOCKED)
     } else if (m.type === 'bind') {
       data.port = m.port
       bindAll().then(

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { setNewest } from '../common/bounded-map.ts'
 import { InvalidParametersError } from '../common/errors.ts'
 import {
   ED25519_SECRET_KEY_LENGTH,
@@ -74,8 +75,7 @@ export class Ed25519PeerSignatures implements PeerSignatures {
     } catch {
       key = null
     }
-    if (this.keys.size >= this.maxKeys) this.keys.delete(this.keys.keys().next().value!)
-    this.keys.set(peer, key)
+    setNewest(this.keys, peer, key, this.maxKeys)
     return key
   }
 }

@@ -1,4 +1,5 @@
 import type { PeerKey } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
 
 /**
  * The kinds of input a peer spends budget on. Each is counted in the unit whose cost a peer
@@ -201,12 +202,7 @@ export class PeerBudgets {
   /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */
   deny(peer: PeerKey): number {
     const until = this.now() + this.params.denyMs
-    this.denied.delete(peer)
-    if (this.denied.size >= this.params.maxDenied) {
-      const oldest = this.denied.keys().next().value
-      if (oldest !== undefined) this.denied.delete(oldest)
-    }
-    this.denied.set(peer, until)
+    setNewest(this.denied, peer, until, this.params.maxDenied)
     return until
   }
 

@@ -1,4 +1,5 @@
 import type { PeerKey } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
 import type { TimerHandle } from '../common/env.ts'
 import type { MessageId } from '../common/message-id.ts'
 
@@ -111,13 +112,8 @@ export class Preambles {
 
   /** `peer` told IMRECEIVING for `key`: our copies to it wait `holdMs`. */
   peerReceiving(peer: PeerKey, key: string): void {
-    const k = `${peer} ${key}`
-    this.receiving.delete(k)
-    if (this.receiving.size >= this.options.maxEntries) {
-      const oldest = this.receiving.keys().next().value
-      if (oldest !== undefined) this.receiving.delete(oldest)
-    }
-    this.receiving.set(k, this.hooks.now() + this.options.holdMs)
+    const until = this.hooks.now() + this.options.holdMs
+    setNewest(this.receiving, `${peer} ${key}`, until, this.options.maxEntries)
   }
 
   /** True while `peer`'s IMRECEIVING for `key` holds back our copies. */

@@ -1,5 +1,6 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { Artifact, ArtifactClass, PeerKey, Topic } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
 import { CoreBase } from '../common/core-base.ts'
 import type { Dissemination, PublishOptions, PublishResult } from '../common/dissemination.ts'
 import type { Env, PeerInfo, ProtocolCore, TimerHandle } from '../common/env.ts'
@@ -1227,12 +1228,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (this.preambles.isOverdue(key)) this.pullPreambled(peer, key, id)
     this.needsUpkeep(ps)
     ps.dontWant ??= new Map()
-    ps.dontWant.delete(key)
-    if (ps.dontWant.size >= this.params.maxIDontWantPerPeer) {
-      const oldest = ps.dontWant.keys().next().value
-      if (oldest !== undefined) ps.dontWant.delete(oldest)
-    }
-    ps.dontWant.set(key, expiry)
+    setNewest(ps.dontWant, key, expiry, this.params.maxIDontWantPerPeer)
   }
 
   private handleGraft(peer: PeerKey, ps: PeerState, grafts: RpcGraft[], out: Rpc): void {

@@ -14,6 +14,7 @@ import {
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { PeerKey, Topic } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
 import type {
   Dissemination,
   DisseminationEvents,
@@ -390,12 +391,7 @@ export class DisseminationService<
 
   /** The core's verdict: close every connection to `peer` and refuse it for `denyMs`. */
   private disconnect(peer: PeerKey, { denyMs, reason }: DisconnectOptions): void {
-    this.denied.delete(peer)
-    if (this.denied.size >= MAX_DENIED_PEERS) {
-      const oldest = this.denied.keys().next().value
-      if (oldest !== undefined) this.denied.delete(oldest)
-    }
-    this.denied.set(peer, Date.now() + denyMs)
+    setNewest(this.denied, peer, Date.now() + denyMs, MAX_DENIED_PEERS)
     this.log('disconnecting %s for %d ms: %s', peer, denyMs, reason)
     this.closeConnectionsOf(peer)
   }

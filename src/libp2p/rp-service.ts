@@ -1,6 +1,7 @@
 import type { Histogram, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerKey, Topic } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
 import type { PublishResult } from '../common/dissemination.ts'
 import type { Env } from '../common/env.ts'
 import { messageIdKey } from '../common/message-id.ts'
@@ -186,10 +187,7 @@ export class RpService extends DisseminationService<
     if (this.quorumLatency === undefined) return super.publish(topic, data, options)
     const start = performance.now()
     const result = await super.publish(topic, data, options)
-    if (this.publishedAt.size >= MAX_TIMED_PUBLISHES) {
-      this.publishedAt.delete(this.publishedAt.keys().next().value!)
-    }
-    this.publishedAt.set(messageIdKey(result.id), start)
+    setNewest(this.publishedAt, messageIdKey(result.id), start, MAX_TIMED_PUBLISHES)
     return result
   }
 

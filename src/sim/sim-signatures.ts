@@ -1,5 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto'
 import type { PeerKey } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
 import {
   ED25519_SIGNATURE_LENGTH,
   Ed25519KeyPair,
@@ -69,10 +70,7 @@ export class SimKeyring {
     }
     this.verifications++
     const ok = key !== null && verifyEd25519Prepared(key, message, signature)
-    if (this.verdicts.size >= this.maxVerdicts) {
-      this.verdicts.delete(this.verdicts.keys().next().value!)
-    }
-    this.verdicts.set(memo, ok)
+    setNewest(this.verdicts, memo, ok, this.maxVerdicts)
     return ok
   }
 }
