@@ -292,9 +292,9 @@ export class ThreadedUdpEndpoint {
   }
 
   /**
-   * Has the threads drop what `source` sends for `forMs` ms, on receipt: an address, or an
-   * IPv4 prefix "a.b.c.0/24" (other keys are ignored here and left to the core). For a
-   * core's bans, so a banned flood costs its socket thread only.
+   * Has the threads drop what `source` sends for `forMs` ms, on receipt: an address or a
+   * prefix, keyed as the core's offender accounting keys them (`sourceOf`). For a core's
+   * bans, so a banned flood costs its socket thread only.
    */
   block(source: string, forMs: number): void {
     if (this.closed) return

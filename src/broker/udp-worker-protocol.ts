@@ -48,7 +48,7 @@ export interface DropsMessage {
   blocked: number
 }
 
-/** Sources (addresses, or IPv4 /24 prefixes as "a.b.c.0/24") a worker drops on receipt at once; beyond, the oldest go. */
+/** Sources (addresses, or prefixes as `sourceOf` names them) a worker drops on receipt at once; beyond, the oldest go. */
 export const MAX_BLOCKED = 4096
 
 /** The `workerData` of a UDP worker thread. */

@@ -21,6 +21,7 @@ import {
   numberToIpv4,
   readDatagramBatch,
 } from './datagram-batch.ts'
+import { sourceOf } from './offenders.ts'
 import { bindUdpSocket } from './udp-socket.ts'
 import {
   type BatchMessage,
@@ -91,12 +92,15 @@ function overflow(socket: number, address: string): void {
   dropped()
 }
 
-/** True when `address` or its IPv4 /24 is banned now (expired entries are removed). */
-function isBlocked(address: string): boolean {
+/**
+ * True when `address` or its prefix (the core's accounting: IPv4 /24, IPv6 /64) is banned
+ * now (expired entries are removed).
+ */
+function isBlocked(address: string, port: number): boolean {
   if (blocked.size === 0) return false
   const now = performance.now()
-  const dot = address.lastIndexOf('.')
-  for (const key of [address, dot > 0 ? `${address.slice(0, dot)}.0/24` : '']) {
+  const source = sourceOf(`${address.includes(':') ? `[${address}]` : address}:${port}`)
+  for (const key of [source.address, source.prefix]) {
     const until = blocked.get(key)
     if (until === undefined) continue
     if (until > now) return true
@@ -108,7 +112,7 @@ function isBlocked(address: string): boolean {
 function onMessage(socket: number, msg: Buffer, rinfo: { address: string; port: number }): void {
   counters[WorkerCounter.Received]++
   // A banned source's datagrams would be dropped unread by the core: spare the hand-over.
-  if (isBlocked(rinfo.address)) {
+  if (isBlocked(rinfo.address, rinfo.port)) {
     counters[WorkerCounter.Blocked]++
     blockedSinceReport++
     dropped()
