@@ -15,6 +15,7 @@ import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
 import type { ValidationResult } from '../common/validation.ts'
+import { BudgetedLimits } from './budgeted-limits.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
@@ -212,6 +213,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly limiter: IWantLimiter
   private readonly score: PeerScore
   private readonly budgets: PeerBudgets
+  private readonly budgetedLimits: BudgetedLimits
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
   private readonly decodeRpc: RpcDecoder
@@ -242,6 +244,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
     this.score = new PeerScore(p.score, () => env.now())
     this.budgets = new PeerBudgets(p.budgets, () => env.now())
+    this.budgetedLimits = new BudgetedLimits(p.rpcLimits, this.budgets)
     this.meshes = new MeshMaintenance({
       params: p,
       score: this.score,
@@ -448,12 +451,24 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     let rpc: Rpc
     const work = { fields: 0 }
+    // A frame big enough to hold more ids than the peer may still spend is decoded within
+    // its budgets (a smaller one costs little to decode whole and is checked after).
+    const limits =
+      !direct && frame.length > BUDGETED_DECODE_BYTES
+        ? this.budgetedLimits.of(peer)
+        : this.params.rpcLimits
     try {
-      rpc = this.decodeRpc(frame, this.params.rpcLimits, work)
+      rpc = this.decodeRpc(frame, limits, work)
     } catch (err) {
       this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
-      this.malformed(peer, err)
+      const kind = this.budgetedLimits.overBudget(err, limits)
+      if (kind === undefined) this.malformed(peer, err)
+      else {
+        // Spent as an over-budget frame decoded whole would have been: the bucket empties.
+        this.budgets.take(peer, kind, Number.POSITIVE_INFINITY)
+        this.overBudget(peer, kind)
+      }
       return
     }
     this.noteWork(work.fields)
@@ -1737,6 +1752,12 @@ function expireDontWant(dontWant: Map<string, number>, now: number): void {
     dontWant.delete(key)
   }
 }
+
+/**
+ * Frames above this many bytes are decoded within the sender's id budgets; below it a frame
+ * holds at most half as many ids, cheap to decode whole before the budgets judge it.
+ */
+const BUDGETED_DECODE_BYTES = 4096
 
 /** The index of the first of `ends` (ascending) above `pos`: the entry holding id position `pos`. */
 function entryAt(ends: number[], pos: number): number {
