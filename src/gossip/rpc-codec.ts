@@ -702,19 +702,28 @@ class FrameDecoder {
    * Counts the top-level subscriptions and messages, skipping their bodies, and throws when
    * either crosses its limit: such a frame is refused before any entry is decoded (a frame of
    * 5,000 subscriptions used to cost 2,048 topic strings first). Stops quietly at anything it
-   * cannot skip (or after `maxFields` fields), leaving the full decode to judge the frame.
+   * cannot skip (or after `maxFields` fields, or past `maxControlMessages` control fields),
+   * leaving the full decode to judge the frame.
    */
   private countEntries(): void {
     const r = this.r
     const start = r.pos
     let subscriptions = 0
     let messages = 0
+    let controls = 0
     try {
       for (let n = 0; n < this.limits.maxFields && r.pos < r.len; n++) {
         const key = r.uint32()
         if ((key & 7) !== LEN) break
         const length = r.uint32()
         const field = key >>> 3
+        // Past the control limit the full decode stops anyway, at the same point.
+        if (
+          (field === 3 || field === ONE_COPY_FIELD) &&
+          ++controls > this.limits.maxControlMessages
+        ) {
+          break
+        }
         if (field === 1 && ++subscriptions > this.limits.maxSubscriptions) {
           throw new RpcLimitError('maxSubscriptions', subscriptions, 0)
         }
