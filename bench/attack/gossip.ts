@@ -408,7 +408,7 @@ writeResults('attack-gossip', {
     routerTime:
       "the sans-IO core's own work on one frame; driver work inside the frame (libp2p sends, connection aborts) apart",
     processes:
-      'attacker, victim B, and honest A with C each in a process of its own; heap, CPU and loop delay are the victim process\'s',
+      "attacker, victim B, and honest A with C each in a process of its own; heap, CPU and loop delay are the victim process's",
     honestRateMsgPerS: RATE,
     honestMessageBytes: BYTES,
     beforeMs: BEFORE_MS,
