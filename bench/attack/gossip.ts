@@ -1,12 +1,14 @@
 /**
  * Gossip under attack (issue 11): honest A publishes 100 msg/s of 1 KB through victim B to
  * honest C, all real libp2p nodes on loopback; an attacker connected to B speaks
- * `/meshsub/1.2.0` with hand-built frames. For each attack: honest latency (and how many
+ * `/meshsub/1.2.0` with hand-built frames. Three processes, as on three hosts sharing this
+ * machine's cores: the attacker (test/support/gossip-attacker-main.ts), victim B
+ * (victim-main.ts), and A with C in this one (so one monotonic clock times A → C). For each attack: honest latency (and how many
  * samples the percentiles stand on) and throughput before and during, when the attacker was
  * penalised and whether it was disconnected, the longest time B's router spent on one of its
  * frames (or on the first bytes of one, checked as it arrives), where the attack's extra CPU
  * time went (B's router, or libp2p below it: TCP, noise, yamux, the handshakes of redials the
- * gater refuses), and the bench process's heap after GC before and after (and the attack's
+ * gater refuses), and the victim process's heap after GC before and after (and the attack's
  * part of its growth: the growth over the attack less that over the honest window before it,
  * as honest traffic alone fills the seen cache for `seenTtlMs`).
  *
@@ -19,23 +21,24 @@
 
 import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
+import { multiaddr } from '@multiformats/multiaddr'
 import { distribution } from '../../src/common/distribution.ts'
 import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter } from '../../src/gossip/router.ts'
 import { encodeRpc } from '../../src/gossip/rpc-codec.ts'
 import { ManualEnv, subscribeFrame } from '../../test/gossip/harness.ts'
 import {
-  AttackBed,
   type AttackRun,
+  attackBedNode,
   type GossipAttack,
   gossipAttacks,
+  HonestPair,
 } from '../../test/support/gossip-attacks.ts'
+import { waitFor } from '../../test/support/wait.ts'
 import { fmt, printTable, type Row, writeResults } from '../report.ts'
+import type { VictimReport, VictimWindow } from './victim-main.ts'
 
 const args = process.argv.slice(2)
 const arg = (name: string, fallback: number) => {
@@ -49,13 +52,45 @@ const RATE = arg('--rate', 100)
 const T = 'blocks'
 const BYTES = 1024
 
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
+const here = dirname(fileURLToPath(import.meta.url))
+const ATTACKER = join(here, '../../test/support/gossip-attacker-main.ts')
+const VICTIM = join(here, 'victim-main.ts')
 
-const ATTACKER = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '../../test/support/gossip-attacker-main.ts',
-)
+/** Victim B in its own process, asked one request at a time (see victim-main.ts). */
+class Victim {
+  readonly addr: string
+  readonly peerId: string
+  private readonly stdin: NodeJS.WritableStream
+  private readonly lines: AsyncIterator<string>
+
+  private constructor(
+    addr: string,
+    peerId: string,
+    stdin: NodeJS.WritableStream,
+    lines: AsyncIterator<string>,
+  ) {
+    this.addr = addr
+    this.peerId = peerId
+    this.stdin = stdin
+    this.lines = lines
+  }
+
+  static async start(topic: string): Promise<Victim> {
+    const child = spawn(process.execPath, [VICTIM, topic], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+    const first = await lines.next()
+    if (first.done) throw new Error('the victim process exited before it started')
+    const { addr, peerId } = JSON.parse(first.value) as { addr: string; peerId: string }
+    return new Victim(addr, peerId, child.stdin, lines)
+  }
+
+  async ask<T>(cmd: string, args: { key?: string; keys?: string[] } = {}): Promise<T> {
+    this.stdin.write(`${JSON.stringify({ cmd, ...args })}\n`)
+    const line = await this.lines.next()
+    if (line.done) throw new Error(`the victim process exited before answering ${cmd}`)
+    return (JSON.parse(line.value) as { reply: T }).reply
+  }
+}
 
 /**
  * Starts the attacker in its own process (its work must not stall the victim's event loop);
@@ -81,17 +116,6 @@ async function spawnAttacker(
       return JSON.parse(last.value) as AttackRun
     },
   }
-}
-
-/** Heap in use after two full collections, in MB (the bench process: A, B and C). */
-function heapAfterGcMB(): number {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed / 1e6
-}
-
-function cpuMs(usage: NodeJS.CpuUsage): number {
-  return (usage.user + usage.system) / 1000
 }
 
 function percentiles(ms: number[]): { p50: number; p99: number } {
@@ -201,14 +225,13 @@ interface AttackFigures {
    */
   sansIoCostliestFrameMs: number | null
   /**
-   * The longest event-loop delay of the bench process (A, B and C share one loop) before the
-   * attack, in ms: how long a timer fired late, whatever held the loop (our work, GC, or the
-   * process waiting for a core).
+   * The longest event-loop delay of the victim process before the attack, in ms: how long a
+   * timer fired late, whatever held the loop (our work, GC, or the process waiting for a core).
    */
   maxEventLoopDelayBeforeMs: number
   /** The same during the attack. */
   maxEventLoopDelayDuringMs: number
-  /** CPU time of the bench process (A, B and C) per second of honest traffic before the attack, in ms/s. */
+  /** CPU time of the victim process per second of honest traffic before the attack, in ms/s. */
   processCpuBeforeMsPerS: number
   /** The same during the attack. */
   processCpuDuringMsPerS: number
@@ -222,6 +245,7 @@ interface AttackFigures {
   belowRouterCpuMs: number
   /** Connections from the attacker that B's gater refused (redials while denied). */
   refusedRedials: number
+  /** The victim process's heap in use after two full collections, before the honest window, in MB. */
   heapAfterGcBeforeMB: number
   /** After the honest window, as the attack starts. */
   heapAfterGcAttackStartMB: number
@@ -233,56 +257,55 @@ interface AttackFigures {
   heapChangeFraction: number
 }
 
-const bed = await AttackBed.create(T)
-const router = bed.b.services.dissemination.core
-const honestKeys = [bed.a.peerId.toString(), bed.c.peerId.toString()]
+const victim = await Victim.start(T)
+const [a, c] = [await attackBedNode(T, new Map()), await attackBedNode(T, new Map())]
+await a.dial(multiaddr(victim.addr))
+await c.dial(multiaddr(victim.addr))
+const honestKeys = [a.peerId.toString(), c.peerId.toString()]
+await waitFor(
+  async () => {
+    const mesh = await victim.ask<string[]>('mesh')
+    return (
+      honestKeys.every((k) => mesh.includes(k)) &&
+      a.services.dissemination.core.getMeshPeers(T).includes(victim.peerId) &&
+      c.services.dissemination.core.getMeshPeers(T).includes(victim.peerId)
+    )
+  },
+  { what: 'the meshes of A, B and C', timeoutMs: 15_000 },
+)
+const pair = new HonestPair(a, c, T)
 const figures: AttackFigures[] = []
 // Warm-up: JIT, meshes and caches settle before anything is measured.
-await bed.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
+await pair.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
 
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
 for (const [index, attack] of gossipAttacks(T).entries()) {
   if (ONLY !== undefined && !attack.name.includes(ONLY)) continue
-  const heapBefore = heapAfterGcMB()
-  const cpuBefore = process.cpuUsage()
-  const lagBefore = monitorEventLoopDelay({ resolution: 5 })
-  lagBefore.enable()
-  const before = await bed.honestTraffic(
+  const heapBefore = await victim.ask<number>('heap')
+  await victim.ask('window')
+  const before = await pair.honestTraffic(
     () => new Promise((r) => setTimeout(r, BEFORE_MS)),
     RATE,
     BYTES,
   )
-  const cpuBeforeMs = cpuMs(process.cpuUsage(cpuBefore))
-  lagBefore.disable()
-  const heapAttackStart = heapAfterGcMB()
-  const x = await spawnAttacker(bed.b.getMultiaddrs()[0].toString(), index)
+  const windowBefore = await victim.ask<VictimWindow>('windowEnd')
+  const heapAttackStart = await victim.ask<number>('heap')
+  const x = await spawnAttacker(victim.addr, index)
   const key = x.key
-  for (const k of honestKeys) bed.maxFrameMs.delete(k)
-  for (const k of honestKeys) bed.maxFrameCpuMs.delete(k)
-  for (const k of honestKeys) bed.frameMs.delete(k)
-  let penaltyAt: number | undefined
-  let disconnectAt: number | undefined
-  const off = router.on('rejected', ({ from, reason }) => {
-    if (from !== key) return
-    if (penaltyAt === undefined && router.getBehaviourPenalty(key) > 0) penaltyAt = Date.now()
-    if (reason === 'disconnected') disconnectAt ??= Date.now()
-  })
-  const cpuDuring = process.cpuUsage()
-  const lagDuring = monitorEventLoopDelay({ resolution: 5 })
-  lagDuring.enable()
-  const during = await bed.honestTraffic(() => x.attack(), RATE, BYTES)
-  const cpuDuringMs = cpuMs(process.cpuUsage(cpuDuring))
-  lagDuring.disable()
-  off()
-  const heapAfter = heapAfterGcMB()
+  await victim.ask('forget', { keys: honestKeys })
+  await victim.ask('watch', { key })
+  await victim.ask('window')
+  const during = await pair.honestTraffic(() => x.attack(), RATE, BYTES)
+  const windowDuring = await victim.ask<VictimWindow>('windowEnd')
+  const report = await victim.ask<VictimReport>('report', { key, keys: honestKeys })
+  const heapAfter = await victim.ask<number>('heap')
   const b = percentiles(before.traffic.latenciesMs)
   const d = percentiles(during.traffic.latenciesMs)
   const perS = (n: number, ms: number) => (n * 1000) / ms
-  const frameMs = bed.frameMs.get(key) ?? []
+  const frameMs = report.frameMs
   const costliest = frameMs.indexOf(Math.max(...frameMs))
-  const contact = bed.firstContact.get(key)
-  const since = (t: number | undefined) =>
-    t === undefined || contact === undefined ? null : t - contact
+  const contact = report.firstContact
+  const since = (t: number | null) => (t === null || contact === null ? null : t - contact)
   figures.push({
     attack: attack.name,
     attackRateFramesPerS: attack.rate,
@@ -299,30 +322,27 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     honestDelivered: during.traffic.delivered,
     honestDeliveredFraction: during.traffic.delivered / during.traffic.published,
     attackerFramesSent: during.result.sent,
-    victimFramesFromAttacker: bed.frames.get(key) ?? 0,
-    timeToPenaltyMs: since(penaltyAt),
-    timeToDisconnectMs: since(disconnectAt),
-    disconnected: router.isDenied(key),
-    maxRouterWallMsPerAttackerFrame: bed.maxFrameMs.get(key) ?? 0,
-    maxRouterCpuMsPerAttackerFrame: bed.maxFrameCpuMs.get(key) ?? 0,
+    victimFramesFromAttacker: report.frames,
+    timeToPenaltyMs: since(report.penaltyAt),
+    timeToDisconnectMs: since(report.disconnectAt),
+    disconnected: report.denied,
+    maxRouterWallMsPerAttackerFrame: report.maxFrameMs,
+    maxRouterCpuMsPerAttackerFrame: report.maxFrameCpuMs,
     costliestAttackerFrameIndex: costliest,
     medianRouterWallMsPerAttackerFrame: frameMs.length === 0 ? 0 : distribution(frameMs).p50,
-    maxDriverWallMsInAttackerFrame: bed.maxFrameDriverMs.get(key) ?? 0,
-    maxStallMsPerAttackerFrame: bed.maxFrameStallMs.get(key) ?? 0,
-    maxRouterWallMsPerHonestFrame: Math.max(
-      0,
-      ...honestKeys.map((k) => bed.maxFrameMs.get(k) ?? 0),
-    ),
-    maxEventLoopDelayBeforeMs: lagBefore.max / 1e6,
-    maxEventLoopDelayDuringMs: lagDuring.max / 1e6,
-    processCpuBeforeMsPerS: (cpuBeforeMs * 1000) / before.traffic.elapsedMs,
-    processCpuDuringMsPerS: (cpuDuringMs * 1000) / during.traffic.elapsedMs,
-    routerCpuOnAttackerMs: bed.routerCpuMs.get(key) ?? 0,
+    maxDriverWallMsInAttackerFrame: report.maxFrameDriverMs,
+    maxStallMsPerAttackerFrame: report.maxFrameStallMs,
+    maxRouterWallMsPerHonestFrame: report.maxOtherFrameMs,
+    maxEventLoopDelayBeforeMs: windowBefore.maxLoopDelayMs,
+    maxEventLoopDelayDuringMs: windowDuring.maxLoopDelayMs,
+    processCpuBeforeMsPerS: (windowBefore.cpuMs * 1000) / before.traffic.elapsedMs,
+    processCpuDuringMsPerS: (windowDuring.cpuMs * 1000) / during.traffic.elapsedMs,
+    routerCpuOnAttackerMs: report.routerCpuMs,
     belowRouterCpuMs:
-      cpuDuringMs -
-      (cpuBeforeMs * during.traffic.elapsedMs) / before.traffic.elapsedMs -
-      (bed.routerCpuMs.get(key) ?? 0),
-    refusedRedials: bed.refusedConnections.get(key) ?? 0,
+      windowDuring.cpuMs -
+      (windowBefore.cpuMs * during.traffic.elapsedMs) / before.traffic.elapsedMs -
+      report.routerCpuMs,
+    refusedRedials: report.refused,
     sansIoCostliestFrameMs: null,
     heapAfterGcBeforeMB: heapBefore,
     heapAfterGcAttackStartMB: heapAttackStart,
@@ -333,7 +353,8 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
   })
   console.log(`done: ${attack.name}`)
 }
-await bed.stop()
+await victim.ask('stop')
+await Promise.all([a.stop(), c.stop()])
 const sansIo = sansIoCostliestFrameMs()
 const names = gossipAttacks(T).map((a) => a.name)
 for (const f of figures) f.sansIoCostliestFrameMs = sansIo[names.indexOf(f.attack)]
@@ -366,7 +387,7 @@ const rows: Row[] = figures.map((f) => ({
   'attack heap growth %': fmt(f.heapChangeFraction * 100, 1),
 }))
 printTable(
-  `gossip under attack: A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
+  `gossip under attack (attacker, B, and A with C in three processes): A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
   rows,
 )
 const targets = {
@@ -386,6 +407,8 @@ writeResults('attack-gossip', {
   config: {
     routerTime:
       "the sans-IO core's own work on one frame; driver work inside the frame (libp2p sends, connection aborts) apart",
+    processes:
+      "attacker, victim B, and honest A with C each in a process of its own; heap, CPU and loop delay are the victim process's",
     honestRateMsgPerS: RATE,
     honestMessageBytes: BYTES,
     beforeMs: BEFORE_MS,

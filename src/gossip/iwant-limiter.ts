@@ -51,6 +51,11 @@ export interface AdvertisedId {
  */
 export class IWantLimiter {
   private readonly wants = new Map<string, Want>()
+  /**
+   * Each peer → the ids it is asked for or remembered for (outstanding or alternate), so
+   * that a peer's going costs its own wants, not a walk over every tracked id.
+   */
+  private readonly byPeer = new Map<PeerKey, Set<string>>()
   /** One follow-up timer per batch of requests (an IWANT), not per id: a peer cannot multiply them. */
   private readonly timers = new Set<TimerHandle>()
   private batches = 0
@@ -86,10 +91,12 @@ export class IWantLimiter {
       if (w.outstanding.has(peer)) continue
       if (w.outstanding.size < this.options.maxConcurrent) {
         w.outstanding.set(peer, batch)
+        this.link(peer, key)
         keys.push(key)
         ask.push(id)
       } else if (w.alternates.length < this.options.maxAlternates && !w.alternates.includes(peer)) {
         w.alternates.push(peer)
+        this.link(peer, key)
       }
     }
     this.watch(peer, batch, keys)
@@ -102,12 +109,19 @@ export class IWantLimiter {
     if (w === undefined) return
     // Its batch timers find nothing outstanding when they fire.
     this.wants.delete(key)
+    for (const p of w.outstanding.keys()) this.unlink(p, key)
+    for (const p of w.alternates) this.unlink(p, key)
   }
 
   /** A peer disconnected: its requests move on to the next advertisers. */
   peerGone(peer: PeerKey): void {
+    const keys = this.byPeer.get(peer)
+    if (keys === undefined) return
+    this.byPeer.delete(peer)
     const next = new Map<PeerKey, string[]>()
-    for (const [key, w] of this.wants) {
+    for (const key of keys) {
+      const w = this.wants.get(key)
+      if (w === undefined) continue
       const i = w.alternates.indexOf(peer)
       if (i >= 0) w.alternates.splice(i, 1)
       if (w.outstanding.delete(peer)) this.moveOn(key, w, next)
@@ -120,6 +134,25 @@ export class IWantLimiter {
     for (const t of this.timers) t.cancel()
     this.timers.clear()
     this.wants.clear()
+    this.byPeer.clear()
+  }
+
+  /** Notes that `peer` is asked for (or remembered for) `key`. */
+  private link(peer: PeerKey, key: string): void {
+    let keys = this.byPeer.get(peer)
+    if (keys === undefined) {
+      keys = new Set()
+      this.byPeer.set(peer, keys)
+    }
+    keys.add(key)
+  }
+
+  /** Forgets that `peer` is asked for or remembered for `key`. */
+  private unlink(peer: PeerKey, key: string): void {
+    const keys = this.byPeer.get(peer)
+    if (keys === undefined) return
+    keys.delete(key)
+    if (keys.size === 0) this.byPeer.delete(peer)
   }
 
   /** Starts the follow-up timer of one batch of requests to `peer`. */
@@ -145,6 +178,7 @@ export class IWantLimiter {
       // A later request of the same id to the same peer has its own batch and timer.
       if (w === undefined || w.outstanding.get(peer) !== batch) continue
       w.outstanding.delete(peer)
+      if (!w.alternates.includes(peer)) this.unlink(peer, key)
       broken = true
       this.moveOn(key, w, next)
     }

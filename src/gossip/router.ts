@@ -15,6 +15,7 @@ import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
 import type { ValidationResult } from '../common/validation.ts'
+import { BudgetedLimits } from './budgeted-limits.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
@@ -34,6 +35,9 @@ import {
   HELLO_ACK,
   HELLO_ASK,
   hasOneCopyMessages,
+  idAt,
+  idCount,
+  idCountOf,
   isControlEmpty,
   isOneCopyEmpty,
   payloadBytes,
@@ -209,6 +213,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly limiter: IWantLimiter
   private readonly score: PeerScore
   private readonly budgets: PeerBudgets
+  private readonly budgetedLimits: BudgetedLimits
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
   private readonly decodeRpc: RpcDecoder
@@ -239,6 +244,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
     this.score = new PeerScore(p.score, () => env.now())
     this.budgets = new PeerBudgets(p.budgets, () => env.now())
+    this.budgetedLimits = new BudgetedLimits(p.rpcLimits, this.budgets)
     this.meshes = new MeshMaintenance({
       params: p,
       score: this.score,
@@ -445,12 +451,24 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     let rpc: Rpc
     const work = { fields: 0 }
+    // A frame big enough to hold more ids than the peer may still spend is decoded within
+    // its budgets (a smaller one costs little to decode whole and is checked after).
+    const limits =
+      !direct && frame.length > BUDGETED_DECODE_BYTES
+        ? this.budgetedLimits.of(peer)
+        : this.params.rpcLimits
     try {
-      rpc = this.decodeRpc(frame, this.params.rpcLimits, work)
+      rpc = this.decodeRpc(frame, limits, work)
     } catch (err) {
       this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
-      this.malformed(peer, err)
+      const kind = this.budgetedLimits.overBudget(err, limits)
+      if (kind === undefined) this.malformed(peer, err)
+      else {
+        // Spent as an over-budget frame decoded whole would have been: the bucket empties.
+        this.budgets.take(peer, kind, Number.POSITIVE_INFINITY)
+        this.overBudget(peer, kind)
+      }
       return
     }
     this.noteWork(work.fields)
@@ -1210,8 +1228,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     let allowed = direct ? total : this.budgets.take(peer, 'idontwant', total)
     const expiry = this.env.now() + this.params.idontwantTtlMs
     for (const e of entries) {
-      for (const id of e.messageIDs) {
+      for (let i = 0, n = idCountOf(e); i < n; i++) {
         if (allowed-- <= 0) return this.overBudget(peer, 'idontwant')
+        const id = idAt(e, i)
         const key = messageIdKey(id)
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
         // our push was not the one that delivered.
@@ -1303,34 +1322,41 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const budget = this.params.maxIHaveLength - ps.askedThisHeartbeat
     if (budget <= 0) return
     const delay = this.params.lazyPullDelayMs
-    // The ids of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy push
-    // whose full copy is probably on its way (pulled after `lazyPullDelayMs`).
-    const ids: MessageId[] = []
+    // The entries of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy
+    // push whose full copy is probably on its way (pulled after `lazyPullDelayMs`). Only the
+    // ids visited are read from the frame (see `idAt`).
+    const entries: RpcIHave[] = []
     const lazy: boolean[] = []
+    const ends: number[] = []
+    let total = 0
     for (const ih of ihaves) {
       if (!this.subscriptions.has(ih.topicID)) continue
-      const isLazy = delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) === true
-      for (const id of ih.messageIDs) {
-        ids.push(id)
-        lazy.push(isLazy)
-      }
+      const n = idCountOf(ih)
+      if (n === 0) continue
+      entries.push(ih)
+      lazy.push(delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) === true)
+      total += n
+      ends.push(total)
     }
     const now = this.env.now()
     const taken = new Set<string>()
     const wanted: AdvertisedId[] = []
     const later: AdvertisedId[] = []
-    const examined = Math.min(ids.length, this.params.maxIHaveIdsExamined)
+    // Fisher–Yates over the ids' positions (0 to total − 1), its swaps kept sparse: only the
+    // positions visited are ever touched.
+    const swapped = new Map<number, number>()
+    const examined = Math.min(total, this.params.maxIHaveIdsExamined)
     for (let i = 0; i < examined && taken.size < budget; i++) {
-      // One step of a Fisher–Yates shuffle: position i gets a random id of the rest.
-      const j = i + Math.floor(this.env.random() * (ids.length - i))
-      const id = ids[j]
-      const isLazy = lazy[j]
-      ids[j] = ids[i]
-      lazy[j] = lazy[i]
+      // One step of the shuffle: position i gets a random position of the rest.
+      const j = i + Math.floor(this.env.random() * (total - i))
+      const pos = swapped.get(j) ?? j
+      swapped.set(j, swapped.get(i) ?? i)
+      const e = entryAt(ends, pos)
+      const id = idAt(entries[e], pos - (e === 0 ? 0 : ends[e - 1]))
       const key = messageIdKey(id)
       if (taken.has(key) || this.seen.has(key, now)) continue
       taken.add(key)
-      ;(isLazy ? later : wanted).push({ key, id })
+      ;(lazy[e] ? later : wanted).push({ key, id })
     }
     const ask = this.limiter.advertised(peer, wanted)
     ps.askedThisHeartbeat += ask.length + later.length
@@ -1357,7 +1383,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const sent = new Set<string>()
     let misses = 0
     for (const iw of iwants) {
-      for (const id of iw.messageIDs) {
+      for (let i = 0, n = idCountOf(iw); i < n; i++) {
+        const id = idAt(iw, i)
         const key = messageIdKey(id)
         if (this.dontWantOf(ps, key)) continue
         // Asked for it: its IMRECEIVING (a preambled copy that did not come) no longer holds it back.
@@ -1726,10 +1753,22 @@ function expireDontWant(dontWant: Map<string, number>, now: number): void {
   }
 }
 
-function idCount(entries: { messageIDs: Uint8Array[] }[]): number {
-  let n = 0
-  for (const e of entries) n += e.messageIDs.length
-  return n
+/**
+ * Frames above this many bytes are decoded within the sender's id budgets; below it a frame
+ * holds at most half as many ids, cheap to decode whole before the budgets judge it.
+ */
+const BUDGETED_DECODE_BYTES = 4096
+
+/** The index of the first of `ends` (ascending) above `pos`: the entry holding id position `pos`. */
+function entryAt(ends: number[], pos: number): number {
+  let lo = 0
+  let hi = ends.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (ends[mid] <= pos) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 function iwant(ids: MessageId[]): RpcControl {

@@ -527,6 +527,92 @@ const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
 /** A prefix check read past the bytes it was given: the rest of the frame decides. */
 class Truncated extends Error {}
 
+/**
+ * The ids of one decoded IHAVE, IWANT or IDONTWANT entry, left where they lie in the frame:
+ * the decoder validates and counts every id but records only its bounds, and an id becomes a
+ * view into the frame when it is read. A router that examines a sample of a 5,000-id IHAVE
+ * (or drops an entry past the peer's budget) so pays for what it reads, not for the frame.
+ */
+class FrameIds {
+  /** Start and end offset of each id in the frame, in pairs. */
+  readonly bounds: number[] = []
+  /** The ids as an array, once something asked for them all (or set them). */
+  all?: Uint8Array[]
+  private readonly frame: Uint8Array
+
+  constructor(frame: Uint8Array) {
+    this.frame = frame
+  }
+
+  get length(): number {
+    return this.all?.length ?? this.bounds.length >> 1
+  }
+
+  at(i: number): Uint8Array {
+    if (this.all !== undefined) return this.all[i]
+    return this.frame.subarray(this.bounds[2 * i], this.bounds[2 * i + 1])
+  }
+
+  list(): Uint8Array[] {
+    if (this.all === undefined) {
+      const all: Uint8Array[] = []
+      for (let i = 0; i < this.bounds.length; i += 2) {
+        all.push(this.frame.subarray(this.bounds[i], this.bounds[i + 1]))
+      }
+      this.all = all
+    }
+    return this.all
+  }
+}
+
+const FRAME_IDS = Symbol('frame ids')
+
+/** An entry that carries message ids (IHAVE, IWANT, IDONTWANT). */
+interface WithIds {
+  messageIDs: Uint8Array[]
+}
+
+/**
+ * Gives a decoded entry its `messageIDs`: an array built on first access from `ids` (so the
+ * entry reads, compares and spreads as a plain one), with `ids` kept hidden for
+ * {@link idCountOf} and {@link idAt}, which read no more ids than they are asked for.
+ */
+function withIds<T extends object>(entry: T, ids: FrameIds): T & WithIds {
+  if (ids.bounds.length === 0) return Object.assign(entry, { messageIDs: [] })
+  Object.defineProperty(entry, 'messageIDs', {
+    enumerable: true,
+    configurable: true,
+    get: () => ids.list(),
+    set: (all: Uint8Array[]) => {
+      ids.all = all
+    },
+  })
+  Object.defineProperty(entry, FRAME_IDS, { value: ids })
+  return entry as T & WithIds
+}
+
+function frameIdsOf(entry: WithIds): FrameIds | undefined {
+  return (entry as { [FRAME_IDS]?: FrameIds })[FRAME_IDS]
+}
+
+/** The number of ids of an entry, without reading any of a decoded one. */
+export function idCountOf(entry: WithIds): number {
+  return frameIdsOf(entry)?.length ?? entry.messageIDs.length
+}
+
+/** The `i`-th id of an entry (`0 <= i <` {@link idCountOf}), reading only that one of a decoded one. */
+export function idAt(entry: WithIds, i: number): Uint8Array {
+  const ids = frameIdsOf(entry)
+  return ids !== undefined ? ids.at(i) : entry.messageIDs[i]
+}
+
+/** The number of ids over `entries` (see {@link idCountOf}). */
+export function idCount(entries: WithIds[]): number {
+  let n = 0
+  for (const e of entries) n += idCountOf(e)
+  return n
+}
+
 class FrameDecoder {
   private readonly r: Reader
   private readonly limits: RpcLimits
@@ -616,19 +702,28 @@ class FrameDecoder {
    * Counts the top-level subscriptions and messages, skipping their bodies, and throws when
    * either crosses its limit: such a frame is refused before any entry is decoded (a frame of
    * 5,000 subscriptions used to cost 2,048 topic strings first). Stops quietly at anything it
-   * cannot skip (or after `maxFields` fields), leaving the full decode to judge the frame.
+   * cannot skip (or after `maxFields` fields, or past `maxControlMessages` control fields),
+   * leaving the full decode to judge the frame.
    */
   private countEntries(): void {
     const r = this.r
     const start = r.pos
     let subscriptions = 0
     let messages = 0
+    let controls = 0
     try {
       for (let n = 0; n < this.limits.maxFields && r.pos < r.len; n++) {
         const key = r.uint32()
         if ((key & 7) !== LEN) break
         const length = r.uint32()
         const field = key >>> 3
+        // Past the control limit the full decode stops anyway, at the same point.
+        if (
+          (field === 3 || field === ONE_COPY_FIELD) &&
+          ++controls > this.limits.maxControlMessages
+        ) {
+          break
+        }
         if (field === 1 && ++subscriptions > this.limits.maxSubscriptions) {
           throw new RpcLimitError('maxSubscriptions', subscriptions, 0)
         }
@@ -712,25 +807,52 @@ class FrameDecoder {
    * Reads the id (field `field`, LEN) whose key was just read, then every id right after it
    * with the same one-byte key, in one loop up to `end`: an entry may hold thousands, and
    * going back through `readFields` costs two callbacks each. Counts and checks each field
-   * and id exactly as that would.
+   * and id exactly as that would (same limits, same errors), but only records where each id
+   * lies (see {@link FrameIds}), with its running totals in locals: the first such frame a
+   * process sees runs this loop before it is compiled, so each step is kept to a few reads.
    */
   private ids(
-    into: Uint8Array[],
+    into: FrameIds,
     counter: 'ihaveIds' | 'iwantIds' | 'idontwantIds',
     field: number,
     end: number,
   ): void {
     const r = this.r
+    const buf = r.buf
     const key = tag(field, LEN)
-    for (;;) {
-      this.count(counter)
-      into.push(this.bytes('maxIdLength'))
-      if (r.pos > end) throw new DecodeError('field overruns its enclosing message')
-      if (r.pos >= end || r.buf[r.pos] !== key) return
-      if (++this.budget.fields > this.limits.maxFields) {
-        throw new RpcLimitError('maxFields', this.budget.fields, this.budget.fields)
+    const bounds = into.bounds
+    const budget = this.budget
+    const limit = LIMIT_OF[counter]
+    const maxIds = this.limits[limit]
+    const { maxIdLength, maxFields } = this.limits
+    let count = budget[counter]
+    let fields = budget.fields
+    let pos = r.pos
+    try {
+      for (;;) {
+        if (++count > maxIds) throw new RpcLimitError(limit, count, fields)
+        let n = buf[pos]
+        if (n < 0x80) pos++
+        else {
+          // A length of more than one byte (or none left): the reader's own varint.
+          r.pos = pos
+          n = r.uint32()
+          pos = r.pos
+        }
+        if (n > maxIdLength) throw new RpcLimitError('maxIdLength', n, fields)
+        if (n > this.frameLength - pos) throw new DecodeError('length exceeds frame')
+        if (n > r.len - pos) throw new Truncated()
+        bounds.push(pos, pos + n)
+        pos += n
+        if (pos > end) throw new DecodeError('field overruns its enclosing message')
+        if (pos >= end || buf[pos] !== key) return
+        if (++fields > maxFields) throw new RpcLimitError('maxFields', fields, fields)
+        pos++
       }
-      r.pos++
+    } finally {
+      r.pos = pos
+      budget[counter] = count
+      budget.fields = fields
     }
   }
 
@@ -851,28 +973,29 @@ class FrameDecoder {
       }
       const sub = this.nested()
       if (field === 1) {
-        const ih: RpcIHave = { topicID: '', messageIDs: [] }
+        const ih = { topicID: '' }
+        const ids = new FrameIds(this.r.buf)
         this.fields(sub, (f, w) => {
           if (f === 1) {
             expectWireType(w, LEN)
             ih.topicID = this.string()
           } else if (f === 2) {
             expectWireType(w, LEN)
-            this.ids(ih.messageIDs, 'ihaveIds', 2, sub)
+            this.ids(ids, 'ihaveIds', 2, sub)
           } else return false
           return true
         })
-        c.ihave.push(ih)
+        c.ihave.push(withIds(ih, ids))
       } else if (field === 2 || field === 5) {
-        const entry = { messageIDs: [] as Uint8Array[] }
+        const ids = new FrameIds(this.r.buf)
         this.fields(sub, (f, w) => {
           if (f !== 1) return false
           expectWireType(w, LEN)
-          this.ids(entry.messageIDs, field === 2 ? 'iwantIds' : 'idontwantIds', 1, sub)
+          this.ids(ids, field === 2 ? 'iwantIds' : 'idontwantIds', 1, sub)
           return true
         })
-        if (field === 2) c.iwant.push(entry)
-        else c.idontwant.push(entry)
+        if (field === 2) c.iwant.push(withIds({}, ids))
+        else c.idontwant.push(withIds({}, ids))
       } else if (field === 3) {
         const g: RpcGraft = { topicID: '' }
         this.fields(sub, (f, w) => {

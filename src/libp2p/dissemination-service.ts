@@ -478,6 +478,11 @@ export class DisseminationService<
       inspect && ((prefix, frameLength) => inspect(peer, prefix, frameLength)),
     )
     stream.addEventListener('message', (evt) => {
+      // Bytes still arriving from a peer the core has just cut off are not even buffered.
+      if (this.isDenied(peer)) {
+        this.refuse(stream)
+        return
+      }
       let frames: Uint8Array[]
       try {
         frames = decoder.push(evt.data)
@@ -489,7 +494,14 @@ export class DisseminationService<
         stream.abort(err instanceof Error ? err : new Error(String(err)))
         return
       }
-      for (const frame of frames) this.received(peer, state, frame)
+      for (const frame of frames) {
+        // A frame that got the peer cut off ends the read: the frames after it go unread.
+        if (this.isDenied(peer)) {
+          this.refuse(stream)
+          return
+        }
+        this.received(peer, state, frame)
+      }
     })
     stream.addEventListener('close', () => {
       state.inbound.delete(stream)

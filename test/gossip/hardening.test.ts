@@ -185,6 +185,36 @@ describe('a gossip router under attack (sans-IO)', () => {
     expect(router.getBehaviourPenalty(X)).toBe(2)
   })
 
+  it('decodes a frame over the id budget only as far as the budget, and counts it over budget', () => {
+    const fields: number[] = []
+    const { router } = victim({
+      decodeRpc: (bytes, limits, work) => {
+        try {
+          return decodeRpc(bytes, limits, work)
+        } finally {
+          fields.push(work.fields)
+        }
+      },
+    })
+    const rejected: string[] = []
+    router.on('rejected', (e) => {
+      if (e.from === X) rejected.push(e.reason)
+    })
+    const ihave = gossipAttacks(T).find((a) => a.name === 'IHAVE 5,000 random ids')!
+    const perFrame = DEFAULT_RPC_LIMITS.maxIHaveIds
+    const frames = DEFAULT_PEER_BUDGETS.rates.ihave.burst / perFrame
+    fields.length = 0
+    for (let i = 0; i < frames; i++) router.receive(X, ihave.next())
+    expect(router.getBehaviourPenalty(X)).toBe(0)
+    // Within the budget, every id was read.
+    expect(Math.min(...fields)).toBeGreaterThan(perFrame)
+    router.receive(X, ihave.next())
+    expect(rejected).toEqual(['ihave-over-budget'])
+    expect(router.getBehaviourPenalty(X)).toBe(1)
+    // The budget was spent: decoding stopped at the first id.
+    expect(fields.at(-1)).toBeLessThan(5)
+  })
+
   it("asks for IHAVE ids up to the frame's and the heartbeat's budgets, chosen at random", () => {
     const { env, router } = victim()
     const ids = (seed: number, n: number) =>

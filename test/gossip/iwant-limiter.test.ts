@@ -58,6 +58,29 @@ describe('IWANT limiter', () => {
     expect(broken).toEqual(['b'])
   })
 
+  it('on disconnect, moves on only the ids the peer still held, whatever it held before', () => {
+    const { env, l, requests } = limiter(1)
+    // a: asked for k1, then an alternate of k2 (b asked); k1 is delivered, k2's request to
+    // b expires, so a is asked for k2; then a goes.
+    l.advertised('a', [want(1)])
+    l.advertised('b', [want(2)])
+    l.advertised('a', [want(2)])
+    l.advertised('c', [want(2)])
+    l.delivered('k1')
+    env.advance(100)
+    expect(requests).toEqual([['a', 2]])
+    l.peerGone('a')
+    // Only k2 moves on (to c); k1, delivered, is not asked again.
+    expect(requests).toEqual([
+      ['a', 2],
+      ['c', 2],
+    ])
+    // A peer that holds nothing any more (b's request expired) costs nothing when it goes.
+    l.peerGone('b')
+    l.peerGone('a')
+    expect(requests).toHaveLength(2)
+  })
+
   it('tracks a bounded number of ids', () => {
     const { l } = limiter(1)
     expect(l.advertised('a', [want(1), want(2), want(3), want(4)])).toHaveLength(3)

@@ -7,6 +7,8 @@ import {
   decodeRpc,
   emptyControl,
   encodeRpc,
+  idAt,
+  idCountOf,
   type Rpc,
   signingBytes,
 } from '../../src/gossip/rpc-codec.ts'
@@ -156,6 +158,51 @@ describe('gossipsub RPC codec', () => {
       }),
       { numRuns: 2000 },
     )
+  })
+
+  it('reads ids one at a time exactly as the whole list, on valid and mutated frames', () => {
+    fc.assert(
+      fc.property(rpcArb, fc.nat(), fc.nat({ max: 255 }), (rpc, pos, value) => {
+        const frame = encodeRpc(rpc)
+        if (frame.length > 0) frame[pos % frame.length] = value
+        let decoded: Rpc
+        try {
+          decoded = decodeRpc(frame)
+        } catch (err) {
+          expect(err).toBeInstanceOf(DecodeError)
+          return
+        }
+        const c = decoded.control
+        if (c === undefined) return
+        for (const e of [...c.ihave, ...c.iwant, ...c.idontwant]) {
+          // One at a time first (nothing built yet), then the whole list.
+          const one = Array.from({ length: idCountOf(e) }, (_, i) => idAt(e, i))
+          expect(one).toEqual(e.messageIDs)
+          expect(idCountOf(e)).toBe(e.messageIDs.length)
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('reads one id of a 5,000-id entry as a view into the frame, and the entry as a plain one', () => {
+    const ids = Array.from({ length: 5000 }, (_, i) => new Uint8Array([i >> 8, i & 255, 7]))
+    const frame = encodeRpc({
+      subscriptions: [],
+      messages: [],
+      control: { ...emptyControl(), ihave: [{ topicID: 't', messageIDs: ids }] },
+    })
+    const ih = decodeRpc(frame).control!.ihave[0]
+    expect(idCountOf(ih)).toBe(5000)
+    const id = idAt(ih, 4321)
+    expect(id).toEqual(ids[4321])
+    // A view into the frame, not a copy.
+    expect(id.buffer).toBe(frame.buffer)
+    // The entry still reads, compares and sets as a plain one.
+    expect(ih).toEqual({ topicID: 't', messageIDs: ids })
+    ih.messageIDs = ids.slice(0, 2)
+    expect(idCountOf(ih)).toBe(2)
+    expect(idAt(ih, 1)).toEqual(ids[1])
   })
 
   it('rejects frames over each limit', () => {

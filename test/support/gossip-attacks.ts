@@ -291,8 +291,8 @@ export interface HonestTraffic {
 }
 
 /**
- * Honest A publishes through victim B to honest C (A and C are not connected); an attacker
- * connects to B. B's router is timed frame by frame, per sending peer.
+ * The timing of a victim's router, frame by frame and per sending peer, hooked into its
+ * sans-IO core.
  *
  * "Router time" is the sans-IO core's own work on a frame (decode, checks, state, encoding
  * what it sends), the same quantity the sans-IO replays measure. The libp2p driver's work
@@ -301,24 +301,16 @@ export interface HonestTraffic {
  * timed apart as "driver time in the frame"; the two together are what the frame stalled
  * the node's event loop.
  */
-export class AttackBed {
-  /** The honest publisher. */
-  readonly a: GossipNode
-  /** The victim. */
-  readonly b: GossipNode
-  /** The honest receiver. */
-  readonly c: GossipNode
-  /** The topic. */
-  readonly topic: string
-  /** Frames B's router received, by peer. */
+export class VictimProbe {
+  /** Frames the router received, by peer. */
   readonly frames = new Map<string, number>()
   /**
-   * The longest wall time B's router spent on one frame (or one driver report), driver work
+   * The longest wall time the router spent on one frame (or one driver report), driver work
    * excluded, by peer, in ms.
    */
   readonly maxFrameMs = new Map<string, number>()
   /**
-   * The most CPU time (user + system) of the main thread B's router spent on one frame,
+   * The most CPU time (user + system) of the main thread the router spent on one frame,
    * driver work excluded, by peer, in ms: unlike wall time, it does not count the time the
    * process waited for a core, nor GC and JIT helper threads working beside the event loop.
    */
@@ -329,27 +321,13 @@ export class AttackBed {
   readonly maxFrameStallMs = new Map<string, number>()
   /** Router wall time of each frame, driver work excluded, by peer, in ms (in arrival order). */
   readonly frameMs = new Map<string, number[]>()
-  /** When B's router first heard from each peer (a frame or a driver report), as `Date.now()`. */
+  /** When the router first heard from each peer (a frame or a driver report), as `Date.now()`. */
   readonly firstContact = new Map<string, number>()
-  /** Main-thread CPU time B's router spent on each peer's frames and reports, in ms. */
+  /** Main-thread CPU time the router spent on each peer's frames and reports, in ms. */
   readonly routerCpuMs = new Map<string, number>()
-  /** Connections B's gater refused (the peer was denied), by peer (A and C share the count map but are never refused). */
-  readonly refusedConnections: Map<string, number>
-  private readonly latencies: number[] = []
 
-  private constructor(
-    a: GossipNode,
-    b: GossipNode,
-    c: GossipNode,
-    topic: string,
-    refused: Map<string, number>,
-  ) {
-    this.refusedConnections = refused
-    this.a = a
-    this.b = b
-    this.c = c
-    this.topic = topic
-    const core = b.services.dissemination.core
+  constructor(victim: GossipNode) {
+    const core = victim.services.dissemination.core
     // The main thread's CPU time only: GC and JIT helper threads work beside the event loop.
     const cpuNowMs = () => {
       const u = process.threadCpuUsage()
@@ -417,57 +395,71 @@ export class AttackBed {
       inspectTimed(peer, prefix, length)
       return accepted
     }
+  }
+
+  /** Forgets the figures of `peer` (so the next window starts afresh). */
+  forget(peer: string): void {
+    for (const m of [this.maxFrameMs, this.maxFrameCpuMs, this.frameMs]) m.delete(peer)
+  }
+}
+
+/**
+ * A gossip node on loopback as the attack bed runs it, subscribed to `topic`, whose gater
+ * counts in `refused` the connections of denied peers it refuses.
+ */
+export async function attackBedNode(
+  topic: string,
+  refused: Map<string, number>,
+): Promise<GossipNode> {
+  const countRefusals = (gater: ConnectionGater): ConnectionGater => ({
+    ...gater,
+    denyInboundEncryptedConnection: (peer, connection) => {
+      const deny = gater.denyInboundEncryptedConnection?.(peer, connection) === true
+      if (deny) refused.set(peer.toString(), (refused.get(peer.toString()) ?? 0) + 1)
+      return deny
+    },
+  })
+  let n: GossipNode | undefined
+  n = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: countRefusals(denyListGater(() => n?.services.dissemination)),
+    // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
+    // connections a second would refuse them before our service ever sees them.
+    connectionManager: { inboundConnectionThreshold: 1000 },
+    services: {
+      identify: identify(),
+      dissemination: gossip({ signaturePolicy: 'StrictNoSign' }),
+    },
+  })
+  n.services.dissemination.subscribe(topic)
+  return n
+}
+
+/**
+ * Honest A publishing to honest C through whatever connects them (a victim B, in this
+ * process or another): what A published and when C got each.
+ */
+export class HonestPair {
+  /** The honest publisher. */
+  readonly a: GossipNode
+  /** The honest receiver. */
+  readonly c: GossipNode
+  /** The topic. */
+  readonly topic: string
+  private readonly latencies: number[] = []
+
+  constructor(a: GossipNode, c: GossipNode, topic: string) {
+    this.a = a
+    this.c = c
+    this.topic = topic
     c.services.dissemination.on('artifact', (art) => {
       if (art.data[12] !== HONEST_MARK) return
       const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
       this.latencies.push(performance.now() - sentAt)
     })
-  }
-
-  /** Builds and connects A, B and C, and waits for B's mesh to hold both. */
-  static async create(topic = 'blocks'): Promise<AttackBed> {
-    const refused = new Map<string, number>()
-    const countRefusals = (gater: ConnectionGater): ConnectionGater => ({
-      ...gater,
-      denyInboundEncryptedConnection: (peer, connection) => {
-        const deny = gater.denyInboundEncryptedConnection?.(peer, connection) === true
-        if (deny) refused.set(peer.toString(), (refused.get(peer.toString()) ?? 0) + 1)
-        return deny
-      },
-    })
-    const node = async (): Promise<GossipNode> => {
-      let n: GossipNode | undefined
-      n = await createLibp2p({
-        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-        transports: [tcp()],
-        connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
-        connectionGater: countRefusals(denyListGater(() => n?.services.dissemination)),
-        // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
-        // connections a second would refuse them before our service ever sees them.
-        connectionManager: { inboundConnectionThreshold: 1000 },
-        services: {
-          identify: identify(),
-          dissemination: gossip({ signaturePolicy: 'StrictNoSign' }),
-        },
-      })
-      n.services.dissemination.subscribe(topic)
-      return n
-    }
-    const [a, b, c] = [await node(), await node(), await node()]
-    await a.dial(b.getMultiaddrs()[0])
-    await c.dial(b.getMultiaddrs()[0])
-    const bed = new AttackBed(a, b, c, topic, refused)
-    const mesh = () => b.services.dissemination.core.getMeshPeers(topic)
-    await waitFor(
-      () =>
-        mesh().includes(a.peerId.toString()) &&
-        mesh().includes(c.peerId.toString()) &&
-        a.services.dissemination.core.getMeshPeers(topic).length > 0 &&
-        c.services.dissemination.core.getMeshPeers(topic).length > 0,
-      { what: 'the meshes of A, B and C', timeoutMs: 15_000 },
-    )
-    return bed
   }
 
   /**
@@ -487,7 +479,7 @@ export class AttackBed {
     const publisher = (async () => {
       while (running) {
         const data = new Uint8Array(bytes)
-        // A, B and C share this process: its monotonic clock times A → C below the millisecond.
+        // A and C share this process: its monotonic clock times A → C below the millisecond.
         new DataView(data.buffer).setFloat64(0, performance.now())
         new DataView(data.buffer).setUint32(8, published)
         data[12] = HONEST_MARK
@@ -515,6 +507,78 @@ export class AttackBed {
         elapsedMs,
       },
     }
+  }
+}
+
+/**
+ * Honest A publishes through victim B to honest C (A and C are not connected), all in this
+ * process; an attacker connects to B. B's router is timed frame by frame, per sending peer
+ * (see {@link VictimProbe}, whose figures are this bed's own).
+ */
+export class AttackBed extends HonestPair {
+  /** The victim. */
+  readonly b: GossipNode
+  /** Frames B's router received, by peer. */
+  readonly frames: Map<string, number>
+  /** See {@link VictimProbe.maxFrameMs}. */
+  readonly maxFrameMs: Map<string, number>
+  /** See {@link VictimProbe.maxFrameCpuMs}. */
+  readonly maxFrameCpuMs: Map<string, number>
+  /** See {@link VictimProbe.maxFrameDriverMs}. */
+  readonly maxFrameDriverMs: Map<string, number>
+  /** See {@link VictimProbe.maxFrameStallMs}. */
+  readonly maxFrameStallMs: Map<string, number>
+  /** See {@link VictimProbe.frameMs}. */
+  readonly frameMs: Map<string, number[]>
+  /** See {@link VictimProbe.firstContact}. */
+  readonly firstContact: Map<string, number>
+  /** See {@link VictimProbe.routerCpuMs}. */
+  readonly routerCpuMs: Map<string, number>
+  /** Connections B's gater refused (the peer was denied), by peer (A and C share the count map but are never refused). */
+  readonly refusedConnections: Map<string, number>
+
+  private constructor(
+    a: GossipNode,
+    b: GossipNode,
+    c: GossipNode,
+    topic: string,
+    refused: Map<string, number>,
+  ) {
+    super(a, c, topic)
+    this.b = b
+    this.refusedConnections = refused
+    const probe = new VictimProbe(b)
+    this.frames = probe.frames
+    this.maxFrameMs = probe.maxFrameMs
+    this.maxFrameCpuMs = probe.maxFrameCpuMs
+    this.maxFrameDriverMs = probe.maxFrameDriverMs
+    this.maxFrameStallMs = probe.maxFrameStallMs
+    this.frameMs = probe.frameMs
+    this.firstContact = probe.firstContact
+    this.routerCpuMs = probe.routerCpuMs
+  }
+
+  /** Builds and connects A, B and C, and waits for B's mesh to hold both. */
+  static async create(topic = 'blocks'): Promise<AttackBed> {
+    const refused = new Map<string, number>()
+    const [a, b, c] = [
+      await attackBedNode(topic, refused),
+      await attackBedNode(topic, refused),
+      await attackBedNode(topic, refused),
+    ]
+    await a.dial(b.getMultiaddrs()[0])
+    await c.dial(b.getMultiaddrs()[0])
+    const bed = new AttackBed(a, b, c, topic, refused)
+    const mesh = () => b.services.dissemination.core.getMeshPeers(topic)
+    await waitFor(
+      () =>
+        mesh().includes(a.peerId.toString()) &&
+        mesh().includes(c.peerId.toString()) &&
+        a.services.dissemination.core.getMeshPeers(topic).length > 0 &&
+        c.services.dissemination.core.getMeshPeers(topic).length > 0,
+      { what: 'the meshes of A, B and C', timeoutMs: 15_000 },
+    )
+    return bed
   }
 
   /** Stops the three nodes. */

@@ -1,0 +1,120 @@
+/**
+ * Victim B of the gossip attack bench in a process of its own (bench/attack/gossip.ts), so
+ * that its work and that of honest A and C do not share an event loop:
+ * `node victim-main.ts TOPIC`. Prints `{ addr, peerId }` as a JSON line once it listens,
+ * then answers one JSON line per request line (`{ cmd, ... }`) on stdin with `{ reply }`,
+ * until `stop`.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { createInterface } from 'node:readline'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { attackBedNode, VictimProbe } from '../../test/support/gossip-attacks.ts'
+
+/** What the victim saw of one peer over an attack. */
+export interface VictimReport {
+  frames: number
+  maxFrameMs: number
+  maxFrameCpuMs: number
+  maxFrameDriverMs: number
+  maxFrameStallMs: number
+  frameMs: number[]
+  firstContact: number | null
+  routerCpuMs: number
+  refused: number
+  /** `Date.now()` of the first P7 penalty since `watch`. */
+  penaltyAt: number | null
+  /** `Date.now()` of the disconnection since `watch`. */
+  disconnectAt: number | null
+  denied: boolean
+  /** The longest router wall time on a frame of the peers of the request's `keys` (the honest ones), in ms. */
+  maxOtherFrameMs: number
+}
+
+/** A measured window of the victim process. */
+export interface VictimWindow {
+  /** CPU time of the victim process over the window, in ms. */
+  cpuMs: number
+  /** The longest event-loop delay of the victim over the window, in ms. */
+  maxLoopDelayMs: number
+}
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+const [topic] = process.argv.slice(2)
+const refused = new Map<string, number>()
+const b = await attackBedNode(topic, refused)
+const probe = new VictimProbe(b)
+const router = b.services.dissemination.core
+let cpuMark = process.cpuUsage()
+let lag = monitorEventLoopDelay({ resolution: 5 })
+let watched: { key: string; penaltyAt?: number; disconnectAt?: number } | undefined
+router.on('rejected', ({ from, reason }) => {
+  const w = watched
+  if (w === undefined || from !== w.key) return
+  if (w.penaltyAt === undefined && router.getBehaviourPenalty(from) > 0) w.penaltyAt = Date.now()
+  if (reason === 'disconnected') w.disconnectAt ??= Date.now()
+})
+
+console.log(JSON.stringify({ addr: b.getMultiaddrs()[0].toString(), peerId: b.peerId.toString() }))
+
+type Request = { cmd: string; key?: string; keys?: string[] }
+const handlers: Record<string, (r: Request) => unknown> = {
+  mesh: () => router.getMeshPeers(topic),
+  heap: () => {
+    gc()
+    gc()
+    return process.memoryUsage().heapUsed / 1e6
+  },
+  window: () => {
+    cpuMark = process.cpuUsage()
+    lag.disable()
+    lag = monitorEventLoopDelay({ resolution: 5 })
+    lag.enable()
+    return true
+  },
+  windowEnd: (): VictimWindow => {
+    lag.disable()
+    const u = process.cpuUsage(cpuMark)
+    return { cpuMs: (u.user + u.system) / 1000, maxLoopDelayMs: lag.max / 1e6 }
+  },
+  forget: (r) => {
+    for (const k of r.keys ?? []) probe.forget(k)
+    return true
+  },
+  watch: (r) => {
+    watched = { key: r.key! }
+    return true
+  },
+  report: (r): VictimReport => {
+    const key = r.key!
+    let maxOther = 0
+    for (const peer of r.keys ?? []) maxOther = Math.max(maxOther, probe.maxFrameMs.get(peer) ?? 0)
+    return {
+      frames: probe.frames.get(key) ?? 0,
+      maxFrameMs: probe.maxFrameMs.get(key) ?? 0,
+      maxFrameCpuMs: probe.maxFrameCpuMs.get(key) ?? 0,
+      maxFrameDriverMs: probe.maxFrameDriverMs.get(key) ?? 0,
+      maxFrameStallMs: probe.maxFrameStallMs.get(key) ?? 0,
+      frameMs: probe.frameMs.get(key) ?? [],
+      firstContact: probe.firstContact.get(key) ?? null,
+      routerCpuMs: probe.routerCpuMs.get(key) ?? 0,
+      refused: refused.get(key) ?? 0,
+      penaltyAt: watched?.key === key ? (watched.penaltyAt ?? null) : null,
+      disconnectAt: watched?.key === key ? (watched.disconnectAt ?? null) : null,
+      denied: router.isDenied(key),
+      maxOtherFrameMs: maxOther,
+    }
+  },
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  const request = JSON.parse(line) as Request
+  if (request.cmd === 'stop') {
+    await b.stop()
+    console.log(JSON.stringify({ reply: true }))
+    process.exit(0)
+  }
+  console.log(JSON.stringify({ reply: handlers[request.cmd](request) }))
+}
