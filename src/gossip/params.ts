@@ -108,10 +108,11 @@ export interface GossipParams {
   /** Outbound peers to keep in each mesh. */
   Dout: number
   /**
-   * GRAFTs from inbound peers are accepted while the mesh is smaller than `D` or `Dhi`
-   * (outbound peers always); others are answered with PRUNE. Stock accepts up to `Dhi`, so meshes
-   * formed by GRAFTs from both sides settle anywhere in [D_lo, D_hi] (mean ≈ 9 for D = 8)
-   * and only opportunistic grafting ever trims them; `'D'` keeps them at D.
+   * GRAFTs are accepted while the mesh is smaller than `D` or `Dhi` (beyond it, from peers we
+   * dialled, as `dialledGraftsBeyondLimit` says); others are answered with PRUNE. Stock
+   * accepts up to `Dhi`, so meshes formed by GRAFTs from both sides settle anywhere in
+   * [D_lo, D_hi] (mean ≈ 9 for D = 8) and only opportunistic grafting ever trims them; `'D'`
+   * keeps them at D (plus the outbound quota).
    */
   acceptGraftsUpTo: 'D' | 'Dhi'
   /**
@@ -119,7 +120,8 @@ export interface GossipParams {
    * `'always'` accepted (spec v1.1, stock); `'belowDout'` accepted only while the mesh holds
    * fewer than `Dout` dialled peers. The outbound quota, which keeps an inbound flood from
    * taking the mesh over, is met either way; `'always'` also lets a node that dialled most of
-   * its peers take every one of their GRAFTs, up to D_hi, while its neighbours refuse theirs.
+   * its peers take every one of their GRAFTs (pruned back only above D_hi) while its
+   * neighbours refuse theirs, so its mesh runs large and theirs short.
    */
   dialledGraftsBeyondLimit: 'always' | 'belowDout'
   /**
