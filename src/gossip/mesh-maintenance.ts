@@ -56,10 +56,10 @@ export class MeshMaintenance {
     return this.fanout.get(topic)
   }
 
-  /** Joins `topic`: builds a mesh of D peers, fanout peers first. */
+  /** Joins `topic`: grafts D peers (half of them with `gradualGraft`), fanout peers first. */
   join(topic: Topic): void {
     const { host } = this
-    const D = host.params.D
+    const want = this.graftsToward(0)
     const mesh = new Set<PeerKey>()
     this.mesh.set(topic, mesh)
     const fanout = this.fanout.get(topic)
@@ -68,10 +68,10 @@ export class MeshMaintenance {
     const eligible = (p: PeerKey) =>
       !host.isDirect(p) && !this.inBackoff(topic, p) && host.score.score(p) >= 0
     const fromFanout = [...(fanout ?? [])].filter(eligible)
-    for (const p of this.pick(fromFanout, D)) this.graft(p, topic)
-    if (mesh.size < D) {
+    for (const p of this.pick(fromFanout, want)) this.graft(p, topic)
+    if (mesh.size < want) {
       const others = [...(host.topicPeers(topic) ?? [])].filter((p) => !mesh.has(p) && eligible(p))
-      for (const p of this.pick(others, D - mesh.size)) this.graft(p, topic)
+      for (const p of this.pick(others, want - mesh.size)) this.graft(p, topic)
     }
   }
 
@@ -122,6 +122,30 @@ export class MeshMaintenance {
     for (const topic of subscriptions) this.maintainMesh(topic)
     this.maintainFanout(now)
     this.emitGossip()
+  }
+
+  /**
+   * True when a GRAFT fits the mesh of `topic`: below the `acceptGraftsUpTo` limit, or beyond
+   * it from a peer we `dialled` (with `'belowDout'`, only while fewer than `Dout` dialled peers
+   * are in the mesh).
+   */
+  hasRoomFor(topic: Topic, dialled: boolean): boolean {
+    const { host } = this
+    const p = host.params
+    const mesh = this.mesh.get(topic)
+    if (mesh === undefined) return false
+    if (mesh.size < p[p.acceptGraftsUpTo]) return true
+    if (!dialled) return false
+    if (p.dialledGraftsBeyondLimit === 'always') return true
+    let outbound = 0
+    for (const q of mesh) if (host.isOutbound(q)) outbound++
+    return outbound < p.Dout
+  }
+
+  /** How many peers to graft, below D_lo, into a mesh of `size` (see `gradualGraft`). */
+  private graftsToward(size: number): number {
+    const deficit = this.host.params.D - size
+    return this.host.params.gradualGraft ? Math.ceil(deficit / 2) : deficit
   }
 
   /** Adds `peer` to the mesh of `topic` and tells it (GRAFT). */
@@ -181,7 +205,7 @@ export class MeshMaintenance {
     if (mesh.size < p.Dlo) {
       for (const peer of this.pick(
         candidates(() => true),
-        p.D - mesh.size,
+        this.graftsToward(mesh.size),
       )) {
         this.graft(peer, topic)
       }

@@ -108,12 +108,30 @@ export interface GossipParams {
   /** Outbound peers to keep in each mesh. */
   Dout: number
   /**
-   * GRAFTs from inbound peers are accepted while the mesh is smaller than `D` or `Dhi`
-   * (outbound peers always); others are answered with PRUNE. Stock accepts up to `Dhi`, so meshes
-   * formed by GRAFTs from both sides settle anywhere in [D_lo, D_hi] (mean ≈ 9 for D = 8)
-   * and only opportunistic grafting ever trims them; `'D'` keeps them at D.
+   * GRAFTs are accepted while the mesh is smaller than `D` or `Dhi` (beyond it, from peers we
+   * dialled, as `dialledGraftsBeyondLimit` says); others are answered with PRUNE. Stock
+   * accepts up to `Dhi`, so meshes formed by GRAFTs from both sides settle anywhere in
+   * [D_lo, D_hi] (mean ≈ 9 for D = 8) and only opportunistic grafting ever trims them; `'D'`
+   * keeps them at D (plus the outbound quota).
    */
   acceptGraftsUpTo: 'D' | 'Dhi'
+  /**
+   * A GRAFT from a peer we dialled, arriving with the mesh at the `acceptGraftsUpTo` limit:
+   * `'always'` accepted (spec v1.1, stock); `'belowDout'` accepted only while the mesh holds
+   * fewer than `Dout` dialled peers. The outbound quota, which keeps an inbound flood from
+   * taking the mesh over, is met either way; `'always'` also lets a node that dialled most of
+   * its peers take every one of their GRAFTs (pruned back only above D_hi) while its
+   * neighbours refuse theirs, so its mesh runs large and theirs short.
+   */
+  dialledGraftsBeyondLimit: 'always' | 'belowDout'
+  /**
+   * Below D_lo, graft half the deficit to D per heartbeat (rounded up) instead of all of it.
+   * Peers that join together graft one another, so half the links come from the other end:
+   * grafting D at once takes each mesh to D plus the peers that chose it, the GRAFTs beyond
+   * `acceptGraftsUpTo` are refused with a prune backoff, and the refused peers graft others.
+   * Stock grafts all of it (its meshes fill gradually only as outbound streams open).
+   */
+  gradualGraft: boolean
   /** Peers kept by score when pruning an oversized mesh. */
   Dscore: number
   /** Fraction of eligible peers to gossip to when more than `Dlazy`. */
@@ -371,6 +389,8 @@ const STOCK: FlatParams = {
   Dlazy: 6,
   Dout: 2,
   acceptGraftsUpTo: 'Dhi',
+  dialledGraftsBeyondLimit: 'always',
+  gradualGraft: false,
   Dscore: 4,
   gossipFactor: 0.25,
   heartbeatIntervalMs: 700,
@@ -434,6 +454,8 @@ const OPTIMIZED: FlatParams = {
   ...STOCK,
   heartbeatIntervalMs: 1000,
   acceptGraftsUpTo: 'D',
+  dialledGraftsBeyondLimit: 'belowDout',
+  gradualGraft: true,
   maxConcurrentIWant: 1,
   iwantFollowupMs: 1000,
   idontwant: true,
@@ -507,6 +529,10 @@ export function validateGossipParams(p: GossipParams): void {
   check(
     p.acceptGraftsUpTo === 'D' || p.acceptGraftsUpTo === 'Dhi',
     `acceptGraftsUpTo must be 'D' or 'Dhi', got ${p.acceptGraftsUpTo}`,
+  )
+  check(
+    p.dialledGraftsBeyondLimit === 'always' || p.dialledGraftsBeyondLimit === 'belowDout',
+    `dialledGraftsBeyondLimit must be 'always' or 'belowDout', got ${p.dialledGraftsBeyondLimit}`,
   )
   check(p.Dout < p.Dlo || p.Dlo === 0, `Dout (${p.Dout}) must be below Dlo (${p.Dlo})`)
   check(p.Dout <= p.D / 2, `Dout (${p.Dout}) must not exceed D/2 (${p.D / 2})`)

@@ -1272,12 +1272,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         this.pruneResponse(peer, topic, out)
         continue
       }
-      // Outbound peers are always taken (spec v1.1: they resist mesh takeover by inbound floods).
-      const full = !ps.outbound && mesh.size >= this.params[this.params.acceptGraftsUpTo]
+      // Peers we dialled may go beyond the limit (spec v1.1: they resist takeover by inbound floods).
+      const full = !this.meshes.hasRoomFor(topic, ps.outbound)
       if (this.score.score(peer) < 0 || full) {
         this.pruneResponse(peer, topic, out)
         continue
       }
+      // A GRAFT says the peer subscribes, also when its announcement did not reach us.
+      this.handleSubscription(peer, ps, topic, true)
       mesh.add(peer)
       this.score.graft(peer, topic)
     }

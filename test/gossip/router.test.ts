@@ -25,7 +25,8 @@ function setup(
   topics: string[] = [T],
 ) {
   const env = new ManualEnv()
-  const router = new GossipRouter(env, options)
+  // A mesh of D at subscribe (not half of it, as gradual grafting does), unless told.
+  const router = new GossipRouter(env, { gradualGraft: false, ...options })
   router.start()
   const peers = Array.from({ length: n }, (_, i) => `p${i}`)
   for (const p of peers) {
@@ -92,7 +93,8 @@ describe('gossip parameters', () => {
 describe('gossip router', () => {
   it('grafts D peers on subscribe and prunes an oversized mesh back to D', () => {
     const env = new ManualEnv()
-    const router = new GossipRouter(env)
+    // Stock: it grafts all of D at once and takes every GRAFT from a peer it dialled.
+    const router = new GossipRouter(env, { profile: 'stock' })
     router.start()
     for (let i = 0; i < 20; i++) {
       router.peerConnected(`p${i}`, { protocol: MESHSUB_1_2, outbound: true })
@@ -117,7 +119,7 @@ describe('gossip router', () => {
       ['stock', 12],
     ] as const) {
       const env = new ManualEnv()
-      const router = new GossipRouter(env, { profile })
+      const router = new GossipRouter(env, { profile, gradualGraft: false })
       router.start()
       for (let i = 0; i < 20; i++) {
         // Inbound: the peers dialled us, so their GRAFTs are subject to the limit.
