@@ -1,8 +1,10 @@
 import type { Env } from '../common/env.ts'
 import { type GossipProfile, GossipRouter, type GossipRouterOptions } from '../gossip/index.ts'
+import { resolveGossipParams } from '../gossip/params.ts'
 import { decodeRpc, encodeRpc } from '../gossip/rpc-codec.ts'
+import { defaultMessageId } from '../gossip/signing.ts'
 import { type BuiltNetwork, buildNetwork, SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
-import { sharedRpcDecoder } from './shared-decode.ts'
+import { sharedRpcCodec } from './shared-codec.ts'
 
 /**
  * Validation time of a received message on the modelled nodes: 2 ms plus 0.3 ms per
@@ -25,19 +27,27 @@ export function gossipStrategy(
   description: string,
   overrides: GossipRouterOptions = {},
 ): SimStrategy {
-  // Shared by the strategy's nodes: a frame sent to many peers is decoded once.
-  const decodeRpc = sharedRpcDecoder()
+  // Shared by the strategy's nodes: a frame is decoded once, a message relayed in one
+  // buffer and its id computed once, however many nodes receive and relay it.
+  const codec = sharedRpcCodec()
+  const { signaturePolicy } = resolveGossipParams({
+    profile,
+    signaturePolicy: overrides.signaturePolicy,
+  })
+  const messageId = codec.messageId(overrides.msgIdFn ?? defaultMessageId(signaturePolicy))
   return {
     name: `gossip-${profile}`,
     description,
     create: (env, index, ctx) =>
       new GossipRouter(env, {
         profile,
-        decodeRpc,
+        decodeRpc: codec.decodeRpc,
+        encodeRpc: codec.encodeRpc,
         ...SIM_VALIDATION_DELAY,
         topicClasses: { [SCENARIO_TOPIC]: ctx.scenario.class },
         uploadBps: ctx.network.uploadBps(index),
         ...overrides,
+        msgIdFn: messageId,
       }),
   }
 }
