@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
 import { contentMessageId } from '../../src/common/message-id.ts'
-import { GossipRouter } from '../../src/gossip/index.ts'
 import { resolveGossipParams } from '../../src/gossip/params.ts'
 import {
   decodeRpc,
@@ -10,8 +9,8 @@ import {
   type RpcLimits,
   type RpcMessage,
 } from '../../src/gossip/rpc-codec.ts'
-import { gossipStrategy, SIM_VALIDATION_DELAY } from '../../src/sim/gossip-strategy.ts'
-import { runScenario, SCENARIO_TOPIC, type Scenario } from '../../src/sim/scenario.ts'
+import { gossipStrategy } from '../../src/sim/gossip-strategy.ts'
+import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
 import { sharedRpcCodec } from '../../src/sim/shared-codec.ts'
 
 const LIMITS: RpcLimits = resolveGossipParams().rpcLimits
@@ -107,17 +106,7 @@ describe('shared RPC codec', () => {
     }
     for (const profile of ['stock', 'optimized'] as const) {
       const shared = await runScenario(scenario, gossipStrategy(profile, 'shared'))
-      const plain = await runScenario(scenario, {
-        name: `gossip-${profile}`,
-        description: 'plain codec',
-        create: (env, index, ctx) =>
-          new GossipRouter(env, {
-            profile,
-            ...SIM_VALIDATION_DELAY,
-            topicClasses: { [SCENARIO_TOPIC]: ctx.scenario.class },
-            uploadBps: ctx.network.uploadBps(index),
-          }),
-      })
+      const plain = await runScenario(scenario, gossipStrategy(profile, 'plain', {}, false))
       expect(shared.summary.deliveryRatio).toBeGreaterThan(0.9)
       expect(shared.summary).toEqual(plain.summary)
       expect(shared.events).toBe(plain.events)
