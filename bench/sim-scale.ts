@@ -14,6 +14,13 @@
  *    Targets (issue 13): each run in under 120 s and 6 GB peak RSS. Prints wall and CPU time
  *    per phase, events, events/s, peak RSS, delivery ratio and duplicates.
  *
+ * 3. Ethereum 2025's blocks on a shrunk network (2,000 × 200; --quick 500 × 100; three 150 KB
+ *    blocks 6 s apart, the preset otherwise): each profile with the simulator's shared codec
+ *    (one buffer per message for every node, one decoding per frame, one id per message)
+ *    against the baseline of each node encoding, decoding and hashing its own copies. Prints
+ *    CPU seconds, peak RSS and their ratios, and checks that both give the same delivery,
+ *    duplicates, frames, bytes and latencies.
+ *
  * Each gossip run is a child process, so its peak RSS is its own (one process would carry
  * the heap of the runs before it). The machine is shared: wall times vary with its load.
  *
@@ -22,12 +29,22 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { floodNetwork } from '../src/sim/flood-network.ts'
-import { gossipOptimizedStrategy, gossipStockStrategy } from '../src/sim/gossip-strategy.ts'
+import {
+  gossipOptimizedStrategy,
+  gossipStockStrategy,
+  gossipStrategy,
+} from '../src/sim/gossip-strategy.ts'
 import { randomRegularGraph } from '../src/sim/graph.ts'
 import { placementLatency, providerClusteredPlacement } from '../src/sim/placement.ts'
 import { SCENARIOS } from '../src/sim/presets.ts'
 import { Prng } from '../src/sim/prng.ts'
-import { buildNetwork, SCENARIO_TOPIC, type Scenario, startScenario } from '../src/sim/scenario.ts'
+import {
+  buildNetwork,
+  runScenario,
+  SCENARIO_TOPIC,
+  type Scenario,
+  startScenario,
+} from '../src/sim/scenario.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 const quick = process.argv.includes('--quick')
@@ -162,6 +179,68 @@ async function gossipRun(
   }
 }
 
+/** What one block run (part 3) measures. */
+interface BlockFigures {
+  cpuMs: number
+  wallMs: number
+  peakRssBytes: number
+  events: number
+  /** The run's whole summary: delivery, duplicates, frames, bytes, latencies. */
+  summary: Awaited<ReturnType<typeof runScenario>>['summary']
+}
+
+/** Shrunk Ethereum 2025 with its three 150 KB blocks, shared codec or not. */
+async function blockRun(
+  profile: keyof typeof PROFILES,
+  shared: boolean,
+  nodes: number,
+  peers: number,
+): Promise<BlockFigures> {
+  const rss = rssSampler()
+  const scenario: Scenario = { ...SCENARIOS['ethereum-2025'], nodes, degree: peers }
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const r = await runScenario(scenario, gossipStrategy(profile, profile, {}, shared))
+  const cpu = process.cpuUsage(cpu0)
+  const peak = rss.peak()
+  rss.stop()
+  return {
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: performance.now() - t0,
+    peakRssBytes: peak,
+    events: r.events,
+    summary: r.summary,
+  }
+}
+
+/** Runs this file again as a child with `args` (the heap flags of the gossip runs); its last stdout line. */
+function child(args: string[]): string | undefined {
+  const c = spawnSync(
+    process.execPath,
+    [
+      `--max-old-space-size=${GOSSIP_HEAP_MB}`,
+      `--max-semi-space-size=${GOSSIP_SEMI_SPACE_MB}`,
+      fileURLToPath(import.meta.url),
+      ...args,
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
+  )
+  return c.status === 0 ? c.stdout.trim().split('\n').at(-1) : undefined
+}
+
+const blockAt = process.argv.indexOf('--block-child')
+if (blockAt >= 0) {
+  const [profile, shared, nodes, peers] = process.argv[blockAt + 1].split(':')
+  const figures = await blockRun(
+    profile as keyof typeof PROFILES,
+    shared === 'shared',
+    Number(nodes),
+    Number(peers),
+  )
+  process.stdout.write(`${JSON.stringify(figures)}\n`)
+  process.exit(0)
+}
+
 const childAt = process.argv.indexOf('--gossip-child')
 if (childAt >= 0) {
   const [preset, profile, nodes, peers] = process.argv[childAt + 1].split(':')
@@ -265,23 +344,13 @@ const gossipRows: Row[] = []
 const gossipResults = []
 for (const { label, preset, n, k } of gossipSizes) {
   for (const profile of Object.keys(PROFILES)) {
-    const child = spawnSync(
-      process.execPath,
-      [
-        `--max-old-space-size=${GOSSIP_HEAP_MB}`,
-        `--max-semi-space-size=${GOSSIP_SEMI_SPACE_MB}`,
-        fileURLToPath(import.meta.url),
-        '--gossip-child',
-        `${preset}:${profile}:${n}:${k}`,
-      ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 },
-    )
-    if (child.status !== 0) {
-      console.error(`gossip ${profile} ${n} × ${k} failed (status ${child.status})`)
+    const out = child(['--gossip-child', `${preset}:${profile}:${n}:${k}`])
+    if (out === undefined) {
+      console.error(`gossip ${profile} ${n} × ${k} failed`)
       process.exitCode = 1
       continue
     }
-    const f = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as GossipFigures
+    const f = JSON.parse(out) as GossipFigures
     console.log(`gossip ${profile} ${n} × ${k}: ${JSON.stringify(f)}`)
     const events = f.warmupEvents + f.disseminationEvents
     const runMs = f.warmupWallMs + f.disseminationWallMs
@@ -327,4 +396,77 @@ printTable(
   'Simulator scale: one 256-byte gossip message, provider-clustered placement and bandwidth, after a mesh warm-up (each run its own process)',
   gossipRows,
 )
-writeResults('sim-scale', { quick, flood: floodResults, gossip: gossipResults })
+
+// ------------------------------------------------------------------ blocks
+
+const blockSize = quick ? { n: 500, k: 100 } : { n: 2_000, k: 200 }
+const blockRows: Row[] = []
+const blockResults = []
+for (const profile of Object.keys(PROFILES) as (keyof typeof PROFILES)[]) {
+  const figures: Partial<Record<'plain' | 'shared', BlockFigures>> = {}
+  for (const codec of ['plain', 'shared'] as const) {
+    const out = child(['--block-child', `${profile}:${codec}:${blockSize.n}:${blockSize.k}`])
+    if (out === undefined) {
+      console.error(`blocks ${profile} ${codec} failed`)
+      process.exitCode = 1
+      continue
+    }
+    figures[codec] = JSON.parse(out) as BlockFigures
+  }
+  const { plain, shared } = figures
+  if (plain === undefined || shared === undefined) continue
+  const same =
+    JSON.stringify(plain.summary) === JSON.stringify(shared.summary) &&
+    plain.events === shared.events
+  if (!same) {
+    console.error(`blocks ${profile}: the shared codec changed the results`)
+    process.exitCode = 1
+  }
+  for (const [codec, f] of [
+    ['plain', plain],
+    ['shared', shared],
+  ] as const) {
+    blockRows.push({
+      profile,
+      codec,
+      nodes: blockSize.n,
+      peers: blockSize.k,
+      'CPU s': fmt(f.cpuMs / 1000),
+      'wall s': fmt(f.wallMs / 1000),
+      'peak RSS GiB': fmt(f.peakRssBytes / 2 ** 30),
+      events: f.events,
+      delivered: `${fmt(f.summary.deliveryRatio * 100, 1)}%`,
+      'dups mean': fmt(f.summary.duplicates.mean),
+      'MB/msg': fmt(f.summary.bytesPerMessage / 1e6, 1),
+      'p50 ms': fmt(f.summary.latencyMs.p50, 1),
+      'p99 ms': fmt(f.summary.latencyMs.p99, 1),
+      'same results': same ? 'yes' : 'NO',
+    })
+  }
+  blockResults.push({
+    profile,
+    nodes: blockSize.n,
+    peers: blockSize.k,
+    messages: SCENARIOS['ethereum-2025'].messages,
+    messageBytes: SCENARIOS['ethereum-2025'].messageBytes,
+    plain,
+    shared,
+    cpuRatioSharedToPlain: shared.cpuMs / plain.cpuMs,
+    peakRssRatioSharedToPlain: shared.peakRssBytes / plain.peakRssBytes,
+    sameResults: same,
+  })
+  console.log(
+    `blocks ${profile}: shared/plain CPU ${fmt(shared.cpuMs / plain.cpuMs)}, peak RSS ${fmt(shared.peakRssBytes / plain.peakRssBytes)}`,
+  )
+}
+printTable(
+  `Simulator scale: Ethereum 2025's three 150 KB blocks at ${blockSize.n} × ${blockSize.k}, shared codec against each node's own copies (each run its own process)`,
+  blockRows,
+)
+
+writeResults('sim-scale', {
+  quick,
+  flood: floodResults,
+  gossip: gossipResults,
+  blocks: blockResults,
+})

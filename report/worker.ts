@@ -12,6 +12,8 @@ export type WorkerMessage =
       type: 'result'
       result: import('./measure.ts').RunResult
       wallMs: number
+      /** CPU time of the run (user + system, GC helper threads included), ms. */
+      cpuMs: number
       peakRssBytes: number
     }
 
@@ -24,6 +26,7 @@ const sampler = setInterval(() => {
   peak = Math.max(peak, process.memoryUsage().rss)
 }, 200)
 const t0 = performance.now()
+const cpu0 = process.cpuUsage()
 let last = -1
 const result = await measure(run.id, run.label, run.scenario, run.strategy, (f) => {
   // At most one message per percent.
@@ -35,5 +38,12 @@ const result = await measure(run.id, run.label, run.scenario, run.strategy, (f) 
   }
 })
 clearInterval(sampler)
-send({ type: 'result', result, wallMs: performance.now() - t0, peakRssBytes: peak })
+const cpu = process.cpuUsage(cpu0)
+send({
+  type: 'result',
+  result,
+  wallMs: performance.now() - t0,
+  cpuMs: (cpu.user + cpu.system) / 1000,
+  peakRssBytes: peak,
+})
 process.disconnect?.()

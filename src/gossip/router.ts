@@ -87,10 +87,18 @@ export interface GossipRouterOptions extends GossipParamsOptions {
    * receivers can share it.
    */
   decodeRpc?: RpcDecoder
+  /**
+   * Encodes each sent frame (default {@link encodeRpc}). The simulator passes one that hands
+   * back the frame a forwarded message arrived in, so that every node relays one buffer.
+   */
+  encodeRpc?: RpcEncoder
 }
 
 /** Decodes a frame within `limits`, counting the fields read in `work` (as {@link decodeRpc}). */
 export type RpcDecoder = (frame: Uint8Array, limits: RpcLimits, work: DecodeWork) => Rpc
+
+/** Encodes an RPC into the same bytes {@link encodeRpc} gives (the frame may be shared). */
+export type RpcEncoder = (rpc: Rpc) => Uint8Array
 
 /** What the router knows about a connected peer. */
 interface PeerState {
@@ -217,6 +225,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly signer: MessageSigner | undefined
   private readonly msgIdFn: MessageIdFn
   private readonly decodeRpc: RpcDecoder
+  private readonly encodeRpc: RpcEncoder
   private readonly uplink: UplinkQueue
   private heartbeatTimer: TimerHandle | undefined
   private hello: Uint8Array | undefined
@@ -224,7 +233,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
     super(env, 'consensus-multicast:gossip')
-    const { privateKey, msgIdFn, firstSeqno, decodeRpc: decoder, ...paramOptions } = options
+    const {
+      privateKey,
+      msgIdFn,
+      firstSeqno,
+      decodeRpc: decoder,
+      encodeRpc: encoder,
+      ...paramOptions
+    } = options
     this.params = resolveGossipParams(paramOptions)
     const p = this.params
     if (p.signaturePolicy === 'StrictSign') {
@@ -238,6 +254,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.msgIdFn = msgIdFn ?? defaultMessageId(p.signaturePolicy)
     this.decodeRpc = decoder ?? decodeRpc
+    this.encodeRpc = encoder ?? encodeRpc
     this.direct = new Set(p.directPeers)
     for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
     this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
@@ -1661,7 +1678,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       for (const peer of peers) this.notePush(peer, key, payload)
       return
     }
-    this.uplink.enqueue(peers, key, encodeRpc(rpc), payloadBytes(rpc))
+    this.uplink.enqueue(peers, key, this.encodeRpc(rpc), payloadBytes(rpc))
   }
 
   /** Remembers a large message sent to `peer`, to learn from its IDONTWANT whether it was needed. */
@@ -1696,7 +1713,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private sendToMany(peers: PeerKey[], rpc: Rpc): void {
     if (peers.length === 0) return
     // Encoded once: forwarding one message to the whole mesh costs one encoding.
-    const frame = encodeRpc(rpc)
+    const frame = this.encodeRpc(rpc)
     const payload = payloadBytes(rpc)
     for (const peer of peers) {
       this.recorder.frameSent(frame.length, payload)

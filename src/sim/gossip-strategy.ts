@@ -1,8 +1,10 @@
 import type { Env } from '../common/env.ts'
 import { type GossipProfile, GossipRouter, type GossipRouterOptions } from '../gossip/index.ts'
+import { resolveGossipParams } from '../gossip/params.ts'
 import { decodeRpc, encodeRpc } from '../gossip/rpc-codec.ts'
+import { defaultMessageId } from '../gossip/signing.ts'
 import { type BuiltNetwork, buildNetwork, SCENARIO_TOPIC, type SimStrategy } from './scenario.ts'
-import { sharedRpcDecoder } from './shared-decode.ts'
+import { sharedRpcCodec } from './shared-codec.ts'
 
 /**
  * Validation time of a received message on the modelled nodes: 2 ms plus 0.3 ms per
@@ -18,26 +20,38 @@ export const SIM_VALIDATION_DELAY = { validationDelayMs: 2, validationDelayMsPer
 /**
  * A gossip profile in the simulator, with {@link SIM_VALIDATION_DELAY} and the node's
  * modelled upload bandwidth; the scenario's class is declared for its topic. `overrides`
- * change any router option (benchmarks vary one parameter with it).
+ * change any router option (benchmarks vary one parameter with it). `shared` false gives
+ * each node the library's own codec and message ids (the baseline of `npm run bench --
+ * sim-scale`; results are the same, time and memory are not).
  */
 export function gossipStrategy(
   profile: GossipProfile,
   description: string,
   overrides: GossipRouterOptions = {},
+  shared = true,
 ): SimStrategy {
-  // Shared by the strategy's nodes: a frame sent to many peers is decoded once.
-  const decodeRpc = sharedRpcDecoder()
+  // Shared by the strategy's nodes: a frame is decoded once, a message relayed in one
+  // buffer and its id computed once, however many nodes receive and relay it.
+  const codec = sharedRpcCodec()
+  const { signaturePolicy } = resolveGossipParams({
+    profile,
+    signaturePolicy: overrides.signaturePolicy,
+  })
+  const messageId = codec.messageId(overrides.msgIdFn ?? defaultMessageId(signaturePolicy))
+  const sharing: GossipRouterOptions = shared
+    ? { decodeRpc: codec.decodeRpc, encodeRpc: codec.encodeRpc, msgIdFn: messageId }
+    : {}
   return {
     name: `gossip-${profile}`,
     description,
     create: (env, index, ctx) =>
       new GossipRouter(env, {
         profile,
-        decodeRpc,
         ...SIM_VALIDATION_DELAY,
         topicClasses: { [SCENARIO_TOPIC]: ctx.scenario.class },
         uploadBps: ctx.network.uploadBps(index),
         ...overrides,
+        ...sharing,
       }),
   }
 }

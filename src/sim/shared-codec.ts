@@ -1,0 +1,131 @@
+import type { MessageId } from '../common/message-id.ts'
+import type { MessageIdFn } from '../gossip/index.ts'
+import type { RpcDecoder, RpcEncoder } from '../gossip/router.ts'
+import {
+  type DecodeWork,
+  decodeRpc,
+  encodeRpc,
+  isControlEmpty,
+  isOneCopyEmpty,
+  type Rpc,
+  type RpcLimits,
+  type RpcMessage,
+} from '../gossip/rpc-codec.ts'
+
+/** One frame's decoding, kept while the frame is in flight. */
+interface Decoded {
+  limits: RpcLimits
+  rpc: Rpc
+  fields: number
+}
+
+/** The codec the simulated routers of one strategy share. */
+export interface SharedRpcCodec {
+  /** Decodes a frame once however many nodes receive it. */
+  decodeRpc: RpcDecoder
+  /** Encodes a message frame once however many nodes relay the message. */
+  encodeRpc: RpcEncoder
+  /** `msgIdFn`, computed once per decoded message instead of once per received copy. */
+  messageId(msgIdFn: MessageIdFn): MessageIdFn
+}
+
+/** True when `a` and `b` set the same limits. */
+function sameLimits(a: RpcLimits, b: RpcLimits): boolean {
+  if (a === b) return true
+  for (const k of Object.keys(a) as (keyof RpcLimits)[]) if (a[k] !== b[k]) return false
+  return true
+}
+
+/** The one message of `rpc` when that is all it carries (a relayed or requested message). */
+function soleMessage(rpc: Rpc): RpcMessage | undefined {
+  return rpc.messages.length === 1 &&
+    rpc.subscriptions.length === 0 &&
+    isControlEmpty(rpc.control) &&
+    isOneCopyEmpty(rpc.oneCopy)
+    ? rpc.messages[0]
+    : undefined
+}
+
+/** True when `a` and `b` hold the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/**
+ * A codec that lets every simulated node share one buffer per message. Why: a router
+ * relays a message by encoding it again, and a 150 KB block relayed by 13,000 nodes would
+ * otherwise be 13,000 buffers of 150 KB, each hashed for its id by each receiver.
+ *
+ * - Decoding: a router encodes a frame once and sends that same `Uint8Array` to every
+ *   peer, so the frame's identity keys the cache (a `WeakMap`: an entry goes with its
+ *   frame). Receivers share the decoded RPC, which the router never changes, and each sees
+ *   the same field count in `work` as a decoding of its own would give. A frame that fails
+ *   to decode is decoded again by every receiver, as it would be without the cache.
+ * - Encoding: a frame that carries one message and nothing else is remembered under that
+ *   message object (the decoded one, shared by its receivers, or the one a router encoded).
+ *   Encoding that same message alone again returns the remembered frame, which holds the
+ *   bytes {@link encodeRpc} would give: a received frame is remembered only after its own
+ *   encoding was checked to match it byte for byte. A message's payload is a view into its
+ *   frame, so every node's message cache, send queue and events in flight hold that one
+ *   buffer.
+ * - Message ids: remembered per message object, so a content id (a hash of the payload) is
+ *   computed once per message, not once per copy received.
+ */
+export function sharedRpcCodec(): SharedRpcCodec {
+  const decoded = new WeakMap<Uint8Array, Decoded>()
+  const frameOf = new WeakMap<RpcMessage, Uint8Array>()
+  // Each router holds its own copy of its limits: equal ones map to one object, so that a
+  // cached decoding is checked against the receiver's limits by identity.
+  const canonical = new WeakMap<RpcLimits, RpcLimits>()
+  const distinct: RpcLimits[] = []
+  const canonicalOf = (limits: RpcLimits): RpcLimits => {
+    let c = canonical.get(limits)
+    if (c === undefined) {
+      c = distinct.find((d) => sameLimits(d, limits))
+      if (c === undefined) {
+        c = limits
+        distinct.push(c)
+      }
+      canonical.set(limits, c)
+    }
+    return c
+  }
+  return {
+    decodeRpc: (frame: Uint8Array, limits: RpcLimits, work: DecodeWork): Rpc => {
+      const same = canonicalOf(limits)
+      const hit = decoded.get(frame)
+      if (hit !== undefined && hit.limits === same) {
+        work.fields = hit.fields
+        return hit.rpc
+      }
+      const rpc = decodeRpc(frame, limits, work)
+      decoded.set(frame, { limits: same, rpc, fields: work.fields })
+      const m = soleMessage(rpc)
+      if (m !== undefined && sameBytes(encodeRpc(rpc), frame)) frameOf.set(m, frame)
+      return rpc
+    },
+    encodeRpc: (rpc: Rpc): Uint8Array => {
+      const m = soleMessage(rpc)
+      if (m === undefined) return encodeRpc(rpc)
+      let frame = frameOf.get(m)
+      if (frame === undefined) {
+        frame = encodeRpc(rpc)
+        frameOf.set(m, frame)
+      }
+      return frame
+    },
+    messageId: (msgIdFn: MessageIdFn): MessageIdFn => {
+      const ids = new WeakMap<RpcMessage, MessageId>()
+      return (m) => {
+        let id = ids.get(m)
+        if (id === undefined) {
+          id = msgIdFn(m)
+          ids.set(m, id)
+        }
+        return id
+      }
+    },
+  }
+}
