@@ -86,14 +86,13 @@ interface Pending {
   short: Uint8Array
   /** Peers that announced it, oldest first, not yet asked. */
   announcers: PeerKey[]
-  /** Every peer that announced it (they have it: no announce back to them). */
-  from: Set<PeerKey>
+  /** Every peer that announced it, with when (they have it: no announce back to them). */
+  from: Map<PeerKey, number>
   timer: TimerHandle | undefined
   asked: PeerKey | undefined
   /** Times every announcer has been asked. */
   rounds: number
-  /** The first announcer and when its announce came. */
-  first: PeerKey
+  /** When the first announce came. */
   firstAt: number
 }
 
@@ -106,6 +105,18 @@ const ASK_ROUNDS = 3
 /** Announcers remembered per message: more would only be asked after a long wait anyway. */
 const MAX_ANNOUNCERS = 8
 
+/** Lags of pushed copies behind their first announce kept per topic for the pull delay. */
+const GAP_SAMPLES = 64
+
+/** The pull delay is this quantile of the measured lags (plus {@link GAP_MARGIN_MS}). */
+const GAP_QUANTILE = 0.9
+
+/** Added to the measured lag: a copy a little later than usual is not pulled. */
+const GAP_MARGIN_MS = 2
+
+/** Lags measured before the measured pull delay replaces the configured one. */
+const MIN_GAPS = 8
+
 /**
  * Announced messages not yet here. The first announcer is asked after `delayMs` (0 for one
  * outside the mesh, whose announce is gossip, not a lazy push), the next one `followupMs`
@@ -113,6 +124,9 @@ const MAX_ANNOUNCERS = 8
  */
 export class AnnouncedPulls {
   private readonly pending = new Map<string, Pending>()
+  /** Recent lags of pushed copies behind their first mesh announce, per topic (ring). */
+  private readonly gaps = new Map<Topic, number[]>()
+  private readonly gapAt = new Map<Topic, number>()
   private readonly host: PullHost
   private readonly followupMs: number
   private readonly maxTracked: number
@@ -132,24 +146,25 @@ export class AnnouncedPulls {
         topic,
         short,
         announcers: [],
-        from: new Set(),
+        from: new Map(),
         timer: undefined,
         asked: undefined,
         rounds: 0,
-        first: peer,
         firstAt: this.host.now(),
       }
       this.pending.set(key, p)
       const entry = p
-      p.timer = this.host.setTimer(delayMs, () => this.askNext(key, entry))
+      p.timer = this.host.setTimer(Math.min(delayMs, this.measuredDelay(topic)), () =>
+        this.askNext(key, entry),
+      )
     }
     if (p.from.has(peer) || p.from.size >= MAX_ANNOUNCERS) return
-    p.from.add(peer)
+    p.from.set(peer, this.host.now())
     p.announcers.push(peer)
   }
 
   /** Peers that announced the message `key` (they need no announce from us). */
-  announcers(key: string): ReadonlySet<PeerKey> | undefined {
+  announcers(key: string): ReadonlyMap<PeerKey, number> | undefined {
     return this.pending.get(key)?.from
   }
 
@@ -162,15 +177,18 @@ export class AnnouncedPulls {
    * The message arrived: stop asking. Who announced it and whom we asked are kept for
    * `KEEP_DELIVERED_MS`, while late copies and announces may still come.
    */
-  delivered(key: string): { first: PeerKey; firstAt: number } | undefined {
+  delivered(key: string): ReadonlyMap<PeerKey, number> | undefined {
     const p = this.pending.get(key)
     if (p === undefined) return undefined
+    // How long a pushed copy lagged its first announce: the pull delay follows it.
+    if (p.timer !== undefined && p.asked === undefined)
+      this.noteGap(p.topic, this.host.now() - p.firstAt)
     p.timer?.cancel()
     p.announcers.length = 0
     p.timer = this.host.setTimer(KEEP_DELIVERED_MS, () => {
       if (this.pending.get(key) === p) this.pending.delete(key)
     })
-    return { first: p.first, firstAt: p.firstAt }
+    return p.from
   }
 
   /** A peer is gone: it will not answer. */
@@ -192,6 +210,29 @@ export class AnnouncedPulls {
     this.pending.clear()
   }
 
+  /**
+   * The pull delay of `topic`: the {@link GAP_QUANTILE} of how long pushed copies lagged
+   * their first announce lately, so only copies later than usual are pulled (the caller's
+   * delay caps it).
+   */
+  measuredDelay(topic: Topic): number {
+    const g = this.gaps.get(topic)
+    if (g === undefined || g.length < MIN_GAPS) return Number.POSITIVE_INFINITY
+    const sorted = [...g].sort((a, b) => a - b)
+    return sorted[Math.floor(GAP_QUANTILE * (sorted.length - 1))] + GAP_MARGIN_MS
+  }
+
+  private noteGap(topic: Topic, gap: number): void {
+    let g = this.gaps.get(topic)
+    if (g === undefined) {
+      g = []
+      this.gaps.set(topic, g)
+    }
+    const at = this.gapAt.get(topic) ?? 0
+    g[at] = gap
+    this.gapAt.set(topic, (at + 1) % GAP_SAMPLES)
+  }
+
   private askNext(key: string, p: Pending): void {
     p.timer = undefined
     if (this.pending.get(key) !== p) return
@@ -201,8 +242,11 @@ export class AnnouncedPulls {
     }
     if (p.announcers.length === 0 && ++p.rounds < ASK_ROUNDS) {
       // Every announcer was asked and no reply came (lost frames): ask them all again.
-      p.announcers.push(...p.from)
+      p.announcers.push(...p.from.keys())
     }
+    // No copy by the delay: a lag at least that long (so the delay cannot only shrink).
+    if (p.asked === undefined && this.host.now() > p.firstAt)
+      this.noteGap(p.topic, 2 * (this.host.now() - p.firstAt))
     const peer = p.announcers.shift()
     if (peer === undefined) {
       this.pending.delete(key)
@@ -221,88 +265,211 @@ export interface RoleChange {
   lazy: boolean
 }
 
-/** How much of the first-arrival counts survives each heartbeat. */
-const FIRSTS_DECAY = 0.5
-
-/** A lazy link replaces an eager one when it came first this many more times (decayed). */
-const SWAP_MARGIN = 1
+/** Messages per topic whose arrivals are kept for choosing eager in-links. */
+const ARRIVAL_WINDOW = 32
 
 /**
- * Which mesh peers bring each topic's messages first, counted per peer (a pushed copy or an
- * announce, whichever came first) and decayed every heartbeat. The node keeps the peers
- * that came first most often as its eager in-links.
+ * What a mesh peer that brought no copy or announce of a message costs in the choice of
+ * eager in-links: it came late (after us), by an unknown margin.
  */
-export class FirstArrivals {
-  private readonly counts = new Map<Topic, Map<PeerKey, number>>()
+const LATE_MS = 100
 
-  /** `peer` brought a message of `topic` first. */
-  note(topic: Topic, peer: PeerKey): void {
-    let m = this.counts.get(topic)
-    if (m === undefined) {
-      m = new Map()
-      this.counts.set(topic, m)
-    }
-    m.set(peer, (m.get(peer) ?? 0) + 1)
+/** Fewer messages than this in the window: roles are kept, only their count is fixed. */
+const MIN_SAMPLES = 4
+
+/**
+ * A better set of eager in-links replaces the current one only when it saves this share of
+ * its delay and at least {@link SWITCH_MIN_MS} per message (role changes cost copies in flight).
+ */
+const SWITCH_GAIN = 0.15
+
+/** See {@link SWITCH_GAIN} (ms per message). */
+const SWITCH_MIN_MS = 2
+
+/**
+ * Eager in-links beyond the first are kept only while each saves this much delay per
+ * message (ms) over the window: a node whose messages mostly come first from one peer takes
+ * one copy, one that hears different sources first from different peers takes two or more.
+ */
+const EXTRA_GAIN_MS = 15
+
+/** Heartbeats an eager in-link that pushed nothing while messages came is passed over. */
+const BENCH_HEARTBEATS = 30
+
+interface Arrivals {
+  /** When the first copy or announce of the message came (from anyone). */
+  firstAt: number
+  /** When each mesh peer's copy or announce came. */
+  at: Map<PeerKey, number>
+}
+
+interface PeerRecord {
+  /** Copies pushed by the peer since the last heartbeat. */
+  pushes: number
+  /** Eager at the last heartbeat. */
+  wasEager: boolean
+  /** Heartbeats left during which it is not chosen eager. */
+  benched: number
+}
+
+/**
+ * When each mesh peer brought each recent message of a topic (its pushed copy or its
+ * announce, whichever came first), for the last {@link ARRIVAL_WINDOW} messages. Eager
+ * in-links are chosen as the set of peers that would have brought these messages earliest
+ * together (each message counts the earliest of the set), so two eager in-links cover
+ * different sources instead of both being the best for the same ones.
+ */
+export class ArrivalLog {
+  private readonly messages = new Map<Topic, Map<string, Arrivals>>()
+  private readonly peers = new Map<Topic, Map<PeerKey, PeerRecord>>()
+  /** Messages of each topic since the last heartbeat. */
+  private readonly since = new Map<Topic, number>()
+  /** Eager in-links each topic keeps, as chosen at the last heartbeat with enough samples. */
+  private readonly wanted = new Map<Topic, number>()
+
+  /** Eager in-links `topic` keeps (`fallback` until a heartbeat chose from enough samples). */
+  eagerWanted(topic: Topic, fallback: number): number {
+    return this.wanted.get(topic) ?? fallback
   }
 
-  /** Decayed count of first arrivals from `peer` on `topic`. */
-  count(topic: Topic, peer: PeerKey): number {
-    return this.counts.get(topic)?.get(peer) ?? 0
+  /** Message `key` of `topic` arrived first at `at`; `peers` brought it (copy or announce) at their times. */
+  first(topic: Topic, key: string, at: number, peers: Iterable<[PeerKey, number]>): void {
+    let m = this.messages.get(topic)
+    if (m === undefined) {
+      m = new Map()
+      this.messages.set(topic, m)
+    }
+    if (m.size >= ARRIVAL_WINDOW) m.delete(m.keys().next().value as string)
+    const entry: Arrivals = { firstAt: at, at: new Map() }
+    for (const [p, t] of peers) {
+      entry.at.set(p, t)
+      if (t < entry.firstAt) entry.firstAt = t
+    }
+    m.set(key, entry)
+    this.since.set(topic, (this.since.get(topic) ?? 0) + 1)
+  }
+
+  /** Mesh peer `peer` brought message `key` of `topic` at `at` after it was here. */
+  late(topic: Topic, key: string, peer: PeerKey, at: number): void {
+    const entry = this.messages.get(topic)?.get(key)
+    if (entry !== undefined && !entry.at.has(peer)) entry.at.set(peer, at)
+  }
+
+  /** `peer` pushed a copy of a `topic` message (first or not). */
+  pushed(topic: Topic, peer: PeerKey): void {
+    this.record(topic, peer).pushes++
   }
 
   /**
    * The heartbeat's role changes for `topic`: `candidates` are the mesh peers that speak
-   * one-copy, `isLazy` their current in-link roles, `others` the mesh peers that always push
-   * (they count as eager). Keeps `minEager` eager in-links, the ones that came first most
-   * often: UNCHOKEs the best lazy links while fewer are eager, CHOKEs the worst eager ones
-   * while more are, and swaps a lazy link for an eager one it beat by {@link SWAP_MARGIN}.
-   * Then decays the counts.
+   * one-copy, `isLazy` their current in-link roles, `others` the mesh peers that always push.
+   * Keeps `minEager` eager in-links in all (those that always push count), chosen greedily as
+   * the peers that bring the window's messages earliest together; the current set stays unless
+   * the new one saves {@link SWITCH_GAIN} of its delay. An eager in-link that pushed nothing
+   * while at least two messages came is passed over for {@link BENCH_HEARTBEATS} heartbeats.
    */
   select(
     topic: Topic,
     candidates: PeerKey[],
     isLazy: (peer: PeerKey) => boolean,
-    others: number,
+    others: PeerKey[],
     minEager: number,
   ): RoleChange[] {
-    const score = (p: PeerKey) => this.count(topic, p)
-    const eager = candidates.filter((p) => !isLazy(p)).sort((a, b) => score(a) - score(b))
-    const lazy = candidates.filter((p) => isLazy(p)).sort((a, b) => score(b) - score(a))
-    const changes: RoleChange[] = []
-    let eagerCount = eager.length + others
-    // Too few: promote the lazy links that came first most often.
-    while (eagerCount < minEager && lazy.length > 0) {
-      changes.push({ peer: lazy.shift()!, lazy: false })
-      eagerCount++
+    const came = this.since.get(topic) ?? 0
+    this.since.set(topic, 0)
+    for (const p of candidates) {
+      const r = this.record(topic, p)
+      if (r.benched > 0) r.benched--
+      if (r.wasEager && !isLazy(p) && came >= 2 && r.pushes === 0) r.benched = BENCH_HEARTBEATS
+      r.pushes = 0
     }
-    // Too many (pulls promote links): demote the ones that came first least often.
-    while (eagerCount > minEager && eager.length > 0) {
-      changes.push({ peer: eager.shift()!, lazy: true })
-      eagerCount--
-    }
-    // Swap a lazy link that beat an eager one clearly.
-    while (eager.length > 0 && lazy.length > 0 && score(lazy[0]) > score(eager[0]) + SWAP_MARGIN) {
-      changes.push({ peer: lazy.shift()!, lazy: false }, { peer: eager.shift()!, lazy: true })
-    }
-    const m = this.counts.get(topic)
-    if (m !== undefined) {
-      for (const [p, c] of m) {
-        if (c * FIRSTS_DECAY < 0.01) m.delete(p)
-        else m.set(p, c * FIRSTS_DECAY)
+    const current = candidates.filter((p) => !isLazy(p))
+    const want = Math.max(0, Math.min(candidates.length, minEager - others.length))
+    const window = [...(this.messages.get(topic)?.values() ?? [])]
+    let chosen: PeerKey[]
+    if (window.length < MIN_SAMPLES) {
+      // Too little seen: keep the current roles, fix their count.
+      chosen = current.slice(0, want)
+      for (const p of candidates) if (chosen.length < want && !chosen.includes(p)) chosen.push(p)
+    } else {
+      const cost = (set: PeerKey[]) => delayOf(window, [...others, ...set])
+      const usable = candidates.filter((p) => this.record(topic, p).benched === 0)
+      const pool = usable.length >= want ? usable : candidates
+      chosen = []
+      // At least one in-link; up to `want` + 1 while each saves EXTRA_GAIN_MS per message.
+      let total = cost([])
+      while (chosen.length < Math.min(pool.length, want + 1)) {
+        let best: PeerKey | undefined
+        let bestCost = Number.POSITIVE_INFINITY
+        for (const p of pool) {
+          if (chosen.includes(p)) continue
+          const c = cost([...chosen, p])
+          // Ties go to a current eager in-link (no role change for nothing).
+          if (c < bestCost || (c === bestCost && !isLazy(p))) {
+            best = p
+            bestCost = c
+          }
+        }
+        if (best === undefined) break
+        if (chosen.length >= 1 && total - bestCost < EXTRA_GAIN_MS * window.length) break
+        chosen.push(best)
+        total = bestCost
       }
+      this.wanted.set(topic, chosen.length + others.length)
+      const keep = current.filter((p) => this.record(topic, p).benched === 0)
+      const kept = cost(keep)
+      const gain = Math.max(SWITCH_GAIN * kept, SWITCH_MIN_MS * window.length)
+      if (keep.length === chosen.length && kept - cost(chosen) < gain) chosen = keep
+    }
+    const changes: RoleChange[] = []
+    for (const p of candidates) {
+      const eager = chosen.includes(p)
+      if (eager === isLazy(p)) changes.push({ peer: p, lazy: !eager })
+      this.record(topic, p).wasEager = eager
     }
     return changes
   }
 
   /** Forgets `peer` on `topic` (it left the mesh). */
   forget(topic: Topic, peer: PeerKey): void {
-    this.counts.get(topic)?.delete(peer)
+    this.peers.get(topic)?.delete(peer)
   }
 
   /** Forgets `topic`. */
   clearTopic(topic: Topic): void {
-    this.counts.delete(topic)
+    this.messages.delete(topic)
+    this.peers.delete(topic)
+    this.since.delete(topic)
+    this.wanted.delete(topic)
   }
+
+  private record(topic: Topic, peer: PeerKey): PeerRecord {
+    let m = this.peers.get(topic)
+    if (m === undefined) {
+      m = new Map()
+      this.peers.set(topic, m)
+    }
+    let r = m.get(peer)
+    if (r === undefined) {
+      r = { pushes: 0, wasEager: false, benched: 0 }
+      m.set(peer, r)
+    }
+    return r
+  }
+}
+
+/** Total delay over `window` had only `set` pushed: each message's earliest of the set. */
+function delayOf(window: Arrivals[], set: PeerKey[]): number {
+  let total = 0
+  for (const m of window) {
+    let best = LATE_MS
+    for (const p of set) {
+      const t = m.at.get(p)
+      if (t !== undefined && t - m.firstAt < best) best = t - m.firstAt
+    }
+    total += best
+  }
+  return total
 }
 
 /** What {@link LinkRoles} needs from its router. */
@@ -331,7 +498,7 @@ export class LinkRoles {
   private readonly inLazy: LazyLinks
   /** Peers that asked us to announce to them (they sent CHOKE). */
   private readonly outLazy = new LazyLinks()
-  private readonly firsts = new FirstArrivals()
+  private readonly arrivals = new ArrivalLog()
 
   constructor(host: RolesHost, minEager: number) {
     this.host = host
@@ -356,8 +523,10 @@ export class LinkRoles {
 
   /** `peer` sent CHOKE (`lazy`) or UNCHOKE for `topic`. */
   peerAsked(topic: Topic, peer: PeerKey, lazy: boolean): void {
+    // A CHOKE may come before the GRAFT it follows is handled (one frame): any topic we keep a
+    // mesh of will do; the role is forgotten when the peer leaves the mesh.
     if (!lazy) this.outLazy.setEager(topic, peer)
-    else if (this.host.meshOf(topic)?.has(peer)) this.outLazy.setLazy(topic, peer)
+    else if (this.host.meshOf(topic) !== undefined) this.outLazy.setLazy(topic, peer)
   }
 
   /** A mesh peer announced on `topic`: over an in-link we hold eager, our UNCHOKE was lost. */
@@ -378,7 +547,8 @@ export class LinkRoles {
       return
     }
     const mesh = this.host.meshOf(topic)
-    if (mesh === undefined || mesh.size - this.inLazy.count(topic) <= this.minEager) return
+    const keep = this.arrivals.eagerWanted(topic, this.minEager)
+    if (mesh === undefined || mesh.size - this.inLazy.count(topic) <= keep) return
     this.inLazy.setLazy(topic, peer)
     this.host.sendRole(peer, topic, true)
   }
@@ -388,22 +558,36 @@ export class LinkRoles {
     return this.inLazy.setEager(topic, peer)
   }
 
-  /** Mesh peer `peer` brought a message of `topic` first (its copy or its announce). */
-  first(topic: Topic, peer: PeerKey): void {
-    this.firsts.note(topic, peer)
+  /**
+   * A new message `key` of `topic` is here at `at`; `peers` are the mesh peers whose copy or
+   * announce came by then, with their times.
+   */
+  arrived(topic: Topic, key: string, at: number, peers: Iterable<[PeerKey, number]>): void {
+    this.arrivals.first(topic, key, at, peers)
   }
 
-  /** Heartbeat: each topic keeps `minEager` eager in-links, those credited most (queued). */
+  /** Mesh peer `peer` brought message `key` of `topic` (a copy, `pushed`, or an announce) after it was here. */
+  arrivedLate(topic: Topic, key: string, peer: PeerKey, at: number, pushed: boolean): void {
+    this.arrivals.late(topic, key, peer, at)
+    if (pushed) this.arrivals.pushed(topic, peer)
+  }
+
+  /** Mesh peer `peer` pushed the first copy of a message of `topic`. */
+  pushedFirst(topic: Topic, peer: PeerKey): void {
+    this.arrivals.pushed(topic, peer)
+  }
+
+  /** Heartbeat: each topic keeps `minEager` eager in-links, those that bring messages earliest (queued). */
   heartbeat(topics: Iterable<Topic>): void {
     for (const topic of topics) {
       const mesh = this.host.meshOf(topic)
       if (mesh === undefined) continue
       const candidates = [...mesh].filter((p) => this.host.speaksOneCopy(p))
-      const changes = this.firsts.select(
+      const changes = this.arrivals.select(
         topic,
         candidates,
         (p) => this.inLazy.isLazy(topic, p),
-        mesh.size - candidates.length,
+        [...mesh].filter((p) => !this.host.speaksOneCopy(p)),
         this.minEager,
       )
       for (const c of changes) {
@@ -418,13 +602,13 @@ export class LinkRoles {
   left(topic: Topic, peer: PeerKey): void {
     this.inLazy.setEager(topic, peer)
     this.outLazy.setEager(topic, peer)
-    this.firsts.forget(topic, peer)
+    this.arrivals.forget(topic, peer)
   }
 
   /** We left `topic`. */
   clearTopic(topic: Topic): void {
     this.inLazy.clearTopic(topic)
     this.outLazy.clearTopic(topic)
-    this.firsts.clearTopic(topic)
+    this.arrivals.clearTopic(topic)
   }
 }

@@ -214,12 +214,15 @@ export interface GossipParams {
    * Peers without it are served as stock gossipsub serves them.
    */
   oneCopy: boolean
-  /** How long an announce from a lazy mesh link waits for the pushed copy before pulling, in ms. */
+  /**
+   * How long an announce from a lazy mesh link waits for the pushed copy before pulling, in
+   * ms, at most: once measured, the usual lag of pushed copies behind announces is used if shorter.
+   */
   oneCopyPullDelayMs: number
   /**
-   * A node chokes no mesh link (on a duplicate or a swap) while it has this many eager links
-   * or fewer: more eager links than a tree's, so that the first copy comes about as fast as
-   * over the whole mesh.
+   * Eager in-links per topic until the node has measured enough arrivals (doc rule 4); then
+   * it keeps from 1 to this many + 1, as many as bring messages measurably earlier. A node
+   * chokes no mesh link on a duplicate while it has that many eager links or fewer.
    */
   oneCopyMinEager: number
   /**

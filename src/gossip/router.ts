@@ -597,6 +597,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (known !== undefined) {
           // It has the message too: our forward, if still pending, skips it.
           this.validating.get(known)?.add(peer)
+          if (inMesh) this.roles.arrivedLate(topic, known, peer, this.env.now(), false)
           continue
         }
         this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
@@ -726,11 +727,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** A duplicate pushed over a mesh link, unless asked for or flood published: see LinkRoles. */
   private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
     if (!this.meshes.meshOf(topic)?.has(peer)) return
+    this.roles.arrivedLate(topic, key, peer, this.env.now(), true)
     // The first copy came straight from its publisher (flood publish): the mesh link is still
     // the way every other message comes.
-    if (this.publishedTo.has(key)) return
+    if (this.floodRoot(key)) return
     if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
     this.roles.duplicate(topic, peer)
+  }
+
+  /** True when the first copy of `key` came straight from its publisher's flood (outside the mesh). */
+  private floodRoot(key: string): boolean {
+    return this.params.oneCopyFloodPublish && this.publishedTo.has(key)
   }
 
   /** True when `peer` asked us to announce `topic`'s messages to it instead of pushing them. */
@@ -779,17 +786,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       }
       this.publishedTo.add(key)
     }
-    const announced = this.indexShortId(key, id)
-    const first =
-      announced !== undefined && announced.firstAt < this.env.now() ? announced.first : peer
-    if (mesh?.has(first)) this.roles.first(topic, first)
+    const now = this.env.now()
+    const came: [PeerKey, number][] = [...(this.indexShortId(key, id) ?? [])]
+    if (mesh?.has(peer)) {
+      came.push([peer, now])
+      this.roles.pushedFirst(topic, peer)
+    }
+    this.roles.arrived(topic, key, now, mesh === undefined ? [] : came.filter(([p]) => mesh.has(p)))
   }
 
   /** Remembers a new message's short id (bounded, oldest forgotten first). */
-  private indexShortId(
-    key: string,
-    id: MessageId,
-  ): { first: PeerKey; firstAt: number } | undefined {
+  private indexShortId(key: string, id: MessageId): ReadonlyMap<PeerKey, number> | undefined {
     const short = bytesKey(shortId(id))
     if (this.shortIndex.size >= this.params.maxShortIds) {
       const oldest = this.shortIndex.keys().next().value
@@ -1200,7 +1207,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       for (const p of this.meshes.meshOf(a.topic) ?? []) {
         if (p === peer || p === a.origin || haveIt?.has(p) || announced?.has(p)) continue
         if (this.peerDoesNotWant(p, key)) continue
-        if (this.isLazyLink(a.topic, p)) lazy.push(p)
+        // A copy straight from its publisher's flood goes to the whole mesh (one-copy rule 2).
+        if (this.isLazyLink(a.topic, p) && !this.floodRoot(key)) lazy.push(p)
         else targets.push(p)
       }
       if (short !== undefined) this.announce(lazy, a.topic, short)

@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest'
+import type { PeerKey } from '../../src/common/artifact.ts'
+import { AnnouncedPulls, ArrivalLog, LinkRoles } from '../../src/gossip/one-copy.ts'
+import { ManualEnv } from './harness.ts'
+
+const T = 'blocks'
+
+/** Logs `n` messages of T: `at(i)` gives each peer's arrival offset (ms) for message i. */
+function log(n: number, at: (i: number) => Record<PeerKey, number>): ArrivalLog {
+  const l = new ArrivalLog()
+  for (let i = 0; i < n; i++) {
+    const came = Object.entries(at(i)).map(([p, t]) => [p, 1000 * i + t] as [PeerKey, number])
+    l.first(T, `m${i}`, 1000 * i + Math.min(...came.map(([, t]) => t - 1000 * i)), came)
+  }
+  return l
+}
+
+/** Runs one heartbeat's choice with every peer eager before and each pushing once. */
+function choose(l: ArrivalLog, peers: PeerKey[], minEager = 2, lazy = new Set<PeerKey>()) {
+  return l
+    .select(T, peers, (p) => lazy.has(p), [], minEager)
+    .filter((c) => !c.lazy)
+    .map((c) => c.peer)
+}
+
+describe('one-copy eager in-links (ArrivalLog)', () => {
+  it('chooses in-links that bring different messages first, not two that bring the same ones', () => {
+    // a is first for even messages, b always 1 ms behind a, c first for odd messages.
+    const l = log(16, (i) => (i % 2 === 0 ? { a: 0, b: 1, c: 60 } : { a: 50, b: 51, c: 0 }))
+    const lazy = new Set(['a', 'b', 'c'])
+    expect(choose(l, ['a', 'b', 'c'], 2, lazy).sort()).toEqual(['a', 'c'])
+  })
+
+  it('keeps a single eager in-link when a second would save little', () => {
+    // a is first for every message; b and c come 2–3 ms later.
+    const l = log(16, () => ({ a: 0, b: 2, c: 3 }))
+    const changes = l.select(T, ['a', 'b', 'c'], () => false, [], 2)
+    expect(
+      changes
+        .filter((c) => c.lazy)
+        .map((c) => c.peer)
+        .sort(),
+    ).toEqual(['b', 'c'])
+    expect(l.eagerWanted(T, 2)).toBe(1)
+  })
+
+  it('keeps the current in-links unless another set is clearly faster', () => {
+    // a (eager) comes 1 ms after b (lazy): no switch for 1 ms.
+    const l = log(16, () => ({ a: 1, b: 0, c: 80 }))
+    const changes = l.select(T, ['a', 'b', 'c'], (p) => p !== 'a', [], 1)
+    expect(changes).toEqual([])
+  })
+
+  it('passes over an eager in-link that pushed nothing while messages came (a silent relay)', () => {
+    // s announces every message first (as a silent relay does over a lazy link) but, once
+    // eager, pushes nothing: the next heartbeat replaces it and it stays out.
+    const l = log(16, () => ({ s: 0, a: 20, b: 40 }))
+    let lazy = new Set(['a', 'b'])
+    l.select(T, ['s', 'a', 'b'], (p) => lazy.has(p), [], 1)
+    for (let i = 16; i < 20; i++) {
+      l.first(T, `m${i}`, 1000 * i, [
+        ['s', 1000 * i],
+        ['a', 1000 * i + 20],
+      ])
+      l.pushed(T, 'a')
+    }
+    const changes = l.select(T, ['s', 'a', 'b'], (p) => lazy.has(p), [], 1)
+    expect(changes).toEqual([
+      { peer: 's', lazy: true },
+      { peer: 'a', lazy: false },
+    ])
+    lazy = new Set(['s', 'b'])
+    expect(l.select(T, ['s', 'a', 'b'], (p) => lazy.has(p), [], 1)).toEqual([])
+  })
+})
+
+describe('one-copy pull delay (AnnouncedPulls)', () => {
+  it('follows the measured lag of pushed copies behind their first announce', () => {
+    const env = new ManualEnv()
+    const asked: string[] = []
+    const pulls = new AnnouncedPulls(
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        have: () => false,
+        pull: (peer) => asked.push(peer),
+      },
+      400,
+      100,
+    )
+    expect(pulls.measuredDelay(T)).toBe(Number.POSITIVE_INFINITY)
+    // Copies come 10 ms after their announce.
+    for (let i = 0; i < 10; i++) {
+      pulls.announced('a', T, new Uint8Array(8), `k${i}`, 50)
+      env.advance(10)
+      pulls.delivered(`k${i}`)
+    }
+    expect(pulls.measuredDelay(T)).toBe(12)
+    // A message announced and not pushed is pulled after 12 ms, not the configured 50.
+    pulls.announced('b', T, new Uint8Array(8), 'late', 50)
+    env.advance(11)
+    expect(asked).toEqual([])
+    env.advance(1)
+    expect(asked).toEqual(['b'])
+  })
+})
+
+describe('one-copy roles (LinkRoles)', () => {
+  it('takes a CHOKE that comes before the GRAFT it follows (same frame) for a topic it meshes', () => {
+    const mesh = new Set<PeerKey>()
+    const roles = new LinkRoles(
+      {
+        meshOf: (t) => (t === T ? mesh : undefined),
+        speaksOneCopy: () => true,
+        sendRole: () => {},
+        queueRole: () => {},
+        announceOnly: () => {},
+      },
+      2,
+    )
+    roles.peerAsked(T, 'p', true)
+    mesh.add('p')
+    expect(roles.announcesTo(T, 'p')).toBe(true)
+    // A topic without a mesh keeps no roles.
+    roles.peerAsked('other', 'p', true)
+    expect(roles.announcesTo('other', 'p')).toBe(false)
+  })
+})
