@@ -1,5 +1,6 @@
 import type { PeerKey } from '../common/artifact.ts'
 import { setNewest } from '../common/bounded-map.ts'
+import { PeerSlots, type SlotOf } from '../common/peer-slots.ts'
 
 /**
  * The kinds of input a peer spends budget on. Each is counted in the unit whose cost a peer
@@ -125,30 +126,46 @@ const BUCKETS = 2
 export class PeerBudgets {
   private readonly params: PeerBudgetParams
   private readonly now: () => number
-  private readonly peers = new Map<PeerKey, PeerBudget>()
-  /** Denied peers → time the deny ends (insertion order is time order). */
-  private readonly denied = new Map<PeerKey, number>()
+  /** Tracked peers' slots: the owner's (see {@link SlotPool}), or {@link own}. */
+  private readonly slotOf: SlotOf
+  /** Slots of our own, when no owner gives them. */
+  private readonly own: PeerSlots | undefined
+  /** Tracked peers' budgets by slot. */
+  private readonly bySlot: (PeerBudget | undefined)[] = []
+  /** Denied peers → time the deny ends (insertion order is time order); made on first use. */
+  private denied: Map<PeerKey, number> | undefined
 
-  constructor(params: PeerBudgetParams, now: () => number) {
+  /**
+   * `slotOf` finds a tracked peer's slot (the owner gives each peer one before
+   * {@link addPeer}, see {@link SlotPool}); without it the budgets number their peers themselves.
+   */
+  constructor(params: PeerBudgetParams, now: () => number, slotOf?: SlotOf) {
     this.params = params
     this.now = now
+    this.own = slotOf === undefined ? new PeerSlots() : undefined
+    this.slotOf = slotOf ?? this.own!.get
   }
 
   /** Starts tracking a peer with full buckets. */
   addPeer(peer: PeerKey): void {
-    if (!this.peers.has(peer)) {
-      this.peers.set(peer, [0, this.now()])
+    const slot = this.own?.add(peer) ?? this.slotOf(peer)
+    if (slot !== undefined && this.bySlot[slot] === undefined) {
+      this.bySlot[slot] = [0, this.now()]
     }
   }
 
-  /** Forgets a peer's buckets and strikes (its deny, if any, stays). */
-  removePeer(peer: PeerKey): void {
-    this.peers.delete(peer)
+  /**
+   * Forgets a peer's buckets and strikes (its deny, if any, stays). `slot` is the one it held
+   * (its owner may have forgotten it already).
+   */
+  removePeer(peer: PeerKey, slot = this.slotOf(peer)): void {
+    if (slot !== undefined) this.bySlot[slot] = undefined
+    this.own?.delete(peer)
   }
 
   /** True when `peer` is tracked (it connected and was not removed). */
   has(peer: PeerKey): boolean {
-    return this.peers.has(peer)
+    return this.budgetOf(peer) !== undefined
   }
 
   /**
@@ -156,9 +173,15 @@ export class PeerBudgets {
    * the bucket. An untracked peer is granted nothing.
    */
   take(peer: PeerKey, kind: BudgetKind, n: number): number {
-    const pb = this.peers.get(peer)
+    const slot = this.slotOf(peer)
+    return slot === undefined ? 0 : this.takeAt(slot, kind, n)
+  }
+
+  /** {@link take} for the tracked peer in `slot`. */
+  takeAt(slot: number, kind: BudgetKind, n: number): number {
+    const pb = this.bySlot[slot]
     if (pb === undefined) return 0
-    const b = this.refill(peer, pb, kind)
+    const b = this.refill(slot, pb, kind)
     const i = bucketIndex(kind)
     const tokens = b[i]
     const granted = Math.min(n, Math.floor(tokens))
@@ -171,10 +194,16 @@ export class PeerBudgets {
     return n <= 0 || this.take(peer, kind, n) === n
   }
 
+  /** {@link spend} for the tracked peer in `slot`. */
+  spendAt(slot: number, kind: BudgetKind, n: number): boolean {
+    return n <= 0 || this.takeAt(slot, kind, n) === n
+  }
+
   /** Units of `kind` the peer may spend now. */
   remaining(peer: PeerKey, kind: BudgetKind): number {
-    const pb = this.peers.get(peer)
-    return pb === undefined ? 0 : Math.floor(this.refill(peer, pb, kind)[bucketIndex(kind)])
+    const slot = this.slotOf(peer)
+    const pb = slot === undefined ? undefined : this.bySlot[slot]
+    return pb === undefined ? 0 : Math.floor(this.refill(slot!, pb, kind)[bucketIndex(kind)])
   }
 
   /**
@@ -182,7 +211,7 @@ export class PeerBudgets {
    * and must be disconnected.
    */
   strike(peer: PeerKey, weight = 1): boolean {
-    const pb = this.peers.get(peer)
+    const pb = this.budgetOf(peer)
     if (pb === undefined) return false
     const now = this.now()
     const forgiven = ((now - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
@@ -193,7 +222,7 @@ export class PeerBudgets {
 
   /** Current strikes of a peer (after forgiveness). */
   strikes(peer: PeerKey): number {
-    const pb = this.peers.get(peer)
+    const pb = this.budgetOf(peer)
     if (pb === undefined) return 0
     const forgiven = ((this.now() - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
     return Math.max(0, pb[STRIKES] - forgiven)
@@ -202,29 +231,35 @@ export class PeerBudgets {
   /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */
   deny(peer: PeerKey): number {
     const until = this.now() + this.params.denyMs
+    this.denied ??= new Map()
     setNewest(this.denied, peer, until, this.params.maxDenied)
     return until
   }
 
   /** True while `peer` is denied. */
   isDenied(peer: PeerKey): boolean {
-    const until = this.denied.get(peer)
+    const until = this.denied?.get(peer)
     if (until === undefined) return false
     if (until > this.now()) return true
-    this.denied.delete(peer)
+    this.denied!.delete(peer)
     return false
   }
 
   /** Milliseconds left on `peer`'s deny (0 when it is not denied). */
   deniedForMs(peer: PeerKey): number {
-    return this.isDenied(peer) ? this.denied.get(peer)! - this.now() : 0
+    return this.isDenied(peer) ? this.denied!.get(peer)! - this.now() : 0
+  }
+
+  private budgetOf(peer: PeerKey): PeerBudget | undefined {
+    const slot = this.slotOf(peer)
+    return slot === undefined ? undefined : this.bySlot[slot]
   }
 
   /**
-   * Refills `peer`'s bucket of `kind` up to now (at {@link bucketIndex}); returns its budget
-   * array, which is replaced when it grows.
+   * Refills the bucket of `kind` of the peer in `slot` up to now (at {@link bucketIndex});
+   * returns its budget array, which is replaced when it grows.
    */
-  private refill(peer: PeerKey, pb: PeerBudget, kind: BudgetKind): PeerBudget {
+  private refill(slot: number, pb: PeerBudget, kind: BudgetKind): PeerBudget {
     const rate = this.params.rates[kind]
     const now = this.now()
     const i = bucketIndex(kind)
@@ -233,7 +268,7 @@ export class PeerBudgets {
       // Grown to exactly the slots needed (a push would reserve 16 more).
       b = new Array<number>(i + 2).fill(Number.NaN)
       for (let k = 0; k < pb.length; k++) b[k] = pb[k]
-      this.peers.set(peer, b)
+      this.bySlot[slot] = b
     }
     const tokens = b[i]
     b[i] = Number.isNaN(tokens)

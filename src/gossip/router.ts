@@ -12,6 +12,7 @@ import {
   NotStartedError,
 } from '../common/errors.ts'
 import { type MessageId, messageIdKey } from '../common/message-id.ts'
+import { SlotPool } from '../common/peer-slots.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
 import type { ValidationResult } from '../common/validation.ts'
@@ -121,6 +122,8 @@ interface PeerState {
   upkeep: number
   /** Both ends speak the preamble extension (its Extensions said so): PREAMBLE and IMRECEIVING flow. */
   preamble: boolean
+  /** Its slot (from `slots`), which also holds its score and budgets. */
+  slot: number
 }
 
 /** {@link PeerState.upkeep}: nothing for the heartbeat to do. */
@@ -170,6 +173,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   maxFieldsPerFrame = 0
 
   private readonly peers = new Map<PeerKey, PeerState>()
+  /** Slots of the connected peers, shared with the score and the budgets (one lookup finds all). */
+  private readonly slots = new SlotPool()
   /**
    * Peers with heartbeat upkeep (see {@link PeerState.upkeep}), so that a heartbeat visits
    * those instead of every peer: at 72,000 nodes × 50 peers most peers are idle and each
@@ -237,8 +242,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
     this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
-    this.score = new PeerScore(p.score, () => env.now())
-    this.budgets = new PeerBudgets(p.budgets, () => env.now())
+    const slotOf = (peer: PeerKey) => this.peers.get(peer)?.slot
+    this.score = new PeerScore(p.score, () => env.now(), slotOf)
+    this.budgets = new PeerBudgets(p.budgets, () => env.now(), slotOf)
     this.meshes = new MeshMaintenance({
       params: p,
       score: this.score,
@@ -387,6 +393,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       oneCopy: false,
       upkeep: IDLE,
       preamble: false,
+      slot: this.slots.take(),
     })
     this.score.addPeer(peer, info.address)
     this.budgets.addPeer(peer)
@@ -424,8 +431,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.limiter.peerGone(peer)
     this.pulls.peerGone(peer)
     this.preambles.peerGone(peer)
-    this.score.removePeer(peer)
-    this.budgets.removePeer(peer)
+    this.score.removePeer(peer, ps.slot)
+    this.budgets.removePeer(peer, ps.slot)
+    this.slots.give(ps.slot)
   }
 
   /**
@@ -437,7 +445,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const ps = this.peers.get(peer)
     if (ps === undefined || !this.running) return
     const direct = this.direct.has(peer)
-    if (!direct && this.score.score(peer) < this.params.thresholds.graylistThreshold) {
+    if (!direct && this.score.scoreAt(ps.slot) < this.params.thresholds.graylistThreshold) {
       this.recorder.frameReceived(frame.length, 0)
       this.reject(peer, 'graylisted')
       this.strike(peer, 'graylisted')
@@ -461,7 +469,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     // Direct peers are trusted by agreement: they are never graylisted nor budgeted.
     const within = (kind: BudgetKind, n: number) =>
-      direct || this.budgets.spend(peer, kind, n) || this.overBudget(peer, kind)
+      direct || this.budgets.spendAt(ps.slot, kind, n) || this.overBudget(peer, kind)
     if (!within('subscription', rpc.subscriptions.length)) return
     let rejectedTopics = false
     for (const sub of rpc.subscriptions) {
