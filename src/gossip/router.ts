@@ -89,41 +89,88 @@ export interface GossipRouterOptions extends GossipParamsOptions {
 /** Decodes a frame within `limits`, counting the fields read in `work` (as {@link decodeRpc}). */
 export type RpcDecoder = (frame: Uint8Array, limits: RpcLimits, work: DecodeWork) => Rpc
 
+/** {@link PeerState} flag bits: one number for five booleans (a simulation holds millions of peers). */
+const OUTBOUND = 1
+const SENT_EXTENSIONS = 2
+const ONE_COPY_HEARD = 4
+const ONE_COPY = 8
+const PREAMBLE = 16
+
 /** What the router knows about a connected peer. */
-interface PeerState {
+class PeerState {
   protocol: string | undefined
-  outbound: boolean
   /** A small set: a peer usually has one or two topics, and a simulation holds millions of peers. */
-  topics: SmallSet<Topic>
+  topics = new SmallSet<Topic>()
   /** IDONTWANT ids from this peer → expiry time (insertion order is time order); made on first use. */
-  dontWant: Map<string, number> | undefined
-  ihavesThisHeartbeat: number
-  askedThisHeartbeat: number
+  dontWant: Map<string, number> | undefined = undefined
+  ihavesThisHeartbeat = 0
+  askedThisHeartbeat = 0
   /** Large messages pushed to this peer, decayed every heartbeat. */
-  pushes: number
+  pushes = 0
   /** Of those, the ones it had from another peer first (its IDONTWANT followed or cancelled our copy). */
-  wastedPushes: number
+  wastedPushes = 0
   /** Keys of the last large messages pushed to it (bounded by `MAX_RECENT_PUSHES`); made on first use. */
-  recentPushes: Set<string> | undefined
+  recentPushes: Set<string> | undefined = undefined
   /** Keys of the last messages it sent us (bounded by `MAX_RECENT_RECEIVED`), to spot repeats. */
-  recentReceived: Set<string> | undefined
+  recentReceived: Set<string> | undefined = undefined
   /** Frames received from it so far (meshsub 1.3 Extensions may only come in the first). */
-  framesReceived: number
-  /** It sent its Extensions control message. */
-  sentExtensions: boolean
-  /** It advertised the one-copy extension (Extensions or a hello): we accept its one-copy messages. */
-  oneCopyHeard: boolean
-  /** Both ends speak the one-copy extension and each knows the other heard it (a hello came). */
-  oneCopy: boolean
+  framesReceived = 0
   /**
    * Whether the heartbeat has per-peer upkeep for it (counters to reset or decay, IDONTWANTs to
    * expire): {@link IDLE}, {@link BUSY} (in `busyPeers`) or {@link GONE} (disconnected).
    */
-  upkeep: number
-  /** Both ends speak the preamble extension (its Extensions said so): PREAMBLE and IMRECEIVING flow. */
-  preamble: boolean
+  upkeep = IDLE
   /** Its slot (from `slots`), which also holds its score and budgets. */
-  slot: number
+  readonly slot: number
+  /** The booleans below, as bits ({@link OUTBOUND} ...). */
+  private flags: number
+
+  constructor(protocol: string | undefined, outbound: boolean, slot: number) {
+    this.protocol = protocol
+    this.slot = slot
+    this.flags = outbound ? OUTBOUND : 0
+  }
+
+  /** We dialled it. */
+  get outbound(): boolean {
+    return (this.flags & OUTBOUND) !== 0
+  }
+
+  /** It sent its Extensions control message. */
+  get sentExtensions(): boolean {
+    return (this.flags & SENT_EXTENSIONS) !== 0
+  }
+  set sentExtensions(on: boolean) {
+    this.setFlag(SENT_EXTENSIONS, on)
+  }
+
+  /** It advertised the one-copy extension (Extensions or a hello): we accept its one-copy messages. */
+  get oneCopyHeard(): boolean {
+    return (this.flags & ONE_COPY_HEARD) !== 0
+  }
+  set oneCopyHeard(on: boolean) {
+    this.setFlag(ONE_COPY_HEARD, on)
+  }
+
+  /** Both ends speak the one-copy extension and each knows the other heard it (a hello came). */
+  get oneCopy(): boolean {
+    return (this.flags & ONE_COPY) !== 0
+  }
+  set oneCopy(on: boolean) {
+    this.setFlag(ONE_COPY, on)
+  }
+
+  /** Both ends speak the preamble extension (its Extensions said so): PREAMBLE and IMRECEIVING flow. */
+  get preamble(): boolean {
+    return (this.flags & PREAMBLE) !== 0
+  }
+  set preamble(on: boolean) {
+    this.setFlag(PREAMBLE, on)
+  }
+
+  private setFlag(bit: number, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit
+  }
 }
 
 /** {@link PeerState.upkeep}: nothing for the heartbeat to do. */
@@ -376,25 +423,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (info.protocol !== undefined) existing.protocol = info.protocol
       return
     }
-    this.peers.set(peer, {
-      protocol: info.protocol,
-      outbound: info.outbound ?? false,
-      topics: new SmallSet(),
-      dontWant: undefined,
-      ihavesThisHeartbeat: 0,
-      askedThisHeartbeat: 0,
-      pushes: 0,
-      wastedPushes: 0,
-      recentPushes: undefined,
-      recentReceived: undefined,
-      framesReceived: 0,
-      sentExtensions: false,
-      oneCopyHeard: false,
-      oneCopy: false,
-      upkeep: IDLE,
-      preamble: false,
-      slot: this.slots.take(),
-    })
+    this.peers.set(peer, new PeerState(info.protocol, info.outbound ?? false, this.slots.take()))
     this.score.addPeer(peer, info.address)
     this.budgets.addPeer(peer)
     if ((this.params.oneCopy || this.params.preamble) && supportsExtensions(info.protocol)) {
