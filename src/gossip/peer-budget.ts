@@ -84,11 +84,8 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
 /** Every budget kind, in a fixed order. */
 export const BUDGET_KINDS = Object.keys(DEFAULT_PEER_BUDGETS.rates) as BudgetKind[]
 
-/**
- * Slot of each kind in a peer's bucket array, the kinds every peer spends first: the array
- * only grows as far as the kinds a peer has used.
- */
-const SLOT: Record<BudgetKind, number> = {
+/** Column of each kind in {@link PeerBudgets}' bucket columns. */
+const COLUMN: Record<BudgetKind, number> = {
   subscription: 0,
   graftPrune: 1,
   ihave: 2,
@@ -102,26 +99,19 @@ const SLOT: Record<BudgetKind, number> = {
   stream: 10,
 }
 
-/**
- * A peer's budget state in one unboxed array of numbers (no object around it, no boxed
- * fields: a large simulation holds millions of peers): strikes at {@link STRIKES}, their
- * time at {@link STRIKES_AT}, then per kind (by {@link SLOT}) tokens at `BUCKETS + 2i` and
- * the time of the last refill after them. NaN tokens, or no slot yet, mean untouched (a
- * full bucket); the array only grows as far as the last kind used.
- */
-type PeerBudget = number[]
-
-/** Index of the strike count in a {@link PeerBudget}. */
-const STRIKES = 0
-/** Index of the time the strikes were last counted. */
-const STRIKES_AT = 1
-/** Index of the first bucket. */
-const BUCKETS = 2
+/** Slots a column holds when first made (it doubles as slots outgrow it). */
+const FIRST_SLOTS = 8
 
 /**
  * Per-peer token buckets for every kind of control input, plus strikes and a deny list.
  * Sans-IO: time comes from `now`; everything is refilled lazily when spent, so an idle
  * peer costs nothing. A check costs O(1) whatever the amount asked.
+ *
+ * The state lives in columns of unboxed numbers by peer slot, two numbers a slot: strikes
+ * and the time they were last counted (NaN time: no peer in the slot), and one column per
+ * kind, made when a peer first spends that kind: tokens (NaN: untouched, a full bucket) and
+ * the time of the last refill. A large simulation holds millions of peers; columns cost the
+ * garbage collector nothing to scan and no object per peer.
  */
 export class PeerBudgets {
   private readonly params: PeerBudgetParams
@@ -130,8 +120,10 @@ export class PeerBudgets {
   private readonly slotOf: SlotOf
   /** Slots of our own, when no owner gives them. */
   private readonly own: PeerSlots | undefined
-  /** Tracked peers' budgets by slot. */
-  private readonly bySlot: (PeerBudget | undefined)[] = []
+  /** Strikes and the time they were last counted, by slot. */
+  private strikeColumn = column(FIRST_SLOTS)
+  /** Tokens and the time of the last refill, by slot, per kind (by {@link COLUMN}). */
+  private readonly buckets: (Float64Array | undefined)[] = []
   /** Denied peers → time the deny ends (insertion order is time order); made on first use. */
   private denied: Map<PeerKey, number> | undefined
 
@@ -149,9 +141,10 @@ export class PeerBudgets {
   /** Starts tracking a peer with full buckets. */
   addPeer(peer: PeerKey): void {
     const slot = this.own?.add(peer) ?? this.slotOf(peer)
-    if (slot !== undefined && this.bySlot[slot] === undefined) {
-      this.bySlot[slot] = [0, this.now()]
-    }
+    if (slot === undefined || this.tracks(slot)) return
+    if (2 * slot >= this.strikeColumn.length) this.strikeColumn = grown(this.strikeColumn, slot)
+    this.strikeColumn[2 * slot] = 0
+    this.strikeColumn[2 * slot + 1] = this.now()
   }
 
   /**
@@ -159,13 +152,18 @@ export class PeerBudgets {
    * (its owner may have forgotten it already).
    */
   removePeer(peer: PeerKey, slot = this.slotOf(peer)): void {
-    if (slot !== undefined) this.bySlot[slot] = undefined
     this.own?.delete(peer)
+    if (slot === undefined || !this.tracks(slot)) return
+    this.strikeColumn[2 * slot + 1] = Number.NaN
+    // Untouched buckets for the slot's next peer.
+    for (const col of this.buckets)
+      if (col !== undefined && 2 * slot < col.length) col[2 * slot] = Number.NaN
   }
 
   /** True when `peer` is tracked (it connected and was not removed). */
   has(peer: PeerKey): boolean {
-    return this.budgetOf(peer) !== undefined
+    const slot = this.slotOf(peer)
+    return slot !== undefined && this.tracks(slot)
   }
 
   /**
@@ -179,13 +177,11 @@ export class PeerBudgets {
 
   /** {@link take} for the tracked peer in `slot`. */
   takeAt(slot: number, kind: BudgetKind, n: number): number {
-    const pb = this.bySlot[slot]
-    if (pb === undefined) return 0
-    const b = this.refill(slot, pb, kind)
-    const i = bucketIndex(kind)
-    const tokens = b[i]
+    if (!this.tracks(slot)) return 0
+    const col = this.refill(slot, kind)
+    const tokens = col[2 * slot]
     const granted = Math.min(n, Math.floor(tokens))
-    b[i] = granted < n ? 0 : tokens - n
+    col[2 * slot] = granted < n ? 0 : tokens - n
     return granted
   }
 
@@ -202,8 +198,8 @@ export class PeerBudgets {
   /** Units of `kind` the peer may spend now. */
   remaining(peer: PeerKey, kind: BudgetKind): number {
     const slot = this.slotOf(peer)
-    const pb = slot === undefined ? undefined : this.bySlot[slot]
-    return pb === undefined ? 0 : Math.floor(this.refill(slot!, pb, kind)[bucketIndex(kind)])
+    if (slot === undefined || !this.tracks(slot)) return 0
+    return Math.floor(this.refill(slot, kind)[2 * slot])
   }
 
   /**
@@ -211,21 +207,23 @@ export class PeerBudgets {
    * and must be disconnected.
    */
   strike(peer: PeerKey, weight = 1): boolean {
-    const pb = this.budgetOf(peer)
-    if (pb === undefined) return false
+    const slot = this.slotOf(peer)
+    if (slot === undefined || !this.tracks(slot)) return false
+    const s = this.strikeColumn
     const now = this.now()
-    const forgiven = ((now - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
-    pb[STRIKES] = Math.max(0, pb[STRIKES] - forgiven) + weight
-    pb[STRIKES_AT] = now
-    return pb[STRIKES] >= this.params.disconnectStrikes
+    const forgiven = ((now - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
+    s[2 * slot] = Math.max(0, s[2 * slot] - forgiven) + weight
+    s[2 * slot + 1] = now
+    return s[2 * slot] >= this.params.disconnectStrikes
   }
 
   /** Current strikes of a peer (after forgiveness). */
   strikes(peer: PeerKey): number {
-    const pb = this.budgetOf(peer)
-    if (pb === undefined) return 0
-    const forgiven = ((this.now() - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
-    return Math.max(0, pb[STRIKES] - forgiven)
+    const slot = this.slotOf(peer)
+    if (slot === undefined || !this.tracks(slot)) return 0
+    const s = this.strikeColumn
+    const forgiven = ((this.now() - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
+    return Math.max(0, s[2 * slot] - forgiven)
   }
 
   /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */
@@ -250,36 +248,47 @@ export class PeerBudgets {
     return this.isDenied(peer) ? this.denied!.get(peer)! - this.now() : 0
   }
 
-  private budgetOf(peer: PeerKey): PeerBudget | undefined {
-    const slot = this.slotOf(peer)
-    return slot === undefined ? undefined : this.bySlot[slot]
+  /** True when a peer holds `slot`. */
+  private tracks(slot: number): boolean {
+    return 2 * slot < this.strikeColumn.length && !Number.isNaN(this.strikeColumn[2 * slot + 1])
   }
 
   /**
-   * Refills the bucket of `kind` of the peer in `slot` up to now (at {@link bucketIndex});
-   * returns its budget array, which is replaced when it grows.
+   * Refills the bucket of `kind` of the peer in `slot` up to now; returns the kind's column
+   * (tokens at `2 · slot`), made or grown as needed.
    */
-  private refill(slot: number, pb: PeerBudget, kind: BudgetKind): PeerBudget {
+  private refill(slot: number, kind: BudgetKind): Float64Array {
     const rate = this.params.rates[kind]
     const now = this.now()
-    const i = bucketIndex(kind)
-    let b = pb
-    if (i >= b.length) {
-      // Grown to exactly the slots needed (a push would reserve 16 more).
-      b = new Array<number>(i + 2).fill(Number.NaN)
-      for (let k = 0; k < pb.length; k++) b[k] = pb[k]
-      this.bySlot[slot] = b
+    const c = COLUMN[kind]
+    let col = this.buckets[c]
+    if (col === undefined || 2 * slot >= col.length) {
+      col =
+        col === undefined
+          ? column(Math.max(FIRST_SLOTS, this.strikeColumn.length / 2))
+          : grown(col, slot)
+      this.buckets[c] = col
     }
-    const tokens = b[i]
-    b[i] = Number.isNaN(tokens)
+    const i = 2 * slot
+    const tokens = col[i]
+    col[i] = Number.isNaN(tokens)
       ? rate.burst
-      : Math.min(rate.burst, tokens + ((now - b[i + 1]) / 1000) * rate.perSecond)
-    b[i + 1] = now
-    return b
+      : Math.min(rate.burst, tokens + ((now - col[i + 1]) / 1000) * rate.perSecond)
+    col[i + 1] = now
+    return col
   }
 }
 
-/** Index of the tokens of `kind` in a {@link PeerBudget}. */
-function bucketIndex(kind: BudgetKind): number {
-  return BUCKETS + 2 * SLOT[kind]
+/** A column of `slots` slots, two numbers each, all NaN (no peer, untouched). */
+function column(slots: number): Float64Array {
+  return new Float64Array(2 * slots).fill(Number.NaN)
+}
+
+/** `col` copied into a column twice as large (or more) that holds `slot`. */
+function grown(col: Float64Array, slot: number): Float64Array {
+  let slots = col.length / 2
+  while (slots <= slot) slots *= 2
+  const next = column(slots)
+  next.set(col)
+  return next
 }
