@@ -42,6 +42,26 @@ interface PeerStats {
   behaviourPenalty: number
 }
 
+/**
+ * The counters of every connected peer that has none yet (shared, frozen): most peers of a
+ * large network never get a counter, and a simulation holds millions of them.
+ */
+const NO_STATS: PeerStats = Object.freeze(newStats(undefined))
+
+/** Fresh counters of a connected peer. */
+function newStats(address: string | undefined): PeerStats {
+  return {
+    connected: true,
+    expire: 0,
+    address,
+    topics: undefined,
+    topicIndex: undefined,
+    // 0, not unset: the score of NO_STATS is never written.
+    topicScore: 0,
+    behaviourPenalty: 0,
+  }
+}
+
 /** Topic counters of a peer looked up by a scan; beyond, through an index. */
 const SCANNED_TOPICS = 8
 
@@ -105,22 +125,19 @@ export class PeerScore {
     let ps = this.bySlot[slot]
     if (ps === undefined) {
       ps = this.retained.get(peer)
-      if (ps !== undefined) this.retained.delete(peer)
-      else {
-        ps = {
-          connected: true,
-          expire: 0,
-          address,
-          topics: undefined,
-          topicIndex: undefined,
-          topicScore: undefined,
-          behaviourPenalty: 0,
-        }
-      }
+      if (ps !== undefined) {
+        this.retained.delete(peer)
+        ps.connected = true
+      } else ps = address === undefined ? NO_STATS : newStats(address)
       this.bySlot[slot] = ps
     }
-    ps.connected = true
-    if (address !== undefined) ps.address = address
+    if (address !== undefined) {
+      if (ps === NO_STATS) {
+        ps = newStats(address)
+        this.bySlot[slot] = ps
+      }
+      ps.address = address
+    }
     if (ps.address !== undefined) {
       this.byAddress ??= new Map()
       let set = this.byAddress.get(ps.address)
@@ -223,7 +240,7 @@ export class PeerScore {
 
   /** Adds behaviour penalties (P7): broken IWANT promises, GRAFT during backoff. */
   addPenalty(peer: PeerKey, n: number): void {
-    const ps = this.statsOf(peer)
+    const ps = this.mutableStatsOf(peer)
     if (ps === undefined) return
     ps.behaviourPenalty += n
     this.decaying.set(peer, ps)
@@ -252,6 +269,15 @@ export class PeerScore {
     const ps = slot === undefined ? undefined : this.bySlot[slot]
     if (ps !== undefined || this.retained.size === 0) return ps
     return this.retained.get(peer)
+  }
+
+  /** {@link statsOf}, with counters of its own for a peer that had {@link NO_STATS}. */
+  private mutableStatsOf(peer: PeerKey): PeerStats | undefined {
+    const ps = this.statsOf(peer)
+    if (ps !== NO_STATS) return ps
+    const own = newStats(undefined)
+    this.bySlot[this.slotOf(peer)!] = own
+    return own
   }
 
   private scoreOf(ps: PeerStats): number {
@@ -381,7 +407,7 @@ export class PeerScore {
   }
 
   private topicStats(peer: PeerKey, topic: Topic): TopicStats | undefined {
-    const ps = this.statsOf(peer)
+    const ps = this.mutableStatsOf(peer)
     if (ps === undefined || !ps.connected) return undefined
     // Any change to a topic counter starts with this lookup: the peer has decay work now, and
     // its topic score must be computed again.
