@@ -25,7 +25,8 @@ export abstract class CoreBase<E extends { rejected: RejectedEvent } = Dissemina
   protected readonly validators = new Map<Topic, Validator>()
   /** True between `start()` and `stop()`: repeating timers re-arm only while it holds. */
   protected running = false
-  private readonly timers = new Set<TimerHandle>()
+  /** Pending timers of {@link later}; made on first use (the gossip router keeps its own). */
+  private timers: Set<TimerHandle> | undefined
 
   /** `component` names the core in logs (e.g. `consensus-multicast:gossip`). */
   constructor(env: Env, component: string) {
@@ -73,14 +74,16 @@ export abstract class CoreBase<E extends { rejected: RejectedEvent } = Dissemina
 
   /** Calls `fn` once after `ms`, unless the core stops (or the returned handle cancels) first. */
   protected later(ms: number, fn: () => void): TimerHandle {
+    this.timers ??= new Set()
+    const timers = this.timers
     const t = this.env.setTimer(ms, () => {
-      this.timers.delete(t)
+      timers.delete(t)
       fn()
     })
-    this.timers.add(t)
+    timers.add(t)
     return {
       cancel: () => {
-        this.timers.delete(t)
+        timers.delete(t)
         t.cancel()
       },
     }
@@ -96,7 +99,7 @@ export abstract class CoreBase<E extends { rejected: RejectedEvent } = Dissemina
 
   /** Cancels every pending timer (on stop). */
   protected cancelTimers(): void {
-    for (const t of this.timers) t.cancel()
-    this.timers.clear()
+    for (const t of this.timers ?? []) t.cancel()
+    this.timers?.clear()
   }
 }

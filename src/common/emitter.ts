@@ -15,7 +15,8 @@ export type EventSink<Events extends object> = <K extends keyof Events>(
  * application bug cannot break a protocol core in the middle of handling a frame.
  */
 export class Emitter<Events extends object> {
-  private readonly listeners = new Map<keyof Events, Set<Listener<never>>>()
+  /** Listeners by event type; made on first use (most simulated nodes have none). */
+  private listeners: Map<keyof Events, Set<Listener<never>>> | undefined
   private readonly log: Logger
   private sink: EventSink<Events> | undefined
 
@@ -26,6 +27,7 @@ export class Emitter<Events extends object> {
 
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof Events>(type: K, listener: Listener<Events[K]>): () => void {
+    this.listeners ??= new Map()
     let set = this.listeners.get(type)
     if (set === undefined) {
       set = new Set()
@@ -37,7 +39,7 @@ export class Emitter<Events extends object> {
 
   /** Removes a listener. */
   off<K extends keyof Events>(type: K, listener: Listener<Events[K]>): void {
-    this.listeners.get(type)?.delete(listener as Listener<never>)
+    this.listeners?.get(type)?.delete(listener as Listener<never>)
   }
 
   /** Hands every event to `sink` as well, after the listeners (one sink; a new one replaces it). */
@@ -47,7 +49,7 @@ export class Emitter<Events extends object> {
 
   /** Calls every listener of `type` with `event`, then the sink. */
   emit<K extends keyof Events>(type: K, event: Events[K]): void {
-    const set = this.listeners.get(type)
+    const set = this.listeners?.get(type)
     if (set !== undefined) {
       for (const listener of set) {
         try {

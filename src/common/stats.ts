@@ -82,8 +82,9 @@ export class StatsRecorder {
   private readonly sent = emptyWire()
   private readonly received = emptyWire()
   private readonly control = new Map<string, ControlStats>()
-  private readonly invalid = new Map<string, number>()
-  private readonly invalidByPeer = new Map<PeerKey, number>()
+  /** Rejections by reason, and by peer: made on first use (most nodes of a simulation never reject). */
+  private invalid: Map<string, number> | undefined
+  private invalidByPeer: Map<PeerKey, number> | undefined
 
   /** Counts one artifact event on a topic and class. */
   count(field: FlowField, topic: Topic, cls: ArtifactClass, bytes = 0): void {
@@ -119,19 +120,19 @@ export class StatsRecorder {
 
   /** Counts a rejected input against the peer that sent it. Returns the peer's new count. */
   penalise(peer: PeerKey, reason: string): number {
+    this.invalid ??= new Map()
     this.invalid.set(reason, (this.invalid.get(reason) ?? 0) + 1)
-    const key =
-      this.invalidByPeer.has(peer) || this.invalidByPeer.size < MAX_TRACKED_OFFENDERS
-        ? peer
-        : '(other)'
-    const n = (this.invalidByPeer.get(key) ?? 0) + 1
-    this.invalidByPeer.set(key, n)
+    this.invalidByPeer ??= new Map()
+    const byPeer = this.invalidByPeer
+    const key = byPeer.has(peer) || byPeer.size < MAX_TRACKED_OFFENDERS ? peer : '(other)'
+    const n = (byPeer.get(key) ?? 0) + 1
+    byPeer.set(key, n)
     return n
   }
 
   /** Penalties counted against one peer. */
   penalties(peer: PeerKey): number {
-    return this.invalidByPeer.get(peer) ?? 0
+    return this.invalidByPeer?.get(peer) ?? 0
   }
 
   /** A deep copy of every counter. */
@@ -145,8 +146,8 @@ export class StatsRecorder {
       sent: { ...this.sent },
       received: { ...this.received },
       control: Object.fromEntries([...this.control].map(([k, v]) => [k, { ...v }])),
-      invalid: Object.fromEntries(this.invalid),
-      invalidByPeer: Object.fromEntries(this.invalidByPeer),
+      invalid: Object.fromEntries(this.invalid ?? []),
+      invalidByPeer: Object.fromEntries(this.invalidByPeer ?? []),
     }
   }
 

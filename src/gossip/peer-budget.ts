@@ -1,5 +1,6 @@
 import type { PeerKey } from '../common/artifact.ts'
 import { setNewest } from '../common/bounded-map.ts'
+import { PeerSlots, type SlotOf } from '../common/peer-slots.ts'
 
 /**
  * The kinds of input a peer spends budget on. Each is counted in the unit whose cost a peer
@@ -83,11 +84,8 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
 /** Every budget kind, in a fixed order. */
 export const BUDGET_KINDS = Object.keys(DEFAULT_PEER_BUDGETS.rates) as BudgetKind[]
 
-/**
- * Slot of each kind in a peer's bucket array, the kinds every peer spends first: the array
- * only grows as far as the kinds a peer has used.
- */
-const SLOT: Record<BudgetKind, number> = {
+/** Column of each kind in {@link PeerBudgets}' bucket columns. */
+const COLUMN: Record<BudgetKind, number> = {
   subscription: 0,
   graftPrune: 1,
   ihave: 2,
@@ -101,54 +99,71 @@ const SLOT: Record<BudgetKind, number> = {
   stream: 10,
 }
 
-/**
- * A peer's budget state in one unboxed array of numbers (no object around it, no boxed
- * fields: a large simulation holds millions of peers): strikes at {@link STRIKES}, their
- * time at {@link STRIKES_AT}, then per kind (by {@link SLOT}) tokens at `BUCKETS + 2i` and
- * the time of the last refill after them. NaN tokens, or no slot yet, mean untouched (a
- * full bucket); the array only grows as far as the last kind used.
- */
-type PeerBudget = number[]
-
-/** Index of the strike count in a {@link PeerBudget}. */
-const STRIKES = 0
-/** Index of the time the strikes were last counted. */
-const STRIKES_AT = 1
-/** Index of the first bucket. */
-const BUCKETS = 2
+/** Slots a column holds when first made (it doubles as slots outgrow it). */
+const FIRST_SLOTS = 8
 
 /**
  * Per-peer token buckets for every kind of control input, plus strikes and a deny list.
  * Sans-IO: time comes from `now`; everything is refilled lazily when spent, so an idle
  * peer costs nothing. A check costs O(1) whatever the amount asked.
+ *
+ * The state lives in columns of unboxed numbers by peer slot, two numbers a slot: strikes
+ * and the time they were last counted (NaN time: no peer in the slot), and one column per
+ * kind, made when a peer first spends that kind: tokens (NaN: untouched, a full bucket) and
+ * the time of the last refill. A large simulation holds millions of peers; columns cost the
+ * garbage collector nothing to scan and no object per peer.
  */
 export class PeerBudgets {
   private readonly params: PeerBudgetParams
   private readonly now: () => number
-  private readonly peers = new Map<PeerKey, PeerBudget>()
-  /** Denied peers → time the deny ends (insertion order is time order). */
-  private readonly denied = new Map<PeerKey, number>()
+  /** Tracked peers' slots: the owner's (see {@link SlotPool}), or {@link own}. */
+  private readonly slotOf: SlotOf
+  /** Slots of our own, when no owner gives them. */
+  private readonly own: PeerSlots | undefined
+  /** Strikes and the time they were last counted, by slot. */
+  private strikeColumn = column(FIRST_SLOTS)
+  /** Tokens and the time of the last refill, by slot, per kind (by {@link COLUMN}). */
+  private readonly buckets: (Float64Array | undefined)[] = []
+  /** Denied peers → time the deny ends (insertion order is time order); made on first use. */
+  private denied: Map<PeerKey, number> | undefined
 
-  constructor(params: PeerBudgetParams, now: () => number) {
+  /**
+   * `slotOf` finds a tracked peer's slot (the owner gives each peer one before
+   * {@link addPeer}, see {@link SlotPool}); without it the budgets number their peers themselves.
+   */
+  constructor(params: PeerBudgetParams, now: () => number, slotOf?: SlotOf) {
     this.params = params
     this.now = now
+    this.own = slotOf === undefined ? new PeerSlots() : undefined
+    this.slotOf = slotOf ?? this.own!.get
   }
 
   /** Starts tracking a peer with full buckets. */
   addPeer(peer: PeerKey): void {
-    if (!this.peers.has(peer)) {
-      this.peers.set(peer, [0, this.now()])
-    }
+    const slot = this.own?.add(peer) ?? this.slotOf(peer)
+    if (slot === undefined || this.tracks(slot)) return
+    if (2 * slot >= this.strikeColumn.length) this.strikeColumn = grown(this.strikeColumn, slot)
+    this.strikeColumn[2 * slot] = 0
+    this.strikeColumn[2 * slot + 1] = this.now()
   }
 
-  /** Forgets a peer's buckets and strikes (its deny, if any, stays). */
-  removePeer(peer: PeerKey): void {
-    this.peers.delete(peer)
+  /**
+   * Forgets a peer's buckets and strikes (its deny, if any, stays). `slot` is the one it held
+   * (its owner may have forgotten it already).
+   */
+  removePeer(peer: PeerKey, slot = this.slotOf(peer)): void {
+    this.own?.delete(peer)
+    if (slot === undefined || !this.tracks(slot)) return
+    this.strikeColumn[2 * slot + 1] = Number.NaN
+    // Untouched buckets for the slot's next peer.
+    for (const col of this.buckets)
+      if (col !== undefined && 2 * slot < col.length) col[2 * slot] = Number.NaN
   }
 
   /** True when `peer` is tracked (it connected and was not removed). */
   has(peer: PeerKey): boolean {
-    return this.peers.has(peer)
+    const slot = this.slotOf(peer)
+    return slot !== undefined && this.tracks(slot)
   }
 
   /**
@@ -156,13 +171,17 @@ export class PeerBudgets {
    * the bucket. An untracked peer is granted nothing.
    */
   take(peer: PeerKey, kind: BudgetKind, n: number): number {
-    const pb = this.peers.get(peer)
-    if (pb === undefined) return 0
-    const b = this.refill(peer, pb, kind)
-    const i = bucketIndex(kind)
-    const tokens = b[i]
+    const slot = this.slotOf(peer)
+    return slot === undefined ? 0 : this.takeAt(slot, kind, n)
+  }
+
+  /** {@link take} for the tracked peer in `slot`. */
+  takeAt(slot: number, kind: BudgetKind, n: number): number {
+    if (!this.tracks(slot)) return 0
+    const col = this.refill(slot, kind)
+    const tokens = col[2 * slot]
     const granted = Math.min(n, Math.floor(tokens))
-    b[i] = granted < n ? 0 : tokens - n
+    col[2 * slot] = granted < n ? 0 : tokens - n
     return granted
   }
 
@@ -171,10 +190,16 @@ export class PeerBudgets {
     return n <= 0 || this.take(peer, kind, n) === n
   }
 
+  /** {@link spend} for the tracked peer in `slot`. */
+  spendAt(slot: number, kind: BudgetKind, n: number): boolean {
+    return n <= 0 || this.takeAt(slot, kind, n) === n
+  }
+
   /** Units of `kind` the peer may spend now. */
   remaining(peer: PeerKey, kind: BudgetKind): number {
-    const pb = this.peers.get(peer)
-    return pb === undefined ? 0 : Math.floor(this.refill(peer, pb, kind)[bucketIndex(kind)])
+    const slot = this.slotOf(peer)
+    if (slot === undefined || !this.tracks(slot)) return 0
+    return Math.floor(this.refill(slot, kind)[2 * slot])
   }
 
   /**
@@ -182,69 +207,88 @@ export class PeerBudgets {
    * and must be disconnected.
    */
   strike(peer: PeerKey, weight = 1): boolean {
-    const pb = this.peers.get(peer)
-    if (pb === undefined) return false
+    const slot = this.slotOf(peer)
+    if (slot === undefined || !this.tracks(slot)) return false
+    const s = this.strikeColumn
     const now = this.now()
-    const forgiven = ((now - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
-    pb[STRIKES] = Math.max(0, pb[STRIKES] - forgiven) + weight
-    pb[STRIKES_AT] = now
-    return pb[STRIKES] >= this.params.disconnectStrikes
+    const forgiven = ((now - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
+    s[2 * slot] = Math.max(0, s[2 * slot] - forgiven) + weight
+    s[2 * slot + 1] = now
+    return s[2 * slot] >= this.params.disconnectStrikes
   }
 
   /** Current strikes of a peer (after forgiveness). */
   strikes(peer: PeerKey): number {
-    const pb = this.peers.get(peer)
-    if (pb === undefined) return 0
-    const forgiven = ((this.now() - pb[STRIKES_AT]) / 1000) * this.params.strikeDecayPerSecond
-    return Math.max(0, pb[STRIKES] - forgiven)
+    const slot = this.slotOf(peer)
+    if (slot === undefined || !this.tracks(slot)) return 0
+    const s = this.strikeColumn
+    const forgiven = ((this.now() - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
+    return Math.max(0, s[2 * slot] - forgiven)
   }
 
   /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */
   deny(peer: PeerKey): number {
     const until = this.now() + this.params.denyMs
+    this.denied ??= new Map()
     setNewest(this.denied, peer, until, this.params.maxDenied)
     return until
   }
 
   /** True while `peer` is denied. */
   isDenied(peer: PeerKey): boolean {
-    const until = this.denied.get(peer)
+    const until = this.denied?.get(peer)
     if (until === undefined) return false
     if (until > this.now()) return true
-    this.denied.delete(peer)
+    this.denied!.delete(peer)
     return false
   }
 
   /** Milliseconds left on `peer`'s deny (0 when it is not denied). */
   deniedForMs(peer: PeerKey): number {
-    return this.isDenied(peer) ? this.denied.get(peer)! - this.now() : 0
+    return this.isDenied(peer) ? this.denied!.get(peer)! - this.now() : 0
+  }
+
+  /** True when a peer holds `slot`. */
+  private tracks(slot: number): boolean {
+    return 2 * slot < this.strikeColumn.length && !Number.isNaN(this.strikeColumn[2 * slot + 1])
   }
 
   /**
-   * Refills `peer`'s bucket of `kind` up to now (at {@link bucketIndex}); returns its budget
-   * array, which is replaced when it grows.
+   * Refills the bucket of `kind` of the peer in `slot` up to now; returns the kind's column
+   * (tokens at `2 · slot`), made or grown as needed.
    */
-  private refill(peer: PeerKey, pb: PeerBudget, kind: BudgetKind): PeerBudget {
+  private refill(slot: number, kind: BudgetKind): Float64Array {
     const rate = this.params.rates[kind]
     const now = this.now()
-    const i = bucketIndex(kind)
-    let b = pb
-    if (i >= b.length) {
-      // Grown to exactly the slots needed (a push would reserve 16 more).
-      b = new Array<number>(i + 2).fill(Number.NaN)
-      for (let k = 0; k < pb.length; k++) b[k] = pb[k]
-      this.peers.set(peer, b)
+    const c = COLUMN[kind]
+    let col = this.buckets[c]
+    if (col === undefined || 2 * slot >= col.length) {
+      col =
+        col === undefined
+          ? column(Math.max(FIRST_SLOTS, this.strikeColumn.length / 2))
+          : grown(col, slot)
+      this.buckets[c] = col
     }
-    const tokens = b[i]
-    b[i] = Number.isNaN(tokens)
+    const i = 2 * slot
+    const tokens = col[i]
+    col[i] = Number.isNaN(tokens)
       ? rate.burst
-      : Math.min(rate.burst, tokens + ((now - b[i + 1]) / 1000) * rate.perSecond)
-    b[i + 1] = now
-    return b
+      : Math.min(rate.burst, tokens + ((now - col[i + 1]) / 1000) * rate.perSecond)
+    col[i + 1] = now
+    return col
   }
 }
 
-/** Index of the tokens of `kind` in a {@link PeerBudget}. */
-function bucketIndex(kind: BudgetKind): number {
-  return BUCKETS + 2 * SLOT[kind]
+/** A column of `slots` slots, two numbers each, all NaN (no peer, untouched). */
+function column(slots: number): Float64Array {
+  return new Float64Array(2 * slots).fill(Number.NaN)
+}
+
+/** `col` copied into a column twice as large (or more) that holds `slot`. */
+function grown(col: Float64Array, slot: number): Float64Array {
+  let slots = col.length / 2
+  while (slots <= slot) slots *= 2
+  const next = column(slots)
+  next.set(col)
+  return next
 }

@@ -12,6 +12,7 @@ import {
   NotStartedError,
 } from '../common/errors.ts'
 import { type MessageId, messageIdKey } from '../common/message-id.ts'
+import { SlotPool } from '../common/peer-slots.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
 import type { ValidationResult } from '../common/validation.ts'
@@ -100,39 +101,88 @@ export type RpcDecoder = (frame: Uint8Array, limits: RpcLimits, work: DecodeWork
 /** Encodes an RPC into the same bytes {@link encodeRpc} gives (the frame may be shared). */
 export type RpcEncoder = (rpc: Rpc) => Uint8Array
 
+/** {@link PeerState} flag bits: one number for five booleans (a simulation holds millions of peers). */
+const OUTBOUND = 1
+const SENT_EXTENSIONS = 2
+const ONE_COPY_HEARD = 4
+const ONE_COPY = 8
+const PREAMBLE = 16
+
 /** What the router knows about a connected peer. */
-interface PeerState {
+class PeerState {
   protocol: string | undefined
-  outbound: boolean
   /** A small set: a peer usually has one or two topics, and a simulation holds millions of peers. */
-  topics: SmallSet<Topic>
+  topics = new SmallSet<Topic>()
   /** IDONTWANT ids from this peer → expiry time (insertion order is time order); made on first use. */
-  dontWant: Map<string, number> | undefined
-  ihavesThisHeartbeat: number
-  askedThisHeartbeat: number
+  dontWant: Map<string, number> | undefined = undefined
+  ihavesThisHeartbeat = 0
+  askedThisHeartbeat = 0
   /** Large messages pushed to this peer, decayed every heartbeat. */
-  pushes: number
+  pushes = 0
   /** Of those, the ones it had from another peer first (its IDONTWANT followed or cancelled our copy). */
-  wastedPushes: number
+  wastedPushes = 0
   /** Keys of the last large messages pushed to it (bounded by `MAX_RECENT_PUSHES`); made on first use. */
-  recentPushes: Set<string> | undefined
+  recentPushes: Set<string> | undefined = undefined
   /** Keys of the last messages it sent us (bounded by `MAX_RECENT_RECEIVED`), to spot repeats. */
-  recentReceived: Set<string> | undefined
+  recentReceived: Set<string> | undefined = undefined
   /** Frames received from it so far (meshsub 1.3 Extensions may only come in the first). */
-  framesReceived: number
-  /** It sent its Extensions control message. */
-  sentExtensions: boolean
-  /** It advertised the one-copy extension (Extensions or a hello): we accept its one-copy messages. */
-  oneCopyHeard: boolean
-  /** Both ends speak the one-copy extension and each knows the other heard it (a hello came). */
-  oneCopy: boolean
+  framesReceived = 0
   /**
    * Whether the heartbeat has per-peer upkeep for it (counters to reset or decay, IDONTWANTs to
    * expire): {@link IDLE}, {@link BUSY} (in `busyPeers`) or {@link GONE} (disconnected).
    */
-  upkeep: number
+  upkeep = IDLE
+  /** Its slot (from `slots`), which also holds its score and budgets. */
+  readonly slot: number
+  /** The booleans below, as bits ({@link OUTBOUND} ...). */
+  private flags: number
+
+  constructor(protocol: string | undefined, outbound: boolean, slot: number) {
+    this.protocol = protocol
+    this.slot = slot
+    this.flags = outbound ? OUTBOUND : 0
+  }
+
+  /** We dialled it. */
+  get outbound(): boolean {
+    return (this.flags & OUTBOUND) !== 0
+  }
+
+  /** It sent its Extensions control message. */
+  get sentExtensions(): boolean {
+    return (this.flags & SENT_EXTENSIONS) !== 0
+  }
+  set sentExtensions(on: boolean) {
+    this.setFlag(SENT_EXTENSIONS, on)
+  }
+
+  /** It advertised the one-copy extension (Extensions or a hello): we accept its one-copy messages. */
+  get oneCopyHeard(): boolean {
+    return (this.flags & ONE_COPY_HEARD) !== 0
+  }
+  set oneCopyHeard(on: boolean) {
+    this.setFlag(ONE_COPY_HEARD, on)
+  }
+
+  /** Both ends speak the one-copy extension and each knows the other heard it (a hello came). */
+  get oneCopy(): boolean {
+    return (this.flags & ONE_COPY) !== 0
+  }
+  set oneCopy(on: boolean) {
+    this.setFlag(ONE_COPY, on)
+  }
+
   /** Both ends speak the preamble extension (its Extensions said so): PREAMBLE and IMRECEIVING flow. */
-  preamble: boolean
+  get preamble(): boolean {
+    return (this.flags & PREAMBLE) !== 0
+  }
+  set preamble(on: boolean) {
+    this.setFlag(PREAMBLE, on)
+  }
+
+  private setFlag(bit: number, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit
+  }
 }
 
 /** {@link PeerState.upkeep}: nothing for the heartbeat to do. */
@@ -182,6 +232,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   maxFieldsPerFrame = 0
 
   private readonly peers = new Map<PeerKey, PeerState>()
+  /** Slots of the connected peers, shared with the score and the budgets (one lookup finds all). */
+  private readonly slots = new SlotPool()
   /**
    * Peers with heartbeat upkeep (see {@link PeerState.upkeep}), so that a heartbeat visits
    * those instead of every peer: at 72,000 nodes × 50 peers most peers are idle and each
@@ -259,8 +311,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
     this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
-    this.score = new PeerScore(p.score, () => env.now())
-    this.budgets = new PeerBudgets(p.budgets, () => env.now())
+    const slotOf = (peer: PeerKey) => this.peers.get(peer)?.slot
+    this.score = new PeerScore(p.score, () => env.now(), slotOf)
+    this.budgets = new PeerBudgets(p.budgets, () => env.now(), slotOf)
     this.budgetedLimits = new BudgetedLimits(p.rpcLimits, this.budgets)
     this.meshes = new MeshMaintenance({
       params: p,
@@ -393,24 +446,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (info.protocol !== undefined) existing.protocol = info.protocol
       return
     }
-    this.peers.set(peer, {
-      protocol: info.protocol,
-      outbound: info.outbound ?? false,
-      topics: new SmallSet(),
-      dontWant: undefined,
-      ihavesThisHeartbeat: 0,
-      askedThisHeartbeat: 0,
-      pushes: 0,
-      wastedPushes: 0,
-      recentPushes: undefined,
-      recentReceived: undefined,
-      framesReceived: 0,
-      sentExtensions: false,
-      oneCopyHeard: false,
-      oneCopy: false,
-      upkeep: IDLE,
-      preamble: false,
-    })
+    this.peers.set(peer, new PeerState(info.protocol, info.outbound ?? false, this.slots.take()))
     this.score.addPeer(peer, info.address)
     this.budgets.addPeer(peer)
     if ((this.params.oneCopy || this.params.preamble) && supportsExtensions(info.protocol)) {
@@ -447,8 +483,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.limiter.peerGone(peer)
     this.pulls.peerGone(peer)
     this.preambles.peerGone(peer)
-    this.score.removePeer(peer)
-    this.budgets.removePeer(peer)
+    this.score.removePeer(peer, ps.slot)
+    this.budgets.removePeer(peer, ps.slot)
+    this.slots.give(ps.slot)
   }
 
   /**
@@ -460,7 +497,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const ps = this.peers.get(peer)
     if (ps === undefined || !this.running) return
     const direct = this.direct.has(peer)
-    if (!direct && this.score.score(peer) < this.params.thresholds.graylistThreshold) {
+    if (!direct && this.score.scoreAt(ps.slot) < this.params.thresholds.graylistThreshold) {
       this.recorder.frameReceived(frame.length, 0)
       this.reject(peer, 'graylisted')
       this.strike(peer, 'graylisted')
@@ -496,7 +533,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     // Direct peers are trusted by agreement: they are never graylisted nor budgeted.
     const within = (kind: BudgetKind, n: number) =>
-      direct || this.budgets.spend(peer, kind, n) || this.overBudget(peer, kind)
+      direct || this.budgets.spendAt(ps.slot, kind, n) || this.overBudget(peer, kind)
     if (!within('subscription', rpc.subscriptions.length)) return
     let rejectedTopics = false
     for (const sub of rpc.subscriptions) {

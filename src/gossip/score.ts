@@ -1,4 +1,5 @@
 import type { PeerKey, Topic } from '../common/artifact.ts'
+import { PeerSlots, type SlotOf } from '../common/peer-slots.ts'
 import type { ScoreParams, TopicScoreParams } from './params.ts'
 
 /** Counters of one peer in one topic. */
@@ -41,6 +42,26 @@ interface PeerStats {
   behaviourPenalty: number
 }
 
+/**
+ * The counters of every connected peer that has none yet (shared, frozen): most peers of a
+ * large network never get a counter, and a simulation holds millions of them.
+ */
+const NO_STATS: PeerStats = Object.freeze(newStats(undefined))
+
+/** Fresh counters of a connected peer. */
+function newStats(address: string | undefined): PeerStats {
+  return {
+    connected: true,
+    expire: 0,
+    address,
+    topics: undefined,
+    topicIndex: undefined,
+    // 0, not unset: the score of NO_STATS is never written.
+    topicScore: 0,
+    behaviourPenalty: 0,
+  }
+}
+
 /** Topic counters of a peer looked up by a scan; beyond, through an index. */
 const SCANNED_TOPICS = 8
 
@@ -67,40 +88,58 @@ const MAX_RETAINED = 4096
 export class PeerScore {
   private readonly params: ScoreParams
   private readonly now: () => number
-  private readonly peers = new Map<PeerKey, PeerStats>()
+  /** Connected peers' slots: the owner's (see {@link SlotPool}), or {@link own}. */
+  private readonly slotOf: SlotOf
+  /** Slots of our own, when no owner gives them. */
+  private readonly own: PeerSlots | undefined
+  /** Connected peers' counters by slot. */
+  private readonly bySlot: (PeerStats | undefined)[] = []
+  /** Disconnected peers whose (negative) score is kept for `retainScoreMs`. */
+  private readonly retained = new Map<PeerKey, PeerStats>()
   /**
    * The peers {@link refresh} has work for: counters that may be non-zero, a mesh membership
    * to time, or a retained score to expire. The others (most peers of a large network) are
    * not visited: decaying zeros changes nothing.
    */
   private readonly decaying = new Map<PeerKey, PeerStats>()
-  private readonly byAddress = new Map<string, Set<PeerKey>>()
+  /** Peers by IP (P6); made on first use, as simulated peers have no address. */
+  private byAddress: Map<string, Set<PeerKey>> | undefined
   private readonly topicParams = new Map<Topic, TopicScoreParams>()
 
-  constructor(params: ScoreParams, now: () => number) {
+  /**
+   * `slotOf` finds a connected peer's slot (the owner gives each peer one before
+   * {@link addPeer}, see {@link SlotPool}); without it the score numbers its peers itself.
+   */
+  constructor(params: ScoreParams, now: () => number, slotOf?: SlotOf) {
     this.params = params
     this.now = now
+    this.own = slotOf === undefined ? new PeerSlots() : undefined
+    this.slotOf = slotOf ?? this.own!.get
   }
 
   /** A peer connected (its retained score, if any, comes back). */
   addPeer(peer: PeerKey, addressText?: string): void {
     const address = addressText === undefined ? undefined : ipOf(addressText)
-    let ps = this.peers.get(peer)
+    const slot = this.own?.add(peer) ?? this.slotOf(peer)
+    if (slot === undefined) return
+    let ps = this.bySlot[slot]
     if (ps === undefined) {
-      ps = {
-        connected: true,
-        expire: 0,
-        address,
-        topics: undefined,
-        topicIndex: undefined,
-        topicScore: undefined,
-        behaviourPenalty: 0,
-      }
-      this.peers.set(peer, ps)
+      ps = this.retained.get(peer)
+      if (ps !== undefined) {
+        this.retained.delete(peer)
+        ps.connected = true
+      } else ps = address === undefined ? NO_STATS : newStats(address)
+      this.bySlot[slot] = ps
     }
-    ps.connected = true
-    if (address !== undefined) ps.address = address
+    if (address !== undefined) {
+      if (ps === NO_STATS) {
+        ps = newStats(address)
+        this.bySlot[slot] = ps
+      }
+      ps.address = address
+    }
     if (ps.address !== undefined) {
+      this.byAddress ??= new Map()
       let set = this.byAddress.get(ps.address)
       if (set === undefined) {
         set = new Set()
@@ -110,20 +149,25 @@ export class PeerScore {
     }
   }
 
-  /** A peer disconnected: a negative score is retained for `retainScoreMs`. */
-  removePeer(peer: PeerKey): void {
-    const ps = this.peers.get(peer)
+  /**
+   * A peer disconnected: a negative score is retained for `retainScoreMs`. `slot` is the one
+   * it held (its owner may have forgotten it already).
+   */
+  removePeer(peer: PeerKey, slot = this.slotOf(peer)): void {
+    const ps = slot === undefined ? undefined : this.bySlot[slot]
     if (ps === undefined) return
+    this.bySlot[slot!] = undefined
+    this.own?.delete(peer)
     if (ps.address !== undefined) {
-      const set = this.byAddress.get(ps.address)
+      const set = this.byAddress?.get(ps.address)
       set?.delete(peer)
-      if (set?.size === 0) this.byAddress.delete(ps.address)
+      if (set?.size === 0) this.byAddress!.delete(ps.address)
     }
-    if (this.score(peer) >= 0 || this.retainedCount() >= MAX_RETAINED) {
-      this.peers.delete(peer)
+    if (this.scoreOf(ps) >= 0 || this.retained.size >= MAX_RETAINED) {
       this.decaying.delete(peer)
       return
     }
+    this.retained.set(peer, ps)
     this.decaying.set(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
     for (const ts of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(ts)
@@ -196,7 +240,7 @@ export class PeerScore {
 
   /** Adds behaviour penalties (P7): broken IWANT promises, GRAFT during backoff. */
   addPenalty(peer: PeerKey, n: number): void {
-    const ps = this.peers.get(peer)
+    const ps = this.mutableStatsOf(peer)
     if (ps === undefined) return
     ps.behaviourPenalty += n
     this.decaying.set(peer, ps)
@@ -204,13 +248,39 @@ export class PeerScore {
 
   /** The peer's behaviour penalty counter (P7, before weighting; 0 for an unknown peer). */
   behaviourPenalty(peer: PeerKey): number {
-    return this.peers.get(peer)?.behaviourPenalty ?? 0
+    return this.statsOf(peer)?.behaviourPenalty ?? 0
   }
 
   /** The peer's current score (0 for an unknown peer). */
   score(peer: PeerKey): number {
-    const ps = this.peers.get(peer)
-    if (ps === undefined) return 0
+    const ps = this.statsOf(peer)
+    return ps === undefined ? 0 : this.scoreOf(ps)
+  }
+
+  /** The current score of the connected peer in `slot` (0 for a free slot). */
+  scoreAt(slot: number): number {
+    const ps = this.bySlot[slot]
+    return ps === undefined ? 0 : this.scoreOf(ps)
+  }
+
+  /** A connected or retained peer's counters. */
+  private statsOf(peer: PeerKey): PeerStats | undefined {
+    const slot = this.slotOf(peer)
+    const ps = slot === undefined ? undefined : this.bySlot[slot]
+    if (ps !== undefined || this.retained.size === 0) return ps
+    return this.retained.get(peer)
+  }
+
+  /** {@link statsOf}, with counters of its own for a peer that had {@link NO_STATS}. */
+  private mutableStatsOf(peer: PeerKey): PeerStats | undefined {
+    const ps = this.statsOf(peer)
+    if (ps !== NO_STATS) return ps
+    const own = newStats(undefined)
+    this.bySlot[this.slotOf(peer)!] = own
+    return own
+  }
+
+  private scoreOf(ps: PeerStats): number {
     const p = this.params
     let topicScore = ps.topicScore
     if (topicScore === undefined) {
@@ -221,7 +291,7 @@ export class PeerScore {
     let score = topicScore
     if (ps.address !== undefined && p.ipColocationFactorWeight !== 0) {
       if (!p.ipColocationWhitelist.includes(ps.address)) {
-        const peers = this.byAddress.get(ps.address)?.size ?? 0
+        const peers = this.byAddress?.get(ps.address)?.size ?? 0
         const surplus = peers - p.ipColocationFactorThreshold
         if (surplus > 0) score += surplus * surplus * p.ipColocationFactorWeight
       }
@@ -259,7 +329,7 @@ export class PeerScore {
     for (const [peer, ps] of this.decaying) {
       if (!ps.connected) {
         if (now > ps.expire) {
-          this.peers.delete(peer)
+          this.retained.delete(peer)
           this.decaying.delete(peer)
         }
         continue
@@ -323,12 +393,6 @@ export class PeerScore {
     ts.meshMessageDeliveriesActive = false
   }
 
-  private retainedCount(): number {
-    let n = 0
-    for (const ps of this.peers.values()) if (!ps.connected) n++
-    return n
-  }
-
   private paramsOf(topic: Topic): TopicScoreParams {
     let tp = this.topicParams.get(topic)
     if (tp === undefined) {
@@ -343,7 +407,7 @@ export class PeerScore {
   }
 
   private topicStats(peer: PeerKey, topic: Topic): TopicStats | undefined {
-    const ps = this.peers.get(peer)
+    const ps = this.mutableStatsOf(peer)
     if (ps === undefined || !ps.connected) return undefined
     // Any change to a topic counter starts with this lookup: the peer has decay work now, and
     // its topic score must be computed again.
