@@ -537,42 +537,23 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
     const mesh = members.flatMap((i) => meshSamples[i])
     const fold = (f: (i: number) => number, op: (a: number, b: number) => number, init: number) =>
       members.reduce((acc, i) => op(acc, f(i)), init)
+    const sum = (f: (i: number) => number) => fold(f, (a, b) => a + b, 0)
     sides[which] = {
       nodes: members.length,
       expected,
       delivered,
-      duplicates: fold(
-        (i) => dupsAfter[i] - dupsBefore[i],
-        (a, b) => a + b,
-        0,
-      ),
+      duplicates: sum((i) => dupsAfter[i] - dupsBefore[i]),
       latency: distribution(latencies),
       meshSizeMean: mesh.reduce((a, b) => a + b, 0) / mesh.length,
       meshSizeMin: Math.min(...mesh),
       meshSizeMax: Math.max(...mesh),
       negativeScoreSamples: {
-        stock: fold(
-          (i) => stats[i].negative.stock,
-          (a, b) => a + b,
-          0,
-        ),
-        ours: fold(
-          (i) => stats[i].negative.ours,
-          (a, b) => a + b,
-          0,
-        ),
+        stock: sum((i) => stats[i].negative.stock),
+        ours: sum((i) => stats[i].negative.ours),
       },
       scoreSamples: {
-        stock: fold(
-          (i) => stats[i].sampled.stock,
-          (a, b) => a + b,
-          0,
-        ),
-        ours: fold(
-          (i) => stats[i].sampled.ours,
-          (a, b) => a + b,
-          0,
-        ),
+        stock: sum((i) => stats[i].sampled.stock),
+        ours: sum((i) => stats[i].sampled.ours),
       },
       minScoreGiven: {
         stock: fold((i) => stats[i].min.stock, Math.min, Number.POSITIVE_INFINITY),
@@ -582,11 +563,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
         stock: fold((i) => stats[i].penalty.stock, Math.max, 0),
         ours: fold((i) => stats[i].penalty.ours, Math.max, 0),
       },
-      disconnections: fold(
-        (i) => disconnections[i],
-        (a, b) => a + b,
-        0,
-      ),
+      disconnections: sum((i) => disconnections[i]),
     }
   }
   await Promise.all(nodes.map((n) => n.stop()))
