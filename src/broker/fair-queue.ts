@@ -51,18 +51,25 @@ export class FairQueue<T> {
    * One round: each non-empty lane, starting one lane further than the last round, gets up
    * to `quantum` units: `serve(item, lane, n)` must take the next `n` units of `item`;
    * `finished(item, lane)` follows once an item is served whole. Returns the units served.
+   * With `max`, the round stops once `max` units are served, and the next one starts at
+   * the lane after the last served, so rounds cut short still take the lanes in turn.
    */
   round(
     quantum: number,
     serve: (item: T, lane: number, n: number) => void,
     finished: (item: T, lane: number) => void,
+    max = Number.POSITIVE_INFINITY,
   ): number {
     const n = this.lanes.length
     let served = 0
     for (let k = 0; k < n; k++) {
+      if (served >= max) {
+        this.start = (this.start + k) % n
+        return served
+      }
       const lane = (this.start + k) % n
       const l = this.lanes[lane]
-      let budget = quantum
+      let budget = Math.min(quantum, max - served)
       while (budget > 0 && l.head < l.items.length) {
         const item = l.items[l.head]
         const take = Math.min(budget, l.left[l.head])

@@ -30,6 +30,14 @@ export function sourceOf(peer: PeerKey): Source {
   if (colon < 0) return { address: peer, prefix: peer }
   let address = peer.slice(0, colon)
   if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1)
+  return sourceOfAddress(address)
+}
+
+/**
+ * The source of a bare address ("192.0.2.7", "2001:db8::1", as a socket reports it): what
+ * {@link sourceOf} keys a "host:port" peer by, for drivers that see addresses before peers.
+ */
+export function sourceOfAddress(address: string): Source {
   if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7)
   if (address.includes('.') && !address.includes(':')) {
     const last = address.lastIndexOf('.')

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
 import type { Env } from '../common/env.ts'
 import { InvalidParametersError } from '../common/errors.ts'
 import {
@@ -10,18 +11,26 @@ import {
   readDatagramRecords,
 } from './datagram-batch.ts'
 import { FairQueue } from './fair-queue.ts'
+import type { SourceCounts } from './source-gate.ts'
 import type { DatagramHandler } from './udp-endpoint.ts'
 import { endpointEnv, splitHostPort } from './udp-socket.ts'
 import {
   type BatchMessage,
-  type DropsMessage,
   IN_FLIGHT_SLOTS,
+  InFlightSlot,
+  MAX_BANS_PER_MESSAGE,
+  MAX_BLOCKED,
+  type ReportMessage,
+  type ToWorker,
   type UdpWorkerData,
   WORKER_COUNTERS,
   WorkerCounter,
 } from './udp-worker-protocol.ts'
 
 const log = logger('consensus-multicast:broker:udp-threads')
+
+/** Addresses whose counts {@link ThreadedUdpEndpoint.countsOf} keeps apart; the rest under "other". */
+const MAX_COUNTED_SOURCES = 4096
 
 /** Options of {@link ThreadedUdpEndpoint.bind}. */
 export interface ThreadedUdpEndpointOptions {
@@ -45,26 +54,36 @@ export interface ThreadedUdpEndpointOptions {
   /** Capacity of one batch of datagrams between threads, in bytes. Default 65,536. */
   batchBytes?: number
   /**
-   * Bytes of one socket's batches the main thread has not read yet; beyond, the thread
-   * drops what that socket receives (counted in `overflow`, per socket and by source), so
-   * memory stays bounded when the main thread falls behind, and a flood on one socket
-   * cannot use up another's room. Default 16 MiB per socket: about 195,000 submissions or
-   * 70,000 shares, a whole batch's shares even when one flow (one socket) carries them all.
+   * Bytes a thread has posted to the main thread and the main thread not read yet; beyond,
+   * the thread holds datagrams back in its per-source queues (kept short, so what the main
+   * thread reads next is still chosen source by source). Default 1 MiB.
    */
   maxBytesInFlight?: number
-  /** Likewise in datagrams, per socket. Default 131,072. */
+  /** Likewise in datagrams. Default 4,096. */
   maxDatagramsInFlight?: number
   /**
-   * Datagrams the main thread takes from each socket's queue in turn, per event-loop turn
-   * (round-robin). Default 64.
+   * Datagrams a thread holds for the main thread at most, in all; beyond, and beyond each
+   * source's share (`maxQueuedPerAddress`, `maxQueuedPerPrefix`), it drops what arrives,
+   * counted by source (`overflow`). Default 131,072 (16 MiB at most): about 195,000
+   * submissions or 70,000 shares, a whole batch's shares from one source.
+   */
+  maxQueued?: number
+  /** Likewise in bytes. Default 16 MiB. */
+  maxQueuedBytes?: number
+  /** Datagrams a thread holds at most from one address. Default half of `maxQueued`. */
+  maxQueuedPerAddress?: number
+  /** Datagrams a thread holds at most from one /24 or /64 prefix. Default ¾ of `maxQueued`. */
+  maxQueuedPerPrefix?: number
+  /**
+   * Datagrams a thread takes from each source prefix's queue in turn, and the main thread
+   * from each thread's, per round. Default 64.
    */
   quantum?: number
 }
 
 /**
- * Receives the datagrams a thread dropped since its last report: for overflow of their
- * socket's queue, from `source` (an address, or "other"); or from a source {@link
- * ThreadedUdpEndpoint.block}ed (`source` "banned").
+ * Receives the datagrams a thread dropped since its last report from `source` (an address,
+ * or "other"): over its queue budget (`overflow`), or {@link ThreadedUdpEndpoint.block}ed.
  */
 export type DropHandler = (source: string, count: number, why: 'overflow' | 'banned') => void
 
@@ -74,10 +93,9 @@ interface Thread {
   inFlight: Int32Array
 }
 
-/** A batch of one socket's datagrams waiting for the main thread, read from `at` on. */
+/** A batch of one thread's datagrams waiting for the main thread, read from `at` on. */
 interface Pending {
   thread: Thread
-  socket: number
   batch: ArrayBuffer
   records: number
   at: number
@@ -92,14 +110,16 @@ interface Destination {
 /**
  * A UDP endpoint whose sockets live in worker threads (SO_REUSEPORT, all on one port): the
  * threads take datagrams off the kernel's queues and send, while the main thread only runs
- * the protocol core on batches of datagrams (one message per socket per event-loop turn).
- * So the kernel's queues keep being drained while the main thread is busy (assembling a
- * batch, say), and the per-datagram cost of the socket layer is off the main thread.
+ * the protocol core on batches of datagrams. So the kernel's queues keep being drained
+ * while the main thread is busy (assembling a batch, say), and the per-datagram cost of the
+ * socket layer is off the main thread.
  *
- * Each socket keeps its own queue to the main thread, with its own budget, and the main
- * thread serves the queues round-robin, `quantum` datagrams each per event-loop turn: as
- * with the sockets on the main thread, a flood fills only the queue of the socket its
- * flow hashes to, and the others' datagrams do not wait behind it.
+ * Each thread runs what it receives through a {@link SourceGate}: the core's bans (pushed
+ * with {@link block}) drop a source's datagrams on receipt, each source address and prefix
+ * has a budget of datagrams held for the main thread, and the thread hands them on
+ * round-robin by prefix, a few batches ahead of the main thread at most. So a flood costs
+ * the main thread one quantum per round before its ban and nothing after, and cannot use up
+ * the room other sources' datagrams need. The main thread serves the threads round-robin.
  * Same surface as {@link UdpEndpoint}; owns no protocol logic. Linux only (SO_REUSEPORT
  * must spread datagrams over the sockets).
  */
@@ -112,11 +132,13 @@ export class ThreadedUdpEndpoint {
   private readonly destinations = new Map<PeerKey, Destination>()
   private readonly peerKeys = new Map<number, PeerKey>()
   private readonly queue: FairQueue<Pending>
-  private readonly socketsPerThread: number
   private readonly quantum: number
+  private readonly bySource = new Map<string, SourceCounts>()
+  private readonly bans = new Map<string, number>()
   private handler: DatagramHandler = () => {}
   private dropHandler: DropHandler = () => {}
   private flushScheduled = false
+  private bansScheduled = false
   private drainScheduled = false
   private nextThread = 0
   private closed = false
@@ -132,24 +154,19 @@ export class ThreadedUdpEndpoint {
     host: string,
     port: number,
     recvBuffer: number,
-    socketsPerThread: number,
     quantum: number,
   ) {
     this.threads = threads
     this.host = host
     this.port = port
     this.grantedRecvBuffer = recvBuffer
-    this.socketsPerThread = socketsPerThread
     this.quantum = quantum
-    this.queue = new FairQueue(threads.length * socketsPerThread)
+    this.queue = new FairQueue(threads.length)
     this.writer = new DatagramBatchWriter(65_536)
     threads.forEach((t, i) => {
-      t.worker.on('message', (m: BatchMessage | DropsMessage) => {
+      t.worker.on('message', (m: BatchMessage | ReportMessage) => {
         if (m.type === 'batch') this.onBatch(t, i, m)
-        else if (m.type === 'drops') {
-          for (const [source, n] of m.bySource) this.dropHandler(source, n, 'overflow')
-          if (m.blocked > 0) this.dropHandler('banned', m.blocked, 'banned')
-        }
+        else if (m.type === 'report') this.onReport(m)
       })
     })
   }
@@ -167,13 +184,14 @@ export class ThreadedUdpEndpoint {
       throw new InvalidParametersError('quantum must be ≥ 1')
     }
     const host = options.host ?? '127.0.0.1'
+    const maxQueued = options.maxQueued ?? 131_072
     // Run from source (.ts, Node's type stripping) or from the compiled package (.js).
     const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js'
     const url = new URL(`./udp-worker.${ext}`, import.meta.url)
     const threads: Thread[] = []
     const bindOne = (port: number) => {
-      const counters = new SharedArrayBuffer((WORKER_COUNTERS + perThread) * 8)
-      const inFlight = new SharedArrayBuffer(perThread * IN_FLIGHT_SLOTS * 4)
+      const counters = new SharedArrayBuffer(WORKER_COUNTERS * 8)
+      const inFlight = new SharedArrayBuffer(IN_FLIGHT_SLOTS * 4)
       const workerData: UdpWorkerData = {
         host,
         port,
@@ -183,8 +201,14 @@ export class ThreadedUdpEndpoint {
         sendBufferSize: options.sendBufferSize,
         maxDatagramBytes: options.maxDatagramBytes ?? 2048,
         batchBytes: options.batchBytes ?? 65_536,
-        maxBytesInFlight: options.maxBytesInFlight ?? 16 * 1024 * 1024,
-        maxDatagramsInFlight: options.maxDatagramsInFlight ?? 131_072,
+        maxBytesInFlight: options.maxBytesInFlight ?? 1024 * 1024,
+        maxDatagramsInFlight: options.maxDatagramsInFlight ?? 4096,
+        maxQueued,
+        maxQueuedBytes: options.maxQueuedBytes ?? 16 * 1024 * 1024,
+        maxQueuedPerAddress: options.maxQueuedPerAddress ?? Math.max(1, Math.floor(maxQueued / 2)),
+        maxQueuedPerPrefix:
+          options.maxQueuedPerPrefix ?? Math.max(1, Math.floor((maxQueued * 3) / 4)),
+        quantum,
         counters,
         inFlight,
       }
@@ -212,20 +236,13 @@ export class ThreadedUdpEndpoint {
         }
         worker.on('message', onMessage)
         worker.once('error', reject)
-        worker.postMessage({ type: 'bind', port })
+        worker.postMessage({ type: 'bind', port } satisfies ToWorker)
       })
     }
     try {
       const first = await bindOne(options.port ?? 0)
       for (let i = 1; i < n; i++) await bindOne(first.port)
-      return new ThreadedUdpEndpoint(
-        threads,
-        host,
-        first.port,
-        first.recvBufferSize,
-        perThread,
-        quantum,
-      )
+      return new ThreadedUdpEndpoint(threads, host, first.port, first.recvBufferSize, quantum)
     } catch (err) {
       await Promise.all(threads.map((t) => t.worker.terminate()))
       throw err
@@ -252,23 +269,27 @@ export class ThreadedUdpEndpoint {
     return this.sum(WorkerCounter.Oversized)
   }
 
-  /** Datagrams dropped by the threads because their socket's queue to the main thread was full. */
+  /** Datagrams dropped by the threads because their source's (or the thread's) queue budget was used up. */
   get overflow(): number {
     return this.sum(WorkerCounter.Overflow)
   }
 
-  /** {@link overflow} by socket (thread by thread, each thread's sockets in order). */
-  get overflowBySocket(): number[] {
-    return this.threads.flatMap((t) =>
-      Array.from({ length: this.socketsPerThread }, (_, s) => t.counters[WORKER_COUNTERS + s]),
-    )
+  /** Datagrams the threads handed on to the main thread. */
+  get forwarded(): number {
+    return this.sum(WorkerCounter.Forwarded)
   }
 
-  /** Datagrams received and waiting for the main thread, by socket (as {@link overflowBySocket}). */
-  get queuedBySocket(): number[] {
-    return Array.from({ length: this.threads.length * this.socketsPerThread }, (_, lane) =>
-      this.queue.unitsIn(lane),
-    )
+  /** Datagrams handed on by the threads and not yet to the handler. */
+  get queued(): number {
+    return this.queue.units
+  }
+
+  /**
+   * What the threads did with an address's datagrams, as reported so far (reports come
+   * every 50 ms at most; bounded: past 4,096 addresses, the rest count under "other").
+   */
+  countsOf(address: string): SourceCounts {
+    return { ...(this.bySource.get(address) ?? { forwarded: 0, banned: 0, overBudget: 0 }) }
   }
 
   /** Datagrams dropped on receipt because their source was {@link block}ed. */
@@ -294,11 +315,15 @@ export class ThreadedUdpEndpoint {
   /**
    * Has the threads drop what `source` sends for `forMs` ms, on receipt: an address or a
    * prefix, keyed as the core's offender accounting keys them (`sourceOf`). For a core's
-   * bans, so a banned flood costs its socket thread only.
+   * bans, so a banned flood costs its socket thread only. Bans of one event-loop turn go
+   * together, in messages of at most {@link MAX_BANS_PER_MESSAGE}.
    */
   block(source: string, forMs: number): void {
     if (this.closed) return
-    for (const t of this.threads) t.worker.postMessage({ type: 'block', source, forMs })
+    setNewest(this.bans, source, forMs, MAX_BLOCKED)
+    if (this.bansScheduled) return
+    this.bansScheduled = true
+    setImmediate(() => this.flushBans())
   }
 
   /** Sends one datagram to "host:port" (through a thread, after this event-loop turn). */
@@ -344,10 +369,35 @@ export class ThreadedUdpEndpoint {
               clearTimeout(timer)
               resolve()
             })
-            t.worker.postMessage({ type: 'close' })
+            t.worker.postMessage({ type: 'close' } satisfies ToWorker)
           }),
       ),
     )
+  }
+
+  private flushBans(): void {
+    this.bansScheduled = false
+    if (this.closed) return
+    const bans = [...this.bans]
+    this.bans.clear()
+    for (let i = 0; i < bans.length; i += MAX_BANS_PER_MESSAGE) {
+      const m: ToWorker = { type: 'bans', bans: bans.slice(i, i + MAX_BANS_PER_MESSAGE) }
+      for (const t of this.threads) t.worker.postMessage(m)
+    }
+  }
+
+  private onReport(m: ReportMessage): void {
+    for (const [address, c] of m.bySource) {
+      const key =
+        this.bySource.has(address) || this.bySource.size < MAX_COUNTED_SOURCES ? address : 'other'
+      const total = this.bySource.get(key) ?? { forwarded: 0, banned: 0, overBudget: 0 }
+      total.forwarded += c.forwarded
+      total.banned += c.banned
+      total.overBudget += c.overBudget
+      this.bySource.set(key, total)
+      if (c.banned > 0) this.dropHandler(address, c.banned, 'banned')
+      if (c.overBudget > 0) this.dropHandler(address, c.overBudget, 'overflow')
+    }
   }
 
   private sum(slot: number): number {
@@ -362,13 +412,12 @@ export class ThreadedUdpEndpoint {
     if (batch === undefined || this.closed) return
     const t = this.threads[this.nextThread]
     this.nextThread = (this.nextThread + 1) % this.threads.length
-    t.worker.postMessage({ type: 'send', batch }, [batch])
+    t.worker.postMessage({ type: 'send', batch } satisfies ToWorker, [batch])
   }
 
   private onBatch(t: Thread, index: number, m: BatchMessage): void {
     const pending: Pending = {
       thread: t,
-      socket: m.socket,
       batch: m.batch,
       records: m.records,
       at: 0,
@@ -378,7 +427,7 @@ export class ThreadedUdpEndpoint {
       this.release(pending)
       return
     }
-    this.queue.push(index * this.socketsPerThread + m.socket, pending, m.records)
+    this.queue.push(index, pending, m.records)
     this.scheduleDrain()
   }
 
@@ -388,7 +437,7 @@ export class ThreadedUdpEndpoint {
     setImmediate(() => this.drain())
   }
 
-  /** One round over the sockets' queues per event-loop turn, so I/O and timers run between. */
+  /** One round over the threads' queues per event-loop turn, so I/O and timers run between. */
   private drain(): void {
     this.drainScheduled = false
     if (this.closed) return
@@ -405,11 +454,13 @@ export class ThreadedUdpEndpoint {
     if (this.queue.units > 0) this.scheduleDrain()
   }
 
-  /** Gives a batch's bytes and datagrams back to its socket's budget. */
+  /** Gives a batch's bytes and datagrams back to its thread, and has it post more if it waits. */
   private release(p: Pending): void {
-    const slot = p.socket * IN_FLIGHT_SLOTS
-    Atomics.sub(p.thread.inFlight, slot, p.batch.byteLength)
-    Atomics.sub(p.thread.inFlight, slot + 1, p.records)
+    Atomics.sub(p.thread.inFlight, InFlightSlot.Bytes, p.batch.byteLength)
+    Atomics.sub(p.thread.inFlight, InFlightSlot.Datagrams, p.records)
+    if (!this.closed && Atomics.exchange(p.thread.inFlight, InFlightSlot.Waiting, 0) === 1) {
+      p.thread.worker.postMessage({ type: 'pull' } satisfies ToWorker)
+    }
   }
 
   /** "host:port" of a record, from a bounded cache for IPv4 (a few sources send most). */

@@ -1,143 +1,140 @@
 /**
  * Worker thread body of {@link ThreadedUdpEndpoint}: owns some of the SO_REUSEPORT sockets
- * of the endpoint's port, packs the datagrams each socket receives into that socket's own
- * batches (one message per socket per event-loop turn, transferred, not copied) for the
- * main thread, and sends the batches of datagrams the main thread hands it. A driver only:
- * no protocol logic.
+ * of the endpoint's port, runs what they receive through a {@link SourceGate} (the core's
+ * bans, per-source budgets, round-robin by prefix), packs what the gate hands on into
+ * batches for the main thread (transferred, not copied), and sends the batches of datagrams
+ * the main thread hands it. A driver only: the policy is the gate's.
  *
  * Shared counters (Float64Array over `workerData.counters`): see {@link WorkerCounter}.
- * Each socket has its own budget of bytes and datagrams posted and not yet read by the
- * main thread; beyond it, that socket's datagrams are dropped here and counted (per socket,
- * and by source address in `drops` reports), as a full kernel buffer would drop them. So a
- * flood on one socket fills only its own budget, and the queue between the threads stays
- * bounded.
+ * At most `maxDatagramsInFlight` datagrams (and `maxBytesInFlight` bytes) are posted and not
+ * yet read by the main thread; the rest wait in the gate, each source within its budget, so
+ * a flood's backlog sits in its own queue and the main thread gets every source in turn.
  */
 import type { Socket } from 'node:dgram'
 import { parentPort, workerData } from 'node:worker_threads'
-import { setNewest } from '../common/bounded-map.ts'
 import {
   DatagramBatchWriter,
   ipv4ToNumber,
   numberToIpv4,
   readDatagramBatch,
 } from './datagram-batch.ts'
-import { sourceOf } from './offenders.ts'
+import { SourceGate } from './source-gate.ts'
 import { bindUdpSocket } from './udp-socket.ts'
 import {
   type BatchMessage,
-  type DropsMessage,
-  IN_FLIGHT_SLOTS,
+  InFlightSlot,
   MAX_BLOCKED,
-  MAX_DROP_SOURCES,
+  MAX_REPORT_SOURCES,
+  type ReportMessage,
+  type ToWorker,
   type UdpWorkerData,
-  WORKER_COUNTERS,
   WorkerCounter,
 } from './udp-worker-protocol.ts'
 
-/** Longest delay of a drop report. */
+/** Longest delay of a report. */
 const REPORT_MS = 50
+
+interface Datagram {
+  address: string
+  port: number
+  frame: Uint8Array
+}
+
 const data = workerData as UdpWorkerData
 const counters = new Float64Array(data.counters)
 const inFlight = new Int32Array(data.inFlight)
 const sockets: Socket[] = []
-const writers: DatagramBatchWriter[] = []
-const drops = new Map<string, number>()
-/** Banned sources (the core's verdicts) → until when (this thread's performance.now()). */
-const blocked = new Map<string, number>()
-let blockedSinceReport = 0
-let flushScheduled = false
+const writer = new DatagramBatchWriter(data.batchBytes)
+const gate = new SourceGate<Datagram>({
+  maxQueued: data.maxQueued,
+  maxQueuedBytes: data.maxQueuedBytes,
+  maxQueuedPerAddress: data.maxQueuedPerAddress,
+  maxQueuedPerPrefix: data.maxQueuedPerPrefix,
+  maxBans: MAX_BLOCKED,
+  maxCountedSources: MAX_REPORT_SOURCES,
+})
+let pumpScheduled = false
 let reportTimer: ReturnType<typeof setTimeout> | undefined
 
-function post(socket: number): void {
-  const writer = writers[socket]
+function post(): void {
   const records = writer.count
   const batch = writer.take()
   if (batch === undefined) return
-  Atomics.add(inFlight, socket * IN_FLIGHT_SLOTS, batch.byteLength)
-  Atomics.add(inFlight, socket * IN_FLIGHT_SLOTS + 1, records)
-  const m: BatchMessage = { type: 'batch', socket, batch, records }
+  Atomics.add(inFlight, InFlightSlot.Bytes, batch.byteLength)
+  Atomics.add(inFlight, InFlightSlot.Datagrams, records)
+  counters[WorkerCounter.Forwarded] += records
+  const m: BatchMessage = { type: 'batch', batch, records }
   parentPort!.postMessage(m, [batch])
 }
 
-function flush(): void {
-  flushScheduled = false
-  for (let s = 0; s < writers.length; s++) post(s)
+function forward(d: Datagram): void {
+  const ip = ipv4ToNumber(d.address)
+  if (!writer.add(ip, d.address, d.port, d.frame)) {
+    post()
+    writer.add(ip, d.address, d.port, d.frame)
+  }
 }
 
-/** Reports drops at most every {@link REPORT_MS}, not once per turn of a flood. */
+/** Datagrams the main thread may still be given now. */
+function credit(): number {
+  if (Atomics.load(inFlight, InFlightSlot.Bytes) >= data.maxBytesInFlight) return 0
+  return data.maxDatagramsInFlight - Atomics.load(inFlight, InFlightSlot.Datagrams)
+}
+
+/** Hands the gate's datagrams on while the main thread has room; else waits for its `pull`. */
+function pump(): void {
+  pumpScheduled = false
+  for (;;) {
+    const room = credit()
+    if (room > 0) {
+      const n = gate.take(Math.min(room, 1024), data.quantum, forward, performance.now())
+      post()
+      // Queued datagrams of a source banned meanwhile are dropped by the take.
+      counters[WorkerCounter.Blocked] = gate.totals.banned
+      reportSoon()
+      if (gate.queued === 0) return
+      if (n > 0) continue
+    }
+    if (gate.queued === 0) return
+    Atomics.store(inFlight, InFlightSlot.Waiting, 1)
+    // The main thread may have read everything between the check and the flag.
+    if (credit() <= 0) return
+    Atomics.store(inFlight, InFlightSlot.Waiting, 0)
+  }
+}
+
+function schedulePump(): void {
+  if (!pumpScheduled) {
+    pumpScheduled = true
+    setImmediate(pump)
+  }
+}
+
+/** Reports at most every {@link REPORT_MS}, not once per turn of a flood. */
 function report(): void {
   reportTimer = undefined
-  const m: DropsMessage = { type: 'drops', bySource: [...drops], blocked: blockedSinceReport }
-  drops.clear()
-  blockedSinceReport = 0
-  parentPort!.postMessage(m)
+  const m: ReportMessage = { type: 'report', bySource: gate.report() }
+  if (m.bySource.length > 0) parentPort!.postMessage(m)
 }
 
-function dropped(): void {
+function reportSoon(): void {
   reportTimer ??= setTimeout(report, REPORT_MS)
 }
 
-function schedule(): void {
-  if (!flushScheduled) {
-    flushScheduled = true
-    setImmediate(flush)
-  }
-}
-
-function overflow(socket: number, address: string): void {
-  counters[WorkerCounter.Overflow]++
-  counters[WORKER_COUNTERS + socket]++
-  const key = drops.has(address) || drops.size < MAX_DROP_SOURCES ? address : 'other'
-  drops.set(key, (drops.get(key) ?? 0) + 1)
-  dropped()
-}
-
-/**
- * True when `address` or its prefix (the core's accounting: IPv4 /24, IPv6 /64) is banned
- * now (expired entries are removed).
- */
-function isBlocked(address: string, port: number): boolean {
-  if (blocked.size === 0) return false
-  const now = performance.now()
-  const source = sourceOf(`${address.includes(':') ? `[${address}]` : address}:${port}`)
-  for (const key of [source.address, source.prefix]) {
-    const until = blocked.get(key)
-    if (until === undefined) continue
-    if (until > now) return true
-    blocked.delete(key)
-  }
-  return false
-}
-
-function onMessage(socket: number, msg: Buffer, rinfo: { address: string; port: number }): void {
+function onMessage(msg: Buffer, rinfo: { address: string; port: number }): void {
   counters[WorkerCounter.Received]++
-  // A banned source's datagrams would be dropped unread by the core: spare the hand-over.
-  if (isBlocked(rinfo.address, rinfo.port)) {
-    counters[WorkerCounter.Blocked]++
-    blockedSinceReport++
-    dropped()
-    return
-  }
   if (msg.length > data.maxDatagramBytes) {
     counters[WorkerCounter.Oversized]++
     return
   }
-  const slot = socket * IN_FLIGHT_SLOTS
-  const writer = writers[socket]
-  // What is posted and not read yet, plus what waits in this turn's batch.
-  if (
-    Atomics.load(inFlight, slot) + writer.bytes >= data.maxBytesInFlight ||
-    Atomics.load(inFlight, slot + 1) + writer.count >= data.maxDatagramsInFlight
-  ) {
-    overflow(socket, rinfo.address)
+  const datagram = { address: rinfo.address, port: rinfo.port, frame: msg }
+  if (gate.offer(rinfo.address, msg.length, datagram, performance.now())) {
+    schedulePump()
     return
   }
-  const ip = ipv4ToNumber(rinfo.address)
-  if (!writer.add(ip, rinfo.address, rinfo.port, msg)) {
-    post(socket)
-    writer.add(ip, rinfo.address, rinfo.port, msg)
-  }
-  schedule()
+  counters[WorkerCounter.Blocked] = gate.totals.banned
+  counters[WorkerCounter.Overflow] = gate.totals.overBudget
+  reportSoon()
 }
 
 const ipText = new Map<number, string>()
@@ -167,42 +164,34 @@ async function bindAll(): Promise<void> {
     })
     // Port 0 picks one for the first socket; the others join it (SO_REUSEPORT).
     if (i === 0) data.port = socket.address().port
-    writers.push(new DatagramBatchWriter(data.batchBytes))
-    socket.on('message', (msg, rinfo) => onMessage(i, msg, rinfo))
+    socket.on('message', onMessage)
     socket.on('error', () => counters[WorkerCounter.SocketErrors]++)
     sockets.push(socket)
   }
 }
 
-parentPort!.on(
-  'message',
-  (
-    m:
-      | { type: 'send'; batch: ArrayBuffer }
-      | { type: 'bind'; port: number }
-      | { type: 'block'; source: string; forMs: number }
-      | { type: 'close' },
-  ) => {
-    if (m.type === 'send') readDatagramBatch(m.batch, send)
-    else if (m.type === 'block') {
-      setNewest(blocked, m.source, performance.now() + m.forMs, MAX_BLOCKED)
-    } else if (m.type === 'bind') {
-      data.port = m.port
-      bindAll().then(
-        () => {
-          const a = sockets[0].address()
-          parentPort!.postMessage({
-            type: 'bound',
-            port: a.port,
-            recvBufferSize: sockets[0].getRecvBufferSize(),
-          })
-        },
-        (err: Error) => parentPort!.postMessage({ type: 'bind-error', message: err.message }),
-      )
-    } else {
-      if (reportTimer !== undefined) clearTimeout(reportTimer)
-      for (const s of sockets) s.close()
-      parentPort!.close()
-    }
-  },
-)
+parentPort!.on('message', (m: ToWorker) => {
+  if (m.type === 'send') readDatagramBatch(m.batch, send)
+  else if (m.type === 'pull') schedulePump()
+  else if (m.type === 'bans') {
+    const now = performance.now()
+    for (const [source, forMs] of m.bans) gate.ban(source, now + forMs)
+  } else if (m.type === 'bind') {
+    data.port = m.port
+    bindAll().then(
+      () => {
+        const a = sockets[0].address()
+        parentPort!.postMessage({
+          type: 'bound',
+          port: a.port,
+          recvBufferSize: sockets[0].getRecvBufferSize(),
+        })
+      },
+      (err: Error) => parentPort!.postMessage({ type: 'bind-error', message: err.message }),
+    )
+  } else {
+    if (reportTimer !== undefined) clearTimeout(reportTimer)
+    for (const s of sockets) s.close()
+    parentPort!.close()
+  }
+})

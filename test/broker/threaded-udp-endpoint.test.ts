@@ -95,7 +95,7 @@ describe('ThreadedUdpEndpoint', () => {
   })
 
   it('drops and counts what arrives while the main thread is too far behind, and only that', async () => {
-    const server = await ThreadedUdpEndpoint.bind({ threads: 1, maxBytesInFlight: 1 })
+    const server = await ThreadedUdpEndpoint.bind({ threads: 1, maxBytesInFlight: 1, maxQueued: 8 })
     // The sender is another thread, so it keeps sending while this one is blocked.
     const sender = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads')
@@ -136,14 +136,17 @@ describe('ThreadedUdpEndpoint', () => {
     }
   })
 
-  it('keeps one queue per socket: a flood overflows only its own socket, counted by source', async () => {
+  it('holds a budget per source and hands sources on in turn: a flood loses its excess, an honest source nothing', async () => {
     const server = await ThreadedUdpEndpoint.bind({
       threads: 1,
       socketsPerThread: 4,
-      maxDatagramsInFlight: 64,
+      maxQueued: 1024,
+      maxDatagramsInFlight: 16,
+      // Room in the kernel for the whole flood, so only the thread's budgets decide.
+      recvBufferSize: 4 * 1024 * 1024,
     })
-    // Another thread floods from 127.66.0.9 (one flow, so one socket), then 16 honest flows
-    // from 127.0.0.1 send 4 datagrams each, all while this thread is blocked.
+    // Another thread floods from 127.66.0.9, then 16 honest flows from 127.0.0.1 send 4
+    // datagrams each, all while this thread is blocked.
     const done = new Int32Array(new SharedArrayBuffer(4))
     const sender = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads')
@@ -162,42 +165,51 @@ describe('ThreadedUdpEndpoint', () => {
       { eval: true, workerData: { port: Number(server.address.split(':')[1]), done } },
     )
     const drops = new Map<string, number>()
-    server.onDrops((source, n) => drops.set(source, (drops.get(source) ?? 0) + n))
+    server.onDrops((source, n, why) => {
+      if (why === 'overflow') drops.set(source, (drops.get(source) ?? 0) + n)
+    })
     try {
       let honest = 0
+      let flood = 0
+      let floodBeforeLastHonest = 0
       let blocked = false
       server.onFrame((_, frame) => {
-        if (frame[0] === 2) honest++
+        if (frame[0] === 1) flood++
+        if (frame[0] === 2 && ++honest === 64) floodBeforeLastHonest = flood
         if (blocked) return
         blocked = true
-        // Busy until the sender is done (a shared flag): every queue fills meanwhile.
+        // Busy until the thread took all 3,065 datagrams off its sockets (a live shared
+        // counter): it queues them meanwhile.
         const until = performance.now() + 10_000
-        while (Atomics.load(done, 0) === 0 && performance.now() < until) {}
+        while (server.received < 3065 && performance.now() < until) {}
       })
       sender.postMessage('go')
       // The first datagram (sent from here) blocks this thread while the others arrive.
       const kick = await UdpEndpoint.bind()
       kick.send(server.address, new Uint8Array([0]))
-      const deadline = performance.now() + 10_000
-      const all = () => server.handed + server.overflow === server.received - server.oversized
-      while (
-        (Atomics.load(done, 0) === 0 || !all() || drops.size === 0) &&
-        performance.now() < deadline
-      ) {
-        await new Promise((r) => setTimeout(r, 10))
-      }
+      const all = () =>
+        server.handed + server.overflow === server.received - server.oversized &&
+        server.countsOf('127.66.0.9').overBudget === server.overflow &&
+        server.countsOf('127.66.0.9').forwarded + server.countsOf('127.0.0.1').forwarded ===
+          server.forwarded
+      await waitFor(() => Atomics.load(done, 0) === 1 && all(), {
+        what: 'every datagram handed on or counted',
+      })
       await kick.close()
-      const bySocket = server.overflowBySocket
-      // Only the flood's socket overflowed (honest flows that hash to it lose there too).
-      expect(bySocket.filter((n) => n > 0)).toHaveLength(1)
-      expect(bySocket.reduce((a, b) => a + b, 0)).toBe(server.overflow)
-      expect([...drops.values()].reduce((a, b) => a + b, 0)).toBe(server.overflow)
-      expect(drops.get('127.66.0.9')).toBeGreaterThan(0)
-      // Every honest datagram was handed on or counted against its source, and the flows
-      // on the other three sockets (about 3 in 4 of the 16) lost nothing.
-      expect(honest + (drops.get('127.0.0.1') ?? 0)).toBe(64)
-      expect(honest).toBeGreaterThan(0)
-      expect(server.queuedBySocket).toEqual([0, 0, 0, 0])
+      // Every honest datagram arrived; only the flood lost any, counted against it.
+      expect(honest).toBe(64)
+      expect(server.overflow).toBeGreaterThan(0)
+      expect([...drops.keys()]).toEqual(['127.66.0.9'])
+      expect(drops.get('127.66.0.9')).toBe(server.overflow)
+      // It held at most half the queue (its address's budget): the rest was its excess.
+      expect(flood).toBeLessThanOrEqual(512 + 16 + 1)
+      expect(server.countsOf('127.66.0.9').forwarded).toBe(flood)
+      expect(server.countsOf('127.0.0.1').forwarded).toBe(65)
+      // The honest datagrams did not wait behind the flood's backlog (512 held, queued
+      // before them): the prefixes were served in turn, 16 datagrams (the room in flight)
+      // at a time, so about 16 + 4 × 16 of the flood's went first (FIFO: all 512).
+      expect(floodBeforeLastHonest).toBeLessThan(256)
+      expect(server.queued).toBe(0)
     } finally {
       await sender.terminate()
       await server.close()
