@@ -12,7 +12,8 @@
  * Each attack runs with the broker on 1 UDP socket and on 4 (SO_REUSEPORT: the kernel
  * spreads flows over 4 queues, so one flooding flow does not overflow the honest ones'),
  * and with the sockets on the broker's main thread (`udpThreads: 0`) and in a UDP worker
- * thread (`udpThreads: 1`: one queue per socket to the main thread, served round-robin).
+ * thread (`udpThreads: 1`: the thread drops banned sources, holds a budget per source
+ * address and prefix, and hands prefixes on round-robin; its per-source counts are printed).
  * Targets: honest throughput during ≥ 50% of before, 0 honest lost, no honest client
  * penalised, flood sources banned within 1 s.
  */
@@ -20,6 +21,7 @@ import { availableParallelism, loadavg } from 'node:os'
 import { BrokerNode } from '../../src/broker/broker-node.ts'
 import { ClientNode } from '../../src/broker/client-node.ts'
 import { LocalCluster } from '../../src/broker/local-cluster.ts'
+import { ThreadedUdpEndpoint } from '../../src/broker/threaded-udp-endpoint.ts'
 import { distribution } from '../../src/common/distribution.ts'
 import {
   badlySigned,
@@ -140,8 +142,14 @@ async function run(attack: AttackName, sockets: number, udpThreads: number) {
   }
   if (relay !== undefined) relay.racing = true
   const t2 = performance.now()
+  const threadBusyFrom =
+    broker.udp instanceof ThreadedUdpEndpoint ? broker.udp.utilization() : undefined
   await sleep(WINDOW_MS)
   const t3 = performance.now()
+  const threadBusy =
+    broker.udp instanceof ThreadedUdpEndpoint
+      ? broker.udp.utilization(threadBusyFrom).reduce((n, u) => n + u.utilization, 0)
+      : undefined
   let floodSent = 0
   for (const f of floods) floodSent += await f.stop()
   await load.stop()
@@ -151,6 +159,10 @@ async function run(attack: AttackName, sockets: number, udpThreads: number) {
   const during = window(load, t2, t3)
   const stats = broker.core.stats()
   const counts = broker.core.counts()
+  const attacker = relay === undefined ? host : '127.66.0.5'
+  const thread = broker.udp instanceof ThreadedUdpEndpoint ? broker.udp : undefined
+  const threadAttacker = thread?.countsOf(attacker)
+  const threadHonest = thread?.countsOf('127.0.0.1')
   const honestPenalised =
     Object.keys(stats.invalidByPeer).filter((p) => p.startsWith('127.0.0.1:')).length +
     (broker.core.penaltiesOf('127.0.0.1') > 0 ? 1 : 0)
@@ -180,6 +192,14 @@ async function run(attack: AttackName, sockets: number, udpThreads: number) {
     answersToAttacker: relay?.answersToAttacker ?? 0,
     udpOverflow: counts.udpOverflow,
     udpOverflowBySource: broker.core.overflowBySource(),
+    // With a UDP thread: what it did with the attacker's and the honest clients' datagrams.
+    threadForwardedFromAttacker: threadAttacker?.forwarded ?? -1,
+    threadDroppedBannedFromAttacker: threadAttacker?.banned ?? -1,
+    threadOverBudgetFromAttacker: threadAttacker?.overBudget ?? -1,
+    threadOverBudgetFromHonest: threadHonest?.overBudget ?? -1,
+    // The UDP thread's event loop busy share during the attack window (1 = a whole core).
+    threadBusyDuring: threadBusy === undefined ? -1 : Number(threadBusy.toFixed(2)),
+    loadAverage1m: Number(loadavg()[0].toFixed(1)),
   }
   for (const c of closers.reverse()) await c()
   return result
@@ -217,6 +237,12 @@ const rows: Row[] = results.map((r) => ({
   'ban after ms': r.timeToBan_ms < 0 ? 'not banned' : r.timeToBan_ms,
   'attack datagrams/s': r.attackRate_perS,
   'queue overflow (honest)': `${r.udpOverflow} (${r.udpOverflowBySource['127.0.0.1'] ?? 0})`,
+  'thread: attacker fwd / banned drops':
+    r.brokerUdpThreads === 0
+      ? '-'
+      : `${r.threadForwardedFromAttacker} / ${r.threadDroppedBannedFromAttacker}`,
+  'thread busy during': r.brokerUdpThreads === 0 ? '-' : r.threadBusyDuring,
+  load: r.loadAverage1m,
 }))
 printTable(
   `Broker under attack: ${CLIENTS} honest clients, 4 servers, 1 auth thread, ${WINDOW_MS} ms windows (targets: ratio ≥ 0.5, 0 lost, 0 penalised, ban ≤ 1,000 ms)`,

@@ -1,3 +1,4 @@
+import type { EventLoopUtilization } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { logger } from '@libp2p/logger'
 import type { PeerKey } from '../common/artifact.ts'
@@ -300,6 +301,14 @@ export class ThreadedUdpEndpoint {
   /** Send errors reported by the sockets. */
   get sendErrors(): number {
     return this.sum(WorkerCounter.SendErrors)
+  }
+
+  /**
+   * The threads' event-loop utilisation (busy time over wall time) since `since` (an
+   * earlier result of this method), or since they started: what receiving costs them.
+   */
+  utilization(since?: EventLoopUtilization[]): EventLoopUtilization[] {
+    return this.threads.map((t, i) => t.worker.performance.eventLoopUtilization(since?.[i]))
   }
 
   /** Sets the function that receives datagrams. */
