@@ -5,6 +5,7 @@ import { InvalidParametersError } from '../common/errors.ts'
 import { InlineAuthenticator, type SubmissionAuthenticator } from './authenticator.ts'
 import { Broker, type BrokerOptions } from './broker.ts'
 import type { Orderer } from './orderer.ts'
+import type { SourceGate } from './source-gate.ts'
 import { TcpLink } from './tcp-link.ts'
 import { ThreadedUdpEndpoint } from './threaded-udp-endpoint.ts'
 import { UdpEndpoint, type UdpEndpointOptions } from './udp-endpoint.ts'
@@ -21,13 +22,15 @@ export const DEFAULT_BROKER_SOCKETS = process.platform === 'linux' ? 4 : 1
 /**
  * Worker threads that own the broker's UDP sockets by default: 0, the sockets on the main
  * thread. A thread (`udpThreads: 1`) takes datagrams off the kernel's queues while the core
- * works (less ingest loss), and keeps one queue per socket to the main thread, each with
- * its own budget, served round-robin; banned sources are dropped in the thread. Measured
- * (README, "The Chop Chop broker at full speed") on this crowded 2-core machine, it still
- * keeps less honest throughput under a flood than the sockets on the main thread
- * (`npm run bench -- attack broker`, 4 sockets: 0.17–0.30 of before against 0.37–0.52;
- * target ≥ 0.5): it reads the whole flood, where the main thread reads each socket in turn
- * and the kernel drops a flood's excess for free. Hence 0 stays the default.
+ * works (less ingest loss) and isolates floods as the main thread does: the core's bans
+ * drop a source in the thread, each source address and prefix has a budget there, and
+ * sources are handed on in turn (a {@link SourceGate}), so a banned flood reaches the core
+ * not at all and an honest source loses nothing to it. Measured on this crowded 2-core
+ * machine (`npm run bench -- attack broker`, 4 sockets, load average ~7), the thread still
+ * keeps less honest throughput under a flood than the sockets on the main thread (0.19–0.49
+ * of before against 0.21–0.57; target ≥ 0.5): it spends ~0.9 of a core reading and
+ * dropping the banned flood, where the main thread reads what it has time for and the
+ * kernel drops the rest for free. Hence 0 stays the default.
  */
 export const DEFAULT_BROKER_UDP_THREADS = 0
 
