@@ -95,6 +95,25 @@ describe('FairQueue', () => {
     expect(finished.size + dropped.length).toBe(item)
   })
 
+  it('stops a round at `max` units, and starts the next one where it stopped', () => {
+    const q = new FairQueue<string>(3)
+    for (let lane = 0; lane < 3; lane++) q.push(lane, `i${lane}`, 10)
+    const served: string[] = []
+    const take = (max: number) =>
+      q.round(
+        4,
+        (item, lane, n) => served.push(`${lane}:${n}`),
+        () => {},
+        max,
+      )
+    expect(take(6)).toBe(6)
+    expect(served).toEqual(['0:4', '1:2'])
+    // Lane 1 was served last (cut short): the next round starts after it, at lane 2.
+    expect(take(100)).toBe(12)
+    expect(served.slice(2)).toEqual(['2:4', '0:4', '1:4'])
+    expect(q.units).toBe(30 - 18)
+  })
+
   it('refuses bad lanes and units', () => {
     expect(() => new FairQueue(0)).toThrow(InvalidParametersError)
     const q = new FairQueue<string>(1)
