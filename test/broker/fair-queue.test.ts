@@ -102,7 +102,7 @@ describe('FairQueue', () => {
     const take = (max: number) =>
       q.round(
         4,
-        (item, lane, n) => served.push(`${lane}:${n}`),
+        (_item, lane, n) => served.push(`${lane}:${n}`),
         () => {},
         max,
       )
