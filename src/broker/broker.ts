@@ -141,7 +141,7 @@ export interface BrokerCounters {
   redistilled: number
   /**
    * Datagrams the UDP driver received and dropped because their socket's queue to the core
-   * was full (reported by the driver; by source in {@link Broker.overflowBySource}).
+   * was over its budget (reported by the driver; by source in {@link Broker.overflowBySource}).
    */
   udpOverflow: number
   /** Submissions added to the pool. */
@@ -410,8 +410,8 @@ export class Broker extends CoreBase<BrokerEvents> implements ProtocolCore {
   /**
    * Called by the UDP driver: it dropped `count` datagrams, from a source this core banned
    * (`why` "banned": counted in `banned` as if dropped here), or from `source` (an address,
-   * or "other") because their socket's queue to this core was full (`udpOverflow`; not
-   * penalised: an honest client sharing a flood's socket loses datagrams this way too).
+   * or "other") because the source's share of the UDP thread's queue to this core was full
+   * (`udpOverflow`; not penalised: the budget is a queue's, not proof of an attack).
    */
   udpDropped(source: string, count: number, why: 'overflow' | 'banned' = 'overflow'): void {
     if (why === 'banned') {
