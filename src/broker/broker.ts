@@ -140,7 +140,7 @@ export interface BrokerCounters {
   /** Batches rebuilt without their forged entries (before any server saw them). */
   redistilled: number
   /**
-   * Datagrams the UDP driver received and dropped because their socket's queue to the core
+   * Datagrams the UDP driver received and dropped because their source's share of the queue to the core
    * was over its budget (reported by the driver; by source in {@link Broker.overflowBySource}).
    */
   udpOverflow: number
