@@ -43,13 +43,25 @@ export interface PeerBudgetParams {
   /** One token bucket per kind of input. */
   rates: Record<BudgetKind, BudgetRate>
   /**
-   * Strikes that disconnect a peer: a frame over any budget or sent while graylisted counts
-   * one; a malformed frame (or one over a decode limit) and bad framing seen by the driver
-   * count `malformedStrikes`.
+   * Strikes that disconnect a peer: a frame sent while graylisted counts one, a frame over a
+   * budget counts {@link overdraftStrikesPerBurst} per burst it goes over by (at least one);
+   * a malformed frame (or one over a decode limit) and bad framing seen by the driver count
+   * `malformedStrikes` per {@link malformedStrikeBytes} of it (at least `malformedStrikes`).
    */
   disconnectStrikes: number
+  /**
+   * Strikes a frame over a budget counts per burst of that kind it goes over by, rounded up
+   * (at least one): at 20, the default `disconnectStrikes`, a peer that overdraws one more
+   * burst than it was granted is cut off, in the first flood frame or two, whatever its rate.
+   */
+  overdraftStrikesPerBurst: number
   /** Strikes a malformed frame costs (decoding it may have cost up to a limit's worth of work). */
   malformedStrikes: number
+  /**
+   * A malformed frame counts `malformedStrikes` per this many bytes of its (declared) length,
+   * rounded up: a hostile frame of megabytes costs its sender more than a damaged small one.
+   */
+  malformedStrikeBytes: number
   /** Strikes forgiven per second (a peer that stops misbehaving is forgiven). */
   strikeDecayPerSecond: number
   /** How long a disconnected peer is refused, in milliseconds. */
@@ -75,7 +87,10 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     ineed: { perSecond: 5000, burst: 10_000 },
   },
   disconnectStrikes: 20,
+  overdraftStrikesPerBurst: 20,
   malformedStrikes: 10,
+  // A 4 MiB frame refused from its first bytes disconnects at once; a smaller one takes two.
+  malformedStrikeBytes: 2 * 1024 * 1024,
   strikeDecayPerSecond: 1,
   denyMs: 60_000,
   maxDenied: 4096,
@@ -215,6 +230,21 @@ export class PeerBudgets {
     s[2 * slot] = Math.max(0, s[2 * slot] - forgiven) + weight
     s[2 * slot + 1] = now
     return s[2 * slot] >= this.params.disconnectStrikes
+  }
+
+  /**
+   * Strikes for a frame that asked `excess` units of `kind` beyond what it was granted: one
+   * per `burst / overdraftStrikesPerBurst` units, rounded up, and at least one.
+   */
+  overdraftStrikes(kind: BudgetKind, excess: number): number {
+    const { burst } = this.params.rates[kind]
+    return Math.max(1, Math.ceil((excess * this.params.overdraftStrikesPerBurst) / burst))
+  }
+
+  /** Strikes for a malformed frame of `bytes` bytes (see {@link PeerBudgetParams.malformedStrikeBytes}). */
+  malformedStrikes(bytes: number): number {
+    const { malformedStrikes, malformedStrikeBytes } = this.params
+    return malformedStrikes * Math.max(1, Math.ceil(bytes / malformedStrikeBytes))
   }
 
   /** Current strikes of a peer (after forgiveness). */

@@ -17,6 +17,19 @@ import {
 import { frame, ManualEnv, subscribeFrame } from './harness.ts'
 
 const T = 'blocks'
+
+/**
+ * Frames each sans-IO attack is cut off within (10 for the others): one repeated message
+ * is one unit of a 20-unit budget.
+ */
+const FRAMES_TO_CUT_OFF: Record<string, number> = {
+  'empty IWANT entries (4 MiB)': 1,
+  'empty IDONTWANT entries (4 MiB)': 1,
+  'empty control fields (4 MiB)': 1,
+  'IWANT random ids': 1,
+  'IWANT a real id repeated': 2,
+  'same message replayed': 42,
+}
 const HONEST = ['p0', 'p1', 'p2']
 const X = 'attacker'
 
@@ -136,6 +149,7 @@ describe('a gossip router under attack (sans-IO)', () => {
       const { env, router, delivered } = victim()
       let published = 0
       let penalisedAt: number | undefined
+      let frames = 0
       const start = env.time
       // Three virtual seconds at the attack's rate, with 20 honest messages a second.
       const step = 1000 / attack.rate
@@ -150,7 +164,12 @@ describe('a gossip router under attack (sans-IO)', () => {
           nextHonest += 50
         }
         router.receive(X, attack.next())
-        if (penalisedAt === undefined && router.getBehaviourPenalty(X) > 0) penalisedAt = env.time
+        frames++
+        // A peer cut off at its first penalty has no score left to read.
+        const cut = env.disconnected.length > 0
+        if (penalisedAt === undefined && (cut || router.getBehaviourPenalty(X) > 0)) {
+          penalisedAt = env.time
+        }
         env.advance(step)
       }
       expect(penalisedAt).toBeDefined()
@@ -165,8 +184,47 @@ describe('a gossip router under attack (sans-IO)', () => {
       expect(router.maxFieldsPerFrame).toBeLessThanOrEqual(DEFAULT_RPC_LIMITS.maxFields + 1)
       // IDONTWANT ids past the budget are not stored.
       expect(router.getIDontWantCount(X)).toBe(0)
+      // Strikes weigh how far over a budget or a limit a frame goes: every flood is cut off
+      // within its first frames (one frame of the same message is one repeat, 20 are free).
+      expect(frames).toBeLessThanOrEqual(FRAMES_TO_CUT_OFF[attack.name] ?? 10)
     })
   }
+
+  it('counts strikes by how far over its budget a frame goes', () => {
+    const { env, router } = victim()
+    const { burst } = DEFAULT_PEER_BUDGETS.rates.iwantMiss
+    const unit = burst / DEFAULT_PEER_BUDGETS.overdraftStrikesPerBurst
+    const ask = (n: number) =>
+      frame({
+        control: {
+          iwant: [{ messageIDs: Array.from({ length: n }, (_, i) => Uint8Array.of(n, i >> 8, i)) }],
+        },
+      })
+    // Misses within the budget: no strike; one past it: one strike.
+    router.receive(X, ask(burst))
+    router.receive(X, ask(1))
+    expect(router.getBehaviourPenalty(X)).toBe(1)
+    expect(env.disconnected).toEqual([])
+    // Going 5 units of strike over: 5 strikes, and one more frame as far over cuts it off.
+    env.advance(100_000)
+    router.receive(X, ask(burst + 5 * unit))
+    expect(env.disconnected).toEqual([])
+    router.receive(X, ask(15 * unit))
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X])
+  })
+
+  it('cuts off the sender of a 4 MiB malformed frame at its first bytes', () => {
+    const { env, router } = victim()
+    const big = emptyControlFieldsFrame()
+    expect(router.inspectFramePrefix(X, big.subarray(0, 64 * 1024), big.length)).toBe(false)
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X])
+    // A small malformed frame costs half the way.
+    const { env: env2, router: router2 } = victim()
+    router2.receive(X, emptyControlFieldsFrame(64 * 1024))
+    expect(env2.disconnected).toEqual([])
+    router2.receive(X, emptyControlFieldsFrame(64 * 1024))
+    expect(env2.disconnected.map((d) => d.peer)).toEqual([X])
+  })
 
   it('stores no IDONTWANT id past the budget', () => {
     const { router } = victim()
