@@ -516,13 +516,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     } catch (err) {
       this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
-      const kind = this.budgetedLimits.overBudget(err, limits)
-      if (kind === undefined) this.malformed(peer, err, frame.length)
-      else {
-        // Spent as an over-budget frame decoded whole would have been: the bucket empties.
-        const granted = this.budgets.take(peer, kind, Number.POSITIVE_INFINITY)
-        this.overBudget(peer, kind, estimatedIds(frame.length) - granted)
-      }
+      this.refused(peer, err, limits, frame.length)
       return
     }
     this.noteWork(work.fields)
@@ -869,18 +863,34 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /**
    * The first bytes of a large frame from `peer`, still arriving (the driver shows them before
-   * buffering the rest): false when they alone cross a decode limit, so that the whole frame
-   * would be refused. The peer is then counted as for a malformed frame and the driver drops
-   * the frame: a hostile 4 MiB frame costs its first kilobytes.
+   * buffering the rest): false when the first bytes alone cross a decode limit or the peer's
+   * remaining id budgets (as {@link receive} decodes a large frame), so that the whole frame
+   * would be refused. The peer is then counted as for that frame (strikes by its declared
+   * length) and the driver drops it: a hostile 4 MiB frame costs its first kilobytes.
    */
   inspectFramePrefix(peer: PeerKey, prefix: Uint8Array, frameLength: number): boolean {
+    // A peer not heard of yet (its frames wait for our stream to it) has no budgets yet.
+    const budgeted = this.running && this.peers.has(peer) && !this.direct.has(peer)
+    const limits = budgeted ? this.budgetedLimits.of(peer) : this.params.rpcLimits
     try {
-      checkRpcPrefix(prefix, frameLength, this.params.rpcLimits)
+      checkRpcPrefix(prefix, frameLength, limits)
       return true
     } catch (err) {
-      this.malformed(peer, err, frameLength)
+      this.refused(peer, err, limits, frameLength)
       return false
     }
+  }
+
+  /**
+   * A frame of `bytes` bytes from `peer` that decoding with `limits` refused: over the id
+   * budget those limits held it to, or malformed.
+   */
+  private refused(peer: PeerKey, err: unknown, limits: RpcLimits, bytes: number): void {
+    const kind = this.budgetedLimits.overBudget(err, limits)
+    if (kind === undefined) return this.malformed(peer, err, bytes)
+    // Spent as an over-budget frame decoded whole would have been: the bucket empties.
+    const granted = this.budgets.take(peer, kind, Number.POSITIVE_INFINITY)
+    this.overBudget(peer, kind, estimatedIds(bytes) - granted)
   }
 
   /**

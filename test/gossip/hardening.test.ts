@@ -213,6 +213,37 @@ describe('a gossip router under attack (sans-IO)', () => {
     expect(env.disconnected.map((d) => d.peer)).toEqual([X])
   })
 
+  it('refuses a large frame from its first bytes once they are over the id budget', () => {
+    const { router } = victim()
+    const rejected: string[] = []
+    router.on('rejected', (e) => {
+      if (e.from === X) rejected.push(e.reason)
+    })
+    const ihave = gossipAttacks(T).find((a) => a.name === 'IHAVE 5,000 random ids')!
+    const big = () => {
+      // Two IHAVE frames of 5,000 ids in one (over 64 KiB, so the driver shows its prefix).
+      const [f1, f2] = [ihave.next(), ihave.next()]
+      const out = new Uint8Array(f1.length + f2.length)
+      out.set(f1)
+      out.set(f2, f1.length)
+      return out
+    }
+    const prefix = (f: Uint8Array) => f.subarray(0, 64 * 1024)
+    // A peer the router has not heard of yet is judged by the decode limits alone.
+    const early = big()
+    expect(router.inspectFramePrefix('newcomer', prefix(early), early.length)).toBe(true)
+    // Within its budget, the prefix passes; once the budget is spent, it does not.
+    const first = big()
+    expect(first.length).toBeGreaterThan(64 * 1024)
+    expect(router.inspectFramePrefix(X, prefix(first), first.length)).toBe(true)
+    for (let i = 0; i < 2; i++) router.receive(X, ihave.next())
+    expect(rejected).toEqual([])
+    const next = big()
+    expect(router.inspectFramePrefix(X, prefix(next), next.length)).toBe(false)
+    // Its length holds some 10,000 ids, a whole burst more than the budget gave: cut off.
+    expect(rejected).toEqual(['ihave-over-budget', 'disconnected'])
+  })
+
   it('cuts off the sender of a 4 MiB malformed frame at its first bytes', () => {
     const { env, router } = victim()
     const big = emptyControlFieldsFrame()
