@@ -62,7 +62,7 @@ export interface PeerBudgetParams {
    * rounded up: a hostile frame of megabytes costs its sender more than a damaged small one.
    */
   malformedStrikeBytes: number
-  /** Strikes forgiven per second (a peer that stops misbehaving is forgiven). */
+  /** Strikes forgiven per second, whole ones (a peer that stops misbehaving is forgiven). */
   strikeDecayPerSecond: number
   /** How long a disconnected peer is refused, in milliseconds. */
   denyMs: number
@@ -225,11 +225,18 @@ export class PeerBudgets {
     const slot = this.slotOf(peer)
     if (slot === undefined || !this.tracks(slot)) return false
     const s = this.strikeColumn
-    const now = this.now()
-    const forgiven = ((now - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
+    const forgiven = this.forgiven(slot)
     s[2 * slot] = Math.max(0, s[2 * slot] - forgiven) + weight
-    s[2 * slot + 1] = now
+    // Time is kept until it forgives a whole strike: frames a few ms apart lose nothing.
+    const rate = this.params.strikeDecayPerSecond
+    s[2 * slot + 1] = rate > 0 ? s[2 * slot + 1] + (forgiven * 1000) / rate : this.now()
     return s[2 * slot] >= this.params.disconnectStrikes
+  }
+
+  /** Whole strikes forgiven the peer in `slot` since its strikes were last counted. */
+  private forgiven(slot: number): number {
+    const since = this.now() - this.strikeColumn[2 * slot + 1]
+    return Math.floor((since / 1000) * this.params.strikeDecayPerSecond)
   }
 
   /**
@@ -251,9 +258,7 @@ export class PeerBudgets {
   strikes(peer: PeerKey): number {
     const slot = this.slotOf(peer)
     if (slot === undefined || !this.tracks(slot)) return 0
-    const s = this.strikeColumn
-    const forgiven = ((this.now() - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
-    return Math.max(0, s[2 * slot] - forgiven)
+    return Math.max(0, this.strikeColumn[2 * slot] - this.forgiven(slot))
   }
 
   /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */

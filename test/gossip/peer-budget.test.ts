@@ -47,6 +47,21 @@ describe('per-peer budgets', () => {
     expect(b.strike('p')).toBe(true)
   })
 
+  it('forgive whole strikes only: two halves of the limit a few ms apart disconnect', () => {
+    const { b, clock } = budgets({ disconnectStrikes: 20, strikeDecayPerSecond: 1 })
+    expect(b.strike('p', 10)).toBe(false)
+    clock.t += 25
+    expect(b.strike('p', 10)).toBe(true)
+    // The time that forgave no whole strike still counts towards the next one.
+    const { b: b2, clock: c2 } = budgets({ disconnectStrikes: 20, strikeDecayPerSecond: 1 })
+    b2.strike('p', 5)
+    for (let i = 0; i < 4; i++) {
+      c2.t += 600
+      b2.strike('p', 0)
+    }
+    expect(b2.strikes('p')).toBe(3)
+  })
+
   it('weigh an overdraft by the bursts it goes over by, and a malformed frame by its size', () => {
     const { b } = budgets({ overdraftStrikesPerBurst: 20, malformedStrikeBytes: 1000 })
     const { burst } = DEFAULT_PEER_BUDGETS.rates.ihave
