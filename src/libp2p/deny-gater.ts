@@ -52,8 +52,9 @@ interface Throttle {
  * token of its IP address, and while the address has none left, every new connection from it
  * is refused before encryption: a denied peer gets `deniedHandshakesPerSecond` handshakes a
  * second (one every two seconds by default: a redialling attacker costs the listener four
- * handshakes in six seconds, where every one of them delays the honest traffic it carries). Connections already open are untouched; a new honest peer behind the same address
- * waits for a token like the denied one.
+ * handshakes in six seconds, each of which delays the honest traffic it carries).
+ * Connections already open are untouched; a new honest peer behind the same address waits
+ * for a token like the denied one.
  */
 export function denyListGater(
   lookup: () => DenyList | undefined,
