@@ -49,9 +49,9 @@ const [topic] = process.argv.slice(2)
 const refusedAt = new Map<string, number[]>()
 const refused = new (class extends Map<string, number> {
   override set(key: string, n: number): this {
-    let times = refusedAt.get(key)
-    if (times === undefined) refusedAt.set(key, (times = []))
+    const times = refusedAt.get(key) ?? []
     times.push(Date.now())
+    refusedAt.set(key, times)
     return super.set(key, n)
   }
 })()

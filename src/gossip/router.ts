@@ -887,7 +887,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   private refused(peer: PeerKey, err: unknown, limits: RpcLimits, bytes: number): void {
     const kind = this.budgetedLimits.overBudget(err, limits)
-    if (kind === undefined) return this.malformed(peer, err, bytes)
+    if (kind === undefined) {
+      this.malformed(peer, err, bytes)
+      return
+    }
     // Spent as an over-budget frame decoded whole would have been: the bucket empties.
     const granted = this.budgets.take(peer, kind, Number.POSITIVE_INFINITY)
     this.overBudget(peer, kind, estimatedIds(bytes) - granted)
