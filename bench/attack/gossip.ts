@@ -131,6 +131,11 @@ class QuietEnv extends ManualEnv {
 
 const SANS_IO_RUNS = 15
 
+/** A slow sample this long after the disconnect still counts as the attack frames' (queued work). */
+const CUT_OFF_SPILL_MS = 20
+/** A slow sample this close to a refused redial (its handshake just before) counts as the redial's. */
+const REDIAL_WINDOW_MS = 20
+
 /** One run of `attack` against a fresh sans-IO victim: the wall time of each attacker frame, in ms. */
 function sansIoFrameTimes(attack: GossipAttack): number[] {
   const env = new QuietEnv()
@@ -245,6 +250,18 @@ interface AttackFigures {
   belowRouterCpuMs: number
   /** Connections from the attacker that B's gater refused (redials while denied). */
   refusedRedials: number
+  /** During samples slower than twice the before p99 (what decides the p99 ratio), in ms. */
+  slowThresholdMs: number
+  /**
+   * Those slow samples by when C got them: before the victim first heard from the attacker;
+   * from then until {@link CUT_OFF_SPILL_MS} after the disconnect (the attack frames' own
+   * cost); within {@link REDIAL_WINDOW_MS} around a redial the gater refused after its
+   * handshake; at any other time.
+   */
+  slowSamplesBeforeContact: number
+  slowSamplesToCutOff: number
+  slowSamplesNearRefusedRedial: number
+  slowSamplesOther: number
   /** The victim process's heap in use after two full collections, before the honest window, in MB. */
   heapAfterGcBeforeMB: number
   /** After the honest window, as the attack starts. */
@@ -274,6 +291,14 @@ await waitFor(
   { what: 'the meshes of A, B and C', timeoutMs: 15_000 },
 )
 const pair = new HonestPair(a, c, T)
+/** When C got each honest message (`Date.now()`, the clock the victim's reports use) and its latency. */
+const deliveries: { at: number; latencyMs: number }[] = []
+c.services.dissemination.on('artifact', (art) => {
+  // A's messages (see HonestPair): their send time first, the mark 0x42 at byte 12.
+  if (art.data.length !== BYTES || art.data[12] !== 0x42) return
+  const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
+  deliveries.push({ at: Date.now(), latencyMs: performance.now() - sentAt })
+})
 const figures: AttackFigures[] = []
 // Warm-up: JIT, meshes and caches settle before anything is measured.
 await pair.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
@@ -295,6 +320,7 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
   await victim.ask('forget', { keys: honestKeys })
   await victim.ask('watch', { key })
   await victim.ask('window')
+  const firstDelivery = deliveries.length
   const during = await pair.honestTraffic(() => x.attack(), RATE, BYTES)
   const windowDuring = await victim.ask<VictimWindow>('windowEnd')
   const report = await victim.ask<VictimReport>('report', { key, keys: honestKeys })
@@ -306,6 +332,15 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
   const costliest = frameMs.indexOf(Math.max(...frameMs))
   const contact = report.firstContact
   const since = (t: number | null) => (t === null || contact === null ? null : t - contact)
+  const slowMs = 2 * b.p99
+  const slow = deliveries.slice(firstDelivery).filter((s) => s.latencyMs > slowMs)
+  const cutOff = (report.disconnectAt ?? Number.POSITIVE_INFINITY) + CUT_OFF_SPILL_MS
+  const nearRedial = (at: number) =>
+    report.refusedAt.some((r) => at >= r - REDIAL_WINDOW_MS && at <= r + REDIAL_WINDOW_MS)
+  const beforeContact = slow.filter((s) => contact === null || s.at < contact).length
+  const toCutOff = slow.filter((s) => contact !== null && s.at >= contact && s.at <= cutOff).length
+  const afterCutOff = slow.filter((s) => contact !== null && s.at > cutOff)
+  const nearRedials = afterCutOff.filter((s) => nearRedial(s.at)).length
   figures.push({
     attack: attack.name,
     attackRateFramesPerS: attack.rate,
@@ -343,6 +378,11 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
       (windowBefore.cpuMs * during.traffic.elapsedMs) / before.traffic.elapsedMs -
       report.routerCpuMs,
     refusedRedials: report.refused,
+    slowThresholdMs: slowMs,
+    slowSamplesBeforeContact: beforeContact,
+    slowSamplesToCutOff: toCutOff,
+    slowSamplesNearRefusedRedial: nearRedials,
+    slowSamplesOther: afterCutOff.length - nearRedials,
     sansIoCostliestFrameMs: null,
     heapAfterGcBeforeMB: heapBefore,
     heapAfterGcAttackStartMB: heapAttackStart,
@@ -366,6 +406,8 @@ const rows: Row[] = figures.map((f) => ({
   'before p50/p99 ms': `${fmt(f.beforeP50Ms, 1)} / ${fmt(f.beforeP99Ms, 1)}`,
   'during p50/p99 ms': `${fmt(f.duringP50Ms, 1)} / ${fmt(f.duringP99Ms, 1)}`,
   'p99 ratio': fmt(f.p99DuringOverBefore, 2),
+  'slow samples pre/to cut/redial/other': `${f.slowSamplesBeforeContact} / ${f.slowSamplesToCutOff} / ${f.slowSamplesNearRefusedRedial} / ${f.slowSamplesOther}`,
+  'frames sent/read': `${f.attackerFramesSent} / ${f.victimFramesFromAttacker}`,
   'msg/s before/during': `${fmt(f.beforeThroughputMsgPerS, 1)} / ${fmt(f.duringThroughputMsgPerS, 1)}`,
   delivered: `${f.honestDelivered}/${f.honestPublished}`,
   'penalty ms': ms(f.timeToPenaltyMs),

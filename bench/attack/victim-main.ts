@@ -22,6 +22,8 @@ export interface VictimReport {
   firstContact: number | null
   routerCpuMs: number
   refused: number
+  /** `Date.now()` of each refused connection of the peer (a redial the gater turned away after its handshake). */
+  refusedAt: number[]
   /** `Date.now()` of the first P7 penalty since `watch`. */
   penaltyAt: number | null
   /** `Date.now()` of the disconnection since `watch`. */
@@ -43,7 +45,16 @@ setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
 const [topic] = process.argv.slice(2)
-const refused = new Map<string, number>()
+/** Refused connections by peer, and when each was refused (the gater only counts them). */
+const refusedAt = new Map<string, number[]>()
+const refused = new (class extends Map<string, number> {
+  override set(key: string, n: number): this {
+    const times = refusedAt.get(key) ?? []
+    times.push(Date.now())
+    refusedAt.set(key, times)
+    return super.set(key, n)
+  }
+})()
 const b = await attackBedNode(topic, refused)
 const probe = new VictimProbe(b)
 const router = b.services.dissemination.core
@@ -101,6 +112,7 @@ const handlers: Record<string, (r: Request) => unknown> = {
       firstContact: probe.firstContact.get(key) ?? null,
       routerCpuMs: probe.routerCpuMs.get(key) ?? 0,
       refused: refused.get(key) ?? 0,
+      refusedAt: refusedAt.get(key) ?? [],
       penaltyAt: watched?.key === key ? (watched.penaltyAt ?? null) : null,
       disconnectAt: watched?.key === key ? (watched.disconnectAt ?? null) : null,
       denied: router.isDenied(key),

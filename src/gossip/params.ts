@@ -667,6 +667,8 @@ function validateBudgets(b: PeerBudgetParams): void {
   }
   check(b.disconnectStrikes >= 1, 'budgets.disconnectStrikes must be >= 1')
   check(b.malformedStrikes >= 0, 'budgets.malformedStrikes must be >= 0')
+  check(b.overdraftStrikesPerBurst >= 0, 'budgets.overdraftStrikesPerBurst must be >= 0')
+  check(b.malformedStrikeBytes > 0, 'budgets.malformedStrikeBytes must be > 0')
   check(b.strikeDecayPerSecond >= 0, 'budgets.strikeDecayPerSecond must be >= 0')
   check(b.denyMs >= 0, 'budgets.denyMs must be >= 0')
   check(isCount(b.maxDenied) && b.maxDenied >= 1, 'budgets.maxDenied must be a positive integer')

@@ -43,14 +43,26 @@ export interface PeerBudgetParams {
   /** One token bucket per kind of input. */
   rates: Record<BudgetKind, BudgetRate>
   /**
-   * Strikes that disconnect a peer: a frame over any budget or sent while graylisted counts
-   * one; a malformed frame (or one over a decode limit) and bad framing seen by the driver
-   * count `malformedStrikes`.
+   * Strikes that disconnect a peer: a frame sent while graylisted counts one, a frame over a
+   * budget counts {@link overdraftStrikesPerBurst} per burst it goes over by (at least one);
+   * a malformed frame (or one over a decode limit) and bad framing seen by the driver count
+   * `malformedStrikes` per {@link malformedStrikeBytes} of it (at least `malformedStrikes`).
    */
   disconnectStrikes: number
+  /**
+   * Strikes a frame over a budget counts per burst of that kind it goes over by, rounded up
+   * (at least one): at 20, the default `disconnectStrikes`, a peer that overdraws one more
+   * burst than it was granted is cut off, in the first flood frame or two, whatever its rate.
+   */
+  overdraftStrikesPerBurst: number
   /** Strikes a malformed frame costs (decoding it may have cost up to a limit's worth of work). */
   malformedStrikes: number
-  /** Strikes forgiven per second (a peer that stops misbehaving is forgiven). */
+  /**
+   * A malformed frame counts `malformedStrikes` per this many bytes of its (declared) length,
+   * rounded up: a hostile frame of megabytes costs its sender more than a damaged small one.
+   */
+  malformedStrikeBytes: number
+  /** Strikes forgiven per second, whole ones (a peer that stops misbehaving is forgiven). */
   strikeDecayPerSecond: number
   /** How long a disconnected peer is refused, in milliseconds. */
   denyMs: number
@@ -75,7 +87,10 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     ineed: { perSecond: 5000, burst: 10_000 },
   },
   disconnectStrikes: 20,
+  overdraftStrikesPerBurst: 20,
   malformedStrikes: 10,
+  // A 4 MiB frame refused from its first bytes disconnects at once; a smaller one takes two.
+  malformedStrikeBytes: 2 * 1024 * 1024,
   strikeDecayPerSecond: 1,
   denyMs: 60_000,
   maxDenied: 4096,
@@ -210,20 +225,40 @@ export class PeerBudgets {
     const slot = this.slotOf(peer)
     if (slot === undefined || !this.tracks(slot)) return false
     const s = this.strikeColumn
-    const now = this.now()
-    const forgiven = ((now - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
+    const forgiven = this.forgiven(slot)
     s[2 * slot] = Math.max(0, s[2 * slot] - forgiven) + weight
-    s[2 * slot + 1] = now
+    // Time is kept until it forgives a whole strike: frames a few ms apart lose nothing.
+    const rate = this.params.strikeDecayPerSecond
+    s[2 * slot + 1] = rate > 0 ? s[2 * slot + 1] + (forgiven * 1000) / rate : this.now()
     return s[2 * slot] >= this.params.disconnectStrikes
+  }
+
+  /** Whole strikes forgiven the peer in `slot` since its strikes were last counted. */
+  private forgiven(slot: number): number {
+    const since = this.now() - this.strikeColumn[2 * slot + 1]
+    return Math.floor((since / 1000) * this.params.strikeDecayPerSecond)
+  }
+
+  /**
+   * Strikes for a frame that asked `excess` units of `kind` beyond what it was granted: one
+   * per `burst / overdraftStrikesPerBurst` units, rounded up, and at least one.
+   */
+  overdraftStrikes(kind: BudgetKind, excess: number): number {
+    const { burst } = this.params.rates[kind]
+    return Math.max(1, Math.ceil((excess * this.params.overdraftStrikesPerBurst) / burst))
+  }
+
+  /** Strikes for a malformed frame of `bytes` bytes (see {@link PeerBudgetParams.malformedStrikeBytes}). */
+  malformedStrikes(bytes: number): number {
+    const { malformedStrikes, malformedStrikeBytes } = this.params
+    return malformedStrikes * Math.max(1, Math.ceil(bytes / malformedStrikeBytes))
   }
 
   /** Current strikes of a peer (after forgiveness). */
   strikes(peer: PeerKey): number {
     const slot = this.slotOf(peer)
     if (slot === undefined || !this.tracks(slot)) return 0
-    const s = this.strikeColumn
-    const forgiven = ((this.now() - s[2 * slot + 1]) / 1000) * this.params.strikeDecayPerSecond
-    return Math.max(0, s[2 * slot] - forgiven)
+    return Math.max(0, this.strikeColumn[2 * slot] - this.forgiven(slot))
   }
 
   /** Refuses `peer` for `denyMs` from now; returns the time the deny ends. */

@@ -11,7 +11,7 @@ import {
   NoPeersError,
   NotStartedError,
 } from '../common/errors.ts'
-import { type MessageId, messageIdKey } from '../common/message-id.ts'
+import { CONTENT_ID_LENGTH, type MessageId, messageIdKey } from '../common/message-id.ts'
 import { SlotPool } from '../common/peer-slots.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
@@ -516,13 +516,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     } catch (err) {
       this.noteWork(work.fields)
       this.recorder.frameReceived(frame.length, 0)
-      const kind = this.budgetedLimits.overBudget(err, limits)
-      if (kind === undefined) this.malformed(peer, err)
-      else {
-        // Spent as an over-budget frame decoded whole would have been: the bucket empties.
-        this.budgets.take(peer, kind, Number.POSITIVE_INFINITY)
-        this.overBudget(peer, kind)
-      }
+      this.refused(peer, err, limits, frame.length)
       return
     }
     this.noteWork(work.fields)
@@ -532,8 +526,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const first = ps.framesReceived++ === 0
     if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     // Direct peers are trusted by agreement: they are never graylisted nor budgeted.
-    const within = (kind: BudgetKind, n: number) =>
-      direct || this.budgets.spendAt(ps.slot, kind, n) || this.overBudget(peer, kind)
+    const within = (kind: BudgetKind, n: number) => {
+      if (direct || n <= 0) return true
+      const granted = this.budgets.takeAt(ps.slot, kind, n)
+      return granted === n || this.overBudget(peer, kind, n - granted)
+    }
     if (!within('subscription', rpc.subscriptions.length)) return
     let rejectedTopics = false
     for (const sub of rpc.subscriptions) {
@@ -866,40 +863,65 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /**
    * The first bytes of a large frame from `peer`, still arriving (the driver shows them before
-   * buffering the rest): false when they alone cross a decode limit, so that the whole frame
-   * would be refused. The peer is then counted as for a malformed frame and the driver drops
-   * the frame: a hostile 4 MiB frame costs its first kilobytes.
+   * buffering the rest): false when the first bytes alone cross a decode limit or the peer's
+   * remaining id budgets (as {@link receive} decodes a large frame), so that the whole frame
+   * would be refused. The peer is then counted as for that frame (strikes by its declared
+   * length) and the driver drops it: a hostile 4 MiB frame costs its first kilobytes.
    */
   inspectFramePrefix(peer: PeerKey, prefix: Uint8Array, frameLength: number): boolean {
+    // A peer not heard of yet (its frames wait for our stream to it) has no budgets yet.
+    const budgeted = this.running && this.peers.has(peer) && !this.direct.has(peer)
+    const limits = budgeted ? this.budgetedLimits.of(peer) : this.params.rpcLimits
     try {
-      checkRpcPrefix(prefix, frameLength, this.params.rpcLimits)
+      checkRpcPrefix(prefix, frameLength, limits)
       return true
     } catch (err) {
-      this.malformed(peer, err)
+      this.refused(peer, err, limits, frameLength)
       return false
     }
   }
 
-  /** A frame from `peer` failed to decode (or crossed a limit): penalised, and strikes. */
-  private malformed(peer: PeerKey, err: unknown): void {
+  /**
+   * A frame of `bytes` bytes from `peer` that decoding with `limits` refused: over the id
+   * budget those limits held it to, or malformed.
+   */
+  private refused(peer: PeerKey, err: unknown, limits: RpcLimits, bytes: number): void {
+    const kind = this.budgetedLimits.overBudget(err, limits)
+    if (kind === undefined) {
+      this.malformed(peer, err, bytes)
+      return
+    }
+    // Spent as an over-budget frame decoded whole would have been: the bucket empties.
+    const granted = this.budgets.take(peer, kind, Number.POSITIVE_INFINITY)
+    this.overBudget(peer, kind, estimatedIds(bytes) - granted)
+  }
+
+  /**
+   * A frame of `bytes` bytes from `peer` failed to decode (or crossed a limit): penalised,
+   * and strikes by its size.
+   */
+  private malformed(peer: PeerKey, err: unknown, bytes: number): void {
     this.log('malformed frame from %s: %s', peer, (err as Error).message)
     this.score.addPenalty(peer, 1)
     this.reject(peer, 'malformed-frame')
-    this.strike(peer, 'malformed-frame', this.params.budgets.malformedStrikes)
+    this.strike(peer, 'malformed-frame', this.budgets.malformedStrikes(bytes))
   }
 
   /** The driver saw `peer` open an inbound stream: reopening one is budgeted. */
   inboundStreamOpened(peer: PeerKey): void {
     // The first stream usually comes before the core hears of the peer: only later ones count.
     if (!this.budgets.has(peer) || this.direct.has(peer)) return
-    if (!this.budgets.spend(peer, 'stream', 1)) this.overBudget(peer, 'stream')
+    if (!this.budgets.spend(peer, 'stream', 1)) this.overBudget(peer, 'stream', 1)
   }
 
-  /** Penalises a peer past its budget of `kind`; returns false (the frame's rest is dropped). */
-  private overBudget(peer: PeerKey, kind: BudgetKind): false {
+  /**
+   * Penalises a peer that asked `excess` units of `kind` past its budget (P7 once, strikes by
+   * how far over it went); returns false (the frame's rest is dropped).
+   */
+  private overBudget(peer: PeerKey, kind: BudgetKind, excess: number): false {
     this.score.addPenalty(peer, 1)
     this.reject(peer, `${kind}-over-budget`)
-    this.strike(peer, `${kind}-over-budget`)
+    this.strike(peer, `${kind}-over-budget`, this.budgets.overdraftStrikes(kind, excess))
     return false
   }
 
@@ -1113,7 +1135,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const now = this.env.now()
     const repeated = !this.noteReceived(ps, key)
     if (repeated && !direct && !this.budgets.spend(peer, 'repeat', 1)) {
-      return this.overBudget(peer, 'repeat')
+      return this.overBudget(peer, 'repeat', 1)
     }
     if (this.seen.has(key, now)) {
       this.recorder.count('duplicates', topic, cls)
@@ -1287,11 +1309,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   ): boolean {
     const total = idCount(entries)
     if (total === 0) return true
-    let allowed = direct ? total : this.budgets.take(peer, 'idontwant', total)
+    const granted = direct ? total : this.budgets.take(peer, 'idontwant', total)
+    let allowed = granted
     const expiry = this.env.now() + this.params.idontwantTtlMs
     for (const e of entries) {
       for (let i = 0, n = idCountOf(e); i < n; i++) {
-        if (allowed-- <= 0) return this.overBudget(peer, 'idontwant')
+        if (allowed-- <= 0) return this.overBudget(peer, 'idontwant', total - granted)
         const id = idAt(e, i)
         const key = messageIdKey(id)
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
@@ -1822,6 +1845,18 @@ function expireDontWant(dontWant: Map<string, number>, now: number): void {
  * holds at most half as many ids, cheap to decode whole before the budgets judge it.
  */
 const BUDGETED_DECODE_BYTES = 4096
+
+/**
+ * Bytes one id takes in a frame, key and length included, for a content id of ours
+ * ({@link CONTENT_ID_LENGTH} bytes): the unit a frame whose decoding stopped at its id budget
+ * is taken to be full of, its ids uncounted.
+ */
+const ID_ENTRY_BYTES = CONTENT_ID_LENGTH + 2
+
+/** The ids a frame of `bytes` bytes is taken to hold when it was not read to the end. */
+function estimatedIds(bytes: number): number {
+  return Math.floor(bytes / ID_ENTRY_BYTES)
+}
 
 /** The index of the first of `ends` (ascending) above `pos`: the entry holding id position `pos`. */
 function entryAt(ends: number[], pos: number): number {

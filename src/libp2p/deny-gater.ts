@@ -10,12 +10,14 @@ export interface DenyList {
 /** How {@link denyListGater} throttles the handshakes of addresses denied peers come from. */
 export interface DenyListGaterOptions {
   /**
-   * Handshakes a second an address gets once a denied peer came from it (default 2). A
+   * Handshakes a second an address gets once a denied peer came from it (default 0.5). A
    * denied peer is known only after the encryption handshake, which costs the listener key
-   * exchanges; beyond this rate, connections from that address are refused before it.
+   * exchanges and milliseconds of its event loop; beyond this rate, connections from that
+   * address are refused before it. A denied peer that redials at once spends every token
+   * anyway, so a higher rate mostly buys it more of the listener's time.
    */
   deniedHandshakesPerSecond?: number
-  /** Handshakes of denied peers an address may spend at once (default 4). */
+  /** Handshakes of denied peers an address may spend at once (default 1). */
   deniedHandshakesBurst?: number
   /** How long an address stays throttled after its last denied handshake, in ms (default 60 000). */
   throttleMs?: number
@@ -49,16 +51,18 @@ interface Throttle {
  * identity is known only at the end of it). So each handshake that ends in a refusal spends a
  * token of its IP address, and while the address has none left, every new connection from it
  * is refused before encryption: a denied peer gets `deniedHandshakesPerSecond` handshakes a
- * second. Connections already open are untouched; a new honest peer behind the same address
- * waits for a token like the denied one.
+ * second (one every two seconds by default: a redialling attacker costs the listener four
+ * handshakes in six seconds, each of which delays the honest traffic it carries).
+ * Connections already open are untouched; a new honest peer behind the same address waits
+ * for a token like the denied one.
  */
 export function denyListGater(
   lookup: () => DenyList | undefined,
   options: DenyListGaterOptions = {},
 ): ConnectionGater {
   const {
-    deniedHandshakesPerSecond = 2,
-    deniedHandshakesBurst = 4,
+    deniedHandshakesPerSecond = 0.5,
+    deniedHandshakesBurst = 1,
     throttleMs = 60_000,
     maxThrottled = 1024,
     now: clock = Date.now,

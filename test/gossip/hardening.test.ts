@@ -17,6 +17,23 @@ import {
 import { frame, ManualEnv, subscribeFrame } from './harness.ts'
 
 const T = 'blocks'
+
+/**
+ * Frames each sans-IO attack is cut off within: one repeated message is one unit of a
+ * 20-unit budget, so its flood takes 41 frames.
+ */
+const FRAMES_TO_CUT_OFF: Record<string, number> = {
+  'empty IWANT entries (4 MiB)': 1,
+  'empty IDONTWANT entries (4 MiB)': 1,
+  'empty control fields (4 MiB)': 1,
+  'IDONTWANT 5,000 ids': 2,
+  'IDONTWANT 1,000 ids': 8,
+  'IWANT random ids': 1,
+  'IWANT a real id repeated': 2,
+  'subscription churn 5,000': 2,
+  'IHAVE 5,000 random ids': 4,
+  'same message replayed': 41,
+}
 const HONEST = ['p0', 'p1', 'p2']
 const X = 'attacker'
 
@@ -136,6 +153,7 @@ describe('a gossip router under attack (sans-IO)', () => {
       const { env, router, delivered } = victim()
       let published = 0
       let penalisedAt: number | undefined
+      let frames = 0
       const start = env.time
       // Three virtual seconds at the attack's rate, with 20 honest messages a second.
       const step = 1000 / attack.rate
@@ -150,7 +168,12 @@ describe('a gossip router under attack (sans-IO)', () => {
           nextHonest += 50
         }
         router.receive(X, attack.next())
-        if (penalisedAt === undefined && router.getBehaviourPenalty(X) > 0) penalisedAt = env.time
+        frames++
+        // A peer cut off at its first penalty has no score left to read.
+        const cut = env.disconnected.length > 0
+        if (penalisedAt === undefined && (cut || router.getBehaviourPenalty(X) > 0)) {
+          penalisedAt = env.time
+        }
         env.advance(step)
       }
       expect(penalisedAt).toBeDefined()
@@ -165,8 +188,78 @@ describe('a gossip router under attack (sans-IO)', () => {
       expect(router.maxFieldsPerFrame).toBeLessThanOrEqual(DEFAULT_RPC_LIMITS.maxFields + 1)
       // IDONTWANT ids past the budget are not stored.
       expect(router.getIDontWantCount(X)).toBe(0)
+      // Strikes weigh how far over a budget or a limit a frame goes: every flood is cut off
+      // within its first frames (one frame of the same message is one repeat, 20 are free).
+      expect(frames).toBeLessThanOrEqual(FRAMES_TO_CUT_OFF[attack.name])
     })
   }
+
+  it('counts strikes by how far over its budget a frame goes', () => {
+    const { env, router } = victim()
+    const { burst } = DEFAULT_PEER_BUDGETS.rates.iwantMiss
+    const unit = burst / DEFAULT_PEER_BUDGETS.overdraftStrikesPerBurst
+    const ask = (n: number) =>
+      frame({
+        control: {
+          iwant: [{ messageIDs: Array.from({ length: n }, (_, i) => Uint8Array.of(n, i >> 8, i)) }],
+        },
+      })
+    // Misses within the budget: no strike; one past it: one strike.
+    router.receive(X, ask(burst))
+    router.receive(X, ask(1))
+    expect(router.getBehaviourPenalty(X)).toBe(1)
+    expect(env.disconnected).toEqual([])
+    // Going 5 units of strike over: 5 strikes, and one more frame as far over cuts it off.
+    env.advance(100_000)
+    router.receive(X, ask(burst + 5 * unit))
+    expect(env.disconnected).toEqual([])
+    router.receive(X, ask(15 * unit))
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X])
+  })
+
+  it('refuses a large frame from its first bytes once they are over the id budget', () => {
+    const { router } = victim()
+    const rejected: string[] = []
+    router.on('rejected', (e) => {
+      if (e.from === X) rejected.push(e.reason)
+    })
+    const ihave = gossipAttacks(T).find((a) => a.name === 'IHAVE 5,000 random ids')!
+    const big = () => {
+      // Two IHAVE frames of 5,000 ids in one (over 64 KiB, so the driver shows its prefix).
+      const [f1, f2] = [ihave.next(), ihave.next()]
+      const out = new Uint8Array(f1.length + f2.length)
+      out.set(f1)
+      out.set(f2, f1.length)
+      return out
+    }
+    const prefix = (f: Uint8Array) => f.subarray(0, 64 * 1024)
+    // A peer the router has not heard of yet is judged by the decode limits alone.
+    const early = big()
+    expect(router.inspectFramePrefix('newcomer', prefix(early), early.length)).toBe(true)
+    // Within its budget, the prefix passes; once the budget is spent, it does not.
+    const first = big()
+    expect(first.length).toBeGreaterThan(64 * 1024)
+    expect(router.inspectFramePrefix(X, prefix(first), first.length)).toBe(true)
+    for (let i = 0; i < 2; i++) router.receive(X, ihave.next())
+    expect(rejected).toEqual([])
+    const next = big()
+    expect(router.inspectFramePrefix(X, prefix(next), next.length)).toBe(false)
+    // Its length holds some 10,000 ids, a whole burst more than the budget gave: cut off.
+    expect(rejected).toEqual(['ihave-over-budget', 'disconnected'])
+  })
+
+  it('cuts off the sender of a 4 MiB malformed frame at its first bytes', () => {
+    const { env, router } = victim()
+    const big = emptyControlFieldsFrame()
+    expect(router.inspectFramePrefix(X, big.subarray(0, 64 * 1024), big.length)).toBe(false)
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X])
+    // A small malformed frame costs half the way.
+    const { env: env2, router: router2 } = victim()
+    router2.receive(X, emptyControlFieldsFrame(64 * 1024))
+    expect(env2.disconnected).toEqual([])
+    router2.receive(X, emptyControlFieldsFrame(64 * 1024))
+    expect(env2.disconnected.map((d) => d.peer)).toEqual([X])
+  })
 
   it('stores no IDONTWANT id past the budget', () => {
     const { router } = victim()

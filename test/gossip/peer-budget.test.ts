@@ -47,6 +47,35 @@ describe('per-peer budgets', () => {
     expect(b.strike('p')).toBe(true)
   })
 
+  it('forgive whole strikes only: two halves of the limit a few ms apart disconnect', () => {
+    const { b, clock } = budgets({ disconnectStrikes: 20, strikeDecayPerSecond: 1 })
+    expect(b.strike('p', 10)).toBe(false)
+    clock.t += 25
+    expect(b.strike('p', 10)).toBe(true)
+    // The time that forgave no whole strike still counts towards the next one.
+    const { b: b2, clock: c2 } = budgets({ disconnectStrikes: 20, strikeDecayPerSecond: 1 })
+    b2.strike('p', 5)
+    for (let i = 0; i < 4; i++) {
+      c2.t += 600
+      b2.strike('p', 0)
+    }
+    expect(b2.strikes('p')).toBe(3)
+  })
+
+  it('weigh an overdraft by the bursts it goes over by, and a malformed frame by its size', () => {
+    const { b } = budgets({ overdraftStrikesPerBurst: 20, malformedStrikeBytes: 1000 })
+    const { burst } = DEFAULT_PEER_BUDGETS.rates.ihave
+    expect(b.overdraftStrikes('ihave', 1)).toBe(1)
+    expect(b.overdraftStrikes('ihave', burst / 20)).toBe(1)
+    expect(b.overdraftStrikes('ihave', burst / 20 + 1)).toBe(2)
+    expect(b.overdraftStrikes('ihave', burst / 2)).toBe(10)
+    expect(b.overdraftStrikes('ihave', 50 * burst)).toBe(1000)
+    const { malformedStrikes } = DEFAULT_PEER_BUDGETS
+    expect(b.malformedStrikes(10)).toBe(malformedStrikes)
+    expect(b.malformedStrikes(1000)).toBe(malformedStrikes)
+    expect(b.malformedStrikes(4000)).toBe(4 * malformedStrikes)
+  })
+
   it('deny for denyMs, and remember a bounded number of denied peers', () => {
     const { b, clock } = budgets({ denyMs: 1000, maxDenied: 2 })
     b.deny('a')
@@ -65,6 +94,9 @@ describe('per-peer budgets', () => {
       resolveGossipParams({ budgets: { rates: { iwant: { perSecond: -1, burst: 10 } } } }),
     ).toThrow(InvalidParametersError)
     expect(() => resolveGossipParams({ budgets: { disconnectStrikes: 0 } })).toThrow(
+      InvalidParametersError,
+    )
+    expect(() => resolveGossipParams({ budgets: { malformedStrikeBytes: 0 } })).toThrow(
       InvalidParametersError,
     )
     const p = resolveGossipParams({ budgets: { rates: { repeat: { perSecond: 1, burst: 2 } } } })
