@@ -402,12 +402,12 @@ export class DisseminationService<
     }
   }
 
-  /** Aborts a connection or stream of a denied peer (one already closing may throw: ignored). */
+  /** Aborts a connection or stream of a denied or deaf peer (one already closing may throw: ignored). */
   private refuse(target: Connection | Stream): void {
     try {
       target.abort(new Error('peer denied'))
     } catch (err) {
-      this.log('aborting a denied peer: %e', err)
+      this.log('aborting a connection or stream: %e', err)
     }
   }
 
@@ -435,6 +435,11 @@ export class DisseminationService<
       stream = await connection.newStream(this.options.protocols)
     } catch (err) {
       this.log('peer %s does not speak %s: %e', peer, this.options.protocols, err)
+      // A peer that talks to us but will not hear us never reaches the core: what it sent is
+      // not kept, and its own streams are closed (it may open them again, within its budget).
+      this.dropped.earlyFramesDropped += state.early.length
+      state.early.length = 0
+      for (const inbound of state.inbound) this.refuse(inbound)
       return
     }
     if (!this.running || this.peers.get(peer) !== state) {
@@ -455,7 +460,11 @@ export class DisseminationService<
       address: connection.remoteAddr.toString(),
     })
     for (const frame of state.pending.splice(0)) this.write(peer, state, frame)
-    for (const frame of state.early.splice(0)) this.handle(peer, frame)
+    for (const frame of state.early.splice(0)) {
+      // A held frame that got the peer cut off ends the hand-over, as on a live stream.
+      if (this.isDenied(peer)) return
+      this.handle(peer, frame)
+    }
   }
 
   private onInbound(stream: Stream, connection: Connection): void {
