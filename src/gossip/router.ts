@@ -252,6 +252,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
   private readonly shortIndex = new Map<string, string>()
+  /** Messages some peer sent IDONTWANT for, not here yet: pulled if they do not come. */
+  private readonly dontWanted = new Map<
+    string,
+    { peers: PeerKey[]; timer: TimerHandle | undefined }
+  >()
   /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
   private readonly publishedTo = new Set<string>()
   /** One-copy: topic hash (hex) → subscribed topic. */
@@ -352,6 +357,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         pull: (peer, topic, short) => this.pull(peer, topic, short),
       },
       p.oneCopyFollowupMs,
+      // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
+      p.mcacheLength * p.heartbeatIntervalMs,
       p.maxIWantTracked,
     )
     this.preambles = new Preambles(
@@ -426,6 +433,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.uplink.clear()
     this.limiter.clear()
     this.pulls.clear()
+    for (const e of this.dontWanted.values()) e.timer?.cancel()
+    this.dontWanted.clear()
     this.preambles.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
@@ -752,11 +761,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.recorder.penalise(sender, 'broken-preamble')
     }
     for (const [p, ps] of this.peers) {
-      if (p !== sender && this.dontWantOf(ps, key)) this.pullPreambled(p, key, id)
+      if (p !== sender && this.dontWantOf(ps, key)) this.pullFrom(p, key, id)
     }
   }
 
-  private pullPreambled(peer: PeerKey, key: string, id: MessageId): void {
+  private pullFrom(peer: PeerKey, key: string, id: MessageId): void {
     const ask = this.limiter.advertised(peer, [{ key, id }])
     if (ask.length > 0) this.send(peer, { ...emptyRpc(), control: iwant(ask) })
   }
@@ -1298,15 +1307,47 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // our push was not the one that delivered.
         if (ps.recentPushes?.delete(key)) ps.wastedPushes++
         this.peerHas(peer, ps, key, id, expiry)
+        this.awaitDontWanted(peer, key, id)
       }
     }
     return true
   }
 
+  /**
+   * `peer` has message `key` (IDONTWANT): if it is not here within `idontwantPullMs`, every
+   * push of it was lost, and it is pulled (IWANT) from the peers that said they have it, again
+   * every `iwantFollowupMs` while their message caches may still hold it (replies get lost too).
+   */
+  private awaitDontWanted(peer: PeerKey, key: string, id: MessageId): void {
+    const wait = this.params.idontwantPullMs
+    if (wait === Number.POSITIVE_INFINITY) return
+    const now = this.env.now()
+    if (this.seen.has(key, now)) return
+    const known = this.dontWanted.get(key)
+    if (known !== undefined) {
+      if (known.peers.length < this.params.maxIWantAlternates && !known.peers.includes(peer))
+        known.peers.push(peer)
+      return
+    }
+    if (this.dontWanted.size >= this.params.maxIWantTracked) return
+    const entry = { peers: [peer], timer: undefined as TimerHandle | undefined }
+    const until = now + this.params.mcacheLength * this.params.heartbeatIntervalMs
+    const check = () => {
+      if (this.seen.has(key, this.env.now()) || this.env.now() >= until) {
+        this.dontWanted.delete(key)
+        return
+      }
+      for (const p of entry.peers) if (this.peers.has(p)) this.pullFrom(p, key, id)
+      entry.timer = this.env.setTimer(this.params.iwantFollowupMs, check)
+    }
+    entry.timer = this.env.setTimer(wait, check)
+    this.dontWanted.set(key, entry)
+  }
+
   /** `peer` has the message `key` (IDONTWANT, or a PREAMBLE of it): we send it no copy. */
   private peerHas(peer: PeerKey, ps: PeerState, key: string, id: MessageId, expiry: number): void {
     // One preambled to us that did not come is pulled from it.
-    if (this.preambles.isOverdue(key)) this.pullPreambled(peer, key, id)
+    if (this.preambles.isOverdue(key)) this.pullFrom(peer, key, id)
     this.needsUpkeep(ps)
     ps.dontWant ??= new Map()
     setNewest(ps.dontWant, key, expiry, this.params.maxIDontWantPerPeer)

@@ -86,6 +86,7 @@ describe('one-copy pull delay (AnnouncedPulls)', () => {
         pull: (peer) => asked.push(peer),
       },
       400,
+      6000,
       100,
     )
     expect(pulls.measuredDelay(T)).toBe(Number.POSITIVE_INFINITY)
@@ -102,6 +103,32 @@ describe('one-copy pull delay (AnnouncedPulls)', () => {
     expect(asked).toEqual([])
     env.advance(1)
     expect(asked).toEqual(['b'])
+  })
+})
+
+describe('one-copy pulls under loss (AnnouncedPulls)', () => {
+  it('asks the announcers round after round until their caches would have dropped the message', () => {
+    const env = new ManualEnv()
+    const asked: string[] = []
+    const pulls = new AnnouncedPulls(
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        have: () => false,
+        pull: (peer) => asked.push(peer),
+      },
+      400,
+      6000,
+      100,
+    )
+    pulls.announced('a', T, new Uint8Array(8), 'k', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k', 50)
+    // Every reply is lost: a, b, a, b, ... every 400 ms from 50 ms on; a round starts only
+    // within 6 s of the first announce (the last at 5,650 ms: 8 rounds of two).
+    env.advance(10_000)
+    expect(asked.length).toBe(16)
+    expect(asked.slice(0, 4)).toEqual(['a', 'b', 'a', 'b'])
+    expect(pulls.size).toBe(0)
   })
 })
 
