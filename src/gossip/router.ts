@@ -20,7 +20,15 @@ import { BudgetedLimits } from './budgeted-limits.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
-import { AnnouncedPulls, bytesKey, LinkRoles, shortId, topicHash } from './one-copy.ts'
+import {
+  AnnouncedPulls,
+  bytesKey,
+  FloodReach,
+  LinkRoles,
+  MAX_PULL_ASKS,
+  shortId,
+  topicHash,
+} from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { Preambles } from './preamble.ts'
@@ -252,6 +260,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
   private readonly shortIndex = new Map<string, string>()
+  /** How far publishers' floods reach, to size flood roots' pushes (one-copy rule 2). */
+  private readonly floodReach = new FloodReach()
   /** Messages some peer sent IDONTWANT for, not here yet: pulled if they do not come. */
   private readonly dontWanted = new Map<
     string,
@@ -354,7 +364,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         now: () => env.now(),
         setTimer: (ms, fn) => env.setTimer(ms, fn),
         have: (short) => this.shortIndex.has(short),
-        pull: (peer, topic, short) => this.pull(peer, topic, short),
+        pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
       },
       p.oneCopyFollowupMs,
       // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
@@ -655,7 +665,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const cached =
         key === undefined
           ? undefined
-          : this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
+          : this.mcache.getForPeer(
+              key,
+              peer,
+              Math.max(this.params.gossipRetransmission, MAX_PULL_ASKS),
+            )
       if (cached === undefined) misses++
       else this.sendMessage([peer], cached.message, key!)
     }
@@ -663,11 +677,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   /** Pulls an announced message; a lazy mesh link it came over turns eager (UNCHOKE). */
-  private pull(peer: PeerKey, topic: Topic, short: Uint8Array): void {
+  private pull(peer: PeerKey, topic: Topic, short: Uint8Array, promote: boolean): void {
     if (!this.peers.has(peer)) return
     const o = emptyOneCopy()
     o.ineed.push(short)
-    if (this.meshes.meshOf(topic)?.has(peer) && this.roles.pulling(topic, peer)) {
+    if (promote && this.meshes.meshOf(topic)?.has(peer) && this.roles.pulling(topic, peer)) {
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
@@ -825,6 +839,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   private firstCopy(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
     const mesh = this.meshes.meshOf(topic)
+    this.floodReach.arrived(topic, mesh !== undefined && !mesh.has(peer))
     if (!mesh?.has(peer)) {
       if (this.publishedTo.size >= this.params.maxShortIds) {
         const oldest = this.publishedTo.values().next().value
@@ -952,6 +967,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.meshes.leave(topic)
     this.roles.clearTopic(topic)
+    this.floodReach.clearTopic(topic)
     this.flushControl()
   }
 
@@ -1250,12 +1266,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const lazy: PeerKey[] = []
       const short = this.params.oneCopy ? shortId(a.id) : undefined
       const announced = short && this.pulls.announcers(bytesKey(short))
-      for (const p of this.meshes.meshOf(a.topic) ?? []) {
+      const mesh = this.meshes.meshOf(a.topic)
+      for (const p of mesh ?? []) {
         if (p === peer || p === a.origin || haveIt?.has(p) || announced?.has(p)) continue
         if (this.peerDoesNotWant(p, key)) continue
-        // A copy straight from its publisher's flood goes to the whole mesh (one-copy rule 2).
-        if (this.isLazyLink(a.topic, p) && !this.floodRoot(key)) lazy.push(p)
+        if (this.isLazyLink(a.topic, p)) lazy.push(p)
         else targets.push(p)
+      }
+      if (this.floodRoot(key) && mesh !== undefined) {
+        // A copy straight from its publisher's flood goes further than the eager links, as
+        // far as the flood's reach says it adds nodes (one-copy rule 2).
+        const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
+        const more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
+        if (more > 0) targets.push(...lazy.splice(0, more))
       }
       if (short !== undefined) this.announce(lazy, a.topic, short)
       const eager = this.eagerCount(a.data.length)
