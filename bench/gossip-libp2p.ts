@@ -30,6 +30,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { distribution } from '../src/common/distribution.ts'
+import { messageIdKey } from '../src/common/message-id.ts'
 import { type GossipService, gossip } from '../src/libp2p/gossip-service.ts'
 import { randomRegularGraph } from '../src/sim/graph.ts'
 import {
@@ -150,6 +151,9 @@ async function startRelay(from: number, to: number, targetPort: number): Promise
 }
 
 type Kind = 'stock' | 'ours one-copy' | 'ours optimized'
+/** Who sent a duplicate, seen from the message's publisher (see {@link Side}). */
+type DupSender = 'publisher' | 'flood root' | 'other'
+const DUP_SENDERS: DupSender[] = ['publisher', 'flood root', 'other']
 type Scenario =
   | 'all stock'
   | 'all ours, one-copy'
@@ -279,6 +283,11 @@ interface Side {
   expected: number
   delivered: number
   duplicates: number
+  /**
+   * Our nodes' duplicates by who sent them (ours only): the publisher (its flood publish), a
+   * peer of the publisher (a flood root: rule 2's push, or its eager push), any other peer.
+   */
+  duplicatesBySender?: Record<DupSender, number>
   latency: ReturnType<typeof distribution>
   meshSizeMean: number
   meshSizeMin: number
@@ -384,6 +393,12 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   }
   const arrivals: number[][] = nodes.map(() => new Array<number>(total).fill(Number.NaN))
   const publishedAt = new Array<number>(total).fill(Number.NaN)
+  const originOf = new Array<number>(total).fill(-1)
+  /** Message index of each id our nodes delivered, to class their duplicates by sender. */
+  const indexOfId = new Map<string, number>()
+  const indexOfPeer = new Map(nodes.map((n, i) => [n.peerId.toString(), i]))
+  const bySender = nodes.map(() => ({ publisher: 0, 'flood root': 0, other: 0 }))
+  let measuring = false
   for (const [i, n] of nodes.entries()) {
     const record = (data: Uint8Array) => {
       const m = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
@@ -392,7 +407,22 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
     if (isOurs(n)) {
       n.services.dissemination.subscribe(TOPIC)
       n.services.dissemination.on('artifact', (a) => {
-        if (a.from !== undefined) record(a.data)
+        if (a.from === undefined) return
+        record(a.data)
+        indexOfId.set(
+          messageIdKey(a.id),
+          new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength).getUint32(0),
+        )
+      })
+      n.services.dissemination.core.on('duplicate', (d) => {
+        const m = indexOfId.get(messageIdKey(d.id))
+        const from = indexOfPeer.get(d.from)
+        if (!measuring || m === undefined || from === undefined || originOf[m] < 0) return
+        const o = originOf[m]
+        let neighbour = false
+        for (let j = graph.offsets[o]; j < graph.offsets[o + 1]; j++)
+          if (graph.neighbors[j] === from) neighbour = true
+        bySender[i][from === o ? 'publisher' : neighbour ? 'flood root' : 'other']++
       })
     } else {
       n.services.pubsub.subscribe(TOPIC)
@@ -415,6 +445,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
     for (let b = 4; b < bytes; b += 997) data[b] = pick.int(256)
     new DataView(data.buffer).setUint32(0, m)
     publishedAt[m] = performance.now()
+    originOf[m] = origin
     arrivals[origin][m] = Number.NEGATIVE_INFINITY // the origin is not a recipient
     const n = nodes[origin]
     const published = isOurs(n)
@@ -431,6 +462,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
 
   // Measuring from here: duplicates, disconnections, mesh sizes and scores.
   const dupsBefore = nodes.map(duplicates)
+  measuring = true
   const disconnections = new Array<number>(N).fill(0)
   const onDisconnect = nodes.map((n, i) => {
     const listener = () => disconnections[i]++
@@ -494,6 +526,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   clearInterval(sampler)
   sample()
   const dupsAfter = nodes.map(duplicates)
+  measuring = false
   // Mesh composition at the end: one-sided links (a has b, b not a) and outbound mesh peers.
   const ids = nodes.map((n) => n.peerId.toString())
   const meshes = nodes.map(
@@ -543,6 +576,14 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
       expected,
       delivered,
       duplicates: sum((i) => dupsAfter[i] - dupsBefore[i]),
+      duplicatesBySender:
+        which === 'ours'
+          ? {
+              publisher: sum((i) => bySender[i].publisher),
+              'flood root': sum((i) => bySender[i]['flood root']),
+              other: sum((i) => bySender[i].other),
+            }
+          : undefined,
       latency: distribution(latencies),
       meshSizeMean: mesh.reduce((a, b) => a + b, 0) / mesh.length,
       meshSizeMin: Math.min(...mesh),
@@ -608,6 +649,9 @@ const rows: Row[] = results.flatMap((r) =>
         nodes: `${s.nodes} ${kindName(r, which)}`,
         delivery: fmt(s.delivered / s.expected, 4),
         'dups / delivery': fmt(s.duplicates / s.delivered),
+        'dups from publisher/root/other': s.duplicatesBySender
+          ? DUP_SENDERS.map((k) => fmt((s.duplicatesBySender?.[k] ?? 0) / s.delivered)).join('/')
+          : '-',
         'p50 ms': fmt(s.latency.p50, 1),
         'p99 ms': fmt(s.latency.p99, 1),
         'mesh mean': fmt(s.meshSizeMean),

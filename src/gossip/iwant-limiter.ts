@@ -45,7 +45,7 @@ export interface AdvertisedId {
 /**
  * Bounded concurrent IWANT (seed 002, recommendation 1): at most α outstanding requests per
  * message id. Later advertisers are remembered; when a request is not answered within the
- * follow-up time, the peer is penalised and the next advertiser is asked; when the message
+ * follow-up time, the peer is penalised and the next two advertisers are asked; when the message
  * arrives by any path, everything pending for it is cancelled. The follow-up timers double
  * as gossipsub's IWANT promises.
  */
@@ -180,25 +180,29 @@ export class IWantLimiter {
       w.outstanding.delete(peer)
       if (!w.alternates.includes(peer)) this.unlink(peer, key)
       broken = true
-      this.moveOn(key, w, next)
+      // A request went unanswered (a lossy link, or a peer that will not answer): the next
+      // two advertisers are asked, not one, so that the attempts outrun the loss while
+      // the advertisers' caches still hold the message.
+      this.moveOn(key, w, next, 2)
     }
     if (broken) this.hooks.brokenPromise(peer)
     this.askAgain(next)
   }
 
-  /** Notes `key`'s next advertiser in `next` (by peer), or forgets the id when none is left. */
-  private moveOn(key: string, w: Want, next: Map<PeerKey, string[]>): void {
-    const alternate = w.alternates.shift()
-    if (alternate !== undefined) {
+  /** Notes `key`'s next `n` advertisers in `next` (by peer), or forgets the id when none is left. */
+  private moveOn(key: string, w: Want, next: Map<PeerKey, string[]>, n = 1): void {
+    let moved = 0
+    for (; moved < n; moved++) {
+      const alternate = w.alternates.shift()
+      if (alternate === undefined) break
       let keys = next.get(alternate)
       if (keys === undefined) {
         keys = []
         next.set(alternate, keys)
       }
       keys.push(key)
-    } else if (w.outstanding.size === 0) {
-      this.wants.delete(key)
     }
+    if (moved === 0 && w.outstanding.size === 0) this.wants.delete(key)
   }
 
   /** Sends each next advertiser one request (one batch, one timer) for its ids. */

@@ -77,8 +77,11 @@ export interface PullHost {
   setTimer(ms: number, fn: () => void): TimerHandle
   /** True once the message is here. */
   have(short: string): boolean
-  /** Asks `peer` for the message (INEED), promoting the link when it is a mesh link. */
-  pull(peer: PeerKey, topic: Topic, short: Uint8Array): void
+  /**
+   * Asks `peer` for the message (INEED), promoting the link when it is a mesh link and
+   * `promote` (the first round of asks; later rounds only recover lost frames).
+   */
+  pull(peer: PeerKey, topic: Topic, short: Uint8Array, promote: boolean): void
 }
 
 interface Pending {
@@ -90,17 +93,22 @@ interface Pending {
   from: Map<PeerKey, number>
   timer: TimerHandle | undefined
   asked: PeerKey | undefined
-  /** Times every announcer has been asked. */
-  rounds: number
   /** When the first announce came. */
   firstAt: number
+  /** Every announcer was asked once: the asks now only recover lost frames. */
+  again: boolean
+  /** Times each announcer was asked. */
+  asks: Map<PeerKey, number>
 }
 
 /** How long a delivered message's announcers are remembered. */
 const KEEP_DELIVERED_MS = 5000
 
-/** Times the announcers of a message are asked before it is given up on. */
-const ASK_ROUNDS = 3
+/**
+ * Times one announcer is asked for one message, and so times a node answers one peer's
+ * INEED for one message (lost replies are asked again; gossipsub's IWANT allows 3).
+ */
+export const MAX_PULL_ASKS = 8
 
 /** Announcers remembered per message: more would only be asked after a long wait anyway. */
 const MAX_ANNOUNCERS = 8
@@ -120,7 +128,9 @@ const MIN_GAPS = 8
 /**
  * Announced messages not yet here. The first announcer is asked after `delayMs` (0 for one
  * outside the mesh, whose announce is gossip, not a lazy push), the next one `followupMs`
- * later if the reply has not come, and so on. Bounded by `maxTracked` messages.
+ * later if the reply has not come, and so on round the announcers until `giveUpMs` after
+ * the first announce (when the announcers' message caches have dropped it). Bounded by
+ * `maxTracked` messages.
  */
 export class AnnouncedPulls {
   private readonly pending = new Map<string, Pending>()
@@ -129,11 +139,13 @@ export class AnnouncedPulls {
   private readonly gapAt = new Map<Topic, number>()
   private readonly host: PullHost
   private readonly followupMs: number
+  private readonly giveUpMs: number
   private readonly maxTracked: number
 
-  constructor(host: PullHost, followupMs: number, maxTracked: number) {
+  constructor(host: PullHost, followupMs: number, giveUpMs: number, maxTracked: number) {
     this.host = host
     this.followupMs = followupMs
+    this.giveUpMs = giveUpMs
     this.maxTracked = maxTracked
   }
 
@@ -149,8 +161,9 @@ export class AnnouncedPulls {
         from: new Map(),
         timer: undefined,
         asked: undefined,
-        rounds: 0,
         firstAt: this.host.now(),
+        again: false,
+        asks: new Map(),
       }
       this.pending.set(key, p)
       const entry = p
@@ -240,9 +253,12 @@ export class AnnouncedPulls {
       p.announcers.length = 0
       return
     }
-    if (p.announcers.length === 0 && ++p.rounds < ASK_ROUNDS) {
-      // Every announcer was asked and no reply came (lost frames): ask them all again.
-      p.announcers.push(...p.from.keys())
+    if (p.announcers.length === 0 && this.host.now() - p.firstAt < this.giveUpMs) {
+      // Every announcer was asked and no reply came (lost frames): ask them all again, while
+      // they may still have it. A fixed number of rounds (3) lost 1 in ~2,000 deliveries at
+      // 30% frame loss: with two announcers, six lost round trips in a row are not rare.
+      for (const a of p.from.keys()) if ((p.asks.get(a) ?? 0) < MAX_PULL_ASKS) p.announcers.push(a)
+      p.again = true
     }
     // No copy by the delay: a lag at least that long (so the delay cannot only shrink).
     if (p.asked === undefined && this.host.now() > p.firstAt)
@@ -253,7 +269,8 @@ export class AnnouncedPulls {
       return
     }
     p.asked = peer
-    this.host.pull(peer, p.topic, p.short)
+    p.asks.set(peer, (p.asks.get(peer) ?? 0) + 1)
+    this.host.pull(peer, p.topic, p.short, !p.again)
     p.timer = this.host.setTimer(this.followupMs, () => this.askNext(key, p))
   }
 }
@@ -470,6 +487,61 @@ function delayOf(window: Arrivals[], set: PeerKey[]): number {
     total += best
   }
   return total
+}
+
+/** Messages per topic whose first copy's path is kept to size a flood root's push. */
+const REACH_WINDOW = 64
+
+/** Fewer messages than this in the window: a flood root pushes to its whole mesh. */
+const MIN_REACH_SAMPLES = 16
+
+/**
+ * How much of the network a publisher's flood reaches, seen from one node, and so how far a
+ * flood root's push should go (doc/gossip-extension.md, rule 2). A share `r` of a topic's
+ * recent messages came first straight from their publisher outside the mesh (this node was
+ * a flood root); a publisher floods to all its topic peers, of which this node's are like
+ * any, so the flood reaches about `f = r · T / (T − M)` of the network (`T` topic peers,
+ * `M` of them in the mesh). A root's push should reach the nodes the flood did not: about
+ * `1/f − 1` per root. At 1,000 nodes with 50 peers (f ≈ 0.05) that is more than the mesh,
+ * so a root pushes to all of it; at 24 nodes with 10 peers (f ≈ 0.4) one or two copies
+ * do, and pushes to the rest of the mesh would mostly reach nodes the flood already did.
+ */
+export class FloodReach {
+  /** Per topic, a ring of the last messages: 1 when the first copy came from the flood. */
+  private readonly recent = new Map<Topic, { flood: Uint8Array; at: number; count: number }>()
+
+  /** A new message of `topic` arrived, first `fromFlood` (straight from its publisher) or not. */
+  arrived(topic: Topic, fromFlood: boolean): void {
+    let r = this.recent.get(topic)
+    if (r === undefined) {
+      r = { flood: new Uint8Array(REACH_WINDOW), at: 0, count: 0 }
+      this.recent.set(topic, r)
+    }
+    r.flood[r.at] = fromFlood ? 1 : 0
+    r.at = (r.at + 1) % REACH_WINDOW
+    r.count = Math.min(REACH_WINDOW, r.count + 1)
+  }
+
+  /**
+   * How many mesh peers a flood root of `topic` pushes a message to (the eager out-links
+   * first, then lazy ones up to this count): `Infinity` (the whole mesh) until enough
+   * messages were seen, or when every topic peer is in the mesh (no flood roots to count).
+   */
+  rootPushes(topic: Topic, topicPeers: number, mesh: number): number {
+    const r = this.recent.get(topic)
+    if (r === undefined || r.count < MIN_REACH_SAMPLES || topicPeers <= mesh) {
+      return Number.POSITIVE_INFINITY
+    }
+    let roots = 0
+    for (let i = 0; i < r.count; i++) roots += r.flood[i]
+    const reach = ((roots / r.count) * topicPeers) / (topicPeers - mesh)
+    return reach <= 0 ? Number.POSITIVE_INFINITY : Math.ceil(1 / reach - 1)
+  }
+
+  /** Forgets `topic`. */
+  clearTopic(topic: Topic): void {
+    this.recent.delete(topic)
+  }
 }
 
 /** What {@link LinkRoles} needs from its router. */

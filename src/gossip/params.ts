@@ -193,6 +193,13 @@ export interface GossipParams {
   /** How long an IDONTWANT is honoured, in milliseconds. */
   idontwantTtlMs: number
   /**
+   * How long, in ms, a message a peer sent IDONTWANT for may take to come before it is pulled
+   * (IWANT, through the IWANT limiter) from the peers that sent IDONTWANT for it: they have
+   * it. `Infinity` never pulls (stock). Every push of it can be lost while no IHAVE ever
+   * comes: a node whose topic peers are all in its mesh gets no heartbeat gossip.
+   */
+  idontwantPullMs: number
+  /**
    * Mesh peers a large relayed message is pushed to in full; the other mesh peers get an
    * IHAVE and pull it only if no copy arrives (an eager/lazy split, as in Plumtree and the
    * gossipsub v2.0 announce proposal). `Infinity` pushes to the whole mesh (stock).
@@ -420,6 +427,7 @@ const STOCK: FlatParams = {
   idontwantMinDataSize: 512,
   maxIDontWantPerPeer: 5000,
   idontwantTtlMs: 3000,
+  idontwantPullMs: Number.POSITIVE_INFINITY,
   eagerPushPeers: Number.POSITIVE_INFINITY,
   eagerPushBudgetMs: 0,
   lazyPushMinDataSize: 16 * 1024,
@@ -462,6 +470,7 @@ const OPTIMIZED: FlatParams = {
   maxConcurrentIWant: 1,
   iwantFollowupMs: 1000,
   idontwant: true,
+  idontwantPullMs: 1000,
   // Toward peers without the one-copy extension, push as stock does (stock peers that score
   // P3 mesh deliveries must never see us under-deliver).
   eagerPushPeers: Number.POSITIVE_INFINITY,
@@ -550,6 +559,10 @@ export function validateGossipParams(p: GossipParams): void {
   ] as const) {
     check(isPositiveTime(p[k]), `${k} must be a positive number of ms, got ${p[k]}`)
   }
+  check(
+    p.idontwantPullMs > 0,
+    `idontwantPullMs must be > 0 ms (Infinity: never), got ${p.idontwantPullMs}`,
+  )
   for (const k of [
     'heartbeatInitialDelayMs',
     'pruneBackoffMs',

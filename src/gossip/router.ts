@@ -20,7 +20,15 @@ import { BudgetedLimits } from './budgeted-limits.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
-import { AnnouncedPulls, bytesKey, LinkRoles, shortId, topicHash } from './one-copy.ts'
+import {
+  AnnouncedPulls,
+  bytesKey,
+  FloodReach,
+  LinkRoles,
+  MAX_PULL_ASKS,
+  shortId,
+  topicHash,
+} from './one-copy.ts'
 import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { Preambles } from './preamble.ts'
@@ -252,6 +260,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
   private readonly shortIndex = new Map<string, string>()
+  /** How far publishers' floods reach, to size flood roots' pushes (one-copy rule 2). */
+  private readonly floodReach = new FloodReach()
+  /** Messages some peer sent IDONTWANT for, not here yet: pulled if they do not come. */
+  private readonly dontWanted = new Map<
+    string,
+    { peers: PeerKey[]; timer: TimerHandle | undefined }
+  >()
   /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
   private readonly publishedTo = new Set<string>()
   /** One-copy: topic hash (hex) → subscribed topic. */
@@ -349,9 +364,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         now: () => env.now(),
         setTimer: (ms, fn) => env.setTimer(ms, fn),
         have: (short) => this.shortIndex.has(short),
-        pull: (peer, topic, short) => this.pull(peer, topic, short),
+        pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
       },
       p.oneCopyFollowupMs,
+      // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
+      p.mcacheLength * p.heartbeatIntervalMs,
       p.maxIWantTracked,
     )
     this.preambles = new Preambles(
@@ -426,6 +443,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.uplink.clear()
     this.limiter.clear()
     this.pulls.clear()
+    for (const e of this.dontWanted.values()) e.timer?.cancel()
+    this.dontWanted.clear()
     this.preambles.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
@@ -643,7 +662,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const cached =
         key === undefined
           ? undefined
-          : this.mcache.getForPeer(key, peer, this.params.gossipRetransmission)
+          : this.mcache.getForPeer(
+              key,
+              peer,
+              Math.max(this.params.gossipRetransmission, MAX_PULL_ASKS),
+            )
       if (cached === undefined) misses++
       else this.sendMessage([peer], cached.message, key!)
     }
@@ -651,11 +674,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   /** Pulls an announced message; a lazy mesh link it came over turns eager (UNCHOKE). */
-  private pull(peer: PeerKey, topic: Topic, short: Uint8Array): void {
+  private pull(peer: PeerKey, topic: Topic, short: Uint8Array, promote: boolean): void {
     if (!this.peers.has(peer)) return
     const o = emptyOneCopy()
     o.ineed.push(short)
-    if (this.meshes.meshOf(topic)?.has(peer) && this.roles.pulling(topic, peer)) {
+    if (promote && this.meshes.meshOf(topic)?.has(peer) && this.roles.pulling(topic, peer)) {
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
@@ -749,11 +772,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.recorder.penalise(sender, 'broken-preamble')
     }
     for (const [p, ps] of this.peers) {
-      if (p !== sender && this.dontWantOf(ps, key)) this.pullPreambled(p, key, id)
+      if (p !== sender && this.dontWantOf(ps, key)) this.pullFrom(p, key, id)
     }
   }
 
-  private pullPreambled(peer: PeerKey, key: string, id: MessageId): void {
+  private pullFrom(peer: PeerKey, key: string, id: MessageId): void {
     const ask = this.limiter.advertised(peer, [{ key, id }])
     if (ask.length > 0) this.send(peer, { ...emptyRpc(), control: iwant(ask) })
   }
@@ -813,6 +836,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   private firstCopy(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
     const mesh = this.meshes.meshOf(topic)
+    this.floodReach.arrived(topic, mesh !== undefined && !mesh.has(peer))
     if (!mesh?.has(peer)) {
       if (this.publishedTo.size >= this.params.maxShortIds) {
         const oldest = this.publishedTo.values().next().value
@@ -965,6 +989,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.meshes.leave(topic)
     this.roles.clearTopic(topic)
+    this.floodReach.clearTopic(topic)
     this.flushControl()
   }
 
@@ -1263,12 +1288,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const lazy: PeerKey[] = []
       const short = this.params.oneCopy ? shortId(a.id) : undefined
       const announced = short && this.pulls.announcers(bytesKey(short))
-      for (const p of this.meshes.meshOf(a.topic) ?? []) {
+      const mesh = this.meshes.meshOf(a.topic)
+      for (const p of mesh ?? []) {
         if (p === peer || p === a.origin || haveIt?.has(p) || announced?.has(p)) continue
         if (this.peerDoesNotWant(p, key)) continue
-        // A copy straight from its publisher's flood goes to the whole mesh (one-copy rule 2).
-        if (this.isLazyLink(a.topic, p) && !this.floodRoot(key)) lazy.push(p)
+        if (this.isLazyLink(a.topic, p)) lazy.push(p)
         else targets.push(p)
+      }
+      if (this.floodRoot(key) && mesh !== undefined) {
+        // A copy straight from its publisher's flood goes further than the eager links, as
+        // far as the flood's reach says it adds nodes (one-copy rule 2).
+        const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
+        const more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
+        if (more > 0) targets.push(...lazy.splice(0, more))
       }
       if (short !== undefined) this.announce(lazy, a.topic, short)
       const eager = this.eagerCount(a.data.length)
@@ -1321,15 +1353,47 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // our push was not the one that delivered.
         if (ps.recentPushes?.delete(key)) ps.wastedPushes++
         this.peerHas(peer, ps, key, id, expiry)
+        this.awaitDontWanted(peer, key, id)
       }
     }
     return true
   }
 
+  /**
+   * `peer` has message `key` (IDONTWANT): if it is not here within `idontwantPullMs`, every
+   * push of it was lost, and it is pulled (IWANT) from the peers that said they have it, again
+   * every `iwantFollowupMs` while their message caches may still hold it (replies get lost too).
+   */
+  private awaitDontWanted(peer: PeerKey, key: string, id: MessageId): void {
+    const wait = this.params.idontwantPullMs
+    if (wait === Number.POSITIVE_INFINITY) return
+    const now = this.env.now()
+    if (this.seen.has(key, now)) return
+    const known = this.dontWanted.get(key)
+    if (known !== undefined) {
+      if (known.peers.length < this.params.maxIWantAlternates && !known.peers.includes(peer))
+        known.peers.push(peer)
+      return
+    }
+    if (this.dontWanted.size >= this.params.maxIWantTracked) return
+    const entry = { peers: [peer], timer: undefined as TimerHandle | undefined }
+    const until = now + this.params.mcacheLength * this.params.heartbeatIntervalMs
+    const check = () => {
+      if (this.seen.has(key, this.env.now()) || this.env.now() >= until) {
+        this.dontWanted.delete(key)
+        return
+      }
+      for (const p of entry.peers) if (this.peers.has(p)) this.pullFrom(p, key, id)
+      entry.timer = this.env.setTimer(this.params.iwantFollowupMs, check)
+    }
+    entry.timer = this.env.setTimer(wait, check)
+    this.dontWanted.set(key, entry)
+  }
+
   /** `peer` has the message `key` (IDONTWANT, or a PREAMBLE of it): we send it no copy. */
   private peerHas(peer: PeerKey, ps: PeerState, key: string, id: MessageId, expiry: number): void {
     // One preambled to us that did not come is pulled from it.
-    if (this.preambles.isOverdue(key)) this.pullPreambled(peer, key, id)
+    if (this.preambles.isOverdue(key)) this.pullFrom(peer, key, id)
     this.needsUpkeep(ps)
     ps.dontWant ??= new Map()
     setNewest(ps.dontWant, key, expiry, this.params.maxIDontWantPerPeer)

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { scheduleChurn, upThroughout } from '../../src/sim/faults.ts'
 import {
   gossipOneCopyStrategy,
+  gossipOptimizedStrategy,
   withPublishers,
   withSilentRelays,
 } from '../../src/sim/gossip-strategy.ts'
@@ -86,5 +87,35 @@ describe('one-copy gossip under faults', () => {
     expect(r.publishErrors).toEqual([])
     expect(r.summary.deliveryRatio).toBe(1)
     expect(r.summary.duplicates.mean).toBeLessThanOrEqual(1)
+  })
+
+  it('delivers every message through 30% frame loss on seeds that each lost one before', async () => {
+    // router-sim's 30%-loss run, on the seeds where it lost a delivery (of 885) before an
+    // unanswered pull was asked again until the caches drop the message (one-copy) and an
+    // IDONTWANTed message that never came was pulled (optimized): 13 and 8 of seeds 1-40.
+    // One-copy still loses one delivery on 4 of the 40 (seeds 1, 10, 12, 38: a node lost
+    // every push and announce of a message, 5-9 frames, and the one heartbeat gossip of it
+    // or had none; doc/gossip-extension.md, Known limits), so those are not swept here.
+    const lossy: Scenario = {
+      ...base,
+      loss: 0.3,
+      degree: 10,
+      messages: 15,
+      messageBytes: 2000,
+      drainMs: 8000,
+    }
+    const runs: [typeof gossipOneCopyStrategy, number[]][] = [
+      [gossipOneCopyStrategy, [7, 9, 11, 18, 21, 22, 26, 28, 29, 30, 40]],
+      [gossipOptimizedStrategy, [4, 9, 10, 15, 17, 23, 31, 32]],
+    ]
+    const lost: string[] = []
+    for (const [strategy, seeds] of runs) {
+      for (const seed of seeds) {
+        const r = await runScenario({ ...lossy, seed }, strategy)
+        expect(r.summary.messages).toBe(15)
+        if (r.summary.deliveryRatio < 1) lost.push(`${strategy.name} seed ${seed}`)
+      }
+    }
+    expect(lost).toEqual([])
   })
 })

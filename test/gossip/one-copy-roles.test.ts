@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { PeerKey } from '../../src/common/artifact.ts'
-import { AnnouncedPulls, ArrivalLog, LinkRoles } from '../../src/gossip/one-copy.ts'
+import { AnnouncedPulls, ArrivalLog, FloodReach, LinkRoles } from '../../src/gossip/one-copy.ts'
 import { ManualEnv } from './harness.ts'
 
 const T = 'blocks'
@@ -86,6 +86,7 @@ describe('one-copy pull delay (AnnouncedPulls)', () => {
         pull: (peer) => asked.push(peer),
       },
       400,
+      6000,
       100,
     )
     expect(pulls.measuredDelay(T)).toBe(Number.POSITIVE_INFINITY)
@@ -102,6 +103,52 @@ describe('one-copy pull delay (AnnouncedPulls)', () => {
     expect(asked).toEqual([])
     env.advance(1)
     expect(asked).toEqual(['b'])
+  })
+})
+
+describe('one-copy pulls under loss (AnnouncedPulls)', () => {
+  it('asks the announcers round after round until their caches would have dropped the message', () => {
+    const env = new ManualEnv()
+    const asked: string[] = []
+    const pulls = new AnnouncedPulls(
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        have: () => false,
+        pull: (peer) => asked.push(peer),
+      },
+      400,
+      6000,
+      100,
+    )
+    pulls.announced('a', T, new Uint8Array(8), 'k', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k', 50)
+    // Every reply is lost: a, b, a, b, ... every 400 ms from 50 ms on; a round starts only
+    // within 6 s of the first announce (the last at 5,650 ms: 8 rounds of two).
+    env.advance(10_000)
+    expect(asked.length).toBe(16)
+    expect(asked.slice(0, 4)).toEqual(['a', 'b', 'a', 'b'])
+    expect(pulls.size).toBe(0)
+  })
+})
+
+describe('one-copy flood reach (FloodReach)', () => {
+  it("sizes a flood root's push by the share of the network the flood reaches", () => {
+    const reach = new FloodReach()
+    // Too few messages seen: the whole mesh.
+    for (let i = 0; i < 15; i++) reach.arrived(T, i % 8 === 0)
+    expect(reach.rootPushes(T, 10, 8)).toBe(Number.POSITIVE_INFINITY)
+    // 6 of 64 first copies from the flood, 10 topic peers, 8 in the mesh: the flood reaches
+    // 6/64 · 10/2 ≈ 0.47 of the network, so 2 pushes per root reach the rest.
+    const small = new FloodReach()
+    for (let i = 0; i < 64; i++) small.arrived(T, i % 11 === 0)
+    expect(small.rootPushes(T, 10, 8)).toBe(2)
+    // 2 of 64, 50 topic peers, 8 in the mesh (as at 1,000 nodes): ≈ 0.037, 26 pushes.
+    const large = new FloodReach()
+    for (let i = 0; i < 64; i++) large.arrived(T, i % 32 === 0)
+    expect(large.rootPushes(T, 50, 8)).toBe(26)
+    // Every topic peer in the mesh: no flood roots to count from.
+    expect(large.rootPushes(T, 8, 8)).toBe(Number.POSITIVE_INFINITY)
   })
 })
 
