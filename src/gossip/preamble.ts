@@ -130,6 +130,7 @@ export class Preambles {
 
   /** Drops expired IMRECEIVING notices (called each heartbeat). */
   prune(): void {
+    if (this.receiving.size === 0) return
     const now = this.hooks.now()
     for (const [k, until] of this.receiving) {
       if (until > now) break

@@ -1639,7 +1639,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.peerUpkeep(now)
     this.preambles.prune()
-    this.oneCopyGossiped.clear()
+    // Clearing a map allocates a new table: only when there is something to clear.
+    if (this.oneCopyGossiped.size > 0) this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
     if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
     this.flushControl()
@@ -1705,8 +1706,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const [peer, oneCopy] of this.pendingOneCopy) {
       if (this.peers.has(peer)) this.sendOneCopy(peer, oneCopy)
     }
-    this.pendingControl.clear()
-    this.pendingOneCopy.clear()
+    if (this.pendingControl.size > 0) this.pendingControl.clear()
+    if (this.pendingOneCopy.size > 0) this.pendingOneCopy.clear()
   }
 
   /**
