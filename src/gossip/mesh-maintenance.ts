@@ -36,8 +36,12 @@ export interface MeshHost {
  */
 export class MeshMaintenance {
   private readonly mesh = new Map<Topic, Set<PeerKey>>()
-  private readonly fanout = new Map<Topic, Set<PeerKey>>()
-  private readonly fanoutLastPublish = new Map<Topic, number>()
+  /**
+   * Fanouts and the time of their last publish: shared empty maps, only read (deleting from
+   * them is a no-op), until the first publish outside a mesh makes this node's own.
+   */
+  private fanout: Map<Topic, Set<PeerKey>> = NO_FANOUT
+  private fanoutLastPublish: Map<Topic, number> = NO_FANOUT_PUBLISH
   private readonly backoff = new Map<Topic, Map<PeerKey, number>>()
   private readonly host: MeshHost
   private ticks = 0
@@ -98,6 +102,10 @@ export class MeshMaintenance {
 
   /** The fanout of `topic` for a publish outside its mesh, made from `candidates` when empty. */
   fanoutFor(topic: Topic, candidates: PeerKey[]): Set<PeerKey> {
+    if (this.fanout === NO_FANOUT) {
+      this.fanout = new Map()
+      this.fanoutLastPublish = new Map()
+    }
     let fanout = this.fanout.get(topic)
     if (fanout === undefined || fanout.size === 0) {
       fanout = new Set(this.pick(candidates, this.host.params.D))
@@ -304,6 +312,7 @@ export class MeshMaintenance {
     // Mesh topics, then fanout-only ones, each excluding its own peers (a fanout of a mesh
     // topic, were there one, would stand in for its mesh): no map of both per heartbeat.
     for (const [topic, mesh] of this.mesh) this.gossipTopic(topic, this.fanout.get(topic) ?? mesh)
+    if (this.fanout.size === 0) return
     for (const [topic, fanout] of this.fanout) {
       if (!this.mesh.has(topic)) this.gossipTopic(topic, fanout)
     }
@@ -343,6 +352,11 @@ export class MeshMaintenance {
     return pick(items, n, this.host.random)
   }
 }
+
+/** The fanouts of every node that never published outside a mesh (always empty). */
+const NO_FANOUT = new Map<Topic, Set<PeerKey>>()
+/** Their last publish times (always empty). */
+const NO_FANOUT_PUBLISH = new Map<Topic, number>()
 
 /** The filter of {@link MeshMaintenance}'s candidates that lets every peer through. */
 const ANY_PEER = (_peer: PeerKey): boolean => true

@@ -280,6 +280,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly encodeRpc: RpcEncoder
   private readonly uplink: UplinkQueue
   private heartbeatTimer: TimerHandle | undefined
+  /** The heartbeat's callback, made once: a closure per heartbeat would live a whole interval. */
+  private readonly beat = (): void => this.heartbeat()
   private hello: Uint8Array | undefined
   private lastDecay = 0
 
@@ -1646,7 +1648,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)
-    this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, () => this.heartbeat())
+    this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, this.beat)
   }
 
   /** Lists `ps` for the next heartbeat's upkeep (once; never a disconnected peer). */
