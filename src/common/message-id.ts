@@ -22,9 +22,29 @@ export function contentMessageId(topic: string, data: Uint8Array): MessageId {
   return new Uint8Array(digest.buffer, digest.byteOffset, CONTENT_ID_LENGTH)
 }
 
-/** A string key for maps and sets (lower-case hex). */
+/** The bytes of the id {@link messageIdKey} encoded last (a copy), and its key. */
+let lastIdBytes = new Uint8Array(64)
+let lastIdLength = -1
+let lastKey = ''
+
+/**
+ * A string key for maps and sets (lower-case hex). The last id's key is kept: a node
+ * handling a message looks its key up many times (each copy, IDONTWANT, IHAVE and IWANT of
+ * it), and comparing 20 bytes costs far less than encoding them.
+ */
 export function messageIdKey(id: MessageId): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex')
+  const n = id.length
+  if (n === lastIdLength) {
+    let i = 0
+    while (i < n && id[i] === lastIdBytes[i]) i++
+    if (i === n) return lastKey
+  }
+  const key = Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex')
+  if (n > lastIdBytes.length) lastIdBytes = new Uint8Array(n)
+  lastIdBytes.set(id)
+  lastIdLength = n
+  lastKey = key
+  return key
 }
 
 /** Parses a key produced by {@link messageIdKey}. */

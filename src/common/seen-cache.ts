@@ -38,6 +38,7 @@ export class SeenCache {
 
   /** Drops expired keys. */
   prune(now: number): void {
+    if (this.entries.size === 0) return
     for (const [key, at] of this.entries) {
       if (now - at < this.ttlMs) break
       this.entries.delete(key)

@@ -42,6 +42,25 @@ export interface AdvertisedId {
   id: MessageId
 }
 
+/** A limiter's tables. */
+interface WantTables {
+  wants: Map<string, Want>
+  /**
+   * Each peer → the ids it is asked for or remembered for (outstanding or alternate), so
+   * that a peer's going costs its own wants, not a walk over every tracked id.
+   */
+  byPeer: Map<PeerKey, Set<string>>
+  /** One follow-up timer per batch of requests (an IWANT), not per id: a peer cannot multiply them. */
+  timers: Set<TimerHandle>
+}
+
+function newWantTables(): WantTables {
+  return { wants: new Map(), byPeer: new Map(), timers: new Set() }
+}
+
+/** The tables of every limiter that has written none: only read (deleting from them is a no-op). */
+const NO_WANTS: WantTables = newWantTables()
+
 /**
  * Bounded concurrent IWANT (seed 002, recommendation 1): at most α outstanding requests per
  * message id. Later advertisers are remembered; when a request is not answered within the
@@ -50,14 +69,12 @@ export interface AdvertisedId {
  * as gossipsub's IWANT promises.
  */
 export class IWantLimiter {
-  private readonly wants = new Map<string, Want>()
   /**
-   * Each peer → the ids it is asked for or remembered for (outstanding or alternate), so
-   * that a peer's going costs its own wants, not a walk over every tracked id.
+   * The tables: {@link NO_WANTS} until the first request or remembered advertiser (most
+   * nodes of a simulation never have one outstanding). Read through `t`, written through
+   * {@link tables}.
    */
-  private readonly byPeer = new Map<PeerKey, Set<string>>()
-  /** One follow-up timer per batch of requests (an IWANT), not per id: a peer cannot multiply them. */
-  private readonly timers = new Set<TimerHandle>()
+  private t: WantTables = NO_WANTS
   private batches = 0
   private readonly options: IWantLimiterOptions
   private readonly hooks: IWantLimiterHooks
@@ -69,7 +86,7 @@ export class IWantLimiter {
 
   /** The peers with an outstanding request for an id. */
   outstandingPeers(key: string): PeerKey[] {
-    const w = this.wants.get(key)
+    const w = this.t.wants.get(key)
     return w === undefined ? [] : [...w.outstanding.keys()]
   }
 
@@ -82,11 +99,11 @@ export class IWantLimiter {
     const keys: string[] = []
     const batch = ++this.batches
     for (const { key, id } of ids) {
-      let w = this.wants.get(key)
+      let w = this.t.wants.get(key)
       if (w === undefined) {
-        if (this.wants.size >= this.options.maxTracked) continue
+        if (this.t.wants.size >= this.options.maxTracked) continue
         w = { id, outstanding: new Map(), alternates: [] }
-        this.wants.set(key, w)
+        this.tables().wants.set(key, w)
       }
       if (w.outstanding.has(peer)) continue
       if (w.outstanding.size < this.options.maxConcurrent) {
@@ -105,22 +122,22 @@ export class IWantLimiter {
 
   /** The message arrived (by any path): cancel its pending requests. */
   delivered(key: string): void {
-    const w = this.wants.get(key)
+    const w = this.t.wants.get(key)
     if (w === undefined) return
     // Its batch timers find nothing outstanding when they fire.
-    this.wants.delete(key)
+    this.t.wants.delete(key)
     for (const p of w.outstanding.keys()) this.unlink(p, key)
     for (const p of w.alternates) this.unlink(p, key)
   }
 
   /** A peer disconnected: its requests move on to the next advertisers. */
   peerGone(peer: PeerKey): void {
-    const keys = this.byPeer.get(peer)
+    const keys = this.t.byPeer.get(peer)
     if (keys === undefined) return
-    this.byPeer.delete(peer)
+    this.t.byPeer.delete(peer)
     const next = new Map<PeerKey, string[]>()
     for (const key of keys) {
-      const w = this.wants.get(key)
+      const w = this.t.wants.get(key)
       if (w === undefined) continue
       const i = w.alternates.indexOf(peer)
       if (i >= 0) w.alternates.splice(i, 1)
@@ -131,38 +148,42 @@ export class IWantLimiter {
 
   /** Cancels every timer and forgets everything. */
   clear(): void {
-    for (const t of this.timers) t.cancel()
-    this.timers.clear()
-    this.wants.clear()
-    this.byPeer.clear()
+    for (const t of this.t.timers) t.cancel()
+    this.t = NO_WANTS
+  }
+
+  /** The tables, made on the first write. */
+  private tables(): WantTables {
+    if (this.t === NO_WANTS) this.t = newWantTables()
+    return this.t
   }
 
   /** Notes that `peer` is asked for (or remembered for) `key`. */
   private link(peer: PeerKey, key: string): void {
-    let keys = this.byPeer.get(peer)
+    let keys = this.t.byPeer.get(peer)
     if (keys === undefined) {
       keys = new Set()
-      this.byPeer.set(peer, keys)
+      this.tables().byPeer.set(peer, keys)
     }
     keys.add(key)
   }
 
   /** Forgets that `peer` is asked for or remembered for `key`. */
   private unlink(peer: PeerKey, key: string): void {
-    const keys = this.byPeer.get(peer)
+    const keys = this.t.byPeer.get(peer)
     if (keys === undefined) return
     keys.delete(key)
-    if (keys.size === 0) this.byPeer.delete(peer)
+    if (keys.size === 0) this.t.byPeer.delete(peer)
   }
 
   /** Starts the follow-up timer of one batch of requests to `peer`. */
   private watch(peer: PeerKey, batch: number, keys: string[]): void {
     if (keys.length === 0) return
     const timer = this.hooks.setTimer(this.options.followupMs, () => {
-      this.timers.delete(timer)
+      this.t.timers.delete(timer)
       this.expire(peer, batch, keys)
     })
-    this.timers.add(timer)
+    this.tables().timers.add(timer)
   }
 
   /**
@@ -174,7 +195,7 @@ export class IWantLimiter {
     const next = new Map<PeerKey, string[]>()
     let broken = false
     for (const key of keys) {
-      const w = this.wants.get(key)
+      const w = this.t.wants.get(key)
       // A later request of the same id to the same peer has its own batch and timer.
       if (w === undefined || w.outstanding.get(peer) !== batch) continue
       w.outstanding.delete(peer)
@@ -202,7 +223,7 @@ export class IWantLimiter {
       }
       keys.push(key)
     }
-    if (moved === 0 && w.outstanding.size === 0) this.wants.delete(key)
+    if (moved === 0 && w.outstanding.size === 0) this.t.wants.delete(key)
   }
 
   /** Sends each next advertiser one request (one batch, one timer) for its ids. */
@@ -211,7 +232,7 @@ export class IWantLimiter {
       const batch = ++this.batches
       const ids: MessageId[] = []
       for (const key of keys) {
-        const w = this.wants.get(key)!
+        const w = this.t.wants.get(key)!
         w.outstanding.set(peer, batch)
         ids.push(w.id)
       }

@@ -20,8 +20,8 @@ export interface CachedMessage {
 
 interface Entry {
   cached: CachedMessage
-  /** IWANT replies sent per peer, capped by the retransmission limit. */
-  sentTo: Map<PeerKey, number>
+  /** IWANT replies sent per peer, capped by the retransmission limit; made on the first reply. */
+  sentTo: Map<PeerKey, number> | undefined
 }
 
 /**
@@ -44,7 +44,7 @@ export class MessageCache {
   /** Adds a message under its id key; returns false when it was there or the cache is full. */
   put(key: string, cached: CachedMessage): boolean {
     if (this.entries.has(key) || this.entries.size >= this.maxEntries) return false
-    this.entries.set(key, { cached, sentTo: new Map() })
+    this.entries.set(key, { cached, sentTo: undefined })
     this.windows[0].push(key)
     return true
   }
@@ -61,6 +61,7 @@ export class MessageCache {
   getForPeer(key: string, peer: PeerKey, maxTransmissions: number): CachedMessage | undefined {
     const e = this.entries.get(key)
     if (e === undefined) return undefined
+    e.sentTo ??= new Map()
     const n = e.sentTo.get(peer) ?? 0
     if (n >= maxTransmissions) return undefined
     e.sentTo.set(peer, n + 1)
@@ -83,6 +84,8 @@ export class MessageCache {
   shift(): void {
     const last = this.windows.pop()!
     for (const key of last) this.entries.delete(key)
-    this.windows.unshift([])
+    // The oldest window's array, emptied, becomes the newest: no array per heartbeat.
+    last.length = 0
+    this.windows.unshift(last)
   }
 }

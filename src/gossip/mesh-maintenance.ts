@@ -36,8 +36,12 @@ export interface MeshHost {
  */
 export class MeshMaintenance {
   private readonly mesh = new Map<Topic, Set<PeerKey>>()
-  private readonly fanout = new Map<Topic, Set<PeerKey>>()
-  private readonly fanoutLastPublish = new Map<Topic, number>()
+  /**
+   * Fanouts and the time of their last publish: shared empty maps, only read (deleting from
+   * them is a no-op), until the first publish outside a mesh makes this node's own.
+   */
+  private fanout: Map<Topic, Set<PeerKey>> = NO_FANOUT
+  private fanoutLastPublish: Map<Topic, number> = NO_FANOUT_PUBLISH
   private readonly backoff = new Map<Topic, Map<PeerKey, number>>()
   private readonly host: MeshHost
   private ticks = 0
@@ -98,6 +102,10 @@ export class MeshMaintenance {
 
   /** The fanout of `topic` for a publish outside its mesh, made from `candidates` when empty. */
   fanoutFor(topic: Topic, candidates: PeerKey[]): Set<PeerKey> {
+    if (this.fanout === NO_FANOUT) {
+      this.fanout = new Map()
+      this.fanoutLastPublish = new Map()
+    }
     let fanout = this.fanout.get(topic)
     if (fanout === undefined || fanout.size === 0) {
       fanout = new Set(this.pick(candidates, this.host.params.D))
@@ -115,12 +123,17 @@ export class MeshMaintenance {
   /** One heartbeat's upkeep: backoff expiry, each subscribed mesh, fanouts, then IHAVE gossip. */
   heartbeat(now: number, subscriptions: Iterable<Topic>): void {
     this.ticks++
-    for (const [topic, peers] of this.backoff) {
-      for (const [peer, until] of peers) if (until <= now) peers.delete(peer)
-      if (peers.size === 0) this.backoff.delete(topic)
+    // forEach, not for-of: no [key, value] pair allocated per entry at every heartbeat.
+    if (this.backoff.size > 0) {
+      this.backoff.forEach((peers, topic) => {
+        peers.forEach((until, peer) => {
+          if (until <= now) peers.delete(peer)
+        })
+        if (peers.size === 0) this.backoff.delete(topic)
+      })
     }
     for (const topic of subscriptions) this.maintainMesh(topic)
-    this.maintainFanout(now)
+    if (this.fanoutLastPublish.size > 0) this.maintainFanout(now)
     this.emitGossip()
   }
 
@@ -190,31 +203,26 @@ export class MeshMaintenance {
     const p = host.params
     const mesh = this.mesh.get(topic)
     if (mesh === undefined) return
-    for (const peer of mesh) {
+    // Sets are walked with forEach here: for-of allocates a result object per peer, and this
+    // runs at every heartbeat of every node (72,000 of them in the largest simulations).
+    // Candidates are listed only when a branch needs them.
+    mesh.forEach((peer) => {
       if (host.score.score(peer) < 0) this.prune(peer, topic, p.pruneBackoffMs)
-    }
-    const candidates = (filter: (peer: PeerKey) => boolean) =>
-      [...(host.topicPeers(topic) ?? [])].filter(
-        (peer) =>
-          !mesh.has(peer) &&
-          !host.isDirect(peer) &&
-          !this.inBackoff(topic, peer) &&
-          host.score.score(peer) >= 0 &&
-          filter(peer),
-      )
+    })
     if (mesh.size < p.Dlo) {
-      for (const peer of this.pick(
-        candidates(() => true),
-        this.graftsToward(mesh.size),
-      )) {
+      const n = this.graftsToward(mesh.size)
+      for (const peer of this.pick(this.candidates(topic, mesh, ANY_PEER), n)) {
         this.graft(peer, topic)
       }
     }
     if (mesh.size > p.Dhi) this.shrinkMesh(topic, mesh)
     if (mesh.size >= p.Dlo) {
-      const outbound = [...mesh].filter((peer) => host.isOutbound(peer)).length
+      let outbound = 0
+      mesh.forEach((peer) => {
+        if (host.isOutbound(peer)) outbound++
+      })
       if (outbound < p.Dout) {
-        const extra = candidates((peer) => host.isOutbound(peer))
+        const extra = this.candidates(topic, mesh, (peer) => host.isOutbound(peer))
         for (const peer of this.pick(extra, p.Dout - outbound)) this.graft(peer, topic)
       }
     }
@@ -222,10 +230,32 @@ export class MeshMaintenance {
       const scores = [...mesh].map((peer) => host.score.score(peer)).sort((a, b) => a - b)
       const median = scores[Math.floor(scores.length / 2)]
       if (median < p.thresholds.opportunisticGraftThreshold) {
-        const better = candidates((peer) => host.score.score(peer) > median)
+        const better = this.candidates(topic, mesh, (peer) => host.score.score(peer) > median)
         for (const peer of this.pick(better, p.opportunisticGraftPeers)) this.graft(peer, topic)
       }
     }
+  }
+
+  /** Topic peers that may join the mesh of `topic` (not in it, not direct, not backed off, score ≥ 0) and pass `filter`. */
+  private candidates(
+    topic: Topic,
+    mesh: Set<PeerKey>,
+    filter: (peer: PeerKey) => boolean,
+  ): PeerKey[] {
+    const { host } = this
+    const out: PeerKey[] = []
+    host.topicPeers(topic)?.forEach((peer) => {
+      if (
+        !mesh.has(peer) &&
+        !host.isDirect(peer) &&
+        !this.inBackoff(topic, peer) &&
+        host.score.score(peer) >= 0 &&
+        filter(peer)
+      ) {
+        out.push(peer)
+      }
+    })
+    return out
   }
 
   /** Keeps the Dscore best-scoring peers and D - Dscore random others, with Dout outbound. */
@@ -279,24 +309,38 @@ export class MeshMaintenance {
   }
 
   private emitGossip(): void {
+    // Mesh topics, then fanout-only ones, each excluding its own peers (a fanout of a mesh
+    // topic, were there one, would stand in for its mesh): no map of both per heartbeat.
+    for (const [topic, mesh] of this.mesh) this.gossipTopic(topic, this.fanout.get(topic) ?? mesh)
+    if (this.fanout.size === 0) return
+    for (const [topic, fanout] of this.fanout) {
+      if (!this.mesh.has(topic)) this.gossipTopic(topic, fanout)
+    }
+  }
+
+  /** IHAVE gossip of `topic`'s recent ids to peers outside `exclude`. */
+  private gossipTopic(topic: Topic, exclude: Set<PeerKey>): void {
     const { host } = this
     const p = host.params
-    const topics = new Map<Topic, Set<PeerKey>>([...this.mesh, ...this.fanout])
-    for (const [topic, exclude] of topics) {
-      const ids = host.gossipIds(topic)
-      if (ids.length === 0) continue
-      const eligible = [...(host.topicPeers(topic) ?? [])].filter(
-        (peer) =>
-          !exclude.has(peer) &&
-          !host.isDirect(peer) &&
-          host.score.score(peer) >= p.thresholds.gossipThreshold,
-      )
-      const n = Math.max(p.Dlazy, Math.floor(eligible.length * p.gossipFactor))
-      const advertised = this.pick(ids, p.maxIHaveLength)
-      for (const peer of this.pick(eligible, n)) {
-        const messageIDs = advertised.filter((id) => !host.doesNotWant(peer, messageIdKey(id)))
-        if (messageIDs.length > 0) host.gossip(peer, topic, messageIDs)
+    const ids = host.gossipIds(topic)
+    if (ids.length === 0) return
+    const eligible: PeerKey[] = []
+    host.topicPeers(topic)?.forEach((peer) => {
+      if (
+        !exclude.has(peer) &&
+        !host.isDirect(peer) &&
+        host.score.score(peer) >= p.thresholds.gossipThreshold
+      ) {
+        eligible.push(peer)
       }
+    })
+    const n = Math.max(p.Dlazy, Math.floor(eligible.length * p.gossipFactor))
+    const advertised = this.pick(ids, p.maxIHaveLength)
+    // Each id's key once per heartbeat, not once per peer.
+    const keys = advertised.map(messageIdKey)
+    for (const peer of this.pick(eligible, n)) {
+      const messageIDs = advertised.filter((_, i) => !host.doesNotWant(peer, keys[i]))
+      if (messageIDs.length > 0) host.gossip(peer, topic, messageIDs)
     }
   }
 
@@ -308,6 +352,14 @@ export class MeshMaintenance {
     return pick(items, n, this.host.random)
   }
 }
+
+/** The fanouts of every node that never published outside a mesh (always empty). */
+const NO_FANOUT = new Map<Topic, Set<PeerKey>>()
+/** Their last publish times (always empty). */
+const NO_FANOUT_PUBLISH = new Map<Topic, number>()
+
+/** The filter of {@link MeshMaintenance}'s candidates that lets every peer through. */
+const ANY_PEER = (_peer: PeerKey): boolean => true
 
 /** The PRUNE entry for `topic` with a backoff of `backoffMs` (sent in whole seconds). */
 export function pruneEntry(topic: Topic, backoffMs: number): RpcPrune {

@@ -38,6 +38,23 @@ interface Awaited {
   timer: TimerHandle | undefined
 }
 
+/** A node's preamble tables. */
+interface Tables {
+  awaited: Map<string, Awaited>
+  perPeer: Map<PeerKey, number>
+  /** Measured transfer rate per sender, bits per second (peers with an entry or a measure). */
+  rates: Map<PeerKey, number>
+  /** `${peer} ${key}` → until when our copies to `peer` are held back (insertion = time order). */
+  receiving: Map<string, number>
+}
+
+function newTables(): Tables {
+  return { awaited: new Map(), perPeer: new Map(), rates: new Map(), receiving: new Map() }
+}
+
+/** The tables of every node that has written none: only read (deleting from them is a no-op). */
+const NO_TABLES: Tables = newTables()
+
 /** Expected transfer time is multiplied by this before the grace is added. */
 const RATE_SLACK = 2
 
@@ -55,12 +72,12 @@ export type PreambleVerdict = 'new' | 'known' | 'full'
  * PREAMBLEs at line rate holds at most `maxPerPeer` entries; the oldest notice goes first.
  */
 export class Preambles {
-  private readonly awaited = new Map<string, Awaited>()
-  private readonly perPeer = new Map<PeerKey, number>()
-  /** Measured transfer rate per sender, bits per second (peers with an entry or a measure). */
-  private readonly rates = new Map<PeerKey, number>()
-  /** `${peer} ${key}` → until when our copies to `peer` are held back (insertion = time order). */
-  private readonly receiving = new Map<string, number>()
+  /**
+   * The tables: {@link NO_TABLES} until the first write (most nodes of a simulation never
+   * see a preamble, and four empty maps cost ~700 bytes a node). Read through `t`, written
+   * through {@link tables}.
+   */
+  private t: Tables = NO_TABLES
 
   private readonly options: PreambleOptions
   private readonly hooks: PreambleHooks
@@ -76,92 +93,94 @@ export class Preambles {
    * sender (or the table) is at its limit and the PREAMBLE is ignored.
    */
   announced(sender: PeerKey, key: string, id: MessageId, size: number): PreambleVerdict {
-    if (this.awaited.has(key)) return 'known'
-    const mine = this.perPeer.get(sender) ?? 0
-    if (mine >= this.options.maxPerPeer || this.awaited.size >= this.options.maxEntries) {
+    if (this.t.awaited.has(key)) return 'known'
+    const mine = this.t.perPeer.get(sender) ?? 0
+    if (mine >= this.options.maxPerPeer || this.t.awaited.size >= this.options.maxEntries) {
       return 'full'
     }
     const now = this.hooks.now()
-    const rate = this.rates.get(sender) ?? this.options.defaultBps
+    const rate = this.t.rates.get(sender) ?? this.options.defaultBps
     const ms = this.options.graceMs + (RATE_SLACK * size * 8000) / rate
     const entry: Awaited = { sender, id, size, at: now, timer: undefined }
     entry.timer = this.hooks.setTimer(ms, () => this.expire(key, entry))
-    this.awaited.set(key, entry)
-    this.perPeer.set(sender, mine + 1)
+    const t = this.tables()
+    t.awaited.set(key, entry)
+    t.perPeer.set(sender, mine + 1)
     return 'new'
   }
 
   /** The message `key` came from `from`: no longer awaited; its sender's rate is measured. */
   delivered(key: string, from: PeerKey): void {
-    const e = this.awaited.get(key)
+    const e = this.t.awaited.get(key)
     if (e === undefined) return
     if (e.timer !== undefined && e.sender === from) {
       const ms = Math.max(this.hooks.now() - e.at, 0.001)
       const measured = (e.size * 8000) / ms
-      const old = this.rates.get(from)
-      this.rates.set(from, old === undefined ? measured : old + RATE_WEIGHT * (measured - old))
+      const old = this.t.rates.get(from)
+      this.tables().rates.set(
+        from,
+        old === undefined ? measured : old + RATE_WEIGHT * (measured - old),
+      )
     }
     this.forget(key, e)
   }
 
   /** True when the message `key` was preambled but did not come in time (it is being pulled). */
   isOverdue(key: string): boolean {
-    const e = this.awaited.get(key)
+    const e = this.t.awaited.get(key)
     return e !== undefined && e.timer === undefined
   }
 
   /** `peer` told IMRECEIVING for `key`: our copies to it wait `holdMs`. */
   peerReceiving(peer: PeerKey, key: string): void {
     const until = this.hooks.now() + this.options.holdMs
-    setNewest(this.receiving, `${peer} ${key}`, until, this.options.maxEntries)
+    setNewest(this.tables().receiving, `${peer} ${key}`, until, this.options.maxEntries)
   }
 
   /** True while `peer`'s IMRECEIVING for `key` holds back our copies. */
   isReceiving(peer: PeerKey, key: string): boolean {
-    if (this.receiving.size === 0) return false
-    const until = this.receiving.get(`${peer} ${key}`)
+    if (this.t.receiving.size === 0) return false
+    const until = this.t.receiving.get(`${peer} ${key}`)
     return until !== undefined && until > this.hooks.now()
   }
 
   /** `peer` asked for `key` (IWANT): its IMRECEIVING no longer holds back our copy. */
   wants(peer: PeerKey, key: string): void {
-    if (this.receiving.size > 0) this.receiving.delete(`${peer} ${key}`)
+    if (this.t.receiving.size > 0) this.t.receiving.delete(`${peer} ${key}`)
   }
 
   /** Drops expired IMRECEIVING notices (called each heartbeat). */
   prune(): void {
+    if (this.t.receiving.size === 0) return
     const now = this.hooks.now()
-    for (const [k, until] of this.receiving) {
+    for (const [k, until] of this.t.receiving) {
       if (until > now) break
-      this.receiving.delete(k)
+      this.t.receiving.delete(k)
     }
   }
 
   /** `peer` is gone: what it preambled is pulled at once, without penalty. */
   peerGone(peer: PeerKey): void {
-    this.rates.delete(peer)
-    if (!this.perPeer.has(peer)) return
-    for (const [key, e] of [...this.awaited]) {
+    this.t.rates.delete(peer)
+    if (!this.t.perPeer.has(peer)) return
+    for (const [key, e] of [...this.t.awaited]) {
       if (e.sender === peer && e.timer !== undefined) this.overdue(key, e, undefined)
     }
   }
 
   /** Awaited messages (for tests and inspection). */
   get size(): number {
-    return this.awaited.size
+    return this.t.awaited.size
   }
 
   /** Forgets everything and cancels every deadline. */
   clear(): void {
-    for (const e of this.awaited.values()) e.timer?.cancel()
-    this.awaited.clear()
-    this.perPeer.clear()
-    this.rates.clear()
-    this.receiving.clear()
+    for (const e of this.t.awaited.values()) e.timer?.cancel()
+    this.t = NO_TABLES
   }
 
   private expire(key: string, e: Awaited): void {
-    if (this.awaited.get(key) === e && e.timer !== undefined) this.overdue(key, e, e.sender)
+    if (this.t.awaited.get(key) === e && e.timer !== undefined) this.overdue(key, e, e.sender)
   }
 
   private overdue(key: string, e: Awaited, blame: PeerKey | undefined): void {
@@ -171,21 +190,27 @@ export class Preambles {
     // Kept a while longer: a peer that shows it has the message (IDONTWANT) is asked then.
     const left = Math.max(0, e.at + this.options.holdMs - this.hooks.now())
     this.hooks.setTimer(left, () => {
-      if (this.awaited.get(key) === e) this.awaited.delete(key)
+      if (this.t.awaited.get(key) === e) this.t.awaited.delete(key)
     })
     this.hooks.overdue(key, e.id, blame)
   }
 
   private forget(key: string, e: Awaited): void {
-    this.awaited.delete(key)
+    this.t.awaited.delete(key)
     if (e.timer === undefined) return
     e.timer.cancel()
     this.release(e.sender)
   }
 
+  /** The tables, made on the first write. */
+  private tables(): Tables {
+    if (this.t === NO_TABLES) this.t = newTables()
+    return this.t
+  }
+
   private release(sender: PeerKey): void {
-    const n = (this.perPeer.get(sender) ?? 1) - 1
-    if (n <= 0) this.perPeer.delete(sender)
-    else this.perPeer.set(sender, n)
+    const n = (this.t.perPeer.get(sender) ?? 1) - 1
+    if (n <= 0) this.t.perPeer.delete(sender)
+    else this.tables().perPeer.set(sender, n)
   }
 }

@@ -295,6 +295,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly encodeRpc: RpcEncoder
   private readonly uplink: UplinkQueue
   private heartbeatTimer: TimerHandle | undefined
+  /** The heartbeat's callback, made once: a closure per heartbeat would live a whole interval. */
+  private readonly beat = (): void => this.heartbeat()
   private hello: Uint8Array | undefined
   private lastDecay = 0
 
@@ -1726,13 +1728,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.peerUpkeep(now)
     this.preambles.prune()
-    this.oneCopyGossiped.clear()
+    // Clearing a map allocates a new table: only when there is something to clear.
+    if (this.oneCopyGossiped.size > 0) this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
     if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)
-    this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, () => this.heartbeat())
+    this.heartbeatTimer = this.env.setTimer(this.params.heartbeatIntervalMs, this.beat)
   }
 
   /** Lists `ps` for the next heartbeat's upkeep (once; never a disconnected peer). */
@@ -1792,8 +1795,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const [peer, oneCopy] of this.pendingOneCopy) {
       if (this.peers.has(peer)) this.sendOneCopy(peer, oneCopy)
     }
-    this.pendingControl.clear()
-    this.pendingOneCopy.clear()
+    if (this.pendingControl.size > 0) this.pendingControl.clear()
+    if (this.pendingOneCopy.size > 0) this.pendingOneCopy.clear()
   }
 
   /**

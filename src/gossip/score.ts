@@ -35,10 +35,11 @@ interface PeerStats {
   /** `topics` by topic, made once they are more than {@link SCANNED_TOPICS}. */
   topicIndex: Map<Topic, TopicStats> | undefined
   /**
-   * The topic part of the score as last computed; unset by every change to `topics` (a
-   * peer's score is read at every frame and heartbeat, and changes far less often).
+   * The topic part of the score as last computed; NaN (unset) after every change to `topics`
+   * (a peer's score is read at every frame and heartbeat, and changes far less often). NaN
+   * rather than undefined keeps the field a number, written in place instead of boxed anew.
    */
-  topicScore: number | undefined
+  topicScore: number
   behaviourPenalty: number
 }
 
@@ -56,7 +57,7 @@ function newStats(address: string | undefined): PeerStats {
     address,
     topics: undefined,
     topicIndex: undefined,
-    // 0, not unset: the score of NO_STATS is never written.
+    // 0, not unset (NaN): the score of NO_STATS is never written.
     topicScore: 0,
     behaviourPenalty: 0,
   }
@@ -171,7 +172,7 @@ export class PeerScore {
     this.decaying.set(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
     for (const ts of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(ts)
-    ps.topicScore = undefined
+    ps.topicScore = Number.NaN
     ps.connected = false
     ps.expire = this.now() + this.params.retainScoreMs
   }
@@ -283,7 +284,7 @@ export class PeerScore {
   private scoreOf(ps: PeerStats): number {
     const p = this.params
     let topicScore = ps.topicScore
-    if (topicScore === undefined) {
+    if (Number.isNaN(topicScore)) {
       topicScore = ps.topics === undefined ? 0 : this.topicScore(ps.topics)
       if (p.topicScoreCap > 0 && topicScore > p.topicScoreCap) topicScore = p.topicScoreCap
       ps.topicScore = topicScore
@@ -303,7 +304,9 @@ export class PeerScore {
 
   private topicScore(topics: TopicStats[]): number {
     let topicScore = 0
-    for (const ts of topics) {
+    // Indexed loops here and in decayTopics: an iterator per call is garbage at every score.
+    for (let i = 0; i < topics.length; i++) {
+      const ts = topics[i]
       const tp = ts.params
       let s = 0
       if (ts.inMesh) {
@@ -326,28 +329,30 @@ export class PeerScore {
   refresh(): void {
     const now = this.now()
     const p = this.params
-    for (const [peer, ps] of this.decaying) {
+    // forEach, not for-of: no [peer, counters] pair allocated per peer per interval.
+    this.decaying.forEach((ps, peer) => {
       if (!ps.connected) {
         if (now > ps.expire) {
           this.retained.delete(peer)
           this.decaying.delete(peer)
         }
-        continue
+        return
       }
       const active = ps.topics !== undefined && this.decayTopics(ps.topics, now)
-      ps.topicScore = undefined
+      ps.topicScore = Number.NaN
       if (ps.behaviourPenalty !== 0) {
         ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
       }
       if (!active && ps.behaviourPenalty === 0) this.decaying.delete(peer)
-    }
+    })
   }
 
   /** Decays the counters of `topics`; false when all are 0 and none is a mesh topic (idle). */
   private decayTopics(topics: TopicStats[], now: number): boolean {
     const zero = this.params.decayToZero
     let active = false
-    for (const ts of topics) {
+    for (let i = 0; i < topics.length; i++) {
+      const ts = topics[i]
       const tp = ts.params
       ts.firstMessageDeliveries = decay(
         ts.firstMessageDeliveries,
@@ -412,7 +417,7 @@ export class PeerScore {
     // Any change to a topic counter starts with this lookup: the peer has decay work now, and
     // its topic score must be computed again.
     if (!this.decaying.has(peer)) this.decaying.set(peer, ps)
-    ps.topicScore = undefined
+    ps.topicScore = Number.NaN
     let ts = findTopic(ps, topic)
     if (ts === undefined) {
       ts = {

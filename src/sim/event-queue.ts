@@ -5,6 +5,11 @@
  * flight: a 4-ary heap is half as deep as a binary one, and each level is one cache line
  * of keys. An event is an item (by default a callback) plus three integer tags, so a caller
  * can schedule plain data (a frame and its endpoints) instead of allocating a closure.
+ *
+ * Items do not move with their keys: each sits in a slot of its own until it fires, and the
+ * heap moves the slot's number. Moving references instead would write a pointer to a young
+ * object into an old array at every level of every sift, each write remembered for the
+ * next scavenge; this way an event costs two such writes, whatever the heap's depth.
  */
 export class EventQueue<T = () => void> {
   /** First tag of the event {@link pop} returned last. */
@@ -16,8 +21,13 @@ export class EventQueue<T = () => void> {
 
   /** Event i's time at `2i`, its sequence number at `2i + 1`. */
   private keys = new Float64Array(2 * 1024)
-  private tags = new Int32Array(3 * 1024)
+  /** Event i's three tags at `4i`..`4i + 2`, its item's slot at `4i + 3`. */
+  private tags = new Int32Array(4 * 1024)
+  /** Items by slot (undefined: free slot). */
   private items: (T | undefined)[] = []
+  /** Free slots (a stack), `freeCount` of them. */
+  private free = new Int32Array(1024)
+  private freeCount = 0
   private n = 0
   private seq = 0
 
@@ -34,6 +44,9 @@ export class EventQueue<T = () => void> {
   /** Schedules `item` at `time`, with tags `a`, `b`, `c` (32-bit integers). */
   push(time: number, item: T, a = 0, b = 0, c = 0): void {
     if (2 * this.n === this.keys.length) this.grow()
+    const slot = this.freeCount > 0 ? this.free[--this.freeCount] : this.items.length
+    if (slot === this.items.length) this.items.push(item)
+    else this.items[slot] = item
     const keys = this.keys
     const seq = this.seq++
     let i = this.n++
@@ -44,7 +57,7 @@ export class EventQueue<T = () => void> {
       this.move(parent, i)
       i = parent
     }
-    this.set(i, time, seq, a, b, c, item)
+    this.set(i, time, seq, a, b, c, slot)
   }
 
   /**
@@ -55,21 +68,27 @@ export class EventQueue<T = () => void> {
     if (this.n === 0) return undefined
     const keys = this.keys
     const tags = this.tags
-    const items = this.items
-    const top = items[0]
+    const slot = tags[3]
+    const top = this.items[slot]
+    // Release the slot: a fired event's item (a frame, a closure) must not stay reachable.
+    this.items[slot] = undefined
+    if (this.freeCount === this.free.length) {
+      const free = new Int32Array(this.free.length * 2)
+      free.set(this.free)
+      this.free = free
+    }
+    this.free[this.freeCount++] = slot
     this.poppedA = tags[0]
     this.poppedB = tags[1]
     this.poppedC = tags[2]
     const last = --this.n
+    if (last === 0) return top
     const lt = keys[2 * last]
     const ls = keys[2 * last + 1]
-    const la = tags[3 * last]
-    const lb = tags[3 * last + 1]
-    const lc = tags[3 * last + 2]
-    const li = items[last]
-    // Release the slot: a fired event's item (a frame, a closure) must not stay reachable.
-    items[last] = undefined
-    if (last === 0) return top
+    const la = tags[4 * last]
+    const lb = tags[4 * last + 1]
+    const lc = tags[4 * last + 2]
+    const lslot = tags[4 * last + 3]
     let i = 0
     for (;;) {
       const first = 4 * i + 1
@@ -91,20 +110,20 @@ export class EventQueue<T = () => void> {
       this.move(c, i)
       i = c
     }
-    this.set(i, lt, ls, la, lb, lc, li)
+    this.set(i, lt, ls, la, lb, lc, lslot)
     return top
   }
 
-  /** Copies event `from` into slot `to`. */
+  /** Copies event `from` into position `to`. */
   private move(from: number, to: number): void {
     const keys = this.keys
     const tags = this.tags
     keys[2 * to] = keys[2 * from]
     keys[2 * to + 1] = keys[2 * from + 1]
-    tags[3 * to] = tags[3 * from]
-    tags[3 * to + 1] = tags[3 * from + 1]
-    tags[3 * to + 2] = tags[3 * from + 2]
-    this.items[to] = this.items[from]
+    tags[4 * to] = tags[4 * from]
+    tags[4 * to + 1] = tags[4 * from + 1]
+    tags[4 * to + 2] = tags[4 * from + 2]
+    tags[4 * to + 3] = tags[4 * from + 3]
   }
 
   private set(
@@ -114,14 +133,14 @@ export class EventQueue<T = () => void> {
     a: number,
     b: number,
     c: number,
-    item: T | undefined,
+    slot: number,
   ): void {
     this.keys[2 * i] = time
     this.keys[2 * i + 1] = seq
-    this.tags[3 * i] = a
-    this.tags[3 * i + 1] = b
-    this.tags[3 * i + 2] = c
-    this.items[i] = item
+    this.tags[4 * i] = a
+    this.tags[4 * i + 1] = b
+    this.tags[4 * i + 2] = c
+    this.tags[4 * i + 3] = slot
   }
 
   private grow(): void {

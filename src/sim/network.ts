@@ -340,7 +340,7 @@ export class Simulation<C extends SimCore = SimCore> {
 
   private send(from: number, epoch: number, peer: PeerKey, frame: Uint8Array): void {
     if (this.up[from] !== 1 || this.epoch[from] !== epoch) return
-    const to = this.index.get(peer)
+    const to = this.nodeIndex(peer)
     if (to === undefined) {
       log.error('node %d sent to unknown peer %s', from, peer)
       return
@@ -357,6 +357,25 @@ export class Simulation<C extends SimCore = SimCore> {
       return
     }
     this.queue.push(done + this.options.latency(from, to), frame, to, this.epoch[to], from)
+  }
+
+  /**
+   * The index of the node known as `peer`, or undefined. Read from the name (`n` and the
+   * index, see {@link simNodeName}) and checked against it, so that a send costs no lookup in
+   * a map of every node; any other key is looked up.
+   */
+  private nodeIndex(peer: PeerKey): number | undefined {
+    const len = peer.length
+    if (len >= 2 && len <= 10 && peer.charCodeAt(0) === 110 /* n */) {
+      let i = 0
+      for (let k = 1; k < len; k++) {
+        const d = peer.charCodeAt(k) - 48
+        if (d < 0 || d > 9) return this.index.get(peer)
+        i = i * 10 + d
+      }
+      if (i < this.size && this.names[i] === peer) return i
+    }
+    return this.index.get(peer)
   }
 
   /** A frame arrives at `to`, sent by `from` while `to` was in epoch `toEpoch`. */
