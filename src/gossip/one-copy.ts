@@ -118,8 +118,8 @@ const GAP_MARGIN_MS = 2
 const MIN_GAPS = 8
 
 /**
- * Announced messages not yet here. The first announcer is asked after `delayMs` (0 for one
- * outside the mesh, whose announce is gossip, not a lazy push), the next one `followupMs`
+ * Announced messages not yet here. The first announcer is asked after `delayMs` (at most the
+ * measured lag of pushed copies behind announces), the next one `followupMs`
  * later if the reply has not come, and so on. Bounded by `maxTracked` messages.
  */
 export class AnnouncedPulls {
