@@ -340,6 +340,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           const list = lazy ? o.choke : o.unchoke
           if (!list.includes(topic)) list.push(topic)
         },
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
         announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
       },
       p.oneCopyMinEager,

@@ -115,6 +115,7 @@ describe('one-copy roles (LinkRoles)', () => {
         sendRole: () => {},
         queueRole: () => {},
         announceOnly: () => {},
+        setTimer: () => ({ cancel: () => {} }),
       },
       2,
     )
