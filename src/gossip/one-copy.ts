@@ -285,9 +285,9 @@ const SWITCH_GAIN = 0.15
 
 /**
  * Eager in-links kept beyond `minEager` while fewer than {@link MIN_SAMPLES} messages were
- * seen: they were chosen before any message came, one more makes the first messages faster.
+ * seen: they were chosen before any message came, two more make the first messages faster.
  */
-const LEARNING_EXTRA = 1
+const LEARNING_EXTRA = 2
 
 /**
  * The first message of a topic is followed, this long after it came, by a choice of eager
@@ -402,7 +402,7 @@ export class ArrivalLog {
     const window = [...(this.messages.get(topic)?.values() ?? [])]
     let chosen: PeerKey[]
     if (window.length < minSamples) {
-      // Too little seen: keep the current roles, fix their count (one spare: the first
+      // Too little seen: keep the current roles, fix their count (two spare: the first
       // messages come over in-links chosen before any message did).
       chosen = current.slice(0, want + LEARNING_EXTRA)
       for (const p of candidates) if (chosen.length < want && !chosen.includes(p)) chosen.push(p)

@@ -126,7 +126,7 @@ describe('one-copy roles (LinkRoles)', () => {
     roles.peerAsked('other', 'p', true)
     expect(roles.announcesTo('other', 'p')).toBe(false)
   })
-  it('keeps one spare in-link while learning, then chooses from the first message 100 ms after it', () => {
+  it('keeps two spare in-links while learning, then chooses from the first message 100 ms after it', () => {
     const env = new ManualEnv()
     const mesh = new Set<PeerKey>(['a', 'b', 'c', 'd', 'e'])
     const sent: string[] = []
@@ -142,9 +142,9 @@ describe('one-copy roles (LinkRoles)', () => {
       },
       2,
     )
-    // A heartbeat before any message: three of five in-links stay eager (2 + the spare).
+    // A heartbeat before any message: four of five in-links stay eager (2 + the spares).
     roles.heartbeat([T])
-    expect(queued).toEqual(['choke d', 'choke e'])
+    expect(queued).toEqual(['choke e'])
     // The first message: e (lazy) announced it first, a (eager) pushed it 30 ms later, b later.
     roles.arrived(T, 'm0', 130, [
       ['e', 100],
@@ -155,12 +155,12 @@ describe('one-copy roles (LinkRoles)', () => {
     expect(sent).toEqual([])
     // 100 ms after it: e alone brings it earliest and a second in-link saves under 15 ms.
     env.advance(1)
-    expect(sent.sort()).toEqual(['choke a', 'choke b', 'choke c', 'unchoke e'])
+    expect(sent.sort()).toEqual(['choke a', 'choke b', 'choke c', 'choke d', 'unchoke e'])
     expect(roles.announcesToUs(T, 'e')).toBe(false)
     expect(roles.announcesToUs(T, 'a')).toBe(true)
     // Only the topic's first message starts such a choice.
     roles.arrived(T, 'm1', 1000, [['e', 1000]])
     env.advance(200)
-    expect(sent).toHaveLength(4)
+    expect(sent).toHaveLength(5)
   })
 })
