@@ -233,6 +233,11 @@ export interface GossipParams {
   oneCopyFloodPublish: boolean
   /** How long a pull (INEED) waits for its reply before the next announcer is asked, in ms. */
   oneCopyFollowupMs: number
+  /**
+   * One-copy peers sent heartbeat gossip (announces of the last heartbeat's messages) per topic
+   * and heartbeat; peers without the extension get IHAVE gossip as configured (`Dlazy`).
+   */
+  oneCopyGossipPeers: number
   /** Short ids of recent messages remembered, to answer INEEDs and ignore known announces. */
   maxShortIds: number
   /**
@@ -429,6 +434,7 @@ const STOCK: FlatParams = {
   oneCopyFollowupMs: 400,
   oneCopyMinEager: 2,
   oneCopyFloodPublish: true,
+  oneCopyGossipPeers: 3,
   maxShortIds: 16_384,
   preamble: false,
   preambleMinDataSize: 16 * 1024,
@@ -622,6 +628,7 @@ export function validateGossipParams(p: GossipParams): void {
     Number.isInteger(p.oneCopyMinEager) && p.oneCopyMinEager >= 0,
     'oneCopyMinEager must be an integer >= 0',
   )
+  check(isCount(p.oneCopyGossipPeers), 'oneCopyGossipPeers must be an integer >= 0')
   check(
     isCount(p.maxShortIds) && p.maxShortIds >= 1,
     `maxShortIds must be a positive integer, got ${p.maxShortIds}`,
