@@ -638,7 +638,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           if (inMesh) this.roles.arrivedLate(topic, known, peer, this.env.now(), false)
           continue
         }
-        this.pulls.announced(peer, topic, id, short, this.params.oneCopyPullDelayMs)
+        this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
       }
     }
     let misses = 0
