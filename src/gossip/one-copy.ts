@@ -300,6 +300,19 @@ const MIN_SAMPLES = 4
  */
 const SWITCH_GAIN = 0.15
 
+/**
+ * Eager in-links kept beyond `minEager` while fewer than {@link MIN_SAMPLES} messages were
+ * seen: they were chosen before any message came, two more make the first messages faster.
+ */
+const LEARNING_EXTRA = 2
+
+/**
+ * The first message of a topic is followed, this long after it came, by a choice of eager
+ * in-links from that message alone (the heartbeat's choice waits for {@link MIN_SAMPLES}):
+ * a mesh peer heard from later counts as {@link LATE_MS} late anyway.
+ */
+const FIRST_CHOICE_MS = LATE_MS
+
 /** See {@link SWITCH_GAIN} (ms per message). */
 const SWITCH_MIN_MS = 2
 
@@ -391,6 +404,7 @@ export class ArrivalLog {
     isLazy: (peer: PeerKey) => boolean,
     others: PeerKey[],
     minEager: number,
+    minSamples = MIN_SAMPLES,
   ): RoleChange[] {
     const came = this.since.get(topic) ?? 0
     this.since.set(topic, 0)
@@ -404,9 +418,10 @@ export class ArrivalLog {
     const want = Math.max(0, Math.min(candidates.length, minEager - others.length))
     const window = [...(this.messages.get(topic)?.values() ?? [])]
     let chosen: PeerKey[]
-    if (window.length < MIN_SAMPLES) {
-      // Too little seen: keep the current roles, fix their count.
-      chosen = current.slice(0, want)
+    if (window.length < minSamples) {
+      // Too little seen: keep the current roles, fix their count (two spare: the first
+      // messages come over in-links chosen before any message did).
+      chosen = current.slice(0, want + LEARNING_EXTRA)
       for (const p of candidates) if (chosen.length < want && !chosen.includes(p)) chosen.push(p)
     } else {
       const cost = (set: PeerKey[]) => delayOf(window, [...others, ...set])
@@ -445,6 +460,11 @@ export class ArrivalLog {
       this.record(topic, p).wasEager = eager
     }
     return changes
+  }
+
+  /** Messages of `topic` in the window. */
+  size(topic: Topic): number {
+    return this.messages.get(topic)?.size ?? 0
   }
 
   /** Forgets `peer` on `topic` (it left the mesh). */
@@ -554,6 +574,8 @@ export interface RolesHost {
   sendRole(peer: PeerKey, topic: Topic, lazy: boolean): void
   /** Queues CHOKE (`lazy`) or UNCHOKE for the heartbeat's control frame, once per heartbeat. */
   queueRole(peer: PeerKey, topic: Topic, lazy: boolean): void
+  /** Runs `fn` after `ms`. */
+  setTimer(ms: number, fn: () => void): TimerHandle
   /** `peer` now announces only (`lazy`) or pushes again on `topic` (the score follows). */
   announceOnly(peer: PeerKey, topic: Topic, lazy: boolean): void
 }
@@ -571,6 +593,8 @@ export class LinkRoles {
   /** Peers that asked us to announce to them (they sent CHOKE). */
   private readonly outLazy = new LazyLinks()
   private readonly arrivals = new ArrivalLog()
+  /** Topics whose first message started an early choice of eager in-links. */
+  private readonly chosenEarly = new Set<Topic>()
 
   constructor(host: RolesHost, minEager: number) {
     this.host = host
@@ -636,6 +660,11 @@ export class LinkRoles {
    */
   arrived(topic: Topic, key: string, at: number, peers: Iterable<[PeerKey, number]>): void {
     this.arrivals.first(topic, key, at, peers)
+    if (this.arrivals.size(topic) === 1 && !this.chosenEarly.has(topic)) {
+      // The topic's first message: choose from it now rather than at a heartbeat of 4 messages.
+      this.chosenEarly.add(topic)
+      this.host.setTimer(FIRST_CHOICE_MS, () => this.choose(topic, 1, true))
+    }
   }
 
   /** Mesh peer `peer` brought message `key` of `topic` (a copy, `pushed`, or an announce) after it was here. */
@@ -651,22 +680,30 @@ export class LinkRoles {
 
   /** Heartbeat: each topic keeps `minEager` eager in-links, those that bring messages earliest (queued). */
   heartbeat(topics: Iterable<Topic>): void {
-    for (const topic of topics) {
-      const mesh = this.host.meshOf(topic)
-      if (mesh === undefined) continue
-      const candidates = [...mesh].filter((p) => this.host.speaksOneCopy(p))
-      const changes = this.arrivals.select(
-        topic,
-        candidates,
-        (p) => this.inLazy.isLazy(topic, p),
-        [...mesh].filter((p) => !this.host.speaksOneCopy(p)),
-        this.minEager,
-      )
-      for (const c of changes) {
-        if (c.lazy) this.inLazy.setLazy(topic, c.peer)
-        else this.inLazy.setEager(topic, c.peer)
-        this.host.queueRole(c.peer, topic, c.lazy)
-      }
+    for (const topic of topics) this.choose(topic, undefined, false)
+  }
+
+  /**
+   * Chooses `topic`'s eager in-links from at least `minSamples` messages (rule 4's default
+   * otherwise); role changes go out `now` or with the heartbeat's frame.
+   */
+  private choose(topic: Topic, minSamples: number | undefined, now: boolean): void {
+    const mesh = this.host.meshOf(topic)
+    if (mesh === undefined) return
+    const candidates = [...mesh].filter((p) => this.host.speaksOneCopy(p))
+    const changes = this.arrivals.select(
+      topic,
+      candidates,
+      (p) => this.inLazy.isLazy(topic, p),
+      [...mesh].filter((p) => !this.host.speaksOneCopy(p)),
+      this.minEager,
+      minSamples,
+    )
+    for (const c of changes) {
+      if (c.lazy) this.inLazy.setLazy(topic, c.peer)
+      else this.inLazy.setEager(topic, c.peer)
+      if (now) this.host.sendRole(c.peer, topic, c.lazy)
+      else this.host.queueRole(c.peer, topic, c.lazy)
     }
   }
 
@@ -682,5 +719,6 @@ export class LinkRoles {
     this.inLazy.clearTopic(topic)
     this.outLazy.clearTopic(topic)
     this.arrivals.clearTopic(topic)
+    this.chosenEarly.delete(topic)
   }
 }

@@ -240,6 +240,11 @@ export interface GossipParams {
   oneCopyFloodPublish: boolean
   /** How long a pull (INEED) waits for its reply before the next announcer is asked, in ms. */
   oneCopyFollowupMs: number
+  /**
+   * One-copy peers sent heartbeat gossip (announces of the last heartbeat's messages) per topic
+   * and heartbeat; peers without the extension get IHAVE gossip as configured (`Dlazy`).
+   */
+  oneCopyGossipPeers: number
   /** Short ids of recent messages remembered, to answer INEEDs and ignore known announces. */
   maxShortIds: number
   /**
@@ -437,6 +442,7 @@ const STOCK: FlatParams = {
   oneCopyFollowupMs: 400,
   oneCopyMinEager: 2,
   oneCopyFloodPublish: true,
+  oneCopyGossipPeers: 3,
   maxShortIds: 16_384,
   preamble: false,
   preambleMinDataSize: 16 * 1024,
@@ -476,7 +482,7 @@ const OPTIMIZED: FlatParams = {
   eagerPushPeers: Number.POSITIVE_INFINITY,
   eagerPushBudgetMs: 35,
   lazyPullDelayMs: 50,
-  // Opt-in until its latency matches stock (p99 1.41–1.54× stock at 1,000 nodes, issue 9).
+  // Opt-in until its latency matches stock (random publishers: p99 1.41–1.54× stock at 1,000 nodes, issue 9).
   oneCopy: false,
   oneCopyPullDelayMs: 50,
   forwardIngress: false,
@@ -635,6 +641,7 @@ export function validateGossipParams(p: GossipParams): void {
     Number.isInteger(p.oneCopyMinEager) && p.oneCopyMinEager >= 0,
     'oneCopyMinEager must be an integer >= 0',
   )
+  check(isCount(p.oneCopyGossipPeers), 'oneCopyGossipPeers must be an integer >= 0')
   check(
     isCount(p.maxShortIds) && p.maxShortIds >= 1,
     `maxShortIds must be a positive integer, got ${p.maxShortIds}`,

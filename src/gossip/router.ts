@@ -271,7 +271,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly publishedTo = new Set<string>()
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
-  /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `Dlazy`). */
+  /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
   private readonly oneCopyGossiped = new Map<Topic, number>()
   /** Preamble extension: preambled messages we await, and our peers' IMRECEIVING notices. */
   private readonly preambles: Preambles
@@ -357,6 +357,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           const list = lazy ? o.choke : o.unchoke
           if (!list.includes(topic)) list.push(topic)
         },
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
         announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
       },
       p.oneCopyMinEager,
@@ -819,9 +820,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return
     }
     // Lazy mesh links announce every message as it comes: gossip only repeats the last
-    // heartbeat's, to Dlazy peers, for peers outside the mesh and links that lost an announce.
+    // heartbeat's, to a few peers, for peers outside the mesh and links that lost an announce.
     const sent = this.oneCopyGossiped.get(topic) ?? 0
-    if (sent >= this.params.Dlazy) return
+    if (sent >= this.params.oneCopyGossipPeers) return
     const since = this.env.now() - this.params.heartbeatIntervalMs
     const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
     if (recent.length === 0) return

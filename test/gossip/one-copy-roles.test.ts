@@ -162,6 +162,7 @@ describe('one-copy roles (LinkRoles)', () => {
         sendRole: () => {},
         queueRole: () => {},
         announceOnly: () => {},
+        setTimer: () => ({ cancel: () => {} }),
       },
       2,
     )
@@ -171,5 +172,42 @@ describe('one-copy roles (LinkRoles)', () => {
     // A topic without a mesh keeps no roles.
     roles.peerAsked('other', 'p', true)
     expect(roles.announcesTo('other', 'p')).toBe(false)
+  })
+  it('keeps two spare in-links while learning, then chooses from the first message 100 ms after it', () => {
+    const env = new ManualEnv()
+    const mesh = new Set<PeerKey>(['a', 'b', 'c', 'd', 'e'])
+    const sent: string[] = []
+    const queued: string[] = []
+    const roles = new LinkRoles(
+      {
+        meshOf: (t) => (t === T ? mesh : undefined),
+        speaksOneCopy: () => true,
+        sendRole: (peer, _t, lazy) => sent.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
+        queueRole: (peer, _t, lazy) => queued.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
+        announceOnly: () => {},
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+      },
+      2,
+    )
+    // A heartbeat before any message: four of five in-links stay eager (2 + the spares).
+    roles.heartbeat([T])
+    expect(queued).toEqual(['choke e'])
+    // The first message: e (lazy) announced it first, a (eager) pushed it 30 ms later, b later.
+    roles.arrived(T, 'm0', 130, [
+      ['e', 100],
+      ['a', 130],
+    ])
+    roles.arrivedLate(T, 'm0', 'b', 160, true)
+    env.advance(99)
+    expect(sent).toEqual([])
+    // 100 ms after it: e alone brings it earliest and a second in-link saves under 15 ms.
+    env.advance(1)
+    expect(sent.sort()).toEqual(['choke a', 'choke b', 'choke c', 'choke d', 'unchoke e'])
+    expect(roles.announcesToUs(T, 'e')).toBe(false)
+    expect(roles.announcesToUs(T, 'a')).toBe(true)
+    // Only the topic's first message starts such a choice.
+    roles.arrived(T, 'm1', 1000, [['e', 1000]])
+    env.advance(200)
+    expect(sent).toHaveLength(5)
   })
 })
