@@ -135,6 +135,8 @@ class PeerState {
   recentReceived: Set<string> | undefined = undefined
   /** Frames received from it so far (meshsub 1.3 Extensions may only come in the first). */
   framesReceived = 0
+  /** Entries of `dontWanted` its IDONTWANTs started (at most {@link MAX_PULLS_AWAITED_PER_PEER}). */
+  pullsAwaited = 0
   /**
    * Whether the heartbeat has per-peer upkeep for it (counters to reset or decay, IDONTWANTs to
    * expire): {@link IDLE}, {@link BUSY} (in `busyPeers`) or {@link GONE} (disconnected).
@@ -263,10 +265,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** How far publishers' floods reach, to size flood roots' pushes (one-copy rule 2). */
   private readonly floodReach = new FloodReach()
   /** Messages some peer sent IDONTWANT for, not here yet: pulled if they do not come. */
-  private readonly dontWanted = new Map<
-    string,
-    { peers: PeerKey[]; timer: TimerHandle | undefined }
-  >()
+  private readonly dontWanted = new Map<string, AwaitedPull>()
   /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
   private readonly publishedTo = new Set<string>()
   /** One-copy: topic hash (hex) → subscribed topic. */
@@ -1356,7 +1355,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // our push was not the one that delivered.
         if (ps.recentPushes?.delete(key)) ps.wastedPushes++
         this.peerHas(peer, ps, key, id, expiry)
-        this.awaitDontWanted(peer, key, id)
+        this.awaitDontWanted(peer, ps, key, id)
       }
     }
     return true
@@ -1367,7 +1366,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * push of it was lost, and it is pulled (IWANT) from the peers that said they have it, again
    * every `iwantFollowupMs` while their message caches may still hold it (replies get lost too).
    */
-  private awaitDontWanted(peer: PeerKey, key: string, id: MessageId): void {
+  private awaitDontWanted(peer: PeerKey, ps: PeerState, key: string, id: MessageId): void {
     const wait = this.params.idontwantPullMs
     if (wait === Number.POSITIVE_INFINITY) return
     const now = this.env.now()
@@ -1378,19 +1377,42 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         known.peers.push(peer)
       return
     }
-    if (this.dontWanted.size >= this.params.maxIWantTracked) return
-    const entry = { peers: [peer], timer: undefined as TimerHandle | undefined }
+    // A peer's IDONTWANTs for ids that never come (a flood of made-up ids) hold a few entries,
+    // not the whole table: honest ones are for messages in flight, gone within the wait.
+    if (
+      this.dontWanted.size >= this.params.maxIWantTracked ||
+      ps.pullsAwaited >= MAX_PULLS_AWAITED_PER_PEER
+    ) {
+      return
+    }
+    ps.pullsAwaited++
+    const entry: AwaitedPull = { peers: [peer], starter: ps, timer: undefined }
     const until = now + this.params.mcacheLength * this.params.heartbeatIntervalMs
     const check = () => {
-      if (this.seen.has(key, this.env.now()) || this.env.now() >= until) {
+      const asked =
+        this.seen.has(key, this.env.now()) || this.env.now() >= until
+          ? 0
+          : this.pullFromAll(entry.peers, key, id)
+      if (asked === 0) {
         this.dontWanted.delete(key)
+        entry.starter.pullsAwaited--
         return
       }
-      for (const p of entry.peers) if (this.peers.has(p)) this.pullFrom(p, key, id)
       entry.timer = this.env.setTimer(this.params.iwantFollowupMs, check)
     }
     entry.timer = this.env.setTimer(wait, check)
     this.dontWanted.set(key, entry)
+  }
+
+  /** Pulls message `key` from each of `peers` still connected; returns how many there were. */
+  private pullFromAll(peers: PeerKey[], key: string, id: MessageId): number {
+    let asked = 0
+    for (const p of peers) {
+      if (!this.peers.has(p)) continue
+      this.pullFrom(p, key, id)
+      asked++
+    }
+    return asked
   }
 
   /** `peer` has the message `key` (IDONTWANT, or a PREAMBLE of it): we send it no copy. */
@@ -1913,6 +1935,18 @@ function expireDontWant(dontWant: Map<string, number>, now: number): void {
  * holds at most half as many ids, cheap to decode whole before the budgets judge it.
  */
 const BUDGETED_DECODE_BYTES = 4096
+
+/** A message some peers sent IDONTWANT for that has not come: pulled from them if it does not. */
+interface AwaitedPull {
+  /** Peers that said they have it (at most `maxIWantAlternates`). */
+  peers: PeerKey[]
+  /** The peer whose IDONTWANT started the wait (its count of waits is given back at the end). */
+  starter: PeerState
+  timer: TimerHandle | undefined
+}
+
+/** Waits for IDONTWANTed messages one peer may start (see `idontwantPullMs`). */
+const MAX_PULLS_AWAITED_PER_PEER = 256
 
 /**
  * Bytes one id takes in a frame, key and length included, for a content id of ours

@@ -261,6 +261,43 @@ describe('a gossip router under attack (sans-IO)', () => {
     expect(env2.disconnected.map((d) => d.peer)).toEqual([X])
   })
 
+  it('pulls an IDONTWANTed message that does not come, but holds few waits for made-up ids', () => {
+    const { env, router } = victim({ idontwantPullMs: 1000 })
+    const wanted = (peer: string) =>
+      env
+        .take()
+        .filter((s) => s.peer === peer)
+        .flatMap((s) => s.rpc.control?.iwant ?? [])
+        .reduce((n, e) => n + e.messageIDs.length, 0)
+    // An honest mesh peer has a message whose pushes to us were all lost: pulled from it.
+    router.receive(
+      'p0',
+      frame({ control: { idontwant: [{ messageIDs: [Uint8Array.of(1, 2, 3)] }] } }),
+    )
+    // The attacker claims 1,000 made-up messages, within its IDONTWANT budget.
+    const made = (i: number) => Uint8Array.of(9, i >> 8, i & 0xff)
+    for (let f = 0; f < 2; f++) {
+      const messageIDs = Array.from({ length: 500 }, (_, i) => made(f * 500 + i))
+      router.receive(X, frame({ control: { idontwant: [{ messageIDs }] } }))
+    }
+    expect(router.getBehaviourPenalty(X)).toBe(0)
+    env.take()
+    env.advance(1000)
+    const sent = env.take()
+    const ids = (peer: string) =>
+      sent
+        .filter((s) => s.peer === peer)
+        .flatMap((s) => s.rpc.control?.iwant ?? [])
+        .reduce((n, e) => n + e.messageIDs.length, 0)
+    expect(ids('p0')).toBe(1)
+    expect(ids(X)).toBeGreaterThan(0)
+    expect(ids(X)).toBeLessThanOrEqual(256)
+    // Once the attacker is gone its waits end: nothing more is asked of anyone for them.
+    router.peerDisconnected(X)
+    env.advance(10_000)
+    expect(wanted(X)).toBe(0)
+  })
+
   it('stores no IDONTWANT id past the budget', () => {
     const { router } = victim()
     const burst = DEFAULT_PEER_BUDGETS.rates.idontwant.burst
