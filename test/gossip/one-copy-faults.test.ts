@@ -89,13 +89,13 @@ describe('one-copy gossip under faults', () => {
     expect(r.summary.duplicates.mean).toBeLessThanOrEqual(1)
   })
 
-  it('delivers every message through 30% frame loss on seeds that each lost one before', async () => {
-    // router-sim's 30%-loss run, on the seeds where it lost a delivery (of 885) before an
-    // unanswered pull was asked again until the caches drop the message (one-copy) and an
-    // IDONTWANTed message that never came was pulled (optimized): 13 and 8 of seeds 1-40.
-    // One-copy still loses one delivery on 4 of the 40 (seeds 1, 10, 12, 38: a node lost
-    // every push and announce of a message, 5-9 frames, and the one heartbeat gossip of it
-    // or had none; doc/gossip-extension.md, Known limits), so those are not swept here.
+  it('delivers every message through 30% frame loss, over 40 seeds', async () => {
+    // router-sim's 30%-loss run. Before an unanswered pull was asked again until the caches
+    // drop the message (one-copy) and an IDONTWANTed message that never came was pulled
+    // (optimized), 13 and 8 of these 40 seeds lost a delivery (of 885). One-copy still loses
+    // one on 4 of them (5, 16, 25, 34: a node lost every push and announce of a message, 5-9
+    // frames, and the one heartbeat gossip of it or had none; doc/gossip-extension.md, Known
+    // limits), so those are left out; stock gossipsub loses one on 5.
     const lossy: Scenario = {
       ...base,
       loss: 0.3,
@@ -104,9 +104,10 @@ describe('one-copy gossip under faults', () => {
       messageBytes: 2000,
       drainMs: 8000,
     }
+    const seeds = Array.from({ length: 40 }, (_, i) => i + 1)
     const runs: [typeof gossipOneCopyStrategy, number[]][] = [
-      [gossipOneCopyStrategy, [7, 9, 11, 18, 21, 22, 26, 28, 29, 30, 40]],
-      [gossipOptimizedStrategy, [4, 9, 10, 15, 17, 23, 31, 32]],
+      [gossipOneCopyStrategy, seeds.filter((s) => ![5, 16, 25, 34].includes(s))],
+      [gossipOptimizedStrategy, seeds],
     ]
     const lost: string[] = []
     for (const [strategy, seeds] of runs) {
