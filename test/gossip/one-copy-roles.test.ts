@@ -74,21 +74,27 @@ describe('one-copy eager in-links (ArrivalLog)', () => {
   })
 })
 
+/** Announced pulls on a hand-driven clock (follow-up 400 ms, give-up 6 s), recording who is asked. */
+function pullsBed() {
+  const env = new ManualEnv()
+  const asked: string[] = []
+  const pulls = new AnnouncedPulls(
+    {
+      now: () => env.now(),
+      setTimer: (ms, fn) => env.setTimer(ms, fn),
+      have: () => false,
+      pull: (peer) => asked.push(peer),
+    },
+    400,
+    6000,
+    100,
+  )
+  return { env, asked, pulls }
+}
+
 describe('one-copy pull delay (AnnouncedPulls)', () => {
   it('follows the measured lag of pushed copies behind their first announce', () => {
-    const env = new ManualEnv()
-    const asked: string[] = []
-    const pulls = new AnnouncedPulls(
-      {
-        now: () => env.now(),
-        setTimer: (ms, fn) => env.setTimer(ms, fn),
-        have: () => false,
-        pull: (peer) => asked.push(peer),
-      },
-      400,
-      6000,
-      100,
-    )
+    const { env, asked, pulls } = pullsBed()
     expect(pulls.measuredDelay(T)).toBe(Number.POSITIVE_INFINITY)
     // Copies come 10 ms after their announce.
     for (let i = 0; i < 10; i++) {
@@ -108,19 +114,7 @@ describe('one-copy pull delay (AnnouncedPulls)', () => {
 
 describe('one-copy pulls under loss (AnnouncedPulls)', () => {
   it('asks the announcers round after round until their caches would have dropped the message', () => {
-    const env = new ManualEnv()
-    const asked: string[] = []
-    const pulls = new AnnouncedPulls(
-      {
-        now: () => env.now(),
-        setTimer: (ms, fn) => env.setTimer(ms, fn),
-        have: () => false,
-        pull: (peer) => asked.push(peer),
-      },
-      400,
-      6000,
-      100,
-    )
+    const { env, asked, pulls } = pullsBed()
     pulls.announced('a', T, new Uint8Array(8), 'k', 50)
     pulls.announced('b', T, new Uint8Array(8), 'k', 50)
     // Every reply is lost: a, b, a, b, ... every 400 ms from 50 ms on; a round starts only
