@@ -27,8 +27,10 @@
  * Usage: npm run bench -- sim-scale [--quick]   (--quick: 10,000-node flood, 2,000-node gossip)
  */
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { floodNetwork } from '../src/sim/flood-network.ts'
+import { SIM_GC_FLAGS } from '../src/sim/gc-flags.ts'
 import {
   gossipOptimizedStrategy,
   gossipStockStrategy,
@@ -51,13 +53,6 @@ const quick = process.argv.includes('--quick')
 
 /** Heap limit of each gossip run's process (MB): V8's default (~4 GB here) is too small at 72,000 nodes. */
 const GOSSIP_HEAP_MB = 5600
-
-/**
- * Young generation of each gossip run's process (MB per semi-space): frames in flight live
- * for a link's latency, long enough to be promoted by V8's default 16 MB and collected
- * again by full collections of a heap of gigabytes.
- */
-const GOSSIP_SEMI_SPACE_MB = 64
 
 /** Peak RSS sampled every 50 ms (and at the end of each phase). */
 function rssSampler(): { peak(): number; stop(): void } {
@@ -102,6 +97,12 @@ interface GossipFigures {
   latencyP50Ms: number
   latencyP99Ms: number
   meshDegreeMean: number
+  /**
+   * SHA-256 of the whole delivery summary (every distribution, histogram and per-kind
+   * control count) and the network's frame counters: two runs of the same seed that print
+   * the same digest simulated the same thing, whatever the flags or the speed-ups.
+   */
+  summaryDigest: string
 }
 
 const PROFILES = { stock: gossipStockStrategy, optimized: gossipOptimizedStrategy }
@@ -175,6 +176,9 @@ async function gossipRun(
       latencyP50Ms: s.latencyMs.p50,
       latencyP99Ms: s.latencyMs.p99,
       meshDegreeMean: mesh / nodes,
+      summaryDigest: createHash('sha256')
+        .update(JSON.stringify({ summary: s, traffic: sim.traffic, mesh }))
+        .digest('hex'),
     }
   }
 }
@@ -213,13 +217,13 @@ async function blockRun(
   }
 }
 
-/** Runs this file again as a child with `args` (the heap flags of the gossip runs); its last stdout line. */
+/** Runs this file again as a child with `args` (the heap and GC flags of the gossip runs); its last stdout line. */
 function child(args: string[]): string | undefined {
   const c = spawnSync(
     process.execPath,
     [
       `--max-old-space-size=${GOSSIP_HEAP_MB}`,
-      `--max-semi-space-size=${GOSSIP_SEMI_SPACE_MB}`,
+      ...SIM_GC_FLAGS,
       fileURLToPath(import.meta.url),
       ...args,
     ],
@@ -385,7 +389,7 @@ for (const { label, preset, n, k } of gossipSizes) {
       events,
       eventsPerSecond: events / (runMs / 1000),
       heapLimitMB: GOSSIP_HEAP_MB,
-      semiSpaceMB: GOSSIP_SEMI_SPACE_MB,
+      gcFlags: SIM_GC_FLAGS,
       targetWallS: TARGET_WALL_S,
       targetPeakRssGB: TARGET_RSS_GB,
       targetsMet: met,

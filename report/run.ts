@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MultiBar, Presets } from 'cli-progress'
+import { SIM_GC_FLAGS } from '../src/sim/gc-flags.ts'
 import type { RunResult } from './measure.ts'
 import { type PlannedRun, reportPlan } from './plan.ts'
 import type { WorkerMessage } from './worker.ts'
@@ -49,12 +50,10 @@ interface Done {
 }
 
 /**
- * V8 flags of each run's process, as bench/sim-scale.ts gives its gossip runs: a heap for
- * 13,000 × 200 and 72,000 × 50 peer tables, and a 64 MB semi-space so that frames and
- * control messages in flight die young instead of being promoted (measured on a shrunk
- * Ethereum 2025 run, 2,000 × 200: CPU time the same within 2% with or without it).
+ * V8 flags of each run's process: a heap for 13,000 × 200 and 72,000 × 50 peer tables, and
+ * the simulator's GC flags (as bench/sim-scale.ts gives its gossip runs).
  */
-const CHILD_FLAGS = ['--max-old-space-size=7000', '--max-semi-space-size=64']
+const CHILD_FLAGS = ['--max-old-space-size=7000', ...SIM_GC_FLAGS]
 
 /** Runs one planned run in a child process; resolves with its result. */
 function runChild(run: PlannedRun): Promise<Done> {
