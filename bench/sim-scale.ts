@@ -30,7 +30,7 @@ import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { floodNetwork } from '../src/sim/flood-network.ts'
-import { SIM_GC_FLAGS } from '../src/sim/gc-flags.ts'
+import { SIM_GC_FLAGS, SIM_GC_FLAGS_MEMORY_COMPARED } from '../src/sim/gc-flags.ts'
 import {
   gossipOptimizedStrategy,
   gossipStockStrategy,
@@ -217,16 +217,14 @@ async function blockRun(
   }
 }
 
-/** Runs this file again as a child with `args` (the heap and GC flags of the gossip runs); its last stdout line. */
-function child(args: string[]): string | undefined {
+/**
+ * Runs this file again as a child with `args` (the heap and GC flags of the gossip runs, or
+ * `gcFlags`); its last stdout line.
+ */
+function child(args: string[], gcFlags: readonly string[] = SIM_GC_FLAGS): string | undefined {
   const c = spawnSync(
     process.execPath,
-    [
-      `--max-old-space-size=${GOSSIP_HEAP_MB}`,
-      ...SIM_GC_FLAGS,
-      fileURLToPath(import.meta.url),
-      ...args,
-    ],
+    [`--max-old-space-size=${GOSSIP_HEAP_MB}`, ...gcFlags, fileURLToPath(import.meta.url), ...args],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
   )
   return c.status === 0 ? c.stdout.trim().split('\n').at(-1) : undefined
@@ -409,7 +407,10 @@ const blockResults = []
 for (const profile of Object.keys(PROFILES) as (keyof typeof PROFILES)[]) {
   const figures: Partial<Record<'plain' | 'shared', BlockFigures>> = {}
   for (const codec of ['plain', 'shared'] as const) {
-    const out = child(['--block-child', `${profile}:${codec}:${blockSize.n}:${blockSize.k}`])
+    const out = child(
+      ['--block-child', `${profile}:${codec}:${blockSize.n}:${blockSize.k}`],
+      SIM_GC_FLAGS_MEMORY_COMPARED,
+    )
     if (out === undefined) {
       console.error(`blocks ${profile} ${codec} failed`)
       process.exitCode = 1

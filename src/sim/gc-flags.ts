@@ -23,3 +23,13 @@ export const SIM_GC_FLAGS: readonly string[] = [
   '--min-semi-space-size=128',
   '--initial-old-space-size=3500',
 ]
+
+/**
+ * {@link SIM_GC_FLAGS} without the old generation's first limit, for runs whose peak RSS is
+ * compared (sim-scale's shared codec against the plain one): with that limit the old
+ * generation is not collected until it holds gigabytes, so peak RSS says little of what a
+ * run keeps alive.
+ */
+export const SIM_GC_FLAGS_MEMORY_COMPARED: readonly string[] = SIM_GC_FLAGS.filter(
+  (f) => !f.startsWith('--initial-old-space-size='),
+)
