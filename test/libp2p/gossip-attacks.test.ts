@@ -34,7 +34,7 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
       let framesAtPenalty: number | undefined
       const off = router.on('rejected', ({ from }) => {
         if (from === key && framesAtPenalty === undefined && router.getBehaviourPenalty(key) > 0) {
-          framesAtPenalty = bed.frames.get(key) ?? 0
+          framesAtPenalty = bed.probe.frames.get(key) ?? 0
         }
       })
       // Persisting: the gater may refuse a first dial from 127.0.0.1 before encryption while
@@ -58,14 +58,14 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
       if (attack.name.includes('4 MiB')) {
         // Refused from their first bytes: no such frame reached the router whole, and the
         // attacker's first one never finished sending (its stream was reset under it).
-        expect(bed.frames.get(key) ?? 0).toBe(0)
+        expect(bed.probe.frames.get(key) ?? 0).toBe(0)
         expect(run.sent).toBeLessThanOrEqual(1)
       } else {
         expect(run.sent).toBeGreaterThan(0)
       }
       // Strikes weigh how far over its budget a frame goes: the router read few whole frames
       // before the cut-off (one frame of a replayed message is one repeat of a 20-unit budget).
-      expect(bed.frames.get(key) ?? 0).toBeLessThanOrEqual(
+      expect(bed.probe.frames.get(key) ?? 0).toBeLessThanOrEqual(
         attack.name.startsWith('same message') ? 45 : 10,
       )
       if (attack.name.startsWith('IHAVE')) {

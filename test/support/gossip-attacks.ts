@@ -518,22 +518,8 @@ export class HonestPair {
 export class AttackBed extends HonestPair {
   /** The victim. */
   readonly b: GossipNode
-  /** Frames B's router received, by peer. */
-  readonly frames: Map<string, number>
-  /** See {@link VictimProbe.maxFrameMs}. */
-  readonly maxFrameMs: Map<string, number>
-  /** See {@link VictimProbe.maxFrameCpuMs}. */
-  readonly maxFrameCpuMs: Map<string, number>
-  /** See {@link VictimProbe.maxFrameDriverMs}. */
-  readonly maxFrameDriverMs: Map<string, number>
-  /** See {@link VictimProbe.maxFrameStallMs}. */
-  readonly maxFrameStallMs: Map<string, number>
-  /** See {@link VictimProbe.frameMs}. */
-  readonly frameMs: Map<string, number[]>
-  /** See {@link VictimProbe.firstContact}. */
-  readonly firstContact: Map<string, number>
-  /** See {@link VictimProbe.routerCpuMs}. */
-  readonly routerCpuMs: Map<string, number>
+  /** B's router, frame by frame (frames received, their cost), by sending peer. */
+  readonly probe: VictimProbe
   /** Connections B's gater refused (the peer was denied), by peer (A and C share the count map but are never refused). */
   readonly refusedConnections: Map<string, number>
 
@@ -547,15 +533,7 @@ export class AttackBed extends HonestPair {
     super(a, c, topic)
     this.b = b
     this.refusedConnections = refused
-    const probe = new VictimProbe(b)
-    this.frames = probe.frames
-    this.maxFrameMs = probe.maxFrameMs
-    this.maxFrameCpuMs = probe.maxFrameCpuMs
-    this.maxFrameDriverMs = probe.maxFrameDriverMs
-    this.maxFrameStallMs = probe.maxFrameStallMs
-    this.frameMs = probe.frameMs
-    this.firstContact = probe.firstContact
-    this.routerCpuMs = probe.routerCpuMs
+    this.probe = new VictimProbe(b)
   }
 
   /** Builds and connects A, B and C, and waits for B's mesh to hold both. */
