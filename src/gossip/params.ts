@@ -684,6 +684,10 @@ function validateBudgets(b: PeerBudgetParams): void {
       r !== undefined && Number.isFinite(r.perSecond) && r.perSecond >= 0 && r.burst >= 1,
       `budgets.rates.${kind} needs a finite perSecond >= 0 and a burst >= 1`,
     )
+    check(
+      r.cutOffOverdraft === undefined || r.cutOffOverdraft >= 1,
+      `budgets.rates.${kind}.cutOffOverdraft must be >= 1`,
+    )
   }
   check(b.disconnectStrikes >= 1, 'budgets.disconnectStrikes must be >= 1')
   check(b.malformedStrikes >= 0, 'budgets.malformedStrikes must be >= 0')

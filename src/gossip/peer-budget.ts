@@ -36,6 +36,12 @@ export interface BudgetRate {
   perSecond: number
   /** Units a peer may spend at once (the bucket's size, and what a new peer starts with). */
   burst: number
+  /**
+   * Units one frame may go over this budget by before its sender is cut off at once, for a
+   * kind honest peers send one unit of per frame (a frame that far over is a flood, not a
+   * peer a little over its rate). Unset: strikes by the overdraft only.
+   */
+  cutOffOverdraft?: number
 }
 
 /** Budgets and what happens beyond them. */
@@ -76,7 +82,8 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     ihave: { perSecond: 5000, burst: 10_000 },
     iwant: { perSecond: 5000, burst: 10_000 },
     iwantMiss: { perSecond: 100, burst: 500 },
-    idontwant: { perSecond: 2000, burst: 4000 },
+    // Stock gossipsub and we send one IDONTWANT id per frame, as each message arrives.
+    idontwant: { perSecond: 2000, burst: 4000, cutOffOverdraft: 64 },
     subscription: { perSecond: 100, burst: 2048 },
     graftPrune: { perSecond: 100, burst: 2048 },
     repeat: { perSecond: 5, burst: 20 },
@@ -241,11 +248,15 @@ export class PeerBudgets {
 
   /**
    * Strikes for a frame that asked `excess` units of `kind` beyond what it was granted: one
-   * per `burst / overdraftStrikesPerBurst` units, rounded up, and at least one.
+   * per `burst / overdraftStrikesPerBurst` units, rounded up, and at least one; enough to
+   * disconnect when `excess` reaches the kind's {@link BudgetRate.cutOffOverdraft}.
    */
   overdraftStrikes(kind: BudgetKind, excess: number): number {
-    const { burst } = this.params.rates[kind]
-    return Math.max(1, Math.ceil((excess * this.params.overdraftStrikesPerBurst) / burst))
+    const { burst, cutOffOverdraft } = this.params.rates[kind]
+    const strikes = Math.max(1, Math.ceil((excess * this.params.overdraftStrikesPerBurst) / burst))
+    return cutOffOverdraft !== undefined && excess >= cutOffOverdraft
+      ? Math.max(strikes, this.params.disconnectStrikes)
+      : strikes
   }
 
   /** Strikes for a malformed frame of `bytes` bytes (see {@link PeerBudgetParams.malformedStrikeBytes}). */

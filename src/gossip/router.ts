@@ -1344,11 +1344,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const total = idCount(entries)
     if (total === 0) return true
     const granted = direct ? total : this.budgets.take(peer, 'idontwant', total)
+    if (granted < total) {
+      // Judged before any id is read: a frame that cuts its sender off costs no per-id work.
+      this.overBudget(peer, 'idontwant', total - granted)
+      if (this.peers.get(peer) !== ps) return false
+    }
     let allowed = granted
     const expiry = this.env.now() + this.params.idontwantTtlMs
     for (const e of entries) {
       for (let i = 0, n = idCountOf(e); i < n; i++) {
-        if (allowed-- <= 0) return this.overBudget(peer, 'idontwant', total - granted)
+        if (allowed-- <= 0) return false
         const id = idAt(e, i)
         const key = messageIdKey(id)
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says

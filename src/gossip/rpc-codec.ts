@@ -284,12 +284,15 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxMessages: 5000,
   maxIHaveIds: 5000,
   maxIWantIds: 5000,
-  // Implementations send IDONTWANT as messages arrive, one or a few ids at a time.
-  maxIDontWantIds: 1000,
+  // Implementations send IDONTWANT as messages arrive, one or a few ids at a time; stock
+  // gossipsub takes at most 512 from a peer per heartbeat (and per entry) and sends one.
+  maxIDontWantIds: 512,
   maxControlTopics: 5000,
   maxIHaveEntries: 1024,
-  maxIWantEntries: 1024,
-  maxIDontWantEntries: 1024,
+  // Stock gossipsub and we send one IWANT and one IDONTWANT entry per frame: entries past a
+  // few are padding, each a decode step (a 4 MiB frame holds 2 M empty ones).
+  maxIWantEntries: 64,
+  maxIDontWantEntries: 64,
   maxGraftPruneEntries: 2048,
   maxControlMessages: 16,
   maxFields: 40_000,

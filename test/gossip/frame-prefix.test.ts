@@ -47,7 +47,7 @@ const honestFrames = [
     })),
     control: {
       iwant: [{ messageIDs: Array.from({ length: 4000 }, (_, i) => id(i)) }],
-      idontwant: [{ messageIDs: Array.from({ length: 1000 }, (_, i) => id(i)) }],
+      idontwant: [{ messageIDs: Array.from({ length: 512 }, (_, i) => id(i)) }],
       graft: [{ topicID: T }],
       prune: [{ topicID: 'x', peers: [{ peerID: id(1) }], backoff: 60 }],
     },

@@ -27,7 +27,8 @@ const FRAMES_TO_CUT_OFF: Record<string, number> = {
   'empty IDONTWANT entries (4 MiB)': 1,
   'empty control fields (4 MiB)': 1,
   'IDONTWANT 5,000 ids': 2,
-  'IDONTWANT 1,000 ids': 8,
+  'IDONTWANT 1,000 ids': 2,
+  'IDONTWANT 512 ids': 9,
   'IWANT random ids': 1,
   'IWANT a real id repeated': 2,
   'subscription churn 5,000': 2,
@@ -73,6 +74,28 @@ describe('the gossip decoder under hostile frames', () => {
       expect(e.limit).toBe(limit)
       expect(e.fieldsRead).toBeLessThanOrEqual(DEFAULT_RPC_LIMITS[limit] + 2)
     }
+  })
+
+  it("holds IDONTWANT to stock's 512 ids a frame, and IWANT and IDONTWANT to 64 entries", () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => Uint8Array.of(i >> 8, i))
+    const entries = (n: number) => Array.from({ length: n }, (_, i) => ({ messageIDs: ids(i % 2) }))
+    const limitOf = (bytes: Uint8Array) => {
+      try {
+        decodeRpc(bytes)
+      } catch (err) {
+        return (err as RpcLimitError).limit
+      }
+      return undefined
+    }
+    expect(limitOf(frame({ control: { idontwant: [{ messageIDs: ids(512) }] } }))).toBeUndefined()
+    expect(limitOf(frame({ control: { idontwant: [{ messageIDs: ids(513) }] } }))).toBe(
+      'maxIDontWantIds',
+    )
+    expect(limitOf(frame({ control: { iwant: entries(64), idontwant: entries(64) } }))).toBe(
+      undefined,
+    )
+    expect(limitOf(frame({ control: { iwant: entries(65) } }))).toBe('maxIWantEntries')
+    expect(limitOf(frame({ control: { idontwant: entries(65) } }))).toBe('maxIDontWantEntries')
   })
 
   it('refuses a frame over the subscription or message limit before decoding any entry', () => {
@@ -298,21 +321,30 @@ describe('a gossip router under attack (sans-IO)', () => {
     expect(wanted(X)).toBe(0)
   })
 
-  it('stores no IDONTWANT id past the budget', () => {
-    const { router } = victim()
-    const burst = DEFAULT_PEER_BUDGETS.rates.idontwant.burst
+  it('stores IDONTWANT ids up to the budget, and cuts off a frame far past it', () => {
+    const { env, router } = victim()
+    const { burst, cutOffOverdraft } = DEFAULT_PEER_BUDGETS.rates.idontwant
     const perFrame = DEFAULT_RPC_LIMITS.maxIDontWantIds
-    const ids = (seed: number) =>
-      Array.from({ length: perFrame }, (_, i) => Uint8Array.from([seed, i >> 8, i & 0xff]))
-    let frames = 0
-    while (router.getBehaviourPenalty(X) === 0 && frames < 100) {
-      router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(frames++) }] } }))
+    let seed = 0
+    const send = (n: number) => {
+      const messageIDs = Array.from({ length: n }, (_, i) =>
+        Uint8Array.from([seed, i >> 8, i & 0xff]),
+      )
+      seed++
+      router.receive(X, frame({ control: { idontwant: [{ messageIDs }] } }))
     }
-    expect(frames).toBe(Math.floor(burst / perFrame) + 1)
+    // The whole burst, in frames at the per-frame limit: every id stored, no penalty.
+    for (let left = burst; left > 0; left -= perFrame) send(Math.min(left, perFrame))
     expect(router.getIDontWantCount(X)).toBe(burst)
-    router.receive(X, frame({ control: { idontwant: [{ messageIDs: ids(frames++) }] } }))
+    expect(router.getBehaviourPenalty(X)).toBe(0)
+    // A frame a little past it: penalised, none of its ids stored, still connected.
+    send(cutOffOverdraft! - 1)
+    expect(router.getBehaviourPenalty(X)).toBe(1)
     expect(router.getIDontWantCount(X)).toBe(burst)
-    expect(router.getBehaviourPenalty(X)).toBe(2)
+    expect(env.disconnected).toEqual([])
+    // One as far past it as no honest frame goes (they hold one id): cut off at once.
+    send(cutOffOverdraft!)
+    expect(env.disconnected.map((d) => d.peer)).toEqual([X])
   })
 
   it('decodes a frame over the id budget only as far as the budget, and counts it over budget', () => {

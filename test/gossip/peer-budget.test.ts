@@ -70,6 +70,12 @@ describe('per-peer budgets', () => {
     expect(b.overdraftStrikes('ihave', burst / 20 + 1)).toBe(2)
     expect(b.overdraftStrikes('ihave', burst / 2)).toBe(10)
     expect(b.overdraftStrikes('ihave', 50 * burst)).toBe(1000)
+    // A kind sent one unit a frame: a frame as far over as its cut-off disconnects at once.
+    const { cutOffOverdraft } = DEFAULT_PEER_BUDGETS.rates.idontwant
+    expect(b.overdraftStrikes('idontwant', cutOffOverdraft! - 1)).toBe(1)
+    expect(b.overdraftStrikes('idontwant', cutOffOverdraft!)).toBe(
+      DEFAULT_PEER_BUDGETS.disconnectStrikes,
+    )
     const { malformedStrikes } = DEFAULT_PEER_BUDGETS
     expect(b.malformedStrikes(10)).toBe(malformedStrikes)
     expect(b.malformedStrikes(1000)).toBe(malformedStrikes)

@@ -131,10 +131,16 @@ export function gossipAttacks(topic: string): GossipAttack[] {
       next: pool(16, () => control({ idontwant: [{ messageIDs: ids(5000) }] })),
     },
     {
-      // Within the per-frame limit: the per-peer budget is what stops it.
+      // Over the per-frame limit (512, stock's own) since issue 11's first round.
       name: 'IDONTWANT 1,000 ids',
       rate: 200,
       next: pool(64, () => control({ idontwant: [{ messageIDs: ids(1000) }] })),
+    },
+    {
+      // The same ids a second at the per-frame limit: the per-peer budget is what stops it.
+      name: 'IDONTWANT 512 ids',
+      rate: 400,
+      next: pool(64, () => control({ idontwant: [{ messageIDs: ids(512) }] })),
     },
     {
       name: 'IWANT random ids',
