@@ -214,6 +214,16 @@ interface AttackFigures {
   maxRouterWallMsPerAttackerFrame: number
   /** The same in main-thread CPU time (not the GC and JIT helper threads beside it). */
   maxRouterCpuMsPerAttackerFrame: number
+  /**
+   * Where the router wall time of the costliest attacker frame (or prefix check) went: the
+   * victim's main thread running, waiting for a core (the machine's other processes and
+   * threads held both; NaN off Linux), and asleep (wall less both: page faults, waits on
+   * other threads), and the GC pauses V8 reports within the frame, in ms. Null: none.
+   */
+  costliestFrameCpuMs: number | null
+  costliestFrameQueuedMs: number | null
+  costliestFrameSleptMs: number | null
+  costliestFrameGcMs: number | null
   /** The attacker frame that took the most router wall time: its index (0 = first; −1: none). */
   costliestAttackerFrameIndex: number
   /** The median router wall time over the attacker's frames. */
@@ -363,6 +373,13 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
     disconnected: report.denied,
     maxRouterWallMsPerAttackerFrame: report.maxFrameMs,
     maxRouterCpuMsPerAttackerFrame: report.maxFrameCpuMs,
+    costliestFrameCpuMs: report.costliest?.cpuMs ?? null,
+    costliestFrameQueuedMs: report.costliest?.queuedMs ?? null,
+    costliestFrameSleptMs:
+      report.costliest === null
+        ? null
+        : report.costliest.wallMs - report.costliest.cpuMs - report.costliest.queuedMs,
+    costliestFrameGcMs: report.costliest?.gcMs ?? null,
     costliestAttackerFrameIndex: costliest,
     medianRouterWallMsPerAttackerFrame: frameMs.length === 0 ? 0 : distribution(frameMs).p50,
     maxDriverWallMsInAttackerFrame: report.maxFrameDriverMs,
@@ -413,6 +430,10 @@ const rows: Row[] = figures.map((f) => ({
   'penalty ms': ms(f.timeToPenaltyMs),
   'disconnect ms': ms(f.timeToDisconnectMs),
   'router ms/frame max wall/CPU': `${fmt(f.maxRouterWallMsPerAttackerFrame, 1)} / ${fmt(f.maxRouterCpuMsPerAttackerFrame, 1)}`,
+  'costliest frame ms CPU/queued/slept (GC)':
+    f.costliestFrameCpuMs === null
+      ? 'none'
+      : `${fmt(f.costliestFrameCpuMs, 1)} / ${fmt(f.costliestFrameQueuedMs!, 1)} / ${fmt(f.costliestFrameSleptMs!, 1)} (${fmt(f.costliestFrameGcMs!, 1)})`,
   'costliest frame #':
     // None: no whole frame reached the router (prefix checks or driver reports only).
     f.costliestAttackerFrameIndex < 0 ? 'none' : f.costliestAttackerFrameIndex,

@@ -31,6 +31,12 @@ export interface VictimReport {
   denied: boolean
   /** The longest router wall time on a frame of the peers of the request's `keys` (the honest ones), in ms. */
   maxOtherFrameMs: number
+  /**
+   * Where the router wall time of the peer's costliest frame went, in ms: main-thread run
+   * time, waiting for a core (NaN where the system does not say), and GC pauses within the
+   * frame (driver work included). Null when no frame or prefix of the peer reached the router.
+   */
+  costliest: { wallMs: number; cpuMs: number; queuedMs: number; gcMs: number } | null
 }
 
 /** A measured window of the victim process. */
@@ -117,6 +123,11 @@ const handlers: Record<string, (r: Request) => unknown> = {
       disconnectAt: watched?.key === key ? (watched.disconnectAt ?? null) : null,
       denied: router.isDenied(key),
       maxOtherFrameMs: maxOther,
+      costliest: (() => {
+        const f = probe.costliestFrame.get(key)
+        if (f === undefined) return null
+        return { wallMs: f.wallMs, cpuMs: f.cpuMs, queuedMs: f.queuedMs, gcMs: probe.gcMsIn(f) }
+      })(),
     }
   },
 }

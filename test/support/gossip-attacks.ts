@@ -1,3 +1,4 @@
+import { PerformanceObserver } from 'node:perf_hooks'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
@@ -12,6 +13,7 @@ import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { emptyControl, encodeRpc, type Rpc } from '../../src/gossip/rpc-codec.ts'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
+import { mainThreadClock } from './thread-clock.ts'
 import { waitFor } from './wait.ts'
 
 /**
@@ -308,6 +310,12 @@ export interface HonestTraffic {
  * the node's event loop.
  */
 export class VictimProbe {
+  /**
+   * Where the wall time of each peer's costliest frame (the most router wall time) went,
+   * driver work inside it excluded: run time, time waiting for a core, and when it ran
+   * (`performance.now()`, to find the GC pauses inside it, see {@link gcMsIn}).
+   */
+  readonly costliestFrame = new Map<string, CostliestFrame>()
   /** Frames the router received, by peer. */
   readonly frames = new Map<string, number>()
   /**
@@ -332,27 +340,38 @@ export class VictimProbe {
   /** Main-thread CPU time the router spent on each peer's frames and reports, in ms. */
   readonly routerCpuMs = new Map<string, number>()
 
+  /** V8's GC pauses (start and duration, `performance.now()` ms), the latest {@link MAX_GC_ENTRIES}. */
+  private readonly gcPauses: { start: number; ms: number }[] = []
+  private readonly gcObserver: PerformanceObserver
+
   constructor(victim: GossipNode) {
     const core = victim.services.dissemination.core
-    // The main thread's CPU time only: GC and JIT helper threads work beside the event loop.
-    const cpuNowMs = () => {
-      const u = process.threadCpuUsage()
-      return (u.user + u.system) / 1000
-    }
+    this.gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) this.gcPauses.push({ start: e.startTime, ms: e.duration })
+      if (this.gcPauses.length > MAX_GC_ENTRIES) {
+        this.gcPauses.splice(0, this.gcPauses.length - MAX_GC_ENTRIES)
+      }
+    })
+    this.gcObserver.observe({ entryTypes: ['gc'] })
+    // The main thread's own time only: GC and JIT helper threads work beside the event loop.
+    const clock = mainThreadClock()
     // Driver work done inside the frame being timed (Env calls run synchronously).
     let driverMs = 0
     let driverCpuMs = 0
+    let driverQueuedMs = 0
     const env = (core as unknown as { env: Env }).env
     const inDriver =
       <A extends unknown[]>(fn: (...args: A) => void) =>
       (...args: A) => {
-        const cpu0 = cpuNowMs()
+        const c0 = clock()
         const t0 = performance.now()
         try {
           fn(...args)
         } finally {
           driverMs += performance.now() - t0
-          driverCpuMs += cpuNowMs() - cpu0
+          const c1 = clock()
+          driverCpuMs += c1.cpuMs - c0.cpuMs
+          driverQueuedMs += c1.queuedMs - c0.queuedMs
         }
       }
     env.send = inDriver(env.send.bind(env))
@@ -367,12 +386,19 @@ export class VictimProbe {
         if (!this.firstContact.has(peer)) this.firstContact.set(peer, Date.now())
         driverMs = 0
         driverCpuMs = 0
-        const cpu0 = cpuNowMs()
+        driverQueuedMs = 0
+        const c0 = clock()
         const t0 = performance.now()
         fn(peer, ...args)
-        const stall = performance.now() - t0
+        const t1 = performance.now()
+        const c1 = clock()
+        const stall = t1 - t0
         const ms = stall - driverMs
-        const cpuMs = cpuNowMs() - cpu0 - driverCpuMs
+        const cpuMs = c1.cpuMs - c0.cpuMs - driverCpuMs
+        if (ms > (this.maxFrameMs.get(peer) ?? 0)) {
+          const queuedMs = c1.queuedMs - c0.queuedMs - driverQueuedMs
+          this.costliestFrame.set(peer, { wallMs: ms, cpuMs, queuedMs, start: t0, end: t1 })
+        }
         if (count) {
           this.frames.set(peer, (this.frames.get(peer) ?? 0) + 1)
           let list = this.frameMs.get(peer)
@@ -405,8 +431,43 @@ export class VictimProbe {
 
   /** Forgets the figures of `peer` (so the next window starts afresh). */
   forget(peer: string): void {
-    for (const m of [this.maxFrameMs, this.maxFrameCpuMs, this.frameMs]) m.delete(peer)
+    for (const m of [this.maxFrameMs, this.maxFrameCpuMs, this.frameMs, this.costliestFrame]) {
+      m.delete(peer)
+    }
   }
+
+  /** Stops watching GC pauses. */
+  close(): void {
+    this.gcObserver.disconnect()
+  }
+
+  /**
+   * Milliseconds of V8 GC pauses within `frame` (the whole frame, driver work included):
+   * known once the observer has been told of them, a turn of the event loop after.
+   */
+  gcMsIn(frame: CostliestFrame): number {
+    let ms = 0
+    for (const { start, ms: d } of this.gcPauses) {
+      ms += Math.max(0, Math.min(frame.end, start + d) - Math.max(frame.start, start))
+    }
+    return ms
+  }
+}
+
+/** GC pauses a {@link VictimProbe} remembers. */
+const MAX_GC_ENTRIES = 10_000
+
+/** Where the wall time of one frame went (see {@link VictimProbe.costliestFrame}), in ms. */
+export interface CostliestFrame {
+  /** Router wall time, driver work excluded. */
+  wallMs: number
+  /** Of it, main-thread run time. */
+  cpuMs: number
+  /** Of it, time the main thread was ready but waited for a core (NaN where unknown). */
+  queuedMs: number
+  /** When the frame started and ended (driver work included), `performance.now()`. */
+  start: number
+  end: number
 }
 
 /**
@@ -567,6 +628,7 @@ export class AttackBed extends HonestPair {
 
   /** Stops the three nodes. */
   async stop(): Promise<void> {
+    this.probe.close()
     await Promise.all([this.a.stop(), this.b.stop(), this.c.stop()])
   }
 }
