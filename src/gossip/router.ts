@@ -580,7 +580,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.handlePrune(peer, c.prune)
     this.handleIHave(peer, ps, c.ihave, out)
     if (!isRpcEmpty(out)) this.send(peer, out)
-    const misses = this.handleIWant(peer, ps, c.iwant)
+    const misses = this.handleIWant(peer, ps, c.iwant, direct)
     within('iwantMiss', misses)
   }
 
@@ -1556,15 +1556,25 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /**
    * Answers IWANTs from the message cache; returns the ids it could not serve (unknown, asked
-   * twice, or past `gossipRetransmission`), which the peer's budget pays for.
+   * twice, or past `gossipRetransmission`), which the peer's budget pays for. Past the misses
+   * the budget has left, the frame is over budget whatever follows: the ids after are not
+   * read and count as misses.
    */
-  private handleIWant(peer: PeerKey, ps: PeerState, iwants: RpcIWant[]): number {
+  private handleIWant(
+    peer: PeerKey,
+    ps: PeerState,
+    iwants: RpcIWant[],
+    direct: boolean,
+  ): number {
     if (iwants.length === 0) return 0
     if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return 0
+    const allowed = direct ? Number.POSITIVE_INFINITY : this.budgets.remaining(peer, 'iwantMiss')
     const sent = new Set<string>()
     let misses = 0
+    let read = 0
     for (const iw of iwants) {
-      for (let i = 0, n = idCountOf(iw); i < n; i++) {
+      for (let i = 0, n = idCountOf(iw); i < n; i++, read++) {
+        if (misses > allowed) return misses + idCount(iwants) - read
         const id = idAt(iw, i)
         const key = messageIdKey(id)
         if (this.dontWantOf(ps, key)) continue

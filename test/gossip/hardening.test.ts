@@ -347,6 +347,25 @@ describe('a gossip router under attack (sans-IO)', () => {
     expect(env.disconnected.map((d) => d.peer)).toEqual([X])
   })
 
+  it('reads an IWANT frame only as far as its miss budget: the ids after it are not served', () => {
+    const { burst } = DEFAULT_PEER_BUDGETS.rates.iwantMiss
+    const data = new Uint8Array(1024).fill(9)
+    const real = contentMessageId(T, data)
+    const served = (unknown: number) => {
+      const { env, router } = victim()
+      router.receive('p0', frame({ messages: [{ topic: T, data }] }))
+      env.take()
+      const ids = Array.from({ length: unknown }, (_, i) => Uint8Array.of(1, i >> 8, i & 0xff))
+      router.receive(X, frame({ control: { iwant: [{ messageIDs: [...ids, real] }] } }))
+      const penalty = router.getBehaviourPenalty(X)
+      return { penalty, messages: env.take().filter((s) => s.peer === X && s.rpc.messages.length) }
+    }
+    // Misses up to the budget: the id after them is served.
+    expect(served(burst)).toEqual({ penalty: 0, messages: [expect.anything()] })
+    // One more miss: the frame is over budget, and what follows is not read.
+    expect(served(burst + 1)).toEqual({ penalty: 1, messages: [] })
+  })
+
   it('decodes a frame over the id budget only as far as the budget, and counts it over budget', () => {
     const fields: number[] = []
     const { router } = victim({
