@@ -1560,12 +1560,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * the budget has left, the frame is over budget whatever follows: the ids after are not
    * read and count as misses.
    */
-  private handleIWant(
-    peer: PeerKey,
-    ps: PeerState,
-    iwants: RpcIWant[],
-    direct: boolean,
-  ): number {
+  private handleIWant(peer: PeerKey, ps: PeerState, iwants: RpcIWant[], direct: boolean): number {
     if (iwants.length === 0) return 0
     if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return 0
     const allowed = direct ? Number.POSITIVE_INFINITY : this.budgets.remaining(peer, 'iwantMiss')
