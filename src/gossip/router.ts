@@ -26,6 +26,9 @@ import {
   FloodReach,
   LinkRoles,
   MAX_PULL_ASKS,
+  peerHash,
+  peerHashBytes,
+  peerHashOf,
   shortId,
   topicHash,
 } from './one-copy.ts'
@@ -75,6 +78,9 @@ const EMPTY = new Uint8Array(0)
 
 /** Large pushes per peer remembered to match against its IDONTWANTs. */
 const MAX_RECENT_PUSHES = 64
+
+/** One-copy: flood marks (`sentTo`) kept, one per recent message (used when it is forwarded). */
+const MAX_SENT_TO = 256
 
 /** Per-heartbeat decay of the push counts that rank eager-push peers. */
 const PUSH_DECAY = 0.9
@@ -268,6 +274,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly dontWanted = new Map<string, AwaitedPull>()
   /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
   private readonly publishedTo = new Set<string>()
+  /**
+   * One-copy: peers each recent message went to straight from its sender's flood (`sentTo`,
+   * peer hashes; bounded): they need no push from us.
+   */
+  private readonly sentTo = new Map<string, Set<number>>()
+  /** The `sentTo` of the frame being read, from a one-copy peer. */
+  private frameSentTo: Uint8Array[] | undefined
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
@@ -563,9 +576,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const c = rpc.control
     // IDONTWANT first, so that it suppresses replies to IWANTs in the same frame.
     if (c !== undefined && !this.handleIDontWant(peer, ps, c.idontwant, direct)) return
+    this.frameSentTo = ps.oneCopy ? rpc.oneCopy?.sentTo : undefined
     for (const m of rpc.messages) {
-      if (!this.handleMessage(peer, ps, m, direct)) return
+      if (!this.handleMessage(peer, ps, m, direct)) {
+        this.frameSentTo = undefined
+        return
+      }
     }
+    this.frameSentTo = undefined
     const o = rpc.oneCopy
     if (o !== undefined) {
       if (!this.handlePreambleMessages(peer, ps, o, within)) return
@@ -645,7 +663,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
       if (topic === undefined) continue
       const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
-      if (inMesh) this.roles.announcedBy(topic, peer)
+      // A message that came flood-marked (`sentTo`) is announced over eager links by design
+      // (rule 2): not a lost UNCHOKE.
+      const marked = a.ids.every((id) => this.sentTo.has(this.shortIndex.get(bytesKey(id)) ?? ''))
+      if (inMesh && !marked) this.roles.announcedBy(topic, peer)
       for (const id of a.ids) {
         const short = bytesKey(id)
         const known = this.shortIndex.get(short)
@@ -670,7 +691,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
               Math.max(this.params.gossipRetransmission, MAX_PULL_ASKS),
             )
       if (cached === undefined) misses++
-      else this.sendMessage([peer], cached.message, key!)
+      else {
+        this.sendMessage([peer], cached.message, key!)
+      }
     }
     return within('iwantMiss', misses)
   }
@@ -794,6 +817,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.roles.duplicate(topic, peer)
   }
 
+  /** True when `topic`'s flood reaches far enough to be marked (`sentTo`, rule 2). */
+  private marksFlood(topic: Topic): boolean {
+    const mesh = this.meshes.meshOf(topic)
+    const topicPeers = this.topicPeers.get(topic)?.size ?? 0
+    return mesh !== undefined && this.floodReach.marksFlood(topic, topicPeers, mesh.size)
+  }
+
   /** True when the first copy of `key` came straight from its publisher's flood (outside the mesh). */
   private floodRoot(key: string): boolean {
     return this.params.oneCopyFloodPublish && this.publishedTo.has(key)
@@ -836,9 +866,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * A message's first copy came from `peer`: the mesh peer whose copy or announce came first
    * is credited (eager in-links are chosen by these credits at each heartbeat).
    */
-  private firstCopy(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
+  private firstCopy(
+    peer: PeerKey,
+    topic: Topic,
+    key: string,
+    id: MessageId,
+    origin: PeerKey | undefined,
+  ): void {
+    if (this.frameSentTo !== undefined) {
+      if (this.sentTo.size >= MAX_SENT_TO) this.sentTo.delete(this.sentTo.keys().next().value!)
+      this.sentTo.set(key, new Set(this.frameSentTo.map(peerHashOf)))
+    }
     const mesh = this.meshes.meshOf(topic)
-    this.floodReach.arrived(topic, mesh !== undefined && !mesh.has(peer))
+    this.floodReach.arrived(
+      topic,
+      mesh !== undefined && !mesh.has(peer),
+      origin === undefined ? undefined : origin === peer,
+    )
     if (!mesh?.has(peer)) {
       if (this.publishedTo.size >= this.params.maxShortIds) {
         const oldest = this.publishedTo.values().next().value
@@ -1175,7 +1219,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.seen.add(key, now)
     this.preambles.delivered(key, peer)
-    if (this.params.oneCopy) this.firstCopy(peer, topic, key, id)
+    if (this.params.oneCopy) this.firstCopy(peer, topic, key, id, auth.origin)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
@@ -1297,12 +1341,27 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (this.isLazyLink(a.topic, p)) lazy.push(p)
         else targets.push(p)
       }
+      const flooded = this.sentTo.get(key)
+      // One-copy peers the publisher's flood reached get an announce, not a push (rule 2).
+      const covered = (p: PeerKey) =>
+        flooded !== undefined && this.peers.get(p)?.oneCopy === true && flooded.has(peerHash(p))
+      if (flooded !== undefined) {
+        for (let i = targets.length - 1; i >= 0; i--) {
+          if (covered(targets[i])) lazy.push(...targets.splice(i, 1))
+        }
+      }
       if (this.floodRoot(key) && mesh !== undefined) {
         // A copy straight from its publisher's flood goes further than the eager links, as
         // far as the flood's reach says it adds nodes (one-copy rule 2).
         const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
-        const more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
-        if (more > 0) targets.push(...lazy.splice(0, more))
+        let more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
+        for (let i = 0; i < lazy.length && more > 0; ) {
+          if (covered(lazy[i])) i++
+          else {
+            targets.push(...lazy.splice(i, 1))
+            more--
+          }
+        }
       }
       if (short !== undefined) this.announce(lazy, a.topic, short)
       const eager = this.eagerCount(a.data.length)
@@ -1319,7 +1378,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (p === peer || p === a.origin || haveIt?.has(p)) continue
         if (!this.peerDoesNotWant(p, key)) targets.push(p)
       }
-      this.sendMessage(targets, m, key)
+      this.sendMarked(targets, m, key, flooded)
     }
     this.recorder.count('delivered', a.topic, a.class, a.data.length)
     this.events.emit('artifact', a)
@@ -1595,6 +1654,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.mcache.put(key, { id, message: m, topic, class: cls, advertise: true, firstSeen: now })
     }
     this.recorder.count('published', topic, cls)
+    // Our own message's short id: announces of it coming back (gossip) are not pulled.
+    if (this.params.oneCopy) this.indexShortId(key, id)
     const mesh = this.meshes.meshOf(topic)
     // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
     if (
@@ -1607,7 +1668,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // One-copy peers get it through the mesh's eager links, announced on its lazy ones;
       // direct peers get every message.
       const short = shortId(id)
-      this.indexShortId(key, id)
       const push = targets.filter(
         (p) =>
           this.direct.has(p) ||
@@ -1621,8 +1681,30 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.sendMessage(push, m, key)
       return { id, recipients: targets.length }
     }
-    this.sendMessage(targets, m, key)
+    // Tell one-copy peers whom the flood went to: nobody pushes to them (rule 2).
+    const marked = this.params.oneCopy && this.params.oneCopyFloodPublish && this.marksFlood(topic)
+    this.sendMarked(targets, m, key, marked ? new Set(targets.map(peerHash)) : undefined)
     return { id, recipients: targets.length }
+  }
+
+  /**
+   * Sends message `m` to `peers`, with the flood mark `sentTo` (the peers its publisher sent
+   * it to, as peer hashes) to the one-copy peers among them.
+   */
+  private sendMarked(
+    peers: PeerKey[],
+    m: RpcMessage,
+    key: string,
+    sentTo: ReadonlySet<number> | undefined,
+  ): void {
+    if (sentTo === undefined) {
+      this.sendMessage(peers, m, key)
+      return
+    }
+    const ours = peers.filter((p) => this.peers.get(p)?.oneCopy === true)
+    const others = peers.filter((p) => this.peers.get(p)?.oneCopy !== true)
+    this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: [...sentTo].map(peerHashBytes) })
+    this.sendMessage(others, m, key)
   }
 
   private publishTargets(topic: Topic, cls: ArtifactClass): PeerKey[] {
@@ -1826,9 +1908,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * Sends one message to `peers`, encoded once. With a finite `uploadBps` the frames wait in
    * the send queue instead, where an IDONTWANT can still cancel them.
    */
-  private sendMessage(peers: PeerKey[], m: RpcMessage, key: string): void {
+  private sendMessage(peers: PeerKey[], m: RpcMessage, key: string, oneCopy?: RpcOneCopy): void {
     if (peers.length === 0) return
-    const rpc: Rpc = { subscriptions: [], messages: [m] }
+    const rpc: Rpc = { subscriptions: [], messages: [m], oneCopy }
     if (this.params.uploadBps === Number.POSITIVE_INFINITY) {
       const payload = m.data?.length ?? 0
       for (const peer of peers) this.preambleTo(peer, key, payload)

@@ -35,7 +35,8 @@ import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fiel
  * message OneCopy { repeated string choke = 1; repeated string unchoke = 2;
  *                   repeated Announce announce = 3; repeated bytes ineed = 4;
  *                   optional uint32 hello = 5;
- *                   repeated Preamble preamble = 6; repeated bytes imreceiving = 7; }
+ *                   repeated Preamble preamble = 6; repeated bytes imreceiving = 7;
+ *                   optional bytes sentTo = 8; }
  * message Announce { optional bytes topicHash = 1; optional bytes ids = 2; }
  * message Preamble { optional bytes messageID = 1; optional bytes topicHash = 2;
  *                    optional uint64 size = 3; }
@@ -57,6 +58,9 @@ export const SHORT_ID_BYTES = 8
 
 /** Bytes of a topic hash in announces. */
 export const TOPIC_HASH_BYTES = 4
+
+/** Bytes of a peer hash in one-copy `sentTo` (the first bytes of SHA-256 of the peer id). */
+export const PEER_HASH_BYTES = 4
 
 /** A subscription change. */
 export interface RpcSubscription {
@@ -175,6 +179,11 @@ export interface RpcOneCopy {
    * have them yet (unlike IDONTWANT).
    */
   imreceiving?: Uint8Array[]
+  /**
+   * One-copy: the messages of this frame went from the sender to each of these peers too
+   * ({@link PEER_HASH_BYTES}-byte peer hashes; a publisher's flood).
+   */
+  sentTo?: Uint8Array[]
 }
 
 /** One-copy hello: "I speak one-copy and heard you; tell me you heard me". */
@@ -257,6 +266,8 @@ export interface RpcLimits {
   maxPreambles: number
   /** Maximum IMRECEIVING ids (preamble extension). */
   maxImReceivingIds: number
+  /** Peer hashes per frame (one-copy `sentTo`). */
+  maxPeerHashes: number
 }
 
 /**
@@ -302,6 +313,8 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   // A sender announces each large message as it starts sending it: a few per frame.
   maxPreambles: 64,
   maxImReceivingIds: 1000,
+  // A publisher's topic peers.
+  maxPeerHashes: 1024,
 }
 
 function tag(field: number, wireType: number): number {
@@ -341,7 +354,8 @@ export function isOneCopyEmpty(o: RpcOneCopy | undefined): boolean {
       o.ineed.length === 0 &&
       o.hello === undefined &&
       (o.preamble?.length ?? 0) === 0 &&
-      (o.imreceiving?.length ?? 0) === 0)
+      (o.imreceiving?.length ?? 0) === 0 &&
+      (o.sentTo?.length ?? 0) === 0)
   )
 }
 
@@ -352,7 +366,8 @@ export function hasOneCopyMessages(o: RpcOneCopy): boolean {
     o.unchoke.length > 0 ||
     o.announce.length > 0 ||
     o.ineed.length > 0 ||
-    o.hello !== undefined
+    o.hello !== undefined ||
+    (o.sentTo?.length ?? 0) > 0
   )
 }
 
@@ -412,9 +427,9 @@ function writeControl(w: Writer, c: RpcControl): void {
   }
 }
 
-function concat(ids: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(ids.length * SHORT_ID_BYTES)
-  for (let i = 0; i < ids.length; i++) out.set(ids[i], i * SHORT_ID_BYTES)
+function concat(ids: Uint8Array[], size = SHORT_ID_BYTES): Uint8Array {
+  const out = new Uint8Array(ids.length * size)
+  for (let i = 0; i < ids.length; i++) out.set(ids[i], i * size)
   return out
 }
 
@@ -437,6 +452,7 @@ function writeOneCopy(w: Writer, o: RpcOneCopy): void {
     w.ldelim()
   }
   for (const id of o.imreceiving ?? []) w.uint32(tag(7, LEN)).bytes(id)
+  if ((o.sentTo?.length ?? 0) > 0) w.uint32(tag(8, LEN)).bytes(concat(o.sentTo!, PEER_HASH_BYTES))
 }
 
 /** Encodes an RPC frame (without the length prefix). */
@@ -500,6 +516,7 @@ interface Budget {
   shortIds: number
   preambles: number
   imReceivingIds: number
+  peerHashes: number
   fields: number
 }
 
@@ -522,6 +539,7 @@ const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
   shortIds: 'maxShortIds',
   preambles: 'maxPreambles',
   imReceivingIds: 'maxImReceivingIds',
+  peerHashes: 'maxPeerHashes',
 }
 
 /** A prefix check read past the bytes it was given: the rest of the frame decides. */
@@ -632,6 +650,7 @@ class FrameDecoder {
     shortIds: 0,
     preambles: 0,
     imReceivingIds: 0,
+    peerHashes: 0,
     fields: 0,
   }
 
@@ -869,6 +888,20 @@ class FrameDecoder {
     }
   }
 
+  /** Splits concatenated peer hashes, each counted against `maxPeerHashes`. */
+  private peerHashes(into: Uint8Array[]): void {
+    const all = this.bytes()
+    if (all.length % PEER_HASH_BYTES !== 0) {
+      throw new DecodeError(
+        `peer hashes of ${all.length} bytes, not a multiple of ${PEER_HASH_BYTES}`,
+      )
+    }
+    for (let i = 0; i < all.length; i += PEER_HASH_BYTES) {
+      this.count('peerHashes')
+      into.push(all.subarray(i, i + PEER_HASH_BYTES))
+    }
+  }
+
   private topicHash(): Uint8Array {
     const hash = this.bytes()
     if (hash.length > TOPIC_HASH_BYTES) {
@@ -880,7 +913,7 @@ class FrameDecoder {
   private oneCopy(o: RpcOneCopy): void {
     const end = this.nested()
     this.fields(end, (field, wt) => {
-      if (field < 1 || field > 7) return false
+      if (field < 1 || field > 8) return false
       if (field === 5) {
         expectWireType(wt, VARINT)
         o.hello = this.r.uint32()
@@ -895,6 +928,9 @@ class FrameDecoder {
         this.count('imReceivingIds')
         o.imreceiving ??= []
         o.imreceiving.push(this.bytes('maxIdLength'))
+      } else if (field === 8) {
+        o.sentTo ??= []
+        this.peerHashes(o.sentTo)
       } else if (field === 1 || field === 2) {
         this.count('chokes')
         ;(field === 1 ? o.choke : o.unchoke).push(this.string())
