@@ -479,6 +479,13 @@ export class ArrivalLog {
     return changes
   }
 
+  /** `peers` ordered by how early each alone brought the window's messages, earliest first. */
+  order(topic: Topic, peers: PeerKey[]): PeerKey[] {
+    const window = [...(this.messages.get(topic)?.values() ?? [])]
+    const cost = new Map(peers.map((p) => [p, delayOf(window, [p])]))
+    return [...peers].sort((a, b) => cost.get(a)! - cost.get(b)!)
+  }
+
   /** Messages of `topic` in the window. */
   size(topic: Topic): number {
     return this.messages.get(topic)?.size ?? 0
@@ -643,6 +650,23 @@ export interface RolesHost {
   setTimer(ms: number, fn: () => void): TimerHandle
   /** `peer` now announces only (`lazy`) or pushes again on `topic` (the score follows). */
   announceOnly(peer: PeerKey, topic: Topic, lazy: boolean): void
+  /**
+   * True when `topic`'s flood reaches far enough that mesh peers learn our eager in-links
+   * (rule 2; absent: never).
+   */
+  mapsLinks?(topic: Topic): boolean
+  /**
+   * Queues for the heartbeat's frame: our eager in-links of `topic` other than `peer`, best
+   * first, and how many of them rank before `peer` (undefined: it is a lazy in-link).
+   */
+  queueInLinks?(peer: PeerKey, topic: Topic, others: PeerKey[], rank: number | undefined): void
+}
+
+/** A mesh peer's other eager in-links (peer hashes, best first) and our rank among them. */
+export interface PeerInLinks {
+  peers: number[]
+  /** How many of `peers` rank before us; undefined: we are a lazy in-link. */
+  rank: number | undefined
 }
 
 /**
@@ -660,6 +684,10 @@ export class LinkRoles {
   private readonly arrivals = new ArrivalLog()
   /** Topics whose first message started an early choice of eager in-links. */
   private readonly chosenEarly = new Set<Topic>()
+  /** Per topic, what we last told each mesh peer of our eager in-links. */
+  private readonly toldInLinks = new Map<Topic, Map<PeerKey, string>>()
+  /** Per topic, what each mesh peer told us of its eager in-links. */
+  private readonly peerInLinks = new Map<Topic, Map<PeerKey, PeerInLinks>>()
 
   constructor(host: RolesHost, minEager: number) {
     this.host = host
@@ -745,7 +773,60 @@ export class LinkRoles {
 
   /** Heartbeat: each topic keeps `minEager` eager in-links, those that bring messages earliest (queued). */
   heartbeat(topics: Iterable<Topic>): void {
-    for (const topic of topics) this.choose(topic, undefined, false)
+    for (const topic of topics) {
+      this.choose(topic, undefined, false)
+      this.tellInLinks(topic)
+    }
+  }
+
+  /**
+   * Tells each one-copy mesh peer of `topic` our other eager in-links, earliest first, and
+   * its rank among them, when that changed: of those the publisher's flood reached, only the
+   * first pushes to us (rule 2). Only while the topic's flood reaches far (`mapsLinks`).
+   */
+  private tellInLinks(topic: Topic): void {
+    const mesh = this.host.meshOf(topic)
+    if (mesh === undefined || this.host.mapsLinks?.(topic) !== true) return
+    const eager = this.arrivals.order(
+      topic,
+      [...mesh].filter((p) => !this.host.speaksOneCopy(p) || !this.inLazy.isLazy(topic, p)),
+    )
+    let told = this.toldInLinks.get(topic)
+    if (told === undefined) {
+      told = new Map()
+      this.toldInLinks.set(topic, told)
+    }
+    for (const p of mesh) {
+      if (!this.host.speaksOneCopy(p)) continue
+      const i = eager.indexOf(p)
+      const others = eager.filter((q) => q !== p)
+      const rank = i < 0 ? undefined : i
+      const said = `${rank} ${others.join(' ')}`
+      if (told.get(p) === said) continue
+      told.set(p, said)
+      this.host.queueInLinks?.(p, topic, others, rank)
+    }
+  }
+
+  /** True when we told `peer` our eager in-links of `topic` (it may announce over an eager link). */
+  toldInLinksTo(topic: Topic, peer: PeerKey): boolean {
+    return this.toldInLinks.get(topic)?.has(peer) === true
+  }
+
+  /** Mesh peer `peer` told us its other eager in-links of `topic` and our rank. */
+  peerToldInLinks(topic: Topic, peer: PeerKey, links: PeerInLinks): void {
+    if (this.host.meshOf(topic)?.has(peer) !== true) return
+    let m = this.peerInLinks.get(topic)
+    if (m === undefined) {
+      m = new Map()
+      this.peerInLinks.set(topic, m)
+    }
+    m.set(peer, links)
+  }
+
+  /** What `peer` told us of its eager in-links of `topic`, if anything. */
+  inLinksOf(topic: Topic, peer: PeerKey): PeerInLinks | undefined {
+    return this.peerInLinks.get(topic)?.get(peer)
   }
 
   /**
@@ -777,6 +858,8 @@ export class LinkRoles {
     this.inLazy.setEager(topic, peer)
     this.outLazy.setEager(topic, peer)
     this.arrivals.forget(topic, peer)
+    this.toldInLinks.get(topic)?.delete(peer)
+    this.peerInLinks.get(topic)?.delete(peer)
   }
 
   /** We left `topic`. */
@@ -785,5 +868,7 @@ export class LinkRoles {
     this.outLazy.clearTopic(topic)
     this.arrivals.clearTopic(topic)
     this.chosenEarly.delete(topic)
+    this.toldInLinks.delete(topic)
+    this.peerInLinks.delete(topic)
   }
 }

@@ -79,6 +79,14 @@ const EMPTY = new Uint8Array(0)
 /** Large pushes per peer remembered to match against its IDONTWANTs. */
 const MAX_RECENT_PUSHES = 64
 
+/** A message's flood mark (one-copy rule 2). */
+interface FloodMark {
+  /** Peer hashes of the peers its publisher sent it to. */
+  peers: Set<number>
+  /** Our first copy came straight from its publisher (we are one of `peers`). */
+  direct: boolean
+}
+
 /** One-copy: flood marks (`sentTo`) kept, one per recent message (used when it is forwarded). */
 const MAX_SENT_TO = 256
 
@@ -278,7 +286,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * One-copy: peers each recent message went to straight from its sender's flood (`sentTo`,
    * peer hashes; bounded): they need no push from us.
    */
-  private readonly sentTo = new Map<string, Set<number>>()
+  private readonly sentTo = new Map<string, FloodMark>()
   /** The `sentTo` of the frame being read, from a one-copy peer. */
   private frameSentTo: Uint8Array[] | undefined
   /** One-copy: topic hash (hex) → subscribed topic. */
@@ -371,6 +379,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         },
         setTimer: (ms, fn) => env.setTimer(ms, fn),
         announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
+        mapsLinks: (topic) => this.marksFlood(topic),
+        queueInLinks: (peer, topic, others, rank) => {
+          const o = this.pendingOneCopyOf(peer)
+          o.inLinks ??= []
+          o.inLinks.push({
+            topicHash: topicHash(topic),
+            peers: others.map((q) => peerHashBytes(peerHash(q))),
+            rank,
+          })
+        },
       },
       p.oneCopyMinEager,
     )
@@ -648,8 +666,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     o: RpcOneCopy,
     within: (kind: BudgetKind, n: number) => boolean,
   ): boolean {
-    const hellos = o.hello === undefined ? 0 : 1
-    if (!within('choke', o.choke.length + o.unchoke.length + hellos)) return false
+    const roles = o.choke.length + o.unchoke.length + (o.inLinks?.length ?? 0)
+    if (!within('choke', roles + (o.hello === undefined ? 0 : 1))) return false
     if (o.hello !== undefined) this.handleHello(peer, ps, o.hello)
     if (!ps.oneCopyHeard) {
       this.reject(peer, 'one-copy-not-negotiated')
@@ -659,14 +677,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!within('ineed', o.ineed.length)) return false
     for (const topic of o.choke) this.roles.peerAsked(topic, peer, true)
     for (const topic of o.unchoke) this.roles.peerAsked(topic, peer, false)
+    for (const l of o.inLinks ?? []) {
+      const topic = this.topicByHash.get(bytesKey(l.topicHash))
+      if (topic === undefined) continue
+      this.roles.peerToldInLinks(topic, peer, { peers: l.peers.map(peerHashOf), rank: l.rank })
+    }
     for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
       if (topic === undefined) continue
       const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
-      // A message that came flood-marked (`sentTo`) is announced over eager links by design
-      // (rule 2): not a lost UNCHOKE.
+      // A peer told our in-links announces flood-marked messages over eager links by design
+      // (rule 2): not a lost UNCHOKE, and a mesh delivery (P3) like the push it replaces.
+      const byDesign = inMesh && this.roles.toldInLinksTo(topic, peer)
       const marked = a.ids.every((id) => this.sentTo.has(this.shortIndex.get(bytesKey(id)) ?? ''))
-      if (inMesh && !marked) this.roles.announcedBy(topic, peer)
+      if (inMesh && !marked && !byDesign) this.roles.announcedBy(topic, peer)
+      const eagerIn = inMesh && !this.roles.announcesToUs(topic, peer)
       for (const id of a.ids) {
         const short = bytesKey(id)
         const known = this.shortIndex.get(short)
@@ -674,6 +699,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           // It has the message too: our forward, if still pending, skips it.
           this.validating.get(known)?.add(peer)
           if (inMesh) this.roles.arrivedLate(topic, known, peer, this.env.now(), false)
+          const first = this.mcache.get(known)?.firstSeen
+          if (eagerIn && first !== undefined && (byDesign || this.sentTo.has(known))) {
+            this.score.duplicateDelivery(peer, topic, this.env.now() - first)
+          }
           continue
         }
         this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
@@ -817,6 +846,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.roles.duplicate(topic, peer)
   }
 
+  /**
+   * True when one-copy peer `peer` gets a flood-marked message from elsewhere, so we announce it
+   * instead of pushing it (rule 2): its publisher sent it to `peer`, or to an eager in-link of
+   * `peer` that `peer` ranks before us (the first such pushes; we are lazy: any of them).
+   */
+  private covered(topic: Topic, peer: PeerKey, flooded: FloodMark): boolean {
+    if (flooded.peers.has(peerHash(peer))) return true
+    const links = this.roles.inLinksOf(topic, peer)
+    if (links === undefined) return false
+    const first = links.peers.findIndex((h) => flooded.peers.has(h))
+    if (first < 0) return false
+    // We reached it straight from the publisher too, and rank first of those that did.
+    return !(flooded.direct && links.rank !== undefined && links.rank <= first)
+  }
+
   /** True when `topic`'s flood reaches far enough to be marked (`sentTo`, rule 2). */
   private marksFlood(topic: Topic): boolean {
     const mesh = this.meshes.meshOf(topic)
@@ -875,7 +919,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   ): void {
     if (this.frameSentTo !== undefined) {
       if (this.sentTo.size >= MAX_SENT_TO) this.sentTo.delete(this.sentTo.keys().next().value!)
-      this.sentTo.set(key, new Set(this.frameSentTo.map(peerHashOf)))
+      this.sentTo.set(key, {
+        peers: new Set(this.frameSentTo.map(peerHashOf)),
+        direct: origin !== undefined && origin === peer,
+      })
     }
     const mesh = this.meshes.meshOf(topic)
     this.floodReach.arrived(
@@ -1342,9 +1389,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         else targets.push(p)
       }
       const flooded = this.sentTo.get(key)
-      // One-copy peers the publisher's flood reached get an announce, not a push (rule 2).
       const covered = (p: PeerKey) =>
-        flooded !== undefined && this.peers.get(p)?.oneCopy === true && flooded.has(peerHash(p))
+        flooded !== undefined &&
+        this.peers.get(p)?.oneCopy === true &&
+        this.covered(a.topic, p, flooded)
       if (flooded !== undefined) {
         for (let i = targets.length - 1; i >= 0; i--) {
           if (covered(targets[i])) lazy.push(...targets.splice(i, 1))
@@ -1378,7 +1426,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (p === peer || p === a.origin || haveIt?.has(p)) continue
         if (!this.peerDoesNotWant(p, key)) targets.push(p)
       }
-      this.sendMarked(targets, m, key, flooded)
+      this.sendMarked(targets, m, key, flooded?.peers)
     }
     this.recorder.count('delivered', a.topic, a.class, a.data.length)
     this.events.emit('artifact', a)

@@ -36,8 +36,9 @@ import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fiel
  *                   repeated Announce announce = 3; repeated bytes ineed = 4;
  *                   optional uint32 hello = 5;
  *                   repeated Preamble preamble = 6; repeated bytes imreceiving = 7;
- *                   optional bytes sentTo = 8; }
+ *                   optional bytes sentTo = 8; repeated InLinks inLinks = 9; }
  * message Announce { optional bytes topicHash = 1; optional bytes ids = 2; }
+ * message InLinks { optional bytes topicHash = 1; optional bytes peers = 2; optional uint32 rank = 3; }
  * message Preamble { optional bytes messageID = 1; optional bytes topicHash = 2;
  *                    optional uint64 size = 3; }
  * ```
@@ -59,7 +60,7 @@ export const SHORT_ID_BYTES = 8
 /** Bytes of a topic hash in announces. */
 export const TOPIC_HASH_BYTES = 4
 
-/** Bytes of a peer hash in one-copy `sentTo` (the first bytes of SHA-256 of the peer id). */
+/** Bytes of a peer hash in one-copy `sentTo` and `inLinks` (the first bytes of SHA-256 of the peer id). */
 export const PEER_HASH_BYTES = 4
 
 /** A subscription change. */
@@ -184,6 +185,18 @@ export interface RpcOneCopy {
    * ({@link PEER_HASH_BYTES}-byte peer hashes; a publisher's flood).
    */
   sentTo?: Uint8Array[]
+  /** One-copy: per topic, the sender's other eager in-links and the receiver's rank among them. */
+  inLinks?: RpcInLinks[]
+}
+
+/** One-copy: the sender's eager in-links of a topic other than the receiver, best first. */
+export interface RpcInLinks {
+  /** The first {@link TOPIC_HASH_BYTES} bytes of SHA-256 of the topic. */
+  topicHash: Uint8Array
+  /** Peer hashes ({@link PEER_HASH_BYTES} bytes each), best first. */
+  peers: Uint8Array[]
+  /** How many of `peers` rank before the receiver; absent: the receiver is a lazy in-link. */
+  rank?: number
 }
 
 /** One-copy hello: "I speak one-copy and heard you; tell me you heard me". */
@@ -266,7 +279,7 @@ export interface RpcLimits {
   maxPreambles: number
   /** Maximum IMRECEIVING ids (preamble extension). */
   maxImReceivingIds: number
-  /** Peer hashes per frame (one-copy `sentTo`). */
+  /** Peer hashes per frame (one-copy `sentTo` and `inLinks` together). */
   maxPeerHashes: number
 }
 
@@ -313,7 +326,7 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   // A sender announces each large message as it starts sending it: a few per frame.
   maxPreambles: 64,
   maxImReceivingIds: 1000,
-  // A publisher's topic peers.
+  // A publisher's topic peers, or a few in-link lists.
   maxPeerHashes: 1024,
 }
 
@@ -355,7 +368,8 @@ export function isOneCopyEmpty(o: RpcOneCopy | undefined): boolean {
       o.hello === undefined &&
       (o.preamble?.length ?? 0) === 0 &&
       (o.imreceiving?.length ?? 0) === 0 &&
-      (o.sentTo?.length ?? 0) === 0)
+      (o.sentTo?.length ?? 0) === 0 &&
+      (o.inLinks?.length ?? 0) === 0)
   )
 }
 
@@ -367,7 +381,8 @@ export function hasOneCopyMessages(o: RpcOneCopy): boolean {
     o.announce.length > 0 ||
     o.ineed.length > 0 ||
     o.hello !== undefined ||
-    (o.sentTo?.length ?? 0) > 0
+    (o.sentTo?.length ?? 0) > 0 ||
+    (o.inLinks?.length ?? 0) > 0
   )
 }
 
@@ -453,6 +468,13 @@ function writeOneCopy(w: Writer, o: RpcOneCopy): void {
   }
   for (const id of o.imreceiving ?? []) w.uint32(tag(7, LEN)).bytes(id)
   if ((o.sentTo?.length ?? 0) > 0) w.uint32(tag(8, LEN)).bytes(concat(o.sentTo!, PEER_HASH_BYTES))
+  for (const l of o.inLinks ?? []) {
+    w.uint32(tag(9, LEN)).fork()
+    w.uint32(tag(1, LEN)).bytes(l.topicHash)
+    w.uint32(tag(2, LEN)).bytes(concat(l.peers, PEER_HASH_BYTES))
+    if (l.rank !== undefined) w.uint32(tag(3, VARINT)).uint32(l.rank)
+    w.ldelim()
+  }
 }
 
 /** Encodes an RPC frame (without the length prefix). */
@@ -913,7 +935,7 @@ class FrameDecoder {
   private oneCopy(o: RpcOneCopy): void {
     const end = this.nested()
     this.fields(end, (field, wt) => {
-      if (field < 1 || field > 8) return false
+      if (field < 1 || field > 9) return false
       if (field === 5) {
         expectWireType(wt, VARINT)
         o.hello = this.r.uint32()
@@ -931,6 +953,10 @@ class FrameDecoder {
       } else if (field === 8) {
         o.sentTo ??= []
         this.peerHashes(o.sentTo)
+      } else if (field === 9) {
+        this.count('chokes')
+        o.inLinks ??= []
+        o.inLinks.push(this.inLinks())
       } else if (field === 1 || field === 2) {
         this.count('chokes')
         ;(field === 1 ? o.choke : o.unchoke).push(this.string())
@@ -951,6 +977,25 @@ class FrameDecoder {
       }
       return true
     })
+  }
+
+  private inLinks(): RpcInLinks {
+    const end = this.nested()
+    const l: RpcInLinks = { topicHash: new Uint8Array(0), peers: [] }
+    this.fields(end, (f, w) => {
+      if (f === 1) {
+        expectWireType(w, LEN)
+        l.topicHash = this.topicHash()
+      } else if (f === 2) {
+        expectWireType(w, LEN)
+        this.peerHashes(l.peers)
+      } else if (f === 3) {
+        expectWireType(w, VARINT)
+        l.rank = this.r.uint32()
+      } else return false
+      return true
+    })
+    return l
   }
 
   private preamble(): RpcPreamble {
