@@ -1702,8 +1702,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.mcache.put(key, { id, message: m, topic, class: cls, advertise: true, firstSeen: now })
     }
     this.recorder.count('published', topic, cls)
-    // Our own message's short id: announces of it coming back (gossip) are not pulled.
-    if (this.params.oneCopy) this.indexShortId(key, id)
     const mesh = this.meshes.meshOf(topic)
     // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
     if (
@@ -1716,6 +1714,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // One-copy peers get it through the mesh's eager links, announced on its lazy ones;
       // direct peers get every message.
       const short = shortId(id)
+      this.indexShortId(key, id)
       const push = targets.filter(
         (p) =>
           this.direct.has(p) ||
@@ -1729,8 +1728,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.sendMessage(push, m, key)
       return { id, recipients: targets.length }
     }
-    // Tell one-copy peers whom the flood went to: nobody pushes to them (rule 2).
+    // Tell one-copy peers whom the flood went to: nobody pushes to them (rule 2). Its
+    // announces then come back within milliseconds: we know the message, and do not pull it.
     const marked = this.params.oneCopy && this.params.oneCopyFloodPublish && this.marksFlood(topic)
+    if (marked) this.indexShortId(key, id)
     this.sendMarked(targets, m, key, marked ? new Set(targets.map(peerHash)) : undefined)
     return { id, recipients: targets.length }
   }
