@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { PeerKey, Topic } from '../common/artifact.ts'
 import type { TimerHandle } from '../common/env.ts'
 import type { MessageId } from '../common/message-id.ts'
-import { SHORT_ID_BYTES, TOPIC_HASH_BYTES } from './rpc-codec.ts'
+import { PEER_HASH_BYTES, SHORT_ID_BYTES, TOPIC_HASH_BYTES } from './rpc-codec.ts'
 
 /** The short id of a message in one-copy announces: the first 8 bytes of SHA-256 of its id. */
 export function shortId(id: MessageId): Uint8Array {
@@ -12,6 +12,23 @@ export function shortId(id: MessageId): Uint8Array {
 /** A topic's hash in one-copy announces: the first 4 bytes of SHA-256 of its name. */
 export function topicHash(topic: Topic): Uint8Array {
   return new Uint8Array(createHash('sha256').update(topic).digest().subarray(0, TOPIC_HASH_BYTES))
+}
+
+/** A peer's hash in `sentTo` and `inLinks`: the first 4 bytes of SHA-256 of its peer id string. */
+export function peerHash(peer: PeerKey): number {
+  return createHash('sha256').update(peer).digest().readUInt32BE(0)
+}
+
+/** A peer hash on the wire ({@link PEER_HASH_BYTES} bytes, big-endian). */
+export function peerHashBytes(hash: number): Uint8Array {
+  const b = new Uint8Array(PEER_HASH_BYTES)
+  new DataView(b.buffer).setUint32(0, hash)
+  return b
+}
+
+/** A peer hash read from the wire. */
+export function peerHashOf(b: Uint8Array): number {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0)
 }
 
 /** A map key for short ids and topic hashes (lower-case hex). */
@@ -462,6 +479,13 @@ export class ArrivalLog {
     return changes
   }
 
+  /** `peers` ordered by how early each alone brought the window's messages, earliest first. */
+  order(topic: Topic, peers: PeerKey[]): PeerKey[] {
+    const window = [...(this.messages.get(topic)?.values() ?? [])]
+    const cost = new Map(peers.map((p) => [p, delayOf(window, [p])]))
+    return [...peers].sort((a, b) => cost.get(a)! - cost.get(b)!)
+  }
+
   /** Messages of `topic` in the window. */
   size(topic: Topic): number {
     return this.messages.get(topic)?.size ?? 0
@@ -509,6 +533,14 @@ function delayOf(window: Arrivals[], set: PeerKey[]): number {
   return total
 }
 
+/**
+ * The flood reach from which publishers mark their flood (`sentTo`): a publisher's `T` peers
+ * cost `4T` bytes per copy, worth it when its `T` recipients would otherwise push to a share
+ * `f` of peers the flood reached. At 1,000 nodes with 50 peers `f` ≈ 0.05 (nothing marked);
+ * on 24 nodes with 10 peers ≈ 0.45.
+ */
+const MARK_REACH = 0.2
+
 /** Messages per topic whose first copy's path is kept to size a flood root's push. */
 const REACH_WINDOW = 64
 
@@ -516,28 +548,48 @@ const REACH_WINDOW = 64
 const MIN_REACH_SAMPLES = 16
 
 /**
+ * The same when every message in the window named its origin (StrictSign): each node then
+ * sees the flood's reach directly, about `f` of its messages, not only `f · (T − M)/T`.
+ */
+const MIN_ORIGIN_SAMPLES = 8
+
+/** {@link FloodReach} ring bits: the first copy came from outside the mesh. */
+const FROM_OUTSIDE = 1
+/** The first copy came straight from the message's origin. */
+const FROM_ORIGIN = 2
+/** The message named its origin. */
+const ORIGIN_KNOWN = 4
+
+/**
  * How much of the network a publisher's flood reaches, seen from one node, and so how far a
- * flood root's push should go (doc/gossip-extension.md, rule 2). A share `r` of a topic's
- * recent messages came first straight from their publisher outside the mesh (this node was
- * a flood root); a publisher floods to all its topic peers, of which this node's are like
- * any, so the flood reaches about `f = r · T / (T − M)` of the network (`T` topic peers,
- * `M` of them in the mesh). A root's push should reach the nodes the flood did not: about
- * `1/f − 1` per root. At 1,000 nodes with 50 peers (f ≈ 0.05) that is more than the mesh,
- * so a root pushes to all of it; at 24 nodes with 10 peers (f ≈ 0.4) one or two copies
- * do, and pushes to the rest of the mesh would mostly reach nodes the flood already did.
+ * flood root's push should go and whether a publisher marks its flood (doc/gossip-extension.md,
+ * rule 2). A publisher floods to all its topic peers, of which this node is one about `f` of
+ * the time. With signed messages (the origin is known) `f` is the share of a topic's recent
+ * messages whose first copy came straight from their origin. Without, only first copies from
+ * outside the mesh tell (this node was a flood root): a share `r` of the messages, so
+ * `f = r · T / (T − M)` (`T` topic peers, `M` of them in the mesh). A root's push should reach
+ * the nodes the flood did not: about `1/f − 1` per root. At 1,000 nodes with 50 peers
+ * (f ≈ 0.05) that is more than the mesh, so a root pushes to all of it; at 24 nodes with 10
+ * peers (f ≈ 0.4) one or two copies do, and pushes to the rest of the mesh would mostly reach
+ * nodes the flood already did.
  */
 export class FloodReach {
-  /** Per topic, a ring of the last messages: 1 when the first copy came from the flood. */
-  private readonly recent = new Map<Topic, { flood: Uint8Array; at: number; count: number }>()
+  /** Per topic, a ring of the last messages' {@link FROM_OUTSIDE} etc. bits. */
+  private readonly recent = new Map<Topic, { bits: Uint8Array; at: number; count: number }>()
 
-  /** A new message of `topic` arrived, first `fromFlood` (straight from its publisher) or not. */
-  arrived(topic: Topic, fromFlood: boolean): void {
+  /**
+   * A new message of `topic` arrived, first from outside the mesh (`fromOutside`: straight
+   * from its publisher's flood) or not, and `fromOrigin` or not (undefined: no origin named).
+   */
+  arrived(topic: Topic, fromOutside: boolean, fromOrigin?: boolean): void {
     let r = this.recent.get(topic)
     if (r === undefined) {
-      r = { flood: new Uint8Array(REACH_WINDOW), at: 0, count: 0 }
+      r = { bits: new Uint8Array(REACH_WINDOW), at: 0, count: 0 }
       this.recent.set(topic, r)
     }
-    r.flood[r.at] = fromFlood ? 1 : 0
+    r.bits[r.at] =
+      (fromOutside ? FROM_OUTSIDE : 0) |
+      (fromOrigin === undefined ? 0 : ORIGIN_KNOWN | (fromOrigin ? FROM_ORIGIN : 0))
     r.at = (r.at + 1) % REACH_WINDOW
     r.count = Math.min(REACH_WINDOW, r.count + 1)
   }
@@ -548,14 +600,45 @@ export class FloodReach {
    * messages were seen, or when every topic peer is in the mesh (no flood roots to count).
    */
   rootPushes(topic: Topic, topicPeers: number, mesh: number): number {
-    const r = this.recent.get(topic)
-    if (r === undefined || r.count < MIN_REACH_SAMPLES || topicPeers <= mesh) {
-      return Number.POSITIVE_INFINITY
-    }
-    let roots = 0
-    for (let i = 0; i < r.count; i++) roots += r.flood[i]
-    const reach = ((roots / r.count) * topicPeers) / (topicPeers - mesh)
+    const reach = this.reach(topic, topicPeers, mesh)
     return reach <= 0 ? Number.POSITIVE_INFINITY : Math.ceil(1 / reach - 1)
+  }
+
+  /**
+   * True when a publisher's flood reaches enough of the network ({@link MARK_REACH}) that
+   * it tells its recipients whom it went to (rule 2's `sentTo`): they push to none of them.
+   */
+  marksFlood(topic: Topic, topicPeers: number, mesh: number): boolean {
+    // Only from signed messages: from first copies outside the mesh alone, 16 messages give
+    // a reach of 0 or ≥ 0.3 at 60 nodes with 10 peers (f ≈ 0.17), and marks cost deliveries
+    // at 30% frame loss (fewer full copies cross the lossy links).
+    return this.signed(topic) && this.reach(topic, topicPeers, mesh) >= MARK_REACH
+  }
+
+  /** True when every message of `topic` in the window named its origin, and enough came. */
+  private signed(topic: Topic): boolean {
+    const r = this.recent.get(topic)
+    if (r === undefined || r.count < MIN_ORIGIN_SAMPLES) return false
+    for (let i = 0; i < r.count; i++) if ((r.bits[i] & ORIGIN_KNOWN) === 0) return false
+    return true
+  }
+
+  /** The flood's estimated reach `f` (share of the network); 0 while unknown. */
+  private reach(topic: Topic, topicPeers: number, mesh: number): number {
+    const r = this.recent.get(topic)
+    if (r === undefined) return 0
+    let outside = 0
+    let direct = 0
+    let named = 0
+    for (let i = 0; i < r.count; i++) {
+      const b = r.bits[i]
+      if (b & FROM_OUTSIDE) outside++
+      if (b & FROM_ORIGIN) direct++
+      if (b & ORIGIN_KNOWN) named++
+    }
+    if (named === r.count && r.count >= MIN_ORIGIN_SAMPLES) return direct / r.count
+    if (r.count < MIN_REACH_SAMPLES || topicPeers <= mesh) return 0
+    return ((outside / r.count) * topicPeers) / (topicPeers - mesh)
   }
 
   /** Forgets `topic`. */
@@ -578,6 +661,23 @@ export interface RolesHost {
   setTimer(ms: number, fn: () => void): TimerHandle
   /** `peer` now announces only (`lazy`) or pushes again on `topic` (the score follows). */
   announceOnly(peer: PeerKey, topic: Topic, lazy: boolean): void
+  /**
+   * True when `topic`'s flood reaches far enough that mesh peers learn our eager in-links
+   * (rule 2; absent: never).
+   */
+  mapsLinks?(topic: Topic): boolean
+  /**
+   * Queues for the heartbeat's frame: our eager in-links of `topic` other than `peer`, best
+   * first, and how many of them rank before `peer` (undefined: it is a lazy in-link).
+   */
+  queueInLinks?(peer: PeerKey, topic: Topic, others: PeerKey[], rank: number | undefined): void
+}
+
+/** A mesh peer's other eager in-links (peer hashes, best first) and our rank among them. */
+export interface PeerInLinks {
+  peers: number[]
+  /** How many of `peers` rank before us; undefined: we are a lazy in-link. */
+  rank: number | undefined
 }
 
 /**
@@ -595,6 +695,10 @@ export class LinkRoles {
   private readonly arrivals = new ArrivalLog()
   /** Topics whose first message started an early choice of eager in-links. */
   private readonly chosenEarly = new Set<Topic>()
+  /** Per topic, what we last told each mesh peer of our eager in-links. */
+  private readonly toldInLinks = new Map<Topic, Map<PeerKey, string>>()
+  /** Per topic, what each mesh peer told us of its eager in-links. */
+  private readonly peerInLinks = new Map<Topic, Map<PeerKey, PeerInLinks>>()
 
   constructor(host: RolesHost, minEager: number) {
     this.host = host
@@ -680,7 +784,60 @@ export class LinkRoles {
 
   /** Heartbeat: each topic keeps `minEager` eager in-links, those that bring messages earliest (queued). */
   heartbeat(topics: Iterable<Topic>): void {
-    for (const topic of topics) this.choose(topic, undefined, false)
+    for (const topic of topics) {
+      this.choose(topic, undefined, false)
+      this.tellInLinks(topic)
+    }
+  }
+
+  /**
+   * Tells each one-copy mesh peer of `topic` our other eager in-links, earliest first, and
+   * its rank among them, when that changed: of those the publisher's flood reached, only the
+   * first pushes to us (rule 2). Only while the topic's flood reaches far (`mapsLinks`).
+   */
+  private tellInLinks(topic: Topic): void {
+    const mesh = this.host.meshOf(topic)
+    if (mesh === undefined || this.host.mapsLinks?.(topic) !== true) return
+    const eager = this.arrivals.order(
+      topic,
+      [...mesh].filter((p) => !this.host.speaksOneCopy(p) || !this.inLazy.isLazy(topic, p)),
+    )
+    let told = this.toldInLinks.get(topic)
+    if (told === undefined) {
+      told = new Map()
+      this.toldInLinks.set(topic, told)
+    }
+    for (const p of mesh) {
+      if (!this.host.speaksOneCopy(p)) continue
+      const i = eager.indexOf(p)
+      const others = eager.filter((q) => q !== p)
+      const rank = i < 0 ? undefined : i
+      const said = `${rank} ${others.join(' ')}`
+      if (told.get(p) === said) continue
+      told.set(p, said)
+      this.host.queueInLinks?.(p, topic, others, rank)
+    }
+  }
+
+  /** True when we told `peer` our eager in-links of `topic` (it may announce over an eager link). */
+  toldInLinksTo(topic: Topic, peer: PeerKey): boolean {
+    return this.toldInLinks.get(topic)?.has(peer) === true
+  }
+
+  /** Mesh peer `peer` told us its other eager in-links of `topic` and our rank. */
+  peerToldInLinks(topic: Topic, peer: PeerKey, links: PeerInLinks): void {
+    if (this.host.meshOf(topic)?.has(peer) !== true) return
+    let m = this.peerInLinks.get(topic)
+    if (m === undefined) {
+      m = new Map()
+      this.peerInLinks.set(topic, m)
+    }
+    m.set(peer, links)
+  }
+
+  /** What `peer` told us of its eager in-links of `topic`, if anything. */
+  inLinksOf(topic: Topic, peer: PeerKey): PeerInLinks | undefined {
+    return this.peerInLinks.get(topic)?.get(peer)
   }
 
   /**
@@ -712,6 +869,8 @@ export class LinkRoles {
     this.inLazy.setEager(topic, peer)
     this.outLazy.setEager(topic, peer)
     this.arrivals.forget(topic, peer)
+    this.toldInLinks.get(topic)?.delete(peer)
+    this.peerInLinks.get(topic)?.delete(peer)
   }
 
   /** We left `topic`. */
@@ -720,5 +879,7 @@ export class LinkRoles {
     this.outLazy.clearTopic(topic)
     this.arrivals.clearTopic(topic)
     this.chosenEarly.delete(topic)
+    this.toldInLinks.delete(topic)
+    this.peerInLinks.delete(topic)
   }
 }

@@ -26,6 +26,9 @@ import {
   FloodReach,
   LinkRoles,
   MAX_PULL_ASKS,
+  peerHash,
+  peerHashBytes,
+  peerHashOf,
   shortId,
   topicHash,
 } from './one-copy.ts'
@@ -75,6 +78,17 @@ const EMPTY = new Uint8Array(0)
 
 /** Large pushes per peer remembered to match against its IDONTWANTs. */
 const MAX_RECENT_PUSHES = 64
+
+/** A message's flood mark (one-copy rule 2). */
+interface FloodMark {
+  /** Peer hashes of the peers its publisher sent it to. */
+  peers: Set<number>
+  /** Our first copy came straight from its publisher (we are one of `peers`). */
+  direct: boolean
+}
+
+/** One-copy: flood marks (`sentTo`) kept, one per recent message (used when it is forwarded). */
+const MAX_SENT_TO = 256
 
 /** Per-heartbeat decay of the push counts that rank eager-push peers. */
 const PUSH_DECAY = 0.9
@@ -268,6 +282,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly dontWanted = new Map<string, AwaitedPull>()
   /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
   private readonly publishedTo = new Set<string>()
+  /**
+   * One-copy: peers each recent message went to straight from its sender's flood (`sentTo`,
+   * peer hashes; bounded): they need no push from us.
+   */
+  private readonly sentTo = new Map<string, FloodMark>()
+  /** The `sentTo` of the frame being read, from a one-copy peer. */
+  private frameSentTo: Uint8Array[] | undefined
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
@@ -358,6 +379,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         },
         setTimer: (ms, fn) => env.setTimer(ms, fn),
         announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
+        mapsLinks: (topic) => this.marksFlood(topic),
+        queueInLinks: (peer, topic, others, rank) => {
+          const o = this.pendingOneCopyOf(peer)
+          o.inLinks ??= []
+          o.inLinks.push({
+            topicHash: topicHash(topic),
+            peers: others.map((q) => peerHashBytes(peerHash(q))),
+            rank,
+          })
+        },
       },
       p.oneCopyMinEager,
     )
@@ -563,9 +594,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const c = rpc.control
     // IDONTWANT first, so that it suppresses replies to IWANTs in the same frame.
     if (c !== undefined && !this.handleIDontWant(peer, ps, c.idontwant, direct)) return
+    this.frameSentTo = ps.oneCopy ? rpc.oneCopy?.sentTo : undefined
     for (const m of rpc.messages) {
-      if (!this.handleMessage(peer, ps, m, direct)) return
+      if (!this.handleMessage(peer, ps, m, direct)) {
+        this.frameSentTo = undefined
+        return
+      }
     }
+    this.frameSentTo = undefined
     const o = rpc.oneCopy
     if (o !== undefined) {
       if (!this.handlePreambleMessages(peer, ps, o, within)) return
@@ -630,8 +666,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     o: RpcOneCopy,
     within: (kind: BudgetKind, n: number) => boolean,
   ): boolean {
-    const hellos = o.hello === undefined ? 0 : 1
-    if (!within('choke', o.choke.length + o.unchoke.length + hellos)) return false
+    const roles = o.choke.length + o.unchoke.length + (o.inLinks?.length ?? 0)
+    if (!within('choke', roles + (o.hello === undefined ? 0 : 1))) return false
     if (o.hello !== undefined) this.handleHello(peer, ps, o.hello)
     if (!ps.oneCopyHeard) {
       this.reject(peer, 'one-copy-not-negotiated')
@@ -641,11 +677,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!within('ineed', o.ineed.length)) return false
     for (const topic of o.choke) this.roles.peerAsked(topic, peer, true)
     for (const topic of o.unchoke) this.roles.peerAsked(topic, peer, false)
+    for (const l of o.inLinks ?? []) {
+      const topic = this.topicByHash.get(bytesKey(l.topicHash))
+      if (topic === undefined) continue
+      this.roles.peerToldInLinks(topic, peer, { peers: l.peers.map(peerHashOf), rank: l.rank })
+    }
     for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
       if (topic === undefined) continue
       const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
-      if (inMesh) this.roles.announcedBy(topic, peer)
+      // A peer told our in-links announces flood-marked messages over eager links by design
+      // (rule 2): not a lost UNCHOKE, and a mesh delivery (P3) like the push it replaces.
+      const byDesign = inMesh && this.roles.toldInLinksTo(topic, peer)
+      const marked = a.ids.every((id) => this.sentTo.has(this.shortIndex.get(bytesKey(id)) ?? ''))
+      if (inMesh && !marked && !byDesign) this.roles.announcedBy(topic, peer)
+      const eagerIn = inMesh && !this.roles.announcesToUs(topic, peer)
       for (const id of a.ids) {
         const short = bytesKey(id)
         const known = this.shortIndex.get(short)
@@ -653,6 +699,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           // It has the message too: our forward, if still pending, skips it.
           this.validating.get(known)?.add(peer)
           if (inMesh) this.roles.arrivedLate(topic, known, peer, this.env.now(), false)
+          const first = this.mcache.get(known)?.firstSeen
+          if (eagerIn && first !== undefined && (byDesign || this.sentTo.has(known))) {
+            this.score.duplicateDelivery(peer, topic, this.env.now() - first)
+          }
           continue
         }
         this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
@@ -670,7 +720,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
               Math.max(this.params.gossipRetransmission, MAX_PULL_ASKS),
             )
       if (cached === undefined) misses++
-      else this.sendMessage([peer], cached.message, key!)
+      else {
+        this.sendMessage([peer], cached.message, key!)
+      }
     }
     return within('iwantMiss', misses)
   }
@@ -794,6 +846,28 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.roles.duplicate(topic, peer)
   }
 
+  /**
+   * True when one-copy peer `peer` gets a flood-marked message from elsewhere, so we announce it
+   * instead of pushing it (rule 2): its publisher sent it to `peer`, or to an eager in-link of
+   * `peer` that `peer` ranks before us (the first such pushes; we are lazy: any of them).
+   */
+  private covered(topic: Topic, peer: PeerKey, flooded: FloodMark): boolean {
+    if (flooded.peers.has(peerHash(peer))) return true
+    const links = this.roles.inLinksOf(topic, peer)
+    if (links === undefined) return false
+    const first = links.peers.findIndex((h) => flooded.peers.has(h))
+    if (first < 0) return false
+    // We reached it straight from the publisher too, and rank first of those that did.
+    return !(flooded.direct && links.rank !== undefined && links.rank <= first)
+  }
+
+  /** True when `topic`'s flood reaches far enough to be marked (`sentTo`, rule 2). */
+  private marksFlood(topic: Topic): boolean {
+    const mesh = this.meshes.meshOf(topic)
+    const topicPeers = this.topicPeers.get(topic)?.size ?? 0
+    return mesh !== undefined && this.floodReach.marksFlood(topic, topicPeers, mesh.size)
+  }
+
   /** True when the first copy of `key` came straight from its publisher's flood (outside the mesh). */
   private floodRoot(key: string): boolean {
     return this.params.oneCopyFloodPublish && this.publishedTo.has(key)
@@ -836,9 +910,26 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * A message's first copy came from `peer`: the mesh peer whose copy or announce came first
    * is credited (eager in-links are chosen by these credits at each heartbeat).
    */
-  private firstCopy(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
+  private firstCopy(
+    peer: PeerKey,
+    topic: Topic,
+    key: string,
+    id: MessageId,
+    origin: PeerKey | undefined,
+  ): void {
+    if (this.frameSentTo !== undefined) {
+      if (this.sentTo.size >= MAX_SENT_TO) this.sentTo.delete(this.sentTo.keys().next().value!)
+      this.sentTo.set(key, {
+        peers: new Set(this.frameSentTo.map(peerHashOf)),
+        direct: origin !== undefined && origin === peer,
+      })
+    }
     const mesh = this.meshes.meshOf(topic)
-    this.floodReach.arrived(topic, mesh !== undefined && !mesh.has(peer))
+    this.floodReach.arrived(
+      topic,
+      mesh !== undefined && !mesh.has(peer),
+      origin === undefined ? undefined : origin === peer,
+    )
     if (!mesh?.has(peer)) {
       if (this.publishedTo.size >= this.params.maxShortIds) {
         const oldest = this.publishedTo.values().next().value
@@ -1175,7 +1266,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.seen.add(key, now)
     this.preambles.delivered(key, peer)
-    if (this.params.oneCopy) this.firstCopy(peer, topic, key, id)
+    if (this.params.oneCopy) this.firstCopy(peer, topic, key, id, auth.origin)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
@@ -1297,12 +1388,28 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (this.isLazyLink(a.topic, p)) lazy.push(p)
         else targets.push(p)
       }
+      const flooded = this.sentTo.get(key)
+      const covered = (p: PeerKey) =>
+        flooded !== undefined &&
+        this.peers.get(p)?.oneCopy === true &&
+        this.covered(a.topic, p, flooded)
+      if (flooded !== undefined) {
+        for (let i = targets.length - 1; i >= 0; i--) {
+          if (covered(targets[i])) lazy.push(...targets.splice(i, 1))
+        }
+      }
       if (this.floodRoot(key) && mesh !== undefined) {
         // A copy straight from its publisher's flood goes further than the eager links, as
         // far as the flood's reach says it adds nodes (one-copy rule 2).
         const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
-        const more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
-        if (more > 0) targets.push(...lazy.splice(0, more))
+        let more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
+        for (let i = 0; i < lazy.length && more > 0; ) {
+          if (covered(lazy[i])) i++
+          else {
+            targets.push(...lazy.splice(i, 1))
+            more--
+          }
+        }
       }
       if (short !== undefined) this.announce(lazy, a.topic, short)
       const eager = this.eagerCount(a.data.length)
@@ -1319,7 +1426,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (p === peer || p === a.origin || haveIt?.has(p)) continue
         if (!this.peerDoesNotWant(p, key)) targets.push(p)
       }
-      this.sendMessage(targets, m, key)
+      this.sendMarked(targets, m, key, flooded?.peers)
     }
     this.recorder.count('delivered', a.topic, a.class, a.data.length)
     this.events.emit('artifact', a)
@@ -1631,8 +1738,32 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.sendMessage(push, m, key)
       return { id, recipients: targets.length }
     }
-    this.sendMessage(targets, m, key)
+    // Tell one-copy peers whom the flood went to: nobody pushes to them (rule 2). Its
+    // announces then come back within milliseconds: we know the message, and do not pull it.
+    const marked = this.params.oneCopy && this.params.oneCopyFloodPublish && this.marksFlood(topic)
+    if (marked) this.indexShortId(key, id)
+    this.sendMarked(targets, m, key, marked ? new Set(targets.map(peerHash)) : undefined)
     return { id, recipients: targets.length }
+  }
+
+  /**
+   * Sends message `m` to `peers`, with the flood mark `sentTo` (the peers its publisher sent
+   * it to, as peer hashes) to the one-copy peers among them.
+   */
+  private sendMarked(
+    peers: PeerKey[],
+    m: RpcMessage,
+    key: string,
+    sentTo: ReadonlySet<number> | undefined,
+  ): void {
+    if (sentTo === undefined) {
+      this.sendMessage(peers, m, key)
+      return
+    }
+    const ours = peers.filter((p) => this.peers.get(p)?.oneCopy === true)
+    const others = peers.filter((p) => this.peers.get(p)?.oneCopy !== true)
+    this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: [...sentTo].map(peerHashBytes) })
+    this.sendMessage(others, m, key)
   }
 
   private publishTargets(topic: Topic, cls: ArtifactClass): PeerKey[] {
@@ -1836,9 +1967,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * Sends one message to `peers`, encoded once. With a finite `uploadBps` the frames wait in
    * the send queue instead, where an IDONTWANT can still cancel them.
    */
-  private sendMessage(peers: PeerKey[], m: RpcMessage, key: string): void {
+  private sendMessage(peers: PeerKey[], m: RpcMessage, key: string, oneCopy?: RpcOneCopy): void {
     if (peers.length === 0) return
-    const rpc: Rpc = { subscriptions: [], messages: [m] }
+    const rpc: Rpc = { subscriptions: [], messages: [m], oneCopy }
     if (this.params.uploadBps === Number.POSITIVE_INFINITY) {
       const payload = m.data?.length ?? 0
       for (const peer of peers) this.preambleTo(peer, key, payload)

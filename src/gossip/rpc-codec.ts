@@ -35,8 +35,10 @@ import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fiel
  * message OneCopy { repeated string choke = 1; repeated string unchoke = 2;
  *                   repeated Announce announce = 3; repeated bytes ineed = 4;
  *                   optional uint32 hello = 5;
- *                   repeated Preamble preamble = 6; repeated bytes imreceiving = 7; }
+ *                   repeated Preamble preamble = 6; repeated bytes imreceiving = 7;
+ *                   optional bytes sentTo = 8; repeated InLinks inLinks = 9; }
  * message Announce { optional bytes topicHash = 1; optional bytes ids = 2; }
+ * message InLinks { optional bytes topicHash = 1; optional bytes peers = 2; optional uint32 rank = 3; }
  * message Preamble { optional bytes messageID = 1; optional bytes topicHash = 2;
  *                    optional uint64 size = 3; }
  * ```
@@ -57,6 +59,9 @@ export const SHORT_ID_BYTES = 8
 
 /** Bytes of a topic hash in announces. */
 export const TOPIC_HASH_BYTES = 4
+
+/** Bytes of a peer hash in one-copy `sentTo` and `inLinks` (the first bytes of SHA-256 of the peer id). */
+export const PEER_HASH_BYTES = 4
 
 /** A subscription change. */
 export interface RpcSubscription {
@@ -175,6 +180,23 @@ export interface RpcOneCopy {
    * have them yet (unlike IDONTWANT).
    */
   imreceiving?: Uint8Array[]
+  /**
+   * One-copy: the messages of this frame went from the sender to each of these peers too
+   * ({@link PEER_HASH_BYTES}-byte peer hashes; a publisher's flood).
+   */
+  sentTo?: Uint8Array[]
+  /** One-copy: per topic, the sender's other eager in-links and the receiver's rank among them. */
+  inLinks?: RpcInLinks[]
+}
+
+/** One-copy: the sender's eager in-links of a topic other than the receiver, best first. */
+export interface RpcInLinks {
+  /** The first {@link TOPIC_HASH_BYTES} bytes of SHA-256 of the topic. */
+  topicHash: Uint8Array
+  /** Peer hashes ({@link PEER_HASH_BYTES} bytes each), best first. */
+  peers: Uint8Array[]
+  /** How many of `peers` rank before the receiver; absent: the receiver is a lazy in-link. */
+  rank?: number
 }
 
 /** One-copy hello: "I speak one-copy and heard you; tell me you heard me". */
@@ -257,6 +279,8 @@ export interface RpcLimits {
   maxPreambles: number
   /** Maximum IMRECEIVING ids (preamble extension). */
   maxImReceivingIds: number
+  /** Peer hashes per frame (one-copy `sentTo` and `inLinks` together). */
+  maxPeerHashes: number
 }
 
 /**
@@ -305,6 +329,8 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   // A sender announces each large message as it starts sending it: a few per frame.
   maxPreambles: 64,
   maxImReceivingIds: 1000,
+  // A publisher's topic peers, or a few in-link lists.
+  maxPeerHashes: 1024,
 }
 
 function tag(field: number, wireType: number): number {
@@ -344,7 +370,9 @@ export function isOneCopyEmpty(o: RpcOneCopy | undefined): boolean {
       o.ineed.length === 0 &&
       o.hello === undefined &&
       (o.preamble?.length ?? 0) === 0 &&
-      (o.imreceiving?.length ?? 0) === 0)
+      (o.imreceiving?.length ?? 0) === 0 &&
+      (o.sentTo?.length ?? 0) === 0 &&
+      (o.inLinks?.length ?? 0) === 0)
   )
 }
 
@@ -355,7 +383,9 @@ export function hasOneCopyMessages(o: RpcOneCopy): boolean {
     o.unchoke.length > 0 ||
     o.announce.length > 0 ||
     o.ineed.length > 0 ||
-    o.hello !== undefined
+    o.hello !== undefined ||
+    (o.sentTo?.length ?? 0) > 0 ||
+    (o.inLinks?.length ?? 0) > 0
   )
 }
 
@@ -415,9 +445,9 @@ function writeControl(w: Writer, c: RpcControl): void {
   }
 }
 
-function concat(ids: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(ids.length * SHORT_ID_BYTES)
-  for (let i = 0; i < ids.length; i++) out.set(ids[i], i * SHORT_ID_BYTES)
+function concat(ids: Uint8Array[], size = SHORT_ID_BYTES): Uint8Array {
+  const out = new Uint8Array(ids.length * size)
+  for (let i = 0; i < ids.length; i++) out.set(ids[i], i * size)
   return out
 }
 
@@ -440,6 +470,14 @@ function writeOneCopy(w: Writer, o: RpcOneCopy): void {
     w.ldelim()
   }
   for (const id of o.imreceiving ?? []) w.uint32(tag(7, LEN)).bytes(id)
+  if ((o.sentTo?.length ?? 0) > 0) w.uint32(tag(8, LEN)).bytes(concat(o.sentTo!, PEER_HASH_BYTES))
+  for (const l of o.inLinks ?? []) {
+    w.uint32(tag(9, LEN)).fork()
+    w.uint32(tag(1, LEN)).bytes(l.topicHash)
+    w.uint32(tag(2, LEN)).bytes(concat(l.peers, PEER_HASH_BYTES))
+    if (l.rank !== undefined) w.uint32(tag(3, VARINT)).uint32(l.rank)
+    w.ldelim()
+  }
 }
 
 /** Encodes an RPC frame (without the length prefix). */
@@ -503,6 +541,7 @@ interface Budget {
   shortIds: number
   preambles: number
   imReceivingIds: number
+  peerHashes: number
   fields: number
 }
 
@@ -525,6 +564,7 @@ const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
   shortIds: 'maxShortIds',
   preambles: 'maxPreambles',
   imReceivingIds: 'maxImReceivingIds',
+  peerHashes: 'maxPeerHashes',
 }
 
 /** A prefix check read past the bytes it was given: the rest of the frame decides. */
@@ -635,6 +675,7 @@ class FrameDecoder {
     shortIds: 0,
     preambles: 0,
     imReceivingIds: 0,
+    peerHashes: 0,
     fields: 0,
   }
 
@@ -872,6 +913,20 @@ class FrameDecoder {
     }
   }
 
+  /** Splits concatenated peer hashes, each counted against `maxPeerHashes`. */
+  private peerHashes(into: Uint8Array[]): void {
+    const all = this.bytes()
+    if (all.length % PEER_HASH_BYTES !== 0) {
+      throw new DecodeError(
+        `peer hashes of ${all.length} bytes, not a multiple of ${PEER_HASH_BYTES}`,
+      )
+    }
+    for (let i = 0; i < all.length; i += PEER_HASH_BYTES) {
+      this.count('peerHashes')
+      into.push(all.subarray(i, i + PEER_HASH_BYTES))
+    }
+  }
+
   private topicHash(): Uint8Array {
     const hash = this.bytes()
     if (hash.length > TOPIC_HASH_BYTES) {
@@ -883,7 +938,7 @@ class FrameDecoder {
   private oneCopy(o: RpcOneCopy): void {
     const end = this.nested()
     this.fields(end, (field, wt) => {
-      if (field < 1 || field > 7) return false
+      if (field < 1 || field > 9) return false
       if (field === 5) {
         expectWireType(wt, VARINT)
         o.hello = this.r.uint32()
@@ -898,6 +953,13 @@ class FrameDecoder {
         this.count('imReceivingIds')
         o.imreceiving ??= []
         o.imreceiving.push(this.bytes('maxIdLength'))
+      } else if (field === 8) {
+        o.sentTo ??= []
+        this.peerHashes(o.sentTo)
+      } else if (field === 9) {
+        this.count('chokes')
+        o.inLinks ??= []
+        o.inLinks.push(this.inLinks())
       } else if (field === 1 || field === 2) {
         this.count('chokes')
         ;(field === 1 ? o.choke : o.unchoke).push(this.string())
@@ -918,6 +980,25 @@ class FrameDecoder {
       }
       return true
     })
+  }
+
+  private inLinks(): RpcInLinks {
+    const end = this.nested()
+    const l: RpcInLinks = { topicHash: new Uint8Array(0), peers: [] }
+    this.fields(end, (f, w) => {
+      if (f === 1) {
+        expectWireType(w, LEN)
+        l.topicHash = this.topicHash()
+      } else if (f === 2) {
+        expectWireType(w, LEN)
+        this.peerHashes(l.peers)
+      } else if (f === 3) {
+        expectWireType(w, VARINT)
+        l.rank = this.r.uint32()
+      } else return false
+      return true
+    })
+    return l
   }
 
   private preamble(): RpcPreamble {

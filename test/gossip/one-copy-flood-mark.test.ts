@@ -1,0 +1,244 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../src/common/errors.ts'
+import {
+  bytesKey,
+  FloodReach,
+  peerHash,
+  peerHashBytes,
+  shortId,
+  topicHash,
+} from '../../src/gossip/one-copy.ts'
+import { MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
+import { GossipRouter } from '../../src/gossip/router.ts'
+import {
+  DEFAULT_RPC_LIMITS,
+  decodeRpc,
+  emptyOneCopy,
+  encodeRpc,
+  HELLO_ACK,
+  type Rpc,
+  RpcLimitError,
+  type RpcMessage,
+} from '../../src/gossip/rpc-codec.ts'
+import { MessageSigner } from '../../src/gossip/signing.ts'
+import { frame, ManualEnv } from './harness.ts'
+
+// One-copy rule 2's flood mark (`sentTo`) and in-link lists (`inLinks`), doc/gossip-extension.md.
+
+const T = 'blocks'
+const hashOf = (peer: string) => peerHashBytes(peerHash(peer))
+const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
+
+/** `peer` connects over meshsub 1.3, negotiates one-copy and subscribes to T. */
+function join(r: GossipRouter, peer: string): void {
+  r.peerConnected(peer, { protocol: MESHSUB_1_3, outbound: true })
+  const hello = frame({
+    control: { extensions: { oneCopy: true } },
+    subscriptions: [{ subscribe: true, topic: T }],
+  })
+  r.receive(peer, hello)
+  r.receive(peer, frame({ oneCopy: { ...emptyOneCopy(), hello: HELLO_ACK } }))
+}
+
+/** A one-copy router whose `n` peers all negotiated one-copy and subscribe to T. */
+function router(n: number) {
+  const env = new ManualEnv()
+  const r = new GossipRouter(env, { oneCopy: true, signaturePolicy: 'StrictNoSign' })
+  r.start()
+  const peers = Array.from({ length: n }, (_, i) => `p${i}`)
+  for (const p of peers) join(r, p)
+  r.subscribe(T)
+  env.take()
+  return { env, router: r, peers }
+}
+
+const pushedTo = (sent: { peer: string; rpc: Rpc }[]) =>
+  sent
+    .filter((s) => s.rpc.messages.length > 0)
+    .map((s) => s.peer)
+    .sort()
+const announcedTo = (sent: { peer: string; rpc: Rpc }[]) =>
+  sent
+    .filter((s) => (s.rpc.oneCopy?.announce.length ?? 0) > 0)
+    .map((s) => s.peer)
+    .sort()
+
+describe('the flood mark and in-link lists on the wire', () => {
+  it('roundtrip, with limits on peer hashes and their length', () => {
+    const rpc: Rpc = {
+      subscriptions: [],
+      messages: [],
+      oneCopy: {
+        ...emptyOneCopy(),
+        sentTo: [hashOf('a'), hashOf('b')],
+        inLinks: [
+          { topicHash: topicHash(T), peers: [hashOf('c')], rank: 0 },
+          { topicHash: topicHash(T), peers: [] },
+        ],
+      },
+    }
+    expect(decodeRpc(encodeRpc(rpc))).toEqual(rpc)
+    const many = (n: number) =>
+      encodeRpc({
+        subscriptions: [],
+        messages: [],
+        oneCopy: { ...emptyOneCopy(), sentTo: Array.from({ length: n }, (_, i) => hashOf(`${i}`)) },
+      })
+    expect(() => decodeRpc(many(DEFAULT_RPC_LIMITS.maxPeerHashes))).not.toThrow()
+    expect(() => decodeRpc(many(DEFAULT_RPC_LIMITS.maxPeerHashes + 1))).toThrow(RpcLimitError)
+    const bad = encodeRpc({
+      subscriptions: [],
+      messages: [],
+      oneCopy: { ...emptyOneCopy(), sentTo: [new Uint8Array(4)] },
+    })
+    // The 4-byte hash's length prefix, made 3.
+    const at = bad.lastIndexOf(4)
+    const cut = new Uint8Array([...bad.subarray(0, at), 3, ...bad.subarray(at + 1, bad.length - 1)])
+    cut[at - 2] -= 1 // the OneCopy container's length
+    expect(() => decodeRpc(cut)).toThrow(DecodeError)
+  })
+})
+
+describe('a flood-marked message', () => {
+  it('is announced, not pushed, to the mesh peers its publisher sent it to', () => {
+    const { env, router: r } = router(4)
+    const m = msg(1)
+    r.receive(
+      'p0',
+      frame({ messages: [m], oneCopy: { ...emptyOneCopy(), sentTo: [hashOf('p1')] } }),
+    )
+    const sent = env.take()
+    expect(pushedTo(sent)).toEqual(['p2', 'p3'])
+    expect(announcedTo(sent)).toEqual(['p1'])
+    // The mark goes on with the pushes, so the next hop skips p1 too.
+    const onward = sent.find((s) => s.peer === 'p2')!.rpc.oneCopy?.sentTo?.map(bytesKey)
+    expect(onward).toEqual([bytesKey(hashOf('p1'))])
+  })
+
+  it('is announced to a peer that ranks an in-link the flood reached before us, pushed to the others', () => {
+    const { env, router: r } = router(6)
+    const [from, reached, z, w, ...rest] = r.getMeshPeers(T)
+    expect(w).toBeDefined()
+    const inLinks = (rank: number, ...peers: string[]) =>
+      frame({
+        oneCopy: {
+          ...emptyOneCopy(),
+          inLinks: [{ topicHash: topicHash(T), peers: peers.map(hashOf), rank }],
+        },
+      })
+    // z takes pushes from `reached` before us; w from a peer the flood did not reach.
+    r.receive(z, inLinks(1, reached))
+    r.receive(w, inLinks(1, 'elsewhere'))
+    const mark = { ...emptyOneCopy(), sentTo: [hashOf(reached)] }
+    r.receive(from, frame({ messages: [msg(2)], oneCopy: mark }))
+    const sent = env.take()
+    expect(pushedTo(sent)).toEqual([w, ...rest].sort())
+    expect(announcedTo(sent)).toEqual([reached, z].sort())
+    // An unmarked message is pushed as before.
+    r.receive(from, frame({ messages: [msg(3)] }))
+    expect(pushedTo(env.take())).toEqual([reached, z, w, ...rest].sort())
+  })
+})
+
+/** {@link router} with StrictSign: peers are named by their peer ids and sign their messages. */
+async function signedRouter(n: number) {
+  const env = new ManualEnv()
+  const r = new GossipRouter(env, {
+    oneCopy: true,
+    signaturePolicy: 'StrictSign',
+    privateKey: await generateKeyPair('Ed25519'),
+  })
+  r.start()
+  const signers = new Map<string, MessageSigner>()
+  for (let i = 0; i < n; i++) {
+    const key = await generateKeyPair('Ed25519')
+    signers.set(peerIdFromPrivateKey(key).toString(), new MessageSigner(key, 1n))
+  }
+  const peers = [...signers.keys()]
+  for (const p of peers) join(r, p)
+  r.subscribe(T)
+  env.take()
+  const signed = (p: string, n: number) => signers.get(p)!.sign(T, msg(n).data) as RpcMessage
+  return { env, router: r, peers, signed }
+}
+
+const messagesTo = (sent: { peer: string; rpc: Rpc }[]) =>
+  sent.filter((s) => s.rpc.messages.length > 0)
+
+describe('a publisher', () => {
+  it('marks its flood once its own first copies show the flood reaches far, and only then', async () => {
+    const { env, router: r, peers, signed } = await signedRouter(10)
+    r.publish(T, new Uint8Array(300).fill(100))
+    expect(messagesTo(env.take()).every((s) => s.rpc.oneCopy?.sentTo === undefined)).toBe(true)
+    // 8 messages whose first copy came straight from their origin: the flood reaches far.
+    for (let i = 0; i < 8; i++) r.receive(peers[i], frame({ messages: [signed(peers[i], 10 + i)] }))
+    env.take()
+    r.publish(T, new Uint8Array(300).fill(101))
+    const sent = messagesTo(env.take())
+    expect(sent).toHaveLength(10)
+    const hashes = peers.map((p) => bytesKey(hashOf(p))).sort()
+    for (const s of sent) expect(s.rpc.oneCopy?.sentTo?.map(bytesKey).sort()).toEqual(hashes)
+  })
+
+  it('does not mark when its first copies come through others (the flood reaches few)', async () => {
+    const { env, router: r, peers, signed } = await signedRouter(10)
+    // Each message relayed by the next peer, not its origin.
+    for (let i = 0; i < 16; i++) {
+      r.receive(peers[(i + 1) % 10], frame({ messages: [signed(peers[i % 10], 10 + i)] }))
+    }
+    env.take()
+    r.publish(T, new Uint8Array(300).fill(102))
+    const sent = messagesTo(env.take())
+    expect(sent.length).toBeGreaterThan(0)
+    expect(sent.every((s) => s.rpc.oneCopy?.sentTo === undefined)).toBe(true)
+  })
+
+  it('does not mark unsigned messages: first copies from outside the mesh say too little', () => {
+    // 12 topic peers, a mesh of D = 8: 4 peers outside it (the old estimate's flood roots).
+    const { env, router: r } = router(12)
+    const mesh = new Set(r.getMeshPeers(T))
+    const outside = [...Array(12).keys()].map((i) => `p${i}`).filter((p) => !mesh.has(p))
+    expect(outside.length).toBeGreaterThan(0)
+    for (let i = 0; i < 32; i++) {
+      r.receive(outside[i % outside.length], frame({ messages: [msg(10 + i)] }))
+    }
+    env.take()
+    r.publish(T, new Uint8Array(300).fill(103))
+    const sent = messagesTo(env.take())
+    expect(sent.length).toBeGreaterThan(0)
+    expect(sent.every((s) => s.rpc.oneCopy?.sentTo === undefined)).toBe(true)
+  })
+
+  it('does not pull its own marked message when announces bring it back', async () => {
+    const { env, router: r, peers, signed } = await signedRouter(4)
+    for (let i = 0; i < 8; i++)
+      r.receive(peers[i % 4], frame({ messages: [signed(peers[i % 4], 10 + i)] }))
+    env.take()
+    const data = new Uint8Array(300).fill(104)
+    const { id } = await r.publish(T, data)
+    expect(messagesTo(env.take()).every((s) => s.rpc.oneCopy?.sentTo !== undefined)).toBe(true)
+    const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
+    r.receive(peers[1], frame({ oneCopy: { ...emptyOneCopy(), announce: [announce] } }))
+    env.advance(1000)
+    expect(env.take().filter((s) => (s.rpc.oneCopy?.ineed.length ?? 0) > 0)).toEqual([])
+  })
+})
+
+describe('FloodReach with signed messages', () => {
+  it('estimates the reach from first copies straight from their origin, after 8 messages', () => {
+    const reach = new FloodReach()
+    // 3 of 7 straight from the origin: not enough seen yet.
+    for (let i = 0; i < 7; i++) reach.arrived(T, false, i % 2 === 0)
+    expect(reach.marksFlood(T, 10, 10)).toBe(false)
+    reach.arrived(T, false, false)
+    // 4 of 8 (f = 0.5): marked, and a root pushes to ⌈1/f − 1⌉ = 1 mesh peer.
+    expect(reach.marksFlood(T, 10, 10)).toBe(true)
+    expect(reach.rootPushes(T, 10, 8)).toBe(1)
+    // 1,000 nodes: 1 in 20 straight from the origin, not marked.
+    const large = new FloodReach()
+    for (let i = 0; i < 64; i++) large.arrived(T, false, i % 20 === 0)
+    expect(large.marksFlood(T, 50, 8)).toBe(false)
+  })
+})
