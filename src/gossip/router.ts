@@ -287,6 +287,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * peer hashes; bounded): they need no push from us.
    */
   private readonly sentTo = new Map<string, FloodMark>()
+  /** One-copy: connected peers' hashes (`sentTo`, `inLinks`), made on first use. */
+  private readonly peerHashes = new Map<PeerKey, number>()
   /** The `sentTo` of the frame being read, from a one-copy peer. */
   private frameSentTo: Uint8Array[] | undefined
   /** One-copy: topic hash (hex) → subscribed topic. */
@@ -385,7 +387,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           o.inLinks ??= []
           o.inLinks.push({
             topicHash: topicHash(topic),
-            peers: others.map((q) => peerHashBytes(peerHash(q))),
+            peers: others.map((q) => peerHashBytes(this.hashOf(q))),
             rank,
           })
         },
@@ -530,6 +532,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const topic of ps.topics) this.removeTopicPeer(topic, peer)
     ps.upkeep = GONE
     this.peers.delete(peer)
+    this.peerHashes.delete(peer)
     this.pendingControl.delete(peer)
     this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
@@ -852,13 +855,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * `peer` that `peer` ranks before us (the first such pushes; we are lazy: any of them).
    */
   private covered(topic: Topic, peer: PeerKey, flooded: FloodMark): boolean {
-    if (flooded.peers.has(peerHash(peer))) return true
+    if (flooded.peers.has(this.hashOf(peer))) return true
     const links = this.roles.inLinksOf(topic, peer)
     if (links === undefined) return false
     const first = links.peers.findIndex((h) => flooded.peers.has(h))
     if (first < 0) return false
     // We reached it straight from the publisher too, and rank first of those that did.
     return !(flooded.direct && links.rank !== undefined && links.rank <= first)
+  }
+
+  /** `peer`'s hash (one-copy `sentTo`, `inLinks`), hashed once while it is connected. */
+  private hashOf(peer: PeerKey): number {
+    let h = this.peerHashes.get(peer)
+    if (h === undefined) {
+      h = peerHash(peer)
+      if (this.peers.has(peer)) this.peerHashes.set(peer, h)
+    }
+    return h
   }
 
   /** True when `topic`'s flood reaches far enough to be marked (`sentTo`, rule 2). */
@@ -1742,7 +1755,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // announces then come back within milliseconds: we know the message, and do not pull it.
     const marked = this.params.oneCopy && this.params.oneCopyFloodPublish && this.marksFlood(topic)
     if (marked) this.indexShortId(key, id)
-    this.sendMarked(targets, m, key, marked ? new Set(targets.map(peerHash)) : undefined)
+    this.sendMarked(
+      targets,
+      m,
+      key,
+      marked ? new Set(targets.map((p) => this.hashOf(p))) : undefined,
+    )
     return { id, recipients: targets.length }
   }
 
