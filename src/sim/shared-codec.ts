@@ -8,6 +8,7 @@ import {
   isControlEmpty,
   isOneCopyEmpty,
   type Rpc,
+  type RpcIHave,
   type RpcLimits,
   type RpcMessage,
 } from '../gossip/rpc-codec.ts'
@@ -46,6 +47,30 @@ function soleMessage(rpc: Rpc): RpcMessage | undefined {
     : undefined
 }
 
+/** The one IHAVE entry of `rpc` when that is all it carries (heartbeat gossip to one peer). */
+function soleIHave(rpc: Rpc): RpcIHave | undefined {
+  const c = rpc.control
+  return c !== undefined &&
+    c.ihave.length === 1 &&
+    c.iwant.length === 0 &&
+    c.graft.length === 0 &&
+    c.prune.length === 0 &&
+    c.idontwant.length === 0 &&
+    c.extensions === undefined &&
+    rpc.messages.length === 0 &&
+    rpc.subscriptions.length === 0 &&
+    isOneCopyEmpty(rpc.oneCopy)
+    ? c.ihave[0]
+    : undefined
+}
+
+/** True when `a` and `b` list ids of the same bytes, in the same order. */
+function sameIds(a: Uint8Array[], b: Uint8Array[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !sameBytes(a[i], b[i])) return false
+  return true
+}
+
 /** True when `a` and `b` hold the same bytes. */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
@@ -70,6 +95,10 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  *   encoding was checked to match it byte for byte. A message's payload is a view into its
  *   frame, so every node's message cache, send queue and events in flight hold that one
  *   buffer.
+ * - Heartbeat gossip: a node sends the same IHAVE (one topic, the same ids) to each of the
+ *   peers it gossips to, each in a frame of its own. A frame that carries one IHAVE entry and
+ *   nothing else is compared with the last such frame encoded (topic and ids byte for byte),
+ *   and is that frame when they match: encoded once, and decoded once for all its receivers.
  * - Message ids: remembered per message object, so a content id (a hash of the payload) is
  *   computed once per message, not once per copy received.
  */
@@ -80,6 +109,8 @@ export function sharedRpcCodec(): SharedRpcCodec {
   // cached decoding is checked against the receiver's limits by identity.
   const canonical = new WeakMap<RpcLimits, RpcLimits>()
   const distinct: RpcLimits[] = []
+  // The last frame that carried one IHAVE entry alone, and that entry.
+  let lastIHave: { entry: RpcIHave; frame: Uint8Array } | undefined
   const canonicalOf = (limits: RpcLimits): RpcLimits => {
     let c = canonical.get(limits)
     if (c === undefined) {
@@ -108,7 +139,21 @@ export function sharedRpcCodec(): SharedRpcCodec {
     },
     encodeRpc: (rpc: Rpc): Uint8Array => {
       const m = soleMessage(rpc)
-      if (m === undefined) return encodeRpc(rpc)
+      if (m === undefined) {
+        const ihave = soleIHave(rpc)
+        if (ihave === undefined) return encodeRpc(rpc)
+        const last = lastIHave
+        if (
+          last !== undefined &&
+          last.entry.topicID === ihave.topicID &&
+          sameIds(last.entry.messageIDs, ihave.messageIDs)
+        ) {
+          return last.frame
+        }
+        const frame = encodeRpc(rpc)
+        lastIHave = { entry: { topicID: ihave.topicID, messageIDs: [...ihave.messageIDs] }, frame }
+        return frame
+      }
       let frame = frameOf.get(m)
       if (frame === undefined) {
         frame = encodeRpc(rpc)
