@@ -13,6 +13,9 @@ import {
   type RpcMessage,
 } from '../gossip/rpc-codec.ts'
 
+/** Control frames remembered to be given again when the same bytes are encoded. */
+const RECENT_CONTROL_FRAMES = 8
+
 /** One frame's decoding, kept while the frame is in flight. */
 interface Decoded {
   limits: RpcLimits
@@ -99,6 +102,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  *   peers it gossips to, each in a frame of its own. A frame that carries one IHAVE entry and
  *   nothing else is compared with the last such frame encoded (topic and ids byte for byte),
  *   and is that frame when they match: encoded once, and decoded once for all its receivers.
+ * - Other control frames (no message): a GRAFT, a PRUNE in reply, an IWANT or IDONTWANT of a
+ *   message often holds the same bytes as one of the last few encoded (by this node or
+ *   another): it is then that earlier frame, decoded once for all their receivers.
  * - Message ids: remembered per message object, so a content id (a hash of the payload) is
  *   computed once per message, not once per copy received.
  */
@@ -111,6 +117,16 @@ export function sharedRpcCodec(): SharedRpcCodec {
   const distinct: RpcLimits[] = []
   // The last frame that carried one IHAVE entry alone, and that entry.
   let lastIHave: { entry: RpcIHave; frame: Uint8Array } | undefined
+  // The last control frames encoded (a ring), and where the next one goes.
+  const recent: Uint8Array[] = []
+  let nextRecent = 0
+  /** `frame`, or an earlier recent control frame that holds the same bytes. */
+  const recentFrame = (frame: Uint8Array): Uint8Array => {
+    for (const f of recent) if (sameBytes(f, frame)) return f
+    recent[nextRecent] = frame
+    nextRecent = (nextRecent + 1) % RECENT_CONTROL_FRAMES
+    return frame
+  }
   const canonicalOf = (limits: RpcLimits): RpcLimits => {
     let c = canonical.get(limits)
     if (c === undefined) {
@@ -140,8 +156,9 @@ export function sharedRpcCodec(): SharedRpcCodec {
     encodeRpc: (rpc: Rpc): Uint8Array => {
       const m = soleMessage(rpc)
       if (m === undefined) {
+        if (rpc.messages.length > 0) return encodeRpc(rpc)
         const ihave = soleIHave(rpc)
-        if (ihave === undefined) return encodeRpc(rpc)
+        if (ihave === undefined) return recentFrame(encodeRpc(rpc))
         const last = lastIHave
         if (
           last !== undefined &&
