@@ -86,6 +86,12 @@ interface GossipFigures {
   wallMs: number
   /** CPU time of the run (user + system, all threads: GC runs partly in helper threads). */
   cpuMs: number
+  /** CPU time of building the network and starting the nodes (graph and start). */
+  startCpuMs: number
+  /** CPU time of the warm-up's heartbeats. */
+  warmupCpuMs: number
+  /** CPU time of the message's dissemination (publish and drain). */
+  disseminationCpuMs: number
   warmupEvents: number
   disseminationEvents: number
   peakRssBytes: number
@@ -103,6 +109,11 @@ interface GossipFigures {
    * the same digest simulated the same thing, whatever the flags or the speed-ups.
    */
   summaryDigest: string
+}
+
+/** Milliseconds of CPU (user + system) in a `process.cpuUsage` reading. */
+function cpuMsOf(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1000
 }
 
 const PROFILES = { stock: gossipStockStrategy, optimized: gossipOptimizedStrategy }
@@ -131,8 +142,10 @@ async function gossipRun(
   // The network built above, so that building it is timed apart from starting the nodes.
   const { sim, tracker } = startScenario(scenario, { ...strategy, network: () => network })
   const tStart = performance.now()
+  const cpuStart = process.cpuUsage(cpu0)
   const warmupEvents = sim.run({ until: scenario.warmupMs })
   const tWarm = performance.now()
+  const cpuWarm = process.cpuUsage(cpu0)
   const origin = new Prng(scenario.seed).fork('publishers').int(nodes)
   const payload = new Uint8Array(scenario.messageBytes)
   payload[0] = 1
@@ -164,7 +177,10 @@ async function gossipRun(
       warmupWallMs: tWarm - tStart,
       disseminationWallMs: tEnd - tWarm,
       wallMs: tEnd - t0,
-      cpuMs: (cpu.user + cpu.system) / 1000,
+      cpuMs: cpuMsOf(cpu),
+      startCpuMs: cpuMsOf(cpuStart),
+      warmupCpuMs: cpuMsOf(cpuWarm) - cpuMsOf(cpuStart),
+      disseminationCpuMs: cpuMsOf(cpu) - cpuMsOf(cpuWarm),
       warmupEvents,
       disseminationEvents,
       peakRssBytes: peak,
@@ -371,6 +387,9 @@ for (const { label, preset, n, k } of gossipSizes) {
       'dissem. s': fmt(f.disseminationWallMs / 1000),
       'wall s': fmt(f.wallMs / 1000),
       'CPU s': fmt(f.cpuMs / 1000),
+      'start CPU s': fmt(f.startCpuMs / 1000),
+      'warm-up CPU s': fmt(f.warmupCpuMs / 1000),
+      'dissem. CPU s': fmt(f.disseminationCpuMs / 1000),
       events,
       'events/s': Math.round(events / (runMs / 1000)),
       'peak RSS GiB': fmt(f.peakRssBytes / 2 ** 30),

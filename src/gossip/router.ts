@@ -15,6 +15,7 @@ import { CONTENT_ID_LENGTH, type MessageId, messageIdKey } from '../common/messa
 import { SlotPool } from '../common/peer-slots.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
+import type { StatsRecorder } from '../common/stats.ts'
 import type { ValidationResult } from '../common/validation.ts'
 import { BudgetedLimits } from './budgeted-limits.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
@@ -115,6 +116,12 @@ export interface GossipRouterOptions extends GossipParamsOptions {
    * back the frame a forwarded message arrived in, so that every node relays one buffer.
    */
   encodeRpc?: RpcEncoder
+  /**
+   * Parameters already resolved (by {@link resolveGossipParams}), used as they are instead of
+   * the parameter options, which must then be left out: a simulator resolves them once for
+   * thousands of nodes.
+   */
+  params?: GossipParams
 }
 
 /** Decodes a frame within `limits`, counting the fields read in `work` (as {@link decodeRpc}). */
@@ -321,6 +328,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly beat = (): void => this.heartbeat()
   private hello: Uint8Array | undefined
   private lastDecay = 0
+  /** The decoding work of the frame being received (one object, reset for each frame). */
+  private readonly work: DecodeWork = { fields: 0 }
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
     super(env, 'consensus-multicast:gossip')
@@ -330,9 +339,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       firstSeqno,
       decodeRpc: decoder,
       encodeRpc: encoder,
+      params: resolved,
       ...paramOptions
     } = options
-    this.params = resolveGossipParams(paramOptions)
+    if (resolved !== undefined && Object.keys(paramOptions).length > 0) {
+      throw new InvalidParametersError('give either resolved params or parameter options')
+    }
+    this.params = resolved ?? resolveGossipParams(paramOptions)
     const p = this.params
     if (p.signaturePolicy === 'StrictSign') {
       if (privateKey === undefined) {
@@ -559,7 +572,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return
     }
     let rpc: Rpc
-    const work = { fields: 0 }
+    const work = this.work
+    work.fields = 0
     // A frame big enough to hold more ids than the peer may still spend is decoded within
     // its budgets (a smaller one costs little to decode whole and is checked after).
     const limits =
@@ -580,13 +594,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.countOneCopy(rpc.oneCopy, 'received')
     const first = ps.framesReceived++ === 0
     if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
-    // Direct peers are trusted by agreement: they are never graylisted nor budgeted.
-    const within = (kind: BudgetKind, n: number) => {
-      if (direct || n <= 0) return true
-      const granted = this.budgets.takeAt(ps.slot, kind, n)
-      return granted === n || this.overBudget(peer, kind, n - granted)
-    }
-    if (!within('subscription', rpc.subscriptions.length)) return
+    if (!this.within(peer, ps, direct, 'subscription', rpc.subscriptions.length)) return
     let rejectedTopics = false
     for (const sub of rpc.subscriptions) {
       if (!this.handleSubscription(peer, ps, sub.topic, sub.subscribe) && !rejectedTopics) {
@@ -607,20 +615,46 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.frameSentTo = undefined
     const o = rpc.oneCopy
     if (o !== undefined) {
+      const within = (kind: BudgetKind, n: number) => this.within(peer, ps, direct, kind, n)
       if (!this.handlePreambleMessages(peer, ps, o, within)) return
       if (hasOneCopyMessages(o) && !this.handleOneCopy(peer, ps, o, within)) return
     }
     if (c === undefined) return
-    if (!within('graftPrune', c.graft.length + c.prune.length)) return
-    if (!within('ihave', idCount(c.ihave))) return
-    if (!within('iwant', idCount(c.iwant))) return
-    const out = emptyRpc()
-    this.handleGraft(peer, ps, c.graft, out)
+    if (!this.within(peer, ps, direct, 'graftPrune', c.graft.length + c.prune.length)) return
+    if (!this.within(peer, ps, direct, 'ihave', idCount(c.ihave))) return
+    if (!this.within(peer, ps, direct, 'iwant', idCount(c.iwant))) return
+    // The reply (PRUNEs, an IWANT) is made only when there is one: most frames need none.
+    let out: Rpc | undefined
+    if (c.graft.length > 0) {
+      out = emptyRpc()
+      this.handleGraft(peer, ps, c.graft, out)
+    }
     this.handlePrune(peer, c.prune)
-    this.handleIHave(peer, ps, c.ihave, out)
-    if (!isRpcEmpty(out)) this.send(peer, out)
+    const ask = this.handleIHave(peer, ps, c.ihave)
+    if (ask.length > 0) {
+      out ??= emptyRpc()
+      out.control!.iwant.push({ messageIDs: ask })
+    }
+    if (out !== undefined && !isRpcEmpty(out)) this.send(peer, out)
     const misses = this.handleIWant(peer, ps, c.iwant, direct)
-    within('iwantMiss', misses)
+    this.within(peer, ps, direct, 'iwantMiss', misses)
+  }
+
+  /**
+   * Takes `n` units of `kind` from the budget of `peer` (in `ps`'s slot); true when granted
+   * whole, else the peer is penalised for the rest and false returned (the frame's rest is
+   * dropped). Direct peers are trusted by agreement: they are never graylisted nor budgeted.
+   */
+  private within(
+    peer: PeerKey,
+    ps: PeerState,
+    direct: boolean,
+    kind: BudgetKind,
+    n: number,
+  ): boolean {
+    if (direct || n <= 0) return true
+    const granted = this.budgets.takeAt(ps.slot, kind, n)
+    return granted === n || this.overBudget(peer, kind, n - granted)
   }
 
   /**
@@ -1612,16 +1646,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * `maxIHaveIdsExamined` ids were looked at, so an id beyond costs nothing (ids we have seen
    * included) and a peer cannot choose which of its ids are looked at.
    */
-  private handleIHave(peer: PeerKey, ps: PeerState, ihaves: RpcIHave[], out: Rpc): void {
-    if (ihaves.length === 0) return
-    if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return
+  private handleIHave(peer: PeerKey, ps: PeerState, ihaves: RpcIHave[]): MessageId[] {
+    if (ihaves.length === 0) return NO_IDS
+    if (this.score.score(peer) < this.params.thresholds.gossipThreshold) return NO_IDS
     this.needsUpkeep(ps)
     if (++ps.ihavesThisHeartbeat > this.params.maxIHaveMessages) {
       this.reject(peer, 'ihave-flood')
-      return
+      return NO_IDS
     }
     const budget = this.params.maxIHaveLength - ps.askedThisHeartbeat
-    if (budget <= 0) return
+    if (budget <= 0) return NO_IDS
     const delay = this.params.lazyPullDelayMs
     // The entries of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy
     // push whose full copy is probably on its way (pulled after `lazyPullDelayMs`). Only the
@@ -1640,38 +1674,57 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       ends.push(total)
     }
     const now = this.env.now()
-    const taken = new Set<string>()
-    const wanted: AdvertisedId[] = []
-    const later: AdvertisedId[] = []
-    // Fisher–Yates over the ids' positions (0 to total − 1), its swaps kept sparse: only the
-    // positions visited are ever touched.
-    const swapped = new Map<number, number>()
     const examined = Math.min(total, this.params.maxIHaveIdsExamined)
-    for (let i = 0; i < examined && taken.size < budget; i++) {
+    // The ids taken so far are those in `wanted` and `later`; a set finds them when many may
+    // be (an IHAVE of a few ids, the usual one, needs neither the set nor a table of swaps).
+    const taken = examined > SMALL_IHAVE ? new Set<string>() : undefined
+    let takenCount = 0
+    let wanted: AdvertisedId[] | undefined
+    let later: AdvertisedId[] | undefined
+    // Fisher–Yates over the ids' positions (0 to total − 1), its swaps kept sparse: only the
+    // positions visited are ever touched (a position swapped with itself needs no entry).
+    let swapped: Map<number, number> | undefined
+    for (let i = 0; i < examined && takenCount < budget; i++) {
       // One step of the shuffle: position i gets a random position of the rest.
       const j = i + Math.floor(this.env.random() * (total - i))
-      const pos = swapped.get(j) ?? j
-      swapped.set(j, swapped.get(i) ?? i)
+      const pos = swapped?.get(j) ?? j
+      if (j !== i) {
+        swapped ??= new Map()
+        swapped.set(j, swapped.get(i) ?? i)
+      }
       const e = entryAt(ends, pos)
       const id = idAt(entries[e], pos - (e === 0 ? 0 : ends[e - 1]))
       const key = messageIdKey(id)
-      if (taken.has(key) || this.seen.has(key, now)) continue
-      taken.add(key)
-      ;(lazy[e] ? later : wanted).push({ key, id })
+      if (
+        (taken === undefined ? isListed(wanted, key) || isListed(later, key) : taken.has(key)) ||
+        this.seen.has(key, now)
+      ) {
+        continue
+      }
+      taken?.add(key)
+      takenCount++
+      if (lazy[e]) {
+        later ??= []
+        later.push({ key, id })
+      } else {
+        wanted ??= []
+        wanted.push({ key, id })
+      }
     }
-    const ask = this.limiter.advertised(peer, wanted)
-    ps.askedThisHeartbeat += ask.length + later.length
-    if (ask.length > 0) out.control!.iwant.push({ messageIDs: ask })
-    if (later.length === 0) return
+    const ask = this.limiter.advertised(peer, wanted ?? NO_ADVERTISED)
+    ps.askedThisHeartbeat += ask.length + (later?.length ?? 0)
+    if (later === undefined) return ask
+    const pulls = later
     this.env.setTimer(delay, () => {
       if (!this.running || !this.peers.has(peer)) return
       const t = this.env.now()
       const pull = this.limiter.advertised(
         peer,
-        later.filter((c) => !this.seen.has(c.key, t)),
+        pulls.filter((c) => !this.seen.has(c.key, t)),
       )
       if (pull.length > 0) this.send(peer, { ...emptyRpc(), control: iwant(pull) })
     })
+    return ask
   }
 
   /**
@@ -2057,28 +2110,37 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private countControl(c: RpcControl | undefined, direction: 'sent' | 'received'): void {
     if (c === undefined) return
-    const add = (kind: string, n: number) => {
-      if (n === 0) return
-      if (direction === 'sent') this.recorder.controlSent(kind, n)
-      else this.recorder.controlReceived(kind, n)
+    // No closure here: this runs for every frame sent and received.
+    const r = this.recorder
+    const sent = direction === 'sent'
+    countKind(r, sent, 'IHAVE', c.ihave.length)
+    if (c.ihave.length > 0) countKind(r, sent, 'IHAVE ids', idCount(c.ihave))
+    countKind(r, sent, 'IWANT', c.iwant.length)
+    if (c.iwant.length > 0) countKind(r, sent, 'IWANT ids', idCount(c.iwant))
+    countKind(r, sent, 'IDONTWANT', c.idontwant.length)
+    if (c.idontwant.length > 0) countKind(r, sent, 'IDONTWANT ids', idCount(c.idontwant))
+    countKind(r, sent, 'GRAFT', c.graft.length)
+    countKind(r, sent, 'PRUNE', c.prune.length)
+    if (c.prune.length > 0) {
+      countKind(
+        r,
+        sent,
+        'PRUNE px peers',
+        c.prune.reduce((n, p) => n + p.peers.length, 0),
+      )
     }
-    add('IHAVE', c.ihave.length)
-    add('IHAVE ids', idCount(c.ihave))
-    add('IWANT', c.iwant.length)
-    add('IWANT ids', idCount(c.iwant))
-    add('IDONTWANT', c.idontwant.length)
-    add('IDONTWANT ids', idCount(c.idontwant))
-    add('GRAFT', c.graft.length)
-    add('PRUNE', c.prune.length)
-    add(
-      'PRUNE px peers',
-      c.prune.reduce((n, p) => n + p.peers.length, 0),
-    )
   }
 
   private shuffle<T>(items: T[]): T[] {
     return shuffle(items, () => this.env.random())
   }
+}
+
+/** Counts `n` control messages of `kind` (none when `n` is 0), sent or received. */
+function countKind(r: StatsRecorder, sent: boolean, kind: string, n: number): void {
+  if (n === 0) return
+  if (sent) r.controlSent(kind, n)
+  else r.controlReceived(kind, n)
 }
 
 /** Drops expired IDONTWANT ids (insertion order is expiry order). */
@@ -2117,6 +2179,22 @@ const ID_ENTRY_BYTES = CONTENT_ID_LENGTH + 2
 /** The ids a frame of `bytes` bytes is taken to hold when it was not read to the end. */
 function estimatedIds(bytes: number): number {
   return Math.floor(bytes / ID_ENTRY_BYTES)
+}
+
+/** No ids (a shared empty list, never written). */
+const NO_IDS: MessageId[] = []
+
+/** No advertised ids (a shared empty list, never written). */
+const NO_ADVERTISED: AdvertisedId[] = []
+
+/** IHAVE ids examined at most for the ones taken to be looked up in lists rather than a set. */
+const SMALL_IHAVE = 8
+
+/** True when `list` holds an id of key `key`. */
+function isListed(list: AdvertisedId[] | undefined, key: string): boolean {
+  if (list === undefined) return false
+  for (const a of list) if (a.key === key) return true
+  return false
 }
 
 /** The index of the first of `ends` (ascending) above `pos`: the entry holding id position `pos`. */

@@ -8,9 +8,13 @@ import {
   isControlEmpty,
   isOneCopyEmpty,
   type Rpc,
+  type RpcIHave,
   type RpcLimits,
   type RpcMessage,
 } from '../gossip/rpc-codec.ts'
+
+/** Control frames remembered to be given again when the same bytes are encoded. */
+const RECENT_CONTROL_FRAMES = 8
 
 /** One frame's decoding, kept while the frame is in flight. */
 interface Decoded {
@@ -46,6 +50,30 @@ function soleMessage(rpc: Rpc): RpcMessage | undefined {
     : undefined
 }
 
+/** The one IHAVE entry of `rpc` when that is all it carries (heartbeat gossip to one peer). */
+function soleIHave(rpc: Rpc): RpcIHave | undefined {
+  const c = rpc.control
+  return c !== undefined &&
+    c.ihave.length === 1 &&
+    c.iwant.length === 0 &&
+    c.graft.length === 0 &&
+    c.prune.length === 0 &&
+    c.idontwant.length === 0 &&
+    c.extensions === undefined &&
+    rpc.messages.length === 0 &&
+    rpc.subscriptions.length === 0 &&
+    isOneCopyEmpty(rpc.oneCopy)
+    ? c.ihave[0]
+    : undefined
+}
+
+/** True when `a` and `b` list ids of the same bytes, in the same order. */
+function sameIds(a: Uint8Array[], b: Uint8Array[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !sameBytes(a[i], b[i])) return false
+  return true
+}
+
 /** True when `a` and `b` hold the same bytes. */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
@@ -70,6 +98,13 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  *   encoding was checked to match it byte for byte. A message's payload is a view into its
  *   frame, so every node's message cache, send queue and events in flight hold that one
  *   buffer.
+ * - Heartbeat gossip: a node sends the same IHAVE (one topic, the same ids) to each of the
+ *   peers it gossips to, each in a frame of its own. A frame that carries one IHAVE entry and
+ *   nothing else is compared with the last such frame encoded (topic and ids byte for byte),
+ *   and is that frame when they match: encoded once, and decoded once for all its receivers.
+ * - Other control frames (no message): a GRAFT, a PRUNE in reply, an IWANT or IDONTWANT of a
+ *   message often holds the same bytes as one of the last few encoded (by this node or
+ *   another): it is then that earlier frame, decoded once for all their receivers.
  * - Message ids: remembered per message object, so a content id (a hash of the payload) is
  *   computed once per message, not once per copy received.
  */
@@ -80,6 +115,18 @@ export function sharedRpcCodec(): SharedRpcCodec {
   // cached decoding is checked against the receiver's limits by identity.
   const canonical = new WeakMap<RpcLimits, RpcLimits>()
   const distinct: RpcLimits[] = []
+  // The last frame that carried one IHAVE entry alone, and that entry.
+  let lastIHave: { entry: RpcIHave; frame: Uint8Array } | undefined
+  // The last control frames encoded (a ring), and where the next one goes.
+  const recent: Uint8Array[] = []
+  let nextRecent = 0
+  /** `frame`, or an earlier recent control frame that holds the same bytes. */
+  const recentFrame = (frame: Uint8Array): Uint8Array => {
+    for (const f of recent) if (sameBytes(f, frame)) return f
+    recent[nextRecent] = frame
+    nextRecent = (nextRecent + 1) % RECENT_CONTROL_FRAMES
+    return frame
+  }
   const canonicalOf = (limits: RpcLimits): RpcLimits => {
     let c = canonical.get(limits)
     if (c === undefined) {
@@ -108,7 +155,22 @@ export function sharedRpcCodec(): SharedRpcCodec {
     },
     encodeRpc: (rpc: Rpc): Uint8Array => {
       const m = soleMessage(rpc)
-      if (m === undefined) return encodeRpc(rpc)
+      if (m === undefined) {
+        if (rpc.messages.length > 0) return encodeRpc(rpc)
+        const ihave = soleIHave(rpc)
+        if (ihave === undefined) return recentFrame(encodeRpc(rpc))
+        const last = lastIHave
+        if (
+          last !== undefined &&
+          last.entry.topicID === ihave.topicID &&
+          sameIds(last.entry.messageIDs, ihave.messageIDs)
+        ) {
+          return last.frame
+        }
+        const frame = encodeRpc(rpc)
+        lastIHave = { entry: { topicID: ihave.topicID, messageIDs: [...ihave.messageIDs] }, frame }
+        return frame
+      }
       let frame = frameOf.get(m)
       if (frame === undefined) {
         frame = encodeRpc(rpc)

@@ -72,6 +72,17 @@ describe('gossip parameters', () => {
     )
   })
 
+  it('may be given resolved, shared by many routers, but not with parameter options too', () => {
+    const params = resolveGossipParams({ profile: 'stock', D: 7 })
+    const a = new GossipRouter(new ManualEnv(), { params })
+    const b = new GossipRouter(new ManualEnv(), { params })
+    expect(a.params).toBe(params)
+    expect(b.params).toBe(params)
+    expect(() => new GossipRouter(new ManualEnv(), { params, D: 6 })).toThrow(
+      InvalidParametersError,
+    )
+  })
+
   it('provide the stock and optimized profiles', () => {
     const stock = resolveGossipParams({ profile: 'stock' })
     expect([stock.D, stock.Dlo, stock.Dhi, stock.Dlazy, stock.heartbeatIntervalMs]).toEqual([

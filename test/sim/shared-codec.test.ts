@@ -71,6 +71,49 @@ describe('shared RPC codec', () => {
     expect(codec.encodeRpc(two)).not.toBe(codec.encodeRpc(two))
   })
 
+  it('gives identical heartbeat IHAVEs one frame, with the bytes encodeRpc gives', () => {
+    const codec = sharedRpcCodec()
+    const ihave = (fill: number): Rpc => ({
+      subscriptions: [],
+      messages: [],
+      control: {
+        ...emptyControl(),
+        ihave: [{ topicID: 't', messageIDs: [new Uint8Array(20).fill(fill)] }],
+      },
+    })
+    const a = codec.encodeRpc(ihave(7))
+    // Equal ids in other arrays (each peer's IHAVE is its own list): the same frame.
+    expect(codec.encodeRpc(ihave(7))).toBe(a)
+    expect(a).toEqual(encodeRpc(ihave(7)))
+    const b = codec.encodeRpc(ihave(8))
+    expect(b).not.toBe(a)
+    expect(b).toEqual(encodeRpc(ihave(8)))
+    // One decoding for all its receivers.
+    const rpc = codec.decodeRpc(a, LIMITS, { fields: 0 })
+    expect(codec.decodeRpc(a, LIMITS, { fields: 0 })).toBe(rpc)
+    expect(rpc).toEqual(decodeRpc(a, LIMITS, { fields: 0 }))
+  })
+
+  it('gives a control frame the frame of a recent one with the same bytes', () => {
+    const codec = sharedRpcCodec()
+    const graft = (topic: string): Rpc => {
+      const control = emptyControl()
+      control.graft.push({ topicID: topic })
+      return { subscriptions: [], messages: [], control }
+    }
+    const a = codec.encodeRpc(graft('t'))
+    const b = codec.encodeRpc(graft('u'))
+    expect(b).not.toBe(a)
+    expect(codec.encodeRpc(graft('t'))).toBe(a)
+    expect(codec.encodeRpc(graft('u'))).toBe(b)
+    expect(a).toEqual(encodeRpc(graft('t')))
+    // Past the last few control frames, the same bytes are a new frame.
+    for (let i = 0; i < 16; i++) codec.encodeRpc(graft(`v${i}`))
+    const again = codec.encodeRpc(graft('t'))
+    expect(again).not.toBe(a)
+    expect(again).toEqual(a)
+  })
+
   it('computes a message id once per message', () => {
     const codec = sharedRpcCodec()
     let calls = 0
