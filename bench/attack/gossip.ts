@@ -36,9 +36,9 @@ import { ManualEnv, subscribeFrame } from '../../test/gossip/harness.ts'
 import {
   type AttackRun,
   attackBedNode,
+  everyGossipAttack,
   type GossipAttack,
   type GossipNode,
-  gossipAttacks,
   HonestPair,
 } from '../../test/support/gossip-attacks.ts'
 import { waitFor } from '../../test/support/wait.ts'
@@ -191,9 +191,9 @@ function skipSansIo(a: GossipAttack): boolean {
 function sansIoCostliestFrameMs(): (number | null)[] {
   const runs: number[][][] = []
   for (let run = 0; run < SANS_IO_RUNS; run++) {
-    runs.push(gossipAttacks(T).map((a) => (skipSansIo(a) ? [] : sansIoFrameTimes(a))))
+    runs.push(everyGossipAttack(T).map((a) => (skipSansIo(a) ? [] : sansIoFrameTimes(a))))
   }
-  return gossipAttacks(T).map((a, i) => {
+  return everyGossipAttack(T).map((a, i) => {
     if (skipSansIo(a)) return null
     const frames = Math.min(...runs.map((r) => r[i].length))
     let costliest = 0
@@ -350,7 +350,7 @@ async function startBed(oneCopy: boolean): Promise<Bed> {
 const figures: AttackFigures[] = []
 // The one-copy attacks need a victim (and honest peers) speaking one-copy; the others, stock's.
 const beds = new Map<boolean, Bed>()
-for (const [index, attack] of gossipAttacks(T).entries()) {
+for (const [index, attack] of everyGossipAttack(T).entries()) {
   if (ONLY !== undefined && !attack.name.includes(ONLY)) continue
   const oneCopy = attack.oneCopy !== undefined
   let bed = beds.get(oneCopy)
@@ -458,7 +458,7 @@ for (const bed of beds.values()) {
   await Promise.all([bed.a.stop(), bed.c.stop()])
 }
 const sansIo = sansIoCostliestFrameMs()
-const names = gossipAttacks(T).map((a) => a.name)
+const names = everyGossipAttack(T).map((a) => a.name)
 for (const f of figures) f.sansIoCostliestFrameMs = sansIo[names.indexOf(f.attack)]
 
 const ms = (v: number | null) => (v === null ? 'never' : fmt(v, 0))

@@ -41,9 +41,9 @@ export function peerHashesBytes(hashes: Uint32Array): Uint8Array[] {
   return out
 }
 
-/** A peer hash read from the wire. */
+/** A peer hash read from the wire (by hand: a DataView per hash costs ~10 times more). */
 export function peerHashOf(b: Uint8Array): number {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0)
+  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0
 }
 
 /** A map key for short ids and topic hashes (lower-case hex). */

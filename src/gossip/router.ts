@@ -312,8 +312,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly sentTo = new Map<string, FloodMark>()
   /** One-copy: connected peers' hashes (`sentTo`, `inLinks`), made on first use. */
   private readonly peerHashes = new Map<PeerKey, number>()
-  /** Flood marks on the wire, made once for the messages of a frame that share one. */
-  private readonly markWire = new WeakMap<Uint32Array, Uint8Array[]>()
   /** The `sentTo` of the frame being read, from a one-copy peer, sorted (see {@link FloodMark}). */
   private frameSentTo: Uint32Array | undefined
   /** One-copy: topic hash (hex) → subscribed topic. */
@@ -1818,18 +1816,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     const ours = peers.filter((p) => this.peers.get(p)?.oneCopy === true)
     const others = peers.filter((p) => this.peers.get(p)?.oneCopy !== true)
-    this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: this.markBytes(sentTo) })
+    this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: peerHashesBytes(sentTo) })
     this.sendMessage(others, m, key)
-  }
-
-  /** `sentTo` on the wire, once per mark (a frame's messages share theirs). */
-  private markBytes(sentTo: Uint32Array): Uint8Array[] {
-    let wire = this.markWire.get(sentTo)
-    if (wire === undefined) {
-      wire = peerHashesBytes(sentTo)
-      this.markWire.set(sentTo, wire)
-    }
-    return wire
   }
 
   private publishTargets(topic: Topic, cls: ArtifactClass): PeerKey[] {

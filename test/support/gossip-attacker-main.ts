@@ -6,10 +6,10 @@
  */
 import { once } from 'node:events'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createAttacker, gossipAttacks, runAttack } from './gossip-attacks.ts'
+import { createAttacker, everyGossipAttack, runAttack } from './gossip-attacks.ts'
 
 const [victim, index, durationMs, topic] = process.argv.slice(2)
-const attack = gossipAttacks(topic)[Number(index)]
+const attack = everyGossipAttack(topic)[Number(index)]
 const x = await createAttacker(attack.oneCopy !== undefined)
 console.log(JSON.stringify({ peerId: x.peerId.toString(), attack: attack.name }))
 await once(process.stdin, 'data')

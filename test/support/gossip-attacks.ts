@@ -9,7 +9,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Env } from '../../src/common/env.ts'
 import { encodeLengthPrefixed } from '../../src/common/length-prefixed.ts'
 import { contentMessageId } from '../../src/common/message-id.ts'
-import { peerHashBytes, topicHash } from '../../src/gossip/one-copy.ts'
+import { peerHashesBytes, topicHash } from '../../src/gossip/one-copy.ts'
 import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import {
   DEFAULT_RPC_LIMITS,
@@ -154,15 +154,21 @@ function oneCopy(o: Partial<RpcOneCopy>): Uint8Array {
 function markedMessages(topic: string, hashes: number): () => Uint8Array {
   let n = 0
   let x = 0x5e47 | 1
+  // A few marks built up front, so that the attacker spends its time sending.
+  const marks = Array.from({ length: 16 }, () =>
+    peerHashesBytes(
+      Uint32Array.from({ length: hashes }, () => {
+        x ^= x << 13
+        x ^= x >>> 17
+        x ^= x << 5
+        return x >>> 0
+      }),
+    ),
+  )
   return () => {
     const data = new Uint8Array(1024).fill(0xa5)
-    new DataView(data.buffer).setUint32(0, n++)
-    const sentTo = Array.from({ length: hashes }, () => {
-      x ^= x << 13
-      x ^= x >>> 17
-      x ^= x << 5
-      return peerHashBytes(x >>> 0)
-    })
+    new DataView(data.buffer).setUint32(0, n)
+    const sentTo = marks[n++ % marks.length]
     return encodeRpc({
       subscriptions: [],
       messages: [{ topic, data }],
@@ -245,7 +251,7 @@ export function oneCopyAttacks(topic: string): GossipAttack[] {
   ]
 }
 
-/** Every gossip attack of issue 11, against `topic`. */
+/** Every stock gossip attack of issue 11 (meshsub 1.2, no extension), against `topic`. */
 export function gossipAttacks(topic: string): GossipAttack[] {
   const random = idSource(0x5eed)
   const ids = (n: number) => Array.from({ length: n }, random)
@@ -325,8 +331,12 @@ export function gossipAttacks(topic: string): GossipAttack[] {
       stream: true,
       next: () => Uint8Array.from([...varint(100 * 1024 * 1024), 1, 2, 3, 4]),
     },
-    ...oneCopyAttacks(topic),
   ]
+}
+
+/** The stock attacks ({@link gossipAttacks}) then the one-copy ones ({@link oneCopyAttacks}). */
+export function everyGossipAttack(topic: string): GossipAttack[] {
+  return [...gossipAttacks(topic), ...oneCopyAttacks(topic)]
 }
 
 /** What an attack run saw. */
