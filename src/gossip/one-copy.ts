@@ -131,6 +131,8 @@ interface Pending {
   again: boolean
   /** Times each announcer was asked. */
   asks: Map<PeerKey, number>
+  /** The peer whose announce started tracking it, while it counts against that peer's share. */
+  opener: PeerKey | undefined
 }
 
 /** How long a delivered message's announcers are remembered. */
@@ -141,6 +143,14 @@ const KEEP_DELIVERED_MS = 5000
  * INEED for one message (lost replies are asked again; gossipsub's IWANT allows 3).
  */
 export const MAX_PULL_ASKS = 8
+
+/**
+ * Announced messages, not yet here, that one peer's announces may have tracked at once: an
+ * honest announcer's messages arrive within a pull delay (a few per lazy link in flight), and
+ * a peer announcing thousands of ids nobody has neither crowds out the others' announces nor
+ * costs a timer per id.
+ */
+export const MAX_PULLS_PER_ANNOUNCER = 1024
 
 /** Announcers remembered per message: more would only be asked after a long wait anyway. */
 const MAX_ANNOUNCERS = 8
@@ -166,6 +176,8 @@ const MIN_GAPS = 8
  */
 export class AnnouncedPulls {
   private readonly pending = new Map<string, Pending>()
+  /** Undelivered messages each peer's announce started tracking (see {@link MAX_PULLS_PER_ANNOUNCER}). */
+  private readonly opened = new Map<PeerKey, number>()
   /** Recent lags of pushed copies behind their first mesh announce, per topic (ring). */
   private readonly gaps = new Map<Topic, number[]>()
   private readonly gapAt = new Map<Topic, number>()
@@ -185,7 +197,9 @@ export class AnnouncedPulls {
   announced(peer: PeerKey, topic: Topic, short: Uint8Array, key: string, delayMs: number): void {
     let p = this.pending.get(key)
     if (p === undefined) {
-      if (this.pending.size >= this.maxTracked) return
+      const opened = this.opened.get(peer) ?? 0
+      if (this.pending.size >= this.maxTracked || opened >= MAX_PULLS_PER_ANNOUNCER) return
+      this.opened.set(peer, opened + 1)
       p = {
         topic,
         short,
@@ -196,6 +210,7 @@ export class AnnouncedPulls {
         firstAt: this.host.now(),
         again: false,
         asks: new Map(),
+        opener: peer,
       }
       this.pending.set(key, p)
       const entry = p
@@ -225,6 +240,7 @@ export class AnnouncedPulls {
   delivered(key: string): ReadonlyMap<PeerKey, number> | undefined {
     const p = this.pending.get(key)
     if (p === undefined) return undefined
+    this.release(p)
     // How long a pushed copy lagged its first announce: the pull delay follows it.
     if (p.timer !== undefined && p.asked === undefined)
       this.noteGap(p.topic, this.host.now() - p.firstAt)
@@ -253,6 +269,21 @@ export class AnnouncedPulls {
   clear(): void {
     for (const p of this.pending.values()) p.timer?.cancel()
     this.pending.clear()
+    this.opened.clear()
+  }
+
+  /** Undelivered messages tracked from `peer`'s announces (see {@link MAX_PULLS_PER_ANNOUNCER}). */
+  openedBy(peer: PeerKey): number {
+    return this.opened.get(peer) ?? 0
+  }
+
+  /** `p` no longer counts against its opener's share (delivered or dropped). */
+  private release(p: Pending): void {
+    if (p.opener === undefined) return
+    const n = (this.opened.get(p.opener) ?? 1) - 1
+    if (n > 0) this.opened.set(p.opener, n)
+    else this.opened.delete(p.opener)
+    p.opener = undefined
   }
 
   /**
@@ -283,6 +314,7 @@ export class AnnouncedPulls {
     if (this.pending.get(key) !== p) return
     if (this.host.have(key)) {
       p.announcers.length = 0
+      this.release(p)
       return
     }
     if (p.announcers.length === 0 && this.host.now() - p.firstAt < this.giveUpMs) {
@@ -297,6 +329,7 @@ export class AnnouncedPulls {
       this.noteGap(p.topic, 2 * (this.host.now() - p.firstAt))
     const peer = p.announcers.shift()
     if (peer === undefined) {
+      this.release(p)
       this.pending.delete(key)
       return
     }
