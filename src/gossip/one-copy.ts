@@ -27,7 +27,7 @@ export function peerHashBytes(hash: number): Uint8Array {
 }
 
 /**
- * Peer hashes on the wire, one buffer for all (a buffer and a view per hash cost ~25 times
+ * Peer hashes on the wire, one buffer for all (a buffer and a DataView per hash cost ~10 times
  * more: a flood mark of 1,024 hashes is passed on with every message it marks).
  */
 export function peerHashesBytes(hashes: Uint32Array): Uint8Array[] {
@@ -41,7 +41,7 @@ export function peerHashesBytes(hashes: Uint32Array): Uint8Array[] {
   return out
 }
 
-/** A peer hash read from the wire (by hand: a DataView per hash costs ~10 times more). */
+/** A peer hash read from the wire (by hand: a DataView per hash costs several times more). */
 export function peerHashOf(b: Uint8Array): number {
   return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0
 }
