@@ -12,6 +12,10 @@
  * part of its growth: the growth over the attack less that over the honest window before it,
  * as honest traffic alone fills the seen cache for `seenTtlMs`).
  *
+ * The one-copy attacks (an attacker that negotiates the extension as our nodes do, then floods
+ * its messages and fields) run against a second victim process, with honest A and C, that
+ * speak one-copy; the other attacks' setup is stock's.
+ *
  * Router time is the sans-IO core's own work on one frame, live and replayed alike; the
  * driver work its sends and disconnects do synchronously inside the frame (libp2p writes,
  * connection aborts) is a column of its own (see {@link AttackBed}).
@@ -25,15 +29,16 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
 import { distribution } from '../../src/common/distribution.ts'
-import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
+import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter } from '../../src/gossip/router.ts'
 import { encodeRpc } from '../../src/gossip/rpc-codec.ts'
 import { ManualEnv, subscribeFrame } from '../../test/gossip/harness.ts'
 import {
   type AttackRun,
   attackBedNode,
+  everyGossipAttack,
   type GossipAttack,
-  gossipAttacks,
+  type GossipNode,
   HonestPair,
 } from '../../test/support/gossip-attacks.ts'
 import { waitFor } from '../../test/support/wait.ts'
@@ -45,6 +50,8 @@ const arg = (name: string, fallback: number) => {
   const i = args.indexOf(name)
   return i >= 0 ? Number(args[i + 1]) : fallback
 }
+/** Runs only the attacks whose name contains this. */
+const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
 const BEFORE_MS = arg('--before-ms', 6000)
 const ATTACK_MS = arg('--attack-ms', 6000)
 // 100 msg/s: ~600 samples per window, so p99 is the 6th-worst sample, not the 2nd.
@@ -75,8 +82,10 @@ class Victim {
     this.lines = lines
   }
 
-  static async start(topic: string): Promise<Victim> {
-    const child = spawn(process.execPath, [VICTIM, topic], { stdio: ['pipe', 'pipe', 'inherit'] })
+  static async start(topic: string, oneCopy: boolean): Promise<Victim> {
+    const child = spawn(process.execPath, [VICTIM, topic, oneCopy ? 'one-copy' : 'stock'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
     const first = await lines.next()
     if (first.done) throw new Error('the victim process exited before it started')
@@ -139,10 +148,14 @@ const REDIAL_WINDOW_MS = 20
 /** One run of `attack` against a fresh sans-IO victim: the wall time of each attacker frame, in ms. */
 function sansIoFrameTimes(attack: GossipAttack): number[] {
   const env = new QuietEnv()
-  const router = new GossipRouter(env, { signaturePolicy: 'StrictNoSign' })
+  const oneCopy = attack.oneCopy !== undefined
+  const router = new GossipRouter(env, { signaturePolicy: 'StrictNoSign', oneCopy })
   router.start()
-  for (const p of ['p0', 'p1', 'x']) router.peerConnected(p, { protocol: MESHSUB_1_2 })
+  for (const p of ['p0', 'p1']) router.peerConnected(p, { protocol: MESHSUB_1_2 })
+  router.peerConnected('x', { protocol: oneCopy ? MESHSUB_1_3 : MESHSUB_1_2 })
   for (const p of ['p0', 'p1']) router.receive(p, subscribeFrame(T))
+  // A one-copy attacker negotiates the extension first (not timed).
+  for (const f of attack.oneCopy ?? []) router.receive('x', f)
   router.subscribe(T)
   const times: number[] = []
   let honest = 0
@@ -162,6 +175,11 @@ function sansIoFrameTimes(attack: GossipAttack): number[] {
   return times
 }
 
+/** No sans-IO replay for stream attacks, nor for attacks left out by `--only`. */
+function skipSansIo(a: GossipAttack): boolean {
+  return a.stream === true || (ONLY !== undefined && !a.name.includes(ONLY))
+}
+
 /**
  * The router's own work per attacker frame, away from the network and from libp2p: fresh
  * victim routers (sans-IO, virtual time) take each attack's frames at its rate for up to two
@@ -173,10 +191,10 @@ function sansIoFrameTimes(attack: GossipAttack): number[] {
 function sansIoCostliestFrameMs(): (number | null)[] {
   const runs: number[][][] = []
   for (let run = 0; run < SANS_IO_RUNS; run++) {
-    runs.push(gossipAttacks(T).map((a) => (a.stream ? [] : sansIoFrameTimes(a))))
+    runs.push(everyGossipAttack(T).map((a) => (skipSansIo(a) ? [] : sansIoFrameTimes(a))))
   }
-  return gossipAttacks(T).map((a, i) => {
-    if (a.stream) return null
+  return everyGossipAttack(T).map((a, i) => {
+    if (skipSansIo(a)) return null
     const frames = Math.min(...runs.map((r) => r[i].length))
     let costliest = 0
     for (let n = 0; n < frames; n++) {
@@ -284,38 +302,63 @@ interface AttackFigures {
   heapChangeFraction: number
 }
 
-const victim = await Victim.start(T)
-const [a, c] = [await attackBedNode(T, new Map()), await attackBedNode(T, new Map())]
-await a.dial(multiaddr(victim.addr))
-await c.dial(multiaddr(victim.addr))
-const honestKeys = [a.peerId.toString(), c.peerId.toString()]
-await waitFor(
-  async () => {
-    const mesh = await victim.ask<string[]>('mesh')
-    return (
-      honestKeys.every((k) => mesh.includes(k)) &&
-      a.services.dissemination.core.getMeshPeers(T).includes(victim.peerId) &&
-      c.services.dissemination.core.getMeshPeers(T).includes(victim.peerId)
-    )
-  },
-  { what: 'the meshes of A, B and C', timeoutMs: 15_000 },
-)
-const pair = new HonestPair(a, c, T)
 /** When C got each honest message (`Date.now()`, the clock the victim's reports use) and its latency. */
 const deliveries: { at: number; latencyMs: number }[] = []
-c.services.dissemination.on('artifact', (art) => {
-  // A's messages (see HonestPair): their send time first, the mark 0x42 at byte 12.
-  if (art.data.length !== BYTES || art.data[12] !== 0x42) return
-  const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
-  deliveries.push({ at: Date.now(), latencyMs: performance.now() - sentAt })
-})
-const figures: AttackFigures[] = []
-// Warm-up: JIT, meshes and caches settle before anything is measured.
-await pair.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
 
-const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
-for (const [index, attack] of gossipAttacks(T).entries()) {
+/** Victim B in its process and honest A and C here, all speaking one-copy or none. */
+interface Bed {
+  victim: Victim
+  a: GossipNode
+  c: GossipNode
+  pair: HonestPair
+  honestKeys: string[]
+}
+
+/** Starts a {@link Bed}, waits for the meshes of A, B and C, and warms it up. */
+async function startBed(oneCopy: boolean): Promise<Bed> {
+  const victim = await Victim.start(T, oneCopy)
+  const [a, c] = [
+    await attackBedNode(T, new Map(), oneCopy),
+    await attackBedNode(T, new Map(), oneCopy),
+  ]
+  await a.dial(multiaddr(victim.addr))
+  await c.dial(multiaddr(victim.addr))
+  const honestKeys = [a.peerId.toString(), c.peerId.toString()]
+  await waitFor(
+    async () => {
+      const mesh = await victim.ask<string[]>('mesh')
+      return (
+        honestKeys.every((k) => mesh.includes(k)) &&
+        a.services.dissemination.core.getMeshPeers(T).includes(victim.peerId) &&
+        c.services.dissemination.core.getMeshPeers(T).includes(victim.peerId)
+      )
+    },
+    { what: 'the meshes of A, B and C', timeoutMs: 15_000 },
+  )
+  const pair = new HonestPair(a, c, T)
+  c.services.dissemination.on('artifact', (art) => {
+    // A's messages (see HonestPair): their send time first, the mark 0x42 at byte 12.
+    if (art.data.length !== BYTES || art.data[12] !== 0x42) return
+    const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
+    deliveries.push({ at: Date.now(), latencyMs: performance.now() - sentAt })
+  })
+  // Warm-up: JIT, meshes and caches settle before anything is measured.
+  await pair.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
+  return { victim, a, c, pair, honestKeys }
+}
+
+const figures: AttackFigures[] = []
+// The one-copy attacks need a victim (and honest peers) speaking one-copy; the others, stock's.
+const beds = new Map<boolean, Bed>()
+for (const [index, attack] of everyGossipAttack(T).entries()) {
   if (ONLY !== undefined && !attack.name.includes(ONLY)) continue
+  const oneCopy = attack.oneCopy !== undefined
+  let bed = beds.get(oneCopy)
+  if (bed === undefined) {
+    bed = await startBed(oneCopy)
+    beds.set(oneCopy, bed)
+  }
+  const { victim, pair, honestKeys } = bed
   const heapBefore = await victim.ask<number>('heap')
   await victim.ask('window')
   const before = await pair.honestTraffic(
@@ -410,10 +453,12 @@ for (const [index, attack] of gossipAttacks(T).entries()) {
   })
   console.log(`done: ${attack.name}`)
 }
-await victim.ask('stop')
-await Promise.all([a.stop(), c.stop()])
+for (const bed of beds.values()) {
+  await bed.victim.ask('stop')
+  await Promise.all([bed.a.stop(), bed.c.stop()])
+}
 const sansIo = sansIoCostliestFrameMs()
-const names = gossipAttacks(T).map((a) => a.name)
+const names = everyGossipAttack(T).map((a) => a.name)
 for (const f of figures) f.sansIoCostliestFrameMs = sansIo[names.indexOf(f.attack)]
 
 const ms = (v: number | null) => (v === null ? 'never' : fmt(v, 0))

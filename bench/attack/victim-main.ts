@@ -1,7 +1,8 @@
 /**
  * Victim B of the gossip attack bench in a process of its own (bench/attack/gossip.ts), so
  * that its work and that of honest A and C do not share an event loop:
- * `node victim-main.ts TOPIC`. Prints `{ addr, peerId }` as a JSON line once it listens,
+ * `node victim-main.ts TOPIC [one-copy|stock]` (one-copy: it speaks the one-copy extension).
+ * Prints `{ addr, peerId }` as a JSON line once it listens,
  * then answers one JSON line per request line (`{ cmd, ... }`) on stdin with `{ reply }`,
  * until `stop`.
  */
@@ -50,7 +51,7 @@ export interface VictimWindow {
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
-const [topic] = process.argv.slice(2)
+const [topic, mode] = process.argv.slice(2)
 /** Refused connections by peer, and when each was refused (the gater only counts them). */
 const refusedAt = new Map<string, number[]>()
 const refused = new (class extends Map<string, number> {
@@ -61,7 +62,7 @@ const refused = new (class extends Map<string, number> {
     return super.set(key, n)
   }
 })()
-const b = await attackBedNode(topic, refused)
+const b = await attackBedNode(topic, refused, mode === 'one-copy')
 const probe = new VictimProbe(b)
 const router = b.services.dissemination.core
 let cpuMark = process.cpuUsage()

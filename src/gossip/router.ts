@@ -29,6 +29,7 @@ import {
   MAX_PULL_ASKS,
   peerHash,
   peerHashBytes,
+  peerHashesBytes,
   peerHashOf,
   shortId,
   topicHash,
@@ -82,14 +83,36 @@ const MAX_RECENT_PUSHES = 64
 
 /** A message's flood mark (one-copy rule 2). */
 interface FloodMark {
-  /** Peer hashes of the peers its publisher sent it to. */
-  peers: Set<number>
+  /**
+   * Peer hashes of the peers its publisher sent it to, sorted (4 bytes each, where a Set of
+   * hashes above 2^30 costs ~30; one array shared by the messages of a frame).
+   */
+  peers: Uint32Array
   /** Our first copy came straight from its publisher (we are one of `peers`). */
   direct: boolean
 }
 
 /** One-copy: flood marks (`sentTo`) kept, one per recent message (used when it is forwarded). */
 const MAX_SENT_TO = 256
+
+/** A frame's `sentTo` as sorted hashes; undefined when it has none. */
+function sortedHashes(sentTo: Uint8Array[] | undefined): Uint32Array | undefined {
+  if (sentTo === undefined) return undefined
+  return Uint32Array.from(sentTo, peerHashOf).sort()
+}
+
+/** True when sorted `hashes` holds `h` (binary search). */
+function hasHash(hashes: Uint32Array, h: number): boolean {
+  let lo = 0
+  let hi = hashes.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    if (hashes[mid] === h) return true
+    if (hashes[mid] < h) lo = mid + 1
+    else hi = mid - 1
+  }
+  return false
+}
 
 /** Per-heartbeat decay of the push counts that rank eager-push peers. */
 const PUSH_DECAY = 0.9
@@ -296,8 +319,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly sentTo = new Map<string, FloodMark>()
   /** One-copy: connected peers' hashes (`sentTo`, `inLinks`), made on first use. */
   private readonly peerHashes = new Map<PeerKey, number>()
-  /** The `sentTo` of the frame being read, from a one-copy peer. */
-  private frameSentTo: Uint8Array[] | undefined
+  /** The `sentTo` of the frame being read, from a one-copy peer, sorted (see {@link FloodMark}). */
+  private frameSentTo: Uint32Array | undefined
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
@@ -605,7 +628,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const c = rpc.control
     // IDONTWANT first, so that it suppresses replies to IWANTs in the same frame.
     if (c !== undefined && !this.handleIDontWant(peer, ps, c.idontwant, direct)) return
-    this.frameSentTo = ps.oneCopy ? rpc.oneCopy?.sentTo : undefined
+    // Read once per frame: its messages share it (a per-message copy multiplies the hashes).
+    this.frameSentTo = ps.oneCopy ? sortedHashes(rpc.oneCopy?.sentTo) : undefined
     for (const m of rpc.messages) {
       if (!this.handleMessage(peer, ps, m, direct)) {
         this.frameSentTo = undefined
@@ -889,10 +913,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * `peer` that `peer` ranks before us (the first such pushes; we are lazy: any of them).
    */
   private covered(topic: Topic, peer: PeerKey, flooded: FloodMark): boolean {
-    if (flooded.peers.has(this.hashOf(peer))) return true
+    if (hasHash(flooded.peers, this.hashOf(peer))) return true
     const links = this.roles.inLinksOf(topic, peer)
     if (links === undefined) return false
-    const first = links.peers.findIndex((h) => flooded.peers.has(h))
+    const first = links.peers.findIndex((h) => hasHash(flooded.peers, h))
     if (first < 0) return false
     // We reached it straight from the publisher too, and rank first of those that did.
     return !(flooded.direct && links.rank !== undefined && links.rank <= first)
@@ -967,7 +991,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (this.frameSentTo !== undefined) {
       if (this.sentTo.size >= MAX_SENT_TO) this.sentTo.delete(this.sentTo.keys().next().value!)
       this.sentTo.set(key, {
-        peers: new Set(this.frameSentTo.map(peerHashOf)),
+        peers: this.frameSentTo,
         direct: origin !== undefined && origin === peer,
       })
     }
@@ -1202,6 +1226,18 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** IDONTWANT ids held for `peer` (bounded by its budget and `maxIDontWantPerPeer`). */
   getIDontWantCount(peer: PeerKey): number {
     return this.peers.get(peer)?.dontWant?.size ?? 0
+  }
+
+  /**
+   * One-copy flood marks held (`sentTo`, rule 2): marked messages (at most 256) and the peer
+   * hashes kept for them, a list shared by one frame's messages counted once.
+   */
+  getFloodMarkCount(): { messages: number; peerHashes: number } {
+    const lists = new Set<Uint32Array>()
+    for (const m of this.sentTo.values()) lists.add(m.peers)
+    let peerHashes = 0
+    for (const l of lists) peerHashes += l.length
+    return { messages: this.sentTo.size, peerHashes }
   }
 
   /** True while `peer` is denied after being disconnected for going on past its budgets. */
@@ -1812,7 +1848,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       targets,
       m,
       key,
-      marked ? new Set(targets.map((p) => this.hashOf(p))) : undefined,
+      marked ? Uint32Array.from(targets, (p) => this.hashOf(p)) : undefined,
     )
     return { id, recipients: targets.length }
   }
@@ -1825,7 +1861,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     peers: PeerKey[],
     m: RpcMessage,
     key: string,
-    sentTo: ReadonlySet<number> | undefined,
+    sentTo: Uint32Array | undefined,
   ): void {
     if (sentTo === undefined) {
       this.sendMessage(peers, m, key)
@@ -1833,7 +1869,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     const ours = peers.filter((p) => this.peers.get(p)?.oneCopy === true)
     const others = peers.filter((p) => this.peers.get(p)?.oneCopy !== true)
-    this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: [...sentTo].map(peerHashBytes) })
+    this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: peerHashesBytes(sentTo) })
     this.sendMessage(others, m, key)
   }
 

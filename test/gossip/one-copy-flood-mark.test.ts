@@ -242,3 +242,64 @@ describe('FloodReach with signed messages', () => {
     expect(large.marksFlood(T, 50, 8)).toBe(false)
   })
 })
+
+describe('a sentTo flood', () => {
+  /** `n` distinct hashes on the wire, from `seed`. */
+  const hashes = (n: number, seed: number) =>
+    Array.from({ length: n }, (_, i) => peerHashBytes((seed * 7919 + i * 104_729) >>> 0))
+
+  it('keeps the flood marks bounded: new messages each with a full 1,024-hash sentTo, at line rate', () => {
+    const { env, router: r } = router(3)
+    const limit = DEFAULT_RPC_LIMITS.maxPeerHashes
+    let n = 0
+    // 300 frames of 4 new 1 KB messages each (over four times the table), one a millisecond,
+    // every frame a full mark.
+    for (let f = 0; f < 300; f++) {
+      const messages = Array.from({ length: 4 }, () => {
+        const data = new Uint8Array(1024)
+        new DataView(data.buffer).setUint32(0, n++)
+        return { topic: T, data }
+      })
+      r.receive('p2', frame({ messages, oneCopy: { ...emptyOneCopy(), sentTo: hashes(limit, f) } }))
+      const held = r.getFloodMarkCount()
+      expect(held.messages).toBeLessThanOrEqual(256)
+      // One list per frame, shared by its messages: 64 lists of 1,024 hashes at most, not 256.
+      expect(held.peerHashes).toBeLessThanOrEqual((256 / 4) * limit)
+      env.advance(1)
+      env.take()
+    }
+    expect(r.getFloodMarkCount()).toEqual({ messages: 256, peerHashes: 64 * limit })
+    expect(r.stats().total.delivered).toBe(n)
+    // Valid messages at any rate are not misbehaviour: the marks cost their bounded memory only.
+    expect(r.getBehaviourPenalty('p2')).toBe(0)
+  })
+
+  it('counts a frame over maxPeerHashes against its sender, as malformed, and cuts it off', () => {
+    const { env, router: r } = router(3)
+    const over = DEFAULT_RPC_LIMITS.maxPeerHashes + 1
+    const reasons: string[] = []
+    r.on('rejected', ({ from, reason }) => {
+      if (from === 'p2') reasons.push(reason)
+    })
+    let frames = 0
+    for (; frames < 100 && r.getPeers().includes('p2'); frames++) {
+      const data = new Uint8Array(1024)
+      new DataView(data.buffer).setUint32(0, frames)
+      r.receive(
+        'p2',
+        frame({
+          messages: [{ topic: T, data }],
+          oneCopy: { ...emptyOneCopy(), sentTo: hashes(over, frames) },
+        }),
+      )
+      env.advance(1)
+    }
+    expect(reasons[0]).toBe('malformed-frame')
+    // Nothing of a refused frame is kept: no message, no mark.
+    expect(r.stats().total.delivered).toBe(0)
+    expect(r.getFloodMarkCount()).toEqual({ messages: 0, peerHashes: 0 })
+    expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+    expect(frames).toBeLessThanOrEqual(20)
+    for (const p of ['p0', 'p1']) expect(r.getBehaviourPenalty(p)).toBe(0)
+  })
+})

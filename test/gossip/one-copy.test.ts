@@ -273,8 +273,8 @@ describe('one-copy links', () => {
     expect(sent[0].rpc.messages[0].data).toEqual(data)
   })
 
-  it('are budgeted: a CHOKE, announce or INEED flood is penalised and disconnected', () => {
-    for (const kind of ['choke', 'announce', 'ineed'] as const) {
+  it('are budgeted: a CHOKE, announce, INEED or inLinks flood is penalised and disconnected', () => {
+    for (const kind of ['choke', 'announce', 'ineed', 'inLinks'] as const) {
       const { env, router } = withPeers(3)
       const flood = () => {
         const o = emptyOneCopy()
@@ -285,6 +285,13 @@ describe('one-copy links', () => {
             ids: Array.from({ length: 2000 }, (_, i) => id8(i % 251)),
           })
         if (kind === 'ineed') o.ineed.push(...Array.from({ length: 2000 }, (_, i) => id8(i % 251)))
+        // Full frames: 64 in-link lists of 16 hashes (maxPeerHashes), each list a `choke` unit.
+        if (kind === 'inLinks')
+          o.inLinks = Array.from({ length: 64 }, () => ({
+            topicHash: topicHash(T),
+            peers: Array.from({ length: 16 }, (_, i) => new Uint8Array(4).fill(i)),
+            rank: 0,
+          }))
         return frame({ oneCopy: o })
       }
       // Seen as it happens: a peer cut off at its first penalty has no score left to read.

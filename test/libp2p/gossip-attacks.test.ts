@@ -2,7 +2,13 @@ import type { Libp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_RPC_LIMITS } from '../../src/gossip/rpc-codec.ts'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
-import { AttackBed, createAttacker, gossipAttacks, runAttack } from '../support/gossip-attacks.ts'
+import {
+  AttackBed,
+  createAttacker,
+  gossipAttacks,
+  oneCopyAttacks,
+  runAttack,
+} from '../support/gossip-attacks.ts'
 import { waitFor } from '../support/wait.ts'
 
 const T = 'blocks'
@@ -121,4 +127,73 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
     expect(handshakes).toBeGreaterThan(0)
     expect(router.getPeers()).not.toContain(key)
   })
+})
+
+describe('a victim speaking one-copy with its honest peers, attacked over TCP on loopback', () => {
+  let ocBed: AttackBed
+  beforeAll(async () => {
+    ocBed = await AttackBed.create(T, true)
+  })
+  afterAll(async () => {
+    await ocBed?.stop()
+  })
+
+  for (const attack of oneCopyAttacks(T)) {
+    const outcome = attack.unpenalised
+      ? 'kept within its bounds'
+      : 'attacker penalised and disconnected'
+    it(`${attack.name}: honest delivery 100%, ${outcome}`, async () => {
+      const x = await createAttacker(true)
+      attackers.push(x)
+      const key = x.peerId.toString()
+      const router = ocBed.b.services.dissemination.core
+      let framesAtPenalty: number | undefined
+      const reasons = new Set<string>()
+      const off = router.on('rejected', ({ from, reason }) => {
+        if (from !== key) return
+        reasons.add(reason)
+        if (framesAtPenalty === undefined && router.getBehaviourPenalty(key) > 0) {
+          framesAtPenalty = ocBed.probe.frames.get(key) ?? 0
+        }
+      })
+      // Valid traffic is never cut off: two seconds of it show its cost.
+      const { result: run, traffic } = await ocBed.honestTraffic(() =>
+        runAttack(
+          x,
+          ocBed.b.getMultiaddrs()[0],
+          attack,
+          attack.unpenalised ? 2000 : 8000,
+          () => router.isDenied(key),
+          true,
+        ),
+      )
+      off()
+      expect(traffic.published).toBeGreaterThan(0)
+      expect(traffic.delivered).toBe(traffic.published)
+      expect(run.sent).toBeGreaterThan(0)
+      // The attacker negotiated the extension: its one-copy messages were read, not ignored.
+      expect(reasons.has('one-copy-not-negotiated')).toBe(false)
+      if (attack.unpenalised) {
+        expect(router.speaksOneCopy(key)).toBe(true)
+        const marks = router.getFloodMarkCount()
+        expect(marks.messages).toBeGreaterThan(0)
+        expect(marks.messages).toBeLessThanOrEqual(256)
+        expect(marks.peerHashes).toBeLessThanOrEqual(256 * 1024)
+        expect(router.getBehaviourPenalty(key)).toBe(0)
+        expect(router.isDenied(key)).toBe(false)
+        await x.hangUp(ocBed.b.peerId)
+        return
+      }
+      expect(framesAtPenalty).toBeDefined()
+      expect(framesAtPenalty!).toBeLessThanOrEqual(attack.rate)
+      expect(router.isDenied(key)).toBe(true)
+      await waitFor(() => x.getConnections(ocBed.b.peerId).every((c) => c.status !== 'open'), {
+        what: 'the attacker connection closed',
+        timeoutMs: 5000,
+      })
+      // The handshake's two frames, then a few flood frames before the cut-off.
+      expect(ocBed.probe.frames.get(key) ?? 0).toBeLessThanOrEqual(2 + 10)
+      expect(router.getPeers()).not.toContain(key)
+    })
+  }
 })

@@ -6,11 +6,11 @@
  */
 import { once } from 'node:events'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createAttacker, gossipAttacks, runAttack } from './gossip-attacks.ts'
+import { createAttacker, everyGossipAttack, runAttack } from './gossip-attacks.ts'
 
 const [victim, index, durationMs, topic] = process.argv.slice(2)
-const attack = gossipAttacks(topic)[Number(index)]
-const x = await createAttacker()
+const attack = everyGossipAttack(topic)[Number(index)]
+const x = await createAttacker(attack.oneCopy !== undefined)
 console.log(JSON.stringify({ peerId: x.peerId.toString(), attack: attack.name }))
 await once(process.stdin, 'data')
 const run = await runAttack(x, multiaddr(victim), attack, Number(durationMs), () => false, true)

@@ -9,8 +9,17 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Env } from '../../src/common/env.ts'
 import { encodeLengthPrefixed } from '../../src/common/length-prefixed.ts'
 import { contentMessageId } from '../../src/common/message-id.ts'
-import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
-import { emptyControl, encodeRpc, type Rpc } from '../../src/gossip/rpc-codec.ts'
+import { peerHashesBytes, topicHash } from '../../src/gossip/one-copy.ts'
+import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
+import {
+  DEFAULT_RPC_LIMITS,
+  emptyControl,
+  emptyOneCopy,
+  encodeRpc,
+  HELLO_ACK,
+  type Rpc,
+  type RpcOneCopy,
+} from '../../src/gossip/rpc-codec.ts'
 import { denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
 import { mainThreadClock } from './thread-clock.ts'
@@ -18,7 +27,8 @@ import { waitFor } from './wait.ts'
 
 /**
  * The gossip attacks of issue 11, as hand-built `/meshsub/1.2.0` frames an outside attacker
- * sends to a victim. Shared by the sans-IO tests, the libp2p tests and `bench/attack/gossip.ts`.
+ * sends to a victim (`/meshsub/1.3.0` for the one-copy ones). Shared by the sans-IO tests,
+ * the libp2p tests and `bench/attack/gossip.ts`.
  */
 export interface GossipAttack {
   /** Short name (a table row). */
@@ -32,6 +42,17 @@ export interface GossipAttack {
   next(): Uint8Array
   /** True when every frame goes on a new stream as raw bytes (the bad-framing attack). */
   stream?: boolean
+  /**
+   * A one-copy attack: the attacker speaks `/meshsub/1.3.0` and sends these frames first on
+   * each stream, as our nodes negotiate the extension (Extensions with its subscription, then
+   * a hello), and the victim must speak one-copy.
+   */
+  oneCopy?: Uint8Array[]
+  /**
+   * True when the attack is valid traffic (new messages) that no budget stops: it is
+   * measured, not expected to be cut off.
+   */
+  unpenalised?: boolean
 }
 
 const FOUR_MIB = 4 * 1024 * 1024
@@ -116,7 +137,121 @@ function pool(n: number, build: () => Uint8Array): () => Uint8Array {
   return () => frames[i++ % n]
 }
 
-/** Every gossip attack of issue 11, against `topic`. */
+/** Short ids (8 bytes) from a generator of 20-byte ids. */
+function shortIds(random: () => Uint8Array, n: number): Uint8Array[] {
+  return Array.from({ length: n }, () => random().subarray(0, 8))
+}
+
+/** A frame of one-copy messages. */
+function oneCopy(o: Partial<RpcOneCopy>): Uint8Array {
+  return encodeRpc({ subscriptions: [], messages: [], oneCopy: { ...emptyOneCopy(), ...o } })
+}
+
+/**
+ * Frames of a new 1 KB message each (never seen before: valid, not a replay) flood-marked
+ * with `hashes` random peer hashes.
+ */
+function markedMessages(topic: string, hashes: number): () => Uint8Array {
+  let n = 0
+  let x = 0x5e47 | 1
+  // A few marks built up front, so that the attacker spends its time sending.
+  const marks = Array.from({ length: 16 }, () =>
+    peerHashesBytes(
+      Uint32Array.from({ length: hashes }, () => {
+        x ^= x << 13
+        x ^= x >>> 17
+        x ^= x << 5
+        return x >>> 0
+      }),
+    ),
+  )
+  return () => {
+    const data = new Uint8Array(1024).fill(0xa5)
+    new DataView(data.buffer).setUint32(0, n)
+    const sentTo = marks[n++ % marks.length]
+    return encodeRpc({
+      subscriptions: [],
+      messages: [{ topic, data }],
+      oneCopy: { ...emptyOneCopy(), sentTo },
+    })
+  }
+}
+
+/**
+ * The one-copy attacks (doc/gossip-extension.md): an attacker that negotiates the extension
+ * as our nodes do, then floods its message kinds and fields, against `topic`.
+ */
+export function oneCopyAttacks(topic: string): GossipAttack[] {
+  const random = idSource(0x0c09)
+  const handshake = [
+    encodeRpc({
+      subscriptions: [{ subscribe: true, topic }],
+      messages: [],
+      control: { ...emptyControl(), extensions: { oneCopy: true } },
+    }),
+    oneCopy({ hello: HELLO_ACK }),
+  ]
+  const hash = topicHash(topic)
+  let flip = 0
+  const maxHashes = DEFAULT_RPC_LIMITS.maxPeerHashes
+  return [
+    {
+      // A link turned lazy and eager again and again, 128 turns a frame.
+      name: 'one-copy CHOKE/UNCHOKE churn',
+      rate: 200,
+      oneCopy: handshake,
+      next: pool(2, () =>
+        flip++ % 2 === 0
+          ? oneCopy({ choke: Array(128).fill(topic) })
+          : oneCopy({ unchoke: Array(128).fill(topic) }),
+      ),
+    },
+    {
+      name: 'one-copy announce 5,000 random short ids',
+      rate: 125,
+      oneCopy: handshake,
+      next: pool(64, () =>
+        oneCopy({ announce: [{ topicHash: hash, ids: shortIds(random, 5000) }] }),
+      ),
+    },
+    {
+      name: 'one-copy INEED random ids',
+      rate: 250,
+      oneCopy: handshake,
+      next: pool(64, () => oneCopy({ ineed: shortIds(random, 1000) })),
+    },
+    {
+      // maxPeerHashes in 64 lists (each list one unit of the CHOKE budget).
+      name: 'one-copy inLinks at maximum size',
+      rate: 200,
+      oneCopy: handshake,
+      next: pool(16, () =>
+        oneCopy({
+          inLinks: Array.from({ length: 64 }, () => ({
+            topicHash: hash,
+            peers: shortIds(random, maxHashes / 64).map((id) => id.subarray(0, 4)),
+            rank: 0,
+          })),
+        }),
+      ),
+    },
+    {
+      name: 'one-copy sentTo 1,024 on new messages',
+      rate: 200,
+      oneCopy: handshake,
+      unpenalised: true,
+      next: markedMessages(topic, maxHashes),
+    },
+    {
+      name: 'one-copy sentTo 1,025 (over the limit)',
+      rate: 200,
+      oneCopy: handshake,
+      next: markedMessages(topic, maxHashes + 1),
+    },
+  ]
+}
+
+/** Every stock gossip attack of issue 11 (meshsub 1.2, no extension), against `topic`. */
 export function gossipAttacks(topic: string): GossipAttack[] {
   const random = idSource(0x5eed)
   const ids = (n: number) => Array.from({ length: n }, random)
@@ -199,6 +334,11 @@ export function gossipAttacks(topic: string): GossipAttack[] {
   ]
 }
 
+/** The stock attacks ({@link gossipAttacks}) then the one-copy ones ({@link oneCopyAttacks}). */
+export function everyGossipAttack(topic: string): GossipAttack[] {
+  return [...gossipAttacks(topic), ...oneCopyAttacks(topic)]
+}
+
 /** What an attack run saw. */
 export interface AttackRun {
   /** Frames (or streams, for stream attacks) written. */
@@ -228,6 +368,7 @@ export async function runAttack(
   let sent = 0
   let disconnected = false
   const interval = 1000 / attack.rate
+  const protocol = attack.oneCopy === undefined ? MESHSUB_1_2 : MESHSUB_1_3
   const pause = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
   while (Date.now() - start < durationMs && !stop()) {
     if (connection === undefined || connection.status !== 'open') {
@@ -244,11 +385,12 @@ export async function runAttack(
     }
     try {
       if (attack.stream) {
-        const s = await connection.newStream(MESHSUB_1_2)
+        const s = await connection.newStream(protocol)
         s.send(attack.next())
       } else {
         if (stream === undefined || stream.writeStatus !== 'writable') {
-          stream = await connection.newStream(MESHSUB_1_2)
+          stream = await connection.newStream(protocol)
+          for (const f of attack.oneCopy ?? []) stream.send(encodeLengthPrefixed(f))
         }
         if (!stream.send(encodeLengthPrefixed(attack.next()))) await stream.onDrain()
       }
@@ -265,16 +407,17 @@ export async function runAttack(
 
 /**
  * A fresh attacker node (a new identity, since the last one may be denied): it accepts the
- * victim's `/meshsub/1.2.0` stream and drops what arrives on it.
+ * victim's `/meshsub/1.2.0` stream (or `/meshsub/1.3.0`, for `oneCopy`, which the victim then
+ * prefers) and drops what arrives on it.
  */
-export async function createAttacker(): Promise<Libp2p> {
+export async function createAttacker(oneCopy = false): Promise<Libp2p> {
   const x = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
   })
-  await x.handle(MESHSUB_1_2, (stream) => {
+  await x.handle(oneCopy ? [MESHSUB_1_3, MESHSUB_1_2] : MESHSUB_1_2, (stream) => {
     stream.addEventListener('message', () => {})
   })
   return x
@@ -477,6 +620,7 @@ export interface CostliestFrame {
 export async function attackBedNode(
   topic: string,
   refused: Map<string, number>,
+  oneCopy = false,
 ): Promise<GossipNode> {
   const countRefusals = (gater: ConnectionGater): ConnectionGater => ({
     ...gater,
@@ -498,7 +642,7 @@ export async function attackBedNode(
     connectionManager: { inboundConnectionThreshold: 1000 },
     services: {
       identify: identify(),
-      dissemination: gossip({ signaturePolicy: 'StrictNoSign' }),
+      dissemination: gossip({ signaturePolicy: 'StrictNoSign', oneCopy }),
     },
   })
   n.services.dissemination.subscribe(topic)
@@ -603,13 +747,13 @@ export class AttackBed extends HonestPair {
     this.probe = new VictimProbe(b)
   }
 
-  /** Builds and connects A, B and C, and waits for B's mesh to hold both. */
-  static async create(topic = 'blocks'): Promise<AttackBed> {
+  /** Builds and connects A, B and C (all `oneCopy` or none), and waits for B's mesh to hold both. */
+  static async create(topic = 'blocks', oneCopy = false): Promise<AttackBed> {
     const refused = new Map<string, number>()
     const [a, b, c] = [
-      await attackBedNode(topic, refused),
-      await attackBedNode(topic, refused),
-      await attackBedNode(topic, refused),
+      await attackBedNode(topic, refused, oneCopy),
+      await attackBedNode(topic, refused, oneCopy),
+      await attackBedNode(topic, refused, oneCopy),
     ]
     await a.dial(b.getMultiaddrs()[0])
     await c.dial(b.getMultiaddrs()[0])
