@@ -29,6 +29,8 @@ export type BudgetKind =
   | 'announce'
   /** One-copy INEED short ids. */
   | 'ineed'
+  /** One-copy flood-mark peer hashes (`sentTo`), counted per frame. */
+  | 'mark'
 
 /** A token bucket: `burst` units at once, refilled at `perSecond`. */
 export interface BudgetRate {
@@ -92,6 +94,10 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     choke: { perSecond: 20, burst: 200 },
     announce: { perSecond: 5000, burst: 10_000 },
     ineed: { perSecond: 5000, burst: 10_000 },
+    // A marked message carries its publisher's topic peers (marks are sent only where they
+    // are a fifth of the network or more): hundreds of marked messages a second of 10-100.
+    // A frame 512 hashes over is a flood (a publisher with that many topic peers is not).
+    mark: { perSecond: 20_000, burst: 40_000, cutOffOverdraft: 512 },
   },
   disconnectStrikes: 20,
   overdraftStrikesPerBurst: 20,
@@ -119,6 +125,7 @@ const COLUMN: Record<BudgetKind, number> = {
   ineed: 8,
   choke: 9,
   stream: 10,
+  mark: 11,
 }
 
 /** Slots a column holds when first made (it doubles as slots outgrow it). */

@@ -628,8 +628,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const c = rpc.control
     // IDONTWANT first, so that it suppresses replies to IWANTs in the same frame.
     if (c !== undefined && !this.handleIDontWant(peer, ps, c.idontwant, direct)) return
+    const marks = ps.oneCopy ? rpc.oneCopy?.sentTo : undefined
+    if (marks !== undefined && !this.within(peer, ps, direct, 'mark', marks.length)) return
     // Read once per frame: its messages share it (a per-message copy multiplies the hashes).
-    this.frameSentTo = ps.oneCopy ? sortedHashes(rpc.oneCopy?.sentTo) : undefined
+    this.frameSentTo = sortedHashes(marks)
     for (const m of rpc.messages) {
       if (!this.handleMessage(peer, ps, m, direct)) {
         this.frameSentTo = undefined

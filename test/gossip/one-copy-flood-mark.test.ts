@@ -10,6 +10,7 @@ import {
   shortId,
   topicHash,
 } from '../../src/gossip/one-copy.ts'
+import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
 import { MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter } from '../../src/gossip/router.ts'
 import {
@@ -248,19 +249,27 @@ describe('a sentTo flood', () => {
   const hashes = (n: number, seed: number) =>
     Array.from({ length: n }, (_, i) => peerHashBytes((seed * 7919 + i * 104_729) >>> 0))
 
-  it('keeps the flood marks bounded: new messages each with a full 1,024-hash sentTo, at line rate', () => {
+  it('keeps the flood marks bounded and cuts off a peer sending full 1,024-hash marks at line rate', () => {
     const { env, router: r } = router(3)
     const limit = DEFAULT_RPC_LIMITS.maxPeerHashes
+    const { burst, perSecond } = DEFAULT_PEER_BUDGETS.rates.mark
+    const reasons = new Set<string>()
+    r.on('rejected', ({ from, reason }) => {
+      if (from === 'p2') reasons.add(reason)
+    })
     let n = 0
-    // 300 frames of 4 new 1 KB messages each (over four times the table), one a millisecond,
-    // every frame a full mark.
-    for (let f = 0; f < 300; f++) {
+    let frames = 0
+    // Frames of 4 new 1 KB messages, one a millisecond, every frame a full mark, until cut off.
+    for (; frames < 300 && r.getPeers().includes('p2'); frames++) {
       const messages = Array.from({ length: 4 }, () => {
         const data = new Uint8Array(1024)
         new DataView(data.buffer).setUint32(0, n++)
         return { topic: T, data }
       })
-      r.receive('p2', frame({ messages, oneCopy: { ...emptyOneCopy(), sentTo: hashes(limit, f) } }))
+      r.receive(
+        'p2',
+        frame({ messages, oneCopy: { ...emptyOneCopy(), sentTo: hashes(limit, frames) } }),
+      )
       const held = r.getFloodMarkCount()
       expect(held.messages).toBeLessThanOrEqual(256)
       // One list per frame, shared by its messages: 64 lists of 1,024 hashes at most, not 256.
@@ -268,10 +277,16 @@ describe('a sentTo flood', () => {
       env.advance(1)
       env.take()
     }
-    expect(r.getFloodMarkCount()).toEqual({ messages: 256, peerHashes: 64 * limit })
-    expect(r.stats().total.delivered).toBe(n)
-    // Valid messages at any rate are not misbehaviour: the marks cost their bounded memory only.
-    expect(r.getBehaviourPenalty('p2')).toBe(0)
+    expect(reasons.has('mark-over-budget')).toBe(true)
+    expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+    // The burst's worth of full marks (and what refilled meanwhile), a frame over by less than
+    // the cut-off overdraft (strikes), then the frame that cuts off.
+    const withinBudget = Math.floor((burst + (perSecond * frames) / 1000) / limit)
+    expect(frames).toBeLessThanOrEqual(withinBudget + 2)
+    expect(frames).toBeGreaterThan(Math.floor(burst / limit))
+    // The frames within the budget were delivered: valid messages are not lost to the budget.
+    expect(r.stats().total.delivered).toBeGreaterThanOrEqual(4 * Math.floor(burst / limit))
+    for (const p of ['p0', 'p1']) expect(r.getBehaviourPenalty(p)).toBe(0)
   })
 
   it('counts a frame over maxPeerHashes against its sender, as malformed, and cuts it off', () => {
