@@ -910,11 +910,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   /**
-   * True when one-copy peer `peer` gets a flood-marked message from elsewhere, so we announce it
-   * instead of pushing it (rule 2): its publisher sent it to `peer`, or to an eager in-link of
-   * `peer` that `peer` ranks before us (the first such pushes; we are lazy: any of them).
+   * True when `peer` speaks one-copy and gets the message `flooded` marks from elsewhere, so
+   * we announce it instead of pushing it (rule 2): its publisher sent it to `peer`, or to an
+   * eager in-link of `peer` that `peer` ranks before us (the first such pushes; we are lazy:
+   * any of them).
    */
-  private covered(topic: Topic, peer: PeerKey, flooded: FloodMark): boolean {
+  private covered(topic: Topic, peer: PeerKey, flooded: FloodMark | undefined): boolean {
+    if (flooded === undefined || this.peers.get(peer)?.oneCopy !== true) return false
     if (hasHash(flooded.peers, this.hashOf(peer))) return true
     const links = this.roles.inLinksOf(topic, peer)
     if (links === undefined) return false
@@ -1474,13 +1476,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         else targets.push(p)
       }
       const flooded = this.sentTo.get(key)
-      const covered = (p: PeerKey) =>
-        flooded !== undefined &&
-        this.peers.get(p)?.oneCopy === true &&
-        this.covered(a.topic, p, flooded)
       if (flooded !== undefined) {
         for (let i = targets.length - 1; i >= 0; i--) {
-          if (covered(targets[i])) lazy.push(...targets.splice(i, 1))
+          if (this.covered(a.topic, targets[i], flooded)) lazy.push(...targets.splice(i, 1))
         }
       }
       if (this.floodRoot(key) && mesh !== undefined) {
@@ -1489,7 +1487,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
         let more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
         for (let i = 0; i < lazy.length && more > 0; ) {
-          if (covered(lazy[i])) i++
+          if (this.covered(a.topic, lazy[i], flooded)) i++
           else {
             targets.push(...lazy.splice(i, 1))
             more--
