@@ -131,8 +131,6 @@ interface Pending {
   again: boolean
   /** Times each announcer was asked. */
   asks: Map<PeerKey, number>
-  /** The peer whose announce started tracking it, while it counts against that peer's share. */
-  opener: PeerKey | undefined
 }
 
 /** How long a delivered message's announcers are remembered. */
@@ -143,15 +141,6 @@ const KEEP_DELIVERED_MS = 5000
  * INEED for one message (lost replies are asked again; gossipsub's IWANT allows 3).
  */
 export const MAX_PULL_ASKS = 8
-
-/**
- * Announced messages, not yet here, that one peer's announces may have tracked at once, so a
- * peer announcing thousands of ids nobody has does not crowd out the others' announces. (At
- * 64 an attacker's 5,000-id announce cost far less in INEED frames, but the simulator's
- * random publishers at seed 3 went from 0.62 to 38 duplicates per node and message: honest
- * announcers can have more in flight. Not yet understood; see issue 11's note.)
- */
-export const MAX_PULLS_PER_ANNOUNCER = 1024
 
 /** Announcers remembered per message: more would only be asked after a long wait anyway. */
 const MAX_ANNOUNCERS = 8
@@ -177,8 +166,6 @@ const MIN_GAPS = 8
  */
 export class AnnouncedPulls {
   private readonly pending = new Map<string, Pending>()
-  /** Undelivered messages each peer's announce started tracking (see {@link MAX_PULLS_PER_ANNOUNCER}). */
-  private readonly opened = new Map<PeerKey, number>()
   /** Recent lags of pushed copies behind their first mesh announce, per topic (ring). */
   private readonly gaps = new Map<Topic, number[]>()
   private readonly gapAt = new Map<Topic, number>()
@@ -198,9 +185,7 @@ export class AnnouncedPulls {
   announced(peer: PeerKey, topic: Topic, short: Uint8Array, key: string, delayMs: number): void {
     let p = this.pending.get(key)
     if (p === undefined) {
-      const opened = this.opened.get(peer) ?? 0
-      if (this.pending.size >= this.maxTracked || opened >= MAX_PULLS_PER_ANNOUNCER) return
-      this.opened.set(peer, opened + 1)
+      if (this.pending.size >= this.maxTracked) return
       p = {
         topic,
         short,
@@ -211,7 +196,6 @@ export class AnnouncedPulls {
         firstAt: this.host.now(),
         again: false,
         asks: new Map(),
-        opener: peer,
       }
       this.pending.set(key, p)
       const entry = p
@@ -241,7 +225,6 @@ export class AnnouncedPulls {
   delivered(key: string): ReadonlyMap<PeerKey, number> | undefined {
     const p = this.pending.get(key)
     if (p === undefined) return undefined
-    this.release(p)
     // How long a pushed copy lagged its first announce: the pull delay follows it.
     if (p.timer !== undefined && p.asked === undefined)
       this.noteGap(p.topic, this.host.now() - p.firstAt)
@@ -270,21 +253,6 @@ export class AnnouncedPulls {
   clear(): void {
     for (const p of this.pending.values()) p.timer?.cancel()
     this.pending.clear()
-    this.opened.clear()
-  }
-
-  /** Undelivered messages tracked from `peer`'s announces (see {@link MAX_PULLS_PER_ANNOUNCER}). */
-  openedBy(peer: PeerKey): number {
-    return this.opened.get(peer) ?? 0
-  }
-
-  /** `p` no longer counts against its opener's share (delivered or dropped). */
-  private release(p: Pending): void {
-    if (p.opener === undefined) return
-    const n = (this.opened.get(p.opener) ?? 1) - 1
-    if (n > 0) this.opened.set(p.opener, n)
-    else this.opened.delete(p.opener)
-    p.opener = undefined
   }
 
   /**
@@ -315,7 +283,6 @@ export class AnnouncedPulls {
     if (this.pending.get(key) !== p) return
     if (this.host.have(key)) {
       p.announcers.length = 0
-      this.release(p)
       return
     }
     if (p.announcers.length === 0 && this.host.now() - p.firstAt < this.giveUpMs) {
@@ -330,7 +297,6 @@ export class AnnouncedPulls {
       this.noteGap(p.topic, 2 * (this.host.now() - p.firstAt))
     const peer = p.announcers.shift()
     if (peer === undefined) {
-      this.release(p)
       this.pending.delete(key)
       return
     }

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { PeerKey } from '../../src/common/artifact.ts'
-import {
-  AnnouncedPulls,
-  ArrivalLog,
-  FloodReach,
-  LinkRoles,
-  MAX_PULLS_PER_ANNOUNCER,
-} from '../../src/gossip/one-copy.ts'
+import { AnnouncedPulls, ArrivalLog, FloodReach, LinkRoles } from '../../src/gossip/one-copy.ts'
 import { ManualEnv } from './harness.ts'
 
 const T = 'blocks'
@@ -209,41 +203,5 @@ describe('one-copy roles (LinkRoles)', () => {
     roles.arrived(T, 'm1', 1000, [['e', 1000]])
     env.advance(200)
     expect(sent).toHaveLength(5)
-  })
-})
-
-describe('one-copy pulls under an announce flood (AnnouncedPulls)', () => {
-  it("track at most MAX_PULLS_PER_ANNOUNCER of one peer's unknown ids: the others' announces still count", () => {
-    const env = new ManualEnv()
-    const asked: string[] = []
-    let timers = 0
-    const pulls = new AnnouncedPulls(
-      {
-        now: () => env.now(),
-        setTimer: (ms, fn) => {
-          timers++
-          return env.setTimer(ms, fn)
-        },
-        have: () => false,
-        pull: (peer) => asked.push(peer),
-      },
-      400,
-      6000,
-      10_000,
-    )
-    // An attacker's 5,000 ids nobody has (one announce frame within its budget), twice.
-    for (let i = 0; i < 10_000; i++) pulls.announced('x', T, new Uint8Array(8), `x${i}`, 50)
-    expect(pulls.size).toBe(MAX_PULLS_PER_ANNOUNCER)
-    expect(timers).toBe(MAX_PULLS_PER_ANNOUNCER)
-    // An honest announcer's message is tracked and pulled.
-    pulls.announced('h', T, new Uint8Array(8), 'honest', 50)
-    env.advance(50)
-    expect(asked).toContain('h')
-    // Delivered or given up, ids leave the attacker's share: it may announce again.
-    for (let i = 0; i < 10; i++) pulls.delivered(`x${i}`)
-    expect(pulls.openedBy('x')).toBe(MAX_PULLS_PER_ANNOUNCER - 10)
-    env.advance(10_000)
-    expect(pulls.openedBy('x')).toBe(0)
-    expect(pulls.openedBy('h')).toBe(0)
   })
 })
