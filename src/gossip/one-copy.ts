@@ -131,6 +131,8 @@ interface Pending {
   again: boolean
   /** Times each announcer was asked. */
   asks: Map<PeerKey, number>
+  /** The peer whose announce opened it, while it counts against that peer's share (undelivered). */
+  opener: PeerKey | undefined
 }
 
 /** How long a delivered message's announcers are remembered. */
@@ -141,6 +143,15 @@ const KEEP_DELIVERED_MS = 5000
  * INEED for one message (lost replies are asked again; gossipsub's IWANT allows 3).
  */
 export const MAX_PULL_ASKS = 8
+
+/**
+ * Undelivered messages one peer's announces may have opened at once (it announced them first).
+ * An honest announcer's messages come within a pull delay or two, a few at a time (at most 2
+ * per announcer in the 1,000-node simulator runs); a peer announcing thousands of ids nobody
+ * has would otherwise cost a timer and up to {@link MAX_PULL_ASKS} INEED frames per id and
+ * crowd the shared table. Its ids past the share are not tracked (it is asked for none of them).
+ */
+export const MAX_PULLS_PER_ANNOUNCER = 64
 
 /** Announcers remembered per message: more would only be asked after a long wait anyway. */
 const MAX_ANNOUNCERS = 8
@@ -166,6 +177,8 @@ const MIN_GAPS = 8
  */
 export class AnnouncedPulls {
   private readonly pending = new Map<string, Pending>()
+  /** Undelivered messages each peer's announce opened (see {@link MAX_PULLS_PER_ANNOUNCER}). */
+  private readonly opened = new Map<PeerKey, number>()
   /** Recent lags of pushed copies behind their first mesh announce, per topic (ring). */
   private readonly gaps = new Map<Topic, number[]>()
   private readonly gapAt = new Map<Topic, number>()
@@ -181,11 +194,18 @@ export class AnnouncedPulls {
     this.maxTracked = maxTracked
   }
 
-  /** `peer` announced `short` on `topic`; it is asked after `delayMs` unless it arrives. */
-  announced(peer: PeerKey, topic: Topic, short: Uint8Array, key: string, delayMs: number): void {
+  /**
+   * `peer` announced `short` on `topic`; it is asked after `delayMs` unless it arrives. False
+   * when the message is not tracked because `peer`'s announces already opened their share of
+   * undelivered messages ({@link MAX_PULLS_PER_ANNOUNCER}).
+   */
+  announced(peer: PeerKey, topic: Topic, short: Uint8Array, key: string, delayMs: number): boolean {
     let p = this.pending.get(key)
     if (p === undefined) {
-      if (this.pending.size >= this.maxTracked) return
+      if (this.pending.size >= this.maxTracked) return true
+      const opened = this.opened.get(peer) ?? 0
+      if (opened >= MAX_PULLS_PER_ANNOUNCER) return false
+      this.opened.set(peer, opened + 1)
       p = {
         topic,
         short,
@@ -196,6 +216,7 @@ export class AnnouncedPulls {
         firstAt: this.host.now(),
         again: false,
         asks: new Map(),
+        opener: peer,
       }
       this.pending.set(key, p)
       const entry = p
@@ -203,9 +224,24 @@ export class AnnouncedPulls {
         this.askNext(key, entry),
       )
     }
-    if (p.from.has(peer) || p.from.size >= MAX_ANNOUNCERS) return
+    if (p.from.has(peer) || p.from.size >= MAX_ANNOUNCERS) return true
     p.from.set(peer, this.host.now())
     p.announcers.push(peer)
+    return true
+  }
+
+  /** Undelivered messages `peer`'s announces opened (see {@link MAX_PULLS_PER_ANNOUNCER}). */
+  openedBy(peer: PeerKey): number {
+    return this.opened.get(peer) ?? 0
+  }
+
+  /** `p` no longer counts against its opener's share (it arrived, or was given up). */
+  private release(p: Pending): void {
+    if (p.opener === undefined) return
+    const n = (this.opened.get(p.opener) ?? 1) - 1
+    if (n > 0) this.opened.set(p.opener, n)
+    else this.opened.delete(p.opener)
+    p.opener = undefined
   }
 
   /** Peers that announced the message `key` (they need no announce from us). */
@@ -225,6 +261,7 @@ export class AnnouncedPulls {
   delivered(key: string): ReadonlyMap<PeerKey, number> | undefined {
     const p = this.pending.get(key)
     if (p === undefined) return undefined
+    this.release(p)
     // How long a pushed copy lagged its first announce: the pull delay follows it.
     if (p.timer !== undefined && p.asked === undefined)
       this.noteGap(p.topic, this.host.now() - p.firstAt)
@@ -253,6 +290,7 @@ export class AnnouncedPulls {
   clear(): void {
     for (const p of this.pending.values()) p.timer?.cancel()
     this.pending.clear()
+    this.opened.clear()
   }
 
   /**
@@ -283,6 +321,7 @@ export class AnnouncedPulls {
     if (this.pending.get(key) !== p) return
     if (this.host.have(key)) {
       p.announcers.length = 0
+      this.release(p)
       return
     }
     if (p.announcers.length === 0 && this.host.now() - p.firstAt < this.giveUpMs) {
@@ -297,6 +336,7 @@ export class AnnouncedPulls {
       this.noteGap(p.topic, 2 * (this.host.now() - p.firstAt))
     const peer = p.announcers.shift()
     if (peer === undefined) {
+      this.release(p)
       this.pending.delete(key)
       return
     }

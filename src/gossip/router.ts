@@ -745,7 +745,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (topic === undefined) continue
       this.roles.peerToldInLinks(topic, peer, { peers: l.peers.map(peerHashOf), rank: l.rank })
     }
-    for (const a of o.announce) {
+    announces: for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
       if (topic === undefined) continue
       const inMesh = this.meshes.meshOf(topic)?.has(peer) === true
@@ -768,7 +768,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           }
           continue
         }
-        this.pulls.announced(peer, topic, id, short, inMesh ? this.params.oneCopyPullDelayMs : 0)
+        const delayMs = inMesh ? this.params.oneCopyPullDelayMs : 0
+        if (!this.pulls.announced(peer, topic, id, short, delayMs)) {
+          // Its announces opened their share of undelivered messages (honest ones open a few):
+          // the frame's other announced ids are not read, and it is counted.
+          this.reject(peer, 'announce-over-pull-share', topic)
+          break announces
+        }
       }
     }
     let misses = 0

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import type { PeerKey } from '../../src/common/artifact.ts'
-import { AnnouncedPulls, ArrivalLog, FloodReach, LinkRoles } from '../../src/gossip/one-copy.ts'
+import {
+  AnnouncedPulls,
+  ArrivalLog,
+  FloodReach,
+  LinkRoles,
+  MAX_PULL_ASKS,
+  MAX_PULLS_PER_ANNOUNCER,
+} from '../../src/gossip/one-copy.ts'
 import { ManualEnv } from './harness.ts'
 
 const T = 'blocks'
@@ -203,5 +210,71 @@ describe('one-copy roles (LinkRoles)', () => {
     roles.arrived(T, 'm1', 1000, [['e', 1000]])
     env.advance(200)
     expect(sent).toHaveLength(5)
+  })
+})
+
+describe('one-copy pulls under an announce flood (AnnouncedPulls)', () => {
+  function pullsOn(env: ManualEnv) {
+    const asked: string[] = []
+    let timers = 0
+    const pulls = new AnnouncedPulls(
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => {
+          timers++
+          return env.setTimer(ms, fn)
+        },
+        have: () => false,
+        pull: (peer) => asked.push(peer),
+      },
+      400,
+      6000,
+      10_000,
+    )
+    return { pulls, asked, timers: () => timers }
+  }
+
+  it("open at most MAX_PULLS_PER_ANNOUNCER of one peer's unknown ids; others' announces still count", () => {
+    const env = new ManualEnv()
+    const { pulls, asked, timers } = pullsOn(env)
+    // Two frames of 5,000 ids nobody has.
+    let refused = 0
+    for (let i = 0; i < 10_000; i++) {
+      if (!pulls.announced('x', T, new Uint8Array(8), `x${i}`, 50)) refused++
+    }
+    expect(refused).toBe(10_000 - MAX_PULLS_PER_ANNOUNCER)
+    expect(pulls.size).toBe(MAX_PULLS_PER_ANNOUNCER)
+    expect(timers()).toBe(MAX_PULLS_PER_ANNOUNCER)
+    // An honest peer's announce opens its own entry, and joins the flooder's as an announcer.
+    expect(pulls.announced('h', T, new Uint8Array(8), 'honest', 50)).toBe(true)
+    expect(pulls.announced('h', T, new Uint8Array(8), 'x0', 50)).toBe(true)
+    expect(pulls.announcers('x0')?.has('h')).toBe(true)
+    env.advance(50)
+    expect(asked.filter((p) => p === 'h')).toHaveLength(1)
+    // Delivered ids leave the flooder's share at once; the rest when given up.
+    for (let i = 0; i < 10; i++) pulls.delivered(`x${i}`)
+    expect(pulls.openedBy('x')).toBe(MAX_PULLS_PER_ANNOUNCER - 10)
+    expect(pulls.announced('x', T, new Uint8Array(8), 'again', 50)).toBe(true)
+    env.advance(10_000)
+    expect(pulls.openedBy('x')).toBe(0)
+    expect(pulls.openedBy('h')).toBe(0)
+    // Each open id cost the flooder's victim at most MAX_PULL_ASKS asks of it.
+    expect(asked.filter((p) => p === 'x').length).toBeLessThanOrEqual(
+      (MAX_PULLS_PER_ANNOUNCER + 1) * MAX_PULL_ASKS,
+    )
+  })
+
+  it('free the share when an entry is given up or cleared', () => {
+    const env = new ManualEnv()
+    const { pulls } = pullsOn(env)
+    for (let i = 0; i < MAX_PULLS_PER_ANNOUNCER; i++)
+      pulls.announced('x', T, new Uint8Array(8), `a${i}`, 0)
+    expect(pulls.announced('x', T, new Uint8Array(8), 'b', 0)).toBe(false)
+    // Past giveUpMs every entry was dropped: the peer may open as many again.
+    env.advance(6000 + 400 * (MAX_PULL_ASKS + 1))
+    expect(pulls.size).toBe(0)
+    expect(pulls.announced('x', T, new Uint8Array(8), 'b', 0)).toBe(true)
+    pulls.clear()
+    expect(pulls.openedBy('x')).toBe(0)
   })
 })

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../src/common/errors.ts'
-import { bytesKey, shortId, topicHash } from '../../src/gossip/one-copy.ts'
+import {
+  bytesKey,
+  MAX_PULL_ASKS,
+  MAX_PULLS_PER_ANNOUNCER,
+  shortId,
+  topicHash,
+} from '../../src/gossip/one-copy.ts'
 import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
 import {
@@ -245,6 +251,57 @@ describe('one-copy links', () => {
     // The reply is no duplicate, and no reason to choke p1 again.
     router.receive('p1', frame({ messages: [{ topic: T, data }] }))
     expect(oneCopyTo(env.take(), 'choke')).toEqual([])
+  })
+
+  it("track at most MAX_PULLS_PER_ANNOUNCER of one peer's announced ids: a flood of them costs few pulls", () => {
+    const { env, router } = withPeers(4)
+    const reasons: string[] = []
+    router.on('rejected', ({ from, reason }) => {
+      if (from === 'p2') reasons.push(reason)
+    })
+    // 5,000 ids nobody has, within p2's announce budget.
+    const ids = Array.from({ length: 5000 }, (_, i) => {
+      const id = new Uint8Array(8)
+      new DataView(id.buffer).setUint32(0, i + 1)
+      return id
+    })
+    router.receive(
+      'p2',
+      frame({ oneCopy: { ...emptyOneCopy(), announce: [{ topicHash: topicHash(T), ids }] } }),
+    )
+    expect(reasons).toEqual(['announce-over-pull-share'])
+    // p1 announces a real message after it: it is still pulled, from p1.
+    const data = new Uint8Array(300).fill(7)
+    const id = defaultMessageId('StrictNoSign')({ topic: T, data })
+    const announce = { topicHash: topicHash(T), ids: [shortId(id)] }
+    router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), announce: [announce] } }))
+    let toP2 = 0
+    const toP1: string[] = []
+    // Until every entry was given up (the announcers' caches would have dropped them).
+    const until = env.now() + router.params.mcacheLength * router.params.heartbeatIntervalMs
+    while (env.now() <= until + router.params.oneCopyFollowupMs) {
+      env.advance(router.params.oneCopyFollowupMs)
+      for (const s of env.take()) {
+        const ineed = s.rpc.oneCopy?.ineed ?? []
+        if (s.peer === 'p2') toP2 += ineed.length
+        if (s.peer === 'p1') toP1.push(...ineed.map(bytesKey))
+      }
+    }
+    expect(toP1[0]).toBe(bytesKey(shortId(id)))
+    expect(toP2).toBeGreaterThan(0)
+    expect(toP2).toBeLessThanOrEqual(MAX_PULLS_PER_ANNOUNCER * MAX_PULL_ASKS)
+    // Given up, the ids left p2's share: its next announce is tracked again.
+    reasons.length = 0
+    router.receive(
+      'p2',
+      frame({
+        oneCopy: {
+          ...emptyOneCopy(),
+          announce: [{ topicHash: topicHash(T), ids: ids.slice(0, 1) }],
+        },
+      }),
+    )
+    expect(reasons).toEqual([])
   })
 
   it('repeat a CHOKE with the heartbeat when the peer pushes over a link it should announce on', () => {
