@@ -210,9 +210,9 @@ export function oneCopyAttacks(topic: string): GossipAttack[] {
       name: 'one-copy announce 5,000 random short ids',
       rate: 125,
       oneCopy: handshake,
-      // Each frame costs the victim tens of ms (issue 11's note: its ids fill the pull table):
-      // beside a CPU hog up to 13 were read before the cut-off took effect, 5-7 on a quiet machine.
-      framesToCutOff: 16,
+      // A peer's announces open at most MAX_PULLS_PER_ANNOUNCER pull entries and the rest of a
+      // frame's ids are not read: each frame costs about a millisecond, and the budget cuts the
+      // attacker off at its fourth or fifth (the default bound of 10).
       next: pool(64, () =>
         oneCopy({ announce: [{ topicHash: hash, ids: shortIds(random, 5000) }] }),
       ),
