@@ -255,6 +255,16 @@ export class AnnouncedPulls {
   }
 
   /**
+   * `peer` answered our ask for `key` with a copy we already had (a message we published,
+   * announced back to us): the asks go on as before, but the entry no longer counts against
+   * its opener's share, as a delivered one would not.
+   */
+  answeredKnown(key: string, peer: PeerKey): void {
+    const p = this.pending.get(key)
+    if (p !== undefined && p.asked === peer) this.release(p)
+  }
+
+  /**
    * The message arrived: stop asking. Who announced it and whom we asked are kept for
    * `KEEP_DELIVERED_MS`, while late copies and announces may still come.
    */

@@ -904,14 +904,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (ask.length > 0) this.send(peer, { ...emptyRpc(), control: iwant(ask) })
   }
 
-  /** A duplicate pushed over a mesh link, unless asked for or flood published: see LinkRoles. */
+  /**
+   * A duplicate from a one-copy peer: one we asked it for frees its pull entry's share; one
+   * pushed over a mesh link, unless asked for or flood published, may choke it (LinkRoles).
+   */
   private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
+    const short = bytesKey(shortId(id))
+    this.pulls.answeredKnown(short, peer)
     if (!this.meshes.meshOf(topic)?.has(peer)) return
     this.roles.arrivedLate(topic, key, peer, this.env.now(), true)
     // The first copy came straight from its publisher (flood publish): the mesh link is still
     // the way every other message comes.
     if (this.floodRoot(key)) return
-    if (this.pulls.askedOf(bytesKey(shortId(id)), peer)) return
+    if (this.pulls.askedOf(short, peer)) return
     this.roles.duplicate(topic, peer)
   }
 

@@ -264,6 +264,27 @@ describe('one-copy pulls under an announce flood (AnnouncedPulls)', () => {
     )
   })
 
+  it('free the share of a message we had when its announcer answers with it, and keep asking as before', () => {
+    const env = new ManualEnv()
+    const { pulls, asked } = pullsOn(env)
+    // Our own message announced back (a publisher that did not record its short id).
+    pulls.announced('x', T, new Uint8Array(8), 'own', 0)
+    env.advance(0)
+    expect(asked).toEqual(['x'])
+    // A copy from another peer, or one we did not ask x for, frees nothing.
+    pulls.answeredKnown('own', 'y')
+    expect(pulls.openedBy('x')).toBe(1)
+    pulls.answeredKnown('own', 'x')
+    expect(pulls.openedBy('x')).toBe(0)
+    // The asks go on (they are the pull's redundancy under loss) without counting against x.
+    env.advance(400)
+    expect(asked).toEqual(['x', 'x'])
+    expect(pulls.openedBy('x')).toBe(0)
+    env.advance(10_000)
+    expect(pulls.size).toBe(0)
+    expect(pulls.openedBy('x')).toBe(0)
+  })
+
   it('free the share when an entry is given up or cleared', () => {
     const env = new ManualEnv()
     const { pulls } = pullsOn(env)
