@@ -34,6 +34,7 @@ import { withDefaults } from '../common/options.ts'
 import type { DisseminationStats } from '../common/stats.ts'
 import { nodeTimer } from '../common/system-clock.ts'
 import type { Validator } from '../common/validation.ts'
+import { ipOf } from '../gossip/score.ts'
 import { type DriverStats, registerCoreMetrics, ServiceMetrics } from './service-metrics.ts'
 
 /** The libp2p components a {@link DisseminationService} needs (libp2p passes them to service factories). */
@@ -180,6 +181,8 @@ export class DisseminationService<
   private redialTimer: ReturnType<typeof setInterval> | undefined
   /** Peers the core disconnected → time their deny ends (insertion order is time order). */
   private readonly denied = new Map<PeerKey, number>()
+  /** IP addresses those peers were connected from → when the latest was cut off there, and when its deny ends. */
+  private readonly deniedAddresses = new Map<string, { at: number; until: number }>()
   private running = false
   private readonly dropped: DriverStats = {
     framesDropped: 0,
@@ -389,16 +392,33 @@ export class DisseminationService<
     return false
   }
 
-  /** The core's verdict: close every connection to `peer` and refuse it for `denyMs`. */
-  private disconnect(peer: PeerKey, { denyMs, reason }: DisconnectOptions): void {
-    setNewest(this.denied, peer, Date.now() + denyMs, MAX_DENIED_PEERS)
-    this.log('disconnecting %s for %d ms: %s', peer, denyMs, reason)
-    this.closeConnectionsOf(peer)
+  /**
+   * When (`Date.now()` ms) the core last disconnected a peer it still refuses that was
+   * connected from IP address `ip`: the gater ({@link denyListGater}) throttles the
+   * handshakes of new connections from there at once, rather than after the denied peer's
+   * first redial has cost us a handshake.
+   */
+  disconnectedFrom(ip: string): number | undefined {
+    const d = this.deniedAddresses.get(ip)
+    if (d === undefined) return undefined
+    if (d.until > Date.now()) return d.at
+    this.deniedAddresses.delete(ip)
+    return undefined
   }
 
-  private closeConnectionsOf(peer: PeerKey): void {
+  /** The core's verdict: close every connection to `peer` and refuse it for `denyMs`. */
+  private disconnect(peer: PeerKey, { denyMs, reason }: DisconnectOptions): void {
+    const at = Date.now()
+    const until = at + denyMs
+    setNewest(this.denied, peer, until, MAX_DENIED_PEERS)
+    this.log('disconnecting %s for %d ms: %s', peer, denyMs, reason)
     for (const c of this.components.connectionManager.getConnections()) {
-      if (c.remotePeer.toString() === peer) this.refuse(c)
+      if (c.remotePeer.toString() !== peer) continue
+      const ip = ipOf(c.remoteAddr.toString())
+      // Another peer's longer deny from the same address is kept.
+      const longest = Math.max(until, this.deniedAddresses.get(ip)?.until ?? 0)
+      setNewest(this.deniedAddresses, ip, { at, until: longest }, MAX_DENIED_PEERS)
+      this.refuse(c)
     }
   }
 

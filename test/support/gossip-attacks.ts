@@ -20,7 +20,7 @@ import {
   type Rpc,
   type RpcOneCopy,
 } from '../../src/gossip/rpc-codec.ts'
-import { denyListGater } from '../../src/libp2p/deny-gater.ts'
+import { type DenyListGaterOptions, denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
 import { mainThreadClock } from './thread-clock.ts'
 import { waitFor } from './wait.ts'
@@ -619,12 +619,14 @@ export interface CostliestFrame {
 
 /**
  * A gossip node on loopback as the attack bed runs it, subscribed to `topic`, whose gater
- * counts in `refused` the connections of denied peers it refuses.
+ * (with `gaterOptions`) counts in `refused` the connections of denied peers it refuses after
+ * their encryption handshake.
  */
 export async function attackBedNode(
   topic: string,
   refused: Map<string, number>,
   oneCopy = false,
+  gaterOptions: DenyListGaterOptions = {},
 ): Promise<GossipNode> {
   const countRefusals = (gater: ConnectionGater): ConnectionGater => ({
     ...gater,
@@ -640,7 +642,7 @@ export async function attackBedNode(
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionGater: countRefusals(denyListGater(() => n?.services.dissemination)),
+    connectionGater: countRefusals(denyListGater(() => n?.services.dissemination, gaterOptions)),
     // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
     // connections a second would refuse them before our service ever sees them.
     connectionManager: { inboundConnectionThreshold: 1000 },
