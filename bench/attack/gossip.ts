@@ -318,6 +318,11 @@ interface AttackFigures {
    * attack's start to the cut-off and from there to the end of the window (the redials), in ms.
    */
   victimExtraCpuToCutOffMs: number | null
+  /**
+   * From the victim accepting the attacker's connection to the cut-off: wall time, and the
+   * victim's main thread running and waiting for a core, in ms (null: no cut-off).
+   */
+  connectionToCutOff: { wallMs: number; cpuMs: number; queuedMs: number } | null
   victimExtraCpuAfterCutOffMs: number | null
   /** The victim process's heap in use after two full collections, before the honest window, in MB. */
   heapAfterGcBeforeMB: number
@@ -497,6 +502,7 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     redialsRefusedBeforeEncryption: laid.refusedBeforeEncryptionAfterCutOff,
     redialHandshakeCpuMs: laid.redialHandshakeCpuMs,
     victimExtraCpuToCutOffMs: laid.extraCpuToCutOffMs,
+    connectionToCutOff: laid.connectionToCutOff,
     victimExtraCpuAfterCutOffMs: laid.extraCpuAfterCutOffMs,
     sansIoCostliestFrameMs: null,
     heapAfterGcBeforeMB: heapBefore,
@@ -577,6 +583,10 @@ printTable(
     'redials refused before encryption': f.redialsRefusedBeforeEncryption,
     'B thread CPU ms per redial handshake':
       f.redialHandshakeCpuMs.map((v) => fmt(v, 1)).join(' ') || 'none',
+    'B connection to cut-off ms wall (thread CPU/queued)':
+      f.connectionToCutOff === null
+        ? 'n/a'
+        : `${fmt(f.connectionToCutOff.wallMs, 0)} (${fmt(f.connectionToCutOff.cpuMs, 1)} / ${fmt(f.connectionToCutOff.queuedMs, 1)})`,
     'B extra CPU ms to/after cut-off': `${cpu(f.victimExtraCpuToCutOffMs)} / ${cpu(f.victimExtraCpuAfterCutOffMs)}`,
     'B extra CPU ms per redial': cpu(
       f.victimExtraCpuAfterCutOffMs === null

@@ -63,6 +63,11 @@ export interface SlowSampleFigures {
    * attack's start to the cut-off and from there to the end, in ms; null: no cut-off.
    */
   extraCpuToCutOffMs: number | null
+  /**
+   * From the victim accepting the attacker's connection (after its handshake) to the cut-off:
+   * wall time, and the victim's main thread running and waiting for a core, in ms.
+   */
+  connectionToCutOff: { wallMs: number; cpuMs: number; queuedMs: number } | null
   extraCpuAfterCutOffMs: number | null
 }
 
@@ -134,6 +139,16 @@ export function layAgainst(
     refusedBeforeEncryptionAfterCutOff: timeline.gate.filter(
       (g) => g.decision === 'refused before encryption' && afterCut(g),
     ).length,
+    connectionToCutOff: (() => {
+      const accepted = timeline.gate.find((g) => g.decision === 'accepted after handshake')
+      const cut = timeline.disconnect
+      if (accepted === undefined || cut === null) return null
+      return {
+        wallMs: cut.at - accepted.at,
+        cpuMs: cut.cpuMs - accepted.cpuMs,
+        queuedMs: cut.queuedMs - accepted.queuedMs,
+      }
+    })(),
     extraCpuToCutOffMs: extra(timeline.processCpuToCutOffMs, timeline.watchAt, cutOff ?? 0),
     extraCpuAfterCutOffMs: extra(timeline.processCpuAfterCutOffMs, cutOff ?? 0, timeline.reportAt),
   }

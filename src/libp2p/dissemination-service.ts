@@ -127,6 +127,12 @@ interface PeerState {
   pending: Uint8Array[]
   /** Frames the peer sent before the core was told of it (our stream to it was opening). */
   early: Uint8Array[]
+  /**
+   * The latest frame the core refused from its first bytes before it was told of the peer:
+   * with no budgets for the peer yet, the refusal cost it no strike. Judged again once the
+   * core knows it, so that a flood of such frames is cut off at its first, not its second.
+   */
+  refusedEarly?: { prefix: Uint8Array; frameLength: number }
   connected: boolean
 }
 
@@ -459,6 +465,7 @@ export class DisseminationService<
       // not kept, and its own streams are closed (it may open them again, within its budget).
       this.dropped.earlyFramesDropped += state.early.length
       state.early.length = 0
+      state.refusedEarly = undefined
       for (const inbound of state.inbound) this.refuse(inbound)
       return
     }
@@ -480,6 +487,12 @@ export class DisseminationService<
       address: connection.remoteAddr.toString(),
     })
     for (const frame of state.pending.splice(0)) this.write(peer, state, frame)
+    const refused = state.refusedEarly
+    state.refusedEarly = undefined
+    if (refused !== undefined) {
+      this.core.inspectFramePrefix?.(peer, refused.prefix, refused.frameLength)
+      if (this.isDenied(peer)) return
+    }
     for (const frame of state.early.splice(0)) {
       // A held frame that got the peer cut off ends the hand-over, as on a live stream.
       if (this.isDenied(peer)) return
@@ -504,7 +517,12 @@ export class DisseminationService<
     const inspect = this.core.inspectFramePrefix?.bind(this.core)
     const decoder = new LengthPrefixedDecoder(
       this.options.maxFrameBytes,
-      inspect && ((prefix, frameLength) => inspect(peer, prefix, frameLength)),
+      inspect &&
+        ((prefix, frameLength) => {
+          const accepted = inspect(peer, prefix, frameLength)
+          if (!accepted && !state.connected) state.refusedEarly = { prefix, frameLength }
+          return accepted
+        }),
     )
     stream.addEventListener('message', (evt) => {
       // Bytes still arriving from a peer the core has just cut off are not even buffered.
