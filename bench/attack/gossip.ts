@@ -20,7 +20,13 @@
  * driver work its sends and disconnects do synchronously inside the frame (libp2p writes,
  * connection aborts) is a column of its own (see {@link AttackBed}).
  *
- * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME]`
+ * A second table lays the slow honest messages (over twice the p99 before) against the
+ * victim's timeline (slow-samples.ts): whether they were late into the victim or out of it,
+ * its main thread running or waiting for a core meanwhile, dials and GC near them; and what
+ * the attack cost the victim's CPU from its connection to the cut-off and after it (redials:
+ * handshakes, and dials refused before encryption). `--trace` prints each slow message.
+ *
+ * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME] [--trace]`
  */
 
 import { spawn } from 'node:child_process'
