@@ -20,7 +20,13 @@
  * driver work its sends and disconnects do synchronously inside the frame (libp2p writes,
  * connection aborts) is a column of its own (see {@link AttackBed}).
  *
- * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME]`
+ * A second table lays the slow honest messages (over twice the p99 before) against the
+ * victim's timeline (slow-samples.ts): whether they were late into the victim or out of it,
+ * its main thread running or waiting for a core meanwhile, dials and GC near them; and what
+ * the attack cost the victim's CPU from its connection to the cut-off and after it (redials:
+ * handshakes, and dials refused before encryption). `--trace` prints each slow message.
+ *
+ * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME] [--trace]`
  */
 
 import { spawn } from 'node:child_process'
@@ -40,9 +46,11 @@ import {
   type GossipAttack,
   type GossipNode,
   HonestPair,
+  honestSeq,
 } from '../../test/support/gossip-attacks.ts'
 import { waitFor } from '../../test/support/wait.ts'
 import { fmt, printTable, type Row, writeResults } from '../report.ts'
+import { type HonestDelivery, layAgainst, type SlowSampleFigures } from './slow-samples.ts'
 import type { VictimReport, VictimWindow } from './victim-main.ts'
 
 const args = process.argv.slice(2)
@@ -52,6 +60,8 @@ const arg = (name: string, fallback: number) => {
 }
 /** Runs only the attacks whose name contains this. */
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
+/** Prints each slow honest message laid against the victim's timeline. */
+const TRACE = args.includes('--trace')
 const BEFORE_MS = arg('--before-ms', 6000)
 const ATTACK_MS = arg('--attack-ms', 6000)
 // 100 msg/s: ~600 samples per window, so p99 is the 6th-worst sample, not the 2nd.
@@ -290,6 +300,36 @@ interface AttackFigures {
   slowSamplesToCutOff: number
   slowSamplesNearRefusedRedial: number
   slowSamplesOther: number
+  /** Of the slow samples, those that reached the victim's router later than they took from it to C. */
+  slowSamplesLateIntoVictim: number
+  /**
+   * The victim's main thread over the slow samples' victim intervals (from the honest message
+   * before each to it): running, waiting for a core, wall, summed, in ms.
+   */
+  slowSamplesVictimCpuMs: number
+  slowSamplesVictimQueuedMs: number
+  slowSamplesVictimWallMs: number
+  /** Slow samples with a dial the victim's gater decided on, or a GC pause, near them. */
+  slowSamplesNearGateDecision: number
+  slowSamplesNearGc: number
+  /** Dials let through to the encryption handshake, to the cut-off (the attack's own) and after it (redials). */
+  handshakesToCutOff: number
+  handshakesAfterCutOff: number
+  /** Redials refused before encryption (by address) after the cut-off. */
+  redialsRefusedBeforeEncryption: number
+  /** The victim's main-thread CPU through each redial's handshake after the cut-off, in ms. */
+  redialHandshakeCpuMs: number[]
+  /**
+   * The victim process's CPU (every thread) beyond its rate before the attack, from the
+   * attack's start to the cut-off and from there to the end of the window (the redials), in ms.
+   */
+  victimExtraCpuToCutOffMs: number | null
+  /**
+   * From the victim accepting the attacker's connection to the cut-off: wall time, and the
+   * victim's main thread running and waiting for a core, in ms (null: no cut-off).
+   */
+  connectionToCutOff: { wallMs: number; cpuMs: number; queuedMs: number } | null
+  victimExtraCpuAfterCutOffMs: number | null
   /** The victim process's heap in use after two full collections, before the honest window, in MB. */
   heapAfterGcBeforeMB: number
   /** After the honest window, as the attack starts. */
@@ -303,7 +343,7 @@ interface AttackFigures {
 }
 
 /** When C got each honest message (`Date.now()`, the clock the victim's reports use) and its latency. */
-const deliveries: { at: number; latencyMs: number }[] = []
+const deliveries: ({ at: number; latencyMs: number } & HonestDelivery)[] = []
 
 /** Victim B in its process and honest A and C here, all speaking one-copy or none. */
 interface Bed {
@@ -340,7 +380,14 @@ async function startBed(oneCopy: boolean): Promise<Bed> {
     // A's messages (see HonestPair): their send time first, the mark 0x42 at byte 12.
     if (art.data.length !== BYTES || art.data[12] !== 0x42) return
     const sentAt = new DataView(art.data.buffer, art.data.byteOffset).getFloat64(0)
-    deliveries.push({ at: Date.now(), latencyMs: performance.now() - sentAt })
+    const now = performance.now()
+    deliveries.push({
+      at: Date.now(),
+      latencyMs: now - sentAt,
+      seq: honestSeq(art.data)!,
+      publishedAt: performance.timeOrigin + sentAt,
+      deliveredAt: performance.timeOrigin + now,
+    })
   })
   // Warm-up: JIT, meshes and caches settle before anything is measured.
   await pair.honestTraffic(() => new Promise((r) => setTimeout(r, 1000)), RATE, BYTES)
@@ -371,7 +418,7 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
   const x = await spawnAttacker(victim.addr, index)
   const key = x.key
   await victim.ask('forget', { keys: honestKeys })
-  await victim.ask('watch', { key })
+  await victim.ask('watch', { key, keys: honestKeys })
   await victim.ask('window')
   const firstDelivery = deliveries.length
   const during = await pair.honestTraffic(() => x.attack(), RATE, BYTES)
@@ -394,6 +441,13 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
   const toCutOff = slow.filter((s) => contact !== null && s.at >= contact && s.at <= cutOff).length
   const afterCutOff = slow.filter((s) => contact !== null && s.at > cutOff)
   const nearRedials = afterCutOff.filter((s) => nearRedial(s.at)).length
+  const laid = layAgainst(
+    deliveries.slice(firstDelivery),
+    slowMs,
+    report.timeline,
+    (windowBefore.cpuMs * 1000) / before.traffic.elapsedMs,
+  )
+  if (TRACE) traceSlowSamples(attack.name, laid)
   figures.push({
     attack: attack.name,
     attackRateFramesPerS: attack.rate,
@@ -443,6 +497,19 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     slowSamplesToCutOff: toCutOff,
     slowSamplesNearRefusedRedial: nearRedials,
     slowSamplesOther: afterCutOff.length - nearRedials,
+    slowSamplesLateIntoVictim: laid.slowLateIntoVictim,
+    slowSamplesVictimCpuMs: laid.slowVictimCpuMs,
+    slowSamplesVictimQueuedMs: laid.slowVictimQueuedMs,
+    slowSamplesVictimWallMs: laid.slowVictimWallMs,
+    slowSamplesNearGateDecision: laid.slowNearGate,
+    slowSamplesNearGc: laid.slowNearGc,
+    handshakesToCutOff: laid.handshakesToCutOff,
+    handshakesAfterCutOff: laid.handshakesAfterCutOff,
+    redialsRefusedBeforeEncryption: laid.refusedBeforeEncryptionAfterCutOff,
+    redialHandshakeCpuMs: laid.redialHandshakeCpuMs,
+    victimExtraCpuToCutOffMs: laid.extraCpuToCutOffMs,
+    connectionToCutOff: laid.connectionToCutOff,
+    victimExtraCpuAfterCutOffMs: laid.extraCpuAfterCutOffMs,
     sansIoCostliestFrameMs: null,
     heapAfterGcBeforeMB: heapBefore,
     heapAfterGcAttackStartMB: heapAttackStart,
@@ -462,6 +529,18 @@ const names = everyGossipAttack(T).map((a) => a.name)
 for (const f of figures) f.sansIoCostliestFrameMs = sansIo[names.indexOf(f.attack)]
 
 const ms = (v: number | null) => (v === null ? 'never' : fmt(v, 0))
+const cpu = (v: number | null, digits = 0) => (v === null ? 'n/a' : fmt(v, digits))
+
+/** One line per slow honest message of `attack`, against the victim's timeline. */
+function traceSlowSamples(attack: string, laid: SlowSampleFigures): void {
+  console.log(`slow honest messages of ${attack}:`)
+  const f = (v: number | null) => (v === null ? '-' : v.toFixed(1))
+  for (const s of laid.slow) {
+    console.log(
+      `  #${s.seq} ${f(s.latencyMs)} ms (into B ${f(s.intoVictimMs)}, out ${f(s.outOfVictimMs)}); B since the last: wall ${f(s.victimWallMs)} CPU ${f(s.victimCpuMs)} queued ${f(s.victimQueuedMs)}; dials ${s.gateDecisions}, GC ${f(s.gcMs)} ms; ${f(s.sinceCutOffMs)} ms after the cut-off`,
+    )
+  }
+}
 const rows: Row[] = figures.map((f) => ({
   attack: f.attack,
   'samples before/during': `${f.beforeSamples} / ${f.duringSamples}`,
@@ -494,6 +573,36 @@ const rows: Row[] = figures.map((f) => ({
   'heap MB before/start/after': `${fmt(f.heapAfterGcBeforeMB, 1)} / ${fmt(f.heapAfterGcAttackStartMB, 1)} / ${fmt(f.heapAfterGcAfterMB, 1)}`,
   'attack heap growth %': fmt(f.heapChangeFraction * 100, 1),
 }))
+printTable(
+  "where the slow honest samples went (victim main thread over each one's interval), and what redials cost the victim's CPU",
+  figures.map((f) => ({
+    attack: f.attack,
+    'slow samples':
+      f.slowSamplesBeforeContact +
+      f.slowSamplesToCutOff +
+      f.slowSamplesNearRefusedRedial +
+      f.slowSamplesOther,
+    'late into B': f.slowSamplesLateIntoVictim,
+    'B thread ms CPU/queued/wall': `${fmt(f.slowSamplesVictimCpuMs, 1)} / ${fmt(f.slowSamplesVictimQueuedMs, 1)} / ${fmt(f.slowSamplesVictimWallMs, 1)}`,
+    'near a dial / GC': `${f.slowSamplesNearGateDecision} / ${f.slowSamplesNearGc}`,
+    'handshakes to/after cut-off': `${f.handshakesToCutOff} / ${f.handshakesAfterCutOff}`,
+    'redials refused before encryption': f.redialsRefusedBeforeEncryption,
+    'B thread CPU ms per redial handshake':
+      f.redialHandshakeCpuMs.map((v) => fmt(v, 1)).join(' ') || 'none',
+    'B connection to cut-off ms wall (thread CPU/queued)':
+      f.connectionToCutOff === null
+        ? 'n/a'
+        : `${fmt(f.connectionToCutOff.wallMs, 0)} (${fmt(f.connectionToCutOff.cpuMs, 1)} / ${fmt(f.connectionToCutOff.queuedMs, 1)})`,
+    'B extra CPU ms to/after cut-off': `${cpu(f.victimExtraCpuToCutOffMs)} / ${cpu(f.victimExtraCpuAfterCutOffMs)}`,
+    'B extra CPU ms per redial': cpu(
+      f.victimExtraCpuAfterCutOffMs === null
+        ? null
+        : f.victimExtraCpuAfterCutOffMs /
+            Math.max(1, f.handshakesAfterCutOff + f.redialsRefusedBeforeEncryption),
+      2,
+    ),
+  })),
+)
 printTable(
   `gossip under attack (attacker, B, and A with C in three processes): A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
   rows,

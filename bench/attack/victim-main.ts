@@ -6,11 +6,19 @@
  * then answers one JSON line per request line (`{ cmd, ... }`) on stdin with `{ reply }`,
  * until `stop`.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { attackBedNode, VictimProbe } from '../../test/support/gossip-attacks.ts'
+import { decodeRpc } from '../../src/gossip/rpc-codec.ts'
+import {
+  attackBedNode,
+  type GateDecision,
+  HONEST_BYTES,
+  honestSeq,
+  VictimProbe,
+} from '../../test/support/gossip-attacks.ts'
+import { mainThreadClock } from '../../test/support/thread-clock.ts'
 
 /** What the victim saw of one peer over an attack. */
 export interface VictimReport {
@@ -38,6 +46,38 @@ export interface VictimReport {
    * frame (driver work included). Null when no frame or prefix of the peer reached the router.
    */
   costliest: { wallMs: number; cpuMs: number; queuedMs: number; gcMs: number } | null
+  /** The victim's timeline since `watch`. */
+  timeline: VictimTimeline
+}
+
+/**
+ * The victim's main thread at a moment: wall time (`performance.timeOrigin + now()`, ms, a
+ * clock every process on the machine shares to the microsecond) and the thread's run and
+ * run-queue times so far (see {@link mainThreadClock}), in ms.
+ */
+export interface VictimMoment {
+  at: number
+  cpuMs: number
+  queuedMs: number
+}
+
+/** What happened in the victim since `watch`, for the bench to lay slow honest messages against. */
+export interface VictimTimeline {
+  /** Each of the gater's inbound decisions (`peer` once known: after the handshake). */
+  gate: (VictimMoment & { decision: GateDecision; peer?: string })[]
+  /** When the router got each honest message (by its sequence number) from A. */
+  honest: (VictimMoment & { seq: number })[]
+  /** V8's GC pauses: start (same clock as `at`) and length, in ms. */
+  gc: { at: number; ms: number }[]
+  /** The watched peer's first P7 penalty and disconnection, when they came. */
+  penalty: VictimMoment | null
+  disconnect: VictimMoment | null
+  /** CPU time of the victim process (every thread) from `watch` to the disconnection, and from there to the report, in ms. */
+  processCpuToCutOffMs: number | null
+  processCpuAfterCutOffMs: number | null
+  /** When `watch` and the report came. */
+  watchAt: number
+  reportAt: number
 }
 
 /** A measured window of the victim process. */
@@ -62,18 +102,68 @@ const refused = new (class extends Map<string, number> {
     return super.set(key, n)
   }
 })()
-const b = await attackBedNode(topic, refused, mode === 'one-copy')
+const thread = mainThreadClock()
+const epoch = () => performance.timeOrigin + performance.now()
+const moment = (): VictimMoment => ({ at: epoch(), ...thread() })
+/** Events kept per watch (a run's gate decisions and honest messages are a few thousand). */
+const MAX_EVENTS = 100_000
+const push = <T>(list: T[], e: T) => {
+  if (list.length < MAX_EVENTS) list.push(e)
+}
+const newTimeline = (): VictimTimeline => ({
+  gate: [],
+  honest: [],
+  gc: [],
+  penalty: null,
+  disconnect: null,
+  processCpuToCutOffMs: null,
+  processCpuAfterCutOffMs: null,
+  watchAt: epoch(),
+  reportAt: 0,
+})
+let timeline = newTimeline()
+let watchCpu = process.cpuUsage()
+let cutOffCpu: NodeJS.CpuUsage | undefined
+const b = await attackBedNode(topic, refused, mode === 'one-copy', {}, (decision, peer) =>
+  push(timeline.gate, { ...moment(), decision, peer }),
+)
 const probe = new VictimProbe(b)
 const router = b.services.dissemination.core
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    push(timeline.gc, { at: performance.timeOrigin + e.startTime, ms: e.duration })
+  }
+}).observe({ entryTypes: ['gc'] })
+let honestKeys = new Set<string>()
+// After the probe's hooks: when the router got each of A's messages (decoded after it ran).
+const receive = router.receive.bind(router)
+router.receive = (peer, frame) => {
+  receive(peer, frame)
+  if (!honestKeys.has(peer) || frame.length > 4 * HONEST_BYTES) return
+  const at = moment()
+  for (const m of decodeRpc(frame).messages) {
+    const seq = m.data === undefined ? undefined : honestSeq(m.data)
+    if (seq !== undefined) push(timeline.honest, { ...at, seq })
+  }
+}
 let cpuMark = process.cpuUsage()
 let lag = monitorEventLoopDelay({ resolution: 5 })
 let watched: { key: string; penaltyAt?: number; disconnectAt?: number } | undefined
 router.on('rejected', ({ from, reason }) => {
   const w = watched
   if (w === undefined || from !== w.key) return
-  if (w.penaltyAt === undefined && router.getBehaviourPenalty(from) > 0) w.penaltyAt = Date.now()
-  if (reason === 'disconnected') w.disconnectAt ??= Date.now()
+  if (w.penaltyAt === undefined && router.getBehaviourPenalty(from) > 0) {
+    w.penaltyAt = Date.now()
+    timeline.penalty = moment()
+  }
+  if (reason === 'disconnected' && w.disconnectAt === undefined) {
+    w.disconnectAt = Date.now()
+    timeline.disconnect = moment()
+    cutOffCpu = process.cpuUsage()
+  }
 })
+const cpuMsBetween = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage) =>
+  (to.user - from.user + to.system - from.system) / 1000
 
 console.log(JSON.stringify({ addr: b.getMultiaddrs()[0].toString(), peerId: b.peerId.toString() }))
 
@@ -103,6 +193,10 @@ const handlers: Record<string, (r: Request) => unknown> = {
   },
   watch: (r) => {
     watched = { key: r.key! }
+    honestKeys = new Set(r.keys ?? [])
+    timeline = newTimeline()
+    watchCpu = process.cpuUsage()
+    cutOffCpu = undefined
     return true
   },
   report: (r): VictimReport => {
@@ -128,6 +222,15 @@ const handlers: Record<string, (r: Request) => unknown> = {
         const f = probe.costliestFrame.get(key)
         if (f === undefined) return null
         return { wallMs: f.wallMs, cpuMs: f.cpuMs, queuedMs: f.queuedMs, gcMs: probe.gcMsIn(f) }
+      })(),
+      timeline: (() => {
+        const now = process.cpuUsage()
+        timeline.reportAt = epoch()
+        if (cutOffCpu !== undefined) {
+          timeline.processCpuToCutOffMs = cpuMsBetween(watchCpu, cutOffCpu)
+          timeline.processCpuAfterCutOffMs = cpuMsBetween(cutOffCpu, now)
+        }
+        return timeline
       })(),
     }
   },

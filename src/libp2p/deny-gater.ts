@@ -1,10 +1,17 @@
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
+import { setNewest } from '../common/bounded-map.ts'
 import { ipOf } from '../gossip/score.ts'
 
 /** Anything that can say whether a peer is refused (a {@link DisseminationService} can). */
 export interface DenyList {
   /** True while `peer` must be refused. */
   isDenied(peer: PeerId): boolean
+  /**
+   * When (`Date.now()` ms) a peer still refused was last disconnected from IP address `ip`,
+   * if one was (optional): that address's handshakes are then throttled from the
+   * disconnection on, not from the denied peer's first redial.
+   */
+  disconnectedFrom?(ip: string): number | undefined
 }
 
 /** How {@link denyListGater} throttles the handshakes of addresses denied peers come from. */
@@ -23,7 +30,7 @@ export interface DenyListGaterOptions {
   throttleMs?: number
   /** Addresses throttled at once (the least recently denied is forgotten first; default 1024). */
   maxThrottled?: number
-  /** The clock, in ms (default `Date.now`). */
+  /** The clock, in ms (default `Date.now`, the clock {@link DenyList.disconnectedFrom} uses). */
   now?: () => number
 }
 
@@ -51,8 +58,11 @@ interface Throttle {
  * identity is known only at the end of it). So each handshake that ends in a refusal spends a
  * token of its IP address, and while the address has none left, every new connection from it
  * is refused before encryption: a denied peer gets `deniedHandshakesPerSecond` handshakes a
- * second (one every two seconds by default: a redialling attacker costs the listener four
- * handshakes in six seconds, each of which delays the honest traffic it carries).
+ * second (one every two seconds by default: a redialling attacker costs the listener three
+ * handshakes in six seconds, each of which delays the honest traffic it carries). The
+ * disconnection itself spends a token of each address the peer was connected from (when the
+ * deny list says which, see {@link DenyList.disconnectedFrom}), so that its first redial
+ * dies before encryption too.
  * Connections already open are untouched; a new honest peer behind the same address waits
  * for a token like the denied one.
  */
@@ -78,38 +88,41 @@ export function denyListGater(
   }
   const denied = (peer: PeerId) => lookup()?.isDenied(peer) ?? false
   const ip = (maConn: MultiaddrConnection) => ipOf(maConn.remoteAddr.toString())
+  /** A denied peer's handshake (or disconnection) from `key` spends one of its tokens. */
+  const spend = (key: string, at: number) => {
+    let t = throttled.get(key)
+    if (t === undefined) {
+      t = { tokens: deniedHandshakesBurst, at, deniedAt: at }
+    } else {
+      refill(t, at)
+    }
+    t.tokens -= 1
+    t.deniedAt = at
+    setNewest(throttled, key, t, maxThrottled)
+    return t
+  }
   return {
     denyDialPeer: denied,
     denyInboundConnection: (maConn) => {
       const key = ip(maConn)
-      const t = throttled.get(key)
-      if (t === undefined) return false
       const now = clock()
-      if (now - t.deniedAt >= throttleMs) {
+      let t = throttled.get(key)
+      if (t !== undefined && now - t.deniedAt >= throttleMs) {
         throttled.delete(key)
-        return false
+        t = undefined
+      }
+      if (t === undefined) {
+        // Not throttled yet: a peer denied while connected from here spent a token leaving.
+        const left = lookup()?.disconnectedFrom?.(key)
+        if (left === undefined || now - left >= throttleMs) return false
+        t = spend(key, Math.min(left, now))
       }
       refill(t, now)
       return t.tokens < 1
     },
     denyInboundEncryptedConnection: (peer, maConn) => {
       if (!denied(peer)) return false
-      const key = ip(maConn)
-      const now = clock()
-      let t = throttled.get(key)
-      if (t === undefined) {
-        t = { tokens: deniedHandshakesBurst, at: now, deniedAt: now }
-        if (throttled.size >= maxThrottled) {
-          const oldest = throttled.keys().next().value
-          if (oldest !== undefined) throttled.delete(oldest)
-        }
-      } else {
-        refill(t, now)
-        throttled.delete(key)
-      }
-      t.tokens -= 1
-      t.deniedAt = now
-      throttled.set(key, t)
+      spend(ip(maConn), clock())
       return true
     },
     denyOutboundEncryptedConnection: denied,

@@ -34,6 +34,7 @@ import { withDefaults } from '../common/options.ts'
 import type { DisseminationStats } from '../common/stats.ts'
 import { nodeTimer } from '../common/system-clock.ts'
 import type { Validator } from '../common/validation.ts'
+import { ipOf } from '../gossip/score.ts'
 import { type DriverStats, registerCoreMetrics, ServiceMetrics } from './service-metrics.ts'
 
 /** The libp2p components a {@link DisseminationService} needs (libp2p passes them to service factories). */
@@ -126,6 +127,12 @@ interface PeerState {
   pending: Uint8Array[]
   /** Frames the peer sent before the core was told of it (our stream to it was opening). */
   early: Uint8Array[]
+  /**
+   * The latest frame the core refused from its first bytes before it was told of the peer:
+   * with no budgets for the peer yet, the refusal cost it no strike. Judged again once the
+   * core knows it, so that a flood of such frames is cut off at its first, not its second.
+   */
+  refusedEarly?: { prefix: Uint8Array; frameLength: number }
   connected: boolean
 }
 
@@ -180,6 +187,8 @@ export class DisseminationService<
   private redialTimer: ReturnType<typeof setInterval> | undefined
   /** Peers the core disconnected → time their deny ends (insertion order is time order). */
   private readonly denied = new Map<PeerKey, number>()
+  /** IP addresses those peers were connected from → when the latest was cut off there, and when its deny ends. */
+  private readonly deniedAddresses = new Map<string, { at: number; until: number }>()
   private running = false
   private readonly dropped: DriverStats = {
     framesDropped: 0,
@@ -389,16 +398,33 @@ export class DisseminationService<
     return false
   }
 
-  /** The core's verdict: close every connection to `peer` and refuse it for `denyMs`. */
-  private disconnect(peer: PeerKey, { denyMs, reason }: DisconnectOptions): void {
-    setNewest(this.denied, peer, Date.now() + denyMs, MAX_DENIED_PEERS)
-    this.log('disconnecting %s for %d ms: %s', peer, denyMs, reason)
-    this.closeConnectionsOf(peer)
+  /**
+   * When (`Date.now()` ms) the core last disconnected a peer it still refuses that was
+   * connected from IP address `ip`: the gater ({@link denyListGater}) throttles the
+   * handshakes of new connections from there at once, rather than after the denied peer's
+   * first redial has cost us a handshake.
+   */
+  disconnectedFrom(ip: string): number | undefined {
+    const d = this.deniedAddresses.get(ip)
+    if (d === undefined) return undefined
+    if (d.until > Date.now()) return d.at
+    this.deniedAddresses.delete(ip)
+    return undefined
   }
 
-  private closeConnectionsOf(peer: PeerKey): void {
+  /** The core's verdict: close every connection to `peer` and refuse it for `denyMs`. */
+  private disconnect(peer: PeerKey, { denyMs, reason }: DisconnectOptions): void {
+    const at = Date.now()
+    const until = at + denyMs
+    setNewest(this.denied, peer, until, MAX_DENIED_PEERS)
+    this.log('disconnecting %s for %d ms: %s', peer, denyMs, reason)
     for (const c of this.components.connectionManager.getConnections()) {
-      if (c.remotePeer.toString() === peer) this.refuse(c)
+      if (c.remotePeer.toString() !== peer) continue
+      const ip = ipOf(c.remoteAddr.toString())
+      // Another peer's longer deny from the same address is kept.
+      const longest = Math.max(until, this.deniedAddresses.get(ip)?.until ?? 0)
+      setNewest(this.deniedAddresses, ip, { at, until: longest }, MAX_DENIED_PEERS)
+      this.refuse(c)
     }
   }
 
@@ -439,6 +465,7 @@ export class DisseminationService<
       // not kept, and its own streams are closed (it may open them again, within its budget).
       this.dropped.earlyFramesDropped += state.early.length
       state.early.length = 0
+      state.refusedEarly = undefined
       for (const inbound of state.inbound) this.refuse(inbound)
       return
     }
@@ -460,6 +487,12 @@ export class DisseminationService<
       address: connection.remoteAddr.toString(),
     })
     for (const frame of state.pending.splice(0)) this.write(peer, state, frame)
+    const refused = state.refusedEarly
+    state.refusedEarly = undefined
+    if (refused !== undefined) {
+      this.core.inspectFramePrefix?.(peer, refused.prefix, refused.frameLength)
+      if (this.isDenied(peer)) return
+    }
     for (const frame of state.early.splice(0)) {
       // A held frame that got the peer cut off ends the hand-over, as on a live stream.
       if (this.isDenied(peer)) return
@@ -484,7 +517,12 @@ export class DisseminationService<
     const inspect = this.core.inspectFramePrefix?.bind(this.core)
     const decoder = new LengthPrefixedDecoder(
       this.options.maxFrameBytes,
-      inspect && ((prefix, frameLength) => inspect(peer, prefix, frameLength)),
+      inspect &&
+        ((prefix, frameLength) => {
+          const accepted = inspect(peer, prefix, frameLength)
+          if (!accepted && !state.connected) state.refusedEarly = { prefix, frameLength }
+          return accepted
+        }),
     )
     stream.addEventListener('message', (evt) => {
       // Bytes still arriving from a peer the core has just cut off are not even buffered.

@@ -46,6 +46,38 @@ describe('the deny-list gater', () => {
     expect(gater.denyDialPeer!(peer('good'))).toBe(false)
   })
 
+  it('counts the disconnection of a denied peer as a spent handshake of its address, once', () => {
+    let time = 100_000
+    // The deny list says a denied peer was cut off from 10.0.0.1 at time 100,000.
+    const gater = denyListGater(
+      () => ({
+        isDenied: (p) => p.toString() === 'bad',
+        disconnectedFrom: (ip) => (ip === '10.0.0.1' ? 100_000 : undefined),
+      }),
+      {
+        deniedHandshakesPerSecond: 0.5,
+        deniedHandshakesBurst: 1,
+        throttleMs: 10_000,
+        now: () => time,
+      },
+    )
+    const attacker = from('/ip4/10.0.0.1/tcp/4001')
+    // Its first redial dies before encryption; others' addresses are untouched.
+    expect(gater.denyInboundConnection!(attacker)).toBe(true)
+    expect(gater.denyInboundConnection!(from('/ip4/10.0.0.2/tcp/4001'))).toBe(false)
+    // A token two seconds after the disconnection, spent by a handshake that ends refused.
+    time += 1999
+    expect(gater.denyInboundConnection!(attacker)).toBe(true)
+    time += 1
+    expect(gater.denyInboundConnection!(attacker)).toBe(false)
+    expect(gater.denyInboundEncryptedConnection!(peer('bad'), attacker)).toBe(true)
+    expect(gater.denyInboundConnection!(attacker)).toBe(true)
+    // Quiet for throttleMs: free again, and the old disconnection is not counted twice.
+    time += 10_000
+    expect(gater.denyInboundConnection!(attacker)).toBe(false)
+    expect(gater.denyInboundConnection!(attacker)).toBe(false)
+  })
+
   it('throttles a bounded number of addresses, forgetting the least recently denied', () => {
     const gater = denyListGater(() => ({ isDenied: () => true }), {
       deniedHandshakesBurst: 1,

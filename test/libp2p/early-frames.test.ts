@@ -6,6 +6,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { encodeLengthPrefixed } from '../../src/common/length-prefixed.ts'
 import { MESHSUB_1_2 } from '../../src/gossip/protocol-ids.ts'
 import { encodeRpc } from '../../src/gossip/rpc-codec.ts'
+import {
+  attackBedNode,
+  createAttacker,
+  emptyIWantEntriesFrame,
+  runAttack,
+} from '../support/gossip-attacks.ts'
 import { twoGossipNodes } from '../support/libp2p-node.ts'
 import { waitFor } from '../support/wait.ts'
 
@@ -49,5 +55,43 @@ describe('the generic libp2p driver, on a new connection', () => {
     expect(victim.services.dissemination.core.getTopicPeers('t')).not.toContain(
       deaf.peerId.toString(),
     )
+  })
+
+  it('cuts off a peer at the first frame it refused from its first bytes, even before the core knew the peer', async () => {
+    const victim = await attackBedNode('t', new Map())
+    running.push(victim)
+    const x = await createAttacker()
+    running.push(x)
+    const key = x.peerId.toString()
+    const core = victim.services.dissemination.core
+    // The streams the attacker opened, and whether the core knew it when it refused the first frame.
+    let streams = 0
+    let known = false
+    let knownAtFirstRefusal: boolean | undefined
+    const opened = core.inboundStreamOpened.bind(core)
+    core.inboundStreamOpened = (peer) => {
+      if (peer === key) streams++
+      opened(peer)
+    }
+    const connected = core.peerConnected.bind(core)
+    core.peerConnected = (peer, info) => {
+      if (peer === key) known = true
+      connected(peer, info)
+    }
+    const inspect = core.inspectFramePrefix.bind(core)
+    core.inspectFramePrefix = (peer, prefix, length) => {
+      const accepted = inspect(peer, prefix, length)
+      if (peer === key && !accepted) knownAtFirstRefusal ??= known
+      return accepted
+    }
+    // 4 MiB frames of empty IWANT entries, on a new stream whenever the victim resets one.
+    const frame = emptyIWantEntriesFrame()
+    const attack = { name: '4 MiB', rate: 20, next: () => frame }
+    await runAttack(x, victim.getMultiaddrs()[0], attack, 8000, () => core.isDenied(key), true)
+    expect(core.isDenied(key)).toBe(true)
+    // Its first frame usually arrives while the victim's own stream to it still opens (the
+    // core does not know it yet, nor budgets it): that refusal counts once the core does.
+    expect(knownAtFirstRefusal).toBeDefined()
+    expect(streams).toBe(1)
   })
 })

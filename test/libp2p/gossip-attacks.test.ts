@@ -121,10 +121,10 @@ describe('a victim running our gossip service, attacked over TCP on loopback', (
     }
     const seconds = (Date.now() - start) / 1000
     const handshakes = (bed.refusedConnections.get(key) ?? 0) - handshakesBefore
-    // The gater's defaults: a burst of 1, then one every 2 s; the other dials die before encryption.
-    expect(handshakes).toBeLessThanOrEqual(1 + Math.ceil(seconds / 2) + 1)
+    // The gater's defaults: the disconnection spent the burst of 1, then one every 2 s; the
+    // other dials die before encryption (denied-redial.test.ts: none has one at first).
+    expect(handshakes).toBeLessThanOrEqual(Math.ceil(seconds / 2) + 1)
     expect(handshakes).toBeLessThan(40)
-    expect(handshakes).toBeGreaterThan(0)
     expect(router.getPeers()).not.toContain(key)
   })
 })

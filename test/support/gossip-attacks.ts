@@ -20,7 +20,7 @@ import {
   type Rpc,
   type RpcOneCopy,
 } from '../../src/gossip/rpc-codec.ts'
-import { denyListGater } from '../../src/libp2p/deny-gater.ts'
+import { type DenyListGaterOptions, denyListGater } from '../../src/libp2p/deny-gater.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
 import { mainThreadClock } from './thread-clock.ts'
 import { waitFor } from './wait.ts'
@@ -430,6 +430,15 @@ export async function createAttacker(oneCopy = false): Promise<Libp2p> {
 /** Marks A's messages (the attacker's own message is all 0xa5). */
 const HONEST_MARK = 0x42
 
+/** The size of A's messages by default, in bytes. */
+export const HONEST_BYTES = 1024
+
+/** The sequence number of one of A's messages, or undefined for anyone else's. */
+export function honestSeq(data: Uint8Array): number | undefined {
+  if (data.length < 13 || data[12] !== HONEST_MARK) return undefined
+  return new DataView(data.buffer, data.byteOffset).getUint32(8)
+}
+
 /** A gossip node as the attack bed runs it. */
 export type GossipNode = Libp2p<{ dissemination: GossipService; identify: Identify }>
 
@@ -618,19 +627,38 @@ export interface CostliestFrame {
 }
 
 /**
+ * What a bed node's gater decided about an inbound connection: before encryption (by its
+ * address), or after the handshake (by its peer id).
+ */
+export type GateDecision =
+  | 'refused before encryption'
+  | 'let through to encryption'
+  | 'refused after handshake'
+  | 'accepted after handshake'
+
+/**
  * A gossip node on loopback as the attack bed runs it, subscribed to `topic`, whose gater
- * counts in `refused` the connections of denied peers it refuses.
+ * (with `gaterOptions`) counts in `refused` the connections of denied peers it refuses after
+ * their encryption handshake, and tells `onGate` of each inbound decision.
  */
 export async function attackBedNode(
   topic: string,
   refused: Map<string, number>,
   oneCopy = false,
+  gaterOptions: DenyListGaterOptions = {},
+  onGate?: (decision: GateDecision, peer?: string) => void,
 ): Promise<GossipNode> {
   const countRefusals = (gater: ConnectionGater): ConnectionGater => ({
     ...gater,
+    denyInboundConnection: (connection) => {
+      const deny = gater.denyInboundConnection?.(connection) === true
+      onGate?.(deny ? 'refused before encryption' : 'let through to encryption')
+      return deny
+    },
     denyInboundEncryptedConnection: (peer, connection) => {
       const deny = gater.denyInboundEncryptedConnection?.(peer, connection) === true
       if (deny) refused.set(peer.toString(), (refused.get(peer.toString()) ?? 0) + 1)
+      onGate?.(deny ? 'refused after handshake' : 'accepted after handshake', peer.toString())
       return deny
     },
   })
@@ -640,7 +668,7 @@ export async function attackBedNode(
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionGater: countRefusals(denyListGater(() => n?.services.dissemination)),
+    connectionGater: countRefusals(denyListGater(() => n?.services.dissemination, gaterOptions)),
     // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
     // connections a second would refuse them before our service ever sees them.
     connectionManager: { inboundConnectionThreshold: 1000 },
@@ -684,7 +712,7 @@ export class HonestPair {
   async honestTraffic<T>(
     during: () => Promise<T>,
     rate = 20,
-    bytes = 1024,
+    bytes = HONEST_BYTES,
     drainMs = 10_000,
   ): Promise<{ result: T; traffic: HonestTraffic }> {
     const firstLatency = this.latencies.length
