@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../src/common/errors.ts'
 import { bytesKey, shortId, topicHash } from '../../src/gossip/one-copy.ts'
+import { resolveGossipParams } from '../../src/gossip/params.ts'
 import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
 import {
@@ -194,6 +195,28 @@ describe('meshsub 1.3 Extensions', () => {
       .filter((s) => s.rpc.messages.length > 0)
       .map((s) => s.peer)
     expect(pushed.sort()).toEqual(peers.slice(1))
+  })
+})
+
+describe('one-copy parameters', () => {
+  it("take stock's mesh rules and 2 gossip peers in either profile, unless overridden", () => {
+    for (const profile of ['optimized', 'stock'] as const) {
+      const p = resolveGossipParams({ profile, oneCopy: true })
+      expect([p.acceptGraftsUpTo, p.dialledGraftsBeyondLimit, p.gradualGraft]).toEqual([
+        'Dhi',
+        'always',
+        false,
+      ])
+      expect(p.oneCopyGossipPeers).toBe(2)
+    }
+    const off = resolveGossipParams({ profile: 'optimized' })
+    expect([off.acceptGraftsUpTo, off.gradualGraft, off.oneCopyGossipPeers]).toEqual(['D', true, 3])
+    const set = resolveGossipParams({ oneCopy: true, acceptGraftsUpTo: 'D', oneCopyGossipPeers: 3 })
+    expect([set.acceptGraftsUpTo, set.gradualGraft, set.oneCopyGossipPeers]).toEqual([
+      'D',
+      false,
+      3,
+    ])
   })
 })
 
