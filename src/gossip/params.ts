@@ -484,7 +484,7 @@ const OPTIMIZED: FlatParams = {
   eagerPushPeers: Number.POSITIVE_INFINITY,
   eagerPushBudgetMs: 35,
   lazyPullDelayMs: 50,
-  // Opt-in until its latency matches stock (random publishers: p99 1.41–1.54× stock at 1,000 nodes, issue 9).
+  // Opt-in until its latency matches stock (random publishers: p99 1.33–1.48× stock at 1,000 nodes, issue 9).
   oneCopy: false,
   oneCopyPullDelayMs: 50,
   forwardIngress: false,

@@ -270,16 +270,21 @@ describe('one-copy links', () => {
     expect(oneCopyTo(env.take(), 'choke')).toEqual([])
   })
 
-  it('repeat a CHOKE with the heartbeat when the peer pushes over a link it should announce on', () => {
+  it('repeat a CHOKE with the heartbeat when the peer pushes twice over a link it should announce on', () => {
     const { env, router } = withPeers(4)
     const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
     router.receive('p0', frame({ messages: [msg(1)] }))
     router.receive('p1', frame({ messages: [msg(1)] }))
     expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
-    // The CHOKE was lost: p1 pushes again.
+    // The CHOKE was lost: p1 pushes again. Once could be a flood root's push (rule 2).
     router.receive('p0', frame({ messages: [msg(2)] }))
     router.receive('p1', frame({ messages: [msg(2)] }))
     expect(oneCopyTo(env.take(), 'choke')).toEqual([])
+    env.advance(router.params.heartbeatIntervalMs)
+    expect(oneCopyTo(env.take(), 'choke')).not.toContain('p1')
+    // Twice is a lost CHOKE.
+    router.receive('p0', frame({ messages: [msg(3)] }))
+    router.receive('p1', frame({ messages: [msg(3)] }))
     env.advance(router.params.heartbeatIntervalMs)
     expect(oneCopyTo(env.take(), 'choke')).toContain('p1')
   })
