@@ -755,7 +755,8 @@ export class LinkRoles {
 
   /**
    * A duplicate pushed by mesh peer `peer` (not one we asked for): CHOKE it while we keep
-   * more than `minEager` eager in-links; over an in-link we hold lazy our CHOKE was lost.
+   * more than `minEager` eager in-links; a second push over an in-link we hold lazy means our
+   * CHOKE was lost.
    */
   duplicate(topic: Topic, peer: PeerKey): void {
     if (!this.host.speaksOneCopy(peer)) return
