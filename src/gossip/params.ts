@@ -220,7 +220,7 @@ export interface GossipParams {
    * mesh links carry announces, and a missing message is pulled and its link promoted.
    * Peers without it are served as stock gossipsub serves them. On, it also makes stock's mesh
    * rules (`acceptGraftsUpTo: 'Dhi'`, `dialledGraftsBeyondLimit: 'always'`, no `gradualGraft`)
-   * and `oneCopyGossipPeers: 2` the defaults, in either profile.
+   * and `oneCopyGossipPeers: 1` the defaults, in either profile.
    */
   oneCopy: boolean
   /**
@@ -495,14 +495,14 @@ const OPTIMIZED: FlatParams = {
  * stock's mesh rules, whose larger meshes (mean ≈ 9 peers for D = 8, against 7.5 with the
  * optimized rules) give each node more in-links to choose its eager ones from and shorter
  * paths (1,000 simulated nodes, single publisher seed 2: p99 1.10× stock's, 1.23× with the
- * optimized rules), and heartbeat gossip to 2 one-copy peers, not 3, which pays back the
+ * optimized rules), and heartbeat gossip to 1 one-copy peer, not 3, which pays back the
  * larger meshes' announce bytes (doc/gossip-extension.md).
  */
 const ONE_COPY_DEFAULTS: Readonly<Partial<FlatParams>> = {
   acceptGraftsUpTo: 'Dhi',
   dialledGraftsBeyondLimit: 'always',
   gradualGraft: false,
-  oneCopyGossipPeers: 2,
+  oneCopyGossipPeers: 1,
 }
 
 /** The two profiles' flat parameters (scores, thresholds and limits are shared). */

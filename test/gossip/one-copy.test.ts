@@ -199,7 +199,7 @@ describe('meshsub 1.3 Extensions', () => {
 })
 
 describe('one-copy parameters', () => {
-  it("take stock's mesh rules and 2 gossip peers in either profile, unless overridden", () => {
+  it("take stock's mesh rules and 1 gossip peer in either profile, unless overridden", () => {
     for (const profile of ['optimized', 'stock'] as const) {
       const p = resolveGossipParams({ profile, oneCopy: true })
       expect([p.acceptGraftsUpTo, p.dialledGraftsBeyondLimit, p.gradualGraft]).toEqual([
@@ -207,7 +207,7 @@ describe('one-copy parameters', () => {
         'always',
         false,
       ])
-      expect(p.oneCopyGossipPeers).toBe(2)
+      expect(p.oneCopyGossipPeers).toBe(1)
     }
     const off = resolveGossipParams({ profile: 'optimized' })
     expect([off.acceptGraftsUpTo, off.gradualGraft, off.oneCopyGossipPeers]).toEqual(['D', true, 3])
