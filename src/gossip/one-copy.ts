@@ -764,6 +764,8 @@ export class LinkRoles {
   private readonly toldInLinks = new Map<Topic, Map<PeerKey, string>>()
   /** Per topic, what each mesh peer told us of its eager in-links. */
   private readonly peerInLinks = new Map<Topic, Map<PeerKey, PeerInLinks>>()
+  /** Per topic, lazy in-links that pushed one copy since our last CHOKE to them. */
+  private readonly strayPush = new Map<Topic, Set<PeerKey>>()
 
   constructor(host: RolesHost, minEager: number) {
     this.host = host
@@ -803,18 +805,28 @@ export class LinkRoles {
 
   /**
    * A duplicate pushed by mesh peer `peer` (not one we asked for): CHOKE it while we keep
-   * more than `minEager` eager in-links; over an in-link we hold lazy our CHOKE was lost.
+   * more than `minEager` eager in-links; a second push over an in-link we hold lazy means our
+   * CHOKE was lost.
    */
   duplicate(topic: Topic, peer: PeerKey): void {
     if (!this.host.speaksOneCopy(peer)) return
     if (this.inLazy.isLazy(topic, peer)) {
-      this.host.queueRole(peer, topic, true)
+      // One push over a lazy in-link is most often a flood root's (rule 2), which looks the
+      // same: the CHOKE is repeated on the second, and a lost one costs one more copy.
+      let stray = this.strayPush.get(topic)
+      if (stray === undefined) {
+        stray = new Set()
+        this.strayPush.set(topic, stray)
+      }
+      if (stray.delete(peer)) this.host.queueRole(peer, topic, true)
+      else stray.add(peer)
       return
     }
     const mesh = this.host.meshOf(topic)
     const keep = this.arrivals.eagerWanted(topic, this.minEager)
     if (mesh === undefined || mesh.size - this.inLazy.count(topic) <= keep) return
     this.inLazy.setLazy(topic, peer)
+    this.strayPush.get(topic)?.delete(peer)
     this.host.sendRole(peer, topic, true)
   }
 
@@ -924,6 +936,7 @@ export class LinkRoles {
     for (const c of changes) {
       if (c.lazy) this.inLazy.setLazy(topic, c.peer)
       else this.inLazy.setEager(topic, c.peer)
+      this.strayPush.get(topic)?.delete(c.peer)
       if (now) this.host.sendRole(c.peer, topic, c.lazy)
       else this.host.queueRole(c.peer, topic, c.lazy)
     }
@@ -936,6 +949,7 @@ export class LinkRoles {
     this.arrivals.forget(topic, peer)
     this.toldInLinks.get(topic)?.delete(peer)
     this.peerInLinks.get(topic)?.delete(peer)
+    this.strayPush.get(topic)?.delete(peer)
   }
 
   /** We left `topic`. */
@@ -946,5 +960,6 @@ export class LinkRoles {
     this.chosenEarly.delete(topic)
     this.toldInLinks.delete(topic)
     this.peerInLinks.delete(topic)
+    this.strayPush.delete(topic)
   }
 }

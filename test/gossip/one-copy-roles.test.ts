@@ -211,6 +211,35 @@ describe('one-copy roles (LinkRoles)', () => {
     env.advance(200)
     expect(sent).toHaveLength(5)
   })
+  it("repeats a CHOKE on a lazy in-link's second push, not its first (a flood root's)", () => {
+    const mesh = new Set<PeerKey>(['a', 'b', 'c', 'd'])
+    const sent: string[] = []
+    const queued: string[] = []
+    const roles = new LinkRoles(
+      {
+        meshOf: (t) => (t === T ? mesh : undefined),
+        speaksOneCopy: () => true,
+        sendRole: (peer, _t, lazy) => sent.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
+        queueRole: (peer, _t, lazy) => queued.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
+        announceOnly: () => {},
+        setTimer: () => ({ cancel: () => {} }),
+      },
+      2,
+    )
+    // A duplicate over one of four eager in-links chokes it at once.
+    roles.duplicate(T, 'd')
+    expect(sent).toEqual(['choke d'])
+    // d pushes again over the lazy link: once may be a root's push, twice is a lost CHOKE.
+    roles.duplicate(T, 'd')
+    expect(queued).toEqual([])
+    roles.duplicate(T, 'd')
+    expect(queued).toEqual(['choke d'])
+    // The count starts over after each repeat.
+    roles.duplicate(T, 'd')
+    expect(queued).toEqual(['choke d'])
+    roles.duplicate(T, 'd')
+    expect(queued).toEqual(['choke d', 'choke d'])
+  })
 })
 
 describe('one-copy pulls under an announce flood (AnnouncedPulls)', () => {

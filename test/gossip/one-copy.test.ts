@@ -7,6 +7,7 @@ import {
   shortId,
   topicHash,
 } from '../../src/gossip/one-copy.ts'
+import { resolveGossipParams } from '../../src/gossip/params.ts'
 import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter, type GossipRouterOptions } from '../../src/gossip/router.ts'
 import {
@@ -203,6 +204,28 @@ describe('meshsub 1.3 Extensions', () => {
   })
 })
 
+describe('one-copy parameters', () => {
+  it("take stock's mesh rules and 1 gossip peer in either profile, unless overridden", () => {
+    for (const profile of ['optimized', 'stock'] as const) {
+      const p = resolveGossipParams({ profile, oneCopy: true })
+      expect([p.acceptGraftsUpTo, p.dialledGraftsBeyondLimit, p.gradualGraft]).toEqual([
+        'Dhi',
+        'always',
+        false,
+      ])
+      expect(p.oneCopyGossipPeers).toBe(1)
+    }
+    const off = resolveGossipParams({ profile: 'optimized' })
+    expect([off.acceptGraftsUpTo, off.gradualGraft, off.oneCopyGossipPeers]).toEqual(['D', true, 3])
+    const set = resolveGossipParams({ oneCopy: true, acceptGraftsUpTo: 'D', oneCopyGossipPeers: 3 })
+    expect([set.acceptGraftsUpTo, set.gradualGraft, set.oneCopyGossipPeers]).toEqual([
+      'D',
+      false,
+      3,
+    ])
+  })
+})
+
 describe('one-copy links', () => {
   it('ask peers whose pushes are duplicates to announce instead (CHOKE), keeping minEager eager in-links', () => {
     const { env, router } = withPeers(4)
@@ -304,16 +327,21 @@ describe('one-copy links', () => {
     expect(reasons).toEqual([])
   })
 
-  it('repeat a CHOKE with the heartbeat when the peer pushes over a link it should announce on', () => {
+  it('repeat a CHOKE with the heartbeat when the peer pushes twice over a link it should announce on', () => {
     const { env, router } = withPeers(4)
     const msg = (n: number) => ({ topic: T, data: new Uint8Array(300).fill(n) })
     router.receive('p0', frame({ messages: [msg(1)] }))
     router.receive('p1', frame({ messages: [msg(1)] }))
     expect(oneCopyTo(env.take(), 'choke')).toEqual(['p1'])
-    // The CHOKE was lost: p1 pushes again.
+    // The CHOKE was lost: p1 pushes again. Once could be a flood root's push (rule 2).
     router.receive('p0', frame({ messages: [msg(2)] }))
     router.receive('p1', frame({ messages: [msg(2)] }))
     expect(oneCopyTo(env.take(), 'choke')).toEqual([])
+    env.advance(router.params.heartbeatIntervalMs)
+    expect(oneCopyTo(env.take(), 'choke')).not.toContain('p1')
+    // Twice is a lost CHOKE.
+    router.receive('p0', frame({ messages: [msg(3)] }))
+    router.receive('p1', frame({ messages: [msg(3)] }))
     env.advance(router.params.heartbeatIntervalMs)
     expect(oneCopyTo(env.take(), 'choke')).toContain('p1')
   })
