@@ -335,8 +335,8 @@ export class PeerBudgets {
 /**
  * A column of numbers: a plain array of doubles, not a `Float64Array`. A typed array's
  * buffer lives outside V8's heap, and every 64 MB of such memory a process gains starts a
- * full garbage collection: at 72,000 simulated nodes the columns alone (~0.5 GB) started
- * nine, each marking gigabytes. A plain array lives in the heap and grows with it.
+ * full garbage collection: at 72,000 simulated nodes the columns (~0.5 GB in all) started
+ * one every 64 MB, each marking a heap of gigabytes. A plain array lives in the heap.
  */
 type Column = number[]
 

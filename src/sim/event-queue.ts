@@ -152,8 +152,9 @@ export class EventQueue<T = () => void> {
  * array's buffer lives outside V8's heap, and each 64 MB a process gains there starts a full
  * garbage collection, after which the old generation's limit is set from the live heap. At
  * 72,000 nodes × 50 peers the queue holds millions of events: its last doublings (over
- * 100 MB) started a collection at a gigabyte of heap, and nine more followed as the heap
- * grew; inside the heap the arrays grow with it and start none.
+ * 100 MB) started a collection at 1.3 GB of heap, after which the heap's own limit came
+ * every few hundred MB; inside the heap the arrays grow with it and start none (see
+ * `gc-flags.ts`).
  */
 function numbers(n: number): number[] {
   return new Array<number>(n).fill(0)
