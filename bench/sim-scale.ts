@@ -28,6 +28,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { floodNetwork } from '../src/sim/flood-network.ts'
 import { SIM_GC_FLAGS, SIM_GC_FLAGS_MEMORY_COMPARED } from '../src/sim/gc-flags.ts'
@@ -53,6 +54,23 @@ const quick = process.argv.includes('--quick')
 
 /** Heap limit of each gossip run's process (MB): V8's default (~4 GB here) is too small at 72,000 nodes. */
 const GOSSIP_HEAP_MB = 5600
+
+/**
+ * Garbage collections seen from now on: full (mark-compact) ones and the main thread's pauses
+ * of every kind. Read after a turn of the event loop (entries come asynchronously).
+ */
+function gcWatcher(): { fullGcs: number; pauseMs: number; stop(): void } {
+  const seen = { fullGcs: 0, pauseMs: 0 }
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      seen.pauseMs += e.duration
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) seen.fullGcs++
+    }
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  return Object.assign(seen, { stop: () => observer.disconnect() })
+}
 
 /** Peak RSS sampled every 50 ms (and at the end of each phase). */
 function rssSampler(): { peak(): number; stop(): void } {
@@ -95,6 +113,10 @@ interface GossipFigures {
   warmupEvents: number
   disseminationEvents: number
   peakRssBytes: number
+  /** Full (mark-compact) garbage collections during the run. */
+  fullGcs: number
+  /** Main-thread pauses of every garbage collection during the run (ms; marking threads not counted). */
+  gcPauseMs: number
   deliveryRatio: number
   duplicatesMean: number
   duplicatesP99: number
@@ -125,6 +147,7 @@ async function gossipRun(
   peers: number,
 ): Promise<GossipFigures> {
   const rss = rssSampler()
+  const gc = gcWatcher()
   const strategy = PROFILES[profile]
   // The preset (its placement, bandwidth, warm-up and drain) at this size, with one 256-byte message.
   const scenario: Scenario = {
@@ -155,6 +178,9 @@ async function gossipRun(
   const tEnd = performance.now()
   const cpu = process.cpuUsage(cpu0)
   tracker.published((await published).id, origin, scenario.warmupMs, network.members)
+  // The collections' entries come on a later turn of the event loop.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  gc.stop()
   {
     const s = tracker.summary()
     let mesh = 0
@@ -184,6 +210,8 @@ async function gossipRun(
       warmupEvents,
       disseminationEvents,
       peakRssBytes: peak,
+      fullGcs: gc.fullGcs,
+      gcPauseMs: gc.pauseMs,
       deliveryRatio: s.deliveryRatio,
       duplicatesMean: s.duplicates.mean,
       duplicatesP99: s.duplicates.p99,
@@ -393,6 +421,8 @@ for (const { label, preset, n, k } of gossipSizes) {
       events,
       'events/s': Math.round(events / (runMs / 1000)),
       'peak RSS GiB': fmt(f.peakRssBytes / 2 ** 30),
+      'full GCs': f.fullGcs,
+      'GC pause s': fmt(f.gcPauseMs / 1000),
       delivered: `${fmt(f.deliveryRatio * 100, 1)}%`,
       'dups mean': fmt(f.duplicatesMean),
       'dups p99': fmt(f.duplicatesP99, 0),

@@ -339,7 +339,7 @@ export class MeshMaintenance {
     // Each id's key once per heartbeat, not once per peer.
     const keys = advertised.map(messageIdKey)
     for (const peer of this.pick(eligible, n)) {
-      const messageIDs = advertised.filter((_, i) => !host.doesNotWant(peer, keys[i]))
+      const messageIDs = wantedOf(advertised, keys, (key) => host.doesNotWant(peer, key))
       if (messageIDs.length > 0) host.gossip(peer, topic, messageIDs)
     }
   }
@@ -357,6 +357,22 @@ export class MeshMaintenance {
 const NO_FANOUT = new Map<Topic, Set<PeerKey>>()
 /** Their last publish times (always empty). */
 const NO_FANOUT_PUBLISH = new Map<Topic, number>()
+
+/**
+ * The ids of `ids` (keys `keys`) a peer has not said it does not want: `ids` itself when it
+ * wants them all, the usual case (the lists are only read, so peers can share one), else a
+ * new list.
+ */
+function wantedOf(
+  ids: MessageId[],
+  keys: string[],
+  doesNotWant: (key: string) => boolean,
+): MessageId[] {
+  for (let i = 0; i < ids.length; i++) {
+    if (doesNotWant(keys[i])) return ids.filter((_, j) => j < i || (j > i && !doesNotWant(keys[j])))
+  }
+  return ids
+}
 
 /** The filter of {@link MeshMaintenance}'s candidates that lets every peer through. */
 const ANY_PEER = (_peer: PeerKey): boolean => true

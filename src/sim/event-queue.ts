@@ -1,6 +1,6 @@
 /**
  * A 4-ary min-heap of events ordered by (time, insertion order). Ties fire in the order
- * they were scheduled, which keeps runs deterministic. Keys live in typed arrays (no object
+ * they were scheduled, which keeps runs deterministic. Keys live in flat arrays of numbers (no object
  * per event), time and sequence side by side, which matters with millions of events in
  * flight: a 4-ary heap is half as deep as a binary one, and each level is one cache line
  * of keys. An event is an item (by default a callback) plus three integer tags, so a caller
@@ -20,13 +20,13 @@ export class EventQueue<T = () => void> {
   poppedC = 0
 
   /** Event i's time at `2i`, its sequence number at `2i + 1`. */
-  private keys = new Float64Array(2 * 1024)
+  private keys = numbers(2 * 1024)
   /** Event i's three tags at `4i`..`4i + 2`, its item's slot at `4i + 3`. */
-  private tags = new Int32Array(4 * 1024)
+  private tags = numbers(4 * 1024)
   /** Items by slot (undefined: free slot). */
   private items: (T | undefined)[] = []
   /** Free slots (a stack), `freeCount` of them. */
-  private free = new Int32Array(1024)
+  private free = numbers(1024)
   private freeCount = 0
   private n = 0
   private seq = 0
@@ -73,9 +73,7 @@ export class EventQueue<T = () => void> {
     // Release the slot: a fired event's item (a frame, a closure) must not stay reachable.
     this.items[slot] = undefined
     if (this.freeCount === this.free.length) {
-      const free = new Int32Array(this.free.length * 2)
-      free.set(this.free)
-      this.free = free
+      this.free = grown(this.free)
     }
     this.free[this.freeCount++] = slot
     this.poppedA = tags[0]
@@ -144,11 +142,27 @@ export class EventQueue<T = () => void> {
   }
 
   private grow(): void {
-    const keys = new Float64Array(this.keys.length * 2)
-    keys.set(this.keys)
-    this.keys = keys
-    const tags = new Int32Array(this.tags.length * 2)
-    tags.set(this.tags)
-    this.tags = tags
+    this.keys = grown(this.keys)
+    this.tags = grown(this.tags)
   }
+}
+
+/**
+ * `n` zeros in a plain array (of doubles or small integers), not a typed array: a typed
+ * array's buffer lives outside V8's heap, and each 64 MB a process gains there starts a full
+ * garbage collection, after which the old generation's limit is set from the live heap. At
+ * 72,000 nodes × 50 peers the queue holds millions of events: its last doublings (over
+ * 100 MB) started a collection at 1.3 GB of heap, after which the heap's own limit came
+ * every few hundred MB; inside the heap the arrays grow with it and start none (see
+ * `gc-flags.ts`).
+ */
+function numbers(n: number): number[] {
+  return new Array<number>(n).fill(0)
+}
+
+/** `a` copied into an array twice its length (the rest zeros). */
+function grown(a: number[]): number[] {
+  const next = numbers(a.length * 2)
+  for (let i = 0; i < a.length; i++) next[i] = a[i]
+  return next
 }
