@@ -102,9 +102,24 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
 
   /** Pools every tracked message into one summary; traffic comes from the network and cores. */
   summary(): DeliverySummary {
-    const latencies: number[] = []
-    const dups: number[] = []
-    const firstDupDelays: number[] = []
+    // Samples go into typed arrays sized first and written by index, with their sums kept
+    // beside them and checked after: the earlier form (three arrays grown by push in this
+    // loop) came out mixed up now and then on Node 24 under load (the duplicates
+    // distribution held latencies, with fractional duplicate counts), an effect of the
+    // optimizing compiler that no figure may silently carry.
+    let n = 0
+    for (const t of this.tracked.values()) {
+      if (Number.isNaN(t.publishedAt)) continue
+      for (let i = 0; i < t.expected.length; i++) {
+        if (t.expected[i] !== 0 && !Number.isNaN(t.arrivals[i])) n++
+      }
+    }
+    const latencies = new Float64Array(n)
+    const dups = new Float64Array(n)
+    const firstDupDelays = new Float64Array(n)
+    let firstDupCount = 0
+    let latencySum = 0
+    let dupSum = 0
     const histogram = new Array<number>(DUPLICATE_BUCKETS).fill(0)
     let delivered = 0
     let expected = 0
@@ -117,19 +132,26 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
       for (let i = 0; i < t.expected.length; i++) {
         if (t.expected[i] === 0) continue
         const at = t.arrivals[i]
-        if (!Number.isNaN(at)) {
-          got++
-          latencies.push(at - t.publishedAt)
-          dups.push(t.duplicates[i])
-          histogram[Math.min(t.duplicates[i], DUPLICATE_BUCKETS - 1)]++
-          const dupAt = t.firstDuplicates[i]
-          if (!Number.isNaN(dupAt)) firstDupDelays.push(Math.max(0, dupAt - at))
-        }
+        if (Number.isNaN(at)) continue
+        const latency = at - t.publishedAt
+        const d = t.duplicates[i]
+        latencies[delivered + got] = latency
+        dups[delivered + got] = d
+        latencySum += latency
+        dupSum += d
+        got++
+        histogram[Math.min(d, DUPLICATE_BUCKETS - 1)]++
+        const dupAt = t.firstDuplicates[i]
+        if (!Number.isNaN(dupAt)) firstDupDelays[firstDupCount++] = Math.max(0, dupAt - at)
       }
       delivered += got
       expected += t.expectedCount
       if (t.expectedCount > 0) minRatio = Math.min(minRatio, got / t.expectedCount)
     }
+    const latencyMs = distribution(latencies)
+    const duplicates = distribution(dups)
+    checkSamples('latency', latencyMs, delivered, latencySum)
+    checkSamples('duplicates', duplicates, delivered, dupSum)
     const m = Math.max(1, messages)
     let payload = 0
     let control = 0
@@ -147,9 +169,9 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
       messages,
       deliveryRatio: expected === 0 ? 1 : delivered / expected,
       minDeliveryRatio: minRatio,
-      latencyMs: distribution(latencies),
-      duplicates: distribution(dups),
-      firstDuplicateDelayMs: distribution(firstDupDelays),
+      latencyMs,
+      duplicates,
+      firstDuplicateDelayMs: distribution(firstDupDelays.subarray(0, firstDupCount)),
       duplicateHistogram: histogram,
       framesPerMessage: this.sim.traffic.framesSent / m,
       bytesPerMessage: this.sim.traffic.bytesSent / m,
@@ -180,5 +202,15 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
       this.tracked.set(key, t)
     }
     return t
+  }
+}
+
+/** Throws when a distribution's samples are not those counted and summed beside them. */
+function checkSamples(what: string, d: Distribution, count: number, sum: number): void {
+  const off = Math.abs(d.mean * d.count - sum)
+  if (d.count !== count || off > 1e-6 * Math.max(1, Math.abs(sum))) {
+    throw new Error(
+      `DeliveryTracker: the ${what} samples (${d.count}, sum ${d.mean * d.count}) are not those counted (${count}, sum ${sum})`,
+    )
   }
 }
