@@ -153,6 +153,24 @@ describe('one-copy flood reach (FloodReach)', () => {
   })
 })
 
+/** Roles over `mesh` (topic T), logging sent and queued CHOKE/UNCHOKE, with `env`'s timers if given. */
+function rolesOver(mesh: Set<PeerKey>, env?: ManualEnv) {
+  const sent: string[] = []
+  const queued: string[] = []
+  const roles = new LinkRoles(
+    {
+      meshOf: (t) => (t === T ? mesh : undefined),
+      speaksOneCopy: () => true,
+      sendRole: (peer, _t, lazy) => sent.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
+      queueRole: (peer, _t, lazy) => queued.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
+      announceOnly: () => {},
+      setTimer: (ms, fn) => (env === undefined ? { cancel: () => {} } : env.setTimer(ms, fn)),
+    },
+    2,
+  )
+  return { roles, sent, queued }
+}
+
 describe('one-copy roles (LinkRoles)', () => {
   it('takes a CHOKE that comes before the GRAFT it follows (same frame) for a topic it meshes', () => {
     const mesh = new Set<PeerKey>()
@@ -176,20 +194,7 @@ describe('one-copy roles (LinkRoles)', () => {
   })
   it('keeps two spare in-links while learning, then chooses from the first message 100 ms after it', () => {
     const env = new ManualEnv()
-    const mesh = new Set<PeerKey>(['a', 'b', 'c', 'd', 'e'])
-    const sent: string[] = []
-    const queued: string[] = []
-    const roles = new LinkRoles(
-      {
-        meshOf: (t) => (t === T ? mesh : undefined),
-        speaksOneCopy: () => true,
-        sendRole: (peer, _t, lazy) => sent.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
-        queueRole: (peer, _t, lazy) => queued.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
-        announceOnly: () => {},
-        setTimer: (ms, fn) => env.setTimer(ms, fn),
-      },
-      2,
-    )
+    const { roles, sent, queued } = rolesOver(new Set<PeerKey>(['a', 'b', 'c', 'd', 'e']), env)
     // A heartbeat before any message: four of five in-links stay eager (2 + the spares).
     roles.heartbeat([T])
     expect(queued).toEqual(['choke e'])
@@ -212,20 +217,7 @@ describe('one-copy roles (LinkRoles)', () => {
     expect(sent).toHaveLength(5)
   })
   it("repeats a CHOKE on a lazy in-link's second push, not its first (a flood root's)", () => {
-    const mesh = new Set<PeerKey>(['a', 'b', 'c', 'd'])
-    const sent: string[] = []
-    const queued: string[] = []
-    const roles = new LinkRoles(
-      {
-        meshOf: (t) => (t === T ? mesh : undefined),
-        speaksOneCopy: () => true,
-        sendRole: (peer, _t, lazy) => sent.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
-        queueRole: (peer, _t, lazy) => queued.push(`${lazy ? 'choke' : 'unchoke'} ${peer}`),
-        announceOnly: () => {},
-        setTimer: () => ({ cancel: () => {} }),
-      },
-      2,
-    )
+    const { roles, sent, queued } = rolesOver(new Set<PeerKey>(['a', 'b', 'c', 'd']))
     // A duplicate over one of four eager in-links chokes it at once.
     roles.duplicate(T, 'd')
     expect(sent).toEqual(['choke d'])
