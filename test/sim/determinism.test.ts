@@ -6,8 +6,7 @@ import {
   gossipStrategy,
   withPublishers,
 } from '../../src/sim/gossip-strategy.ts'
-import type { SimStrategy } from '../../src/sim/scenario.ts'
-import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
+import { runScenario, type Scenario, type SimStrategy } from '../../src/sim/scenario.ts'
 
 // Benchmarks and the report run several scenarios in one process through the module-level
 // strategies, whose shared codec (recent control frames, the last IHAVE, frames and ids
