@@ -1768,6 +1768,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         wanted.push({ key, id })
       }
     }
+    // The scratch list must not keep this frame's entries alive until the next IHAVE.
+    entries.length = 0
     const ask = this.limiter.advertised(peer, wanted ?? NO_ADVERTISED)
     ps.askedThisHeartbeat += ask.length + (later?.length ?? 0)
     if (later === undefined) return ask
