@@ -54,15 +54,29 @@ export const DUPLICATE_BUCKETS = 16
 export class DeliveryTracker<C extends SimCore = SimCore> {
   private readonly sim: Simulation<C>
   private readonly tracked = new Map<string, Tracked>()
+  /**
+   * The first exception one of this tracker's listeners threw. The cores' emitters log and
+   * swallow listener exceptions (an application bug must not break a core mid-frame), so
+   * without this a figure could silently miss events; {@link summary} throws instead.
+   */
+  private listenerError: unknown
 
   constructor(sim: Simulation<C>) {
     this.sim = sim
     sim.observe((i, core) => {
-      core.on('artifact', (a) => this.arrived(i, messageIdKey(a.id), a.receivedAt))
+      core.on('artifact', (a) => {
+        try {
+          this.arrived(i, messageIdKey(a.id), a.receivedAt)
+        } catch (err) {
+          this.listenerError ??= err
+        }
+      })
       core.on('duplicate', (d) => {
-        const t = this.record(messageIdKey(d.id))
-        if (t.duplicates[i] < 65535) t.duplicates[i]++
-        if (Number.isNaN(t.firstDuplicates[i])) t.firstDuplicates[i] = d.receivedAt
+        try {
+          this.duplicated(i, messageIdKey(d.id), d.receivedAt)
+        } catch (err) {
+          this.listenerError ??= err
+        }
       })
     })
   }
@@ -102,6 +116,11 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
 
   /** Pools every tracked message into one summary; traffic comes from the network and cores. */
   summary(): DeliverySummary {
+    if (this.listenerError !== undefined) {
+      throw new Error('DeliveryTracker: an event listener threw, so some events were not counted', {
+        cause: this.listenerError,
+      })
+    }
     // Samples go into typed arrays sized first and written by index, with their sums kept
     // beside them and checked after: the earlier form (three arrays grown by push in this
     // loop) came out mixed up now and then on Node 24 under load (the duplicates
@@ -181,9 +200,17 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
     }
   }
 
-  private arrived(i: number, key: string, at: number): void {
+  /** Node `i` accepted the message keyed `key` at `at` (protected: a test makes it throw). */
+  protected arrived(i: number, key: string, at: number): void {
     const t = this.record(key)
     if (Number.isNaN(t.arrivals[i])) t.arrivals[i] = at
+  }
+
+  /** Node `i` received another copy of the message keyed `key` at `at`. */
+  protected duplicated(i: number, key: string, at: number): void {
+    const t = this.record(key)
+    if (t.duplicates[i] < 65535) t.duplicates[i]++
+    if (Number.isNaN(t.firstDuplicates[i])) t.firstDuplicates[i] = at
   }
 
   private record(key: string): Tracked {
