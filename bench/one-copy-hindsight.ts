@@ -45,6 +45,9 @@ const single = process.argv.includes('--single')
 const only = arg('--only')?.split(',')
 const NODES = 1000
 const MESSAGES = 30
+/** Messages after the measured ones in the flood run, to learn per-region trees from (`--learn`). */
+const LEARN = Number(arg('--learn') ?? 0)
+const TOTAL = MESSAGES + LEARN
 const LATE_MS = 100
 
 const sc: Scenario = {
@@ -73,6 +76,8 @@ type Plan = (node: number, candidates: PeerKey[]) => PeerKey[]
 let mode: 'normal' | 'flood' | 'fixed' | 'oracle' = 'normal'
 /** Oracle: the node whose copy of each message reached each node first in the flood (per message). */
 let firstSender: Int32Array[] = []
+/** In oracle mode: whether `sender` pushes message `m` to mesh peer `receiver`. */
+let pushes: (sender: number, receiver: number, m: number) => boolean = () => true
 /** The node forwarding a message right now, and the message's index. */
 let forwarding: { node: number; m: number } | undefined
 let plan: Plan = () => []
@@ -126,7 +131,7 @@ LinkRoles.prototype.announcesTo = function (this: LinkRoles, topic: Topic, peer:
     const host = (this as unknown as { host: { speaksOneCopy(p: PeerKey): boolean } }).host
     const to = nameToNode.get(peer)
     if (!host.speaksOneCopy(peer) || to === undefined) return false
-    return firstSender[to][forwarding.m] !== node
+    return !pushes(node, to, forwarding.m)
   }
   return announcesTo.call(this, topic, peer)
 }
@@ -168,10 +173,10 @@ function instrumented(strategy: SimStrategy, into?: Matrix): SimStrategy {
         into[index] = m
         const msgIndex = new Map<string, number>()
         const note = (from: PeerKey | undefined, i: number | undefined, at: number) => {
-          if (from === undefined || i === undefined || i >= MESSAGES) return
+          if (from === undefined || i === undefined || i >= TOTAL) return
           let row = m.get(from)
           if (row === undefined) {
-            row = new Float64Array(MESSAGES).fill(Number.NaN)
+            row = new Float64Array(TOTAL).fill(Number.NaN)
             m.set(from, row)
           }
           if (Number.isNaN(row[i])) row[i] = at
@@ -193,7 +198,7 @@ async function origins(): Promise<number[]> {
   const { Prng } = await import('../src/sim/prng.ts')
   const pick = new Prng(seed).fork('publishers')
   const out: number[] = []
-  for (let m = 0; m < MESSAGES; m++) {
+  for (let m = 0; m < TOTAL; m++) {
     out.push(single ? 0 : pick.int(NODES))
     if (single) pick.int(1)
     if (bytes >= 8) pick.nextU32()
@@ -204,9 +209,9 @@ async function origins(): Promise<number[]> {
 const rows: Row[] = []
 const out: Record<string, number> = {}
 let stockP99 = Number.NaN
-async function measure(name: string, strategy: SimStrategy): Promise<void> {
+async function measure(name: string, strategy: SimStrategy, messages = MESSAGES): Promise<void> {
   process.stderr.write(`running ${name}...\n`)
-  const r = await runScenario(sc, pub(strategy))
+  const r = await runScenario({ ...sc, messages }, pub(strategy))
   const s = r.summary
   if (name === 'stock') stockP99 = s.latencyMs.p99
   const floor = (NODES - 1) * bytes
@@ -233,7 +238,11 @@ if (only === undefined || only.includes('rules')) {
 }
 const matrix: Matrix = []
 mode = 'flood'
-await measure('one-copy, every in-link eager', instrumented(gossipOneCopyStrategy, matrix))
+await measure(
+  `one-copy, every in-link eager${LEARN > 0 ? ` (${TOTAL} messages)` : ''}`,
+  instrumented(gossipOneCopyStrategy, matrix),
+  TOTAL,
+)
 
 const from = await origins()
 firstSender = matrix.map((row) => {
@@ -329,10 +338,63 @@ const plans: Array<[string, Plan]> = [
 ]
 if (only === undefined || only.includes('oracle')) {
   mode = 'oracle'
+  pushes = (sender, receiver, m) => firstSender[receiver][m] === sender
   await measure(
     'per-source oracle: push only where the flood came first',
     instrumented(gossipOneCopyStrategy),
   )
+}
+if (LEARN > 0) {
+  // Trees learnt out of sample (messages MESSAGES..TOTAL of the flood run), applied to the
+  // measured messages: per topic (one set of in-links per node) and per publisher region.
+  const { buildNetwork } = await import('../src/sim/scenario.ts')
+  const { Prng } = await import('../src/sim/prng.ts')
+  const region = buildNetwork(sc, new Prng(seed)).placement.region
+  const learnt = (k: number, key: (origin: number) => number) => {
+    const sets = matrix.map((row, v) => {
+      const counts = new Map<number, Map<number, number>>()
+      for (let i = MESSAGES; i < TOTAL; i++) {
+        if (from[i] === v) continue
+        let best = -1
+        let at = Number.POSITIVE_INFINITY
+        for (const [p, times] of row ?? []) {
+          const u = nameToNode.get(p) ?? -1
+          if (u === from[i] || !(times[i] < at)) continue
+          at = times[i]
+          best = u
+        }
+        if (best < 0) continue
+        const c = counts.get(key(from[i])) ?? new Map<number, number>()
+        counts.set(key(from[i]), c)
+        c.set(best, (c.get(best) ?? 0) + 1)
+      }
+      const top = new Map<number, Set<number>>()
+      for (const [r, c] of counts) {
+        top.set(
+          r,
+          new Set(
+            [...c]
+              .sort((a, b) => b[1] - a[1])
+              .slice(0, k)
+              .map(([u]) => u),
+          ),
+        )
+      }
+      return top
+    })
+    return (sender: number, receiver: number, m: number) =>
+      sets[receiver].get(key(from[m]))?.has(sender) === true
+  }
+  mode = 'oracle'
+  for (const k of [1, 2]) {
+    pushes = learnt(k, () => 0)
+    await measure(
+      `learnt from ${LEARN} other messages: top ${k} per topic`,
+      instrumented(gossipOneCopyStrategy),
+    )
+    pushes = learnt(k, (o) => region[o])
+    await measure(`learnt: top ${k} per publisher region`, instrumented(gossipOneCopyStrategy))
+  }
 }
 const cached = new Map<string, PeerKey[]>()
 for (const [name, p] of plans) {
