@@ -13,14 +13,17 @@
  *    threshold). Every other rule (pulls, promotions, flood roots, gossip) runs as usual;
  * 4. the per-source oracle: each node pushes each message only to the mesh peers its copy reached
  *    first in run 2 (a tree per message, which per-topic in-links cannot give), announcing to
- *    the others, with no flood root pushes.
+ *    the others, with no flood root pushes;
+ * 5. with `--learn L`: the flood run goes on for L more messages, and trees learnt from those
+ *    (top k first senders, per topic and per publisher region) are applied to the 30 measured
+ *    ones the oracle's way.
  *
  * It patches rule 4's choice (`ArrivalLog.select`), rule 3's CHOKE on duplicates and, for the
  * oracle, the push decision, in this process only: an experiment, not a protocol.
  *
  * Usage: npm run bench -- one-copy-hindsight [--seed N] [--bytes 256|100000] [--single]
- *   [--only rules,oracle,top,greedy,...] (runs whose name contains one of them; stock and
- *   the flood always run)
+ *   [--learn L] [--only rules,oracle,top,greedy,learn,...] (runs whose name contains one of
+ *   them; stock and the flood always run)
  */
 import type { PeerKey, Topic } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
