@@ -1,0 +1,426 @@
+/**
+ * A bound for one-copy with random publishers (doc/gossip-extension.md, Known limits): how
+ * far can per-topic eager in-links go when each node picks them with hindsight?
+ *
+ * Runs, on the gossip-sim scenario (1,000 nodes, D = 8, provider-clustered, 30 messages):
+ * 1. stock gossipsub (the p99 reference);
+ * 2. one-copy with every mesh in-link eager (a flood over one-copy's own meshes), recording
+ *    when each mesh peer's copy of each message reached each node;
+ * 3. one-copy with each node's eager in-links fixed from the start to a set chosen from run 2
+ *    with hindsight of all 30 messages (the same seed, so the same publishers and meshes):
+ *    the k peers that most often brought the first mesh copy (k = 1, 2, 3), and the greedy set
+ *    that minimises the summed delay over the 30 messages (k = 2, 3, and rule 4's 15 ms
+ *    threshold). Every other rule (pulls, promotions, flood roots, gossip) runs as usual;
+ * 4. the per-source oracle: each node pushes each message only to the mesh peers its copy reached
+ *    first in run 2 (a tree per message, which per-topic in-links cannot give), announcing to
+ *    the others, with no flood root pushes;
+ * 5. with `--learn L`: the flood run goes on for L more messages, and trees learnt from those
+ *    (top k first senders, per topic and per publisher region) are applied to the 30 measured
+ *    ones the oracle's way.
+ *
+ * It patches rule 4's choice (`ArrivalLog.select`), rule 3's CHOKE on duplicates and, for the
+ * oracle, the push decision, in this process only: an experiment, not a protocol.
+ *
+ * Usage: npm run bench -- one-copy-hindsight [--seed N] [--bytes 256|100000] [--single]
+ *   [--learn L] [--only rules,oracle,top,greedy,learn,...] (runs whose name contains one of
+ *   them; stock and the flood always run)
+ */
+import type { PeerKey, Topic } from '../src/common/artifact.ts'
+import { messageIdKey } from '../src/common/message-id.ts'
+import { ArrivalLog, FloodReach, LinkRoles, type RoleChange } from '../src/gossip/one-copy.ts'
+import { GossipRouter } from '../src/gossip/router.ts'
+import {
+  gossipOneCopyStrategy,
+  gossipStockStrategy,
+  withPublishers,
+} from '../src/sim/gossip-strategy.ts'
+import { simNodeName } from '../src/sim/network.ts'
+import { runScenario, type Scenario, type SimStrategy } from '../src/sim/scenario.ts'
+import { fmt, printTable, type Row, writeResults } from './report.ts'
+
+const arg = (name: string) => {
+  const at = process.argv.indexOf(name)
+  return at >= 0 ? process.argv[at + 1] : undefined
+}
+const seed = Number(arg('--seed') ?? 1)
+const bytes = Number(arg('--bytes') ?? 256)
+const single = process.argv.includes('--single')
+const only = arg('--only')?.split(',')
+const NODES = 1000
+const MESSAGES = 30
+/** Messages after the measured ones in the flood run, to learn per-region trees from (`--learn`). */
+const LEARN = Number(arg('--learn') ?? 0)
+const TOTAL = MESSAGES + LEARN
+const LATE_MS = 100
+
+const sc: Scenario = {
+  name: `hindsight ${bytes} B`,
+  description: 'hindsight',
+  nodes: NODES,
+  topology: 'provider-clustered',
+  degree: 50,
+  latencyMs: 0,
+  bandwidth: 'placement',
+  loss: 0,
+  messages: MESSAGES,
+  messageBytes: bytes,
+  class: 'consensus',
+  intervalMs: 250,
+  warmupMs: 5000,
+  drainMs: 5000,
+  seed,
+}
+const pub = (s: SimStrategy) => (single ? withPublishers(s, () => [0]) : s)
+
+/** Per node, per peer, the arrival time of each message's copy from that peer (NaN: none). */
+type Matrix = Map<PeerKey, Float64Array>[]
+
+type Plan = (node: number, candidates: PeerKey[]) => PeerKey[]
+let mode: 'normal' | 'flood' | 'fixed' | 'oracle' = 'normal'
+/** Oracle: the node whose copy of each message reached each node first in the flood (per message). */
+let firstSender: Int32Array[] = []
+/** In oracle mode: whether `sender` pushes message `m` to mesh peer `receiver`. */
+let pushes: (sender: number, receiver: number, m: number) => boolean = () => true
+/** The node forwarding a message right now, and the message's index. */
+let forwarding: { node: number; m: number } | undefined
+let plan: Plan = () => []
+const nodeOf = new WeakMap<object, number>()
+const chosenOf = new Map<number, Set<PeerKey>>()
+
+// Rule 4's choice replaced by the experiment's: every candidate (flood) or the plan (fixed).
+const select = ArrivalLog.prototype.select
+ArrivalLog.prototype.select = function (
+  this: ArrivalLog,
+  topic: Topic,
+  candidates: PeerKey[],
+  isLazy: (peer: PeerKey) => boolean,
+  others: PeerKey[],
+  minEager: number,
+  minSamples?: number,
+): RoleChange[] {
+  const node = nodeOf.get(this)
+  if (mode === 'normal' || node === undefined) {
+    return select.call(this, topic, candidates, isLazy, others, minEager, minSamples)
+  }
+  if (mode === 'oracle') return []
+  const chosen = mode === 'flood' ? candidates : plan(node, candidates)
+  chosenOf.set(node, new Set(chosen))
+  ;(this as unknown as { wanted: Map<Topic, number> }).wanted.set(
+    topic,
+    chosen.length + others.length,
+  )
+  const changes: RoleChange[] = []
+  for (const p of candidates) {
+    const eager = chosen.includes(p)
+    if (eager === isLazy(p)) changes.push({ peer: p, lazy: !eager })
+  }
+  return changes
+}
+// A duplicate never chokes a chosen in-link (it would until the next heartbeat).
+const duplicate = LinkRoles.prototype.duplicate
+LinkRoles.prototype.duplicate = function (this: LinkRoles, topic: Topic, peer: PeerKey): void {
+  const node = nodeOf.get(this)
+  if (mode !== 'normal' && node !== undefined) {
+    if (mode !== 'fixed' || chosenOf.get(node)?.has(peer)) return
+  }
+  duplicate.call(this, topic, peer)
+}
+// Oracle (per-source trees with hindsight): a node pushes a message to a mesh peer only if its
+// copy reached that peer first in the flood run; no flood root pushes beyond that.
+const announcesTo = LinkRoles.prototype.announcesTo
+LinkRoles.prototype.announcesTo = function (this: LinkRoles, topic: Topic, peer: PeerKey): boolean {
+  const node = nodeOf.get(this)
+  if (mode === 'oracle' && forwarding !== undefined && forwarding.node === node) {
+    const host = (this as unknown as { host: { speaksOneCopy(p: PeerKey): boolean } }).host
+    const to = nameToNode.get(peer)
+    if (!host.speaksOneCopy(peer) || to === undefined) return false
+    return !pushes(node, to, forwarding.m)
+  }
+  return announcesTo.call(this, topic, peer)
+}
+const rootPushes = FloodReach.prototype.rootPushes
+FloodReach.prototype.rootPushes = function (this: FloodReach, ...args): number {
+  return mode === 'oracle' ? 0 : rootPushes.apply(this, args)
+}
+const routerProto = GossipRouter.prototype as unknown as {
+  accepted(peer: PeerKey, m: unknown, key: string, a: { data: Uint8Array }): void
+}
+const accepted = routerProto.accepted
+routerProto.accepted = function (this: object, peer, m, key, a): void {
+  const node = nodeOf.get(this)
+  forwarding =
+    node === undefined || a.data.length < 4
+      ? undefined
+      : { node, m: new DataView(a.data.buffer, a.data.byteOffset).getUint32(0) }
+  try {
+    accepted.call(this, peer, m, key, a)
+  } finally {
+    forwarding = undefined
+  }
+}
+const nameToNode = new Map<PeerKey, number>()
+for (let i = 0; i < NODES; i++) nameToNode.set(simNodeName(i), i)
+
+/** `strategy` whose routers are known by node, and whose copies are recorded into `into`. */
+function instrumented(strategy: SimStrategy, into?: Matrix): SimStrategy {
+  return {
+    ...strategy,
+    create: (env, index, ctx) => {
+      const core = strategy.create(env, index, ctx) as GossipRouter
+      const roles = (core as unknown as { roles: LinkRoles }).roles
+      nodeOf.set(core, index)
+      nodeOf.set(roles, index)
+      nodeOf.set((roles as unknown as { arrivals: ArrivalLog }).arrivals, index)
+      if (into !== undefined) {
+        const m = new Map<PeerKey, Float64Array>()
+        into[index] = m
+        const msgIndex = new Map<string, number>()
+        const note = (from: PeerKey | undefined, i: number | undefined, at: number) => {
+          if (from === undefined || i === undefined || i >= TOTAL) return
+          let row = m.get(from)
+          if (row === undefined) {
+            row = new Float64Array(TOTAL).fill(Number.NaN)
+            m.set(from, row)
+          }
+          if (Number.isNaN(row[i])) row[i] = at
+        }
+        core.on('artifact', (a) => {
+          const i = new DataView(a.data.buffer, a.data.byteOffset).getUint32(0)
+          msgIndex.set(messageIdKey(a.id), i)
+          note(a.from, i, a.receivedAt)
+        })
+        core.on('duplicate', (d) => note(d.from, msgIndex.get(messageIdKey(d.id)), d.receivedAt))
+      }
+      return core
+    },
+  }
+}
+
+/** The publishers, as the scenario runner picks them (same PRNG fork and draws). */
+async function origins(): Promise<number[]> {
+  const { Prng } = await import('../src/sim/prng.ts')
+  const pick = new Prng(seed).fork('publishers')
+  const out: number[] = []
+  for (let m = 0; m < TOTAL; m++) {
+    out.push(single ? 0 : pick.int(NODES))
+    if (single) pick.int(1)
+    if (bytes >= 8) pick.nextU32()
+  }
+  return out
+}
+
+const rows: Row[] = []
+const out: Record<string, number> = {}
+let stockP99 = Number.NaN
+async function measure(name: string, strategy: SimStrategy, messages = MESSAGES): Promise<void> {
+  process.stderr.write(`running ${name}...\n`)
+  const r = await runScenario({ ...sc, messages }, pub(strategy))
+  const s = r.summary
+  if (name === 'stock') stockP99 = s.latencyMs.p99
+  const floor = (NODES - 1) * bytes
+  rows.push({
+    run: name,
+    delivery: fmt(s.deliveryRatio, 4),
+    'dups mean': fmt(s.duplicates.mean),
+    'p50 ms': fmt(s.latencyMs.p50, 1),
+    'p99 ms': fmt(s.latencyMs.p99, 1),
+    'p99 / stock': fmt(s.latencyMs.p99 / stockP99),
+    'bytes / floor': fmt(s.bytesPerMessage / floor),
+  })
+  out[`${name} dups per node per message`] = s.duplicates.mean
+  out[`${name} p99 ms`] = s.latencyMs.p99
+  out[`${name} p99 over stock`] = s.latencyMs.p99 / stockP99
+  out[`${name} bytes over floor`] = s.bytesPerMessage / floor
+  out[`${name} delivery`] = s.deliveryRatio
+}
+
+mode = 'normal'
+await measure('stock', gossipStockStrategy)
+if (only === undefined || only.includes('rules')) {
+  await measure('one-copy (rules 1-9)', instrumented(gossipOneCopyStrategy))
+}
+const matrix: Matrix = []
+mode = 'flood'
+await measure(
+  `one-copy, every in-link eager${LEARN > 0 ? ` (${TOTAL} messages)` : ''}`,
+  instrumented(gossipOneCopyStrategy, matrix),
+  TOTAL,
+)
+
+const from = await origins()
+firstSender = matrix.map((row) => {
+  const first = new Int32Array(MESSAGES).fill(-1)
+  const at = new Float64Array(MESSAGES).fill(Number.POSITIVE_INFINITY)
+  for (const [p, times] of row ?? []) {
+    for (let i = 0; i < MESSAGES; i++) {
+      if (times[i] < at[i]) {
+        at[i] = times[i]
+        first[i] = nameToNode.get(p) ?? -1
+      }
+    }
+  }
+  return first
+})
+
+/** Delay of each message over `set` at `node` against the earliest candidate (origin left out). */
+function cost(node: number, candidates: PeerKey[], set: PeerKey[]): number {
+  const m = matrix[node]
+  let total = 0
+  for (let i = 0; i < MESSAGES; i++) {
+    if (from[i] === node) continue
+    let first = Number.POSITIVE_INFINITY
+    for (const p of candidates) {
+      if (nameToNode.get(p) === from[i]) continue
+      const t = m.get(p)?.[i]
+      if (t !== undefined && t < first) first = t
+    }
+    if (!Number.isFinite(first)) continue
+    let best = LATE_MS
+    for (const p of set) {
+      if (nameToNode.get(p) === from[i]) continue
+      const t = m.get(p)?.[i]
+      if (t !== undefined && !Number.isNaN(t) && t - first < best) best = t - first
+    }
+    total += best
+  }
+  return total
+}
+
+function byFirsts(k: number): Plan {
+  return (node, candidates) => {
+    const m = matrix[node]
+    const count = new Map<PeerKey, number>(candidates.map((p) => [p, 0]))
+    for (let i = 0; i < MESSAGES; i++) {
+      let best: PeerKey | undefined
+      let at = Number.POSITIVE_INFINITY
+      for (const p of candidates) {
+        if (nameToNode.get(p) === from[i]) continue
+        const t = m.get(p)?.[i]
+        if (t !== undefined && t < at) {
+          at = t
+          best = p
+        }
+      }
+      if (best !== undefined) count.set(best, count.get(best)! + 1)
+    }
+    return [...candidates].sort((a, b) => count.get(b)! - count.get(a)!).slice(0, k)
+  }
+}
+
+function greedy(k: number, gainMs = 0): Plan {
+  return (node, candidates) => {
+    const chosen: PeerKey[] = []
+    let total = cost(node, candidates, [])
+    while (chosen.length < Math.min(k, candidates.length)) {
+      let best: PeerKey | undefined
+      let bestCost = Number.POSITIVE_INFINITY
+      for (const p of candidates) {
+        if (chosen.includes(p)) continue
+        const c = cost(node, candidates, [...chosen, p])
+        if (c < bestCost) {
+          best = p
+          bestCost = c
+        }
+      }
+      if (best === undefined) break
+      if (chosen.length >= 1 && total - bestCost < gainMs * MESSAGES) break
+      chosen.push(best)
+      total = bestCost
+    }
+    return chosen
+  }
+}
+
+const plans: Array<[string, Plan]> = [
+  ['hindsight: top 1 by first copies', byFirsts(1)],
+  ['hindsight: top 2 by first copies', byFirsts(2)],
+  ['hindsight: top 3 by first copies', byFirsts(3)],
+  ['hindsight: greedy 2', greedy(2)],
+  ['hindsight: greedy 3', greedy(3)],
+  ["hindsight: greedy, rule 4's 15 ms gain", greedy(4, 15)],
+]
+if (only === undefined || only.includes('oracle')) {
+  mode = 'oracle'
+  pushes = (sender, receiver, m) => firstSender[receiver][m] === sender
+  await measure(
+    'per-source oracle: push only where the flood came first',
+    instrumented(gossipOneCopyStrategy),
+  )
+}
+if (LEARN > 0) {
+  // Trees learnt out of sample (messages MESSAGES..TOTAL of the flood run), applied to the
+  // measured messages: per topic (one set of in-links per node) and per publisher region.
+  const { buildNetwork } = await import('../src/sim/scenario.ts')
+  const { Prng } = await import('../src/sim/prng.ts')
+  const region = buildNetwork(sc, new Prng(seed)).placement.region
+  const learnt = (k: number, key: (origin: number) => number) => {
+    const sets = matrix.map((row, v) => {
+      const counts = new Map<number, Map<number, number>>()
+      for (let i = MESSAGES; i < TOTAL; i++) {
+        if (from[i] === v) continue
+        let best = -1
+        let at = Number.POSITIVE_INFINITY
+        for (const [p, times] of row ?? []) {
+          const u = nameToNode.get(p) ?? -1
+          if (u === from[i] || !(times[i] < at)) continue
+          at = times[i]
+          best = u
+        }
+        if (best < 0) continue
+        const c = counts.get(key(from[i])) ?? new Map<number, number>()
+        counts.set(key(from[i]), c)
+        c.set(best, (c.get(best) ?? 0) + 1)
+      }
+      const top = new Map<number, Set<number>>()
+      for (const [r, c] of counts) {
+        top.set(
+          r,
+          new Set(
+            [...c]
+              .sort((a, b) => b[1] - a[1])
+              .slice(0, k)
+              .map(([u]) => u),
+          ),
+        )
+      }
+      return top
+    })
+    return (sender: number, receiver: number, m: number) =>
+      sets[receiver].get(key(from[m]))?.has(sender) === true
+  }
+  mode = 'oracle'
+  for (const k of [1, 2]) {
+    pushes = learnt(k, () => 0)
+    await measure(
+      `learnt from ${LEARN} other messages: top ${k} per topic`,
+      instrumented(gossipOneCopyStrategy),
+    )
+    pushes = learnt(k, (o) => region[o])
+    await measure(`learnt: top ${k} per publisher region`, instrumented(gossipOneCopyStrategy))
+  }
+}
+const cached = new Map<string, PeerKey[]>()
+for (const [name, p] of plans) {
+  if (only !== undefined && !only.some((o) => name.includes(o))) continue
+  cached.clear()
+  plan = (node, candidates) => {
+    const key = `${node} ${candidates.join(',')}`
+    let c = cached.get(key)
+    if (c === undefined) {
+      c = p(node, candidates)
+      cached.set(key, c)
+    }
+    return c
+  }
+  mode = 'fixed'
+  await measure(name, instrumented(gossipOneCopyStrategy))
+}
+
+printTable(
+  `one-copy with hindsight eager in-links, ${NODES} nodes, ${bytes} B, ${single ? 'single publisher' : 'random publishers'}, seed ${seed}`,
+  rows,
+)
+writeResults(
+  `one-copy-hindsight-${bytes}-${single ? 'single' : 'random'}-seed${seed}${only ? `-${only.join('+')}` : ''}`,
+  out,
+)
