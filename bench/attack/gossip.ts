@@ -50,6 +50,7 @@ import {
 } from '../../test/support/gossip-attacks.ts'
 import { waitFor } from '../../test/support/wait.ts'
 import { fmt, printTable, type Row, writeResults } from '../report.ts'
+import { cpuBetween, readCpu } from './proc-cpu.ts'
 import { type HonestDelivery, layAgainst, type SlowSampleFigures } from './slow-samples.ts'
 import type { VictimReport, VictimWindow } from './victim-main.ts'
 
@@ -77,17 +78,21 @@ const VICTIM = join(here, 'victim-main.ts')
 class Victim {
   readonly addr: string
   readonly peerId: string
+  /** The victim process's id (for its CPU time in /proc). */
+  readonly pid: number | undefined
   private readonly stdin: NodeJS.WritableStream
   private readonly lines: AsyncIterator<string>
 
   private constructor(
     addr: string,
     peerId: string,
+    pid: number | undefined,
     stdin: NodeJS.WritableStream,
     lines: AsyncIterator<string>,
   ) {
     this.addr = addr
     this.peerId = peerId
+    this.pid = pid
     this.stdin = stdin
     this.lines = lines
   }
@@ -100,7 +105,7 @@ class Victim {
     const first = await lines.next()
     if (first.done) throw new Error('the victim process exited before it started')
     const { addr, peerId } = JSON.parse(first.value) as { addr: string; peerId: string }
-    return new Victim(addr, peerId, child.stdin, lines)
+    return new Victim(addr, peerId, child.pid, child.stdin, lines)
   }
 
   async ask<T>(cmd: string, args: { key?: string; keys?: string[] } = {}): Promise<T> {
@@ -288,6 +293,19 @@ interface AttackFigures {
   belowRouterCpuMs: number
   /** Connections from the attacker that B's gater refused (redials while denied). */
   refusedRedials: number
+  /**
+   * Where the machine's cores went in the honest window before the attack, in ms of CPU per
+   * second (from /proc): `honestAC` (this process: A and C), `victim` (B's process),
+   * `otherProcesses` (anything else on the machine: other benches and users) and `idle`.
+   */
+  machineCpuBeforeMsPerS: Record<string, number>
+  /** The same during the attack, with `attacker` (its process's own figure) beside them. */
+  machineCpuDuringMsPerS: Record<string, number>
+  /** Dials the attacker made after it was first cut off (refused or not). */
+  attackerRedials: number
+  /** The attacker process's CPU to its first disconnection and after it, in ms. */
+  attackerCpuToCutOffMs: number
+  attackerCpuAfterCutOffMs: number
   /** During samples slower than twice the before p99 (what decides the p99 ratio), in ms. */
   slowThresholdMs: number
   /**
@@ -408,8 +426,17 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
   const { victim, pair, honestKeys } = bed
   const heapBefore = await victim.ask<number>('heap')
   await victim.ask('window')
+  const pids = { honestAC: process.pid, victim: victim.pid }
+  let cpuStart = readCpu(pids)
+  let cpuBefore = cpuStart
+  let cpuAttackEnd = cpuStart
   const before = await pair.honestTraffic(
-    () => new Promise((r) => setTimeout(r, BEFORE_MS)),
+    () => {
+      cpuStart = readCpu(pids)
+      return new Promise<void>((r) => setTimeout(r, BEFORE_MS)).then(() => {
+        cpuBefore = readCpu(pids)
+      })
+    },
     RATE,
     BYTES,
   )
@@ -421,7 +448,18 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
   await victim.ask('watch', { key, keys: honestKeys })
   await victim.ask('window')
   const firstDelivery = deliveries.length
-  const during = await pair.honestTraffic(() => x.attack(), RATE, BYTES)
+  let cpuDuring = cpuStart
+  const during = await pair.honestTraffic(
+    async () => {
+      cpuDuring = readCpu(pids)
+      const run = await x.attack()
+      cpuAttackEnd = readCpu(pids)
+      return run
+    },
+    RATE,
+    BYTES,
+  )
+  const run = during.result
   const windowDuring = await victim.ask<VictimWindow>('windowEnd')
   const report = await victim.ask<VictimReport>('report', { key, keys: honestKeys })
   const heapAfter = await victim.ask<number>('heap')
@@ -463,7 +501,7 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     honestPublished: during.traffic.published,
     honestDelivered: during.traffic.delivered,
     honestDeliveredFraction: during.traffic.delivered / during.traffic.published,
-    attackerFramesSent: during.result.sent,
+    attackerFramesSent: run.sent,
     victimFramesFromAttacker: report.frames,
     timeToPenaltyMs: since(report.penaltyAt),
     timeToDisconnectMs: since(report.disconnectAt),
@@ -492,6 +530,13 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
       (windowBefore.cpuMs * during.traffic.elapsedMs) / before.traffic.elapsedMs -
       report.routerCpuMs,
     refusedRedials: report.refused,
+    machineCpuBeforeMsPerS: cpuBetween(cpuStart, cpuBefore),
+    machineCpuDuringMsPerS: cpuBetween(cpuDuring, cpuAttackEnd, {
+      attacker: run.processCpuToCutOffMs + run.processCpuAfterCutOffMs,
+    }),
+    attackerRedials: run.redials,
+    attackerCpuToCutOffMs: run.processCpuToCutOffMs,
+    attackerCpuAfterCutOffMs: run.processCpuAfterCutOffMs,
     slowThresholdMs: slowMs,
     slowSamplesBeforeContact: beforeContact,
     slowSamplesToCutOff: toCutOff,
@@ -599,6 +644,33 @@ printTable(
         ? null
         : f.victimExtraCpuAfterCutOffMs /
             Math.max(1, f.handshakesAfterCutOff + f.redialsRefusedBeforeEncryption),
+      2,
+    ),
+  })),
+)
+const perS = (m: Record<string, number>, keys: string[]) =>
+  keys.map((k) => fmt(m[k] ?? Number.NaN, 0)).join(' / ')
+printTable(
+  'where the cores went (/proc, ms of CPU per s of wall; 2 cores: 2,000 in all): honest A and C, victim B, the attacker, every other process on the machine, idle',
+  figures.map((f) => ({
+    attack: f.attack,
+    'before A+C / B / others / idle': perS(f.machineCpuBeforeMsPerS, [
+      'honestAC',
+      'victim',
+      'otherProcesses',
+      'idle',
+    ]),
+    'during A+C / B / attacker / others / idle': perS(f.machineCpuDuringMsPerS, [
+      'honestAC',
+      'victim',
+      'attacker',
+      'otherProcesses',
+      'idle',
+    ]),
+    'attacker redials': f.attackerRedials,
+    'attacker CPU ms to/after cut-off': `${fmt(f.attackerCpuToCutOffMs, 0)} / ${fmt(f.attackerCpuAfterCutOffMs, 0)}`,
+    'attacker CPU ms per redial': fmt(
+      f.attackerCpuAfterCutOffMs / Math.max(1, f.attackerRedials),
       2,
     ),
   })),

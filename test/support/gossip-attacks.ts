@@ -351,6 +351,17 @@ export interface AttackRun {
   disconnected: boolean
   /** Milliseconds from the start to the disconnection (or to the end). */
   elapsedMs: number
+  /** Milliseconds from the start to the first disconnection (null: never cut off). */
+  cutOffMs: number | null
+  /** Dials after the first disconnection (a persistent attacker's redials), refused or not. */
+  redials: number
+  /**
+   * CPU time of the attacking process (every thread, user and system) from the start to the
+   * first disconnection, and from there to the end, in ms: what sending and redialling cost
+   * the attacker's side of the machine.
+   */
+  processCpuToCutOffMs: number
+  processCpuAfterCutOffMs: number
 }
 
 /**
@@ -367,6 +378,9 @@ export async function runAttack(
   persist = false,
 ): Promise<AttackRun> {
   const start = Date.now()
+  const cpuStart = process.cpuUsage()
+  let cutOff: { at: number; cpu: NodeJS.CpuUsage } | undefined
+  let redials = 0
   let connection: Connection | undefined
   let stream: Stream | undefined
   let sent = 0
@@ -377,11 +391,14 @@ export async function runAttack(
   while (Date.now() - start < durationMs && !stop()) {
     if (connection === undefined || connection.status !== 'open') {
       if (connection !== undefined) disconnected = true
+      if (disconnected) cutOff ??= { at: Date.now(), cpu: process.cpuUsage() }
       if (connection !== undefined && !persist) break
+      if (cutOff !== undefined) redials++
       connection = await attacker.dial(victim).catch(() => undefined)
       stream = undefined
       if (connection === undefined) {
         disconnected = true
+        cutOff ??= { at: Date.now(), cpu: process.cpuUsage() }
         if (!persist) break
         await pause(50)
         continue
@@ -406,7 +423,18 @@ export async function runAttack(
     await pause(Math.min(start + sent * interval - Date.now(), 50))
   }
   if (connection !== undefined && connection.status !== 'open') disconnected = true
-  return { sent, disconnected, elapsedMs: Date.now() - start }
+  const end = process.cpuUsage()
+  const cpuMs = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage) =>
+    (to.user - from.user + to.system - from.system) / 1000
+  return {
+    sent,
+    disconnected,
+    elapsedMs: Date.now() - start,
+    cutOffMs: cutOff === undefined ? null : cutOff.at - start,
+    redials,
+    processCpuToCutOffMs: cpuMs(cpuStart, cutOff?.cpu ?? end),
+    processCpuAfterCutOffMs: cutOff === undefined ? 0 : cpuMs(cutOff.cpu, end),
+  }
 }
 
 /**
