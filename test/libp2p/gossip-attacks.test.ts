@@ -178,6 +178,12 @@ describe('a victim speaking one-copy with its honest peers, attacked over TCP on
         2 + (attack.framesToCutOff ?? 10),
       )
       expect(router.getPeers()).not.toContain(key)
+      // B relayed what it took from the attacker within what A and C take from B.
+      const b = ocBed.b.peerId.toString()
+      for (const honest of [ocBed.a, ocBed.c]) {
+        expect(honest.services.dissemination.core.getBehaviourPenalty(b)).toBe(0)
+        expect(honest.services.dissemination.core.getPeers()).toContain(b)
+      }
     })
   }
 })

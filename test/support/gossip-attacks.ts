@@ -242,8 +242,9 @@ export function oneCopyAttacks(topic: string): GossipAttack[] {
       name: 'one-copy sentTo 1,024 on new messages',
       rate: 200,
       oneCopy: handshake,
-      // The `mark` budget's burst (40,000 hashes) is ~40 full marks, then one over by 512 cuts off.
-      framesToCutOff: 50,
+      // The `mark` budget's burst (10,000 hashes) is ~10 full marks (and what refills
+      // meanwhile), then one over by 512 cuts off.
+      framesToCutOff: 12,
       next: markedMessages(topic, maxHashes),
     },
     {
