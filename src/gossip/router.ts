@@ -451,6 +451,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         setTimer: (ms, fn) => env.setTimer(ms, fn),
         have: (short) => this.shortIndex.has(short),
         pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
+        unanswered: (peer) => this.unansweredAnnounce(peer),
       },
       p.oneCopyFollowupMs,
       // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
@@ -1900,6 +1901,15 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const others = peers.filter((p) => this.peers.get(p)?.oneCopy !== true)
     this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: peerHashesBytes(sentTo) })
     this.sendMessage(others, m, key)
+  }
+
+  /**
+   * `peer` announced a message and answered none of our asks for it until we gave up: counted
+   * against its `unanswered` budget (a peer announcing ids nobody has is cut off).
+   */
+  private unansweredAnnounce(peer: PeerKey): void {
+    const ps = this.peers.get(peer)
+    if (ps !== undefined) this.within(peer, ps, this.isDirect(peer), 'unanswered', 1)
   }
 
   /**

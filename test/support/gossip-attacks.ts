@@ -183,14 +183,7 @@ function markedMessages(topic: string, hashes: number): () => Uint8Array {
  */
 export function oneCopyAttacks(topic: string): GossipAttack[] {
   const random = idSource(0x0c09)
-  const handshake = [
-    encodeRpc({
-      subscriptions: [{ subscribe: true, topic }],
-      messages: [],
-      control: { ...emptyControl(), extensions: { oneCopy: true } },
-    }),
-    oneCopy({ hello: HELLO_ACK }),
-  ]
+  const handshake = oneCopyHandshake(topic)
   const hash = topicHash(topic)
   let flip = 0
   const maxHashes = DEFAULT_RPC_LIMITS.maxPeerHashes
@@ -254,6 +247,34 @@ export function oneCopyAttacks(topic: string): GossipAttack[] {
       next: markedMessages(topic, maxHashes + 1),
     },
   ]
+}
+
+/** The frames a one-copy attacker negotiates the extension with, as our nodes do. */
+function oneCopyHandshake(topic: string): Uint8Array[] {
+  return [
+    encodeRpc({
+      subscriptions: [{ subscribe: true, topic }],
+      messages: [],
+      control: { ...emptyControl(), extensions: { oneCopy: true } },
+    }),
+    oneCopy({ hello: HELLO_ACK }),
+  ]
+}
+
+/**
+ * A one-copy peer that announces 16 ids nobody has four times a second, within its
+ * `announce` budget, and answers none of the INEEDs they bring. Not a bench row: the victim
+ * finds it out only when it gives up on its ids, seconds later (rule 5's asks).
+ */
+export function unansweredAnnounceAttack(topic: string): GossipAttack {
+  const random = idSource(0x0a11)
+  const hash = topicHash(topic)
+  return {
+    name: 'one-copy announce 16 ids nobody has, 4 times a second',
+    rate: 4,
+    oneCopy: oneCopyHandshake(topic),
+    next: pool(64, () => oneCopy({ announce: [{ topicHash: hash, ids: shortIds(random, 16) }] })),
+  }
 }
 
 /** Every stock gossip attack of issue 11 (meshsub 1.2, no extension), against `topic`. */
@@ -421,7 +442,9 @@ export async function runAttack(
       // The victim reset the stream or closed the connection: try again (an attacker would).
       stream = undefined
     }
-    await pause(Math.min(start + sent * interval - Date.now(), 50))
+    // Until the next frame is due, looking at `stop` every 50 ms.
+    do await pause(Math.min(start + sent * interval - Date.now(), 50))
+    while (Date.now() < start + sent * interval && Date.now() - start < durationMs && !stop())
   }
   if (connection !== undefined && connection.status !== 'open') disconnected = true
   const end = process.cpuUsage()
