@@ -22,15 +22,19 @@
  *
  * A second table lays the slow honest messages (over twice the p99 before) against the
  * victim's timeline (slow-samples.ts): whether they were late into the victim or out of it,
- * its main thread running or waiting for a core meanwhile, dials and GC near them; and what
+ * its main thread running or waiting for a core meanwhile, dials and GC near them, and the
+ * honest process's own main thread waiting for a core or in GC over their flight; and what
  * the attack cost the victim's CPU from its connection to the cut-off and after it (redials:
  * handshakes, and dials refused before encryption). `--trace` prints each slow message.
+ * A third says where the machine's cores went in each window (/proc): honest A and C, the
+ * victim, the attacker (to its cut-off and after: its redials), every other process, idle.
  *
  * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME] [--trace]`
  */
 
 import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -48,6 +52,7 @@ import {
   HonestPair,
   honestSeq,
 } from '../../test/support/gossip-attacks.ts'
+import { mainThreadClock } from '../../test/support/thread-clock.ts'
 import { waitFor } from '../../test/support/wait.ts'
 import { fmt, printTable, type Row, writeResults } from '../report.ts'
 import { cpuBetween, readCpu } from './proc-cpu.ts'
@@ -327,6 +332,14 @@ interface AttackFigures {
   slowSamplesVictimCpuMs: number
   slowSamplesVictimQueuedMs: number
   slowSamplesVictimWallMs: number
+  /**
+   * Slow samples over whose flight the honest process's main thread (A and C) waited for a
+   * core at least half the slow threshold, and its wait over all slow samples, in ms.
+   */
+  slowSamplesHonestQueued: number
+  slowSamplesHonestQueuedMs: number
+  /** Slow samples with a GC pause of the honest process (A and C) over their flight. */
+  slowSamplesNearHonestGc: number
   /** Slow samples with a dial the victim's gater decided on, or a GC pause, near them. */
   slowSamplesNearGateDecision: number
   slowSamplesNearGc: number
@@ -359,6 +372,17 @@ interface AttackFigures {
    */
   heapChangeFraction: number
 }
+
+/** The main thread of this process (honest A and C): run and run-queue time so far. */
+const honestThread = mainThreadClock()
+/** GC pauses of this process (honest A and C): start (`timeOrigin + now`) and length, in ms. */
+const honestGc: { at: number; ms: number }[] = []
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (honestGc.length < 100_000)
+      honestGc.push({ at: performance.timeOrigin + e.startTime, ms: e.duration })
+  }
+}).observe({ entryTypes: ['gc'] })
 
 /** When C got each honest message (`Date.now()`, the clock the victim's reports use) and its latency. */
 const deliveries: ({ at: number; latencyMs: number } & HonestDelivery)[] = []
@@ -405,6 +429,7 @@ async function startBed(oneCopy: boolean): Promise<Bed> {
       seq: honestSeq(art.data)!,
       publishedAt: performance.timeOrigin + sentAt,
       deliveredAt: performance.timeOrigin + now,
+      honestThread: honestThread(),
     })
   })
   // Warm-up: JIT, meshes and caches settle before anything is measured.
@@ -484,6 +509,7 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     slowMs,
     report.timeline,
     (windowBefore.cpuMs * 1000) / before.traffic.elapsedMs,
+    honestGc,
   )
   if (TRACE) traceSlowSamples(attack.name, laid)
   figures.push({
@@ -546,6 +572,9 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     slowSamplesVictimCpuMs: laid.slowVictimCpuMs,
     slowSamplesVictimQueuedMs: laid.slowVictimQueuedMs,
     slowSamplesVictimWallMs: laid.slowVictimWallMs,
+    slowSamplesHonestQueued: laid.slowHonestQueued,
+    slowSamplesHonestQueuedMs: laid.slowHonestQueuedMs,
+    slowSamplesNearHonestGc: laid.slowNearHonestGc,
     slowSamplesNearGateDecision: laid.slowNearGate,
     slowSamplesNearGc: laid.slowNearGc,
     handshakesToCutOff: laid.handshakesToCutOff,
@@ -582,7 +611,7 @@ function traceSlowSamples(attack: string, laid: SlowSampleFigures): void {
   const f = (v: number | null) => (v === null ? '-' : v.toFixed(1))
   for (const s of laid.slow) {
     console.log(
-      `  #${s.seq} ${f(s.latencyMs)} ms (into B ${f(s.intoVictimMs)}, out ${f(s.outOfVictimMs)}); B since the last: wall ${f(s.victimWallMs)} CPU ${f(s.victimCpuMs)} queued ${f(s.victimQueuedMs)}; dials ${s.gateDecisions}, GC ${f(s.gcMs)} ms; ${f(s.sinceCutOffMs)} ms after the cut-off`,
+      `  #${s.seq} ${f(s.latencyMs)} ms (into B ${f(s.intoVictimMs)}, out ${f(s.outOfVictimMs)}); B since the last: wall ${f(s.victimWallMs)} CPU ${f(s.victimCpuMs)} queued ${f(s.victimQueuedMs)}; A+C thread queued ${f(s.honestQueuedMs)}, GC ${f(s.honestGcMs)}; dials ${s.gateDecisions}, GC ${f(s.gcMs)} ms; ${f(s.sinceCutOffMs)} ms after the cut-off`,
     )
   }
 }
@@ -629,7 +658,9 @@ printTable(
       f.slowSamplesOther,
     'late into B': f.slowSamplesLateIntoVictim,
     'B thread ms CPU/queued/wall': `${fmt(f.slowSamplesVictimCpuMs, 1)} / ${fmt(f.slowSamplesVictimQueuedMs, 1)} / ${fmt(f.slowSamplesVictimWallMs, 1)}`,
-    'near a dial / GC': `${f.slowSamplesNearGateDecision} / ${f.slowSamplesNearGc}`,
+    'A+C thread queued: samples (ms)': `${f.slowSamplesHonestQueued} (${fmt(f.slowSamplesHonestQueuedMs, 1)})`,
+    'A+C GC': f.slowSamplesNearHonestGc,
+    'near a B dial / B GC': `${f.slowSamplesNearGateDecision} / ${f.slowSamplesNearGc}`,
     'handshakes to/after cut-off': `${f.handshakesToCutOff} / ${f.handshakesAfterCutOff}`,
     'redials refused before encryption': f.redialsRefusedBeforeEncryption,
     'B thread CPU ms per redial handshake':
