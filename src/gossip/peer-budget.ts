@@ -99,8 +99,8 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     // A marked message carries its publisher's topic peers (marks are sent only where they
     // are a fifth of the network or more): hundreds of marked messages a second of 10-100.
     // A frame 512 hashes over is a flood (a publisher with that many topic peers is not).
-    // The burst is 100 such marks at once; full 1,024-hash marks are cut off in ~10 frames
-    // (40 at a burst of 40,000: the relay passed each on to its peers meanwhile).
+    // The burst is 100 such marks at once; a flood of full 1,024-hash marks is cut off at its
+    // 12th frame (44th at a burst of 40,000: the relay passed each on to its peers meanwhile).
     mark: { perSecond: 20_000, burst: 10_000, cutOffOverdraft: 512 },
     // An honest announcer has what it announces and answers one of our asks unless every
     // reply was lost. Each id over the burst costs 2 strikes, so 10 over it at once cut off:
