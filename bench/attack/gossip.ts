@@ -29,7 +29,7 @@
  * A third says where the machine's cores went in each window (/proc): honest A and C, the
  * victim, the attacker (to its cut-off and after: its redials), every other process, idle.
  *
- * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME] [--trace]`
+ * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME] [--trace] [--no-redial]`
  */
 
 import { spawn } from 'node:child_process'
@@ -68,6 +68,11 @@ const arg = (name: string, fallback: number) => {
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
 /** Prints each slow honest message laid against the victim's timeline. */
 const TRACE = args.includes('--trace')
+/**
+ * A diagnosis, not the bench: the attacker stops at its first disconnection and idles to the
+ * end of the window instead of redialling (what its redials cost the machine, by difference).
+ */
+const NO_REDIAL = args.includes('--no-redial')
 const BEFORE_MS = arg('--before-ms', 6000)
 const ATTACK_MS = arg('--attack-ms', 6000)
 // 100 msg/s: ~600 samples per window, so p99 is the 6th-worst sample, not the 2nd.
@@ -129,7 +134,15 @@ async function spawnAttacker(
   victim: string,
   index: number,
 ): Promise<{ key: string; attack: () => Promise<AttackRun> }> {
-  const child = spawn(process.execPath, [ATTACKER, victim, String(index), String(ATTACK_MS), T], {
+  const argv = [
+    ATTACKER,
+    victim,
+    String(index),
+    String(ATTACK_MS),
+    T,
+    NO_REDIAL ? 'stop' : 'persist',
+  ]
+  const child = spawn(process.execPath, argv, {
     stdio: ['pipe', 'pipe', 'inherit'],
   })
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
@@ -707,7 +720,7 @@ printTable(
   })),
 )
 printTable(
-  `gossip under attack (attacker, B, and A with C in three processes): A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
+  `gossip under attack (attacker, B, and A with C in three processes): A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack${NO_REDIAL ? '; the attacker idle after its cut-off (--no-redial, a diagnosis)' : ''}`,
   rows,
 )
 const targets = {
@@ -733,6 +746,7 @@ writeResults('attack-gossip', {
     honestMessageBytes: BYTES,
     beforeMs: BEFORE_MS,
     attackMs: ATTACK_MS,
+    attackerRedialsAfterCutOff: !NO_REDIAL,
   },
   attacks: figures,
   targets,
