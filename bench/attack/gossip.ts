@@ -22,15 +22,19 @@
  *
  * A second table lays the slow honest messages (over twice the p99 before) against the
  * victim's timeline (slow-samples.ts): whether they were late into the victim or out of it,
- * its main thread running or waiting for a core meanwhile, dials and GC near them; and what
+ * its main thread running or waiting for a core meanwhile, dials and GC near them, and the
+ * honest process's own main thread waiting for a core or in GC over their flight; and what
  * the attack cost the victim's CPU from its connection to the cut-off and after it (redials:
  * handshakes, and dials refused before encryption). `--trace` prints each slow message.
+ * A third says where the machine's cores went in each window (/proc): honest A and C, the
+ * victim, the attacker (to its cut-off and after: its redials), every other process, idle.
  *
- * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME] [--trace]`
+ * `npm run bench -- attack gossip [--before-ms N] [--attack-ms N] [--rate N] [--only NAME] [--trace] [--no-redial]`
  */
 
 import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -48,8 +52,10 @@ import {
   HonestPair,
   honestSeq,
 } from '../../test/support/gossip-attacks.ts'
+import { mainThreadClock } from '../../test/support/thread-clock.ts'
 import { waitFor } from '../../test/support/wait.ts'
 import { fmt, printTable, type Row, writeResults } from '../report.ts'
+import { cpuBetween, readCpu } from './proc-cpu.ts'
 import { type HonestDelivery, layAgainst, type SlowSampleFigures } from './slow-samples.ts'
 import type { VictimReport, VictimWindow } from './victim-main.ts'
 
@@ -62,6 +68,11 @@ const arg = (name: string, fallback: number) => {
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
 /** Prints each slow honest message laid against the victim's timeline. */
 const TRACE = args.includes('--trace')
+/**
+ * A diagnosis, not the bench: the attacker stops at its first disconnection and idles to the
+ * end of the window instead of redialling (what its redials cost the machine, by difference).
+ */
+const NO_REDIAL = args.includes('--no-redial')
 const BEFORE_MS = arg('--before-ms', 6000)
 const ATTACK_MS = arg('--attack-ms', 6000)
 // 100 msg/s: ~600 samples per window, so p99 is the 6th-worst sample, not the 2nd.
@@ -77,17 +88,21 @@ const VICTIM = join(here, 'victim-main.ts')
 class Victim {
   readonly addr: string
   readonly peerId: string
+  /** The victim process's id (for its CPU time in /proc). */
+  readonly pid: number | undefined
   private readonly stdin: NodeJS.WritableStream
   private readonly lines: AsyncIterator<string>
 
   private constructor(
     addr: string,
     peerId: string,
+    pid: number | undefined,
     stdin: NodeJS.WritableStream,
     lines: AsyncIterator<string>,
   ) {
     this.addr = addr
     this.peerId = peerId
+    this.pid = pid
     this.stdin = stdin
     this.lines = lines
   }
@@ -100,7 +115,7 @@ class Victim {
     const first = await lines.next()
     if (first.done) throw new Error('the victim process exited before it started')
     const { addr, peerId } = JSON.parse(first.value) as { addr: string; peerId: string }
-    return new Victim(addr, peerId, child.stdin, lines)
+    return new Victim(addr, peerId, child.pid, child.stdin, lines)
   }
 
   async ask<T>(cmd: string, args: { key?: string; keys?: string[] } = {}): Promise<T> {
@@ -119,7 +134,15 @@ async function spawnAttacker(
   victim: string,
   index: number,
 ): Promise<{ key: string; attack: () => Promise<AttackRun> }> {
-  const child = spawn(process.execPath, [ATTACKER, victim, String(index), String(ATTACK_MS), T], {
+  const argv = [
+    ATTACKER,
+    victim,
+    String(index),
+    String(ATTACK_MS),
+    T,
+    NO_REDIAL ? 'stop' : 'persist',
+  ]
+  const child = spawn(process.execPath, argv, {
     stdio: ['pipe', 'pipe', 'inherit'],
   })
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
@@ -288,6 +311,19 @@ interface AttackFigures {
   belowRouterCpuMs: number
   /** Connections from the attacker that B's gater refused (redials while denied). */
   refusedRedials: number
+  /**
+   * Where the machine's cores went in the honest window before the attack, in ms of CPU per
+   * second (from /proc): `honestAC` (this process: A and C), `victim` (B's process),
+   * `otherProcesses` (anything else on the machine: other benches and users) and `idle`.
+   */
+  machineCpuBeforeMsPerS: Record<string, number>
+  /** The same during the attack, with `attacker` (its process's own figure) beside them. */
+  machineCpuDuringMsPerS: Record<string, number>
+  /** Dials the attacker made after it was first cut off (refused or not). */
+  attackerRedials: number
+  /** The attacker process's CPU to its first disconnection and after it, in ms. */
+  attackerCpuToCutOffMs: number
+  attackerCpuAfterCutOffMs: number
   /** During samples slower than twice the before p99 (what decides the p99 ratio), in ms. */
   slowThresholdMs: number
   /**
@@ -309,6 +345,14 @@ interface AttackFigures {
   slowSamplesVictimCpuMs: number
   slowSamplesVictimQueuedMs: number
   slowSamplesVictimWallMs: number
+  /**
+   * Slow samples over whose flight the honest process's main thread (A and C) waited for a
+   * core at least half the slow threshold, and its wait over all slow samples, in ms.
+   */
+  slowSamplesHonestQueued: number
+  slowSamplesHonestQueuedMs: number
+  /** Slow samples with a GC pause of the honest process (A and C) over their flight. */
+  slowSamplesNearHonestGc: number
   /** Slow samples with a dial the victim's gater decided on, or a GC pause, near them. */
   slowSamplesNearGateDecision: number
   slowSamplesNearGc: number
@@ -341,6 +385,17 @@ interface AttackFigures {
    */
   heapChangeFraction: number
 }
+
+/** The main thread of this process (honest A and C): run and run-queue time so far. */
+const honestThread = mainThreadClock()
+/** GC pauses of this process (honest A and C): start (`timeOrigin + now`) and length, in ms. */
+const honestGc: { at: number; ms: number }[] = []
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (honestGc.length < 100_000)
+      honestGc.push({ at: performance.timeOrigin + e.startTime, ms: e.duration })
+  }
+}).observe({ entryTypes: ['gc'] })
 
 /** When C got each honest message (`Date.now()`, the clock the victim's reports use) and its latency. */
 const deliveries: ({ at: number; latencyMs: number } & HonestDelivery)[] = []
@@ -387,6 +442,7 @@ async function startBed(oneCopy: boolean): Promise<Bed> {
       seq: honestSeq(art.data)!,
       publishedAt: performance.timeOrigin + sentAt,
       deliveredAt: performance.timeOrigin + now,
+      honestThread: honestThread(),
     })
   })
   // Warm-up: JIT, meshes and caches settle before anything is measured.
@@ -408,8 +464,17 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
   const { victim, pair, honestKeys } = bed
   const heapBefore = await victim.ask<number>('heap')
   await victim.ask('window')
+  const pids = { honestAC: process.pid, victim: victim.pid }
+  let cpuStart = readCpu(pids)
+  let cpuBefore = cpuStart
+  let cpuAttackEnd = cpuStart
   const before = await pair.honestTraffic(
-    () => new Promise((r) => setTimeout(r, BEFORE_MS)),
+    () => {
+      cpuStart = readCpu(pids)
+      return new Promise<void>((r) => setTimeout(r, BEFORE_MS)).then(() => {
+        cpuBefore = readCpu(pids)
+      })
+    },
     RATE,
     BYTES,
   )
@@ -421,7 +486,18 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
   await victim.ask('watch', { key, keys: honestKeys })
   await victim.ask('window')
   const firstDelivery = deliveries.length
-  const during = await pair.honestTraffic(() => x.attack(), RATE, BYTES)
+  let cpuDuring = cpuStart
+  const during = await pair.honestTraffic(
+    async () => {
+      cpuDuring = readCpu(pids)
+      const run = await x.attack()
+      cpuAttackEnd = readCpu(pids)
+      return run
+    },
+    RATE,
+    BYTES,
+  )
+  const run = during.result
   const windowDuring = await victim.ask<VictimWindow>('windowEnd')
   const report = await victim.ask<VictimReport>('report', { key, keys: honestKeys })
   const heapAfter = await victim.ask<number>('heap')
@@ -446,6 +522,7 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     slowMs,
     report.timeline,
     (windowBefore.cpuMs * 1000) / before.traffic.elapsedMs,
+    honestGc,
   )
   if (TRACE) traceSlowSamples(attack.name, laid)
   figures.push({
@@ -463,7 +540,7 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     honestPublished: during.traffic.published,
     honestDelivered: during.traffic.delivered,
     honestDeliveredFraction: during.traffic.delivered / during.traffic.published,
-    attackerFramesSent: during.result.sent,
+    attackerFramesSent: run.sent,
     victimFramesFromAttacker: report.frames,
     timeToPenaltyMs: since(report.penaltyAt),
     timeToDisconnectMs: since(report.disconnectAt),
@@ -492,6 +569,13 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
       (windowBefore.cpuMs * during.traffic.elapsedMs) / before.traffic.elapsedMs -
       report.routerCpuMs,
     refusedRedials: report.refused,
+    machineCpuBeforeMsPerS: cpuBetween(cpuStart, cpuBefore),
+    machineCpuDuringMsPerS: cpuBetween(cpuDuring, cpuAttackEnd, {
+      attacker: run.processCpuToCutOffMs + run.processCpuAfterCutOffMs,
+    }),
+    attackerRedials: run.redials,
+    attackerCpuToCutOffMs: run.processCpuToCutOffMs,
+    attackerCpuAfterCutOffMs: run.processCpuAfterCutOffMs,
     slowThresholdMs: slowMs,
     slowSamplesBeforeContact: beforeContact,
     slowSamplesToCutOff: toCutOff,
@@ -501,6 +585,9 @@ for (const [index, attack] of everyGossipAttack(T).entries()) {
     slowSamplesVictimCpuMs: laid.slowVictimCpuMs,
     slowSamplesVictimQueuedMs: laid.slowVictimQueuedMs,
     slowSamplesVictimWallMs: laid.slowVictimWallMs,
+    slowSamplesHonestQueued: laid.slowHonestQueued,
+    slowSamplesHonestQueuedMs: laid.slowHonestQueuedMs,
+    slowSamplesNearHonestGc: laid.slowNearHonestGc,
     slowSamplesNearGateDecision: laid.slowNearGate,
     slowSamplesNearGc: laid.slowNearGc,
     handshakesToCutOff: laid.handshakesToCutOff,
@@ -537,7 +624,7 @@ function traceSlowSamples(attack: string, laid: SlowSampleFigures): void {
   const f = (v: number | null) => (v === null ? '-' : v.toFixed(1))
   for (const s of laid.slow) {
     console.log(
-      `  #${s.seq} ${f(s.latencyMs)} ms (into B ${f(s.intoVictimMs)}, out ${f(s.outOfVictimMs)}); B since the last: wall ${f(s.victimWallMs)} CPU ${f(s.victimCpuMs)} queued ${f(s.victimQueuedMs)}; dials ${s.gateDecisions}, GC ${f(s.gcMs)} ms; ${f(s.sinceCutOffMs)} ms after the cut-off`,
+      `  #${s.seq} ${f(s.latencyMs)} ms (into B ${f(s.intoVictimMs)}, out ${f(s.outOfVictimMs)}); B since the last: wall ${f(s.victimWallMs)} CPU ${f(s.victimCpuMs)} queued ${f(s.victimQueuedMs)}; A+C thread queued ${f(s.honestQueuedMs)}, GC ${f(s.honestGcMs)}; dials ${s.gateDecisions}, GC ${f(s.gcMs)} ms; ${f(s.sinceCutOffMs)} ms after the cut-off`,
     )
   }
 }
@@ -584,7 +671,9 @@ printTable(
       f.slowSamplesOther,
     'late into B': f.slowSamplesLateIntoVictim,
     'B thread ms CPU/queued/wall': `${fmt(f.slowSamplesVictimCpuMs, 1)} / ${fmt(f.slowSamplesVictimQueuedMs, 1)} / ${fmt(f.slowSamplesVictimWallMs, 1)}`,
-    'near a dial / GC': `${f.slowSamplesNearGateDecision} / ${f.slowSamplesNearGc}`,
+    'A+C thread queued: samples (ms)': `${f.slowSamplesHonestQueued} (${fmt(f.slowSamplesHonestQueuedMs, 1)})`,
+    'A+C GC': f.slowSamplesNearHonestGc,
+    'near a B dial / B GC': `${f.slowSamplesNearGateDecision} / ${f.slowSamplesNearGc}`,
     'handshakes to/after cut-off': `${f.handshakesToCutOff} / ${f.handshakesAfterCutOff}`,
     'redials refused before encryption': f.redialsRefusedBeforeEncryption,
     'B thread CPU ms per redial handshake':
@@ -603,8 +692,35 @@ printTable(
     ),
   })),
 )
+const perS = (m: Record<string, number>, keys: string[]) =>
+  keys.map((k) => fmt(m[k] ?? Number.NaN, 0)).join(' / ')
 printTable(
-  `gossip under attack (attacker, B, and A with C in three processes): A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack`,
+  'where the cores went (/proc, ms of CPU per s of wall; 2 cores: 2,000 in all): honest A and C, victim B, the attacker, every other process on the machine, idle',
+  figures.map((f) => ({
+    attack: f.attack,
+    'before A+C / B / others / idle': perS(f.machineCpuBeforeMsPerS, [
+      'honestAC',
+      'victim',
+      'otherProcesses',
+      'idle',
+    ]),
+    'during A+C / B / attacker / others / idle': perS(f.machineCpuDuringMsPerS, [
+      'honestAC',
+      'victim',
+      'attacker',
+      'otherProcesses',
+      'idle',
+    ]),
+    'attacker redials': f.attackerRedials,
+    'attacker CPU ms to/after cut-off': `${fmt(f.attackerCpuToCutOffMs, 0)} / ${fmt(f.attackerCpuAfterCutOffMs, 0)}`,
+    'attacker CPU ms per redial': fmt(
+      f.attackerCpuAfterCutOffMs / Math.max(1, f.attackerRedials),
+      2,
+    ),
+  })),
+)
+printTable(
+  `gossip under attack (attacker, B, and A with C in three processes): A → victim B → C, ${RATE} msg/s of ${BYTES} B; ${BEFORE_MS} ms before, ${ATTACK_MS} ms of attack${NO_REDIAL ? '; the attacker idle after its cut-off (--no-redial, a diagnosis)' : ''}`,
   rows,
 )
 const targets = {
@@ -630,6 +746,7 @@ writeResults('attack-gossip', {
     honestMessageBytes: BYTES,
     beforeMs: BEFORE_MS,
     attackMs: ATTACK_MS,
+    attackerRedialsAfterCutOff: !NO_REDIAL,
   },
   attacks: figures,
   targets,

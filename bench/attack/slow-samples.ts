@@ -13,6 +13,11 @@ export interface HonestDelivery {
   seq: number
   publishedAt: number
   deliveredAt: number
+  /**
+   * The honest process's main thread (A and C share it) at delivery: run and run-queue time
+   * so far, in ms (see `mainThreadClock`).
+   */
+  honestThread: { cpuMs: number; queuedMs: number }
 }
 
 /** A slow message laid against the victim's timeline (see {@link layAgainst}), in ms. */
@@ -26,6 +31,14 @@ export interface SlowSample {
   victimWallMs: number | null
   victimCpuMs: number | null
   victimQueuedMs: number | null
+  /**
+   * The honest process's main thread (A publishes and C delivers on it) waiting for a core
+   * from the delivery before this message's publication to its delivery, in ms (null: no
+   * delivery before it).
+   */
+  honestQueuedMs: number | null
+  /** GC pauses of the honest process over the message's flight, in ms. */
+  honestGcMs: number
   /** Gate decisions and GC pauses in the victim from `NEAR_MS` before publication to delivery. */
   gateDecisions: number
   gcMs: number
@@ -45,6 +58,15 @@ export interface SlowSampleFigures {
   slowVictimCpuMs: number
   slowVictimQueuedMs: number
   slowVictimWallMs: number
+  /**
+   * Slow messages over whose flight the honest process's main thread waited for a core at
+   * least half the slow threshold: late because A or C could not run, whatever B did.
+   */
+  slowHonestQueued: number
+  /** Over the slow messages' flights, the honest process's main thread waiting for a core, in ms. */
+  slowHonestQueuedMs: number
+  /** Slow messages with a GC pause of the honest process over their flight. */
+  slowNearHonestGc: number
   /** Slow messages with a gate decision (a dial) or a GC pause of the victim near them. */
   slowNearGate: number
   slowNearGc: number
@@ -90,8 +112,19 @@ export function layAgainst(
   slowMs: number,
   timeline: VictimTimeline,
   cpuMsPerS: number,
+  honestGc: { at: number; ms: number }[] = [],
 ): SlowSampleFigures {
   const bySeq = new Map(timeline.honest.map((m) => [m.seq, m]))
+  const byDelivery = [...deliveries].sort((x, y) => x.deliveredAt - y.deliveredAt)
+  /** The delivery just before `at`, if any. */
+  const deliveredBefore = (at: number) => {
+    let found: HonestDelivery | undefined
+    for (const d of byDelivery) {
+      if (d.deliveredAt >= at) break
+      found = d
+    }
+    return found
+  }
   const cutOff = timeline.disconnect?.at ?? null
   const slow: SlowSample[] = deliveries
     .filter((d) => d.deliveredAt - d.publishedAt > slowMs)
@@ -99,6 +132,7 @@ export function layAgainst(
       const got = bySeq.get(d.seq)
       const prior = got === undefined ? undefined : before(timeline.honest, got.at)
       const from = d.publishedAt - NEAR_MS
+      const earlier = deliveredBefore(d.publishedAt)
       const near = (at: number) => at >= from && at <= d.deliveredAt
       return {
         seq: d.seq,
@@ -108,6 +142,11 @@ export function layAgainst(
         victimWallMs: got && prior ? got.at - prior.at : null,
         victimCpuMs: got && prior ? got.cpuMs - prior.cpuMs : null,
         victimQueuedMs: got && prior ? got.queuedMs - prior.queuedMs : null,
+        honestQueuedMs:
+          earlier === undefined ? null : d.honestThread.queuedMs - earlier.honestThread.queuedMs,
+        honestGcMs: honestGc
+          .filter((g) => g.at + g.ms >= d.publishedAt && g.at <= d.deliveredAt)
+          .reduce((n, g) => n + g.ms, 0),
         gateDecisions: timeline.gate.filter((g) => near(g.at)).length,
         gcMs: timeline.gc.filter((g) => near(g.at)).reduce((n, g) => n + g.ms, 0),
         sinceCutOffMs: cutOff === null ? null : d.publishedAt - cutOff,
@@ -132,6 +171,9 @@ export function layAgainst(
     slowVictimCpuMs: sum((s) => s.victimCpuMs),
     slowVictimQueuedMs: sum((s) => s.victimQueuedMs),
     slowVictimWallMs: sum((s) => s.victimWallMs),
+    slowHonestQueued: slow.filter((s) => (s.honestQueuedMs ?? 0) >= slowMs / 2).length,
+    slowHonestQueuedMs: sum((s) => s.honestQueuedMs),
+    slowNearHonestGc: slow.filter((s) => s.honestGcMs > 0).length,
     slowNearGate: slow.filter((s) => s.gateDecisions > 0).length,
     slowNearGc: slow.filter((s) => s.gcMs > 0).length,
     handshakesToCutOff: through.filter((g) => !afterCut(g)).length,

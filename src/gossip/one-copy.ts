@@ -114,6 +114,8 @@ export interface PullHost {
    * `promote` (the first round of asks; later rounds only recover lost frames).
    */
   pull(peer: PeerKey, topic: Topic, short: Uint8Array, promote: boolean): void
+  /** We gave up on a message `peer` announced: every ask of it went unanswered. */
+  unanswered(peer: PeerKey): void
 }
 
 interface Pending {
@@ -348,6 +350,7 @@ export class AnnouncedPulls {
     if (peer === undefined) {
       this.release(p)
       this.pending.delete(key)
+      for (const asked of p.asks.keys()) this.host.unanswered(asked)
       return
     }
     p.asked = peer

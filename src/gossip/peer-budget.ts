@@ -31,6 +31,8 @@ export type BudgetKind =
   | 'ineed'
   /** One-copy flood-mark peer hashes (`sentTo`), counted per frame. */
   | 'mark'
+  /** One-copy announced messages we asked the peer for (INEED) until we gave up, never answered. */
+  | 'unanswered'
 
 /** A token bucket: `burst` units at once, refilled at `perSecond`. */
 export interface BudgetRate {
@@ -97,7 +99,14 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     // A marked message carries its publisher's topic peers (marks are sent only where they
     // are a fifth of the network or more): hundreds of marked messages a second of 10-100.
     // A frame 512 hashes over is a flood (a publisher with that many topic peers is not).
-    mark: { perSecond: 20_000, burst: 40_000, cutOffOverdraft: 512 },
+    // The burst is 100 such marks at once; a flood of full 1,024-hash marks is cut off at its
+    // 12th frame (44th at a burst of 40,000: the relay passed each on to its peers meanwhile).
+    mark: { perSecond: 20_000, burst: 10_000, cutOffOverdraft: 512 },
+    // An honest announcer has what it announces and answers one of our asks unless every
+    // reply was lost. Each id over the burst costs 2 strikes, so 10 over it at once cut off:
+    // a slow flooder is not merely graylisted (its frames then go unread, its penalty
+    // decays, and it starts again).
+    unanswered: { perSecond: 1, burst: 16 },
   },
   disconnectStrikes: 20,
   overdraftStrikesPerBurst: 20,
@@ -126,6 +135,7 @@ const COLUMN: Record<BudgetKind, number> = {
   choke: 9,
   stream: 10,
   mark: 11,
+  unanswered: 12,
 }
 
 /** Slots a column holds when first made (it doubles as slots outgrow it). */

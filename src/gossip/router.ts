@@ -321,6 +321,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly peerHashes = new Map<PeerKey, number>()
   /** The `sentTo` of the frame being read, from a one-copy peer, sorted (see {@link FloodMark}). */
   private frameSentTo: Uint32Array | undefined
+  /**
+   * One-copy: flood-mark hashes this node may still pass on (see {@link markAllowed}), and
+   * when that was last refilled (NaN: never spent, a full allowance).
+   */
+  private markTokens = Number.NaN
+  private markRefilledAt = 0
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
@@ -445,6 +451,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         setTimer: (ms, fn) => env.setTimer(ms, fn),
         have: (short) => this.shortIndex.has(short),
         pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
+        unanswered: (peer) => this.unansweredAnnounce(peer),
       },
       p.oneCopyFollowupMs,
       // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
@@ -1886,7 +1893,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     key: string,
     sentTo: Uint32Array | undefined,
   ): void {
-    if (sentTo === undefined) {
+    if (sentTo === undefined || !this.markAllowed(sentTo.length)) {
       this.sendMessage(peers, m, key)
       return
     }
@@ -1894,6 +1901,33 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const others = peers.filter((p) => this.peers.get(p)?.oneCopy !== true)
     this.sendMessage(ours, m, key, { ...emptyOneCopy(), sentTo: peerHashesBytes(sentTo) })
     this.sendMessage(others, m, key)
+  }
+
+  /**
+   * `peer` announced a message and answered none of our asks for it until we gave up: counted
+   * against its `unanswered` budget (a peer announcing ids nobody has is cut off).
+   */
+  private unansweredAnnounce(peer: PeerKey): void {
+    const ps = this.peers.get(peer)
+    if (ps !== undefined) this.within(peer, ps, this.isDirect(peer), 'unanswered', 1)
+  }
+
+  /**
+   * Whether `n` more flood-mark hashes may go out: a token bucket of half what each receiver's
+   * `mark` budget grants us. A relay passes on the marks of every peer it takes them from, so
+   * without it two peers flooding marks within their budgets here would have our one-copy peers
+   * cut us off. A message past it goes on unmarked: a receiver pushes where the mark would have
+   * made it announce (a duplicate at worst, never a loss).
+   */
+  private markAllowed(n: number): boolean {
+    const { perSecond, burst } = this.params.budgets.rates.mark
+    const now = this.env.now()
+    const refilled = this.markTokens + ((now - this.markRefilledAt) * perSecond) / 2000
+    this.markTokens = Number.isNaN(refilled) ? burst / 2 : Math.min(burst / 2, refilled)
+    this.markRefilledAt = now
+    if (this.markTokens < n) return false
+    this.markTokens -= n
+    return true
   }
 
   private publishTargets(topic: Topic, cls: ArtifactClass): PeerKey[] {

@@ -318,3 +318,53 @@ describe('a sentTo flood', () => {
     for (const p of ['p0', 'p1']) expect(r.getBehaviourPenalty(p)).toBe(0)
   })
 })
+
+describe('a relayed sentTo flood', () => {
+  it("costs the flooders' relay nothing at the next hop: the relay passes on marks within what it would take", () => {
+    // Relay B between two flooders (x, y) and honest A, all one-copy; B's frames to A go to
+    // A's router, as they would over the wire.
+    const b = router(2)
+    for (const f of ['x', 'y']) join(b.router, f)
+    const a = router(0)
+    join(a.router, 'B')
+    a.router.subscribe(T)
+    const rejectedB: string[] = []
+    a.router.on('rejected', ({ from, reason }) => {
+      if (from === 'B') rejectedB.push(reason)
+    })
+    const limit = DEFAULT_RPC_LIMITS.maxPeerHashes
+    let n = 0
+    let relayed = 0
+    // Each flooder sends one new 1 KB message a frame, every frame a full mark, 5 ms apart,
+    // until B cuts it off.
+    for (let t = 0; t < 300 && b.router.getPeers().some((p) => p === 'x' || p === 'y'); t++) {
+      for (const f of ['x', 'y'].filter((p) => b.router.getPeers().includes(p))) {
+        const data = new Uint8Array(1024)
+        new DataView(data.buffer).setUint32(0, n++)
+        const sentTo = Array.from({ length: limit }, (_, i) =>
+          peerHashBytes((n * 7919 + i * 104_729) >>> 0),
+        )
+        b.router.receive(
+          f,
+          frame({ messages: [{ topic: T, data }], oneCopy: { ...emptyOneCopy(), sentTo } }),
+        )
+      }
+      for (const s of b.env.take()) {
+        if (s.peer !== 'p0') continue
+        relayed += s.rpc.oneCopy?.sentTo?.length ?? 0
+        a.router.receive('B', encodeRpc(s.rpc))
+      }
+      b.env.advance(5)
+      a.env.advance(5)
+    }
+    expect(b.env.disconnected.map((d) => d.peer).sort()).toEqual(['x', 'y'])
+    // A got the messages B relayed, marked up to half of A's budget for B, and did not hold
+    // B's relaying against it (before B kept to an allowance, A cut B off here).
+    expect(a.router.stats().total.delivered).toBeGreaterThan(0)
+    expect(relayed).toBeGreaterThan(0)
+    expect(relayed).toBeLessThanOrEqual(DEFAULT_PEER_BUDGETS.rates.mark.burst)
+    expect(rejectedB).toEqual([])
+    expect(a.router.getBehaviourPenalty('B')).toBe(0)
+    expect(a.router.getPeers()).toContain('B')
+  })
+})

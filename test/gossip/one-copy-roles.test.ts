@@ -91,6 +91,7 @@ function pullsBed() {
       setTimer: (ms, fn) => env.setTimer(ms, fn),
       have: () => false,
       pull: (peer) => asked.push(peer),
+      unanswered: () => {},
     },
     400,
     6000,
@@ -237,6 +238,7 @@ describe('one-copy roles (LinkRoles)', () => {
 describe('one-copy pulls under an announce flood (AnnouncedPulls)', () => {
   function pullsOn(env: ManualEnv) {
     const asked: string[] = []
+    const unanswered: string[] = []
     let timers = 0
     const pulls = new AnnouncedPulls(
       {
@@ -247,17 +249,18 @@ describe('one-copy pulls under an announce flood (AnnouncedPulls)', () => {
         },
         have: () => false,
         pull: (peer) => asked.push(peer),
+        unanswered: (peer) => unanswered.push(peer),
       },
       400,
       6000,
       10_000,
     )
-    return { pulls, asked, timers: () => timers }
+    return { pulls, asked, unanswered, timers: () => timers }
   }
 
   it("open at most MAX_PULLS_PER_ANNOUNCER of one peer's unknown ids; others' announces still count", () => {
     const env = new ManualEnv()
-    const { pulls, asked, timers } = pullsOn(env)
+    const { pulls, asked, unanswered, timers } = pullsOn(env)
     // Two frames of 5,000 ids nobody has.
     let refused = 0
     for (let i = 0; i < 10_000; i++) {
@@ -283,6 +286,10 @@ describe('one-copy pulls under an announce flood (AnnouncedPulls)', () => {
     expect(asked.filter((p) => p === 'x').length).toBeLessThanOrEqual(
       (MAX_PULLS_PER_ANNOUNCER + 1) * MAX_PULL_ASKS,
     )
+    // Each id given up on counts once against each peer asked for it and never answering: the
+    // 55 the flooder opened that never came, and h's own ('x0', which h joined, came).
+    expect(unanswered.filter((p) => p === 'x')).toHaveLength(MAX_PULLS_PER_ANNOUNCER - 10 + 1)
+    expect(unanswered.filter((p) => p === 'h')).toEqual(['h'])
   })
 
   it('free the share of a message we had when its announcer answers with it, and keep asking as before', () => {

@@ -313,18 +313,58 @@ describe('one-copy links', () => {
     expect(toP1[0]).toBe(bytesKey(shortId(id)))
     expect(toP2).toBeGreaterThan(0)
     expect(toP2).toBeLessThanOrEqual(MAX_PULLS_PER_ANNOUNCER * MAX_PULL_ASKS)
-    // Given up, the ids left p2's share: its next announce is tracked again.
-    reasons.length = 0
-    router.receive(
-      'p2',
-      frame({
-        oneCopy: {
-          ...emptyOneCopy(),
-          announce: [{ topicHash: topicHash(T), ids: ids.slice(0, 1) }],
-        },
-      }),
-    )
-    expect(reasons).toEqual([])
+    // Given up, p2's 64 unanswered announces are counted against it: past its `unanswered`
+    // budget it is penalised and cut off. p1's one (its reply never came here) is within it.
+    expect(reasons).toContain('unanswered-over-budget')
+    expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+    expect(router.getBehaviourPenalty('p1')).toBe(0)
+    expect(router.getPeers()).toContain('p1')
+  })
+
+  it('cut off a peer that announces a few ids nobody has at a time, within its other budgets', () => {
+    const { env, router } = withPeers(4)
+    const reasons: string[] = []
+    router.on('rejected', ({ from, reason }) => {
+      if (from === 'p2') reasons.push(reason)
+    })
+    let n = 0
+    let ineeds = 0
+    // 16 made-up ids every 4 s (a quarter of its pull share); p1 announces real messages and
+    // answers each INEED. Bounded: 40 rounds, 160 s of virtual time.
+    for (let round = 0; round < 40 && router.getPeers().includes('p2'); round++) {
+      const ids = Array.from({ length: 16 }, () => {
+        const id = new Uint8Array(8)
+        new DataView(id.buffer).setUint32(0, ++n)
+        return id
+      })
+      router.receive(
+        'p2',
+        frame({ oneCopy: { ...emptyOneCopy(), announce: [{ topicHash: topicHash(T), ids }] } }),
+      )
+      const data = new Uint8Array(300)
+      new DataView(data.buffer).setUint32(0, round)
+      const real = { topic: T, data }
+      const short = shortId(defaultMessageId('StrictNoSign')(real))
+      const announce = { topicHash: topicHash(T), ids: [short] }
+      router.receive('p1', frame({ oneCopy: { ...emptyOneCopy(), announce: [announce] } }))
+      for (let t = 0; t < 4000; t += 100) {
+        env.advance(100)
+        for (const s of env.take()) {
+          const asked = s.rpc.oneCopy?.ineed.map(bytesKey) ?? []
+          if (s.peer === 'p2') ineeds += asked.length
+          if (s.peer === 'p1' && asked.includes(bytesKey(short)))
+            router.receive('p1', frame({ messages: [real] }))
+        }
+      }
+    }
+    // Its unanswered ids outrun the budget's refill (1 a second) within a few rounds.
+    expect(reasons).toContain('unanswered-over-budget')
+    expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+    expect(n).toBeLessThanOrEqual(16 * 10)
+    expect(ineeds).toBeLessThanOrEqual(n * MAX_PULL_ASKS)
+    // The honest announcer answered: nothing counted against it.
+    expect(router.getBehaviourPenalty('p1')).toBe(0)
+    expect(router.getPeers()).toContain('p1')
   })
 
   it('repeat a CHOKE with the heartbeat when the peer pushes twice over a link it should announce on', () => {

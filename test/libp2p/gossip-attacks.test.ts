@@ -8,6 +8,7 @@ import {
   gossipAttacks,
   oneCopyAttacks,
   runAttack,
+  unansweredAnnounceAttack,
 } from '../support/gossip-attacks.ts'
 import { waitFor } from '../support/wait.ts'
 
@@ -178,6 +179,40 @@ describe('a victim speaking one-copy with its honest peers, attacked over TCP on
         2 + (attack.framesToCutOff ?? 10),
       )
       expect(router.getPeers()).not.toContain(key)
+      // B relayed what it took from the attacker within what A and C take from B.
+      const b = ocBed.b.peerId.toString()
+      for (const honest of [ocBed.a, ocBed.c]) {
+        expect(honest.services.dissemination.core.getBehaviourPenalty(b)).toBe(0)
+        expect(honest.services.dissemination.core.getPeers()).toContain(b)
+      }
     })
   }
+
+  it('a peer announcing ids nobody has, a few at a time: counted against it when given up on, and cut off', async () => {
+    const x = await createAttacker(true)
+    attackers.push(x)
+    const key = x.peerId.toString()
+    const router = ocBed.b.services.dissemination.core
+    const reasons = new Set<string>()
+    const off = router.on('rejected', ({ from, reason }) => {
+      if (from === key) reasons.add(reason)
+    })
+    const attack = unansweredAnnounceAttack(T)
+    const { result: run, traffic } = await ocBed.honestTraffic(() =>
+      runAttack(x, ocBed.b.getMultiaddrs()[0], attack, 10_000, () => router.isDenied(key), true),
+    )
+    off()
+    expect(traffic.delivered).toBe(traffic.published)
+    // Within its announce budget: only the ids it never answered for told on it.
+    expect(reasons.has('announce-over-budget')).toBe(false)
+    expect(reasons.has('unanswered-over-budget')).toBe(true)
+    expect(router.isDenied(key)).toBe(true)
+    // Found out when the victim first gave up on its ids (8 unanswered asks, ~3.3 s), and cut
+    // off there: not the whole 10 s of frames.
+    expect(run.sent).toBeLessThan(10 * attack.rate)
+    const b = ocBed.b.peerId.toString()
+    for (const honest of [ocBed.a, ocBed.c]) {
+      expect(honest.services.dissemination.core.getBehaviourPenalty(b)).toBe(0)
+    }
+  })
 })

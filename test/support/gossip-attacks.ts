@@ -183,14 +183,7 @@ function markedMessages(topic: string, hashes: number): () => Uint8Array {
  */
 export function oneCopyAttacks(topic: string): GossipAttack[] {
   const random = idSource(0x0c09)
-  const handshake = [
-    encodeRpc({
-      subscriptions: [{ subscribe: true, topic }],
-      messages: [],
-      control: { ...emptyControl(), extensions: { oneCopy: true } },
-    }),
-    oneCopy({ hello: HELLO_ACK }),
-  ]
+  const handshake = oneCopyHandshake(topic)
   const hash = topicHash(topic)
   let flip = 0
   const maxHashes = DEFAULT_RPC_LIMITS.maxPeerHashes
@@ -242,8 +235,9 @@ export function oneCopyAttacks(topic: string): GossipAttack[] {
       name: 'one-copy sentTo 1,024 on new messages',
       rate: 200,
       oneCopy: handshake,
-      // The `mark` budget's burst (40,000 hashes) is ~40 full marks, then one over by 512 cuts off.
-      framesToCutOff: 50,
+      // The `mark` budget's burst (10,000 hashes) is ~10 full marks (and what refills
+      // meanwhile), then one over by 512 cuts off.
+      framesToCutOff: 12,
       next: markedMessages(topic, maxHashes),
     },
     {
@@ -253,6 +247,34 @@ export function oneCopyAttacks(topic: string): GossipAttack[] {
       next: markedMessages(topic, maxHashes + 1),
     },
   ]
+}
+
+/** The frames a one-copy attacker negotiates the extension with, as our nodes do. */
+function oneCopyHandshake(topic: string): Uint8Array[] {
+  return [
+    encodeRpc({
+      subscriptions: [{ subscribe: true, topic }],
+      messages: [],
+      control: { ...emptyControl(), extensions: { oneCopy: true } },
+    }),
+    oneCopy({ hello: HELLO_ACK }),
+  ]
+}
+
+/**
+ * A one-copy peer that announces 16 ids nobody has four times a second, within its
+ * `announce` budget, and answers none of the INEEDs they bring. Not a bench row: the victim
+ * finds it out only when it gives up on its ids, seconds later (rule 5's asks).
+ */
+export function unansweredAnnounceAttack(topic: string): GossipAttack {
+  const random = idSource(0x0a11)
+  const hash = topicHash(topic)
+  return {
+    name: 'one-copy announce 16 ids nobody has, 4 times a second',
+    rate: 4,
+    oneCopy: oneCopyHandshake(topic),
+    next: pool(64, () => oneCopy({ announce: [{ topicHash: hash, ids: shortIds(random, 16) }] })),
+  }
 }
 
 /** Every stock gossip attack of issue 11 (meshsub 1.2, no extension), against `topic`. */
@@ -351,6 +373,17 @@ export interface AttackRun {
   disconnected: boolean
   /** Milliseconds from the start to the disconnection (or to the end). */
   elapsedMs: number
+  /** Milliseconds from the start to the first disconnection (null: never cut off). */
+  cutOffMs: number | null
+  /** Dials after the first disconnection (a persistent attacker's redials), refused or not. */
+  redials: number
+  /**
+   * CPU time of the attacking process (every thread, user and system) from the start to the
+   * first disconnection, and from there to the end, in ms: what sending and redialling cost
+   * the attacker's side of the machine.
+   */
+  processCpuToCutOffMs: number
+  processCpuAfterCutOffMs: number
 }
 
 /**
@@ -367,6 +400,9 @@ export async function runAttack(
   persist = false,
 ): Promise<AttackRun> {
   const start = Date.now()
+  const cpuStart = process.cpuUsage()
+  let cutOff: { at: number; cpu: NodeJS.CpuUsage } | undefined
+  let redials = 0
   let connection: Connection | undefined
   let stream: Stream | undefined
   let sent = 0
@@ -377,11 +413,14 @@ export async function runAttack(
   while (Date.now() - start < durationMs && !stop()) {
     if (connection === undefined || connection.status !== 'open') {
       if (connection !== undefined) disconnected = true
+      if (disconnected) cutOff ??= { at: Date.now(), cpu: process.cpuUsage() }
       if (connection !== undefined && !persist) break
+      if (cutOff !== undefined) redials++
       connection = await attacker.dial(victim).catch(() => undefined)
       stream = undefined
       if (connection === undefined) {
         disconnected = true
+        cutOff ??= { at: Date.now(), cpu: process.cpuUsage() }
         if (!persist) break
         await pause(50)
         continue
@@ -403,10 +442,23 @@ export async function runAttack(
       // The victim reset the stream or closed the connection: try again (an attacker would).
       stream = undefined
     }
-    await pause(Math.min(start + sent * interval - Date.now(), 50))
+    // Until the next frame is due, looking at `stop` every 50 ms.
+    do await pause(Math.min(start + sent * interval - Date.now(), 50))
+    while (Date.now() < start + sent * interval && Date.now() - start < durationMs && !stop())
   }
   if (connection !== undefined && connection.status !== 'open') disconnected = true
-  return { sent, disconnected, elapsedMs: Date.now() - start }
+  const end = process.cpuUsage()
+  const cpuMs = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage) =>
+    (to.user - from.user + to.system - from.system) / 1000
+  return {
+    sent,
+    disconnected,
+    elapsedMs: Date.now() - start,
+    cutOffMs: cutOff === undefined ? null : cutOff.at - start,
+    redials,
+    processCpuToCutOffMs: cpuMs(cpuStart, cutOff?.cpu ?? end),
+    processCpuAfterCutOffMs: cutOff === undefined ? 0 : cpuMs(cutOff.cpu, end),
+  }
 }
 
 /**
