@@ -14,8 +14,8 @@
  * line of keys. An event is an item (by default a callback) plus three integer tags, so a
  * caller can schedule plain data (a frame and its endpoints) instead of allocating a closure.
  *
- * Items do not move with their keys: each sits in a slot of its own until it fires, and the
- * heap moves the slot's number. Moving references instead would write a pointer to a young
+ * Items do not move with their keys: in the heap each sits in a slot of its own until it
+ * fires, and the heap moves the slot's number. Moving references instead would write a pointer to a young
  * object into an old array at every level of every sift, each write remembered for the
  * next scavenge; this way an event costs two such writes, whatever the heap's depth.
  */
@@ -43,8 +43,8 @@ export class EventQueue<T = () => void> {
   private readonly bucketMs: number
   /** The heap's bucket: the heap holds the events of buckets up to it, the lists the later ones. */
   private current = Number.NEGATIVE_INFINITY
-  /** Events of each later bucket, six numbers each: time, sequence, three tags, slot. */
-  private readonly later = new Map<number, number[]>()
+  /** Events of each later bucket, in the order they were pushed. */
+  private readonly later = new Map<number, LaterEvents<T>>()
   /** The buckets of `later`, in a binary min-heap. */
   private readonly laterBuckets: number[] = []
   /** Events in `later`. */
@@ -68,39 +68,40 @@ export class EventQueue<T = () => void> {
 
   /** Schedules `item` at `time`, with tags `a`, `b`, `c` (32-bit integers). */
   push(time: number, item: T, a = 0, b = 0, c = 0): void {
-    const slot = this.freeCount > 0 ? this.free[--this.freeCount] : this.items.length
-    if (slot === this.items.length) this.items.push(item)
-    else this.items[slot] = item
     const seq = this.seq++
     const bucket = Math.floor(time / this.bucketMs)
     if (bucket <= this.current) {
-      this.insert(time, seq, a, b, c, slot)
+      this.insert(time, seq, a, b, c, item)
       return
     }
     let list = this.later.get(bucket)
     if (list === undefined) {
-      list = []
+      list = { keys: [], items: [] }
       this.later.set(bucket, list)
       pushMin(this.laterBuckets, bucket)
     }
-    list.push(time, seq, a, b, c, slot)
+    list.keys.push(time, seq, a, b, c)
+    list.items.push(item)
     this.laterCount++
   }
 
   /** Moves the earliest later bucket into the (empty) heap. */
   private advance(): void {
     const bucket = popMin(this.laterBuckets)
-    const list = this.later.get(bucket)!
+    const { keys, items } = this.later.get(bucket)!
     this.later.delete(bucket)
     this.current = bucket
-    this.laterCount -= list.length / 6
-    for (let i = 0; i < list.length; i += 6) {
-      this.insert(list[i], list[i + 1], list[i + 2], list[i + 3], list[i + 4], list[i + 5])
+    this.laterCount -= items.length
+    for (let i = 0, k = 0; i < items.length; i++, k += 5) {
+      this.insert(keys[k], keys[k + 1], keys[k + 2], keys[k + 3], keys[k + 4], items[i])
     }
   }
 
-  /** Puts an event into the heap. */
-  private insert(time: number, seq: number, a: number, b: number, c: number, slot: number): void {
+  /** Puts an event into the heap, its item into a free slot. */
+  private insert(time: number, seq: number, a: number, b: number, c: number, item: T): void {
+    const slot = this.freeCount > 0 ? this.free[--this.freeCount] : this.items.length
+    if (slot === this.items.length) this.items.push(item)
+    else this.items[slot] = item
     if (2 * this.n === this.keys.length) this.grow()
     const keys = this.keys
     let i = this.n++
@@ -202,6 +203,16 @@ export class EventQueue<T = () => void> {
     this.keys = grown(this.keys)
     this.tags = grown(this.tags)
   }
+}
+
+/**
+ * The events of a bucket after the heap's: five numbers each (time, sequence, three tags)
+ * and their items. Items get a slot of the heap's only when they enter it, so the slots in
+ * use are those of one bucket, few enough to stay in cache.
+ */
+interface LaterEvents<T> {
+  keys: number[]
+  items: T[]
 }
 
 /**
