@@ -695,7 +695,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     n: number,
   ): boolean {
     if (direct || n <= 0) return true
-    const granted = this.budgets.takeAt(ps.slot, kind, n)
+    // A peer not yet disconnected holds its slot in the budgets.
+    const granted = ps.upkeep === GONE ? 0 : this.budgets.takeTracked(ps.slot, kind, n)
     return granted === n || this.overBudget(peer, kind, n - granted)
   }
 
