@@ -635,9 +635,10 @@ const MIN_ORIGIN_SAMPLES = 8
 /**
  * Before {@link MIN_ORIGIN_SAMPLES}, a publisher marks its flood once this many of its first
  * signed messages came straight from their origin (from {@link MIN_EARLY_MARK_SAMPLES} on):
- * at `f` ≈ 0.45 (24 nodes, 10 peers) 71% of nodes have two of their first 5, at `f` ≈ 0.05
- * (1,000 nodes, 50 peers) 2–4% by their 7th. Without it a topic's first ~8 messages went
- * unmarked and took about 2 duplicates per delivery on 24 real nodes (0.3 once marked).
+ * at `f` ≈ 0.45 (24 nodes, 10 peers) about 70% of nodes have two of their first 5, at
+ * `f` ≈ 0.05 (1,000 nodes, 50 peers) 1–4% of their first 4–7. Without it a topic's first ~8
+ * messages went unmarked and took about 2 duplicates per delivery on 24 real nodes (0.3 once
+ * marked).
  */
 const EARLY_MARK_DIRECT = 2
 
