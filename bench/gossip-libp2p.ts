@@ -17,6 +17,7 @@
  *
  * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
  *   [--only SCENARIO-SUBSTRING] [--p3-weight -10] (0 turns P3 off on both sides)
+ *   [--pull-delay MS] (our one-copy nodes' oneCopyPullDelayMs)
  */
 
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
@@ -53,6 +54,8 @@ const onlyArg = process.argv.indexOf('--only')
 /** Runs only the scenarios whose name contains this (e.g. `--only stock`). */
 const ONLY = onlyArg >= 0 ? process.argv[onlyArg + 1] : ''
 const N = arg('nodes', 24)
+/** `--pull-delay MS`: our one-copy nodes' `oneCopyPullDelayMs` (the profile's when absent). */
+const PULL_DELAY_MS = process.argv.includes('--pull-delay') ? arg('pull-delay', 50) : undefined
 const DEGREE = arg('degree', 10)
 const WARMUP = arg('warmup', QUICK ? 3 : 5)
 const TOPIC = 'bench/consensus'
@@ -248,6 +251,7 @@ async function createNode(kind: Kind): Promise<AnyNode> {
       dissemination: gossip({
         profile: 'optimized',
         oneCopy: kind !== 'ours optimized',
+        ...(PULL_DELAY_MS === undefined ? {} : { oneCopyPullDelayMs: PULL_DELAY_MS }),
         preamble: kind === 'ours one-copy + preamble',
         score: { ...PEER_SCORE, ipColocationFactorWeight: 0, defaultTopic: SCORE },
       }),
@@ -349,7 +353,8 @@ interface RunResult {
  * CHOKE) or `lazy/other`; over an eager in-link, `eager/sender-root`, `eager/receiver-root`
  * (we were a flood root: the eager push crossed the publisher's), `eager/both-root` or
  * `eager/crossing` (two eager in-links). A `/unmarked` suffix: the message carried no flood
- * mark at the receiver (rule 2's marks and in-link lists did not apply).
+ * mark at the receiver (rule 2's marks and in-link lists did not apply). Between nodes without
+ * the extension every mesh copy is a `mesh push (no one-copy)`.
  */
 function dupClass(
   r: AnyNode,
@@ -364,6 +369,7 @@ function dupClass(
   if (!isOurs(r) || !isOurs(s)) return 'stock'
   const at = r.services.dissemination.core.describeCopy(topic, sender, id)
   if (!at.inMesh) return 'outside'
+  if (!r.services.dissemination.core.speaksOneCopy(sender)) return 'mesh push (no one-copy)'
   if (at.asked) return 'pulled'
   const them = s.services.dissemination.core.describeCopy(topic, receiver, id)
   const mark = at.marked ? '' : '/unmarked'
