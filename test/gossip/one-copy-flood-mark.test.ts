@@ -103,6 +103,23 @@ describe('the flood mark and in-link lists on the wire', () => {
 })
 
 describe('a flood-marked message', () => {
+  it('carries its mark in replies to INEED', () => {
+    const { env, router: r } = router(4)
+    let id: Uint8Array | undefined
+    r.on('artifact', (a) => {
+      id = a.id
+    })
+    r.receive(
+      'p0',
+      frame({ messages: [msg(2)], oneCopy: { ...emptyOneCopy(), sentTo: [hashOf('p1')] } }),
+    )
+    env.take()
+    expect(id).toBeDefined()
+    r.receive('p3', frame({ oneCopy: { ...emptyOneCopy(), ineed: [shortId(id!)] } }))
+    const reply = env.take().find((s) => s.peer === 'p3' && s.rpc.messages.length > 0)
+    expect(reply?.rpc.oneCopy?.sentTo?.map(bytesKey)).toEqual([bytesKey(hashOf('p1'))])
+  })
+
   it('is announced, not pushed, to the mesh peers its publisher sent it to', () => {
     const { env, router: r } = router(4)
     const m = msg(1)
