@@ -1563,12 +1563,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // A copy straight from its publisher's flood goes further than the eager links, as
         // far as the flood's reach says it adds nodes (one-copy rule 2).
         const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
-        // A marked message: a lazy peer the mark does not cover has no in-link the flood
-        // reached, so our push is most likely its first copy, not a duplicate.
-        let more =
-          flooded !== undefined
-            ? Number.POSITIVE_INFINITY
-            : this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
+        let more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
         for (let i = 0; i < lazy.length && more > 0; ) {
           if (this.covered(a.topic, lazy[i], flooded)) i++
           else {
