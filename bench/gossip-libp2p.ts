@@ -17,6 +17,7 @@
  *
  * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
  *   [--only SCENARIO-SUBSTRING] [--p3-weight -10] (0 turns P3 off on both sides)
+ *   [--pull-delay MS] (our one-copy nodes' oneCopyPullDelayMs)
  */
 
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
@@ -53,6 +54,8 @@ const onlyArg = process.argv.indexOf('--only')
 /** Runs only the scenarios whose name contains this (e.g. `--only stock`). */
 const ONLY = onlyArg >= 0 ? process.argv[onlyArg + 1] : ''
 const N = arg('nodes', 24)
+/** `--pull-delay MS`: our one-copy nodes' `oneCopyPullDelayMs` (the profile's when absent). */
+const PULL_DELAY_MS = process.argv.includes('--pull-delay') ? arg('pull-delay', 50) : undefined
 const DEGREE = arg('degree', 10)
 const WARMUP = arg('warmup', QUICK ? 3 : 5)
 const TOPIC = 'bench/consensus'
@@ -150,18 +153,20 @@ async function startRelay(from: number, to: number, targetPort: number): Promise
   return server
 }
 
-type Kind = 'stock' | 'ours one-copy' | 'ours optimized'
+type Kind = 'stock' | 'ours one-copy' | 'ours one-copy + preamble' | 'ours optimized'
 /** Who sent a duplicate, seen from the message's publisher (see {@link Side}). */
 type DupSender = 'publisher' | 'flood root' | 'other'
 const DUP_SENDERS: DupSender[] = ['publisher', 'flood root', 'other']
 type Scenario =
   | 'all stock'
   | 'all ours, one-copy'
+  | 'all ours, one-copy + preamble'
   | 'all ours, optimized'
   | 'half stock + half ours'
 const SCENARIOS: Record<Scenario, (i: number) => Kind> = {
   'all stock': () => 'stock',
   'all ours, one-copy': () => 'ours one-copy',
+  'all ours, one-copy + preamble': () => 'ours one-copy + preamble',
   'all ours, optimized': () => 'ours optimized',
   'half stock + half ours': (i) => (i % 2 === 0 ? 'stock' : 'ours one-copy'),
 }
@@ -245,7 +250,9 @@ async function createNode(kind: Kind): Promise<AnyNode> {
       identify: identify(),
       dissemination: gossip({
         profile: 'optimized',
-        oneCopy: kind === 'ours one-copy',
+        oneCopy: kind !== 'ours optimized',
+        ...(PULL_DELAY_MS === undefined ? {} : { oneCopyPullDelayMs: PULL_DELAY_MS }),
+        preamble: kind === 'ours one-copy + preamble',
         score: { ...PEER_SCORE, ipColocationFactorWeight: 0, defaultTopic: SCORE },
       }),
     },
@@ -288,6 +295,13 @@ interface Side {
    * peer of the publisher (a flood root: rule 2's push, or its eager push), any other peer.
    */
   duplicatesBySender?: Record<DupSender, number>
+  /** Our nodes' duplicates by the one-copy rule that let them through (see {@link dupClass}). */
+  duplicatesByClass?: Record<string, number>
+  /**
+   * Our nodes' first copies by the way they came (classes of {@link dupClass}): how many in
+   * all, and how many of the deliveries at or above the side's p99 latency.
+   */
+  firstCopiesByClass?: Record<string, { all: number; slowest: number }>
   latency: ReturnType<typeof distribution>
   meshSizeMean: number
   meshSizeMin: number
@@ -328,6 +342,45 @@ interface RunResult {
     pruneSent: number
     pruneReceived: number
   }[]
+}
+
+/**
+ * Which one-copy rule let a duplicate through, from both ends' state as it arrives (the
+ * receiver `r` got a copy of `id` from `sender`): `publisher` (flood publish); `outside` (not a
+ * mesh peer of the receiver: gossip pulls); `pulled` (we asked it, INEED); over an in-link the
+ * receiver holds lazy, `lazy/root` (the sender got the message straight from the publisher:
+ * rule 2's push over lazy links) or `lazy/choke-in-flight` (the sender has not yet seen our
+ * CHOKE) or `lazy/other`; over an eager in-link, `eager/sender-root`, `eager/receiver-root`
+ * (we were a flood root: the eager push crossed the publisher's), `eager/both-root` or
+ * `eager/crossing` (two eager in-links). A `/unmarked` suffix: the message carried no flood
+ * mark at the receiver (rule 2's marks and in-link lists did not apply). Between nodes without
+ * the extension every mesh copy is a `mesh push (no one-copy)`.
+ */
+function dupClass(
+  r: AnyNode,
+  s: AnyNode,
+  topic: string,
+  sender: string,
+  receiver: string,
+  id: Uint8Array,
+  fromPublisher: boolean,
+): string {
+  if (fromPublisher) return 'publisher'
+  if (!isOurs(r) || !isOurs(s)) return 'stock'
+  const at = r.services.dissemination.core.describeCopy(topic, sender, id)
+  if (!at.inMesh) return 'outside'
+  if (!r.services.dissemination.core.speaksOneCopy(sender)) return 'mesh push (no one-copy)'
+  if (at.asked) return 'pulled'
+  const them = s.services.dissemination.core.describeCopy(topic, receiver, id)
+  const mark = at.marked ? '' : '/unmarked'
+  if (at.lazyIn) {
+    if (them.floodRoot) return `lazy/root${mark}`
+    return them.lazyOut ? `lazy/other${mark}` : `lazy/choke-in-flight${mark}`
+  }
+  if (them.floodRoot && at.floodRoot) return `eager/both-root${mark}`
+  if (them.floodRoot) return `eager/sender-root${mark}`
+  if (at.floodRoot) return `eager/receiver-root${mark}`
+  return `eager/crossing${mark}`
 }
 
 async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
@@ -396,8 +449,12 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   const originOf = new Array<number>(total).fill(-1)
   /** Message index of each id our nodes delivered, to class their duplicates by sender. */
   const indexOfId = new Map<string, number>()
-  const indexOfPeer = new Map(nodes.map((n, i) => [n.peerId.toString(), i]))
+  const ids = nodes.map((n) => n.peerId.toString())
+  const indexOfPeer = new Map(ids.map((p, i) => [p, i]))
   const bySender = nodes.map(() => ({ publisher: 0, 'flood root': 0, other: 0 }))
+  const byClass = nodes.map(() => new Map<string, number>())
+  /** How each of our nodes got each message's first copy (see {@link dupClass}). */
+  const firstClass: string[][] = nodes.map(() => new Array<string>(total).fill(''))
   let measuring = false
   for (const [i, n] of nodes.entries()) {
     const record = (data: Uint8Array) => {
@@ -409,10 +466,20 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
       n.services.dissemination.on('artifact', (a) => {
         if (a.from === undefined) return
         record(a.data)
-        indexOfId.set(
-          messageIdKey(a.id),
-          new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength).getUint32(0),
-        )
+        const m = new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength).getUint32(0)
+        indexOfId.set(messageIdKey(a.id), m)
+        const from = indexOfPeer.get(a.from)
+        if (m < total && from !== undefined && originOf[m] >= 0) {
+          firstClass[i][m] = dupClass(
+            n,
+            nodes[from],
+            a.topic,
+            a.from,
+            ids[i],
+            a.id,
+            from === originOf[m],
+          )
+        }
       })
       n.services.dissemination.core.on('duplicate', (d) => {
         const m = indexOfId.get(messageIdKey(d.id))
@@ -423,6 +490,8 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
         for (let j = graph.offsets[o]; j < graph.offsets[o + 1]; j++)
           if (graph.neighbors[j] === from) neighbour = true
         bySender[i][from === o ? 'publisher' : neighbour ? 'flood root' : 'other']++
+        const cls = dupClass(n, nodes[from], d.topic, d.from, ids[i], d.id, from === o)
+        byClass[i].set(cls, (byClass[i].get(cls) ?? 0) + 1)
       })
     } else {
       n.services.pubsub.subscribe(TOPIC)
@@ -528,7 +597,6 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
   const dupsAfter = nodes.map(duplicates)
   measuring = false
   // Mesh composition at the end: one-sided links (a has b, b not a) and outbound mesh peers.
-  const ids = nodes.map((n) => n.peerId.toString())
   const meshes = nodes.map(
     (n) =>
       new Set(
@@ -555,6 +623,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
     const members = nodes.map((_, i) => i).filter((i) => side(i) === which)
     if (members.length === 0) continue
     const latencies: number[] = []
+    const classed: [string, number][] = []
     let delivered = 0
     let expected = 0
     for (const i of members) {
@@ -565,7 +634,16 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
         if (Number.isNaN(t)) continue
         delivered++
         latencies.push(t - publishedAt[m])
+        classed.push([firstClass[i][m] || 'unknown', t - publishedAt[m]])
       }
+    }
+    const latency = distribution(latencies)
+    const firstCopiesByClass: Record<string, { all: number; slowest: number }> = {}
+    for (const [cls, ms] of classed) {
+      const c = firstCopiesByClass[cls] ?? { all: 0, slowest: 0 }
+      firstCopiesByClass[cls] = c
+      c.all++
+      if (ms >= latency.p99) c.slowest++
     }
     const mesh = members.flatMap((i) => meshSamples[i])
     const fold = (f: (i: number) => number, op: (a: number, b: number) => number, init: number) =>
@@ -576,6 +654,14 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
       expected,
       delivered,
       duplicates: sum((i) => dupsAfter[i] - dupsBefore[i]),
+      duplicatesByClass:
+        which === 'ours'
+          ? Object.fromEntries(
+              [...new Set(members.flatMap((i) => [...byClass[i].keys()]))]
+                .sort()
+                .map((k) => [k, sum((i) => byClass[i].get(k) ?? 0)]),
+            )
+          : undefined,
       duplicatesBySender:
         which === 'ours'
           ? {
@@ -584,7 +670,8 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
               other: sum((i) => bySender[i].other),
             }
           : undefined,
-      latency: distribution(latencies),
+      latency,
+      firstCopiesByClass: which === 'ours' ? firstCopiesByClass : undefined,
       meshSizeMean: mesh.reduce((a, b) => a + b, 0) / mesh.length,
       meshSizeMin: Math.min(...mesh),
       meshSizeMax: Math.max(...mesh),
@@ -635,7 +722,13 @@ for (const bytes of SIZES) {
 const wallS = (Date.now() - started) / 1000
 
 const kindName = (r: RunResult, which: 'stock' | 'ours') =>
-  which === 'stock' ? 'stock' : r.scenario === 'all ours, optimized' ? 'ours' : 'ours (one-copy)'
+  which === 'stock'
+    ? 'stock'
+    : r.scenario === 'all ours, optimized'
+      ? 'ours'
+      : r.scenario === 'all ours, one-copy + preamble'
+        ? 'ours (one-copy + preamble)'
+        : 'ours (one-copy)'
 const scoreCell = (v: number) => (Number.isFinite(v) ? fmt(v, 2) : '-')
 const rows: Row[] = results.flatMap((r) =>
   (['stock', 'ours'] as const).flatMap((which) => {
@@ -672,6 +765,40 @@ const header =
   `after ${WARMUP} warm-up messages; same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
   `${loadAtStart.map((l) => fmt(l, 1)).join(' / ')}, ${fmt(wallS, 0)} s wall`
 printTable(header, rows)
+printTable(
+  "Our nodes' first copies by the way they came (bench dupClass): share of all deliveries, of those at or above p99",
+  results.flatMap((r) => {
+    const s = r.sides.ours
+    if (s?.firstCopiesByClass === undefined) return []
+    const slowest = Object.values(s.firstCopiesByClass).reduce((a, c) => a + c.slowest, 0)
+    return Object.entries(s.firstCopiesByClass)
+      .sort((a, b) => b[1].all - a[1].all)
+      .map(([cls, c]) => ({
+        size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
+        run: r.scenario,
+        class: cls,
+        'share of all': fmt(c.all / s.delivered, 3),
+        'share of slowest 1%': fmt(c.slowest / Math.max(1, slowest), 3),
+        'slowest count': c.slowest,
+      }))
+  }),
+)
+printTable(
+  "Our nodes' duplicates per delivery by the one-copy rule that let them through (bench dupClass)",
+  results.flatMap((r) => {
+    const s = r.sides.ours
+    if (s?.duplicatesByClass === undefined) return []
+    return Object.entries(s.duplicatesByClass)
+      .sort((a, b) => b[1] - a[1])
+      .map(([cls, n]) => ({
+        size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
+        run: r.scenario,
+        class: cls,
+        'dups / delivery': fmt(n / s.delivered, 3),
+        count: n,
+      }))
+  }),
+)
 
 /** Targets of issue 9, computed from the runs above. */
 interface Target {
@@ -691,7 +818,11 @@ for (const bytes of SIZES) {
   const of = (scenario: Scenario) =>
     results.find((r) => r.bytes === bytes && r.scenario === scenario)
   const stock = of('all stock')?.sides.stock
-  for (const scenario of ['all ours, one-copy', 'all ours, optimized'] as const) {
+  for (const scenario of [
+    'all ours, one-copy',
+    'all ours, one-copy + preamble',
+    'all ours, optimized',
+  ] as const) {
     const ours = of(scenario)?.sides.ours
     if (ours === undefined || stock === undefined) continue
     const dups = ours.duplicates / ours.delivered

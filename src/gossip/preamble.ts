@@ -125,6 +125,11 @@ export class Preambles {
     this.forget(key, e)
   }
 
+  /** True while the message `key` is awaited after a PREAMBLE and its deadline has not passed. */
+  isAwaited(key: string): boolean {
+    return this.t.awaited.get(key)?.timer !== undefined
+  }
+
   /** True when the message `key` was preambled but did not come in time (it is being pulled). */
   isOverdue(key: string): boolean {
     const e = this.t.awaited.get(key)

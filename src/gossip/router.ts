@@ -317,6 +317,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * peer hashes; bounded): they need no push from us.
    */
   private readonly sentTo = new Map<string, FloodMark>()
+  /**
+   * Short ids of preambled messages (one-copy's announces name them so): an announced one
+   * whose copy is on its way is not pulled yet. Bounded like the preambles.
+   */
+  private readonly preambledShort = new Map<string, string>()
   /** One-copy: connected peers' hashes (`sentTo`, `inLinks`), made on first use. */
   private readonly peerHashes = new Map<PeerKey, number>()
   /** The `sentTo` of the frame being read, from a one-copy peer, sorted (see {@link FloodMark}). */
@@ -450,6 +455,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         now: () => env.now(),
         setTimer: (ms, fn) => env.setTimer(ms, fn),
         have: (short) => this.shortIndex.has(short),
+        incoming: (short) => {
+          const key = this.preambledShort.get(short)
+          return key !== undefined && this.preambles.isAwaited(key)
+        },
         pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
         unanswered: (peer) => this.unansweredAnnounce(peer),
       },
@@ -807,7 +816,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
             )
       if (cached === undefined) misses++
       else {
-        this.sendMessage([peer], cached.message, key!)
+        // A pulled copy carries the flood mark as a pushed one does (rule 2): without it the
+        // puller would push to the nodes the publisher's flood already reached.
+        const mark = this.sentTo.get(key!)
+        this.sendMessage(
+          [peer],
+          cached.message,
+          key!,
+          mark === undefined
+            ? undefined
+            : { ...emptyOneCopy(), sentTo: peerHashesBytes(mark.peers) },
+        )
       }
     }
     return within('iwantMiss', misses)
@@ -870,7 +889,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     const verdict = this.preambles.announced(peer, key, p.messageID, p.size)
     if (verdict === 'full') this.reject(peer, 'preamble-over-limit', topic)
-    else if (verdict === 'new') this.sendImReceiving(topic, p.messageID, key, peer)
+    else if (verdict === 'new') {
+      this.sendImReceiving(topic, p.messageID, key, peer)
+      if (this.params.oneCopy)
+        setNewest(
+          this.preambledShort,
+          bytesKey(shortId(p.messageID)),
+          key,
+          this.params.maxPreambles,
+        )
+    }
   }
 
   /**
@@ -1290,6 +1318,36 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** True when `peer` and this node both speak the one-copy extension (meshsub 1.3). */
   speaksOneCopy(peer: PeerKey): boolean {
     return this.peers.get(peer)?.oneCopy === true
+  }
+
+  /**
+   * How a copy of message `id` from `peer` on `topic` would be classed by the one-copy rules now
+   * (for benchmarks that trace where duplicates come from): whether `peer` is in our mesh,
+   * whether we hold its in-link lazy (we sent CHOKE) and it holds ours lazy (it sent CHOKE),
+   * whether we asked it for the message (INEED), whether our first copy came straight from the
+   * publisher's flood (we are a flood root), and whether the message carries a flood mark.
+   */
+  describeCopy(
+    topic: Topic,
+    peer: PeerKey,
+    id: MessageId,
+  ): {
+    inMesh: boolean
+    lazyIn: boolean
+    lazyOut: boolean
+    asked: boolean
+    floodRoot: boolean
+    marked: boolean
+  } {
+    const key = messageIdKey(id)
+    return {
+      inMesh: this.meshes.meshOf(topic)?.has(peer) === true,
+      lazyIn: this.roles.announcesToUs(topic, peer),
+      lazyOut: this.roles.announcesTo(topic, peer),
+      asked: this.pulls.askedOf(bytesKey(shortId(id)), peer),
+      floodRoot: this.floodRoot(key),
+      marked: this.sentTo.has(key),
+    }
   }
 
   /** Lazy (announce-only) one-copy links of our mesh of `topic`. */

@@ -103,6 +103,23 @@ describe('the flood mark and in-link lists on the wire', () => {
 })
 
 describe('a flood-marked message', () => {
+  it('carries its mark in replies to INEED', () => {
+    const { env, router: r } = router(4)
+    let id: Uint8Array | undefined
+    r.on('artifact', (a) => {
+      id = a.id
+    })
+    r.receive(
+      'p0',
+      frame({ messages: [msg(2)], oneCopy: { ...emptyOneCopy(), sentTo: [hashOf('p1')] } }),
+    )
+    env.take()
+    expect(id).toBeDefined()
+    r.receive('p3', frame({ oneCopy: { ...emptyOneCopy(), ineed: [shortId(id!)] } }))
+    const reply = env.take().find((s) => s.peer === 'p3' && s.rpc.messages.length > 0)
+    expect(reply?.rpc.oneCopy?.sentTo?.map(bytesKey)).toEqual([bytesKey(hashOf('p1'))])
+  })
+
   it('is announced, not pushed, to the mesh peers its publisher sent it to', () => {
     const { env, router: r } = router(4)
     const m = msg(1)
@@ -230,17 +247,35 @@ describe('a publisher', () => {
 describe('FloodReach with signed messages', () => {
   it('estimates the reach from first copies straight from their origin, after 8 messages', () => {
     const reach = new FloodReach()
-    // 3 of 7 straight from the origin: not enough seen yet.
-    for (let i = 0; i < 7; i++) reach.arrived(T, false, i % 2 === 0)
+    // 1 of 7 straight from the origin: not enough seen yet, nor enough evidence to mark early.
+    for (let i = 0; i < 7; i++) reach.arrived(T, false, i === 6)
     expect(reach.marksFlood(T, 10, 10)).toBe(false)
-    reach.arrived(T, false, false)
-    // 4 of 8 (f = 0.5): marked, and a root pushes to ⌈1/f − 1⌉ = 1 mesh peer.
+    reach.arrived(T, false, true)
+    // 2 of 8 (f = 0.25): marked, and a root pushes to ⌈1/f − 1⌉ = 3 mesh peers.
     expect(reach.marksFlood(T, 10, 10)).toBe(true)
-    expect(reach.rootPushes(T, 10, 8)).toBe(1)
+    expect(reach.rootPushes(T, 10, 8)).toBe(3)
     // 1,000 nodes: 1 in 20 straight from the origin, not marked.
     const large = new FloodReach()
     for (let i = 0; i < 64; i++) large.arrived(T, false, i % 20 === 0)
     expect(large.marksFlood(T, 50, 8)).toBe(false)
+  })
+
+  it('marks early, from 4 signed messages, once 2 came straight from their origin', () => {
+    const reach = new FloodReach()
+    reach.arrived(T, false, true)
+    reach.arrived(T, false, true)
+    reach.arrived(T, false, false)
+    // 3 messages: too few, however many came straight.
+    expect(reach.marksFlood(T, 10, 10)).toBe(false)
+    reach.arrived(T, false, false)
+    expect(reach.marksFlood(T, 10, 10)).toBe(true)
+    // The root's push is still sized only from 8 messages on.
+    expect(reach.rootPushes(T, 10, 8)).toBe(Number.POSITIVE_INFINITY)
+    // An unsigned message in the window: never marked.
+    const unsigned = new FloodReach()
+    for (let i = 0; i < 5; i++) unsigned.arrived(T, false, i < 2)
+    unsigned.arrived(T, true)
+    expect(unsigned.marksFlood(T, 10, 10)).toBe(false)
   })
 })
 

@@ -120,6 +120,33 @@ describe('one-copy pull delay (AnnouncedPulls)', () => {
   })
 })
 
+describe('one-copy pulls and the preamble (AnnouncedPulls)', () => {
+  it('holds the first ask while a preambled copy is on its way', () => {
+    const env = new ManualEnv()
+    const asked: string[] = []
+    let incoming = true
+    const pulls = new AnnouncedPulls(
+      {
+        now: () => env.now(),
+        setTimer: (ms, fn) => env.setTimer(ms, fn),
+        have: () => false,
+        incoming: () => incoming,
+        pull: (peer) => asked.push(peer),
+      },
+      400,
+      6000,
+      100,
+    )
+    pulls.announced('a', T, new Uint8Array(8), 'k', 50)
+    env.advance(200)
+    expect(asked).toEqual([])
+    // The preamble's deadline passed (the copy did not come): asked within a recheck.
+    incoming = false
+    env.advance(10)
+    expect(asked).toEqual(['a'])
+  })
+})
+
 describe('one-copy pulls under loss (AnnouncedPulls)', () => {
   it('asks the announcers round after round until their caches would have dropped the message', () => {
     const { env, asked, pulls } = pullsBed()
