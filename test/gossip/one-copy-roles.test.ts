@@ -132,6 +132,7 @@ describe('one-copy pulls and the preamble (AnnouncedPulls)', () => {
         have: () => false,
         incoming: () => incoming,
         pull: (peer) => asked.push(peer),
+        unanswered: () => {},
       },
       400,
       6000,
