@@ -16,6 +16,7 @@ import { SlotPool } from '../common/peer-slots.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
 import type { StatsRecorder } from '../common/stats.ts'
+import { TokenBucket } from '../common/token-bucket.ts'
 import type { ValidationResult } from '../common/validation.ts'
 import { BudgetedLimits } from './budgeted-limits.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
@@ -326,12 +327,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly peerHashes = new Map<PeerKey, number>()
   /** The `sentTo` of the frame being read, from a one-copy peer, sorted (see {@link FloodMark}). */
   private frameSentTo: Uint32Array | undefined
-  /**
-   * One-copy: flood-mark hashes this node may still pass on (see {@link markAllowed}), and
-   * when that was last refilled (NaN: never spent, a full allowance).
-   */
-  private markTokens = Number.NaN
-  private markRefilledAt = 0
+  /** One-copy: flood-mark hashes this node may still pass on (see {@link markAllowed}). */
+  private markAllowance: TokenBucket | undefined
   /** One-copy: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
@@ -818,15 +815,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       else {
         // A pulled copy carries the flood mark as a pushed one does (rule 2): without it the
         // puller would push to the nodes the publisher's flood already reached.
-        const mark = this.sentTo.get(key!)
-        this.sendMessage(
-          [peer],
-          cached.message,
-          key!,
-          mark === undefined
-            ? undefined
-            : { ...emptyOneCopy(), sentTo: peerHashesBytes(mark.peers) },
-        )
+        this.sendMarked([peer], cached.message, key!, this.sentTo.get(key!)?.peers)
       }
     }
     return within('iwantMiss', misses)
@@ -1979,14 +1968,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * made it announce (a duplicate at worst, never a loss).
    */
   private markAllowed(n: number): boolean {
-    const { perSecond, burst } = this.params.budgets.rates.mark
     const now = this.env.now()
-    const refilled = this.markTokens + ((now - this.markRefilledAt) * perSecond) / 2000
-    this.markTokens = Number.isNaN(refilled) ? burst / 2 : Math.min(burst / 2, refilled)
-    this.markRefilledAt = now
-    if (this.markTokens < n) return false
-    this.markTokens -= n
-    return true
+    if (this.markAllowance === undefined) {
+      const { perSecond, burst } = this.params.budgets.rates.mark
+      this.markAllowance = new TokenBucket(perSecond / 2, burst / 2, now)
+    }
+    return this.markAllowance.tryTake(n, now)
   }
 
   private publishTargets(topic: Topic, cls: ArtifactClass): PeerKey[] {

@@ -1,5 +1,6 @@
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
 import { setNewest } from '../common/bounded-map.ts'
+import { TokenBucket } from '../common/token-bucket.ts'
 import { ipOf } from '../gossip/score.ts'
 
 /** Anything that can say whether a peer is refused (a {@link DisseminationService} can). */
@@ -35,9 +36,8 @@ export interface DenyListGaterOptions {
 }
 
 interface Throttle {
-  tokens: number
-  /** When `tokens` was last refilled. */
-  at: number
+  /** Handshakes a denied peer may still start from this address. */
+  tokens: TokenBucket
   /** When a denied peer's handshake from this address last ended. */
   deniedAt: number
 }
@@ -79,24 +79,18 @@ export function denyListGater(
   } = options
   /** IP → its tokens (insertion order is the order of their last denied handshake). */
   const throttled = new Map<string, Throttle>()
-  const refill = (t: Throttle, now: number) => {
-    t.tokens = Math.min(
-      deniedHandshakesBurst,
-      t.tokens + ((now - t.at) / 1000) * deniedHandshakesPerSecond,
-    )
-    t.at = now
-  }
   const denied = (peer: PeerId) => lookup()?.isDenied(peer) ?? false
   const ip = (maConn: MultiaddrConnection) => ipOf(maConn.remoteAddr.toString())
   /** A denied peer's handshake (or disconnection) from `key` spends one of its tokens. */
   const spend = (key: string, at: number) => {
     let t = throttled.get(key)
     if (t === undefined) {
-      t = { tokens: deniedHandshakesBurst, at, deniedAt: at }
-    } else {
-      refill(t, at)
+      t = {
+        tokens: new TokenBucket(deniedHandshakesPerSecond, deniedHandshakesBurst, at),
+        deniedAt: at,
+      }
     }
-    t.tokens -= 1
+    t.tokens.spend(1, at)
     t.deniedAt = at
     setNewest(throttled, key, t, maxThrottled)
     return t
@@ -117,8 +111,7 @@ export function denyListGater(
         if (left === undefined || now - left >= throttleMs) return false
         t = spend(key, Math.min(left, now))
       }
-      refill(t, now)
-      return t.tokens < 1
+      return t.tokens.available(now) < 1
     },
     denyInboundEncryptedConnection: (peer, maConn) => {
       if (!denied(peer)) return false
