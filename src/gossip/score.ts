@@ -1,4 +1,5 @@
 import type { PeerKey, Topic } from '../common/artifact.ts'
+import { ipOf } from '../common/ip-address.ts'
 import { PeerSlots, type SlotOf } from '../common/peer-slots.ts'
 import type { ScoreParams, TopicScoreParams } from './params.ts'
 
@@ -65,12 +66,6 @@ function newStats(address: string | undefined): PeerStats {
 
 /** Topic counters of a peer looked up by a scan; beyond, through an index. */
 const SCANNED_TOPICS = 8
-
-/** The IP of an address given as text: a multiaddr (`/ip4/1.2.3.4/tcp/1`) or a bare IP. */
-export function ipOf(address: string): string {
-  const m = /^\/ip[46]\/([^/]+)/.exec(address)
-  return m === null ? address : m[1]
-}
 
 /** `v` decayed by factor `f`, snapped to 0 below `zero`. */
 function decay(v: number, f: number, zero: number): number {

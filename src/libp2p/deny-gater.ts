@@ -1,7 +1,7 @@
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
 import { setNewest } from '../common/bounded-map.ts'
+import { ipOf } from '../common/ip-address.ts'
 import { TokenBucket } from '../common/token-bucket.ts'
-import { ipOf } from '../gossip/score.ts'
 
 /** Anything that can say whether a peer is refused (a {@link DisseminationService} can). */
 export interface DenyList {

@@ -25,6 +25,7 @@ import type {
 import type { EventSink, Listener } from '../common/emitter.ts'
 import type { DisconnectOptions, Env, ProtocolCore, TimerHandle } from '../common/env.ts'
 import { InvalidParametersError } from '../common/errors.ts'
+import { ipOf } from '../common/ip-address.ts'
 import {
   encodeLengthPrefixed,
   FrameRefusedError,
@@ -34,7 +35,6 @@ import { withDefaults } from '../common/options.ts'
 import type { DisseminationStats } from '../common/stats.ts'
 import { nodeTimer } from '../common/system-clock.ts'
 import type { Validator } from '../common/validation.ts'
-import { ipOf } from '../gossip/score.ts'
 import { type DriverStats, registerCoreMetrics, ServiceMetrics } from './service-metrics.ts'
 
 /** The libp2p components a {@link DisseminationService} needs (libp2p passes them to service factories). */

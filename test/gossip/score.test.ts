@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import { ipOf } from '../../src/common/ip-address.ts'
 import { resolveGossipParams } from '../../src/gossip/params.ts'
-import { ipOf, PeerScore } from '../../src/gossip/score.ts'
+import { PeerScore } from '../../src/gossip/score.ts'
 
 function scorer() {
   let now = 0
