@@ -62,6 +62,7 @@ import {
   type SimStrategy,
 } from '../src/sim/scenario.ts'
 import { frame, ManualEnv } from '../test/gossip/harness.ts'
+import { gossipSimScenario } from './gossip-sim/scenario.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 const quick = process.argv.includes('--quick')
@@ -84,24 +85,7 @@ function scenario(
   cls: ArtifactClass,
   over: Partial<Scenario> = {},
 ): Scenario {
-  return {
-    name,
-    description: name,
-    nodes,
-    topology: 'provider-clustered',
-    degree: 50,
-    latencyMs: 0,
-    bandwidth: 'placement',
-    loss: 0,
-    messages: quick ? 5 : 30,
-    messageBytes: bytes,
-    class: cls,
-    intervalMs: 250,
-    warmupMs: 5000,
-    drainMs: 5000,
-    seed,
-    ...over,
-  }
+  return gossipSimScenario(name, nodes, bytes, cls, seed, quick ? 5 : 30, over)
 }
 
 const control = (r: ScenarioResult, kind: string) => r.summary.controlPerMessage[kind] ?? 0

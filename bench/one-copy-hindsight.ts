@@ -35,7 +35,8 @@ import {
   withPublishers,
 } from '../src/sim/gossip-strategy.ts'
 import { simNodeName } from '../src/sim/network.ts'
-import { runScenario, type Scenario, type SimStrategy } from '../src/sim/scenario.ts'
+import { runScenario, type SimStrategy } from '../src/sim/scenario.ts'
+import { gossipSimScenario } from './gossip-sim/scenario.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
 const arg = (name: string) => {
@@ -53,23 +54,7 @@ const LEARN = Number(arg('--learn') ?? 0)
 const TOTAL = MESSAGES + LEARN
 const LATE_MS = 100
 
-const sc: Scenario = {
-  name: `hindsight ${bytes} B`,
-  description: 'hindsight',
-  nodes: NODES,
-  topology: 'provider-clustered',
-  degree: 50,
-  latencyMs: 0,
-  bandwidth: 'placement',
-  loss: 0,
-  messages: MESSAGES,
-  messageBytes: bytes,
-  class: 'consensus',
-  intervalMs: 250,
-  warmupMs: 5000,
-  drainMs: 5000,
-  seed,
-}
+const sc = gossipSimScenario(`hindsight ${bytes} B`, NODES, bytes, 'consensus', seed, MESSAGES)
 const pub = (s: SimStrategy) => (single ? withPublishers(s, () => [0]) : s)
 
 /** Per node, per peer, the arrival time of each message's copy from that peer (NaN: none). */
