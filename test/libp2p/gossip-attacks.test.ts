@@ -175,8 +175,9 @@ describe('a victim speaking one-copy with its honest peers, attacked over TCP on
         timeoutMs: 5000,
       })
       // The handshake's two frames, then a few flood frames before the cut-off.
+      // (The run stops once B denies the attacker: its time is the cut-off's, or just after.)
       expect(ocBed.probe.frames.get(key) ?? 0).toBeLessThanOrEqual(
-        2 + (attack.framesToCutOff ?? 10),
+        2 + (attack.framesToCutOff?.(run.cutOffMs ?? run.elapsedMs) ?? 10),
       )
       expect(router.getPeers()).not.toContain(key)
       // B relayed what it took from the attacker within what A and C take from B.

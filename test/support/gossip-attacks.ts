@@ -10,6 +10,7 @@ import type { Env } from '../../src/common/env.ts'
 import { encodeLengthPrefixed } from '../../src/common/length-prefixed.ts'
 import { contentMessageId } from '../../src/common/message-id.ts'
 import { peerHashesBytes, topicHash } from '../../src/gossip/one-copy.ts'
+import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
 import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import {
   DEFAULT_RPC_LIMITS,
@@ -49,10 +50,11 @@ export interface GossipAttack {
    */
   oneCopy?: Uint8Array[]
   /**
-   * Flood frames the victim may read before it cuts the attacker off (default 10): more for a
-   * budget sized for honest bursts, such as flood marks'.
+   * Flood frames the victim may read before it cuts the attacker off, given the ms from the
+   * attack's start to the cut-off (default 10 whatever the time): more for a budget sized for
+   * honest bursts, such as flood marks', which also refills while the frames come.
    */
-  framesToCutOff?: number
+  framesToCutOff?: (cutOffMs: number) => number
 }
 
 const FOUR_MIB = 4 * 1024 * 1024
@@ -235,9 +237,14 @@ export function oneCopyAttacks(topic: string): GossipAttack[] {
       name: 'one-copy sentTo 1,024 on new messages',
       rate: 200,
       oneCopy: handshake,
-      // The `mark` budget's burst (10,000 hashes) is ~10 full marks (and what refills
-      // meanwhile), then one over by 512 cuts off.
-      framesToCutOff: 12,
+      // The `mark` budget's burst (10,000 hashes) and what refills until the cut-off (20,000
+      // a second) are ~10 full marks at this rate (more when a busy machine slows the
+      // attacker), then the frame that overdraws it by 512 cuts off.
+      framesToCutOff: (cutOffMs) => {
+        const { perSecond, burst, cutOffOverdraft } = DEFAULT_PEER_BUDGETS.rates.mark
+        const admitted = burst + cutOffOverdraft! + (perSecond * cutOffMs) / 1000
+        return Math.floor(admitted / maxHashes) + 1
+      },
       next: markedMessages(topic, maxHashes),
     },
     {
