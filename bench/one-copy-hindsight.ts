@@ -16,26 +16,44 @@
  *    the others, with no flood root pushes;
  * 5. with `--learn L`: the flood run goes on for L more messages, and trees learnt from those
  *    (top k first senders, per topic and per publisher region) are applied to the 30 measured
- *    ones the oracle's way.
+ *    ones the oracle's way;
+ * 6. per-source shortest-path trees (reverse-path forwarding, as DVMRP): for each message, from
+ *    the meshes as they are when it is first forwarded, each node's parent is the node on its
+ *    shortest path from the publisher over the publisher's flood edges and the mesh edges,
+ *    weighted by the links' one-way latency (what RTT/2 measures), the flood's receivers taking
+ *    the publisher as parent; a node pushes only to the mesh peers it is the parent of, the
+ *    oracle's way (`spt`). A second row adds to each edge the sender's serialization of one
+ *    copy (and to the k-th flood edge k copies), which latency alone does not see. Then
+ *    (`model`) trees by a model of arrival times: each hop adds the receiver's validation
+ *    delay, a flood target may take a mesh parent when that is sooner, and a node's k-th child
+ *    waits k serializations (or, the metric a distance vector can carry, one); `ablate` drops
+ *    the validation delay or the flood targets' mesh parents, `noise` measures each link's
+ *    latency up to ±20% off;
+ * 7. one hop of look-ahead over estimated latency, no per-source state: each node's parent for
+ *    a message is, among its mesh peers nearer the publisher than itself (all of them when none
+ *    is), the one with the least est(publisher, peer) + lat(peer, node), or the publisher if it
+ *    is a topic peer; est is the latency between the two nodes (what perfect network
+ *    coordinates would estimate): a bound for trees from coordinates (`lookahead`).
  *
  * It patches rule 4's choice (`ArrivalLog.select`), rule 3's CHOKE on duplicates and, for the
  * oracle, the push decision, in this process only: an experiment, not a protocol.
  *
  * Usage: npm run bench -- one-copy-hindsight [--seed N] [--bytes 256|100000] [--single]
- *   [--learn L] [--only rules,oracle,top,greedy,learn,...] (runs whose name contains one of
- *   them; stock and the flood always run)
+ *   [--learn L] [--only rules,oracle,spt,model,ablate,noise,lookahead,top,greedy,learn,...]
+ *   (runs whose name contains one of them; stock and the flood always run)
  */
 import type { PeerKey, Topic } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
 import { ArrivalLog, FloodReach, LinkRoles, type RoleChange } from '../src/gossip/one-copy.ts'
 import { GossipRouter } from '../src/gossip/router.ts'
+import { EventQueue } from '../src/sim/event-queue.ts'
 import {
   gossipOneCopyStrategy,
   gossipStockStrategy,
   withPublishers,
 } from '../src/sim/gossip-strategy.ts'
 import { simNodeName } from '../src/sim/network.ts'
-import { runScenario, type SimStrategy } from '../src/sim/scenario.ts'
+import { runScenario, SCENARIO_TOPIC, type SimStrategy } from '../src/sim/scenario.ts'
 import { gossipSimScenario } from './gossip-sim/scenario.ts'
 import { fmt, printTable, type Row, writeResults } from './report.ts'
 
@@ -54,6 +72,20 @@ const LEARN = Number(arg('--learn') ?? 0)
 const TOTAL = MESSAGES + LEARN
 const LATE_MS = 100
 
+/** Which terms the arrival model of the per-source trees counts (`--only ablate` drops each). */
+interface ModelTerms {
+  /** A node's k-th child gets its copy k serializations after the first (else one). */
+  perChild: boolean
+  /** Each hop adds the receiver's validation delay. */
+  validation: boolean
+  /** The publisher's flood targets may take a mesh parent when that is sooner. */
+  meshForRoots: boolean
+  /** Each hop adds the sender's serialization of one copy, and the k-th flood target k (default). */
+  serialization?: boolean
+  /** Relative error of each measured link latency, fixed per link and direction (0: exact). */
+  latencyError?: number
+}
+
 const sc = gossipSimScenario(`hindsight ${bytes} B`, NODES, bytes, 'consensus', seed, MESSAGES)
 const pub = (s: SimStrategy) => (single ? withPublishers(s, () => [0]) : s)
 
@@ -70,6 +102,8 @@ let pushes: (sender: number, receiver: number, m: number) => boolean = () => tru
 let forwarding: { node: number; m: number } | undefined
 let plan: Plan = () => []
 const nodeOf = new WeakMap<object, number>()
+/** Each node's current router, for the mesh snapshots of the shortest-path trees. */
+const routerOf: GossipRouter[] = []
 const chosenOf = new Map<number, Set<PeerKey>>()
 
 // Rule 4's choice replaced by the experiment's: every candidate (flood) or the plan (fixed).
@@ -154,6 +188,7 @@ function instrumented(strategy: SimStrategy, into?: Matrix): SimStrategy {
       const core = strategy.create(env, index, ctx) as GossipRouter
       const roles = (core as unknown as { roles: LinkRoles }).roles
       nodeOf.set(core, index)
+      routerOf[index] = core
       nodeOf.set(roles, index)
       nodeOf.set((roles as unknown as { arrivals: ArrivalLog }).arrivals, index)
       if (into !== undefined) {
@@ -382,6 +417,166 @@ if (LEARN > 0) {
     )
     pushes = learnt(k, (o) => region[o])
     await measure(`learnt: top ${k} per publisher region`, instrumented(gossipOneCopyStrategy))
+  }
+}
+const runs = (key: string) => only === undefined || only.includes(key)
+if (['spt', 'model', 'ablate', 'noise', 'lookahead'].some(runs)) {
+  const { buildNetwork } = await import('../src/sim/scenario.ts')
+  const { Prng } = await import('../src/sim/prng.ts')
+  const net = buildNetwork(sc, new Prng(seed))
+  /** One copy's serialization at node `v`'s uplink, in ms (frame header left out). */
+  const txMs = (v: number) => (bytes * 8 * 1000) / net.uploadBps(v)
+  const internals = (v: number) =>
+    routerOf[v] as unknown as {
+      meshes: { meshOf(t: Topic): Set<PeerKey> | undefined }
+      topicPeers: Map<Topic, Set<PeerKey>>
+    }
+  /** Parent of each node on its shortest path from message `m`'s publisher (-1: none). */
+  /**
+   * Parents by a model of arrival times: each node forwards its validation delay after its copy
+   * came, a node's k-th child gets its copy k serializations later, the publisher's k-th flood
+   * target k serializations after the publish; a flood target takes a mesh parent when that
+   * is sooner (its IDONTWANT then cancels the queued flood copy). Greedy, like Dijkstra: the
+   * node with the soonest arrival is settled first and adds one serialization to its parent's
+   * later children.
+   */
+  const modelTree = (m: number, terms: ModelTerms): Int32Array => {
+    const src = from[m]
+    const validation = terms.validation ? 2 + (0.3 * bytes) / 1000 : 0
+    const parent = new Int32Array(NODES).fill(-1)
+    const ready = new Float64Array(NODES).fill(Number.POSITIVE_INFINITY)
+    const children = new Int32Array(NODES)
+    const rootOf = new Uint8Array(NODES)
+    // Offers (arrival time, node q; tags: parent y, y's child count when offered + 1, 0 for
+    // the publisher's flood).
+    const heap = new EventQueue<number>()
+    // The latency as the receiver measured it: off by up to ±latencyError, a hash of the link.
+    const err = terms.latencyError ?? 0
+    const lat = (y: number, q: number) =>
+      net.latency(y, q) *
+      (1 + err * (2 * (((Math.imul(y * 7919 + q, 0x9e3779b1) >>> 0) % 1000) / 1000) - 1))
+    const tx = (v: number) => (terms.serialization === false ? 0 : txMs(v))
+    const via = (y: number, q: number) =>
+      ready[y] + (terms.perChild ? children[y] + 1 : 1) * tx(y) + lat(y, q) + validation
+    ready[src] = 0
+    parent[src] = src
+    let k = 0
+    for (const p of internals(src).topicPeers.get(SCENARIO_TOPIC) ?? []) {
+      const q = nameToNode.get(p)!
+      k++
+      rootOf[q] = 1
+      heap.push(k * tx(src) + lat(src, q) + validation, q, src, 0)
+    }
+    const offer = (y: number) => {
+      for (const p of internals(y).meshes.meshOf(SCENARIO_TOPIC) ?? []) {
+        const q = nameToNode.get(p)!
+        if (parent[q] >= 0 || (rootOf[q] === 1 && !terms.meshForRoots)) continue
+        heap.push(via(y, q), q, y, children[y] + 1)
+      }
+    }
+    while (heap.size > 0) {
+      const t = heap.peekTime()
+      const q = heap.pop()!
+      const y = heap.poppedA
+      const seen = heap.poppedB
+      if (parent[q] >= 0) continue
+      if (terms.perChild && seen > 0 && seen !== children[y] + 1) {
+        heap.push(via(y, q), q, y, children[y] + 1)
+        continue
+      }
+      parent[q] = y
+      ready[q] = t
+      if (seen > 0) children[y]++
+      offer(q)
+    }
+    return parent
+  }
+  /** Runs one-copy with each message pushed only parent → child in the tree `build` gives it. */
+  const measureTrees = async (name: string, build: (m: number) => Int32Array) => {
+    const trees = new Map<number, Int32Array>()
+    pushes = (sender, receiver, m) => {
+      let t = trees.get(m)
+      if (t === undefined) {
+        t = build(m)
+        trees.set(m, t)
+      }
+      return t[receiver] === sender
+    }
+    await measure(name, instrumented(gossipOneCopyStrategy))
+  }
+  mode = 'oracle'
+  const models: Array<[string, ModelTerms]> = []
+  if (runs('model')) {
+    models.push(
+      [
+        'per-source trees, arrival model (serialization per child, validation per hop)',
+        { perChild: true, validation: true, meshForRoots: true },
+      ],
+      // What a distance vector can carry: every term is the sender's or the link's own.
+      [
+        'per-source trees, latency + one serialization + validation per hop',
+        { perChild: false, validation: true, meshForRoots: true },
+      ],
+    )
+  }
+  if (runs('ablate')) {
+    models.push(
+      [
+        'arrival model without validation per hop',
+        { perChild: true, validation: false, meshForRoots: true },
+      ],
+      [
+        'arrival model, flood targets keep the publisher as parent',
+        { perChild: true, validation: true, meshForRoots: false },
+      ],
+    )
+  }
+  if (runs('noise')) {
+    models.push([
+      'latency + one serialization + validation per hop, latency measured ±20%',
+      { perChild: false, validation: true, meshForRoots: true, latencyError: 0.2 },
+    ])
+  }
+  if (runs('spt')) {
+    // Shortest paths alone: no validation delay, the flood's targets keep the publisher.
+    const spt = { perChild: false, validation: false, meshForRoots: false }
+    models.push(
+      ['per-source shortest-path trees, link latency', { ...spt, serialization: false }],
+      ['per-source shortest-path trees, latency + serialization', spt],
+    )
+  }
+  for (const [name, terms] of models) {
+    await measureTrees(name, (m) => modelTree(m, terms))
+  }
+  const lookahead = (m: number): Int32Array => {
+    const est = net.latency
+    const src = from[m]
+    const parent = new Int32Array(NODES).fill(-1)
+    for (const p of internals(src).topicPeers.get(SCENARIO_TOPIC) ?? []) {
+      parent[nameToNode.get(p)!] = src
+    }
+    for (let q = 0; q < NODES; q++) {
+      if (q === src || parent[q] >= 0) continue
+      const own = est(src, q)
+      let best = -1
+      let bestNear = false
+      let at = Number.POSITIVE_INFINITY
+      for (const p of internals(q).meshes.meshOf(SCENARIO_TOPIC) ?? []) {
+        const y = nameToNode.get(p)!
+        const near = y === src || est(src, y) < own
+        const d = (y === src ? 0 : est(src, y)) + net.latency(y, q)
+        if ((near && !bestNear) || (near === bestNear && d < at)) {
+          best = y
+          bestNear = near
+          at = d
+        }
+      }
+      parent[q] = best
+    }
+    return parent
+  }
+  if (runs('lookahead')) {
+    await measureTrees('one-hop look-ahead, link latency (perfect coordinates)', lookahead)
   }
 }
 const cached = new Map<string, PeerKey[]>()

@@ -1,0 +1,166 @@
+/**
+ * What a distance-vector exchange for per-source trees would cost (doc/gossip-extension.md,
+ * "Per-source trees from link latency"): a model, no protocol runs here.
+ *
+ * For `--nodes` nodes placed as in gossip-sim (provider-clustered latency, 50 connections
+ * each, a random 8-regular mesh standing in for the topic's mesh), each node X keeps, for every
+ * source S, d(S, X): the least delay from S over S's flood to its connections and then mesh
+ * links, each hop counting the link's one-way latency plus the 256 B validation delay. Nodes
+ * send their mesh peers an entry (source hash 4 B + distance and parent bit 2 B) whenever their
+ * distance for a source changes, batched per heartbeat: the synchronous Bellman-Ford rounds
+ * counted here. For `--sources` sampled sources it counts:
+ * - cold start (every node joins at once, knowing only its connections' latency): entries sent
+ *   until no distance changes, and the heartbeats that takes;
+ * - one node leaving (converged tables, the node gone): entries that must change, each sent to
+ *   every mesh peer of its node (a lower bound: count-to-infinity transients come on top);
+ * and scales both to every source (each source's exchange is independent of the others).
+ *
+ * Usage: npm run bench -- source-tree-exchange [--nodes 1000,13000] [--sources 200] [--seed 1]
+ */
+import { EventQueue } from '../src/sim/event-queue.ts'
+import { type Graph, neighborsOf, randomRegularGraph } from '../src/sim/graph.ts'
+import { placementLatency, providerClusteredPlacement } from '../src/sim/placement.ts'
+import { Prng } from '../src/sim/prng.ts'
+import { fmt, printTable, type Row, writeResults } from './report.ts'
+
+const arg = (name: string) => {
+  const at = process.argv.indexOf(name)
+  return at >= 0 ? process.argv[at + 1] : undefined
+}
+const sizes = (arg('--nodes') ?? '1000,13000').split(',').map(Number)
+const SOURCES = Number(arg('--sources') ?? 200)
+const seed = Number(arg('--seed') ?? 1)
+const CONNECTIONS = 50
+const MESH = 8
+/** Bytes per distance entry: source peer hash (4) + distance in 0.1 ms units with the parent bit (2). */
+const ENTRY_BYTES = 6
+/** Per-hop validation delay of a 256 B message in the simulator (2 ms + 0.3 ms per KB). */
+const VALIDATION_MS = 2 + 0.3 * 0.256
+
+/** Converged distances from `src` with `gone` removed (-1: none), by Dijkstra. */
+function distances(
+  n: number,
+  conn: Graph,
+  mesh: Graph,
+  latency: (a: number, b: number) => number,
+  src: number,
+  gone: number,
+): Float64Array {
+  const d = new Float64Array(n).fill(Number.POSITIVE_INFINITY)
+  const done = new Uint8Array(n)
+  d[src] = 0
+  done[src] = 1
+  // Nodes by distance (the simulator's event queue as a priority queue: item = node).
+  const heap = new EventQueue<number>()
+  for (const r of neighborsOf(conn, src)) {
+    if (r === gone) continue
+    d[r] = latency(src, r) + VALIDATION_MS
+    heap.push(d[r], r)
+  }
+  while (heap.size > 0) {
+    const t = heap.peekTime()
+    const y = heap.pop()!
+    if (done[y] === 1 || t > d[y]) continue
+    done[y] = 1
+    for (const q of neighborsOf(mesh, y)) {
+      if (done[q] === 1 || q === gone) continue
+      const dq = t + latency(y, q) + VALIDATION_MS
+      if (dq < d[q]) {
+        d[q] = dq
+        heap.push(dq, q)
+      }
+    }
+  }
+  return d
+}
+
+/** Cold start from `src`: heartbeat-synchronous Bellman-Ford; entries sent and rounds taken. */
+function coldStart(
+  n: number,
+  conn: Graph,
+  mesh: Graph,
+  latency: (a: number, b: number) => number,
+  src: number,
+): { entries: number; rounds: number } {
+  let d = new Float64Array(n).fill(Number.POSITIVE_INFINITY)
+  d[src] = 0
+  for (const r of neighborsOf(conn, src)) d[r] = latency(src, r) + VALIDATION_MS
+  let changed: number[] = [...neighborsOf(conn, src)]
+  let entries = 0
+  let rounds = 0
+  while (changed.length > 0) {
+    rounds++
+    const next = d.slice()
+    const touched = new Set<number>()
+    for (const y of changed) {
+      const peers = neighborsOf(mesh, y)
+      entries += peers.length
+      for (const q of peers) {
+        if (q === src) continue
+        const dq = d[y] + latency(y, q) + VALIDATION_MS
+        if (dq < next[q]) {
+          next[q] = dq
+          touched.add(q)
+        }
+      }
+    }
+    d = next
+    changed = [...touched]
+  }
+  return { entries, rounds }
+}
+
+const rows: Row[] = []
+const out: Record<string, number> = {}
+for (const n of sizes) {
+  const prng = new Prng(seed)
+  const conn = randomRegularGraph(n, CONNECTIONS, prng.fork('graph'))
+  const mesh = randomRegularGraph(n, MESH, prng.fork('mesh'))
+  const latency = placementLatency(providerClusteredPlacement(n, prng.fork('placement')))
+  const pick = prng.fork('sources')
+  let coldEntries = 0
+  let maxRounds = 0
+  let leaveEntries = 0
+  const sampled = Math.min(SOURCES, n)
+  for (let s = 0; s < sampled; s++) {
+    const src = pick.int(n)
+    const cold = coldStart(n, conn, mesh, latency, src)
+    coldEntries += cold.entries
+    maxRounds = Math.max(maxRounds, cold.rounds)
+    let gone = pick.int(n)
+    if (gone === src) gone = (gone + 1) % n
+    const before = distances(n, conn, mesh, latency, src, -1)
+    const after = distances(n, conn, mesh, latency, src, gone)
+    for (let x = 0; x < n; x++) {
+      if (x !== gone && x !== src && after[x] !== before[x]) {
+        leaveEntries += neighborsOf(mesh, x).length
+      }
+    }
+  }
+  // Each source's exchange is independent: scale the sample to all n sources.
+  const scale = n / sampled
+  const coldBytes = coldEntries * scale * ENTRY_BYTES
+  const leaveBytes = leaveEntries * scale * ENTRY_BYTES
+  const floor = (n - 1) * 256
+  rows.push({
+    nodes: n,
+    'cold start MB (all nodes)': fmt(coldBytes / 1e6, 1),
+    'cold start KB per node': fmt(coldBytes / n / 1e3, 1),
+    'sends per entry': fmt(coldEntries / (sampled * n * MESH), 2),
+    'in 256 B floors': fmt(coldBytes / floor, 0),
+    'heartbeats to converge': maxRounds,
+    'one node leaving KB (lower bound)': fmt(leaveBytes / 1e3, 1),
+  })
+  out[`${n} nodes cold start bytes all nodes`] = coldBytes
+  out[`${n} nodes cold start bytes per node`] = coldBytes / n
+  out[`${n} nodes cold start sends per node source and mesh peer`] =
+    coldEntries / (sampled * n * MESH)
+  out[`${n} nodes cold start over the 256 B floor`] = coldBytes / floor
+  out[`${n} nodes heartbeats to converge max`] = maxRounds
+  out[`${n} nodes one node leaving bytes lower bound`] = leaveBytes
+}
+printTable(
+  `distance-vector exchange for per-source trees (model; ${SOURCES} sampled sources, seed ${seed})`,
+  rows,
+)
+writeResults(`source-tree-exchange-seed${seed}`, out)
