@@ -27,16 +27,6 @@ export interface DenyListGaterOptions {
   deniedHandshakesPerSecond?: number
   /** Handshakes of denied peers an address may spend at once (default 1). */
   deniedHandshakesBurst?: number
-  /**
-   * Each denied handshake (or disconnection) from an address costs this many times the
-   * tokens of the one before it (default 2): one, two, four... so a denied peer redialling
-   * from there gets handshakes 2, 4, 8 s apart at the default rate, never more than
-   * `throttleMs` apart. Its handshakes are the refusals that cost the listener (4–14 ms of
-   * CPU each, against ~0.4 ms for one refused at the listener: `npm run bench -- attack
-   * redial`), and it wins nearly every token anyway by redialling at once, so an honest
-   * newcomer behind the same address gains little from more of them. 1: a flat rate.
-   */
-  deniedHandshakeBackoff?: number
   /** How long an address stays throttled after its last denied handshake, in ms (default 60 000). */
   throttleMs?: number
   /** Addresses throttled at once (the least recently denied is forgotten first; default 1024). */
@@ -62,8 +52,6 @@ export interface DenyListGater extends ConnectionGater {
 interface Throttle {
   /** Handshakes a denied peer may still start from this address. */
   tokens: TokenBucket
-  /** What the next denied handshake from here costs, in tokens. */
-  cost: number
   /** When a denied peer's handshake from this address last ended. */
   deniedAt: number
 }
@@ -81,15 +69,14 @@ interface Throttle {
  * ```
  *
  * A denied peer that keeps dialling still costs an encryption handshake per attempt (its
- * identity is known only at the end of it). So each handshake that ends in a refusal spends
- * tokens of its IP address (twice as many as the one before, see
- * {@link DenyListGaterOptions.deniedHandshakeBackoff}), and while the address has none left,
- * every new connection from it is refused before encryption: a redialling denied peer gets
- * handshakes 2, 4, 8... s apart by default (two in the first eight seconds after its
- * cut-off, where a flat rate gave it four, each of which delays the honest traffic the
- * listener carries). The disconnection itself spends the first tokens of each address the
- * peer was connected from (when the deny list says which, see
- * {@link DenyList.disconnectedFrom}), so that its first redial dies before encryption too.
+ * identity is known only at the end of it). So each handshake that ends in a refusal spends a
+ * token of its IP address, and while the address has none left, every new connection from it
+ * is refused before encryption: a denied peer gets `deniedHandshakesPerSecond` handshakes a
+ * second (one every two seconds by default: a redialling attacker costs the listener three
+ * handshakes in six seconds, each of which delays the honest traffic it carries). The
+ * disconnection itself spends a token of each address the peer was connected from (when the
+ * deny list says which, see {@link DenyList.disconnectedFrom}), so that its first redial
+ * dies before encryption too.
  * Connections already open are untouched; a new honest peer behind the same address waits
  * for a token like the denied one.
  *
@@ -104,7 +91,6 @@ export function denyListGater(
   const {
     deniedHandshakesPerSecond = 0.5,
     deniedHandshakesBurst = 1,
-    deniedHandshakeBackoff = 2,
     throttleMs = 60_000,
     maxThrottled = 1024,
     now: clock = Date.now,
@@ -113,20 +99,16 @@ export function denyListGater(
   const throttled = new Map<string, Throttle>()
   const denied = (peer: PeerId) => lookup()?.isDenied(peer) ?? false
   const ip = (maConn: MultiaddrConnection) => ipOf(maConn.remoteAddr.toString())
-  /** The most a denied handshake costs: the tokens that refill in `throttleMs`. */
-  const maxCost = Math.max(1, (deniedHandshakesPerSecond * throttleMs) / 1000)
-  /** A denied peer's handshake (or disconnection) from `key` spends its tokens, more each time. */
+  /** A denied peer's handshake (or disconnection) from `key` spends one of its tokens. */
   const spend = (key: string, at: number) => {
     let t = throttled.get(key)
     if (t === undefined) {
       t = {
         tokens: new TokenBucket(deniedHandshakesPerSecond, deniedHandshakesBurst, at),
-        cost: 1,
         deniedAt: at,
       }
     }
-    t.tokens.spend(t.cost, at)
-    t.cost = Math.min(maxCost, t.cost * deniedHandshakeBackoff)
+    t.tokens.spend(1, at)
     t.deniedAt = at
     setNewest(throttled, key, t, maxThrottled)
     return t

@@ -14,8 +14,6 @@ describe('the deny-list gater', () => {
     const gater = denyListGater(() => ({ isDenied: (p) => denied.has(p.toString()) }), {
       deniedHandshakesPerSecond: 2,
       deniedHandshakesBurst: 4,
-      // A flat rate here (the backoff has a test of its own).
-      deniedHandshakeBackoff: 1,
       throttleMs: 10_000,
       now: () => time,
     })
@@ -81,27 +79,6 @@ describe('the deny-list gater', () => {
     time += 10_000
     expect(gater.denyInboundConnection!(attacker)).toBe(false)
     expect(gater.denyInboundConnection!(attacker)).toBe(false)
-  })
-
-  it("spaces a redialling denied peer's handshakes twice as far apart each time (by default)", () => {
-    let time = 100_000
-    const gater = denyListGater(
-      () => ({
-        isDenied: (p) => p.toString() === 'bad',
-        disconnectedFrom: (ip) => (ip === '10.0.0.1' ? 100_000 : undefined),
-      }),
-      { now: () => time },
-    )
-    const attacker = from('/ip4/10.0.0.1/tcp/4001')
-    // It redials every 50 ms for 40 s after its disconnection.
-    const handshakesAt: number[] = []
-    for (; time < 140_000; time += 50) {
-      if (gater.refusesAddress('10.0.0.1')) continue
-      handshakesAt.push(time - 100_000)
-      expect(gater.denyInboundEncryptedConnection!(peer('bad'), attacker)).toBe(true)
-    }
-    // To the redial (the refilled tokens are summed in floating point, 50 ms at a time).
-    expect(handshakesAt.map((t) => Math.floor(t / 1000))).toEqual([2, 6, 14, 30])
   })
 
   it('throttles a bounded number of addresses, forgetting the least recently denied', () => {
