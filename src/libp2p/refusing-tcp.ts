@@ -23,7 +23,7 @@ export interface AddressRefusal {
  * Why: libp2p asks its gater about an inbound connection only inside the upgrade, once the
  * listener has wrapped the socket, parsed its address and set up timers and listeners, and a
  * refusal there ends in an error and a reset; a denied peer redialling in a loop cost the
- * listener ~1.3 ms of CPU per dial that way, ~0.3 ms closed here (`npm run bench -- attack
+ * listener ~1.2 ms of CPU per dial that way, 0.1–0.4 ms closed here (`npm run bench -- attack
  * redial`). The listener's `net.Server` gets a `blockList` whose check asks `refusal` (TCP's
  * `listenOpts` go to `net.createServer`, and Node closes a blocked connection's handle before
  * it makes a socket of it). Node before 22.13 has no server `blockList`: there the gater
