@@ -11,8 +11,9 @@
  * Figures per variant (median over runs): dials refused and handshakes given after the
  * cut-off; the victim process's CPU (every thread) beyond its idle rate over that time, per
  * refused dial and per second; the attacker process's CPU per redial (on this machine its
- * cores are the victim's too). The per-handshake cost is the default-throttle run's extra CPU
- * less its refusals at the no-handshake run's rate, over its handshakes.
+ * cores are the victim's too); and the victim's main-thread CPU through each handshake it
+ * gives a denied peer (from letting the dial through to refusing it after the handshake: the
+ * attacker dials one at a time, so no other dial is in between).
  *
  * `npm run bench -- attack redial [--ms N] [--runs N]`
  */
@@ -27,6 +28,7 @@ import {
   everyGossipAttack,
   type GateDecision,
 } from '../../test/support/gossip-attacks.ts'
+import { mainThreadClock } from '../../test/support/thread-clock.ts'
 import { fmt, printTable, writeResults } from '../report.ts'
 
 const args = process.argv.slice(2)
@@ -74,25 +76,36 @@ const VARIANTS: Variant[] = [
 interface RunFigures {
   refused: number
   handshakes: number
+  /** Victim main-thread CPU through each handshake, in ms. */
+  handshakeCpuMs: number[]
   windowMs: number
   victimExtraCpuMs: number
   attackerRedials: number
   attackerCpuAfterCutOffMs: number
 }
 
+const thread = mainThreadClock()
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function run(v: Variant): Promise<RunFigures> {
   let counting = false
   const counts = new Map<GateDecision, number>()
+  const handshakeCpuMs: number[] = []
+  let letThrough: number | undefined
   const victim = await attackBedNode(
     T,
     new Map(),
     false,
     v.handshakesPerSecond === undefined ? {} : { deniedHandshakesPerSecond: v.handshakesPerSecond },
     (d) => {
-      if (counting) counts.set(d, (counts.get(d) ?? 0) + 1)
+      if (!counting) return
+      counts.set(d, (counts.get(d) ?? 0) + 1)
+      if (d === 'let through to encryption') letThrough = thread().cpuMs
+      if (d === 'refused after handshake' && letThrough !== undefined) {
+        handshakeCpuMs.push(thread().cpuMs - letThrough)
+        letThrough = undefined
+      }
     },
     v.refuseAtListener,
   )
@@ -134,6 +147,7 @@ async function run(v: Variant): Promise<RunFigures> {
     refused:
       (counts.get('refused at the listener') ?? 0) + (counts.get('refused before encryption') ?? 0),
     handshakes: counts.get('let through to encryption') ?? 0,
+    handshakeCpuMs,
     windowMs,
     victimExtraCpuMs: extra,
     attackerRedials: attack.redials,
@@ -165,22 +179,13 @@ const figures = VARIANTS.map((v) => {
     attackerCpuMsPerRedial: median(
       rs.map((r) => r.attackerCpuAfterCutOffMs / Math.max(1, r.attackerRedials)),
     ),
-    victimExtraCpuMsPerHandshake: null as number | null,
+    victimThreadCpuMsPerHandshake: (() => {
+      const all = rs.flatMap((r) => r.handshakeCpuMs)
+      return all.length === 0 ? null : median(all)
+    })(),
     perRun: rs,
   }
 })
-// A handshake's cost: the default-throttle run's extra CPU less its refusals at the
-// no-handshake rate (same refusal point), over its handshakes.
-for (const f of figures.slice(2)) {
-  const base = figures.find((g) => g.refusedAtListener === f.refusedAtListener)!
-  const perHandshake = runs
-    .get(VARIANTS[figures.indexOf(f)])!
-    .filter((r) => r.handshakes > 0)
-    .map(
-      (r) => (r.victimExtraCpuMs - r.refused * base.victimExtraCpuMsPerRefusedDial) / r.handshakes,
-    )
-  f.victimExtraCpuMsPerHandshake = perHandshake.length === 0 ? null : median(perHandshake)
-}
 printTable(
   `a denied peer's redials (every 50 ms after its cut-off, ${RUN_MS} ms runs), median of ${RUNS} runs: what they cost the victim, by where it refuses them`,
   figures.map((f) => ({
@@ -189,8 +194,8 @@ printTable(
     handshakes: f.handshakes,
     'victim CPU ms per dial': fmt(f.victimExtraCpuMsPerRefusedDial, 2),
     'victim CPU ms/s': fmt(f.victimExtraCpuMsPerS, 1),
-    'victim CPU ms per handshake':
-      f.victimExtraCpuMsPerHandshake === null ? 'n/a' : fmt(f.victimExtraCpuMsPerHandshake, 1),
+    'victim thread CPU ms per handshake':
+      f.victimThreadCpuMsPerHandshake === null ? 'n/a' : fmt(f.victimThreadCpuMsPerHandshake, 1),
     'attacker CPU ms per redial': fmt(f.attackerCpuMsPerRedial, 2),
   })),
 )
