@@ -179,7 +179,9 @@ export function layAgainst(
     handshakesToCutOff: through.filter((g) => !afterCut(g)).length,
     handshakesAfterCutOff: through.filter(afterCut).length,
     refusedBeforeEncryptionAfterCutOff: timeline.gate.filter(
-      (g) => g.decision === 'refused before encryption' && afterCut(g),
+      (g) =>
+        (g.decision === 'refused at the listener' || g.decision === 'refused before encryption') &&
+        afterCut(g),
     ).length,
     connectionToCutOff: (() => {
       const accepted = timeline.gate.find((g) => g.decision === 'accepted after handshake')

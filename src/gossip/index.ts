@@ -3,7 +3,7 @@
  * profile, as a libp2p 3 service (`gossip()`) and as its sans-IO router.
  */
 
-export type { DenyList } from '../libp2p/deny-gater.ts'
+export type { DenyList, DenyListGater, DenyListGaterOptions } from '../libp2p/deny-gater.ts'
 export { denyListGater } from '../libp2p/deny-gater.ts'
 export type {
   GossipService,
@@ -11,6 +11,8 @@ export type {
   GossipServiceOptions,
 } from '../libp2p/gossip-service.ts'
 export { gossip } from '../libp2p/gossip-service.ts'
+export type { AddressRefusal } from '../libp2p/refusing-tcp.ts'
+export { refusingTcp } from '../libp2p/refusing-tcp.ts'
 export type {
   GossipParams,
   GossipParamsOptions,

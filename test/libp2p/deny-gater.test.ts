@@ -27,6 +27,9 @@ describe('the deny-list gater', () => {
       expect(gater.denyInboundEncryptedConnection!(peer('bad'), attacker)).toBe(true)
     }
     expect(handshakes).toBe(4)
+    // The listener's check by address (refusingTcp) says the same as the upgrade's.
+    expect(gater.refusesAddress('10.0.0.1')).toBe(true)
+    expect(gater.refusesAddress('10.0.0.2')).toBe(false)
     // Another address, and an honest peer there, are untouched.
     expect(gater.denyInboundConnection!(other)).toBe(false)
     expect(gater.denyInboundEncryptedConnection!(peer('good'), other)).toBe(false)

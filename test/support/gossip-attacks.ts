@@ -2,7 +2,7 @@ import { PerformanceObserver } from 'node:perf_hooks'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
-import type { Connection, ConnectionGater, Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -21,8 +21,13 @@ import {
   type Rpc,
   type RpcOneCopy,
 } from '../../src/gossip/rpc-codec.ts'
-import { type DenyListGaterOptions, denyListGater } from '../../src/libp2p/deny-gater.ts'
+import {
+  type DenyListGater,
+  type DenyListGaterOptions,
+  denyListGater,
+} from '../../src/libp2p/deny-gater.ts'
 import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
+import { refusingTcp } from '../../src/libp2p/refusing-tcp.ts'
 import { mainThreadClock } from './thread-clock.ts'
 import { waitFor } from './wait.ts'
 
@@ -686,10 +691,12 @@ export interface CostliestFrame {
 }
 
 /**
- * What a bed node's gater decided about an inbound connection: before encryption (by its
- * address), or after the handshake (by its peer id).
+ * What a bed node's gater decided about an inbound connection: at the TCP listener, before
+ * libp2p's upgrade (by its address, see {@link refusingTcp}), before encryption inside the
+ * upgrade (by its address), or after the handshake (by its peer id).
  */
 export type GateDecision =
+  | 'refused at the listener'
   | 'refused before encryption'
   | 'let through to encryption'
   | 'refused after handshake'
@@ -698,7 +705,9 @@ export type GateDecision =
 /**
  * A gossip node on loopback as the attack bed runs it, subscribed to `topic`, whose gater
  * (with `gaterOptions`) counts in `refused` the connections of denied peers it refuses after
- * their encryption handshake, and tells `onGate` of each inbound decision.
+ * their encryption handshake, and tells `onGate` of each inbound decision. Its TCP listener
+ * refuses throttled addresses before libp2p's upgrade ({@link refusingTcp}) unless
+ * `refuseAtListener` is false (then the gater does, inside the upgrade: for comparison).
  */
 export async function attackBedNode(
   topic: string,
@@ -706,9 +715,15 @@ export async function attackBedNode(
   oneCopy = false,
   gaterOptions: DenyListGaterOptions = {},
   onGate?: (decision: GateDecision, peer?: string) => void,
+  refuseAtListener = true,
 ): Promise<GossipNode> {
-  const countRefusals = (gater: ConnectionGater): ConnectionGater => ({
+  const countRefusals = (gater: DenyListGater): DenyListGater => ({
     ...gater,
+    refusesAddress: (ip) => {
+      const deny = gater.refusesAddress(ip)
+      if (deny) onGate?.('refused at the listener')
+      return deny
+    },
     denyInboundConnection: (connection) => {
       const deny = gater.denyInboundConnection?.(connection) === true
       onGate?.(deny ? 'refused before encryption' : 'let through to encryption')
@@ -722,12 +737,13 @@ export async function attackBedNode(
     },
   })
   let n: GossipNode | undefined
+  const gater = countRefusals(denyListGater(() => n?.services.dissemination, gaterOptions))
   n = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    transports: [refuseAtListener ? refusingTcp(gater) : tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionGater: countRefusals(denyListGater(() => n?.services.dissemination, gaterOptions)),
+    connectionGater: gater,
     // Every attacker of a run comes from 127.0.0.1: libp2p's per-host limit of 5 new
     // connections a second would refuse them before our service ever sees them.
     connectionManager: { inboundConnectionThreshold: 1000 },
