@@ -25,8 +25,8 @@ import { distribution } from '../../src/common/distribution.ts'
 import {
   type AttackRun,
   attackBedNode,
-  everyGossipAttack,
   type GateDecision,
+  gossipBenchRows,
 } from '../../test/support/gossip-attacks.ts'
 import { mainThreadClock } from '../../test/support/thread-clock.ts'
 import { fmt, printTable, writeResults } from '../report.ts'
@@ -46,7 +46,7 @@ const AFTER_CUT_MS = 100
 const T = 'blocks'
 const here = dirname(fileURLToPath(import.meta.url))
 const ATTACKER = join(here, '../../test/support/gossip-attacker-main.ts')
-const STREAM_ATTACK = everyGossipAttack(T).findIndex((a) => a.stream)
+const STREAM_ATTACK = gossipBenchRows(T).findIndex((a) => a.stream)
 
 interface Variant {
   name: string

@@ -1,6 +1,7 @@
 /**
  * An attacker in its own process, so that its work does not stall the victim's event loop:
- * `node gossip-attacker-main.ts VICTIM_MULTIADDR ATTACK_INDEX DURATION_MS TOPIC [stop]`. Prints
+ * `node gossip-attacker-main.ts VICTIM_MULTIADDR ROW_INDEX DURATION_MS TOPIC [stop]` (an index into
+ * `gossipBenchRows`). Prints
  * its peer id as a JSON line once it is up, waits for a line on stdin, attacks (dialling again
  * whenever it is dropped; with `stop`, idle from its first disconnection to the end instead),
  * then prints what it did as a JSON line and exits.
@@ -16,13 +17,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { encodeLengthPrefixed } from '../../src/common/length-prefixed.ts'
 import { MESHSUB_1_2, MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import { encodeRpc } from '../../src/gossip/rpc-codec.ts'
-import { createAttacker, everyGossipAttack, runAttack } from './gossip-attacks.ts'
+import { createAttacker, gossipBenchRows, runAttack } from './gossip-attacks.ts'
 
 /** Dials to the decoy before the attack. */
 const WARM_UP_DIALS = 3
 
 const [victim, index, durationMs, topic, mode] = process.argv.slice(2)
-const attack = everyGossipAttack(topic)[Number(index)]
+const attack = gossipBenchRows(topic)[Number(index)]
 const oneCopy = attack.oneCopy !== undefined
 const x = await createAttacker(oneCopy)
 const decoy = await createAttacker(oneCopy)

@@ -60,6 +60,11 @@ export interface GossipAttack {
    * honest bursts, such as flood marks', which also refills while the frames come.
    */
   framesToCutOff?: (cutOffMs: number) => number
+  /**
+   * Not an attack: a peer that joins and behaves. Its bench row measures what any new
+   * connection costs the victim, the reference for the attack rows' honest p99.
+   */
+  control?: true
 }
 
 const FOUR_MIB = 4 * 1024 * 1024
@@ -375,6 +380,32 @@ export function gossipAttacks(topic: string): GossipAttack[] {
 /** The stock attacks ({@link gossipAttacks}) then the one-copy ones ({@link oneCopyAttacks}). */
 export function everyGossipAttack(topic: string): GossipAttack[] {
   return [...gossipAttacks(topic), ...oneCopyAttacks(topic)]
+}
+
+/**
+ * The control row of the attack bench: a new peer connects, subscribes to `topic` and then
+ * sends one empty RPC a second, as a quiet honest peer would; the victim has no reason to
+ * cut it off, and meshes with it.
+ */
+export function newPeerControl(topic: string): GossipAttack {
+  const subscribe = encodeRpc({ subscriptions: [{ subscribe: true, topic }], messages: [] })
+  const empty = encodeRpc({ subscriptions: [], messages: [] })
+  let first = true
+  return {
+    name: 'control: a new peer joins and behaves',
+    rate: 1,
+    control: true,
+    next: () => {
+      const frame = first ? subscribe : empty
+      first = false
+      return frame
+    },
+  }
+}
+
+/** The attack bench's rows: every attack, then the control ({@link newPeerControl}). */
+export function gossipBenchRows(topic: string): GossipAttack[] {
+  return [...everyGossipAttack(topic), newPeerControl(topic)]
 }
 
 /** What an attack run saw. */
