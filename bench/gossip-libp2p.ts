@@ -40,12 +40,8 @@ import {
   providerClusteredPlacement,
 } from '../src/sim/placement.ts'
 import { Prng } from '../src/sim/prng.ts'
-import { fmt, printTable, type Row, writeResults } from './report.ts'
+import { fmt, numberArg, printTable, type Row, writeResults } from './report.ts'
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback
-}
 const QUICK = process.argv.includes('--quick')
 const sizesArg = process.argv.indexOf('--sizes')
 const SIZES = sizesArg >= 0 ? process.argv[sizesArg + 1].split(',').map(Number) : [256, 100_000]
@@ -53,17 +49,25 @@ const SIZES = sizesArg >= 0 ? process.argv[sizesArg + 1].split(',').map(Number) 
 const onlyArg = process.argv.indexOf('--only')
 /** Runs only the scenarios whose name contains this (e.g. `--only stock`). */
 const ONLY = onlyArg >= 0 ? process.argv[onlyArg + 1] : ''
-const N = arg('nodes', 24)
+const N = numberArg('--nodes', 24)
 /** `--pull-delay MS`: our one-copy nodes' `oneCopyPullDelayMs` (the profile's when absent). */
-const PULL_DELAY_MS = process.argv.includes('--pull-delay') ? arg('pull-delay', 50) : undefined
-const DEGREE = arg('degree', 10)
-const WARMUP = arg('warmup', QUICK ? 3 : 5)
+const PULL_DELAY_MS = process.argv.includes('--pull-delay')
+  ? numberArg('--pull-delay', 50)
+  : undefined
+const DEGREE = numberArg('--degree', 10)
+const WARMUP = numberArg('--warmup', QUICK ? 3 : 5)
 const TOPIC = 'bench/consensus'
 /** Messages and spacing per size: small messages come often, large ones as blocks do. */
 const load = (bytes: number) =>
   bytes <= 4096
-    ? { messages: arg('messages', QUICK ? 20 : 40), intervalMs: arg('interval', 250) }
-    : { messages: arg('messages', QUICK ? 8 : 15), intervalMs: arg('interval', 1000) }
+    ? {
+        messages: numberArg('--messages', QUICK ? 20 : 40),
+        intervalMs: numberArg('--interval', 250),
+      }
+    : {
+        messages: numberArg('--messages', QUICK ? 8 : 15),
+        intervalMs: numberArg('--interval', 1000),
+      }
 
 /**
  * One topic score, given to both implementations alike (P1 time in mesh, P2 first deliveries,
@@ -80,7 +84,7 @@ const SCORE = {
   firstMessageDeliveriesWeight: 0.1,
   firstMessageDeliveriesDecay: 0.5,
   firstMessageDeliveriesCap: 20,
-  meshMessageDeliveriesWeight: arg('p3-weight', -10),
+  meshMessageDeliveriesWeight: numberArg('--p3-weight', -10),
   meshMessageDeliveriesDecay: 0.9,
   meshMessageDeliveriesThreshold: 0.1,
   meshMessageDeliveriesCap: 20,

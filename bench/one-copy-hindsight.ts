@@ -55,20 +55,16 @@ import {
 import { simNodeName } from '../src/sim/network.ts'
 import { runScenario, SCENARIO_TOPIC, type SimStrategy } from '../src/sim/scenario.ts'
 import { gossipSimScenario } from './gossip-sim/scenario.ts'
-import { fmt, printTable, type Row, writeResults } from './report.ts'
+import { argValue, fmt, printTable, type Row, writeResults } from './report.ts'
 
-const arg = (name: string) => {
-  const at = process.argv.indexOf(name)
-  return at >= 0 ? process.argv[at + 1] : undefined
-}
-const seed = Number(arg('--seed') ?? 1)
-const bytes = Number(arg('--bytes') ?? 256)
+const seed = Number(argValue('--seed') ?? 1)
+const bytes = Number(argValue('--bytes') ?? 256)
 const single = process.argv.includes('--single')
-const only = arg('--only')?.split(',')
+const only = argValue('--only')?.split(',')
 const NODES = 1000
 const MESSAGES = 30
 /** Messages after the measured ones in the flood run, to learn per-region trees from (`--learn`). */
-const LEARN = Number(arg('--learn') ?? 0)
+const LEARN = Number(argValue('--learn') ?? 0)
 const TOTAL = MESSAGES + LEARN
 const LATE_MS = 100
 

@@ -8,6 +8,18 @@ export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'result
 /** One printed table row: column name → cell. */
 export type Row = Record<string, string | number>
 
+/** The command-line value after `flag` (such as `--seed`), or undefined when `flag` is absent. */
+export function argValue(flag: string): string | undefined {
+  const at = process.argv.indexOf(flag)
+  return at >= 0 ? process.argv[at + 1] : undefined
+}
+
+/** The number after `flag` on the command line, or `fallback` when `flag` is absent. */
+export function numberArg(flag: string, fallback: number): number {
+  const v = argValue(flag)
+  return v === undefined ? fallback : Number(v)
+}
+
 /** Formats a number for a table: integers with separators, others with `digits` decimals. */
 export function fmt(value: number, digits = 2): string {
   if (!Number.isFinite(value)) return String(value)

@@ -49,15 +49,10 @@ import {
   startScenario,
 } from '../src/sim/scenario.ts'
 import { findStrategy } from '../src/sim/strategies.ts'
-import { printTable, type Row, writeResults } from './report.ts'
+import { numberArg, printTable, type Row, writeResults } from './report.ts'
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback
-}
-
-const MEMBERS = arg('members', 10_000)
-const MESSAGES = arg('messages', 10)
+const MEMBERS = numberArg('--members', 10_000)
+const MESSAGES = numberArg('--messages', 10)
 const MULTICAST_ONLY = process.argv.includes('--multicast-only')
 // Only the 72,000-member row (it takes minutes).
 const ONLY_72K = process.argv.includes('--only-72k')
@@ -366,10 +361,10 @@ if (!process.argv.includes('--no-72k')) {
     nodes: preset.nodes,
     topology: preset.topology,
     seed: preset.seed,
-    messages: arg('messages-72k', 5),
+    messages: numberArg('--messages-72k', 5),
     // 72,000 registrations, probes and key announcements take longer to settle than 10,000:
     // the background is measured once they have.
-    warmupMs: arg('warmup-72k', 20_000),
+    warmupMs: numberArg('--warmup-72k', 20_000),
   }
   bigRows.push(
     await steady(

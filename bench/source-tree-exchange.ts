@@ -21,15 +21,11 @@ import { EventQueue } from '../src/sim/event-queue.ts'
 import { type Graph, neighborsOf, randomRegularGraph } from '../src/sim/graph.ts'
 import { placementLatency, providerClusteredPlacement } from '../src/sim/placement.ts'
 import { Prng } from '../src/sim/prng.ts'
-import { fmt, printTable, type Row, writeResults } from './report.ts'
+import { argValue, fmt, printTable, type Row, writeResults } from './report.ts'
 
-const arg = (name: string) => {
-  const at = process.argv.indexOf(name)
-  return at >= 0 ? process.argv[at + 1] : undefined
-}
-const sizes = (arg('--nodes') ?? '1000,13000').split(',').map(Number)
-const SOURCES = Number(arg('--sources') ?? 200)
-const seed = Number(arg('--seed') ?? 1)
+const sizes = (argValue('--nodes') ?? '1000,13000').split(',').map(Number)
+const SOURCES = Number(argValue('--sources') ?? 200)
+const seed = Number(argValue('--seed') ?? 1)
 const CONNECTIONS = 50
 const MESH = 8
 /** Bytes per distance entry: source peer hash (4) + distance in 0.1 ms units with the parent bit (2). */

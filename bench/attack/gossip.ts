@@ -56,29 +56,24 @@ import {
 } from '../../test/support/gossip-attacks.ts'
 import { mainThreadClock } from '../../test/support/thread-clock.ts'
 import { waitFor } from '../../test/support/wait.ts'
-import { fmt, printTable, type Row, writeResults } from '../report.ts'
+import { argValue, fmt, numberArg, printTable, type Row, writeResults } from '../report.ts'
 import { cpuBetween, readCpu } from './proc-cpu.ts'
 import { type HonestDelivery, layAgainst, type SlowSampleFigures } from './slow-samples.ts'
 import type { VictimReport, VictimWindow } from './victim-main.ts'
 
-const args = process.argv.slice(2)
-const arg = (name: string, fallback: number) => {
-  const i = args.indexOf(name)
-  return i >= 0 ? Number(args[i + 1]) : fallback
-}
 /** Runs only the attacks whose name contains this. */
-const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
+const ONLY = argValue('--only')
 /** Prints each slow honest message laid against the victim's timeline. */
-const TRACE = args.includes('--trace')
+const TRACE = process.argv.includes('--trace')
 /**
  * A diagnosis, not the bench: the attacker stops at its first disconnection and idles to the
  * end of the window instead of redialling (what its redials cost the machine, by difference).
  */
-const NO_REDIAL = args.includes('--no-redial')
-const BEFORE_MS = arg('--before-ms', 6000)
-const ATTACK_MS = arg('--attack-ms', 6000)
+const NO_REDIAL = process.argv.includes('--no-redial')
+const BEFORE_MS = numberArg('--before-ms', 6000)
+const ATTACK_MS = numberArg('--attack-ms', 6000)
 // 100 msg/s: ~600 samples per window, so p99 is the 6th-worst sample, not the 2nd.
-const RATE = arg('--rate', 100)
+const RATE = numberArg('--rate', 100)
 const T = 'blocks'
 const BYTES = 1024
 

@@ -29,16 +29,11 @@ import {
   gossipBenchRows,
 } from '../../test/support/gossip-attacks.ts'
 import { mainThreadClock } from '../../test/support/thread-clock.ts'
-import { fmt, printTable, writeResults } from '../report.ts'
+import { fmt, numberArg, printTable, writeResults } from '../report.ts'
 
-const args = process.argv.slice(2)
-const arg = (name: string, fallback: number) => {
-  const i = args.indexOf(name)
-  return i >= 0 ? Number(args[i + 1]) : fallback
-}
 /** How long each attacker runs (cut off in its first ~100 ms, redialling after), in ms. */
-const RUN_MS = arg('--ms', 5000)
-const RUNS = arg('--runs', 3)
+const RUN_MS = numberArg('--ms', 5000)
+const RUNS = numberArg('--runs', 3)
 /** The victim's idle CPU rate is taken over this long before each attack, in ms. */
 const IDLE_MS = 1000
 /** CPU is counted from this long after the cut-off (the disconnection's own work is not a redial's). */
