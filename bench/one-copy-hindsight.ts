@@ -50,6 +50,7 @@ import { EventQueue } from '../src/sim/event-queue.ts'
 import {
   gossipOneCopyStrategy,
   gossipStockStrategy,
+  SIM_VALIDATION_DELAY,
   withPublishers,
 } from '../src/sim/gossip-strategy.ts'
 import { simNodeName } from '../src/sim/network.ts'
@@ -427,7 +428,6 @@ if (['spt', 'model', 'ablate', 'noise', 'lookahead'].some(runs)) {
       meshes: { meshOf(t: Topic): Set<PeerKey> | undefined }
       topicPeers: Map<Topic, Set<PeerKey>>
     }
-  /** Parent of each node on its shortest path from message `m`'s publisher (-1: none). */
   /**
    * Parents by a model of arrival times: each node forwards its validation delay after its copy
    * came, a node's k-th child gets its copy k serializations later, the publisher's k-th flood
@@ -438,7 +438,10 @@ if (['spt', 'model', 'ablate', 'noise', 'lookahead'].some(runs)) {
    */
   const modelTree = (m: number, terms: ModelTerms): Int32Array => {
     const src = from[m]
-    const validation = terms.validation ? 2 + (0.3 * bytes) / 1000 : 0
+    const validation = terms.validation
+      ? SIM_VALIDATION_DELAY.validationDelayMs +
+        (SIM_VALIDATION_DELAY.validationDelayMsPerKB * bytes) / 1000
+      : 0
     const parent = new Int32Array(NODES).fill(-1)
     const ready = new Float64Array(NODES).fill(Number.POSITIVE_INFINITY)
     const children = new Int32Array(NODES)
@@ -572,7 +575,7 @@ if (['spt', 'model', 'ablate', 'noise', 'lookahead'].some(runs)) {
     return parent
   }
   if (runs('lookahead')) {
-    await measureTrees('one-hop look-ahead, link latency (perfect coordinates)', lookahead)
+    await measureTrees('one-hop look-ahead, underlay latency (perfect coordinates)', lookahead)
   }
 }
 const cached = new Map<string, PeerKey[]>()

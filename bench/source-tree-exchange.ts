@@ -18,6 +18,7 @@
  * Usage: npm run bench -- source-tree-exchange [--nodes 1000,13000] [--sources 200] [--seed 1]
  */
 import { EventQueue } from '../src/sim/event-queue.ts'
+import { SIM_VALIDATION_DELAY } from '../src/sim/gossip-strategy.ts'
 import { type Graph, neighborsOf, randomRegularGraph } from '../src/sim/graph.ts'
 import { placementLatency, providerClusteredPlacement } from '../src/sim/placement.ts'
 import { Prng } from '../src/sim/prng.ts'
@@ -30,8 +31,9 @@ const CONNECTIONS = 50
 const MESH = 8
 /** Bytes per distance entry: source peer hash (4) + distance in 0.1 ms units with the parent bit (2). */
 const ENTRY_BYTES = 6
-/** Per-hop validation delay of a 256 B message in the simulator (2 ms + 0.3 ms per KB). */
-const VALIDATION_MS = 2 + 0.3 * 0.256
+/** Per-hop validation delay of a 256 B message in the simulator. */
+const VALIDATION_MS =
+  SIM_VALIDATION_DELAY.validationDelayMs + SIM_VALIDATION_DELAY.validationDelayMsPerKB * 0.256
 
 /** Converged distances from `src` with `gone` removed (-1: none), by Dijkstra. */
 function distances(

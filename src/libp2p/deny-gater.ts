@@ -23,7 +23,7 @@ export interface DenyListGaterOptions {
    * exchanges and milliseconds of its event loop; beyond this rate, connections from that
    * address are refused before it. A denied peer that redials at once spends every token
    * anyway, so a higher rate mostly buys it more of the listener's time. A handshake costs
-   * the listener 4–15 ms of CPU, against 0.1–0.4 ms for a dial refused at the listener
+   * the listener 3–15 ms of CPU, against ~0.5 ms for a dial refused at the listener
    * (`npm run bench -- attack redial`); they are kept so that a new peer from the same address
    * (behind one NAT, or the next peer on a test's loopback) gets in within seconds: a backoff
    * doubling the wait after each denied handshake, tried, kept such peers out for tens of
@@ -118,7 +118,9 @@ export function denyListGater(
     setNewest(throttled, key, t, maxThrottled)
     return t
   }
-  const refusesAddress = (key: string) => {
+  const refusesAddress = (address: string) => {
+    // One key per host: a dual-stack listener's socket gives an IPv4 peer as `::ffff:a.b.c.d`.
+    const key = ipOf(address)
     const now = clock()
     let t = throttled.get(key)
     if (t !== undefined && now - t.deniedAt >= throttleMs) {

@@ -43,6 +43,10 @@ describe('peer score', () => {
     expect(score.score('x0')).toBe(-40)
     expect(score.score('l0')).toBe(0)
     expect(ipOf('/ip6/::1/tcp/1')).toBe('::1')
+    // An IPv4-mapped IPv6 address is its IPv4 host, in the socket's form and in libp2p's.
+    expect(ipOf('::ffff:10.0.0.1')).toBe('10.0.0.1')
+    expect(ipOf('/ip6/::ffff:a00:1/tcp/1')).toBe('10.0.0.1')
+    expect(ipOf('/ip6/::ffff:7f00:1/tcp/1')).toBe('127.0.0.1')
   })
 
   it('keeps a negative score across a reconnect, and forgets a positive one', () => {

@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import type { Libp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -79,7 +78,12 @@ describe("a denied peer's redials", () => {
 
     // The same for any socket from that address, even one that speaks no libp2p...
     const raw = decisions.length
-    await once(rawSocket('127.0.0.1'), 'close')
+    const refused = rawSocket('127.0.0.1')
+    await waitFor(() => refused.closed, {
+      what: 'the raw socket from 127.0.0.1 closed by the listener',
+      wakeOn: [[refused, 'close']],
+      timeoutMs: 5000,
+    })
     expect(decisions.slice(raw)).toEqual(['refused at the listener'])
     // ...while one from another address goes on to libp2p's upgrade (and its gater).
     const other = decisions.length

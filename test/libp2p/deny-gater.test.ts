@@ -93,4 +93,26 @@ describe('the deny-list gater', () => {
     expect(gater.denyInboundConnection!(from('/ip4/10.0.0.2/tcp/1'))).toBe(true)
     expect(gater.denyInboundConnection!(from('/ip4/10.0.0.3/tcp/1'))).toBe(true)
   })
+
+  it('keys an IPv4 host the same in every form: the listener socket, the multiaddr, IPv4-mapped IPv6', () => {
+    const denied = new Set(['bad'])
+    const gater = denyListGater(() => ({ isDenied: (p) => denied.has(p.toString()) }), {
+      deniedHandshakesPerSecond: 0.001,
+      deniedHandshakesBurst: 1,
+      throttleMs: 10_000,
+      now: () => 0,
+    })
+    // A denied peer's one handshake, through a dual-stack listener: libp2p writes the address
+    // as /ip6/::ffff:a00:1, Node's socket as ::ffff:10.0.0.1.
+    const mapped = from('/ip6/::ffff:a00:1/tcp/4001')
+    expect(gater.denyInboundConnection!(mapped)).toBe(false)
+    expect(gater.denyInboundEncryptedConnection!(peer('bad'), mapped)).toBe(true)
+    expect(gater.refusesAddress('::ffff:10.0.0.1')).toBe(true)
+    expect(gater.refusesAddress('::FFFF:10.0.0.1')).toBe(true)
+    expect(gater.refusesAddress('10.0.0.1')).toBe(true)
+    expect(gater.denyInboundConnection!(from('/ip4/10.0.0.1/tcp/4002'))).toBe(true)
+    // Other hosts, and a real IPv6 address, are untouched.
+    expect(gater.refusesAddress('::ffff:10.0.0.2')).toBe(false)
+    expect(gater.refusesAddress('2001:db8::a00:1')).toBe(false)
+  })
 })
