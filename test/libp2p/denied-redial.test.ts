@@ -6,8 +6,7 @@ import {
   createAttacker,
   type GateDecision,
   type GossipNode,
-  gossipAttacks,
-  runAttack,
+  getDenied,
 } from '../support/gossip-attacks.ts'
 import { waitFor } from '../support/wait.ts'
 
@@ -47,14 +46,7 @@ describe("a denied peer's redials", () => {
     const key = attacker.peerId.toString()
     const router = victim.services.dissemination.core
     const addr = victim.getMultiaddrs()[0]
-    // The victim cuts the attacker off and denies it (a stream of a declared 100 MB frame).
-    const attack = gossipAttacks(T).find((a) => a.stream)!
-    await runAttack(attacker, addr, attack, 8000, () => router.isDenied(key), true)
-    expect(router.isDenied(key)).toBe(true)
-    await waitFor(() => attacker.getConnections(victim.peerId).every((c) => c.status !== 'open'), {
-      what: 'the attacker connection closed',
-      timeoutMs: 5000,
-    })
+    await getDenied(attacker, victim, (p) => router.isDenied(p), T)
     const before = handshakes.get(key) ?? 0
     const fromCutOff = decisions.length
     // It redials at once, again and again: each dial must end (refused) before the next.

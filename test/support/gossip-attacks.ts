@@ -505,6 +505,26 @@ export async function runAttack(
 }
 
 /**
+ * Has `victim` cut `attacker` off and deny it, with a stream declaring a 100 MB frame (the
+ * quickest attack to a cut-off), and waits until the attacker's connections to it are closed.
+ */
+export async function getDenied(
+  attacker: Libp2p,
+  victim: Libp2p,
+  isDenied: (peer: string) => boolean,
+  topic: string,
+): Promise<void> {
+  const key = attacker.peerId.toString()
+  const attack = gossipAttacks(topic).find((a) => a.stream)!
+  await runAttack(attacker, victim.getMultiaddrs()[0], attack, 8000, () => isDenied(key), true)
+  if (!isDenied(key)) throw new Error('the victim did not deny the attacker within 8 s')
+  await waitFor(() => attacker.getConnections(victim.peerId).every((c) => c.status !== 'open'), {
+    what: 'the attacker connection closed',
+    timeoutMs: 5000,
+  })
+}
+
+/**
  * A fresh attacker node (a new identity, since the last one may be denied): it accepts the
  * victim's `/meshsub/1.2.0` stream (or `/meshsub/1.3.0`, for `oneCopy`, which the victim then
  * prefers) and drops what arrives on it.
