@@ -46,7 +46,6 @@ import { GossipRouter } from '../../src/gossip/router.ts'
 import { encodeRpc } from '../../src/gossip/rpc-codec.ts'
 import { ManualEnv, subscribeFrame } from '../../test/gossip/harness.ts'
 import {
-  type AttackRun,
   attackBedNode,
   type GossipAttack,
   type GossipNode,
@@ -57,6 +56,7 @@ import {
 import { mainThreadClock } from '../../test/support/thread-clock.ts'
 import { waitFor } from '../../test/support/wait.ts'
 import { argValue, fmt, numberArg, printTable, type Row, writeResults } from '../report.ts'
+import { spawnAttacker } from './attacker-process.ts'
 import { cpuBetween, readCpu } from './proc-cpu.ts'
 import { type HonestDelivery, layAgainst, type SlowSampleFigures } from './slow-samples.ts'
 import type { VictimReport, VictimWindow } from './victim-main.ts'
@@ -78,7 +78,6 @@ const T = 'blocks'
 const BYTES = 1024
 
 const here = dirname(fileURLToPath(import.meta.url))
-const ATTACKER = join(here, '../../test/support/gossip-attacker-main.ts')
 const VICTIM = join(here, 'victim-main.ts')
 
 /** Victim B in its own process, asked one request at a time (see victim-main.ts). */
@@ -120,40 +119,6 @@ class Victim {
     const line = await this.lines.next()
     if (line.done) throw new Error(`the victim process exited before answering ${cmd}`)
     return (JSON.parse(line.value) as { reply: T }).reply
-  }
-}
-
-/**
- * Starts the attacker in its own process (its work must not stall the victim's event loop);
- * resolves with its peer id and a function that starts the attack and resolves when it ends.
- */
-async function spawnAttacker(
-  victim: string,
-  index: number,
-): Promise<{ key: string; attack: () => Promise<AttackRun> }> {
-  const argv = [
-    ATTACKER,
-    victim,
-    String(index),
-    String(ATTACK_MS),
-    T,
-    NO_REDIAL ? 'stop' : 'persist',
-  ]
-  const child = spawn(process.execPath, argv, {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
-  const first = await lines.next()
-  if (first.done) throw new Error('the attacker process exited before it started')
-  const { peerId } = JSON.parse(first.value) as { peerId: string }
-  return {
-    key: peerId,
-    attack: async () => {
-      child.stdin.write('go\n')
-      const last = await lines.next()
-      if (last.done) throw new Error('the attacker process exited without a report')
-      return JSON.parse(last.value) as AttackRun
-    },
   }
 }
 
@@ -479,7 +444,7 @@ for (const [index, attack] of gossipBenchRows(T).entries()) {
   )
   const windowBefore = await victim.ask<VictimWindow>('windowEnd')
   const heapAttackStart = await victim.ask<number>('heap')
-  const x = await spawnAttacker(victim.addr, index)
+  const x = await spawnAttacker(victim.addr, index, ATTACK_MS, T, !NO_REDIAL)
   const key = x.key
   await victim.ask('forget', { keys: honestKeys })
   await victim.ask('watch', { key, keys: honestKeys })

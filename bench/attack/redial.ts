@@ -17,19 +17,15 @@
  *
  * `npm run bench -- attack redial [--ms N] [--runs N]`
  */
-import { spawn } from 'node:child_process'
-import { dirname, join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { distribution } from '../../src/common/distribution.ts'
 import {
-  type AttackRun,
   attackBedNode,
   type GateDecision,
   gossipBenchRows,
 } from '../../test/support/gossip-attacks.ts'
 import { mainThreadClock } from '../../test/support/thread-clock.ts'
 import { fmt, numberArg, printTable, writeResults } from '../report.ts'
+import { spawnAttacker } from './attacker-process.ts'
 
 /** How long each attacker runs (cut off in its first ~100 ms, redialling after), in ms. */
 const RUN_MS = numberArg('--ms', 5000)
@@ -41,8 +37,6 @@ const AFTER_CUT_MS = 100
 /** How long the victim may take to cut the attacker off before the run fails. */
 const CUT_OFF_TIMEOUT_MS = 10_000
 const T = 'blocks'
-const here = dirname(fileURLToPath(import.meta.url))
-const ATTACKER = join(here, '../../test/support/gossip-attacker-main.ts')
 const STREAM_ATTACK = gossipBenchRows(T).findIndex((a) => a.stream)
 
 interface Variant {
@@ -118,29 +112,24 @@ async function run(v: Variant): Promise<RunFigures> {
       resolve()
     })
   })
-  const child = spawn(
-    process.execPath,
-    [ATTACKER, victim.getMultiaddrs()[0].toString(), String(STREAM_ATTACK), String(RUN_MS), T],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  )
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
-  if ((await lines.next()).done) throw new Error('the attacker process exited before it started')
+  const x = await spawnAttacker(victim.getMultiaddrs()[0].toString(), STREAM_ATTACK, RUN_MS, T)
   await sleep(IDLE_MS / 2)
   const idleFrom = process.cpuUsage()
   const idleAt = performance.now()
   await sleep(IDLE_MS)
   const idleRate = cpuMs(process.cpuUsage(idleFrom)) / (performance.now() - idleAt)
-  child.stdin.write('go\n')
+  const running = x.attack()
   const outcome = await Promise.race([
     cutOff.then(() => 'cut off'),
-    new Promise<string>((r) => child.once('exit', () => r('the attacker process exited'))),
+    running.then(
+      () => 'the attacker ended its run',
+      (err: unknown) => String(err),
+    ),
     sleep(CUT_OFF_TIMEOUT_MS).then(() => `no cut-off within ${CUT_OFF_TIMEOUT_MS} ms`),
   ])
   if (outcome !== 'cut off') throw new Error(`the victim did not cut the attacker off: ${outcome}`)
   await cut
-  const last = await lines.next()
-  if (last.done) throw new Error('the attacker process exited without a report')
-  const attack = JSON.parse(last.value) as AttackRun
+  const attack = await running
   counting = false
   const windowMs = performance.now() - from!.at
   const extra = cpuMs(process.cpuUsage(from!.cpu)) - idleRate * windowMs

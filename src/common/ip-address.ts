@@ -10,17 +10,10 @@ export function ipOf(address: string): string {
   return mappedIpv4(ip) ?? ip
 }
 
-const MAPPED_PREFIX = '::ffff:'
-
 /** The IPv4 address an IPv4-mapped IPv6 address carries, or undefined for any other address. */
 function mappedIpv4(ip: string): string | undefined {
-  if (
-    ip.length <= MAPPED_PREFIX.length ||
-    ip.slice(0, MAPPED_PREFIX.length).toLowerCase() !== MAPPED_PREFIX
-  ) {
-    return undefined
-  }
-  const rest = ip.slice(MAPPED_PREFIX.length)
+  const rest = /^::ffff:(.+)$/i.exec(ip)?.[1]
+  if (rest === undefined) return undefined
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(rest)) return rest
   const hex = /^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(rest)
   if (hex === null) return undefined

@@ -119,7 +119,8 @@ export function denyListGater(
     return t
   }
   const refusesAddress = (address: string) => {
-    // One key per host: a dual-stack listener's socket gives an IPv4 peer as `::ffff:a.b.c.d`.
+    // One key per host, from a multiaddr or a bare IP (a dual-stack socket gives an IPv4 peer
+    // as `::ffff:a.b.c.d`).
     const key = ipOf(address)
     const now = clock()
     let t = throttled.get(key)
@@ -138,7 +139,7 @@ export function denyListGater(
   return {
     denyDialPeer: denied,
     refusesAddress,
-    denyInboundConnection: (maConn) => refusesAddress(ip(maConn)),
+    denyInboundConnection: (maConn) => refusesAddress(maConn.remoteAddr.toString()),
     denyInboundEncryptedConnection: (peer, maConn) => {
       if (!denied(peer)) return false
       spend(ip(maConn), clock())
