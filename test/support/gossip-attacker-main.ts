@@ -1,10 +1,10 @@
 /**
  * An attacker in its own process, so that its work does not stall the victim's event loop:
- * `node gossip-attacker-main.ts VICTIM_MULTIADDR ROW_INDEX DURATION_MS TOPIC [stop]` (an index into
- * `gossipBenchRows`). Prints
- * its peer id as a JSON line once it is up, waits for a line on stdin, attacks (dialling again
- * whenever it is dropped; with `stop`, idle from its first disconnection to the end instead),
- * then prints what it did as a JSON line and exits.
+ * `node gossip-attacker-main.ts VICTIM_MULTIADDR ROW DURATION_MS TOPIC [stop]`, ROW an index
+ * into `gossipBenchRows` (bench/attack/attacker-process.ts starts it). Prints its peer id as a
+ * JSON line once it is up, waits for a line on stdin, attacks (dialling again whenever it is
+ * dropped; with `stop`, idle from its first disconnection to the end instead), then prints
+ * what it did as a JSON line and exits.
  *
  * Before it says it is up, it dials a decoy node of its own (in this process, never the
  * victim) a few times and writes on a stream of the attack's protocol: a process started a
