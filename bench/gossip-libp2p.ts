@@ -18,6 +18,8 @@
  * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
  *   [--only SCENARIO-SUBSTRING] [--p3-weight -10] (0 turns P3 off on both sides)
  *   [--pull-delay MS] (our one-copy nodes' oneCopyPullDelayMs)
+ *   [--repeat N] (every run N times; the targets pool the repeats: a single run's duplicates
+ *   and p99 move with its meshes, which gossipsub draws at random in each run)
  */
 
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
@@ -55,6 +57,8 @@ const PULL_DELAY_MS = process.argv.includes('--pull-delay')
   ? numberArg('--pull-delay', 50)
   : undefined
 const DEGREE = numberArg('--degree', 10)
+const REPEAT = numberArg('--repeat', 1)
+if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error('--repeat takes an integer >= 1')
 const WARMUP = numberArg('--warmup', QUICK ? 3 : 5)
 const TOPIC = 'bench/consensus'
 /** Messages and spacing per size: small messages come often, large ones as blocks do. */
@@ -307,6 +311,8 @@ interface Side {
    */
   firstCopiesByClass?: Record<string, { all: number; slowest: number }>
   latency: ReturnType<typeof distribution>
+  /** Every delivery's latency (ms), for the targets' pooled p99 over repeats. */
+  latencySamplesMs: number[]
   meshSizeMean: number
   meshSizeMin: number
   meshSizeMax: number
@@ -324,6 +330,8 @@ interface Side {
 
 interface RunResult {
   scenario: Scenario
+  /** Which of the `--repeat` runs of this scenario and size (from 0). */
+  repeat: number
   bytes: number
   messages: number
   intervalMs: number
@@ -387,7 +395,7 @@ function dupClass(
   return `eager/crossing${mark}`
 }
 
-async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
+async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, 'repeat'>> {
   const { messages, intervalMs } = load(bytes)
   const loadStart = loadavg()[0]
   process.stderr.write(`${scenario}, ${bytes} B: starting ${N} nodes (load ${fmt(loadStart)})\n`)
@@ -675,6 +683,7 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
             }
           : undefined,
       latency,
+      latencySamplesMs: latencies,
       firstCopiesByClass: which === 'ours' ? firstCopiesByClass : undefined,
       meshSizeMean: mesh.reduce((a, b) => a + b, 0) / mesh.length,
       meshSizeMin: Math.min(...mesh),
@@ -718,9 +727,11 @@ async function run(scenario: Scenario, bytes: number): Promise<RunResult> {
 const results: RunResult[] = []
 const loadAtStart = loadavg()
 const started = Date.now()
-for (const bytes of SIZES) {
-  for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
-    if (scenario.includes(ONLY)) results.push(await run(scenario, bytes))
+for (let repeat = 0; repeat < REPEAT; repeat++) {
+  for (const bytes of SIZES) {
+    for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
+      if (scenario.includes(ONLY)) results.push({ ...(await run(scenario, bytes)), repeat })
+    }
   }
 }
 const wallS = (Date.now() - started) / 1000
@@ -733,6 +744,8 @@ const kindName = (r: RunResult, which: 'stock' | 'ours') =>
       : r.scenario === 'all ours, one-copy + preamble'
         ? 'ours (one-copy + preamble)'
         : 'ours (one-copy)'
+/** The run's scenario, with its number among the repeats when there are several. */
+const runLabel = (r: RunResult) => (REPEAT > 1 ? `${r.scenario} #${r.repeat + 1}` : r.scenario)
 const scoreCell = (v: number) => (Number.isFinite(v) ? fmt(v, 2) : '-')
 const rows: Row[] = results.flatMap((r) =>
   (['stock', 'ours'] as const).flatMap((which) => {
@@ -742,7 +755,7 @@ const rows: Row[] = results.flatMap((r) =>
     return [
       {
         size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
-        run: r.scenario,
+        run: runLabel(r),
         nodes: `${s.nodes} ${kindName(r, which)}`,
         delivery: fmt(s.delivered / s.expected, 4),
         'dups / delivery': fmt(s.duplicates / s.delivered),
@@ -779,7 +792,7 @@ printTable(
       .sort((a, b) => b[1].all - a[1].all)
       .map(([cls, c]) => ({
         size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
-        run: r.scenario,
+        run: runLabel(r),
         class: cls,
         'share of all': fmt(c.all / s.delivered, 3),
         'share of slowest 1%': fmt(c.slowest / Math.max(1, slowest), 3),
@@ -796,7 +809,7 @@ printTable(
       .sort((a, b) => b[1] - a[1])
       .map(([cls, n]) => ({
         size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
-        run: r.scenario,
+        run: runLabel(r),
         class: cls,
         'dups / delivery': fmt(n / s.delivered, 3),
         count: n,
@@ -814,20 +827,52 @@ interface Target {
   met: boolean
 }
 const targets: Target[] = []
+/**
+ * One side's figures pooled over the repeats of a run: counts summed, latency over every
+ * repeat's deliveries (the same as the side itself without `--repeat`).
+ */
+function pooled(sides: Side[]): Side | undefined {
+  if (sides.length <= 1) return sides[0]
+  const sum = (f: (s: Side) => number) => sides.reduce((a, s) => a + f(s), 0)
+  const latencySamplesMs = sides.flatMap((s) => s.latencySamplesMs)
+  return {
+    ...sides[0],
+    expected: sum((s) => s.expected),
+    delivered: sum((s) => s.delivered),
+    duplicates: sum((s) => s.duplicates),
+    latency: distribution(latencySamplesMs),
+    latencySamplesMs,
+    meshSizeMean: sum((s) => s.meshSizeMean) / sides.length,
+    negativeScoreSamples: {
+      stock: sum((s) => s.negativeScoreSamples.stock),
+      ours: sum((s) => s.negativeScoreSamples.ours),
+    },
+    scoreSamples: {
+      stock: sum((s) => s.scoreSamples.stock),
+      ours: sum((s) => s.scoreSamples.ours),
+    },
+    disconnections: sum((s) => s.disconnections),
+  }
+}
 /** Share of `s`'s score samples of `of` peers that were below 0. */
 const rate = (s: Side, of: 'stock' | 'ours') =>
   s.scoreSamples[of] === 0 ? 0 : s.negativeScoreSamples[of] / s.scoreSamples[of]
 for (const bytes of SIZES) {
   const size = bytes === 256 ? '256 B' : `${fmt(bytes / 1000, 0)} KB`
-  const of = (scenario: Scenario) =>
-    results.find((r) => r.bytes === bytes && r.scenario === scenario)
-  const stock = of('all stock')?.sides.stock
+  /** `which` side of `scenario`'s runs at this size, pooled over the repeats. */
+  const of = (scenario: Scenario, which: 'stock' | 'ours') =>
+    pooled(
+      results.flatMap((r) =>
+        r.bytes === bytes && r.scenario === scenario && r.sides[which] ? [r.sides[which]] : [],
+      ),
+    )
+  const stock = of('all stock', 'stock')
   for (const scenario of [
     'all ours, one-copy',
     'all ours, one-copy + preamble',
     'all ours, optimized',
   ] as const) {
-    const ours = of(scenario)?.sides.ours
+    const ours = of(scenario, 'ours')
     if (ours === undefined || stock === undefined) continue
     const dups = ours.duplicates / ours.delivered
     targets.push(
@@ -857,10 +902,9 @@ for (const bytes of SIZES) {
       },
     )
   }
-  const mixed = of('half stock + half ours')
-  if (mixed?.sides.stock !== undefined && mixed.sides.ours !== undefined && stock !== undefined) {
-    const ms = mixed.sides.stock
-    const mo = mixed.sides.ours
+  const ms = of('half stock + half ours', 'stock')
+  const mo = of('half stock + half ours', 'ours')
+  if (ms !== undefined && mo !== undefined && stock !== undefined) {
     const run = 'half stock + half ours'
     const stockDups = ms.duplicates / ms.delivered
     const allStockDups = stock.duplicates / stock.delivered
@@ -906,7 +950,7 @@ for (const bytes of SIZES) {
   }
 }
 printTable(
-  'Targets (issue 9), computed from the runs above',
+  `Targets (issue 9), computed from the runs above${REPEAT > 1 ? `, each run's ${REPEAT} repeats pooled` : ''}`,
   targets.map((t) => ({ ...t, met: t.met ? 'met' : 'NOT met' })),
 )
 writeResults('gossip-libp2p', {
@@ -914,6 +958,7 @@ writeResults('gossip-libp2p', {
   degree: DEGREE,
   warmupMessages: WARMUP,
   quick: QUICK,
+  repeats: REPEAT,
   topicScore: SCORE,
   peerScore: PEER_SCORE,
   loadAvgAtStart: loadAtStart,
