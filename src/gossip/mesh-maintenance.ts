@@ -70,7 +70,7 @@ export class MeshMaintenance {
     this.fanout.delete(topic)
     this.fanoutLastPublish.delete(topic)
     const eligible = (p: PeerKey) =>
-      !host.isDirect(p) && !this.inBackoff(topic, p) && host.score.score(p) >= 0
+      !host.isDirect(p) && !this.inBackoff(topic, p) && !host.score.below(p, 0)
     const fromFanout = [...(fanout ?? [])].filter(eligible)
     for (const p of this.pick(fromFanout, want)) this.graft(p, topic)
     if (mesh.size < want) {
@@ -207,7 +207,7 @@ export class MeshMaintenance {
     // runs at every heartbeat of every node (72,000 of them in the largest simulations).
     // Candidates are listed only when a branch needs them.
     mesh.forEach((peer) => {
-      if (host.score.score(peer) < 0) this.prune(peer, topic, p.pruneBackoffMs)
+      if (host.score.below(peer, 0)) this.prune(peer, topic, p.pruneBackoffMs)
     })
     if (mesh.size < p.Dlo) {
       const n = this.graftsToward(mesh.size)
@@ -249,7 +249,7 @@ export class MeshMaintenance {
         !mesh.has(peer) &&
         !host.isDirect(peer) &&
         !this.inBackoff(topic, peer) &&
-        host.score.score(peer) >= 0 &&
+        !host.score.below(peer, 0) &&
         filter(peer)
       ) {
         out.push(peer)
@@ -296,12 +296,11 @@ export class MeshMaintenance {
       const topicPeers = host.topicPeers(topic)
       const threshold = host.params.thresholds.publishThreshold
       for (const peer of fanout) {
-        if (!topicPeers?.has(peer) || host.score.score(peer) < threshold) fanout.delete(peer)
+        if (!topicPeers?.has(peer) || host.score.below(peer, threshold)) fanout.delete(peer)
       }
       if (fanout.size < host.params.D) {
         const more = [...(topicPeers ?? [])].filter(
-          (peer) =>
-            !fanout.has(peer) && !host.isDirect(peer) && host.score.score(peer) >= threshold,
+          (peer) => !fanout.has(peer) && !host.isDirect(peer) && !host.score.below(peer, threshold),
         )
         for (const peer of this.pick(more, host.params.D - fanout.size)) fanout.add(peer)
       }
@@ -329,7 +328,7 @@ export class MeshMaintenance {
       if (
         !exclude.has(peer) &&
         !host.isDirect(peer) &&
-        host.score.score(peer) >= p.thresholds.gossipThreshold
+        !host.score.below(peer, p.thresholds.gossipThreshold)
       ) {
         eligible.push(peer)
       }

@@ -610,7 +610,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const ps = this.peers.get(peer)
     if (ps === undefined || !this.running) return
     const direct = this.isDirect(peer)
-    if (!direct && this.score.scoreAt(ps.slot) < this.params.thresholds.graylistThreshold) {
+    if (!direct && this.score.belowAt(ps.slot, this.params.thresholds.graylistThreshold)) {
       this.recorder.frameReceived(frame.length, 0)
       this.reject(peer, 'graylisted')
       this.strike(peer, 'graylisted')
@@ -1718,7 +1718,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       }
       // Peers we dialled may go beyond the limit (spec v1.1: they resist takeover by inbound floods).
       const full = !this.meshes.hasRoomFor(topic, ps.outbound)
-      if (this.score.scoreAt(ps.slot) < 0 || full) {
+      if (this.score.belowAt(ps.slot, 0) || full) {
         this.pruneResponse(peer, topic, out)
         continue
       }
@@ -1759,7 +1759,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   private handleIHave(peer: PeerKey, ps: PeerState, ihaves: RpcIHave[]): MessageId[] {
     if (ihaves.length === 0) return NO_IDS
-    if (this.score.scoreAt(ps.slot) < this.params.thresholds.gossipThreshold) return NO_IDS
+    if (this.score.belowAt(ps.slot, this.params.thresholds.gossipThreshold)) return NO_IDS
     this.needsUpkeep(ps)
     if (++ps.ihavesThisHeartbeat > this.params.maxIHaveMessages) {
       this.reject(peer, 'ihave-flood')
@@ -1849,7 +1849,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   private handleIWant(peer: PeerKey, ps: PeerState, iwants: RpcIWant[], direct: boolean): number {
     if (iwants.length === 0) return 0
-    if (this.score.scoreAt(ps.slot) < this.params.thresholds.gossipThreshold) return 0
+    if (this.score.belowAt(ps.slot, this.params.thresholds.gossipThreshold)) return 0
     const allowed = direct ? Number.POSITIVE_INFINITY : this.budgets.remaining(peer, 'iwantMiss')
     const sent = new Set<string>()
     let misses = 0
@@ -1980,7 +1980,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const direct = this.directIn(topic)
     const threshold = this.params.thresholds.publishThreshold
     const topicPeers = [...(this.topicPeers.get(topic) ?? [])].filter(
-      (p) => !this.isDirect(p) && this.score.score(p) >= threshold,
+      (p) => !this.isDirect(p) && !this.score.below(p, threshold),
     )
     // Ingress goes to every topic peer because nobody relays it (seed 001).
     if (!this.forwards(cls) || this.params.floodPublish) return [...direct, ...topicPeers]

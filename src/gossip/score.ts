@@ -94,6 +94,15 @@ export class PeerScore {
   private owned = 0
   /** True when a peer with {@link NO_STATS} scores 0 (the parameters give no penalty to nothing). */
   private readonly noStatsScoreZero: boolean
+  /**
+   * False while no score can be negative: no counter with a negative weight was ever
+   * non-zero (no behaviour penalty, invalid message, active P3 or colocated address), and the
+   * weights of the others are not negative. Then a score is never below a threshold ≤ 0 and
+   * {@link below} need not compute it: in a large simulation every frame, and every peer at
+   * every heartbeat's gossip, compared a score with one (cache misses for nothing). Never
+   * cleared: a score that could go negative stays computed.
+   */
+  private mayBeNegative: boolean
   /** Disconnected peers whose (negative) score is kept for `retainScoreMs`. */
   private readonly retained = new Map<PeerKey, PeerStats>()
   /**
@@ -116,6 +125,7 @@ export class PeerScore {
     this.own = slotOf === undefined ? new PeerSlots() : undefined
     this.slotOf = slotOf ?? this.own!.get
     this.noStatsScoreZero = this.scoreOf(NO_STATS) === 0
+    this.mayBeNegative = this.scoreOf(NO_STATS) < 0 || params.behaviourPenaltyThreshold < 0
   }
 
   /** A peer connected (its retained score, if any, comes back). */
@@ -134,6 +144,7 @@ export class PeerScore {
       if (ps !== NO_STATS) this.owned++
     }
     if (address !== undefined) {
+      if (this.params.ipColocationFactorWeight !== 0) this.mayBeNegative = true
       if (ps === NO_STATS) {
         ps = newStats(address)
         this.bySlot[slot] = ps
@@ -239,7 +250,9 @@ export class PeerScore {
   /** The peer sent a message that was invalid (P4). */
   invalidMessage(peer: PeerKey, topic: Topic): void {
     const ts = this.topicStats(peer, topic)
-    if (ts !== undefined) ts.invalidMessageDeliveries += 1
+    if (ts === undefined) return
+    ts.invalidMessageDeliveries += 1
+    this.mayBeNegative = true
   }
 
   /** Adds behaviour penalties (P7): broken IWANT promises, GRAFT during backoff. */
@@ -247,6 +260,7 @@ export class PeerScore {
     const ps = this.mutableStatsOf(peer)
     if (ps === undefined) return
     ps.behaviourPenalty += n
+    this.mayBeNegative = true
     this.decaying.set(peer, ps)
   }
 
@@ -259,6 +273,16 @@ export class PeerScore {
   score(peer: PeerKey): number {
     const ps = this.statsOf(peer)
     return ps === undefined ? 0 : this.scoreOf(ps)
+  }
+
+  /** True when `peer`'s score is below `threshold` (computed only when it may be: see {@link mayBeNegative}). */
+  below(peer: PeerKey, threshold: number): boolean {
+    return (this.mayBeNegative || threshold > 0) && this.score(peer) < threshold
+  }
+
+  /** {@link below} for the connected peer in `slot`. */
+  belowAt(slot: number, threshold: number): boolean {
+    return (this.mayBeNegative || threshold > 0) && this.scoreAt(slot) < threshold
   }
 
   /** The current score of the connected peer in `slot` (0 for a free slot). */
@@ -382,6 +406,7 @@ export class PeerScore {
         const counting = now - ts.deliveriesSince
         if (!ts.announceOnly && counting > tp.meshMessageDeliveriesActivationMs) {
           ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
+          if (ts.meshMessageDeliveriesActive) this.mayBeNegative = true
         }
       }
       active ||=
@@ -440,6 +465,10 @@ export class PeerScore {
         deliveriesSince: 0,
         meshFailurePenalty: 0,
         invalidMessageDeliveries: 0,
+      }
+      const tp = ts.params
+      if (tp.topicWeight < 0 || tp.timeInMeshWeight < 0 || tp.firstMessageDeliveriesWeight < 0) {
+        this.mayBeNegative = true
       }
       const topics = ps.topics ?? []
       ps.topics = withTopic(topics, ts)

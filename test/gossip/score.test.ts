@@ -62,4 +62,43 @@ describe('peer score', () => {
     score.addPeer('good')
     expect(score.score('good')).toBe(0)
   })
+
+  it('compares a score with a threshold the same way whether or not it could be skipped', () => {
+    let now = 0
+    const params = resolveGossipParams({
+      score: { defaultTopic: { meshMessageDeliveriesWeight: -1 } },
+    }).score
+    const score = new PeerScore(params, () => now)
+    const thresholds = [-100, -10, -1, 0, 0.5]
+    // below() answers score() < threshold for every peer and threshold.
+    const agrees = (peers: string[]) => {
+      for (const p of peers) {
+        for (const t of thresholds) expect(score.below(p, t)).toBe(score.score(p) < t)
+      }
+    }
+    score.addPeer('fresh')
+    score.addPeer('meshed')
+    score.graft('meshed', 't')
+    score.firstDelivery('meshed', 't')
+    agrees(['fresh', 'meshed', 'unknown'])
+    // Each way to a negative score: P4, P7, P6, and P3 once its counting is active.
+    score.addPeer('invalid')
+    score.invalidMessage('invalid', 't')
+    agrees(['fresh', 'invalid'])
+    expect(score.below('invalid', 0)).toBe(true)
+    const p7 = new PeerScore(params, () => now)
+    p7.addPeer('rude')
+    p7.addPenalty('rude', 8)
+    expect(p7.below('rude', 0)).toBe(true)
+    const p6 = new PeerScore(params, () => now)
+    for (let i = 0; i < 12; i++) p6.addPeer(`x${i}`, '/ip4/10.0.0.1/tcp/4001')
+    expect(p6.below('x0', 0)).toBe(true)
+    const p3 = new PeerScore(params, () => now)
+    p3.addPeer('idle')
+    p3.graft('idle', 't')
+    now += 10_000
+    p3.refresh()
+    expect(p3.score('idle')).toBeLessThan(0)
+    expect(p3.below('idle', 0)).toBe(true)
+  })
 })
