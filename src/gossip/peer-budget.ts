@@ -110,8 +110,10 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     // decays, and it starts again).
     unanswered: { perSecond: 1, burst: 16 },
     // A peer sends each source's entry about twice as the tree forms, then on changes; the
-    // burst is two full tables of a 20,000-source topic (a new mesh peer gets one whole).
-    distance: { perSecond: 20_000, burst: 40_000 },
+    // burst is two full tables of a 20,000-source topic (a new mesh peer gets one whole). A
+    // frame half a full one over is a flood: cut off at once (strikes by the overdraft took
+    // five full frames).
+    distance: { perSecond: 20_000, burst: 40_000, cutOffOverdraft: 8192 },
   },
   disconnectStrikes: 20,
   overdraftStrikesPerBurst: 20,

@@ -644,6 +644,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.limiter.peerGone(peer)
     this.pulls.peerGone(peer)
     this.rtt.forget(peer)
+    this.trees?.forget(peer)
     for (const told of this.toldSeeds.values()) told.delete(peer)
     this.preambles.peerGone(peer)
     this.score.removePeer(peer, ps.slot)
@@ -907,17 +908,20 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!within('distance', n)) return false
     let full = false
     const self = this.hashOf(peer)
+    const own = this.hashOf(this.env.self)
     for (const d of distances) {
       const topic = this.topicByHash.get(bytesKey(d.topicHash))
-      if (topic === undefined) continue
+      // Held only from the topic's peers (bounded by our connections), never about ourselves.
+      if (topic === undefined || this.topicPeers.get(topic)?.has(peer) !== true) continue
       for (const bytes of d.entries) {
         const e = decodeDistanceEntry(bytes)
         let held: boolean
-        if (e.source !== self) held = trees.advertised(topic, peer, e)
+        if (e.source === own) held = true
+        else if (e.source !== self) held = trees.advertised(topic, peer, e)
         else {
           // The source itself: its seed, our place in its flood's send queue.
           const latency = this.rtt.latencyMs(peer)
-          held = latency === undefined || trees.seen(topic, self, latency + e.distanceMs)
+          held = latency === undefined || trees.seed(topic, self, latency + e.distanceMs)
         }
         if (!held) full = true
       }
@@ -930,17 +934,18 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   /**
-   * Source trees, before our own message floods: each one-copy target is told (once, and when
-   * it moved) its seed, the time its copy waits in our send queue behind the ones before it
+   * Source trees, before our own message floods (from our second on): each one-copy target is
+   * told (once, and when it moved) its seed, the time its copy waits in our send queue behind the ones before it
    * (one serialization each), so that a target served late takes a mesh parent instead.
    */
   private tellSeeds(topic: Topic, targets: PeerKey[], size: number): void {
     const copyMs =
       this.params.uploadBps === Number.POSITIVE_INFINITY ? 0 : (size * 8000) / this.params.uploadBps
-    let told = this.toldSeeds.get(topic)
+    const told = this.toldSeeds.get(topic)
     if (told === undefined) {
-      told = new Map()
-      this.toldSeeds.set(topic, told)
+      // Our first message: its receivers start our entry only with the second (SourceTrees.seen).
+      this.toldSeeds.set(topic, new Map())
+      return
     }
     const self = this.hashOf(this.env.self)
     const hash = topicHash(topic)
@@ -974,13 +979,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.noteSource(key, source)
     this.topicSize.set(topic, size)
     const trees = this.trees!
-    if (trees.seeded(topic, source)) return
     let latency: number | undefined
-    for (const p of this.topicPeers.get(topic) ?? []) {
-      if (this.hashOf(p) === source) latency = this.rtt.latencyMs(p)
+    if (!trees.seeded(topic, source)) {
+      for (const p of this.topicPeers.get(topic) ?? []) {
+        if (this.hashOf(p) === source) latency = this.rtt.latencyMs(p)
+      }
     }
-    trees.seen(topic, source, latency)
-    this.distancesSoon()
+    if (trees.seen(topic, source, latency)) this.distancesSoon()
   }
 
   /** True when message `key` of `topic` comes from a source we hold a tree entry for. */
@@ -1489,6 +1494,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     return this.peers.get(peer)?.dontWant?.size ?? 0
   }
 
+  /** One-copy source trees: sources held for `topic` (at most `oneCopyMaxSources`). */
+  getSourceCount(topic: Topic): number {
+    return this.trees?.size(topic) ?? 0
+  }
+
+  /** One-copy source trees: our distance from `source` (a peer hash) in `topic`, ms; Infinity unknown. */
+  getSourceDistance(topic: Topic, source: number): number {
+    return this.trees?.distanceOf(topic, source) ?? Number.POSITIVE_INFINITY
+  }
+
   /**
    * One-copy flood marks held (`sentTo`, rule 2): marked messages (at most 256) and the peer
    * hashes kept for them, a list shared by one frame's messages counted once.
@@ -1762,7 +1777,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // our announce could come, and hear it from their own upstream peers); peers that sent
       // no entry for it follow rules 1-9.
       const source = this.sourceOf.get(key)
-      const tree = source === undefined ? undefined : this.trees?.entries(a.topic, source)
+      let tree = source === undefined ? undefined : this.trees?.entries(a.topic, source)
+      // None of the mesh told us of the source yet: rules 1-9 whole (root pushes included).
+      if (tree?.size === 0) tree = undefined
       const ours = tree === undefined ? 0 : this.trees!.distanceOf(a.topic, source!)
       for (const p of mesh ?? []) {
         if (p === peer || p === a.origin || haveIt?.has(p) || announced?.has(p)) continue

@@ -110,6 +110,10 @@ export class SourceTrees {
   private readonly dirty = new Map<Topic, Set<number>>()
   /** Mesh peers each topic's full table went to (a new mesh peer gets it whole). */
   private readonly told = new Map<Topic, Set<PeerKey>>()
+  /** Sources seen once (`source topic`), bounded by `maxSources`: the second sighting starts an entry. */
+  private readonly once = new Set<string>()
+  /** Each topic's mesh at the last heartbeat (a peer new in it brings entries into use). */
+  private readonly meshSeen = new Map<Topic, Set<PeerKey>>()
 
   constructor(host: SourceTreesHost, maxSources: number, holdDownMs: number) {
     this.host = host
@@ -123,16 +127,34 @@ export class SourceTrees {
   }
 
   /**
-   * A message of `source` arrived, or the source told us its seed: the entry starts (within
-   * the cap). `floodMs` is how long the source's own flood takes to reach us when it is a
-   * connected topic peer (the link's latency plus our place in its send queue), before our
-   * validation. False when the table is full and the source is not held.
+   * A message of `source` arrived. Its entry starts with its second message (within the cap):
+   * a source that publishes once (most, with random publishers) costs no exchange. `floodMs`
+   * is how long the source's own flood takes to reach us when it is a connected topic peer
+   * (the link's latency), before our validation. True when the source is held.
    */
   seen(topic: Topic, source: number, floodMs: number | undefined): boolean {
+    if (!this.has(topic, source)) {
+      const key = `${source} ${topic}`
+      if (!this.once.delete(key)) {
+        // Bounded like the table: the oldest first sighting is forgotten first.
+        if (this.once.size >= this.maxSources) this.once.delete(this.once.values().next().value!)
+        this.once.add(key)
+        return false
+      }
+    }
+    return this.seed(topic, source, floodMs)
+  }
+
+  /**
+   * The source's flood reaches us in `floodMs` (it told us our place in its send queue, or we
+   * measured our link to it): the entry starts (within the cap) with that seed. False when
+   * the table is full and the source is not held.
+   */
+  seed(topic: Topic, source: number, floodMs: number | undefined): boolean {
     const s = this.state(topic, source)
     if (s === undefined) return false
-    const seed =
-      floodMs === undefined ? Number.POSITIVE_INFINITY : floodMs + this.host.validationMs(topic)
+    if (floodMs === undefined) return true
+    const seed = floodMs + this.host.validationMs(topic)
     if (seed !== s.seedMs) {
       s.seedMs = seed
       this.recompute(topic, source, s)
@@ -141,11 +163,12 @@ export class SourceTrees {
   }
 
   /**
-   * Mesh peer `peer` advertised `e`. False when the source is new and the table is full (the
+   * Topic peer `peer` advertised `e`. It is held even while `peer` is not (yet) in our mesh:
+   * a peer that grafts us sends its table as it grafts, maybe before we handled the GRAFT, and
+   * only mesh peers' entries count. False when the source is new and the table is full (the
    * entry is not stored; a peer inventing sources cannot grow our memory).
    */
   advertised(topic: Topic, peer: PeerKey, e: DistanceEntry): boolean {
-    if (this.host.meshOf(topic)?.has(peer) !== true) return true
     const s = this.state(topic, e.source)
     if (s === undefined) return false
     const old = s.peers.get(peer)
@@ -251,17 +274,28 @@ export class SourceTrees {
     return false
   }
 
-  /** Heartbeat: entries held down past their time take a lower distance again. */
+  /**
+   * Heartbeat: entries held down past their time take a lower distance again, and the
+   * entries of peers that joined the mesh since the last heartbeat start to count.
+   */
   heartbeat(): void {
     const now = this.host.now()
     for (const [topic, table] of this.topics) {
+      const mesh = this.host.meshOf(topic) ?? new Set<PeerKey>()
+      const before = this.meshSeen.get(topic)
+      const joined = [...mesh].filter((p) => before?.has(p) !== true)
+      this.meshSeen.set(topic, new Set(mesh))
       for (const [source, s] of table) {
-        if (s.holdUntil > 0 && s.holdUntil <= now) {
-          s.holdUntil = 0
-          this.recompute(topic, source, s)
-        }
+        const held = s.holdUntil > 0 && s.holdUntil <= now
+        if (held) s.holdUntil = 0
+        if (held || joined.some((p) => s.peers.has(p))) this.recompute(topic, source, s)
       }
     }
+  }
+
+  /** `peer` disconnected: its entries go, in every topic. */
+  forget(peer: PeerKey): void {
+    for (const topic of this.topics.keys()) this.left(topic, peer)
   }
 
   /** `peer` left the mesh of `topic`: its entries are dropped and parents re-chosen at once. */
@@ -280,6 +314,7 @@ export class SourceTrees {
     this.topics.delete(topic)
     this.dirty.delete(topic)
     this.told.delete(topic)
+    this.meshSeen.delete(topic)
   }
 
   private state(topic: Topic, source: number): SourceState | undefined {
@@ -311,9 +346,10 @@ export class SourceTrees {
       ? FROM_SOURCE
       : undefined
     const v = this.host.validationMs(topic)
+    const mesh = this.host.meshOf(topic)
     for (const [p, e] of s.peers) {
       // Poison reverse: a peer that takes the source through us offers no path to it.
-      if (e.namesUs || !Number.isFinite(e.distanceMs)) continue
+      if (e.namesUs || !Number.isFinite(e.distanceMs) || mesh?.has(p) !== true) continue
       const lat = this.host.latencyMs(p)
       if (lat === undefined) continue
       const d = e.distanceMs + lat + v
