@@ -2,6 +2,7 @@ import { writer } from 'protons-runtime'
 import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../src/common/errors.ts'
 import { messageIdKey } from '../../src/common/message-id.ts'
+import { PING_INTERVAL_MS } from '../../src/gossip/link-rtt.ts'
 import { peerHash, peerHashBytes, topicHash } from '../../src/gossip/one-copy.ts'
 import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
 import { MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
@@ -84,8 +85,11 @@ describe('source-tree messages on the wire', () => {
   })
 })
 
-/** `peer` connects over meshsub 1.3, negotiates one-copy and subscribes to T. */
-function join(r: GossipRouter, peer: string): void {
+/**
+ * `peer` connects over meshsub 1.3, negotiates one-copy and subscribes to T; its ACK answers
+ * our hello ASK `rttMs` later (the link's first RTT sample).
+ */
+function join(env: ManualEnv, r: GossipRouter, peer: string, rttMs = 10): void {
   r.peerConnected(peer, { protocol: MESHSUB_1_3, outbound: true })
   r.receive(
     peer,
@@ -94,13 +98,11 @@ function join(r: GossipRouter, peer: string): void {
       subscriptions: [{ subscribe: true, topic: T }],
     }),
   )
+  env.advance(rttMs)
   r.receive(peer, frame({ oneCopy: { ...emptyOneCopy(), hello: HELLO_ACK } }))
 }
 
-/**
- * A source-tree router whose peers negotiated one-copy and are in its mesh; each answered the
- * heartbeat's ping `rttMs` later.
- */
+/** A source-tree router whose peers negotiated one-copy (hello RTT `rttMs`) and are in its mesh. */
 function router(peers: string[], rttMs = 10, over: { oneCopyMaxSources?: number } = {}) {
   const env = new ManualEnv()
   const r = new GossipRouter(env, {
@@ -110,19 +112,8 @@ function router(peers: string[], rttMs = 10, over: { oneCopyMaxSources?: number 
     ...over,
   })
   r.start()
-  for (const p of peers) join(r, p)
+  for (const p of peers) join(env, r, p, rttMs)
   r.subscribe(T)
-  env.take()
-  let pings: typeof env.sent = []
-  // Until the first heartbeat's pings, then their answers `rttMs` later.
-  for (let t = 0; t < 2000 && pings.length === 0; t++) {
-    env.advance(1)
-    pings = env.take().filter((s) => s.rpc.oneCopy?.ping !== undefined)
-  }
-  env.advance(rttMs)
-  for (const s of pings) {
-    r.receive(s.peer, frame({ oneCopy: { ...emptyOneCopy(), pong: s.rpc.oneCopy!.ping } }))
-  }
   env.take()
   return { env, router: r }
 }
@@ -138,21 +129,24 @@ function fromS(n: number): Uint8Array {
 }
 
 describe('a source-tree router', () => {
-  it('answers a ping with its nonce, and pings every one-copy peer', () => {
-    const env = new ManualEnv()
-    const r = new GossipRouter(env, { oneCopy: true, oneCopySourceTrees: true })
-    r.start()
-    join(r, 'a')
-    env.take()
+  it('answers a ping with its nonce, and pings its mesh peers a minute after the hello timed them', () => {
+    const { env, router: r } = router(['a'])
     r.receive('a', frame({ oneCopy: { ...emptyOneCopy(), ping: 77 } }))
     expect(env.take().map((s) => s.rpc.oneCopy?.pong)).toEqual([77])
-    env.advance(1000)
-    expect(
-      env
-        .take()
-        .filter((s) => s.rpc.oneCopy?.ping !== undefined)
-        .map((s) => s.peer),
-    ).toEqual(['a'])
+    env.advance(PING_INTERVAL_MS - 2000)
+    expect(env.take().filter((s) => s.rpc.oneCopy?.ping !== undefined)).toEqual([])
+    let pings: typeof env.sent = []
+    for (let t = 0; t < 3000 && pings.length === 0; t++) {
+      env.advance(1)
+      pings = env.take().filter((s) => s.rpc.oneCopy?.ping !== undefined)
+    }
+    expect(pings.map((s) => s.peer)).toEqual(['a'])
+    // Its answer is a sample: 10 ms from the hello, smoothed with 30 ms: 12.5 ms RTT.
+    env.advance(30)
+    r.receive('a', frame({ oneCopy: { ...emptyOneCopy(), pong: pings[0].rpc.oneCopy!.ping } }))
+    r.receive('a', frame({ oneCopy: distances([entry(peerHash(S), 0, false)]) }))
+    // Through `a`: its distance 0 plus half the RTT (no validation configured).
+    expect(r.getSourceDistance(T, peerHash(S))).toBeCloseTo(6.25, 5)
   })
 
   it("pushes a seen source's messages to the peers that take them through it, announces to the farther ones", () => {

@@ -185,4 +185,20 @@ describe('link RTT from ping/pong', () => {
     rtt.forget('a')
     expect(rtt.latencyMs('a')).toBeUndefined()
   })
+
+  it("times a hello ASK's round trip as the first sample, and only the first", () => {
+    const rtt = new LinkRtt()
+    rtt.helloAcked('a', 5)
+    expect(rtt.latencyMs('a')).toBeUndefined()
+    rtt.hello('a', 100)
+    rtt.helloAcked('a', 130)
+    expect(rtt.latencyMs('a')).toBe(15)
+    // A later ASK (its hello was lost) does not restart a measured link.
+    rtt.hello('a', 200)
+    rtt.helloAcked('a', 900)
+    expect(rtt.latencyMs('a')).toBe(15)
+    // The next ping is due a minute after the hello.
+    expect(rtt.ping('a', 100 + PING_INTERVAL_MS - 1)).toBeUndefined()
+    expect(rtt.ping('a', 100 + PING_INTERVAL_MS)).toBeDefined()
+  })
 })
