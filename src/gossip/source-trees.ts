@@ -127,13 +127,14 @@ export class SourceTrees {
   }
 
   /**
-   * A message of `source` arrived. Its entry starts with its second message (within the cap):
-   * a source that publishes once (most, with random publishers) costs no exchange. `floodMs`
-   * is how long the source's own flood takes to reach us when it is a connected topic peer
-   * (the link's latency), before our validation. True when the source is held.
+   * A message of `source` arrived. Its entry starts with its second message (within the cap),
+   * or at once when the source is `repeated` (it said so): a source that publishes once (most,
+   * with random publishers) costs no exchange. `floodMs` is how long the source's own flood
+   * takes to reach us when it is a connected topic peer (the link's latency), before our
+   * validation. True when the source is held.
    */
-  seen(topic: Topic, source: number, floodMs: number | undefined): boolean {
-    if (!this.has(topic, source)) {
+  seen(topic: Topic, source: number, floodMs: number | undefined, repeated = false): boolean {
+    if (!repeated && !this.has(topic, source)) {
       const key = `${source} ${topic}`
       if (!this.once.delete(key)) {
         // Bounded like the table: the oldest first sighting is forgotten first.

@@ -191,10 +191,19 @@ describe('a source-tree router', () => {
 
   it('tells each flood target of its own messages, from the second, its place in the send queue, once', () => {
     const { env, router: r } = router(['a', 'b', 'c'])
+    // The first message names no source (a once-only publisher costs nothing more).
     r.publish(T, new Uint8Array(256).fill(2))
-    expect(env.take().filter((s) => s.rpc.oneCopy?.distances !== undefined)).toEqual([])
+    const first = env.take()
+    expect(first.filter((s) => s.rpc.oneCopy?.distances !== undefined)).toEqual([])
+    expect(first.filter((s) => s.rpc.oneCopy?.source !== undefined)).toEqual([])
     r.publish(T, new Uint8Array(256))
-    const seeds = env.take().filter((s) => s.rpc.oneCopy?.distances !== undefined)
+    const second = env.take()
+    // From the second on, its copies name it as their source.
+    const copies = second.filter((s) => s.rpc.messages.length > 0)
+    expect(copies.map((s) => [...(s.rpc.oneCopy?.source ?? [])])).toEqual(
+      copies.map(() => [...peerHashBytes(peerHash(env.self))]),
+    )
+    const seeds = second.filter((s) => s.rpc.oneCopy?.distances !== undefined)
     expect(seeds.map((s) => s.peer).sort()).toEqual(['a', 'b', 'c'])
     for (const s of seeds) {
       const e = decodeDistanceEntry(s.rpc.oneCopy!.distances![0].entries[0])
