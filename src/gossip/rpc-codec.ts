@@ -953,31 +953,30 @@ class FrameDecoder {
     }
   }
 
+  /**
+   * Splits a bytes field of concatenated `size`-byte items (`what`, for errors), each counted
+   * against `counter`'s limit. No size cap on the field: the items are views into the frame,
+   * counted one by one.
+   */
+  private split(into: Uint8Array[], size: number, counter: Counter, what: string): void {
+    const all = this.bytes()
+    if (all.length % size !== 0) {
+      throw new DecodeError(`${what} of ${all.length} bytes, not a multiple of ${size}`)
+    }
+    for (let i = 0; i < all.length; i += size) {
+      this.count(counter)
+      into.push(all.subarray(i, i + size))
+    }
+  }
+
   /** Splits concatenated short ids, each counted against `maxShortIds`. */
   private shortIds(into: Uint8Array[]): void {
-    // No size cap here: the ids are views into the frame, counted one by one below.
-    const all = this.bytes()
-    if (all.length % SHORT_ID_BYTES !== 0) {
-      throw new DecodeError(`short ids of ${all.length} bytes, not a multiple of ${SHORT_ID_BYTES}`)
-    }
-    for (let i = 0; i < all.length; i += SHORT_ID_BYTES) {
-      this.count('shortIds')
-      into.push(all.subarray(i, i + SHORT_ID_BYTES))
-    }
+    this.split(into, SHORT_ID_BYTES, 'shortIds', 'short ids')
   }
 
   /** Splits concatenated peer hashes, each counted against `maxPeerHashes`. */
   private peerHashes(into: Uint8Array[]): void {
-    const all = this.bytes()
-    if (all.length % PEER_HASH_BYTES !== 0) {
-      throw new DecodeError(
-        `peer hashes of ${all.length} bytes, not a multiple of ${PEER_HASH_BYTES}`,
-      )
-    }
-    for (let i = 0; i < all.length; i += PEER_HASH_BYTES) {
-      this.count('peerHashes')
-      into.push(all.subarray(i, i + PEER_HASH_BYTES))
-    }
+    this.split(into, PEER_HASH_BYTES, 'peerHashes', 'peer hashes')
   }
 
   private topicHash(): Uint8Array {
@@ -1057,16 +1056,7 @@ class FrameDecoder {
         d.topicHash = this.topicHash()
       } else if (f === 2) {
         expectWireType(w, LEN)
-        const all = this.bytes()
-        if (all.length % DISTANCE_ENTRY_BYTES !== 0) {
-          throw new DecodeError(
-            `distance entries of ${all.length} bytes, not a multiple of ${DISTANCE_ENTRY_BYTES}`,
-          )
-        }
-        for (let i = 0; i < all.length; i += DISTANCE_ENTRY_BYTES) {
-          this.count('distanceEntries')
-          d.entries.push(all.subarray(i, i + DISTANCE_ENTRY_BYTES))
-        }
+        this.split(d.entries, DISTANCE_ENTRY_BYTES, 'distanceEntries', 'distance entries')
       } else return false
       return true
     })
