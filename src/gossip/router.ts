@@ -1792,24 +1792,32 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const short = this.params.oneCopy ? shortId(a.id) : undefined
       const announced = short && this.pulls.announcers(bytesKey(short))
       const mesh = this.meshes.meshOf(a.topic)
-      // A source with a tree: push to the mesh peers that take it through us, announce to the
-      // others that are farther from the source than we are (the nearer ones have it before
-      // our announce could come, and hear it from their own upstream peers); peers that sent
-      // no entry for it follow rules 1-9.
+      // A source with a tree: push to the peers that take it through us, announce to the
+      // other mesh peers (the safety net of rules 5-9); peers that sent no entry for it
+      // follow rules 1-9.
       const source = this.sourceOf.get(key)
       let tree = source === undefined ? undefined : this.trees?.entries(a.topic, source)
       // None of the mesh told us of the source yet: rules 1-9 whole (root pushes included).
       if (tree?.size === 0) tree = undefined
-      const ours = tree === undefined ? 0 : this.trees!.distanceOf(a.topic, source!)
+      const skip = (p: PeerKey) =>
+        p === peer ||
+        p === a.origin ||
+        haveIt?.has(p) === true ||
+        announced?.has(p) === true ||
+        this.peerDoesNotWant(p, key)
       for (const p of mesh ?? []) {
-        if (p === peer || p === a.origin || haveIt?.has(p) || announced?.has(p)) continue
-        if (this.peerDoesNotWant(p, key)) continue
+        if (skip(p)) continue
         const entry = tree?.get(p)
         if (entry === undefined) {
           if (this.isLazyLink(a.topic, p)) lazy.push(p)
           else targets.push(p)
         } else if (entry.namesUs) targets.push(p)
-        else if (!(entry.distanceMs < ours)) lazy.push(p)
+        else lazy.push(p)
+      }
+      // A child whose GRAFT we have not handled (or whose PRUNE it has not) is pushed to too:
+      // it waits for our copy alone.
+      for (const [p, entry] of tree ?? []) {
+        if (entry.namesUs && !mesh?.has(p) && this.peers.has(p) && !skip(p)) targets.push(p)
       }
       const flooded = this.sentTo.get(key)
       if (flooded !== undefined) {
