@@ -33,6 +33,8 @@
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N] [--targets-only] (sections 1 and 1b)
  *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
  *   [--part preamble-slow]
+ *   [--source-trees] (random and single parts: also one-copy with per-source trees, judged
+ *   against the same stock run)
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
@@ -43,6 +45,7 @@ import { emptyOneCopy } from '../src/gossip/rpc-codec.ts'
 import { scheduleChurn, upThroughout } from '../src/sim/faults.ts'
 import {
   gossipOneCopyPreambleStrategy,
+  gossipOneCopySourceTreesStrategy,
   gossipOneCopyStrategy,
   gossipOptimizedStrategy,
   gossipPreambleStrategy,
@@ -76,7 +79,10 @@ const part = partAt >= 0 ? process.argv[partAt + 1] : undefined
 const PARTS = ['random', 'single', 'churn', 'silent', 'preamble', 'preamble-slow']
 if (part !== undefined && !PARTS.includes(part)) throw new Error(`--part takes ${PARTS.join('|')}`)
 const runs = (name: string) => part === undefined || part === name
+const sourceTrees = process.argv.includes('--source-trees')
 const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
+/** The random and single-publisher parts also run one-copy with per-source trees (`--source-trees`). */
+const treeProfiles = sourceTrees ? [...profiles, gossipOneCopySourceTreesStrategy] : profiles
 
 function scenario(
   name: string,
@@ -120,9 +126,10 @@ async function compare(
   sc: Scenario,
   wrap: (s: SimStrategy) => SimStrategy = (s) => s,
   options: () => RunOptions = () => ({}),
+  strategies: SimStrategy[] = profiles,
 ): Promise<ScenarioResult[]> {
   const out: ScenarioResult[] = []
-  for (const strategy of profiles) {
+  for (const strategy of strategies) {
     process.stderr.write(`running ${label} with ${strategy.name}...\n`)
     const observed = observeLinks(() => wrap(strategy))
     const r = await runScenario(sc, observed.strategy, options())
@@ -162,13 +169,21 @@ function target(
 }
 
 /** Rows, checks and targets of one stock vs one-copy comparison. */
-function judge(label: string, bytes: number, stock: ScenarioResult, opt: ScenarioResult): void {
-  consensusRows.push(row(label, stock), row(label, opt))
+function judge(
+  label: string,
+  bytes: number,
+  stock: ScenarioResult,
+  opt: ScenarioResult,
+  profile = 'one-copy',
+): void {
+  if (profile === 'one-copy') consensusRows.push(row(label, stock))
+  consensusRows.push(row(label, opt))
   const floor = (nodes - 1) * bytes
   const p99 = opt.summary.latencyMs.p99 / stock.summary.latencyMs.p99
   const bytesRatio = opt.summary.bytesPerMessage / floor
   checks.push({
     scenario: label,
+    profile,
     'stock dups mean': fmt(stock.summary.duplicates.mean),
     'one-copy dups mean': fmt(opt.summary.duplicates.mean),
     'one-copy delivery': fmt(opt.summary.deliveryRatio, 4),
@@ -180,28 +195,42 @@ function judge(label: string, bytes: number, stock: ScenarioResult, opt: Scenari
     'optimized mesh D̄': fmt(meshDegrees[`${label} ${opt.strategy}`]),
   })
   const dups = opt.summary.duplicates.mean
-  target(label, 'dups per node per message', '≤ 0.3', dups, dups <= 0.3)
+  target(label, 'dups per node per message', '≤ 0.3', dups, dups <= 0.3, profile)
   const delivery = opt.summary.deliveryRatio
-  target(label, 'delivery', '= 1', delivery, delivery === 1)
-  target(label, 'p99 latency / stock', '≤ 1.05', p99, p99 <= 1.05)
-  if (bytes === 256) target(label, 'wire bytes / floor', '≤ 2.5', bytesRatio, bytesRatio <= 2.5)
+  target(label, 'delivery', '= 1', delivery, delivery === 1, profile)
+  target(label, 'p99 latency / stock', '≤ 1.05', p99, p99 <= 1.05, profile)
+  if (bytes === 256) {
+    target(label, 'wire bytes / floor', '≤ 2.5', bytesRatio, bytesRatio <= 2.5, profile)
+  }
 }
 
 for (const bytes of runs('random') ? [256, 100_000] : []) {
   const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}`
-  const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'))
+  const [stock, opt, trees] = await compare(
+    label,
+    scenario(label, nodes, bytes, 'consensus'),
+    undefined,
+    undefined,
+    treeProfiles,
+  )
   stockBySize.set(bytes, stock)
   oneCopyBySize.set(bytes, opt)
   judge(label, bytes, stock, opt)
+  if (trees !== undefined) judge(label, bytes, stock, trees, 'one-copy + source trees')
 }
 
 // A single publisher: node 0 publishes every message.
 for (const bytes of runs('single') ? [256, 100_000] : []) {
   const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}, single publisher`
-  const [stock, opt] = await compare(label, scenario(label, nodes, bytes, 'consensus'), (s) =>
-    withPublishers(s, () => [0]),
+  const [stock, opt, trees] = await compare(
+    label,
+    scenario(label, nodes, bytes, 'consensus'),
+    (s) => withPublishers(s, () => [0]),
+    undefined,
+    treeProfiles,
   )
   judge(label, bytes, stock, opt)
+  if (trees !== undefined) judge(label, bytes, stock, trees, 'one-copy + source trees')
 }
 
 // Churn with 1% frame loss: 10% of the nodes crash and restart per minute, for 30 s. The publishers

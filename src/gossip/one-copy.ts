@@ -504,6 +504,7 @@ export class ArrivalLog {
     others: PeerKey[],
     minEager: number,
     minSamples = MIN_SAMPLES,
+    learningExtra = LEARNING_EXTRA,
   ): RoleChange[] {
     const came = this.since.get(topic) ?? 0
     this.since.set(topic, 0)
@@ -520,7 +521,7 @@ export class ArrivalLog {
     if (window.length < minSamples) {
       // Too little seen: keep the current roles, fix their count (two spare: the first
       // messages come over in-links chosen before any message did).
-      chosen = current.slice(0, want + LEARNING_EXTRA)
+      chosen = current.slice(0, want + learningExtra)
       for (const p of candidates) if (chosen.length < want && !chosen.includes(p)) chosen.push(p)
     } else {
       const cost = (set: PeerKey[]) => delayOf(window, [...others, ...set])
@@ -790,6 +791,7 @@ export interface PeerInLinks {
 export class LinkRoles {
   private readonly host: RolesHost
   private readonly minEager: number
+  private readonly learningExtra: number
   /** Peers we asked to announce to us (we sent CHOKE). */
   private readonly inLazy: LazyLinks
   /** Peers that asked us to announce to them (they sent CHOKE). */
@@ -804,9 +806,15 @@ export class LinkRoles {
   /** Per topic, lazy in-links that pushed one copy since our last CHOKE to them. */
   private readonly strayPush = new Map<Topic, Set<PeerKey>>()
 
-  constructor(host: RolesHost, minEager: number) {
+  /**
+   * `learningExtra`: eager in-links kept beyond `minEager` until a topic's first messages came
+   * ({@link LEARNING_EXTRA} by default; Infinity floods a topic's first message over the whole
+   * mesh, as source trees do: it also starts every node's tree entries).
+   */
+  constructor(host: RolesHost, minEager: number, learningExtra = LEARNING_EXTRA) {
     this.host = host
     this.minEager = minEager
+    this.learningExtra = learningExtra
     this.inLazy = new LazyLinks((topic, peer, lazy) => host.announceOnly(peer, topic, lazy))
   }
 
@@ -969,6 +977,7 @@ export class LinkRoles {
       [...mesh].filter((p) => !this.host.speaksOneCopy(p)),
       this.minEager,
       minSamples,
+      this.learningExtra,
     )
     for (const c of changes) {
       if (c.lazy) this.inLazy.setLazy(topic, c.peer)

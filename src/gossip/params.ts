@@ -247,6 +247,16 @@ export interface GossipParams {
    * and heartbeat; peers without the extension get IHAVE gossip as configured (`Dlazy`).
    */
   oneCopyGossipPeers: number
+  /**
+   * One-copy per-source trees (doc/gossip-extension.md, "Per-source trees"), opt-in: between
+   * one-copy peers, a distance vector of link latency (measured by ping/pong) over the mesh,
+   * kept for each source whose message the node has seen; from then on a message from that
+   * source is pushed only to the mesh peers that take it through this node and announced to
+   * the others. Needs `oneCopy`.
+   */
+  oneCopySourceTrees: boolean
+  /** Sources a node keeps per-source tree entries for, per topic; messages of others follow rules 1–9. */
+  oneCopyMaxSources: number
   /** Short ids of recent messages remembered, to answer INEEDs and ignore known announces. */
   maxShortIds: number
   /**
@@ -445,6 +455,9 @@ const STOCK: FlatParams = {
   oneCopyMinEager: 2,
   oneCopyFloodPublish: true,
   oneCopyGossipPeers: 3,
+  oneCopySourceTrees: false,
+  // Twice the largest topic expected (an Ethereum attestation subnet holds ~10,000 validators).
+  oneCopyMaxSources: 20_000,
   maxShortIds: 16_384,
   preamble: false,
   preambleMinDataSize: 16 * 1024,
@@ -661,6 +674,8 @@ export function validateGossipParams(p: GossipParams): void {
     'oneCopyMinEager must be an integer >= 0',
   )
   check(isCount(p.oneCopyGossipPeers), 'oneCopyGossipPeers must be an integer >= 0')
+  check(isCount(p.oneCopyMaxSources), 'oneCopyMaxSources must be an integer >= 0')
+  check(!p.oneCopySourceTrees || p.oneCopy, 'oneCopySourceTrees needs oneCopy')
   check(
     isCount(p.maxShortIds) && p.maxShortIds >= 1,
     `maxShortIds must be a positive integer, got ${p.maxShortIds}`,

@@ -33,6 +33,8 @@ export type BudgetKind =
   | 'mark'
   /** One-copy announced messages we asked the peer for (INEED) until we gave up, never answered. */
   | 'unanswered'
+  /** One-copy source-tree distance entries, each one read. */
+  | 'distance'
 
 /** A token bucket: `burst` units at once, refilled at `perSecond`. */
 export interface BudgetRate {
@@ -107,6 +109,11 @@ export const DEFAULT_PEER_BUDGETS: PeerBudgetParams = {
     // a slow flooder is not merely graylisted (its frames then go unread, its penalty
     // decays, and it starts again).
     unanswered: { perSecond: 1, burst: 16 },
+    // A peer sends each source's entry about twice as the tree forms, then on changes; the
+    // burst is two full tables of a 20,000-source topic (a new mesh peer gets one whole). A
+    // frame half a full one over is a flood: cut off at once (strikes by the overdraft took
+    // five full frames).
+    distance: { perSecond: 20_000, burst: 40_000, cutOffOverdraft: 8192 },
   },
   disconnectStrikes: 20,
   overdraftStrikesPerBurst: 20,
@@ -136,6 +143,7 @@ const COLUMN: Record<BudgetKind, number> = {
   stream: 10,
   mark: 11,
   unanswered: 12,
+  distance: 13,
 }
 
 /** Slots a column holds when first made (it doubles as slots outgrow it). */

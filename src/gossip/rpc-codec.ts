@@ -36,7 +36,10 @@ import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fiel
  *                   repeated Announce announce = 3; repeated bytes ineed = 4;
  *                   optional uint32 hello = 5;
  *                   repeated Preamble preamble = 6; repeated bytes imreceiving = 7;
- *                   optional bytes sentTo = 8; repeated InLinks inLinks = 9; }
+ *                   optional bytes sentTo = 8; repeated InLinks inLinks = 9;
+ *                   repeated Distances distances = 10; optional uint32 ping = 11;
+ *                   optional uint32 pong = 12; optional bytes source = 13; }
+ * message Distances { optional bytes topicHash = 1; optional bytes entries = 2; }
  * message Announce { optional bytes topicHash = 1; optional bytes ids = 2; }
  * message InLinks { optional bytes topicHash = 1; optional bytes peers = 2; optional uint32 rank = 3; }
  * message Preamble { optional bytes messageID = 1; optional bytes topicHash = 2;
@@ -62,6 +65,9 @@ export const TOPIC_HASH_BYTES = 4
 
 /** Bytes of a peer hash in one-copy `sentTo` and `inLinks` (the first bytes of SHA-256 of the peer id). */
 export const PEER_HASH_BYTES = 4
+
+/** Bytes of one source-tree distance entry: a source's peer hash, then a uint16 (parent bit, distance). */
+export const DISTANCE_ENTRY_BYTES = 6
 
 /** A subscription change. */
 export interface RpcSubscription {
@@ -187,6 +193,29 @@ export interface RpcOneCopy {
   sentTo?: Uint8Array[]
   /** One-copy: per topic, the sender's other eager in-links and the receiver's rank among them. */
   inLinks?: RpcInLinks[]
+  /** One-copy source trees: per topic, the sender's distances from sources and parent bits. */
+  distances?: RpcDistances[]
+  /** One-copy source trees: a round-trip probe (a nonce the receiver echoes in `pong`). */
+  ping?: number
+  /** One-copy source trees: the nonce of a `ping` received, echoed. */
+  pong?: number
+  /**
+   * One-copy source trees: the {@link PEER_HASH_BYTES}-byte peer hash of the publisher of this
+   * frame's message (unsigned messages carry no origin).
+   */
+  source?: Uint8Array
+}
+
+/** One-copy source trees: one topic's distance entries. */
+export interface RpcDistances {
+  /** The first {@link TOPIC_HASH_BYTES} bytes of SHA-256 of the topic. */
+  topicHash: Uint8Array
+  /**
+   * Entries of {@link DISTANCE_ENTRY_BYTES} bytes each: the source's peer hash, then a uint16
+   * whose bit 15 says "you are my parent for this source" and bits 0-14 the distance in
+   * 0.1 ms steps (0x7FFF unreachable).
+   */
+  entries: Uint8Array[]
 }
 
 /** One-copy: the sender's eager in-links of a topic other than the receiver, best first. */
@@ -281,6 +310,8 @@ export interface RpcLimits {
   maxImReceivingIds: number
   /** Peer hashes per frame (one-copy `sentTo` and `inLinks` together). */
   maxPeerHashes: number
+  /** One-copy source-tree distance entries per frame, over all topics. */
+  maxDistanceEntries: number
 }
 
 /**
@@ -331,6 +362,8 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxImReceivingIds: 1000,
   // A publisher's topic peers, or a few in-link lists.
   maxPeerHashes: 1024,
+  // A whole table of a 13,000-source topic fits one frame.
+  maxDistanceEntries: 16_384,
 }
 
 function tag(field: number, wireType: number): number {
@@ -372,7 +405,11 @@ export function isOneCopyEmpty(o: RpcOneCopy | undefined): boolean {
       (o.preamble?.length ?? 0) === 0 &&
       (o.imreceiving?.length ?? 0) === 0 &&
       (o.sentTo?.length ?? 0) === 0 &&
-      (o.inLinks?.length ?? 0) === 0)
+      (o.inLinks?.length ?? 0) === 0 &&
+      (o.distances?.length ?? 0) === 0 &&
+      o.ping === undefined &&
+      o.pong === undefined &&
+      o.source === undefined)
   )
 }
 
@@ -385,7 +422,11 @@ export function hasOneCopyMessages(o: RpcOneCopy): boolean {
     o.ineed.length > 0 ||
     o.hello !== undefined ||
     (o.sentTo?.length ?? 0) > 0 ||
-    (o.inLinks?.length ?? 0) > 0
+    (o.inLinks?.length ?? 0) > 0 ||
+    (o.distances?.length ?? 0) > 0 ||
+    o.ping !== undefined ||
+    o.pong !== undefined ||
+    o.source !== undefined
   )
 }
 
@@ -478,6 +519,15 @@ function writeOneCopy(w: Writer, o: RpcOneCopy): void {
     if (l.rank !== undefined) w.uint32(tag(3, VARINT)).uint32(l.rank)
     w.ldelim()
   }
+  for (const d of o.distances ?? []) {
+    w.uint32(tag(10, LEN)).fork()
+    w.uint32(tag(1, LEN)).bytes(d.topicHash)
+    w.uint32(tag(2, LEN)).bytes(concat(d.entries, DISTANCE_ENTRY_BYTES))
+    w.ldelim()
+  }
+  if (o.ping !== undefined) w.uint32(tag(11, VARINT)).uint32(o.ping)
+  if (o.pong !== undefined) w.uint32(tag(12, VARINT)).uint32(o.pong)
+  if (o.source !== undefined) w.uint32(tag(13, LEN)).bytes(o.source)
 }
 
 /** Encodes an RPC frame (without the length prefix). */
@@ -542,6 +592,7 @@ interface Budget {
   preambles: number
   imReceivingIds: number
   peerHashes: number
+  distanceEntries: number
   fields: number
 }
 
@@ -565,6 +616,7 @@ const LIMIT_OF: Record<Counter, keyof RpcLimits> = {
   preambles: 'maxPreambles',
   imReceivingIds: 'maxImReceivingIds',
   peerHashes: 'maxPeerHashes',
+  distanceEntries: 'maxDistanceEntries',
 }
 
 /** A prefix check read past the bytes it was given: the rest of the frame decides. */
@@ -676,6 +728,7 @@ class FrameDecoder {
     preambles: 0,
     imReceivingIds: 0,
     peerHashes: 0,
+    distanceEntries: 0,
     fields: 0,
   }
 
@@ -900,31 +953,30 @@ class FrameDecoder {
     }
   }
 
+  /**
+   * Splits a bytes field of concatenated `size`-byte items (`what`, for errors), each counted
+   * against `counter`'s limit. No size cap on the field: the items are views into the frame,
+   * counted one by one.
+   */
+  private split(into: Uint8Array[], size: number, counter: Counter, what: string): void {
+    const all = this.bytes()
+    if (all.length % size !== 0) {
+      throw new DecodeError(`${what} of ${all.length} bytes, not a multiple of ${size}`)
+    }
+    for (let i = 0; i < all.length; i += size) {
+      this.count(counter)
+      into.push(all.subarray(i, i + size))
+    }
+  }
+
   /** Splits concatenated short ids, each counted against `maxShortIds`. */
   private shortIds(into: Uint8Array[]): void {
-    // No size cap here: the ids are views into the frame, counted one by one below.
-    const all = this.bytes()
-    if (all.length % SHORT_ID_BYTES !== 0) {
-      throw new DecodeError(`short ids of ${all.length} bytes, not a multiple of ${SHORT_ID_BYTES}`)
-    }
-    for (let i = 0; i < all.length; i += SHORT_ID_BYTES) {
-      this.count('shortIds')
-      into.push(all.subarray(i, i + SHORT_ID_BYTES))
-    }
+    this.split(into, SHORT_ID_BYTES, 'shortIds', 'short ids')
   }
 
   /** Splits concatenated peer hashes, each counted against `maxPeerHashes`. */
   private peerHashes(into: Uint8Array[]): void {
-    const all = this.bytes()
-    if (all.length % PEER_HASH_BYTES !== 0) {
-      throw new DecodeError(
-        `peer hashes of ${all.length} bytes, not a multiple of ${PEER_HASH_BYTES}`,
-      )
-    }
-    for (let i = 0; i < all.length; i += PEER_HASH_BYTES) {
-      this.count('peerHashes')
-      into.push(all.subarray(i, i + PEER_HASH_BYTES))
-    }
+    this.split(into, PEER_HASH_BYTES, 'peerHashes', 'peer hashes')
   }
 
   private topicHash(): Uint8Array {
@@ -938,10 +990,13 @@ class FrameDecoder {
   private oneCopy(o: RpcOneCopy): void {
     const end = this.nested()
     this.fields(end, (field, wt) => {
-      if (field < 1 || field > 9) return false
-      if (field === 5) {
+      if (field < 1 || field > 13) return false
+      if (field === 5 || field === 11 || field === 12) {
         expectWireType(wt, VARINT)
-        o.hello = this.r.uint32()
+        const v = this.r.uint32()
+        if (field === 5) o.hello = v
+        else if (field === 11) o.ping = v
+        else o.pong = v
         return true
       }
       expectWireType(wt, LEN)
@@ -960,6 +1015,16 @@ class FrameDecoder {
         this.count('chokes')
         o.inLinks ??= []
         o.inLinks.push(this.inLinks())
+      } else if (field === 10) {
+        this.count('chokes')
+        o.distances ??= []
+        o.distances.push(this.distances())
+      } else if (field === 13) {
+        const hash = this.bytes()
+        if (hash.length !== PEER_HASH_BYTES) {
+          throw new DecodeError(`source of ${hash.length} bytes, not ${PEER_HASH_BYTES}`)
+        }
+        o.source = hash
       } else if (field === 1 || field === 2) {
         this.count('chokes')
         ;(field === 1 ? o.choke : o.unchoke).push(this.string())
@@ -980,6 +1045,22 @@ class FrameDecoder {
       }
       return true
     })
+  }
+
+  private distances(): RpcDistances {
+    const end = this.nested()
+    const d: RpcDistances = { topicHash: new Uint8Array(0), entries: [] }
+    this.fields(end, (f, w) => {
+      if (f === 1) {
+        expectWireType(w, LEN)
+        d.topicHash = this.topicHash()
+      } else if (f === 2) {
+        expectWireType(w, LEN)
+        this.split(d.entries, DISTANCE_ENTRY_BYTES, 'distanceEntries', 'distance entries')
+      } else return false
+      return true
+    })
+    return d
   }
 
   private inLinks(): RpcInLinks {

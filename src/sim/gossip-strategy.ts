@@ -106,6 +106,19 @@ export const gossipOneCopyStrategy: SimStrategy = {
 }
 
 /**
+ * One-copy with per-source trees on (opt-in: `oneCopySourceTrees: true`): a repeated source's
+ * messages are pushed along its latency tree, announced elsewhere (doc/gossip-extension.md).
+ */
+export const gossipOneCopySourceTreesStrategy: SimStrategy = {
+  ...gossipStrategy(
+    'optimized',
+    'one-copy with per-source trees: pushes along each seen source tree of link latency',
+    { oneCopy: true, oneCopySourceTrees: true },
+  ),
+  name: 'gossip-one-copy-trees',
+}
+
+/**
  * The optimized profile with the preamble extension on (opt-in: `preamble: true`): a large
  * message is preceded by a PREAMBLE, on which the receiver's other peers hold back their
  * copies (IMRECEIVING); flood-style pushes otherwise (doc/gossip-extension.md).

@@ -1,0 +1,81 @@
+import type { PeerKey } from '../common/artifact.ts'
+
+/** How often a link's RTT is sampled again once measured, in ms. */
+export const PING_INTERVAL_MS = 60_000
+/** A ping unanswered for this long may be replaced by a new one (the frame was lost). */
+const PING_TIMEOUT_MS = 5_000
+/** Weight of a new sample in the smoothed RTT (TCP's 1/8). */
+const SMOOTHING = 0.125
+/** The probe of a one-copy hello ASK, answered by its ACK (ping nonces never take this value). */
+const HELLO = 0xffff_ffff
+
+interface Probe {
+  /** Smoothed RTT, ms; undefined until the first pong. */
+  rttMs: number | undefined
+  /** The nonce of the ping in flight (0: none). */
+  nonce: number
+  sentAt: number
+}
+
+/**
+ * Round-trip times of one-copy links (one-copy source trees): the first sample is the hello
+ * ASK's round trip (its ACK answers at once; every negotiated link has one, at no cost), then
+ * ping/pong once a minute on the links that need it. The core times its own probes with the
+ * injected clock, so the simulator measures link latency as a real node does (queueing
+ * included). One probe in flight per peer; an answer that does not match it is ignored, so a
+ * peer cannot make up samples.
+ */
+export class LinkRtt {
+  private readonly probes = new Map<PeerKey, Probe>()
+  private nextNonce = 1
+
+  /** A nonce to ping `peer` with now, or undefined when a ping is in flight or not yet due. */
+  ping(peer: PeerKey, now: number): number | undefined {
+    let p = this.probes.get(peer)
+    if (p === undefined) {
+      p = { rttMs: undefined, nonce: 0, sentAt: 0 }
+      this.probes.set(peer, p)
+    } else {
+      const wait = p.nonce !== 0 ? PING_TIMEOUT_MS : PING_INTERVAL_MS
+      if (now - p.sentAt < wait) return undefined
+    }
+    p.nonce = this.nextNonce
+    // 1 .. 2^32 - 2: never 0 (none in flight) nor HELLO.
+    this.nextNonce = (this.nextNonce % 0xffff_fffe) + 1
+    p.sentAt = now
+    return p.nonce
+  }
+
+  /** A hello ASK goes to `peer` now: timed when no sample nor probe is there yet. */
+  hello(peer: PeerKey, now: number): void {
+    const p = this.probes.get(peer)
+    if (p !== undefined && (p.rttMs !== undefined || p.nonce !== 0)) return
+    this.probes.set(peer, { rttMs: undefined, nonce: HELLO, sentAt: now })
+  }
+
+  /** `peer` answered a hello ASK (ACK): a sample when it answers ours. */
+  helloAcked(peer: PeerKey, now: number): void {
+    this.pong(peer, HELLO, now)
+  }
+
+  /** `peer` echoed `nonce`: a sample when it answers our ping in flight; true when it did. */
+  pong(peer: PeerKey, nonce: number, now: number): boolean {
+    const p = this.probes.get(peer)
+    if (p === undefined || p.nonce === 0 || p.nonce !== nonce) return false
+    const sample = now - p.sentAt
+    p.rttMs = p.rttMs === undefined ? sample : p.rttMs + SMOOTHING * (sample - p.rttMs)
+    p.nonce = 0
+    return true
+  }
+
+  /** One-way latency to `peer` (half the smoothed RTT), ms; undefined until measured. */
+  latencyMs(peer: PeerKey): number | undefined {
+    const rtt = this.probes.get(peer)?.rttMs
+    return rtt === undefined ? undefined : rtt / 2
+  }
+
+  /** `peer` disconnected. */
+  forget(peer: PeerKey): void {
+    this.probes.delete(peer)
+  }
+}

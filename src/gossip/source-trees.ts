@@ -1,0 +1,387 @@
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import { DISTANCE_ENTRY_BYTES } from './rpc-codec.ts'
+
+/**
+ * Per-source trees for the one-copy extension (doc/gossip-extension.md, "Per-source trees"):
+ * a distance vector over each topic's mesh, kept only for sources whose messages (or whose
+ * mesh peers' entries) a node has seen. Each node's distance to a source S is the least of
+ * its seed (S's own flood reaches it straight: the link's latency plus its own validation)
+ * and, over its mesh peers Y that do not name it their parent for S (split horizon with
+ * poison reverse), Y's advertised distance plus the link's latency plus its own validation.
+ * The peer giving the least is its parent for S; a node pushes S's messages to the mesh peers
+ * that name it parent and announces them to the others. Pure logic: the router feeds it link
+ * latencies, peers' entries and arrivals, and sends what {@link SourceTrees.outgoing} returns.
+ */
+
+/** Distances are carried in 0.1 ms steps in 15 bits; this one means unreachable (3.28 s). */
+export const UNREACHABLE_STEPS = 0x7fff
+const PARENT_BIT = 0x8000
+const STEP_MS = 0.1
+/** The largest distance a wire entry carries, in ms. */
+export const MAX_DISTANCE_MS = (UNREACHABLE_STEPS - 1) * STEP_MS
+
+/** A changed entry is resent only past both of these (hysteresis: no resend per jitter). */
+const RESEND_MIN_MS = 0.5
+const RESEND_SHARE = 0.02
+
+/** The parent meaning "the source itself" (its flood reaches us straight). */
+export const FROM_SOURCE = Symbol('source')
+
+/** One entry as carried on the wire. */
+export interface DistanceEntry {
+  /** The source's peer hash. */
+  source: number
+  /** The sender's advertised distance from the source, in ms (Infinity: unreachable). */
+  distanceMs: number
+  /** The sender's parent for the source is the receiver. */
+  parent: boolean
+}
+
+/** Encodes one entry into 6 bytes. */
+export function encodeDistanceEntry(e: DistanceEntry): Uint8Array {
+  const out = new Uint8Array(DISTANCE_ENTRY_BYTES)
+  const v = new DataView(out.buffer)
+  v.setUint32(0, e.source >>> 0)
+  const steps = Number.isFinite(e.distanceMs)
+    ? Math.min(UNREACHABLE_STEPS - 1, Math.max(0, Math.round(e.distanceMs / STEP_MS)))
+    : UNREACHABLE_STEPS
+  v.setUint16(4, steps | (e.parent ? PARENT_BIT : 0))
+  return out
+}
+
+/** Decodes a 6-byte entry (the codec checked the length). */
+export function decodeDistanceEntry(b: Uint8Array): DistanceEntry {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  const word = v.getUint16(4)
+  const steps = word & ~PARENT_BIT
+  return {
+    source: v.getUint32(0),
+    distanceMs: steps === UNREACHABLE_STEPS ? Number.POSITIVE_INFINITY : steps * STEP_MS,
+    parent: (word & PARENT_BIT) !== 0,
+  }
+}
+
+/** A mesh peer's last entry for one source. */
+export interface PeerEntry {
+  /** Its advertised distance from the source, ms (Infinity: unreachable). */
+  distanceMs: number
+  /** It takes the source's messages through us (its parent is us). */
+  namesUs: boolean
+}
+
+/** What we last told one peer for one source. */
+interface SentEntry {
+  distanceMs: number
+  parent: boolean
+}
+
+/** One source's state in one topic. */
+interface SourceState {
+  distanceMs: number
+  parent: PeerKey | typeof FROM_SOURCE | undefined
+  /** The source's own flood: latency + validation, when it is a connected topic peer. */
+  seedMs: number
+  peers: Map<PeerKey, PeerEntry>
+  sent: Map<PeerKey, SentEntry>
+  /** Until then a lower distance is not taken (hold-down after it grew). */
+  holdUntil: number
+}
+
+/** What the table needs from its router. */
+export interface SourceTreesHost {
+  now(): number
+  /** One-way latency to `peer` (half its smoothed RTT), ms; undefined until measured. */
+  latencyMs(peer: PeerKey): number | undefined
+  /** The mesh of `topic`, if we keep one. */
+  meshOf(topic: Topic): ReadonlySet<PeerKey> | undefined
+  /** This node's validation delay for a typical message of `topic`, ms. */
+  validationMs(topic: Topic): number
+  /** This node's serialization of one copy of a typical message of `topic`, ms. */
+  sendMs(topic: Topic): number
+}
+
+/** Per-topic, per-source distances and parents (bounded by `maxSources` per topic). */
+export class SourceTrees {
+  private readonly host: SourceTreesHost
+  private readonly maxSources: number
+  private readonly holdDownMs: number
+  private readonly topics = new Map<Topic, Map<number, SourceState>>()
+  /** Sources whose distance or parent changed since the last {@link outgoing} per topic. */
+  private readonly dirty = new Map<Topic, Set<number>>()
+  /** Mesh peers each topic's full table went to (a new mesh peer gets it whole). */
+  private readonly told = new Map<Topic, Set<PeerKey>>()
+  /** Sources seen once (`source topic`), bounded by `maxSources`: the second sighting starts an entry. */
+  private readonly once = new Set<string>()
+  /** Each topic's mesh at the last heartbeat (a peer new in it brings entries into use). */
+  private readonly meshSeen = new Map<Topic, Set<PeerKey>>()
+
+  constructor(host: SourceTreesHost, maxSources: number, holdDownMs: number) {
+    this.host = host
+    this.maxSources = maxSources
+    this.holdDownMs = holdDownMs
+  }
+
+  /** Sources held for `topic`. */
+  size(topic: Topic): number {
+    return this.topics.get(topic)?.size ?? 0
+  }
+
+  /**
+   * A message of `source` arrived. Its entry starts with its second message (within the cap),
+   * or at once when the source is `repeated` (it said so): a source that publishes once (most,
+   * with random publishers) costs no exchange. `floodMs` is how long the source's own flood
+   * takes to reach us when it is a connected topic peer (the link's latency), before our
+   * validation. True when the source is held.
+   */
+  seen(topic: Topic, source: number, floodMs: number | undefined, repeated = false): boolean {
+    if (!repeated && !this.has(topic, source)) {
+      const key = `${source} ${topic}`
+      if (!this.once.delete(key)) {
+        // Bounded like the table: the oldest first sighting is forgotten first.
+        if (this.once.size >= this.maxSources) this.once.delete(this.once.values().next().value!)
+        this.once.add(key)
+        return false
+      }
+    }
+    return this.seed(topic, source, floodMs)
+  }
+
+  /**
+   * The source's flood reaches us in `floodMs` (it told us our place in its send queue, or we
+   * measured our link to it): the entry starts (within the cap) with that seed. False when
+   * the table is full and the source is not held.
+   */
+  seed(topic: Topic, source: number, floodMs: number | undefined): boolean {
+    const s = this.state(topic, source)
+    if (s === undefined) return false
+    if (floodMs === undefined) return true
+    const seed = floodMs + this.host.validationMs(topic)
+    if (seed !== s.seedMs) {
+      s.seedMs = seed
+      this.recompute(topic, source, s)
+    }
+    return true
+  }
+
+  /**
+   * Topic peer `peer` advertised `e`. It is held even while `peer` is not (yet) in our mesh:
+   * a peer that grafts us sends its table as it grafts, maybe before we handled the GRAFT, and
+   * only mesh peers' entries count. False when the source is new and the table is full (the
+   * entry is not stored; a peer inventing sources cannot grow our memory).
+   */
+  advertised(topic: Topic, peer: PeerKey, e: DistanceEntry): boolean {
+    const s = this.state(topic, e.source)
+    if (s === undefined) return false
+    const old = s.peers.get(peer)
+    if (old !== undefined && old.distanceMs === e.distanceMs && old.namesUs === e.parent) {
+      return true
+    }
+    s.peers.set(peer, { distanceMs: e.distanceMs, namesUs: e.parent })
+    this.recompute(topic, e.source, s)
+    return true
+  }
+
+  /**
+   * The mesh peers' last entries for `source` (push to those that name us parent), or
+   * undefined when we hold no entry for it (rules 1–9 apply). Peers absent from the map sent
+   * none and follow rules 1–9.
+   */
+  entries(topic: Topic, source: number): ReadonlyMap<PeerKey, PeerEntry> | undefined {
+    return this.topics.get(topic)?.get(source)?.peers
+  }
+
+  /** Our parent for `source` (FROM_SOURCE: its flood), if any. */
+  parentOf(topic: Topic, source: number): PeerKey | typeof FROM_SOURCE | undefined {
+    return this.topics.get(topic)?.get(source)?.parent
+  }
+
+  /** Our distance from `source`, ms (Infinity: unknown). */
+  distanceOf(topic: Topic, source: number): number {
+    return this.topics.get(topic)?.get(source)?.distanceMs ?? Number.POSITIVE_INFINITY
+  }
+
+  /** True when `source`'s entry has its seed (it is a topic peer whose link we measured). */
+  seeded(topic: Topic, source: number): boolean {
+    return Number.isFinite(this.topics.get(topic)?.get(source)?.seedMs ?? Number.POSITIVE_INFINITY)
+  }
+
+  /** True when we hold an entry for `source` in `topic`. */
+  has(topic: Topic, source: number): boolean {
+    return this.topics.get(topic)?.has(source) === true
+  }
+
+  /**
+   * The entries to send now, per mesh peer of `topic`: every entry a new mesh peer has not
+   * had, and of the others those whose distance moved past the hysteresis or whose parent bit
+   * for that peer changed. What is returned counts as sent. Only `eligible` peers (those that
+   * speak source trees) are sent anything; the others get the whole table once they are.
+   */
+  outgoing(topic: Topic, eligible: (peer: PeerKey) => boolean): Map<PeerKey, DistanceEntry[]> {
+    const out = new Map<PeerKey, DistanceEntry[]>()
+    const table = this.topics.get(topic)
+    const mesh = this.host.meshOf(topic)
+    if (table === undefined || mesh === undefined) return out
+    let told = this.told.get(topic)
+    if (told === undefined) {
+      told = new Set()
+      this.told.set(topic, told)
+    }
+    const fresh = [...mesh].filter((p) => !told.has(p) && eligible(p))
+    const dirty = this.dirty.get(topic)
+    const add = (peer: PeerKey, source: number, s: SourceState, force: boolean) => {
+      const advertised = s.distanceMs + this.host.sendMs(topic)
+      const parent = s.parent === peer
+      const last = s.sent.get(peer)
+      if (
+        !force &&
+        last !== undefined &&
+        last.parent === parent &&
+        !moved(last.distanceMs, advertised)
+      ) {
+        return
+      }
+      // Nothing known and nothing said yet: there is nothing to tell.
+      if (last === undefined && !Number.isFinite(advertised) && !parent) return
+      s.sent.set(peer, { distanceMs: advertised, parent })
+      let list = out.get(peer)
+      if (list === undefined) {
+        list = []
+        out.set(peer, list)
+      }
+      list.push({ source, distanceMs: advertised, parent })
+    }
+    if (dirty !== undefined) {
+      for (const source of dirty) {
+        const s = table.get(source)
+        if (s === undefined) continue
+        for (const p of mesh) if (told.has(p) && eligible(p)) add(p, source, s, false)
+      }
+      dirty.clear()
+    }
+    for (const p of fresh) {
+      told.add(p)
+      for (const [source, s] of table) add(p, source, s, true)
+    }
+    return out
+  }
+
+  /** True when {@link outgoing} may have something to send for `topic`. */
+  pending(topic: Topic): boolean {
+    if ((this.dirty.get(topic)?.size ?? 0) > 0) return true
+    const mesh = this.host.meshOf(topic)
+    const told = this.told.get(topic)
+    if (mesh === undefined || !this.topics.has(topic)) return false
+    for (const p of mesh) if (told?.has(p) !== true) return true
+    return false
+  }
+
+  /**
+   * Heartbeat: entries held down past their time take a lower distance again, and the
+   * entries of peers that joined the mesh since the last heartbeat start to count.
+   */
+  heartbeat(): void {
+    const now = this.host.now()
+    for (const [topic, table] of this.topics) {
+      const mesh = this.host.meshOf(topic) ?? new Set<PeerKey>()
+      const before = this.meshSeen.get(topic)
+      const joined = [...mesh].filter((p) => before?.has(p) !== true)
+      this.meshSeen.set(topic, new Set(mesh))
+      for (const [source, s] of table) {
+        const held = s.holdUntil > 0 && s.holdUntil <= now
+        if (held) s.holdUntil = 0
+        if (held || joined.some((p) => s.peers.has(p))) this.recompute(topic, source, s)
+      }
+    }
+  }
+
+  /** `peer` disconnected: its entries go, in every topic. */
+  forget(peer: PeerKey): void {
+    for (const topic of this.topics.keys()) this.left(topic, peer)
+  }
+
+  /** `peer` left the mesh of `topic`: its entries are dropped and parents re-chosen at once. */
+  left(topic: Topic, peer: PeerKey): void {
+    this.told.get(topic)?.delete(peer)
+    const table = this.topics.get(topic)
+    if (table === undefined) return
+    for (const [source, s] of table) {
+      s.sent.delete(peer)
+      if (s.peers.delete(peer) || s.parent === peer) this.recompute(topic, source, s)
+    }
+  }
+
+  /** We left `topic`. */
+  clearTopic(topic: Topic): void {
+    this.topics.delete(topic)
+    this.dirty.delete(topic)
+    this.told.delete(topic)
+    this.meshSeen.delete(topic)
+  }
+
+  private state(topic: Topic, source: number): SourceState | undefined {
+    let table = this.topics.get(topic)
+    if (table === undefined) {
+      table = new Map()
+      this.topics.set(topic, table)
+    }
+    let s = table.get(source)
+    if (s === undefined) {
+      if (table.size >= this.maxSources) return undefined
+      s = {
+        distanceMs: Number.POSITIVE_INFINITY,
+        parent: undefined,
+        seedMs: Number.POSITIVE_INFINITY,
+        peers: new Map(),
+        sent: new Map(),
+        holdUntil: 0,
+      }
+      table.set(source, s)
+    }
+    return s
+  }
+
+  /** Bellman-Ford step for one source: the least of the seed and each usable peer's offer. */
+  private recompute(topic: Topic, source: number, s: SourceState): void {
+    let best = s.seedMs
+    let parent: PeerKey | typeof FROM_SOURCE | undefined = Number.isFinite(best)
+      ? FROM_SOURCE
+      : undefined
+    const v = this.host.validationMs(topic)
+    const mesh = this.host.meshOf(topic)
+    for (const [p, e] of s.peers) {
+      // Poison reverse: a peer that takes the source through us offers no path to it.
+      if (e.namesUs || !Number.isFinite(e.distanceMs) || mesh?.has(p) !== true) continue
+      const lat = this.host.latencyMs(p)
+      if (lat === undefined) continue
+      const d = e.distanceMs + lat + v
+      if (d < best) {
+        best = d
+        parent = p
+      }
+    }
+    if (best > MAX_DISTANCE_MS) {
+      best = Number.POSITIVE_INFINITY
+      parent = undefined
+    }
+    const now = this.host.now()
+    // Hold-down: after a distance grew, a lower one (maybe an echo of the old path, counting
+    // to infinity around a loop) is not taken until the hold expires.
+    if (best < s.distanceMs && s.holdUntil > now) return
+    if (best > s.distanceMs) s.holdUntil = now + this.holdDownMs
+    if (best === s.distanceMs && parent === s.parent) return
+    s.distanceMs = best
+    s.parent = parent
+    let dirty = this.dirty.get(topic)
+    if (dirty === undefined) {
+      dirty = new Set()
+      this.dirty.set(topic, dirty)
+    }
+    dirty.add(source)
+  }
+}
+
+/** True when `now` differs from `before` past the resend hysteresis (or reachability changed). */
+function moved(before: number, now: number): boolean {
+  if (!Number.isFinite(before) || !Number.isFinite(now)) return before !== now
+  return Math.abs(now - before) > Math.max(RESEND_MIN_MS, RESEND_SHARE * before)
+}

@@ -1,0 +1,318 @@
+import { writer } from 'protons-runtime'
+import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../src/common/errors.ts'
+import { messageIdKey } from '../../src/common/message-id.ts'
+import { PING_INTERVAL_MS } from '../../src/gossip/link-rtt.ts'
+import { peerHash, peerHashBytes, topicHash } from '../../src/gossip/one-copy.ts'
+import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
+import { MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
+import { GossipRouter } from '../../src/gossip/router.ts'
+import {
+  DEFAULT_RPC_LIMITS,
+  decodeRpc,
+  emptyOneCopy,
+  encodeRpc,
+  HELLO_ACK,
+  ONE_COPY_FIELD,
+  type Rpc,
+  RpcLimitError,
+} from '../../src/gossip/rpc-codec.ts'
+import { decodeDistanceEntry, encodeDistanceEntry } from '../../src/gossip/source-trees.ts'
+import {
+  gossipOneCopySourceTreesStrategy,
+  gossipOneCopyStrategy,
+  withPublishers,
+} from '../../src/sim/gossip-strategy.ts'
+import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
+import { frame, ManualEnv } from './harness.ts'
+
+// One-copy per-source trees (doc/gossip-extension.md, "Per-source trees"): wire, router, flood.
+
+const T = 'blocks'
+const S = 'source-peer'
+const entry = (source: number, distanceMs: number, parent: boolean) =>
+  encodeDistanceEntry({ source, distanceMs, parent })
+const distances = (entries: Uint8Array[]) => ({
+  ...emptyOneCopy(),
+  distances: [{ topicHash: topicHash(T), entries }],
+})
+
+describe('source-tree messages on the wire', () => {
+  it('roundtrip: distances, ping, pong, source', () => {
+    const rpc: Rpc = {
+      subscriptions: [],
+      messages: [],
+      oneCopy: {
+        ...distances([entry(7, 12.5, true), entry(9, Number.POSITIVE_INFINITY, false)]),
+        ping: 41,
+        pong: 42,
+        source: peerHashBytes(peerHash(S)),
+      },
+    }
+    const back = decodeRpc(encodeRpc(rpc)).oneCopy!
+    expect(back.ping).toBe(41)
+    expect(back.pong).toBe(42)
+    expect([...back.source!]).toEqual([...peerHashBytes(peerHash(S))])
+    expect(back.distances?.[0].entries.map(decodeDistanceEntry)).toEqual([
+      { source: 7, distanceMs: 12.5, parent: true },
+      { source: 9, distanceMs: Number.POSITIVE_INFINITY, parent: false },
+    ])
+  })
+
+  it('rejects more than maxDistanceEntries entries, a ragged entry list and a bad source', () => {
+    const n = DEFAULT_RPC_LIMITS.maxDistanceEntries
+    const many = (k: number) =>
+      encodeRpc({
+        subscriptions: [],
+        messages: [],
+        oneCopy: distances(Array.from({ length: k }, (_, i) => entry(i, 1, false))),
+      })
+    expect(() => decodeRpc(many(n))).not.toThrow()
+    expect(() => decodeRpc(many(n + 1))).toThrow(RpcLimitError)
+    // One entry cut short: a 5-byte entry list, written by hand (the encoder writes whole ones).
+    const w = writer()
+    w.uint32((ONE_COPY_FIELD << 3) | 2).fork()
+    w.uint32((10 << 3) | 2).fork()
+    w.uint32((1 << 3) | 2).bytes(topicHash(T))
+    w.uint32((2 << 3) | 2).bytes(new Uint8Array(5))
+    w.ldelim()
+    w.ldelim()
+    expect(() => decodeRpc(w.finish())).toThrow(DecodeError)
+    const badSource = { ...emptyOneCopy(), source: new Uint8Array(5) }
+    expect(() =>
+      decodeRpc(encodeRpc({ subscriptions: [], messages: [], oneCopy: badSource })),
+    ).toThrow(DecodeError)
+  })
+})
+
+/**
+ * `peer` connects over meshsub 1.3, negotiates one-copy and subscribes to T; its ACK answers
+ * our hello ASK `rttMs` later (the link's first RTT sample).
+ */
+function join(env: ManualEnv, r: GossipRouter, peer: string, rttMs = 10): void {
+  r.peerConnected(peer, { protocol: MESHSUB_1_3, outbound: true })
+  r.receive(
+    peer,
+    frame({
+      control: { extensions: { oneCopy: true } },
+      subscriptions: [{ subscribe: true, topic: T }],
+    }),
+  )
+  env.advance(rttMs)
+  r.receive(peer, frame({ oneCopy: { ...emptyOneCopy(), hello: HELLO_ACK } }))
+}
+
+/** A source-tree router whose peers negotiated one-copy (hello RTT `rttMs`) and are in its mesh. */
+function router(peers: string[], rttMs = 10, over: { oneCopyMaxSources?: number } = {}) {
+  const env = new ManualEnv()
+  const r = new GossipRouter(env, {
+    oneCopy: true,
+    oneCopySourceTrees: true,
+    signaturePolicy: 'StrictNoSign',
+    ...over,
+  })
+  r.start()
+  for (const p of peers) join(env, r, p, rttMs)
+  r.subscribe(T)
+  env.take()
+  return { env, router: r }
+}
+
+/** A message of T published by S, relayed by a peer: `source` names S. */
+function fromS(n: number): Uint8Array {
+  const data = new Uint8Array(256)
+  new DataView(data.buffer).setUint32(0, n)
+  return frame({
+    messages: [{ topic: T, data }],
+    oneCopy: { ...emptyOneCopy(), source: peerHashBytes(peerHash(S)) },
+  })
+}
+
+describe('a source-tree router', () => {
+  it('answers a ping with its nonce, and pings its mesh peers a minute after the hello timed them', () => {
+    const { env, router: r } = router(['a'])
+    r.receive('a', frame({ oneCopy: { ...emptyOneCopy(), ping: 77 } }))
+    expect(env.take().map((s) => s.rpc.oneCopy?.pong)).toEqual([77])
+    env.advance(PING_INTERVAL_MS - 2000)
+    expect(env.take().filter((s) => s.rpc.oneCopy?.ping !== undefined)).toEqual([])
+    let pings: typeof env.sent = []
+    for (let t = 0; t < 3000 && pings.length === 0; t++) {
+      env.advance(1)
+      pings = env.take().filter((s) => s.rpc.oneCopy?.ping !== undefined)
+    }
+    expect(pings.map((s) => s.peer)).toEqual(['a'])
+    // Its answer is a sample: 10 ms from the hello, smoothed with 30 ms: 12.5 ms RTT.
+    env.advance(30)
+    r.receive('a', frame({ oneCopy: { ...emptyOneCopy(), pong: pings[0].rpc.oneCopy!.ping } }))
+    r.receive('a', frame({ oneCopy: distances([entry(peerHash(S), 0, false)]) }))
+    // Through `a`: its distance 0 plus half the RTT (no validation configured).
+    expect(r.getSourceDistance(T, peerHash(S))).toBeCloseTo(6.25, 5)
+  })
+
+  it("pushes a seen source's messages to the peers that take them through it, announces to the others", () => {
+    const peers = ['up', 'child', 'far', 'near']
+    const { env, router: r } = router(peers)
+    // The first message of S starts its entry; `up` advertises a path to S.
+    r.receive('up', encodeRpc({ ...decodeRpc(fromS(0)) }))
+    r.receive('up', frame({ oneCopy: distances([entry(peerHash(S), 20, false)]) }))
+    env.advance(50)
+    // Our distance: 20 + 5 ms (half the RTT) + validation (none configured).
+    const ours = r.getSourceDistance(T, peerHash(S))
+    expect(ours).toBeCloseTo(25, 5)
+    // We told `up` it is our parent, the others that it is not.
+    const told = env.take().filter((s) => s.rpc.oneCopy?.distances !== undefined)
+    const bits = Object.fromEntries(
+      told.map((s) => [
+        s.peer,
+        decodeDistanceEntry(s.rpc.oneCopy!.distances![0].entries[0]).parent,
+      ]),
+    )
+    expect(bits).toEqual({ up: true, child: false, far: false, near: false })
+    r.receive('child', frame({ oneCopy: distances([entry(peerHash(S), ours + 7, true)]) }))
+    r.receive('far', frame({ oneCopy: distances([entry(peerHash(S), ours + 7, false)]) }))
+    r.receive('near', frame({ oneCopy: distances([entry(peerHash(S), 1, false)]) }))
+    env.advance(50)
+    env.take()
+    // The second message: pushed to `child` only, announced to the other mesh peers but `up`
+    // (it sent the copy): the safety net.
+    r.receive('up', fromS(1))
+    env.advance(50)
+    const sent = env.take()
+    const pushed = sent.filter((s) => s.rpc.messages.length > 0).map((s) => s.peer)
+    const announced = sent
+      .filter((s) => (s.rpc.oneCopy?.announce.length ?? 0) > 0)
+      .map((s) => s.peer)
+    expect(pushed).toEqual(['child'])
+    expect(announced.sort()).toEqual(['far', 'near'])
+    // The pushed copy names its source for the next hop.
+    const push = sent.find((s) => s.rpc.messages.length > 0)!
+    expect([...push.rpc.oneCopy!.source!]).toEqual([...peerHashBytes(peerHash(S))])
+  })
+
+  it('tells each flood target of its own messages, from the second, its place in the send queue, once', () => {
+    const { env, router: r } = router(['a', 'b', 'c'])
+    // The first message names no source (a once-only publisher costs nothing more).
+    r.publish(T, new Uint8Array(256).fill(2))
+    const first = env.take()
+    expect(first.filter((s) => s.rpc.oneCopy?.distances !== undefined)).toEqual([])
+    expect(first.filter((s) => s.rpc.oneCopy?.source !== undefined)).toEqual([])
+    r.publish(T, new Uint8Array(256))
+    const second = env.take()
+    // From the second on, its copies name it as their source.
+    const copies = second.filter((s) => s.rpc.messages.length > 0)
+    expect(copies.map((s) => [...(s.rpc.oneCopy?.source ?? [])])).toEqual(
+      copies.map(() => [...peerHashBytes(peerHash(env.self))]),
+    )
+    const seeds = second.filter((s) => s.rpc.oneCopy?.distances !== undefined)
+    expect(seeds.map((s) => s.peer).sort()).toEqual(['a', 'b', 'c'])
+    for (const s of seeds) {
+      const e = decodeDistanceEntry(s.rpc.oneCopy!.distances![0].entries[0])
+      expect(e.source).toBe(peerHash(env.self))
+      expect(e.parent).toBe(false)
+    }
+    r.publish(T, new Uint8Array(256).fill(1))
+    expect(env.take().filter((s) => s.rpc.oneCopy?.distances !== undefined)).toEqual([])
+  })
+})
+
+describe('a Distances flood', () => {
+  it('costs a bounded table and cuts off a peer sending full frames of new sources at line rate', () => {
+    const maxSources = 2000
+    const { env, router: r } = router(['p0', 'p1', 'p2'], 10, { oneCopyMaxSources: maxSources })
+    const limit = DEFAULT_RPC_LIMITS.maxDistanceEntries
+    const { burst, perSecond } = DEFAULT_PEER_BUDGETS.rates.distance
+    const reasons = new Set<string>()
+    r.on('rejected', ({ from, reason }) => {
+      if (from === 'p2') reasons.add(reason)
+    })
+    let frames = 0
+    let next = 0
+    for (; frames < 300 && r.getPeers().includes('p2'); frames++) {
+      const entries = Array.from({ length: limit }, () => entry(next++, 1, false))
+      r.receive('p2', frame({ oneCopy: distances(entries) }))
+      expect(r.getSourceCount(T)).toBeLessThanOrEqual(maxSources)
+      env.advance(1)
+      env.take()
+    }
+    expect(reasons.has('source-table-full')).toBe(true)
+    expect(reasons.has('distance-over-budget')).toBe(true)
+    expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+    // The burst's worth of full frames (and what refilled meanwhile), then one or two over.
+    expect(frames).toBeLessThanOrEqual(
+      Math.floor((burst + (perSecond * frames) / 1000) / limit) + 2,
+    )
+    // Decoding one full frame reads each entry once (plus a few fields), not more.
+    expect(r.maxFieldsPerFrame).toBeLessThanOrEqual(DEFAULT_RPC_LIMITS.maxFields)
+    for (const p of ['p0', 'p1']) expect(r.getBehaviourPenalty(p)).toBe(0)
+  })
+
+  it('counts a frame over maxDistanceEntries against its sender, as malformed, and cuts it off', () => {
+    const { env, router: r } = router(['p0', 'p1', 'p2'])
+    const over = DEFAULT_RPC_LIMITS.maxDistanceEntries + 1
+    const reasons: string[] = []
+    r.on('rejected', ({ from, reason }) => {
+      if (from === 'p2') reasons.push(reason)
+    })
+    let frames = 0
+    for (; frames < 100 && r.getPeers().includes('p2'); frames++) {
+      const entries = Array.from({ length: over }, (_, i) => entry(i, 1, false))
+      r.receive('p2', frame({ oneCopy: distances(entries) }))
+      env.advance(1)
+    }
+    expect(reasons[0]).toBe('malformed-frame')
+    expect(r.getSourceCount(T)).toBe(0)
+    expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
+    expect(frames).toBeLessThanOrEqual(20)
+  })
+})
+
+describe('source trees in the simulator', () => {
+  const sc: Scenario = {
+    name: 'trees',
+    description: 'single publisher, source trees',
+    nodes: 80,
+    topology: 'random-regular',
+    degree: 16,
+    latencyMs: 20,
+    bandwidth: 'unlimited',
+    loss: 0,
+    messages: 20,
+    messageBytes: 256,
+    class: 'consensus',
+    intervalMs: 200,
+    warmupMs: 4000,
+    drainMs: 3000,
+    seed: 5,
+  }
+
+  it("deliver a repeated source's messages with near-zero duplicates, fewer than one-copy alone", async () => {
+    /** Duplicates per node of the messages after the first (the first has no tree yet). */
+    const run = async (strategy: typeof gossipOneCopyStrategy) => {
+      let first: string | undefined
+      let later = 0
+      const r = await runScenario(
+        sc,
+        withPublishers(strategy, () => [0]),
+        {
+          setup: (s) =>
+            s.sim.observe((i, core) => {
+              core.on('artifact', (a) => {
+                first ??= messageIdKey(a.id)
+              })
+              // Not at the publisher: announces of its own message come back (Known limits).
+              core.on('duplicate', (d) => {
+                if (messageIdKey(d.id) !== first && i !== 0) later++
+              })
+            }),
+        },
+      )
+      return { r, later: later / ((sc.messages - 1) * (sc.nodes - 1)) }
+    }
+    const trees = await run(gossipOneCopySourceTreesStrategy)
+    const plain = await run(gossipOneCopyStrategy)
+    expect(trees.r.publishErrors).toEqual([])
+    expect(trees.r.summary.deliveryRatio).toBe(1)
+    expect(trees.later).toBeLessThan(0.05)
+    expect(trees.later).toBeLessThan(plain.later)
+  })
+})

@@ -1,0 +1,204 @@
+import { describe, expect, it } from 'vitest'
+import { LinkRtt, PING_INTERVAL_MS } from '../../src/gossip/link-rtt.ts'
+import {
+  decodeDistanceEntry,
+  encodeDistanceEntry,
+  FROM_SOURCE,
+  MAX_DISTANCE_MS,
+  SourceTrees,
+} from '../../src/gossip/source-trees.ts'
+
+// One-copy per-source trees (doc/gossip-extension.md, "Per-source trees"): the table alone.
+
+const T = 't'
+const S = 0xabcd0001
+
+/** A table over `mesh` with the given one-way latencies, 2 ms validation, no serialization. */
+function table(latency: Record<string, number>, maxSources = 100) {
+  const clock = { now: 0 }
+  const mesh = new Set(Object.keys(latency))
+  const trees = new SourceTrees(
+    {
+      now: () => clock.now,
+      latencyMs: (p) => latency[p],
+      meshOf: (topic) => (topic === T ? mesh : undefined),
+      validationMs: () => 2,
+      sendMs: () => 0,
+    },
+    maxSources,
+    1000,
+  )
+  return { trees, clock, mesh }
+}
+
+const all = () => true
+
+describe('distance entries on the wire', () => {
+  it('carry the source, the parent bit and the distance in 0.1 ms steps', () => {
+    const e = decodeDistanceEntry(
+      encodeDistanceEntry({ source: S, distanceMs: 12.34, parent: true }),
+    )
+    expect(e).toEqual({ source: S, distanceMs: expect.closeTo(12.3, 5), parent: true })
+    const far = decodeDistanceEntry(
+      encodeDistanceEntry({ source: 1, distanceMs: Number.POSITIVE_INFINITY, parent: false }),
+    )
+    expect(far.distanceMs).toBe(Number.POSITIVE_INFINITY)
+    expect(far.parent).toBe(false)
+    // Past the cap a finite distance is the largest finite one, not "unreachable".
+    const capped = decodeDistanceEntry(
+      encodeDistanceEntry({ source: 1, distanceMs: 1e9, parent: false }),
+    )
+    expect(capped.distanceMs).toBeCloseTo(MAX_DISTANCE_MS, 5)
+  })
+})
+
+describe('the source-tree table', () => {
+  it('takes the peer with the least advertised distance plus link latency plus validation', () => {
+    const { trees } = table({ a: 5, b: 20, c: 1 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 30, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 10, parent: false })
+    trees.advertised(T, 'c', { source: S, distanceMs: 40, parent: false })
+    // a: 30 + 5 + 2 = 37; b: 10 + 20 + 2 = 32; c: 40 + 1 + 2 = 43.
+    expect(trees.parentOf(T, S)).toBe('b')
+    expect(trees.distanceOf(T, S)).toBe(32)
+    // The source's own flood, when sooner, wins: 25 + 2.
+    trees.seed(T, S, 25)
+    expect(trees.parentOf(T, S)).toBe(FROM_SOURCE)
+    expect(trees.distanceOf(T, S)).toBe(27)
+  })
+
+  it('never takes a source through a peer that takes it through us (split horizon, poison reverse)', () => {
+    const { trees } = table({ a: 1, b: 10 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: true })
+    trees.advertised(T, 'b', { source: S, distanceMs: 50, parent: false })
+    expect(trees.parentOf(T, S)).toBe('b')
+    // Only a: nothing usable, the source is unreachable through the mesh.
+    const { trees: alone } = table({ a: 1 })
+    alone.advertised(T, 'a', { source: S, distanceMs: 5, parent: true })
+    expect(alone.parentOf(T, S)).toBeUndefined()
+    expect(alone.distanceOf(T, S)).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it('tells each mesh peer its parent bit, and resends only past the hysteresis', () => {
+    const { trees } = table({ a: 5, b: 20 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 30, parent: false })
+    const first = trees.outgoing(T, all)
+    expect(first.get('a')).toEqual([{ source: S, distanceMs: 37, parent: true }])
+    expect(first.get('b')).toEqual([{ source: S, distanceMs: 37, parent: false }])
+    // 0.3 ms better: under both 0.5 ms and 2%, nothing goes out.
+    trees.advertised(T, 'a', { source: S, distanceMs: 29.7, parent: false })
+    expect(trees.outgoing(T, all).size).toBe(0)
+    // 5 ms better: both hear it.
+    trees.advertised(T, 'a', { source: S, distanceMs: 25, parent: false })
+    expect([...trees.outgoing(T, all).keys()].sort()).toEqual(['a', 'b'])
+    // The parent moves to b: both bits change, both hear it.
+    trees.advertised(T, 'b', { source: S, distanceMs: 1, parent: false })
+    const moved = trees.outgoing(T, all)
+    expect(moved.get('a')?.[0].parent).toBe(false)
+    expect(moved.get('b')?.[0].parent).toBe(true)
+  })
+
+  it('gives a new mesh peer the whole table, and none to a peer that does not speak it yet', () => {
+    const { trees, mesh } = table({ a: 5 })
+    for (let i = 0; i < 3; i++)
+      trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })
+    trees.outgoing(T, all)
+    mesh.add('n')
+    const speaks = new Set<string>()
+    expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p)).has('n')).toBe(false)
+    speaks.add('n')
+    expect(trees.pending(T)).toBe(true)
+    expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p)).get('n')?.length).toBe(3)
+    expect(trees.pending(T)).toBe(false)
+  })
+
+  it('re-chooses at once when the parent leaves, and holds a grown distance down for a while', () => {
+    const { trees, clock } = table({ a: 1, b: 1 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 40, parent: false })
+    expect(trees.parentOf(T, S)).toBe('a')
+    trees.left(T, 'a')
+    expect(trees.parentOf(T, S)).toBe('b')
+    expect(trees.distanceOf(T, S)).toBe(43)
+    // Within the hold-down a lower offer (maybe an echo of the lost path) is not taken.
+    clock.now = 500
+    trees.advertised(T, 'b', { source: S, distanceMs: 20, parent: false })
+    expect(trees.distanceOf(T, S)).toBe(43)
+    // Once the hold-down is over, the heartbeat takes it.
+    clock.now = 1000
+    trees.heartbeat()
+    expect(trees.distanceOf(T, S)).toBe(23)
+  })
+
+  it('starts a source with its second message, and remembers first sightings within the cap', () => {
+    const { trees } = table({ a: 1 }, 3)
+    expect(trees.seen(T, S, 10)).toBe(false)
+    expect(trees.has(T, S)).toBe(false)
+    expect(trees.seen(T, S, 10)).toBe(true)
+    expect(trees.distanceOf(T, S)).toBe(12)
+    // Past the cap the oldest first sighting is forgotten: its next message is a first again.
+    for (let i = 0; i < 4; i++) trees.seen(T, i, 10)
+    expect(trees.seen(T, 0, 10)).toBe(false)
+    expect(trees.seen(T, 3, 10)).toBe(true)
+  })
+
+  it('holds at most maxSources sources per topic; entries of others are not stored', () => {
+    const { trees } = table({ a: 1 }, 10)
+    let refused = 0
+    for (let i = 0; i < 50; i++) {
+      if (!trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })) refused++
+    }
+    expect(trees.size(T)).toBe(10)
+    expect(refused).toBe(40)
+    expect(trees.seed(T, 999, 1)).toBe(false)
+    // Entries from a peer outside the mesh are held but do not count until it joins.
+    const { trees: other, mesh } = table({ a: 1, x: 1 })
+    mesh.delete('x')
+    other.advertised(T, 'a', { source: S, distanceMs: 50, parent: false })
+    other.advertised(T, 'x', { source: S, distanceMs: 1, parent: false })
+    expect(other.parentOf(T, S)).toBe('a')
+    other.heartbeat()
+    mesh.add('x')
+    other.heartbeat()
+    expect(other.parentOf(T, S)).toBe('x')
+    other.forget('x')
+    expect(other.parentOf(T, S)).toBe('a')
+  })
+})
+
+describe('link RTT from ping/pong', () => {
+  it('samples the round trip of the ping in flight only, and pings again once a minute', () => {
+    const rtt = new LinkRtt()
+    const nonce = rtt.ping('a', 0)!
+    expect(rtt.ping('a', 10)).toBeUndefined()
+    expect(rtt.pong('a', nonce + 1, 30)).toBe(false)
+    expect(rtt.latencyMs('a')).toBeUndefined()
+    expect(rtt.pong('a', nonce, 40)).toBe(true)
+    expect(rtt.latencyMs('a')).toBe(20)
+    // A replayed pong makes no sample.
+    expect(rtt.pong('a', nonce, 90)).toBe(false)
+    expect(rtt.ping('a', PING_INTERVAL_MS - 1)).toBeUndefined()
+    const next = rtt.ping('a', PING_INTERVAL_MS)!
+    rtt.pong('a', next, PING_INTERVAL_MS + 120)
+    // Smoothed: 40 + (120 - 40) / 8 = 50 ms RTT.
+    expect(rtt.latencyMs('a')).toBe(25)
+    rtt.forget('a')
+    expect(rtt.latencyMs('a')).toBeUndefined()
+  })
+
+  it("times a hello ASK's round trip as the first sample, and only the first", () => {
+    const rtt = new LinkRtt()
+    rtt.helloAcked('a', 5)
+    expect(rtt.latencyMs('a')).toBeUndefined()
+    rtt.hello('a', 100)
+    rtt.helloAcked('a', 130)
+    expect(rtt.latencyMs('a')).toBe(15)
+    // A later ASK (its hello was lost) does not restart a measured link.
+    rtt.hello('a', 200)
+    rtt.helloAcked('a', 900)
+    expect(rtt.latencyMs('a')).toBe(15)
+    // The next ping is due a minute after the hello.
+    expect(rtt.ping('a', 100 + PING_INTERVAL_MS - 1)).toBeUndefined()
+    expect(rtt.ping('a', 100 + PING_INTERVAL_MS)).toBeDefined()
+  })
+})
