@@ -18,6 +18,7 @@
  * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
  *   [--only SCENARIO-SUBSTRING] [--p3-weight -10] (0 turns P3 off on both sides)
  *   [--pull-delay MS] (our one-copy nodes' oneCopyPullDelayMs)
+ *   [--source-trees] (our one-copy nodes also build per-source trees: oneCopySourceTrees)
  *   [--repeat N] (every run N times; the targets pool the repeats: a single run's duplicates
  *   and p99 move with its meshes, which gossipsub draws at random in each run)
  */
@@ -56,6 +57,8 @@ const N = numberArg('--nodes', 24)
 const PULL_DELAY_MS = process.argv.includes('--pull-delay')
   ? numberArg('--pull-delay', 50)
   : undefined
+/** `--source-trees`: our one-copy nodes turn on `oneCopySourceTrees`. */
+const SOURCE_TREES = process.argv.includes('--source-trees')
 const DEGREE = numberArg('--degree', 10)
 const REPEAT = numberArg('--repeat', 1)
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error('--repeat takes an integer >= 1')
@@ -260,6 +263,7 @@ async function createNode(kind: Kind): Promise<AnyNode> {
         profile: 'optimized',
         oneCopy: kind !== 'ours optimized',
         ...(PULL_DELAY_MS === undefined ? {} : { oneCopyPullDelayMs: PULL_DELAY_MS }),
+        ...(SOURCE_TREES && kind !== 'ours optimized' ? { oneCopySourceTrees: true } : {}),
         preamble: kind === 'ours one-copy + preamble',
         score: { ...PEER_SCORE, ipColocationFactorWeight: 0, defaultTopic: SCORE },
       }),
@@ -779,7 +783,7 @@ const rows: Row[] = results.flatMap((r) =>
 const header =
   `${N} libp2p nodes (TCP, noise, yamux) on loopback through latency/bandwidth relays, ${DEGREE} peers each; ` +
   `per size ${SIZES.map((b) => `${b} B: ${load(b).messages} messages every ${load(b).intervalMs} ms`).join(', ')}, ` +
-  `after ${WARMUP} warm-up messages; same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
+  `after ${WARMUP} warm-up messages; ${SOURCE_TREES ? 'our one-copy nodes with per-source trees; ' : ''}same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
   `${loadAtStart.map((l) => fmt(l, 1)).join(' / ')}, ${fmt(wallS, 0)} s wall`
 printTable(header, rows)
 printTable(
@@ -959,6 +963,7 @@ writeResults('gossip-libp2p', {
   warmupMessages: WARMUP,
   quick: QUICK,
   repeats: REPEAT,
+  sourceTrees: SOURCE_TREES,
   topicScore: SCORE,
   peerScore: PEER_SCORE,
   loadAvgAtStart: loadAtStart,
