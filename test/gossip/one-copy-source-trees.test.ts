@@ -315,4 +315,21 @@ describe('source trees in the simulator', () => {
     expect(trees.later).toBeLessThan(0.05)
     expect(trees.later).toBeLessThan(plain.later)
   })
+  it('reject and graylist no honest peer with 20 publishers (own messages are never pulled back)', async () => {
+    const rejects = new Map<string, number>()
+    const r = await runScenario(
+      { ...sc, nodes: 100, messages: 200, intervalMs: 20 },
+      withPublishers(gossipOneCopySourceTreesStrategy, () =>
+        Array.from({ length: 20 }, (_, i) => i),
+      ),
+      {
+        setup: (s) =>
+          s.sim.observe((_i, core) => {
+            core.on('rejected', (e) => rejects.set(e.reason, (rejects.get(e.reason) ?? 0) + 1))
+          }),
+      },
+    )
+    expect(r.publishErrors).toEqual([])
+    expect(Object.fromEntries(rejects)).toEqual({})
+  })
 })
