@@ -457,7 +457,8 @@ const STOCK: FlatParams = {
   oneCopyGossipPeers: 3,
   oneCopySourceTrees: false,
   // Twice the largest topic expected (an Ethereum attestation subnet holds ~10,000 validators).
-  oneCopyMaxSources: 20_000,
+  // Half of `maxDistanceEntries`: a new mesh peer gets the whole table in one frame.
+  oneCopyMaxSources: 8192,
   maxShortIds: 16_384,
   preamble: false,
   preambleMinDataSize: 16 * 1024,
@@ -675,6 +676,12 @@ export function validateGossipParams(p: GossipParams): void {
   )
   check(isCount(p.oneCopyGossipPeers), 'oneCopyGossipPeers must be an integer >= 0')
   check(isCount(p.oneCopyMaxSources), 'oneCopyMaxSources must be an integer >= 0')
+  // A topic's whole table goes to a new mesh peer in one frame; half the decoder's limit
+  // leaves room for a receiver whose limit is lower than ours.
+  check(
+    p.oneCopyMaxSources <= p.rpcLimits.maxDistanceEntries / 2,
+    `oneCopyMaxSources (${p.oneCopyMaxSources}) must not exceed half of rpcLimits.maxDistanceEntries (${p.rpcLimits.maxDistanceEntries})`,
+  )
   check(!p.oneCopySourceTrees || p.oneCopy, 'oneCopySourceTrees needs oneCopy')
   check(
     isCount(p.maxShortIds) && p.maxShortIds >= 1,

@@ -362,7 +362,7 @@ export const DEFAULT_RPC_LIMITS: RpcLimits = {
   maxImReceivingIds: 1000,
   // A publisher's topic peers, or a few in-link lists.
   maxPeerHashes: 1024,
-  // A whole table of a 13,000-source topic fits one frame.
+  // Twice the default `oneCopyMaxSources`: a topic's whole table fits one frame with room to spare.
   maxDistanceEntries: 16_384,
 }
 

@@ -215,6 +215,45 @@ describe('a source-tree router', () => {
   })
 })
 
+describe('the source table cap', () => {
+  it('is at most half of maxDistanceEntries, so a new mesh peer decodes the whole table at the default cap', () => {
+    const env = new ManualEnv()
+    const over = DEFAULT_RPC_LIMITS.maxDistanceEntries / 2 + 1
+    expect(
+      () =>
+        new GossipRouter(env, { oneCopy: true, oneCopySourceTrees: true, oneCopyMaxSources: over }),
+    ).toThrow(/oneCopyMaxSources/)
+    const { env: e, router: r } = router(['p0', 'p1', 'p2'])
+    const cap = r.params.oneCopyMaxSources
+    const { burst } = DEFAULT_PEER_BUDGETS.rates.distance
+    for (let next = 0; next < cap; ) {
+      const n = Math.min(cap - next, DEFAULT_RPC_LIMITS.maxDistanceEntries, burst / 2)
+      r.receive(
+        'p0',
+        frame({
+          oneCopy: distances(Array.from({ length: n }, (_, i) => entry(next + i, 1, false))),
+        }),
+      )
+      next += n
+      e.advance(1000)
+    }
+    expect(r.getSourceCount(T)).toBe(cap)
+    e.take()
+    join(e, r, 'p3')
+    let sent = 0
+    for (let t = 0; t < 10_000 && sent < cap; t += 100) {
+      e.advance(100)
+      // ManualEnv decodes each frame with the default limits: an oversized one throws here.
+      for (const s of e.take()) {
+        if (s.peer !== 'p3') continue
+        for (const d of s.rpc.oneCopy?.distances ?? []) sent += d.entries.length
+      }
+    }
+    expect(r.getMeshPeers(T)).toContain('p3')
+    expect(sent).toBe(cap)
+  })
+})
+
 describe('a Distances flood', () => {
   it('costs a bounded table and cuts off a peer sending full frames of new sources at line rate', () => {
     const maxSources = 2000
