@@ -59,6 +59,7 @@ import {
   payloadBytes,
   type Rpc,
   type RpcControl,
+  type RpcExtensions,
   type RpcGraft,
   type RpcIHave,
   type RpcIWant,
@@ -168,12 +169,13 @@ const TREE_LEARNING_EXTRA = 4
 /** One-copy source trees: a flood target's seed is told again when its queue wait moved by more, ms. */
 const SEED_RESEND_MS = 1
 
-/** {@link PeerState} flag bits: one number for five booleans (a simulation holds millions of peers). */
+/** {@link PeerState} flag bits: one number for six booleans (a simulation holds millions of peers). */
 const OUTBOUND = 1
 const SENT_EXTENSIONS = 2
 const ONE_COPY_HEARD = 4
 const ONE_COPY = 8
 const PREAMBLE = 16
+const SOURCE_TREES = 32
 
 /** What the router knows about a connected peer. */
 class PeerState {
@@ -247,6 +249,14 @@ class PeerState {
   }
   set preamble(on: boolean) {
     this.setFlag(PREAMBLE, on)
+  }
+
+  /** Both ends run one-copy source trees (its Extensions said so): distances, pings, `source`. */
+  get sourceTrees(): boolean {
+    return (this.flags & SOURCE_TREES) !== 0
+  }
+  set sourceTrees(on: boolean) {
+    this.setFlag(SOURCE_TREES, on)
   }
 
   private setFlag(bit: number, on: boolean): void {
@@ -618,9 +628,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.budgets.addPeer(peer)
     if ((this.params.oneCopy || this.params.preamble) && supportsExtensions(info.protocol)) {
       // meshsub 1.3: the Extensions control message goes in the first frame, once.
-      const extensions = this.params.preamble
+      const extensions: RpcExtensions = this.params.preamble
         ? { oneCopy: this.params.oneCopy, preamble: true }
         : { oneCopy: true }
+      if (this.trees !== undefined) extensions.sourceTrees = true
       const hello: Rpc = {
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
         messages: [],
@@ -784,7 +795,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (ext.preamble === true && this.params.preamble) ps.preamble = true
     if (ext.oneCopy && this.mayOneCopy(ps) && !ps.oneCopyHeard) {
       ps.oneCopyHeard = true
-      if (this.trees !== undefined) this.rtt.hello(peer, this.env.now())
+      if (ext.sourceTrees === true && this.trees !== undefined) {
+        ps.sourceTrees = true
+        this.rtt.hello(peer, this.env.now())
+      }
       this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ASK })
     }
   }
@@ -829,7 +843,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.reject(peer, 'one-copy-not-negotiated')
       return true
     }
-    if (this.trees !== undefined && !this.handleTreeMessages(peer, o, within)) return false
+    if (ps.sourceTrees && !this.handleTreeMessages(peer, o, within)) return false
     if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
     if (!within('ineed', o.ineed.length)) return false
     for (const topic of o.choke) this.roles.peerAsked(topic, peer, true)
@@ -849,7 +863,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const byDesign =
         inMesh &&
         (this.roles.toldInLinksTo(topic, peer) ||
-          (this.trees !== undefined && this.rtt.latencyMs(peer) !== undefined))
+          (ps.sourceTrees && this.rtt.latencyMs(peer) !== undefined))
       const marked = a.ids.every((id) => this.sentTo.has(this.shortIndex.get(bytesKey(id)) ?? ''))
       if (inMesh && !marked && !byDesign) this.roles.announcedBy(topic, peer)
       const eagerIn = inMesh && !this.roles.announcesToUs(topic, peer)
@@ -1022,8 +1036,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   private flushDistances(): void {
     const trees = this.trees!
-    const eligible = (p: PeerKey) =>
-      this.peers.get(p)?.oneCopy === true && this.rtt.latencyMs(p) !== undefined
+    const eligible = (p: PeerKey) => {
+      const ps = this.peers.get(p)
+      return ps?.oneCopy === true && ps.sourceTrees && this.rtt.latencyMs(p) !== undefined
+    }
     for (const topic of this.subscriptions) {
       if (!trees.pending(topic)) continue
       const hash = topicHash(topic)
@@ -1044,7 +1060,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const pinged = new Set<PeerKey>()
     for (const topic of this.subscriptions) {
       for (const peer of this.meshes.meshOf(topic) ?? []) {
-        if (pinged.has(peer) || this.peers.get(peer)?.oneCopy !== true) continue
+        const ps = this.peers.get(peer)
+        if (pinged.has(peer) || ps?.oneCopy !== true || !ps.sourceTrees) continue
         pinged.add(peer)
         const nonce = this.rtt.ping(peer, now)
         if (nonce !== undefined) this.pendingOneCopyOf(peer).ping = nonce
@@ -2232,12 +2249,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.sendMessage(peers, m, key)
       return
     }
-    const ours = peers.filter((p) => this.peers.get(p)?.oneCopy === true)
-    const others = peers.filter((p) => this.peers.get(p)?.oneCopy !== true)
+    const ours: PeerKey[] = []
+    const trees: PeerKey[] = []
+    const others: PeerKey[] = []
+    for (const p of peers) {
+      const ps = this.peers.get(p)
+      // `source` only to the peers that run source trees too (their Extensions said so).
+      if (ps?.oneCopy !== true) others.push(p)
+      else if (ps.sourceTrees && source !== undefined) trees.push(p)
+      else ours.push(p)
+    }
     const o = emptyOneCopy()
     if (marks) o.sentTo = peerHashesBytes(sentTo)
-    if (source !== undefined) o.source = peerHashBytes(source)
-    this.sendMessage(ours, m, key, o)
+    this.sendMessage(ours, m, key, marks ? o : undefined)
+    if (source !== undefined)
+      this.sendMessage(trees, m, key, { ...o, source: peerHashBytes(source) })
     this.sendMessage(others, m, key)
   }
 
@@ -2395,7 +2421,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (ps.oneCopyHeard && !ps.oneCopy) {
           // Our hello or its reply was lost (lossy links): ask again until one comes back.
           this.pendingOneCopyOf(peer).hello = HELLO_ASK
-          if (this.trees !== undefined) this.rtt.hello(peer, now)
+          if (ps.sourceTrees) this.rtt.hello(peer, now)
         }
       }
     }

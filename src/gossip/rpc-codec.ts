@@ -57,6 +57,12 @@ export const ONE_COPY_FIELD = 6110225
 /** The field number of the preamble extension in ControlExtensions (experimental range). */
 export const PREAMBLE_FIELD = 6110226
 
+/**
+ * The field number of the one-copy source-trees flag in ControlExtensions: distances, pings and
+ * `source` go only to peers that sent it (a decoder without it skips the field).
+ */
+export const SOURCE_TREES_FIELD = 6110227
+
 /** Bytes of a short message id in announces and INEEDs. */
 export const SHORT_ID_BYTES = 8
 
@@ -143,6 +149,8 @@ export interface RpcExtensions {
   oneCopy: boolean
   /** The sender speaks the preamble extension (set only when true). */
   preamble?: boolean
+  /** The sender runs one-copy per-source trees (set only when true). */
+  sourceTrees?: boolean
 }
 
 /** PREAMBLE: the sender is about to send this large message to the receiver. */
@@ -482,6 +490,7 @@ function writeControl(w: Writer, c: RpcControl): void {
     w.uint32(tag(6, LEN)).fork()
     if (c.extensions.oneCopy) w.uint32(tag(ONE_COPY_FIELD, VARINT)).bool(true)
     if (c.extensions.preamble === true) w.uint32(tag(PREAMBLE_FIELD, VARINT)).bool(true)
+    if (c.extensions.sourceTrees === true) w.uint32(tag(SOURCE_TREES_FIELD, VARINT)).bool(true)
     w.ldelim()
   }
 }
@@ -1105,11 +1114,15 @@ class FrameDecoder {
     const end = this.nested()
     const e: RpcExtensions = { oneCopy: false }
     this.fields(end, (field, wt) => {
-      if (field !== ONE_COPY_FIELD && field !== PREAMBLE_FIELD) return false
+      if (field !== ONE_COPY_FIELD && field !== PREAMBLE_FIELD && field !== SOURCE_TREES_FIELD) {
+        return false
+      }
       expectWireType(wt, VARINT)
       const on = this.r.uint32() !== 0
       if (field === ONE_COPY_FIELD) e.oneCopy = on
-      else if (on) e.preamble = true
+      else if (field === PREAMBLE_FIELD) {
+        if (on) e.preamble = true
+      } else if (on) e.sourceTrees = true
       return true
     })
     return e

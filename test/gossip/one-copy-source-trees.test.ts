@@ -89,12 +89,12 @@ describe('source-tree messages on the wire', () => {
  * `peer` connects over meshsub 1.3, negotiates one-copy and subscribes to T; its ACK answers
  * our hello ASK `rttMs` later (the link's first RTT sample).
  */
-function join(env: ManualEnv, r: GossipRouter, peer: string, rttMs = 10): void {
+function join(env: ManualEnv, r: GossipRouter, peer: string, rttMs = 10, sourceTrees = true): void {
   r.peerConnected(peer, { protocol: MESHSUB_1_3, outbound: true })
   r.receive(
     peer,
     frame({
-      control: { extensions: { oneCopy: true } },
+      control: { extensions: sourceTrees ? { oneCopy: true, sourceTrees } : { oneCopy: true } },
       subscriptions: [{ subscribe: true, topic: T }],
     }),
   )
@@ -212,6 +212,46 @@ describe('a source-tree router', () => {
     }
     r.publish(T, new Uint8Array(256).fill(1))
     expect(env.take().filter((s) => s.rpc.oneCopy?.distances !== undefined)).toEqual([])
+  })
+})
+
+describe('source trees negotiated per link', () => {
+  it('send a one-copy peer without them no distances, pings or source', () => {
+    const env = new ManualEnv()
+    const r = new GossipRouter(env, {
+      oneCopy: true,
+      oneCopySourceTrees: true,
+      signaturePolicy: 'StrictNoSign',
+    })
+    r.start()
+    join(env, r, 'on')
+    join(env, r, 'off', 10, false)
+    r.subscribe(T)
+    const hello = env.take().filter((s) => s.rpc.control?.extensions !== undefined)
+    expect(hello.every((s) => s.rpc.control?.extensions?.sourceTrees === true)).toBe(true)
+    r.receive('on', fromS(1))
+    r.receive('on', fromS(2))
+    env.advance(100)
+    r.receive('on', frame({ oneCopy: distances([entry(peerHash(S), 5, false)]) }))
+    const to = { on: { distances: 0, ping: 0 }, off: { distances: 0, ping: 0, source: 0 } }
+    for (let t = 0; t < 70_000; t += 100) {
+      env.advance(100)
+      if (t === 1000) r.receive('on', fromS(3))
+      for (const s of env.take()) {
+        const o = s.rpc.oneCopy
+        if (s.peer === 'off') {
+          if (o?.distances !== undefined) to.off.distances++
+          if (o?.ping !== undefined) to.off.ping++
+          if (o?.source !== undefined) to.off.source++
+        } else if (s.peer === 'on') {
+          if (o?.distances !== undefined) to.on.distances++
+          if (o?.ping !== undefined) to.on.ping++
+        }
+      }
+    }
+    expect(r.getMeshPeers(T).sort()).toEqual(['off', 'on'])
+    expect(to.off).toEqual({ distances: 0, ping: 0, source: 0 })
+    expect(to.on.ping).toBeGreaterThan(0)
   })
 })
 
