@@ -938,10 +938,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (topic === undefined || this.topicPeers.get(topic)?.has(peer) !== true) continue
       for (const bytes of d.entries) {
         const e = decodeDistanceEntry(bytes)
-        let held = true
-        // Of other sources, only those we hold are stored (not counted: an honest peer holds more).
+        let held: boolean
         if (e.source === own) held = true
-        else if (e.source !== self) trees.advertised(topic, peer, e)
+        else if (e.source !== self) held = trees.advertised(topic, peer, e)
         else {
           // The source itself: its seed, our place in its flood's send queue.
           const latency = this.rtt.latencyMs(peer)
@@ -950,7 +949,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (!held) full = true
       }
     }
-    // Its own seed not held (a table of size 0): counted, not punished.
+    // Sources past the table's cap are not held: counted, not punished (an honest peer in a
+    // larger topic sends them too).
     if (full) this.reject(peer, 'source-table-full')
     this.distancesSoon()
     return true
@@ -993,8 +993,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /**
    * Source trees: the first copy of `key` is here; its publisher (the signed origin, else the
-   * frame's `source`) is remembered for forwarding. Its entry waits for validation
-   * ({@link sourceAccepted}).
+   * frame's `source`) gets an entry, seeded when it is a topic peer we measured (its flood
+   * reaches us straight).
    */
   private sourceSeen(topic: Topic, key: string, origin: PeerKey | undefined, size: number): void {
     const named = origin === undefined ? this.frameSource : undefined
@@ -1002,16 +1002,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (source === undefined) return
     this.noteSource(key, source)
     this.topicSize.set(topic, size)
-  }
-
-  /**
-   * Source trees: message `key` passed validation. Its publisher's entry starts at its second
-   * accepted message (a frame's `source` is no proof it published before: any peer can set
-   * it), seeded when it is a topic peer we measured (its flood reaches us straight).
-   */
-  private sourceAccepted(topic: Topic, key: string): void {
-    const source = this.sourceOf.get(key)
-    if (source === undefined) return
     const trees = this.trees!
     let latency: number | undefined
     if (!trees.seeded(topic, source)) {
@@ -1019,7 +1009,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (this.hashOf(p) === source) latency = this.rtt.latencyMs(p)
       }
     }
-    if (trees.seen(topic, source, latency)) this.distancesSoon()
+    // A named source published before (it names itself from its second message on); a signed
+    // message's origin is counted from its first.
+    if (trees.seen(topic, source, latency, named !== undefined)) this.distancesSoon()
   }
 
   /** True when message `key` of `topic` comes from a source we hold a tree entry for. */
@@ -1805,7 +1797,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const haveIt = this.validating.get(key)
     this.validating.delete(key)
     this.score.firstDelivery(peer, a.topic)
-    if (this.trees !== undefined) this.sourceAccepted(a.topic, key)
     const forwarded = this.forwards(a.class)
     if (forwarded) {
       this.mcache.put(key, {

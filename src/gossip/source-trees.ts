@@ -127,20 +127,14 @@ export class SourceTrees {
   }
 
   /**
-   * A validated message of `source` arrived. Its entry starts with its second message (at the
-   * cap the least recently active source makes room): a source that publishes once (most, with
-   * random publishers) costs no exchange. `floodMs` is how long the source's own flood takes to
-   * reach us when it is a connected topic peer (the link's latency), before our validation.
-   * True when the source is held.
+   * A message of `source` arrived. Its entry starts with its second message (within the cap),
+   * or at once when the source is `repeated` (it said so): a source that publishes once (most,
+   * with random publishers) costs no exchange. `floodMs` is how long the source's own flood
+   * takes to reach us when it is a connected topic peer (the link's latency), before our
+   * validation. True when the source is held.
    */
-  seen(topic: Topic, source: number, floodMs: number | undefined): boolean {
-    const table = this.topics.get(topic)
-    const held = table?.get(source)
-    if (table !== undefined && held !== undefined) {
-      // Most recently active last: eviction takes the first.
-      table.delete(source)
-      table.set(source, held)
-    } else {
+  seen(topic: Topic, source: number, floodMs: number | undefined, repeated = false): boolean {
+    if (!repeated && !this.has(topic, source)) {
       const key = `${source} ${topic}`
       if (!this.once.delete(key)) {
         // Bounded like the table: the oldest first sighting is forgotten first.
@@ -172,11 +166,11 @@ export class SourceTrees {
   /**
    * Topic peer `peer` advertised `e`. It is held even while `peer` is not (yet) in our mesh:
    * a peer that grafts us sends its table as it grafts, maybe before we handled the GRAFT, and
-   * only mesh peers' entries count. Stored only for sources we hold (started by our own
-   * validated arrivals): a peer inventing sources cannot grow our memory. False when not held.
+   * only mesh peers' entries count. False when the source is new and the table is full (the
+   * entry is not stored; a peer inventing sources cannot grow our memory).
    */
   advertised(topic: Topic, peer: PeerKey, e: DistanceEntry): boolean {
-    const s = this.topics.get(topic)?.get(e.source)
+    const s = this.state(topic, e.source)
     if (s === undefined) return false
     const old = s.peers.get(peer)
     if (old !== undefined && old.distanceMs === e.distanceMs && old.namesUs === e.parent) {
@@ -332,13 +326,7 @@ export class SourceTrees {
     }
     let s = table.get(source)
     if (s === undefined) {
-      if (this.maxSources === 0) return undefined
-      if (table.size >= this.maxSources) {
-        // Full: the least recently active source goes (its messages follow rules 1-9 again).
-        const oldest = table.keys().next().value!
-        table.delete(oldest)
-        this.dirty.get(topic)?.delete(oldest)
-      }
+      if (table.size >= this.maxSources) return undefined
       s = {
         distanceMs: Number.POSITIVE_INFINITY,
         parent: undefined,
