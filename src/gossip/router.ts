@@ -474,10 +474,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
             validationMs: (topic) =>
               p.validationDelayMs +
               (p.validationDelayMsPerKB * (this.topicSize.get(topic) ?? 0)) / 1000,
-            sendMs: (topic) =>
-              p.uploadBps === Number.POSITIVE_INFINITY
-                ? 0
-                : ((this.topicSize.get(topic) ?? 0) * 8000) / p.uploadBps,
+            sendMs: (topic) => this.copyMs(this.topicSize.get(topic) ?? 0),
           },
           p.oneCopyMaxSources,
           p.heartbeatIntervalMs,
@@ -962,8 +959,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * (one serialization each), so that a target served late takes a mesh parent instead.
    */
   private tellSeeds(topic: Topic, targets: PeerKey[], size: number): void {
-    const copyMs =
-      this.params.uploadBps === Number.POSITIVE_INFINITY ? 0 : (size * 8000) / this.params.uploadBps
+    const copyMs = this.copyMs(size)
     const told = this.toldSeeds.get(topic)
     if (told === undefined) {
       // Our first message: its receivers start our entry only with the second (SourceTrees.seen).
@@ -2324,8 +2320,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private eagerCount(bytes: number): number {
     const { eagerPushPeers, eagerPushBudgetMs, uploadBps } = this.params
     if (uploadBps === Number.POSITIVE_INFINITY) return eagerPushPeers
-    const copyMs = (bytes * 8000) / uploadBps
-    return Math.max(eagerPushPeers, Math.floor(eagerPushBudgetMs / copyMs))
+    return Math.max(eagerPushPeers, Math.floor(eagerPushBudgetMs / this.copyMs(bytes)))
+  }
+
+  /** Milliseconds our uplink takes to send one copy of `bytes` (0 when `uploadBps` is unknown). */
+  private copyMs(bytes: number): number {
+    const { uploadBps } = this.params
+    return uploadBps === Number.POSITIVE_INFINITY ? 0 : (bytes * 8000) / uploadBps
   }
 
   /**
