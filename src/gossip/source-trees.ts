@@ -85,6 +85,8 @@ interface SourceState {
   sent: Map<PeerKey, SentEntry>
   /** Until then a lower distance is not taken (hold-down after it grew). */
   holdUntil: number
+  /** A message of the source reached us, or the source itself told us its seed. */
+  confirmed: boolean
 }
 
 /** What the table needs from its router. */
@@ -114,11 +116,33 @@ export class SourceTrees {
   private readonly once = new Set<string>()
   /** Each topic's mesh at the last heartbeat (a peer new in it brings entries into use). */
   private readonly meshSeen = new Map<Topic, Set<PeerKey>>()
+  /**
+   * Per topic, the sources only peers' entries named (none of their messages reached us yet),
+   * oldest first: at the cap the oldest gives way, so entries invented by a peer can evict
+   * only each other, never a source we saw.
+   */
+  private readonly unconfirmed = new Map<Topic, Set<number>>()
 
-  constructor(host: SourceTreesHost, maxSources: number, holdDownMs: number) {
+  /** Entries each peer may be sent per second, and at once (see {@link outgoing}). */
+  private readonly sendRate: { perSecond: number; burst: number }
+  /** Per peer, entries it may still be sent and when that was counted (refilled lazily). */
+  private readonly credit = new Map<PeerKey, { entries: number; at: number }>()
+
+  /**
+   * `sendRate` caps the changed entries each peer is sent (a peer flipping its distances
+   * must not make us overrun our other neighbours' `distance` budgets); a new mesh peer's
+   * whole table is sent regardless (the cap on sources keeps it within one burst).
+   */
+  constructor(
+    host: SourceTreesHost,
+    maxSources: number,
+    holdDownMs: number,
+    sendRate: { perSecond: number; burst: number },
+  ) {
     this.host = host
     this.maxSources = maxSources
     this.holdDownMs = holdDownMs
+    this.sendRate = sendRate
   }
 
   /** Sources held for `topic`. */
@@ -152,7 +176,7 @@ export class SourceTrees {
    * the table is full and the source is not held.
    */
   seed(topic: Topic, source: number, floodMs: number | undefined): boolean {
-    const s = this.state(topic, source)
+    const s = this.state(topic, source, true)
     if (s === undefined) return false
     if (floodMs === undefined) return true
     const seed = floodMs + this.host.validationMs(topic)
@@ -170,7 +194,7 @@ export class SourceTrees {
    * entry is not stored; a peer inventing sources cannot grow our memory).
    */
   advertised(topic: Topic, peer: PeerKey, e: DistanceEntry): boolean {
-    const s = this.state(topic, e.source)
+    const s = this.state(topic, e.source, false)
     if (s === undefined) return false
     const old = s.peers.get(peer)
     if (old !== undefined && old.distanceMs === e.distanceMs && old.namesUs === e.parent) {
@@ -213,8 +237,10 @@ export class SourceTrees {
   /**
    * The entries to send now, per mesh peer of `topic`: every entry a new mesh peer has not
    * had, and of the others those whose distance moved past the hysteresis or whose parent bit
-   * for that peer changed. What is returned counts as sent. Only `eligible` peers (those that
-   * speak source trees) are sent anything; the others get the whole table once they are.
+   * for that peer changed, within each peer's send credit: a change a peer has no credit for
+   * stays pending for a later call. What is returned counts as sent. Only `eligible` peers
+   * (those that speak source trees) are sent anything; the others get the whole table once
+   * they are.
    */
   outgoing(topic: Topic, eligible: (peer: PeerKey) => boolean): Map<PeerKey, DistanceEntry[]> {
     const out = new Map<PeerKey, DistanceEntry[]>()
@@ -227,8 +253,11 @@ export class SourceTrees {
       this.told.set(topic, told)
     }
     const fresh = [...mesh].filter((p) => !told.has(p) && eligible(p))
+    const known = [...mesh].filter((p) => told.has(p) && eligible(p))
+    const credit = new Map(known.map((p) => [p, this.creditOf(p)]))
     const dirty = this.dirty.get(topic)
-    const add = (peer: PeerKey, source: number, s: SourceState, force: boolean) => {
+    /** Adds the entry for `peer` if it is news to it; false when it is but out of credit. */
+    const add = (peer: PeerKey, source: number, s: SourceState, force: boolean): boolean => {
       const advertised = s.distanceMs + this.host.sendMs(topic)
       const parent = s.parent === peer
       const last = s.sent.get(peer)
@@ -238,10 +267,15 @@ export class SourceTrees {
         last.parent === parent &&
         !moved(last.distanceMs, advertised)
       ) {
-        return
+        return true
       }
       // Nothing known and nothing said yet: there is nothing to tell.
-      if (last === undefined && !Number.isFinite(advertised) && !parent) return
+      if (last === undefined && !Number.isFinite(advertised) && !parent) return true
+      const left = credit.get(peer)
+      if (left !== undefined) {
+        if (left.entries < 1) return false
+        left.entries--
+      }
       s.sent.set(peer, { distanceMs: advertised, parent })
       let list = out.get(peer)
       if (list === undefined) {
@@ -249,20 +283,37 @@ export class SourceTrees {
         out.set(peer, list)
       }
       list.push({ source, distanceMs: advertised, parent })
+      return true
     }
     if (dirty !== undefined) {
       for (const source of dirty) {
         const s = table.get(source)
-        if (s === undefined) continue
-        for (const p of mesh) if (told.has(p) && eligible(p)) add(p, source, s, false)
+        let done = true
+        if (s !== undefined) for (const p of known) done = add(p, source, s, false) && done
+        if (done) dirty.delete(source)
       }
-      dirty.clear()
     }
     for (const p of fresh) {
       told.add(p)
+      const left = this.creditOf(p)
       for (const [source, s] of table) add(p, source, s, true)
+      left.entries -= out.get(p)?.length ?? 0
     }
     return out
+  }
+
+  /** `peer`'s send credit, refilled for the time since it was last counted. */
+  private creditOf(peer: PeerKey): { entries: number; at: number } {
+    const now = this.host.now()
+    const { perSecond, burst } = this.sendRate
+    let c = this.credit.get(peer)
+    if (c === undefined) {
+      c = { entries: burst, at: now }
+      this.credit.set(peer, c)
+    }
+    c.entries = Math.min(burst, c.entries + ((now - c.at) * perSecond) / 1000)
+    c.at = now
+    return c
   }
 
   /** True when {@link outgoing} may have something to send for `topic`. */
@@ -296,6 +347,7 @@ export class SourceTrees {
 
   /** `peer` disconnected: its entries go, in every topic. */
   forget(peer: PeerKey): void {
+    this.credit.delete(peer)
     for (const topic of this.topics.keys()) this.left(topic, peer)
   }
 
@@ -313,30 +365,54 @@ export class SourceTrees {
   /** We left `topic`. */
   clearTopic(topic: Topic): void {
     this.topics.delete(topic)
+    this.unconfirmed.delete(topic)
     this.dirty.delete(topic)
     this.told.delete(topic)
     this.meshSeen.delete(topic)
   }
 
-  private state(topic: Topic, source: number): SourceState | undefined {
+  /**
+   * The entry of `source`, started if new and there is room. `confirm`: one of its messages
+   * reached us (or it told us its seed), so the entry is never evicted; at the cap a new
+   * entry takes the place of the oldest one that only peers named, if any.
+   */
+  private state(topic: Topic, source: number, confirm: boolean): SourceState | undefined {
     let table = this.topics.get(topic)
     if (table === undefined) {
       table = new Map()
       this.topics.set(topic, table)
     }
-    let s = table.get(source)
-    if (s === undefined) {
-      if (table.size >= this.maxSources) return undefined
-      s = {
-        distanceMs: Number.POSITIVE_INFINITY,
-        parent: undefined,
-        seedMs: Number.POSITIVE_INFINITY,
-        peers: new Map(),
-        sent: new Map(),
-        holdUntil: 0,
-      }
-      table.set(source, s)
+    let unconfirmed = this.unconfirmed.get(topic)
+    if (unconfirmed === undefined) {
+      unconfirmed = new Set()
+      this.unconfirmed.set(topic, unconfirmed)
     }
+    let s = table.get(source)
+    if (s !== undefined) {
+      if (confirm && !s.confirmed) {
+        s.confirmed = true
+        unconfirmed.delete(source)
+      }
+      return s
+    }
+    if (table.size >= this.maxSources) {
+      const oldest = unconfirmed.values().next()
+      if (oldest.done === true) return undefined
+      unconfirmed.delete(oldest.value)
+      table.delete(oldest.value)
+      this.dirty.get(topic)?.delete(oldest.value)
+    }
+    s = {
+      distanceMs: Number.POSITIVE_INFINITY,
+      parent: undefined,
+      seedMs: Number.POSITIVE_INFINITY,
+      peers: new Map(),
+      sent: new Map(),
+      holdUntil: 0,
+      confirmed: confirm,
+    }
+    table.set(source, s)
+    if (!confirm) unconfirmed.add(source)
     return s
   }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../src/common/errors.ts'
 import { messageIdKey } from '../../src/common/message-id.ts'
 import { PING_INTERVAL_MS } from '../../src/gossip/link-rtt.ts'
-import { peerHash, peerHashBytes, topicHash } from '../../src/gossip/one-copy.ts'
+import { peerHash, peerHashBytes, shortId, topicHash } from '../../src/gossip/one-copy.ts'
 import { DEFAULT_PEER_BUDGETS } from '../../src/gossip/peer-budget.ts'
 import { MESHSUB_1_3 } from '../../src/gossip/protocol-ids.ts'
 import { GossipRouter } from '../../src/gossip/router.ts'
@@ -255,6 +255,84 @@ describe('source trees negotiated per link', () => {
   })
 })
 
+describe("source-tree negotiation and a publisher's own messages", () => {
+  it('takes a one-copy peer whose Extensions lacked the flag to run trees once it sends tree messages', () => {
+    const env = new ManualEnv()
+    const r = new GossipRouter(env, {
+      oneCopy: true,
+      oneCopySourceTrees: true,
+      signaturePolicy: 'StrictNoSign',
+    })
+    r.start()
+    // Its Extensions (with the flag) was lost: it is one-copy through the hello alone.
+    join(env, r, 'lost', 10, false)
+    r.subscribe(T)
+    env.take()
+    const rejected: string[] = []
+    r.on('rejected', (e) => rejected.push(e.reason))
+    const pings = () => {
+      let n = 0
+      for (let t = 0; t < 70_000; t += 100) {
+        env.advance(100)
+        for (const s of env.take()) if (s.rpc.oneCopy?.ping !== undefined) n++
+      }
+      return n
+    }
+    // Not pinged while it said nothing of trees.
+    expect(pings()).toBe(0)
+    r.receive('lost', frame({ oneCopy: { ...emptyOneCopy(), ping: 5 } }))
+    expect(env.take().map((s) => s.rpc.oneCopy?.pong)).toEqual([5])
+    expect(rejected).toEqual([])
+    expect(r.getMeshPeers(T)).toEqual(['lost'])
+    expect(pings()).toBeGreaterThan(0)
+  })
+
+  it('without trees, counts tree messages against their sender and charges their entries', () => {
+    const env = new ManualEnv()
+    const r = new GossipRouter(env, { oneCopy: true, signaturePolicy: 'StrictNoSign' })
+    r.start()
+    join(env, r, 'x', 10, false)
+    r.subscribe(T)
+    env.take()
+    const rejected: string[] = []
+    r.on('rejected', (e) => rejected.push(e.reason))
+    r.receive('x', frame({ oneCopy: { ...emptyOneCopy(), ping: 5 } }))
+    expect(env.take().filter((s) => s.rpc.oneCopy?.pong !== undefined)).toEqual([])
+    expect(rejected).toEqual(['source-trees-not-negotiated'])
+    // Entries it was never asked for still cost it its `distance` budget: a flood is cut off.
+    const full = Array.from({ length: DEFAULT_RPC_LIMITS.maxDistanceEntries }, (_, i) =>
+      entry(i + 1, 1, false),
+    )
+    for (let i = 0; i < 10 && r.getPeers().includes('x'); i++) {
+      r.receive('x', frame({ oneCopy: distances(full) }))
+    }
+    expect(r.getPeers()).not.toContain('x')
+  })
+
+  it('never pulls its own message back when the peers the tree did not push to announce it', async () => {
+    const { env, router: r } = router(['a', 'b'])
+    const { id } = await r.publish(T, new Uint8Array(256).fill(9))
+    env.take()
+    for (const p of ['a', 'b']) {
+      r.receive(
+        p,
+        frame({
+          oneCopy: {
+            ...emptyOneCopy(),
+            announce: [{ topicHash: topicHash(T), ids: [shortId(id)] }],
+          },
+        }),
+      )
+    }
+    let asks = 0
+    for (let t = 0; t < 2000; t += 10) {
+      env.advance(10)
+      for (const s of env.take()) asks += s.rpc.oneCopy?.ineed.length ?? 0
+    }
+    expect(asks).toBe(0)
+  })
+})
+
 describe('the source table cap', () => {
   it('is at most half of maxDistanceEntries, so a new mesh peer decodes the whole table at the default cap', () => {
     const env = new ManualEnv()
@@ -298,6 +376,12 @@ describe('a Distances flood', () => {
   it('costs a bounded table and cuts off a peer sending full frames of new sources at line rate', () => {
     const maxSources = 2000
     const { env, router: r } = router(['p0', 'p1', 'p2'], 10, { oneCopyMaxSources: maxSources })
+    // A source whose messages came, with a path through p0: the flood must not push it out.
+    r.receive('p0', fromS(1))
+    r.receive('p0', fromS(2))
+    r.receive('p0', frame({ oneCopy: distances([entry(peerHash(S), 5, false)]) }))
+    const before = r.getSourceDistance(T, peerHash(S))
+    expect(before).toBeCloseTo(10, 5)
     const limit = DEFAULT_RPC_LIMITS.maxDistanceEntries
     const { burst, perSecond } = DEFAULT_PEER_BUDGETS.rates.distance
     const reasons = new Set<string>()
@@ -313,7 +397,9 @@ describe('a Distances flood', () => {
       env.advance(1)
       env.take()
     }
-    expect(reasons.has('source-table-full')).toBe(true)
+    // Its invented sources evicted only each other (none of their messages came).
+    expect(reasons.has('source-table-full')).toBe(false)
+    expect(r.getSourceDistance(T, peerHash(S))).toBe(before)
     expect(reasons.has('distance-over-budget')).toBe(true)
     expect(env.disconnected.map((d) => d.peer)).toEqual(['p2'])
     // The burst's worth of full frames (and what refilled meanwhile), then one or two over.

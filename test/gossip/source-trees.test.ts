@@ -14,7 +14,11 @@ const T = 't'
 const S = 0xabcd0001
 
 /** A table over `mesh` with the given one-way latencies, 2 ms validation, no serialization. */
-function table(latency: Record<string, number>, maxSources = 100) {
+function table(
+  latency: Record<string, number>,
+  maxSources = 100,
+  sendRate = { perSecond: 1e9, burst: 1e9 },
+) {
   const clock = { now: 0 }
   const mesh = new Set(Object.keys(latency))
   const trees = new SourceTrees(
@@ -27,6 +31,7 @@ function table(latency: Record<string, number>, maxSources = 100) {
     },
     maxSources,
     1000,
+    sendRate,
   )
   return { trees, clock, mesh }
 }
@@ -112,6 +117,47 @@ describe('the source-tree table', () => {
     expect(trees.pending(T)).toBe(false)
   })
 
+  it('sends each peer changes within its credit; a flipping parent cannot make us flood the others', () => {
+    // 10 entries a second, 5 at once: the whole table still goes to a new peer at once.
+    const { trees, clock } = table({ a: 1, b: 1 }, 100, { perSecond: 10, burst: 5 })
+    for (let i = 0; i < 20; i++)
+      trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })
+    expect(trees.outgoing(T, all).get('b')?.length).toBe(20)
+    // `a` (our parent for all 20) flips every distance at line rate: b is sent no more than its credit.
+    let sentToB = 0
+    for (let round = 0; round < 50; round++) {
+      clock.now += 100
+      for (let i = 0; i < 20; i++) {
+        trees.advertised(T, 'a', {
+          source: i,
+          distanceMs: round % 2 === 0 ? 500 : 10,
+          parent: false,
+        })
+      }
+      sentToB += trees.outgoing(T, all).get('b')?.length ?? 0
+    }
+    // 5 s at 10 a second, less the 15 the first table overdrew: a bound, however fast a flips.
+    expect(sentToB).toBeGreaterThan(0)
+    expect(sentToB).toBeLessThanOrEqual(5 * 10 - 15 + 5)
+    // Once a settles, what b has not heard is still pending and goes out as credit returns.
+    expect(trees.pending(T)).toBe(true)
+    for (let round = 0; round < 10; round++) {
+      clock.now += 1000
+      trees.outgoing(T, all)
+    }
+    expect(trees.pending(T)).toBe(false)
+    const last = new Map<number, number>()
+    clock.now += 10_000
+    for (let i = 0; i < 20; i++)
+      trees.advertised(T, 'a', { source: i, distanceMs: 40 + i, parent: false })
+    for (let round = 0; round < 10; round++) {
+      clock.now += 1000
+      for (const e of trees.outgoing(T, all).get('b') ?? []) last.set(e.source, e.distanceMs)
+    }
+    // Every source's latest distance reached b: nothing was lost to the cap, only delayed.
+    for (let i = 0; i < 20; i++) expect(last.get(i)).toBeCloseTo(40 + i + 1 + 2, 5)
+  })
+
   it('re-chooses at once when the parent leaves, and holds a grown distance down for a while', () => {
     const { trees, clock } = table({ a: 1, b: 1 })
     trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
@@ -142,15 +188,36 @@ describe('the source-tree table', () => {
     expect(trees.seen(T, 3, 10)).toBe(true)
   })
 
-  it('holds at most maxSources sources per topic; entries of others are not stored', () => {
+  it('holds at most maxSources per topic: sources only peers named give way, seen ones never', () => {
     const { trees } = table({ a: 1 }, 10)
-    let refused = 0
+    // Three sources whose messages reached us: confirmed, never evicted.
+    for (const s of [1001, 1002, 1003]) {
+      trees.seen(T, s, 10)
+      expect(trees.seen(T, s, 10)).toBe(true)
+    }
+    // A peer inventing sources at line rate: each new one takes the place of its oldest.
     for (let i = 0; i < 50; i++) {
-      if (!trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })) refused++
+      expect(trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })).toBe(true)
     }
     expect(trees.size(T)).toBe(10)
-    expect(refused).toBe(40)
-    expect(trees.seed(T, 999, 1)).toBe(false)
+    for (const s of [1001, 1002, 1003]) expect(trees.has(T, s)).toBe(true)
+    expect(trees.has(T, 42)).toBe(false)
+    expect(trees.has(T, 49)).toBe(true)
+    // A source we see takes an invented one's place, and then stays.
+    expect(trees.seed(T, 999, 1)).toBe(true)
+    expect(trees.has(T, 43)).toBe(false)
+    // A named source whose message then arrives is confirmed: the flood no longer evicts it.
+    expect(trees.seen(T, 49, 10)).toBe(true)
+    for (let i = 100; i < 200; i++)
+      trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })
+    expect(trees.has(T, 49)).toBe(true)
+    // A table of only seen sources refuses new ones.
+    const { trees: full } = table({ a: 1 }, 2)
+    full.seed(T, 1, 1)
+    full.seed(T, 2, 1)
+    expect(full.advertised(T, 'a', { source: 3, distanceMs: 10, parent: false })).toBe(false)
+    expect(full.seed(T, 4, 1)).toBe(false)
+    expect(full.size(T)).toBe(2)
     // Entries from a peer outside the mesh are held but do not count until it joins.
     const { trees: other, mesh } = table({ a: 1, x: 1 })
     mesh.delete('x')
