@@ -20,7 +20,6 @@ import { TokenBucket } from '../common/token-bucket.ts'
 import type { ValidationResult } from '../common/validation.ts'
 import { BudgetedLimits } from './budgeted-limits.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
-import { LinkRtt } from './link-rtt.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
 import {
@@ -77,7 +76,7 @@ import {
   MessageSigner,
   verifySignature,
 } from './signing.ts'
-import { decodeDistanceEntry, encodeDistanceEntry, SourceTrees } from './source-trees.ts'
+import { distanceCost, SourceTreeLinks, TREE_LEARNING_EXTRA } from './source-tree-links.ts'
 import { UplinkQueue } from './uplink-queue.ts'
 
 const EMPTY = new Uint8Array(0)
@@ -156,18 +155,6 @@ export type RpcDecoder = (frame: Uint8Array, limits: RpcLimits, work: DecodeWork
 
 /** Encodes an RPC into the same bytes {@link encodeRpc} gives (the frame may be shared). */
 export type RpcEncoder = (rpc: Rpc) => Uint8Array
-
-/** One-copy source trees: changed distance entries wait this long to go out together, in ms. */
-const DISTANCE_FLUSH_MS = 10
-/**
- * One-copy source trees: eager in-links kept beyond `oneCopyMinEager` until a topic's first
- * messages came (rule 4 keeps 2). Single publisher at 1,000 nodes, seed 2, 256 B: p99 1.069x
- * stock's with 2, 1.058x with 3, 1.042x with 4 (0.14 duplicates), 1.038x with every in-link
- * (0.24 duplicates; with random publishers +0.10 duplicates and +0.17x the floor in bytes).
- */
-const TREE_LEARNING_EXTRA = 4
-/** One-copy source trees: a flood target's seed is told again when its queue wait moved by more, ms. */
-const SEED_RESEND_MS = 1
 
 /** {@link PeerState} flag bits: one number for six booleans (a simulation holds millions of peers). */
 const OUTBOUND = 1
@@ -331,11 +318,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly pulls: AnnouncedPulls
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
   private readonly shortIndex = new Map<string, string>()
-  /**
-   * Source trees: short ids of our own recent messages (bounded, oldest forgotten first).
-   * Their announces come back from the peers the tree did not push to; we never pull them.
-   */
-  private readonly ownShorts = new Set<string>()
   /** How far publishers' floods reach, to size flood roots' pushes (one-copy rule 2). */
   private readonly floodReach = new FloodReach()
   /** Messages some peer sent IDONTWANT for, not here yet: pulled if they do not come. */
@@ -362,20 +344,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
   private readonly oneCopyGossiped = new Map<Topic, number>()
-  /** One-copy source trees (`oneCopySourceTrees`): per-source distances and parents. */
-  private readonly trees: SourceTrees | undefined
-  /** One-copy source trees: link RTTs from ping/pong. */
-  private readonly rtt = new LinkRtt()
-  /** One-copy source trees: the publisher's peer hash of each recent message (bounded). */
-  private readonly sourceOf = new Map<string, number>()
-  /** One-copy source trees: the `source` of the frame being read, from a one-copy peer. */
-  private frameSource: number | undefined
-  /** One-copy source trees: the size of each topic's last message (the metric's typical size). */
-  private readonly topicSize = new Map<Topic, number>()
-  /** One-copy source trees: the seed each topic peer was told for our own messages (its queue wait, ms). */
-  private readonly toldSeeds = new Map<Topic, Map<PeerKey, number>>()
-  /** One-copy source trees: a flush of changed distance entries is scheduled. */
-  private distancesDue = false
+  /** One-copy source trees (`oneCopySourceTrees`): distances, parents, link RTTs, sources. */
+  private readonly treeLinks: SourceTreeLinks | undefined
   /** Preamble extension: preambled messages we await, and our peers' IMRECEIVING notices. */
   private readonly preambles: Preambles
   /** Explicit peering agreements: forwarded to unconditionally, kept out of the mesh. */
@@ -464,30 +434,30 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
       left: (topic, peer) => {
         this.roles.left(topic, peer)
-        if (this.trees !== undefined) {
-          this.trees.left(topic, peer)
-          this.distancesSoon()
-        }
+        this.treeLinks?.meshLeft(topic, peer)
       },
     })
-    this.trees = p.oneCopySourceTrees
-      ? new SourceTrees(
+    this.treeLinks = p.oneCopySourceTrees
+      ? new SourceTreeLinks(
           {
+            self: env.self,
             now: () => env.now(),
-            latencyMs: (peer) => this.rtt.latencyMs(peer),
+            setTimer: (ms, fn) => env.setTimer(ms, fn),
+            running: () => this.running,
+            peer: (peer) => this.peers.get(peer),
+            hashOf: (peer) => this.hashOf(peer),
+            topicByHash: (hash) => this.topicByHash.get(bytesKey(hash)),
+            topicPeers: (topic) => this.topicPeers.get(topic),
             meshOf: (topic) => this.meshes.meshOf(topic),
-            validationMs: (topic) =>
-              p.validationDelayMs +
-              (p.validationDelayMsPerKB * (this.topicSize.get(topic) ?? 0)) / 1000,
-            sendMs: (topic) => this.copyMs(this.topicSize.get(topic) ?? 0),
+            subscriptions: () => this.subscriptions,
+            copyMs: (bytes) => this.copyMs(bytes),
+            sendOneCopy: (peer, o) => this.sendOneCopy(peer, o),
+            queuePing: (peer, nonce) => {
+              this.pendingOneCopyOf(peer).ping = nonce
+            },
+            reject: (peer, reason) => this.reject(peer, reason),
           },
-          p.oneCopyMaxSources,
-          p.heartbeatIntervalMs,
-          // Half of what we take from a peer: a neighbour with our budgets never cuts us off.
-          {
-            perSecond: p.budgets.rates.distance.perSecond / 2,
-            burst: p.budgets.rates.distance.burst / 2,
-          },
+          p,
         )
       : undefined
     this.roles = new LinkRoles(
@@ -638,7 +608,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const extensions: RpcExtensions = this.params.preamble
         ? { oneCopy: this.params.oneCopy, preamble: true }
         : { oneCopy: true }
-      if (this.trees !== undefined) extensions.sourceTrees = true
+      if (this.treeLinks !== undefined) extensions.sourceTrees = true
       const hello: Rpc = {
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
         messages: [],
@@ -668,9 +638,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
     this.pulls.peerGone(peer)
-    this.rtt.forget(peer)
-    this.trees?.forget(peer)
-    for (const told of this.toldSeeds.values()) told.delete(peer)
+    this.treeLinks?.peerGone(peer)
     this.preambles.peerGone(peer)
     this.score.removePeer(peer, ps.slot)
     this.budgets.removePeer(peer, ps.slot)
@@ -730,17 +698,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (marks !== undefined && !this.within(peer, ps, direct, 'mark', marks.length)) return
     // Read once per frame: its messages share it (a per-message copy multiplies the hashes).
     this.frameSentTo = sortedHashes(marks)
-    const source = ps.oneCopy ? rpc.oneCopy?.source : undefined
-    this.frameSource = source === undefined ? undefined : peerHashOf(source)
+    this.treeLinks?.frameStart(ps.oneCopy ? rpc.oneCopy?.source : undefined)
     for (const m of rpc.messages) {
       if (!this.handleMessage(peer, ps, m, direct)) {
         this.frameSentTo = undefined
-        this.frameSource = undefined
+        this.treeLinks?.frameEnd()
         return
       }
     }
     this.frameSentTo = undefined
-    this.frameSource = undefined
+    this.treeLinks?.frameEnd()
     const o = rpc.oneCopy
     if (o !== undefined) {
       const within = (kind: BudgetKind, n: number) => this.within(peer, ps, direct, kind, n)
@@ -802,10 +769,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (ext.preamble === true && this.params.preamble) ps.preamble = true
     if (ext.oneCopy && this.mayOneCopy(ps) && !ps.oneCopyHeard) {
       ps.oneCopyHeard = true
-      if (ext.sourceTrees === true && this.trees !== undefined) {
-        ps.sourceTrees = true
-        this.rtt.hello(peer, this.env.now())
-      }
+      if (ext.sourceTrees === true) this.treeLinks?.negotiated(peer, ps)
       this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ASK })
     }
   }
@@ -824,7 +788,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     ps.oneCopyHeard = true
     ps.oneCopy = true
     if (hello === HELLO_ASK) this.sendOneCopy(peer, { ...emptyOneCopy(), hello: HELLO_ACK })
-    else if (this.trees !== undefined) this.rtt.helloAcked(peer, this.env.now())
+    else this.treeLinks?.helloAcked(peer)
   }
 
   /**
@@ -870,8 +834,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // So do source-tree peers (those that answer our pings) to us where we are not their child.
       const byDesign =
         inMesh &&
-        (this.roles.toldInLinksTo(topic, peer) ||
-          (ps.sourceTrees && this.rtt.latencyMs(peer) !== undefined))
+        (this.roles.toldInLinksTo(topic, peer) || this.treeLinks?.treePeer(peer, ps) === true)
       const marked = a.ids.every((id) => this.sentTo.has(this.shortIndex.get(bytesKey(id)) ?? ''))
       if (inMesh && !marked && !byDesign) this.roles.announcedBy(topic, peer)
       const eagerIn = inMesh && !this.roles.announcesToUs(topic, peer)
@@ -888,7 +851,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           }
           continue
         }
-        if (this.ownShorts.has(short)) continue
+        if (this.treeLinks?.isOwn(short)) continue
         const delayMs = inMesh ? this.params.oneCopyPullDelayMs : 0
         if (!this.pulls.announced(peer, topic, id, short, delayMs)) {
           // Its announces opened their share of undelivered messages (honest ones open a few):
@@ -929,165 +892,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     o: RpcOneCopy,
     within: (kind: BudgetKind, n: number) => boolean,
   ): boolean {
-    const distances = o.distances ?? []
     // Each group costs one as an entry does: empty groups are no free ride.
-    let n = 0
-    for (const d of distances) n += Math.max(1, d.entries.length)
+    const n = distanceCost(o)
     if (n > 0 && !within('distance', n)) return false
     if (o.ping === undefined && o.pong === undefined && n === 0) return true
-    if (this.trees === undefined) {
-      // We never said we run them (our Extensions had no `sourceTrees`).
-      this.reject(peer, 'source-trees-not-negotiated')
-      return true
-    }
-    // It sends them only after our Extensions said we run trees, and only if it does: its
-    // own Extensions was lost (lossy links), and this says as much.
-    ps.sourceTrees = true
-    const trees = this.trees
-    if (o.ping !== undefined) this.sendOneCopy(peer, { ...emptyOneCopy(), pong: o.ping })
-    if (o.pong !== undefined && !this.rtt.pong(peer, o.pong, this.env.now())) {
-      this.reject(peer, 'unexpected-pong')
-    }
-    if (distances.length === 0) return true
-    let full = false
-    const self = this.hashOf(peer)
-    const own = this.hashOf(this.env.self)
-    for (const d of distances) {
-      const topic = this.topicByHash.get(bytesKey(d.topicHash))
-      // Held only from the topic's peers (bounded by our connections), never about ourselves.
-      if (topic === undefined || this.topicPeers.get(topic)?.has(peer) !== true) continue
-      for (const bytes of d.entries) {
-        const e = decodeDistanceEntry(bytes)
-        let held: boolean
-        if (e.source === own) held = true
-        else if (e.source !== self) held = trees.advertised(topic, peer, e)
-        else {
-          // The source itself: its seed, our place in its flood's send queue.
-          const latency = this.rtt.latencyMs(peer)
-          held = latency === undefined || trees.seed(topic, self, latency + e.distanceMs)
-        }
-        if (!held) full = true
-      }
-    }
-    // Sources past the table's cap are not held: counted, not punished (an honest peer in a
-    // larger topic sends them too).
-    if (full) this.reject(peer, 'source-table-full')
-    this.distancesSoon()
+    // Without trees we never said we run them (our Extensions had no `sourceTrees`).
+    if (this.treeLinks === undefined) this.reject(peer, 'source-trees-not-negotiated')
+    else this.treeLinks.received(peer, ps, o)
     return true
-  }
-
-  /**
-   * Source trees, before our own message floods (from our second on): each one-copy target is
-   * told (once, and when it moved) its seed, the time its copy waits in our send queue behind the ones before it
-   * (one serialization each), so that a target served late takes a mesh parent instead.
-   */
-  private tellSeeds(topic: Topic, targets: PeerKey[], size: number): void {
-    const copyMs = this.copyMs(size)
-    const told = this.toldSeeds.get(topic)
-    if (told === undefined) {
-      // Our first message: its receivers start our entry only with the second (SourceTrees.seen).
-      this.toldSeeds.set(topic, new Map())
-      return
-    }
-    const self = this.hashOf(this.env.self)
-    const hash = topicHash(topic)
-    let rank = 0
-    for (const peer of targets) {
-      if (this.peers.get(peer)?.oneCopy !== true) continue
-      const queueMs = rank++ * copyMs
-      const before = told.get(peer)
-      if (before !== undefined && Math.abs(before - queueMs) <= SEED_RESEND_MS) continue
-      told.set(peer, queueMs)
-      const o = emptyOneCopy()
-      const entry = { source: self, distanceMs: queueMs, parent: false }
-      o.distances = [{ topicHash: hash, entries: [encodeDistanceEntry(entry)] }]
-      this.sendOneCopy(peer, o)
-    }
-  }
-
-  /** Remembers the publisher's hash of message `key` (bounded, oldest forgotten first). */
-  private noteSource(key: string, source: number): void {
-    setNewest(this.sourceOf, key, source, this.params.maxShortIds)
-  }
-
-  /**
-   * Source trees: the first copy of `key` is here; its publisher (the signed origin, else the
-   * frame's `source`) gets an entry, seeded when it is a topic peer we measured (its flood
-   * reaches us straight).
-   */
-  private sourceSeen(topic: Topic, key: string, origin: PeerKey | undefined, size: number): void {
-    const named = origin === undefined ? this.frameSource : undefined
-    const source = origin !== undefined ? this.hashOf(origin) : named
-    if (source === undefined) return
-    this.noteSource(key, source)
-    this.topicSize.set(topic, size)
-    const trees = this.trees!
-    let latency: number | undefined
-    if (!trees.seeded(topic, source)) {
-      for (const p of this.topicPeers.get(topic) ?? []) {
-        if (this.hashOf(p) === source) latency = this.rtt.latencyMs(p)
-      }
-    }
-    // A named source published before (it names itself from its second message on); a signed
-    // message's origin is counted from its first.
-    if (trees.seen(topic, source, latency, named !== undefined)) this.distancesSoon()
-  }
-
-  /** True when message `key` of `topic` comes from a source we hold a tree entry for. */
-  private inTree(topic: Topic, key: string): boolean {
-    const source = this.sourceOf.get(key)
-    return source !== undefined && this.trees?.has(topic, source) === true
-  }
-
-  /** Sends changed distance entries shortly (batched: one frame per peer for what changed meanwhile). */
-  private distancesSoon(): void {
-    if (this.distancesDue) return
-    this.distancesDue = true
-    this.env.setTimer(DISTANCE_FLUSH_MS, () => {
-      this.distancesDue = false
-      if (this.running) this.flushDistances()
-    })
-  }
-
-  /**
-   * Sends each source-tree peer (one-copy, answers our pings) in each topic's mesh the entries
-   * it has not had.
-   */
-  private flushDistances(): void {
-    const trees = this.trees!
-    const eligible = (p: PeerKey) => {
-      const ps = this.peers.get(p)
-      return ps?.oneCopy === true && ps.sourceTrees && this.rtt.latencyMs(p) !== undefined
-    }
-    for (const topic of this.subscriptions) {
-      if (!trees.pending(topic)) continue
-      const hash = topicHash(topic)
-      for (const [peer, entries] of trees.outgoing(topic, eligible)) {
-        const o = emptyOneCopy()
-        o.distances = [{ topicHash: hash, entries: entries.map(encodeDistanceEntry) }]
-        this.sendOneCopy(peer, o)
-      }
-    }
-  }
-
-  /**
-   * Source trees at the heartbeat: pings that are due (mesh peers only: the hello timed every
-   * link once, and pinging all ~50 peers a minute cost 0.26x the floor per 256 B message in
-   * the bench's 30-message run), held-down entries, new mesh peers.
-   */
-  private treesHeartbeat(now: number): void {
-    const pinged = new Set<PeerKey>()
-    for (const topic of this.subscriptions) {
-      for (const peer of this.meshes.meshOf(topic) ?? []) {
-        const ps = this.peers.get(peer)
-        if (pinged.has(peer) || ps?.oneCopy !== true || !ps.sourceTrees) continue
-        pinged.add(peer)
-        const nonce = this.rtt.ping(peer, now)
-        if (nonce !== undefined) this.pendingOneCopyOf(peer).ping = nonce
-      }
-    }
-    this.trees!.heartbeat()
-    this.distancesSoon()
   }
 
   /** Pulls an announced message; a lazy mesh link it came over turns eager (UNCHOKE). */
@@ -1221,7 +1033,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (this.floodRoot(key)) return
     if (this.pulls.askedOf(short, peer)) return
     // A source with a tree: pushes follow its parent bits, not the topic's roles.
-    if (this.inTree(topic, key)) return
+    if (this.treeLinks?.inTree(topic, key)) return
     this.roles.duplicate(topic, peer)
   }
 
@@ -1473,8 +1285,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.meshes.leave(topic)
     this.roles.clearTopic(topic)
-    this.trees?.clearTopic(topic)
-    this.toldSeeds.delete(topic)
+    this.treeLinks?.clearTopic(topic)
     this.floodReach.clearTopic(topic)
     this.flushControl()
   }
@@ -1552,12 +1363,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** One-copy source trees: sources held for `topic` (at most `oneCopyMaxSources`). */
   getSourceCount(topic: Topic): number {
-    return this.trees?.size(topic) ?? 0
+    return this.treeLinks?.size(topic) ?? 0
   }
 
   /** One-copy source trees: our distance from `source` (a peer hash) in `topic`, ms; Infinity unknown. */
   getSourceDistance(topic: Topic, source: number): number {
-    return this.trees?.distanceOf(topic, source) ?? Number.POSITIVE_INFINITY
+    return this.treeLinks?.distanceOf(topic, source) ?? Number.POSITIVE_INFINITY
   }
 
   /**
@@ -1715,7 +1526,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.seen.add(key, now)
     this.preambles.delivered(key, peer)
     if (this.params.oneCopy) this.firstCopy(peer, topic, key, id, auth.origin)
-    if (this.trees !== undefined) this.sourceSeen(topic, key, auth.origin, data.length)
+    this.treeLinks?.arrived(topic, key, auth.origin, data.length)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {
@@ -1834,8 +1645,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // A source with a tree: push to the peers that take it through us, announce to the
       // other mesh peers (the safety net of rules 5-9); peers that sent no entry for it
       // follow rules 1-9.
-      const source = this.sourceOf.get(key)
-      let tree = source === undefined ? undefined : this.trees?.entries(a.topic, source)
+      const source = this.treeLinks?.sourceOf(key)
+      let tree = source === undefined ? undefined : this.treeLinks?.entries(a.topic, source)
       // None of the mesh told us of the source yet: rules 1-9 whole (root pushes included).
       if (tree?.size === 0) tree = undefined
       const skip = (p: PeerKey) =>
@@ -2201,13 +2012,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.mcache.put(key, { id, message: m, topic, class: cls, advertise: true, firstSeen: now })
     }
     this.recorder.count('published', topic, cls)
-    if (this.trees !== undefined) {
-      // From our second message on it names us as its source (a once-only publisher's
-      // message carries nothing more), and its flood targets learn their seeds.
-      const repeated = this.toldSeeds.has(topic)
-      this.tellSeeds(topic, targets, m.data?.length ?? 0)
-      if (repeated) this.noteSource(key, this.hashOf(this.env.self))
-    }
+    this.treeLinks?.publishing(topic, key, targets, m.data?.length ?? 0)
     const mesh = this.meshes.meshOf(topic)
     // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
     if (
@@ -2238,14 +2043,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // announces then come back within milliseconds: we know the message, and do not pull it.
     const marked = this.params.oneCopy && this.params.oneCopyFloodPublish && this.marksFlood(topic)
     if (marked) this.indexShortId(key, id)
-    else if (this.trees !== undefined) {
+    else if (this.treeLinks !== undefined) {
       // Only remembered, not indexed: an indexed message's announces count as late arrivals
       // and deliveries at its publisher, which cost the single publisher at 100 KB 10% of its
       // p99 (seed 2, past the run's 5 s drain).
-      if (this.ownShorts.size >= this.params.maxShortIds) {
-        this.ownShorts.delete(this.ownShorts.values().next().value!)
-      }
-      this.ownShorts.add(bytesKey(shortId(id)))
+      this.treeLinks.ownFlooded(bytesKey(shortId(id)))
     }
     this.sendMarked(
       targets,
@@ -2269,7 +2071,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const marks = sentTo !== undefined && this.markAllowed(sentTo.length)
     // Source trees: an unsigned message names its publisher to one-copy peers (a signed one
     // names it in `from`).
-    const source = m.from === undefined ? this.sourceOf.get(key) : undefined
+    const source = m.from === undefined ? this.treeLinks?.sourceOf(key) : undefined
     if (!marks && source === undefined) {
       this.sendMessage(peers, m, key)
       return
@@ -2451,7 +2253,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (ps.oneCopyHeard && !ps.oneCopy) {
           // Our hello or its reply was lost (lossy links): ask again until one comes back.
           this.pendingOneCopyOf(peer).hello = HELLO_ASK
-          if (ps.sourceTrees) this.rtt.hello(peer, now)
+          if (ps.sourceTrees) this.treeLinks?.hello(peer, now)
         }
       }
     }
@@ -2461,7 +2263,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (this.oneCopyGossiped.size > 0) this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
     if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
-    if (this.trees !== undefined) this.treesHeartbeat(now)
+    this.treeLinks?.heartbeat(now)
     this.flushControl()
     this.mcache.shift()
     this.seen.prune(now)

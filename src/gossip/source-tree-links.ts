@@ -1,0 +1,383 @@
+import type { PeerKey, Topic } from '../common/artifact.ts'
+import { setNewest } from '../common/bounded-map.ts'
+import type { TimerHandle } from '../common/env.ts'
+import { LinkRtt } from './link-rtt.ts'
+import { peerHashOf, topicHash } from './one-copy.ts'
+import type { GossipParams } from './params.ts'
+import { emptyOneCopy, type RpcOneCopy } from './rpc-codec.ts'
+import {
+  decodeDistanceEntry,
+  encodeDistanceEntry,
+  type PeerEntry,
+  SourceTrees,
+} from './source-trees.ts'
+
+/**
+ * Eager in-links kept beyond `oneCopyMinEager` until a topic's first messages came (rule 4
+ * keeps 2). Single publisher at 1,000 nodes, seed 2, 256 B: p99 1.069x stock's with 2, 1.058x
+ * with 3, 1.042x with 4 (0.14 duplicates), 1.038x with every in-link (0.24 duplicates; with
+ * random publishers +0.10 duplicates and +0.17x the floor in bytes).
+ */
+export const TREE_LEARNING_EXTRA = 4
+/** Changed distance entries wait this long to go out together, in ms. */
+const DISTANCE_FLUSH_MS = 10
+/** A flood target's seed is told again when its queue wait moved by more, ms. */
+const SEED_RESEND_MS = 1
+
+/** The flags the router keeps per peer that the trees read (and one they set). */
+export interface TreePeer {
+  /** Both ends speak one-copy and each knows the other heard it (a hello came). */
+  readonly oneCopy: boolean
+  /** Both ends run source trees (its Extensions, or its tree messages, said so). */
+  sourceTrees: boolean
+}
+
+/** What the source-tree glue needs from its router. */
+export interface SourceTreeLinksHost {
+  /** This node. */
+  readonly self: PeerKey
+  now(): number
+  setTimer(ms: number, fn: () => void): TimerHandle
+  /** False once the router stopped (a due flush then sends nothing). */
+  running(): boolean
+  /** A connected peer's flags; undefined when it is not connected. */
+  peer(peer: PeerKey): TreePeer | undefined
+  /** The peer hash of `peer` (the router caches connected peers'). */
+  hashOf(peer: PeerKey): number
+  /** The subscribed topic with this topic hash. */
+  topicByHash(hash: Uint8Array): Topic | undefined
+  /** Peers known to subscribe to `topic`. */
+  topicPeers(topic: Topic): ReadonlySet<PeerKey> | undefined
+  /** Our mesh of `topic`, if we are in it. */
+  meshOf(topic: Topic): ReadonlySet<PeerKey> | undefined
+  /** The subscribed topics. */
+  subscriptions(): Iterable<Topic>
+  /** Milliseconds our uplink takes to send one copy of `bytes`. */
+  copyMs(bytes: number): number
+  /** Sends one-copy messages to `peer` now. */
+  sendOneCopy(peer: PeerKey, o: RpcOneCopy): void
+  /** Puts a ping in the one-copy messages gathered for `peer` (sent at the heartbeat's end). */
+  queuePing(peer: PeerKey, nonce: number): void
+  /** Counts a rejected input of `peer`. */
+  reject(peer: PeerKey, reason: string): void
+}
+
+/** Distance-budget units of a frame's tree messages: one per entry, and per empty group. */
+export function distanceCost(o: RpcOneCopy): number {
+  let n = 0
+  for (const d of o.distances ?? []) n += Math.max(1, d.entries.length)
+  return n
+}
+
+/**
+ * One-copy source trees (doc/gossip-extension.md rule 10) at the router's hook points: the
+ * {@link SourceTrees} table and the {@link LinkRtt} probes it reads, which source each recent
+ * message came from, the seeds a publisher tells its flood targets, batched distance
+ * exchange and the heartbeat's pings. Sans-IO: it sends and reads the clock only through its
+ * {@link SourceTreeLinksHost}.
+ */
+export class SourceTreeLinks {
+  private readonly host: SourceTreeLinksHost
+  private readonly trees: SourceTrees
+  private readonly rtt = new LinkRtt()
+  /** Bound on the per-message maps (`sourceOf`, `ownShorts`). */
+  private readonly maxShortIds: number
+  private readonly ownHash: number
+  /**
+   * Short ids of our own recent messages (bounded, oldest forgotten first). Their announces
+   * come back from the peers the tree did not push to; we never pull them.
+   */
+  private readonly ownShorts = new Set<string>()
+  /** The publisher's peer hash of each recent message (bounded). */
+  private readonly sources = new Map<string, number>()
+  /** The `source` of the frame being read, from a one-copy peer. */
+  private frameSource: number | undefined
+  /** The size of each topic's last message (the metric's typical size). */
+  private readonly topicSize = new Map<Topic, number>()
+  /** The seed each topic peer was told for our own messages (its queue wait, ms). */
+  private readonly toldSeeds = new Map<Topic, Map<PeerKey, number>>()
+  /** A flush of changed distance entries is scheduled. */
+  private distancesDue = false
+
+  constructor(host: SourceTreeLinksHost, p: GossipParams) {
+    this.host = host
+    this.maxShortIds = p.maxShortIds
+    this.ownHash = host.hashOf(host.self)
+    this.trees = new SourceTrees(
+      {
+        now: () => host.now(),
+        latencyMs: (peer) => this.rtt.latencyMs(peer),
+        meshOf: (topic) => host.meshOf(topic),
+        validationMs: (topic) =>
+          p.validationDelayMs +
+          (p.validationDelayMsPerKB * (this.topicSize.get(topic) ?? 0)) / 1000,
+        sendMs: (topic) => host.copyMs(this.topicSize.get(topic) ?? 0),
+      },
+      p.oneCopyMaxSources,
+      p.heartbeatIntervalMs,
+      // Half of what we take from a peer: a neighbour with our budgets never cuts us off.
+      {
+        perSecond: p.budgets.rates.distance.perSecond / 2,
+        burst: p.budgets.rates.distance.burst / 2,
+      },
+    )
+  }
+
+  // ---------------------------------------------------------------- links
+
+  /** `peer`'s Extensions said it runs trees: so does the link, and our hello ASK times it. */
+  negotiated(peer: PeerKey, ps: TreePeer): void {
+    ps.sourceTrees = true
+    this.rtt.hello(peer, this.host.now())
+  }
+
+  /** A hello ASK goes (again) to `peer` at `now`: timed when the link has no sample yet. */
+  hello(peer: PeerKey, now: number): void {
+    this.rtt.hello(peer, now)
+  }
+
+  /** `peer` answered a hello ASK: the link's first RTT sample when it answers ours. */
+  helloAcked(peer: PeerKey): void {
+    this.rtt.helloAcked(peer, this.host.now())
+  }
+
+  /** True when `peer` runs trees and answered our probes (it sends us distances). */
+  treePeer(peer: PeerKey, ps: TreePeer): boolean {
+    return ps.sourceTrees && this.rtt.latencyMs(peer) !== undefined
+  }
+
+  /** `peer` disconnected. */
+  peerGone(peer: PeerKey): void {
+    this.rtt.forget(peer)
+    this.trees.forget(peer)
+    for (const told of this.toldSeeds.values()) told.delete(peer)
+  }
+
+  /** `peer` left our mesh of `topic`: its entries no longer count. */
+  meshLeft(topic: Topic, peer: PeerKey): void {
+    this.trees.left(topic, peer)
+    this.distancesSoon()
+  }
+
+  /** We left `topic`. */
+  clearTopic(topic: Topic): void {
+    this.trees.clearTopic(topic)
+    this.toldSeeds.delete(topic)
+  }
+
+  /**
+   * Tree messages from `peer` (ping, pong, distance entries), already charged to its
+   * `distance` budget by the router.
+   */
+  received(peer: PeerKey, ps: TreePeer, o: RpcOneCopy): void {
+    const { host, trees } = this
+    // It sends them only after our Extensions said we run trees, and only if it does: its
+    // own Extensions was lost (lossy links), and this says as much.
+    ps.sourceTrees = true
+    if (o.ping !== undefined) host.sendOneCopy(peer, { ...emptyOneCopy(), pong: o.ping })
+    if (o.pong !== undefined && !this.rtt.pong(peer, o.pong, host.now())) {
+      host.reject(peer, 'unexpected-pong')
+    }
+    const distances = o.distances ?? []
+    if (distances.length === 0) return
+    let full = false
+    const self = host.hashOf(peer)
+    for (const d of distances) {
+      const topic = host.topicByHash(d.topicHash)
+      // Held only from the topic's peers (bounded by our connections), never about ourselves.
+      if (topic === undefined || host.topicPeers(topic)?.has(peer) !== true) continue
+      for (const bytes of d.entries) {
+        const e = decodeDistanceEntry(bytes)
+        let held: boolean
+        if (e.source === this.ownHash) held = true
+        else if (e.source !== self) held = trees.advertised(topic, peer, e)
+        else {
+          // The source itself: its seed, our place in its flood's send queue.
+          const latency = this.rtt.latencyMs(peer)
+          held = latency === undefined || trees.seed(topic, self, latency + e.distanceMs)
+        }
+        if (!held) full = true
+      }
+    }
+    // Sources past the table's cap are not held: counted, not punished (an honest peer in a
+    // larger topic sends them too).
+    if (full) host.reject(peer, 'source-table-full')
+    this.distancesSoon()
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  /** A frame from a one-copy peer is being read; `source` is its one-copy `source`, if any. */
+  frameStart(source: Uint8Array | undefined): void {
+    this.frameSource = source === undefined ? undefined : peerHashOf(source)
+  }
+
+  /** The frame's messages are read. */
+  frameEnd(): void {
+    this.frameSource = undefined
+  }
+
+  /**
+   * The first copy of `key` is here; its publisher (the signed origin, else the frame's
+   * `source`) gets an entry, seeded when it is a topic peer we measured (its flood reaches us
+   * straight).
+   */
+  arrived(topic: Topic, key: string, origin: PeerKey | undefined, size: number): void {
+    const named = origin === undefined ? this.frameSource : undefined
+    const source = origin !== undefined ? this.host.hashOf(origin) : named
+    if (source === undefined) return
+    this.noteSource(key, source)
+    this.topicSize.set(topic, size)
+    const trees = this.trees
+    let latency: number | undefined
+    if (!trees.seeded(topic, source)) {
+      for (const p of this.host.topicPeers(topic) ?? []) {
+        if (this.host.hashOf(p) === source) latency = this.rtt.latencyMs(p)
+      }
+    }
+    // A named source published before (it names itself from its second message on); a signed
+    // message's origin is counted from its first.
+    if (trees.seen(topic, source, latency, named !== undefined)) this.distancesSoon()
+  }
+
+  /**
+   * We publish message `key` of `size` bytes to flood `targets`: from our second message on it
+   * names us as its source (a once-only publisher's message carries nothing more), and its
+   * flood targets learn their seeds.
+   */
+  publishing(topic: Topic, key: string, targets: PeerKey[], size: number): void {
+    const repeated = this.toldSeeds.has(topic)
+    this.tellSeeds(topic, targets, size)
+    if (repeated) this.noteSource(key, this.ownHash)
+  }
+
+  /** Our own message with short id `short` (hex) was flooded unindexed: its announces are ignored. */
+  ownFlooded(short: string): void {
+    if (this.ownShorts.size >= this.maxShortIds) {
+      this.ownShorts.delete(this.ownShorts.values().next().value!)
+    }
+    this.ownShorts.add(short)
+  }
+
+  /** True when `short` (hex) is one of our own recent messages. */
+  isOwn(short: string): boolean {
+    return this.ownShorts.has(short)
+  }
+
+  /** The publisher's peer hash of recent message `key`, when known. */
+  sourceOf(key: string): number | undefined {
+    return this.sources.get(key)
+  }
+
+  /** Mesh peers' entries for `source` in `topic` (whether each takes it through us). */
+  entries(topic: Topic, source: number): ReadonlyMap<PeerKey, PeerEntry> | undefined {
+    return this.trees.entries(topic, source)
+  }
+
+  /** True when message `key` of `topic` comes from a source we hold a tree entry for. */
+  inTree(topic: Topic, key: string): boolean {
+    const source = this.sources.get(key)
+    return source !== undefined && this.trees.has(topic, source)
+  }
+
+  /** Sources held for `topic`. */
+  size(topic: Topic): number {
+    return this.trees.size(topic)
+  }
+
+  /** Our distance from `source` in `topic`, ms; Infinity unknown. */
+  distanceOf(topic: Topic, source: number): number {
+    return this.trees.distanceOf(topic, source)
+  }
+
+  // ---------------------------------------------------------------- heartbeat
+
+  /**
+   * At the heartbeat: pings that are due (mesh peers only: the hello timed every link once,
+   * and pinging all ~50 peers a minute cost 0.26x the floor per 256 B message in the bench's
+   * 30-message run), held-down entries, new mesh peers.
+   */
+  heartbeat(now: number): void {
+    const { host } = this
+    const pinged = new Set<PeerKey>()
+    for (const topic of host.subscriptions()) {
+      for (const peer of host.meshOf(topic) ?? []) {
+        const ps = host.peer(peer)
+        if (pinged.has(peer) || ps?.oneCopy !== true || !ps.sourceTrees) continue
+        pinged.add(peer)
+        const nonce = this.rtt.ping(peer, now)
+        if (nonce !== undefined) host.queuePing(peer, nonce)
+      }
+    }
+    this.trees.heartbeat()
+    this.distancesSoon()
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /**
+   * Before our own message floods (from our second on): each one-copy target is told (once,
+   * and when it moved) its seed, the time its copy waits in our send queue behind the ones
+   * before it (one serialization each), so that a target served late takes a mesh parent
+   * instead.
+   */
+  private tellSeeds(topic: Topic, targets: PeerKey[], size: number): void {
+    const { host } = this
+    const copyMs = host.copyMs(size)
+    const told = this.toldSeeds.get(topic)
+    if (told === undefined) {
+      // Our first message: its receivers start our entry only with the second (SourceTrees.seen).
+      this.toldSeeds.set(topic, new Map())
+      return
+    }
+    const hash = topicHash(topic)
+    let rank = 0
+    for (const peer of targets) {
+      if (host.peer(peer)?.oneCopy !== true) continue
+      const queueMs = rank++ * copyMs
+      const before = told.get(peer)
+      if (before !== undefined && Math.abs(before - queueMs) <= SEED_RESEND_MS) continue
+      told.set(peer, queueMs)
+      const o = emptyOneCopy()
+      const entry = { source: this.ownHash, distanceMs: queueMs, parent: false }
+      o.distances = [{ topicHash: hash, entries: [encodeDistanceEntry(entry)] }]
+      host.sendOneCopy(peer, o)
+    }
+  }
+
+  /** Remembers the publisher's hash of message `key` (bounded, oldest forgotten first). */
+  private noteSource(key: string, source: number): void {
+    setNewest(this.sources, key, source, this.maxShortIds)
+  }
+
+  /** Sends changed distance entries shortly (batched: one frame per peer for what changed meanwhile). */
+  private distancesSoon(): void {
+    if (this.distancesDue) return
+    this.distancesDue = true
+    this.host.setTimer(DISTANCE_FLUSH_MS, () => {
+      this.distancesDue = false
+      if (this.host.running()) this.flushDistances()
+    })
+  }
+
+  /**
+   * Sends each source-tree peer (one-copy, answers our pings) in each topic's mesh the entries
+   * it has not had.
+   */
+  private flushDistances(): void {
+    const { host, trees } = this
+    const eligible = (p: PeerKey) => {
+      const ps = host.peer(p)
+      return ps?.oneCopy === true && ps.sourceTrees && this.rtt.latencyMs(p) !== undefined
+    }
+    for (const topic of host.subscriptions()) {
+      if (!trees.pending(topic)) continue
+      const hash = topicHash(topic)
+      for (const [peer, entries] of trees.outgoing(topic, eligible)) {
+        const o = emptyOneCopy()
+        o.distances = [{ topicHash: hash, entries: entries.map(encodeDistanceEntry) }]
+        host.sendOneCopy(peer, o)
+      }
+    }
+  }
+}
