@@ -424,6 +424,16 @@ export class SourceTrees {
       : undefined
     const v = this.host.validationMs(topic)
     const mesh = this.host.meshOf(topic)
+    const usable = (p: PeerKey) => {
+      const e = s.peers.get(p)
+      return (
+        e !== undefined &&
+        !e.namesUs &&
+        Number.isFinite(e.distanceMs) &&
+        mesh?.has(p) === true &&
+        this.host.latencyMs(p) !== undefined
+      )
+    }
     for (const [p, e] of s.peers) {
       // Poison reverse: a peer that takes the source through us offers no path to it.
       if (e.namesUs || !Number.isFinite(e.distanceMs) || mesh?.has(p) !== true) continue
@@ -441,8 +451,13 @@ export class SourceTrees {
     }
     const now = this.host.now()
     // Hold-down: after a distance grew, a lower one (maybe an echo of the old path, counting
-    // to infinity around a loop) is not taken until the hold expires.
-    if (best < s.distanceMs && s.holdUntil > now) return
+    // to infinity around a loop) is not taken until the hold expires. If the parent we hold
+    // on to is gone meanwhile, we are unreachable until then (children re-choose at once).
+    if (best < s.distanceMs && s.holdUntil > now) {
+      if (s.parent === undefined || s.parent === FROM_SOURCE || usable(s.parent)) return
+      best = Number.POSITIVE_INFINITY
+      parent = undefined
+    }
     if (best > s.distanceMs) s.holdUntil = now + this.holdDownMs
     if (best === s.distanceMs && parent === s.parent) return
     s.distanceMs = best

@@ -176,6 +176,32 @@ describe('the source-tree table', () => {
     expect(trees.distanceOf(T, S)).toBe(23)
   })
 
+  it('holds on to no parent that is gone: within a hold-down it is unreachable, then re-chooses', () => {
+    const { trees, clock } = table({ a: 1, b: 1, c: 1 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 40, parent: false })
+    trees.advertised(T, 'c', { source: S, distanceMs: 30, parent: false })
+    trees.left(T, 'a')
+    expect(trees.parentOf(T, S)).toBe('c')
+    // c's path grows past b's: b (43) is taken, and a hold-down starts.
+    clock.now = 100
+    trees.advertised(T, 'c', { source: S, distanceMs: 60, parent: false })
+    expect(trees.parentOf(T, S)).toBe('b')
+    // b's offer drops within the hold: kept at 43.
+    clock.now = 200
+    trees.advertised(T, 'b', { source: S, distanceMs: 5, parent: false })
+    expect(trees.distanceOf(T, S)).toBe(43)
+    trees.advertised(T, 'c', { source: S, distanceMs: 20, parent: false })
+    trees.left(T, 'b')
+    // The only offer left (c, 23) is lower than the held 43, and b is gone: unreachable.
+    expect(trees.parentOf(T, S)).toBeUndefined()
+    expect(trees.distanceOf(T, S)).toBe(Number.POSITIVE_INFINITY)
+    clock.now = 2000
+    trees.heartbeat()
+    expect(trees.parentOf(T, S)).toBe('c')
+    expect(trees.distanceOf(T, S)).toBe(23)
+  })
+
   it('starts a source with its second message, and remembers first sightings within the cap', () => {
     const { trees } = table({ a: 1 }, 3)
     expect(trees.seen(T, S, 10)).toBe(false)
