@@ -1520,6 +1520,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const first = this.mcache.get(key)?.firstSeen
       if (first !== undefined) this.score.duplicateDelivery(peer, topic, now - first)
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
+      this.treeLinks?.duplicate(peer, topic, key)
       this.validating.get(key)?.add(peer)
       if (ps.oneCopy) this.chokeOnDuplicate(peer, topic, key, id)
       return true
@@ -1527,7 +1528,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.seen.add(key, now)
     this.preambles.delivered(key, peer)
     if (this.params.oneCopy) this.firstCopy(peer, topic, key, id, auth.origin)
-    this.treeLinks?.arrived(topic, key, auth.origin, data.length)
+    this.treeLinks?.arrived(peer, topic, key, auth.origin, data.length)
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {

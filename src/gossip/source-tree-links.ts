@@ -221,11 +221,17 @@ export class SourceTreeLinks {
   }
 
   /**
-   * The first copy of `key` is here; its publisher (the signed origin, else the frame's
-   * `source`) gets an entry, seeded when it is a topic peer we measured (its flood reaches us
-   * straight).
+   * The first copy of `key` is here, from `peer`; its publisher (the signed origin, else the
+   * frame's `source`) gets an entry, seeded when it is a topic peer we measured (its flood
+   * reaches us straight), and whether our parent for it sent the source's copies is counted.
    */
-  arrived(topic: Topic, key: string, origin: PeerKey | undefined, size: number): void {
+  arrived(
+    peer: PeerKey,
+    topic: Topic,
+    key: string,
+    origin: PeerKey | undefined,
+    size: number,
+  ): void {
     const named = origin === undefined ? this.frameSource : undefined
     const source = origin !== undefined ? this.host.hashOf(origin) : named
     if (source === undefined) return
@@ -241,6 +247,13 @@ export class SourceTreeLinks {
     // A named source published before (it names itself from its second message on); a signed
     // message's origin is counted from its first.
     if (trees.seen(topic, source, latency, named !== undefined)) this.distancesSoon()
+    trees.firstCopy(topic, source, key, peer)
+  }
+
+  /** A later copy of message `key` came from `peer` (a parent that sends copies is no silent one). */
+  duplicate(peer: PeerKey, topic: Topic, key: string): void {
+    const source = this.sources.get(key)
+    if (source !== undefined) this.trees.copy(topic, source, key, peer)
   }
 
   /**

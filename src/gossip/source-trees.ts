@@ -24,6 +24,11 @@ export const MAX_DISTANCE_MS = (UNREACHABLE_STEPS - 1) * STEP_MS
 const RESEND_MIN_MS = 0.5
 const RESEND_SHARE = 0.02
 
+/** A parent that sent no copy of this many of the source's messages in a row is passed over. */
+export const SILENT_PARENT_MISSES = 3
+/** For this long, ms (its offers for that source are ignored; then it may be chosen again). */
+export const PASS_OVER_MS = 30_000
+
 /** The parent meaning "the source itself" (its flood reaches us straight). */
 export const FROM_SOURCE = Symbol('source')
 
@@ -87,6 +92,12 @@ interface SourceState {
   holdUntil: number
   /** A message of the source reached us, or the source itself told us its seed. */
   confirmed: boolean
+  /** The source's last message and the parent we had then: did it send us a copy? */
+  watch: { key: string; parent: PeerKey; delivered: boolean } | undefined
+  /** Per parent, the source's messages in a row it sent us no copy of (made on first miss). */
+  misses: Map<PeerKey, number> | undefined
+  /** Peers passed over as parents for the source, until when (made on first use). */
+  passedOver: Map<PeerKey, number> | undefined
 }
 
 /** What the table needs from its router. */
@@ -235,6 +246,44 @@ export class SourceTrees {
   }
 
   /**
+   * The first copy of message `key` of `source` came from `from`. Settles the source's
+   * previous message: a parent that sent no copy of it (pushed, or in answer to a pull) has
+   * one more miss, and past {@link SILENT_PARENT_MISSES} in a row it is passed over for the
+   * source for {@link PASS_OVER_MS} (a withholding parent costs its children a pull's delay,
+   * a few times, then nothing). Then watches this message's copy from our parent.
+   */
+  firstCopy(topic: Topic, source: number, key: string, from: PeerKey): void {
+    const s = this.topics.get(topic)?.get(source)
+    if (s === undefined) return
+    const w = s.watch
+    if (w !== undefined) {
+      if (w.delivered) s.misses?.delete(w.parent)
+      else {
+        s.misses ??= new Map()
+        const misses = (s.misses.get(w.parent) ?? 0) + 1
+        if (misses < SILENT_PARENT_MISSES) s.misses.set(w.parent, misses)
+        else {
+          s.misses.delete(w.parent)
+          s.passedOver ??= new Map()
+          s.passedOver.set(w.parent, this.host.now() + PASS_OVER_MS)
+          this.recompute(topic, source, s)
+        }
+      }
+    }
+    const parent = s.parent
+    s.watch =
+      parent === undefined || parent === FROM_SOURCE
+        ? undefined
+        : { key, parent, delivered: from === parent }
+  }
+
+  /** A later copy of message `key` of `source` came from `from` (our parent's counts). */
+  copy(topic: Topic, source: number, key: string, from: PeerKey): void {
+    const w = this.topics.get(topic)?.get(source)?.watch
+    if (w !== undefined && w.key === key && w.parent === from) w.delivered = true
+  }
+
+  /**
    * The entries to send now, per mesh peer of `topic`: every entry a new mesh peer has not
    * had, and of the others those whose distance moved past the hysteresis or whose parent bit
    * for that peer changed, within each peer's send credit: a change a peer has no credit for
@@ -340,7 +389,14 @@ export class SourceTrees {
       for (const [source, s] of table) {
         const held = s.holdUntil > 0 && s.holdUntil <= now
         if (held) s.holdUntil = 0
-        if (held || joined.some((p) => s.peers.has(p))) this.recompute(topic, source, s)
+        let passed = false
+        for (const [p, until] of s.passedOver ?? []) {
+          if (until <= now) {
+            s.passedOver!.delete(p)
+            passed = true
+          }
+        }
+        if (held || passed || joined.some((p) => s.peers.has(p))) this.recompute(topic, source, s)
       }
     }
   }
@@ -358,6 +414,7 @@ export class SourceTrees {
     if (table === undefined) return
     for (const [source, s] of table) {
       s.sent.delete(peer)
+      s.misses?.delete(peer)
       if (s.peers.delete(peer) || s.parent === peer) this.recompute(topic, source, s)
     }
   }
@@ -410,6 +467,9 @@ export class SourceTrees {
       sent: new Map(),
       holdUntil: 0,
       confirmed: confirm,
+      watch: undefined,
+      misses: undefined,
+      passedOver: undefined,
     }
     table.set(source, s)
     if (!confirm) unconfirmed.add(source)
@@ -428,6 +488,7 @@ export class SourceTrees {
       const e = s.peers.get(p)
       return (
         e !== undefined &&
+        s.passedOver?.has(p) !== true &&
         !e.namesUs &&
         Number.isFinite(e.distanceMs) &&
         mesh?.has(p) === true &&
@@ -437,6 +498,7 @@ export class SourceTrees {
     for (const [p, e] of s.peers) {
       // Poison reverse: a peer that takes the source through us offers no path to it.
       if (e.namesUs || !Number.isFinite(e.distanceMs) || mesh?.has(p) !== true) continue
+      if (s.passedOver?.has(p) === true) continue
       const lat = this.host.latencyMs(p)
       if (lat === undefined) continue
       const d = e.distanceMs + lat + v

@@ -5,6 +5,8 @@ import {
   encodeDistanceEntry,
   FROM_SOURCE,
   MAX_DISTANCE_MS,
+  PASS_OVER_MS,
+  SILENT_PARENT_MISSES,
   SourceTrees,
 } from '../../src/gossip/source-trees.ts'
 
@@ -156,6 +158,37 @@ describe('the source-tree table', () => {
     }
     // Every source's latest distance reached b: nothing was lost to the cap, only delayed.
     for (let i = 0; i < 20; i++) expect(last.get(i)).toBeCloseTo(40 + i + 1 + 2, 5)
+  })
+
+  it("passes over, for a while, a parent that sent no copy of the source's last messages", () => {
+    const { trees, clock } = table({ a: 1, b: 1 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 30, parent: false })
+    expect(trees.parentOf(T, S)).toBe('a')
+    // An honest parent: its copy comes, first or late; it stays.
+    for (let k = 0; k < 10; k++) {
+      clock.now += 250
+      trees.firstCopy(T, S, `h${k}`, k % 2 === 0 ? 'a' : 'b')
+      trees.copy(T, S, `h${k}`, 'a')
+    }
+    expect(trees.parentOf(T, S)).toBe('a')
+    // It withholds: every copy comes from b (pulled after an announce, or pushed).
+    for (let k = 0; k < SILENT_PARENT_MISSES; k++) {
+      clock.now += 250
+      trees.firstCopy(T, S, `w${k}`, 'b')
+      expect(trees.parentOf(T, S)).toBe('a')
+    }
+    // The next message settles the third miss: a is passed over, b taken.
+    clock.now += 250
+    trees.firstCopy(T, S, 'w-next', 'b')
+    expect(trees.parentOf(T, S)).toBe('b')
+    expect(trees.distanceOf(T, S)).toBe(33)
+    // Its lower offers are ignored until the pass-over ends; then the heartbeat takes it again.
+    trees.advertised(T, 'a', { source: S, distanceMs: 1, parent: false })
+    expect(trees.parentOf(T, S)).toBe('b')
+    clock.now += PASS_OVER_MS
+    trees.heartbeat()
+    expect(trees.parentOf(T, S)).toBe('a')
   })
 
   it('re-chooses at once when the parent leaves, and holds a grown distance down for a while', () => {
