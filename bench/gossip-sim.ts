@@ -34,7 +34,8 @@
  *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
  *   [--part preamble-slow]
  *   [--source-trees] (random and single parts: also one-copy with per-source trees, judged
- *   against the same stock run)
+ *   against the same stock run; silent part: trees with one honest publisher, silent relays
+ *   against the honest run)
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
@@ -316,6 +317,30 @@ if (runs('silent')) {
     r.summary.deliveryRatio === 1,
   )
   target(label, 'p99 latency / honest run', '≤ 2', p99, p99 <= 2)
+  if (sourceTrees) {
+    // Per-source trees with one honest publisher (trees form for repeated sources only):
+    // silent parents withhold its messages until their children pass them over.
+    const treeLabel = `${label}, single publisher`
+    const one = () => [honest[0]]
+    process.stderr.write(`running ${treeLabel} with ${gossipOneCopySourceTreesStrategy.name}...\n`)
+    const honestRun = await runScenario(sc, withPublishers(gossipOneCopySourceTreesStrategy, one))
+    const silentRun = await runScenario(
+      sc,
+      withPublishers(
+        withSilentRelays(gossipOneCopySourceTreesStrategy, (i) => silent.has(i), sc.warmupMs),
+        one,
+      ),
+      { recipients: () => honest },
+    )
+    results[treeLabel] = [honestRun, silentRun]
+    const ratio = silentRun.summary.latencyMs.p99 / honestRun.summary.latencyMs.p99
+    silentRows.push({ ...row(`${treeLabel}, honest`, honestRun) })
+    silentRows.push({ ...row(treeLabel, silentRun), 'p99 / honest run': fmt(ratio) })
+    const profile = 'one-copy + source trees'
+    const delivery = silentRun.summary.deliveryRatio
+    target(treeLabel, 'delivery to honest nodes', '= 1', delivery, delivery === 1, profile)
+    target(treeLabel, 'p99 latency / honest run', '≤ 2', ratio, ratio <= 2, profile)
+  }
 }
 
 // 1c. The preamble extension at 100 KB, flood-style pushes and with one-copy, stock beside it.
