@@ -233,18 +233,26 @@ describe('a source-tree router', () => {
   })
 })
 
+/** A source-tree router joined by `peers`, each with or without trees in its Extensions. */
+function routerWith(peers: [string, boolean][]) {
+  const env = new ManualEnv()
+  const r = new GossipRouter(env, {
+    oneCopy: true,
+    oneCopySourceTrees: true,
+    signaturePolicy: 'StrictNoSign',
+  })
+  r.start()
+  for (const [peer, trees] of peers) join(env, r, peer, 10, trees)
+  r.subscribe(T)
+  return { env, router: r }
+}
+
 describe('source trees negotiated per link', () => {
   it('send a one-copy peer without them no distances, pings or source', () => {
-    const env = new ManualEnv()
-    const r = new GossipRouter(env, {
-      oneCopy: true,
-      oneCopySourceTrees: true,
-      signaturePolicy: 'StrictNoSign',
-    })
-    r.start()
-    join(env, r, 'on')
-    join(env, r, 'off', 10, false)
-    r.subscribe(T)
+    const { env, router: r } = routerWith([
+      ['on', true],
+      ['off', false],
+    ])
     const hello = env.take().filter((s) => s.rpc.control?.extensions !== undefined)
     expect(hello.every((s) => s.rpc.control?.extensions?.sourceTrees === true)).toBe(true)
     r.receive('on', fromS(1))
@@ -271,20 +279,10 @@ describe('source trees negotiated per link', () => {
     expect(to.off).toEqual({ distances: 0, ping: 0, source: 0 })
     expect(to.on.ping).toBeGreaterThan(0)
   })
-})
 
-describe("source-tree negotiation and a publisher's own messages", () => {
   it('takes a one-copy peer whose Extensions lacked the flag to run trees once it sends tree messages', () => {
-    const env = new ManualEnv()
-    const r = new GossipRouter(env, {
-      oneCopy: true,
-      oneCopySourceTrees: true,
-      signaturePolicy: 'StrictNoSign',
-    })
-    r.start()
     // Its Extensions (with the flag) was lost: it is one-copy through the hello alone.
-    join(env, r, 'lost', 10, false)
-    r.subscribe(T)
+    const { env, router: r } = routerWith([['lost', false]])
     env.take()
     const rejected: string[] = []
     r.on('rejected', (e) => rejected.push(e.reason))
@@ -304,7 +302,9 @@ describe("source-tree negotiation and a publisher's own messages", () => {
     expect(r.getMeshPeers(T)).toEqual(['lost'])
     expect(pings()).toBeGreaterThan(0)
   })
+})
 
+describe("a router without trees, and a publisher's own messages", () => {
   it('without trees, counts tree messages against their sender and charges their entries', () => {
     const env = new ManualEnv()
     const r = new GossipRouter(env, { oneCopy: true, signaturePolicy: 'StrictNoSign' })
