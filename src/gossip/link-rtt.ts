@@ -12,8 +12,6 @@ const HELLO = 0xffff_ffff
 interface Probe {
   /** Smoothed RTT, ms; undefined until the first pong. */
   rttMs: number | undefined
-  /** The sample is the hello's only (its ACK is a constant a peer can send early). */
-  provisional: boolean
   /** The nonce of the ping in flight (0: none). */
   nonce: number
   sentAt: number
@@ -22,33 +20,28 @@ interface Probe {
 /**
  * Round-trip times of one-copy links (one-copy source trees): the first sample is the hello
  * ASK's round trip (its ACK answers at once; every negotiated link has one, at no cost), then
- * ping/pong on the links that need it: at once after the hello (whose sample it replaces:
- * the ACK is a constant, which a peer could send before our ASK reached it), then once a
- * minute. The core times its own probes with the injected clock, so the simulator measures
- * link latency as a real node does (queueing included). One probe in flight per peer, with a
- * random nonce; an answer that does not match it is ignored, so a peer cannot make up samples.
+ * ping/pong once a minute on the links that need it. The core times its own probes with the
+ * injected clock, so the simulator measures link latency as a real node does (queueing
+ * included). One probe in flight per peer; an answer that does not match it is ignored, so a
+ * peer cannot make up samples.
  */
 export class LinkRtt {
   private readonly probes = new Map<PeerKey, Probe>()
-  private readonly random: () => number
-
-  /** `random` draws nonces (a number in [0, 1), as `Math.random`). */
-  constructor(random: () => number) {
-    this.random = random
-  }
+  private nextNonce = 1
 
   /** A nonce to ping `peer` with now, or undefined when a ping is in flight or not yet due. */
   ping(peer: PeerKey, now: number): number | undefined {
     let p = this.probes.get(peer)
     if (p === undefined) {
-      p = { rttMs: undefined, provisional: false, nonce: 0, sentAt: 0 }
+      p = { rttMs: undefined, nonce: 0, sentAt: 0 }
       this.probes.set(peer, p)
     } else {
-      const wait = p.nonce !== 0 ? PING_TIMEOUT_MS : p.provisional ? 0 : PING_INTERVAL_MS
+      const wait = p.nonce !== 0 ? PING_TIMEOUT_MS : PING_INTERVAL_MS
       if (now - p.sentAt < wait) return undefined
     }
+    p.nonce = this.nextNonce
     // 1 .. 2^32 - 2: never 0 (none in flight) nor HELLO.
-    p.nonce = 1 + Math.floor(this.random() * (HELLO - 1))
+    this.nextNonce = (this.nextNonce % 0xffff_fffe) + 1
     p.sentAt = now
     return p.nonce
   }
@@ -57,7 +50,7 @@ export class LinkRtt {
   hello(peer: PeerKey, now: number): void {
     const p = this.probes.get(peer)
     if (p !== undefined && (p.rttMs !== undefined || p.nonce !== 0)) return
-    this.probes.set(peer, { rttMs: undefined, provisional: false, nonce: HELLO, sentAt: now })
+    this.probes.set(peer, { rttMs: undefined, nonce: HELLO, sentAt: now })
   }
 
   /** `peer` answered a hello ASK (ACK): a sample when it answers ours. */
@@ -70,9 +63,7 @@ export class LinkRtt {
     const p = this.probes.get(peer)
     if (p === undefined || p.nonce === 0 || p.nonce !== nonce) return false
     const sample = now - p.sentAt
-    p.rttMs =
-      p.rttMs === undefined || p.provisional ? sample : p.rttMs + SMOOTHING * (sample - p.rttMs)
-    p.provisional = nonce === HELLO
+    p.rttMs = p.rttMs === undefined ? sample : p.rttMs + SMOOTHING * (sample - p.rttMs)
     p.nonce = 0
     return true
   }

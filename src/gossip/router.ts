@@ -456,7 +456,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
               this.pendingOneCopyOf(peer).ping = nonce
             },
             reject: (peer, reason) => this.reject(peer, reason),
-            random: () => this.env.random(),
           },
           p,
         )

@@ -60,8 +60,6 @@ export interface SourceTreeLinksHost {
   queuePing(peer: PeerKey, nonce: number): void
   /** Counts a rejected input of `peer`. */
   reject(peer: PeerKey, reason: string): void
-  /** A number in [0, 1) from the environment's randomness (ping nonces). */
-  random(): number
 }
 
 /** Distance-budget units of a frame's tree messages: one per entry, and per empty group. */
@@ -81,7 +79,7 @@ export function distanceCost(o: RpcOneCopy): number {
 export class SourceTreeLinks {
   private readonly host: SourceTreeLinksHost
   private readonly trees: SourceTrees
-  private readonly rtt: LinkRtt
+  private readonly rtt = new LinkRtt()
   /** Bound on the per-message maps (`sourceOf`, `ownShorts`). */
   private readonly maxShortIds: number
   private readonly ownHash: number
@@ -105,7 +103,6 @@ export class SourceTreeLinks {
     this.host = host
     this.maxShortIds = p.maxShortIds
     this.ownHash = host.hashOf(host.self)
-    this.rtt = new LinkRtt(() => host.random())
     this.trees = new SourceTrees(
       {
         now: () => host.now(),
