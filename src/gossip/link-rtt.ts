@@ -1,3 +1,4 @@
+import { getRandomValues } from 'node:crypto'
 import type { PeerKey } from '../common/artifact.ts'
 
 /** How often a link's RTT is sampled again once measured, in ms. */
@@ -8,6 +9,12 @@ const PING_TIMEOUT_MS = 5_000
 const SMOOTHING = 0.125
 /** The probe of a one-copy hello ASK, answered by its ACK (ping nonces never take this value). */
 const HELLO = 0xffff_ffff
+/**
+ * Ping nonces are drawn from [2^28, 2^32 - 1): a peer cannot guess one to answer a ping before
+ * it arrives, and each is a 5-byte varint on the wire (frame sizes do not depend on the draw,
+ * so a simulation stays deterministic).
+ */
+const NONCE_MIN = 0x1000_0000
 
 interface Probe {
   /** Smoothed RTT, ms; undefined until the first pong. */
@@ -22,12 +29,13 @@ interface Probe {
  * ASK's round trip (its ACK answers at once; every negotiated link has one, at no cost), then
  * ping/pong once a minute on the links that need it. The core times its own probes with the
  * injected clock, so the simulator measures link latency as a real node does (queueing
- * included). One probe in flight per peer; an answer that does not match it is ignored, so a
- * peer cannot make up samples.
+ * included). One probe in flight per peer, with a random nonce; an answer that does not match
+ * it is ignored, so a peer cannot make up samples. The hello's ACK is a constant, which a peer
+ * could send before our ASK reached it to look near: that only makes it a parent, and a
+ * parent that does not deliver is passed over (SourceTrees.firstCopy).
  */
 export class LinkRtt {
   private readonly probes = new Map<PeerKey, Probe>()
-  private nextNonce = 1
 
   /** A nonce to ping `peer` with now, or undefined when a ping is in flight or not yet due. */
   ping(peer: PeerKey, now: number): number | undefined {
@@ -39,9 +47,8 @@ export class LinkRtt {
       const wait = p.nonce !== 0 ? PING_TIMEOUT_MS : PING_INTERVAL_MS
       if (now - p.sentAt < wait) return undefined
     }
-    p.nonce = this.nextNonce
-    // 1 .. 2^32 - 2: never 0 (none in flight) nor HELLO.
-    this.nextNonce = (this.nextNonce % 0xffff_fffe) + 1
+    // Never 0 (none in flight) nor HELLO.
+    p.nonce = NONCE_MIN + (getRandomValues(new Uint32Array(1))[0] % (HELLO - NONCE_MIN))
     p.sentAt = now
     return p.nonce
   }

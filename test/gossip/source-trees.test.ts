@@ -293,6 +293,20 @@ describe('the source-tree table', () => {
 })
 
 describe('link RTT from ping/pong', () => {
+  it('draws 5-byte nonces a peer cannot predict from the ones it saw', () => {
+    const rtt = new LinkRtt()
+    const seen: number[] = []
+    for (let i = 0; i < 50; i++) seen.push(rtt.ping('a', i * PING_INTERVAL_MS)!)
+    for (const n of seen) {
+      expect(n).toBeGreaterThanOrEqual(2 ** 28)
+      expect(n).toBeLessThan(0xffff_ffff)
+    }
+    // Sequential nonces would follow one another; random ones almost never repeat or follow.
+    const sorted = [...new Set(seen)].sort((x, y) => x - y)
+    expect(sorted.length).toBe(50)
+    expect(sorted.some((n, i) => i > 0 && n === sorted[i - 1] + 1)).toBe(false)
+  })
+
   it('samples the round trip of the ping in flight only, and pings again once a minute', () => {
     const rtt = new LinkRtt()
     const nonce = rtt.ping('a', 0)!
