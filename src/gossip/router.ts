@@ -389,15 +389,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private lastDecay = 0
   /** The decoding work of the frame being received (one object, reset for each frame). */
   private readonly work: DecodeWork = { fields: 0 }
-  /**
-   * {@link handleIHave}'s lists of the IHAVE being read, emptied for each (it runs for
-   * millions of gossip frames in a large simulation; the lists never leave it).
-   */
-  private readonly ihaveScratch = {
-    entries: [] as RpcIHave[],
-    lazy: [] as boolean[],
-    ends: [] as number[],
-  }
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
     super(env, 'consensus-multicast:gossip')
@@ -2036,19 +2027,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // The entries of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy
     // push whose full copy is probably on its way (pulled after `lazyPullDelayMs`). Only the
     // ids visited are read from the frame (see `idAt`).
-    const { entries, lazy, ends } = this.ihaveScratch
-    entries.length = 0
-    lazy.length = 0
-    ends.length = 0
+    const { entries, lazy, ends } = IHAVE_SCRATCH
+    let count = 0
     let total = 0
     for (const ih of ihaves) {
       if (!this.subscriptions.has(ih.topicID)) continue
       const n = idCountOf(ih)
       if (n === 0) continue
-      entries.push(ih)
-      lazy.push(delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) === true)
+      entries[count] = ih
+      lazy[count] = delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) === true
       total += n
-      ends.push(total)
+      ends[count++] = total
     }
     const now = this.env.now()
     const examined = Math.min(total, this.params.maxIHaveIdsExamined)
@@ -2069,8 +2058,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         swapped ??= new Map()
         swapped.set(j, swapped.get(i) ?? i)
       }
-      const e = entryAt(ends, pos)
-      const id = idAt(entries[e], pos - (e === 0 ? 0 : ends[e - 1]))
+      const e = entryAt(ends, count, pos)
+      const id = idAt(entries[e]!, pos - (e === 0 ? 0 : ends[e - 1]))
       const key = messageIdKey(id)
       if (
         (taken === undefined ? isListed(wanted, key) || isListed(later, key) : taken.has(key)) ||
@@ -2089,7 +2078,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       }
     }
     // The scratch list must not keep this frame's entries alive until the next IHAVE.
-    entries.length = 0
+    entries.fill(undefined, 0, count)
     const ask = this.limiter.advertised(peer, wanted ?? NO_ADVERTISED)
     ps.askedThisHeartbeat += ask.length + (later?.length ?? 0)
     if (later === undefined) return ask
@@ -2624,6 +2613,18 @@ const NO_ADVERTISED: AdvertisedId[] = []
 /** IHAVE ids examined at most for the ones taken to be looked up in lists rather than a set. */
 const SMALL_IHAVE = 8
 
+/**
+ * {@link GossipRouter}'s lists of the IHAVE being read, filled up to a count for each (it runs
+ * for millions of gossip frames in a large simulation and never calls out to another router,
+ * so the routers share them and they stay in the cache). Never truncated: setting an array's
+ * length to 0 drops its storage, and every IHAVE then allocated three arrays anew.
+ */
+const IHAVE_SCRATCH = {
+  entries: [] as (RpcIHave | undefined)[],
+  lazy: [] as boolean[],
+  ends: [] as number[],
+}
+
 /** True when `list` holds an id of key `key`. */
 function isListed(list: AdvertisedId[] | undefined, key: string): boolean {
   if (list === undefined) return false
@@ -2631,10 +2632,13 @@ function isListed(list: AdvertisedId[] | undefined, key: string): boolean {
   return false
 }
 
-/** The index of the first of `ends` (ascending) above `pos`: the entry holding id position `pos`. */
-function entryAt(ends: number[], pos: number): number {
+/**
+ * The index of the first of `ends` (ascending, the first `count` used) above `pos`: the
+ * entry holding id position `pos`.
+ */
+function entryAt(ends: number[], count: number, pos: number): number {
   let lo = 0
-  let hi = ends.length - 1
+  let hi = count - 1
   while (lo < hi) {
     const mid = (lo + hi) >> 1
     if (ends[mid] <= pos) lo = mid + 1
