@@ -67,6 +67,7 @@ import {
   type RpcOneCopy,
   type RpcPreamble,
   type RpcPrune,
+  type RpcSubscription,
 } from './rpc-codec.ts'
 import { PeerScore } from './score.ts'
 import {
@@ -2079,7 +2080,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     // The scratch list must not keep this frame's entries alive until the next IHAVE.
     entries.fill(undefined, 0, count)
-    const ask = this.limiter.advertised(peer, wanted ?? NO_ADVERTISED)
+    // Nothing new (the usual IHAVE, of ids we have): the limiter has nothing to track.
+    const ask = wanted === undefined ? NO_IDS : this.limiter.advertised(peer, wanted)
     ps.askedThisHeartbeat += ask.length + (later?.length ?? 0)
     if (later === undefined) return ask
     const pulls = later
@@ -2447,7 +2449,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const oneCopy = this.pendingOneCopy.get(peer)
       this.pendingOneCopy.delete(peer)
       if (!isControlEmpty(control) || !isOneCopyEmpty(oneCopy)) {
-        this.send(peer, { subscriptions: [], messages: [], control, oneCopy })
+        this.send(peer, { subscriptions: NO_SUBSCRIPTIONS, messages: NO_MESSAGES, control, oneCopy })
       }
     })
     this.pendingOneCopy.forEach((oneCopy, peer) => {
@@ -2500,7 +2502,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   private send(peer: PeerKey, rpc: Rpc): void {
-    this.sendToMany([peer], rpc)
+    // Not through sendToMany: no list per frame (every control frame comes this way).
+    const frame = this.encodeRpc(rpc)
+    this.sendFrame(peer, frame, rpc, payloadBytes(rpc))
   }
 
   private sendToMany(peers: PeerKey[], rpc: Rpc): void {
@@ -2508,12 +2512,15 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // Encoded once: forwarding one message to the whole mesh costs one encoding.
     const frame = this.encodeRpc(rpc)
     const payload = payloadBytes(rpc)
-    for (const peer of peers) {
-      this.recorder.frameSent(frame.length, payload)
-      this.countControl(rpc.control, 'sent')
-      this.countOneCopy(rpc.oneCopy, 'sent')
-      this.env.send(peer, frame)
-    }
+    for (const peer of peers) this.sendFrame(peer, frame, rpc, payload)
+  }
+
+  /** Sends `frame`, the encoding of `rpc` (`payload` bytes of messages), to `peer`, counted. */
+  private sendFrame(peer: PeerKey, frame: Uint8Array, rpc: Rpc, payload: number): void {
+    this.recorder.frameSent(frame.length, payload)
+    this.countControl(rpc.control, 'sent')
+    this.countOneCopy(rpc.oneCopy, 'sent')
+    this.env.send(peer, frame)
   }
 
   private countOneCopy(o: RpcOneCopy | undefined, direction: 'sent' | 'received'): void {
@@ -2607,8 +2614,11 @@ function estimatedIds(bytes: number): number {
 /** No ids (a shared empty list, never written). */
 const NO_IDS: MessageId[] = []
 
-/** No advertised ids (a shared empty list, never written). */
-const NO_ADVERTISED: AdvertisedId[] = []
+/** No subscriptions, for the heartbeat's control frames (frozen: shared by every frame). */
+const NO_SUBSCRIPTIONS = Object.freeze([]) as unknown as RpcSubscription[]
+
+/** No messages, for the heartbeat's control frames (frozen: shared by every frame). */
+const NO_MESSAGES = Object.freeze([]) as unknown as RpcMessage[]
 
 /** IHAVE ids examined at most for the ones taken to be looked up in lists rather than a set. */
 const SMALL_IHAVE = 8
