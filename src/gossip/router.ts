@@ -2449,7 +2449,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const oneCopy = this.pendingOneCopy.get(peer)
       this.pendingOneCopy.delete(peer)
       if (!isControlEmpty(control) || !isOneCopyEmpty(oneCopy)) {
-        this.send(peer, { subscriptions: NO_SUBSCRIPTIONS, messages: NO_MESSAGES, control, oneCopy })
+        this.send(peer, {
+          subscriptions: NO_SUBSCRIPTIONS,
+          messages: NO_MESSAGES,
+          control,
+          oneCopy,
+        })
       }
     })
     this.pendingOneCopy.forEach((oneCopy, peer) => {
