@@ -67,6 +67,7 @@ import {
   type RpcOneCopy,
   type RpcPreamble,
   type RpcPrune,
+  type RpcSubscription,
 } from './rpc-codec.ts'
 import { PeerScore } from './score.ts'
 import {
@@ -374,15 +375,6 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private lastDecay = 0
   /** The decoding work of the frame being received (one object, reset for each frame). */
   private readonly work: DecodeWork = { fields: 0 }
-  /**
-   * {@link handleIHave}'s lists of the IHAVE being read, emptied for each (it runs for
-   * millions of gossip frames in a large simulation; the lists never leave it).
-   */
-  private readonly ihaveScratch = {
-    entries: [] as RpcIHave[],
-    lazy: [] as boolean[],
-    ends: [] as number[],
-  }
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
     super(env, 'consensus-multicast:gossip')
@@ -412,7 +404,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.msgIdFn = msgIdFn ?? defaultMessageId(p.signaturePolicy)
     this.decodeRpc = decoder ?? decodeRpc
     this.encodeRpc = encoder ?? encodeRpc
-    this.direct = new Set(p.directPeers)
+    this.direct = p.directPeers.length > 0 ? new Set(p.directPeers) : NO_DIRECT_PEERS
     for (const [topic, cls] of Object.entries(p.topicClasses)) this.classes.set(topic, cls)
     this.mcache = new MessageCache(p.mcacheLength, p.mcacheGossip)
     this.seen = new SeenCache(p.seenTtlMs, p.maxSeenEntries)
@@ -1892,19 +1884,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // The entries of subscribed topics; `lazy` marks those from a mesh peer's IHAVE, a lazy
     // push whose full copy is probably on its way (pulled after `lazyPullDelayMs`). Only the
     // ids visited are read from the frame (see `idAt`).
-    const { entries, lazy, ends } = this.ihaveScratch
-    entries.length = 0
-    lazy.length = 0
-    ends.length = 0
+    const { entries, lazy, ends } = IHAVE_SCRATCH
+    let count = 0
     let total = 0
     for (const ih of ihaves) {
       if (!this.subscriptions.has(ih.topicID)) continue
       const n = idCountOf(ih)
       if (n === 0) continue
-      entries.push(ih)
-      lazy.push(delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) === true)
+      entries[count] = ih
+      lazy[count] = delay > 0 && this.meshes.meshOf(ih.topicID)?.has(peer) === true
       total += n
-      ends.push(total)
+      ends[count++] = total
     }
     const now = this.env.now()
     const examined = Math.min(total, this.params.maxIHaveIdsExamined)
@@ -1925,8 +1915,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         swapped ??= new Map()
         swapped.set(j, swapped.get(i) ?? i)
       }
-      const e = entryAt(ends, pos)
-      const id = idAt(entries[e], pos - (e === 0 ? 0 : ends[e - 1]))
+      const e = entryAt(ends, count, pos)
+      const id = idAt(entries[e]!, pos - (e === 0 ? 0 : ends[e - 1]))
       const key = messageIdKey(id)
       if (
         (taken === undefined ? isListed(wanted, key) || isListed(later, key) : taken.has(key)) ||
@@ -1945,8 +1935,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       }
     }
     // The scratch list must not keep this frame's entries alive until the next IHAVE.
-    entries.length = 0
-    const ask = this.limiter.advertised(peer, wanted ?? NO_ADVERTISED)
+    entries.fill(undefined, 0, count)
+    // Nothing new (the usual IHAVE, of ids we have): the limiter has nothing to track.
+    const ask = wanted === undefined ? NO_IDS : this.limiter.advertised(peer, wanted)
     ps.askedThisHeartbeat += ask.length + (later?.length ?? 0)
     if (later === undefined) return ask
     const pulls = later
@@ -2323,7 +2314,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const oneCopy = this.pendingOneCopy.get(peer)
       this.pendingOneCopy.delete(peer)
       if (!isControlEmpty(control) || !isOneCopyEmpty(oneCopy)) {
-        this.send(peer, { subscriptions: [], messages: [], control, oneCopy })
+        this.send(peer, {
+          subscriptions: NO_SUBSCRIPTIONS,
+          messages: NO_MESSAGES,
+          control,
+          oneCopy,
+        })
       }
     })
     this.pendingOneCopy.forEach((oneCopy, peer) => {
@@ -2376,7 +2372,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   private send(peer: PeerKey, rpc: Rpc): void {
-    this.sendToMany([peer], rpc)
+    // Not through sendToMany: no list per frame (every control frame comes this way).
+    const frame = this.encodeRpc(rpc)
+    this.sendFrame(peer, frame, rpc, payloadBytes(rpc))
   }
 
   private sendToMany(peers: PeerKey[], rpc: Rpc): void {
@@ -2384,12 +2382,15 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // Encoded once: forwarding one message to the whole mesh costs one encoding.
     const frame = this.encodeRpc(rpc)
     const payload = payloadBytes(rpc)
-    for (const peer of peers) {
-      this.recorder.frameSent(frame.length, payload)
-      this.countControl(rpc.control, 'sent')
-      this.countOneCopy(rpc.oneCopy, 'sent')
-      this.env.send(peer, frame)
-    }
+    for (const peer of peers) this.sendFrame(peer, frame, rpc, payload)
+  }
+
+  /** Sends `frame`, the encoding of `rpc` (`payload` bytes of messages), to `peer`, counted. */
+  private sendFrame(peer: PeerKey, frame: Uint8Array, rpc: Rpc, payload: number): void {
+    this.recorder.frameSent(frame.length, payload)
+    this.countControl(rpc.control, 'sent')
+    this.countOneCopy(rpc.oneCopy, 'sent')
+    this.env.send(peer, frame)
   }
 
   private countOneCopy(o: RpcOneCopy | undefined, direction: 'sent' | 'received'): void {
@@ -2480,14 +2481,36 @@ function estimatedIds(bytes: number): number {
   return Math.floor(bytes / ID_ENTRY_BYTES)
 }
 
+/**
+ * The direct peers of every router that has none (shared, never written): every frame
+ * received asks whether its sender is direct, and a set per router was a cache miss each
+ * time in a large simulation.
+ */
+const NO_DIRECT_PEERS: ReadonlySet<PeerKey> = new Set()
+
 /** No ids (a shared empty list, never written). */
 const NO_IDS: MessageId[] = []
 
-/** No advertised ids (a shared empty list, never written). */
-const NO_ADVERTISED: AdvertisedId[] = []
+/** No subscriptions, for the heartbeat's control frames (frozen: shared by every frame). */
+const NO_SUBSCRIPTIONS = Object.freeze([]) as unknown as RpcSubscription[]
+
+/** No messages, for the heartbeat's control frames (frozen: shared by every frame). */
+const NO_MESSAGES = Object.freeze([]) as unknown as RpcMessage[]
 
 /** IHAVE ids examined at most for the ones taken to be looked up in lists rather than a set. */
 const SMALL_IHAVE = 8
+
+/**
+ * {@link GossipRouter}'s lists of the IHAVE being read, filled up to a count for each (it runs
+ * for millions of gossip frames in a large simulation and never calls out to another router,
+ * so the routers share them and they stay in the cache). Never truncated: setting an array's
+ * length to 0 drops its storage, and every IHAVE then allocated three arrays anew.
+ */
+const IHAVE_SCRATCH = {
+  entries: [] as (RpcIHave | undefined)[],
+  lazy: [] as boolean[],
+  ends: [] as number[],
+}
 
 /** True when `list` holds an id of key `key`. */
 function isListed(list: AdvertisedId[] | undefined, key: string): boolean {
@@ -2496,10 +2519,13 @@ function isListed(list: AdvertisedId[] | undefined, key: string): boolean {
   return false
 }
 
-/** The index of the first of `ends` (ascending) above `pos`: the entry holding id position `pos`. */
-function entryAt(ends: number[], pos: number): number {
+/**
+ * The index of the first of `ends` (ascending, the first `count` used) above `pos`: the
+ * entry holding id position `pos`.
+ */
+function entryAt(ends: number[], count: number, pos: number): number {
   let lo = 0
-  let hi = ends.length - 1
+  let hi = count - 1
   while (lo < hi) {
     const mid = (lo + hi) >> 1
     if (ends[mid] <= pos) lo = mid + 1

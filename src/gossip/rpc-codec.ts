@@ -643,6 +643,13 @@ class FrameIds {
   /** The ids as an array, once something asked for them all (or set them). */
   all?: Uint8Array[]
   private readonly frame: Uint8Array
+  /**
+   * The id {@link at} read last, and its index: a frame decoded once is read by each of its
+   * receivers (the simulator's shared codec gives one heartbeat IHAVE to all of them), and a
+   * view per read was most of what handling a gossip frame allocated.
+   */
+  private lastAt = -1
+  private lastView: Uint8Array | undefined
 
   constructor(frame: Uint8Array) {
     this.frame = frame
@@ -654,7 +661,11 @@ class FrameIds {
 
   at(i: number): Uint8Array {
     if (this.all !== undefined) return this.all[i]
-    return this.frame.subarray(this.bounds[2 * i], this.bounds[2 * i + 1])
+    if (i !== this.lastAt) {
+      this.lastView = this.frame.subarray(this.bounds[2 * i], this.bounds[2 * i + 1])
+      this.lastAt = i
+    }
+    return this.lastView!
   }
 
   list(): Uint8Array[] {
