@@ -189,6 +189,12 @@ export class AnnouncedPulls {
   private readonly pending = new Map<string, Pending>()
   /** Undelivered messages each peer's announce opened (see {@link MAX_PULLS_PER_ANNOUNCER}). */
   private readonly opened = new Map<PeerKey, number>()
+  /**
+   * Per connected peer, our asks in a row it let time out: the next ask of a message goes to
+   * the announcer with the fewest (a relay that announces but never answers is asked last,
+   * not first, whose timeout costs `followupMs`). Reset when it answers; gone with the peer.
+   */
+  private readonly timedOut = new Map<PeerKey, number>()
   /** Recent lags of pushed copies behind their first mesh announce, per topic (ring). */
   private readonly gaps = new Map<Topic, number[]>()
   private readonly gapAt = new Map<Topic, number>()
@@ -278,9 +284,10 @@ export class AnnouncedPulls {
    * The message arrived: stop asking. Who announced it and whom we asked are kept for
    * `KEEP_DELIVERED_MS`, while late copies and announces may still come.
    */
-  delivered(key: string): ReadonlyMap<PeerKey, number> | undefined {
+  delivered(key: string, from?: PeerKey): ReadonlyMap<PeerKey, number> | undefined {
     const p = this.pending.get(key)
     if (p === undefined) return undefined
+    if (from !== undefined && p.asked === from) this.timedOut.delete(from)
     this.release(p)
     // How long a pushed copy lagged its first announce: the pull delay follows it.
     if (p.timer !== undefined && p.asked === undefined)
@@ -293,8 +300,24 @@ export class AnnouncedPulls {
     return p.from
   }
 
+  /** The announcer to ask next: the first of those with the fewest timed-out asks in a row. */
+  private nextAnnouncer(p: Pending): PeerKey | undefined {
+    let best = -1
+    let fewest = Number.POSITIVE_INFINITY
+    for (let i = 0; i < p.announcers.length; i++) {
+      const n = this.timedOut.get(p.announcers[i]) ?? 0
+      if (n < fewest) {
+        fewest = n
+        best = i
+        if (n === 0) break
+      }
+    }
+    return best < 0 ? undefined : p.announcers.splice(best, 1)[0]
+  }
+
   /** A peer is gone: it will not answer. */
   peerGone(peer: PeerKey): void {
+    this.timedOut.delete(peer)
     for (const p of this.pending.values()) {
       const i = p.announcers.indexOf(peer)
       if (i >= 0) p.announcers.splice(i, 1)
@@ -344,6 +367,8 @@ export class AnnouncedPulls {
       this.release(p)
       return
     }
+    // The last ask timed out (this is its follow-up).
+    if (p.asked !== undefined) this.timedOut.set(p.asked, (this.timedOut.get(p.asked) ?? 0) + 1)
     if (p.announcers.length === 0 && this.host.now() - p.firstAt < this.giveUpMs) {
       // Every announcer was asked and no reply came (lost frames): ask them all again, while
       // they may still have it. A fixed number of rounds (3) lost 1 in ~2,000 deliveries at
@@ -360,7 +385,7 @@ export class AnnouncedPulls {
     // No copy by the delay: a lag at least that long (so the delay cannot only shrink).
     if (p.asked === undefined && this.host.now() > p.firstAt)
       this.noteGap(p.topic, 2 * (this.host.now() - p.firstAt))
-    const peer = p.announcers.shift()
+    const peer = this.nextAnnouncer(p)
     if (peer === undefined) {
       this.release(p)
       this.pending.delete(key)

@@ -1133,7 +1133,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.publishedTo.add(key)
     }
     const now = this.env.now()
-    const came: [PeerKey, number][] = [...(this.indexShortId(key, id) ?? [])]
+    const came: [PeerKey, number][] = [...(this.indexShortId(key, id, peer) ?? [])]
     if (mesh?.has(peer)) {
       came.push([peer, now])
       this.roles.pushedFirst(topic, peer)
@@ -1142,14 +1142,18 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   }
 
   /** Remembers a new message's short id (bounded, oldest forgotten first). */
-  private indexShortId(key: string, id: MessageId): ReadonlyMap<PeerKey, number> | undefined {
+  private indexShortId(
+    key: string,
+    id: MessageId,
+    from?: PeerKey,
+  ): ReadonlyMap<PeerKey, number> | undefined {
     const short = bytesKey(shortId(id))
     if (this.shortIndex.size >= this.params.maxShortIds) {
       const oldest = this.shortIndex.keys().next().value
       if (oldest !== undefined) this.shortIndex.delete(oldest)
     }
     this.shortIndex.set(short, key)
-    return this.pulls.delivered(short)
+    return this.pulls.delivered(short, from)
   }
 
   /** One-copy messages waiting for the heartbeat's control frame to `peer`. */

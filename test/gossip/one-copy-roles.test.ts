@@ -162,6 +162,33 @@ describe('one-copy pulls under loss (AnnouncedPulls)', () => {
   })
 })
 
+describe('one-copy pulls from a relay that announces but never answers (AnnouncedPulls)', () => {
+  it('asks the announcer whose asks timed out last, until it answers again', () => {
+    const { env, asked, pulls } = pullsBed()
+    pulls.announced('silent', T, new Uint8Array(8), 'k1', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k1', 50)
+    env.advance(500)
+    // The silent relay announced first and was asked first; 400 ms later b was.
+    expect(asked).toEqual(['silent', 'b'])
+    pulls.delivered('k1', 'b')
+    // Next message: the silent relay announces first again, but b is asked first.
+    pulls.announced('silent', T, new Uint8Array(8), 'k2', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k2', 50)
+    env.advance(60)
+    expect(asked.slice(2)).toEqual(['b'])
+    pulls.delivered('k2', 'b')
+    // Once it answers an ask, it is asked in its turn again.
+    pulls.announced('silent', T, new Uint8Array(8), 'k3', 50)
+    env.advance(60)
+    expect(asked.slice(3)).toEqual(['silent'])
+    pulls.delivered('k3', 'silent')
+    pulls.announced('silent', T, new Uint8Array(8), 'k4', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k4', 50)
+    env.advance(60)
+    expect(asked.slice(4)).toEqual(['silent'])
+  })
+})
+
 describe('one-copy flood reach (FloodReach)', () => {
   it("sizes a flood root's push by the share of the network the flood reaches", () => {
     const reach = new FloodReach()
