@@ -15,6 +15,8 @@ const HELLO = 0xffff_ffff
  * so a simulation stays deterministic).
  */
 const NONCE_MIN = 0x1000_0000
+/** The draw of a nonce (one buffer, refilled). */
+const NONCE_DRAW = new Uint32Array(1)
 
 interface Probe {
   /** Smoothed RTT, ms; undefined until the first pong. */
@@ -48,7 +50,7 @@ export class LinkRtt {
       if (now - p.sentAt < wait) return undefined
     }
     // Never 0 (none in flight) nor HELLO.
-    p.nonce = NONCE_MIN + (getRandomValues(new Uint32Array(1))[0] % (HELLO - NONCE_MIN))
+    p.nonce = NONCE_MIN + (getRandomValues(NONCE_DRAW)[0] % (HELLO - NONCE_MIN))
     p.sentAt = now
     return p.nonce
   }

@@ -1131,9 +1131,8 @@ class FrameDecoder {
       expectWireType(wt, VARINT)
       const on = this.r.uint32() !== 0
       if (field === ONE_COPY_FIELD) e.oneCopy = on
-      else if (field === PREAMBLE_FIELD) {
-        if (on) e.preamble = true
-      } else if (on) e.sourceTrees = true
+      else if (on && field === PREAMBLE_FIELD) e.preamble = true
+      else if (on) e.sourceTrees = true
       return true
     })
     return e

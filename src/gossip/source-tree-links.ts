@@ -87,7 +87,7 @@ export class SourceTreeLinks {
    * Short ids of our own recent messages (bounded, oldest forgotten first). Their announces
    * come back from the peers the tree did not push to; we never pull them.
    */
-  private readonly ownShorts = new Set<string>()
+  private readonly ownShorts = new Map<string, true>()
   /** The publisher's peer hash of each recent message (bounded). */
   private readonly sources = new Map<string, number>()
   /** The `source` of the frame being read, from a one-copy peer. */
@@ -266,10 +266,7 @@ export class SourceTreeLinks {
 
   /** Our own message with short id `short` (hex) was flooded unindexed: its announces are ignored. */
   ownFlooded(short: string): void {
-    if (this.ownShorts.size >= this.maxShortIds) {
-      this.ownShorts.delete(this.ownShorts.values().next().value!)
-    }
-    this.ownShorts.add(short)
+    setNewest(this.ownShorts, short, true, this.maxShortIds)
   }
 
   /** True when `short` (hex) is one of our own recent messages. */
@@ -381,7 +378,7 @@ export class SourceTreeLinks {
     const { host, trees } = this
     const eligible = (p: PeerKey) => {
       const ps = host.peer(p)
-      return ps?.oneCopy === true && ps.sourceTrees && this.rtt.latencyMs(p) !== undefined
+      return ps?.oneCopy === true && this.treePeer(p, ps)
     }
     for (const topic of host.subscriptions()) {
       if (!trees.pending(topic)) continue

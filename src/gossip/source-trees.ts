@@ -1,4 +1,5 @@
 import type { PeerKey, Topic } from '../common/artifact.ts'
+import { TokenBucket } from '../common/token-bucket.ts'
 import { DISTANCE_ENTRY_BYTES } from './rpc-codec.ts'
 
 /**
@@ -136,8 +137,8 @@ export class SourceTrees {
 
   /** Entries each peer may be sent per second, and at once (see {@link outgoing}). */
   private readonly sendRate: { perSecond: number; burst: number }
-  /** Per peer, entries it may still be sent and when that was counted (refilled lazily). */
-  private readonly credit = new Map<PeerKey, { entries: number; at: number }>()
+  /** Per peer, the entries it may still be sent. */
+  private readonly credit = new Map<PeerKey, TokenBucket>()
 
   /**
    * `sendRate` caps the changed entries each peer is sent (a peer flipping its distances
@@ -303,7 +304,7 @@ export class SourceTrees {
     }
     const fresh = [...mesh].filter((p) => !told.has(p) && eligible(p))
     const known = [...mesh].filter((p) => told.has(p) && eligible(p))
-    const credit = new Map(known.map((p) => [p, this.creditOf(p)]))
+    const now = this.host.now()
     const dirty = this.dirty.get(topic)
     /** Adds the entry for `peer` if it is news to it; false when it is but out of credit. */
     const add = (peer: PeerKey, source: number, s: SourceState, force: boolean): boolean => {
@@ -320,11 +321,8 @@ export class SourceTrees {
       }
       // Nothing known and nothing said yet: there is nothing to tell.
       if (last === undefined && !Number.isFinite(advertised) && !parent) return true
-      const left = credit.get(peer)
-      if (left !== undefined) {
-        if (left.entries < 1) return false
-        left.entries--
-      }
+      // A changed entry waits for credit; a new peer's whole table goes at once (below).
+      if (!force && !this.creditOf(peer, now).tryTake(1, now)) return false
       s.sent.set(peer, { distanceMs: advertised, parent })
       let list = out.get(peer)
       if (list === undefined) {
@@ -344,24 +342,19 @@ export class SourceTrees {
     }
     for (const p of fresh) {
       told.add(p)
-      const left = this.creditOf(p)
       for (const [source, s] of table) add(p, source, s, true)
-      left.entries -= out.get(p)?.length ?? 0
+      this.creditOf(p, now).spend(out.get(p)?.length ?? 0, now)
     }
     return out
   }
 
-  /** `peer`'s send credit, refilled for the time since it was last counted. */
-  private creditOf(peer: PeerKey): { entries: number; at: number } {
-    const now = this.host.now()
-    const { perSecond, burst } = this.sendRate
+  /** `peer`'s send credit (full when first asked). */
+  private creditOf(peer: PeerKey, now: number): TokenBucket {
     let c = this.credit.get(peer)
     if (c === undefined) {
-      c = { entries: burst, at: now }
+      c = new TokenBucket(this.sendRate.perSecond, this.sendRate.burst, now)
       this.credit.set(peer, c)
     }
-    c.entries = Math.min(burst, c.entries + ((now - c.at) * perSecond) / 1000)
-    c.at = now
     return c
   }
 
@@ -476,6 +469,24 @@ export class SourceTrees {
     return s
   }
 
+  /**
+   * What `peer`'s last entry offers as a path to the source: its distance plus the link's
+   * latency (before our validation), or undefined when it offers none.
+   */
+  private offer(
+    s: SourceState,
+    peer: PeerKey,
+    mesh: ReadonlySet<PeerKey> | undefined,
+  ): number | undefined {
+    const e = s.peers.get(peer)
+    if (e === undefined) return undefined
+    // Poison reverse: a peer that takes the source through us offers no path to it.
+    if (e.namesUs || !Number.isFinite(e.distanceMs) || mesh?.has(peer) !== true) return undefined
+    if (s.passedOver?.has(peer) === true) return undefined
+    const lat = this.host.latencyMs(peer)
+    return lat === undefined ? undefined : e.distanceMs + lat
+  }
+
   /** Bellman-Ford step for one source: the least of the seed and each usable peer's offer. */
   private recompute(topic: Topic, source: number, s: SourceState): void {
     let best = s.seedMs
@@ -484,24 +495,10 @@ export class SourceTrees {
       : undefined
     const v = this.host.validationMs(topic)
     const mesh = this.host.meshOf(topic)
-    const usable = (p: PeerKey) => {
-      const e = s.peers.get(p)
-      return (
-        e !== undefined &&
-        s.passedOver?.has(p) !== true &&
-        !e.namesUs &&
-        Number.isFinite(e.distanceMs) &&
-        mesh?.has(p) === true &&
-        this.host.latencyMs(p) !== undefined
-      )
-    }
-    for (const [p, e] of s.peers) {
-      // Poison reverse: a peer that takes the source through us offers no path to it.
-      if (e.namesUs || !Number.isFinite(e.distanceMs) || mesh?.has(p) !== true) continue
-      if (s.passedOver?.has(p) === true) continue
-      const lat = this.host.latencyMs(p)
-      if (lat === undefined) continue
-      const d = e.distanceMs + lat + v
+    for (const p of s.peers.keys()) {
+      const offer = this.offer(s, p, mesh)
+      if (offer === undefined) continue
+      const d = offer + v
       if (d < best) {
         best = d
         parent = p
@@ -516,7 +513,10 @@ export class SourceTrees {
     // to infinity around a loop) is not taken until the hold expires. If the parent we hold
     // on to is gone meanwhile, we are unreachable until then (children re-choose at once).
     if (best < s.distanceMs && s.holdUntil > now) {
-      if (s.parent === undefined || s.parent === FROM_SOURCE || usable(s.parent)) return
+      const held = s.parent
+      if (held === undefined || held === FROM_SOURCE || this.offer(s, held, mesh) !== undefined) {
+        return
+      }
       best = Number.POSITIVE_INFINITY
       parent = undefined
     }
