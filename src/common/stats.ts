@@ -116,12 +116,25 @@ export class StatsRecorder {
 
   /** Counts control messages of a kind sent. */
   controlSent(kind: string, n = 1): void {
-    this.controlEntry(kind).sent += n
+    this.controlStats(kind).sent += n
   }
 
   /** Counts control messages of a kind received. */
   controlReceived(kind: string, n = 1): void {
-    this.controlEntry(kind).received += n
+    this.controlStats(kind).received += n
+  }
+
+  /**
+   * The live counters of a control kind, listed from this call on: a caller counting every
+   * frame keeps them instead of naming the kind each time.
+   */
+  controlStats(kind: string): ControlStats {
+    let entry = this.control.get(kind)
+    if (entry === undefined) {
+      entry = { sent: 0, received: 0 }
+      this.control.set(kind, entry)
+    }
+    return entry
   }
 
   /** Counts a rejected input against the peer that sent it. Returns the peer's new count. */
@@ -165,14 +178,5 @@ export class StatsRecorder {
       this.byTopic.set(key, flow)
     }
     return flow
-  }
-
-  private controlEntry(kind: string): ControlStats {
-    let entry = this.control.get(kind)
-    if (entry === undefined) {
-      entry = { sent: 0, received: 0 }
-      this.control.set(kind, entry)
-    }
-    return entry
   }
 }

@@ -15,10 +15,10 @@ import { CONTENT_ID_LENGTH, type MessageId, messageIdKey } from '../common/messa
 import { SlotPool } from '../common/peer-slots.ts'
 import { SeenCache } from '../common/seen-cache.ts'
 import { SmallSet } from '../common/small-set.ts'
-import type { StatsRecorder } from '../common/stats.ts'
 import { TokenBucket } from '../common/token-bucket.ts'
 import type { ValidationResult } from '../common/validation.ts'
 import { BudgetedLimits } from './budgeted-limits.ts'
+import { ControlCounts } from './control-counts.ts'
 import { type AdvertisedId, IWantLimiter } from './iwant-limiter.ts'
 import { MessageCache } from './mcache.ts'
 import { MeshMaintenance, pruneEntry } from './mesh-maintenance.ts'
@@ -375,6 +375,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private lastDecay = 0
   /** The decoding work of the frame being received (one object, reset for each frame). */
   private readonly work: DecodeWork = { fields: 0 }
+  /** Every frame's control messages, counted by kind into the stats. */
+  private readonly counts = new ControlCounts(this.recorder)
 
   constructor(env: Env, options: GossipRouterOptions = {}) {
     super(env, 'consensus-multicast:gossip')
@@ -671,8 +673,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     this.noteWork(work.fields)
     this.recorder.frameReceived(frame.length, payloadBytes(rpc))
-    this.countControl(rpc.control, 'received')
-    this.countOneCopy(rpc.oneCopy, 'received')
+    this.counts.control(rpc.control, false)
+    this.counts.oneCopy(rpc.oneCopy, false)
     const first = ps.framesReceived++ === 0
     if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     if (!this.within(peer, ps, direct, 'subscription', rpc.subscriptions.length)) return
@@ -1083,7 +1085,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** Heartbeat gossip: compact announces to one-copy peers, IHAVE to the others. */
   private gossipTo(peer: PeerKey, topic: Topic, ids: MessageId[]): void {
-    if (this.peers.get(peer)?.oneCopy !== true) {
+    // A node without one-copy has no one-copy links: no lookup of the peer (a cache miss each).
+    if (!this.params.oneCopy || this.peers.get(peer)?.oneCopy !== true) {
       this.control(peer).ihave.push({ topicID: topic, messageIDs: ids })
       return
     }
@@ -2392,59 +2395,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** Sends `frame`, the encoding of `rpc` (`payload` bytes of messages), to `peer`, counted. */
   private sendFrame(peer: PeerKey, frame: Uint8Array, rpc: Rpc, payload: number): void {
     this.recorder.frameSent(frame.length, payload)
-    this.countControl(rpc.control, 'sent')
-    this.countOneCopy(rpc.oneCopy, 'sent')
+    this.counts.control(rpc.control, true)
+    this.counts.oneCopy(rpc.oneCopy, true)
     this.env.send(peer, frame)
-  }
-
-  private countOneCopy(o: RpcOneCopy | undefined, direction: 'sent' | 'received'): void {
-    if (o === undefined) return
-    const add = direction === 'sent' ? this.recorder.controlSent : this.recorder.controlReceived
-    const count = (kind: string, n: number) => {
-      if (n > 0) add.call(this.recorder, kind, n)
-    }
-    count('CHOKE', o.choke.length)
-    count('UNCHOKE', o.unchoke.length)
-    count('ANNOUNCE', o.announce.length)
-    count('ANNOUNCE ids', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))
-    count('INEED ids', o.ineed.length)
-    count('PREAMBLE', o.preamble?.length ?? 0)
-    count('IMRECEIVING ids', o.imreceiving?.length ?? 0)
-  }
-
-  private countControl(c: RpcControl | undefined, direction: 'sent' | 'received'): void {
-    if (c === undefined) return
-    // No closure here: this runs for every frame sent and received.
-    const r = this.recorder
-    const sent = direction === 'sent'
-    countKind(r, sent, 'IHAVE', c.ihave.length)
-    if (c.ihave.length > 0) countKind(r, sent, 'IHAVE ids', idCount(c.ihave))
-    countKind(r, sent, 'IWANT', c.iwant.length)
-    if (c.iwant.length > 0) countKind(r, sent, 'IWANT ids', idCount(c.iwant))
-    countKind(r, sent, 'IDONTWANT', c.idontwant.length)
-    if (c.idontwant.length > 0) countKind(r, sent, 'IDONTWANT ids', idCount(c.idontwant))
-    countKind(r, sent, 'GRAFT', c.graft.length)
-    countKind(r, sent, 'PRUNE', c.prune.length)
-    if (c.prune.length > 0) {
-      countKind(
-        r,
-        sent,
-        'PRUNE px peers',
-        c.prune.reduce((n, p) => n + p.peers.length, 0),
-      )
-    }
   }
 
   private shuffle<T>(items: T[]): T[] {
     return shuffle(items, () => this.env.random())
   }
-}
-
-/** Counts `n` control messages of `kind` (none when `n` is 0), sent or received. */
-function countKind(r: StatsRecorder, sent: boolean, kind: string, n: number): void {
-  if (n === 0) return
-  if (sent) r.controlSent(kind, n)
-  else r.controlReceived(kind, n)
 }
 
 /** Drops expired IDONTWANT ids (insertion order is expiry order). */
