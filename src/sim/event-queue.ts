@@ -49,6 +49,8 @@ export class EventQueue<T = () => void> {
   private readonly laterBuckets: number[] = []
   /** Events in `later`. */
   private laterCount = 0
+  /** Emptied lists, reused for new buckets (growing a new list's arrays was most of the queue's garbage). */
+  private readonly spare: LaterEvents<T>[] = []
 
   /** `bucketMs`: the width of the buckets time is cut into (1 ms suits the simulator's links). */
   constructor(bucketMs = 1) {
@@ -76,25 +78,37 @@ export class EventQueue<T = () => void> {
     }
     let list = this.later.get(bucket)
     if (list === undefined) {
-      list = { keys: [], items: [] }
+      list = this.spare.pop() ?? { keys: [], items: [], n: 0 }
       this.later.set(bucket, list)
       pushMin(this.laterBuckets, bucket)
     }
-    list.keys.push(time, seq, a, b, c)
-    list.items.push(item)
+    // Written by index: a reused list keeps its arrays' room.
+    const k = 5 * list.n
+    const keys = list.keys
+    keys[k] = time
+    keys[k + 1] = seq
+    keys[k + 2] = a
+    keys[k + 3] = b
+    keys[k + 4] = c
+    list.items[list.n++] = item
     this.laterCount++
   }
 
   /** Moves the earliest later bucket into the (empty) heap. */
   private advance(): void {
     const bucket = popMin(this.laterBuckets)
-    const { keys, items } = this.later.get(bucket)!
+    const list = this.later.get(bucket)!
+    const { keys, items, n } = list
     this.later.delete(bucket)
     this.current = bucket
-    this.laterCount -= items.length
-    for (let i = 0, k = 0; i < items.length; i++, k += 5) {
-      this.insert(keys[k], keys[k + 1], keys[k + 2], keys[k + 3], keys[k + 4], items[i])
+    this.laterCount -= n
+    for (let i = 0, k = 0; i < n; i++, k += 5) {
+      this.insert(keys[k], keys[k + 1], keys[k + 2], keys[k + 3], keys[k + 4], items[i]!)
+      // The heap holds the item now: the list must not keep it reachable.
+      items[i] = undefined
     }
+    list.n = 0
+    if (this.spare.length < MAX_SPARE_LISTS) this.spare.push(list)
   }
 
   /** Puts an event into the heap, its item into a free slot. */
@@ -212,8 +226,16 @@ export class EventQueue<T = () => void> {
  */
 interface LaterEvents<T> {
   keys: number[]
-  items: T[]
+  items: (T | undefined)[]
+  /** Events in the list (its arrays may be longer: a reused list keeps their room). */
+  n: number
 }
+
+/**
+ * Emptied lists kept for reuse: about as many buckets start as end, so a few suffice, and
+ * each keeps the room of the largest bucket it held.
+ */
+const MAX_SPARE_LISTS = 8
 
 /**
  * `n` zeros in a plain array (of doubles or small integers), not a typed array: a typed
