@@ -679,7 +679,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     if (!this.within(peer, ps, direct, 'subscription', rpc.subscriptions.length)) return
     let rejectedTopics = false
-    for (const sub of rpc.subscriptions) {
+    // Indexed loops: this runs for every frame, and a for-of here allocated an iterator each.
+    const subs = rpc.subscriptions
+    for (let i = 0; i < subs.length; i++) {
+      const sub = subs[i]
       if (!this.handleSubscription(peer, ps, sub.topic, sub.subscribe) && !rejectedTopics) {
         rejectedTopics = true
         this.reject(peer, 'too-many-topics')
@@ -693,8 +696,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // Read once per frame: its messages share it (a per-message copy multiplies the hashes).
     this.frameSentTo = sortedHashes(marks)
     this.treeLinks?.frameStart(ps.oneCopy ? rpc.oneCopy?.source : undefined)
-    for (const m of rpc.messages) {
-      if (!this.handleMessage(peer, ps, m, direct)) {
+    const messages = rpc.messages
+    for (let i = 0; i < messages.length; i++) {
+      if (!this.handleMessage(peer, ps, messages[i], direct)) {
         this.frameSentTo = undefined
         this.treeLinks?.frameEnd()
         return
