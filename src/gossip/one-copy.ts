@@ -287,10 +287,10 @@ export class AnnouncedPulls {
   }
 
   /**
-   * `peer` sent a copy of `key` we already had. Our ask's answer for a message we published
-   * (announced back to us): the asks go on as before, but the entry no longer counts against
-   * its opener's share, as a delivered one would not. From any peer we asked for it: its
-   * answer, come after the next ask went (see {@link followupFor}).
+   * `peer` sent a copy of `key` we already had. If it answers our ask for a message we
+   * published (announced back to us), the asks go on as before, but the entry no longer
+   * counts against its opener's share, as a delivered one would not. From a peer asked
+   * earlier, it is that ask's answer, come after the next ask went (see {@link followupFor}).
    */
   answeredKnown(key: string, peer: PeerKey): void {
     const p = this.pending.get(key)
@@ -419,12 +419,13 @@ export class AnnouncedPulls {
   }
 
   /**
-   * How long an ask of `peer` waits for its answer before the next announcer is asked: a few
-   * of the link's round trips plus one copy's sending time (an honest answer comes in about
-   * one of each), within `followupMs`; `followupMs` while the link's RTT is unmeasured. A
-   * relay that announces but never answers then costs its askers a few round trips, not
-   * `followupMs`; an answer that comes after the next ask went costs one duplicate, and
-   * still counts as an answer (the peer's timed-out count is reset).
+   * How long an ask of `peer` waits for its answer before the next announcer is asked:
+   * {@link FOLLOWUP_RTTS} of the link's round trips plus one copy's sending time and
+   * {@link FOLLOWUP_MARGIN_MS} (an honest answer comes in about one round trip and a few ms),
+   * within `followupMs`; `followupMs` while the link's RTT is unmeasured. A relay that
+   * announces but never answers then costs its askers two round trips, not `followupMs`; an
+   * answer that comes after the next ask went costs one duplicate, and still counts as an
+   * answer (the peer's timed-out count is reset).
    */
   private followupFor(peer: PeerKey, topic: Topic): number {
     const rtt = this.host.rttMs?.(peer)
