@@ -77,9 +77,14 @@ export class LinkRtt {
     return true
   }
 
+  /** The smoothed RTT to `peer`, ms; undefined until measured. */
+  rttMs(peer: PeerKey): number | undefined {
+    return this.probes.get(peer)?.rttMs
+  }
+
   /** One-way latency to `peer` (half the smoothed RTT), ms; undefined until measured. */
   latencyMs(peer: PeerKey): number | undefined {
-    const rtt = this.probes.get(peer)?.rttMs
+    const rtt = this.rttMs(peer)
     return rtt === undefined ? undefined : rtt / 2
   }
 

@@ -121,6 +121,13 @@ export interface PullHost {
   pull(peer: PeerKey, topic: Topic, short: Uint8Array, promote: boolean): void
   /** We gave up on a message `peer` announced: every ask of it went unanswered. */
   unanswered(peer: PeerKey): void
+  /**
+   * The smoothed round-trip time to `peer`, ms, once measured (absent or undefined: the
+   * follow-up is the configured one).
+   */
+  rttMs?(peer: PeerKey): number | undefined
+  /** How long a peer takes to send one copy of a typical message of `topic`, ms (absent: 0). */
+  copyMs?(topic: Topic): number
 }
 
 interface Pending {
@@ -174,6 +181,15 @@ const GAP_MARGIN_MS = 2
 
 /** Lags measured before the measured pull delay replaces the configured one. */
 const MIN_GAPS = 8
+
+/** Round trips of the asked link an answer may take before the next announcer is asked. */
+const FOLLOWUP_RTTS = 2
+
+/** Added to the follow-up for the answerer's validation and queueing (ms). */
+const FOLLOWUP_MARGIN_MS = 20
+
+/** The least follow-up of an ask, however near the announcer (ms). */
+const MIN_FOLLOWUP_MS = 40
 
 /** How often a first ask held back by a copy on its way looks again (ms). */
 const INCOMING_RECHECK_MS = 10
@@ -271,13 +287,17 @@ export class AnnouncedPulls {
   }
 
   /**
-   * `peer` answered our ask for `key` with a copy we already had (a message we published,
-   * announced back to us): the asks go on as before, but the entry no longer counts against
-   * its opener's share, as a delivered one would not.
+   * `peer` sent a copy of `key` we already had. If it answers our ask for a message we
+   * published (announced back to us), the asks go on as before, but the entry no longer
+   * counts against its opener's share, as a delivered one would not. From a peer asked
+   * earlier, it is that ask's answer, come after the next ask went (see {@link followupFor}).
    */
   answeredKnown(key: string, peer: PeerKey): void {
     const p = this.pending.get(key)
-    if (p !== undefined && p.asked === peer) this.release(p)
+    if (p === undefined) return
+    if (p.asked === peer) this.release(p)
+    // A copy from a peer asked earlier is its answer, however late: it does not withhold.
+    if (p.asks.has(peer)) this.timedOut.delete(peer)
   }
 
   /**
@@ -287,7 +307,7 @@ export class AnnouncedPulls {
   delivered(key: string, from?: PeerKey): ReadonlyMap<PeerKey, number> | undefined {
     const p = this.pending.get(key)
     if (p === undefined) return undefined
-    if (from !== undefined && p.asked === from) this.timedOut.delete(from)
+    if (from !== undefined && p.asks.has(from)) this.timedOut.delete(from)
     this.release(p)
     // How long a pushed copy lagged its first announce: the pull delay follows it.
     if (p.timer !== undefined && p.asked === undefined)
@@ -395,7 +415,23 @@ export class AnnouncedPulls {
     p.asked = peer
     p.asks.set(peer, (p.asks.get(peer) ?? 0) + 1)
     this.host.pull(peer, p.topic, p.short, !p.again)
-    p.timer = this.host.setTimer(this.followupMs, () => this.askNext(key, p))
+    p.timer = this.host.setTimer(this.followupFor(peer, p.topic), () => this.askNext(key, p))
+  }
+
+  /**
+   * How long an ask of `peer` waits for its answer before the next announcer is asked:
+   * {@link FOLLOWUP_RTTS} of the link's round trips plus one copy's sending time and
+   * {@link FOLLOWUP_MARGIN_MS} (an honest answer comes in about one round trip and a few ms),
+   * within `followupMs`; `followupMs` while the link's RTT is unmeasured. A relay that
+   * announces but never answers then costs its askers two round trips, not `followupMs`; an
+   * answer that comes after the next ask went costs one duplicate, and still counts as an
+   * answer (the peer's timed-out count is reset).
+   */
+  private followupFor(peer: PeerKey, topic: Topic): number {
+    const rtt = this.host.rttMs?.(peer)
+    if (rtt === undefined) return this.followupMs
+    const due = FOLLOWUP_RTTS * rtt + (this.host.copyMs?.(topic) ?? 0) + FOLLOWUP_MARGIN_MS
+    return Math.min(this.followupMs, Math.max(MIN_FOLLOWUP_MS, due))
   }
 }
 

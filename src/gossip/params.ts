@@ -240,7 +240,11 @@ export interface GossipParams {
    * eager links only spread it locally.
    */
   oneCopyFloodPublish: boolean
-  /** How long a pull (INEED) waits for its reply before the next announcer is asked, in ms. */
+  /**
+   * How long a pull (INEED) waits for its reply before the next announcer is asked, in ms: at
+   * most, over a link whose RTT was measured (source trees), two of its round trips plus one
+   * copy's sending time and 20 ms (at least 40 ms); this long over the others.
+   */
   oneCopyFollowupMs: number
   /**
    * One-copy peers sent heartbeat gossip (announces of the last heartbeat's messages) per topic

@@ -494,6 +494,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         },
         pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
         unanswered: (peer) => this.unansweredAnnounce(peer),
+        // Measured on tree links only: elsewhere the follow-up stays oneCopyFollowupMs.
+        rttMs: (peer) => this.treeLinks?.rttMs(peer),
+        copyMs: (topic) => this.treeLinks?.copyMs(topic) ?? 0,
       },
       p.oneCopyFollowupMs,
       // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
@@ -842,6 +845,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         if (known !== undefined) {
           // It has the message too: our forward, if still pending, skips it.
           this.validating.get(known)?.add(peer)
+          this.treeLinks?.duplicate(peer, topic, known)
           if (inMesh) this.roles.arrivedLate(topic, known, peer, this.env.now(), false)
           const first = this.mcache.get(known)?.firstSeen
           if (eagerIn && first !== undefined && (byDesign || this.sentTo.has(known))) {
@@ -1530,7 +1534,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.seen.add(key, now)
     this.preambles.delivered(key, peer)
     if (this.params.oneCopy) this.firstCopy(peer, topic, key, id, auth.origin)
-    this.treeLinks?.arrived(peer, topic, key, auth.origin, data.length)
+    this.treeLinks?.arrived(
+      peer,
+      topic,
+      key,
+      auth.origin,
+      data.length,
+      this.params.oneCopy ? this.pulls.announcers(bytesKey(shortId(id))) : undefined,
+    )
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
     if (this.params.idontwant && data.length >= this.params.idontwantMinDataSize) {

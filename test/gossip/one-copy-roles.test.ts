@@ -81,8 +81,11 @@ describe('one-copy eager in-links (ArrivalLog)', () => {
   })
 })
 
-/** Announced pulls on a hand-driven clock (follow-up 400 ms, give-up 6 s), recording who is asked. */
-function pullsBed() {
+/**
+ * Announced pulls on a hand-driven clock (follow-up 400 ms, give-up 6 s), recording who is
+ * asked; `rtt` gives the links' measured RTTs (none by default).
+ */
+function pullsBed(rtt: Record<string, number> = {}) {
   const env = new ManualEnv()
   const asked: string[] = []
   const pulls = new AnnouncedPulls(
@@ -92,6 +95,7 @@ function pullsBed() {
       have: () => false,
       pull: (peer) => asked.push(peer),
       unanswered: () => {},
+      rttMs: (peer) => rtt[peer],
     },
     400,
     6000,
@@ -186,6 +190,43 @@ describe('one-copy pulls from a relay that announces but never answers (Announce
     pulls.announced('b', T, new Uint8Array(8), 'k4', 50)
     env.advance(60)
     expect(asked.slice(4)).toEqual(['silent'])
+  })
+})
+
+describe('one-copy follow-up from the asked link RTT (AnnouncedPulls)', () => {
+  it('asks the next announcer after a few round trips of the asked link, not the flat follow-up', () => {
+    const { env, asked, pulls } = pullsBed({ silent: 30, b: 200 })
+    pulls.announced('silent', T, new Uint8Array(8), 'k1', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k1', 50)
+    pulls.announced('c', T, new Uint8Array(8), 'k1', 50)
+    // Asked at 50 ms; 2 × 30 + 20 = 80 ms later (not 400) b is.
+    env.advance(50)
+    expect(asked).toEqual(['silent'])
+    env.advance(79)
+    expect(asked).toEqual(['silent'])
+    env.advance(1)
+    expect(asked).toEqual(['silent', 'b'])
+    // A far link's follow-up stays within the configured one (400 ms, not 420).
+    env.advance(399)
+    expect(asked).toEqual(['silent', 'b'])
+    env.advance(1)
+    expect(asked).toEqual(['silent', 'b', 'c'])
+  })
+
+  it('counts an answer that came after the next ask went as an answer', () => {
+    const { env, asked, pulls } = pullsBed({ slow: 30, b: 30 })
+    pulls.announced('slow', T, new Uint8Array(8), 'k1', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k1', 50)
+    env.advance(130)
+    expect(asked).toEqual(['slow', 'b'])
+    pulls.delivered('k1', 'b')
+    // The slow peer's copy comes after b's: it answers, so it is asked in its turn again.
+    env.advance(20)
+    pulls.answeredKnown('k1', 'slow')
+    pulls.announced('slow', T, new Uint8Array(8), 'k2', 50)
+    pulls.announced('b', T, new Uint8Array(8), 'k2', 50)
+    env.advance(50)
+    expect(asked.slice(2)).toEqual(['slow'])
   })
 })
 

@@ -6,7 +6,6 @@ import {
   FROM_SOURCE,
   MAX_DISTANCE_MS,
   PASS_OVER_MS,
-  SILENT_PARENT_MISSES,
   SourceTrees,
 } from '../../src/gossip/source-trees.ts'
 
@@ -160,25 +159,25 @@ describe('the source-tree table', () => {
     for (let i = 0; i < 20; i++) expect(last.get(i)).toBeCloseTo(40 + i + 1 + 2, 5)
   })
 
-  it("passes over, for a while, a parent that sent no copy of the source's last messages", () => {
+  it("passes over, for a while, a parent that showed nothing of the source's last message", () => {
     const { trees, clock } = table({ a: 1, b: 1 })
     trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
     trees.advertised(T, 'b', { source: S, distanceMs: 30, parent: false })
     expect(trees.parentOf(T, S)).toBe('a')
-    // An honest parent: its copy comes, first or late; it stays.
+    // An honest parent: its copy comes, first or late, or (a stale parent bit) its announce
+    // came before b's copy; it stays.
     for (let k = 0; k < 10; k++) {
       clock.now += 250
-      trees.firstCopy(T, S, `h${k}`, k % 2 === 0 ? 'a' : 'b')
-      trees.copy(T, S, `h${k}`, 'a')
+      const announcers = new Map(k % 3 === 2 ? [['a', clock.now - 5]] : [])
+      trees.firstCopy(T, S, `h${k}`, k % 3 === 0 ? 'a' : 'b', announcers)
+      if (k % 3 === 1) trees.copy(T, S, `h${k}`, 'a')
     }
     expect(trees.parentOf(T, S)).toBe('a')
-    // It withholds: every copy comes from b (pulled after an announce, or pushed).
-    for (let k = 0; k < SILENT_PARENT_MISSES; k++) {
-      clock.now += 250
-      trees.firstCopy(T, S, `w${k}`, 'b')
-      expect(trees.parentOf(T, S)).toBe('a')
-    }
-    // The next message settles the third miss: a is passed over, b taken.
+    // It withholds: the copy comes from b (pulled after an announce, or pushed), none from a.
+    clock.now += 250
+    trees.firstCopy(T, S, 'w', 'b')
+    expect(trees.parentOf(T, S)).toBe('a')
+    // The next message settles the miss: a is passed over, b taken.
     clock.now += 250
     trees.firstCopy(T, S, 'w-next', 'b')
     expect(trees.parentOf(T, S)).toBe('b')
@@ -189,6 +188,28 @@ describe('the source-tree table', () => {
     clock.now += PASS_OVER_MS
     trees.heartbeat()
     expect(trees.parentOf(T, S)).toBe('a')
+  })
+
+  it('settles a missed message when it is overdue, before the source sends its next one', () => {
+    const { trees, clock } = table({ a: 1, b: 1 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 30, parent: false })
+    // b's copy came first; a's comes a little later: not overdue, nothing changes.
+    trees.firstCopy(T, S, 'm1', 'b')
+    expect(trees.awaiting(T, S, 'm1')).toBe(true)
+    trees.copy(T, S, 'm1', 'a')
+    expect(trees.awaiting(T, S, 'm1')).toBe(false)
+    expect(trees.overdue(T, S, 'm1')).toBe(false)
+    expect(trees.parentOf(T, S)).toBe('a')
+    // Nothing from a: once overdue it is passed over at once (the next message goes via b).
+    clock.now += 250
+    trees.firstCopy(T, S, 'm2', 'b')
+    clock.now += 100
+    expect(trees.overdue(T, S, 'm2')).toBe(true)
+    expect(trees.parentOf(T, S)).toBe('b')
+    // Settled once: a late copy of it counts nothing more against a.
+    trees.copy(T, S, 'm2', 'a')
+    expect(trees.overdue(T, S, 'm2')).toBe(false)
   })
 
   it('re-chooses at once when the parent leaves, and holds a grown distance down for a while', () => {
