@@ -53,14 +53,15 @@ import { fmt, printTable, type Row, writeResults } from './report.ts'
 const quick = process.argv.includes('--quick')
 
 /**
- * Heap limit of each gossip run's process (MB), as the report's runs: V8's default (~4 GB
- * here) is too small at 72,000 nodes, and V8 caps the old generation's first limit
- * (`--initial-old-space-size`, see {@link SIM_GC_FLAGS}) at half of this one. At 5,600 MB
- * that was 2,800 MB, which a 72,000 × 50 run passes in its warm-up: a full collection
- * whose marking had no room to run alongside (one 2.9–4.9 s pause), then a second one
- * during the dissemination. At 7,000 MB the limit is 3,500 MB, reached once, late.
+ * Heap limit of each gossip run's process (MB): V8's default (~4 GB here) is too small at
+ * 72,000 nodes. V8 caps the old generation's first limit (`--initial-old-space-size`, see
+ * {@link SIM_GC_FLAGS}) at half of this one, 2,800 MB, which a 72,000 × 50 run passes in
+ * its warm-up: a full collection there compacts the heap. Tried: 7,000 MB (first limit
+ * 3,500 MB, one full collection, late): the dissemination ran slower on the uncompacted heap
+ * (stock 71.8 s against 57.5 s, optimized 69.6 s against 54.4 s; one run each, back to back)
+ * and peak RSS rose by 0.3–0.6 GB.
  */
-const GOSSIP_HEAP_MB = 7000
+const GOSSIP_HEAP_MB = 5600
 
 /**
  * Garbage collections seen from now on: full (mark-compact) ones and the main thread's pauses

@@ -9,14 +9,14 @@
  *   in flight, tables being filled), so the cost is per scavenge: twice the space, half
  *   the scavenges (162 instead of 333).
  * - `--initial-old-space-size=3500`: the old generation's first limit (V8 caps it at half of
- *   `--max-old-space-size`, so the runs set that to 7,000 MB). It holds only until
+ *   `--max-old-space-size`: 2,800 MB in sim-scale's runs, 3,500 MB in the report's). It holds only until
  *   the first full collection that the heap's size did not start: V8 also starts one for
  *   every 64 MB of memory outside its heap (typed-array buffers), and sets the limit from
  *   the live heap after it. The simulator's large tables are therefore plain arrays, in the
  *   heap (the event queue, the gossip budget columns): at 72,000 × 50 (stock) a run then
  *   has two full collections past a gigabyte (at 2.8 and 4.0 GB, with a 2,800 MB first
  *   limit) instead of five by the middle of its dissemination (at 1.2, 1.3, 1.5, 1.9 GB,
- *   ...), and one (at 3.6 GB) with the 3,500 MB limit.
+ *   ...).
  *
  * Measured at 72,000 × 50, optimized profile, one run each, back to back on a shared
  * machine (run-to-run spread about ±8 s): with a 64 MB semi-space alone 134.6 s wall,
