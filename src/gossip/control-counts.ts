@@ -1,5 +1,11 @@
 import type { ControlStats, StatsRecorder } from '../common/stats.ts'
-import { idCount, type RpcControl, type RpcOneCopy } from './rpc-codec.ts'
+import {
+  idCount,
+  type RpcAnnounce,
+  type RpcControl,
+  type RpcOneCopy,
+  type RpcPrune,
+} from './rpc-codec.ts'
 
 /** The control kinds a gossip frame is counted by, as `stats().control` names them. */
 const KINDS = [
@@ -50,6 +56,12 @@ function sumOf<T>(items: T[], size: (item: T) => number): number {
   return n
 }
 
+/** Peers suggested in `prunes` (peer exchange); module-level, not a closure per frame. */
+const pxPeers = (prunes: RpcPrune[]): number => sumOf(prunes, (p) => p.peers.length)
+
+/** Short ids in `announces`. */
+const announcedIds = (announces: RpcAnnounce[]): number => sumOf(announces, (a) => a.ids.length)
+
 /**
  * Counts every sent and received frame's control messages by kind into a node's
  * {@link StatsRecorder}. Runs for every frame: each kind's counter is looked up in the
@@ -67,27 +79,11 @@ export class ControlCounts {
   /** Counts the control part of a frame. */
   control(c: RpcControl | undefined, sent: boolean): void {
     if (c === undefined) return
-    if (c.ihave.length > 0) {
-      this.add(K.IHAVE, sent, c.ihave.length)
-      this.add(K.IHAVE_IDS, sent, idCount(c.ihave))
-    }
-    if (c.iwant.length > 0) {
-      this.add(K.IWANT, sent, c.iwant.length)
-      this.add(K.IWANT_IDS, sent, idCount(c.iwant))
-    }
-    if (c.idontwant.length > 0) {
-      this.add(K.IDONTWANT, sent, c.idontwant.length)
-      this.add(K.IDONTWANT_IDS, sent, idCount(c.idontwant))
-    }
+    this.addEntries(K.IHAVE, K.IHAVE_IDS, sent, c.ihave, idCount)
+    this.addEntries(K.IWANT, K.IWANT_IDS, sent, c.iwant, idCount)
+    this.addEntries(K.IDONTWANT, K.IDONTWANT_IDS, sent, c.idontwant, idCount)
     this.add(K.GRAFT, sent, c.graft.length)
-    if (c.prune.length > 0) {
-      this.add(K.PRUNE, sent, c.prune.length)
-      this.add(
-        K.PRUNE_PX,
-        sent,
-        sumOf(c.prune, (p) => p.peers.length),
-      )
-    }
+    this.addEntries(K.PRUNE, K.PRUNE_PX, sent, c.prune, pxPeers)
   }
 
   /** Counts the one-copy part of a frame. */
@@ -95,17 +91,23 @@ export class ControlCounts {
     if (o === undefined) return
     this.add(K.CHOKE, sent, o.choke.length)
     this.add(K.UNCHOKE, sent, o.unchoke.length)
-    if (o.announce.length > 0) {
-      this.add(K.ANNOUNCE, sent, o.announce.length)
-      this.add(
-        K.ANNOUNCE_IDS,
-        sent,
-        sumOf(o.announce, (a) => a.ids.length),
-      )
-    }
+    this.addEntries(K.ANNOUNCE, K.ANNOUNCE_IDS, sent, o.announce, announcedIds)
     this.add(K.INEED_IDS, sent, o.ineed.length)
     this.add(K.PREAMBLE, sent, o.preamble?.length ?? 0)
     this.add(K.IMRECEIVING_IDS, sent, o.imreceiving?.length ?? 0)
+  }
+
+  /** Counts `entries` as `kind` and, when there are some, what `inner` counts in them as `innerKind`. */
+  private addEntries<E>(
+    kind: Kind,
+    innerKind: Kind,
+    sent: boolean,
+    entries: E[],
+    inner: (entries: E[]) => number,
+  ): void {
+    if (entries.length === 0) return
+    this.add(kind, sent, entries.length)
+    this.add(innerKind, sent, inner(entries))
   }
 
   /** Adds `n` messages of `kind` (nothing when `n` is 0: the kind is not listed until it occurs). */
