@@ -1,66 +1,49 @@
 import type { ControlStats, StatsRecorder } from '../common/stats.ts'
 import {
+  announcedIdCount,
   idCount,
-  type RpcAnnounce,
   type RpcControl,
   type RpcOneCopy,
   type RpcPrune,
 } from './rpc-codec.ts'
 
-/** The control kinds a gossip frame is counted by, as `stats().control` names them. */
-const KINDS = [
-  'IHAVE',
-  'IHAVE ids',
-  'IWANT',
-  'IWANT ids',
-  'IDONTWANT',
-  'IDONTWANT ids',
-  'GRAFT',
-  'PRUNE',
-  'PRUNE px peers',
-  'CHOKE',
-  'UNCHOKE',
-  'ANNOUNCE',
-  'ANNOUNCE ids',
-  'INEED ids',
-  'PREAMBLE',
-  'IMRECEIVING ids',
-] as const
+/** The control kinds a gossip frame is counted by, as `stats().control` names them, by index. */
+const KINDS: string[] = []
 
-/** Each kind's index in {@link KINDS}. */
-const K = {
-  IHAVE: 0,
-  IHAVE_IDS: 1,
-  IWANT: 2,
-  IWANT_IDS: 3,
-  IDONTWANT: 4,
-  IDONTWANT_IDS: 5,
-  GRAFT: 6,
-  PRUNE: 7,
-  PRUNE_PX: 8,
-  CHOKE: 9,
-  UNCHOKE: 10,
-  ANNOUNCE: 11,
-  ANNOUNCE_IDS: 12,
-  INEED_IDS: 13,
-  PREAMBLE: 14,
-  IMRECEIVING_IDS: 15,
-} as const
-
-type Kind = (typeof K)[keyof typeof K]
-
-/** The sum of `size` over `items` (no array made, as `map` then a sum would). */
-function sumOf<T>(items: T[], size: (item: T) => number): number {
-  let n = 0
-  for (const item of items) n += size(item)
-  return n
+/** Lists the kind `name`; its index in {@link KINDS}. */
+function kind(name: string): number {
+  KINDS.push(name)
+  return KINDS.length - 1
 }
 
-/** Peers suggested in `prunes` (peer exchange); module-level, not a closure per frame. */
-const pxPeers = (prunes: RpcPrune[]): number => sumOf(prunes, (p) => p.peers.length)
+/** Each kind's index in {@link KINDS}, listed in the order above. */
+const K = {
+  IHAVE: kind('IHAVE'),
+  IHAVE_IDS: kind('IHAVE ids'),
+  IWANT: kind('IWANT'),
+  IWANT_IDS: kind('IWANT ids'),
+  IDONTWANT: kind('IDONTWANT'),
+  IDONTWANT_IDS: kind('IDONTWANT ids'),
+  GRAFT: kind('GRAFT'),
+  PRUNE: kind('PRUNE'),
+  PRUNE_PX: kind('PRUNE px peers'),
+  CHOKE: kind('CHOKE'),
+  UNCHOKE: kind('UNCHOKE'),
+  ANNOUNCE: kind('ANNOUNCE'),
+  ANNOUNCE_IDS: kind('ANNOUNCE ids'),
+  INEED_IDS: kind('INEED ids'),
+  PREAMBLE: kind('PREAMBLE'),
+  IMRECEIVING_IDS: kind('IMRECEIVING ids'),
+} as const
 
-/** Short ids in `announces`. */
-const announcedIds = (announces: RpcAnnounce[]): number => sumOf(announces, (a) => a.ids.length)
+type Kind = number
+
+/** Peers suggested in `prunes` (peer exchange). */
+function pxPeers(prunes: RpcPrune[]): number {
+  let n = 0
+  for (const p of prunes) n += p.peers.length
+  return n
+}
 
 /**
  * Counts every sent and received frame's control messages by kind into a node's
@@ -91,7 +74,7 @@ export class ControlCounts {
     if (o === undefined) return
     this.add(K.CHOKE, sent, o.choke.length)
     this.add(K.UNCHOKE, sent, o.unchoke.length)
-    this.addEntries(K.ANNOUNCE, K.ANNOUNCE_IDS, sent, o.announce, announcedIds)
+    this.addEntries(K.ANNOUNCE, K.ANNOUNCE_IDS, sent, o.announce, announcedIdCount)
     this.add(K.INEED_IDS, sent, o.ineed.length)
     this.add(K.PREAMBLE, sent, o.preamble?.length ?? 0)
     this.add(K.IMRECEIVING_IDS, sent, o.imreceiving?.length ?? 0)

@@ -41,6 +41,7 @@ import { Preambles } from './preamble.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
 import { shuffle } from './random-pick.ts'
 import {
+  announcedIdCount,
   checkRpcPrefix,
   type DecodeWork,
   decodeRpc,
@@ -817,7 +818,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       return true
     }
     if (!this.handleTreeMessages(peer, ps, o, within)) return false
-    if (!within('announce', idCount(o.announce.map((a) => ({ messageIDs: a.ids }))))) return false
+    if (!within('announce', announcedIdCount(o.announce))) return false
     if (!within('ineed', o.ineed.length)) return false
     for (const topic of o.choke) this.roles.peerAsked(topic, peer, true)
     for (const topic of o.unchoke) this.roles.peerAsked(topic, peer, false)
@@ -1025,8 +1026,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * A duplicate from a one-copy peer: one we asked it for frees its pull entry's share; one
    * pushed over a mesh link, unless asked for or flood published, may choke it (LinkRoles).
    */
-  private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, id: MessageId): void {
-    const short = bytesKey(shortId(id))
+  private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, short: string): void {
     this.pulls.answeredKnown(short, peer)
     if (!this.meshes.meshOf(topic)?.has(peer)) return
     this.roles.arrivedLate(topic, key, peer, this.env.now(), true)
@@ -1120,7 +1120,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     peer: PeerKey,
     topic: Topic,
     key: string,
-    id: MessageId,
+    short: string,
     origin: PeerKey | undefined,
   ): void {
     if (this.frameSentTo !== undefined) {
@@ -1144,7 +1144,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.publishedTo.add(key)
     }
     const now = this.env.now()
-    const came: [PeerKey, number][] = [...(this.indexShortId(key, id, peer) ?? [])]
+    const came: [PeerKey, number][] = [...(this.indexShortId(key, short, peer) ?? [])]
     if (mesh?.has(peer)) {
       came.push([peer, now])
       this.roles.pushedFirst(topic, peer)
@@ -1152,18 +1152,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.roles.arrived(topic, key, now, mesh === undefined ? [] : came.filter(([p]) => mesh.has(p)))
   }
 
-  /** Remembers a new message's short id (bounded, oldest forgotten first). */
+  /**
+   * Remembers a new message's short id (`short`, its {@link bytesKey}; bounded, oldest
+   * forgotten first).
+   */
   private indexShortId(
     key: string,
-    id: MessageId,
+    short: string,
     from?: PeerKey,
   ): ReadonlyMap<PeerKey, number> | undefined {
-    const short = bytesKey(shortId(id))
-    if (this.shortIndex.size >= this.params.maxShortIds) {
-      const oldest = this.shortIndex.keys().next().value
-      if (oldest !== undefined) this.shortIndex.delete(oldest)
-    }
-    this.shortIndex.set(short, key)
+    setNewest(this.shortIndex, short, key, this.params.maxShortIds)
     return this.pulls.delivered(short, from)
   }
 
@@ -1514,10 +1512,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     const key = messageIdKey(id)
     const now = this.env.now()
+    const fresh = this.noteReceived(ps, key)
+    // One-copy's key of the message's short id (a SHA-256): made once, where first needed.
+    let short = !fresh && this.params.oneCopy ? bytesKey(shortId(id)) : undefined
     // A copy we asked for (INEED) is a reply, not a repeat: the peer is not charged for it.
-    const repeated =
-      !this.noteReceived(ps, key) &&
-      !(this.params.oneCopy && this.pulls.askedOf(bytesKey(shortId(id)), peer))
+    const repeated = !fresh && !(short !== undefined && this.pulls.askedOf(short, peer))
     if (repeated && !direct && !this.budgets.spend(peer, 'repeat', 1)) {
       return this.overBudget(peer, 'repeat', 1)
     }
@@ -1528,19 +1527,22 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.treeLinks?.duplicate(peer, topic, key)
       this.validating.get(key)?.add(peer)
-      if (ps.oneCopy) this.chokeOnDuplicate(peer, topic, key, id)
+      if (ps.oneCopy) this.chokeOnDuplicate(peer, topic, key, short ?? bytesKey(shortId(id)))
       return true
     }
     this.seen.add(key, now)
     this.preambles.delivered(key, peer)
-    if (this.params.oneCopy) this.firstCopy(peer, topic, key, id, auth.origin)
+    if (this.params.oneCopy) {
+      short ??= bytesKey(shortId(id))
+      this.firstCopy(peer, topic, key, short, auth.origin)
+    }
     this.treeLinks?.arrived(
       peer,
       topic,
       key,
       auth.origin,
       data.length,
-      this.params.oneCopy ? this.pulls.announcers(bytesKey(shortId(id))) : undefined,
+      short === undefined ? undefined : this.pulls.announcers(short),
     )
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
@@ -2039,7 +2041,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // One-copy peers get it through the mesh's eager links, announced on its lazy ones;
       // direct peers get every message.
       const short = shortId(id)
-      this.indexShortId(key, id)
+      this.indexShortId(key, bytesKey(short))
       const push = targets.filter(
         (p) =>
           this.isDirect(p) ||
@@ -2056,7 +2058,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // Tell one-copy peers whom the flood went to: nobody pushes to them (rule 2). Its
     // announces then come back within milliseconds: we know the message, and do not pull it.
     const marked = this.params.oneCopy && this.params.oneCopyFloodPublish && this.marksFlood(topic)
-    if (marked) this.indexShortId(key, id)
+    if (marked) this.indexShortId(key, bytesKey(shortId(id)))
     else if (this.treeLinks !== undefined) {
       // Only remembered, not indexed: an indexed message's announces count as late arrivals
       // and deliveries at its publisher, which cost the single publisher at 100 KB 10% of its

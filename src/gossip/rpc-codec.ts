@@ -728,6 +728,13 @@ export function idCount(entries: WithIds[]): number {
   return n
 }
 
+/** The number of short ids over one-copy `announces`. */
+export function announcedIdCount(announces: RpcAnnounce[]): number {
+  let n = 0
+  for (const a of announces) n += a.ids.length
+  return n
+}
+
 class FrameDecoder {
   private readonly r: Reader
   private readonly limits: RpcLimits

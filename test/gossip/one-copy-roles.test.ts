@@ -101,7 +101,11 @@ function pullsBed(rtt: Record<string, number> = {}) {
     6000,
     100,
   )
-  return { env, asked, pulls }
+  /** `peers` announce message `key` in turn (pull delay 50 ms). */
+  const announce = (key: string, ...peers: string[]) => {
+    for (const peer of peers) pulls.announced(peer, T, new Uint8Array(8), key, 50)
+  }
+  return { env, asked, pulls, announce }
 }
 
 describe('one-copy pull delay (AnnouncedPulls)', () => {
@@ -154,9 +158,8 @@ describe('one-copy pulls and the preamble (AnnouncedPulls)', () => {
 
 describe('one-copy pulls under loss (AnnouncedPulls)', () => {
   it('asks the announcers round after round until their caches would have dropped the message', () => {
-    const { env, asked, pulls } = pullsBed()
-    pulls.announced('a', T, new Uint8Array(8), 'k', 50)
-    pulls.announced('b', T, new Uint8Array(8), 'k', 50)
+    const { env, asked, pulls, announce } = pullsBed()
+    announce('k', 'a', 'b')
     // Every reply is lost: a, b, a, b, ... every 400 ms from 50 ms on; a round starts only
     // within 6 s of the first announce (the last at 5,650 ms: 8 rounds of two).
     env.advance(10_000)
@@ -168,26 +171,23 @@ describe('one-copy pulls under loss (AnnouncedPulls)', () => {
 
 describe('one-copy pulls from a relay that announces but never answers (AnnouncedPulls)', () => {
   it('asks the announcer whose asks timed out last, until it answers again', () => {
-    const { env, asked, pulls } = pullsBed()
-    pulls.announced('silent', T, new Uint8Array(8), 'k1', 50)
-    pulls.announced('b', T, new Uint8Array(8), 'k1', 50)
+    const { env, asked, pulls, announce } = pullsBed()
+    announce('k1', 'silent', 'b')
     env.advance(500)
     // The silent relay announced first and was asked first; 400 ms later b was.
     expect(asked).toEqual(['silent', 'b'])
     pulls.delivered('k1', 'b')
     // Next message: the silent relay announces first again, but b is asked first.
-    pulls.announced('silent', T, new Uint8Array(8), 'k2', 50)
-    pulls.announced('b', T, new Uint8Array(8), 'k2', 50)
+    announce('k2', 'silent', 'b')
     env.advance(60)
     expect(asked.slice(2)).toEqual(['b'])
     pulls.delivered('k2', 'b')
     // Once it answers an ask, it is asked in its turn again.
-    pulls.announced('silent', T, new Uint8Array(8), 'k3', 50)
+    announce('k3', 'silent')
     env.advance(60)
     expect(asked.slice(3)).toEqual(['silent'])
     pulls.delivered('k3', 'silent')
-    pulls.announced('silent', T, new Uint8Array(8), 'k4', 50)
-    pulls.announced('b', T, new Uint8Array(8), 'k4', 50)
+    announce('k4', 'silent', 'b')
     env.advance(60)
     expect(asked.slice(4)).toEqual(['silent'])
   })
@@ -195,10 +195,8 @@ describe('one-copy pulls from a relay that announces but never answers (Announce
 
 describe('one-copy follow-up from the asked link RTT (AnnouncedPulls)', () => {
   it('asks the next announcer after a few round trips of the asked link, not the flat follow-up', () => {
-    const { env, asked, pulls } = pullsBed({ silent: 30, b: 200 })
-    pulls.announced('silent', T, new Uint8Array(8), 'k1', 50)
-    pulls.announced('b', T, new Uint8Array(8), 'k1', 50)
-    pulls.announced('c', T, new Uint8Array(8), 'k1', 50)
+    const { env, asked, announce } = pullsBed({ silent: 30, b: 200 })
+    announce('k1', 'silent', 'b', 'c')
     // Asked at 50 ms; 2 × 30 + 20 = 80 ms later (not 400) b is.
     env.advance(50)
     expect(asked).toEqual(['silent'])
@@ -214,17 +212,15 @@ describe('one-copy follow-up from the asked link RTT (AnnouncedPulls)', () => {
   })
 
   it('counts an answer that came after the next ask went as an answer', () => {
-    const { env, asked, pulls } = pullsBed({ slow: 30, b: 30 })
-    pulls.announced('slow', T, new Uint8Array(8), 'k1', 50)
-    pulls.announced('b', T, new Uint8Array(8), 'k1', 50)
+    const { env, asked, pulls, announce } = pullsBed({ slow: 30, b: 30 })
+    announce('k1', 'slow', 'b')
     env.advance(130)
     expect(asked).toEqual(['slow', 'b'])
     pulls.delivered('k1', 'b')
     // The slow peer's copy comes after b's: it answers, so it is asked in its turn again.
     env.advance(20)
     pulls.answeredKnown('k1', 'slow')
-    pulls.announced('slow', T, new Uint8Array(8), 'k2', 50)
-    pulls.announced('b', T, new Uint8Array(8), 'k2', 50)
+    announce('k2', 'slow', 'b')
     env.advance(50)
     expect(asked.slice(2)).toEqual(['slow'])
   })
