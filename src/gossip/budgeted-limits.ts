@@ -24,7 +24,7 @@ const ID_BUDGETS = [
 export class BudgetedLimits {
   private readonly base: RpcLimits
   private readonly budgets: PeerBudgets
-  private readonly tightened = new Map<string, RpcLimits>()
+  private tightened: Map<string, RpcLimits> | undefined = undefined
 
   constructor(base: RpcLimits, budgets: PeerBudgets) {
     this.base = base
@@ -41,6 +41,7 @@ export class BudgetedLimits {
       key += `${cap},`
     }
     if (!tight) return this.base
+    this.tightened ??= new Map()
     let limits = this.tightened.get(key)
     if (limits === undefined) {
       const [ihave, iwant, idontwant] = key.split(',').map(Number)

@@ -166,11 +166,13 @@ const ONE_COPY = 8
 const PREAMBLE = 16
 const SOURCE_TREES = 32
 
-/** What the router knows about a connected peer. */
-class PeerState {
+/**
+ * What the router knows about a connected peer. It is itself the set of the peer's topics
+ * (see {@link topics}): a peer usually has one or two, and a set object of its own per peer
+ * cost 40 bytes each of the 3.6 million peers of a 72,000-node simulation.
+ */
+class PeerState extends SmallSet<Topic> {
   protocol: string | undefined
-  /** A small set: a peer usually has one or two topics, and a simulation holds millions of peers. */
-  topics = new SmallSet<Topic>()
   /** IDONTWANT ids from this peer → expiry time (insertion order is time order); made on first use. */
   dontWant: Map<string, number> | undefined = undefined
   ihavesThisHeartbeat = 0
@@ -198,9 +200,15 @@ class PeerState {
   private flags: number
 
   constructor(protocol: string | undefined, outbound: boolean, slot: number) {
+    super()
     this.protocol = protocol
     this.slot = slot
     this.flags = outbound ? OUTBOUND : 0
+  }
+
+  /** The topics the peer subscribed to (held in this object's own fields). */
+  get topics(): SmallSet<Topic> {
+    return this
   }
 
   /** We dialled it. */
@@ -315,37 +323,37 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
   private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
   /** One-copy: who pushes to whom on each mesh link, and who announces. */
-  private readonly roles: LinkRoles
+  private readonly roles: LinkRoles | undefined
   /** One-copy: announced messages not yet here. */
-  private readonly pulls: AnnouncedPulls
+  private readonly pulls: AnnouncedPulls | undefined
   /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
-  private readonly shortIndex = new Map<string, string>()
+  private readonly shortIndex: Map<string, string> | undefined
   /** How far publishers' floods reach, to size flood roots' pushes (one-copy rule 2). */
-  private readonly floodReach = new FloodReach()
+  private readonly floodReach: FloodReach | undefined
   /** Messages some peer sent IDONTWANT for, not here yet: pulled if they do not come. */
   private readonly dontWanted = new Map<string, AwaitedPull>()
   /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
-  private readonly publishedTo = new Set<string>()
+  private readonly publishedTo: Set<string> | undefined
   /**
    * One-copy: peers each recent message went to straight from its sender's flood (`sentTo`,
    * peer hashes; bounded): they need no push from us.
    */
-  private readonly sentTo = new Map<string, FloodMark>()
+  private readonly sentTo: Map<string, FloodMark> | undefined
   /**
    * Short ids of preambled messages (one-copy's announces name them so): an announced one
    * whose copy is on its way is not pulled yet. Bounded like the preambles.
    */
-  private readonly preambledShort = new Map<string, string>()
+  private readonly preambledShort: Map<string, string> | undefined
   /** One-copy: connected peers' hashes (`sentTo`, `inLinks`), made on first use. */
-  private readonly peerHashes = new Map<PeerKey, number>()
+  private readonly peerHashes: Map<PeerKey, number> | undefined
   /** The `sentTo` of the frame being read, from a one-copy peer, sorted (see {@link FloodMark}). */
   private frameSentTo: Uint32Array | undefined
   /** One-copy: flood-mark hashes this node may still pass on (see {@link markAllowed}). */
   private markAllowance: TokenBucket | undefined
-  /** One-copy: topic hash (hex) → subscribed topic. */
+  /** One-copy and preamble messages: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
   /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
-  private readonly oneCopyGossiped = new Map<Topic, number>()
+  private readonly oneCopyGossiped: Map<Topic, number> | undefined
   /** One-copy source trees (`oneCopySourceTrees`): distances, parents, link RTTs, sources. */
   private readonly treeLinks: SourceTreeLinks | undefined
   /** Preamble extension: preambled messages we await, and our peers' IMRECEIVING notices. */
@@ -428,7 +436,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
       gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
       left: (topic, peer) => {
-        this.roles.left(topic, peer)
+        this.roles?.left(topic, peer)
         this.treeLinks?.meshLeft(topic, peer)
       },
     })
@@ -455,55 +463,66 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           p,
         )
       : undefined
-    this.roles = new LinkRoles(
-      {
-        meshOf: (topic) => this.meshes.meshOf(topic),
-        speaksOneCopy: (peer) => this.peers.get(peer)?.oneCopy === true,
-        sendRole: (peer, topic, lazy) =>
-          this.sendOneCopy(peer, { ...emptyOneCopy(), [lazy ? 'choke' : 'unchoke']: [topic] }),
-        queueRole: (peer, topic, lazy) => {
-          const o = this.pendingOneCopyOf(peer)
-          const list = lazy ? o.choke : o.unchoke
-          if (!list.includes(topic)) list.push(topic)
+    // One-copy's parts only where it runs: a stock router's ~20 empty maps and their hosts' closures
+    // were ~5 KB per node, 8% of a 72,000-node simulation's heap.
+    if (p.oneCopy) {
+      this.shortIndex = new Map()
+      this.floodReach = new FloodReach()
+      this.publishedTo = new Set()
+      this.sentTo = new Map()
+      this.preambledShort = new Map()
+      this.peerHashes = new Map()
+      this.oneCopyGossiped = new Map()
+      this.roles = new LinkRoles(
+        {
+          meshOf: (topic) => this.meshes.meshOf(topic),
+          speaksOneCopy: (peer) => this.peers.get(peer)?.oneCopy === true,
+          sendRole: (peer, topic, lazy) =>
+            this.sendOneCopy(peer, { ...emptyOneCopy(), [lazy ? 'choke' : 'unchoke']: [topic] }),
+          queueRole: (peer, topic, lazy) => {
+            const o = this.pendingOneCopyOf(peer)
+            const list = lazy ? o.choke : o.unchoke
+            if (!list.includes(topic)) list.push(topic)
+          },
+          setTimer: (ms, fn) => env.setTimer(ms, fn),
+          announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
+          mapsLinks: (topic) => this.marksFlood(topic),
+          queueInLinks: (peer, topic, others, rank) => {
+            const o = this.pendingOneCopyOf(peer)
+            o.inLinks ??= []
+            o.inLinks.push({
+              topicHash: topicHash(topic),
+              peers: others.map((q) => peerHashBytes(this.hashOf(q))),
+              rank,
+            })
+          },
         },
-        setTimer: (ms, fn) => env.setTimer(ms, fn),
-        announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
-        mapsLinks: (topic) => this.marksFlood(topic),
-        queueInLinks: (peer, topic, others, rank) => {
-          const o = this.pendingOneCopyOf(peer)
-          o.inLinks ??= []
-          o.inLinks.push({
-            topicHash: topicHash(topic),
-            peers: others.map((q) => peerHashBytes(this.hashOf(q))),
-            rank,
-          })
+        p.oneCopyMinEager,
+        // Source trees: more spare in-links until a topic's first messages came (no tree exists
+        // yet, and rule 4's first choice then sees more of the flood's arrivals).
+        p.oneCopySourceTrees ? TREE_LEARNING_EXTRA : undefined,
+      )
+      this.pulls = new AnnouncedPulls(
+        {
+          now: () => env.now(),
+          setTimer: (ms, fn) => env.setTimer(ms, fn),
+          have: (short) => this.shortIndex?.has(short) === true,
+          incoming: (short) => {
+            const key = this.preambledShort?.get(short)
+            return key !== undefined && this.preambles.isAwaited(key)
+          },
+          pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
+          unanswered: (peer) => this.unansweredAnnounce(peer),
+          // Measured on tree links only: elsewhere the follow-up stays oneCopyFollowupMs.
+          rttMs: (peer) => this.treeLinks?.rttMs(peer),
+          copyMs: (topic) => this.treeLinks?.copyMs(topic) ?? 0,
         },
-      },
-      p.oneCopyMinEager,
-      // Source trees: more spare in-links until a topic's first messages came (no tree exists
-      // yet, and rule 4's first choice then sees more of the flood's arrivals).
-      p.oneCopySourceTrees ? TREE_LEARNING_EXTRA : undefined,
-    )
-    this.pulls = new AnnouncedPulls(
-      {
-        now: () => env.now(),
-        setTimer: (ms, fn) => env.setTimer(ms, fn),
-        have: (short) => this.shortIndex.has(short),
-        incoming: (short) => {
-          const key = this.preambledShort.get(short)
-          return key !== undefined && this.preambles.isAwaited(key)
-        },
-        pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
-        unanswered: (peer) => this.unansweredAnnounce(peer),
-        // Measured on tree links only: elsewhere the follow-up stays oneCopyFollowupMs.
-        rttMs: (peer) => this.treeLinks?.rttMs(peer),
-        copyMs: (topic) => this.treeLinks?.copyMs(topic) ?? 0,
-      },
-      p.oneCopyFollowupMs,
-      // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
-      p.mcacheLength * p.heartbeatIntervalMs,
-      p.maxIWantTracked,
-    )
+        p.oneCopyFollowupMs,
+        // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
+        p.mcacheLength * p.heartbeatIntervalMs,
+        p.maxIWantTracked,
+      )
+    }
     this.preambles = new Preambles(
       {
         graceMs: p.preambleGraceMs,
@@ -575,7 +594,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.heartbeatTimer = undefined
     this.uplink.clear()
     this.limiter.clear()
-    this.pulls.clear()
+    this.pulls?.clear()
     for (const e of this.dontWanted.values()) e.timer?.cancel()
     this.dontWanted.clear()
     this.preambles.clear()
@@ -631,11 +650,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const topic of ps.topics) this.removeTopicPeer(topic, peer)
     ps.upkeep = GONE
     this.peers.delete(peer)
-    this.peerHashes.delete(peer)
+    this.peerHashes?.delete(peer)
     this.pendingControl.delete(peer)
     this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
-    this.pulls.peerGone(peer)
+    this.pulls?.peerGone(peer)
     this.treeLinks?.peerGone(peer)
     this.preambles.peerGone(peer)
     this.score.removePeer(peer, ps.slot)
@@ -820,12 +839,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.handleTreeMessages(peer, ps, o, within)) return false
     if (!within('announce', announcedIdCount(o.announce))) return false
     if (!within('ineed', o.ineed.length)) return false
-    for (const topic of o.choke) this.roles.peerAsked(topic, peer, true)
-    for (const topic of o.unchoke) this.roles.peerAsked(topic, peer, false)
+    for (const topic of o.choke) this.roles?.peerAsked(topic, peer, true)
+    for (const topic of o.unchoke) this.roles?.peerAsked(topic, peer, false)
     for (const l of o.inLinks ?? []) {
       const topic = this.topicByHash.get(bytesKey(l.topicHash))
       if (topic === undefined) continue
-      this.roles.peerToldInLinks(topic, peer, { peers: l.peers.map(peerHashOf), rank: l.rank })
+      this.roles?.peerToldInLinks(topic, peer, { peers: l.peers.map(peerHashOf), rank: l.rank })
     }
     announces: for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
@@ -836,27 +855,27 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // So do source-tree peers (those that answer our pings) to us where we are not their child.
       const byDesign =
         inMesh &&
-        (this.roles.toldInLinksTo(topic, peer) || this.treeLinks?.treePeer(peer, ps) === true)
-      const marked = a.ids.every((id) => this.sentTo.has(this.shortIndex.get(bytesKey(id)) ?? ''))
-      if (inMesh && !marked && !byDesign) this.roles.announcedBy(topic, peer)
-      const eagerIn = inMesh && !this.roles.announcesToUs(topic, peer)
+        (this.roles?.toldInLinksTo(topic, peer) || this.treeLinks?.treePeer(peer, ps) === true)
+      const marked = a.ids.every((id) => this.sentTo?.has(this.shortIndex?.get(bytesKey(id)) ?? ''))
+      if (inMesh && !marked && !byDesign) this.roles?.announcedBy(topic, peer)
+      const eagerIn = inMesh && !this.roles?.announcesToUs(topic, peer)
       for (const id of a.ids) {
         const short = bytesKey(id)
-        const known = this.shortIndex.get(short)
+        const known = this.shortIndex?.get(short)
         if (known !== undefined) {
           // It has the message too: our forward, if still pending, skips it.
           this.validating.get(known)?.add(peer)
           this.treeLinks?.duplicate(peer, topic, known)
-          if (inMesh) this.roles.arrivedLate(topic, known, peer, this.env.now(), false)
+          if (inMesh) this.roles?.arrivedLate(topic, known, peer, this.env.now(), false)
           const first = this.mcache.get(known)?.firstSeen
-          if (eagerIn && first !== undefined && (byDesign || this.sentTo.has(known))) {
+          if (eagerIn && first !== undefined && (byDesign || this.sentTo?.has(known))) {
             this.score.duplicateDelivery(peer, topic, this.env.now() - first)
           }
           continue
         }
         if (this.treeLinks?.isOwn(short)) continue
         const delayMs = inMesh ? this.params.oneCopyPullDelayMs : 0
-        if (!this.pulls.announced(peer, topic, id, short, delayMs)) {
+        if (!this.pulls?.announced(peer, topic, id, short, delayMs)) {
           // Its announces opened their share of undelivered messages (honest ones open a few):
           // the frame's other announced ids are not read, and it is counted.
           this.reject(peer, 'announce-over-pull-share', topic)
@@ -866,7 +885,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     let misses = 0
     for (const id of o.ineed) {
-      const key = this.shortIndex.get(bytesKey(id))
+      const key = this.shortIndex?.get(bytesKey(id))
       const cached =
         key === undefined
           ? undefined
@@ -879,7 +898,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       else {
         // A pulled copy carries the flood mark as a pushed one does (rule 2): without it the
         // puller would push to the nodes the publisher's flood already reached.
-        this.sendMarked([peer], cached.message, key!, this.sentTo.get(key!)?.peers)
+        this.sendMarked([peer], cached.message, key!, this.sentTo?.get(key!)?.peers)
       }
     }
     return within('iwantMiss', misses)
@@ -910,7 +929,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.peers.has(peer)) return
     const o = emptyOneCopy()
     o.ineed.push(short)
-    if (promote && this.meshes.meshOf(topic)?.has(peer) && this.roles.pulling(topic, peer)) {
+    if (promote && this.meshes.meshOf(topic)?.has(peer) && this.roles?.pulling(topic, peer)) {
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
@@ -966,7 +985,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.sendImReceiving(topic, p.messageID, key, peer)
       if (this.params.oneCopy)
         setNewest(
-          this.preambledShort,
+          this.preambledShort!,
           bytesKey(shortId(p.messageID)),
           key,
           this.params.maxPreambles,
@@ -1027,16 +1046,16 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * pushed over a mesh link, unless asked for or flood published, may choke it (LinkRoles).
    */
   private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, short: string): void {
-    this.pulls.answeredKnown(short, peer)
+    this.pulls?.answeredKnown(short, peer)
     if (!this.meshes.meshOf(topic)?.has(peer)) return
-    this.roles.arrivedLate(topic, key, peer, this.env.now(), true)
+    this.roles?.arrivedLate(topic, key, peer, this.env.now(), true)
     // The first copy came straight from its publisher (flood publish): the mesh link is still
     // the way every other message comes.
     if (this.floodRoot(key)) return
-    if (this.pulls.askedOf(short, peer)) return
+    if (this.pulls?.askedOf(short, peer)) return
     // A source with a tree: pushes follow its parent bits, not the topic's roles.
     if (this.treeLinks?.inTree(topic, key)) return
-    this.roles.duplicate(topic, peer)
+    this.roles?.duplicate(topic, peer)
   }
 
   /**
@@ -1048,7 +1067,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private covered(topic: Topic, peer: PeerKey, flooded: FloodMark | undefined): boolean {
     if (flooded === undefined || this.peers.get(peer)?.oneCopy !== true) return false
     if (hasHash(flooded.peers, this.hashOf(peer))) return true
-    const links = this.roles.inLinksOf(topic, peer)
+    const links = this.roles?.inLinksOf(topic, peer)
     if (links === undefined) return false
     const first = links.peers.findIndex((h) => hasHash(flooded.peers, h))
     if (first < 0) return false
@@ -1058,10 +1077,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** `peer`'s hash (one-copy `sentTo`, `inLinks`), hashed once while it is connected. */
   private hashOf(peer: PeerKey): number {
-    let h = this.peerHashes.get(peer)
+    let h = this.peerHashes?.get(peer)
     if (h === undefined) {
       h = peerHash(peer)
-      if (this.peers.has(peer)) this.peerHashes.set(peer, h)
+      if (this.peers.has(peer)) this.peerHashes?.set(peer, h)
     }
     return h
   }
@@ -1070,17 +1089,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private marksFlood(topic: Topic): boolean {
     const mesh = this.meshes.meshOf(topic)
     const topicPeers = this.topicPeers.get(topic)?.size ?? 0
-    return mesh !== undefined && this.floodReach.marksFlood(topic, topicPeers, mesh.size)
+    return mesh !== undefined && this.floodReach?.marksFlood(topic, topicPeers, mesh.size) === true
   }
 
   /** True when the first copy of `key` came straight from its publisher's flood (outside the mesh). */
   private floodRoot(key: string): boolean {
-    return this.params.oneCopyFloodPublish && this.publishedTo.has(key)
+    return this.params.oneCopyFloodPublish && this.publishedTo?.has(key) === true
   }
 
   /** True when `peer` asked us to announce `topic`'s messages to it instead of pushing them. */
   private isLazyLink(topic: Topic, peer: PeerKey): boolean {
-    return this.roles.announcesTo(topic, peer)
+    return this.roles?.announcesTo(topic, peer) === true
   }
 
   /** Announces one message to `peers` (lazy one-copy links), one encoding for all. */
@@ -1100,12 +1119,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     // Lazy mesh links announce every message as it comes: gossip only repeats the last
     // heartbeat's, to a few peers, for peers outside the mesh and links that lost an announce.
-    const sent = this.oneCopyGossiped.get(topic) ?? 0
+    const sent = this.oneCopyGossiped?.get(topic) ?? 0
     if (sent >= this.params.oneCopyGossipPeers) return
     const since = this.env.now() - this.params.heartbeatIntervalMs
     const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
     if (recent.length === 0) return
-    this.oneCopyGossiped.set(topic, sent + 1)
+    this.oneCopyGossiped?.set(topic, sent + 1)
     this.pendingOneCopyOf(peer).announce.push({
       topicHash: topicHash(topic),
       ids: recent.map((id) => shortId(id)),
@@ -1124,32 +1143,39 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     origin: PeerKey | undefined,
   ): void {
     if (this.frameSentTo !== undefined) {
-      if (this.sentTo.size >= MAX_SENT_TO) this.sentTo.delete(this.sentTo.keys().next().value!)
-      this.sentTo.set(key, {
+      const sentTo = this.sentTo!
+      if (sentTo.size >= MAX_SENT_TO) sentTo.delete(sentTo.keys().next().value!)
+      sentTo.set(key, {
         peers: this.frameSentTo,
         direct: origin !== undefined && origin === peer,
       })
     }
     const mesh = this.meshes.meshOf(topic)
-    this.floodReach.arrived(
+    this.floodReach?.arrived(
       topic,
       mesh !== undefined && !mesh.has(peer),
       origin === undefined ? undefined : origin === peer,
     )
     if (!mesh?.has(peer)) {
-      if (this.publishedTo.size >= this.params.maxShortIds) {
-        const oldest = this.publishedTo.values().next().value
-        if (oldest !== undefined) this.publishedTo.delete(oldest)
+      const publishedTo = this.publishedTo!
+      if (publishedTo.size >= this.params.maxShortIds) {
+        const oldest = publishedTo.values().next().value
+        if (oldest !== undefined) this.publishedTo?.delete(oldest)
       }
-      this.publishedTo.add(key)
+      this.publishedTo?.add(key)
     }
     const now = this.env.now()
     const came: [PeerKey, number][] = [...(this.indexShortId(key, short, peer) ?? [])]
     if (mesh?.has(peer)) {
       came.push([peer, now])
-      this.roles.pushedFirst(topic, peer)
+      this.roles?.pushedFirst(topic, peer)
     }
-    this.roles.arrived(topic, key, now, mesh === undefined ? [] : came.filter(([p]) => mesh.has(p)))
+    this.roles?.arrived(
+      topic,
+      key,
+      now,
+      mesh === undefined ? [] : came.filter(([p]) => mesh.has(p)),
+    )
   }
 
   /**
@@ -1161,8 +1187,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     short: string,
     from?: PeerKey,
   ): ReadonlyMap<PeerKey, number> | undefined {
-    setNewest(this.shortIndex, short, key, this.params.maxShortIds)
-    return this.pulls.delivered(short, from)
+    setNewest(this.shortIndex!, short, key, this.params.maxShortIds)
+    return this.pulls?.delivered(short, from)
   }
 
   /** One-copy messages waiting for the heartbeat's control frame to `peer`. */
@@ -1289,9 +1315,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
     this.meshes.leave(topic)
-    this.roles.clearTopic(topic)
+    this.roles?.clearTopic(topic)
     this.treeLinks?.clearTopic(topic)
-    this.floodReach.clearTopic(topic)
+    this.floodReach?.clearTopic(topic)
     this.flushControl()
   }
 
@@ -1382,10 +1408,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   getFloodMarkCount(): { messages: number; peerHashes: number } {
     const lists = new Set<Uint32Array>()
-    for (const m of this.sentTo.values()) lists.add(m.peers)
+    for (const m of this.sentTo?.values() ?? []) lists.add(m.peers)
     let peerHashes = 0
     for (const l of lists) peerHashes += l.length
-    return { messages: this.sentTo.size, peerHashes }
+    return { messages: this.sentTo?.size ?? 0, peerHashes }
   }
 
   /** True while `peer` is denied after being disconnected for going on past its budgets. */
@@ -1430,17 +1456,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const key = messageIdKey(id)
     return {
       inMesh: this.meshes.meshOf(topic)?.has(peer) === true,
-      lazyIn: this.roles.announcesToUs(topic, peer),
-      lazyOut: this.roles.announcesTo(topic, peer),
-      asked: this.pulls.askedOf(bytesKey(shortId(id)), peer),
+      lazyIn: this.roles?.announcesToUs(topic, peer) === true,
+      lazyOut: this.roles?.announcesTo(topic, peer) === true,
+      asked: this.pulls?.askedOf(bytesKey(shortId(id)), peer) === true,
       floodRoot: this.floodRoot(key),
-      marked: this.sentTo.has(key),
+      marked: this.sentTo?.has(key) === true,
     }
   }
 
   /** Lazy (announce-only) one-copy links of our mesh of `topic`. */
   getLazyLinkCount(topic: Topic): number {
-    return this.roles.lazyInLinks(topic)
+    return this.roles?.lazyInLinks(topic) ?? 0
   }
 
   /** The protocol a peer negotiated, if the driver said. */
@@ -1516,7 +1542,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     // One-copy's key of the message's short id (a SHA-256): made once, where first needed.
     let short = !fresh && this.params.oneCopy ? bytesKey(shortId(id)) : undefined
     // A copy we asked for (INEED) is a reply, not a repeat: the peer is not charged for it.
-    const repeated = !fresh && !(short !== undefined && this.pulls.askedOf(short, peer))
+    const repeated = !fresh && !(short !== undefined && this.pulls?.askedOf(short, peer))
     if (repeated && !direct && !this.budgets.spend(peer, 'repeat', 1)) {
       return this.overBudget(peer, 'repeat', 1)
     }
@@ -1542,7 +1568,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       key,
       auth.origin,
       data.length,
-      short === undefined ? undefined : this.pulls.announcers(short),
+      short === undefined ? undefined : this.pulls?.announcers(short),
     )
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
@@ -1657,7 +1683,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const targets: PeerKey[] = []
       const lazy: PeerKey[] = []
       const short = this.params.oneCopy ? shortId(a.id) : undefined
-      const announced = short && this.pulls.announcers(bytesKey(short))
+      const announced = short && this.pulls?.announcers(bytesKey(short))
       const mesh = this.meshes.meshOf(a.topic)
       // A source with a tree: push to the peers that take it through us, announce to the
       // other mesh peers (the safety net of rules 5-9); peers that sent no entry for it
@@ -1687,7 +1713,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       for (const [p, entry] of tree ?? []) {
         if (entry.namesUs && !mesh?.has(p) && this.peers.has(p) && !skip(p)) targets.push(p)
       }
-      const flooded = this.sentTo.get(key)
+      const flooded = this.sentTo?.get(key)
       if (flooded !== undefined) {
         for (let i = targets.length - 1; i >= 0; i--) {
           if (this.covered(a.topic, targets[i], flooded)) lazy.push(...targets.splice(i, 1))
@@ -1697,7 +1723,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         // A copy straight from its publisher's flood goes further than the eager links, as
         // far as the flood's reach says it adds nodes (one-copy rule 2).
         const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
-        let more = this.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
+        let more = this.floodReach!.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
         for (let i = 0; i < lazy.length && more > 0; ) {
           if (this.covered(a.topic, lazy[i], flooded)) i++
           else {
@@ -2234,7 +2260,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const p of asked) targets.add(p)
     targets.delete(from)
     // A lazy one-copy link pushes nothing: no notice needed there.
-    return [...targets].filter((p) => !this.roles.announcesToUs(topic, p))
+    return [...targets].filter((p) => !this.roles?.announcesToUs(topic, p))
   }
 
   /**
@@ -2276,9 +2302,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.peerUpkeep(now)
     this.preambles.prune()
     // Clearing a map allocates a new table: only when there is something to clear.
-    if (this.oneCopyGossiped.size > 0) this.oneCopyGossiped.clear()
+    if (this.oneCopyGossiped !== undefined && this.oneCopyGossiped.size > 0)
+      this.oneCopyGossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
-    if (this.params.oneCopy) this.roles.heartbeat(this.subscriptions)
+    if (this.params.oneCopy) this.roles?.heartbeat(this.subscriptions)
     this.treeLinks?.heartbeat(now)
     this.flushControl()
     this.mcache.shift()

@@ -104,7 +104,7 @@ export class PeerScore {
    */
   private mayBeNegative: boolean
   /** Disconnected peers whose (negative) score is kept for `retainScoreMs`. */
-  private readonly retained = new Map<PeerKey, PeerStats>()
+  private retained: Map<PeerKey, PeerStats> | undefined = undefined
   /**
    * The peers {@link refresh} has work for: counters that may be non-zero, a mesh membership
    * to time, or a retained score to expire. The others (most peers of a large network) are
@@ -135,9 +135,9 @@ export class PeerScore {
     if (slot === undefined) return
     let ps = this.bySlot[slot]
     if (ps === undefined) {
-      ps = this.retained.get(peer)
+      ps = this.retained?.get(peer)
       if (ps !== undefined) {
-        this.retained.delete(peer)
+        this.retained!.delete(peer)
         ps.connected = true
       } else ps = address === undefined ? NO_STATS : newStats(address)
       this.bySlot[slot] = ps
@@ -178,10 +178,11 @@ export class PeerScore {
       set?.delete(peer)
       if (set?.size === 0) this.byAddress!.delete(ps.address)
     }
-    if (this.scoreOf(ps) >= 0 || this.retained.size >= MAX_RETAINED) {
+    if (this.scoreOf(ps) >= 0 || (this.retained?.size ?? 0) >= MAX_RETAINED) {
       this.decaying.delete(peer)
       return
     }
+    this.retained ??= new Map()
     this.retained.set(peer, ps)
     this.decaying.set(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
@@ -298,7 +299,7 @@ export class PeerScore {
   private statsOf(peer: PeerKey): PeerStats | undefined {
     const slot = this.slotOf(peer)
     const ps = slot === undefined ? undefined : this.bySlot[slot]
-    if (ps !== undefined || this.retained.size === 0) return ps
+    if (ps !== undefined || this.retained === undefined) return ps
     return this.retained.get(peer)
   }
 
@@ -364,7 +365,7 @@ export class PeerScore {
     this.decaying.forEach((ps, peer) => {
       if (!ps.connected) {
         if (now > ps.expire) {
-          this.retained.delete(peer)
+          this.retained?.delete(peer)
           this.decaying.delete(peer)
         }
         return
