@@ -41,7 +41,7 @@ type Kind = number
 /** Peers suggested in `prunes` (peer exchange). */
 function pxPeers(prunes: RpcPrune[]): number {
   let n = 0
-  for (const p of prunes) n += p.peers.length
+  for (let i = 0; i < prunes.length; i++) n += prunes[i].peers.length
   return n
 }
 

@@ -1114,7 +1114,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private gossipTo(peer: PeerKey, topic: Topic, ids: MessageId[]): void {
     // A node without one-copy has no one-copy links: no lookup of the peer (a cache miss each).
     if (!this.params.oneCopy || this.peers.get(peer)?.oneCopy !== true) {
-      this.control(peer).ihave.push({ topicID: topic, messageIDs: ids })
+      const c = this.control(peer)
+      const entry = { topicID: topic, messageIDs: ids }
+      // Usually the peer's only IHAVE: an array of one (a push into an empty array reserves
+      // 17 slots, and a 72,000-node heartbeat gossips to ~700,000 peers).
+      if (c.ihave.length === 0) c.ihave = [entry]
+      else c.ihave.push(entry)
       return
     }
     // Lazy mesh links announce every message as it comes: gossip only repeats the last
@@ -1937,7 +1942,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const { entries, lazy, ends } = IHAVE_SCRATCH
     let count = 0
     let total = 0
-    for (const ih of ihaves) {
+    for (let k = 0; k < ihaves.length; k++) {
+      const ih = ihaves[k]
       if (!this.subscriptions.has(ih.topicID)) continue
       const n = idCountOf(ih)
       if (n === 0) continue

@@ -122,7 +122,7 @@ export function sharedRpcCodec(): SharedRpcCodec {
   let nextRecent = 0
   /** `frame`, or an earlier recent control frame that holds the same bytes. */
   const recentFrame = (frame: Uint8Array): Uint8Array => {
-    for (const f of recent) if (sameBytes(f, frame)) return f
+    for (let i = 0; i < recent.length; i++) if (sameBytes(recent[i], frame)) return recent[i]
     recent[nextRecent] = frame
     nextRecent = (nextRecent + 1) % RECENT_CONTROL_FRAMES
     return frame
