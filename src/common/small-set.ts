@@ -68,6 +68,13 @@ export class SmallSet<T> implements Iterable<T> {
     return true
   }
 
+  /** The oldest item (the first in insertion order), or undefined when empty. */
+  first(): T | undefined {
+    const items = this.items
+    if (items === undefined) return this.one === NONE ? undefined : this.one
+    return Array.isArray(items) ? items[0] : items.values().next().value
+  }
+
   [Symbol.iterator](): Iterator<T> {
     const items = this.items
     if (items !== undefined) return items[Symbol.iterator]()

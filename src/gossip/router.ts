@@ -165,6 +165,21 @@ const ONE_COPY_HEARD = 4
 const ONE_COPY = 8
 const PREAMBLE = 16
 const SOURCE_TREES = 32
+/** A frame came from it (meshsub 1.3 Extensions may only come in the first). */
+const FRAME_SEEN = 64
+/** {@link PeerState.upkeep} is kept in these two bits. */
+const UPKEEP_SHIFT = 7
+const UPKEEP_MASK = 3 << UPKEEP_SHIFT
+
+/** Large messages pushed to a peer: how useful our pushes are to it (made on the first). */
+class LargePushes {
+  /** Pushed to it, decayed every heartbeat. */
+  count = 0
+  /** Of those, the ones it had from another peer first (its IDONTWANT followed or cancelled our copy). */
+  wasted = 0
+  /** Keys of the last ones (bounded by `MAX_RECENT_PUSHES`). */
+  readonly recent = new Set<string>()
+}
 
 /**
  * What the router knows about a connected peer. It is itself the set of the peer's topics
@@ -177,26 +192,18 @@ class PeerState extends SmallSet<Topic> {
   dontWant: Map<string, number> | undefined = undefined
   ihavesThisHeartbeat = 0
   askedThisHeartbeat = 0
-  /** Large messages pushed to this peer, decayed every heartbeat. */
-  pushes = 0
-  /** Of those, the ones it had from another peer first (its IDONTWANT followed or cancelled our copy). */
-  wastedPushes = 0
-  /** Keys of the last large messages pushed to it (bounded by `MAX_RECENT_PUSHES`); made on first use. */
-  recentPushes: Set<string> | undefined = undefined
+  /** Large messages pushed to it; made on the first (most peers of a large simulation get none). */
+  largePushes: LargePushes | undefined = undefined
   /** Keys of the last messages it sent us (bounded by `MAX_RECENT_RECEIVED`), to spot repeats. */
-  recentReceived: Set<string> | undefined = undefined
-  /** Frames received from it so far (meshsub 1.3 Extensions may only come in the first). */
-  framesReceived = 0
+  recentReceived: SmallSet<string> | undefined = undefined
   /** Entries of `dontWanted` its IDONTWANTs started (at most {@link MAX_PULLS_AWAITED_PER_PEER}). */
   pullsAwaited = 0
-  /**
-   * Whether the heartbeat has per-peer upkeep for it (counters to reset or decay, IDONTWANTs to
-   * expire): {@link IDLE}, {@link BUSY} (in `busyPeers`) or {@link GONE} (disconnected).
-   */
-  upkeep = IDLE
   /** Its slot (from `slots`), which also holds its score and budgets. */
   readonly slot: number
-  /** The booleans below, as bits ({@link OUTBOUND} ...). */
+  /**
+   * The booleans below and {@link upkeep}, as bits ({@link OUTBOUND} ...): one number, not a
+   * field each, in an object a simulation holds millions of.
+   */
   private flags: number
 
   constructor(protocol: string | undefined, outbound: boolean, slot: number) {
@@ -209,6 +216,25 @@ class PeerState extends SmallSet<Topic> {
   /** The topics the peer subscribed to (held in this object's own fields). */
   get topics(): SmallSet<Topic> {
     return this
+  }
+
+  /**
+   * Whether the heartbeat has per-peer upkeep for it (counters to reset or decay, IDONTWANTs to
+   * expire): {@link IDLE}, {@link BUSY} (in `busyPeers`) or {@link GONE} (disconnected).
+   */
+  get upkeep(): number {
+    return (this.flags & UPKEEP_MASK) >> UPKEEP_SHIFT
+  }
+  set upkeep(state: number) {
+    this.flags = (this.flags & ~UPKEEP_MASK) | (state << UPKEEP_SHIFT)
+  }
+
+  /** A frame came from it. */
+  get frameSeen(): boolean {
+    return (this.flags & FRAME_SEEN) !== 0
+  }
+  set frameSeen(on: boolean) {
+    this.setFlag(FRAME_SEEN, on)
   }
 
   /** We dialled it. */
@@ -698,7 +724,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.recorder.frameReceived(frame.length, payloadBytes(rpc))
     this.counts.control(rpc.control, false)
     this.counts.oneCopy(rpc.oneCopy, false)
-    const first = ps.framesReceived++ === 0
+    const first = !ps.frameSeen
+    ps.frameSeen = true
     if (rpc.control?.extensions !== undefined) this.handleExtensions(peer, ps, first, rpc.control)
     if (!this.within(peer, ps, direct, 'subscription', rpc.subscriptions.length)) return
     let rejectedTopics = false
@@ -1644,10 +1671,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** Remembers that `ps` sent the message `key`; false when it had sent it already. */
   private noteReceived(ps: PeerState, key: string): boolean {
-    ps.recentReceived ??= new Set()
+    // A small set: a Set costs ~180 bytes even with one key, and a 72,000-node simulation
+    // holds one for each of its ~600,000 mesh links that carried a message.
+    ps.recentReceived ??= new SmallSet()
     if (ps.recentReceived.has(key)) return false
     if (ps.recentReceived.size >= MAX_RECENT_RECEIVED) {
-      const oldest = ps.recentReceived.values().next().value
+      const oldest = ps.recentReceived.first()
       if (oldest !== undefined) ps.recentReceived.delete(oldest)
     }
     ps.recentReceived.add(key)
@@ -1791,7 +1820,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         const key = messageIdKey(id)
         // IDONTWANT goes to every mesh peer but the first sender: after our copy, it says
         // our push was not the one that delivered.
-        if (ps.recentPushes?.delete(key)) ps.wastedPushes++
+        const pushed = ps.largePushes
+        if (pushed?.recent.delete(key)) pushed.wasted++
         this.peerHas(peer, ps, key, id, expiry)
         this.awaitDontWanted(peer, ps, key, id)
       }
@@ -2217,7 +2247,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private eagerFirst(targets: PeerKey[], eager: number): PeerKey[] {
     const score = (p: PeerKey) => {
       const ps = this.peers.get(p)
-      return ps === undefined ? 0 : (ps.pushes - ps.wastedPushes + 1) / (ps.pushes + 2)
+      if (ps === undefined) return 0
+      const pushed = ps.largePushes
+      return pushed === undefined ? 0.5 : (pushed.count - pushed.wasted + 1) / (pushed.count + 2)
     }
     const ranked = this.shuffle(targets).sort((a, b) => score(b) - score(a))
     const explore = eager - 1 + Math.floor(this.env.random() * (ranked.length - eager + 1))
@@ -2336,10 +2368,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const kept: PeerState[] = []
     for (const ps of listed) {
       if (ps.upkeep !== BUSY) continue
-      // wastedPushes ≤ pushes, so both are 0 when pushes is.
-      if (ps.pushes !== 0) {
-        ps.pushes *= PUSH_DECAY
-        ps.wastedPushes *= PUSH_DECAY
+      // wasted ≤ count, so both are 0 when count is.
+      const pushed = ps.largePushes
+      if (pushed !== undefined && pushed.count !== 0) {
+        pushed.count *= PUSH_DECAY
+        pushed.wasted *= PUSH_DECAY
       }
       ps.ihavesThisHeartbeat = 0
       ps.askedThisHeartbeat = 0
@@ -2347,7 +2380,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         expireDontWant(ps.dontWant, now)
         if (ps.dontWant.size === 0) ps.dontWant = undefined
       }
-      if (ps.pushes !== 0 || ps.dontWant !== undefined) kept.push(ps)
+      if ((pushed !== undefined && pushed.count !== 0) || ps.dontWant !== undefined) kept.push(ps)
       else ps.upkeep = IDLE
     }
     this.busyPeers = kept
@@ -2409,13 +2442,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const ps = this.peers.get(peer)
     if (ps === undefined) return
     this.needsUpkeep(ps)
-    ps.pushes++
-    ps.recentPushes ??= new Set()
-    if (ps.recentPushes.size >= MAX_RECENT_PUSHES) {
-      const oldest = ps.recentPushes.values().next().value
-      if (oldest !== undefined) ps.recentPushes.delete(oldest)
+    ps.largePushes ??= new LargePushes()
+    const pushed = ps.largePushes
+    pushed.count++
+    if (pushed.recent.size >= MAX_RECENT_PUSHES) {
+      const oldest = pushed.recent.values().next().value
+      if (oldest !== undefined) pushed.recent.delete(oldest)
     }
-    ps.recentPushes.add(key)
+    pushed.recent.add(key)
   }
 
   /** A large message queued for `peer` was cancelled: it had it from someone else first. */
@@ -2424,8 +2458,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const ps = this.peers.get(peer)
     if (ps === undefined) return
     this.needsUpkeep(ps)
-    ps.pushes++
-    ps.wastedPushes++
+    ps.largePushes ??= new LargePushes()
+    ps.largePushes.count++
+    ps.largePushes.wasted++
   }
 
   private send(peer: PeerKey, rpc: Rpc): void {

@@ -18,6 +18,7 @@ describe('SmallSet', () => {
           }
           expect(small.size).toBe(ref.size)
           expect(small.has(item)).toBe(ref.has(item))
+          expect(small.first()).toBe(ref.values().next().value)
         }
         expect([...small]).toEqual([...ref])
       }),
