@@ -1,25 +1,14 @@
 /** Shuffles `items` in place with `random` (Fisher–Yates) and returns them. */
 export function shuffle<T>(items: T[], random: () => number): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    const t = items[i]
-    items[i] = items[j]
-    items[j] = t
-  }
+  shuffleFirst(items, items.length, random)
   return items
 }
 
 /** Up to `n` items chosen uniformly at random with `random` (the array is reordered). */
 export function pick<T>(items: T[], n: number, random: () => number): T[] {
   if (n <= 0) return []
-  if (items.length <= n) return shuffle(items, random)
-  for (let i = 0; i < n; i++) {
-    const j = i + Math.floor(random() * (items.length - i))
-    const t = items[i]
-    items[i] = items[j]
-    items[j] = t
-  }
-  return items.slice(0, n)
+  const picked = pickFirst(items, items.length, n, random)
+  return picked === items.length ? items : items.slice(0, picked)
 }
 
 /**
@@ -30,19 +19,20 @@ export function pick<T>(items: T[], n: number, random: () => number): T[] {
 export function pickFirst<T>(items: T[], count: number, n: number, random: () => number): number {
   if (n <= 0) return 0
   if (count <= n) {
-    for (let i = count - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1))
-      const t = items[i]
-      items[i] = items[j]
-      items[j] = t
-    }
+    shuffleFirst(items, count, random)
     return count
   }
-  for (let i = 0; i < n; i++) {
-    const j = i + Math.floor(random() * (count - i))
-    const t = items[i]
-    items[i] = items[j]
-    items[j] = t
-  }
+  for (let i = 0; i < n; i++) swap(items, i, i + Math.floor(random() * (count - i)))
   return n
+}
+
+/** Shuffles the first `count` items of `items` in place (Fisher–Yates, from the last). */
+function shuffleFirst<T>(items: T[], count: number, random: () => number): void {
+  for (let i = count - 1; i > 0; i--) swap(items, i, Math.floor(random() * (i + 1)))
+}
+
+function swap<T>(items: T[], i: number, j: number): void {
+  const t = items[i]
+  items[i] = items[j]
+  items[j] = t
 }

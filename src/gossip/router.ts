@@ -287,6 +287,34 @@ class PeerState extends SmallSet<Topic> {
   }
 }
 
+/** {@link GossipRouter}'s one-copy state (made only when one-copy runs). */
+interface OneCopyState {
+  /** Who pushes to whom on each mesh link, and who announces. */
+  readonly roles: LinkRoles
+  /** Announced messages not yet here. */
+  readonly pulls: AnnouncedPulls
+  /** Short id (hex) → message key of recent messages, oldest first (bounded). */
+  readonly shortIndex: Map<string, string>
+  /** How far publishers' floods reach, to size flood roots' pushes (rule 2). */
+  readonly floodReach: FloodReach
+  /** Messages whose first copy came from outside the mesh (a flood publish; bounded). */
+  readonly publishedTo: Set<string>
+  /**
+   * Peers each recent message went to straight from its sender's flood (`sentTo`, peer
+   * hashes; bounded): they need no push from us.
+   */
+  readonly sentTo: Map<string, FloodMark>
+  /**
+   * Short ids of preambled messages (announces name them so): an announced one whose copy is
+   * on its way is not pulled yet. Bounded like the preambles.
+   */
+  readonly preambledShort: Map<string, string>
+  /** Connected peers' hashes (`sentTo`, `inLinks`), made on first use. */
+  readonly peerHashes: Map<PeerKey, number>
+  /** Peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
+  readonly gossiped: Map<Topic, number>
+}
+
 /** {@link PeerState.upkeep}: nothing for the heartbeat to do. */
 const IDLE = 0
 /** {@link PeerState.upkeep}: listed in `busyPeers`, visited at the next heartbeat. */
@@ -348,38 +376,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private readonly classes = new Map<Topic, ArtifactClass>()
   private readonly pendingControl = new Map<PeerKey, RpcControl>()
   private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
-  /** One-copy: who pushes to whom on each mesh link, and who announces. */
-  private readonly roles: LinkRoles | undefined
-  /** One-copy: announced messages not yet here. */
-  private readonly pulls: AnnouncedPulls | undefined
-  /** One-copy: short id (hex) → message key of recent messages, oldest first (bounded). */
-  private readonly shortIndex: Map<string, string> | undefined
-  /** How far publishers' floods reach, to size flood roots' pushes (one-copy rule 2). */
-  private readonly floodReach: FloodReach | undefined
+  /**
+   * One-copy's state, made only when one-copy runs: a stock router's ~20 empty maps and
+   * their hosts' closures were ~5 KB per node, 8% of a 72,000-node simulation's heap.
+   */
+  private readonly oc: OneCopyState | undefined
   /** Messages some peer sent IDONTWANT for, not here yet: pulled if they do not come. */
   private readonly dontWanted = new Map<string, AwaitedPull>()
-  /** One-copy: messages whose first copy came from outside the mesh (a flood publish; bounded). */
-  private readonly publishedTo: Set<string> | undefined
-  /**
-   * One-copy: peers each recent message went to straight from its sender's flood (`sentTo`,
-   * peer hashes; bounded): they need no push from us.
-   */
-  private readonly sentTo: Map<string, FloodMark> | undefined
-  /**
-   * Short ids of preambled messages (one-copy's announces name them so): an announced one
-   * whose copy is on its way is not pulled yet. Bounded like the preambles.
-   */
-  private readonly preambledShort: Map<string, string> | undefined
-  /** One-copy: connected peers' hashes (`sentTo`, `inLinks`), made on first use. */
-  private readonly peerHashes: Map<PeerKey, number> | undefined
   /** The `sentTo` of the frame being read, from a one-copy peer, sorted (see {@link FloodMark}). */
   private frameSentTo: Uint32Array | undefined
   /** One-copy: flood-mark hashes this node may still pass on (see {@link markAllowed}). */
   private markAllowance: TokenBucket | undefined
   /** One-copy and preamble messages: topic hash (hex) → subscribed topic. */
   private readonly topicByHash = new Map<string, Topic>()
-  /** One-copy: peers sent heartbeat gossip per topic this heartbeat (at most `oneCopyGossipPeers`). */
-  private readonly oneCopyGossiped: Map<Topic, number> | undefined
   /** One-copy source trees (`oneCopySourceTrees`): distances, parents, link RTTs, sources. */
   private readonly treeLinks: SourceTreeLinks | undefined
   /** Preamble extension: preambled messages we await, and our peers' IMRECEIVING notices. */
@@ -462,7 +471,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       doesNotWant: (peer, key) => this.peerDoesNotWant(peer, key),
       gossip: (peer, topic, ids) => this.gossipTo(peer, topic, ids),
       left: (topic, peer) => {
-        this.roles?.left(topic, peer)
+        this.oc?.roles.left(topic, peer)
         this.treeLinks?.meshLeft(topic, peer)
       },
     })
@@ -489,66 +498,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           p,
         )
       : undefined
-    // One-copy's parts only where it runs: a stock router's ~20 empty maps and their hosts' closures
-    // were ~5 KB per node, 8% of a 72,000-node simulation's heap.
-    if (p.oneCopy) {
-      this.shortIndex = new Map()
-      this.floodReach = new FloodReach()
-      this.publishedTo = new Set()
-      this.sentTo = new Map()
-      this.preambledShort = new Map()
-      this.peerHashes = new Map()
-      this.oneCopyGossiped = new Map()
-      this.roles = new LinkRoles(
-        {
-          meshOf: (topic) => this.meshes.meshOf(topic),
-          speaksOneCopy: (peer) => this.peers.get(peer)?.oneCopy === true,
-          sendRole: (peer, topic, lazy) =>
-            this.sendOneCopy(peer, { ...emptyOneCopy(), [lazy ? 'choke' : 'unchoke']: [topic] }),
-          queueRole: (peer, topic, lazy) => {
-            const o = this.pendingOneCopyOf(peer)
-            const list = lazy ? o.choke : o.unchoke
-            if (!list.includes(topic)) list.push(topic)
-          },
-          setTimer: (ms, fn) => env.setTimer(ms, fn),
-          announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
-          mapsLinks: (topic) => this.marksFlood(topic),
-          queueInLinks: (peer, topic, others, rank) => {
-            const o = this.pendingOneCopyOf(peer)
-            o.inLinks ??= []
-            o.inLinks.push({
-              topicHash: topicHash(topic),
-              peers: others.map((q) => peerHashBytes(this.hashOf(q))),
-              rank,
-            })
-          },
-        },
-        p.oneCopyMinEager,
-        // Source trees: more spare in-links until a topic's first messages came (no tree exists
-        // yet, and rule 4's first choice then sees more of the flood's arrivals).
-        p.oneCopySourceTrees ? TREE_LEARNING_EXTRA : undefined,
-      )
-      this.pulls = new AnnouncedPulls(
-        {
-          now: () => env.now(),
-          setTimer: (ms, fn) => env.setTimer(ms, fn),
-          have: (short) => this.shortIndex?.has(short) === true,
-          incoming: (short) => {
-            const key = this.preambledShort?.get(short)
-            return key !== undefined && this.preambles.isAwaited(key)
-          },
-          pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
-          unanswered: (peer) => this.unansweredAnnounce(peer),
-          // Measured on tree links only: elsewhere the follow-up stays oneCopyFollowupMs.
-          rttMs: (peer) => this.treeLinks?.rttMs(peer),
-          copyMs: (topic) => this.treeLinks?.copyMs(topic) ?? 0,
-        },
-        p.oneCopyFollowupMs,
-        // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
-        p.mcacheLength * p.heartbeatIntervalMs,
-        p.maxIWantTracked,
-      )
-    }
+    this.oc = p.oneCopy ? this.oneCopyState(p) : undefined
     this.preambles = new Preambles(
       {
         graceMs: p.preambleGraceMs,
@@ -601,6 +551,72 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     )
   }
 
+  /** One-copy's state (see {@link oc}). */
+  private oneCopyState(p: GossipParams): OneCopyState {
+    const shortIndex = new Map<string, string>()
+    const preambledShort = new Map<string, string>()
+    const roles = new LinkRoles(
+      {
+        meshOf: (topic) => this.meshes.meshOf(topic),
+        speaksOneCopy: (peer) => this.peers.get(peer)?.oneCopy === true,
+        sendRole: (peer, topic, lazy) =>
+          this.sendOneCopy(peer, { ...emptyOneCopy(), [lazy ? 'choke' : 'unchoke']: [topic] }),
+        queueRole: (peer, topic, lazy) => {
+          const o = this.pendingOneCopyOf(peer)
+          const list = lazy ? o.choke : o.unchoke
+          if (!list.includes(topic)) list.push(topic)
+        },
+        setTimer: (ms, fn) => this.env.setTimer(ms, fn),
+        announceOnly: (peer, topic, lazy) => this.score.setAnnounceOnly(peer, topic, lazy),
+        mapsLinks: (topic) => this.marksFlood(topic),
+        queueInLinks: (peer, topic, others, rank) => {
+          const o = this.pendingOneCopyOf(peer)
+          o.inLinks ??= []
+          o.inLinks.push({
+            topicHash: topicHash(topic),
+            peers: others.map((q) => peerHashBytes(this.hashOf(q))),
+            rank,
+          })
+        },
+      },
+      p.oneCopyMinEager,
+      // Source trees: more spare in-links until a topic's first messages came (no tree exists
+      // yet, and rule 4's first choice then sees more of the flood's arrivals).
+      p.oneCopySourceTrees ? TREE_LEARNING_EXTRA : undefined,
+    )
+    const pulls = new AnnouncedPulls(
+      {
+        now: () => this.env.now(),
+        setTimer: (ms, fn) => this.env.setTimer(ms, fn),
+        have: (short) => shortIndex.has(short),
+        incoming: (short) => {
+          const key = preambledShort.get(short)
+          return key !== undefined && this.preambles.isAwaited(key)
+        },
+        pull: (peer, topic, short, promote) => this.pull(peer, topic, short, promote),
+        unanswered: (peer) => this.unansweredAnnounce(peer),
+        // Measured on tree links only: elsewhere the follow-up stays oneCopyFollowupMs.
+        rttMs: (peer) => this.treeLinks?.rttMs(peer),
+        copyMs: (topic) => this.treeLinks?.copyMs(topic) ?? 0,
+      },
+      p.oneCopyFollowupMs,
+      // Announcers serve INEED from their message cache, which keeps mcacheLength heartbeats.
+      p.mcacheLength * p.heartbeatIntervalMs,
+      p.maxIWantTracked,
+    )
+    return {
+      roles,
+      pulls,
+      shortIndex,
+      floodReach: new FloodReach(),
+      publishedTo: new Set(),
+      sentTo: new Map(),
+      preambledShort,
+      peerHashes: new Map(),
+      gossiped: new Map(),
+    }
+  }
+
   // ---------------------------------------------------------------- ProtocolCore
 
   /** Starts the heartbeat. */
@@ -620,7 +636,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.heartbeatTimer = undefined
     this.uplink.clear()
     this.limiter.clear()
-    this.pulls?.clear()
+    this.oc?.pulls.clear()
     for (const e of this.dontWanted.values()) e.timer?.cancel()
     this.dontWanted.clear()
     this.preambles.clear()
@@ -676,11 +692,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const topic of ps.topics) this.removeTopicPeer(topic, peer)
     ps.upkeep = GONE
     this.peers.delete(peer)
-    this.peerHashes?.delete(peer)
+    this.oc?.peerHashes.delete(peer)
     this.pendingControl.delete(peer)
     this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
-    this.pulls?.peerGone(peer)
+    this.oc?.pulls.peerGone(peer)
     this.treeLinks?.peerGone(peer)
     this.preambles.peerGone(peer)
     this.score.removePeer(peer, ps.slot)
@@ -859,19 +875,21 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       (o.pong === undefined ? 0 : 1)
     if (!within('choke', roles + (o.hello === undefined ? 0 : 1))) return false
     if (o.hello !== undefined) this.handleHello(peer, ps, o.hello)
-    if (!ps.oneCopyHeard) {
+    // A peer heard only by a node running one-copy (`oc` is there then).
+    const oc = this.oc
+    if (oc === undefined || !ps.oneCopyHeard) {
       this.reject(peer, 'one-copy-not-negotiated')
       return true
     }
     if (!this.handleTreeMessages(peer, ps, o, within)) return false
     if (!within('announce', announcedIdCount(o.announce))) return false
     if (!within('ineed', o.ineed.length)) return false
-    for (const topic of o.choke) this.roles?.peerAsked(topic, peer, true)
-    for (const topic of o.unchoke) this.roles?.peerAsked(topic, peer, false)
+    for (const topic of o.choke) oc.roles.peerAsked(topic, peer, true)
+    for (const topic of o.unchoke) oc.roles.peerAsked(topic, peer, false)
     for (const l of o.inLinks ?? []) {
       const topic = this.topicByHash.get(bytesKey(l.topicHash))
       if (topic === undefined) continue
-      this.roles?.peerToldInLinks(topic, peer, { peers: l.peers.map(peerHashOf), rank: l.rank })
+      oc.roles.peerToldInLinks(topic, peer, { peers: l.peers.map(peerHashOf), rank: l.rank })
     }
     announces: for (const a of o.announce) {
       const topic = this.topicByHash.get(bytesKey(a.topicHash))
@@ -882,27 +900,27 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // So do source-tree peers (those that answer our pings) to us where we are not their child.
       const byDesign =
         inMesh &&
-        (this.roles?.toldInLinksTo(topic, peer) || this.treeLinks?.treePeer(peer, ps) === true)
-      const marked = a.ids.every((id) => this.sentTo?.has(this.shortIndex?.get(bytesKey(id)) ?? ''))
-      if (inMesh && !marked && !byDesign) this.roles?.announcedBy(topic, peer)
-      const eagerIn = inMesh && !this.roles?.announcesToUs(topic, peer)
+        (oc.roles.toldInLinksTo(topic, peer) || this.treeLinks?.treePeer(peer, ps) === true)
+      const marked = a.ids.every((id) => oc.sentTo.has(oc.shortIndex.get(bytesKey(id)) ?? ''))
+      if (inMesh && !marked && !byDesign) oc.roles.announcedBy(topic, peer)
+      const eagerIn = inMesh && !oc.roles.announcesToUs(topic, peer)
       for (const id of a.ids) {
         const short = bytesKey(id)
-        const known = this.shortIndex?.get(short)
+        const known = oc.shortIndex.get(short)
         if (known !== undefined) {
           // It has the message too: our forward, if still pending, skips it.
           this.validating.get(known)?.add(peer)
           this.treeLinks?.duplicate(peer, topic, known)
-          if (inMesh) this.roles?.arrivedLate(topic, known, peer, this.env.now(), false)
+          if (inMesh) oc.roles.arrivedLate(topic, known, peer, this.env.now(), false)
           const first = this.mcache.get(known)?.firstSeen
-          if (eagerIn && first !== undefined && (byDesign || this.sentTo?.has(known))) {
+          if (eagerIn && first !== undefined && (byDesign || oc.sentTo.has(known))) {
             this.score.duplicateDelivery(peer, topic, this.env.now() - first)
           }
           continue
         }
         if (this.treeLinks?.isOwn(short)) continue
         const delayMs = inMesh ? this.params.oneCopyPullDelayMs : 0
-        if (!this.pulls?.announced(peer, topic, id, short, delayMs)) {
+        if (!oc.pulls.announced(peer, topic, id, short, delayMs)) {
           // Its announces opened their share of undelivered messages (honest ones open a few):
           // the frame's other announced ids are not read, and it is counted.
           this.reject(peer, 'announce-over-pull-share', topic)
@@ -912,7 +930,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     let misses = 0
     for (const id of o.ineed) {
-      const key = this.shortIndex?.get(bytesKey(id))
+      const key = oc.shortIndex.get(bytesKey(id))
       const cached =
         key === undefined
           ? undefined
@@ -925,7 +943,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       else {
         // A pulled copy carries the flood mark as a pushed one does (rule 2): without it the
         // puller would push to the nodes the publisher's flood already reached.
-        this.sendMarked([peer], cached.message, key!, this.sentTo?.get(key!)?.peers)
+        this.sendMarked([peer], cached.message, key!, oc.sentTo.get(key!)?.peers)
       }
     }
     return within('iwantMiss', misses)
@@ -956,7 +974,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.peers.has(peer)) return
     const o = emptyOneCopy()
     o.ineed.push(short)
-    if (promote && this.meshes.meshOf(topic)?.has(peer) && this.roles?.pulling(topic, peer)) {
+    if (promote && this.meshes.meshOf(topic)?.has(peer) && this.oc?.roles.pulling(topic, peer)) {
       o.unchoke.push(topic)
     }
     this.sendOneCopy(peer, o)
@@ -1010,9 +1028,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (verdict === 'full') this.reject(peer, 'preamble-over-limit', topic)
     else if (verdict === 'new') {
       this.sendImReceiving(topic, p.messageID, key, peer)
-      if (this.params.oneCopy)
+      if (this.oc !== undefined)
         setNewest(
-          this.preambledShort!,
+          this.oc.preambledShort,
           bytesKey(shortId(p.messageID)),
           key,
           this.params.maxPreambles,
@@ -1072,17 +1090,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * A duplicate from a one-copy peer: one we asked it for frees its pull entry's share; one
    * pushed over a mesh link, unless asked for or flood published, may choke it (LinkRoles).
    */
-  private chokeOnDuplicate(peer: PeerKey, topic: Topic, key: string, short: string): void {
-    this.pulls?.answeredKnown(short, peer)
+  private chokeOnDuplicate(
+    oc: OneCopyState,
+    peer: PeerKey,
+    topic: Topic,
+    key: string,
+    short: string,
+  ): void {
+    oc.pulls.answeredKnown(short, peer)
     if (!this.meshes.meshOf(topic)?.has(peer)) return
-    this.roles?.arrivedLate(topic, key, peer, this.env.now(), true)
+    oc.roles.arrivedLate(topic, key, peer, this.env.now(), true)
     // The first copy came straight from its publisher (flood publish): the mesh link is still
     // the way every other message comes.
     if (this.floodRoot(key)) return
-    if (this.pulls?.askedOf(short, peer)) return
+    if (oc.pulls.askedOf(short, peer)) return
     // A source with a tree: pushes follow its parent bits, not the topic's roles.
     if (this.treeLinks?.inTree(topic, key)) return
-    this.roles?.duplicate(topic, peer)
+    oc.roles.duplicate(topic, peer)
   }
 
   /**
@@ -1094,7 +1118,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private covered(topic: Topic, peer: PeerKey, flooded: FloodMark | undefined): boolean {
     if (flooded === undefined || this.peers.get(peer)?.oneCopy !== true) return false
     if (hasHash(flooded.peers, this.hashOf(peer))) return true
-    const links = this.roles?.inLinksOf(topic, peer)
+    const links = this.oc?.roles.inLinksOf(topic, peer)
     if (links === undefined) return false
     const first = links.peers.findIndex((h) => hasHash(flooded.peers, h))
     if (first < 0) return false
@@ -1104,10 +1128,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   /** `peer`'s hash (one-copy `sentTo`, `inLinks`), hashed once while it is connected. */
   private hashOf(peer: PeerKey): number {
-    let h = this.peerHashes?.get(peer)
+    let h = this.oc?.peerHashes.get(peer)
     if (h === undefined) {
       h = peerHash(peer)
-      if (this.peers.has(peer)) this.peerHashes?.set(peer, h)
+      if (this.peers.has(peer)) this.oc?.peerHashes.set(peer, h)
     }
     return h
   }
@@ -1116,17 +1140,19 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private marksFlood(topic: Topic): boolean {
     const mesh = this.meshes.meshOf(topic)
     const topicPeers = this.topicPeers.get(topic)?.size ?? 0
-    return mesh !== undefined && this.floodReach?.marksFlood(topic, topicPeers, mesh.size) === true
+    return (
+      mesh !== undefined && this.oc?.floodReach.marksFlood(topic, topicPeers, mesh.size) === true
+    )
   }
 
   /** True when the first copy of `key` came straight from its publisher's flood (outside the mesh). */
   private floodRoot(key: string): boolean {
-    return this.params.oneCopyFloodPublish && this.publishedTo?.has(key) === true
+    return this.params.oneCopyFloodPublish && this.oc?.publishedTo.has(key) === true
   }
 
   /** True when `peer` asked us to announce `topic`'s messages to it instead of pushing them. */
   private isLazyLink(topic: Topic, peer: PeerKey): boolean {
-    return this.roles?.announcesTo(topic, peer) === true
+    return this.oc?.roles.announcesTo(topic, peer) === true
   }
 
   /** Announces one message to `peers` (lazy one-copy links), one encoding for all. */
@@ -1140,7 +1166,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** Heartbeat gossip: compact announces to one-copy peers, IHAVE to the others. */
   private gossipTo(peer: PeerKey, topic: Topic, ids: MessageId[]): void {
     // A node without one-copy has no one-copy links: no lookup of the peer (a cache miss each).
-    if (!this.params.oneCopy || this.peers.get(peer)?.oneCopy !== true) {
+    const oc = this.oc
+    if (oc === undefined || this.peers.get(peer)?.oneCopy !== true) {
       const c = this.control(peer)
       const entry = { topicID: topic, messageIDs: ids }
       // Usually the peer's only IHAVE: an array of one (a push into an empty array reserves
@@ -1151,12 +1178,12 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     // Lazy mesh links announce every message as it comes: gossip only repeats the last
     // heartbeat's, to a few peers, for peers outside the mesh and links that lost an announce.
-    const sent = this.oneCopyGossiped?.get(topic) ?? 0
+    const sent = oc.gossiped.get(topic) ?? 0
     if (sent >= this.params.oneCopyGossipPeers) return
     const since = this.env.now() - this.params.heartbeatIntervalMs
     const recent = ids.filter((id) => (this.mcache.get(messageIdKey(id))?.firstSeen ?? 0) >= since)
     if (recent.length === 0) return
-    this.oneCopyGossiped?.set(topic, sent + 1)
+    oc.gossiped.set(topic, sent + 1)
     this.pendingOneCopyOf(peer).announce.push({
       topicHash: topicHash(topic),
       ids: recent.map((id) => shortId(id)),
@@ -1168,6 +1195,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * is credited (eager in-links are chosen by these credits at each heartbeat).
    */
   private firstCopy(
+    oc: OneCopyState,
     peer: PeerKey,
     topic: Topic,
     key: string,
@@ -1175,39 +1203,32 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     origin: PeerKey | undefined,
   ): void {
     if (this.frameSentTo !== undefined) {
-      const sentTo = this.sentTo!
-      if (sentTo.size >= MAX_SENT_TO) sentTo.delete(sentTo.keys().next().value!)
-      sentTo.set(key, {
+      if (oc.sentTo.size >= MAX_SENT_TO) oc.sentTo.delete(oc.sentTo.keys().next().value!)
+      oc.sentTo.set(key, {
         peers: this.frameSentTo,
         direct: origin !== undefined && origin === peer,
       })
     }
     const mesh = this.meshes.meshOf(topic)
-    this.floodReach?.arrived(
+    oc.floodReach.arrived(
       topic,
       mesh !== undefined && !mesh.has(peer),
       origin === undefined ? undefined : origin === peer,
     )
     if (!mesh?.has(peer)) {
-      const publishedTo = this.publishedTo!
-      if (publishedTo.size >= this.params.maxShortIds) {
-        const oldest = publishedTo.values().next().value
-        if (oldest !== undefined) this.publishedTo?.delete(oldest)
+      if (oc.publishedTo.size >= this.params.maxShortIds) {
+        const oldest = oc.publishedTo.values().next().value
+        if (oldest !== undefined) oc.publishedTo.delete(oldest)
       }
-      this.publishedTo?.add(key)
+      oc.publishedTo.add(key)
     }
     const now = this.env.now()
-    const came: [PeerKey, number][] = [...(this.indexShortId(key, short, peer) ?? [])]
+    const came: [PeerKey, number][] = [...(this.indexShortId(oc, key, short, peer) ?? [])]
     if (mesh?.has(peer)) {
       came.push([peer, now])
-      this.roles?.pushedFirst(topic, peer)
+      oc.roles.pushedFirst(topic, peer)
     }
-    this.roles?.arrived(
-      topic,
-      key,
-      now,
-      mesh === undefined ? [] : came.filter(([p]) => mesh.has(p)),
-    )
+    oc.roles.arrived(topic, key, now, mesh === undefined ? [] : came.filter(([p]) => mesh.has(p)))
   }
 
   /**
@@ -1215,12 +1236,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * forgotten first).
    */
   private indexShortId(
+    oc: OneCopyState,
     key: string,
     short: string,
     from?: PeerKey,
   ): ReadonlyMap<PeerKey, number> | undefined {
-    setNewest(this.shortIndex!, short, key, this.params.maxShortIds)
-    return this.pulls?.delivered(short, from)
+    setNewest(oc.shortIndex, short, key, this.params.maxShortIds)
+    return oc.pulls.delivered(short, from)
   }
 
   /** One-copy messages waiting for the heartbeat's control frame to `peer`. */
@@ -1347,9 +1369,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
     }
     this.meshes.leave(topic)
-    this.roles?.clearTopic(topic)
+    this.oc?.roles.clearTopic(topic)
     this.treeLinks?.clearTopic(topic)
-    this.floodReach?.clearTopic(topic)
+    this.oc?.floodReach.clearTopic(topic)
     this.flushControl()
   }
 
@@ -1440,10 +1462,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    */
   getFloodMarkCount(): { messages: number; peerHashes: number } {
     const lists = new Set<Uint32Array>()
-    for (const m of this.sentTo?.values() ?? []) lists.add(m.peers)
+    for (const m of this.oc?.sentTo.values() ?? []) lists.add(m.peers)
     let peerHashes = 0
     for (const l of lists) peerHashes += l.length
-    return { messages: this.sentTo?.size ?? 0, peerHashes }
+    return { messages: this.oc?.sentTo.size ?? 0, peerHashes }
   }
 
   /** True while `peer` is denied after being disconnected for going on past its budgets. */
@@ -1488,17 +1510,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const key = messageIdKey(id)
     return {
       inMesh: this.meshes.meshOf(topic)?.has(peer) === true,
-      lazyIn: this.roles?.announcesToUs(topic, peer) === true,
-      lazyOut: this.roles?.announcesTo(topic, peer) === true,
-      asked: this.pulls?.askedOf(bytesKey(shortId(id)), peer) === true,
+      lazyIn: this.oc?.roles.announcesToUs(topic, peer) === true,
+      lazyOut: this.oc?.roles.announcesTo(topic, peer) === true,
+      asked: this.oc?.pulls.askedOf(bytesKey(shortId(id)), peer) === true,
       floodRoot: this.floodRoot(key),
-      marked: this.sentTo?.has(key) === true,
+      marked: this.oc?.sentTo.has(key) === true,
     }
   }
 
   /** Lazy (announce-only) one-copy links of our mesh of `topic`. */
   getLazyLinkCount(topic: Topic): number {
-    return this.roles?.lazyInLinks(topic) ?? 0
+    return this.oc?.roles.lazyInLinks(topic) ?? 0
   }
 
   /** The protocol a peer negotiated, if the driver said. */
@@ -1571,10 +1593,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const key = messageIdKey(id)
     const now = this.env.now()
     const fresh = this.noteReceived(ps, key)
+    const oc = this.oc
     // One-copy's key of the message's short id (a SHA-256): made once, where first needed.
-    let short = !fresh && this.params.oneCopy ? bytesKey(shortId(id)) : undefined
+    let short = !fresh && oc !== undefined ? bytesKey(shortId(id)) : undefined
     // A copy we asked for (INEED) is a reply, not a repeat: the peer is not charged for it.
-    const repeated = !fresh && !(short !== undefined && this.pulls?.askedOf(short, peer))
+    const repeated = !fresh && !(short !== undefined && oc?.pulls.askedOf(short, peer))
     if (repeated && !direct && !this.budgets.spend(peer, 'repeat', 1)) {
       return this.overBudget(peer, 'repeat', 1)
     }
@@ -1585,14 +1608,15 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.events.emit('duplicate', { id, topic, class: cls, from: peer, receivedAt: now })
       this.treeLinks?.duplicate(peer, topic, key)
       this.validating.get(key)?.add(peer)
-      if (ps.oneCopy) this.chokeOnDuplicate(peer, topic, key, short ?? bytesKey(shortId(id)))
+      if (ps.oneCopy && oc !== undefined)
+        this.chokeOnDuplicate(oc, peer, topic, key, short ?? bytesKey(shortId(id)))
       return true
     }
     this.seen.add(key, now)
     this.preambles.delivered(key, peer)
-    if (this.params.oneCopy) {
+    if (oc !== undefined) {
       short ??= bytesKey(shortId(id))
-      this.firstCopy(peer, topic, key, short, auth.origin)
+      this.firstCopy(oc, peer, topic, key, short, auth.origin)
     }
     this.treeLinks?.arrived(
       peer,
@@ -1600,7 +1624,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       key,
       auth.origin,
       data.length,
-      short === undefined ? undefined : this.pulls?.announcers(short),
+      short === undefined ? undefined : oc?.pulls.announcers(short),
     )
     const asked = this.limiter.outstandingPeers(key)
     this.limiter.delivered(key)
@@ -1716,8 +1740,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       })
       const targets: PeerKey[] = []
       const lazy: PeerKey[] = []
-      const short = this.params.oneCopy ? shortId(a.id) : undefined
-      const announced = short && this.pulls?.announcers(bytesKey(short))
+      const oc = this.oc
+      const short = oc === undefined ? undefined : shortId(a.id)
+      const announced = short && oc?.pulls.announcers(bytesKey(short))
       const mesh = this.meshes.meshOf(a.topic)
       // A source with a tree: push to the peers that take it through us, announce to the
       // other mesh peers (the safety net of rules 5-9); peers that sent no entry for it
@@ -1747,17 +1772,17 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       for (const [p, entry] of tree ?? []) {
         if (entry.namesUs && !mesh?.has(p) && this.peers.has(p) && !skip(p)) targets.push(p)
       }
-      const flooded = this.sentTo?.get(key)
+      const flooded = oc?.sentTo.get(key)
       if (flooded !== undefined) {
         for (let i = targets.length - 1; i >= 0; i--) {
           if (this.covered(a.topic, targets[i], flooded)) lazy.push(...targets.splice(i, 1))
         }
       }
-      if (this.floodRoot(key) && mesh !== undefined && tree === undefined) {
+      if (oc !== undefined && this.floodRoot(key) && mesh !== undefined && tree === undefined) {
         // A copy straight from its publisher's flood goes further than the eager links, as
         // far as the flood's reach says it adds nodes (one-copy rule 2).
         const topicPeers = this.topicPeers.get(a.topic)?.size ?? 0
-        let more = this.floodReach!.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
+        let more = oc.floodReach.rootPushes(a.topic, topicPeers, mesh.size) - targets.length
         for (let i = 0; i < lazy.length && more > 0; ) {
           if (this.covered(a.topic, lazy[i], flooded)) i++
           else {
@@ -2093,8 +2118,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.treeLinks?.publishing(topic, key, targets, m.data?.length ?? 0)
     const mesh = this.meshes.meshOf(topic)
     // A mesh still forming (below D_lo) cannot carry it alone: flood publish as stock does.
+    const oc = this.oc
     if (
-      this.params.oneCopy &&
+      oc !== undefined &&
       !this.params.oneCopyFloodPublish &&
       mesh !== undefined &&
       mesh.size >= this.params.Dlo &&
@@ -2103,7 +2129,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       // One-copy peers get it through the mesh's eager links, announced on its lazy ones;
       // direct peers get every message.
       const short = shortId(id)
-      this.indexShortId(key, bytesKey(short))
+      this.indexShortId(oc, key, bytesKey(short))
       const push = targets.filter(
         (p) =>
           this.isDirect(p) ||
@@ -2119,8 +2145,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     }
     // Tell one-copy peers whom the flood went to: nobody pushes to them (rule 2). Its
     // announces then come back within milliseconds: we know the message, and do not pull it.
-    const marked = this.params.oneCopy && this.params.oneCopyFloodPublish && this.marksFlood(topic)
-    if (marked) this.indexShortId(key, bytesKey(shortId(id)))
+    const marked = oc !== undefined && this.params.oneCopyFloodPublish && this.marksFlood(topic)
+    if (marked) this.indexShortId(oc, key, bytesKey(shortId(id)))
     else if (this.treeLinks !== undefined) {
       // Only remembered, not indexed: an indexed message's announces count as late arrivals
       // and deliveries at its publisher, which cost the single publisher at 100 KB 10% of its
@@ -2298,7 +2324,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     for (const p of asked) targets.add(p)
     targets.delete(from)
     // A lazy one-copy link pushes nothing: no notice needed there.
-    return [...targets].filter((p) => !this.roles?.announcesToUs(topic, p))
+    return [...targets].filter((p) => !this.oc?.roles.announcesToUs(topic, p))
   }
 
   /**
@@ -2340,10 +2366,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.peerUpkeep(now)
     this.preambles.prune()
     // Clearing a map allocates a new table: only when there is something to clear.
-    if (this.oneCopyGossiped !== undefined && this.oneCopyGossiped.size > 0)
-      this.oneCopyGossiped.clear()
+    const gossiped = this.oc?.gossiped
+    if (gossiped !== undefined && gossiped.size > 0) gossiped.clear()
     this.meshes.heartbeat(now, this.subscriptions)
-    if (this.params.oneCopy) this.roles?.heartbeat(this.subscriptions)
+    this.oc?.roles.heartbeat(this.subscriptions)
     this.treeLinks?.heartbeat(now)
     this.flushControl()
     this.mcache.shift()
