@@ -1,15 +1,11 @@
-import {
-  reader as createReader,
-  writer as createWriter,
-  type Reader,
-  type Writer,
-} from 'protons-runtime'
+import { reader as createReader, type Reader } from 'protons-runtime'
 import { DecodeError } from '../common/errors.ts'
 import { expectWireType, LEN, readFields, VARINT } from '../common/protobuf-fields.ts'
+import { ProtobufWriter } from '../common/protobuf-writer.ts'
 
 /**
  * The gossipsub RPC protobuf (meshsub 1.0 to 1.2), written by hand with protons-runtime's
- * reader and writer so that every decode is bounded by {@link RpcLimits}.
+ * reader (and {@link ProtobufWriter}) so that every decode is bounded by {@link RpcLimits}.
  *
  * ```proto
  * message RPC { repeated SubOpts subscriptions = 1; repeated Message publish = 2; optional ControlMessage control = 3; }
@@ -383,6 +379,32 @@ export function emptyControl(): RpcControl {
   return { ihave: [], iwant: [], graft: [], prune: [], idontwant: [] }
 }
 
+/** The one empty list every {@link sendControl} starts with (frozen: add with {@link withEntry}). */
+const NO_ENTRIES = Object.freeze([]) as unknown as never[]
+
+/**
+ * An empty control message to fill and send. Its lists are one shared, frozen empty list
+ * until {@link withEntry} gives them their own: a node queues one such message per peer it
+ * grafts, prunes or gossips to at every heartbeat, and five fresh lists (a first push
+ * reserves 17 slots) were most of its bytes.
+ */
+export function sendControl(): RpcControl {
+  return {
+    ihave: NO_ENTRIES,
+    iwant: NO_ENTRIES,
+    graft: NO_ENTRIES,
+    prune: NO_ENTRIES,
+    idontwant: NO_ENTRIES,
+  }
+}
+
+/** `list` with `entry` added: a new list of one when it is empty (it may be {@link sendControl}'s shared one). */
+export function withEntry<T>(list: T[], entry: T): T[] {
+  if (list.length === 0) return [entry]
+  list.push(entry)
+  return list
+}
+
 /** True when a control message carries nothing. */
 export function isControlEmpty(c: RpcControl | undefined): boolean {
   return (
@@ -438,7 +460,7 @@ export function hasOneCopyMessages(o: RpcOneCopy): boolean {
   )
 }
 
-function writeMessageFields(w: Writer, m: RpcMessage, withAuth: boolean): void {
+function writeMessageFields(w: ProtobufWriter, m: RpcMessage, withAuth: boolean): void {
   if (m.from !== undefined) w.uint32(tag(1, LEN)).bytes(m.from)
   if (m.data !== undefined) w.uint32(tag(2, LEN)).bytes(m.data)
   if (m.seqno !== undefined) w.uint32(tag(3, LEN)).bytes(m.seqno)
@@ -448,28 +470,34 @@ function writeMessageFields(w: Writer, m: RpcMessage, withAuth: boolean): void {
   if (m.key !== undefined) w.uint32(tag(6, LEN)).bytes(m.key)
 }
 
-function writeIds(w: Writer, field: number, ids: Uint8Array[]): void {
-  for (const id of ids) w.uint32(tag(field, LEN)).bytes(id)
+function writeIds(w: ProtobufWriter, field: number, ids: Uint8Array[]): void {
+  for (let i = 0; i < ids.length; i++) w.uint32(tag(field, LEN)).bytes(ids[i])
 }
 
-function writeControl(w: Writer, c: RpcControl): void {
-  for (const ih of c.ihave) {
+// Indexed loops: a for-of over a frozen list (see sendControl) allocates an iterator result
+// per entry, and every control frame a node sends is written here.
+function writeControl(w: ProtobufWriter, c: RpcControl): void {
+  for (let i = 0; i < c.ihave.length; i++) {
+    const ih = c.ihave[i]
     w.uint32(tag(1, LEN)).fork()
     w.uint32(tag(1, LEN)).string(ih.topicID)
     writeIds(w, 2, ih.messageIDs)
     w.ldelim()
   }
-  for (const iw of c.iwant) {
+  for (let i = 0; i < c.iwant.length; i++) {
+    const iw = c.iwant[i]
     w.uint32(tag(2, LEN)).fork()
     writeIds(w, 1, iw.messageIDs)
     w.ldelim()
   }
-  for (const g of c.graft) {
+  for (let i = 0; i < c.graft.length; i++) {
+    const g = c.graft[i]
     w.uint32(tag(3, LEN)).fork()
     w.uint32(tag(1, LEN)).string(g.topicID)
     w.ldelim()
   }
-  for (const p of c.prune) {
+  for (let i = 0; i < c.prune.length; i++) {
+    const p = c.prune[i]
     w.uint32(tag(4, LEN)).fork()
     w.uint32(tag(1, LEN)).string(p.topicID)
     for (const peer of p.peers) {
@@ -481,7 +509,8 @@ function writeControl(w: Writer, c: RpcControl): void {
     if (p.backoff !== undefined) w.uint32(tag(3, VARINT)).uint64Number(p.backoff)
     w.ldelim()
   }
-  for (const d of c.idontwant) {
+  for (let i = 0; i < c.idontwant.length; i++) {
+    const d = c.idontwant[i]
     w.uint32(tag(5, LEN)).fork()
     writeIds(w, 1, d.messageIDs)
     w.ldelim()
@@ -501,7 +530,7 @@ function concat(ids: Uint8Array[], size = SHORT_ID_BYTES): Uint8Array {
   return out
 }
 
-function writeOneCopy(w: Writer, o: RpcOneCopy): void {
+function writeOneCopy(w: ProtobufWriter, o: RpcOneCopy): void {
   for (const t of o.choke) w.uint32(tag(1, LEN)).string(t)
   for (const t of o.unchoke) w.uint32(tag(2, LEN)).string(t)
   for (const a of o.announce) {
@@ -539,9 +568,12 @@ function writeOneCopy(w: Writer, o: RpcOneCopy): void {
   if (o.source !== undefined) w.uint32(tag(13, LEN)).bytes(o.source)
 }
 
+/** The writer of every encoding here (encodings do not nest, and each copies its result out). */
+const WRITER = new ProtobufWriter()
+
 /** Encodes an RPC frame (without the length prefix). */
 export function encodeRpc(rpc: Rpc): Uint8Array {
-  const w = createWriter()
+  const w = WRITER.reset()
   for (const s of rpc.subscriptions) {
     w.uint32(tag(1, LEN)).fork()
     w.uint32(tag(1, VARINT)).bool(s.subscribe)
@@ -574,7 +606,7 @@ const utf8 = new TextDecoder()
  * protobuf encoding without `signature` and `key`.
  */
 export function signingBytes(m: RpcMessage): Uint8Array {
-  const w = createWriter()
+  const w = WRITER.reset()
   writeMessageFields(w, m, false)
   const body = w.finish()
   const out = new Uint8Array(SIGN_PREFIX.length + body.length)
