@@ -2,7 +2,7 @@ import type { PeerKey, Topic } from '../common/artifact.ts'
 import { type MessageId, messageIdKey } from '../common/message-id.ts'
 import type { GossipParams } from './params.ts'
 import { pick, pickFirst, shuffle } from './random-pick.ts'
-import type { RpcControl, RpcPrune } from './rpc-codec.ts'
+import { type RpcControl, type RpcPrune, withEntry } from './rpc-codec.ts'
 import type { PeerScore } from './score.ts'
 
 /** What mesh maintenance needs from its router. */
@@ -165,7 +165,8 @@ export class MeshMaintenance {
   graft(peer: PeerKey, topic: Topic): void {
     this.mesh.get(topic)?.add(peer)
     this.host.score.graft(peer, topic)
-    this.host.control(peer).graft.push({ topicID: topic })
+    const c = this.host.control(peer)
+    c.graft = withEntry(c.graft, { topicID: topic })
   }
 
   /** Removes `peer` from the mesh of `topic`, backs it off and tells it (PRUNE). */
@@ -174,7 +175,8 @@ export class MeshMaintenance {
     this.host.score.prune(peer, topic)
     this.host.left(topic, peer)
     this.setBackoff(topic, peer, backoffMs)
-    this.host.control(peer).prune.push(pruneEntry(topic, backoffMs))
+    const c = this.host.control(peer)
+    c.prune = withEntry(c.prune, pruneEntry(topic, backoffMs))
   }
 
   /** Keeps `peer` out of the mesh of `topic` for `ms` (never shortens a longer backoff). */
@@ -343,7 +345,7 @@ export class MeshMaintenance {
     const picked = pickFirst(eligible, count, n, this.host.random)
     for (let i = 0; i < picked; i++) {
       const peer = eligible[i]
-      const messageIDs = wantedOf(advertised, keys, (key) => host.doesNotWant(peer, key))
+      const messageIDs = wantedOf(advertised, keys, host, peer)
       if (messageIDs.length > 0) host.gossip(peer, topic, messageIDs)
     }
   }
@@ -363,17 +365,16 @@ const NO_FANOUT = new Map<Topic, Set<PeerKey>>()
 const NO_FANOUT_PUBLISH = new Map<Topic, number>()
 
 /**
- * The ids of `ids` (keys `keys`) a peer has not said it does not want: `ids` itself when it
+ * The ids of `ids` (keys `keys`) `peer` has not told `host` it does not want: `ids` itself when it
  * wants them all, the usual case (the lists are only read, so peers can share one), else a
  * new list.
  */
-function wantedOf(
-  ids: MessageId[],
-  keys: string[],
-  doesNotWant: (key: string) => boolean,
-): MessageId[] {
+function wantedOf(ids: MessageId[], keys: string[], host: MeshHost, peer: PeerKey): MessageId[] {
+  // The host and peer, not a closure over them: this runs for every gossip target.
   for (let i = 0; i < ids.length; i++) {
-    if (doesNotWant(keys[i])) return ids.filter((_, j) => j < i || (j > i && !doesNotWant(keys[j])))
+    if (host.doesNotWant(peer, keys[i])) {
+      return ids.filter((_, j) => j < i || (j > i && !host.doesNotWant(peer, keys[j])))
+    }
   }
   return ids
 }

@@ -45,7 +45,6 @@ import {
   checkRpcPrefix,
   type DecodeWork,
   decodeRpc,
-  emptyControl,
   emptyOneCopy,
   encodeRpc,
   HELLO_ACK,
@@ -69,6 +68,8 @@ import {
   type RpcPreamble,
   type RpcPrune,
   type RpcSubscription,
+  sendControl,
+  withEntry,
 } from './rpc-codec.ts'
 import { PeerScore } from './score.ts'
 import {
@@ -196,6 +197,13 @@ class PeerState extends SmallSet<Topic> {
   largePushes: LargePushes | undefined = undefined
   /** Keys of the last messages it sent us (bounded by `MAX_RECENT_RECEIVED`), to spot repeats. */
   recentReceived: SmallSet<string> | undefined = undefined
+  /**
+   * The next peer of the router's busy list (see {@link GossipRouter.busyPeers}): a link in
+   * the peer itself, so that listing it touches nothing else.
+   */
+  nextBusy: PeerState | undefined = undefined
+  /** Control queued for it until the heartbeat's end (see {@link GossipRouter.control}). */
+  pending: RpcControl | undefined = undefined
   /** Entries of `dontWanted` its IDONTWANTs started (at most {@link MAX_PULLS_AWAITED_PER_PEER}). */
   pullsAwaited = 0
   /** Its slot (from `slots`), which also holds its score and budgets. */
@@ -323,7 +331,7 @@ const BUSY = 1
 const GONE = 2
 
 function emptyRpc(): Rpc {
-  return { subscriptions: [], messages: [], control: emptyControl() }
+  return { subscriptions: [], messages: [], control: sendControl() }
 }
 
 function isRpcEmpty(rpc: Rpc): boolean {
@@ -367,14 +375,23 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /**
    * Peers with heartbeat upkeep (see {@link PeerState.upkeep}), so that a heartbeat visits
    * those instead of every peer: at 72,000 nodes × 50 peers most peers are idle and each
-   * visit is a cache miss.
+   * visit is a cache miss. The first of a list linked through {@link PeerState.nextBusy}
+   * (an array's append was a cache miss of its own for every message a peer sent).
    */
-  private busyPeers: PeerState[] = []
+  private busyPeers: PeerState | undefined = undefined
   private readonly topicPeers = new Map<Topic, Set<PeerKey>>()
   private readonly meshes: MeshMaintenance
   private readonly subscriptions = new Set<Topic>()
   private readonly classes = new Map<Topic, ArtifactClass>()
-  private readonly pendingControl = new Map<PeerKey, RpcControl>()
+  /**
+   * Peers with control queued (in {@link PeerState.pending}), in the order it was first
+   * queued, and their states then (a peer that left and came back is listed again, later):
+   * the first `pendingCount` entries. A map cleared at every heartbeat regrew its table each
+   * time.
+   */
+  private readonly pendingPeers: PeerKey[] = []
+  private readonly pendingStates: (PeerState | undefined)[] = []
+  private pendingCount = 0
   private readonly pendingOneCopy = new Map<PeerKey, RpcOneCopy>()
   /**
    * One-copy's state, made only when one-copy runs: a stock router's ~20 empty maps and
@@ -642,8 +659,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.preambles.clear()
     this.validating.clear()
     for (const peer of [...this.peers.keys()]) this.peerDisconnected(peer)
-    this.busyPeers = []
-    this.pendingControl.clear()
+    this.busyPeers = undefined
+    this.pendingCount = 0
     this.pendingOneCopy.clear()
   }
 
@@ -671,7 +688,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const hello: Rpc = {
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
         messages: [],
-        control: { ...emptyControl(), extensions },
+        control: { ...sendControl(), extensions },
       }
       this.sendToMany([peer], hello)
     } else if (this.subscriptions.size > 0) {
@@ -693,7 +710,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     ps.upkeep = GONE
     this.peers.delete(peer)
     this.oc?.peerHashes.delete(peer)
-    this.pendingControl.delete(peer)
+    ps.pending = undefined
     this.pendingOneCopy.delete(peer)
     this.limiter.peerGone(peer)
     this.oc?.pulls.peerGone(peer)
@@ -792,7 +809,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const ask = this.handleIHave(peer, ps, c.ihave)
     if (ask.length > 0) {
       out ??= emptyRpc()
-      out.control!.iwant.push({ messageIDs: ask })
+      out.control!.iwant = withEntry(out.control!.iwant, { messageIDs: ask })
     }
     if (out !== undefined && !isRpcEmpty(out)) this.send(peer, out)
     const misses = this.handleIWant(peer, ps, c.iwant, direct)
@@ -1169,11 +1186,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     const oc = this.oc
     if (oc === undefined || this.peers.get(peer)?.oneCopy !== true) {
       const c = this.control(peer)
-      const entry = { topicID: topic, messageIDs: ids }
-      // Usually the peer's only IHAVE: an array of one (a push into an empty array reserves
-      // 17 slots, and a 72,000-node heartbeat gossips to ~700,000 peers).
-      if (c.ihave.length === 0) c.ihave = [entry]
-      else c.ihave.push(entry)
+      // Usually the peer's only IHAVE: an array of one (a 72,000-node heartbeat gossips to
+      // ~700,000 peers).
+      c.ihave = withEntry(c.ihave, { topicID: topic, messageIDs: ids })
       return
     }
     // Lazy mesh links announce every message as it comes: gossip only repeats the last
@@ -1353,9 +1368,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     this.subscriptions.add(topic)
     this.topicByHash.set(bytesKey(topicHash(topic)), topic)
     this.hello = undefined
-    for (const peer of this.peers.keys()) {
-      this.send(peer, { subscriptions: [{ subscribe: true, topic }], messages: [] })
-    }
+    // One frame for every peer, encoded once.
+    this.sendToMany([...this.peers.keys()], {
+      subscriptions: [{ subscribe: true, topic }],
+      messages: [],
+    })
     this.meshes.join(topic)
     this.flushControl()
   }
@@ -1365,9 +1382,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     if (!this.subscriptions.delete(topic)) return
     this.topicByHash.delete(bytesKey(topicHash(topic)))
     this.hello = undefined
-    for (const peer of this.peers.keys()) {
-      this.send(peer, { subscriptions: [{ subscribe: false, topic }], messages: [] })
-    }
+    this.sendToMany([...this.peers.keys()], {
+      subscriptions: [{ subscribe: false, topic }],
+      messages: [],
+    })
     this.meshes.leave(topic)
     this.oc?.roles.clearTopic(topic)
     this.treeLinks?.clearTopic(topic)
@@ -1799,7 +1817,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         this.sendToMany(lazy, {
           subscriptions: [],
           messages: [],
-          control: { ...emptyControl(), ihave: [{ topicID: a.topic, messageIDs: [a.id] }] },
+          control: { ...sendControl(), ihave: [{ topicID: a.topic, messageIDs: [a.id] }] },
         })
       }
       for (const p of this.directIn(a.topic)) {
@@ -1954,7 +1972,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
 
   private pruneResponse(peer: PeerKey, topic: Topic, out: Rpc): void {
     this.meshes.setBackoff(topic, peer, this.params.pruneBackoffMs)
-    out.control!.prune.push(pruneEntry(topic, this.params.pruneBackoffMs))
+    const c = out.control!
+    c.prune = withEntry(c.prune, pruneEntry(topic, this.params.pruneBackoffMs))
   }
 
   private handlePrune(peer: PeerKey, prunes: RpcPrune[]): void {
@@ -2305,7 +2324,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.sendToMany(to, {
         subscriptions: [],
         messages: [],
-        control: { ...emptyControl(), idontwant: [{ messageIDs: [id] }] },
+        control: { ...sendControl(), idontwant: [{ messageIDs: [id] }] },
       })
     }
   }
@@ -2381,7 +2400,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private needsUpkeep(ps: PeerState): void {
     if (ps.upkeep !== IDLE) return
     ps.upkeep = BUSY
-    this.busyPeers.push(ps)
+    ps.nextBusy = this.busyPeers
+    this.busyPeers = ps
   }
 
   /**
@@ -2390,9 +2410,13 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * expire. A peer stays listed while it has decaying counts or IDONTWANTs held.
    */
   private peerUpkeep(now: number): void {
-    const listed = this.busyPeers
-    const kept: PeerState[] = []
-    for (const ps of listed) {
+    // Each peer's upkeep is its own: the list's order does not matter.
+    let next = this.busyPeers
+    let kept: PeerState | undefined
+    while (next !== undefined) {
+      const ps = next
+      next = ps.nextBusy
+      ps.nextBusy = undefined
       if (ps.upkeep !== BUSY) continue
       // wasted ≤ count, so both are 0 when count is.
       const pushed = ps.largePushes
@@ -2406,8 +2430,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         expireDontWant(ps.dontWant, now)
         if (ps.dontWant.size === 0) ps.dontWant = undefined
       }
-      if ((pushed !== undefined && pushed.count !== 0) || ps.dontWant !== undefined) kept.push(ps)
-      else ps.upkeep = IDLE
+      if ((pushed !== undefined && pushed.count !== 0) || ps.dontWant !== undefined) {
+        ps.nextBusy = kept
+        kept = ps
+      } else ps.upkeep = IDLE
     }
     this.busyPeers = kept
   }
@@ -2415,18 +2441,30 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   // ---------------------------------------------------------------- sending
 
   private control(peer: PeerKey): RpcControl {
-    let c = this.pendingControl.get(peer)
+    const ps = this.peers.get(peer)
+    // Not a peer: nothing to send it (a queue of its own would be dropped at the flush anyway).
+    if (ps === undefined) return sendControl()
+    let c = ps.pending
     if (c === undefined) {
-      c = emptyControl()
-      this.pendingControl.set(peer, c)
+      c = sendControl()
+      ps.pending = c
+      this.pendingPeers[this.pendingCount] = peer
+      this.pendingStates[this.pendingCount++] = ps
     }
     return c
   }
 
   private flushControl(): void {
-    // forEach, not for-of: no [peer, value] pair allocated per peer at every heartbeat.
-    this.pendingControl.forEach((control, peer) => {
-      if (!this.peers.has(peer)) return
+    const count = this.pendingCount
+    this.pendingCount = 0
+    for (let i = 0; i < count; i++) {
+      const peer = this.pendingPeers[i]
+      const ps = this.pendingStates[i]!
+      this.pendingStates[i] = undefined
+      const control = ps.pending
+      // Gone since (a peer that came back is listed again, later).
+      if (control === undefined) continue
+      ps.pending = undefined
       const oneCopy = this.pendingOneCopy.get(peer)
       this.pendingOneCopy.delete(peer)
       if (!isControlEmpty(control) || !isOneCopyEmpty(oneCopy)) {
@@ -2437,11 +2475,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
           oneCopy,
         })
       }
-    })
+    }
     this.pendingOneCopy.forEach((oneCopy, peer) => {
       if (this.peers.has(peer)) this.sendOneCopy(peer, oneCopy)
     })
-    if (this.pendingControl.size > 0) this.pendingControl.clear()
     if (this.pendingOneCopy.size > 0) this.pendingOneCopy.clear()
   }
 
@@ -2608,5 +2645,5 @@ function entryAt(ends: number[], count: number, pos: number): number {
 }
 
 function iwant(ids: MessageId[]): RpcControl {
-  return { ...emptyControl(), iwant: [{ messageIDs: ids }] }
+  return { ...sendControl(), iwant: [{ messageIDs: ids }] }
 }
