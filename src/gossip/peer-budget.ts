@@ -230,10 +230,11 @@ export class PeerBudgets {
   /**
    * {@link takeAt} for a slot the caller knows a peer holds (its owner's record of the peer
    * is live): the strikes column, another cache miss per frame in a large simulation, is
-   * not read.
+   * not read. `now` is the current time when the caller has it at hand (the budgets' own
+   * clock is a call through closures, each a cache miss when a simulated node wakes).
    */
-  takeTracked(slot: number, kind: BudgetKind, n: number): number {
-    const col = this.refill(slot, kind)
+  takeTracked(slot: number, kind: BudgetKind, n: number, now = this.now()): number {
+    const col = this.refill(slot, kind, now)
     const tokens = col[2 * slot]
     const granted = Math.min(n, Math.floor(tokens))
     col[2 * slot] = granted < n ? 0 : tokens - n
@@ -333,12 +334,11 @@ export class PeerBudgets {
   }
 
   /**
-   * Refills the bucket of `kind` of the peer in `slot` up to now; returns the kind's column
+   * Refills the bucket of `kind` of the peer in `slot` up to `now`; returns the kind's column
    * (tokens at `2 · slot`), made or grown as needed.
    */
-  private refill(slot: number, kind: BudgetKind): Column {
+  private refill(slot: number, kind: BudgetKind, now = this.now()): Column {
     const rate = this.params.rates[kind]
-    const now = this.now()
     const c = COLUMN[kind]
     let col = this.buckets[c]
     if (col === undefined || 2 * slot >= col.length) {

@@ -830,7 +830,8 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   ): boolean {
     if (direct || n <= 0) return true
     // A peer not yet disconnected holds its slot in the budgets.
-    const granted = ps.upkeep === GONE ? 0 : this.budgets.takeTracked(ps.slot, kind, n)
+    const granted =
+      ps.upkeep === GONE ? 0 : this.budgets.takeTracked(ps.slot, kind, n, this.env.now())
     return granted === n || this.overBudget(peer, kind, n - granted)
   }
 

@@ -42,6 +42,8 @@ interface PeerStats {
    */
   topicScore: number
   behaviourPenalty: number
+  /** True while listed in {@link PeerScore.decaying} (read first: a map lookup per counter change was a cache miss). */
+  decaying: boolean
 }
 
 /**
@@ -61,6 +63,7 @@ function newStats(address: string | undefined): PeerStats {
     // 0, not unset (NaN): the score of NO_STATS is never written.
     topicScore: 0,
     behaviourPenalty: 0,
+    decaying: false,
   }
 }
 
@@ -179,12 +182,12 @@ export class PeerScore {
       if (set?.size === 0) this.byAddress!.delete(ps.address)
     }
     if (this.scoreOf(ps) >= 0 || (this.retained?.size ?? 0) >= MAX_RETAINED) {
-      this.decaying.delete(peer)
+      this.stopDecaying(peer, ps)
       return
     }
     this.retained ??= new Map()
     this.retained.set(peer, ps)
-    this.decaying.set(peer, ps)
+    this.startDecaying(peer, ps)
     // Leaving the mesh by disconnecting still carries the delivery deficit (P3b).
     for (const ts of ps.topics ?? []) if (ts.inMesh) this.leaveMesh(ts)
     ps.topicScore = Number.NaN
@@ -262,7 +265,7 @@ export class PeerScore {
     if (ps === undefined) return
     ps.behaviourPenalty += n
     this.mayBeNegative = true
-    this.decaying.set(peer, ps)
+    this.startDecaying(peer, ps)
   }
 
   /** The peer's behaviour penalty counter (P7, before weighting; 0 for an unknown peer). */
@@ -357,6 +360,20 @@ export class PeerScore {
     return topicScore
   }
 
+  /** Lists `ps` (the counters of `peer`) for decay, once. */
+  private startDecaying(peer: PeerKey, ps: PeerStats): void {
+    if (ps.decaying) return
+    ps.decaying = true
+    this.decaying.set(peer, ps)
+  }
+
+  private stopDecaying(peer: PeerKey, ps: PeerStats): void {
+    // Unlisted counters are left unwritten: they may be the shared, frozen NO_STATS.
+    if (!ps.decaying) return
+    ps.decaying = false
+    this.decaying.delete(peer)
+  }
+
   /** Decays every counter by one interval and expires retained scores. Call every `decayIntervalMs`. */
   refresh(): void {
     const now = this.now()
@@ -366,7 +383,7 @@ export class PeerScore {
       if (!ps.connected) {
         if (now > ps.expire) {
           this.retained?.delete(peer)
-          this.decaying.delete(peer)
+          this.stopDecaying(peer, ps)
         }
         return
       }
@@ -375,7 +392,7 @@ export class PeerScore {
       if (ps.behaviourPenalty !== 0) {
         ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
       }
-      if (!active && ps.behaviourPenalty === 0) this.decaying.delete(peer)
+      if (!active && ps.behaviourPenalty === 0) this.stopDecaying(peer, ps)
     })
   }
 
@@ -449,7 +466,7 @@ export class PeerScore {
     if (ps === undefined || !ps.connected) return undefined
     // Any change to a topic counter starts with this lookup: the peer has decay work now, and
     // its topic score must be computed again.
-    if (!this.decaying.has(peer)) this.decaying.set(peer, ps)
+    this.startDecaying(peer, ps)
     ps.topicScore = Number.NaN
     let ts = findTopic(ps, topic)
     if (ts === undefined) {
