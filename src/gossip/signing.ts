@@ -29,6 +29,9 @@ export interface AuthFields {
   key?: PublicKey
 }
 
+/** A StrictNoSign message's verdict when nothing is wrong: one shared object, not one per copy received. */
+const NO_SIGN_OK: AuthFields = Object.freeze({ problem: undefined })
+
 /**
  * Checks that a received message carries exactly the fields its policy demands: StrictSign
  * needs from, an 8-byte seqno, a signature and a key matching from; StrictNoSign needs none.
@@ -43,7 +46,7 @@ export function checkAuthFields(policy: SignaturePolicy, m: RpcMessage): AuthFie
     ) {
       return { problem: 'signature-present' }
     }
-    return { problem: undefined }
+    return NO_SIGN_OK
   }
   if (m.seqno === undefined || m.seqno.length !== 8) return { problem: 'missing-seqno' }
   if (m.signature === undefined) return { problem: 'missing-signature' }
