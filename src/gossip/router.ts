@@ -45,6 +45,7 @@ import {
   checkRpcPrefix,
   type DecodeWork,
   decodeRpc,
+  emptyControl,
   emptyOneCopy,
   encodeRpc,
   HELLO_ACK,
@@ -68,7 +69,6 @@ import {
   type RpcPreamble,
   type RpcPrune,
   type RpcSubscription,
-  sendControl,
   withEntry,
 } from './rpc-codec.ts'
 import { PeerScore } from './score.ts'
@@ -331,7 +331,7 @@ const BUSY = 1
 const GONE = 2
 
 function emptyRpc(): Rpc {
-  return { subscriptions: [], messages: [], control: sendControl() }
+  return { subscriptions: [], messages: [], control: emptyControl() }
 }
 
 function isRpcEmpty(rpc: Rpc): boolean {
@@ -688,7 +688,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const hello: Rpc = {
         subscriptions: [...this.subscriptions].map((topic) => ({ subscribe: true, topic })),
         messages: [],
-        control: { ...sendControl(), extensions },
+        control: { ...emptyControl(), extensions },
       }
       this.sendToMany([peer], hello)
     } else if (this.subscriptions.size > 0) {
@@ -1818,7 +1818,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         this.sendToMany(lazy, {
           subscriptions: [],
           messages: [],
-          control: { ...sendControl(), ihave: [{ topicID: a.topic, messageIDs: [a.id] }] },
+          control: { ...emptyControl(), ihave: [{ topicID: a.topic, messageIDs: [a.id] }] },
         })
       }
       for (const p of this.directIn(a.topic)) {
@@ -2325,7 +2325,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       this.sendToMany(to, {
         subscriptions: [],
         messages: [],
-        control: { ...sendControl(), idontwant: [{ messageIDs: [id] }] },
+        control: { ...emptyControl(), idontwant: [{ messageIDs: [id] }] },
       })
     }
   }
@@ -2444,10 +2444,10 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   private control(peer: PeerKey): RpcControl {
     const ps = this.peers.get(peer)
     // Not a peer: nothing to send it (a queue of its own would be dropped at the flush anyway).
-    if (ps === undefined) return sendControl()
+    if (ps === undefined) return emptyControl()
     let c = ps.pending
     if (c === undefined) {
-      c = sendControl()
+      c = emptyControl()
       ps.pending = c
       this.pendingPeers[this.pendingCount] = peer
       this.pendingStates[this.pendingCount++] = ps
@@ -2646,5 +2646,5 @@ function entryAt(ends: number[], count: number, pos: number): number {
 }
 
 function iwant(ids: MessageId[]): RpcControl {
-  return { ...sendControl(), iwant: [{ messageIDs: ids }] }
+  return { ...emptyControl(), iwant: [{ messageIDs: ids }] }
 }

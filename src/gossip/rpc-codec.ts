@@ -374,21 +374,16 @@ function tag(field: number, wireType: number): number {
   return (field << 3) | wireType
 }
 
-/** Creates an empty control message. */
-export function emptyControl(): RpcControl {
-  return { ihave: [], iwant: [], graft: [], prune: [], idontwant: [] }
-}
-
-/** The one empty list every {@link sendControl} starts with (frozen: add with {@link withEntry}). */
+/** The one empty list every {@link emptyControl} starts with (frozen: add with {@link withEntry}). */
 const NO_ENTRIES = Object.freeze([]) as unknown as never[]
 
 /**
- * An empty control message to fill and send. Its lists are one shared, frozen empty list
- * until {@link withEntry} gives them their own: a node queues one such message per peer it
- * grafts, prunes or gossips to at every heartbeat, and five fresh lists (a first push
- * reserves 17 slots) were most of its bytes.
+ * An empty control message. Its lists are one shared, frozen empty list until
+ * {@link withEntry} gives them their own: a node queues one such message per peer it grafts,
+ * prunes or gossips to at every heartbeat, and five fresh lists (a first push reserves 17
+ * slots) were most of its bytes.
  */
-export function sendControl(): RpcControl {
+export function emptyControl(): RpcControl {
   return {
     ihave: NO_ENTRIES,
     iwant: NO_ENTRIES,
@@ -398,7 +393,7 @@ export function sendControl(): RpcControl {
   }
 }
 
-/** `list` with `entry` added: a new list of one when it is empty (it may be {@link sendControl}'s shared one). */
+/** `list` with `entry` added: a new list of one when it is empty (it may be {@link emptyControl}'s shared one). */
 export function withEntry<T>(list: T[], entry: T): T[] {
   if (list.length === 0) return [entry]
   list.push(entry)
@@ -474,7 +469,7 @@ function writeIds(w: ProtobufWriter, field: number, ids: Uint8Array[]): void {
   for (let i = 0; i < ids.length; i++) w.uint32(tag(field, LEN)).bytes(ids[i])
 }
 
-// Indexed loops: a for-of over a frozen list (see sendControl) allocates an iterator result
+// Indexed loops: a for-of over a frozen list (see emptyControl) allocates an iterator result
 // per entry, and every control frame a node sends is written here.
 function writeControl(w: ProtobufWriter, c: RpcControl): void {
   for (let i = 0; i < c.ihave.length; i++) {
@@ -1212,7 +1207,7 @@ class FrameDecoder {
           } else return false
           return true
         })
-        c.ihave.push(withIds(ih, ids))
+        c.ihave = withEntry(c.ihave, withIds(ih, ids))
       } else if (field === 2 || field === 5) {
         const ids = new FrameIds(this.r.buf)
         this.fields(sub, (f, w) => {
@@ -1221,8 +1216,8 @@ class FrameDecoder {
           this.ids(ids, field === 2 ? 'iwantIds' : 'idontwantIds', 1, sub)
           return true
         })
-        if (field === 2) c.iwant.push(withIds({}, ids))
-        else c.idontwant.push(withIds({}, ids))
+        if (field === 2) c.iwant = withEntry(c.iwant, withIds({}, ids))
+        else c.idontwant = withEntry(c.idontwant, withIds({}, ids))
       } else if (field === 3) {
         const g: RpcGraft = { topicID: '' }
         this.fields(sub, (f, w) => {
@@ -1231,9 +1226,9 @@ class FrameDecoder {
           g.topicID = this.string()
           return true
         })
-        c.graft.push(g)
+        c.graft = withEntry(c.graft, g)
       } else {
-        c.prune.push(this.prune(sub))
+        c.prune = withEntry(c.prune, this.prune(sub))
       }
       return true
     })

@@ -60,8 +60,7 @@ describe('shared RPC codec', () => {
   it('encodes frames that carry more than one message, or control, anew each time', () => {
     const codec = sharedRpcCodec()
     const m = message(4)
-    const graft = emptyControl()
-    graft.graft.push({ topicID: 't' })
+    const graft = { ...emptyControl(), graft: [{ topicID: 't' }] }
     const withControl: Rpc = { subscriptions: [], messages: [m], control: graft }
     const a = codec.encodeRpc(withControl)
     expect(codec.encodeRpc(withControl)).not.toBe(a)
@@ -97,8 +96,7 @@ describe('shared RPC codec', () => {
   it('gives a control frame the frame of a recent one with the same bytes', () => {
     const codec = sharedRpcCodec()
     const graft = (topic: string): Rpc => {
-      const control = emptyControl()
-      control.graft.push({ topicID: topic })
+      const control = { ...emptyControl(), graft: [{ topicID: topic }] }
       return { subscriptions: [], messages: [], control }
     }
     const a = codec.encodeRpc(graft('t'))
