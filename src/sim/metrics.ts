@@ -121,11 +121,11 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
         cause: this.listenerError,
       })
     }
-    // Samples go into typed arrays sized first and written by index, with their sums kept
-    // beside them and checked after: the earlier form (three arrays grown by push in this
-    // loop) came out mixed up now and then on Node 24 under load (the duplicates
-    // distribution held latencies, with fractional duplicate counts), an effect of the
-    // optimizing compiler that no figure may silently carry.
+    // Each sample array is filled in a pass of its own ({@link collect}), and the counts and
+    // sums are kept in a separate pass and checked against them: the earlier form (arrays
+    // grown by push, then typed arrays written side by side in one loop) came out mixed up
+    // now and then on Node 24 under load (one distribution held the other's samples), an
+    // effect of the optimizing compiler that no figure may silently carry.
     let n = 0
     for (const t of this.tracked.values()) {
       if (Number.isNaN(t.publishedAt)) continue
@@ -133,10 +133,10 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
         if (t.expected[i] !== 0 && !Number.isNaN(t.arrivals[i])) n++
       }
     }
-    const latencies = new Float64Array(n)
-    const dups = new Float64Array(n)
-    const firstDupDelays = new Float64Array(n)
+    const latencies = this.collect(n, (t, i) => t.arrivals[i] - t.publishedAt)
+    const dups = this.collect(n, (t, i) => t.duplicates[i])
     let firstDupCount = 0
+    const firstDupDelays = new Float64Array(n)
     let latencySum = 0
     let dupSum = 0
     const histogram = new Array<number>(DUPLICATE_BUCKETS).fill(0)
@@ -152,11 +152,8 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
         if (t.expected[i] === 0) continue
         const at = t.arrivals[i]
         if (Number.isNaN(at)) continue
-        const latency = at - t.publishedAt
         const d = t.duplicates[i]
-        latencies[delivered + got] = latency
-        dups[delivered + got] = d
-        latencySum += latency
+        latencySum += at - t.publishedAt
         dupSum += d
         got++
         histogram[Math.min(d, DUPLICATE_BUCKETS - 1)]++
@@ -198,6 +195,19 @@ export class DeliveryTracker<C extends SimCore = SimCore> {
       controlBytesPerMessage: control / m,
       controlPerMessage: controlKinds,
     }
+  }
+
+  /** One sample per delivery (a published message at an expected node it reached; `n` of them). */
+  private collect(n: number, value: (t: Tracked, i: number) => number): Float64Array {
+    const out = new Float64Array(n)
+    let k = 0
+    for (const t of this.tracked.values()) {
+      if (Number.isNaN(t.publishedAt)) continue
+      for (let i = 0; i < t.expected.length; i++) {
+        if (t.expected[i] !== 0 && !Number.isNaN(t.arrivals[i])) out[k++] = value(t, i)
+      }
+    }
+    return out
   }
 
   /** Node `i` accepted the message keyed `key` at `at` (protected: a test makes it throw). */
