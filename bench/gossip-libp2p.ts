@@ -16,9 +16,11 @@
  * messages (same for every run) are published before the measured ones and not counted.
  *
  * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
- *   [--only SCENARIO-SUBSTRING] [--p3-weight -10] (0 turns P3 off on both sides)
+ *   [--only SUBSTRING[|SUBSTRING...]] (the scenarios whose name contains one of them) [--p3-weight -10] (0 turns P3 off on both sides)
  *   [--pull-delay MS] (our one-copy nodes' oneCopyPullDelayMs)
- *   [--source-trees] (our one-copy nodes also build per-source trees: oneCopySourceTrees)
+ *   [--tree-backup MS] (our tree nodes' oneCopyTreeBackupMs)
+ *   [--source-trees [all]] (our one-copy nodes also build per-source trees: oneCopySourceTrees;
+ *   `all`: for every member from the start)
  *   [--repeat N] (every run N times; the targets pool the repeats: a single run's duplicates
  *   and p99 move with its meshes, which gossipsub draws at random in each run)
  */
@@ -50,15 +52,21 @@ const sizesArg = process.argv.indexOf('--sizes')
 const SIZES = sizesArg >= 0 ? process.argv[sizesArg + 1].split(',').map(Number) : [256, 100_000]
 
 const onlyArg = process.argv.indexOf('--only')
-/** Runs only the scenarios whose name contains this (e.g. `--only stock`). */
-const ONLY = onlyArg >= 0 ? process.argv[onlyArg + 1] : ''
+/** Runs only the scenarios whose name contains one of these (e.g. `--only stock`, `--only "all stock|one-copy"`). */
+const ONLY = onlyArg >= 0 ? process.argv[onlyArg + 1].split('|') : ['']
 const N = numberArg('--nodes', 24)
 /** `--pull-delay MS`: our one-copy nodes' `oneCopyPullDelayMs` (the profile's when absent). */
 const PULL_DELAY_MS = process.argv.includes('--pull-delay')
   ? numberArg('--pull-delay', 50)
   : undefined
-/** `--source-trees`: our one-copy nodes turn on `oneCopySourceTrees`. */
-const SOURCE_TREES = process.argv.includes('--source-trees')
+/** `--tree-backup MS`: our tree nodes' `oneCopyTreeBackupMs` (the profile's when absent). */
+const TREE_BACKUP_MS = process.argv.includes('--tree-backup')
+  ? numberArg('--tree-backup', 0)
+  : undefined
+const treesAt = process.argv.indexOf('--source-trees')
+/** `--source-trees [all]`: our one-copy nodes turn on `oneCopySourceTrees` (`'all'`: every member a source). */
+const SOURCE_TREES: boolean | 'all' =
+  treesAt < 0 ? false : process.argv[treesAt + 1] === 'all' ? 'all' : true
 const DEGREE = numberArg('--degree', 10)
 const REPEAT = numberArg('--repeat', 1)
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error('--repeat takes an integer >= 1')
@@ -263,7 +271,12 @@ async function createNode(kind: Kind): Promise<AnyNode> {
         profile: 'optimized',
         oneCopy: kind !== 'ours optimized',
         ...(PULL_DELAY_MS === undefined ? {} : { oneCopyPullDelayMs: PULL_DELAY_MS }),
-        ...(SOURCE_TREES && kind !== 'ours optimized' ? { oneCopySourceTrees: true } : {}),
+        ...(SOURCE_TREES && kind !== 'ours optimized'
+          ? {
+              oneCopySourceTrees: SOURCE_TREES,
+              ...(TREE_BACKUP_MS === undefined ? {} : { oneCopyTreeBackupMs: TREE_BACKUP_MS }),
+            }
+          : {}),
         preamble: kind === 'ours one-copy + preamble',
         score: { ...PEER_SCORE, ipColocationFactorWeight: 0, defaultTopic: SCORE },
       }),
@@ -734,7 +747,8 @@ const started = Date.now()
 for (let repeat = 0; repeat < REPEAT; repeat++) {
   for (const bytes of SIZES) {
     for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
-      if (scenario.includes(ONLY)) results.push({ ...(await run(scenario, bytes)), repeat })
+      if (ONLY.some((o) => scenario.includes(o)))
+        results.push({ ...(await run(scenario, bytes)), repeat })
     }
   }
 }
@@ -783,7 +797,7 @@ const rows: Row[] = results.flatMap((r) =>
 const header =
   `${N} libp2p nodes (TCP, noise, yamux) on loopback through latency/bandwidth relays, ${DEGREE} peers each; ` +
   `per size ${SIZES.map((b) => `${b} B: ${load(b).messages} messages every ${load(b).intervalMs} ms`).join(', ')}, ` +
-  `after ${WARMUP} warm-up messages; ${SOURCE_TREES ? 'our one-copy nodes with per-source trees; ' : ''}same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
+  `after ${WARMUP} warm-up messages; ${SOURCE_TREES ? `our one-copy nodes with per-source trees${SOURCE_TREES === 'all' ? ' for every member' : ''}${TREE_BACKUP_MS === undefined ? '' : `, backup parents within ${TREE_BACKUP_MS} ms`}; ` : ''}same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
   `${loadAtStart.map((l) => fmt(l, 1)).join(' / ')}, ${fmt(wallS, 0)} s wall`
 printTable(header, rows)
 printTable(
@@ -964,6 +978,7 @@ writeResults('gossip-libp2p', {
   quick: QUICK,
   repeats: REPEAT,
   sourceTrees: SOURCE_TREES,
+  treeBackupMs: TREE_BACKUP_MS ?? null,
   topicScore: SCORE,
   peerScore: PEER_SCORE,
   loadAvgAtStart: loadAtStart,

@@ -33,9 +33,10 @@
  * Usage: npm run bench -- gossip-sim [--quick] [--seed N] [--targets-only] (sections 1 and 1b)
  *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
  *   [--part preamble-slow]
- *   [--source-trees] (random and single parts: also one-copy with per-source trees, judged
+ *   [--bytes 256|100000] (random and single parts: that size only)
+ *   [--source-trees [all]] (random and single parts: also one-copy with per-source trees, judged
  *   against the same stock run; silent part: trees with one honest publisher, silent relays
- *   against the honest run)
+ *   against the honest run; `all`: trees for every member from the start)
  */
 import type { ArtifactClass } from '../src/common/artifact.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
@@ -45,6 +46,7 @@ import { GossipRouter } from '../src/gossip/router.ts'
 import { emptyOneCopy } from '../src/gossip/rpc-codec.ts'
 import { scheduleChurn, upThroughout } from '../src/sim/faults.ts'
 import {
+  gossipOneCopyAllTreesStrategy,
   gossipOneCopyPreambleStrategy,
   gossipOneCopySourceTreesStrategy,
   gossipOneCopyStrategy,
@@ -80,10 +82,21 @@ const part = partAt >= 0 ? process.argv[partAt + 1] : undefined
 const PARTS = ['random', 'single', 'churn', 'silent', 'preamble', 'preamble-slow']
 if (part !== undefined && !PARTS.includes(part)) throw new Error(`--part takes ${PARTS.join('|')}`)
 const runs = (name: string) => part === undefined || part === name
-const sourceTrees = process.argv.includes('--source-trees')
+const sizeAt = process.argv.indexOf('--bytes')
+/** `--bytes N`: the random and single parts run that message size only (256 or 100000). */
+const consensusSizes = sizeAt >= 0 ? [Number(process.argv[sizeAt + 1])] : [256, 100_000]
+if (!consensusSizes.every((b) => b === 256 || b === 100_000)) {
+  throw new Error('--bytes takes 256 or 100000')
+}
+const treesAt = process.argv.indexOf('--source-trees')
+const sourceTrees = treesAt >= 0
+/** `--source-trees all`: trees for every member from the start (`oneCopySourceTrees: 'all'`). */
+const allTrees = sourceTrees && process.argv[treesAt + 1] === 'all'
+const treeStrategy = allTrees ? gossipOneCopyAllTreesStrategy : gossipOneCopySourceTreesStrategy
+const treeProfile = allTrees ? 'one-copy + all-source trees' : 'one-copy + source trees'
 const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
 /** The random and single-publisher parts also run one-copy with per-source trees (`--source-trees`). */
-const treeProfiles = sourceTrees ? [...profiles, gossipOneCopySourceTreesStrategy] : profiles
+const treeProfiles = sourceTrees ? [...profiles, treeStrategy] : profiles
 
 function scenario(
   name: string,
@@ -205,7 +218,7 @@ function judge(
   }
 }
 
-for (const bytes of runs('random') ? [256, 100_000] : []) {
+for (const bytes of runs('random') ? consensusSizes : []) {
   const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}`
   const [stock, opt, trees] = await compare(
     label,
@@ -217,11 +230,11 @@ for (const bytes of runs('random') ? [256, 100_000] : []) {
   stockBySize.set(bytes, stock)
   oneCopyBySize.set(bytes, opt)
   judge(label, bytes, stock, opt)
-  if (trees !== undefined) judge(label, bytes, stock, trees, 'one-copy + source trees')
+  if (trees !== undefined) judge(label, bytes, stock, trees, treeProfile)
 }
 
 // A single publisher: node 0 publishes every message.
-for (const bytes of runs('single') ? [256, 100_000] : []) {
+for (const bytes of runs('single') ? consensusSizes : []) {
   const label = `${nodes} nodes, consensus ${sizeLabel(bytes)}, single publisher`
   const [stock, opt, trees] = await compare(
     label,
@@ -231,7 +244,7 @@ for (const bytes of runs('single') ? [256, 100_000] : []) {
     treeProfiles,
   )
   judge(label, bytes, stock, opt)
-  if (trees !== undefined) judge(label, bytes, stock, trees, 'one-copy + source trees')
+  if (trees !== undefined) judge(label, bytes, stock, trees, treeProfile)
 }
 
 // Churn with 1% frame loss: 10% of the nodes crash and restart per minute, for 30 s. The publishers
@@ -322,12 +335,12 @@ if (runs('silent')) {
     // silent parents withhold its messages until their children pass them over.
     const treeLabel = `${label}, single publisher`
     const one = () => [honest[0]]
-    process.stderr.write(`running ${treeLabel} with ${gossipOneCopySourceTreesStrategy.name}...\n`)
-    const honestRun = await runScenario(sc, withPublishers(gossipOneCopySourceTreesStrategy, one))
+    process.stderr.write(`running ${treeLabel} with ${treeStrategy.name}...\n`)
+    const honestRun = await runScenario(sc, withPublishers(treeStrategy, one))
     const silentRun = await runScenario(
       sc,
       withPublishers(
-        withSilentRelays(gossipOneCopySourceTreesStrategy, (i) => silent.has(i), sc.warmupMs),
+        withSilentRelays(treeStrategy, (i) => silent.has(i), sc.warmupMs),
         one,
       ),
       { recipients: () => honest },
@@ -336,7 +349,7 @@ if (runs('silent')) {
     const ratio = silentRun.summary.latencyMs.p99 / honestRun.summary.latencyMs.p99
     silentRows.push({ ...row(`${treeLabel}, honest`, honestRun) })
     silentRows.push({ ...row(treeLabel, silentRun), 'p99 / honest run': fmt(ratio) })
-    const profile = 'one-copy + source trees'
+    const profile = treeProfile
     const delivery = silentRun.summary.deliveryRatio
     target(treeLabel, 'delivery to honest nodes', '= 1', delivery, delivery === 1, profile)
     target(treeLabel, 'p99 latency / honest run', '≤ 2', ratio, ratio <= 2, profile)

@@ -3,6 +3,13 @@ import type { PeerKey } from '../common/artifact.ts'
 
 /** How often a link's RTT is sampled again once measured, in ms. */
 export const PING_INTERVAL_MS = 60_000
+/**
+ * Samples a link's base RTT is the least of (the last ones): the hello's sample is taken while
+ * a node starts and its event loop is busy, and queueing only ever adds to a round trip.
+ */
+export const BASE_RTT_SAMPLES = 4
+/** The wait between pings until a link has its early samples, in ms. */
+const EARLY_PING_MS = 500
 /** A ping unanswered for this long may be replaced by a new one (the frame was lost). */
 const PING_TIMEOUT_MS = 5_000
 /** Weight of a new sample in the smoothed RTT (TCP's 1/8). */
@@ -21,6 +28,9 @@ const NONCE_DRAW = new Uint32Array(1)
 interface Probe {
   /** Smoothed RTT, ms; undefined until the first pong. */
   rttMs: number | undefined
+  /** The last {@link BASE_RTT_SAMPLES} samples, ms (a ring; `samples` taken in all). */
+  recent: number[]
+  samples: number
   /** The nonce of the ping in flight (0: none). */
   nonce: number
   sentAt: number
@@ -29,7 +39,8 @@ interface Probe {
 /**
  * Round-trip times of one-copy links (one-copy source trees): the first sample is the hello
  * ASK's round trip (its ACK answers at once; every negotiated link has one, at no cost), then
- * ping/pong once a minute on the links that need it. The core times its own probes with the
+ * ping/pong at each heartbeat until the early samples are in, then once a minute, on the links
+ * that need it. The core times its own probes with the
  * injected clock, so the simulator measures link latency as a real node does (queueing
  * included). One probe in flight per peer, with a random nonce; an answer that does not match
  * it is ignored, so a peer cannot make up samples. The hello's ACK is a constant, which a peer
@@ -38,15 +49,26 @@ interface Probe {
  */
 export class LinkRtt {
   private readonly probes = new Map<PeerKey, Probe>()
+  /** Samples taken at the early pace (the hello's included) before pings go once a minute. */
+  private readonly earlySamples: number
+
+  /**
+   * `earlySamples`: how many samples a link gets at the early pace; 1 pings only once a
+   * minute after the hello (each early ping costs bytes on every mesh link).
+   */
+  constructor(earlySamples = BASE_RTT_SAMPLES) {
+    this.earlySamples = earlySamples
+  }
 
   /** A nonce to ping `peer` with now, or undefined when a ping is in flight or not yet due. */
   ping(peer: PeerKey, now: number): number | undefined {
     let p = this.probes.get(peer)
     if (p === undefined) {
-      p = { rttMs: undefined, nonce: 0, sentAt: 0 }
+      p = { rttMs: undefined, recent: [], samples: 0, nonce: 0, sentAt: 0 }
       this.probes.set(peer, p)
     } else {
-      const wait = p.nonce !== 0 ? PING_TIMEOUT_MS : PING_INTERVAL_MS
+      const interval = p.samples < this.earlySamples ? EARLY_PING_MS : PING_INTERVAL_MS
+      const wait = p.nonce !== 0 ? PING_TIMEOUT_MS : interval
       if (now - p.sentAt < wait) return undefined
     }
     // Never 0 (none in flight) nor HELLO.
@@ -59,7 +81,7 @@ export class LinkRtt {
   hello(peer: PeerKey, now: number): void {
     const p = this.probes.get(peer)
     if (p !== undefined && (p.rttMs !== undefined || p.nonce !== 0)) return
-    this.probes.set(peer, { rttMs: undefined, nonce: HELLO, sentAt: now })
+    this.probes.set(peer, { rttMs: undefined, recent: [], samples: 0, nonce: HELLO, sentAt: now })
   }
 
   /** `peer` answered a hello ASK (ACK): a sample when it answers ours. */
@@ -73,6 +95,7 @@ export class LinkRtt {
     if (p === undefined || p.nonce === 0 || p.nonce !== nonce) return false
     const sample = now - p.sentAt
     p.rttMs = p.rttMs === undefined ? sample : p.rttMs + SMOOTHING * (sample - p.rttMs)
+    p.recent[p.samples++ % BASE_RTT_SAMPLES] = sample
     p.nonce = 0
     return true
   }
@@ -82,10 +105,13 @@ export class LinkRtt {
     return this.probes.get(peer)?.rttMs
   }
 
-  /** One-way latency to `peer` (half the smoothed RTT), ms; undefined until measured. */
+  /**
+   * One-way latency to `peer` (half its base RTT: the least of its last samples, the link's
+   * own delay without the queueing some samples carried), ms; undefined until measured.
+   */
   latencyMs(peer: PeerKey): number | undefined {
-    const rtt = this.rttMs(peer)
-    return rtt === undefined ? undefined : rtt / 2
+    const p = this.probes.get(peer)
+    return p === undefined || p.recent.length === 0 ? undefined : Math.min(...p.recent) / 2
   }
 
   /** `peer` disconnected. */

@@ -256,11 +256,28 @@ export interface GossipParams {
    * one-copy peers, a distance vector of link latency (measured by ping/pong) over the mesh,
    * kept for each source whose message the node has seen; from then on a message from that
    * source is pushed only to the mesh peers that take it through this node and announced to
-   * the others. Needs `oneCopy`.
+   * the others. Needs `oneCopy`. `'all'`: every one-copy topic peer is a source from the
+   * moment its link is measured, so trees exist before anyone publishes (random publishers'
+   * first messages follow them too), at the cost of an entry per member per node exchanged
+   * over the mesh (Θ(N) state and bytes per node; fine for small topics, see the doc).
    */
-  oneCopySourceTrees: boolean
+  oneCopySourceTrees: boolean | 'all'
   /** Sources a node keeps per-source tree entries for, per topic; messages of others follow rules 1–9. */
   oneCopyMaxSources: number
+  /**
+   * Typical message size per topic, bytes, that the per-source trees' metric (validation and
+   * sending time per hop) assumes until the topic's messages are measured: with `'all'` the
+   * trees form before any message, and a 100 KB topic's tree of latency alone is not its
+   * fastest (doc/gossip-extension.md, rule 10).
+   */
+  oneCopyTopicBytes: Record<Topic, number>
+  /**
+   * Per-source trees: a node also names as parent the mesh peer with the second-best path to
+   * a source when it is within this many ms of the best (0: never). Its copy is a duplicate
+   * unless the first path stalls, which then costs this margin rather than a pull: a latency
+   * tail bought with duplicates.
+   */
+  oneCopyTreeBackupMs: number
   /** Short ids of recent messages remembered, to answer INEEDs and ignore known announces. */
   maxShortIds: number
   /**
@@ -463,6 +480,8 @@ const STOCK: FlatParams = {
   // Twice the largest topic expected (an Ethereum attestation subnet holds ~10,000 validators).
   // Half of `maxDistanceEntries`: a new mesh peer gets the whole table in one frame.
   oneCopyMaxSources: 8192,
+  oneCopyTopicBytes: {},
+  oneCopyTreeBackupMs: 0,
   maxShortIds: 16_384,
   preamble: false,
   preambleMinDataSize: 16 * 1024,
@@ -544,6 +563,7 @@ export function resolveGossipParams(options: GossipParamsOptions = {}): GossipPa
     ...base,
     ...defined,
     topicClasses: { ...base.topicClasses, ...(flat.topicClasses ?? {}) },
+    oneCopyTopicBytes: { ...base.oneCopyTopicBytes, ...(flat.oneCopyTopicBytes ?? {}) },
     score: {
       ...DEFAULT_SCORE,
       ...(score ?? {}),
@@ -686,7 +706,21 @@ export function validateGossipParams(p: GossipParams): void {
     p.oneCopyMaxSources <= p.rpcLimits.maxDistanceEntries / 2,
     `oneCopyMaxSources (${p.oneCopyMaxSources}) must not exceed half of rpcLimits.maxDistanceEntries (${p.rpcLimits.maxDistanceEntries})`,
   )
+  check(
+    typeof p.oneCopySourceTrees === 'boolean' || p.oneCopySourceTrees === 'all',
+    `oneCopySourceTrees must be true, false or 'all', got ${String(p.oneCopySourceTrees)}`,
+  )
   check(!p.oneCopySourceTrees || p.oneCopy, 'oneCopySourceTrees needs oneCopy')
+  check(
+    Number.isFinite(p.oneCopyTreeBackupMs) && p.oneCopyTreeBackupMs >= 0,
+    `oneCopyTreeBackupMs must be a finite number >= 0, got ${p.oneCopyTreeBackupMs}`,
+  )
+  for (const [topic, bytes] of Object.entries(p.oneCopyTopicBytes)) {
+    check(
+      Number.isInteger(bytes) && bytes >= 0 && bytes <= p.maxMessageSize,
+      `oneCopyTopicBytes of "${topic}" must be an integer from 0 to maxMessageSize, got ${bytes}`,
+    )
+  }
   check(
     isCount(p.maxShortIds) && p.maxShortIds >= 1,
     `maxShortIds must be a positive integer, got ${p.maxShortIds}`,

@@ -511,6 +511,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
               this.pendingOneCopyOf(peer).ping = nonce
             },
             reject: (peer, reason) => this.reject(peer, reason),
+            owesNoDeliveries: (peer) => this.score.treeLink(peer),
           },
           p,
         )
@@ -1794,7 +1795,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       const flooded = oc?.sentTo.get(key)
       if (flooded !== undefined) {
         for (let i = targets.length - 1; i >= 0; i--) {
-          if (this.covered(a.topic, targets[i], flooded)) lazy.push(...targets.splice(i, 1))
+          const p = targets[i]
+          // A tree child takes the source's messages through us alone: only the flood itself
+          // covers it, not the in-links it keeps for other sources (rule 2).
+          const covered =
+            tree?.get(p)?.namesUs === true
+              ? hasHash(flooded.peers, this.hashOf(p))
+              : this.covered(a.topic, p, flooded)
+          if (covered) lazy.push(...targets.splice(i, 1))
         }
       }
       if (oc !== undefined && this.floodRoot(key) && mesh !== undefined && tree === undefined) {

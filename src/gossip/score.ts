@@ -114,6 +114,8 @@ export class PeerScore {
    * not visited: decaying zeros changes nothing.
    */
   private readonly decaying = new Map<PeerKey, PeerStats>()
+  /** Peers that owe no mesh deliveries (one-copy source-tree links), made on first use. */
+  private treeLinks: Set<PeerKey> | undefined
   /** Peers by IP (P6); made on first use, as simulated peers have no address. */
   private byAddress: Map<string, Set<PeerKey>> | undefined
   private readonly topicParams = new Map<Topic, TopicScoreParams>()
@@ -171,6 +173,7 @@ export class PeerScore {
    * it held (its owner may have forgotten it already).
    */
   removePeer(peer: PeerKey, slot = this.slotOf(peer)): void {
+    this.treeLinks?.delete(peer)
     const ps = slot === undefined ? undefined : this.bySlot[slot]
     if (ps === undefined) return
     this.bySlot[slot!] = undefined
@@ -218,6 +221,21 @@ export class PeerScore {
     ts.announceOnly = on
     ts.meshMessageDeliveriesActive = false
     if (!on) ts.deliveriesSince = this.now()
+  }
+
+  /**
+   * `peer` is a one-copy source-tree link until it disconnects. Such a peer pushes us only the
+   * messages of the sources it is our parent for and announces the others, so it owes no mesh
+   * deliveries (P3/P3b) in any topic, as an announce-only link does not; a peer that withholds
+   * is passed over as a parent by the trees instead.
+   */
+  treeLink(peer: PeerKey): void {
+    this.treeLinks ??= new Set()
+    this.treeLinks.add(peer)
+    const slot = this.slotOf(peer)
+    const ps = slot === undefined ? undefined : this.bySlot[slot]
+    for (const ts of ps?.topics ?? []) ts.meshMessageDeliveriesActive = false
+    if (ps !== undefined && ps !== NO_STATS) ps.topicScore = Number.NaN
   }
 
   /** The peer left our mesh of `topic`. */
@@ -387,7 +405,8 @@ export class PeerScore {
         }
         return
       }
-      const active = ps.topics !== undefined && this.decayTopics(ps.topics, now)
+      const owes = this.treeLinks?.has(peer) !== true
+      const active = ps.topics !== undefined && this.decayTopics(ps.topics, now, owes)
       ps.topicScore = Number.NaN
       if (ps.behaviourPenalty !== 0) {
         ps.behaviourPenalty = decay(ps.behaviourPenalty, p.behaviourPenaltyDecay, p.decayToZero)
@@ -397,7 +416,7 @@ export class PeerScore {
   }
 
   /** Decays the counters of `topics`; false when all are 0 and none is a mesh topic (idle). */
-  private decayTopics(topics: TopicStats[], now: number): boolean {
+  private decayTopics(topics: TopicStats[], now: number, owesDeliveries: boolean): boolean {
     const zero = this.params.decayToZero
     let active = false
     for (let i = 0; i < topics.length; i++) {
@@ -422,7 +441,7 @@ export class PeerScore {
       if (ts.inMesh) {
         ts.meshTime = now - ts.graftTime
         const counting = now - ts.deliveriesSince
-        if (!ts.announceOnly && counting > tp.meshMessageDeliveriesActivationMs) {
+        if (owesDeliveries && !ts.announceOnly && counting > tp.meshMessageDeliveriesActivationMs) {
           ts.meshMessageDeliveriesActive = tp.meshMessageDeliveriesWeight !== 0
           if (ts.meshMessageDeliveriesActive) this.mayBeNegative = true
         }

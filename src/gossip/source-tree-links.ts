@@ -1,7 +1,7 @@
 import type { PeerKey, Topic } from '../common/artifact.ts'
 import { setNewest } from '../common/bounded-map.ts'
 import type { TimerHandle } from '../common/env.ts'
-import { LinkRtt } from './link-rtt.ts'
+import { BASE_RTT_SAMPLES, LinkRtt } from './link-rtt.ts'
 import { peerHashOf, topicHash } from './one-copy.ts'
 import type { GossipParams } from './params.ts'
 import { emptyOneCopy, type RpcOneCopy } from './rpc-codec.ts'
@@ -69,6 +69,8 @@ export interface SourceTreeLinksHost {
   queuePing(peer: PeerKey, nonce: number): void
   /** Counts a rejected input of `peer`. */
   reject(peer: PeerKey, reason: string): void
+  /** `peer` is a tree link that every source's tree covers (`'all'`): it owes no mesh deliveries (P3). */
+  owesNoDeliveries(peer: PeerKey): void
 }
 
 /** Distance-budget units of a frame's tree messages: one per entry, and per empty group. */
@@ -88,7 +90,7 @@ export function distanceCost(o: RpcOneCopy): number {
 export class SourceTreeLinks {
   private readonly host: SourceTreeLinksHost
   private readonly trees: SourceTrees
-  private readonly rtt = new LinkRtt()
+  private readonly rtt: LinkRtt
   /** Bound on the per-message maps (`sourceOf`, `ownShorts`). */
   private readonly maxShortIds: number
   private readonly ownHash: number
@@ -103,15 +105,26 @@ export class SourceTreeLinks {
   private frameSource: number | undefined
   /** The size of each topic's last message (the metric's typical size). */
   private readonly topicSize = new Map<Topic, number>()
+  /** Each topic's per-hop cost (validation + one copy's sending) the table last used, ms. */
+  private readonly hopMs = new Map<Topic, number>()
   /** The seed each topic peer was told for our own messages (its queue wait, ms). */
   private readonly toldSeeds = new Map<Topic, Map<PeerKey, number>>()
   /** A flush of changed distance entries is scheduled. */
   private distancesDue = false
+  /** `oneCopySourceTrees: 'all'`: every measured one-copy topic peer is a source from the start. */
+  private readonly allSources: boolean
 
   constructor(host: SourceTreeLinksHost, p: GossipParams) {
     this.host = host
     this.maxShortIds = p.maxShortIds
     this.ownHash = host.hashOf(host.self)
+    this.allSources = p.oneCopySourceTrees === 'all'
+    // Every member's tree rests on link latency from the start with `'all'`: four samples
+    // at once. For repeated sources the hello's and a ping a minute (early pings cost a
+    // single publisher's 256 B run 0.09x the floor in bytes).
+    this.rtt = new LinkRtt(this.allSources ? BASE_RTT_SAMPLES : 1)
+    for (const [topic, bytes] of Object.entries(p.oneCopyTopicBytes))
+      this.topicSize.set(topic, bytes)
     this.trees = new SourceTrees(
       {
         now: () => host.now(),
@@ -129,6 +142,7 @@ export class SourceTreeLinks {
         perSecond: p.budgets.rates.distance.perSecond / 2,
         burst: p.budgets.rates.distance.burst / 2,
       },
+      p.oneCopyTreeBackupMs > 0 ? p.oneCopyTreeBackupMs : -1,
     )
   }
 
@@ -138,6 +152,7 @@ export class SourceTreeLinks {
   negotiated(peer: PeerKey, ps: TreePeer): void {
     ps.sourceTrees = true
     this.rtt.hello(peer, this.host.now())
+    this.linkUp(peer, ps)
   }
 
   /** A hello ASK goes (again) to `peer` at `now`: timed when the link has no sample yet. */
@@ -148,6 +163,16 @@ export class SourceTreeLinks {
   /** `peer` answered a hello ASK: the link's first RTT sample when it answers ours. */
   helloAcked(peer: PeerKey): void {
     this.rtt.helloAcked(peer, this.host.now())
+    const ps = this.host.peer(peer)
+    if (ps !== undefined) this.linkUp(peer, ps)
+  }
+
+  /**
+   * With `'all'`, a tree link (it runs trees and we measured it) pushes us only the sources it
+   * is our parent for and announces the rest: the router is told it owes no mesh deliveries.
+   */
+  private linkUp(peer: PeerKey, ps: TreePeer): void {
+    if (this.allSources && this.treePeer(peer, ps)) this.host.owesNoDeliveries(peer)
   }
 
   /** True when `peer` runs trees and answered our probes (it sends us distances). */
@@ -192,7 +217,10 @@ export class SourceTreeLinks {
     const { host, trees } = this
     // It sends them only after our Extensions said we run trees, and only if it does: its
     // own Extensions was lost (lossy links), and this says as much.
-    ps.sourceTrees = true
+    if (!ps.sourceTrees) {
+      ps.sourceTrees = true
+      this.linkUp(peer, ps)
+    }
     if (o.ping !== undefined) host.sendOneCopy(peer, { ...emptyOneCopy(), pong: o.ping })
     if (o.pong !== undefined && !this.rtt.pong(peer, o.pong, host.now())) {
       host.reject(peer, 'unexpected-pong')
@@ -213,7 +241,7 @@ export class SourceTreeLinks {
         else {
           // The source itself: its seed, our place in its flood's send queue.
           const latency = this.rtt.latencyMs(peer)
-          held = latency === undefined || trees.seed(topic, self, latency + e.distanceMs)
+          held = trees.seed(topic, self, latency, e.distanceMs)
         }
         if (!held) full = true
       }
@@ -254,7 +282,7 @@ export class SourceTreeLinks {
     const source = origin !== undefined ? this.host.hashOf(origin) : named
     if (source === undefined) return
     this.noteSource(key, source)
-    this.topicSize.set(topic, size)
+    this.sized(topic, size)
     const trees = this.trees
     let latency: number | undefined
     if (!trees.seeded(topic, source)) {
@@ -283,12 +311,13 @@ export class SourceTreeLinks {
   }
 
   /**
-   * We publish message `key` of `size` bytes to flood `targets`: from our second message on it
-   * names us as its source (a once-only publisher's message carries nothing more), and its
-   * flood targets learn their seeds.
+   * We publish message `key` of `size` bytes to flood `targets`: from our second message on
+   * (from the first with `'all'`) it names us as its source (a once-only publisher's message
+   * carries nothing more), and its flood targets learn their seeds.
    */
   publishing(topic: Topic, key: string, targets: PeerKey[], size: number): void {
-    const repeated = this.toldSeeds.has(topic)
+    const repeated = this.allSources || this.toldSeeds.has(topic)
+    this.sized(topic, size)
     this.tellSeeds(topic, targets, size)
     if (repeated) this.noteSource(key, this.ownHash)
   }
@@ -348,11 +377,32 @@ export class SourceTreeLinks {
         if (nonce !== undefined) host.queuePing(peer, nonce)
       }
     }
+    this.refreshSeeds()
     this.trees.heartbeat()
     this.distancesSoon()
   }
 
   // ---------------------------------------------------------------- internals
+
+  /**
+   * The seeds of the sources that are our topic peers follow their links' latency as it is
+   * measured (the hello's sample is often the highest). With `'all'` every one-copy topic peer
+   * whose link we measured is such a source, so its entry spreads over the mesh before it
+   * publishes.
+   */
+  private refreshSeeds(): void {
+    const { host, trees } = this
+    for (const topic of host.subscriptions()) {
+      for (const peer of host.topicPeers(topic) ?? []) {
+        const ps = host.peer(peer)
+        if (ps?.oneCopy !== true || !ps.sourceTrees) continue
+        const source = host.hashOf(peer)
+        const latency = this.rtt.latencyMs(peer)
+        if (latency === undefined || !(this.allSources || trees.has(topic, source))) continue
+        trees.seed(topic, source, latency)
+      }
+    }
+  }
 
   /**
    * Before our own message floods (from our second on): each one-copy target is told (once,
@@ -363,11 +413,13 @@ export class SourceTreeLinks {
   private tellSeeds(topic: Topic, targets: PeerKey[], size: number): void {
     const { host } = this
     const copyMs = host.copyMs(size)
-    const told = this.toldSeeds.get(topic)
+    let told = this.toldSeeds.get(topic)
     if (told === undefined) {
-      // Our first message: its receivers start our entry only with the second (SourceTrees.seen).
-      this.toldSeeds.set(topic, new Map())
-      return
+      told = new Map()
+      this.toldSeeds.set(topic, told)
+      // Our first message: its receivers start our entry only with the second (SourceTrees.seen),
+      // unless every peer is a source from the start.
+      if (!this.allSources) return
     }
     const hash = topicHash(topic)
     let rank = 0
@@ -381,6 +433,22 @@ export class SourceTreeLinks {
       const entry = { source: this.ownHash, distanceMs: queueMs, parent: false }
       o.distances = [{ topicHash: hash, entries: [encodeDistanceEntry(entry)] }]
       host.sendOneCopy(peer, o)
+    }
+  }
+
+  /**
+   * A message of `size` bytes: the topic's typical size. When its per-hop cost moved by more
+   * than a quarter (and 0.5 ms), every source's distance is recomputed with it: a path of
+   * more, shorter hops is the faster one for small messages only.
+   */
+  private sized(topic: Topic, size: number): void {
+    this.topicSize.set(topic, size)
+    const cost = this.trees.hopMs(topic)
+    const before = this.hopMs.get(topic)
+    if (before === undefined) this.hopMs.set(topic, cost)
+    else if (Math.abs(cost - before) > Math.max(0.5, before / 4)) {
+      this.hopMs.set(topic, cost)
+      if (this.trees.retune(topic)) this.distancesSoon()
     }
   }
 

@@ -89,8 +89,12 @@ interface SentEntry {
 interface SourceState {
   distanceMs: number
   parent: PeerKey | typeof FROM_SOURCE | undefined
-  /** The source's own flood: latency + validation, when it is a connected topic peer. */
-  seedMs: number
+  /** A second mesh peer named parent too, its path within the backup margin of the best. */
+  backup: PeerKey | undefined
+  /** The source's own flood (latency and queue wait, before our validation), when it is a connected topic peer. */
+  floodMs: number
+  /** Our place in the source's flood, as it told us (ms in its send queue; 0 until told). */
+  waitMs: number
   peers: Map<PeerKey, PeerEntry>
   sent: Map<PeerKey, SentEntry>
   /** Until then a lower distance is not taken (hold-down after it grew). */
@@ -121,6 +125,8 @@ export class SourceTrees {
   private readonly host: SourceTreesHost
   private readonly maxSources: number
   private readonly holdDownMs: number
+  /** A runner-up path within this many ms of the best is taken as a backup parent (-1: none). */
+  private readonly backupMs: number
   private readonly topics = new Map<Topic, Map<number, SourceState>>()
   /** Sources whose distance or parent changed since the last {@link outgoing} per topic. */
   private readonly dirty = new Map<Topic, Set<number>>()
@@ -152,11 +158,13 @@ export class SourceTrees {
     maxSources: number,
     holdDownMs: number,
     sendRate: { perSecond: number; burst: number },
+    backupMs = -1,
   ) {
     this.host = host
     this.maxSources = maxSources
     this.holdDownMs = holdDownMs
     this.sendRate = sendRate
+    this.backupMs = backupMs
   }
 
   /** Sources held for `topic`. */
@@ -185,17 +193,18 @@ export class SourceTrees {
   }
 
   /**
-   * The source's flood reaches us in `floodMs` (it told us our place in its send queue, or we
-   * measured our link to it): the entry starts (within the cap) with that seed. False when
-   * the table is full and the source is not held.
+   * The source's flood reaches us over a link of `linkMs` (undefined: not measured yet), after
+   * `waitMs` in its send queue when it told us (kept until it tells again): the entry starts
+   * (within the cap) with that seed. False when the table is full and the source is not held.
    */
-  seed(topic: Topic, source: number, floodMs: number | undefined): boolean {
+  seed(topic: Topic, source: number, linkMs: number | undefined, waitMs?: number): boolean {
     const s = this.state(topic, source, true)
     if (s === undefined) return false
-    if (floodMs === undefined) return true
-    const seed = floodMs + this.host.validationMs(topic)
-    if (seed !== s.seedMs) {
-      s.seedMs = seed
+    if (waitMs !== undefined) s.waitMs = waitMs
+    if (linkMs === undefined) return true
+    const floodMs = linkMs + s.waitMs
+    if (floodMs !== s.floodMs) {
+      s.floodMs = floodMs
       this.recompute(topic, source, s)
     }
     return true
@@ -240,7 +249,28 @@ export class SourceTrees {
 
   /** True when `source`'s entry has its seed (it is a topic peer whose link we measured). */
   seeded(topic: Topic, source: number): boolean {
-    return Number.isFinite(this.topics.get(topic)?.get(source)?.seedMs ?? Number.POSITIVE_INFINITY)
+    return Number.isFinite(this.topics.get(topic)?.get(source)?.floodMs ?? Number.POSITIVE_INFINITY)
+  }
+
+  /** The metric's cost of one hop in `topic` (our validation and one copy's sending), ms. */
+  hopMs(topic: Topic): number {
+    return this.host.validationMs(topic) + this.host.sendMs(topic)
+  }
+
+  /**
+   * The topic's typical message size changed: every source's distance is recomputed with the
+   * new per-hop cost. True when some entry changed.
+   */
+  retune(topic: Topic): boolean {
+    const table = this.topics.get(topic)
+    if (table === undefined) return false
+    let changed = false
+    for (const [source, s] of table) {
+      const before = s.distanceMs
+      this.recompute(topic, source, s)
+      changed ||= s.distanceMs !== before
+    }
+    return changed
   }
 
   /** True when we hold an entry for `source` in `topic`. */
@@ -336,7 +366,7 @@ export class SourceTrees {
     /** Adds the entry for `peer` if it is news to it; false when it is but out of credit. */
     const add = (peer: PeerKey, source: number, s: SourceState, force: boolean): boolean => {
       const advertised = s.distanceMs + this.host.sendMs(topic)
-      const parent = s.parent === peer
+      const parent = s.parent === peer || s.backup === peer
       const last = s.sent.get(peer)
       if (
         !force &&
@@ -434,7 +464,9 @@ export class SourceTrees {
     if (table === undefined) return
     for (const [source, s] of table) {
       s.sent.delete(peer)
-      if (s.peers.delete(peer) || s.parent === peer) this.recompute(topic, source, s)
+      if (s.peers.delete(peer) || s.parent === peer || s.backup === peer) {
+        this.recompute(topic, source, s)
+      }
     }
   }
 
@@ -481,7 +513,9 @@ export class SourceTrees {
     s = {
       distanceMs: Number.POSITIVE_INFINITY,
       parent: undefined,
-      seedMs: Number.POSITIVE_INFINITY,
+      backup: undefined,
+      floodMs: Number.POSITIVE_INFINITY,
+      waitMs: 0,
       peers: new Map(),
       sent: new Map(),
       holdUntil: 0,
@@ -514,25 +548,41 @@ export class SourceTrees {
 
   /** Bellman-Ford step for one source: the least of the seed and each usable peer's offer. */
   private recompute(topic: Topic, source: number, s: SourceState): void {
-    let best = s.seedMs
+    const v = this.host.validationMs(topic)
+    let best = s.floodMs + v
     let parent: PeerKey | typeof FROM_SOURCE | undefined = Number.isFinite(best)
       ? FROM_SOURCE
       : undefined
-    const v = this.host.validationMs(topic)
     const mesh = this.host.meshOf(topic)
+    // The runner-up among the peers' offers (the seed is never a backup: it is the flood).
+    let second = Number.POSITIVE_INFINITY
+    let runnerUp: PeerKey | undefined
     for (const p of s.peers.keys()) {
       const offer = this.offer(s, p, mesh)
       if (offer === undefined) continue
       const d = offer + v
       if (d < best) {
+        if (parent !== undefined && parent !== FROM_SOURCE) {
+          second = best
+          runnerUp = parent
+        }
         best = d
         parent = p
+      } else if (d < second) {
+        second = d
+        runnerUp = p
       }
     }
     if (best > MAX_DISTANCE_MS) {
       best = Number.POSITIVE_INFINITY
       parent = undefined
     }
+    // A second path about as fast is taken too: its copy is a duplicate unless the first
+    // path stalls (a busy relay), which then costs the margin instead of a pull.
+    const backup =
+      runnerUp !== undefined && parent !== undefined && second - best <= this.backupMs
+        ? runnerUp
+        : undefined
     const now = this.host.now()
     // Hold-down: after a distance grew, a lower one (maybe an echo of the old path, counting
     // to infinity around a loop) is not taken until the hold expires. If the parent we hold
@@ -546,9 +596,11 @@ export class SourceTrees {
       parent = undefined
     }
     if (best > s.distanceMs) s.holdUntil = now + this.holdDownMs
-    if (best === s.distanceMs && parent === s.parent) return
+    const held = parent === undefined ? undefined : backup
+    if (best === s.distanceMs && parent === s.parent && held === s.backup) return
     s.distanceMs = best
     s.parent = parent
+    s.backup = held
     let dirty = this.dirty.get(topic)
     if (dirty === undefined) {
       dirty = new Set()

@@ -50,23 +50,27 @@ export function gossipStrategy(
   // The nodes' parameters, resolved once per scenario class and uplink (nodes differ in
   // nothing else): resolving them for each of 72,000 nodes took seconds, and each copy of the
   // score, limit and budget tables cost memory.
-  const resolved = new Map<ArtifactClass, Map<number, GossipParams>>()
-  const paramsOf = (cls: ArtifactClass, uploadBps: number): GossipParams => {
+  // Per-source trees are told the scenario's message size (a deployment knows its topics').
+  const trees = tuned.oneCopySourceTrees !== undefined && tuned.oneCopySourceTrees !== false
+  const resolved = new Map<ArtifactClass, Map<string, GossipParams>>()
+  const paramsOf = (cls: ArtifactClass, uploadBps: number, bytes: number): GossipParams => {
     let byUplink = resolved.get(cls)
     if (byUplink === undefined) {
       byUplink = new Map()
       resolved.set(cls, byUplink)
     }
-    let params = byUplink.get(uploadBps)
+    const key = trees ? `${uploadBps} ${bytes}` : `${uploadBps}`
+    let params = byUplink.get(key)
     if (params === undefined) {
       params = resolveGossipParams({
         profile,
         ...SIM_VALIDATION_DELAY,
         topicClasses: { [SCENARIO_TOPIC]: cls },
         uploadBps,
+        ...(trees ? { oneCopyTopicBytes: { [SCENARIO_TOPIC]: bytes } } : {}),
         ...tuned,
       })
-      byUplink.set(uploadBps, params)
+      byUplink.set(key, params)
     }
     return params
   }
@@ -75,7 +79,11 @@ export function gossipStrategy(
     description,
     create: (env, index, ctx) =>
       new GossipRouter(env, {
-        params: paramsOf(ctx.scenario.class, ctx.network.uploadBps(index)),
+        params: paramsOf(
+          ctx.scenario.class,
+          ctx.network.uploadBps(index),
+          ctx.scenario.messageBytes,
+        ),
         privateKey,
         firstSeqno,
         msgIdFn,
@@ -116,6 +124,20 @@ export const gossipOneCopySourceTreesStrategy: SimStrategy = {
     { oneCopy: true, oneCopySourceTrees: true },
   ),
   name: 'gossip-one-copy-trees',
+}
+
+/**
+ * One-copy with per-source trees for every member (opt-in: `oneCopySourceTrees: 'all'`): each
+ * node's entry spreads over the mesh before it publishes, so a random publisher's first message
+ * follows its latency tree too, for a distance-vector exchange of Θ(N) entries per node.
+ */
+export const gossipOneCopyAllTreesStrategy: SimStrategy = {
+  ...gossipStrategy(
+    'optimized',
+    'one-copy with per-source trees for every member: pushes along each source tree of link latency',
+    { oneCopy: true, oneCopySourceTrees: 'all' },
+  ),
+  name: 'gossip-one-copy-all-trees',
 }
 
 /**

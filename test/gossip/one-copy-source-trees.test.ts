@@ -19,11 +19,13 @@ import {
 } from '../../src/gossip/rpc-codec.ts'
 import { decodeDistanceEntry, encodeDistanceEntry } from '../../src/gossip/source-trees.ts'
 import {
+  gossipOneCopyAllTreesStrategy,
   gossipOneCopySourceTreesStrategy,
   gossipOneCopyStrategy,
+  gossipStrategy,
   withPublishers,
 } from '../../src/sim/gossip-strategy.ts'
-import { runScenario, type Scenario } from '../../src/sim/scenario.ts'
+import { runScenario, SCENARIO_TOPIC, type Scenario } from '../../src/sim/scenario.ts'
 import { frame, ManualEnv } from './harness.ts'
 
 // One-copy per-source trees (doc/gossip-extension.md, "Per-source trees"): wire, router, flood.
@@ -103,7 +105,11 @@ function join(env: ManualEnv, r: GossipRouter, peer: string, rttMs = 10, sourceT
 }
 
 /** A source-tree router whose peers negotiated one-copy (hello RTT `rttMs`) and are in its mesh. */
-function router(peers: string[], rttMs = 10, over: { oneCopyMaxSources?: number } = {}) {
+function router(
+  peers: string[],
+  rttMs = 10,
+  over: { oneCopyMaxSources?: number; oneCopySourceTrees?: true | 'all' } = {},
+) {
   const env = new ManualEnv()
   const r = new GossipRouter(env, {
     oneCopy: true,
@@ -129,24 +135,32 @@ function fromS(n: number): Uint8Array {
 }
 
 describe('a source-tree router', () => {
-  it('answers a ping with its nonce, and pings its mesh peers a minute after the hello timed them', () => {
-    const { env, router: r } = router(['a'])
+  it('answers a ping with its nonce and, with trees for every member, pings its mesh peers at heartbeats until four samples, then once a minute', () => {
+    const { env, router: r } = router(['a'], 10, { oneCopySourceTrees: 'all' })
     r.receive('a', frame({ oneCopy: { ...emptyOneCopy(), ping: 77 } }))
     expect(env.take().map((s) => s.rpc.oneCopy?.pong)).toEqual([77])
-    env.advance(PING_INTERVAL_MS - 2000)
-    expect(env.take().filter((s) => s.rpc.oneCopy?.ping !== undefined)).toEqual([])
-    let pings: typeof env.sent = []
-    for (let t = 0; t < 3000 && pings.length === 0; t++) {
-      env.advance(1)
-      pings = env.take().filter((s) => s.rpc.oneCopy?.ping !== undefined)
+    /** Advances until our next ping to `a` (within `withinMs`) and answers it `rttMs` later. */
+    const answerNextPing = (withinMs: number, rttMs: number): boolean => {
+      for (let t = 0; t < withinMs; t++) {
+        env.advance(1)
+        const ping = env.take().find((s) => s.rpc.oneCopy?.ping !== undefined)
+        if (ping === undefined) continue
+        expect(ping.peer).toBe('a')
+        env.advance(rttMs)
+        r.receive('a', frame({ oneCopy: { ...emptyOneCopy(), pong: ping.rpc.oneCopy!.ping } }))
+        return true
+      }
+      return false
     }
-    expect(pings.map((s) => s.peer)).toEqual(['a'])
-    // Its answer is a sample: 10 ms from the hello, smoothed with 30 ms: 12.5 ms RTT.
-    env.advance(30)
-    r.receive('a', frame({ oneCopy: { ...emptyOneCopy(), pong: pings[0].rpc.oneCopy!.ping } }))
+    // The hello gave 10 ms; three pings at the next heartbeats come back in 30, 8 and 30 ms.
+    for (const rtt of [30, 8, 30]) expect(answerNextPing(3000, rtt)).toBe(true)
+    // Four samples: no ping for most of a minute, then one.
+    expect(answerNextPing(PING_INTERVAL_MS - 3000, 30)).toBe(false)
+    expect(answerNextPing(3000, 30)).toBe(true)
     r.receive('a', frame({ oneCopy: distances([entry(peerHash(S), 0, false)]) }))
-    // Through `a`: its distance 0 plus half the RTT (no validation configured).
-    expect(r.getSourceDistance(T, peerHash(S))).toBeCloseTo(6.25, 5)
+    // Through `a`: its distance 0 plus half the least of its last four samples (8 ms; no
+    // validation configured).
+    expect(r.getSourceDistance(T, peerHash(S))).toBeCloseTo(4, 5)
   })
 
   it("pushes a seen source's messages to the peers that take them through it, announces to the others", () => {
@@ -212,6 +226,152 @@ describe('a source-tree router', () => {
     }
     r.publish(T, new Uint8Array(256).fill(1))
     expect(env.take().filter((s) => s.rpc.oneCopy?.distances !== undefined)).toEqual([])
+  })
+})
+
+describe("source trees for every member ('all')", () => {
+  /** An `'all'` router whose peers `a`, `b`, `c` negotiated trees (hello RTT 10 ms) and are in its mesh. */
+  function allRouter(rttMs = 10) {
+    const env = new ManualEnv()
+    const r = new GossipRouter(env, {
+      oneCopy: true,
+      oneCopySourceTrees: 'all',
+      signaturePolicy: 'StrictNoSign',
+    })
+    r.start()
+    for (const p of ['a', 'b', 'c']) join(env, r, p, rttMs)
+    r.subscribe(T)
+    env.take()
+    return { env, router: r }
+  }
+
+  it('holds an entry for each measured peer before it publishes and tells the mesh of it', () => {
+    const { env, router: r } = allRouter()
+    expect(r.getSourceCount(T)).toBe(0)
+    env.advance(1100)
+    // Each peer's flood reaches us straight: half the RTT (no validation configured).
+    for (const p of ['a', 'b', 'c']) expect(r.getSourceDistance(T, peerHash(p))).toBeCloseTo(5, 5)
+    const told = env.take().filter((s) => s.rpc.oneCopy?.distances !== undefined)
+    for (const p of ['a', 'b', 'c']) {
+      const sources = told
+        .filter((s) => s.peer === p)
+        .flatMap((s) => s.rpc.oneCopy!.distances![0].entries.map(decodeDistanceEntry))
+        .map((e) => e.source)
+      // Every other peer as a source, before any of them published.
+      for (const q of ['a', 'b', 'c']) if (q !== p) expect(sources).toContain(peerHash(q))
+    }
+  })
+
+  it("follows a source peer's link as pings measure it lower than the hello did", () => {
+    // The hellos took 600 ms (the nodes were starting); pings are answered at once.
+    const { env, router: r } = allRouter(600)
+    let pongs = 0
+    for (let t = 0; t < 5000; t++) {
+      env.advance(1)
+      if (t === 1100) expect(r.getSourceDistance(T, peerHash('a'))).toBeCloseTo(300, 5)
+      for (const m of env.take()) {
+        if (m.rpc.oneCopy?.ping === undefined) continue
+        r.receive(m.peer, frame({ oneCopy: { ...emptyOneCopy(), pong: m.rpc.oneCopy.ping } }))
+        pongs++
+      }
+    }
+    expect(pongs).toBeGreaterThan(0)
+    // The seed follows the least sample: the pings' round trips (0 ms here).
+    expect(r.getSourceDistance(T, peerHash('a'))).toBeCloseTo(0, 5)
+  })
+
+  it("pushes a peer's first message only to the peers that take it through us", () => {
+    const { env, router: r } = allRouter()
+    env.advance(1100)
+    env.take()
+    // `b` takes S = `a`'s messages through us, `c` does not (it is nearer `a` itself).
+    r.receive('b', frame({ oneCopy: distances([entry(peerHash('a'), 12, true)]) }))
+    r.receive('c', frame({ oneCopy: distances([entry(peerHash('a'), 4, false)]) }))
+    env.advance(50)
+    env.take()
+    const data = new Uint8Array(256).fill(9)
+    r.receive(
+      'a',
+      frame({
+        messages: [{ topic: T, data }],
+        oneCopy: { ...emptyOneCopy(), source: peerHashBytes(peerHash('a')) },
+      }),
+    )
+    env.advance(50)
+    const sent = env.take()
+    expect(sent.filter((s) => s.rpc.messages.length > 0).map((s) => s.peer)).toEqual(['b'])
+    expect(
+      sent.filter((s) => (s.rpc.oneCopy?.announce.length ?? 0) > 0).map((s) => s.peer),
+    ).toEqual(['c'])
+  })
+
+  it('pushes to a tree child whose in-links the flood reached, unless the mark names the child', () => {
+    const { env, router: r } = allRouter()
+    env.advance(1100)
+    env.take()
+    const hashOf = (p: string) => peerHashBytes(peerHash(p))
+    // `b` takes `a`'s messages through us, though its rule-4 in-link `c` is a flood target.
+    r.receive(
+      'b',
+      frame({
+        oneCopy: {
+          ...distances([entry(peerHash('a'), 12, true)]),
+          inLinks: [{ topicHash: topicHash(T), peers: [hashOf('c')], rank: 1 }],
+        },
+      }),
+    )
+    r.receive('c', frame({ oneCopy: distances([entry(peerHash('a'), 4, false)]) }))
+    env.advance(50)
+    env.take()
+    const send = (n: number, sentTo: string[]) => {
+      const data = new Uint8Array(256).fill(n)
+      r.receive(
+        'a',
+        frame({
+          messages: [{ topic: T, data }],
+          oneCopy: { ...emptyOneCopy(), source: hashOf('a'), sentTo: sentTo.map(hashOf) },
+        }),
+      )
+      env.advance(50)
+      return env
+        .take()
+        .filter((m) => m.rpc.messages.length > 0)
+        .map((m) => m.peer)
+    }
+    expect(send(1, [env.self, 'c'])).toEqual(['b'])
+    // The publisher flooded `b` itself: nothing to push.
+    expect(send(2, [env.self, 'b', 'c'])).toEqual([])
+  })
+
+  it('names itself as the source of its first message and tells each flood target its seed', () => {
+    const { env, router: r } = allRouter()
+    env.advance(1100)
+    env.take()
+    r.publish(T, new Uint8Array(256).fill(3))
+    const sent = env.take()
+    const copies = sent.filter((s) => s.rpc.messages.length > 0)
+    expect(copies.map((s) => s.peer).sort()).toEqual(['a', 'b', 'c'])
+    for (const c of copies) {
+      expect([...(c.rpc.oneCopy?.source ?? [])]).toEqual([...peerHashBytes(peerHash(env.self))])
+    }
+    const seeds = sent.filter((s) => s.rpc.oneCopy?.distances !== undefined)
+    expect(seeds.map((s) => s.peer).sort()).toEqual(['a', 'b', 'c'])
+  })
+
+  it("is refused unless it is true, false or 'all', and so are bad sizes and backup margins", () => {
+    const bad = { oneCopy: true, oneCopySourceTrees: 'some' as unknown as boolean }
+    expect(() => new GossipRouter(new ManualEnv(), bad)).toThrow(/oneCopySourceTrees/)
+    const trees = { oneCopy: true, oneCopySourceTrees: 'all' as const }
+    for (const bytes of [-1, 1.5, Number.NaN, 2 ** 40]) {
+      expect(
+        () => new GossipRouter(new ManualEnv(), { ...trees, oneCopyTopicBytes: { [T]: bytes } }),
+      ).toThrow(/oneCopyTopicBytes/)
+    }
+    for (const ms of [-1, Number.POSITIVE_INFINITY, Number.NaN]) {
+      expect(
+        () => new GossipRouter(new ManualEnv(), { ...trees, oneCopyTreeBackupMs: ms }),
+      ).toThrow(/oneCopyTreeBackupMs/)
+    }
   })
 })
 
@@ -480,6 +640,69 @@ describe('source trees in the simulator', () => {
     expect(trees.later).toBeLessThan(0.05)
     expect(trees.later).toBeLessThan(plain.later)
   })
+  it("with trees for every member, deliver random publishers' first messages with fewer duplicates than one-copy alone", async () => {
+    // Default publishers: a random node per message, so nearly every message is its source's first.
+    const all = await runScenario(sc, gossipOneCopyAllTreesStrategy)
+    const plain = await runScenario(sc, gossipOneCopyStrategy)
+    expect(all.publishErrors).toEqual([])
+    expect(all.summary.deliveryRatio).toBe(1)
+    expect(all.summary.duplicates.mean).toBeLessThan(0.1)
+    expect(all.summary.duplicates.mean).toBeLessThan(plain.summary.duplicates.mean / 2)
+  })
+
+  it('with trees for every member, hold no mesh-delivery deficit (P3) against a tree link: meshes keep their size', async () => {
+    // Ethereum-like P3 (a delivery owed about every 20 s); a tree link pushes only what it is
+    // our parent for, and many bring nothing for that long.
+    const p3 = {
+      meshMessageDeliveriesWeight: -10,
+      meshMessageDeliveriesDecay: 0.9,
+      meshMessageDeliveriesThreshold: 0.1,
+      meshMessageDeliveriesActivationMs: 4000,
+      meshMessageDeliveriesWindowMs: 2000,
+      timeInMeshWeight: 0,
+      firstMessageDeliveriesWeight: 0,
+    }
+    const strategy = gossipStrategy('optimized', 'all-source trees, P3 on', {
+      oneCopy: true,
+      oneCopySourceTrees: 'all',
+      score: { defaultTopic: p3 },
+    })
+    let negative = 0
+    let samples = 0
+    const nodes = 24
+    const r = await runScenario(
+      {
+        ...sc,
+        nodes,
+        degree: 10,
+        messages: 40,
+        messageBytes: 1000,
+        intervalMs: 500,
+        warmupMs: 5000,
+      },
+      strategy,
+      {
+        setup: ({ sim }) => {
+          for (let t = 5000; t < 25_000; t += 250) {
+            sim.at(t, () => {
+              for (let i = 0; i < nodes; i++) {
+                const core = sim.core(i) as unknown as GossipRouter
+                for (const p of core.getMeshPeers(SCENARIO_TOPIC)) {
+                  samples++
+                  if (core.getPeerScore(p) < 0) negative++
+                }
+              }
+            })
+          }
+        },
+      },
+    )
+    expect(r.summary.deliveryRatio).toBe(1)
+    expect(negative).toBe(0)
+    // Mean mesh size at D = 8 or more (6.1 when tree links owed deliveries: pruned for them).
+    expect(samples / (80 * nodes)).toBeGreaterThanOrEqual(8)
+  })
+
   it('reject and graylist no honest peer with 20 publishers (own messages are never pulled back)', async () => {
     const rejects = new Map<string, number>()
     const r = await runScenario(

@@ -19,6 +19,7 @@ function table(
   latency: Record<string, number>,
   maxSources = 100,
   sendRate = { perSecond: 1e9, burst: 1e9 },
+  backupMs = -1,
 ) {
   const clock = { now: 0 }
   const mesh = new Set(Object.keys(latency))
@@ -33,6 +34,7 @@ function table(
     maxSources,
     1000,
     sendRate,
+    backupMs,
   )
   return { trees, clock, mesh }
 }
@@ -313,6 +315,69 @@ describe('the source-tree table', () => {
   })
 })
 
+describe('a topic whose typical size changes', () => {
+  it('recomputes every distance with the new per-hop cost', () => {
+    let validationMs = 2
+    const trees = new SourceTrees(
+      {
+        now: () => 0,
+        latencyMs: () => 5,
+        meshOf: () => new Set(['a']),
+        validationMs: () => validationMs,
+        sendMs: () => 0,
+      },
+      100,
+      1000,
+      { perSecond: 1e9, burst: 1e9 },
+    )
+    trees.seed(T, S, 4)
+    trees.advertised(T, 'a', { source: S + 1, distanceMs: 10, parent: false })
+    expect([trees.distanceOf(T, S), trees.distanceOf(T, S + 1)]).toEqual([6, 17])
+    expect(trees.retune(T)).toBe(false)
+    validationMs = 32
+    expect(trees.hopMs(T)).toBe(32)
+    expect(trees.retune(T)).toBe(true)
+    expect([trees.distanceOf(T, S), trees.distanceOf(T, S + 1)]).toEqual([36, 47])
+  })
+})
+
+describe('backup parents', () => {
+  /** The peers each outgoing entry for S names as our parent (by the entry's parent bit). */
+  const named = (out: Map<string, { source: number; parent: boolean }[]>) =>
+    [...out].filter(([, es]) => es.some((e) => e.source === S && e.parent)).map(([p]) => p)
+
+  it('names the runner-up parent too when its path is within the margin, and only then', () => {
+    const { trees } = table({ a: 5, b: 5, c: 5 }, 100, undefined, 3)
+    trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 12, parent: false })
+    trees.advertised(T, 'c', { source: S, distanceMs: 30, parent: false })
+    expect(trees.parentOf(T, S)).toBe('a')
+    expect(named(trees.outgoing(T, all)).sort()).toEqual(['a', 'b'])
+    // `b` falls 4 ms behind: no longer within 3 ms, its parent bit goes.
+    trees.advertised(T, 'b', { source: S, distanceMs: 14, parent: false })
+    const out = trees.outgoing(T, all)
+    expect(out.get('b')?.find((e) => e.source === S)?.parent).toBe(false)
+    expect(trees.distanceOf(T, S)).toBe(17)
+  })
+
+  it('backs up the flood of a source that is our peer with the nearest mesh path', () => {
+    const { trees } = table({ a: 5, b: 5 }, 100, undefined, 3)
+    trees.seed(T, S, 4)
+    trees.advertised(T, 'a', { source: S, distanceMs: 1, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 9, parent: false })
+    // Seed 4 + 2 = 6 ms; through `a` 1 + 5 + 2 = 8 ms (within 3), through `b` 16.
+    expect(trees.parentOf(T, S)).toBe(FROM_SOURCE)
+    expect(named(trees.outgoing(T, all))).toEqual(['a'])
+  })
+
+  it('takes no backup without a margin', () => {
+    const { trees } = table({ a: 5, b: 5 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 10, parent: false })
+    expect(named(trees.outgoing(T, all))).toEqual(['a'])
+  })
+})
+
 describe('link RTT from ping/pong', () => {
   it('draws 5-byte nonces a peer cannot predict from the ones it saw', () => {
     const rtt = new LinkRtt()
@@ -328,7 +393,7 @@ describe('link RTT from ping/pong', () => {
     expect(sorted.some((n, i) => i > 0 && n === sorted[i - 1] + 1)).toBe(false)
   })
 
-  it('samples the round trip of the ping in flight only, and pings again once a minute', () => {
+  it('samples the round trip of the ping in flight only, every half second until it has four, then once a minute', () => {
     const rtt = new LinkRtt()
     const nonce = rtt.ping('a', 0)!
     expect(rtt.ping('a', 10)).toBeUndefined()
@@ -338,11 +403,24 @@ describe('link RTT from ping/pong', () => {
     expect(rtt.latencyMs('a')).toBe(20)
     // A replayed pong makes no sample.
     expect(rtt.pong('a', nonce, 90)).toBe(false)
-    expect(rtt.ping('a', PING_INTERVAL_MS - 1)).toBeUndefined()
-    const next = rtt.ping('a', PING_INTERVAL_MS)!
-    rtt.pong('a', next, PING_INTERVAL_MS + 120)
-    // Smoothed: 40 + (120 - 40) / 8 = 50 ms RTT.
-    expect(rtt.latencyMs('a')).toBe(25)
+    // Three more samples, half a second apart: 60, 30, 50 ms. The latency is half the least.
+    let t = 0
+    for (const sample of [60, 30, 50]) {
+      expect(rtt.ping('a', t + 499)).toBeUndefined()
+      t += 500
+      expect(rtt.pong('a', rtt.ping('a', t)!, t + sample)).toBe(true)
+    }
+    expect(rtt.latencyMs('a')).toBe(15)
+    // The smoothed RTT (for timers): 40, then 1/8 of each step toward the sample.
+    let smoothed = 40
+    for (const sample of [60, 30, 50]) smoothed += (sample - smoothed) / 8
+    expect(rtt.rttMs('a')).toBeCloseTo(smoothed, 9)
+    // Four samples: the next ping is a minute after the last.
+    expect(rtt.ping('a', t + PING_INTERVAL_MS - 1)).toBeUndefined()
+    const next = rtt.ping('a', t + PING_INTERVAL_MS)!
+    rtt.pong('a', next, t + PING_INTERVAL_MS + 120)
+    // The base is the least of the last four (60, 30, 50, 120): the 40 ms one is out.
+    expect(rtt.latencyMs('a')).toBe(15)
     rtt.forget('a')
     expect(rtt.latencyMs('a')).toBeUndefined()
   })
@@ -358,7 +436,15 @@ describe('link RTT from ping/pong', () => {
     rtt.hello('a', 200)
     rtt.helloAcked('a', 900)
     expect(rtt.latencyMs('a')).toBe(15)
-    // The next ping is due a minute after the hello.
+    // With one sample, the next ping is due half a second after the hello.
+    expect(rtt.ping('a', 100 + 499)).toBeUndefined()
+    expect(rtt.ping('a', 100 + 500)).toBeDefined()
+  })
+
+  it('with one early sample, pings a minute after the hello', () => {
+    const rtt = new LinkRtt(1)
+    rtt.hello('a', 100)
+    rtt.helloAcked('a', 130)
     expect(rtt.ping('a', 100 + PING_INTERVAL_MS - 1)).toBeUndefined()
     expect(rtt.ping('a', 100 + PING_INTERVAL_MS)).toBeDefined()
   })
