@@ -506,6 +506,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
             meshOf: (topic) => this.meshes.meshOf(topic),
             subscriptions: () => this.subscriptions,
             copyMs: (bytes) => this.copyMs(bytes),
+            floodTargets: (topic) => this.publishTargets(topic, this.classOf(topic)),
             sendOneCopy: (peer, o) => this.sendOneCopy(peer, o),
             queuePing: (peer, nonce) => {
               this.pendingOneCopyOf(peer).ping = nonce

@@ -63,6 +63,8 @@ export interface SourceTreeLinksHost {
   subscriptions(): Iterable<Topic>
   /** Milliseconds our uplink takes to send one copy of `bytes`. */
   copyMs(bytes: number): number
+  /** The peers our next message of `topic` would be flooded to, in sending order. */
+  floodTargets(topic: Topic): PeerKey[]
   /** Sends one-copy messages to `peer` now. */
   sendOneCopy(peer: PeerKey, o: RpcOneCopy): void
   /** Puts a ping in the one-copy messages gathered for `peer` (sent at the heartbeat's end). */
@@ -378,6 +380,12 @@ export class SourceTreeLinks {
       }
     }
     this.refreshSeeds()
+    if (this.allSources) {
+      // Our flood targets learn their place in our send queue before we publish.
+      for (const topic of host.subscriptions()) {
+        this.tellSeeds(topic, host.floodTargets(topic), this.topicSize.get(topic) ?? 0)
+      }
+    }
     this.trees.heartbeat()
     this.distancesSoon()
   }
@@ -405,10 +413,10 @@ export class SourceTreeLinks {
   }
 
   /**
-   * Before our own message floods (from our second on): each one-copy target is told (once,
-   * and when it moved) its seed, the time its copy waits in our send queue behind the ones
-   * before it (one serialization each), so that a target served late takes a mesh parent
-   * instead.
+   * Before our own message floods (from our second on; with `'all'` also at each heartbeat,
+   * before any message): each tree target is told (once, and when it moved) its seed, the time
+   * its copy waits in our send queue behind the ones before it (one serialization each), so
+   * that a target served late takes a mesh parent instead.
    */
   private tellSeeds(topic: Topic, targets: PeerKey[], size: number): void {
     const { host } = this
@@ -422,10 +430,12 @@ export class SourceTreeLinks {
       if (!this.allSources) return
     }
     const hash = topicHash(topic)
-    let rank = 0
-    for (const peer of targets) {
-      if (host.peer(peer)?.oneCopy !== true) continue
-      const queueMs = rank++ * copyMs
+    for (let rank = 0; rank < targets.length; rank++) {
+      const peer = targets[rank]
+      const ps = host.peer(peer)
+      // Every copy before it takes our uplink's time, but only tree peers read a seed.
+      if (ps?.oneCopy !== true || !ps.sourceTrees) continue
+      const queueMs = rank * copyMs
       const before = told.get(peer)
       if (before !== undefined && Math.abs(before - queueMs) <= SEED_RESEND_MS) continue
       told.set(peer, queueMs)
