@@ -1133,11 +1133,18 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
    * True when `peer` speaks one-copy and gets the message `flooded` marks from elsewhere, so
    * we announce it instead of pushing it (rule 2): its publisher sent it to `peer`, or to an
    * eager in-link of `peer` that `peer` ranks before us (the first such pushes; we are lazy:
-   * any of them).
+   * any of them). A tree child (`treeChild`) takes the source's messages through us alone:
+   * only the flood itself covers it, not the in-links it keeps for other sources.
    */
-  private covered(topic: Topic, peer: PeerKey, flooded: FloodMark | undefined): boolean {
+  private covered(
+    topic: Topic,
+    peer: PeerKey,
+    flooded: FloodMark | undefined,
+    treeChild = false,
+  ): boolean {
     if (flooded === undefined || this.peers.get(peer)?.oneCopy !== true) return false
     if (hasHash(flooded.peers, this.hashOf(peer))) return true
+    if (treeChild) return false
     const links = this.oc?.roles.inLinksOf(topic, peer)
     if (links === undefined) return false
     const first = links.peers.findIndex((h) => hasHash(flooded.peers, h))
@@ -1797,13 +1804,9 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
       if (flooded !== undefined) {
         for (let i = targets.length - 1; i >= 0; i--) {
           const p = targets[i]
-          // A tree child takes the source's messages through us alone: only the flood itself
-          // covers it, not the in-links it keeps for other sources (rule 2).
-          const covered =
-            tree?.get(p)?.namesUs === true
-              ? hasHash(flooded.peers, this.hashOf(p))
-              : this.covered(a.topic, p, flooded)
-          if (covered) lazy.push(...targets.splice(i, 1))
+          if (this.covered(a.topic, p, flooded, tree?.get(p)?.namesUs === true)) {
+            lazy.push(...targets.splice(i, 1))
+          }
         }
       }
       if (oc !== undefined && this.floodRoot(key) && mesh !== undefined && tree === undefined) {

@@ -144,7 +144,7 @@ export class SourceTreeLinks {
         perSecond: p.budgets.rates.distance.perSecond / 2,
         burst: p.budgets.rates.distance.burst / 2,
       },
-      p.oneCopyTreeBackupMs > 0 ? p.oneCopyTreeBackupMs : -1,
+      p.oneCopyTreeBackupMs,
     )
   }
 

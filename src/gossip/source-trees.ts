@@ -125,7 +125,7 @@ export class SourceTrees {
   private readonly host: SourceTreesHost
   private readonly maxSources: number
   private readonly holdDownMs: number
-  /** A runner-up path within this many ms of the best is taken as a backup parent (-1: none). */
+  /** A runner-up path within this many ms of the best is taken as a backup parent (0: none). */
   private readonly backupMs: number
   private readonly topics = new Map<Topic, Map<number, SourceState>>()
   /** Sources whose distance or parent changed since the last {@link outgoing} per topic. */
@@ -158,7 +158,7 @@ export class SourceTrees {
     maxSources: number,
     holdDownMs: number,
     sendRate: { perSecond: number; burst: number },
-    backupMs = -1,
+    backupMs = 0,
   ) {
     this.host = host
     this.maxSources = maxSources
@@ -580,7 +580,10 @@ export class SourceTrees {
     // A second path about as fast is taken too: its copy is a duplicate unless the first
     // path stalls (a busy relay), which then costs the margin instead of a pull.
     const backup =
-      runnerUp !== undefined && parent !== undefined && second - best <= this.backupMs
+      this.backupMs > 0 &&
+      runnerUp !== undefined &&
+      parent !== undefined &&
+      second - best <= this.backupMs
         ? runnerUp
         : undefined
     const now = this.host.now()

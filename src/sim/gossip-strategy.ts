@@ -47,11 +47,10 @@ export function gossipStrategy(
   const sharing: GossipRouterOptions = shared
     ? { decodeRpc: codec.decodeRpc, encodeRpc: codec.encodeRpc, msgIdFn: messageId }
     : {}
-  // The nodes' parameters, resolved once per scenario class and uplink (nodes differ in
-  // nothing else): resolving them for each of 72,000 nodes took seconds, and each copy of the
-  // score, limit and budget tables cost memory.
-  // Per-source trees are told the scenario's message size (a deployment knows its topics').
-  const trees = tuned.oneCopySourceTrees !== undefined && tuned.oneCopySourceTrees !== false
+  // The nodes' parameters, resolved once per scenario class, uplink and message size (nodes
+  // differ in nothing else): resolving them for each of 72,000 nodes took seconds, and each
+  // copy of the score, limit and budget tables cost memory. The nodes are told the message
+  // size as a deployment knows its topics' (only per-source trees read it).
   const resolved = new Map<ArtifactClass, Map<string, GossipParams>>()
   const paramsOf = (cls: ArtifactClass, uploadBps: number, bytes: number): GossipParams => {
     let byUplink = resolved.get(cls)
@@ -59,7 +58,7 @@ export function gossipStrategy(
       byUplink = new Map()
       resolved.set(cls, byUplink)
     }
-    const key = trees ? `${uploadBps} ${bytes}` : `${uploadBps}`
+    const key = `${uploadBps} ${bytes}`
     let params = byUplink.get(key)
     if (params === undefined) {
       params = resolveGossipParams({
@@ -67,7 +66,7 @@ export function gossipStrategy(
         ...SIM_VALIDATION_DELAY,
         topicClasses: { [SCENARIO_TOPIC]: cls },
         uploadBps,
-        ...(trees ? { oneCopyTopicBytes: { [SCENARIO_TOPIC]: bytes } } : {}),
+        oneCopyTopicBytes: { [SCENARIO_TOPIC]: bytes },
         ...tuned,
       })
       byUplink.set(key, params)

@@ -19,7 +19,7 @@ function table(
   latency: Record<string, number>,
   maxSources = 100,
   sendRate = { perSecond: 1e9, burst: 1e9 },
-  backupMs = -1,
+  backupMs = 0,
 ) {
   const clock = { now: 0 }
   const mesh = new Set(Object.keys(latency))
