@@ -12,8 +12,10 @@
  *
  * Per run and implementation: delivery, duplicates per delivery (stock's counted where its
  * router reports a duplicate to its scorer), latency p50/p99, mean mesh size (sampled),
- * negative scores and behaviour penalties each side gave the other, disconnections. Warm-up
- * messages (same for every run) are published before the measured ones and not counted.
+ * negative scores and behaviour penalties each side gave the other, disconnections; where
+ * first copies' time went (the route they took against the least, and the rest spent in
+ * nodes), and how far our trees' link latencies are from the relays'. Warm-up messages (same
+ * for every run) are published before the measured ones and not counted.
  *
  * Usage: npm run bench -- gossip-libp2p [--quick] [--nodes 24] [--degree 10] [--sizes 256,100000]
  *   [--only SUBSTRING[|SUBSTRING...]] (the scenarios whose name contains one of them) [--p3-weight -10] (0 turns P3 off on both sides)
@@ -330,6 +332,13 @@ interface Side {
   latency: ReturnType<typeof distribution>
   /** Every delivery's latency (ms), for the targets' pooled p99 over repeats. */
   latencySamplesMs: number[]
+  /** Where first copies' time went (see {@link routeOf}). */
+  route: Route
+  /**
+   * Our per-source trees' latency of each mesh link at the end of the run minus the relay's
+   * (ms): how far the link measurement is off (empty without trees).
+   */
+  linkOverRelayMs: number[]
   meshSizeMean: number
   meshSizeMin: number
   meshSizeMax: number
@@ -412,6 +421,66 @@ function dupClass(
   return `eager/crossing${mark}`
 }
 
+/**
+ * Where the measured first copies' time went, from the chain of nodes each first copy came
+ * through back to its publisher: the chain's link latencies against the least over the
+ * connection graph (the route's cost), and the rest of the delivery's latency (time in nodes:
+ * validation, queues, event-loop stalls). Samples in ms, one per delivery whose chain is whole.
+ */
+interface Route {
+  routeExcessMs: number[]
+  inNodesMs: number[]
+  hops: number[]
+}
+
+/** Least link latency from `origin` to every node over the connection graph. */
+function leastLatency(origin: number): Float64Array {
+  const d = new Float64Array(N).fill(Number.POSITIVE_INFINITY)
+  const done = new Uint8Array(N)
+  d[origin] = 0
+  for (let k = 0; k < N; k++) {
+    let u = -1
+    for (let v = 0; v < N; v++) if (done[v] === 0 && (u < 0 || d[v] < d[u])) u = v
+    done[u] = 1
+    for (let j = graph.offsets[u]; j < graph.offsets[u + 1]; j++) {
+      const w = graph.neighbors[j]
+      d[w] = Math.min(d[w], d[u] + latency(u, w))
+    }
+  }
+  return d
+}
+
+function routeOf(
+  members: number[],
+  arrivals: number[][],
+  publishedAt: number[],
+  originOf: number[],
+  firstFrom: number[][],
+): Route {
+  const out: Route = { routeExcessMs: [], inNodesMs: [], hops: [] }
+  for (let m = WARMUP; m < publishedAt.length; m++) {
+    const least = leastLatency(originOf[m])
+    for (const i of members) {
+      if (!Number.isFinite(arrivals[i][m])) continue
+      let linkMs = 0
+      let hops = 0
+      let at = i
+      // A first copy's sender had it first, so the chain cannot loop; N bounds a broken one.
+      while (at !== originOf[m] && at >= 0 && hops < N) {
+        const from = firstFrom[at][m]
+        if (from >= 0) linkMs += latency(from, at)
+        at = from
+        hops++
+      }
+      if (at !== originOf[m]) continue
+      out.routeExcessMs.push(linkMs - least[i])
+      out.inNodesMs.push(arrivals[i][m] - publishedAt[m] - linkMs)
+      out.hops.push(hops)
+    }
+  }
+  return out
+}
+
 async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, 'repeat'>> {
   const { messages, intervalMs } = load(bytes)
   const loadStart = loadavg()[0]
@@ -484,17 +553,24 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
   const byClass = nodes.map(() => new Map<string, number>())
   /** How each of our nodes got each message's first copy (see {@link dupClass}). */
   const firstClass: string[][] = nodes.map(() => new Array<string>(total).fill(''))
+  /** The node each node's first copy of each message came from (-1: none yet). */
+  const firstFrom: number[][] = nodes.map(() => new Array<number>(total).fill(-1))
   let measuring = false
   for (const [i, n] of nodes.entries()) {
     const record = (data: Uint8Array) => {
       const m = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
       if (m < total && Number.isNaN(arrivals[i][m])) arrivals[i][m] = performance.now()
     }
+    const sentBy = (data: Uint8Array, from: string) => {
+      const m = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
+      if (m < total && firstFrom[i][m] < 0) firstFrom[i][m] = indexOfPeer.get(from) ?? -1
+    }
     if (isOurs(n)) {
       n.services.dissemination.subscribe(TOPIC)
       n.services.dissemination.on('artifact', (a) => {
         if (a.from === undefined) return
         record(a.data)
+        sentBy(a.data, a.from)
         const m = new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength).getUint32(0)
         indexOfId.set(messageIdKey(a.id), m)
         const from = indexOfPeer.get(a.from)
@@ -525,6 +601,9 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
     } else {
       n.services.pubsub.subscribe(TOPIC)
       n.services.pubsub.addEventListener('message', (e) => record(e.detail.data))
+      n.services.pubsub.addEventListener('gossipsub:message', (e) =>
+        sentBy(e.detail.msg.data, e.detail.propagationSource.toString()),
+      )
     }
   }
   const formedBy = Date.now() + 15_000
@@ -647,6 +726,16 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
   )
   for (const [i, n] of nodes.entries()) n.removeEventListener('peer:disconnect', onDisconnect[i])
 
+  // Our trees' link latency against the relay's, on every mesh link at the end of the run.
+  const linkOverRelay = nodes.map((n, i) =>
+    isOurs(n)
+      ? n.services.dissemination.core.getMeshPeers(TOPIC).flatMap((p) => {
+          const est = n.services.dissemination.core.getLinkLatency(p)
+          const q = indexOfPeer.get(p)
+          return est === undefined || q === undefined ? [] : [est - latency(i, q)]
+        })
+      : [],
+  )
   const sides: RunResult['sides'] = {}
   for (const which of ['stock', 'ours'] as const) {
     const members = nodes.map((_, i) => i).filter((i) => side(i) === which)
@@ -701,6 +790,8 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
           : undefined,
       latency,
       latencySamplesMs: latencies,
+      route: routeOf(members, arrivals, publishedAt, originOf, firstFrom),
+      linkOverRelayMs: members.flatMap((i) => linkOverRelay[i]),
       firstCopiesByClass: which === 'ours' ? firstCopiesByClass : undefined,
       meshSizeMean: mesh.reduce((a, b) => a + b, 0) / mesh.length,
       meshSizeMin: Math.min(...mesh),
@@ -833,6 +924,31 @@ printTable(
         count: n,
       }))
   }),
+)
+printTable(
+  "Where first copies' time went: each delivery's chain of first senders back to the publisher; route = its link latencies over the least over the connection graph, in nodes = the rest of its latency; our trees' link latency (half the base RTT) over the relay's, every mesh link at the end (ms)",
+  results.flatMap((r) =>
+    (['stock', 'ours'] as const).flatMap((which) => {
+      const s = r.sides[which]
+      if (s === undefined) return []
+      const route = distribution(s.route.routeExcessMs)
+      const inNodes = distribution(s.route.inNodesMs)
+      const linkErr = distribution(s.linkOverRelayMs)
+      const q = (d: typeof route) => `${fmt(d.p50, 1)}/${fmt(d.p90, 1)}/${fmt(d.p99, 1)}`
+      return [
+        {
+          size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
+          run: runLabel(r),
+          side: which,
+          'whole chains': `${s.route.hops.length}/${s.delivered}`,
+          'hops mean': fmt(s.route.hops.reduce((a, b) => a + b, 0) / s.route.hops.length),
+          'route over least p50/p90/p99': q(route),
+          'in nodes p50/p90/p99': q(inNodes),
+          'tree link latency over relay p50/p90/p99': s.linkOverRelayMs.length ? q(linkErr) : '-',
+        },
+      ]
+    }),
+  ),
 )
 
 /** Targets of issue 9, computed from the runs above. */

@@ -1511,6 +1511,14 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
     return this.preambles.size
   }
 
+  /**
+   * The one-way latency to `peer` that per-source trees use (half the link's base RTT), ms;
+   * undefined without trees or before the link's first sample.
+   */
+  getLinkLatency(peer: PeerKey): number | undefined {
+    return this.treeLinks?.latencyMs(peer)
+  }
+
   /** True when `peer` and this node both speak the one-copy extension (meshsub 1.3). */
   speaksOneCopy(peer: PeerKey): boolean {
     return this.peers.get(peer)?.oneCopy === true

@@ -150,6 +150,11 @@ export class SourceTreeLinks {
 
   // ---------------------------------------------------------------- links
 
+  /** The one-way latency to `peer` the trees use, ms (undefined before its first sample). */
+  latencyMs(peer: PeerKey): number | undefined {
+    return this.rtt.latencyMs(peer)
+  }
+
   /** `peer`'s Extensions said it runs trees: so does the link, and our hello ASK times it. */
   negotiated(peer: PeerKey, ps: TreePeer): void {
     ps.sourceTrees = true

@@ -153,7 +153,10 @@ describe('a source-tree router', () => {
       return false
     }
     // The hello gave 10 ms; three pings at the next heartbeats come back in 30, 8 and 30 ms.
+    expect(r.getLinkLatency('a')).toBe(5)
     for (const rtt of [30, 8, 30]) expect(answerNextPing(3000, rtt)).toBe(true)
+    expect(r.getLinkLatency('a')).toBe(4)
+    expect(r.getLinkLatency('nobody')).toBeUndefined()
     // Four samples: no ping for most of a minute, then one.
     expect(answerNextPing(PING_INTERVAL_MS - 3000, 30)).toBe(false)
     expect(answerNextPing(3000, 30)).toBe(true)
