@@ -192,6 +192,33 @@ describe('the source-tree table', () => {
     expect(trees.parentOf(T, S)).toBe('a')
   })
 
+  it("passes a parent that withheld one source's message over for the topic's other sources too", () => {
+    const { trees, clock } = table({ a: 1, b: 1 })
+    const S2 = S + 1
+    const S3 = S + 2
+    for (const src of [S, S2]) {
+      trees.advertised(T, 'a', { source: src, distanceMs: 5, parent: false })
+      trees.advertised(T, 'b', { source: src, distanceMs: 30, parent: false })
+      expect(trees.parentOf(T, src)).toBe('a')
+    }
+    // S3's path is through b only.
+    trees.advertised(T, 'b', { source: S3, distanceMs: 30, parent: false })
+    // a withholds a message of S: once settled, it is passed over for S2 as well.
+    trees.firstCopy(T, S, 'w', 'b')
+    clock.now += 250
+    trees.firstCopy(T, S, 'w-next', 'b')
+    expect(trees.parentOf(T, S)).toBe('b')
+    expect(trees.parentOf(T, S2)).toBe('b')
+    expect(trees.parentOf(T, S3)).toBe('b')
+    // A later offer of a for S2 is ignored until the pass-over ends.
+    trees.advertised(T, 'a', { source: S2, distanceMs: 1, parent: false })
+    expect(trees.parentOf(T, S2)).toBe('b')
+    clock.now += PASS_OVER_MS
+    trees.heartbeat()
+    expect(trees.parentOf(T, S)).toBe('a')
+    expect(trees.parentOf(T, S2)).toBe('a')
+  })
+
   it('settles a missed message when it is overdue, before the source sends its next one', () => {
     const { trees, clock } = table({ a: 1, b: 1 })
     trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
