@@ -103,8 +103,6 @@ interface SourceState {
   confirmed: boolean
   /** The source's last message and the parent we had then: did it send or announce it to us? */
   watch: { key: string; parent: PeerKey; delivered: boolean } | undefined
-  /** Peers passed over as parents for the source, until when (made on first use). */
-  passedOver: Map<PeerKey, number> | undefined
 }
 
 /** What the table needs from its router. */
@@ -136,6 +134,8 @@ export class SourceTrees {
   private readonly once = new Set<string>()
   /** Each topic's mesh at the last heartbeat (a peer new in it brings entries into use). */
   private readonly meshSeen = new Map<Topic, Set<PeerKey>>()
+  /** Per topic, the peers passed over as parents (of every source), until when. */
+  private readonly passedOver = new Map<Topic, Map<PeerKey, number>>()
   /**
    * Per topic, the sources only peers' entries named (none of their messages reached us yet),
    * oldest first: at the cap the oldest gives way, so entries invented by a peer can evict
@@ -322,8 +322,8 @@ export class SourceTrees {
 
   /**
    * Stops watching the source's last message: a parent that showed nothing of it is passed
-   * over for {@link PASS_OVER_MS}, for this source and every other of the topic whose path it
-   * offered (a withholding parent costs its children a pull's delay once, then nothing). A
+   * over for {@link PASS_OVER_MS} as a parent of every source of the topic (a withholding
+   * parent costs its children a pull's delay once, then nothing). A
    * silent relay withholds every source's messages, and with trees for every member most
    * sources publish about once: passed over per source, each of their messages paid the pull
    * (20% silent relays, random honest publishers, 1,000 simulated nodes: p99 2.71× the honest
@@ -334,11 +334,13 @@ export class SourceTrees {
     if (w === undefined) return
     s.watch = undefined
     if (w.delivered) return
-    const until = this.host.now() + PASS_OVER_MS
+    let passed = this.passedOver.get(topic)
+    if (passed === undefined) {
+      passed = new Map()
+      this.passedOver.set(topic, passed)
+    }
+    passed.set(w.parent, this.host.now() + PASS_OVER_MS)
     for (const [other, t] of this.topics.get(topic) ?? []) {
-      if (other !== source && !t.peers.has(w.parent)) continue
-      t.passedOver ??= new Map()
-      t.passedOver.set(w.parent, until)
       if (other === source || t.parent === w.parent || t.backup === w.parent) {
         this.recompute(topic, other, t)
       }
@@ -446,17 +448,17 @@ export class SourceTrees {
       const before = this.meshSeen.get(topic)
       const joined = [...mesh].filter((p) => before?.has(p) !== true)
       this.meshSeen.set(topic, new Set(mesh))
+      // Peers whose pass-over ended offer paths again, like peers new in the mesh.
+      const passed = this.passedOver.get(topic)
+      for (const [p, until] of passed ?? []) {
+        if (until > now) continue
+        passed!.delete(p)
+        joined.push(p)
+      }
       for (const [source, s] of table) {
         const held = s.holdUntil > 0 && s.holdUntil <= now
         if (held) s.holdUntil = 0
-        let passed = false
-        for (const [p, until] of s.passedOver ?? []) {
-          if (until <= now) {
-            s.passedOver!.delete(p)
-            passed = true
-          }
-        }
-        if (held || passed || joined.some((p) => s.peers.has(p))) this.recompute(topic, source, s)
+        if (held || joined.some((p) => s.peers.has(p))) this.recompute(topic, source, s)
       }
     }
   }
@@ -487,6 +489,7 @@ export class SourceTrees {
     this.dirty.delete(topic)
     this.told.delete(topic)
     this.meshSeen.delete(topic)
+    this.passedOver.delete(topic)
   }
 
   /**
@@ -531,7 +534,6 @@ export class SourceTrees {
       holdUntil: 0,
       confirmed: confirm,
       watch: undefined,
-      passedOver: undefined,
     }
     table.set(source, s)
     if (!confirm) unconfirmed.add(source)
@@ -543,6 +545,7 @@ export class SourceTrees {
    * latency (before our validation), or undefined when it offers none.
    */
   private offer(
+    topic: Topic,
     s: SourceState,
     peer: PeerKey,
     mesh: ReadonlySet<PeerKey> | undefined,
@@ -551,7 +554,7 @@ export class SourceTrees {
     if (e === undefined) return undefined
     // Poison reverse: a peer that takes the source through us offers no path to it.
     if (e.namesUs || !Number.isFinite(e.distanceMs) || mesh?.has(peer) !== true) return undefined
-    if (s.passedOver?.has(peer) === true) return undefined
+    if (this.passedOver.get(topic)?.has(peer) === true) return undefined
     const lat = this.host.latencyMs(peer)
     return lat === undefined ? undefined : e.distanceMs + lat
   }
@@ -568,7 +571,7 @@ export class SourceTrees {
     let second = Number.POSITIVE_INFINITY
     let runnerUp: PeerKey | undefined
     for (const p of s.peers.keys()) {
-      const offer = this.offer(s, p, mesh)
+      const offer = this.offer(topic, s, p, mesh)
       if (offer === undefined) continue
       const d = offer + v
       if (d < best) {
@@ -602,7 +605,11 @@ export class SourceTrees {
     // on to is gone meanwhile, we are unreachable until then (children re-choose at once).
     if (best < s.distanceMs && s.holdUntil > now) {
       const held = s.parent
-      if (held === undefined || held === FROM_SOURCE || this.offer(s, held, mesh) !== undefined) {
+      if (
+        held === undefined ||
+        held === FROM_SOURCE ||
+        this.offer(topic, s, held, mesh) !== undefined
+      ) {
         return
       }
       best = Number.POSITIVE_INFINITY
