@@ -925,30 +925,42 @@ printTable(
       }))
   }),
 )
+/** The route table's figures per run and side, as printed (ms unless named otherwise). */
+const firstCopyRoutes = results.flatMap((r) =>
+  (['stock', 'ours'] as const).flatMap((which) => {
+    const s = r.sides[which]
+    if (s === undefined) return []
+    return [
+      {
+        bytes: r.bytes,
+        run: runLabel(r),
+        side: which,
+        wholeChains: s.route.hops.length,
+        deliveries: s.delivered,
+        hopsMean: s.route.hops.reduce((a, b) => a + b, 0) / s.route.hops.length,
+        routeOverLeastMs: distribution(s.route.routeExcessMs),
+        inNodesMs: distribution(s.route.inNodesMs),
+        treeLinkLatencyOverRelayMs:
+          s.linkOverRelayMs.length > 0 ? distribution(s.linkOverRelayMs) : null,
+      },
+    ]
+  }),
+)
+const percentiles = (d: { p50: number; p90: number; p99: number }) =>
+  `${fmt(d.p50, 1)}/${fmt(d.p90, 1)}/${fmt(d.p99, 1)}`
 printTable(
   "Where first copies' time went: each delivery's chain of first senders back to the publisher; route = its link latencies over the least over the connection graph, in nodes = the rest of its latency; our trees' link latency (half the base RTT) over the relay's, every mesh link at the end (ms)",
-  results.flatMap((r) =>
-    (['stock', 'ours'] as const).flatMap((which) => {
-      const s = r.sides[which]
-      if (s === undefined) return []
-      const route = distribution(s.route.routeExcessMs)
-      const inNodes = distribution(s.route.inNodesMs)
-      const linkErr = distribution(s.linkOverRelayMs)
-      const q = (d: typeof route) => `${fmt(d.p50, 1)}/${fmt(d.p90, 1)}/${fmt(d.p99, 1)}`
-      return [
-        {
-          size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
-          run: runLabel(r),
-          side: which,
-          'whole chains': `${s.route.hops.length}/${s.delivered}`,
-          'hops mean': fmt(s.route.hops.reduce((a, b) => a + b, 0) / s.route.hops.length),
-          'route over least p50/p90/p99': q(route),
-          'in nodes p50/p90/p99': q(inNodes),
-          'tree link latency over relay p50/p90/p99': s.linkOverRelayMs.length ? q(linkErr) : '-',
-        },
-      ]
-    }),
-  ),
+  firstCopyRoutes.map((f) => ({
+    size: f.bytes === 256 ? '256 B' : `${fmt(f.bytes / 1000, 0)} KB`,
+    run: f.run,
+    side: f.side,
+    'whole chains': `${f.wholeChains}/${f.deliveries}`,
+    'hops mean': fmt(f.hopsMean),
+    'route over least p50/p90/p99': percentiles(f.routeOverLeastMs),
+    'in nodes p50/p90/p99': percentiles(f.inNodesMs),
+    'tree link latency over relay p50/p90/p99':
+      f.treeLinkLatencyOverRelayMs === null ? '-' : percentiles(f.treeLinkLatencyOverRelayMs),
+  })),
 )
 
 /** Targets of issue 9, computed from the runs above. */
@@ -1100,6 +1112,7 @@ writeResults('gossip-libp2p', {
   loadAvgAtStart: loadAtStart,
   wallSeconds: wallS,
   runs: results,
+  firstCopyRoutes,
   targets,
 })
 process.exit(0)
