@@ -320,16 +320,24 @@ export class AnnouncedPulls {
     return p.from
   }
 
-  /** The announcer to ask next: the first of those with the fewest timed-out asks in a row. */
+  /**
+   * The announcer to ask next: of those with the fewest timed-out asks in a row, the nearest
+   * (least measured RTT: its answer comes first), else the first. Asking the first announcer
+   * instead cost round trips of up to 190 ms where a near one had announced a few ms later
+   * (20% silent relays, trees for every member, 1,000 simulated nodes: p99 2.12× → 1.69× the
+   * honest run's).
+   */
   private nextAnnouncer(p: Pending): PeerKey | undefined {
     let best = -1
     let fewest = Number.POSITIVE_INFINITY
+    let nearest = Number.POSITIVE_INFINITY
     for (let i = 0; i < p.announcers.length; i++) {
       const n = this.timedOut.get(p.announcers[i]) ?? 0
-      if (n < fewest) {
+      const rtt = this.host.rttMs?.(p.announcers[i]) ?? Number.POSITIVE_INFINITY
+      if (n < fewest || (n === fewest && rtt < nearest)) {
         fewest = n
+        nearest = rtt
         best = i
-        if (n === 0) break
       }
     }
     return best < 0 ? undefined : p.announcers.splice(best, 1)[0]

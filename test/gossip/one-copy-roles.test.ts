@@ -211,6 +211,21 @@ describe('one-copy follow-up from the asked link RTT (AnnouncedPulls)', () => {
     expect(asked).toEqual(['silent', 'b', 'c'])
   })
 
+  it('asks the nearest announcer first, not the first to announce', () => {
+    const { env, asked, pulls, announce } = pullsBed({ far: 150, near: 10, mid: 60 })
+    announce('k1', 'far', 'unmeasured', 'mid', 'near')
+    env.advance(50)
+    expect(asked).toEqual(['near'])
+    // Its ask timed out (2 × 10 + 20 = 40 ms, the least follow-up): the next nearest.
+    env.advance(40)
+    expect(asked).toEqual(['near', 'mid'])
+    pulls.delivered('k1', 'mid')
+    // A nearer announcer whose last ask timed out is asked after one that answered.
+    announce('k2', 'near', 'far')
+    env.advance(50)
+    expect(asked.slice(2)).toEqual(['far'])
+  })
+
   it('counts an answer that came after the next ask went as an answer', () => {
     const { env, asked, pulls, announce } = pullsBed({ slow: 30, b: 30 })
     announce('k1', 'slow', 'b')
