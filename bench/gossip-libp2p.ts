@@ -481,6 +481,11 @@ function routeOf(
   return out
 }
 
+/** A measured message's index, which its payload starts with (see the publish loop). */
+function messageIndex(data: Uint8Array): number {
+  return new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
+}
+
 async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, 'repeat'>> {
   const { messages, intervalMs } = load(bytes)
   const loadStart = loadavg()[0]
@@ -557,21 +562,19 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
   const firstFrom: number[][] = nodes.map(() => new Array<number>(total).fill(-1))
   let measuring = false
   for (const [i, n] of nodes.entries()) {
-    const record = (data: Uint8Array) => {
-      const m = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
+    const record = (m: number) => {
       if (m < total && Number.isNaN(arrivals[i][m])) arrivals[i][m] = performance.now()
     }
-    const sentBy = (data: Uint8Array, from: string) => {
-      const m = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
+    const sentBy = (m: number, from: string) => {
       if (m < total && firstFrom[i][m] < 0) firstFrom[i][m] = indexOfPeer.get(from) ?? -1
     }
     if (isOurs(n)) {
       n.services.dissemination.subscribe(TOPIC)
       n.services.dissemination.on('artifact', (a) => {
         if (a.from === undefined) return
-        record(a.data)
-        sentBy(a.data, a.from)
-        const m = new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength).getUint32(0)
+        const m = messageIndex(a.data)
+        record(m)
+        sentBy(m, a.from)
         indexOfId.set(messageIdKey(a.id), m)
         const from = indexOfPeer.get(a.from)
         if (m < total && from !== undefined && originOf[m] >= 0) {
@@ -600,9 +603,9 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
       })
     } else {
       n.services.pubsub.subscribe(TOPIC)
-      n.services.pubsub.addEventListener('message', (e) => record(e.detail.data))
+      n.services.pubsub.addEventListener('message', (e) => record(messageIndex(e.detail.data)))
       n.services.pubsub.addEventListener('gossipsub:message', (e) =>
-        sentBy(e.detail.msg.data, e.detail.propagationSource.toString()),
+        sentBy(messageIndex(e.detail.msg.data), e.detail.propagationSource.toString()),
       )
     }
   }

@@ -449,10 +449,10 @@ export class SourceTrees {
       const joined = [...mesh].filter((p) => before?.has(p) !== true)
       this.meshSeen.set(topic, new Set(mesh))
       // Peers whose pass-over ended offer paths again, like peers new in the mesh.
-      const passed = this.passedOver.get(topic)
-      for (const [p, until] of passed ?? []) {
+      const passed = this.passedOver.get(topic) ?? new Map<PeerKey, number>()
+      for (const [p, until] of passed) {
         if (until > now) continue
-        passed!.delete(p)
+        passed.delete(p)
         joined.push(p)
       }
       for (const [source, s] of table) {
