@@ -25,21 +25,15 @@
  *   `all`: for every member from the start)
  *   [--repeat N] (every run N times; the targets pool the repeats: a single run's duplicates
  *   and p99 move with its meshes, which gossipsub draws at random in each run)
+ *   [--threads] (every node in a worker thread of its own, with its own event loop, instead of
+ *   all nodes on the bench's; the relays stay on the bench's. The duplicate and first-copy
+ *   classes, which read both ends' routers, are then not traced)
  */
 
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
 import { loadavg } from 'node:os'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
-import { createTopicScoreParams } from '@libp2p/gossipsub/score'
-import { identify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
-import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p, type Libp2p } from 'libp2p'
 import { distribution } from '../src/common/distribution.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
-import { type GossipService, gossip } from '../src/libp2p/gossip-service.ts'
 import { randomRegularGraph } from '../src/sim/graph.ts'
 import {
   placementBandwidth,
@@ -47,6 +41,16 @@ import {
   providerClusteredPlacement,
 } from '../src/sim/placement.ts'
 import { Prng } from '../src/sim/prng.ts'
+import {
+  type AnyNode,
+  isOurs,
+  type Kind,
+  messageIndex,
+  PEER_SCORE,
+  sideOf,
+  startNode,
+  topicScore,
+} from './libp2p-bench-node.ts'
 import { fmt, numberArg, printTable, type Row, writeResults } from './report.ts'
 
 const QUICK = process.argv.includes('--quick')
@@ -73,7 +77,10 @@ const DEGREE = numberArg('--degree', 10)
 const REPEAT = numberArg('--repeat', 1)
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error('--repeat takes an integer >= 1')
 const WARMUP = numberArg('--warmup', QUICK ? 3 : 5)
-const TOPIC = 'bench/consensus'
+/** P3's weight on both sides (`--p3-weight`; 0 turns P3 off). */
+const P3_WEIGHT = numberArg('--p3-weight', -10)
+/** `--threads`: every node in a worker thread of its own (its own event loop), not all in one. */
+const THREADS = process.argv.includes('--threads')
 /** Messages and spacing per size: small messages come often, large ones as blocks do. */
 const load = (bytes: number) =>
   bytes <= 4096
@@ -85,42 +92,6 @@ const load = (bytes: number) =>
         messages: numberArg('--messages', QUICK ? 8 : 15),
         intervalMs: numberArg('--interval', 1000),
       }
-
-/**
- * One topic score, given to both implementations alike (P1 time in mesh, P2 first deliveries,
- * P3 mesh deliveries as Ethereum enables it, P3b, P4): a mesh peer must bring a message, or
- * a copy within 2 s of the first, about every 20 s (counter decays ×0.9 per second, threshold
- * 0.1) once it has been in the mesh 4 s; any deficit outweighs what P1 and P2 give. Stricter
- * settings (threshold 0.5) emptied every stock mesh on a loaded machine (load ~20).
- */
-const SCORE = {
-  topicWeight: 1,
-  timeInMeshWeight: 0.0027,
-  timeInMeshQuantumMs: 1000,
-  timeInMeshCap: 3600,
-  firstMessageDeliveriesWeight: 0.1,
-  firstMessageDeliveriesDecay: 0.5,
-  firstMessageDeliveriesCap: 20,
-  meshMessageDeliveriesWeight: numberArg('--p3-weight', -10),
-  meshMessageDeliveriesDecay: 0.9,
-  meshMessageDeliveriesThreshold: 0.1,
-  meshMessageDeliveriesCap: 20,
-  meshMessageDeliveriesActivationMs: 4000,
-  meshMessageDeliveriesWindowMs: 2000,
-  meshFailurePenaltyWeight: -10,
-  meshFailurePenaltyDecay: 0.5,
-  invalidMessageDeliveriesWeight: -10,
-  invalidMessageDeliveriesDecay: 0.5,
-}
-/** Peer-level score parameters, alike on both sides. */
-const PEER_SCORE = {
-  topicScoreCap: 50,
-  behaviourPenaltyWeight: -10,
-  behaviourPenaltyThreshold: 6,
-  behaviourPenaltyDecay: 0.9,
-  decayIntervalMs: 1000,
-  decayToZero: 0.01,
-}
 
 const prng = new Prng(11)
 const graph = randomRegularGraph(N, DEGREE, prng.fork('graph'))
@@ -174,7 +145,6 @@ async function startRelay(from: number, to: number, targetPort: number): Promise
   return server
 }
 
-type Kind = 'stock' | 'ours one-copy' | 'ours one-copy + preamble' | 'ours optimized'
 /** Who sent a duplicate, seen from the message's publisher (see {@link Side}). */
 type DupSender = 'publisher' | 'flood root' | 'other'
 const DUP_SENDERS: DupSender[] = ['publisher', 'flood root', 'other']
@@ -190,125 +160,6 @@ const SCENARIOS: Record<Scenario, (i: number) => Kind> = {
   'all ours, one-copy + preamble': () => 'ours one-copy + preamble',
   'all ours, optimized': () => 'ours optimized',
   'half stock + half ours': (i) => (i % 2 === 0 ? 'stock' : 'ours one-copy'),
-}
-
-type StockPubsub = GossipSub & {
-  getMeshPeers(t: string): string[]
-  getScore(peer: string): number
-  score: {
-    duplicateMessage(from: string, id: string, topic: string): void
-    peerStats: Map<string, { behaviourPenalty: number; topics: unknown }>
-  }
-}
-type Stock = Libp2p<{ pubsub: StockPubsub }>
-type Ours = Libp2p<{ dissemination: GossipService }>
-type AnyNode = Stock | Ours
-
-/** Duplicates each stock node's router reported to its scorer (one per extra full copy). */
-const stockDuplicates = new Map<AnyNode, number>()
-
-async function createNode(kind: Kind): Promise<AnyNode> {
-  const base = {
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    // Every dial comes from 127.0.0.1 and all of them at once: no per-host inbound rate limit.
-    // Handshakes run through the relays' latency on a loaded machine: generous timeouts.
-    connectionManager: {
-      inboundConnectionThreshold: 1000,
-      maxIncomingPendingConnections: 1000,
-      dialTimeout: 30_000,
-      addressDialTimeout: 30_000,
-      inboundUpgradeTimeout: 30_000,
-    },
-  }
-  if (kind === 'stock') {
-    const node = (await createLibp2p({
-      ...base,
-      services: {
-        identify: identify(),
-        pubsub: gossipsub({
-          D: 8,
-          Dlo: 6,
-          Dhi: 12,
-          Dlazy: 6,
-          heartbeatInterval: 700,
-          scoreParams: {
-            // Every node shares 127.0.0.1: without this, P6 keeps meshes from forming.
-            IPColocationFactorWeight: 0,
-            topicScoreCap: PEER_SCORE.topicScoreCap,
-            behaviourPenaltyWeight: PEER_SCORE.behaviourPenaltyWeight,
-            behaviourPenaltyThreshold: PEER_SCORE.behaviourPenaltyThreshold,
-            behaviourPenaltyDecay: PEER_SCORE.behaviourPenaltyDecay,
-            decayInterval: PEER_SCORE.decayIntervalMs,
-            decayToZero: PEER_SCORE.decayToZero,
-            topics: {
-              [TOPIC]: createTopicScoreParams({
-                ...SCORE,
-                timeInMeshQuantum: SCORE.timeInMeshQuantumMs,
-                meshMessageDeliveriesActivation: SCORE.meshMessageDeliveriesActivationMs,
-                meshMessageDeliveriesWindow: SCORE.meshMessageDeliveriesWindowMs,
-              }),
-            },
-          },
-        }),
-      },
-    })) as unknown as Stock
-    // Counted where stock's router hands a duplicate to its scorer: instrumentation only.
-    const score = node.services.pubsub.score
-    const original = score.duplicateMessage.bind(score)
-    stockDuplicates.set(node, 0)
-    score.duplicateMessage = (from, id, topic) => {
-      stockDuplicates.set(node, (stockDuplicates.get(node) ?? 0) + 1)
-      original(from, id, topic)
-    }
-    return node
-  }
-  return (await createLibp2p({
-    ...base,
-    services: {
-      identify: identify(),
-      dissemination: gossip({
-        profile: 'optimized',
-        oneCopy: kind !== 'ours optimized',
-        ...(PULL_DELAY_MS === undefined ? {} : { oneCopyPullDelayMs: PULL_DELAY_MS }),
-        ...(SOURCE_TREES && kind !== 'ours optimized'
-          ? {
-              oneCopySourceTrees: SOURCE_TREES,
-              ...(TREE_BACKUP_MS === undefined ? {} : { oneCopyTreeBackupMs: TREE_BACKUP_MS }),
-            }
-          : {}),
-        preamble: kind === 'ours one-copy + preamble',
-        score: { ...PEER_SCORE, ipColocationFactorWeight: 0, defaultTopic: SCORE },
-      }),
-    },
-  })) as unknown as Ours
-}
-
-const isOurs = (n: AnyNode): n is Ours => 'dissemination' in n.services
-
-function meshSize(n: AnyNode): number {
-  if (isOurs(n)) return n.services.dissemination.core.getMeshPeers(TOPIC).length
-  return n.services.pubsub.getMeshPeers(TOPIC).length
-}
-
-function duplicates(n: AnyNode): number {
-  if (isOurs(n)) return n.services.dissemination.stats().total.duplicates
-  return stockDuplicates.get(n) ?? 0
-}
-
-/** The score `n` gives `peer`, and the behaviour penalty it holds against it. */
-function scoreOf(n: AnyNode, peer: string): { score: number; penalty: number } {
-  if (isOurs(n)) {
-    const core = n.services.dissemination.core
-    return { score: core.getPeerScore(peer), penalty: core.getBehaviourPenalty(peer) }
-  }
-  const pubsub = n.services.pubsub
-  return {
-    score: pubsub.getScore(peer),
-    penalty: pubsub.score.peerStats.get(peer)?.behaviourPenalty ?? 0,
-  }
 }
 
 /** What one implementation's nodes saw in one run. */
@@ -481,11 +332,6 @@ function routeOf(
   return out
 }
 
-/** A measured message's index, which its payload starts with (see the publish loop). */
-function messageIndex(data: Uint8Array): number {
-  return new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
-}
-
 async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, 'repeat'>> {
   const { messages, intervalMs } = load(bytes)
   const loadStart = loadavg()[0]
@@ -493,232 +339,127 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
   const t0 = Date.now()
   const phase = (what: string) => process.stderr.write(`  ${what} at ${Date.now() - t0} ms\n`)
   uplinkFree.fill(0)
+  const total = WARMUP + messages
   const kinds = Array.from({ length: N }, (_, i) => SCENARIOS[scenario](i))
-  const nodes = await Promise.all(kinds.map((k) => createNode(k)))
-  const side = (i: number): 'stock' | 'ours' => (kinds[i] === 'stock' ? 'stock' : 'ours')
-  const sideOfPeer = new Map(nodes.map((n, i) => [n.peerId.toString(), side(i)]))
+  const hosts = await Promise.all(
+    kinds.map((kind) =>
+      startNode(
+        {
+          kind,
+          p3Weight: P3_WEIGHT,
+          pullDelayMs: PULL_DELAY_MS,
+          treeBackupMs: TREE_BACKUP_MS,
+          sourceTrees: SOURCE_TREES,
+        },
+        total,
+        THREADS,
+      ),
+    ),
+  )
+  const side = (i: number) => sideOf(kinds[i])
   const relays: Server[] = []
   const dials: Promise<unknown>[] = []
   for (let u = 0; u < N; u++) {
     for (let j = graph.offsets[u]; j < graph.offsets[u + 1]; j++) {
       const v = graph.neighbors[j]
       if (u > v) continue
-      const port = Number(/\/tcp\/(\d+)/.exec(nodes[v].getMultiaddrs()[0].toString())?.[1])
-      const relay = await startRelay(u, v, port)
+      const relay = await startRelay(u, v, hosts[v].port)
       relays.push(relay)
       const address = relay.address()
       if (address === null || typeof address === 'string') throw new Error('relay has no port')
       // All at once: each dial takes several round trips through its relay's latency.
-      dials.push(
-        nodes[u].dial(multiaddr(`/ip4/127.0.0.1/tcp/${address.port}/p2p/${nodes[v].peerId}`)),
-      )
+      dials.push(hosts[u].dial(address.port, hosts[v].peerId))
     }
   }
   await Promise.all(dials)
   phase('connected')
-  const total = WARMUP + messages
-  // GRAFT and PRUNE sent and received per node over the whole run (mesh upkeep churn).
-  const stockControl = nodes.map(() => ({
-    graftSent: 0,
-    graftReceived: 0,
-    pruneSent: 0,
-    pruneReceived: 0,
-  }))
-  for (const [i, n] of nodes.entries()) {
-    if (isOurs(n)) continue
-    const c = stockControl[i]
-    n.services.pubsub.addEventListener('gossipsub:graft', (e) => {
-      if (e.detail.direction === 'outbound') c.graftSent++
-      else c.graftReceived++
-    })
-    n.services.pubsub.addEventListener('gossipsub:prune', (e) => {
-      if (e.detail.direction === 'outbound') c.pruneSent++
-      else c.pruneReceived++
-    })
-  }
-  const controlOf = (i: number) => {
-    const n = nodes[i]
-    if (!isOurs(n)) return stockControl[i]
-    const c = n.services.dissemination.stats().control
-    return {
-      graftSent: c.GRAFT?.sent ?? 0,
-      graftReceived: c.GRAFT?.received ?? 0,
-      pruneSent: c.PRUNE?.sent ?? 0,
-      pruneReceived: c.PRUNE?.received ?? 0,
-    }
-  }
-  const arrivals: number[][] = nodes.map(() => new Array<number>(total).fill(Number.NaN))
+  const ids = hosts.map((h) => h.peerId)
+  await Promise.all(hosts.map((h) => h.start(ids, kinds.map(sideOf))))
   const publishedAt = new Array<number>(total).fill(Number.NaN)
   const originOf = new Array<number>(total).fill(-1)
+  const indexOfPeer = new Map(ids.map((p, i) => [p, i]))
+  // The bench's own traces of our nodes, which read both ends' routers: in its thread only.
   /** Message index of each id our nodes delivered, to class their duplicates by sender. */
   const indexOfId = new Map<string, number>()
-  const ids = nodes.map((n) => n.peerId.toString())
-  const indexOfPeer = new Map(ids.map((p, i) => [p, i]))
-  const bySender = nodes.map(() => ({ publisher: 0, 'flood root': 0, other: 0 }))
-  const byClass = nodes.map(() => new Map<string, number>())
+  const bySender = hosts.map(() => ({ publisher: 0, 'flood root': 0, other: 0 }))
+  const byClass = hosts.map(() => new Map<string, number>())
   /** How each of our nodes got each message's first copy (see {@link dupClass}). */
-  const firstClass: string[][] = nodes.map(() => new Array<string>(total).fill(''))
-  /** The node each node's first copy of each message came from (-1: none yet). */
-  const firstFrom: number[][] = nodes.map(() => new Array<number>(total).fill(-1))
+  const firstClass: string[][] = hosts.map(() => new Array<string>(total).fill(''))
+  const local = hosts.map((h) => h.local?.node)
   let measuring = false
-  for (const [i, n] of nodes.entries()) {
-    const record = (m: number) => {
-      if (m < total && Number.isNaN(arrivals[i][m])) arrivals[i][m] = performance.now()
-    }
-    const sentBy = (m: number, from: string) => {
-      if (m < total && firstFrom[i][m] < 0) firstFrom[i][m] = indexOfPeer.get(from) ?? -1
-    }
-    if (isOurs(n)) {
-      n.services.dissemination.subscribe(TOPIC)
-      n.services.dissemination.on('artifact', (a) => {
-        if (a.from === undefined) return
-        const m = messageIndex(a.data)
-        record(m)
-        sentBy(m, a.from)
-        indexOfId.set(messageIdKey(a.id), m)
-        const from = indexOfPeer.get(a.from)
-        if (m < total && from !== undefined && originOf[m] >= 0) {
-          firstClass[i][m] = dupClass(
-            n,
-            nodes[from],
-            a.topic,
-            a.from,
-            ids[i],
-            a.id,
-            from === originOf[m],
-          )
-        }
-      })
-      n.services.dissemination.core.on('duplicate', (d) => {
-        const m = indexOfId.get(messageIdKey(d.id))
-        const from = indexOfPeer.get(d.from)
-        if (!measuring || m === undefined || from === undefined || originOf[m] < 0) return
-        const o = originOf[m]
-        let neighbour = false
-        for (let j = graph.offsets[o]; j < graph.offsets[o + 1]; j++)
-          if (graph.neighbors[j] === from) neighbour = true
-        bySender[i][from === o ? 'publisher' : neighbour ? 'flood root' : 'other']++
-        const cls = dupClass(n, nodes[from], d.topic, d.from, ids[i], d.id, from === o)
-        byClass[i].set(cls, (byClass[i].get(cls) ?? 0) + 1)
-      })
-    } else {
-      n.services.pubsub.subscribe(TOPIC)
-      n.services.pubsub.addEventListener('message', (e) => record(messageIndex(e.detail.data)))
-      n.services.pubsub.addEventListener('gossipsub:message', (e) =>
-        sentBy(messageIndex(e.detail.msg.data), e.detail.propagationSource.toString()),
-      )
-    }
+  for (const [i, n] of local.entries()) {
+    if (n === undefined || !isOurs(n)) continue
+    n.services.dissemination.on('artifact', (a) => {
+      if (a.from === undefined) return
+      const m = messageIndex(a.data)
+      indexOfId.set(messageIdKey(a.id), m)
+      const from = indexOfPeer.get(a.from)
+      const sender = from === undefined ? undefined : local[from]
+      if (m < total && sender !== undefined && originOf[m] >= 0) {
+        firstClass[i][m] = dupClass(n, sender, a.topic, a.from, ids[i], a.id, from === originOf[m])
+      }
+    })
+    n.services.dissemination.core.on('duplicate', (d) => {
+      const m = indexOfId.get(messageIdKey(d.id))
+      const from = indexOfPeer.get(d.from)
+      const sender = from === undefined ? undefined : local[from]
+      if (!measuring || m === undefined || sender === undefined || originOf[m] < 0) return
+      const o = originOf[m]
+      let neighbour = false
+      for (let j = graph.offsets[o]; j < graph.offsets[o + 1]; j++)
+        if (graph.neighbors[j] === from) neighbour = true
+      bySender[i][from === o ? 'publisher' : neighbour ? 'flood root' : 'other']++
+      const cls = dupClass(n, sender, d.topic, d.from, ids[i], d.id, from === o)
+      byClass[i].set(cls, (byClass[i].get(cls) ?? 0) + 1)
+    })
   }
+  const meshSizes = () => Promise.all(hosts.map((h) => h.meshSize()))
   const formedBy = Date.now() + 15_000
-  while (Date.now() < formedBy && !nodes.every((n) => meshSize(n) >= 6)) {
+  while (Date.now() < formedBy && !(await meshSizes()).every((s) => s >= 6)) {
     await new Promise((r) => setTimeout(r, 100))
   }
   phase('meshes formed')
   await new Promise((r) => setTimeout(r, 1500))
 
-  let publishErrors = 0
   const pick = new Prng(5)
-  const publishes: Promise<unknown>[] = []
-  const publish = (m: number) => {
+  const publish = async (m: number) => {
     const origin = pick.int(N)
     const data = new Uint8Array(bytes)
     for (let b = 4; b < bytes; b += 997) data[b] = pick.int(256)
     new DataView(data.buffer).setUint32(0, m)
-    publishedAt[m] = performance.now()
     originOf[m] = origin
-    arrivals[origin][m] = Number.NEGATIVE_INFINITY // the origin is not a recipient
-    const n = nodes[origin]
-    const published = isOurs(n)
-      ? n.services.dissemination.publish(TOPIC, data)
-      : n.services.pubsub.publish(TOPIC, data)
-    // A publisher left without peers (e.g. all pruned) fails: counted, and the run goes on.
-    publishes.push(published.catch(() => publishErrors++))
+    publishedAt[m] = await hosts[origin].publish(m, data)
   }
   for (let m = 0; m < WARMUP; m++) {
-    publish(m)
+    await publish(m)
     await new Promise((r) => setTimeout(r, intervalMs))
   }
   await new Promise((r) => setTimeout(r, 1000)) // the warm-up's late copies
 
   // Measuring from here: duplicates, disconnections, mesh sizes and scores.
-  const dupsBefore = nodes.map(duplicates)
+  await Promise.all(hosts.map((h) => h.startMeasuring()))
   measuring = true
-  const disconnections = new Array<number>(N).fill(0)
-  const onDisconnect = nodes.map((n, i) => {
-    const listener = () => disconnections[i]++
-    n.addEventListener('peer:disconnect', listener)
-    return listener
-  })
-  const meshSamples: number[][] = nodes.map(() => [])
-  const stats = nodes.map(() => ({
-    negative: { stock: 0, ours: 0 },
-    sampled: { stock: 0, ours: 0 },
-    min: { stock: Number.POSITIVE_INFINITY, ours: Number.POSITIVE_INFINITY },
-    penalty: { stock: 0, ours: 0 },
-  }))
-  const negativeExamples: RunResult['negativeExamples'] = []
-  const sample = () => {
-    for (const [i, n] of nodes.entries()) {
-      meshSamples[i].push(meshSize(n))
-      const s = stats[i]
-      const peers = isOurs(n)
-        ? n.services.dissemination.core.getPeers()
-        : n.services.pubsub.getPeers().map(String)
-      const mesh = new Set(
-        isOurs(n)
-          ? n.services.dissemination.core.getMeshPeers(TOPIC)
-          : n.services.pubsub.getMeshPeers(TOPIC),
-      )
-      for (const peer of peers) {
-        const other = sideOfPeer.get(peer)
-        if (other === undefined) continue
-        const { score, penalty } = scoreOf(n, peer)
-        s.sampled[other]++
-        if (score < 0) {
-          s.negative[other]++
-          if (negativeExamples.length < 20) {
-            negativeExamples.push({
-              by: side(i),
-              of: other,
-              score,
-              // Stock shows what made it: P3 counter, P3b, P4, P7.
-              stockDetail: isOurs(n) ? undefined : n.services.pubsub.score.peerStats.get(peer),
-            })
-          }
-        }
-        // The lowest over mesh peers, which P3 applies to (others sit at 0).
-        if (mesh.has(peer)) s.min[other] = Math.min(s.min[other], score)
-        s.penalty[other] = Math.max(s.penalty[other], penalty)
-      }
-    }
-  }
-  const sampler = setInterval(sample, 250)
   for (let m = WARMUP; m < total; m++) {
-    publish(m)
+    await publish(m)
     await new Promise((r) => setTimeout(r, intervalMs))
   }
-  await Promise.allSettled(publishes)
   const drainUntil = Date.now() + 5000
-  const complete = () => arrivals.every((row) => row.every((t) => !Number.isNaN(t)))
-  while (Date.now() < drainUntil && !complete()) await new Promise((r) => setTimeout(r, 100))
+  const complete = async () =>
+    (await Promise.all(hosts.map((h) => h.missing(0)))).every((x) => x === 0)
+  while (Date.now() < drainUntil && !(await complete()))
+    await new Promise((r) => setTimeout(r, 100))
   phase('delivered')
   await new Promise((r) => setTimeout(r, 1000)) // late duplicates still count
-  clearInterval(sampler)
-  sample()
-  const dupsAfter = nodes.map(duplicates)
+  await Promise.all(hosts.map((h) => h.stopMeasuring()))
   measuring = false
+  const seen = await Promise.all(hosts.map((h) => h.summary()))
+  const arrivals = seen.map((s) => s.arrivals)
+  const firstFrom = seen.map((s) => s.firstFrom)
   // Mesh composition at the end: one-sided links (a has b, b not a) and outbound mesh peers.
-  const meshes = nodes.map(
-    (n) =>
-      new Set(
-        isOurs(n)
-          ? n.services.dissemination.core.getMeshPeers(TOPIC)
-          : n.services.pubsub.getMeshPeers(TOPIC),
-      ),
-  )
-  const meshEnd = nodes.map((_, i) => ({
+  const meshes = seen.map((s) => new Set(s.mesh))
+  const meshEnd = seen.map((s, i) => ({
     side: side(i),
-    ...controlOf(i),
+    ...s.control,
     size: meshes[i].size,
     oneSided: [...meshes[i]].filter((p) => !meshes[ids.indexOf(p)]?.has(ids[i])).length,
     dialled: [...meshes[i]].filter((p) => ids.indexOf(p) > i).length,
@@ -727,21 +468,16 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
   process.stderr.write(
     `  mesh at end (size/one-sided/dialled of degree): ${meshEnd.map((m) => `${m.size}/${m.oneSided}/${m.dialled}`).join(' ')}\n`,
   )
-  for (const [i, n] of nodes.entries()) n.removeEventListener('peer:disconnect', onDisconnect[i])
-
   // Our trees' link latency against the relay's, on every mesh link at the end of the run.
-  const linkOverRelay = nodes.map((n, i) =>
-    isOurs(n)
-      ? n.services.dissemination.core.getMeshPeers(TOPIC).flatMap((p) => {
-          const est = n.services.dissemination.core.getLinkLatency(p)
-          const q = indexOfPeer.get(p)
-          return est === undefined || q === undefined ? [] : [est - latency(i, q)]
-        })
-      : [],
+  const linkOverRelay = seen.map((s, i) =>
+    Object.entries(s.linkLatencyMs).flatMap(([p, est]) => {
+      const q = indexOfPeer.get(p)
+      return q === undefined ? [] : [est - latency(i, q)]
+    }),
   )
   const sides: RunResult['sides'] = {}
   for (const which of ['stock', 'ours'] as const) {
-    const members = nodes.map((_, i) => i).filter((i) => side(i) === which)
+    const members = hosts.map((_, i) => i).filter((i) => side(i) === which)
     if (members.length === 0) continue
     const latencies: number[] = []
     const classed: [string, number][] = []
@@ -766,59 +502,59 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
       c.all++
       if (ms >= latency.p99) c.slowest++
     }
-    const mesh = members.flatMap((i) => meshSamples[i])
+    const mesh = members.flatMap((i) => seen[i].meshSamples)
     const fold = (f: (i: number) => number, op: (a: number, b: number) => number, init: number) =>
       members.reduce((acc, i) => op(acc, f(i)), init)
     const sum = (f: (i: number) => number) => fold(f, (a, b) => a + b, 0)
+    /** The bench's own traces, where it ran them (in its thread, on our nodes). */
+    const traced = which === 'ours' && !THREADS
     sides[which] = {
       nodes: members.length,
       expected,
       delivered,
-      duplicates: sum((i) => dupsAfter[i] - dupsBefore[i]),
-      duplicatesByClass:
-        which === 'ours'
-          ? Object.fromEntries(
-              [...new Set(members.flatMap((i) => [...byClass[i].keys()]))]
-                .sort()
-                .map((k) => [k, sum((i) => byClass[i].get(k) ?? 0)]),
-            )
-          : undefined,
-      duplicatesBySender:
-        which === 'ours'
-          ? {
-              publisher: sum((i) => bySender[i].publisher),
-              'flood root': sum((i) => bySender[i]['flood root']),
-              other: sum((i) => bySender[i].other),
-            }
-          : undefined,
+      duplicates: sum((i) => seen[i].duplicates),
+      duplicatesByClass: traced
+        ? Object.fromEntries(
+            [...new Set(members.flatMap((i) => [...byClass[i].keys()]))]
+              .sort()
+              .map((k) => [k, sum((i) => byClass[i].get(k) ?? 0)]),
+          )
+        : undefined,
+      duplicatesBySender: traced
+        ? {
+            publisher: sum((i) => bySender[i].publisher),
+            'flood root': sum((i) => bySender[i]['flood root']),
+            other: sum((i) => bySender[i].other),
+          }
+        : undefined,
       latency,
       latencySamplesMs: latencies,
       route: routeOf(members, arrivals, publishedAt, originOf, firstFrom),
       linkOverRelayMs: members.flatMap((i) => linkOverRelay[i]),
-      firstCopiesByClass: which === 'ours' ? firstCopiesByClass : undefined,
+      firstCopiesByClass: traced ? firstCopiesByClass : undefined,
       meshSizeMean: mesh.reduce((a, b) => a + b, 0) / mesh.length,
       meshSizeMin: Math.min(...mesh),
       meshSizeMax: Math.max(...mesh),
       negativeScoreSamples: {
-        stock: sum((i) => stats[i].negative.stock),
-        ours: sum((i) => stats[i].negative.ours),
+        stock: sum((i) => seen[i].negative.stock),
+        ours: sum((i) => seen[i].negative.ours),
       },
       scoreSamples: {
-        stock: sum((i) => stats[i].sampled.stock),
-        ours: sum((i) => stats[i].sampled.ours),
+        stock: sum((i) => seen[i].sampled.stock),
+        ours: sum((i) => seen[i].sampled.ours),
       },
       minScoreGiven: {
-        stock: fold((i) => stats[i].min.stock, Math.min, Number.POSITIVE_INFINITY),
-        ours: fold((i) => stats[i].min.ours, Math.min, Number.POSITIVE_INFINITY),
+        stock: fold((i) => seen[i].minMeshScore.stock, Math.min, Number.POSITIVE_INFINITY),
+        ours: fold((i) => seen[i].minMeshScore.ours, Math.min, Number.POSITIVE_INFINITY),
       },
       maxBehaviourPenaltyGiven: {
-        stock: fold((i) => stats[i].penalty.stock, Math.max, 0),
-        ours: fold((i) => stats[i].penalty.ours, Math.max, 0),
+        stock: fold((i) => seen[i].maxPenalty.stock, Math.max, 0),
+        ours: fold((i) => seen[i].maxPenalty.ours, Math.max, 0),
       },
-      disconnections: sum((i) => disconnections[i]),
+      disconnections: sum((i) => seen[i].disconnections),
     }
   }
-  await Promise.all(nodes.map((n) => n.stop()))
+  await Promise.all(hosts.map((h) => h.stop()))
   await Promise.all(relays.map((r) => new Promise((res) => r.close(() => res(undefined)))))
   phase('stopped')
   return {
@@ -828,9 +564,11 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
     intervalMs,
     loadAvg1mStart: loadStart,
     loadAvg1mEnd: loadavg()[0],
-    publishErrors,
+    publishErrors: seen.reduce((a, s) => a + s.publishErrors, 0),
     sides,
-    negativeExamples,
+    negativeExamples: seen
+      .flatMap((s, i) => s.negativeExamples.map((e) => ({ by: side(i), ...e })))
+      .slice(0, 20),
     meshEnd,
   }
 }
@@ -1110,7 +848,8 @@ writeResults('gossip-libp2p', {
   repeats: REPEAT,
   sourceTrees: SOURCE_TREES,
   treeBackupMs: TREE_BACKUP_MS ?? null,
-  topicScore: SCORE,
+  threads: THREADS,
+  topicScore: topicScore(P3_WEIGHT),
   peerScore: PEER_SCORE,
   loadAvgAtStart: loadAtStart,
   wallSeconds: wallS,
