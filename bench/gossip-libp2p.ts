@@ -34,7 +34,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { loadavg } from 'node:os'
 import { distribution } from '../src/common/distribution.ts'
 import { messageIdKey } from '../src/common/message-id.ts'
-import { randomRegularGraph } from '../src/sim/graph.ts'
+import { leastArrival, randomRegularGraph } from '../src/sim/graph.ts'
 import {
   placementBandwidth,
   placementLatency,
@@ -50,7 +50,7 @@ import {
   sideOf,
   startNode,
   topicScore,
-} from './libp2p-bench-node.ts'
+} from './gossip-libp2p/node.ts'
 import { fmt, numberArg, printTable, type Row, writeResults } from './report.ts'
 
 const QUICK = process.argv.includes('--quick')
@@ -285,21 +285,7 @@ interface Route {
 }
 
 /** Least link latency from `origin` to every node over the connection graph. */
-function leastLatency(origin: number): Float64Array {
-  const d = new Float64Array(N).fill(Number.POSITIVE_INFINITY)
-  const done = new Uint8Array(N)
-  d[origin] = 0
-  for (let k = 0; k < N; k++) {
-    let u = -1
-    for (let v = 0; v < N; v++) if (done[v] === 0 && (u < 0 || d[v] < d[u])) u = v
-    done[u] = 1
-    for (let j = graph.offsets[u]; j < graph.offsets[u + 1]; j++) {
-      const w = graph.neighbors[j]
-      d[w] = Math.min(d[w], d[u] + latency(u, w))
-    }
-  }
-  return d
-}
+const leastLatency = (origin: number) => leastArrival(graph, [[origin, 0]], latency).time
 
 function routeOf(
   members: number[],

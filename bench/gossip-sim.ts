@@ -34,6 +34,7 @@
  *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
  *   [--part preamble-slow]
  *   [--bytes 256|100000] (random and single parts: that size only)
+ *   [--messages N] (messages per run of section 1's parts; 30, 5 with --quick)
  *   [--source-trees [all]] (random, single and churn parts: also one-copy with per-source trees,
  *   judged against the same stock run; silent part: trees with one honest publisher, silent
  *   relays against the honest run; `all`: trees for every member from the start, and in the
@@ -70,7 +71,7 @@ import {
 } from '../src/sim/scenario.ts'
 import { frame, ManualEnv } from '../test/gossip/harness.ts'
 import { gossipSimScenario } from './gossip-sim/scenario.ts'
-import { fmt, printTable, type Row, writeResults } from './report.ts'
+import { fmt, numberArg, printTable, type Row, writeResults } from './report.ts'
 
 const quick = process.argv.includes('--quick')
 const seedAt = process.argv.indexOf('--seed')
@@ -99,6 +100,10 @@ const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
 /** The random and single-publisher parts also run one-copy with per-source trees (`--source-trees`). */
 const treeProfiles = sourceTrees ? [...profiles, treeStrategy] : profiles
 
+/** Messages per run of section 1 (`--messages N`; 30, or 5 with `--quick`). */
+const messages = numberArg('--messages', quick ? 5 : 30)
+if (!Number.isInteger(messages) || messages < 1) throw new Error('--messages takes an integer >= 1')
+
 function scenario(
   name: string,
   nodes: number,
@@ -106,7 +111,7 @@ function scenario(
   cls: ArtifactClass,
   over: Partial<Scenario> = {},
 ): Scenario {
-  return gossipSimScenario(name, nodes, bytes, cls, seed, quick ? 5 : 30, over)
+  return gossipSimScenario(name, nodes, bytes, cls, seed, messages, over)
 }
 
 const control = (r: ScenarioResult, kind: string) => r.summary.controlPerMessage[kind] ?? 0

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const SUPPORT = new Set(['run.ts', 'report.ts', 'libp2p-bench-node.ts', 'libp2p-node-thread.ts'])
+const SUPPORT = new Set(['run.ts', 'report.ts'])
 const available = readdirSync(here)
   .filter((f) => f.endsWith('.ts') && !SUPPORT.has(f))
   .map((f) => f.slice(0, -3))

@@ -17,60 +17,13 @@
  *
  * Usage: npm run bench -- source-tree-exchange [--nodes 1000,13000] [--sources 200] [--seed 1]
  */
-import { EventQueue } from '../src/sim/event-queue.ts'
-import { SIM_VALIDATION_DELAY } from '../src/sim/gossip-strategy.ts'
-import { type Graph, neighborsOf, randomRegularGraph } from '../src/sim/graph.ts'
-import { placementLatency, providerClusteredPlacement } from '../src/sim/placement.ts'
-import { Prng } from '../src/sim/prng.ts'
+import { type Graph, neighborsOf } from '../src/sim/graph.ts'
+import { ENTRY_BYTES, MESH, modelNetwork, VALIDATION_MS } from './gossip-sim/model-network.ts'
 import { argValue, fmt, printTable, type Row, writeResults } from './report.ts'
 
 const sizes = (argValue('--nodes') ?? '1000,13000').split(',').map(Number)
 const SOURCES = Number(argValue('--sources') ?? 200)
 const seed = Number(argValue('--seed') ?? 1)
-const CONNECTIONS = 50
-const MESH = 8
-/** Bytes per distance entry: source peer hash (4) + distance in 0.1 ms units with the parent bit (2). */
-const ENTRY_BYTES = 6
-/** Per-hop validation delay of a 256 B message in the simulator. */
-const VALIDATION_MS =
-  SIM_VALIDATION_DELAY.validationDelayMs + SIM_VALIDATION_DELAY.validationDelayMsPerKB * 0.256
-
-/** Converged distances from `src` with `gone` removed (-1: none), by Dijkstra. */
-function distances(
-  n: number,
-  conn: Graph,
-  mesh: Graph,
-  latency: (a: number, b: number) => number,
-  src: number,
-  gone: number,
-): Float64Array {
-  const d = new Float64Array(n).fill(Number.POSITIVE_INFINITY)
-  const done = new Uint8Array(n)
-  d[src] = 0
-  done[src] = 1
-  // Nodes by distance (the simulator's event queue as a priority queue: item = node).
-  const heap = new EventQueue<number>()
-  for (const r of neighborsOf(conn, src)) {
-    if (r === gone) continue
-    d[r] = latency(src, r) + VALIDATION_MS
-    heap.push(d[r], r)
-  }
-  while (heap.size > 0) {
-    const t = heap.peekTime()
-    const y = heap.pop()!
-    if (done[y] === 1 || t > d[y]) continue
-    done[y] = 1
-    for (const q of neighborsOf(mesh, y)) {
-      if (done[q] === 1 || q === gone) continue
-      const dq = t + latency(y, q) + VALIDATION_MS
-      if (dq < d[q]) {
-        d[q] = dq
-        heap.push(dq, q)
-      }
-    }
-  }
-  return d
-}
 
 /** Cold start from `src`: heartbeat-synchronous Bellman-Ford; entries sent and rounds taken. */
 function coldStart(
@@ -111,11 +64,9 @@ function coldStart(
 const rows: Row[] = []
 const out: Record<string, number> = {}
 for (const n of sizes) {
-  const prng = new Prng(seed)
-  const conn = randomRegularGraph(n, CONNECTIONS, prng.fork('graph'))
-  const mesh = randomRegularGraph(n, MESH, prng.fork('mesh'))
-  const latency = placementLatency(providerClusteredPlacement(n, prng.fork('placement')))
-  const pick = prng.fork('sources')
+  const net = modelNetwork(n, seed)
+  const { conn, mesh, latency } = net
+  const pick = net.prng.fork('sources')
   let coldEntries = 0
   let maxRounds = 0
   let leaveEntries = 0
@@ -127,8 +78,8 @@ for (const n of sizes) {
     maxRounds = Math.max(maxRounds, cold.rounds)
     let gone = pick.int(n)
     if (gone === src) gone = (gone + 1) % n
-    const before = distances(n, conn, mesh, latency, src, -1)
-    const after = distances(n, conn, mesh, latency, src, gone)
+    const before = net.floodArrival(src)
+    const after = net.floodArrival(src, gone)
     for (let x = 0; x < n; x++) {
       if (x !== gone && x !== src && after[x] !== before[x]) {
         leaveEntries += neighborsOf(mesh, x).length

@@ -1,4 +1,5 @@
 import { InvalidParametersError } from '../common/errors.ts'
+import { EventQueue } from './event-queue.ts'
 import type { Prng } from './prng.ts'
 
 /**
@@ -145,4 +146,44 @@ export function hopDistances(g: Graph, source: number): Int32Array {
     }
   }
   return dist
+}
+
+/**
+ * Least arrival time at every node of a spread over `g` that starts at `entries` (node, time)
+ * and takes `hop(u, v)` to cross edge u → v: Dijkstra from many sources. `from[v]` is the node
+ * whose copy reached v first (-1 at an entry nothing beat, and where nothing arrived). Nodes
+ * `skip` names are never reached (a node gone, or a source that spreads only by its entries).
+ */
+export function leastArrival(
+  g: Graph,
+  entries: Iterable<readonly [node: number, time: number]>,
+  hop: (u: number, v: number) => number,
+  skip: (v: number) => boolean = () => false,
+): { time: Float64Array; from: Int32Array } {
+  const time = new Float64Array(g.n).fill(Number.POSITIVE_INFINITY)
+  const from = new Int32Array(g.n).fill(-1)
+  const done = new Uint8Array(g.n)
+  const heap = new EventQueue<number>()
+  for (const [v, t] of entries) {
+    if (skip(v) || t >= time[v]) continue
+    time[v] = t
+    heap.push(t, v)
+  }
+  while (heap.size > 0) {
+    const t = heap.peekTime()
+    const u = heap.pop() as number
+    if (done[u] === 1 || t > time[u]) continue
+    done[u] = 1
+    for (let j = g.offsets[u]; j < g.offsets[u + 1]; j++) {
+      const v = g.neighbors[j]
+      if (done[v] === 1 || skip(v)) continue
+      const tv = t + hop(u, v)
+      if (tv < time[v]) {
+        time[v] = tv
+        from[v] = u
+        heap.push(tv, v)
+      }
+    }
+  }
+  return { time, from }
 }

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { EventQueue } from '../../src/sim/event-queue.ts'
 import {
   fullMeshGraph,
+  graphFromEdges,
   hopDistances,
+  leastArrival,
   neighborsOf,
   randomRegularGraph,
 } from '../../src/sim/graph.ts'
@@ -119,5 +121,51 @@ describe('the seeded generator', () => {
     // 68.3% of a standard normal lies within one standard deviation.
     expect(within1 / n).toBeGreaterThan(0.67)
     expect(within1 / n).toBeLessThan(0.695)
+  })
+
+  it('leastArrival is hop distance with unit hops, and each node came from a neighbour on a least path', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 10, max: 200 }), fc.integer(), (n, seed) => {
+        const g = randomRegularGraph(n, 4, new Prng(seed))
+        const { time, from } = leastArrival(g, [[0, 0]], () => 1)
+        expect([...time]).toEqual([...hopDistances(g, 0)])
+        expect(from[0]).toBe(-1)
+        for (let v = 1; v < n; v++) {
+          expect([...neighborsOf(g, v)]).toContain(from[v])
+          expect(time[from[v]] + 1).toBe(time[v])
+        }
+      }),
+      { numRuns: 50 },
+    )
+  })
+
+  it('leastArrival starts at every entry, takes the least, and never reaches a skipped node', () => {
+    // A path 0 - 1 - 2 - 3 - 4 with hop cost 10 ms.
+    const g = graphFromEdges(5, [0, 1, 1, 2, 2, 3, 3, 4])
+    const hop = () => 10
+    const { time, from } = leastArrival(
+      g,
+      [
+        [0, 0],
+        [4, 5],
+      ],
+      hop,
+    )
+    expect([...time]).toEqual([0, 10, 20, 15, 5])
+    expect([...from]).toEqual([-1, 0, 1, 4, -1])
+    // An entry later than a path to it is beaten: it came over the path.
+    const late = leastArrival(
+      g,
+      [
+        [0, 0],
+        [1, 30],
+      ],
+      hop,
+    )
+    expect(late.time[1]).toBe(10)
+    expect(late.from[1]).toBe(0)
+    // Node 2 gone: 3 and 4 are cut off from 0.
+    const cut = leastArrival(g, [[0, 0]], hop, (v) => v === 2)
+    expect([...cut.time]).toEqual([0, 10, Infinity, Infinity, Infinity])
   })
 })

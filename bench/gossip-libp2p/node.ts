@@ -3,7 +3,7 @@
  * or ours, built with the same score parameters, and a probe that records when each measured
  * message arrived, whom its first copy came from, duplicates, mesh sizes and the scores the
  * node gives its peers. The probe runs beside its node, in the bench's thread or in a worker
- * thread of its own (libp2p-node-thread.ts), so the bench measures both ways with one code.
+ * thread of its own (node-thread.ts), so the bench measures both ways with one code.
  */
 
 import { Worker } from 'node:worker_threads'
@@ -15,7 +15,7 @@ import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { type GossipService, gossip } from '../src/libp2p/gossip-service.ts'
+import { type GossipService, gossip } from '../../src/libp2p/gossip-service.ts'
 
 export const TOPIC = 'bench/consensus'
 
@@ -513,7 +513,7 @@ export async function startNode(
     }
     return host as NodeHost
   }
-  const worker = new Worker(new URL('./libp2p-node-thread.ts', import.meta.url), {
+  const worker = new Worker(new URL('./node-thread.ts', import.meta.url), {
     workerData: { config, total },
   })
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()

@@ -1,17 +1,12 @@
 /**
  * A gossip-libp2p bench node in a worker thread of its own (see startNode in
- * libp2p-bench-node.ts): starts the node and its probe, then answers the bench's calls.
+ * node.ts): starts the node and its probe, then answers the bench's calls.
  */
 
 import { parentPort, workerData } from 'node:worker_threads'
-import {
-  type AnswerMessage,
-  type CallMessage,
-  type NodeConfig,
-  NodeProbe,
-} from './libp2p-bench-node.ts'
+import { type AnswerMessage, type CallMessage, type NodeConfig, NodeProbe } from './node.ts'
 
-if (parentPort === null) throw new Error('libp2p-node-thread runs as a worker thread')
+if (parentPort === null) throw new Error('gossip-libp2p/node-thread.ts runs as a worker thread')
 const port = parentPort
 const { config, total } = workerData as { config: NodeConfig; total: number }
 const probe = await NodeProbe.create(config, total)
