@@ -34,7 +34,8 @@
  *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
  *   [--part preamble-slow]
  *   [--bytes 256|100000] (random and single parts: that size only)
- *   [--messages N] (messages per run of section 1's parts; 30, 5 with --quick)
+ *   [--messages N] (messages per run of section 1's parts; 30, 5 with --quick; figures then go
+ *   to a results file named for it)
  *   [--source-trees [all]] (random, single and churn parts: also one-copy with per-source trees,
  *   judged against the same stock run; silent part: trees with one honest publisher, silent
  *   relays against the honest run; `all`: trees for every member from the start, and in the
@@ -101,7 +102,8 @@ const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
 const treeProfiles = sourceTrees ? [...profiles, treeStrategy] : profiles
 
 /** Messages per run of section 1 (`--messages N`; 30, or 5 with `--quick`). */
-const messages = numberArg('--messages', quick ? 5 : 30)
+const defaultMessages = quick ? 5 : 30
+const messages = numberArg('--messages', defaultMessages)
 if (!Number.isInteger(messages) || messages < 1) throw new Error('--messages takes an integer >= 1')
 
 function scenario(
@@ -720,11 +722,14 @@ writeSeedResults(models)
 
 /** Writes every figure printed so far (sections 2–4 only when they ran). */
 function writeSeedResults(models?: Record<string, unknown>[]): void {
-  const name = `${targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'}${part ? `-${part}` : ''}`
+  const name =
+    `${targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'}${part ? `-${part}` : ''}` +
+    `${messages === defaultMessages ? '' : `-${messages}-messages`}`
   writeResults(seed === 1 ? name : `${name}-seed${seed}`, {
     models,
     quick,
     seed,
+    messagesPerRun: messages,
     comparisons: checks,
     targets: verdicts,
     churn: churnRows,
