@@ -140,16 +140,20 @@ export class MeshMaintenance {
   /**
    * True when a GRAFT fits the mesh of `topic`: below the `acceptGraftsUpTo` limit, or beyond
    * it from a peer we `dialled` (with `'belowDout'`, only while fewer than `Dout` dialled peers
-   * are in the mesh).
+   * are in the mesh). `rules` replaces the two parameters for this GRAFT.
    */
-  hasRoomFor(topic: Topic, dialled: boolean): boolean {
+  hasRoomFor(
+    topic: Topic,
+    dialled: boolean,
+    rules: Pick<GossipParams, 'acceptGraftsUpTo' | 'dialledGraftsBeyondLimit'> = this.host.params,
+  ): boolean {
     const { host } = this
     const p = host.params
     const mesh = this.mesh.get(topic)
     if (mesh === undefined) return false
-    if (mesh.size < p[p.acceptGraftsUpTo]) return true
+    if (mesh.size < p[rules.acceptGraftsUpTo]) return true
     if (!dialled) return false
-    if (p.dialledGraftsBeyondLimit === 'always') return true
+    if (rules.dialledGraftsBeyondLimit === 'always') return true
     let outbound = 0
     for (const q of mesh) if (host.isOutbound(q)) outbound++
     return outbound < p.Dout

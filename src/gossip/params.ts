@@ -220,7 +220,8 @@ export interface GossipParams {
    * mesh links carry announces, and a missing message is pulled and its link promoted.
    * Peers without it are served as stock gossipsub serves them. On, it also makes stock's mesh
    * rules (`acceptGraftsUpTo: 'Dhi'`, `dialledGraftsBeyondLimit: 'always'`, no `gradualGraft`)
-   * and `oneCopyGossipPeers: 1` the defaults, in either profile.
+   * and `oneCopyGossipPeers: 1` the defaults, in either profile; GRAFTs from peers without the
+   * extension still meet the optimized profile's (up to D), so as not to enlarge their meshes.
    */
   oneCopy: boolean
   /**

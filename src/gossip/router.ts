@@ -35,7 +35,12 @@ import {
   shortId,
   topicHash,
 } from './one-copy.ts'
-import { type GossipParams, type GossipParamsOptions, resolveGossipParams } from './params.ts'
+import {
+  type GossipParams,
+  type GossipParamsOptions,
+  PROFILES,
+  resolveGossipParams,
+} from './params.ts'
 import { type BudgetKind, PeerBudgets } from './peer-budget.ts'
 import { Preambles } from './preamble.ts'
 import { supportsExtensions, supportsIDontWant } from './protocol-ids.ts'
@@ -81,6 +86,12 @@ import {
 } from './signing.ts'
 import { distanceCost, SourceTreeLinks, TREE_LEARNING_EXTRA } from './source-tree-links.ts'
 import { UplinkQueue } from './uplink-queue.ts'
+
+/** The optimized profile's rules for GRAFTs, met by peers without one-copy (see withoutOneCopy). */
+const OPTIMIZED_GRAFT_RULES = {
+  acceptGraftsUpTo: PROFILES.optimized.acceptGraftsUpTo,
+  dialledGraftsBeyondLimit: PROFILES.optimized.dialledGraftsBeyondLimit,
+}
 
 const EMPTY = new Uint8Array(0)
 
@@ -861,6 +872,20 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
   /** True when this node speaks one-copy and the peer's stream can (meshsub 1.3). */
   private mayOneCopy(ps: PeerState): boolean {
     return this.params.oneCopy && supportsExtensions(ps.protocol)
+  }
+
+  /**
+   * True when this node speaks one-copy and the peer does not (its stream is older than
+   * meshsub 1.3, or its Extensions came without one-copy). Its GRAFTs then meet the optimized
+   * profile's mesh rules, not stock's: our one-copy meshes run larger than stock's (doc
+   * Mesh degree), and taking all of a stock peer's GRAFTs enlarges its mesh and with it the
+   * copies it pushes.
+   */
+  private withoutOneCopy(ps: PeerState): boolean {
+    return (
+      this.params.oneCopy &&
+      (!supportsExtensions(ps.protocol) || (ps.sentExtensions && !ps.oneCopyHeard))
+    )
   }
 
   /**
@@ -1979,7 +2004,11 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
         continue
       }
       // Peers we dialled may go beyond the limit (spec v1.1: they resist takeover by inbound floods).
-      const full = !this.meshes.hasRoomFor(topic, ps.outbound)
+      const full = !this.meshes.hasRoomFor(
+        topic,
+        ps.outbound,
+        this.withoutOneCopy(ps) ? OPTIMIZED_GRAFT_RULES : this.params,
+      )
       if (this.score.belowAt(ps.slot, 0) || full) {
         this.pruneResponse(peer, topic, out)
         continue

@@ -226,6 +226,42 @@ describe('one-copy parameters', () => {
   })
 })
 
+describe('one-copy mesh rules', () => {
+  it("take GRAFTs from one-copy peers up to Dhi, and from peers without it only up to D (the optimized profile's rule)", () => {
+    // A mesh of 8 one-copy peers, then 6 more of each kind graft us, all inbound.
+    const { env, router } = withPeers(8)
+    const inbound = (kind: string, protocol: string) =>
+      Array.from({ length: 6 }, (_, i) => {
+        const p = `${kind}${i}`
+        router.peerConnected(p, { protocol, outbound: false })
+        if (protocol === MESHSUB_1_3) {
+          router.receive(p, extensionsFrame())
+          router.receive(p, helloFrame(HELLO_ACK))
+        } else router.receive(p, subscribeFrame(T))
+        return p
+      })
+    const stock = inbound('stock', MESHSUB_1_2)
+    const ours = inbound('ours', MESHSUB_1_3)
+    expect(router.getMeshPeers(T)).toHaveLength(8)
+    env.take()
+    const graft = frame({ control: { graft: [{ topicID: T }] } })
+    // The mesh is at D: every stock GRAFT is refused with PRUNE.
+    for (const p of stock) router.receive(p, graft)
+    expect(router.getMeshPeers(T)).toHaveLength(8)
+    const pruned = env
+      .take()
+      .filter((s) => (s.rpc.control?.prune.length ?? 0) > 0)
+      .map((s) => s.peer)
+    expect(pruned.sort()).toEqual([...stock].sort())
+    // One-copy peers are taken up to Dhi (12): four of the six.
+    for (const p of ours) router.receive(p, graft)
+    const mesh = router.getMeshPeers(T)
+    expect(mesh).toHaveLength(12)
+    expect(mesh.filter((p) => p.startsWith('ours'))).toHaveLength(4)
+    expect(mesh.some((p) => p.startsWith('stock'))).toBe(false)
+  })
+})
+
 describe('one-copy links', () => {
   it('ask peers whose pushes are duplicates to announce instead (CHOKE), keeping minEager eager in-links', () => {
     const { env, router } = withPeers(4)
