@@ -431,7 +431,7 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
   }
   const drainUntil = Date.now() + 5000
   const complete = async () =>
-    (await Promise.all(hosts.map((h) => h.missing(0)))).every((x) => x === 0)
+    (await Promise.all(hosts.map((h) => h.missing()))).every((x) => x === 0)
   while (Date.now() < drainUntil && !(await complete()))
     await new Promise((r) => setTimeout(r, 100))
   phase('delivered')
@@ -447,8 +447,8 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
     side: side(i),
     ...s.control,
     size: meshes[i].size,
-    oneSided: [...meshes[i]].filter((p) => !meshes[ids.indexOf(p)]?.has(ids[i])).length,
-    dialled: [...meshes[i]].filter((p) => ids.indexOf(p) > i).length,
+    oneSided: [...meshes[i]].filter((p) => !meshes[indexOfPeer.get(p) ?? -1]?.has(ids[i])).length,
+    dialled: [...meshes[i]].filter((p) => (indexOfPeer.get(p) ?? -1) > i).length,
     degree: graph.offsets[i + 1] - graph.offsets[i],
   }))
   process.stderr.write(

@@ -34,8 +34,8 @@
  *   [--part random|single|churn|silent|preamble] (that part of section 1 only; implies --targets-only)
  *   [--part preamble-slow]
  *   [--bytes 256|100000] (random and single parts: that size only)
- *   [--messages N] (messages per run of section 1's parts; 30, 5 with --quick; figures then go
- *   to a results file named for it)
+ *   [--messages N] (messages per run; 30, 5 with --quick; the churn part and sections 3-4 keep
+ *   their own; figures then go to a results file named for it)
  *   [--source-trees [all]] (random, single and churn parts: also one-copy with per-source trees,
  *   judged against the same stock run; silent part: trees with one honest publisher, silent
  *   relays against the honest run; `all`: trees for every member from the start, and in the
@@ -101,10 +101,11 @@ const profiles = [gossipStockStrategy, gossipOneCopyStrategy]
 /** The random and single-publisher parts also run one-copy with per-source trees (`--source-trees`). */
 const treeProfiles = sourceTrees ? [...profiles, treeStrategy] : profiles
 
-/** Messages per run of section 1 (`--messages N`; 30, or 5 with `--quick`). */
+/** Messages per run (`--messages N`; 30, or 5 with `--quick`), but where a part sets its own. */
 const defaultMessages = quick ? 5 : 30
-const messages = numberArg('--messages', defaultMessages)
-if (!Number.isInteger(messages) || messages < 1) throw new Error('--messages takes an integer >= 1')
+const messagesPerRun = numberArg('--messages', defaultMessages)
+if (!Number.isInteger(messagesPerRun) || messagesPerRun < 1)
+  throw new Error('--messages takes an integer >= 1')
 
 function scenario(
   name: string,
@@ -113,7 +114,7 @@ function scenario(
   cls: ArtifactClass,
   over: Partial<Scenario> = {},
 ): Scenario {
-  return gossipSimScenario(name, nodes, bytes, cls, seed, messages, over)
+  return gossipSimScenario(name, nodes, bytes, cls, seed, messagesPerRun, over)
 }
 
 const control = (r: ScenarioResult, kind: string) => r.summary.controlPerMessage[kind] ?? 0
@@ -724,12 +725,12 @@ writeSeedResults(models)
 function writeSeedResults(models?: Record<string, unknown>[]): void {
   const name =
     `${targetsOnly ? 'gossip-sim-targets' : 'gossip-sim'}${part ? `-${part}` : ''}` +
-    `${messages === defaultMessages ? '' : `-${messages}-messages`}`
+    `${messagesPerRun === defaultMessages ? '' : `-${messagesPerRun}-messages`}`
   writeResults(seed === 1 ? name : `${name}-seed${seed}`, {
     models,
     quick,
     seed,
-    messagesPerRun: messages,
+    messagesPerRun,
     comparisons: checks,
     targets: verdicts,
     churn: churnRows,

@@ -17,8 +17,8 @@
  *
  * Usage: npm run bench -- source-tree-exchange [--nodes 1000,13000] [--sources 200] [--seed 1]
  */
-import { type Graph, neighborsOf } from '../src/sim/graph.ts'
-import { ENTRY_BYTES, MESH, modelNetwork, VALIDATION_MS } from './gossip-sim/model-network.ts'
+import { neighborsOf } from '../src/sim/graph.ts'
+import { ENTRY_BYTES, MESH, modelNetwork } from './gossip-sim/model-network.ts'
 import { argValue, fmt, printTable, type Row, writeResults } from './report.ts'
 
 const sizes = (argValue('--nodes') ?? '1000,13000').split(',').map(Number)
@@ -28,15 +28,14 @@ const seed = Number(argValue('--seed') ?? 1)
 /** Cold start from `src`: heartbeat-synchronous Bellman-Ford; entries sent and rounds taken. */
 function coldStart(
   n: number,
-  conn: Graph,
-  mesh: Graph,
-  latency: (a: number, b: number) => number,
+  { mesh, hop, floodOf }: ReturnType<typeof modelNetwork>,
   src: number,
 ): { entries: number; rounds: number } {
   let d = new Float64Array(n).fill(Number.POSITIVE_INFINITY)
   d[src] = 0
-  for (const r of neighborsOf(conn, src)) d[r] = latency(src, r) + VALIDATION_MS
-  let changed: number[] = [...neighborsOf(conn, src)]
+  const flood = floodOf(src)
+  for (const [r, t] of flood) d[r] = t
+  let changed: number[] = flood.map(([r]) => r)
   let entries = 0
   let rounds = 0
   while (changed.length > 0) {
@@ -48,7 +47,7 @@ function coldStart(
       entries += peers.length
       for (const q of peers) {
         if (q === src) continue
-        const dq = d[y] + latency(y, q) + VALIDATION_MS
+        const dq = d[y] + hop(y, q)
         if (dq < next[q]) {
           next[q] = dq
           touched.add(q)
@@ -65,7 +64,6 @@ const rows: Row[] = []
 const out: Record<string, number> = {}
 for (const n of sizes) {
   const net = modelNetwork(n, seed)
-  const { conn, mesh, latency } = net
   const pick = net.prng.fork('sources')
   let coldEntries = 0
   let maxRounds = 0
@@ -73,7 +71,7 @@ for (const n of sizes) {
   const sampled = Math.min(SOURCES, n)
   for (let s = 0; s < sampled; s++) {
     const src = pick.int(n)
-    const cold = coldStart(n, conn, mesh, latency, src)
+    const cold = coldStart(n, net, src)
     coldEntries += cold.entries
     maxRounds = Math.max(maxRounds, cold.rounds)
     let gone = pick.int(n)
@@ -82,7 +80,7 @@ for (const n of sizes) {
     const after = net.floodArrival(src, gone)
     for (let x = 0; x < n; x++) {
       if (x !== gone && x !== src && after[x] !== before[x]) {
-        leaveEntries += neighborsOf(mesh, x).length
+        leaveEntries += neighborsOf(net.mesh, x).length
       }
     }
   }

@@ -356,11 +356,9 @@ export class NodeProbe {
     return at
   }
 
-  /** Messages from `from` on (the measured ones) not yet delivered here. */
-  missing(from: number): number {
-    let n = 0
-    for (let m = from; m < this.arrivals.length; m++) if (Number.isNaN(this.arrivals[m])) n++
-    return n
+  /** Messages of the run (warm-up included) not yet delivered here. */
+  missing(): number {
+    return this.arrivals.filter(Number.isNaN).length
   }
 
   /** From here on duplicates, disconnections, mesh sizes and scores count. */
@@ -454,30 +452,7 @@ export class NodeProbe {
 }
 
 /** The probe's calls, as the bench makes them (possibly across a thread). */
-type Calls = Pick<
-  NodeProbe,
-  | 'dial'
-  | 'start'
-  | 'meshSize'
-  | 'publish'
-  | 'missing'
-  | 'startMeasuring'
-  | 'stopMeasuring'
-  | 'summary'
-  | 'stop'
->
-export type Call = keyof Calls
-/** A node as the bench drives it: its probe's calls, each answered later. */
-export type NodeHost = {
-  [K in Call]: (...args: Parameters<Calls[K]>) => Promise<Awaited<ReturnType<Calls[K]>>>
-} & {
-  readonly peerId: string
-  readonly port: number
-  /** The probe itself when the node runs in the bench's thread (for the bench's own traces). */
-  readonly local?: NodeProbe
-}
-
-const CALLS: Call[] = [
+const CALLS = [
   'dial',
   'start',
   'meshSize',
@@ -487,7 +462,18 @@ const CALLS: Call[] = [
   'stopMeasuring',
   'summary',
   'stop',
-]
+] as const
+export type Call = (typeof CALLS)[number]
+type Calls = Pick<NodeProbe, Call>
+/** A node as the bench drives it: its probe's calls, each answered later. */
+export type NodeHost = {
+  [K in Call]: (...args: Parameters<Calls[K]>) => Promise<Awaited<ReturnType<Calls[K]>>>
+} & {
+  readonly peerId: string
+  readonly port: number
+  /** The probe itself when the node runs in the bench's thread (for the bench's own traces). */
+  readonly local?: NodeProbe
+}
 
 /** A call to a node's worker thread, and its answer. */
 export type CallMessage = { id: number; call: Call; args: unknown[] }

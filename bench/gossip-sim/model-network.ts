@@ -4,13 +4,13 @@ import { placementLatency, providerClusteredPlacement } from '../../src/sim/plac
 import { Prng } from '../../src/sim/prng.ts'
 
 /** Connections per node, as in gossip-sim. */
-export const CONNECTIONS = 50
+const CONNECTIONS = 50
 /** Mesh degree of the random mesh standing in for the topic's. */
 export const MESH = 8
 /** Bytes per distance entry: peer hash (4) + distance in 0.1 ms units with the parent bit (2). */
 export const ENTRY_BYTES = 6
 /** Per-hop validation delay of a 256 B message in the simulator. */
-export const VALIDATION_MS =
+const VALIDATION_MS =
   SIM_VALIDATION_DELAY.validationDelayMs + SIM_VALIDATION_DELAY.validationDelayMsPerKB * 0.256
 
 /**
