@@ -43,10 +43,12 @@ import {
 import { Prng } from '../src/sim/prng.ts'
 import {
   type AnyNode,
+  type DuplicatesFrom,
   isOurs,
   type Kind,
   messageIndex,
   PEER_SCORE,
+  type SideName,
   sideOf,
   startNode,
   topicScore,
@@ -173,6 +175,10 @@ interface Side {
    * peer of the publisher (a flood root: rule 2's push, or its eager push), any other peer.
    */
   duplicatesBySender?: Record<DupSender, number>
+  /** Duplicates by their sender's implementation and whether it was in the receiver's mesh. */
+  duplicatesFrom: DuplicatesFrom
+  /** Mesh peers of each implementation per node, averaged over the samples. */
+  meshPeersBySide: Record<SideName, number>
   /** Our nodes' duplicates by the one-copy rule that let them through (see {@link dupClass}). */
   duplicatesByClass?: Record<string, number>
   /**
@@ -499,6 +505,16 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
       expected,
       delivered,
       duplicates: sum((i) => seen[i].duplicates),
+      duplicatesFrom: Object.fromEntries(
+        Object.keys(seen[members[0]].duplicatesFrom).map((k) => [
+          k,
+          sum((i) => seen[i].duplicatesFrom[k as keyof DuplicatesFrom]),
+        ]),
+      ) as DuplicatesFrom,
+      meshPeersBySide: {
+        stock: sum((i) => seen[i].meshPeersBySide.stock) / mesh.length,
+        ours: sum((i) => seen[i].meshPeersBySide.ours) / mesh.length,
+      },
       duplicatesByClass: traced
         ? Object.fromEntries(
             [...new Set(members.flatMap((i) => [...byClass[i].keys()]))]
@@ -618,6 +634,32 @@ const header =
   `after ${WARMUP} warm-up messages; ${SOURCE_TREES ? `our one-copy nodes with per-source trees${SOURCE_TREES === 'all' ? ' for every member' : ''}${TREE_BACKUP_MS === undefined ? '' : `, backup parents within ${TREE_BACKUP_MS} ms`}; ` : ''}same P1-P4 scores (P3 on) on both sides; load average (1/5/15 min) at start ` +
   `${loadAtStart.map((l) => fmt(l, 1)).join(' / ')}, ${fmt(wallS, 0)} s wall`
 printTable(header, rows)
+printTable(
+  "Duplicates per delivery by sender (its implementation; in the receiver's mesh or not), mesh peers per node by implementation, and duplicates per delivery and mesh peer",
+  results.flatMap((r) =>
+    (['stock', 'ours'] as const).flatMap((which) => {
+      const s = r.sides[which]
+      if (s === undefined) return []
+      const d = s.duplicatesFrom
+      const perPeer = (side: SideName) =>
+        s.meshPeersBySide[side] > 0
+          ? fmt(d[`${side} mesh`] / s.delivered / s.meshPeersBySide[side], 3)
+          : '-'
+      return [
+        {
+          size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,
+          run: runLabel(r),
+          nodes: `${s.nodes} ${kindName(r, which)}`,
+          'from stock mesh/other': `${fmt(d['stock mesh'] / s.delivered)}/${fmt(d['stock other'] / s.delivered)}`,
+          'from ours mesh/other': `${fmt(d['ours mesh'] / s.delivered)}/${fmt(d['ours other'] / s.delivered)}`,
+          'mesh peers stock/ours': `${fmt(s.meshPeersBySide.stock)}/${fmt(s.meshPeersBySide.ours)}`,
+          'per stock mesh peer': perPeer('stock'),
+          'per ours mesh peer': perPeer('ours'),
+        },
+      ]
+    }),
+  ),
+)
 printTable(
   "Our nodes' first copies by the way they came (bench dupClass): share of all deliveries, of those at or above p99",
   results.flatMap((r) => {

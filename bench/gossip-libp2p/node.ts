@@ -98,6 +98,8 @@ export const isOurs = (n: AnyNode): n is Ours => 'dissemination' in n.services
 
 /** Duplicates each stock node's router reported to its scorer (one per extra full copy). */
 const stockDuplicates = new Map<AnyNode, number>()
+/** Each stock node's probe, told of every duplicate and its sender. */
+const stockDuplicateSenders = new Map<AnyNode, (from: string) => void>()
 
 async function createNode(config: NodeConfig): Promise<AnyNode> {
   const score = topicScore(config.p3Weight)
@@ -154,6 +156,7 @@ async function createNode(config: NodeConfig): Promise<AnyNode> {
     stockDuplicates.set(node, 0)
     scorer.duplicateMessage = (from, id, topic) => {
       stockDuplicates.set(node, (stockDuplicates.get(node) ?? 0) + 1)
+      stockDuplicateSenders.get(node)?.(from)
       original(from, id, topic)
     }
     return node
@@ -210,6 +213,15 @@ function scoreOf(n: AnyNode, peer: string): { score: number; penalty: number } {
 type PerSide = Record<SideName, number>
 const perSide = (v: number): PerSide => ({ stock: v, ours: v })
 
+/** Duplicates by their sender: its implementation, and in this node's mesh or not. */
+export type DuplicatesFrom = Record<`${SideName} ${'mesh' | 'other'}`, number>
+const noDuplicates = (): DuplicatesFrom => ({
+  'stock mesh': 0,
+  'stock other': 0,
+  'ours mesh': 0,
+  'ours other': 0,
+})
+
 /** GRAFT and PRUNE a node sent and received over the run (mesh upkeep churn). */
 export interface MeshControl {
   graftSent: number
@@ -226,8 +238,12 @@ export interface ProbeSummary {
   firstFrom: number[]
   /** Duplicates while measuring. */
   duplicates: number
+  /** The same by their sender's implementation and whether it was in this node's mesh then. */
+  duplicatesFrom: DuplicatesFrom
   /** Mesh size at each sample while measuring. */
   meshSamples: number[]
+  /** Mesh peers of each implementation, summed over the same samples. */
+  meshPeersBySide: PerSide
   /** Samples in which this node scored a peer of the given implementation below 0. */
   negative: PerSide
   /** Samples taken of this node's scores of peers of the given implementation. */
@@ -270,8 +286,11 @@ export class NodeProbe {
   private publishErrors = 0
   private dupsBefore = 0
   private dupsDuring = 0
+  private measuring = false
+  private readonly duplicatesFrom = noDuplicates()
   private disconnections = 0
   private readonly meshSamples: number[] = []
+  private readonly meshPeersBySide = perSide(0)
   private readonly negative = perSide(0)
   private readonly sampled = perSide(0)
   private readonly minMeshScore = perSide(Number.POSITIVE_INFINITY)
@@ -304,6 +323,7 @@ export class NodeProbe {
     this.sideOfPeer = new Map(ids.map((p, i) => [p, sides[i]]))
     const n = this.node
     if (isOurs(n)) {
+      n.services.dissemination.core.on('duplicate', (d) => this.duplicateFrom(d.from))
       n.services.dissemination.subscribe(TOPIC)
       n.services.dissemination.on('artifact', (a) => {
         if (a.from === undefined) return
@@ -313,6 +333,7 @@ export class NodeProbe {
       })
       return
     }
+    stockDuplicateSenders.set(n, (from) => this.duplicateFrom(from))
     const c = this.stockControl
     n.services.pubsub.addEventListener('gossipsub:graft', (e) => {
       if (e.detail.direction === 'outbound') c.graftSent++
@@ -337,6 +358,12 @@ export class NodeProbe {
   private sentBy(m: number, from: string): void {
     if (m < this.firstFrom.length && this.firstFrom[m] < 0)
       this.firstFrom[m] = this.indexOfPeer.get(from) ?? -1
+  }
+
+  private duplicateFrom(from: string): void {
+    const side = this.sideOfPeer.get(from)
+    if (!this.measuring || side === undefined) return
+    this.duplicatesFrom[`${side} ${meshPeers(this.node).includes(from) ? 'mesh' : 'other'}`]++
   }
 
   meshSize(): number {
@@ -364,6 +391,7 @@ export class NodeProbe {
   /** From here on duplicates, disconnections, mesh sizes and scores count. */
   startMeasuring(): void {
     this.dupsBefore = duplicates(this.node)
+    this.measuring = true
     this.node.addEventListener('peer:disconnect', this.onDisconnect)
     this.sampler = setInterval(() => this.sample(), 250)
   }
@@ -375,6 +403,10 @@ export class NodeProbe {
       ? n.services.dissemination.core.getPeers()
       : n.services.pubsub.getPeers().map(String)
     const mesh = new Set(meshPeers(n))
+    for (const peer of mesh) {
+      const side = this.sideOfPeer.get(peer)
+      if (side !== undefined) this.meshPeersBySide[side]++
+    }
     for (const peer of peers) {
       const other = this.sideOfPeer.get(peer)
       if (other === undefined) continue
@@ -405,6 +437,7 @@ export class NodeProbe {
     clearInterval(this.sampler)
     this.sample()
     this.dupsDuring = duplicates(this.node) - this.dupsBefore
+    this.measuring = false
     this.node.removeEventListener('peer:disconnect', this.onDisconnect)
   }
 
@@ -431,7 +464,9 @@ export class NodeProbe {
       arrivals: this.arrivals,
       firstFrom: this.firstFrom,
       duplicates: this.dupsDuring,
+      duplicatesFrom: this.duplicatesFrom,
       meshSamples: this.meshSamples,
+      meshPeersBySide: this.meshPeersBySide,
       negative: this.negative,
       sampled: this.sampled,
       minMeshScore: this.minMeshScore,
