@@ -220,6 +220,12 @@ interface RunResult {
   intervalMs: number
   loadAvg1mStart: number
   loadAvg1mEnd: number
+  /**
+   * CPU time the whole process spent while measuring, ms (every node, relay and trace; all
+   * threads with `--threads`): the work one event loop shares out, against the same run's wall.
+   */
+  cpuMs: number
+  wallMs: number
   /** Publications that failed (the publisher had no peer to send to). */
   publishErrors: number
   sides: Partial<Record<'stock' | 'ours', Side>>
@@ -431,6 +437,8 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
   // Measuring from here: duplicates, disconnections, mesh sizes and scores.
   await Promise.all(hosts.map((h) => h.startMeasuring()))
   measuring = true
+  const cpuStart = process.cpuUsage()
+  const wallStart = performance.now()
   for (let m = WARMUP; m < total; m++) {
     await publish(m)
     await new Promise((r) => setTimeout(r, intervalMs))
@@ -442,6 +450,8 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
     await new Promise((r) => setTimeout(r, 100))
   phase('delivered')
   await new Promise((r) => setTimeout(r, 1000)) // late duplicates still count
+  const cpu = process.cpuUsage(cpuStart)
+  const wallMs = performance.now() - wallStart
   await Promise.all(hosts.map((h) => h.stopMeasuring()))
   measuring = false
   const seen = await Promise.all(hosts.map((h) => h.summary()))
@@ -566,6 +576,8 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
     intervalMs,
     loadAvg1mStart: loadStart,
     loadAvg1mEnd: loadavg()[0],
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs,
     publishErrors: seen.reduce((a, s) => a + s.publishErrors, 0),
     sides,
     negativeExamples: seen
@@ -624,6 +636,7 @@ const rows: Row[] = results.flatMap((r) =>
         disconnects: s.disconnections,
         'publish errors': r.publishErrors,
         load: `${fmt(r.loadAvg1mStart, 1)}-${fmt(r.loadAvg1mEnd, 1)}`,
+        'CPU s / wall s': `${fmt(r.cpuMs / 1000, 1)} / ${fmt(r.wallMs / 1000, 1)}`,
       },
     ]
   }),
