@@ -300,7 +300,7 @@ export class SourceTreeLinks {
     // A named source published before (it names itself from its second message on); a signed
     // message's origin is counted from its first.
     if (trees.seen(topic, source, latency, named !== undefined)) this.distancesSoon()
-    trees.firstCopy(topic, source, key, peer, announcers)
+    trees.firstCopy(topic, source, key, peer, this.host.hashOf(peer) === source, announcers)
     if (trees.awaiting(topic, source, key)) {
       this.host.setTimer(PARENT_OVERDUE_MS + PARENT_OVERDUE_COPIES * this.copyMs(topic), () => {
         if (trees.overdue(topic, source, key)) this.distancesSoon()

@@ -279,16 +279,21 @@ export class SourceTrees {
   }
 
   /**
-   * The first copy of message `key` of `source` came from `from`, after `announcers`
-   * announced it. Settles the source's previous message if still watched (see
-   * {@link settle}), then watches this one: our parent shows it has it by its copy (pushed, or
-   * in answer to a pull) or its announce (its parent bit for us was stale).
+   * The first copy of message `key` of `source` came from `from` (`flooded`: the source
+   * itself sent it, its flood), after `announcers` announced it. Settles the source's previous
+   * message if still watched (see {@link settle}), then watches this one: our parent shows it
+   * has it by its copy (pushed, or in answer to a pull) or its announce (its parent bit for us
+   * was stale). Not when the copy came first by the source's flood or our backup parent: we
+   * announce it to our parent at once, and a parent our announce reaches first rightly sends
+   * us nothing (on 24 real nodes every pass-over of an honest parent was one of these). A
+   * silent parent behind either path costs nothing until a message it does cost us shows it.
    */
   firstCopy(
     topic: Topic,
     source: number,
     key: string,
     from: PeerKey,
+    flooded: boolean,
     announcers?: ReadonlyMap<PeerKey, number>,
   ): void {
     const s = this.topics.get(topic)?.get(source)
@@ -296,7 +301,7 @@ export class SourceTrees {
     this.settle(topic, source, s)
     const parent = s.parent
     s.watch =
-      parent === undefined || parent === FROM_SOURCE
+      parent === undefined || parent === FROM_SOURCE || flooded || from === s.backup
         ? undefined
         : { key, parent, delivered: from === parent || announcers?.has(parent) === true }
   }

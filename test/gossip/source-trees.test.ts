@@ -171,17 +171,17 @@ describe('the source-tree table', () => {
     for (let k = 0; k < 10; k++) {
       clock.now += 250
       const announcers = new Map(k % 3 === 2 ? [['a', clock.now - 5]] : [])
-      trees.firstCopy(T, S, `h${k}`, k % 3 === 0 ? 'a' : 'b', announcers)
+      trees.firstCopy(T, S, `h${k}`, k % 3 === 0 ? 'a' : 'b', false, announcers)
       if (k % 3 === 1) trees.copy(T, S, `h${k}`, 'a')
     }
     expect(trees.parentOf(T, S)).toBe('a')
     // It withholds: the copy comes from b (pulled after an announce, or pushed), none from a.
     clock.now += 250
-    trees.firstCopy(T, S, 'w', 'b')
+    trees.firstCopy(T, S, 'w', 'b', false)
     expect(trees.parentOf(T, S)).toBe('a')
     // The next message settles the miss: a is passed over, b taken.
     clock.now += 250
-    trees.firstCopy(T, S, 'w-next', 'b')
+    trees.firstCopy(T, S, 'w-next', 'b', false)
     expect(trees.parentOf(T, S)).toBe('b')
     expect(trees.distanceOf(T, S)).toBe(33)
     // Its lower offers are ignored until the pass-over ends; then the heartbeat takes it again.
@@ -204,9 +204,9 @@ describe('the source-tree table', () => {
     // S3's path is through b only.
     trees.advertised(T, 'b', { source: S3, distanceMs: 30, parent: false })
     // a withholds a message of S: once settled, it is passed over for S2 as well.
-    trees.firstCopy(T, S, 'w', 'b')
+    trees.firstCopy(T, S, 'w', 'b', false)
     clock.now += 250
-    trees.firstCopy(T, S, 'w-next', 'b')
+    trees.firstCopy(T, S, 'w-next', 'b', false)
     expect(trees.parentOf(T, S)).toBe('b')
     expect(trees.parentOf(T, S2)).toBe('b')
     expect(trees.parentOf(T, S3)).toBe('b')
@@ -219,12 +219,42 @@ describe('the source-tree table', () => {
     expect(trees.parentOf(T, S2)).toBe('a')
   })
 
+  it("does not hold it against a parent when the source's flood or our backup parent came first", () => {
+    // a is the parent, b the backup (its path within the 10 ms margin), the source's flood far.
+    const { trees, clock } = table({ a: 1, b: 1 }, 100, undefined, 10)
+    trees.seed(T, S, 40)
+    trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 8, parent: false })
+    expect(trees.parentOf(T, S)).toBe('a')
+    // The flood (from the source itself) and then b's copy came first, and a sent nothing
+    // either time: our announce reached it first. Nothing is awaited, nothing is settled.
+    trees.firstCopy(T, S, 'f', 'src', true)
+    expect(trees.awaiting(T, S, 'f')).toBe(false)
+    clock.now += 250
+    trees.firstCopy(T, S, 'k', 'b', false)
+    expect(trees.awaiting(T, S, 'k')).toBe(false)
+    expect(trees.overdue(T, S, 'k')).toBe(false)
+    clock.now += 250
+    trees.firstCopy(T, S, 'k2', 'a', false)
+    expect(trees.parentOf(T, S)).toBe('a')
+    // A copy by any other way, with nothing from a, is still a miss.
+    const { trees: t2, clock: c2 } = table({ a: 1, b: 1, c: 1 }, 100, undefined, 10)
+    t2.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
+    t2.advertised(T, 'b', { source: S, distanceMs: 8, parent: false })
+    t2.advertised(T, 'c', { source: S, distanceMs: 50, parent: false })
+    t2.firstCopy(T, S, 'm', 'c', false)
+    expect(t2.awaiting(T, S, 'm')).toBe(true)
+    c2.now += 100
+    expect(t2.overdue(T, S, 'm')).toBe(true)
+    expect(t2.parentOf(T, S)).toBe('b')
+  })
+
   it('settles a missed message when it is overdue, before the source sends its next one', () => {
     const { trees, clock } = table({ a: 1, b: 1 })
     trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
     trees.advertised(T, 'b', { source: S, distanceMs: 30, parent: false })
     // b's copy came first; a's comes a little later: not overdue, nothing changes.
-    trees.firstCopy(T, S, 'm1', 'b')
+    trees.firstCopy(T, S, 'm1', 'b', false)
     expect(trees.awaiting(T, S, 'm1')).toBe(true)
     trees.copy(T, S, 'm1', 'a')
     expect(trees.awaiting(T, S, 'm1')).toBe(false)
@@ -232,7 +262,7 @@ describe('the source-tree table', () => {
     expect(trees.parentOf(T, S)).toBe('a')
     // Nothing from a: once overdue it is passed over at once (the next message goes via b).
     clock.now += 250
-    trees.firstCopy(T, S, 'm2', 'b')
+    trees.firstCopy(T, S, 'm2', 'b', false)
     clock.now += 100
     expect(trees.overdue(T, S, 'm2')).toBe(true)
     expect(trees.parentOf(T, S)).toBe('b')
