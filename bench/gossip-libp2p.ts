@@ -179,6 +179,8 @@ interface Side {
   duplicatesFrom: DuplicatesFrom
   /** Mesh peers of each implementation per node, averaged over the samples. */
   meshPeersBySide: Record<SideName, number>
+  /** Duplicates per delivery from mesh peers of each implementation, per such mesh peer (null: none). */
+  duplicatesPerDeliveryPerMeshPeer: Record<SideName, number | null>
   /** Our nodes' duplicates by the one-copy rule that let them through (see {@link dupClass}). */
   duplicatesByClass?: Record<string, number>
   /**
@@ -508,6 +510,20 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
     const fold = (f: (i: number) => number, op: (a: number, b: number) => number, init: number) =>
       members.reduce((acc, i) => op(acc, f(i)), init)
     const sum = (f: (i: number) => number) => fold(f, (a, b) => a + b, 0)
+    const duplicatesFrom = Object.fromEntries(
+      Object.keys(seen[members[0]].duplicatesFrom).map((k) => [
+        k,
+        sum((i) => seen[i].duplicatesFrom[k as keyof DuplicatesFrom]),
+      ]),
+    ) as DuplicatesFrom
+    const meshPeersBySide = {
+      stock: sum((i) => seen[i].meshPeersBySide.stock) / mesh.length,
+      ours: sum((i) => seen[i].meshPeersBySide.ours) / mesh.length,
+    }
+    const perMeshPeer = (from: SideName) =>
+      meshPeersBySide[from] > 0
+        ? duplicatesFrom[`${from} mesh`] / delivered / meshPeersBySide[from]
+        : null
     /** The bench's own traces, where it ran them (in its thread, on our nodes). */
     const traced = which === 'ours' && !THREADS
     sides[which] = {
@@ -515,15 +531,11 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
       expected,
       delivered,
       duplicates: sum((i) => seen[i].duplicates),
-      duplicatesFrom: Object.fromEntries(
-        Object.keys(seen[members[0]].duplicatesFrom).map((k) => [
-          k,
-          sum((i) => seen[i].duplicatesFrom[k as keyof DuplicatesFrom]),
-        ]),
-      ) as DuplicatesFrom,
-      meshPeersBySide: {
-        stock: sum((i) => seen[i].meshPeersBySide.stock) / mesh.length,
-        ours: sum((i) => seen[i].meshPeersBySide.ours) / mesh.length,
+      duplicatesFrom,
+      meshPeersBySide,
+      duplicatesPerDeliveryPerMeshPeer: {
+        stock: perMeshPeer('stock'),
+        ours: perMeshPeer('ours'),
       },
       duplicatesByClass: traced
         ? Object.fromEntries(
@@ -654,10 +666,10 @@ printTable(
       const s = r.sides[which]
       if (s === undefined) return []
       const d = s.duplicatesFrom
-      const perPeer = (side: SideName) =>
-        s.meshPeersBySide[side] > 0
-          ? fmt(d[`${side} mesh`] / s.delivered / s.meshPeersBySide[side], 3)
-          : '-'
+      const perPeer = (side: SideName) => {
+        const v = s.duplicatesPerDeliveryPerMeshPeer[side]
+        return v === null ? '-' : fmt(v, 3)
+      }
       return [
         {
           size: r.bytes === 256 ? '256 B' : `${fmt(r.bytes / 1000, 0)} KB`,

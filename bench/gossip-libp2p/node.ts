@@ -96,10 +96,11 @@ export type AnyNode = Stock | Ours
 
 export const isOurs = (n: AnyNode): n is Ours => 'dissemination' in n.services
 
-/** Duplicates each stock node's router reported to its scorer (one per extra full copy). */
-const stockDuplicates = new Map<AnyNode, number>()
-/** Each stock node's probe, told of every duplicate and its sender. */
-const stockDuplicateSenders = new Map<AnyNode, (from: string) => void>()
+/**
+ * Duplicates each stock node's router reported to its scorer (one per extra full copy), and
+ * its probe's listener, told each one's sender.
+ */
+const stockDuplicates = new Map<AnyNode, { count: number; from?: (peer: string) => void }>()
 
 async function createNode(config: NodeConfig): Promise<AnyNode> {
   const score = topicScore(config.p3Weight)
@@ -153,10 +154,11 @@ async function createNode(config: NodeConfig): Promise<AnyNode> {
     // Counted where stock's router hands a duplicate to its scorer: instrumentation only.
     const scorer = node.services.pubsub.score
     const original = scorer.duplicateMessage.bind(scorer)
-    stockDuplicates.set(node, 0)
+    const counted: { count: number; from?: (peer: string) => void } = { count: 0 }
+    stockDuplicates.set(node, counted)
     scorer.duplicateMessage = (from, id, topic) => {
-      stockDuplicates.set(node, (stockDuplicates.get(node) ?? 0) + 1)
-      stockDuplicateSenders.get(node)?.(from)
+      counted.count++
+      counted.from?.(from)
       original(from, id, topic)
     }
     return node
@@ -193,7 +195,7 @@ function meshPeers(n: AnyNode): string[] {
 
 function duplicates(n: AnyNode): number {
   if (isOurs(n)) return n.services.dissemination.stats().total.duplicates
-  return stockDuplicates.get(n) ?? 0
+  return stockDuplicates.get(n)?.count ?? 0
 }
 
 /** The score `n` gives `peer`, and the behaviour penalty it holds against it. */
@@ -333,7 +335,8 @@ export class NodeProbe {
       })
       return
     }
-    stockDuplicateSenders.set(n, (from) => this.duplicateFrom(from))
+    const counted = stockDuplicates.get(n)
+    if (counted !== undefined) counted.from = (from) => this.duplicateFrom(from)
     const c = this.stockControl
     n.services.pubsub.addEventListener('gossipsub:graft', (e) => {
       if (e.detail.direction === 'outbound') c.graftSent++
