@@ -594,7 +594,8 @@ export function encodeRpc(rpc: Rpc): Uint8Array {
 }
 
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
-const utf8 = new TextDecoder()
+// ignoreBOM: a leading U+FEFF is part of a topic; stripping it would let two topics meet.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true })
 
 /**
  * The bytes a StrictSign signature covers: `"libp2p-pubsub:"` followed by the message's

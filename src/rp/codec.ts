@@ -431,7 +431,8 @@ function readBytes(r: Reader, wireType: number, what: string, max: number): Uint
   return out
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a leading U+FEFF is part of the name; stripping it would let two topics meet.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function readString(r: Reader, wireType: number, what: string, max: number): string {
   const b = readBytes(r, wireType, what, max)

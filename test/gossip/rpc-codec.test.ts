@@ -92,6 +92,14 @@ describe('gossipsub RPC codec', () => {
     )
   })
 
+  it('keeps a topic that starts with U+FEFF apart from the one without it', () => {
+    // TextDecoder strips a leading byte-order mark unless told not to.
+    const subscriptions = ['\ufeffvotes', 'votes'].map((topic) => ({ subscribe: true, topic }))
+    expect(decodeRpc(encodeRpc({ subscriptions, messages: [] })).subscriptions).toEqual(
+      subscriptions,
+    )
+  })
+
   it('skips fields a newer peer adds', () => {
     fc.assert(
       fc.property(rpcArb, (rpc) => {

@@ -132,6 +132,12 @@ describe('rp codec', () => {
     for (const m of samples) expect(decodeRpMessage(encodeRpMessage(m))).toEqual(m)
   })
 
+  it('keeps a topic that starts with U+FEFF apart from the one without it', () => {
+    // TextDecoder strips a leading byte-order mark unless told not to; CI once caught it.
+    const m: RpMessage = { type: 'leave', topics: ['\ufeff', '\ufeffvotes', 'votes'] }
+    expect(decodeRpMessage(encodeRpMessage(m))).toEqual(m)
+  })
+
   it('skips fields a newer version adds', () => {
     // Field 21 (bytes) and field 30 (fixed32) are unknown to version 1.
     const extra = [0xaa, 0x01, 0x01, 0x00, 0xf5, 0x01, 1, 2, 3, 4]
