@@ -211,6 +211,8 @@ interface Side {
   maxBehaviourPenaltyGiven: Record<'stock' | 'ours', number>
   /** Connections this side's nodes lost while measuring. */
   disconnections: number
+  /** Tree parents this side's nodes passed over while measuring (a parent showed nothing of a message). */
+  parentsPassedOver: number
 }
 
 interface RunResult {
@@ -576,6 +578,7 @@ async function run(scenario: Scenario, bytes: number): Promise<Omit<RunResult, '
         ours: fold((i) => seen[i].maxPenalty.ours, Math.max, 0),
       },
       disconnections: sum((i) => seen[i].disconnections),
+      parentsPassedOver: sum((i) => seen[i].parentsPassedOver),
     }
   }
   await Promise.all(hosts.map((h) => h.stop()))
@@ -646,6 +649,7 @@ const rows: Row[] = results.flatMap((r) =>
         'min mesh score given (same/other)': `${scoreCell(s.minScoreGiven[which])}/${scoreCell(s.minScoreGiven[other])}`,
         'P7 given (same/other)': `${fmt(s.maxBehaviourPenaltyGiven[which])}/${fmt(s.maxBehaviourPenaltyGiven[other])}`,
         disconnects: s.disconnections,
+        'parents passed over': which === 'ours' ? s.parentsPassedOver : '-',
         'publish errors': r.publishErrors,
         load: `${fmt(r.loadAvg1mStart, 1)}-${fmt(r.loadAvg1mEnd, 1)}`,
         'CPU s / wall s': `${fmt(r.cpuMs / 1000, 1)} / ${fmt(r.wallMs / 1000, 1)}`,
@@ -792,6 +796,7 @@ function pooled(sides: Side[]): Side | undefined {
       ours: sum((s) => s.scoreSamples.ours),
     },
     disconnections: sum((s) => s.disconnections),
+    parentsPassedOver: sum((s) => s.parentsPassedOver),
   }
 }
 /** Share of `s`'s score samples of `of` peers that were below 0. */

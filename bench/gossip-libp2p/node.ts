@@ -193,6 +193,11 @@ function meshPeers(n: AnyNode): string[] {
     : n.services.pubsub.getMeshPeers(TOPIC)
 }
 
+/** Tree parents our node passed over (it showed nothing of a message; 0 for stock). */
+function parentsPassedOver(n: AnyNode): number {
+  return isOurs(n) ? (n.services.dissemination.stats().events['tree-parent-passed-over'] ?? 0) : 0
+}
+
 function duplicates(n: AnyNode): number {
   if (isOurs(n)) return n.services.dissemination.stats().total.duplicates
   return stockDuplicates.get(n)?.count ?? 0
@@ -240,6 +245,8 @@ export interface ProbeSummary {
   firstFrom: number[]
   /** Duplicates while measuring. */
   duplicates: number
+  /** Tree parents passed over while measuring (ours only). */
+  parentsPassedOver: number
   /** The same by their sender's implementation and whether it was in this node's mesh then. */
   duplicatesFrom: DuplicatesFrom
   /** Mesh size at each sample while measuring. */
@@ -288,6 +295,8 @@ export class NodeProbe {
   private publishErrors = 0
   private dupsBefore = 0
   private dupsDuring = 0
+  private passOversBefore = 0
+  private passOversDuring = 0
   private measuring = false
   private readonly duplicatesFrom = noDuplicates()
   private disconnections = 0
@@ -394,6 +403,7 @@ export class NodeProbe {
   /** From here on duplicates, disconnections, mesh sizes and scores count. */
   startMeasuring(): void {
     this.dupsBefore = duplicates(this.node)
+    this.passOversBefore = parentsPassedOver(this.node)
     this.measuring = true
     this.node.addEventListener('peer:disconnect', this.onDisconnect)
     this.sampler = setInterval(() => this.sample(), 250)
@@ -440,6 +450,7 @@ export class NodeProbe {
     clearInterval(this.sampler)
     this.sample()
     this.dupsDuring = duplicates(this.node) - this.dupsBefore
+    this.passOversDuring = parentsPassedOver(this.node) - this.passOversBefore
     this.measuring = false
     this.node.removeEventListener('peer:disconnect', this.onDisconnect)
   }
@@ -467,6 +478,7 @@ export class NodeProbe {
       arrivals: this.arrivals,
       firstFrom: this.firstFrom,
       duplicates: this.dupsDuring,
+      parentsPassedOver: this.passOversDuring,
       duplicatesFrom: this.duplicatesFrom,
       meshSamples: this.meshSamples,
       meshPeersBySide: this.meshPeersBySide,

@@ -52,6 +52,12 @@ export interface DisseminationStats {
   invalid: Record<string, number>
   /** Inputs rejected as malformed or abusive, by sending peer (bounded; the largest offenders). */
   invalidByPeer: Record<PeerKey, number>
+  /**
+   * Protocol decisions worth watching, by name (e.g. `'tree-parent-passed-over'`: a one-copy
+   * source-tree parent showed nothing of a message and was passed over). Names are fixed in
+   * the code, so the record stays small.
+   */
+  events: Record<string, number>
 }
 
 /** How many distinct peers {@link StatsRecorder} tracks penalties for. */
@@ -99,6 +105,8 @@ export class StatsRecorder {
   /** Rejections by reason, and by peer: made on first use (most nodes of a simulation never reject). */
   private invalid: Map<string, number> | undefined
   private invalidByPeer: Map<PeerKey, number> | undefined
+  /** Protocol events by name (names are constants of the code). */
+  private events: Map<string, number> | undefined
 
   /** Counts one artifact event on a topic and class. */
   count(field: FlowField, topic: Topic, cls: ArtifactClass, bytes = 0): void {
@@ -157,6 +165,12 @@ export class StatsRecorder {
     return n
   }
 
+  /** Counts one protocol event (`name` is a constant of the code, never peer input). */
+  event(name: string): void {
+    this.events ??= new Map()
+    this.events.set(name, (this.events.get(name) ?? 0) + 1)
+  }
+
   /** Penalties counted against one peer. */
   penalties(peer: PeerKey): number {
     return this.invalidByPeer?.get(peer) ?? 0
@@ -183,6 +197,7 @@ export class StatsRecorder {
       control: Object.fromEntries([...this.control].map(([k, v]) => [k, { ...v }])),
       invalid: Object.fromEntries(this.invalid ?? []),
       invalidByPeer: Object.fromEntries(this.invalidByPeer ?? []),
+      events: Object.fromEntries(this.events ?? []),
     }
   }
 

@@ -524,6 +524,7 @@ export class GossipRouter extends CoreBase implements ProtocolCore, Disseminatio
             },
             reject: (peer, reason) => this.reject(peer, reason),
             owesNoDeliveries: (peer) => this.score.treeLink(peer),
+            event: (name) => this.recorder.event(name),
           },
           p,
         )

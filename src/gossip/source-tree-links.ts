@@ -71,6 +71,8 @@ export interface SourceTreeLinksHost {
   queuePing(peer: PeerKey, nonce: number): void
   /** Counts a rejected input of `peer`. */
   reject(peer: PeerKey, reason: string): void
+  /** Counts a protocol event in the stats (`stats().events`). */
+  event(name: string): void
   /** `peer` is a tree link that every source's tree covers (`'all'`): it owes no mesh deliveries (P3). */
   owesNoDeliveries(peer: PeerKey): void
 }
@@ -136,6 +138,7 @@ export class SourceTreeLinks {
           p.validationDelayMs +
           (p.validationDelayMsPerKB * (this.topicSize.get(topic) ?? 0)) / 1000,
         sendMs: (topic) => this.copyMs(topic),
+        passedOver: () => host.event('tree-parent-passed-over'),
       },
       p.oneCopyMaxSources,
       p.heartbeatIntervalMs,

@@ -116,6 +116,8 @@ export interface SourceTreesHost {
   validationMs(topic: Topic): number
   /** This node's serialization of one copy of a typical message of `topic`, ms. */
   sendMs(topic: Topic): number
+  /** `parent` showed nothing of a message of `topic` and is passed over (a statistic). */
+  passedOver(topic: Topic, parent: PeerKey): void
 }
 
 /** Per-topic, per-source distances and parents (bounded by `maxSources` per topic). */
@@ -345,6 +347,7 @@ export class SourceTrees {
       this.passedOver.set(topic, passed)
     }
     passed.set(w.parent, this.host.now() + PASS_OVER_MS)
+    this.host.passedOver(topic, w.parent)
     for (const [other, t] of this.topics.get(topic) ?? []) {
       if (other === source || t.parent === w.parent || t.backup === w.parent) {
         this.recompute(topic, other, t)

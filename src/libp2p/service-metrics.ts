@@ -110,6 +110,7 @@ export function registerCoreMetrics(
   m.counterGroup('rejected', 'reason', 'inputs refused as malformed or abusive', () => {
     return stats().invalid
   })
+  m.counterGroup('events', 'name', 'protocol decisions worth watching', () => stats().events)
   m.counter('frames_sent', 'frames sent', () => stats().sent.frames)
   m.counter('frames_received', 'frames received', () => stats().received.frames)
   const bytes = (w: DisseminationStats['sent']) => ({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import type { PeerKey } from '../../src/common/artifact.ts'
 import { LinkRtt, PING_INTERVAL_MS } from '../../src/gossip/link-rtt.ts'
 import {
   decodeDistanceEntry,
@@ -23,6 +24,8 @@ function table(
 ) {
   const clock = { now: 0 }
   const mesh = new Set(Object.keys(latency))
+  /** The parents passed over, in order (the router counts them in its stats). */
+  const passedOver: PeerKey[] = []
   const trees = new SourceTrees(
     {
       now: () => clock.now,
@@ -30,13 +33,14 @@ function table(
       meshOf: (topic) => (topic === T ? mesh : undefined),
       validationMs: () => 2,
       sendMs: () => 0,
+      passedOver: (_topic, parent) => passedOver.push(parent),
     },
     maxSources,
     1000,
     sendRate,
     backupMs,
   )
-  return { trees, clock, mesh }
+  return { trees, clock, mesh, passedOver }
 }
 
 const all = () => true
@@ -162,7 +166,7 @@ describe('the source-tree table', () => {
   })
 
   it("passes over, for a while, a parent that showed nothing of the source's last message", () => {
-    const { trees, clock } = table({ a: 1, b: 1 })
+    const { trees, clock, passedOver } = table({ a: 1, b: 1 })
     trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
     trees.advertised(T, 'b', { source: S, distanceMs: 30, parent: false })
     expect(trees.parentOf(T, S)).toBe('a')
@@ -175,14 +179,16 @@ describe('the source-tree table', () => {
       if (k % 3 === 1) trees.copy(T, S, `h${k}`, 'a')
     }
     expect(trees.parentOf(T, S)).toBe('a')
+    expect(passedOver).toEqual([])
     // It withholds: the copy comes from b (pulled after an announce, or pushed), none from a.
     clock.now += 250
     trees.firstCopy(T, S, 'w', 'b', false)
     expect(trees.parentOf(T, S)).toBe('a')
-    // The next message settles the miss: a is passed over, b taken.
+    // The next message settles the miss: a is passed over (and counted once), b taken.
     clock.now += 250
     trees.firstCopy(T, S, 'w-next', 'b', false)
     expect(trees.parentOf(T, S)).toBe('b')
+    expect(passedOver).toEqual(['a'])
     expect(trees.distanceOf(T, S)).toBe(33)
     // Its lower offers are ignored until the pass-over ends; then the heartbeat takes it again.
     trees.advertised(T, 'a', { source: S, distanceMs: 1, parent: false })
@@ -221,7 +227,7 @@ describe('the source-tree table', () => {
 
   it("does not hold it against a parent when the source's flood or our backup parent came first", () => {
     // a is the parent, b the backup (its path within the 10 ms margin), the source's flood far.
-    const { trees, clock } = table({ a: 1, b: 1 }, 100, undefined, 10)
+    const { trees, clock, passedOver } = table({ a: 1, b: 1 }, 100, undefined, 10)
     trees.seed(T, S, 40)
     trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
     trees.advertised(T, 'b', { source: S, distanceMs: 8, parent: false })
@@ -237,8 +243,9 @@ describe('the source-tree table', () => {
     clock.now += 250
     trees.firstCopy(T, S, 'k2', 'a', false)
     expect(trees.parentOf(T, S)).toBe('a')
+    expect(passedOver).toEqual([])
     // A copy by any other way, with nothing from a, is still a miss.
-    const { trees: t2, clock: c2 } = table({ a: 1, b: 1, c: 1 }, 100, undefined, 10)
+    const { trees: t2, clock: c2, passedOver: p2 } = table({ a: 1, b: 1, c: 1 }, 100, undefined, 10)
     t2.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
     t2.advertised(T, 'b', { source: S, distanceMs: 8, parent: false })
     t2.advertised(T, 'c', { source: S, distanceMs: 50, parent: false })
@@ -247,6 +254,7 @@ describe('the source-tree table', () => {
     c2.now += 100
     expect(t2.overdue(T, S, 'm')).toBe(true)
     expect(t2.parentOf(T, S)).toBe('b')
+    expect(p2).toEqual(['a'])
   })
 
   it('settles a missed message when it is overdue, before the source sends its next one', () => {
@@ -382,6 +390,7 @@ describe('a topic whose typical size changes', () => {
         meshOf: () => new Set(['a']),
         validationMs: () => validationMs,
         sendMs: () => 0,
+        passedOver: () => {},
       },
       100,
       1000,
