@@ -164,13 +164,15 @@ describe('RP failover with every node in its own process', () => {
           current = await views()
           // One tree at every RP: its two edges, as each RP sees them (RTT probes keep
           // arriving for a while after every RP is reachable, and trees may differ till then).
-          const edges = new Set(
-            current.flatMap((v, k) =>
-              (v?.treeNeighbours ?? []).map((t) => [ids.rps[k].peerId, t].sort().join(' ')),
-            ),
+          // Each edge must be seen from both ends: a stale view at one RP can name two
+          // edges while the RP between them still lists only one.
+          const seen = current.flatMap((v, k) =>
+            (v?.treeNeighbours ?? []).map((t) => [ids.rps[k].peerId, t].sort().join(' ')),
           )
+          const edges = new Set(seen)
           return (
             edges.size === 2 &&
+            seen.length === 4 &&
             current.every((v) => v?.totalCounts[TOPIC] === 12 && v.reachable.length === 3)
           )
         },
