@@ -104,7 +104,10 @@ function join(env: ManualEnv, r: GossipRouter, peer: string, rttMs = 10, sourceT
   r.receive(peer, frame({ oneCopy: { ...emptyOneCopy(), hello: HELLO_ACK } }))
 }
 
-/** A source-tree router whose peers negotiated one-copy (hello RTT `rttMs`) and are in its mesh. */
+/**
+ * A source-tree router whose peers negotiated one-copy (hello RTT `rttMs`) and are in its mesh,
+ * after a heartbeat.
+ */
 function router(
   peers: string[],
   rttMs = 10,
@@ -120,6 +123,8 @@ function router(
   r.start()
   for (const p of peers) join(env, r, p, rttMs)
   r.subscribe(T)
+  // A heartbeat sees the mesh: its peers' entries count from then on.
+  env.advance(1000)
   env.take()
   return { env, router: r }
 }

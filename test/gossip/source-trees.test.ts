@@ -15,7 +15,10 @@ import {
 const T = 't'
 const S = 0xabcd0001
 
-/** A table over `mesh` with the given one-way latencies, 2 ms validation, no serialization. */
+/**
+ * A table over `mesh` (settled by a heartbeat) with the given one-way latencies, 2 ms
+ * validation, no serialization.
+ */
 function table(
   latency: Record<string, number>,
   maxSources = 100,
@@ -40,6 +43,8 @@ function table(
     sendRate,
     backupMs,
   )
+  // The mesh as a heartbeat saw it: its peers count from the start.
+  trees.heartbeat([T])
   return { trees, clock, mesh, passedOver }
 }
 
@@ -97,8 +102,10 @@ describe('the source-tree table', () => {
     const first = trees.outgoing(T, all)
     expect(first.get('a')).toEqual([{ source: S, distanceMs: 37, parent: true }])
     expect(first.get('b')).toEqual([{ source: S, distanceMs: 37, parent: false }])
-    // 0.3 ms better: under both 0.5 ms and 2%, nothing goes out.
+    // 0.3 ms, then 1.5 ms better: under 0.5 ms, then under 5%, nothing goes out.
     trees.advertised(T, 'a', { source: S, distanceMs: 29.7, parent: false })
+    expect(trees.outgoing(T, all).size).toBe(0)
+    trees.advertised(T, 'a', { source: S, distanceMs: 28.5, parent: false })
     expect(trees.outgoing(T, all).size).toBe(0)
     // 5 ms better: both hear it.
     trees.advertised(T, 'a', { source: S, distanceMs: 25, parent: false })
@@ -116,12 +123,70 @@ describe('the source-tree table', () => {
       trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })
     trees.outgoing(T, all)
     mesh.add('n')
+    trees.heartbeat()
     const speaks = new Set<string>()
     expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p)).has('n')).toBe(false)
     speaks.add('n')
     expect(trees.pending(T)).toBe(true)
     expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p)).get('n')?.length).toBe(3)
     expect(trees.pending(T)).toBe(false)
+  })
+
+  it('counts a new mesh peer from the heartbeat that sees it there: its offers, and our table', () => {
+    const { trees, mesh } = table({ a: 5, n: 1 })
+    mesh.delete('n')
+    trees.left(T, 'n')
+    trees.advertised(T, 'a', { source: S, distanceMs: 30, parent: false })
+    expect(trees.outgoing(T, all).get('a')).toEqual([{ source: S, distanceMs: 37, parent: true }])
+    // n grafts and offers a shorter path: until a heartbeat sees it in the mesh, neither its
+    // offer counts nor does it get our table (a start-up graft is often pruned at the next one).
+    mesh.add('n')
+    trees.advertised(T, 'n', { source: S, distanceMs: 1, parent: false })
+    expect(trees.parentOf(T, S)).toBe('a')
+    expect(trees.pending(T)).toBe(false)
+    expect(trees.outgoing(T, all).size).toBe(0)
+    // Pruned before a heartbeat: it cost no entry, and counts nothing.
+    mesh.delete('n')
+    trees.left(T, 'n')
+    trees.heartbeat()
+    expect(trees.parentOf(T, S)).toBe('a')
+    expect(trees.outgoing(T, all).size).toBe(0)
+    // Grafted again and seen by a heartbeat: taken as parent, and told so with the table.
+    mesh.add('n')
+    trees.advertised(T, 'n', { source: S, distanceMs: 1, parent: false })
+    trees.heartbeat()
+    expect(trees.parentOf(T, S)).toBe('n')
+    const out = trees.outgoing(T, all)
+    expect(out.get('n')).toEqual([{ source: S, distanceMs: 4, parent: true }])
+    expect(out.get('a')).toEqual([{ source: S, distanceMs: 4, parent: false }])
+  })
+
+  it('sends a refined distance at the slower pace only; parent bits and lost paths at once', () => {
+    const { trees } = table({ a: 1, b: 1 })
+    trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
+    trees.advertised(T, 'b', { source: S, distanceMs: 40, parent: false })
+    trees.outgoing(T, all)
+    // a's path gets shorter: a refinement, held by the quick pace, sent by the slower one.
+    trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
+    expect(trees.outgoing(T, all, false).size).toBe(0)
+    expect(trees.pending(T)).toBe(true)
+    // Refined again meanwhile: one entry per peer carries the latest.
+    trees.advertised(T, 'a', { source: S, distanceMs: 2, parent: false })
+    const refined = trees.outgoing(T, all, true)
+    expect(refined.get('a')).toEqual([{ source: S, distanceMs: 5, parent: true }])
+    expect(refined.get('b')).toEqual([{ source: S, distanceMs: 5, parent: false }])
+    // The parent moves to b: both parent bits go at the quick pace.
+    trees.advertised(T, 'b', { source: S, distanceMs: 0, parent: false })
+    const moved = trees.outgoing(T, all, false)
+    expect(moved.get('a')).toEqual([{ source: S, distanceMs: 3, parent: false }])
+    expect(moved.get('b')).toEqual([{ source: S, distanceMs: 3, parent: true }])
+    // Every path gone: unreachable goes at the quick pace too (children must re-choose).
+    trees.left(T, 'b')
+    trees.advertised(T, 'a', { source: S, distanceMs: 7, parent: true })
+    expect(trees.distanceOf(T, S)).toBe(Number.POSITIVE_INFINITY)
+    expect(trees.outgoing(T, all, false).get('a')).toEqual([
+      { source: S, distanceMs: Number.POSITIVE_INFINITY, parent: false },
+    ])
   })
 
   it('sends each peer changes within its credit; a flipping parent cannot make us flood the others', () => {
@@ -396,6 +461,7 @@ describe('a topic whose typical size changes', () => {
       1000,
       { perSecond: 1e9, burst: 1e9 },
     )
+    trees.heartbeat([T])
     trees.seed(T, S, 4)
     trees.advertised(T, 'a', { source: S + 1, distanceMs: 10, parent: false })
     expect([trees.distanceOf(T, S), trees.distanceOf(T, S + 1)]).toEqual([6, 17])
