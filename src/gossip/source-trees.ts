@@ -375,12 +375,12 @@ export class SourceTrees {
    * had (once a heartbeat saw it in the mesh), and of the others those whose distance moved
    * past the hysteresis or whose parent bit for that peer changed, within each peer's send
    * credit: a change a peer has no credit for stays pending for a later call. Unless `all`, a
-   * change that only moves a finite distance stays pending too: the parent bit decides who
-   * pushes to whom and an unreachable entry makes children re-choose, so those go at once,
-   * while a distance refines a choice and, while trees form, is refined again a few hops later
-   * (the caller sends `all` at a slower pace). What is returned counts as sent. Only
-   * `eligible` peers (those that speak source trees) are sent anything; the others get the
-   * whole table once they are.
+   * finite distance that moved (or a source's first entry to that peer) stays pending too: the
+   * parent bit decides who pushes to whom, and an entry that became unreachable or reachable
+   * again makes children re-choose, so those go at once, while a distance refines a choice
+   * and, while trees form, is refined again a few hops later (the caller sends `all` at a
+   * slower pace). What is returned counts as sent. Only `eligible` peers (those that speak
+   * source trees) are sent anything; the others get the whole table once they are.
    */
   outgoing(
     topic: Topic,
@@ -416,7 +416,15 @@ export class SourceTrees {
       }
       // Nothing known and nothing said yet: there is nothing to tell.
       if (last === undefined && !Number.isFinite(advertised) && !parent) return true
-      if (!force && !all && parent === (last?.parent ?? false) && Number.isFinite(advertised)) {
+      // A path found again after none (children may have re-chosen meanwhile) goes at once too.
+      const found = last !== undefined && !Number.isFinite(last.distanceMs)
+      if (
+        !force &&
+        !all &&
+        !found &&
+        parent === (last?.parent ?? false) &&
+        Number.isFinite(advertised)
+      ) {
         return false
       }
       // A changed entry waits for credit; a new peer's whole table goes at once (below).
@@ -500,6 +508,7 @@ export class SourceTrees {
   forget(peer: PeerKey): void {
     this.credit.delete(peer)
     for (const topic of this.topics.keys()) this.left(topic, peer)
+    for (const seen of this.meshSeen.values()) seen.delete(peer)
   }
 
   /** `peer` left the mesh of `topic`: its entries are dropped and parents re-chosen at once. */

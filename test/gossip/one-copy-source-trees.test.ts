@@ -211,6 +211,35 @@ describe('a source-tree router', () => {
     expect([...push.rpc.oneCopy!.source!]).toEqual([...peerHashBytes(peerHash(S))])
   })
 
+  it('sends a parent change within 10 ms and a distance that only moved at the slower pace', () => {
+    const { env, router: r } = router(['up', 'near', 'far'])
+    r.receive('up', fromS(0))
+    r.receive('up', frame({ oneCopy: distances([entry(peerHash(S), 20, false)]) }))
+    env.advance(400)
+    env.take()
+    /** When, within the next `ms`, an entry for S went to each peer (ms after now). */
+    const sentWithin = (ms: number): Record<string, number> => {
+      const at: Record<string, number> = {}
+      for (let t = 1; t <= ms; t++) {
+        env.advance(1)
+        for (const s of env.take()) {
+          const es = (s.rpc.oneCopy?.distances ?? []).flatMap((d) => d.entries)
+          if (es.some((e) => decodeDistanceEntry(e).source === peerHash(S))) at[s.peer] ??= t
+        }
+      }
+      return at
+    }
+    // up's path gets 10 ms shorter: ours moves by 40%, parent bits unchanged.
+    r.receive('up', frame({ oneCopy: distances([entry(peerHash(S), 10, false)]) }))
+    const refined = sentWithin(400)
+    expect(Object.keys(refined).sort()).toEqual(['far', 'near', 'up'])
+    for (const t of Object.values(refined)) expect(t).toBeGreaterThan(10)
+    // near offers a shorter path: the two whose parent bit changes hear within 10 ms.
+    r.receive('near', frame({ oneCopy: distances([entry(peerHash(S), 1, false)]) }))
+    const moved = sentWithin(10)
+    expect(Object.keys(moved).sort()).toEqual(['near', 'up'])
+  })
+
   it('tells each flood target of its own messages, from the second, its place in the send queue, once', () => {
     const { env, router: r } = router(['a', 'b', 'c'])
     // The first message names no source (a once-only publisher costs nothing more).

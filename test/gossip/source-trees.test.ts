@@ -189,6 +189,21 @@ describe('the source-tree table', () => {
     ])
   })
 
+  it('sends at once a path found again after none', () => {
+    const { trees, clock } = table({ a: 1, b: 1 })
+    trees.advertised(T, 'b', { source: S, distanceMs: 10, parent: false })
+    trees.outgoing(T, all)
+    // b loses its path: ours goes, to both, at the quick pace.
+    trees.advertised(T, 'b', { source: S, distanceMs: Number.POSITIVE_INFINITY, parent: false })
+    expect(trees.outgoing(T, all, false).get('a')?.[0].distanceMs).toBe(Number.POSITIVE_INFINITY)
+    // Found again after the hold-down: a (whose parent bit does not change) hears it at once.
+    clock.now += 1000
+    trees.advertised(T, 'b', { source: S, distanceMs: 10, parent: false })
+    expect(trees.outgoing(T, all, false).get('a')).toEqual([
+      { source: S, distanceMs: 13, parent: false },
+    ])
+  })
+
   it('sends each peer changes within its credit; a flipping parent cannot make us flood the others', () => {
     // 10 entries a second, 5 at once: the whole table still goes to a new peer at once.
     const { trees, clock } = table({ a: 1, b: 1 }, 100, { perSecond: 10, burst: 5 })
