@@ -416,17 +416,13 @@ export class SourceTrees {
       }
       // Nothing known and nothing said yet: there is nothing to tell.
       if (last === undefined && !Number.isFinite(advertised) && !parent) return true
-      // A path found again after none (children may have re-chosen meanwhile) goes at once too.
-      const found = last !== undefined && !Number.isFinite(last.distanceMs)
-      if (
-        !force &&
-        !all &&
-        !found &&
+      // A finite distance that moved, the parent bit as before, waits for the slower pace; a
+      // path found again after none goes at once (children may have re-chosen meanwhile).
+      const refined =
         parent === (last?.parent ?? false) &&
-        Number.isFinite(advertised)
-      ) {
-        return false
-      }
+        Number.isFinite(advertised) &&
+        (last === undefined || Number.isFinite(last.distanceMs))
+      if (!force && !all && refined) return false
       // A changed entry waits for credit; a new peer's whole table goes at once (below).
       if (!force && !this.creditOf(peer, now).tryTake(1, now)) return false
       s.sent.set(peer, { distanceMs: advertised, parent })
