@@ -214,6 +214,8 @@ function judge(
     'p99 one-copy/stock': fmt(p99),
     'stock bytes/floor': fmt(stock.summary.bytesPerMessage / floor),
     'one-copy bytes/floor': fmt(bytesRatio),
+    'stock bytes/floor after warm-up': fmt(stock.bytesPerMessageAfterWarmup / floor),
+    'one-copy bytes/floor after warm-up': fmt(opt.bytesPerMessageAfterWarmup / floor),
     'stock mesh D̄': fmt(meshDegrees[`${label} ${stock.strategy}`]),
     'optimized mesh D̄': fmt(meshDegrees[`${label} ${opt.strategy}`]),
   })

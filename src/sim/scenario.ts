@@ -127,6 +127,12 @@ export interface ScenarioResult {
   summary: DeliverySummary
   /** Publishes that failed (with their error codes). */
   publishErrors: string[]
+  /**
+   * Wire bytes (payload and control) sent from the first publish on, per message published:
+   * the summary's `bytesPerMessage` without what the warm-up cost (meshes, and any state a
+   * strategy builds before it carries messages).
+   */
+  bytesPerMessageAfterWarmup: number
   /** Simulator events fired. */
   events: number
   /** Wall-clock run time (ms). */
@@ -261,6 +267,11 @@ export async function runScenario(
 
   const publishErrors: string[] = []
   const pending: Promise<void>[] = []
+  // Scheduled before the first publish, so that it runs first at the same instant.
+  let warmupBytes = 0
+  sim.at(scenario.warmupMs, () => {
+    warmupBytes = sim.traffic.bytesSent
+  })
   const data = new Uint8Array(scenario.messageBytes)
   const pick = prng.fork('publishers')
   const publishers = network.publishers ?? network.members
@@ -299,10 +310,13 @@ export async function runScenario(
     options.onProgress?.(Math.min(1, t / end))
   }
   await Promise.all(pending)
+  const summary = tracker.summary()
   return {
     strategy: strategy.name,
     scenario: scenario.name,
-    summary: tracker.summary(),
+    summary,
+    bytesPerMessageAfterWarmup:
+      (sim.traffic.bytesSent - warmupBytes) / Math.max(1, summary.messages),
     publishErrors,
     events,
     wallMs: performance.now() - wallStart,
