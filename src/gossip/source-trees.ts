@@ -385,7 +385,7 @@ export class SourceTrees {
   outgoing(
     topic: Topic,
     eligible: (peer: PeerKey) => boolean,
-    all = true,
+    all: boolean,
   ): Map<PeerKey, DistanceEntry[]> {
     const out = new Map<PeerKey, DistanceEntry[]>()
     const table = this.topics.get(topic)
@@ -396,8 +396,7 @@ export class SourceTrees {
       told = new Set()
       this.told.set(topic, told)
     }
-    const settled = this.meshSeen.get(topic)
-    const fresh = [...mesh].filter((p) => !told.has(p) && settled?.has(p) === true && eligible(p))
+    const fresh = [...mesh].filter((p) => this.awaitsTable(topic, p) && eligible(p))
     const known = [...mesh].filter((p) => told.has(p) && eligible(p))
     const now = this.host.now()
     const dirty = this.dirty.get(topic)
@@ -464,19 +463,22 @@ export class SourceTrees {
   pending(topic: Topic): boolean {
     if ((this.dirty.get(topic)?.size ?? 0) > 0) return true
     const mesh = this.host.meshOf(topic)
-    const told = this.told.get(topic)
-    const settled = this.meshSeen.get(topic)
     if (mesh === undefined || !this.topics.has(topic)) return false
-    for (const p of mesh) if (told?.has(p) !== true && settled?.has(p) === true) return true
+    for (const p of mesh) if (this.awaitsTable(topic, p)) return true
     return false
   }
 
+  /** True when mesh peer `peer` counts (a heartbeat saw it) and has not had our table of `topic`. */
+  private awaitsTable(topic: Topic, peer: PeerKey): boolean {
+    return this.told.get(topic)?.has(peer) !== true && this.meshSeen.get(topic)?.has(peer) === true
+  }
+
   /**
-   * Heartbeat: the mesh of each of `topics` (ours; by default the topics we hold entries for)
-   * is taken as it is now, so its new peers count (their offers are taken, they are sent our
-   * table); entries held down past their time take a lower distance again.
+   * Heartbeat: the mesh of each of `topics` (those we subscribe to) is taken as it is now, so
+   * its new peers count (their offers are taken, they are sent our table); entries held down
+   * past their time take a lower distance again.
    */
-  heartbeat(topics: Iterable<Topic> = [...this.topics.keys()]): void {
+  heartbeat(topics: Iterable<Topic>): void {
     const now = this.host.now()
     for (const topic of topics) {
       const mesh = this.host.meshOf(topic) ?? new Set<PeerKey>()

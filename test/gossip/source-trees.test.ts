@@ -99,20 +99,20 @@ describe('the source-tree table', () => {
   it('tells each mesh peer its parent bit, and resends only past the hysteresis', () => {
     const { trees } = table({ a: 5, b: 20 })
     trees.advertised(T, 'a', { source: S, distanceMs: 30, parent: false })
-    const first = trees.outgoing(T, all)
+    const first = trees.outgoing(T, all, true)
     expect(first.get('a')).toEqual([{ source: S, distanceMs: 37, parent: true }])
     expect(first.get('b')).toEqual([{ source: S, distanceMs: 37, parent: false }])
     // 0.3 ms, then 1.5 ms better: under 0.5 ms, then under 5%, nothing goes out.
     trees.advertised(T, 'a', { source: S, distanceMs: 29.7, parent: false })
-    expect(trees.outgoing(T, all).size).toBe(0)
+    expect(trees.outgoing(T, all, true).size).toBe(0)
     trees.advertised(T, 'a', { source: S, distanceMs: 28.5, parent: false })
-    expect(trees.outgoing(T, all).size).toBe(0)
+    expect(trees.outgoing(T, all, true).size).toBe(0)
     // 5 ms better: both hear it.
     trees.advertised(T, 'a', { source: S, distanceMs: 25, parent: false })
-    expect([...trees.outgoing(T, all).keys()].sort()).toEqual(['a', 'b'])
+    expect([...trees.outgoing(T, all, true).keys()].sort()).toEqual(['a', 'b'])
     // The parent moves to b: both bits change, both hear it.
     trees.advertised(T, 'b', { source: S, distanceMs: 1, parent: false })
-    const moved = trees.outgoing(T, all)
+    const moved = trees.outgoing(T, all, true)
     expect(moved.get('a')?.[0].parent).toBe(false)
     expect(moved.get('b')?.[0].parent).toBe(true)
   })
@@ -121,14 +121,14 @@ describe('the source-tree table', () => {
     const { trees, mesh } = table({ a: 5 })
     for (let i = 0; i < 3; i++)
       trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })
-    trees.outgoing(T, all)
+    trees.outgoing(T, all, true)
     mesh.add('n')
-    trees.heartbeat()
+    trees.heartbeat([T])
     const speaks = new Set<string>()
-    expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p)).has('n')).toBe(false)
+    expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p), true).has('n')).toBe(false)
     speaks.add('n')
     expect(trees.pending(T)).toBe(true)
-    expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p)).get('n')?.length).toBe(3)
+    expect(trees.outgoing(T, (p) => p !== 'n' || speaks.has(p), true).get('n')?.length).toBe(3)
     expect(trees.pending(T)).toBe(false)
   })
 
@@ -137,26 +137,28 @@ describe('the source-tree table', () => {
     mesh.delete('n')
     trees.left(T, 'n')
     trees.advertised(T, 'a', { source: S, distanceMs: 30, parent: false })
-    expect(trees.outgoing(T, all).get('a')).toEqual([{ source: S, distanceMs: 37, parent: true }])
+    expect(trees.outgoing(T, all, true).get('a')).toEqual([
+      { source: S, distanceMs: 37, parent: true },
+    ])
     // n grafts and offers a shorter path: until a heartbeat sees it in the mesh, neither its
     // offer counts nor does it get our table (a start-up graft is often pruned at the next one).
     mesh.add('n')
     trees.advertised(T, 'n', { source: S, distanceMs: 1, parent: false })
     expect(trees.parentOf(T, S)).toBe('a')
     expect(trees.pending(T)).toBe(false)
-    expect(trees.outgoing(T, all).size).toBe(0)
+    expect(trees.outgoing(T, all, true).size).toBe(0)
     // Pruned before a heartbeat: it cost no entry, and counts nothing.
     mesh.delete('n')
     trees.left(T, 'n')
-    trees.heartbeat()
+    trees.heartbeat([T])
     expect(trees.parentOf(T, S)).toBe('a')
-    expect(trees.outgoing(T, all).size).toBe(0)
+    expect(trees.outgoing(T, all, true).size).toBe(0)
     // Grafted again and seen by a heartbeat: taken as parent, and told so with the table.
     mesh.add('n')
     trees.advertised(T, 'n', { source: S, distanceMs: 1, parent: false })
-    trees.heartbeat()
+    trees.heartbeat([T])
     expect(trees.parentOf(T, S)).toBe('n')
-    const out = trees.outgoing(T, all)
+    const out = trees.outgoing(T, all, true)
     expect(out.get('n')).toEqual([{ source: S, distanceMs: 4, parent: true }])
     expect(out.get('a')).toEqual([{ source: S, distanceMs: 4, parent: false }])
   })
@@ -165,7 +167,7 @@ describe('the source-tree table', () => {
     const { trees } = table({ a: 1, b: 1 })
     trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
     trees.advertised(T, 'b', { source: S, distanceMs: 40, parent: false })
-    trees.outgoing(T, all)
+    trees.outgoing(T, all, true)
     // a's path gets shorter: a refinement, held by the quick pace, sent by the slower one.
     trees.advertised(T, 'a', { source: S, distanceMs: 5, parent: false })
     expect(trees.outgoing(T, all, false).size).toBe(0)
@@ -192,7 +194,7 @@ describe('the source-tree table', () => {
   it('sends at once a path found again after none', () => {
     const { trees, clock } = table({ a: 1, b: 1 })
     trees.advertised(T, 'b', { source: S, distanceMs: 10, parent: false })
-    trees.outgoing(T, all)
+    trees.outgoing(T, all, true)
     // b loses its path: ours goes, to both, at the quick pace.
     trees.advertised(T, 'b', { source: S, distanceMs: Number.POSITIVE_INFINITY, parent: false })
     expect(trees.outgoing(T, all, false).get('a')?.[0].distanceMs).toBe(Number.POSITIVE_INFINITY)
@@ -209,7 +211,7 @@ describe('the source-tree table', () => {
     const { trees, clock } = table({ a: 1, b: 1 }, 100, { perSecond: 10, burst: 5 })
     for (let i = 0; i < 20; i++)
       trees.advertised(T, 'a', { source: i, distanceMs: 10, parent: false })
-    expect(trees.outgoing(T, all).get('b')?.length).toBe(20)
+    expect(trees.outgoing(T, all, true).get('b')?.length).toBe(20)
     // `a` (our parent for all 20) flips every distance at line rate: b is sent no more than its credit.
     let sentToB = 0
     for (let round = 0; round < 50; round++) {
@@ -221,7 +223,7 @@ describe('the source-tree table', () => {
           parent: false,
         })
       }
-      sentToB += trees.outgoing(T, all).get('b')?.length ?? 0
+      sentToB += trees.outgoing(T, all, true).get('b')?.length ?? 0
     }
     // 5 s at 10 a second, less the 15 the first table overdrew: a bound, however fast a flips.
     expect(sentToB).toBeGreaterThan(0)
@@ -230,7 +232,7 @@ describe('the source-tree table', () => {
     expect(trees.pending(T)).toBe(true)
     for (let round = 0; round < 10; round++) {
       clock.now += 1000
-      trees.outgoing(T, all)
+      trees.outgoing(T, all, true)
     }
     expect(trees.pending(T)).toBe(false)
     const last = new Map<number, number>()
@@ -239,7 +241,7 @@ describe('the source-tree table', () => {
       trees.advertised(T, 'a', { source: i, distanceMs: 40 + i, parent: false })
     for (let round = 0; round < 10; round++) {
       clock.now += 1000
-      for (const e of trees.outgoing(T, all).get('b') ?? []) last.set(e.source, e.distanceMs)
+      for (const e of trees.outgoing(T, all, true).get('b') ?? []) last.set(e.source, e.distanceMs)
     }
     // Every source's latest distance reached b: nothing was lost to the cap, only delayed.
     for (let i = 0; i < 20; i++) expect(last.get(i)).toBeCloseTo(40 + i + 1 + 2, 5)
@@ -274,7 +276,7 @@ describe('the source-tree table', () => {
     trees.advertised(T, 'a', { source: S, distanceMs: 1, parent: false })
     expect(trees.parentOf(T, S)).toBe('b')
     clock.now += PASS_OVER_MS
-    trees.heartbeat()
+    trees.heartbeat([T])
     expect(trees.parentOf(T, S)).toBe('a')
   })
 
@@ -300,7 +302,7 @@ describe('the source-tree table', () => {
     trees.advertised(T, 'a', { source: S2, distanceMs: 1, parent: false })
     expect(trees.parentOf(T, S2)).toBe('b')
     clock.now += PASS_OVER_MS
-    trees.heartbeat()
+    trees.heartbeat([T])
     expect(trees.parentOf(T, S)).toBe('a')
     expect(trees.parentOf(T, S2)).toBe('a')
   })
@@ -373,7 +375,7 @@ describe('the source-tree table', () => {
     expect(trees.distanceOf(T, S)).toBe(43)
     // Once the hold-down is over, the heartbeat takes it.
     clock.now = 1000
-    trees.heartbeat()
+    trees.heartbeat([T])
     expect(trees.distanceOf(T, S)).toBe(23)
   })
 
@@ -398,7 +400,7 @@ describe('the source-tree table', () => {
     expect(trees.parentOf(T, S)).toBeUndefined()
     expect(trees.distanceOf(T, S)).toBe(Number.POSITIVE_INFINITY)
     clock.now = 2000
-    trees.heartbeat()
+    trees.heartbeat([T])
     expect(trees.parentOf(T, S)).toBe('c')
     expect(trees.distanceOf(T, S)).toBe(23)
   })
@@ -451,9 +453,9 @@ describe('the source-tree table', () => {
     other.advertised(T, 'a', { source: S, distanceMs: 50, parent: false })
     other.advertised(T, 'x', { source: S, distanceMs: 1, parent: false })
     expect(other.parentOf(T, S)).toBe('a')
-    other.heartbeat()
+    other.heartbeat([T])
     mesh.add('x')
-    other.heartbeat()
+    other.heartbeat([T])
     expect(other.parentOf(T, S)).toBe('x')
     other.forget('x')
     expect(other.parentOf(T, S)).toBe('a')
@@ -499,10 +501,10 @@ describe('backup parents', () => {
     trees.advertised(T, 'b', { source: S, distanceMs: 12, parent: false })
     trees.advertised(T, 'c', { source: S, distanceMs: 30, parent: false })
     expect(trees.parentOf(T, S)).toBe('a')
-    expect(named(trees.outgoing(T, all)).sort()).toEqual(['a', 'b'])
+    expect(named(trees.outgoing(T, all, true)).sort()).toEqual(['a', 'b'])
     // `b` falls 4 ms behind: no longer within 3 ms, its parent bit goes.
     trees.advertised(T, 'b', { source: S, distanceMs: 14, parent: false })
-    const out = trees.outgoing(T, all)
+    const out = trees.outgoing(T, all, true)
     expect(out.get('b')?.find((e) => e.source === S)?.parent).toBe(false)
     expect(trees.distanceOf(T, S)).toBe(17)
   })
@@ -514,14 +516,14 @@ describe('backup parents', () => {
     trees.advertised(T, 'b', { source: S, distanceMs: 9, parent: false })
     // Seed 4 + 2 = 6 ms; through `a` 1 + 5 + 2 = 8 ms (within 3), through `b` 16.
     expect(trees.parentOf(T, S)).toBe(FROM_SOURCE)
-    expect(named(trees.outgoing(T, all))).toEqual(['a'])
+    expect(named(trees.outgoing(T, all, true))).toEqual(['a'])
   })
 
   it('takes no backup without a margin', () => {
     const { trees } = table({ a: 5, b: 5 })
     trees.advertised(T, 'a', { source: S, distanceMs: 10, parent: false })
     trees.advertised(T, 'b', { source: S, distanceMs: 10, parent: false })
-    expect(named(trees.outgoing(T, all))).toEqual(['a'])
+    expect(named(trees.outgoing(T, all, true))).toEqual(['a'])
   })
 })
 
